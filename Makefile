@@ -1,0 +1,54 @@
+# Makefile — the README's two commands and their helpers: `make demo` (build everything and
+# run a command in a box), `make test` (build, check formatting, run unit + integration
+# tests). Both install the Debian packages they need first. The build itself is Meson.
+BUILD   ?= build
+PYTHON  ?= /usr/bin/python3
+PYTEST_ARGS ?=
+FUZZ_SECONDS ?= 60
+CLANG   ?= clang-14
+SOURCES  = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
+
+.PHONY: all deps build demo test unit check-format format fuzz fuzz-build bench clean
+
+all: build
+
+deps:
+	./scripts/install-deps.sh
+
+$(BUILD)/build.ninja:
+	meson setup $(BUILD) -Dwerror=true
+
+build: deps $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+demo: build
+	$(BUILD)/src/cli/boxlite run --rm -- sh -c 'echo "hello from a micro-VM: $$(uname -sr), $$(cat /proc/cpuinfo | grep -c ^processor) cpu"; . /etc/os-release; echo "image: $$PRETTY_NAME"'
+
+check-format:
+	clang-format --dry-run --Werror $(SOURCES)
+
+format:
+	clang-format -i $(SOURCES)
+
+fuzz-build: deps
+	mkdir -p $(BUILD)/fuzz
+	$(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -D_GNU_SOURCE -Isrc/common \
+	  src/common/proto.c tests/fuzz/fuzz_proto.c -o $(BUILD)/fuzz/fuzz_proto
+
+# The documented fuzz run: the frame/payload decoder for FUZZ_SECONDS (default 60) seconds.
+fuzz: fuzz-build
+	rm -rf $(BUILD)/fuzz/corpus && cp -r tests/fuzz/corpus $(BUILD)/fuzz/corpus
+	$(BUILD)/fuzz/fuzz_proto -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 \
+	  $(BUILD)/fuzz/corpus
+
+unit: build
+	meson test -C $(BUILD) --print-errorlogs
+
+test: build fuzz-build check-format
+	BOXLITE_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -v tests $(PYTEST_ARGS)
+
+bench: build
+	BOXLITE_BUILD=$(abspath $(BUILD)) ./bench/boot
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,249 @@
+/* boxlite.h — the one public C API of libboxlite: runtimes, boxes and the processes run in
+ * them. Everything an application, the CLI or the Python module may call is declared here.
+ *
+ * Conventions (docs/conventions.md):
+ *  - A fallible call returns int: 0 on success, a BOXLITE_E* code (< 0) on failure, with a
+ *    message for this thread in boxlite_error_last().
+ *  - Output parameters come first and are named out; they are written only on success.
+ *  - An object returned through **out belongs to the caller, who releases it with the
+ *    matching _free (which accepts NULL). A pointer returned by value is borrowed from the
+ *    object it came from and lives as long as that object.
+ *  - Options structs carry a version; initialise them with their _INIT macro. */
+#ifndef BOXLITE_H
+#define BOXLITE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(BOXLITE_BUILDING) && defined(__GNUC__)
+#define BOXLITE_API __attribute__((visibility("default")))
+#else
+#define BOXLITE_API
+#endif
+
+#define BOXLITE_VERSION "0.1.0"
+
+/* Result codes. Every failure also sets boxlite_error_last(). */
+enum {
+    BOXLITE_OK = 0,
+    BOXLITE_ERROR = -1,     /* anything not listed below; see the message */
+    BOXLITE_EINVAL = -2,    /* an argument or option is invalid */
+    BOXLITE_ENOTFOUND = -3, /* no such box, image or file */
+    BOXLITE_EEXISTS = -4,   /* the name or object already exists */
+    BOXLITE_ESTATE = -5,    /* the object is not in a state that allows the call */
+    BOXLITE_ETIMEOUT = -6,  /* a deadline passed */
+    BOXLITE_ENOMEM = -7,
+    BOXLITE_EIO = -8,     /* a host file or socket failed */
+    BOXLITE_EPROTO = -9,  /* the guest agent sent something invalid or went away */
+    BOXLITE_EAGAIN = -10, /* nothing available yet (non-blocking calls) */
+};
+
+/* The message of the last failure on this thread ("" when none). Borrowed: valid until
+ * the next boxlite call on this thread. */
+BOXLITE_API const char *boxlite_error_last(void);
+
+/* The library's version string. */
+BOXLITE_API const char *boxlite_version(void);
+
+/* ---- Runtime: one $BOXLITE_HOME ---------------------------------------------------- */
+
+typedef struct boxlite_runtime boxlite_runtime;
+
+/* Log sink; level is 0 (debug) .. 3 (error). The library never prints on its own. */
+typedef void (*boxlite_log_fn)(void *ctx, int level, const char *message);
+
+typedef struct {
+    unsigned version;     /* BOXLITE_RUNTIME_OPTIONS_VERSION */
+    const char *home_dir; /* NULL → $BOXLITE_HOME, else ~/.boxlite */
+    boxlite_log_fn log;   /* NULL → no logs */
+    void *log_ctx;
+} boxlite_runtime_options;
+#define BOXLITE_RUNTIME_OPTIONS_VERSION 1
+#define BOXLITE_RUNTIME_OPTIONS_INIT                                                               \
+    {                                                                                              \
+        BOXLITE_RUNTIME_OPTIONS_VERSION, NULL, NULL, NULL                                          \
+    }
+
+/* Open (creating if needed) a runtime home. opts may be NULL for the defaults.
+ * *out belongs to the caller: release it with boxlite_runtime_free. */
+BOXLITE_API int boxlite_runtime_open(boxlite_runtime **out, const boxlite_runtime_options *opts);
+
+/* Stop every box of this runtime that is not detached and release it. Accepts NULL. */
+BOXLITE_API void boxlite_runtime_free(boxlite_runtime *rt);
+
+/* The home directory in use. Borrowed from rt. */
+BOXLITE_API const char *boxlite_runtime_home(const boxlite_runtime *rt);
+
+/* ---- Boxes -------------------------------------------------------------------------- */
+
+typedef struct boxlite_box boxlite_box;
+
+typedef struct {
+    unsigned version;              /* BOXLITE_BOX_OPTIONS_VERSION */
+    const char *image;             /* NULL or "" → the built-in default image */
+    const char *name;              /* NULL → none; unique per runtime: [A-Za-z0-9_.-], ≤ 64 */
+    unsigned cpus;                 /* 0 → 1 */
+    unsigned memory_mib;           /* 0 → 512 */
+    int auto_remove;               /* remove the box when it stops */
+    unsigned disk_size_gb;         /* 0 → the image's size; else the box filesystem's size */
+    const char *const *env;        /* "KEY=VALUE" defaults for every exec, over the image's */
+    const char *working_dir;       /* NULL → the image's */
+    const char *user;              /* NULL → the image's */
+    const char *const *entrypoint; /* NULL → the image's (for boxlite_box_command) */
+    const char *const *cmd;        /* NULL → the image's (for boxlite_box_command) */
+    int detach;                    /* keep running after the process that started it exits */
+} boxlite_box_options;
+#define BOXLITE_BOX_OPTIONS_VERSION 1
+#define BOXLITE_BOX_OPTIONS_INIT                                                                   \
+    {                                                                                              \
+        BOXLITE_BOX_OPTIONS_VERSION, NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL, NULL, NULL, 0       \
+    }
+
+/* Create a box: its own disk layered over its image, recorded in the runtime's store, not
+ * yet running. *out belongs to the caller: boxlite_box_free. */
+BOXLITE_API int boxlite_box_create(boxlite_box **out, boxlite_runtime *rt,
+                                   const boxlite_box_options *opts);
+
+/* Open an existing box by id, unique id prefix or name. BOXLITE_ENOTFOUND when none.
+ * *out belongs to the caller: boxlite_box_free. */
+BOXLITE_API int boxlite_box_get(boxlite_box **out, boxlite_runtime *rt, const char *id_or_name);
+
+/* Boot the box (or attach to it when another process already runs it) and wait until its
+ * agent answers. Unless the box was created with detach, it stops when the process that
+ * booted it exits (even by SIGKILL) or frees this handle. */
+BOXLITE_API int boxlite_box_start(boxlite_box *box);
+
+/* Like boxlite_box_start, but the box keeps running after this process (the CLI's start). */
+BOXLITE_API int boxlite_box_start_detached(boxlite_box *box);
+
+/* Ask the guest to sync and power off; kill the VM after timeout_ms (< 0 → 10 s). Stopping
+ * a box that is not running succeeds. A box with auto_remove is removed. */
+BOXLITE_API int boxlite_box_stop(boxlite_box *box, int timeout_ms);
+
+/* Delete the box and its disk. A running box is refused (BOXLITE_ESTATE) unless force,
+ * which stops it first. The handle must still be freed. */
+BOXLITE_API int boxlite_box_remove(boxlite_box *box, int force);
+
+/* Release the handle. If this handle booted the box and it is not detached, the box stops
+ * (and auto_remove removes it). Accepts NULL. */
+BOXLITE_API void boxlite_box_free(boxlite_box *box);
+
+/* The box's id: 12 base62 characters. Borrowed from box. */
+BOXLITE_API const char *boxlite_box_id(const boxlite_box *box);
+
+/* The box's name, or "" when it has none. Borrowed from box. */
+BOXLITE_API const char *boxlite_box_name(const boxlite_box *box);
+
+typedef struct {
+    char id[13];
+    char name[65];
+    char image[512];
+    char state[16];      /* configured, running, stopping, stopped, failed */
+    char created_at[32]; /* RFC 3339, UTC */
+    char reason[512];    /* why it stopped or failed, or "" */
+    unsigned cpus;
+    unsigned memory_mib;
+    unsigned disk_size_gb;
+    int pid;      /* the box monitor's pid while running, else 0 */
+    int qemu_pid; /* QEMU's pid while running, else 0 */
+    int detach;
+    int auto_remove;
+} boxlite_box_info;
+
+/* The box's current info (re-read from the store). */
+BOXLITE_API int boxlite_box_get_info(boxlite_box_info *out, boxlite_box *box);
+
+/* Every box of the runtime, newest first. *out is an array of *count_out entries that
+ * belongs to the caller: boxlite_free. */
+BOXLITE_API int boxlite_box_list(boxlite_box_info **out, size_t *count_out, boxlite_runtime *rt);
+
+typedef struct {
+    double cpu_seconds;       /* CPU time QEMU has used for this boot */
+    uint64_t memory_bytes;    /* resident memory of QEMU (the guest's RAM in use) */
+    uint64_t disk_bytes;      /* host bytes used by the box's own disk layer */
+    uint64_t disk_size_bytes; /* the box disk's virtual size */
+} boxlite_box_stats;
+
+/* Resource use of a running box (BOXLITE_ESTATE when it is not running). */
+BOXLITE_API int boxlite_box_get_stats(boxlite_box_stats *out, boxlite_box *box);
+
+/* The guest console output of the box's last boot. *out (NUL-terminated, *len_out bytes,
+ * at most the last 4 MiB) belongs to the caller: boxlite_free. */
+BOXLITE_API int boxlite_box_console(char **out, size_t *len_out, boxlite_box *box);
+
+/* The command `run` executes: entrypoint (box's, else image's) followed by user_cmd when it
+ * has arguments, else the cmd (box's, else image's). *out is a NULL-terminated vector that
+ * belongs to the caller: boxlite_strv_free. BOXLITE_EINVAL when the result is empty. */
+BOXLITE_API int boxlite_box_command(char ***out, boxlite_box *box, const char *const *user_cmd);
+
+/* Free memory the library handed out (accepts NULL). */
+BOXLITE_API void boxlite_free(void *p);
+BOXLITE_API void boxlite_strv_free(char **v);
+
+/* ---- Processes in a box ---------------------------------------------------------------- */
+
+typedef struct boxlite_exec boxlite_exec;
+
+typedef struct {
+    unsigned version;        /* BOXLITE_EXEC_OPTIONS_VERSION */
+    const char *const *argv; /* argv[0] is the command; NULL-terminated; required */
+    const char *const *env;  /* "KEY=VALUE" strings added to the image's env; may be NULL */
+    const char *cwd;         /* NULL → the image's working directory */
+    const char *user;        /* NULL → the image's user */
+    int tty;                 /* give the process a pseudo-terminal */
+    unsigned timeout_ms;     /* 0 → none; SIGTERM then SIGKILL after 2 s */
+} boxlite_exec_options;
+#define BOXLITE_EXEC_OPTIONS_VERSION 1
+#define BOXLITE_EXEC_OPTIONS_INIT                                                                  \
+    {                                                                                              \
+        BOXLITE_EXEC_OPTIONS_VERSION, NULL, NULL, NULL, NULL, 0, 0                                 \
+    }
+
+/* Start a process in a running box. *out belongs to the caller: boxlite_exec_free. */
+BOXLITE_API int boxlite_exec_start(boxlite_exec **out, boxlite_box *box,
+                                   const boxlite_exec_options *opts);
+
+#define BOXLITE_STDOUT 1
+#define BOXLITE_STDERR 2
+
+/* Read output. streams is a mask of BOXLITE_STDOUT|BOXLITE_STDERR; the call returns data
+ * from whichever has some, writing the stream to *which_out and the byte count to *n_out.
+ * *n_out == 0 means every stream in the mask has ended. Waits up to timeout_ms (< 0 →
+ * forever); BOXLITE_EAGAIN when nothing came in time. */
+BOXLITE_API int boxlite_exec_read(boxlite_exec *ex, int streams, int *which_out, void *buf,
+                                  size_t cap, size_t *n_out, int timeout_ms);
+
+/* Send bytes to the process's stdin (blocks while the guest's window is full). */
+BOXLITE_API int boxlite_exec_write(boxlite_exec *ex, const void *buf, size_t len);
+
+/* End the process's stdin. */
+BOXLITE_API int boxlite_exec_close_stdin(boxlite_exec *ex);
+
+/* Send signal signo to the process group. */
+BOXLITE_API int boxlite_exec_signal(boxlite_exec *ex, int signo);
+
+/* Change the tty's size. BOXLITE_ESTATE without a tty. */
+BOXLITE_API int boxlite_exec_resize(boxlite_exec *ex, unsigned rows, unsigned cols);
+
+typedef struct {
+    int exit_code;     /* the status a shell reports: code, 128+signal, 127 not found */
+    int signal;        /* the signal that ended it, else 0 */
+    int timed_out;     /* ended by timeout_ms */
+    char message[256]; /* why it could not start, or "" */
+} boxlite_exec_result;
+
+/* Wait for the process to end, up to timeout_ms (< 0 → forever). Output not yet read is
+ * still readable afterwards. */
+BOXLITE_API int boxlite_exec_wait(boxlite_exec *ex, boxlite_exec_result *out, int timeout_ms);
+
+/* Release the handle; a process still running is killed. Accepts NULL. */
+BOXLITE_API void boxlite_exec_free(boxlite_exec *ex);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

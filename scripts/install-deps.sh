@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# install-deps.sh — installs, from Debian's archive, every package boxlite needs to build,
+# run and test, skipping what is already there. Used by `make deps` (and so by demo/test).
+set -euo pipefail
+
+PACKAGES=(
+  build-essential pkg-config meson ninja-build musl-tools clang-format
+  qemu-system-x86 qemu-utils e2fsprogs cpio kmod busybox-static zstd
+  libsqlite3-dev
+  clang-14 libclang-rt-14-dev
+  python3 python3-pytest python3-pytest-asyncio python3-setuptools python3-dev
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+SUDO=()
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "install-deps: need root (or sudo) to install: ${missing[*]}" >&2; exit 1; }
+  SUDO=(sudo)
+fi
+echo "install-deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+"${SUDO[@]}" apt-get update -q >&2
+"${SUDO[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}" >&2

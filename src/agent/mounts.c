@@ -1,0 +1,166 @@
+/* mounts.c — the guest's filesystems: /proc, /sys and /dev of the initramfs, the box disk
+ * (/dev/vda, ext4) at /rootfs with its pseudo filesystems, the hostname, and unmounting. */
+#include "agent.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define ROOT_DEV     "/dev/vda"
+#define ROOT_WAIT_MS 10000
+
+struct mnt {
+    const char *src;
+    const char *dst;
+    const char *type;
+    unsigned long flags;
+    const char *data;
+    mode_t mode; /* of the mount point when created */
+};
+
+/* Mounted in order; unmounted in reverse. The devpts line is retried without newinstance
+ * by mount_one when the kernel rejects it. */
+static const struct mnt rootfs_mnts[] = {
+    {"proc", ROOTFS "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, 0555},
+    {"sysfs", ROOTFS "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, 0555},
+    {"devtmpfs", ROOTFS "/dev", "devtmpfs", MS_NOSUID, "mode=0755", 0755},
+    {"devpts", ROOTFS "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
+     "newinstance,ptmxmode=0666,mode=0620,gid=5", 0755},
+    {"tmpfs", ROOTFS "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777", 01777},
+};
+#define N_ROOTFS_MNTS (sizeof rootfs_mnts / sizeof rootfs_mnts[0])
+
+static int rootfs_mounted;
+
+static int ensure_dir(const char *path, mode_t mode)
+{
+    struct stat st;
+
+    if (lstat(path, &st) == 0)
+        return S_ISDIR(st.st_mode) ? 0 : (errno = ENOTDIR, -1);
+    if (mkdir(path, mode) < 0 && errno != EEXIST)
+        return -1;
+    return chmod(path, mode);
+}
+
+static int mount_one(const struct mnt *m)
+{
+    if (ensure_dir(m->dst, m->mode) < 0) {
+        bl_log("mkdir %s: %s", m->dst, strerror(errno));
+        return -1;
+    }
+    if (mount(m->src, m->dst, m->type, m->flags, m->data) == 0)
+        return 0;
+    if (strcmp(m->type, "devpts") == 0 &&
+        mount(m->src, m->dst, m->type, m->flags, "ptmxmode=0666,mode=0620,gid=5") == 0)
+        return 0;
+    bl_log("mount %s on %s: %s", m->type, m->dst, strerror(errno));
+    return -1;
+}
+
+/* Put /dev/console on fds 0, 1 and 2 (the kernel found no console node in the
+ * initramfs, so they start closed). */
+static void open_console(void)
+{
+    int fd;
+
+    fd = open("/dev/console", O_RDWR | O_NOCTTY);
+    if (fd < 0)
+        return;
+    while (fd >= 0 && fd < 2)
+        fd = dup(fd);
+    if (fd > 2)
+        close(fd);
+}
+
+int bl_mount_early(void)
+{
+    int ret = 0;
+
+    /* The initramfs may already have the kernel's /dev (CONFIG_DEVTMPFS_MOUNT). */
+    if (mount("devtmpfs", "/dev", "devtmpfs", MS_NOSUID, "mode=0755") < 0 && errno != EBUSY)
+        ret = -1;
+    open_console();
+    if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) {
+        bl_log("mount /proc: %s", strerror(errno));
+        ret = -1;
+    }
+    if (mount("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) {
+        bl_log("mount /sys: %s", strerror(errno));
+        ret = -1;
+    }
+    return ret;
+}
+
+static int wait_for(const char *path, unsigned ms)
+{
+    uint64_t end = bl_now_ms() + ms;
+
+    while (access(path, F_OK) < 0) {
+        if (bl_now_ms() >= end)
+            return -1;
+        bl_sleep_ms(5);
+    }
+    return 0;
+}
+
+int bl_mount_rootfs(void)
+{
+    size_t i;
+    int ret = -1;
+
+    if (wait_for(ROOT_DEV, ROOT_WAIT_MS) < 0) {
+        bl_log("%s did not appear within %u ms", ROOT_DEV, ROOT_WAIT_MS);
+        goto out;
+    }
+    if (mount(ROOT_DEV, ROOTFS, "ext4", MS_NOATIME, NULL) < 0) {
+        bl_log("mount %s (ext4) on %s: %s", ROOT_DEV, ROOTFS, strerror(errno));
+        goto out;
+    }
+    rootfs_mounted = 1;
+    for (i = 0; i < N_ROOTFS_MNTS; i++)
+        (void)mount_one(&rootfs_mnts[i]);
+    if (ensure_dir(ROOTFS "/tmp", 01777) < 0)
+        bl_log("mkdir %s/tmp: %s", ROOTFS, strerror(errno));
+    ret = 0;
+out:
+    return ret;
+}
+
+void bl_set_hostname(void)
+{
+    char name[65];
+
+    if (bl_cmdline_get("boxlite.hostname", name, sizeof name) < 0 || name[0] == '\0')
+        snprintf(name, sizeof name, "boxlite");
+    if (sethostname(name, strlen(name)) < 0)
+        bl_log("sethostname %s: %s", name, strerror(errno));
+}
+
+static void unmount_one(const char *path)
+{
+    if (umount2(path, 0) == 0)
+        return;
+    if (errno == EINVAL || errno == ENOENT)
+        return; /* not mounted */
+    if (mount(NULL, path, NULL, MS_REMOUNT | MS_RDONLY, NULL) < 0)
+        bl_dbg("remount %s read-only: %s", path, strerror(errno));
+    (void)umount2(path, MNT_DETACH);
+}
+
+void bl_unmount_rootfs(void)
+{
+    size_t i;
+
+    if (!rootfs_mounted)
+        return;
+    for (i = N_ROOTFS_MNTS; i > 0; i--)
+        unmount_one(rootfs_mnts[i - 1].dst);
+    if (umount2(ROOTFS, 0) < 0 && mount(NULL, ROOTFS, NULL, MS_REMOUNT | MS_RDONLY, NULL) < 0)
+        bl_log("unmount %s: %s", ROOTFS, strerror(errno));
+    rootfs_mounted = 0;
+}

@@ -1,0 +1,66 @@
+/* main.c — the boxlite CLI entry point: the verb table and dispatch. Each verb lives in its
+ * own cmd_<verb>.c and uses only the public API in boxlite.h. */
+#include "cli.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const struct cli_verb verbs[] = {
+    {"run", "run a command in a new box", cmd_run},
+    {"version", "print the version", cmd_version},
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: boxlite VERB [OPTIONS] ...\n\nverbs:\n");
+    for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
+        fprintf(f, "  %-10s %s\n", verbs[i].name, verbs[i].summary);
+    fprintf(f, "\nRun 'boxlite VERB --help' for a verb's options.\n");
+}
+
+static void log_to_stderr(void *ctx, int level, const char *message)
+{
+    (void)ctx;
+    if (level >= 2)
+        fprintf(stderr, "boxlite: %s\n", message);
+}
+
+int cli_open_runtime(boxlite_runtime **out)
+{
+    boxlite_runtime_options o = BOXLITE_RUNTIME_OPTIONS_INIT;
+
+    o.log = log_to_stderr;
+    if (boxlite_runtime_open(out, &o) != 0)
+        return cli_fail("open runtime");
+    return 0;
+}
+
+int cli_fail(const char *context)
+{
+    fprintf(stderr, "boxlite: %s: %s\n", context, boxlite_error_last());
+    return CLI_EXIT_FAILURE;
+}
+
+int cmd_version(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    printf("boxlite %s\n", boxlite_version());
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (strcmp(argv[1], "--version") == 0)
+        return cmd_version(argc - 1, argv + 1);
+    for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
+        if (strcmp(argv[1], verbs[i].name) == 0)
+            return verbs[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "boxlite: unknown verb \"%s\"\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,817 @@
+/* box.c — box lifecycle: create (store row, directory, qcow2 layer over the image's base),
+ * get, start (boot through the monitor, or attach), stop, remove, info, stats and console. */
+#include "box.h"
+#include "conn.h"
+#include "db.h"
+#include "error.h"
+#include "image.h"
+#include "monitor.h"
+#include "runtime.h"
+#include "util.h"
+#include "vmm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define DEFAULT_MEMORY_MIB 512
+#define BOOT_TIMEOUT_MS    60000
+#define STOP_TIMEOUT_MS    10000
+#define KILL_WAIT_MS       5000
+#define CONSOLE_MAX        (4u << 20)
+
+BOXLITE_API const char *boxlite_box_id(const boxlite_box *box)
+{
+    return box ? box->row.id : "";
+}
+
+BOXLITE_API const char *boxlite_box_name(const boxlite_box *box)
+{
+    return box && box->row.name ? box->row.name : "";
+}
+
+BOXLITE_API void boxlite_free(void *p)
+{
+    free(p);
+}
+
+BOXLITE_API void boxlite_strv_free(char **v)
+{
+    bl_strv_free(v);
+}
+
+static int is_live_state(const char *state)
+{
+    return strcmp(state, "running") == 0 || strcmp(state, "stopping") == 0;
+}
+
+/* ---- validation ---- */
+
+static int check_name(const char *name)
+{
+    size_t n = name ? strlen(name) : 0;
+
+    if (!name)
+        return 0;
+    if (n == 0 || n > 64 ||
+        strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") != n ||
+        name[0] == '.' || name[0] == '-')
+        return bl_err(BOXLITE_EINVAL,
+                      "invalid box name \"%s\": use 1-64 of [A-Za-z0-9_.-], not starting "
+                      "with '.' or '-'",
+                      name);
+    return 0;
+}
+
+static int check_env(const char *const *env)
+{
+    for (size_t i = 0; env && env[i]; i++)
+        if (!strchr(env[i], '=') || env[i][0] == '=')
+            return bl_err(BOXLITE_EINVAL, "environment entry \"%s\" is not KEY=VALUE", env[i]);
+    return 0;
+}
+
+static int check_options(const boxlite_box_options *o)
+{
+    if (o->version != BOXLITE_BOX_OPTIONS_VERSION)
+        return bl_err(BOXLITE_EINVAL, "box options of unknown version %u", o->version);
+    if (o->cpus > 64)
+        return bl_err(BOXLITE_EINVAL, "cpus %u: expected 1-64", o->cpus);
+    if (o->memory_mib != 0 && (o->memory_mib < 128 || o->memory_mib > 1024 * 1024))
+        return bl_err(BOXLITE_EINVAL, "memory_mib %u: expected 128 MiB or more", o->memory_mib);
+    if (o->disk_size_gb > 16384)
+        return bl_err(BOXLITE_EINVAL, "disk_size_gb %u is too large", o->disk_size_gb);
+    if (o->auto_remove && o->detach)
+        return bl_err(BOXLITE_EINVAL,
+                      "auto_remove with detach: remove-on-stop is incompatible with a "
+                      "detached box");
+    if (o->working_dir && o->working_dir[0] != '/')
+        return bl_err(BOXLITE_EINVAL, "working_dir \"%s\" is not an absolute path", o->working_dir);
+    return check_env(o->env) ? BOXLITE_EINVAL : check_name(o->name);
+}
+
+/* ---- handles ---- */
+
+static void box_release(boxlite_box *box)
+{
+    bl_conn_free(box->conn);
+    if (box->lifeline_fd >= 0)
+        close(box->lifeline_fd);
+    bl_box_row_clear(&box->row);
+    bl_image_free(box->image);
+    free(box->dir);
+    free(box->disk);
+    free(box);
+}
+
+static int box_new(boxlite_box **out, boxlite_runtime *rt, const char *id)
+{
+    boxlite_box *box = calloc(1, sizeof(*box));
+
+    if (!box)
+        return bl_err(BOXLITE_ENOMEM, "out of memory");
+    box->rt = rt;
+    box->lifeline_fd = -1;
+    box->dir = bl_strdupf("%s/boxes/%s", rt->home, id);
+    box->disk = bl_strdupf("%s/boxes/%s/disk.qcow2", rt->home, id);
+    if (!box->dir || !box->disk) {
+        box_release(box);
+        return bl_err(BOXLITE_ENOMEM, "out of memory");
+    }
+    *out = box;
+    return 0;
+}
+
+static int reload(boxlite_box *box)
+{
+    struct bl_box_row row;
+    int rc = bl_db_box_get(box->rt->db, box->row.id, &row);
+
+    if (rc == BOXLITE_ENOTFOUND)
+        box->removed = 1;
+    if (rc == 0) {
+        bl_box_row_clear(&box->row);
+        box->row = row;
+    }
+    return rc;
+}
+
+int bl_box_image(boxlite_box *box, struct bl_image **out)
+{
+    int rc = 0;
+
+    if (!box->image)
+        rc = bl_image_open(&box->image, box->rt, box->row.image);
+    if (rc == 0)
+        *out = box->image;
+    return rc;
+}
+
+/* ---- create / get ---- */
+
+static int make_disk(boxlite_box *box, const char *base, unsigned size_gb)
+{
+    char *backing = bl_strdupf("backing_file=%s,backing_fmt=raw", base);
+    char *size = size_gb ? bl_strdupf("%uG", size_gb) : NULL;
+    const char *argv[] = {"qemu-img", "create", "-q",      "-f", "qcow2",
+                          "-o",       backing,  box->disk, size, NULL};
+    struct stat st;
+    int rc = 0;
+
+    if (!backing || (size_gb && !size))
+        rc = bl_err(BOXLITE_ENOMEM, "out of memory");
+    else if (stat(base, &st) != 0)
+        rc = bl_err_errno(BOXLITE_EIO, errno, "stat %s", base);
+    else if (size_gb && (uint64_t)size_gb << 30 < (uint64_t)st.st_size)
+        rc = bl_err(BOXLITE_EINVAL, "disk_size_gb %u is smaller than the image (%lld MiB)", size_gb,
+                    (long long)(st.st_size >> 20));
+    if (rc == 0)
+        rc = bl_run_tool(argv);
+    free(backing);
+    free(size);
+    return rc;
+}
+
+static int fill_row(struct bl_box_row *r, const boxlite_box_options *o, const char *image)
+{
+    char now[32];
+
+    bl_rfc3339_now(now);
+    r->name = o->name ? strdup(o->name) : NULL;
+    r->image = strdup(image);
+    r->state = strdup("configured");
+    r->created_at = strdup(now);
+    r->reason = strdup("");
+    r->cpus = o->cpus ? o->cpus : 1;
+    r->memory_mib = o->memory_mib ? o->memory_mib : DEFAULT_MEMORY_MIB;
+    r->disk_size_gb = o->disk_size_gb;
+    r->auto_remove = o->auto_remove;
+    r->detach = o->detach;
+    r->env = o->env ? bl_strv_dup(o->env) : NULL;
+    r->entrypoint = o->entrypoint ? bl_strv_dup(o->entrypoint) : NULL;
+    r->cmd = o->cmd ? bl_strv_dup(o->cmd) : NULL;
+    r->workdir = o->working_dir ? strdup(o->working_dir) : NULL;
+    r->user = o->user ? strdup(o->user) : NULL;
+    if ((o->name && !r->name) || !r->image || !r->state || !r->created_at || !r->reason ||
+        (o->env && !r->env) || (o->entrypoint && !r->entrypoint) || (o->cmd && !r->cmd) ||
+        (o->working_dir && !r->workdir) || (o->user && !r->user))
+        return bl_err(BOXLITE_ENOMEM, "out of memory");
+    return 0;
+}
+
+BOXLITE_API int boxlite_box_create(boxlite_box **out, boxlite_runtime *rt,
+                                   const boxlite_box_options *opts)
+{
+    boxlite_box_options defaults = BOXLITE_BOX_OPTIONS_INIT;
+    struct bl_image *img = NULL;
+    boxlite_box *box = NULL;
+    char id[13];
+    int rc, made_dir = 0;
+
+    bl_err_clear();
+    if (!out || !rt)
+        return bl_err(BOXLITE_EINVAL, "box create: out and rt are required");
+    opts = opts ? opts : &defaults;
+    rc = check_options(opts);
+    if (rc == 0)
+        rc = bl_random_id(id);
+    if (rc == 0)
+        rc = bl_image_open(&img, rt, opts->image);
+    if (rc == 0)
+        rc = box_new(&box, rt, id);
+    if (rc != 0)
+        goto out;
+    memcpy(box->row.id, id, sizeof(id));
+    box->image = img;
+    img = NULL;
+    rc = fill_row(&box->row, opts, box->image->ref);
+    if (rc != 0)
+        goto out;
+    if (mkdir(box->dir, 0700) != 0) {
+        rc = bl_err_errno(bl_code_from_errno(errno), errno, "create %s", box->dir);
+        goto out;
+    }
+    made_dir = 1;
+    rc = make_disk(box, box->image->base_path, opts->disk_size_gb);
+    if (rc == 0)
+        rc = bl_db_box_insert(rt->db, &box->row);
+out:
+    bl_image_free(img);
+    if (rc != 0) {
+        if (made_dir)
+            bl_rm_rf(box->dir);
+        if (box)
+            box_release(box);
+        bl_err_wrap(rc, "create box");
+    } else {
+        *out = box;
+    }
+    return rc;
+}
+
+BOXLITE_API int boxlite_box_get(boxlite_box **out, boxlite_runtime *rt, const char *id_or_name)
+{
+    struct bl_box_row row;
+    boxlite_box *box = NULL;
+    int rc;
+
+    bl_err_clear();
+    if (!out || !rt || !id_or_name)
+        return bl_err(BOXLITE_EINVAL, "box get: bad arguments");
+    rc = bl_db_box_get(rt->db, id_or_name, &row);
+    if (rc == 0)
+        rc = box_new(&box, rt, row.id);
+    if (rc != 0) {
+        if (rc != BOXLITE_ENOTFOUND)
+            bl_err_wrap(rc, "get box %s", id_or_name);
+        return rc;
+    }
+    box->row = row;
+    *out = box;
+    return 0;
+}
+
+/* ---- repair ---- */
+
+/* A box the store calls running whose monitor is gone: record it as failed. */
+static void repair_row(boxlite_runtime *rt, const struct bl_box_row *row)
+{
+    if (!is_live_state(row->state) || bl_monitor_alive(row->shim_pid, row->id))
+        return;
+    bl_db_box_set_state(rt->db, row->id, "failed", 0, 0,
+                        "the box monitor (boxlite-shim) died; the VM was stopped");
+}
+
+void bl_box_repair_all(boxlite_runtime *rt)
+{
+    struct bl_box_row *rows = NULL;
+    size_t n = 0;
+
+    if (bl_db_box_list(rt->db, &rows, &n) != 0)
+        return;
+    for (size_t i = 0; i < n; i++)
+        repair_row(rt, &rows[i]);
+    bl_box_rows_free(rows, n);
+    bl_err_clear();
+}
+
+/* ---- start ---- */
+
+static int boot_timeout_ms(void)
+{
+    const char *env = getenv("BOXLITE_BOOT_TIMEOUT_MS");
+    long v = env ? strtol(env, NULL, 10) : 0;
+
+    return v > 0 && v < 3600000 ? (int)v : BOOT_TIMEOUT_MS;
+}
+
+static int attach(boxlite_box *box)
+{
+    char label[64];
+    int fd = -1;
+    int rc;
+
+    if (box->conn && !box->conn->closed)
+        return 0;
+    bl_conn_free(box->conn);
+    box->conn = NULL;
+    rc = bl_monitor_connect(&fd, box->dir);
+    snprintf(label, sizeof(label), "box %s", box->row.id);
+    if (rc == 0)
+        rc = bl_conn_open(&box->conn, fd, label);
+    if (rc == 0)
+        rc = bl_conn_wait_hello(box->conn, bl_now_ms() + 10000, NULL, NULL);
+    if (rc != 0) {
+        bl_conn_free(box->conn);
+        box->conn = NULL;
+    }
+    return rc;
+}
+
+static int vm_argv(boxlite_box *box, char ***out, int *kvm_out)
+{
+    struct bl_vm_config cfg = {0};
+    char *qemu = NULL, *kernel = NULL, *initrd = NULL, *console = NULL;
+    const char *why_tcg = NULL;
+    int rc;
+
+    rc = bl_vmm_pick_accel(&cfg.kvm, &why_tcg);
+    if (rc == 0 && cfg.kvm && box->rt->kvm_broken) {
+        cfg.kvm = 0;
+        why_tcg = NULL; /* already said */
+    }
+    if (rc == 0)
+        rc = bl_find_program(&qemu, "qemu-system-x86_64", "BOXLITE_QEMU");
+    if (rc == 0)
+        rc = bl_runtime_guest_file(&kernel, box->rt, "vmlinux");
+    if (rc == 0)
+        rc = bl_runtime_guest_file(&initrd, box->rt, "initramfs.cpio.gz");
+    console = bl_strdupf("%s/console.log", box->dir);
+    if (rc == 0 && !console)
+        rc = BOXLITE_ENOMEM;
+    if (rc == 0 && why_tcg && !box->rt->accel_noticed) {
+        box->rt->accel_noticed = 1;
+        bl_log(box->rt, BL_LOG_WARN, "KVM unavailable (%s): using TCG emulation (slower)", why_tcg);
+    }
+    cfg.qemu = qemu;
+    cfg.kernel = kernel;
+    cfg.initrd = initrd;
+    cfg.disk = box->disk;
+    cfg.console = console;
+    cfg.hostname = box->row.name ? box->row.name : box->row.id;
+    cfg.cpus = box->row.cpus;
+    cfg.memory_mib = box->row.memory_mib;
+    if (rc == 0)
+        rc = bl_vmm_argv(out, &cfg);
+    *kvm_out = cfg.kvm;
+    free(qemu);
+    free(kernel);
+    free(initrd);
+    free(console);
+    return rc;
+}
+
+static int boot_once(boxlite_box *box, int detached, int *kvm_out)
+{
+    struct bl_monitor_start m = {0};
+    char **argv = NULL;
+    int life[2] = {-1, -1};
+    int rc;
+
+    rc = vm_argv(box, &argv, kvm_out);
+    if (rc == 0 && !detached && pipe2(life, O_CLOEXEC) != 0)
+        rc = bl_err_errno(BOXLITE_EIO, errno, "pipe");
+    if (rc != 0)
+        goto out;
+    m.home = box->rt->home;
+    m.id = box->row.id;
+    m.qemu_argv = argv;
+    m.lifeline_fd = life[0];
+    m.auto_remove = box->row.auto_remove;
+    m.boot_timeout_ms = boot_timeout_ms();
+    rc = bl_monitor_start(&m);
+    if (rc == 0) {
+        box->lifeline_fd = life[1];
+        life[1] = -1;
+        rc = attach(box);
+    }
+out:
+    if (life[0] >= 0)
+        close(life[0]);
+    if (life[1] >= 0)
+        close(life[1]);
+    bl_strv_free(argv);
+    return rc;
+}
+
+/* Boot; when KVM was picked by itself and QEMU cannot run under it (a broken nested setup
+ * opens /dev/kvm fine and then aborts), say so once and boot under TCG instead. */
+static int boot(boxlite_box *box, int detached)
+{
+    const char *env = getenv("BOXLITE_ACCEL");
+    struct bl_image *img = NULL;
+    int kvm = 0;
+    int rc = bl_box_image(box, &img); /* the image must still be there */
+
+    if (rc == 0)
+        rc = boot_once(box, detached, &kvm);
+    if (rc != 0 && kvm && !(env && strcmp(env, "kvm") == 0) &&
+        strstr(boxlite_error_last(), "QEMU failed")) {
+        bl_log(box->rt, BL_LOG_WARN, "KVM failed (%s): using TCG emulation (slower)",
+               boxlite_error_last());
+        box->rt->kvm_broken = 1;
+        bl_db_box_set_state(box->rt->db, box->row.id, "configured", 0, 0, "");
+        rc = boot_once(box, detached, &kvm);
+    }
+    return rc;
+}
+
+/* One starter at a time per box, across processes. */
+static int lock_box(boxlite_box *box, int *fd_out)
+{
+    char *path = bl_strdupf("%s/lock", box->dir);
+    int fd = path ? open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600) : -1;
+    int rc = 0;
+
+    if (fd < 0)
+        rc = bl_err_errno(BOXLITE_EIO, errno, "open %s", path ? path : box->dir);
+    while (rc == 0 && flock(fd, LOCK_EX) != 0)
+        if (errno != EINTR)
+            rc = bl_err_errno(BOXLITE_EIO, errno, "lock %s", path);
+    free(path);
+    if (rc == 0)
+        *fd_out = fd;
+    else if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
+static int start_locked(boxlite_box *box, int detached)
+{
+    int rc = reload(box);
+
+    if (rc != 0)
+        return rc;
+    if (is_live_state(box->row.state) && bl_monitor_alive(box->row.shim_pid, box->row.id)) {
+        if (strcmp(box->row.state, "stopping") == 0)
+            return bl_err(BOXLITE_ESTATE, "box %s is stopping", box->row.id);
+        return attach(box);
+    }
+    repair_row(box->rt, &box->row);
+    return boot(box, detached || box->row.detach);
+}
+
+static int start(boxlite_box *box, int detached)
+{
+    int lock_fd = -1;
+    int rc;
+
+    bl_err_clear();
+    if (!box)
+        return bl_err(BOXLITE_EINVAL, "box is NULL");
+    if (box->removed)
+        return bl_err(BOXLITE_ENOTFOUND, "box %s has been removed", box->row.id);
+    if (box->conn && !box->conn->closed)
+        return 0;
+    rc = lock_box(box, &lock_fd);
+    if (rc == 0) {
+        rc = start_locked(box, detached);
+        close(lock_fd);
+    }
+    reload(box);
+    if (rc != 0)
+        bl_err_wrap(rc, "start box %s", box->row.id);
+    return rc;
+}
+
+BOXLITE_API int boxlite_box_start(boxlite_box *box)
+{
+    return start(box, 0);
+}
+
+BOXLITE_API int boxlite_box_start_detached(boxlite_box *box)
+{
+    return start(box, 1);
+}
+
+int bl_box_conn(boxlite_box *box, struct bl_conn **out)
+{
+    int rc = 0;
+
+    if (!box)
+        return bl_err(BOXLITE_EINVAL, "box is NULL");
+    if (!box->conn || box->conn->closed) {
+        rc = reload(box);
+        if (rc == 0 && strcmp(box->row.state, "running") != 0)
+            rc = bl_err(BOXLITE_ESTATE, "box %s is %s", box->row.id, box->row.state);
+        if (rc == 0)
+            rc = attach(box);
+    }
+    if (rc == 0)
+        *out = box->conn;
+    return rc;
+}
+
+/* ---- stop / remove ---- */
+
+static int wait_closed(struct bl_conn *c, int timeout_ms)
+{
+    int64_t deadline = bl_now_ms() + timeout_ms;
+    struct timespec ts;
+    int closed;
+
+    bl_deadline_ts(&ts, deadline);
+    pthread_mutex_lock(&c->mu);
+    while (!c->closed && bl_now_ms() < deadline)
+        pthread_cond_timedwait(&c->cond, &c->mu, &ts);
+    closed = c->closed;
+    pthread_mutex_unlock(&c->mu);
+    return closed;
+}
+
+/* Stop escalation: SHUTDOWN through the monitor, then SIGTERM to the monitor (it kills
+ * QEMU), then SIGKILL to both and the store fixed by hand. */
+static void stop_running(boxlite_box *box, int timeout_ms)
+{
+    int gone = 0;
+
+    if (attach(box) == 0 && bl_conn_send(box->conn, BL_F_SHUTDOWN, 0, NULL, 0) == 0)
+        gone = wait_closed(box->conn, timeout_ms);
+    if (!gone && bl_monitor_alive(box->row.shim_pid, box->row.id)) {
+        kill(box->row.shim_pid, SIGTERM);
+        gone = box->conn ? wait_closed(box->conn, KILL_WAIT_MS) : 0;
+    }
+    if (!gone && bl_monitor_alive(box->row.shim_pid, box->row.id)) {
+        kill(box->row.shim_pid, SIGKILL);
+        if (box->row.qemu_pid > 0)
+            kill(box->row.qemu_pid, SIGKILL);
+        bl_db_box_set_state(box->rt->db, box->row.id, "stopped", 0, 0,
+                            "killed: the box did not stop in time");
+    }
+    /* The monitor records the end before it closes its clients; wait for that briefly. */
+    for (int i = 0; i < 100 && reload(box) == 0 && is_live_state(box->row.state) &&
+                    bl_monitor_alive(box->row.shim_pid, box->row.id);
+         i++)
+        usleep(20000);
+}
+
+BOXLITE_API int boxlite_box_stop(boxlite_box *box, int timeout_ms)
+{
+    int rc;
+
+    bl_err_clear();
+    if (!box)
+        return bl_err(BOXLITE_EINVAL, "box is NULL");
+    rc = box->removed ? 0 : reload(box);
+    if (rc == 0 && !box->removed && is_live_state(box->row.state))
+        stop_running(box, timeout_ms < 0 ? STOP_TIMEOUT_MS : timeout_ms);
+    if (box->lifeline_fd >= 0) {
+        close(box->lifeline_fd);
+        box->lifeline_fd = -1;
+    }
+    bl_conn_free(box->conn);
+    box->conn = NULL;
+    if (rc == 0 && !box->removed)
+        reload(box);
+    if (rc == BOXLITE_ENOTFOUND) {
+        box->removed = 1;
+        rc = 0;
+    }
+    bl_err_clear();
+    return rc;
+}
+
+BOXLITE_API int boxlite_box_remove(boxlite_box *box, int force)
+{
+    int rc;
+
+    bl_err_clear();
+    if (!box)
+        return bl_err(BOXLITE_EINVAL, "box is NULL");
+    if (box->removed)
+        return 0;
+    rc = reload(box);
+    if (rc == 0 && is_live_state(box->row.state) &&
+        bl_monitor_alive(box->row.shim_pid, box->row.id)) {
+        if (!force)
+            return bl_err(BOXLITE_ESTATE, "box %s is running: stop it first, or remove with force",
+                          box->row.id);
+        boxlite_box_stop(box, 2000);
+    }
+    if (!box->removed) {
+        rc = bl_rm_rf(box->dir);
+        if (rc == 0)
+            rc = bl_db_box_delete(box->rt->db, box->row.id);
+        if (rc == BOXLITE_ENOTFOUND)
+            rc = 0;
+    }
+    if (rc == 0)
+        box->removed = 1;
+    else
+        bl_err_wrap(rc, "remove box %s", box->row.id);
+    return rc;
+}
+
+BOXLITE_API void boxlite_box_free(boxlite_box *box)
+{
+    if (!box)
+        return;
+    box_release(box); /* closing the lifeline stops a box this handle booted */
+}
+
+/* ---- info, stats, console, command ---- */
+
+static void row_to_info(boxlite_box_info *out, const struct bl_box_row *r)
+{
+    memset(out, 0, sizeof(*out));
+    snprintf(out->id, sizeof(out->id), "%s", r->id);
+    snprintf(out->name, sizeof(out->name), "%s", r->name ? r->name : "");
+    snprintf(out->image, sizeof(out->image), "%s", r->image);
+    snprintf(out->state, sizeof(out->state), "%s", r->state);
+    snprintf(out->created_at, sizeof(out->created_at), "%s", r->created_at);
+    snprintf(out->reason, sizeof(out->reason), "%s", r->reason);
+    out->cpus = r->cpus;
+    out->memory_mib = r->memory_mib;
+    out->disk_size_gb = r->disk_size_gb;
+    out->pid = is_live_state(r->state) ? r->shim_pid : 0;
+    out->qemu_pid = is_live_state(r->state) ? r->qemu_pid : 0;
+    out->detach = r->detach;
+    out->auto_remove = r->auto_remove;
+}
+
+BOXLITE_API int boxlite_box_get_info(boxlite_box_info *out, boxlite_box *box)
+{
+    int rc;
+
+    bl_err_clear();
+    if (!out || !box)
+        return bl_err(BOXLITE_EINVAL, "box info: bad arguments");
+    rc = box->removed ? bl_err(BOXLITE_ENOTFOUND, "box %s has been removed", box->row.id)
+                      : reload(box);
+    if (rc == 0)
+        row_to_info(out, &box->row);
+    return rc;
+}
+
+BOXLITE_API int boxlite_box_list(boxlite_box_info **out, size_t *count_out, boxlite_runtime *rt)
+{
+    struct bl_box_row *rows = NULL;
+    boxlite_box_info *infos = NULL;
+    size_t n = 0;
+    int rc;
+
+    bl_err_clear();
+    if (!out || !count_out || !rt)
+        return bl_err(BOXLITE_EINVAL, "box list: bad arguments");
+    bl_box_repair_all(rt);
+    rc = bl_db_box_list(rt->db, &rows, &n);
+    if (rc != 0)
+        return rc;
+    infos = calloc(n ? n : 1, sizeof(*infos));
+    if (!infos)
+        rc = bl_err(BOXLITE_ENOMEM, "out of memory");
+    for (size_t i = 0; infos && i < n; i++)
+        row_to_info(&infos[i], &rows[i]);
+    bl_box_rows_free(rows, n);
+    if (rc == 0) {
+        *out = infos;
+        *count_out = n;
+    }
+    return rc;
+}
+
+static uint64_t qcow2_virtual_size(const char *path)
+{
+    unsigned char h[32];
+    uint64_t size = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+    if (fd >= 0 && pread(fd, h, sizeof(h), 0) == (ssize_t)sizeof(h) && memcmp(h, "QFI\xfb", 4) == 0)
+        for (int i = 24; i < 32; i++)
+            size = size << 8 | h[i];
+    if (fd >= 0)
+        close(fd);
+    return size;
+}
+
+static void proc_stats(int pid, boxlite_box_stats *out)
+{
+    char path[64], *data = NULL, *p;
+    unsigned long ut = 0, st = 0;
+
+    snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+    if (bl_read_file(&data, NULL, path, 4096) == 0) {
+        p = strrchr(data, ')');
+        /* after ") ": state(3) ... utime is field 14, stime 15 */
+        if (p &&
+            sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) == 2)
+            out->cpu_seconds = (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+        free(data);
+    }
+    snprintf(path, sizeof(path), "/proc/%d/status", pid);
+    if (bl_read_file(&data, NULL, path, 65536) == 0) {
+        p = strstr(data, "VmRSS:");
+        if (p)
+            out->memory_bytes = strtoull(p + 6, NULL, 10) * 1024;
+        free(data);
+    }
+}
+
+BOXLITE_API int boxlite_box_get_stats(boxlite_box_stats *out, boxlite_box *box)
+{
+    struct stat st;
+    int rc;
+
+    bl_err_clear();
+    if (!out || !box)
+        return bl_err(BOXLITE_EINVAL, "box stats: bad arguments");
+    rc = box->removed ? bl_err(BOXLITE_ENOTFOUND, "box %s has been removed", box->row.id)
+                      : reload(box);
+    if (rc == 0 && strcmp(box->row.state, "running") != 0)
+        rc = bl_err(BOXLITE_ESTATE, "box %s is %s", box->row.id, box->row.state);
+    if (rc != 0)
+        return rc;
+    memset(out, 0, sizeof(*out));
+    proc_stats(box->row.qemu_pid, out);
+    if (stat(box->disk, &st) == 0)
+        out->disk_bytes = (uint64_t)st.st_blocks * 512;
+    out->disk_size_bytes = qcow2_virtual_size(box->disk);
+    return 0;
+}
+
+BOXLITE_API int boxlite_box_console(char **out, size_t *len_out, boxlite_box *box)
+{
+    char *path, *data = NULL;
+    size_t len = 0;
+    struct stat st;
+    int fd, rc = 0;
+
+    bl_err_clear();
+    if (!out || !box)
+        return bl_err(BOXLITE_EINVAL, "box console: bad arguments");
+    path = bl_strdupf("%s/console.log", box->dir);
+    fd = path ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        data = strdup(""); /* never booted */
+    } else {
+        off_t from = st.st_size > (off_t)CONSOLE_MAX ? st.st_size - (off_t)CONSOLE_MAX : 0;
+        data = malloc((size_t)(st.st_size - from) + 1);
+        ssize_t n = data ? pread(fd, data, (size_t)(st.st_size - from), from) : -1;
+        len = n > 0 ? (size_t)n : 0;
+        if (data)
+            data[len] = '\0';
+    }
+    if (fd >= 0)
+        close(fd);
+    free(path);
+    if (!data)
+        rc = bl_err(BOXLITE_ENOMEM, "out of memory");
+    else {
+        *out = data;
+        if (len_out)
+            *len_out = len;
+    }
+    return rc;
+}
+
+BOXLITE_API int boxlite_box_command(char ***out, boxlite_box *box, const char *const *user_cmd)
+{
+    struct bl_image *img = NULL;
+    char **ep, **cmd, **v;
+    size_t ne, nc, k = 0;
+    int rc;
+
+    bl_err_clear();
+    if (!out || !box)
+        return bl_err(BOXLITE_EINVAL, "box command: bad arguments");
+    rc = bl_box_image(box, &img);
+    if (rc != 0)
+        return rc;
+    ep = box->row.entrypoint ? box->row.entrypoint : img->entrypoint;
+    cmd = user_cmd && user_cmd[0] ? (char **)user_cmd : box->row.cmd ? box->row.cmd : img->cmd;
+    ne = bl_strv_len((const char *const *)ep);
+    nc = bl_strv_len((const char *const *)cmd);
+    if (ne + nc == 0)
+        return bl_err(BOXLITE_EINVAL, "box %s: no command given and the image has none",
+                      box->row.id);
+    v = calloc(ne + nc + 1, sizeof(*v));
+    for (size_t i = 0; v && i < ne + nc; i++) {
+        v[k] = strdup(i < ne ? ep[i] : cmd[i - ne]);
+        if (!v[k]) {
+            bl_strv_free(v);
+            v = NULL;
+            break;
+        }
+        k++;
+    }
+    if (!v)
+        return bl_err(BOXLITE_ENOMEM, "out of memory");
+    *out = v;
+    return 0;
+}

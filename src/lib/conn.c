@@ -1,0 +1,214 @@
+/* conn.c — the host end of one agent channel: framed, locked writes, and a reader thread
+ * that splits incoming frames and hands each to the exec that owns its stream. */
+#include "conn.h"
+#include "error.h"
+#include "util.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define READ_BUF (BL_FRAME_MAX + BL_FRAME_HDR)
+
+void bl_deadline_ts(struct timespec *ts, int64_t deadline_ms)
+{
+    ts->tv_sec = (time_t)(deadline_ms / 1000);
+    ts->tv_nsec = (long)(deadline_ms % 1000) * 1000000L;
+}
+
+void bl_conn_mark_closed_locked(struct bl_conn *c, const char *reason)
+{
+    if (!c->closed) {
+        c->closed = 1;
+        snprintf(c->close_reason, sizeof(c->close_reason), "%s", reason);
+        for (struct boxlite_exec *ex = c->execs; ex; ex = bl_exec_next(ex))
+            bl_exec_on_close(ex);
+    }
+    pthread_cond_broadcast(&c->cond);
+}
+
+static void dispatch_locked(struct bl_conn *c, const struct bl_frame *f)
+{
+    uint32_t v = 0;
+    char *msg = NULL;
+
+    if (f->stream == 0) {
+        if (f->type == BL_F_HELLO && bl_u32_str_decode(f->payload, f->len, &v, &msg) == 0) {
+            c->hello = 1;
+            c->agent_version = v;
+        } else if (f->type == BL_F_PONG) {
+            c->pongs++;
+        }
+        free(msg);
+        return;
+    }
+    for (struct boxlite_exec *ex = c->execs; ex; ex = bl_exec_next(ex)) {
+        if (bl_exec_stream(ex) == f->stream) {
+            bl_exec_on_frame(ex, f);
+            return;
+        }
+    }
+    /* A frame for a stream nobody holds any more (a freed exec): dropped. */
+}
+
+static void *reader_main(void *arg)
+{
+    struct bl_conn *c = arg;
+    uint8_t *buf = malloc(READ_BUF);
+    size_t have = 0;
+    const char *reason = "the agent closed the channel (the VM stopped)";
+
+    if (!buf) {
+        reason = "out of memory";
+        goto out;
+    }
+    for (;;) {
+        ssize_t n = read(c->fd, buf + have, READ_BUF - have);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        have += (size_t)n;
+        size_t off = 0;
+        long fl;
+        struct bl_frame f;
+        pthread_mutex_lock(&c->mu);
+        while ((fl = bl_frame_split(buf + off, have - off, &f)) > 0) {
+            if (bl_frame_check(&f) == 0)
+                dispatch_locked(c, &f);
+            off += (size_t)fl;
+        }
+        pthread_cond_broadcast(&c->cond);
+        pthread_mutex_unlock(&c->mu);
+        if (fl < 0) {
+            reason = "the agent sent a frame over the size limit";
+            break;
+        }
+        memmove(buf, buf + off, have - off);
+        have -= off;
+    }
+out:
+    pthread_mutex_lock(&c->mu);
+    bl_conn_mark_closed_locked(c, reason);
+    pthread_mutex_unlock(&c->mu);
+    free(buf);
+    return NULL;
+}
+
+int bl_conn_open(struct bl_conn **out, int fd, const char *label)
+{
+    struct bl_conn *c = calloc(1, sizeof(*c));
+    pthread_condattr_t ca;
+    int err;
+
+    if (!c) {
+        close(fd);
+        return bl_err(BOXLITE_ENOMEM, "out of memory");
+    }
+    c->fd = fd;
+    c->next_stream = 1;
+    snprintf(c->label, sizeof(c->label), "%s", label);
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_mutex_init(&c->wmu, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&c->cond, &ca);
+    pthread_condattr_destroy(&ca);
+    err = pthread_create(&c->reader, NULL, reader_main, c);
+    if (err != 0) {
+        bl_conn_free(c);
+        return bl_err_errno(BOXLITE_ERROR, err, "start the reader thread");
+    }
+    c->reader_started = 1;
+    *out = c;
+    return 0;
+}
+
+int bl_conn_wait_hello(struct bl_conn *c, int64_t deadline_ms, int (*alive)(void *), void *ctx)
+{
+    int rc = 0;
+
+    pthread_mutex_lock(&c->mu);
+    while (!c->hello && !c->closed && rc == 0) {
+        int64_t now = bl_now_ms();
+        struct timespec ts;
+        if (now >= deadline_ms) {
+            rc = bl_err(BOXLITE_ETIMEOUT, "the guest agent did not answer in time");
+            break;
+        }
+        bl_deadline_ts(&ts, now + 100 < deadline_ms ? now + 100 : deadline_ms);
+        pthread_cond_timedwait(&c->cond, &c->mu, &ts);
+        if (!c->hello && alive) {
+            pthread_mutex_unlock(&c->mu);
+            rc = alive(ctx);
+            pthread_mutex_lock(&c->mu);
+        }
+    }
+    if (rc == 0 && !c->hello)
+        rc = bl_err(BOXLITE_EPROTO, "%s", c->close_reason);
+    if (rc == 0 && c->agent_version != BL_PROTO_VERSION)
+        rc = bl_err(BOXLITE_EPROTO, "the guest agent speaks protocol %u, this library %u",
+                    c->agent_version, BL_PROTO_VERSION);
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+int bl_conn_send(struct bl_conn *c, uint8_t type, uint32_t stream, const void *payload, size_t len)
+{
+    uint8_t hdr[BL_FRAME_HDR];
+    struct iovec iov[2];
+    int rc = 0;
+
+    if (len > BL_FRAME_MAX)
+        return bl_err(BOXLITE_EINVAL, "request of %zu bytes is over the protocol's limit", len);
+    bl_frame_hdr_encode(hdr, type, stream, (uint32_t)len);
+    iov[0].iov_base = hdr;
+    iov[0].iov_len = sizeof(hdr);
+    iov[1].iov_base = (void *)payload;
+    iov[1].iov_len = len;
+    pthread_mutex_lock(&c->wmu);
+    for (int i = 0; i < 2 && rc == 0;) {
+        if (iov[i].iov_len == 0) {
+            i++;
+            continue;
+        }
+        struct msghdr mh = {.msg_iov = &iov[i], .msg_iovlen = (size_t)(2 - i)};
+        ssize_t n = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            rc = bl_err_errno(BOXLITE_EPROTO, errno, "%s: send to the agent", c->label);
+            break;
+        }
+        while (n > 0 && i < 2) {
+            size_t k = (size_t)n < iov[i].iov_len ? (size_t)n : iov[i].iov_len;
+            iov[i].iov_base = (char *)iov[i].iov_base + k;
+            iov[i].iov_len -= k;
+            n -= (ssize_t)k;
+            if (iov[i].iov_len == 0)
+                i++;
+        }
+    }
+    pthread_mutex_unlock(&c->wmu);
+    return rc;
+}
+
+void bl_conn_free(struct bl_conn *c)
+{
+    if (!c)
+        return;
+    if (c->reader_started) {
+        shutdown(c->fd, SHUT_RDWR);
+        pthread_join(c->reader, NULL);
+    }
+    close(c->fd);
+    pthread_cond_destroy(&c->cond);
+    pthread_mutex_destroy(&c->mu);
+    pthread_mutex_destroy(&c->wmu);
+    free(c);
+}

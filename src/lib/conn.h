@@ -1,0 +1,57 @@
+/* conn.h — the host end of one agent channel: framed, locked writes, and a reader thread
+ * that splits incoming frames and hands each to the exec that owns its stream. */
+#ifndef BL_CONN_H
+#define BL_CONN_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto.h"
+
+struct boxlite_exec;
+
+struct bl_conn {
+    int fd;
+    pthread_t reader;
+    int reader_started;
+    pthread_mutex_t mu;  /* guards everything below and every exec's state */
+    pthread_cond_t cond; /* broadcast after every frame and on close */
+    pthread_mutex_t wmu; /* serialises writes to fd */
+    int closed;
+    char close_reason[256];
+    int hello;
+    uint32_t agent_version;
+    uint64_t pongs;
+    uint32_t next_stream;
+    struct boxlite_exec *execs; /* streams with a live handle */
+    char label[64];             /* "box <id>" for messages */
+};
+
+/* Take ownership of fd (a connected stream socket) and start the reader thread.
+ * *out belongs to the caller: bl_conn_free. */
+int bl_conn_open(struct bl_conn **out, int fd, const char *label);
+
+/* Wait until the agent's HELLO arrives or deadline_ms (CLOCK_MONOTONIC ms) passes. alive()
+ * is polled every 100 ms and aborts the wait when it returns non-zero (its error is kept). */
+int bl_conn_wait_hello(struct bl_conn *c, int64_t deadline_ms, int (*alive)(void *), void *ctx);
+
+/* Send one frame. Safe from any thread; never called with c->mu held. */
+int bl_conn_send(struct bl_conn *c, uint8_t type, uint32_t stream, const void *payload, size_t len);
+
+/* Mark closed with reason (first reason wins) and wake every waiter. Caller holds c->mu. */
+void bl_conn_mark_closed_locked(struct bl_conn *c, const char *reason);
+
+/* Absolute deadline → timespec for pthread_cond_timedwait on c->cond. */
+void bl_deadline_ts(struct timespec *ts, int64_t deadline_ms);
+
+/* Stop the reader (shutdown + join), close fd and free. Accepts NULL. */
+void bl_conn_free(struct bl_conn *c);
+
+/* Implemented by exec.c: called by the reader with c->mu held. */
+void bl_exec_on_frame(struct boxlite_exec *ex, const struct bl_frame *f);
+void bl_exec_on_close(struct boxlite_exec *ex);
+struct boxlite_exec *bl_exec_next(struct boxlite_exec *ex);
+uint32_t bl_exec_stream(const struct boxlite_exec *ex);
+
+#endif

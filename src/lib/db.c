@@ -1,0 +1,441 @@
+/* db.c — the runtime's state in SQLite ($BOXLITE_HOME/boxlite.db, WAL): the schema and its
+ * migrations, and the box rows that every process and every box's shim share. */
+#include "db.h"
+#include "error.h"
+#include "proto.h"
+#include "util.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define SCHEMA_VERSION  1
+#define BUSY_TIMEOUT_MS 30000
+
+struct bl_db {
+    sqlite3 *db;
+};
+
+/* Migration N brings the schema from version N-1 to N. Never edit one that shipped. */
+static const char *const migrations[] = {
+    NULL,
+    "CREATE TABLE boxes ("
+    "  id TEXT PRIMARY KEY,"
+    "  name TEXT UNIQUE,"
+    "  image TEXT NOT NULL,"
+    "  state TEXT NOT NULL,"
+    "  created_at TEXT NOT NULL,"
+    "  reason TEXT NOT NULL DEFAULT '',"
+    "  cpus INTEGER NOT NULL,"
+    "  memory_mib INTEGER NOT NULL,"
+    "  disk_size_gb INTEGER NOT NULL DEFAULT 0,"
+    "  auto_remove INTEGER NOT NULL DEFAULT 0,"
+    "  detach INTEGER NOT NULL DEFAULT 0,"
+    "  shim_pid INTEGER NOT NULL DEFAULT 0,"
+    "  qemu_pid INTEGER NOT NULL DEFAULT 0,"
+    "  env BLOB, entrypoint BLOB, cmd BLOB, workdir TEXT, user TEXT,"
+    "  seq INTEGER NOT NULL DEFAULT 0"
+    ");",
+};
+
+void bl_rfc3339_now(char out[32])
+{
+    struct timespec ts;
+    struct tm tm;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+size_t bl_strv_len(const char *const *v)
+{
+    size_t n = 0;
+
+    while (v && v[n])
+        n++;
+    return n;
+}
+
+void bl_strv_free(char **v)
+{
+    for (size_t i = 0; v && v[i]; i++)
+        free(v[i]);
+    free(v);
+}
+
+char **bl_strv_dup(const char *const *v)
+{
+    size_t n = bl_strv_len(v);
+    char **out = calloc(n + 1, sizeof(*out));
+
+    for (size_t i = 0; out && i < n; i++) {
+        out[i] = strdup(v[i]);
+        if (!out[i]) {
+            bl_strv_free(out);
+            out = NULL;
+        }
+    }
+    return out;
+}
+
+static int db_err(struct bl_db *s, const char *what)
+{
+    int ext = sqlite3_extended_errcode(s->db);
+    int code = ext == SQLITE_CONSTRAINT_UNIQUE ? BOXLITE_EEXISTS : BOXLITE_EIO;
+
+    return bl_err(code, "state database: %s: %s", what, sqlite3_errmsg(s->db));
+}
+
+static int exec_sql(struct bl_db *s, const char *sql)
+{
+    char *msg = NULL;
+    int rc = 0;
+
+    if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK)
+        rc = bl_err(BOXLITE_EIO, "state database: %s", msg ? msg : "error");
+    sqlite3_free(msg);
+    return rc;
+}
+
+static int user_version(struct bl_db *s, int *out)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = 0;
+
+    if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK ||
+        sqlite3_step(st) != SQLITE_ROW)
+        rc = db_err(s, "read schema version");
+    else
+        *out = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int migrate(struct bl_db *s)
+{
+    int version = 0;
+    int rc = exec_sql(s, "BEGIN IMMEDIATE");
+
+    if (rc != 0)
+        return rc;
+    rc = user_version(s, &version);
+    if (rc == 0 && version > SCHEMA_VERSION)
+        rc = bl_err(BOXLITE_ESTATE, "state database has schema %d, newer than this library's %d",
+                    version, SCHEMA_VERSION);
+    for (int v = version + 1; rc == 0 && v <= SCHEMA_VERSION; v++) {
+        char pragma[64];
+        rc = exec_sql(s, migrations[v]);
+        snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %d", v);
+        if (rc == 0)
+            rc = exec_sql(s, pragma);
+    }
+    exec_sql(s, rc == 0 ? "COMMIT" : "ROLLBACK");
+    return rc;
+}
+
+int bl_db_open(struct bl_db **out, const char *home)
+{
+    struct bl_db *s = calloc(1, sizeof(*s));
+    char *path = bl_strdupf("%s/boxlite.db", home);
+    int rc = 0;
+
+    if (!s || !path) {
+        rc = bl_err(BOXLITE_ENOMEM, "out of memory");
+        goto out;
+    }
+    if (sqlite3_open_v2(path, &s->db,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+                        NULL) != SQLITE_OK) {
+        rc = bl_err(BOXLITE_EIO, "open state database %s: %s", path,
+                    s->db ? sqlite3_errmsg(s->db) : "out of memory");
+        goto out;
+    }
+    sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
+    rc = exec_sql(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL");
+    if (rc == 0)
+        rc = migrate(s);
+out:
+    free(path);
+    if (rc != 0)
+        bl_db_close(s);
+    else
+        *out = s;
+    return rc;
+}
+
+void bl_db_close(struct bl_db *s)
+{
+    if (!s)
+        return;
+    sqlite3_close_v2(s->db);
+    free(s);
+}
+
+static int bind_strv(sqlite3_stmt *st, int idx, char *const *v)
+{
+    struct bl_wbuf w = {0};
+    size_t n = bl_strv_len((const char *const *)v);
+    int rc;
+
+    if (!v)
+        return sqlite3_bind_null(st, idx);
+    bl_wbuf_put_u32(&w, (uint32_t)n);
+    for (size_t i = 0; i < n; i++)
+        bl_wbuf_put_str(&w, v[i]);
+    rc = w.failed ? SQLITE_NOMEM
+                  : sqlite3_bind_blob(st, idx, w.data ? (const void *)w.data : "", (int)w.len,
+                                      SQLITE_TRANSIENT);
+    bl_wbuf_free(&w);
+    return rc;
+}
+
+static char **column_strv(sqlite3_stmt *st, int col)
+{
+    struct bl_rbuf r = {sqlite3_column_blob(st, col), (size_t)sqlite3_column_bytes(st, col), 0};
+    uint32_t n = 0;
+    char **v;
+
+    if (sqlite3_column_type(st, col) == SQLITE_NULL || bl_rbuf_u32(&r, &n) != 0 || n > BL_MAX_ENV)
+        return NULL;
+    v = calloc(n + 1, sizeof(*v));
+    for (uint32_t i = 0; v && i < n; i++) {
+        if (bl_rbuf_str(&r, &v[i]) != 0) {
+            bl_strv_free(v);
+            v = NULL;
+        }
+    }
+    return v;
+}
+
+static char *column_str(sqlite3_stmt *st, int col)
+{
+    const unsigned char *t = sqlite3_column_text(st, col);
+
+    return t ? strdup((const char *)t) : NULL;
+}
+
+static void bind_text_or_null(sqlite3_stmt *st, int idx, const char *s)
+{
+    if (s)
+        sqlite3_bind_text(st, idx, s, -1, SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_null(st, idx);
+}
+
+int bl_db_box_insert(struct bl_db *s, const struct bl_box_row *r)
+{
+    static const char sql[] =
+        "INSERT INTO boxes (id, name, image, state, created_at, cpus, memory_mib, "
+        "disk_size_gb, auto_remove, detach, env, entrypoint, cmd, workdir, user, seq) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, "
+        "(SELECT IFNULL(MAX(seq), 0) + 1 FROM boxes))";
+    sqlite3_stmt *st = NULL;
+    int rc = 0;
+
+    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+        return db_err(s, "prepare insert");
+    sqlite3_bind_text(st, 1, r->id, -1, SQLITE_TRANSIENT);
+    bind_text_or_null(st, 2, r->name);
+    sqlite3_bind_text(st, 3, r->image, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 4, r->state, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 5, r->created_at, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int(st, 6, (int)r->cpus);
+    sqlite3_bind_int(st, 7, (int)r->memory_mib);
+    sqlite3_bind_int(st, 8, (int)r->disk_size_gb);
+    sqlite3_bind_int(st, 9, r->auto_remove);
+    sqlite3_bind_int(st, 10, r->detach);
+    bind_strv(st, 11, r->env);
+    bind_strv(st, 12, r->entrypoint);
+    bind_strv(st, 13, r->cmd);
+    bind_text_or_null(st, 14, r->workdir);
+    bind_text_or_null(st, 15, r->user);
+    if (sqlite3_step(st) != SQLITE_DONE) {
+        rc = db_err(s, "insert box");
+        if (rc == BOXLITE_EEXISTS)
+            rc = bl_err(BOXLITE_EEXISTS, "a box named \"%s\" already exists", r->name);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+#define ROW_COLUMNS                                                                                \
+    "id, name, image, state, created_at, reason, cpus, memory_mib, disk_size_gb, "                 \
+    "auto_remove, detach, shim_pid, qemu_pid, env, entrypoint, cmd, workdir, user"
+
+static int read_row(sqlite3_stmt *st, struct bl_box_row *r)
+{
+    const unsigned char *id = sqlite3_column_text(st, 0);
+
+    memset(r, 0, sizeof(*r));
+    snprintf(r->id, sizeof(r->id), "%s", id ? (const char *)id : "");
+    r->name = column_str(st, 1);
+    r->image = column_str(st, 2);
+    r->state = column_str(st, 3);
+    r->created_at = column_str(st, 4);
+    r->reason = column_str(st, 5);
+    r->cpus = (unsigned)sqlite3_column_int(st, 6);
+    r->memory_mib = (unsigned)sqlite3_column_int(st, 7);
+    r->disk_size_gb = (unsigned)sqlite3_column_int(st, 8);
+    r->auto_remove = sqlite3_column_int(st, 9);
+    r->detach = sqlite3_column_int(st, 10);
+    r->shim_pid = sqlite3_column_int(st, 11);
+    r->qemu_pid = sqlite3_column_int(st, 12);
+    r->env = column_strv(st, 13);
+    r->entrypoint = column_strv(st, 14);
+    r->cmd = column_strv(st, 15);
+    r->workdir = column_str(st, 16);
+    r->user = column_str(st, 17);
+    if (!r->image || !r->state || !r->created_at || !r->reason) {
+        bl_box_row_clear(r);
+        return bl_err(BOXLITE_ENOMEM, "out of memory reading a box");
+    }
+    return 0;
+}
+
+/* A query with one text parameter expected to match at most one row. */
+static int query_one(struct bl_db *s, const char *sql, const char *arg, struct bl_box_row *out,
+                     int *found)
+{
+    sqlite3_stmt *st = NULL;
+    struct bl_box_row tmp;
+    int rc = 0, step;
+
+    *found = 0;
+    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+        return db_err(s, "prepare query");
+    sqlite3_bind_text(st, 1, arg, -1, SQLITE_TRANSIENT);
+    step = sqlite3_step(st);
+    if (step == SQLITE_ROW) {
+        rc = read_row(st, &tmp);
+        if (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
+            bl_box_row_clear(&tmp);
+            rc = bl_err(BOXLITE_EINVAL, "\"%s\" matches more than one box", arg);
+        } else if (rc == 0) {
+            *out = tmp;
+            *found = 1;
+        }
+    } else if (step != SQLITE_DONE) {
+        rc = db_err(s, "query box");
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int bl_db_box_get(struct bl_db *s, const char *key, struct bl_box_row *out)
+{
+    static const char *const sqls[] = {
+        "SELECT " ROW_COLUMNS " FROM boxes WHERE id = ?1",
+        "SELECT " ROW_COLUMNS " FROM boxes WHERE name = ?1",
+        "SELECT " ROW_COLUMNS " FROM boxes WHERE substr(id, 1, length(?1)) = ?1",
+    };
+    int found = 0, rc = 0;
+
+    if (!key || !*key)
+        return bl_err(BOXLITE_EINVAL, "box id or name is empty");
+    for (size_t i = 0; i < 3 && !found && rc == 0; i++)
+        rc = query_one(s, sqls[i], key, out, &found);
+    if (rc == 0 && !found)
+        rc = bl_err(BOXLITE_ENOTFOUND, "no such box: %s", key);
+    return rc;
+}
+
+int bl_db_box_list(struct bl_db *s, struct bl_box_row **out, size_t *count)
+{
+    sqlite3_stmt *st = NULL;
+    struct bl_box_row *rows = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0;
+
+    if (sqlite3_prepare_v2(s->db, "SELECT " ROW_COLUMNS " FROM boxes ORDER BY seq DESC", -1, &st,
+                           NULL) != SQLITE_OK)
+        return db_err(s, "prepare list");
+    while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
+        if (n == cap) {
+            size_t ncap = cap ? cap * 2 : 16;
+            struct bl_box_row *nr = realloc(rows, ncap * sizeof(*rows));
+            if (!nr) {
+                rc = bl_err(BOXLITE_ENOMEM, "out of memory");
+                break;
+            }
+            rows = nr;
+            cap = ncap;
+        }
+        rc = read_row(st, &rows[n]);
+        n += rc == 0;
+    }
+    sqlite3_finalize(st);
+    if (rc != 0) {
+        bl_box_rows_free(rows, n);
+        return rc;
+    }
+    *out = rows;
+    *count = n;
+    return 0;
+}
+
+static int changes_one(struct bl_db *s, sqlite3_stmt *st, const char *id, const char *what)
+{
+    int rc = 0;
+
+    if (sqlite3_step(st) != SQLITE_DONE)
+        rc = db_err(s, what);
+    else if (sqlite3_changes(s->db) == 0)
+        rc = bl_err(BOXLITE_ENOTFOUND, "no such box: %s", id);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int bl_db_box_set_state(struct bl_db *s, const char *id, const char *state, int shim_pid,
+                        int qemu_pid, const char *reason)
+{
+    sqlite3_stmt *st = NULL;
+
+    if (sqlite3_prepare_v2(s->db,
+                           "UPDATE boxes SET state = ?2, shim_pid = ?3, qemu_pid = ?4, "
+                           "reason = ?5 WHERE id = ?1",
+                           -1, &st, NULL) != SQLITE_OK)
+        return db_err(s, "prepare update");
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 2, state, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int(st, 3, shim_pid);
+    sqlite3_bind_int(st, 4, qemu_pid);
+    sqlite3_bind_text(st, 5, reason ? reason : "", -1, SQLITE_TRANSIENT);
+    return changes_one(s, st, id, "update box state");
+}
+
+int bl_db_box_delete(struct bl_db *s, const char *id)
+{
+    sqlite3_stmt *st = NULL;
+
+    if (sqlite3_prepare_v2(s->db, "DELETE FROM boxes WHERE id = ?1", -1, &st, NULL) != SQLITE_OK)
+        return db_err(s, "prepare delete");
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+    return changes_one(s, st, id, "delete box");
+}
+
+void bl_box_row_clear(struct bl_box_row *r)
+{
+    if (!r)
+        return;
+    free(r->name);
+    free(r->image);
+    free(r->state);
+    free(r->created_at);
+    free(r->reason);
+    bl_strv_free(r->env);
+    bl_strv_free(r->entrypoint);
+    bl_strv_free(r->cmd);
+    free(r->workdir);
+    free(r->user);
+    memset(r, 0, sizeof(*r));
+}
+
+void bl_box_rows_free(struct bl_box_row *rows, size_t count)
+{
+    for (size_t i = 0; rows && i < count; i++)
+        bl_box_row_clear(&rows[i]);
+    free(rows);
+}

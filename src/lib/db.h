@@ -1,0 +1,63 @@
+/* db.h — the runtime's state in SQLite ($BOXLITE_HOME/boxlite.db, WAL): the schema and its
+ * migrations, and the box rows that every process and every box's shim share. */
+#ifndef BL_DB_H
+#define BL_DB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct bl_db;
+
+/* What one box is, as stored. Strings are malloc'd; bl_box_row_clear frees them. */
+struct bl_box_row {
+    char id[13];
+    char *name;       /* NULL when unnamed */
+    char *image;      /* the reference the box was created from */
+    char *state;      /* configured, running, stopping, stopped, failed */
+    char *created_at; /* RFC 3339, UTC */
+    char *reason;     /* why it stopped or failed; "" when none */
+    unsigned cpus;
+    unsigned memory_mib;
+    unsigned disk_size_gb; /* 0 → the image's size */
+    int auto_remove;
+    int detach;
+    int shim_pid; /* 0 when not running */
+    int qemu_pid;
+    char **env;        /* "K=V" NULL-terminated; box defaults over the image's */
+    char **entrypoint; /* NULL when the image's */
+    char **cmd;        /* NULL when the image's */
+    char *workdir;     /* NULL when the image's */
+    char *user;        /* NULL when the image's */
+};
+
+/* Open (creating/migrating) the database of home. *out: bl_db_close. */
+int bl_db_open(struct bl_db **out, const char *home);
+void bl_db_close(struct bl_db *s);
+
+/* Insert a new box. BOXLITE_EEXISTS when the name is taken. */
+int bl_db_box_insert(struct bl_db *s, const struct bl_box_row *row);
+
+/* Find by exact id, else name, else unique id prefix. BOXLITE_ENOTFOUND otherwise. */
+int bl_db_box_get(struct bl_db *s, const char *id_or_name, struct bl_box_row *out);
+
+/* All boxes, newest first. *out: array of *count rows; free with bl_box_rows_free. */
+int bl_db_box_list(struct bl_db *s, struct bl_box_row **out, size_t *count);
+
+/* Set state, pids and reason of box id (reason NULL → ""). */
+int bl_db_box_set_state(struct bl_db *s, const char *id, const char *state, int shim_pid,
+                        int qemu_pid, const char *reason);
+
+int bl_db_box_delete(struct bl_db *s, const char *id);
+
+void bl_box_row_clear(struct bl_box_row *row);
+void bl_box_rows_free(struct bl_box_row *rows, size_t count);
+
+/* Current UTC time as RFC 3339 into out[32]. */
+void bl_rfc3339_now(char out[32]);
+
+/* NULL-terminated string vectors (malloc'd copies). */
+char **bl_strv_dup(const char *const *v);
+void bl_strv_free(char **v);
+size_t bl_strv_len(const char *const *v);
+
+#endif

@@ -1,0 +1,473 @@
+/* exec.c — processes in a box: the exec request, the per-stream output buffers bounded by
+ * the protocol's credit window, stdin with the guest's credit, signals and the exit result. */
+#include "box.h"
+#include "conn.h"
+#include "db.h"
+#include "error.h"
+#include "image.h"
+#include "util.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct outbuf {
+    uint8_t *data;
+    size_t off, len; /* unread bytes are data[off..len) */
+    size_t cap;
+    int eof;
+    uint32_t unacked; /* read by the caller, not yet returned to the agent as credit */
+};
+
+struct boxlite_exec {
+    struct boxlite_exec *next; /* in conn->execs */
+    struct bl_conn *conn;
+    boxlite_box *box;
+    uint32_t stream;
+    int tty;
+    struct outbuf out[2]; /* stdout, stderr */
+    int last_served;
+    uint32_t stdin_credit;
+    int stdin_closed;
+    int started;
+    uint32_t pid;
+    int exited;
+    struct bl_exit result;
+    int failed; /* the stream ended without EXIT: fail_msg says why */
+    char fail_msg[256];
+};
+
+struct boxlite_exec *bl_exec_next(struct boxlite_exec *ex)
+{
+    return ex->next;
+}
+
+uint32_t bl_exec_stream(const struct boxlite_exec *ex)
+{
+    return ex->stream;
+}
+
+static void fail_locked(struct boxlite_exec *ex, const char *msg)
+{
+    if (ex->exited || ex->failed)
+        return;
+    ex->failed = 1;
+    snprintf(ex->fail_msg, sizeof(ex->fail_msg), "%s", msg);
+    ex->out[0].eof = ex->out[1].eof = 1;
+}
+
+void bl_exec_on_close(struct boxlite_exec *ex)
+{
+    fail_locked(ex, ex->conn->close_reason);
+}
+
+static void append_output(struct boxlite_exec *ex, struct outbuf *b, const struct bl_frame *f)
+{
+    size_t pending = b->len - b->off;
+
+    if (f->len == 0) {
+        b->eof = 1;
+        return;
+    }
+    if (b->eof || pending + f->len > BL_WINDOW_INIT) {
+        fail_locked(ex, "the agent sent output beyond its credit window");
+        return;
+    }
+    if (b->off > 0 && b->len + f->len > b->cap) {
+        memmove(b->data, b->data + b->off, pending);
+        b->off = 0;
+        b->len = pending;
+    }
+    if (b->len + f->len > b->cap) {
+        uint8_t *nd = realloc(b->data, BL_WINDOW_INIT);
+        if (!nd) {
+            fail_locked(ex, "out of memory buffering output");
+            return;
+        }
+        b->data = nd;
+        b->cap = BL_WINDOW_INIT;
+    }
+    memcpy(b->data + b->len, f->payload, f->len);
+    b->len += f->len;
+}
+
+void bl_exec_on_frame(struct boxlite_exec *ex, const struct bl_frame *f)
+{
+    uint32_t a = 0, b = 0;
+    char *msg = NULL;
+
+    switch (f->type) {
+    case BL_F_STARTED:
+        if (bl_u32_decode(f->payload, f->len, &a) == 0) {
+            ex->started = 1;
+            ex->pid = a;
+        }
+        break;
+    case BL_F_STDOUT:
+    case BL_F_STDERR:
+        append_output(ex, &ex->out[f->type == BL_F_STDERR], f);
+        break;
+    case BL_F_WINDOW:
+        if (bl_u32x2_decode(f->payload, f->len, &a, &b) == 0 && a == 0 && b <= BL_WINDOW_INIT &&
+            ex->stdin_credit + b <= BL_WINDOW_INIT)
+            ex->stdin_credit += b;
+        break;
+    case BL_F_EXIT:
+        if (!ex->exited && !ex->failed && bl_exit_decode(&ex->result, f->payload, f->len) == 0) {
+            ex->exited = 1;
+            ex->out[0].eof = ex->out[1].eof = 1;
+        } else if (!ex->exited) {
+            fail_locked(ex, "the agent sent an invalid exit frame");
+        }
+        break;
+    case BL_F_ERROR:
+        if (bl_u32_str_decode(f->payload, f->len, &a, &msg) == 0) {
+            char text[256];
+            snprintf(text, sizeof(text), "the agent refused the request: %s", msg);
+            fail_locked(ex, text);
+        }
+        break;
+    default:
+        break;
+    }
+    free(msg);
+}
+
+/* The process's environment: the image's, the box's, then the exec's (a later KEY wins).
+ * The strings are borrowed; only the vector is allocated. */
+static char **merge_env(char *const *a, char *const *b, const char *const *c, uint32_t *count)
+{
+    size_t na = bl_strv_len((const char *const *)a), nb = bl_strv_len((const char *const *)b);
+    size_t nc = bl_strv_len(c), n = 0;
+    char **out = calloc(na + nb + nc + 1, sizeof(*out));
+
+    for (size_t i = 0; out && i < na + nb + nc; i++) {
+        const char *kv = i < na ? a[i] : i < na + nb ? b[i - na] : c[i - na - nb];
+        size_t klen = strcspn(kv, "=");
+        size_t j = 0;
+        while (j < n && !(strncmp(out[j], kv, klen) == 0 && out[j][klen] == '='))
+            j++;
+        out[j] = (char *)kv;
+        n += j == n;
+    }
+    *count = (uint32_t)n;
+    return out;
+}
+
+static int encode_request(struct bl_wbuf *w, const boxlite_exec_options *o,
+                          const struct bl_image *img, const struct bl_box_row *row)
+{
+    struct bl_exec_req req = {0};
+    size_t argc = 0, envc = 0;
+    int rc = 0;
+
+    while (o->argv[argc])
+        argc++;
+    while (o->env && o->env[envc])
+        envc++;
+    if (argc > BL_MAX_ARGS || envc > BL_MAX_ENV)
+        return bl_err(BOXLITE_EINVAL, "too many arguments or environment variables");
+    req.flags = o->tty ? BL_EXEC_TTY : 0;
+    req.argv = (char **)o->argv;
+    req.argc = (uint32_t)argc;
+    req.env = merge_env(img->env, row->env, o->env, &req.envc);
+    req.cwd = (char *)(o->cwd ? o->cwd : row->workdir ? row->workdir : img->workdir);
+    req.user = (char *)(o->user ? o->user : row->user ? row->user : img->user);
+    req.timeout_ms = o->timeout_ms;
+    req.rows = 24;
+    req.cols = 80;
+    if (!req.env)
+        rc = bl_err(BOXLITE_ENOMEM, "out of memory");
+    else if (req.envc > BL_MAX_ENV || bl_exec_req_encode(w, &req) != 0 || w->failed)
+        rc = bl_err(BOXLITE_EINVAL, "the command line and environment are too large");
+    free(req.env);
+    return rc;
+}
+
+static int check_options(const boxlite_exec_options *o)
+{
+    if (!o || o->version != BOXLITE_EXEC_OPTIONS_VERSION)
+        return bl_err(BOXLITE_EINVAL, "exec options missing or of an unknown version");
+    if (!o->argv || !o->argv[0] || !o->argv[0][0])
+        return bl_err(BOXLITE_EINVAL, "exec needs a command");
+    for (size_t i = 0; o->env && o->env[i]; i++)
+        if (!strchr(o->env[i], '=') || o->env[i][0] == '=')
+            return bl_err(BOXLITE_EINVAL, "environment entry \"%s\" is not KEY=VALUE", o->env[i]);
+    return 0;
+}
+
+static void unlink_locked(struct boxlite_exec *ex)
+{
+    struct boxlite_exec **pp = &ex->conn->execs;
+
+    while (*pp && *pp != ex)
+        pp = &(*pp)->next;
+    if (*pp)
+        *pp = ex->next;
+}
+
+BOXLITE_API int boxlite_exec_start(boxlite_exec **out, boxlite_box *box,
+                                   const boxlite_exec_options *opts)
+{
+    struct bl_wbuf w = {0};
+    struct boxlite_exec *ex = NULL;
+    struct bl_image *img = NULL;
+    struct bl_conn *c = NULL;
+    int rc;
+
+    rc = check_options(opts);
+    if (rc == 0)
+        rc = bl_box_conn(box, &c);
+    if (rc == 0)
+        rc = bl_box_image(box, &img);
+    if (rc == 0)
+        rc = encode_request(&w, opts, img, &box->row);
+    if (rc != 0)
+        goto out;
+    ex = calloc(1, sizeof(*ex));
+    if (!ex) {
+        rc = bl_err(BOXLITE_ENOMEM, "out of memory");
+        goto out;
+    }
+    ex->conn = c;
+    ex->box = box;
+    ex->tty = opts->tty;
+    ex->stdin_credit = BL_WINDOW_INIT;
+    pthread_mutex_lock(&c->mu);
+    ex->stream = c->next_stream;
+    c->next_stream += 2;
+    ex->next = c->execs;
+    c->execs = ex;
+    if (c->closed)
+        fail_locked(ex, c->close_reason);
+    pthread_mutex_unlock(&c->mu);
+    rc = bl_conn_send(c, BL_F_EXEC, ex->stream, w.data, w.len);
+    if (rc != 0) {
+        pthread_mutex_lock(&c->mu);
+        unlink_locked(ex);
+        pthread_mutex_unlock(&c->mu);
+        free(ex);
+        ex = NULL;
+        goto out;
+    }
+    *out = ex;
+out:
+    bl_wbuf_free(&w);
+    if (rc != 0)
+        bl_err_wrap(rc, "exec \"%s\" in box %s",
+                    opts && opts->argv && opts->argv[0] ? opts->argv[0] : "",
+                    box ? boxlite_box_id(box) : "?");
+    return rc;
+}
+
+/* Pick a stream in mask with unread data, alternating between the two for fairness. */
+static int pick_stream_locked(struct boxlite_exec *ex, int mask)
+{
+    for (int k = 1; k <= 2; k++) {
+        int i = (ex->last_served + k) % 2;
+        if ((mask & (1 << i)) && ex->out[i].len > ex->out[i].off)
+            return i;
+    }
+    return -1;
+}
+
+static int all_ended_locked(struct boxlite_exec *ex, int mask)
+{
+    for (int i = 0; i < 2; i++)
+        if ((mask & (1 << i)) && !ex->out[i].eof)
+            return 0;
+    return 1;
+}
+
+static int wait_locked(struct boxlite_exec *ex, int64_t deadline)
+{
+    struct timespec ts;
+
+    if (deadline < 0) {
+        pthread_cond_wait(&ex->conn->cond, &ex->conn->mu);
+        return 0;
+    }
+    if (bl_now_ms() >= deadline)
+        return BOXLITE_EAGAIN;
+    bl_deadline_ts(&ts, deadline);
+    pthread_cond_timedwait(&ex->conn->cond, &ex->conn->mu, &ts);
+    return 0;
+}
+
+static int send_u32s(boxlite_exec *ex, uint8_t type, uint32_t a, uint32_t b, int two)
+{
+    struct bl_wbuf w = {0};
+    int rc;
+
+    bl_wbuf_put_u32(&w, a);
+    if (two)
+        bl_wbuf_put_u32(&w, b);
+    rc = w.failed ? bl_err(BOXLITE_ENOMEM, "out of memory")
+                  : bl_conn_send(ex->conn, type, ex->stream, w.data, w.len);
+    bl_wbuf_free(&w);
+    return rc;
+}
+
+BOXLITE_API int boxlite_exec_read(boxlite_exec *ex, int streams, int *which_out, void *buf,
+                                  size_t cap, size_t *n_out, int timeout_ms)
+{
+    int64_t deadline = timeout_ms < 0 ? -1 : bl_now_ms() + timeout_ms;
+    uint32_t credit = 0;
+    int mask = streams & (BOXLITE_STDOUT | BOXLITE_STDERR);
+    int i = -1, rc = 0;
+    size_t n = 0;
+
+    if (!ex || !buf || cap == 0 || mask == 0)
+        return bl_err(BOXLITE_EINVAL, "exec read: bad arguments");
+    pthread_mutex_lock(&ex->conn->mu);
+    while (rc == 0) {
+        i = pick_stream_locked(ex, mask);
+        if (i >= 0 || all_ended_locked(ex, mask))
+            break;
+        rc = wait_locked(ex, deadline);
+    }
+    if (i >= 0) {
+        struct outbuf *b = &ex->out[i];
+        n = b->len - b->off < cap ? b->len - b->off : cap;
+        memcpy(buf, b->data + b->off, n);
+        b->off += n;
+        b->unacked += (uint32_t)n;
+        ex->last_served = i;
+        if (b->unacked >= BL_WINDOW_INIT / 4 && !b->eof) {
+            credit = b->unacked;
+            b->unacked = 0;
+        }
+    }
+    pthread_mutex_unlock(&ex->conn->mu);
+    if (rc == BOXLITE_EAGAIN)
+        return bl_err(BOXLITE_EAGAIN, "no output yet");
+    if (credit > 0)
+        send_u32s(ex, BL_F_WINDOW, (uint32_t)i + 1, credit, 1);
+    *which_out = i >= 0 ? (i == 0 ? BOXLITE_STDOUT : BOXLITE_STDERR) : 0;
+    *n_out = n;
+    return 0;
+}
+
+static int running_check_locked(boxlite_exec *ex)
+{
+    if (ex->failed)
+        return bl_err(BOXLITE_ESTATE, "process failed: %s", ex->fail_msg);
+    if (ex->exited)
+        return bl_err(BOXLITE_ESTATE, "the process has exited");
+    return 0;
+}
+
+BOXLITE_API int boxlite_exec_write(boxlite_exec *ex, const void *buf, size_t len)
+{
+    const uint8_t *p = buf;
+    int rc = 0;
+
+    if (!ex || (!buf && len > 0))
+        return bl_err(BOXLITE_EINVAL, "exec write: bad arguments");
+    while (len > 0 && rc == 0) {
+        size_t k;
+        pthread_mutex_lock(&ex->conn->mu);
+        rc = running_check_locked(ex);
+        while (rc == 0 && ex->stdin_credit == 0 && !ex->stdin_closed) {
+            pthread_cond_wait(&ex->conn->cond, &ex->conn->mu);
+            rc = running_check_locked(ex);
+        }
+        if (rc == 0 && ex->stdin_closed)
+            rc = bl_err(BOXLITE_ESTATE, "stdin is closed");
+        k = len < ex->stdin_credit ? len : ex->stdin_credit;
+        k = k < BL_DATA_CHUNK ? k : BL_DATA_CHUNK;
+        if (rc == 0)
+            ex->stdin_credit -= (uint32_t)k;
+        pthread_mutex_unlock(&ex->conn->mu);
+        if (rc == 0)
+            rc = bl_conn_send(ex->conn, BL_F_STDIN, ex->stream, p, k);
+        p += k;
+        len -= k;
+    }
+    return rc;
+}
+
+BOXLITE_API int boxlite_exec_close_stdin(boxlite_exec *ex)
+{
+    int rc;
+
+    if (!ex)
+        return bl_err(BOXLITE_EINVAL, "exec: NULL handle");
+    pthread_mutex_lock(&ex->conn->mu);
+    rc = ex->stdin_closed || ex->exited || ex->failed;
+    ex->stdin_closed = 1;
+    pthread_mutex_unlock(&ex->conn->mu);
+    return rc ? 0 : bl_conn_send(ex->conn, BL_F_STDIN, ex->stream, NULL, 0);
+}
+
+BOXLITE_API int boxlite_exec_signal(boxlite_exec *ex, int signo)
+{
+    int rc;
+
+    if (!ex || signo <= 0 || signo >= 65)
+        return bl_err(BOXLITE_EINVAL, "exec signal: bad signal %d", signo);
+    pthread_mutex_lock(&ex->conn->mu);
+    rc = running_check_locked(ex);
+    pthread_mutex_unlock(&ex->conn->mu);
+    return rc ? rc : send_u32s(ex, BL_F_SIGNAL, (uint32_t)signo, 0, 0);
+}
+
+BOXLITE_API int boxlite_exec_resize(boxlite_exec *ex, unsigned rows, unsigned cols)
+{
+    if (!ex || rows == 0 || cols == 0 || rows > 65535 || cols > 65535)
+        return bl_err(BOXLITE_EINVAL, "exec resize: bad size %ux%u", rows, cols);
+    if (!ex->tty)
+        return bl_err(BOXLITE_ESTATE, "the process has no tty");
+    return send_u32s(ex, BL_F_RESIZE, rows, cols, 1);
+}
+
+static void fill_result(boxlite_exec_result *out, const struct boxlite_exec *ex)
+{
+    memset(out, 0, sizeof(*out));
+    out->exit_code = bl_exit_status(&ex->result);
+    if (ex->result.kind == BL_EXIT_SIGNAL || ex->result.kind == BL_EXIT_TIMEOUT)
+        out->signal = ex->result.code;
+    out->timed_out = ex->result.kind == BL_EXIT_TIMEOUT;
+    snprintf(out->message, sizeof(out->message), "%s",
+             ex->result.message ? ex->result.message : "");
+}
+
+BOXLITE_API int boxlite_exec_wait(boxlite_exec *ex, boxlite_exec_result *out, int timeout_ms)
+{
+    int64_t deadline = timeout_ms < 0 ? -1 : bl_now_ms() + timeout_ms;
+    int rc = 0;
+
+    if (!ex || !out)
+        return bl_err(BOXLITE_EINVAL, "exec wait: bad arguments");
+    pthread_mutex_lock(&ex->conn->mu);
+    while (!ex->exited && !ex->failed && rc == 0)
+        rc = wait_locked(ex, deadline);
+    if (ex->exited)
+        fill_result(out, ex);
+    else if (ex->failed)
+        rc = bl_err(BOXLITE_EPROTO, "box %s: %s", boxlite_box_id(ex->box), ex->fail_msg);
+    else
+        rc = bl_err(BOXLITE_ETIMEOUT, "the process is still running");
+    pthread_mutex_unlock(&ex->conn->mu);
+    return rc;
+}
+
+BOXLITE_API void boxlite_exec_free(boxlite_exec *ex)
+{
+    int running;
+
+    if (!ex)
+        return;
+    pthread_mutex_lock(&ex->conn->mu);
+    running = !ex->exited && !ex->failed;
+    unlink_locked(ex);
+    pthread_mutex_unlock(&ex->conn->mu);
+    if (running)
+        send_u32s(ex, BL_F_SIGNAL, SIGKILL, 0, 0);
+    free(ex->out[0].data);
+    free(ex->out[1].data);
+    free(ex->result.message);
+    free(ex);
+}

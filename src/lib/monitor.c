@@ -1,0 +1,253 @@
+/* monitor.c — the library's side of a box's monitor (boxlite-shim): finding the binary,
+ * starting it detached from the caller, reading its readiness report, telling whether it is
+ * alive, and connecting to its socket. */
+#include "monitor.h"
+#include "db.h"
+#include "error.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef BL_SHIM_INSTALL_PATH
+#define BL_SHIM_INSTALL_PATH "/usr/local/libexec/boxlite-shim"
+#endif
+#ifndef BL_SHIM_BUILD_PATH
+#define BL_SHIM_BUILD_PATH ""
+#endif
+
+#define REPORT_MARGIN_MS 15000
+
+/* $BOXLITE_SHIM, else the build tree this library was built in, else the install path. */
+static int find_shim(char **out)
+{
+    const char *env = getenv("BOXLITE_SHIM");
+    const char *cands[] = {env, BL_SHIM_BUILD_PATH, BL_SHIM_INSTALL_PATH};
+
+    for (size_t i = 0; i < 3; i++) {
+        if (cands[i] && cands[i][0] && access(cands[i], X_OK) == 0) {
+            *out = strdup(cands[i]);
+            return *out ? 0 : bl_err(BOXLITE_ENOMEM, "out of memory");
+        }
+    }
+    return bl_err(BOXLITE_ENOTFOUND,
+                  "boxlite-shim not found (looked at %s%s%s; set "
+                  "BOXLITE_SHIM)",
+                  BL_SHIM_BUILD_PATH, BL_SHIM_BUILD_PATH[0] ? ", " : "", BL_SHIM_INSTALL_PATH);
+}
+
+/* Append x (malloc'd, may be NULL) to v; returns 0 once anything failed. */
+static int push(char **v, size_t *n, char *x, int ok)
+{
+    if (ok && x)
+        v[(*n)++] = x;
+    else
+        free(x);
+    return ok && x;
+}
+
+static char **shim_argv(const char *shim, const struct bl_monitor_start *m, int status_fd)
+{
+    size_t nq = bl_strv_len((const char *const *)m->qemu_argv);
+    char **v = calloc(nq + 16, sizeof(*v));
+    size_t n = 0;
+    int ok = v != NULL;
+
+#define ADD(x) ok = push(v, &n, (x), ok)
+    ADD(strdup(shim));
+    ADD(strdup("--home"));
+    ADD(strdup(m->home));
+    ADD(strdup("--id"));
+    ADD(strdup(m->id));
+    ADD(strdup("--status-fd"));
+    ADD(bl_strdupf("%d", status_fd));
+    ADD(strdup("--boot-timeout-ms"));
+    ADD(bl_strdupf("%d", m->boot_timeout_ms));
+    if (m->lifeline_fd >= 0) {
+        ADD(strdup("--lifeline-fd"));
+        ADD(bl_strdupf("%d", m->lifeline_fd));
+    }
+    if (m->auto_remove)
+        ADD(strdup("--auto-remove"));
+    ADD(strdup("--"));
+    for (size_t i = 0; i < nq; i++)
+        ADD(strdup(m->qemu_argv[i]));
+#undef ADD
+    if (!ok) {
+        bl_strv_free(v);
+        v = NULL;
+    }
+    return v;
+}
+
+/* In the forked child: only async-signal-safe calls. Double fork so the shim belongs to no
+ * one's process tree but init's and outlives the caller when the box is detached. */
+static void child(char **argv, int status_fd, int lifeline_fd, int log_fd)
+{
+    int null_fd;
+    pid_t pid;
+
+    setsid();
+    pid = fork();
+    if (pid != 0)
+        _exit(pid < 0 ? 1 : 0);
+    null_fd = open("/dev/null", O_RDWR);
+    if (null_fd < 0 || dup2(null_fd, 0) < 0 || dup2(null_fd, 1) < 0 ||
+        dup2(log_fd >= 0 ? log_fd : null_fd, 2) < 0)
+        _exit(1);
+    fcntl(status_fd, F_SETFD, 0);
+    if (lifeline_fd >= 0)
+        fcntl(lifeline_fd, F_SETFD, 0);
+    for (int fd = 3; fd < 1024; fd++)
+        if (fd != status_fd && fd != lifeline_fd)
+            close(fd);
+    execv(argv[0], argv);
+    _exit(127);
+}
+
+/* Read the shim's one-line report ("ok" or "error: why"). */
+static int read_report(int fd, int timeout_ms, char *line, size_t cap)
+{
+    int64_t deadline = bl_now_ms() + timeout_ms;
+    size_t len = 0;
+
+    line[0] = '\0';
+    while (len + 1 < cap) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        int64_t left = deadline - bl_now_ms();
+        ssize_t n;
+        if (left <= 0)
+            return BOXLITE_ETIMEOUT;
+        if (poll(&p, 1, (int)left) <= 0)
+            continue;
+        n = read(fd, line + len, cap - 1 - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+        line[len] = '\0';
+        if (strchr(line, '\n'))
+            break;
+    }
+    line[strcspn(line, "\n")] = '\0';
+    return 0;
+}
+
+int bl_monitor_start(const struct bl_monitor_start *m)
+{
+    char *shim = NULL, *logpath = NULL;
+    char **argv = NULL;
+    int pipefd[2] = {-1, -1};
+    int log_fd = -1, rc, status;
+    char line[700];
+    pid_t pid;
+
+    rc = find_shim(&shim);
+    if (rc != 0)
+        return rc;
+    if (pipe2(pipefd, O_CLOEXEC) != 0) {
+        rc = bl_err_errno(BOXLITE_EIO, errno, "pipe");
+        goto out;
+    }
+    argv = shim_argv(shim, m, pipefd[1]);
+    logpath = bl_strdupf("%s/boxes/%s/shim.log", m->home, m->id);
+    if (!argv || !logpath) {
+        rc = bl_err(BOXLITE_ENOMEM, "out of memory");
+        goto out;
+    }
+    log_fd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    pid = fork();
+    if (pid < 0) {
+        rc = bl_err_errno(BOXLITE_ERROR, errno, "fork");
+        goto out;
+    }
+    if (pid == 0)
+        child(argv, pipefd[1], m->lifeline_fd, log_fd);
+    close(pipefd[1]);
+    pipefd[1] = -1;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    rc = read_report(pipefd[0], m->boot_timeout_ms + REPORT_MARGIN_MS, line, sizeof(line));
+    if (rc == BOXLITE_ETIMEOUT)
+        rc = bl_err(rc, "the box monitor did not report within %d ms",
+                    m->boot_timeout_ms + REPORT_MARGIN_MS);
+    else if (strcmp(line, "ok") == 0)
+        rc = 0;
+    else if (strncmp(line, "error: ", 7) == 0)
+        rc = bl_err(BOXLITE_ERROR, "%s", line + 7);
+    else
+        rc = bl_err(BOXLITE_ERROR, "the box monitor exited without a report (see %s)", logpath);
+out:
+    if (pipefd[0] >= 0)
+        close(pipefd[0]);
+    if (pipefd[1] >= 0)
+        close(pipefd[1]);
+    if (log_fd >= 0)
+        close(log_fd);
+    bl_strv_free(argv);
+    free(shim);
+    free(logpath);
+    return rc;
+}
+
+int bl_monitor_alive(int pid, const char *id)
+{
+    char path[64];
+    char buf[4096];
+    int fd, alive = 0;
+    ssize_t n;
+
+    if (pid <= 0)
+        return 0;
+    snprintf(path, sizeof(path), "/proc/%d/cmdline", pid);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n > 0) {
+        buf[n] = '\0';
+        /* argv: shim --home H --id ID ...: find "--id\0ID\0" */
+        for (ssize_t i = 0; i + 5 < n && !alive; i++)
+            if (memcmp(buf + i, "--id", 5) == 0 && strcmp(buf + i + 5, id) == 0)
+                alive = strstr(buf, "boxlite-shim") != NULL;
+    }
+    return alive;
+}
+
+int bl_monitor_connect(int *fd_out, const char *dir)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    int dfd = -1, fd = -1, rc = 0;
+
+    if (strlen(dir) + sizeof("/shim.sock") <= sizeof(sa.sun_path)) {
+        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/shim.sock", dir);
+    } else {
+        dfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0)
+            return bl_err_errno(BOXLITE_EIO, errno, "open %s", dir);
+        snprintf(sa.sun_path, sizeof(sa.sun_path), "/proc/self/fd/%d/shim.sock", dfd);
+    }
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+        rc = bl_err_errno(errno == ENOENT || errno == ECONNREFUSED ? BOXLITE_ESTATE : BOXLITE_EIO,
+                          errno, "connect to the box monitor in %s", dir);
+        if (fd >= 0)
+            close(fd);
+        fd = -1;
+    }
+    if (dfd >= 0)
+        close(dfd);
+    if (rc == 0)
+        *fd_out = fd;
+    return rc;
+}

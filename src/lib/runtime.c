@@ -1,0 +1,161 @@
+/* runtime.c — opening a runtime home ($BOXLITE_HOME or ~/.boxlite): its directory tree,
+ * the log sink, and locating this build's guest files. */
+#include "runtime.h"
+#include "box.h"
+#include "db.h"
+#include "error.h"
+#include "util.h"
+
+#include <errno.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#ifndef BL_GUEST_INSTALL_DIR
+#define BL_GUEST_INSTALL_DIR "/usr/local/share/boxlite"
+#endif
+#ifndef BL_GUEST_BUILD_DIR
+#define BL_GUEST_BUILD_DIR ""
+#endif
+
+BOXLITE_API const char *boxlite_version(void)
+{
+    return BOXLITE_VERSION;
+}
+
+void bl_log(boxlite_runtime *rt, int level, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+
+    if (!rt || !rt->log)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    rt->log(rt->log_ctx, level, msg);
+}
+
+static char *default_home(void)
+{
+    const char *env = getenv("BOXLITE_HOME");
+    const char *home = getenv("HOME");
+    struct passwd *pw;
+
+    if (env && *env)
+        return strdup(env);
+    if (!home || !*home) {
+        pw = getpwuid(getuid());
+        home = pw ? pw->pw_dir : "/tmp";
+    }
+    return bl_strdupf("%s/.boxlite", home);
+}
+
+static int has_guest(const char *dir)
+{
+    char *p = bl_strdupf("%s/vmlinux", dir);
+    int ok = p && access(p, R_OK) == 0;
+
+    free(p);
+    return ok;
+}
+
+/* $BOXLITE_GUEST_DIR, else the install directory, else the build tree this was built in. */
+static char *find_guest_dir(void)
+{
+    const char *env = getenv("BOXLITE_GUEST_DIR");
+
+    if (env && *env)
+        return strdup(env);
+    if (has_guest(BL_GUEST_INSTALL_DIR))
+        return strdup(BL_GUEST_INSTALL_DIR);
+    if (BL_GUEST_BUILD_DIR[0] && has_guest(BL_GUEST_BUILD_DIR))
+        return strdup(BL_GUEST_BUILD_DIR);
+    return strdup(BL_GUEST_INSTALL_DIR);
+}
+
+static int make_tree(const char *home)
+{
+    static const char *const sub[] = {"", "/boxes", "/images", "/images/rootfs"};
+    int rc = 0;
+
+    for (size_t i = 0; i < sizeof(sub) / sizeof(sub[0]) && rc == 0; i++) {
+        char *p = bl_strdupf("%s%s", home, sub[i]);
+        rc = p ? bl_mkdir_p(p, 0700) : BOXLITE_ENOMEM;
+        free(p);
+    }
+    return rc;
+}
+
+BOXLITE_API int boxlite_runtime_open(boxlite_runtime **out, const boxlite_runtime_options *opts)
+{
+    boxlite_runtime *rt = NULL;
+    int rc = 0;
+
+    bl_err_clear();
+    if (!out)
+        return bl_err(BOXLITE_EINVAL, "runtime open: out is NULL");
+    if (opts && opts->version != BOXLITE_RUNTIME_OPTIONS_VERSION)
+        return bl_err(BOXLITE_EINVAL, "runtime options of unknown version %u", opts->version);
+    rt = calloc(1, sizeof(*rt));
+    if (!rt)
+        return bl_err(BOXLITE_ENOMEM, "out of memory");
+    rt->home = opts && opts->home_dir && *opts->home_dir ? strdup(opts->home_dir) : default_home();
+    rt->guest_dir = find_guest_dir();
+    if (opts) {
+        rt->log = opts->log;
+        rt->log_ctx = opts->log_ctx;
+    }
+    if (!rt->home || !rt->guest_dir) {
+        rc = bl_err(BOXLITE_ENOMEM, "out of memory");
+        goto out;
+    }
+    rc = make_tree(rt->home);
+    if (rc == 0)
+        rc = bl_db_open(&rt->db, rt->home);
+    if (rc == 0)
+        bl_box_repair_all(rt);
+    if (rc != 0)
+        bl_err_wrap(rc, "open runtime home %s", rt->home);
+out:
+    if (rc != 0)
+        boxlite_runtime_free(rt);
+    else
+        *out = rt;
+    return rc;
+}
+
+BOXLITE_API void boxlite_runtime_free(boxlite_runtime *rt)
+{
+    if (!rt)
+        return;
+    bl_db_close(rt->db);
+    free(rt->home);
+    free(rt->guest_dir);
+    free(rt);
+}
+
+BOXLITE_API const char *boxlite_runtime_home(const boxlite_runtime *rt)
+{
+    return rt ? rt->home : "";
+}
+
+int bl_runtime_guest_file(char **out, const boxlite_runtime *rt, const char *name)
+{
+    char *p = bl_strdupf("%s/%s", rt->guest_dir, name);
+
+    if (!p)
+        return BOXLITE_ENOMEM;
+    if (access(p, R_OK) != 0) {
+        int rc = bl_err_errno(BOXLITE_ENOTFOUND, errno,
+                              "guest file %s (build the guest, or set BOXLITE_GUEST_DIR)", p);
+        free(p);
+        return rc;
+    }
+    *out = p;
+    return 0;
+}

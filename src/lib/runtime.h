@@ -1,0 +1,29 @@
+/* runtime.h — the runtime object (one $BOXLITE_HOME): its directories, its log sink and
+ * where the guest kernel, initramfs and default image of this build are found. */
+#ifndef BL_RUNTIME_H
+#define BL_RUNTIME_H
+
+#include "boxlite.h"
+
+struct bl_db;
+
+struct boxlite_runtime {
+    char *home;
+    struct bl_db *db;
+    char *guest_dir; /* kernel, initramfs, default image */
+    boxlite_log_fn log;
+    void *log_ctx;
+    int accel_noticed;
+    int kvm_broken; /* KVM opened but QEMU failed under it: use TCG */
+};
+
+enum { BL_LOG_DEBUG = 0, BL_LOG_INFO = 1, BL_LOG_WARN = 2, BL_LOG_ERROR = 3 };
+
+void bl_log(boxlite_runtime *rt, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Path of a file of the guest directory (e.g. "vmlinuz"); *out malloc'd. ENOTFOUND when
+ * it is missing. */
+int bl_runtime_guest_file(char **out, const boxlite_runtime *rt, const char *name);
+
+#endif

@@ -1,0 +1,376 @@
+/* util.c — small host-side helpers shared by the library: formatted strings, paths and
+ * directories, atomic files, ids, clocks and running a helper program. */
+#include "util.h"
+#include "error.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+char *bl_strdupf(const char *fmt, ...)
+{
+    va_list ap;
+    char *s = NULL;
+    int n;
+
+    va_start(ap, fmt);
+    n = vasprintf(&s, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        bl_err(BOXLITE_ENOMEM, "out of memory");
+        s = NULL;
+    }
+    return s;
+}
+
+int bl_mkdir_p(const char *path, unsigned mode)
+{
+    char buf[PATH_MAX];
+    size_t len = strlen(path);
+    int rc = 0;
+
+    if (len == 0 || len >= sizeof(buf))
+        return bl_err(BOXLITE_EINVAL, "path too long: %s", path);
+    memcpy(buf, path, len + 1);
+    for (size_t i = 1; i <= len && rc == 0; i++) {
+        if (buf[i] != '/' && buf[i] != '\0')
+            continue;
+        buf[i] = '\0';
+        if (mkdir(buf, mode) != 0 && errno != EEXIST)
+            rc = bl_err_errno(bl_code_from_errno(errno), errno, "mkdir %s", buf);
+        buf[i] = (i == len) ? '\0' : '/';
+    }
+    return rc;
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)ftw;
+    if (flag == FTW_DP)
+        return rmdir(path) == 0 || errno == ENOENT ? 0 : -1;
+    return unlink(path) == 0 || errno == ENOENT ? 0 : -1;
+}
+
+int bl_rm_rf(const char *path)
+{
+    struct stat st;
+
+    if (lstat(path, &st) != 0 && errno == ENOENT)
+        return 0;
+    if (nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS) != 0)
+        return bl_err_errno(BOXLITE_EIO, errno, "remove %s", path);
+    return 0;
+}
+
+int bl_write_all(int fd, const void *buf, size_t len)
+{
+    const char *p = buf;
+
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -errno;
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+static int fsync_dir_of(const char *path)
+{
+    char dir[PATH_MAX];
+    const char *slash = strrchr(path, '/');
+    size_t n = slash ? (size_t)(slash - path) : 1;
+    int fd;
+
+    if (n >= sizeof(dir))
+        return 0;
+    memcpy(dir, slash ? path : ".", n);
+    dir[n] = '\0';
+    if (n == 0)
+        strcpy(dir, "/");
+    fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+    return 0;
+}
+
+int bl_write_file_atomic(const char *path, const void *data, size_t len, unsigned mode)
+{
+    char *tmp = bl_strdupf("%s.tmp.%d", path, (int)getpid());
+    int fd = -1;
+    int rc = 0;
+    int werr;
+
+    if (!tmp)
+        return BOXLITE_ENOMEM;
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    if (fd < 0) {
+        rc = bl_err_errno(BOXLITE_EIO, errno, "create %s", tmp);
+        goto out;
+    }
+    werr = bl_write_all(fd, data, len);
+    if (werr == 0 && fsync(fd) != 0)
+        werr = -errno;
+    if (werr != 0) {
+        rc = bl_err_errno(BOXLITE_EIO, -werr, "write %s", tmp);
+        goto out;
+    }
+    if (rename(tmp, path) != 0) {
+        rc = bl_err_errno(BOXLITE_EIO, errno, "rename %s", tmp);
+        goto out;
+    }
+    fsync_dir_of(path);
+out:
+    if (fd >= 0)
+        close(fd);
+    if (rc != 0)
+        unlink(tmp);
+    free(tmp);
+    return rc;
+}
+
+int bl_read_file(char **out, size_t *len_out, const char *path, size_t max)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    char *buf = NULL;
+    size_t len = 0;
+    int rc = 0;
+
+    if (fd < 0)
+        return bl_err_errno(bl_code_from_errno(errno), errno, "open %s", path);
+    buf = malloc(max + 1);
+    if (!buf) {
+        rc = bl_err(BOXLITE_ENOMEM, "out of memory reading %s", path);
+        goto out;
+    }
+    for (;;) {
+        ssize_t n = read(fd, buf + len, max + 1 - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            rc = bl_err_errno(BOXLITE_EIO, errno, "read %s", path);
+            goto out;
+        }
+        if (n == 0)
+            break;
+        len += (size_t)n;
+        if (len > max) {
+            rc = bl_err(BOXLITE_EIO, "%s is larger than %zu bytes", path, max);
+            goto out;
+        }
+    }
+    buf[len] = '\0';
+    *out = buf;
+    buf = NULL;
+    if (len_out)
+        *len_out = len;
+out:
+    free(buf);
+    close(fd);
+    return rc;
+}
+
+static int copy_range(int in, int out, off_t off, off_t end)
+{
+    static const size_t chunk = 1 << 20;
+    char *buf = malloc(chunk);
+    int rc = 0;
+
+    if (!buf)
+        return -ENOMEM;
+    while (off < end && rc == 0) {
+        size_t want = (size_t)(end - off) < chunk ? (size_t)(end - off) : chunk;
+        ssize_t n = pread(in, buf, want, off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            rc = n < 0 ? -errno : -EIO;
+            break;
+        }
+        if (pwrite(out, buf, (size_t)n, off) != n)
+            rc = -EIO;
+        off += n;
+    }
+    free(buf);
+    return rc;
+}
+
+int bl_copy_file_sparse(const char *src, const char *dst, unsigned mode)
+{
+    char *tmp = bl_strdupf("%s.tmp.%d", dst, (int)getpid());
+    int in = -1, out = -1, rc = 0, err = 0;
+    struct stat st;
+    off_t data = 0, hole;
+
+    if (!tmp)
+        return BOXLITE_ENOMEM;
+    in = open(src, O_RDONLY | O_CLOEXEC);
+    if (in < 0 || fstat(in, &st) != 0) {
+        rc = bl_err_errno(bl_code_from_errno(errno), errno, "open %s", src);
+        goto out;
+    }
+    out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    if (out < 0 || ftruncate(out, st.st_size) != 0) {
+        rc = bl_err_errno(BOXLITE_EIO, errno, "create %s", tmp);
+        goto out;
+    }
+    while (err == 0) {
+        data = lseek(in, data, SEEK_DATA);
+        if (data < 0)
+            break; /* ENXIO: no more data */
+        hole = lseek(in, data, SEEK_HOLE);
+        if (hole < 0)
+            hole = st.st_size;
+        err = copy_range(in, out, data, hole);
+        data = hole;
+    }
+    if (err == 0 && fsync(out) != 0)
+        err = -errno;
+    if (err == 0 && rename(tmp, dst) != 0)
+        err = -errno;
+    if (err != 0)
+        rc = bl_err_errno(BOXLITE_EIO, -err, "copy %s to %s", src, dst);
+out:
+    if (in >= 0)
+        close(in);
+    if (out >= 0)
+        close(out);
+    if (rc != 0)
+        unlink(tmp);
+    free(tmp);
+    return rc;
+}
+
+int bl_random_id(char out[13])
+{
+    static const char alphabet[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    unsigned char raw[12];
+    size_t got = 0;
+
+    while (got < sizeof(raw)) {
+        ssize_t n = getrandom(raw + got, sizeof(raw) - got, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return bl_err_errno(BOXLITE_EIO, errno, "getrandom");
+        got += (size_t)n;
+    }
+    /* 248 = 4 * 62: rejection-free mapping would bias; the bias of % 62 on a byte is
+     * below 2% per character and ids need uniqueness, not uniformity. */
+    for (size_t i = 0; i < sizeof(raw); i++)
+        out[i] = alphabet[raw[i] % 62];
+    out[12] = '\0';
+    return 0;
+}
+
+int64_t bl_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void read_tail(int fd, char *buf, size_t cap)
+{
+    size_t len = 0;
+
+    for (;;) {
+        char tmp[512];
+        ssize_t n = read(fd, tmp, sizeof(tmp));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        for (ssize_t i = 0; i < n; i++) {
+            if (len + 1 >= cap) {
+                memmove(buf, buf + cap / 2, len - cap / 2);
+                len -= cap / 2;
+            }
+            buf[len++] = tmp[i];
+        }
+    }
+    while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == ' '))
+        len--;
+    buf[len] = '\0';
+}
+
+int bl_run_tool(const char *const *argv)
+{
+    posix_spawn_file_actions_t fa;
+    char errbuf[1024];
+    int pipefd[2] = {-1, -1};
+    pid_t pid;
+    int status = 0, rc = 0, err;
+
+    if (pipe2(pipefd, O_CLOEXEC) != 0)
+        return bl_err_errno(BOXLITE_EIO, errno, "pipe");
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, pipefd[1], 2);
+    err = posix_spawnp(&pid, argv[0], &fa, NULL, (char *const *)argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    close(pipefd[1]);
+    if (err != 0) {
+        rc = bl_err_errno(BOXLITE_ENOTFOUND, err, "run %s", argv[0]);
+        goto out;
+    }
+    read_tail(pipefd[0], errbuf, sizeof(errbuf));
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        rc = bl_err(BOXLITE_ERROR, "%s failed (status %d): %s", argv[0], status, errbuf);
+out:
+    close(pipefd[0]);
+    return rc;
+}
+
+int bl_find_program(char **out, const char *name, const char *envvar)
+{
+    const char *env = envvar ? getenv(envvar) : NULL;
+    const char *path = getenv("PATH");
+    char *found = NULL;
+
+    if (env && *env) {
+        found = strdup(env);
+        goto out;
+    }
+    if (!path || !*path)
+        path = "/usr/local/bin:/usr/bin:/bin";
+    while (*path && !found) {
+        const char *colon = strchr(path, ':');
+        size_t n = colon ? (size_t)(colon - path) : strlen(path);
+        char *cand = bl_strdupf("%.*s/%s", (int)n, path, name);
+        if (cand && access(cand, X_OK) == 0)
+            found = cand;
+        else
+            free(cand);
+        path += n + (colon ? 1 : 0);
+    }
+out:
+    if (!found)
+        return bl_err(BOXLITE_ENOTFOUND, "%s not found in PATH%s%s%s", name,
+                      envvar ? " (or set " : "", envvar ? envvar : "", envvar ? ")" : "");
+    *out = found;
+    return 0;
+}

@@ -1,0 +1,42 @@
+/* util.h — small host-side helpers shared by the library: formatted strings, paths and
+ * directories, atomic files, ids, clocks and running a helper program. */
+#ifndef BL_UTIL_H
+#define BL_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* malloc'd formatted string, NULL on failure (error set). Caller frees. */
+char *bl_strdupf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* mkdir -p with mode for every directory created. */
+int bl_mkdir_p(const char *path, unsigned mode);
+
+/* Remove a tree (like rm -rf); a missing path is fine. */
+int bl_rm_rf(const char *path);
+
+/* Write data to path atomically: temp file, fsync, rename, fsync of the directory. */
+int bl_write_file_atomic(const char *path, const void *data, size_t len, unsigned mode);
+
+/* Read a whole file of at most max bytes; *out is malloc'd and NUL-terminated. */
+int bl_read_file(char **out, size_t *len_out, const char *path, size_t max);
+
+/* Copy src to dst atomically, keeping holes (SEEK_DATA/SEEK_HOLE). */
+int bl_copy_file_sparse(const char *src, const char *dst, unsigned mode);
+
+/* 12 random base62 characters and a NUL. */
+int bl_random_id(char out[13]);
+
+/* CLOCK_MONOTONIC in milliseconds. */
+int64_t bl_now_ms(void);
+
+/* Run argv (PATH searched) to completion; non-zero exit → error quoting its stderr. */
+int bl_run_tool(const char *const *argv);
+
+/* Find an executable: $ENVVAR if set, else `name` in PATH. *out malloc'd. */
+int bl_find_program(char **out, const char *name, const char *envvar);
+
+/* write() all of buf, retrying on EINTR; 0 or -errno. */
+int bl_write_all(int fd, const void *buf, size_t len);
+
+#endif

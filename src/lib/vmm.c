@@ -1,0 +1,165 @@
+/* vmm.c — the VMM: choosing KVM or TCG and the qemu-system-x86_64 -M microvm command line
+ * for a box (the box monitor, boxlite-shim, runs it with the agent channel on fd 3). */
+#include "vmm.h"
+#include "error.h"
+#include "util.h"
+#include "db.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/kvm.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#define AGENT_FD 3 /* the channel's fd number inside QEMU */
+#define MAX_ARGS 64
+
+static int kvm_usable(const char **why)
+{
+    int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+    int ok = 0;
+
+    if (fd < 0) {
+        *why = errno == ENOENT ? "/dev/kvm does not exist" : "/dev/kvm cannot be opened";
+        return 0;
+    }
+    ok = ioctl(fd, KVM_GET_API_VERSION, 0) == KVM_API_VERSION;
+    if (!ok)
+        *why = "/dev/kvm speaks an unknown API version";
+    close(fd);
+    return ok;
+}
+
+int bl_vmm_pick_accel(int *kvm_out, const char **why_tcg)
+{
+    const char *env = getenv("BOXLITE_ACCEL");
+    const char *why = NULL;
+
+    *why_tcg = NULL;
+    if (env && strcmp(env, "tcg") == 0) {
+        *kvm_out = 0;
+        return 0;
+    }
+    if (env && *env && strcmp(env, "kvm") != 0 && strcmp(env, "auto") != 0)
+        return bl_err(BOXLITE_EINVAL, "BOXLITE_ACCEL=%s: expected kvm, tcg or auto", env);
+    *kvm_out = kvm_usable(&why);
+    if (!*kvm_out && env && strcmp(env, "kvm") == 0)
+        return bl_err(BOXLITE_EINVAL, "BOXLITE_ACCEL=kvm but %s", why);
+    if (!*kvm_out)
+        *why_tcg = why;
+    return 0;
+}
+
+/* Under TCG the guest's TSC calibration against the PIT fails at random and the boot hangs
+ * (DESIGN.md): tell the kernel the TSC rate instead, the host's as /proc/cpuinfo says. */
+static const char *tsc_param(void)
+{
+    static char param[48];
+    char *data = NULL, *p;
+    double mhz = 0;
+
+    if (param[0])
+        return param;
+    if (bl_read_file(&data, NULL, "/proc/cpuinfo", 1 << 22) == 0) {
+        p = strstr(data, "cpu MHz");
+        p = p ? strchr(p, ':') : NULL;
+        mhz = p ? strtod(p + 1, NULL) : 0;
+        free(data);
+    }
+    if (mhz < 100 || mhz > 10000)
+        mhz = 2000;
+    snprintf(param, sizeof(param), " tsc_early_khz=%lu", (unsigned long)(mhz * 1000));
+    return param;
+}
+
+struct argv_buf {
+    const char *v[MAX_ARGS];
+    char *owned[16];
+    int n, nowned;
+};
+
+static void add(struct argv_buf *a, const char *s)
+{
+    if (a->n < MAX_ARGS - 1)
+        a->v[a->n++] = s;
+}
+
+static const char *own(struct argv_buf *a, char *s)
+{
+    if (s && a->nowned < 16)
+        a->owned[a->nowned++] = s;
+    return s ? s : "";
+}
+
+static void argv_free(struct argv_buf *a)
+{
+    for (int i = 0; i < a->nowned; i++)
+        free(a->owned[i]);
+}
+
+/* The command line. Devices: one virtio-blk (the box disk), one virtio-serial port (the
+ * agent channel), the ISA serial console to a file; nothing else. */
+static void build_argv(struct argv_buf *a, const struct bl_vm_config *c)
+{
+    add(a, c->qemu);
+    add(a, "-M");
+    add(a, "microvm,x-option-roms=off,pit=off,pic=off,isa-serial=on,rtc=on,acpi=on");
+    add(a, "-accel");
+    add(a, c->kvm ? "kvm" : "tcg");
+    add(a, "-cpu");
+    add(a, c->kvm ? "host" : "max");
+    add(a, "-m");
+    add(a, own(a, bl_strdupf("%u", c->memory_mib)));
+    add(a, "-smp");
+    add(a, own(a, bl_strdupf("%u", c->cpus)));
+    add(a, "-nodefaults");
+    add(a, "-no-user-config");
+    add(a, "-display");
+    add(a, "none");
+    add(a, "-no-reboot");
+    add(a, "-kernel");
+    add(a, c->kernel);
+    add(a, "-initrd");
+    add(a, c->initrd);
+    add(a, "-append");
+    add(a, own(a, bl_strdupf("console=ttyS0 quiet panic=-1 reboot=t%s boxlite.hostname=%s",
+                             c->kvm ? "" : tsc_param(), c->hostname)));
+    add(a, "-serial");
+    add(a, own(a, bl_strdupf("file:%s", c->console)));
+    add(a, "-drive");
+    add(a, own(a, bl_strdupf("id=disk0,if=none,format=qcow2,file=%s", c->disk)));
+    add(a, "-device");
+    add(a, "virtio-blk-device,drive=disk0");
+    add(a, "-device");
+    add(a, "virtio-serial-device,max_ports=2");
+    add(a, "-chardev");
+    add(a, own(a, bl_strdupf("socket,id=agent,fd=%d", AGENT_FD)));
+    add(a, "-device");
+    add(a, "virtserialport,chardev=agent,name=boxlite.agent");
+    add(a, "-sandbox");
+    add(a, "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny");
+    a->v[a->n] = NULL;
+}
+
+int bl_vmm_argv(char ***out, const struct bl_vm_config *cfg)
+{
+    struct argv_buf a = {0};
+    char **v = NULL;
+    int rc = 0;
+
+    build_argv(&a, cfg);
+    for (int i = 0; i < a.n && rc == 0; i++)
+        if (!a.v[i] || !a.v[i][0])
+            rc = bl_err(BOXLITE_ENOMEM, "out of memory building the QEMU command line");
+    if (rc == 0)
+        v = bl_strv_dup(a.v);
+    if (rc == 0 && !v)
+        rc = bl_err(BOXLITE_ENOMEM, "out of memory");
+    argv_free(&a);
+    if (rc == 0)
+        *out = v;
+    return rc;
+}

@@ -1,0 +1,26 @@
+/* vmm.h — the VMM: choosing KVM or TCG and the qemu-system-x86_64 -M microvm command line
+ * for a box (the box monitor, boxlite-shim, runs it with the agent channel on fd 3). */
+#ifndef BL_VMM_H
+#define BL_VMM_H
+
+struct bl_vm_config {
+    const char *qemu;    /* path of qemu-system-x86_64 */
+    const char *kernel;  /* vmlinuz */
+    const char *initrd;  /* initramfs */
+    const char *disk;    /* the box's qcow2 */
+    const char *console; /* file the guest console is appended to */
+    const char *hostname;
+    unsigned cpus;
+    unsigned memory_mib;
+    int kvm;
+};
+
+/* Decide the accelerator: BOXLITE_ACCEL=kvm|tcg, else KVM when /dev/kvm is usable.
+ * *kvm_out is 1 for KVM. When TCG is chosen without being asked for, *why_tcg points to a
+ * static reason. BOXLITE_EINVAL for a bad BOXLITE_ACCEL or kvm asked for but unusable. */
+int bl_vmm_pick_accel(int *kvm_out, const char **why_tcg);
+
+/* The QEMU command line for cfg; the agent chardev is fd 3. *out: bl_strv_free. */
+int bl_vmm_argv(char ***out, const struct bl_vm_config *cfg);
+
+#endif

@@ -1,0 +1,360 @@
+/* main.c — boxlite-shim's life: start QEMU with the agent channel, report readiness to the
+ * starter, serve clients until the VM ends, stop it on request or when its owner dies, and
+ * record the outcome in the store.
+ *
+ * usage: boxlite-shim --home H --id ID --status-fd N [--lifeline-fd N] [--boot-timeout-ms N]
+ *                     [--auto-remove] -- QEMU-ARGV...   (QEMU's agent chardev is fd=3) */
+#include "shim.h"
+
+#include "db.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define AGENT_FD        3
+#define STOP_GRACE_MS   10000
+#define DEFAULT_BOOT_MS 60000
+#define POLL_MAX        (SHIM_MAX_CLIENTS + 8)
+
+struct shim {
+    const char *home, *id;
+    char **qemu_argv;
+    int status_fd, lifeline_fd, boot_ms, auto_remove;
+    struct bl_db *db;
+    int listen_fd, sig_fd, pid_fd;
+    pid_t qemu;
+    struct shim_router *router;
+    int reported; /* readiness (or failure) written to status_fd */
+    int stopping; /* a stop was asked for */
+    int64_t stop_deadline, boot_deadline;
+    char reason[512]; /* why the VM ended, when not asked to */
+};
+
+static void report(struct shim *s, const char *line)
+{
+    if (s->reported || s->status_fd < 0)
+        return;
+    s->reported = 1;
+    (void)bl_write_all(s->status_fd, line, strlen(line));
+    close(s->status_fd);
+    s->status_fd = -1;
+}
+
+static int parse_args(struct shim *s, int argc, char **argv)
+{
+    s->status_fd = s->lifeline_fd = -1;
+    s->boot_ms = DEFAULT_BOOT_MS;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--") == 0) {
+            s->qemu_argv = argv + i + 1;
+            break;
+        }
+        if (strcmp(a, "--auto-remove") == 0) {
+            s->auto_remove = 1;
+            continue;
+        }
+        if (!v)
+            return -1;
+        if (strcmp(a, "--home") == 0)
+            s->home = v;
+        else if (strcmp(a, "--id") == 0)
+            s->id = v;
+        else if (strcmp(a, "--status-fd") == 0)
+            s->status_fd = atoi(v);
+        else if (strcmp(a, "--lifeline-fd") == 0)
+            s->lifeline_fd = atoi(v);
+        else if (strcmp(a, "--boot-timeout-ms") == 0)
+            s->boot_ms = atoi(v);
+        else
+            return -1;
+        i++;
+    }
+    return s->home && s->id && s->qemu_argv && s->qemu_argv[0] && s->boot_ms > 0 ? 0 : -1;
+}
+
+static int listen_here(void)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    mode_t old = umask(077);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+    strcpy(sa.sun_path, "shim.sock");
+    unlink(sa.sun_path);
+    if (fd >= 0 && (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(fd, 32) != 0)) {
+        close(fd);
+        fd = -1;
+    }
+    umask(old);
+    return fd;
+}
+
+static void spawn_qemu_child(char **argv, int agent_fd, pid_t parent)
+{
+    int null_fd = open("/dev/null", O_RDONLY);
+    int log_fd = open("qemu.log", O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent || null_fd < 0 || log_fd < 0)
+        _exit(126);
+    if (dup2(null_fd, 0) < 0 || dup2(log_fd, 1) < 0 || dup2(log_fd, 2) < 0 ||
+        dup2(agent_fd, AGENT_FD) < 0 || fcntl(AGENT_FD, F_SETFD, 0) < 0)
+        _exit(126);
+    for (int fd = AGENT_FD + 1; fd < 1024; fd++)
+        close(fd);
+    execv(argv[0], argv);
+    _exit(127);
+}
+
+static int start_qemu(struct shim *s)
+{
+    int sv[2];
+    pid_t parent = getpid();
+
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+        return -1;
+    s->qemu = fork();
+    if (s->qemu == 0)
+        spawn_qemu_child(s->qemu_argv, sv[1], parent);
+    close(sv[1]);
+    if (s->qemu < 0) {
+        close(sv[0]);
+        return -1;
+    }
+    fcntl(sv[0], F_SETFL, O_NONBLOCK);
+    s->router = shim_router_new(sv[0]);
+    s->pid_fd = (int)syscall(SYS_pidfd_open, s->qemu, 0);
+    return s->router && s->pid_fd >= 0 ? 0 : -1;
+}
+
+static int signals_fd(void)
+{
+    sigset_t set;
+
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
+    return signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+}
+
+static void begin_stop(struct shim *s, const char *why)
+{
+    if (s->stopping)
+        return;
+    s->stopping = 1;
+    s->stop_deadline = bl_now_ms() + STOP_GRACE_MS;
+    if (why)
+        snprintf(s->reason, sizeof(s->reason), "%s", why);
+    bl_db_box_set_state(s->db, s->id, "stopping", getpid(), s->qemu, s->reason);
+    if (shim_router_ready(s->router))
+        shim_router_shutdown_agent(s->router);
+    else
+        kill(s->qemu, SIGKILL);
+}
+
+static void on_ready(struct shim *s)
+{
+    bl_db_box_set_state(s->db, s->id, "running", getpid(), s->qemu, "");
+    report(s, "ok\n");
+}
+
+static void on_timers(struct shim *s)
+{
+    int64_t now = bl_now_ms();
+
+    if (!shim_router_ready(s->router) && !s->stopping && now >= s->boot_deadline) {
+        snprintf(s->reason, sizeof(s->reason),
+                 "the guest agent did not answer within %d ms "
+                 "(see console.log)",
+                 s->boot_ms);
+        s->stopping = 1;
+        s->stop_deadline = now;
+    }
+    if (s->stopping && now >= s->stop_deadline)
+        kill(s->qemu, SIGKILL);
+}
+
+static int poll_timeout(const struct shim *s)
+{
+    int64_t now = bl_now_ms();
+    int64_t t = 1000;
+
+    if (!shim_router_ready(s->router) && !s->stopping)
+        t = s->boot_deadline - now;
+    if (s->stopping)
+        t = s->stop_deadline - now;
+    return t < 0 ? 0 : (t > 1000 ? 1000 : (int)t);
+}
+
+/* Serve until QEMU exits. */
+static void serve(struct shim *s)
+{
+    struct pollfd pfd[POLL_MAX];
+    int was_ready = 0;
+
+    for (;;) {
+        int n = 0, base;
+        pfd[n++] = (struct pollfd){.fd = s->pid_fd, .events = POLLIN};
+        pfd[n++] = (struct pollfd){.fd = s->sig_fd, .events = POLLIN};
+        pfd[n++] = (struct pollfd){.fd = s->listen_fd, .events = POLLIN};
+        pfd[n++] = (struct pollfd){.fd = s->stopping ? -1 : s->lifeline_fd, .events = POLLIN};
+        base = n;
+        n += shim_router_poll_fill(s->router, pfd + n, POLL_MAX - n);
+        if (poll(pfd, (nfds_t)n, poll_timeout(s)) < 0 && errno != EINTR)
+            break;
+        if (pfd[0].revents)
+            break;
+        if (pfd[1].revents) {
+            struct signalfd_siginfo si;
+            while (read(s->sig_fd, &si, sizeof(si)) > 0)
+                ;
+            snprintf(s->reason, sizeof(s->reason), "killed by a stop that timed out");
+            s->stopping = 1;
+            s->stop_deadline = 0;
+        }
+        if (pfd[2].revents & POLLIN) {
+            int c = accept4(s->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+            if (c >= 0)
+                shim_router_add_client(s->router, c);
+        }
+        if (pfd[3].revents)
+            begin_stop(s, "");
+        if (shim_router_poll_done(s->router, pfd + base, n - base) != 0 && !s->stopping) {
+            snprintf(s->reason, sizeof(s->reason), "the agent channel broke");
+            s->stopping = 1;
+            s->stop_deadline = 0;
+        }
+        if (!was_ready && shim_router_ready(s->router)) {
+            was_ready = 1;
+            on_ready(s);
+        }
+        if (shim_router_take_shutdown(s->router))
+            begin_stop(s, "");
+        on_timers(s);
+    }
+}
+
+static void tail_of(const char *path, char *out, size_t cap)
+{
+    char *data = NULL;
+    size_t len = 0;
+
+    out[0] = '\0';
+    if (bl_read_file(&data, &len, path, 1 << 20) != 0)
+        return;
+    while (len > 0 && (data[len - 1] == '\n' || data[len - 1] == '\r'))
+        data[--len] = '\0';
+    snprintf(out, cap, "%s", len > cap - 1 ? data + len - (cap - 1) : data);
+    for (char *p = out; *p; p++)
+        if (*p == '\r' || *p == '\n')
+            *p = ' ';
+    free(data);
+}
+
+/* The final state and reason from how QEMU ended. */
+static const char *outcome(struct shim *s, int status, int was_ready)
+{
+    int by_itself = WIFEXITED(status) || (WIFSIGNALED(status) && WTERMSIG(status) != SIGKILL);
+    char tail[300];
+    char how[48];
+
+    if (s->stopping && s->reason[0] == '\0')
+        return "stopped";
+    if (by_itself && WIFEXITED(status) && WEXITSTATUS(status) == 0 && was_ready) {
+        snprintf(s->reason, sizeof(s->reason), "the guest powered off");
+        return "stopped";
+    }
+    if (!by_itself && s->reason[0] != '\0')
+        return "failed";
+    if (!by_itself) {
+        snprintf(s->reason, sizeof(s->reason), "QEMU was killed by signal 9");
+        return "failed";
+    }
+    tail_of("qemu.log", tail, sizeof(tail));
+    if (!tail[0])
+        tail_of("console.log", tail, sizeof(tail));
+    if (WIFEXITED(status))
+        snprintf(how, sizeof(how), "exit status %d", WEXITSTATUS(status));
+    else
+        snprintf(how, sizeof(how), "signal %d", WTERMSIG(status));
+    snprintf(s->reason, sizeof(s->reason), "QEMU failed (%s)%s: %s", how,
+             was_ready ? "" : " during boot", tail[0] ? tail : "no output");
+    return "failed";
+}
+
+static void finish(struct shim *s)
+{
+    int status = 0;
+    int was_ready = shim_router_ready(s->router);
+    const char *state;
+    char line[600];
+
+    kill(s->qemu, SIGKILL); /* no-op when it is gone; sure when we left serve() early */
+    while (waitpid(s->qemu, &status, 0) < 0 && errno == EINTR)
+        ;
+    state = outcome(s, status, was_ready);
+    snprintf(line, sizeof(line), "error: %s\n", s->reason);
+    report(s, line);
+    unlink("shim.sock");
+    if (s->auto_remove && strcmp(state, "stopped") == 0) {
+        char *dir = bl_strdupf("%s/boxes/%s", s->home, s->id);
+        if (bl_db_box_delete(s->db, s->id) == 0 && dir)
+            bl_rm_rf(dir);
+        free(dir);
+    } else {
+        bl_db_box_set_state(s->db, s->id, state, 0, 0, s->reason);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    struct shim s = {0};
+    char *dir = NULL;
+
+    if (parse_args(&s, argc, argv) != 0) {
+        fprintf(stderr, "usage: boxlite-shim --home H --id ID --status-fd N [--lifeline-fd N] "
+                        "[--boot-timeout-ms N] [--auto-remove] -- QEMU-ARGV...\n");
+        return 2;
+    }
+    dir = bl_strdupf("%s/boxes/%s", s.home, s.id);
+    if (!dir || chdir(dir) != 0 || bl_db_open(&s.db, s.home) != 0) {
+        report(&s, "error: the shim cannot open its box directory or the state database\n");
+        return 1;
+    }
+    s.sig_fd = signals_fd();
+    s.listen_fd = listen_here();
+    if (s.sig_fd < 0 || s.listen_fd < 0 || start_qemu(&s) != 0) {
+        snprintf(s.reason, sizeof(s.reason), "the shim could not set up: %s", strerror(errno));
+        if (s.qemu > 0)
+            finish(&s);
+        else
+            report(&s, "error: the shim could not start QEMU\n");
+        return 1;
+    }
+    s.boot_deadline = bl_now_ms() + s.boot_ms;
+    serve(&s);
+    finish(&s);
+    shim_router_free(s.router);
+    bl_db_close(s.db);
+    free(dir);
+    return 0;
+}

@@ -1,0 +1,406 @@
+/* router.c — the shim's connections and stream routing: one agent channel shared by many
+ * clients, each client's stream ids mapped to ids of the shim's own on the agent side. */
+#include "shim.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define IN_CAP        (BL_FRAME_HDR + BL_FRAME_MAX)
+#define AGENT_BACKLOG (8u << 20) /* stop reading clients while this much waits for the agent */
+
+/* ---- one framed connection ---- */
+
+void shim_conn_init(struct shim_conn *c, int fd)
+{
+    memset(c, 0, sizeof(*c));
+    c->fd = fd;
+}
+
+void shim_conn_close(struct shim_conn *c)
+{
+    if (c->fd >= 0)
+        close(c->fd);
+    free(c->in);
+    free(c->out);
+    memset(c, 0, sizeof(*c));
+    c->fd = -1;
+}
+
+int shim_conn_queue(struct shim_conn *c, uint8_t type, uint32_t stream, const void *payload,
+                    size_t len)
+{
+    size_t need = BL_FRAME_HDR + len;
+
+    if (c->out_off > 0 && c->out_len + need > c->out_cap) {
+        memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
+        c->out_len -= c->out_off;
+        c->out_off = 0;
+    }
+    if (c->out_len - c->out_off + need > SHIM_OUTQ_CAP)
+        return -1;
+    if (c->out_len + need > c->out_cap) {
+        size_t ncap = c->out_cap ? c->out_cap : 65536;
+        uint8_t *n;
+        while (ncap < c->out_len + need)
+            ncap *= 2;
+        n = realloc(c->out, ncap);
+        if (!n)
+            return -1;
+        c->out = n;
+        c->out_cap = ncap;
+    }
+    bl_frame_hdr_encode(c->out + c->out_len, type, stream, (uint32_t)len);
+    if (len > 0)
+        memcpy(c->out + c->out_len + BL_FRAME_HDR, payload, len);
+    c->out_len += need;
+    return 0;
+}
+
+int shim_conn_flush(struct shim_conn *c)
+{
+    while (c->out_off < c->out_len) {
+        ssize_t n = write(c->fd, c->out + c->out_off, c->out_len - c->out_off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return 0;
+        if (n <= 0)
+            return -1;
+        c->out_off += (size_t)n;
+    }
+    c->out_off = c->out_len = 0;
+    return 0;
+}
+
+int shim_conn_read(struct shim_conn *c, void (*fn)(void *ctx, const struct bl_frame *f), void *ctx)
+{
+    size_t off = 0;
+    ssize_t n;
+    long fl;
+    struct bl_frame f;
+
+    if (!c->in) {
+        c->in = malloc(IN_CAP);
+        if (!c->in)
+            return -1;
+    }
+    n = read(c->fd, c->in + c->in_len, IN_CAP - c->in_len);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK))
+        return 0;
+    if (n <= 0)
+        return -1;
+    c->in_len += (size_t)n;
+    while ((fl = bl_frame_split(c->in + off, c->in_len - off, &f)) > 0) {
+        fn(ctx, &f);
+        off += (size_t)fl;
+        if (c->fd < 0) /* fn closed us */
+            return -1;
+    }
+    memmove(c->in, c->in + off, c->in_len - off);
+    c->in_len -= off;
+    return fl < 0 ? -1 : 0;
+}
+
+/* ---- routing ---- */
+
+struct route {
+    struct route *next;
+    uint32_t g; /* stream id on the agent side */
+    int client; /* index, or -1 once the client has gone (the process is being killed) */
+    uint32_t s; /* the client's stream id */
+};
+
+struct client_slot {
+    struct shim_conn conn;
+    int used;
+};
+
+struct shim_router {
+    struct shim_conn agent;
+    struct client_slot clients[SHIM_MAX_CLIENTS];
+    struct route *routes;
+    uint32_t next_g;
+    int hello;
+    uint8_t hello_payload[256];
+    size_t hello_len;
+    int shutdown_req;
+};
+
+struct from_client {
+    struct shim_router *r;
+    int idx;
+};
+
+static struct route *route_by_g(struct shim_router *r, uint32_t g)
+{
+    struct route *rt = r->routes;
+
+    while (rt && rt->g != g)
+        rt = rt->next;
+    return rt;
+}
+
+static struct route *route_by_client(struct shim_router *r, int idx, uint32_t s)
+{
+    struct route *rt = r->routes;
+
+    while (rt && !(rt->client == idx && rt->s == s))
+        rt = rt->next;
+    return rt;
+}
+
+static void route_delete(struct shim_router *r, struct route *victim)
+{
+    struct route **pp = &r->routes;
+
+    while (*pp && *pp != victim)
+        pp = &(*pp)->next;
+    if (*pp)
+        *pp = victim->next;
+    free(victim);
+}
+
+static void to_agent(struct shim_router *r, uint8_t type, uint32_t g, const void *p, size_t n)
+{
+    /* Overflow cannot happen while clients are throttled at AGENT_BACKLOG; drop if it does. */
+    (void)shim_conn_queue(&r->agent, type, g, p, n);
+}
+
+static void drop_client(struct shim_router *r, int idx)
+{
+    struct route *rt = r->routes;
+    uint8_t kill_payload[4] = {SIGKILL, 0, 0, 0};
+
+    for (; rt; rt = rt->next) {
+        if (rt->client != idx)
+            continue;
+        rt->client = -1;
+        to_agent(r, BL_F_SIGNAL, rt->g, kill_payload, sizeof(kill_payload));
+    }
+    shim_conn_close(&r->clients[idx].conn);
+    r->clients[idx].used = 0;
+}
+
+static void to_client(struct shim_router *r, int idx, uint8_t type, uint32_t s, const void *p,
+                      size_t n)
+{
+    if (idx < 0 || !r->clients[idx].used)
+        return;
+    if (shim_conn_queue(&r->clients[idx].conn, type, s, p, n) != 0)
+        drop_client(r, idx);
+}
+
+static void client_error(struct shim_router *r, int idx, uint32_t s, int code, const char *msg)
+{
+    struct bl_wbuf w = {0};
+
+    bl_wbuf_put_u32(&w, (uint32_t)code);
+    bl_wbuf_put_str(&w, msg);
+    if (!w.failed)
+        to_client(r, idx, BL_F_ERROR, s, w.data, w.len);
+    bl_wbuf_free(&w);
+}
+
+/* Give the agent back the credit of output nobody will read (the client has gone). */
+static void return_credit(struct shim_router *r, const struct bl_frame *f)
+{
+    uint8_t p[8];
+    uint32_t fd = f->type == BL_F_STDERR ? 2 : 1;
+
+    if (f->len == 0)
+        return;
+    for (int i = 0; i < 4; i++) {
+        p[i] = (uint8_t)(fd >> (8 * i));
+        p[4 + i] = (uint8_t)(f->len >> (8 * i));
+    }
+    to_agent(r, BL_F_WINDOW, f->stream, p, sizeof(p));
+}
+
+static void on_agent_frame(void *ctx, const struct bl_frame *f)
+{
+    struct shim_router *r = ctx;
+    struct route *rt;
+
+    if (bl_frame_check(f) != 0)
+        return;
+    if (f->stream == 0) {
+        if (f->type == BL_F_HELLO && f->len <= sizeof(r->hello_payload)) {
+            memcpy(r->hello_payload, f->payload, f->len);
+            r->hello_len = f->len;
+            r->hello = 1;
+            for (int i = 0; i < SHIM_MAX_CLIENTS; i++)
+                to_client(r, i, BL_F_HELLO, 0, r->hello_payload, r->hello_len);
+        }
+        return;
+    }
+    rt = route_by_g(r, f->stream);
+    if (!rt) {
+        if (f->type == BL_F_STDOUT || f->type == BL_F_STDERR)
+            return_credit(r, f);
+        return;
+    }
+    if (rt->client < 0 && (f->type == BL_F_STDOUT || f->type == BL_F_STDERR))
+        return_credit(r, f);
+    else
+        to_client(r, rt->client, f->type, rt->s, f->payload, f->len);
+    if (f->type == BL_F_EXIT || (f->type == BL_F_ERROR && rt->client < 0))
+        route_delete(r, rt);
+}
+
+static void on_client_frame(void *ctx, const struct bl_frame *f)
+{
+    struct from_client *fc = ctx;
+    struct shim_router *r = fc->r;
+    struct route *rt;
+    int pe = bl_frame_check(f);
+
+    if (pe != 0) {
+        client_error(r, fc->idx, f->stream, -pe, bl_proto_strerror(pe));
+        return;
+    }
+    if (f->stream == 0) {
+        if (f->type == BL_F_PING)
+            to_client(r, fc->idx, BL_F_PONG, 0, f->payload, f->len);
+        else if (f->type == BL_F_SHUTDOWN)
+            r->shutdown_req = 1;
+        return;
+    }
+    rt = route_by_client(r, fc->idx, f->stream);
+    if (f->type == BL_F_EXEC) {
+        if (rt) {
+            client_error(r, fc->idx, f->stream, BL_PE_STREAM, "stream id reused");
+            return;
+        }
+        rt = calloc(1, sizeof(*rt));
+        if (!rt) {
+            client_error(r, fc->idx, f->stream, BL_PE_NOMEM, "out of memory");
+            return;
+        }
+        rt->g = r->next_g++;
+        rt->client = fc->idx;
+        rt->s = f->stream;
+        rt->next = r->routes;
+        r->routes = rt;
+    } else if (!rt) {
+        if (f->type != BL_F_WINDOW && f->type != BL_F_SIGNAL)
+            client_error(r, fc->idx, f->stream, BL_PE_STREAM, "unknown stream");
+        return;
+    }
+    to_agent(r, f->type, rt->g, f->payload, f->len);
+}
+
+struct shim_router *shim_router_new(int agent_fd)
+{
+    struct shim_router *r = calloc(1, sizeof(*r));
+
+    if (!r)
+        return NULL;
+    shim_conn_init(&r->agent, agent_fd);
+    r->next_g = 1;
+    for (int i = 0; i < SHIM_MAX_CLIENTS; i++)
+        r->clients[i].conn.fd = -1;
+    return r;
+}
+
+void shim_router_free(struct shim_router *r)
+{
+    if (!r)
+        return;
+    for (int i = 0; i < SHIM_MAX_CLIENTS; i++)
+        if (r->clients[i].used)
+            shim_conn_close(&r->clients[i].conn);
+    while (r->routes)
+        route_delete(r, r->routes);
+    shim_conn_close(&r->agent);
+    free(r);
+}
+
+void shim_router_add_client(struct shim_router *r, int fd)
+{
+    for (int i = 0; i < SHIM_MAX_CLIENTS; i++) {
+        if (r->clients[i].used)
+            continue;
+        shim_conn_init(&r->clients[i].conn, fd);
+        r->clients[i].used = 1;
+        if (r->hello)
+            to_client(r, i, BL_F_HELLO, 0, r->hello_payload, r->hello_len);
+        return;
+    }
+    close(fd); /* full: the client sees EOF */
+}
+
+int shim_router_poll_fill(struct shim_router *r, struct pollfd *pfd, int max)
+{
+    int n = 0;
+    int throttle = r->agent.out_len - r->agent.out_off > AGENT_BACKLOG;
+
+    pfd[n].fd = r->agent.fd;
+    pfd[n].events = POLLIN | (r->agent.out_len > r->agent.out_off ? POLLOUT : 0);
+    n++;
+    for (int i = 0; i < SHIM_MAX_CLIENTS && n < max; i++) {
+        struct shim_conn *c = &r->clients[i].conn;
+        pfd[n].fd = r->clients[i].used ? c->fd : -1;
+        pfd[n].events = (throttle ? 0 : POLLIN) | (c->out_len > c->out_off ? POLLOUT : 0);
+        n++;
+    }
+    return n;
+}
+
+int shim_router_poll_done(struct shim_router *r, const struct pollfd *pfd, int n)
+{
+    int rc = 0;
+
+    if (pfd[0].revents & POLLOUT)
+        rc = shim_conn_flush(&r->agent);
+    if (rc == 0 && (pfd[0].revents & (POLLIN | POLLHUP | POLLERR)))
+        rc = shim_conn_read(&r->agent, on_agent_frame, r);
+    for (int k = 1; k < n && rc == 0; k++) {
+        int i = k - 1;
+        struct from_client fc = {r, i};
+        if (!r->clients[i].used || pfd[k].revents == 0)
+            continue;
+        if ((pfd[k].revents & POLLOUT) && shim_conn_flush(&r->clients[i].conn) != 0) {
+            drop_client(r, i);
+            continue;
+        }
+        if ((pfd[k].revents & (POLLIN | POLLHUP | POLLERR)) &&
+            shim_conn_read(&r->clients[i].conn, on_client_frame, &fc) != 0)
+            drop_client(r, i);
+    }
+    if (rc == 0 && r->agent.out_len > r->agent.out_off)
+        rc = shim_conn_flush(&r->agent);
+    return rc;
+}
+
+int shim_router_ready(const struct shim_router *r)
+{
+    return r->hello;
+}
+
+int shim_router_take_shutdown(struct shim_router *r)
+{
+    int v = r->shutdown_req;
+
+    r->shutdown_req = 0;
+    return v;
+}
+
+void shim_router_shutdown_agent(struct shim_router *r)
+{
+    to_agent(r, BL_F_SHUTDOWN, 0, NULL, 0);
+}
+
+void shim_router_flush_agent(struct shim_router *r, int max_ms)
+{
+    struct pollfd p = {.fd = r->agent.fd, .events = POLLOUT};
+
+    while (r->agent.out_len > r->agent.out_off && max_ms > 0) {
+        if (poll(&p, 1, 10) > 0 && shim_conn_flush(&r->agent) != 0)
+            break;
+        max_ms -= 10;
+    }
+}

@@ -1,0 +1,57 @@
+/* shim.h — boxlite-shim, the per-box monitor: it owns QEMU, holds the one agent channel and
+ * lets many clients share it over boxes/<id>/shim.sock, and records the box's state. */
+#ifndef BL_SHIM_H
+#define BL_SHIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct pollfd;
+
+#include "proto.h"
+
+#define SHIM_MAX_CLIENTS 64
+#define SHIM_OUTQ_CAP    (64u << 20) /* a client that lets this much pile up is dropped */
+
+/* ---- router.c: connections and stream routing ---- */
+
+/* One framed, non-blocking connection with an output queue. */
+struct shim_conn {
+    int fd;
+    uint8_t *in;
+    size_t in_len;
+    uint8_t *out;
+    size_t out_off, out_len, out_cap;
+};
+
+void shim_conn_init(struct shim_conn *c, int fd);
+void shim_conn_close(struct shim_conn *c);
+/* Queue a frame; -1 when the queue would pass SHIM_OUTQ_CAP or memory ran out. */
+int shim_conn_queue(struct shim_conn *c, uint8_t type, uint32_t stream, const void *payload,
+                    size_t len);
+/* Write what is queued; -1 on a broken connection. */
+int shim_conn_flush(struct shim_conn *c);
+/* Read what is available and call fn for each whole frame; -1 at EOF or on error. */
+int shim_conn_read(struct shim_conn *c, void (*fn)(void *ctx, const struct bl_frame *f), void *ctx);
+
+struct shim_router;
+
+/* The router: the agent connection, the clients and the stream map between them. */
+struct shim_router *shim_router_new(int agent_fd);
+void shim_router_free(struct shim_router *r);
+/* A new client on the listening socket (fd is taken). */
+void shim_router_add_client(struct shim_router *r, int fd);
+/* Poll set: fills pfd (agent first, then clients); returns the count. */
+int shim_router_poll_fill(struct shim_router *r, struct pollfd *pfd, int max);
+/* Handle the poll results; returns -1 when the agent channel is gone. */
+int shim_router_poll_done(struct shim_router *r, const struct pollfd *pfd, int n);
+/* 1 once the agent's HELLO arrived. */
+int shim_router_ready(const struct shim_router *r);
+/* 1 when some client asked for SHUTDOWN (cleared by the call). */
+int shim_router_take_shutdown(struct shim_router *r);
+/* Send SHUTDOWN to the agent. */
+void shim_router_shutdown_agent(struct shim_router *r);
+/* Try to write everything queued to the agent within max_ms. */
+void shim_router_flush_agent(struct shim_router *r, int max_ms);
+
+#endif

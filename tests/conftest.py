@@ -1,0 +1,56 @@
+"""conftest.py — shared fixtures for boxlite's pytest suite: where the build is, a runtime
+home shared by the session (so the default image is prepared once), and running the CLI.
+
+Boxes run under TCG unless BOXLITE_TEST_ACCEL says otherwise: that is the path every
+machine has; BOXLITE_TEST_ACCEL=auto (or kvm) exercises KVM where /dev/kvm is usable."""
+import os
+import pathlib
+import subprocess
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+BUILD = pathlib.Path(os.environ.get("BOXLITE_BUILD", ROOT / "build"))
+BOXLITE = BUILD / "src" / "cli" / "boxlite"
+
+
+@pytest.fixture(scope="session")
+def build_dir():
+    if not BOXLITE.exists():
+        pytest.fail(f"{BOXLITE} is missing: run `make build` first")
+    return BUILD
+
+
+@pytest.fixture(scope="session")
+def home(tmp_path_factory):
+    return tmp_path_factory.mktemp("boxlite-home")
+
+
+@pytest.fixture(scope="session")
+def box_env(home, build_dir):
+    env = dict(os.environ)
+    env["BOXLITE_HOME"] = str(home)
+    env["BOXLITE_ACCEL"] = os.environ.get("BOXLITE_TEST_ACCEL", "tcg")
+    env.pop("BOXLITE_GUEST_DIR", None)
+    return env
+
+
+class CLI:
+    """Runs the boxlite CLI with the session's environment."""
+
+    def __init__(self, env):
+        self.env = env
+
+    def run(self, *args, timeout=120, input=None, env=None, check=False):
+        e = dict(self.env)
+        e.update(env or {})
+        return subprocess.run([str(BOXLITE), *args], capture_output=True, timeout=timeout,
+                              input=input, env=e, check=check)
+
+    def popen(self, *args, **kw):
+        return subprocess.Popen([str(BOXLITE), *args], env=self.env, **kw)
+
+
+@pytest.fixture(scope="session")
+def cli(box_env):
+    return CLI(box_env)

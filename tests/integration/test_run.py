@@ -1,0 +1,192 @@
+"""test_run.py — the walking skeleton end to end: `boxlite run` boots a real micro-VM from the
+built-in image, runs a command through the real agent and reports its output and status."""
+import hashlib
+import os
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+
+
+def run_ok(cli, *args, **kw):
+    r = cli.run(*args, **kw)
+    assert r.returncode == 0, (r.returncode, r.stdout[-2000:], r.stderr[-2000:])
+    return r
+
+
+def test_stdout_and_stderr_are_separate(cli):
+    r = run_ok(cli, "run", "--rm", "--", "sh", "-c", "echo out; echo err >&2; echo out2")
+    assert r.stdout == b"out\nout2\n"
+    assert r.stderr == b"err\n"
+
+
+@pytest.mark.parametrize("code", [0, 1, 42])
+def test_exit_codes(cli, code):
+    r = cli.run("run", "--rm", "--", "sh", "-c", f"exit {code}")
+    assert r.returncode == code, r.stderr
+
+
+def test_killed_by_sigkill_is_137(cli):
+    r = cli.run("run", "--rm", "--", "sh", "-c", "kill -9 $$")
+    assert r.returncode == 137, r.stderr
+
+
+def test_missing_command_is_127_with_message(cli):
+    r = cli.run("run", "--rm", "--", "no-such-command-xyz", "arg")
+    assert r.returncode == 127
+    assert b"no-such-command-xyz" in r.stderr
+    assert b"No such file or directory" in r.stderr or b"not found" in r.stderr
+
+
+def test_argv_arrives_byte_exact(cli):
+    args = ["two words", "q'uo\"te", "ünïcødé ✓", "", "  lead", "tab\there", "$HOME", "*"]
+    script = 'for a in "$@"; do printf "<%s>\\n" "$a"; done'
+    r = run_ok(cli, "run", "--rm", "--", "sh", "-c", script, "sh", *args)
+    want = "".join(f"<{a}>\n" for a in args).encode()
+    assert r.stdout == want
+
+
+def test_env_and_cwd_are_honoured(cli):
+    r = run_ok(cli, "run", "--rm", "-e", "FOO=bar", "-e", "SPACED=a b=c", "-w", "/tmp",
+               "--", "sh", "-c", 'echo "$FOO|$SPACED|$(pwd)|$PATH"')
+    foo, spaced, cwd, path = r.stdout.decode().rstrip("\n").split("|")
+    assert (foo, spaced, cwd) == ("bar", "a b=c", "/tmp")
+    assert "/bin" in path
+
+
+def test_missing_cwd_fails_clearly(cli):
+    r = cli.run("run", "--rm", "-w", "/does/not/exist", "--", "true")
+    assert r.returncode != 0
+    assert b"/does/not/exist" in r.stderr
+
+
+def test_output_is_streamed_not_buffered(cli):
+    p = cli.popen("run", "--rm", "--", "sh", "-c", "echo first; sleep 4; echo second",
+                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        first = p.stdout.readline()
+        t_first = time.monotonic()
+        rest = p.stdout.read()
+        t_end = time.monotonic()
+        assert p.wait(timeout=60) == 0
+    finally:
+        p.kill()
+    assert first == b"first\n" and rest == b"second\n"
+    assert t_end - t_first > 3, "the first line only arrived when the command ended"
+
+
+def vm_hwm_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
+
+
+def test_50mb_of_stdout_intact_with_bounded_memory(cli):
+    size = 50 * 1024 * 1024
+    # busybox yes + head: deterministic bytes we can regenerate here.
+    p = cli.popen("run", "--rm", "--", "sh", "-c", f"yes 0123456789abcdefghijklmnopqrstu | head -c {size}",
+                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    digest = hashlib.sha256()
+    got = 0
+    peak = 0
+    try:
+        while True:
+            chunk = p.stdout.read(1 << 16)
+            if not chunk:
+                break
+            digest.update(chunk)
+            got += len(chunk)
+            if got % (4 << 20) < (1 << 16):
+                peak = max(peak, vm_hwm_kib(p.pid))
+                time.sleep(0.05)  # a slow consumer: the box must wait, not buffer
+        peak = max(peak, vm_hwm_kib(p.pid) if p.poll() is None else 0)
+        stderr = p.stderr.read()
+        assert p.wait(timeout=120) == 0, stderr
+    finally:
+        p.kill()
+    line = b"0123456789abcdefghijklmnopqrstu\n"
+    want = (line * (size // len(line) + 1))[:size]
+    assert got == size
+    assert digest.hexdigest() == hashlib.sha256(want).hexdigest()
+    # The CLI process (not QEMU) holds at most one credit window per stream plus buffers.
+    assert 0 < peak < 48 * 1024, f"boxlite's peak RSS was {peak} KiB"
+
+
+def test_two_boxes_run_at_once_and_do_not_see_each_other(cli):
+    def script(me, other):
+        return (f"echo {me} > /root/mark-{me}; sleep 3; "
+                f"cat /root/mark-{me}; test -e /root/mark-{other} && echo LEAK; hostname")
+
+    results = {}
+
+    def go(me, other):
+        results[me] = cli.run("run", "--rm", "--name", f"box-{me}", "--", "sh", "-c",
+                              script(me, other))
+
+    threads = [threading.Thread(target=go, args=("a", "b")),
+               threading.Thread(target=go, args=("b", "a"))]
+    t0 = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for me in ("a", "b"):
+        r = results[me]
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.decode().split() == [me, f"box-{me}"]
+
+
+def test_box_disk_is_qcow2_layer_over_shared_ext4(cli, home):
+    r = run_ok(cli, "run", "--name", "keep-me", "--", "sh", "-c",
+               "grep ' / ' /proc/mounts; echo persisted > /root/f")
+    assert r.stdout.split()[:3] == [b"/dev/vda", b"/", b"ext4"]
+    boxes = [d for d in (home / "boxes").iterdir() if (d / "disk.qcow2").exists()]
+    assert boxes, "the box directory was kept without --rm"
+    info = subprocess.run(["qemu-img", "info", "--output=json", str(boxes[0] / "disk.qcow2")],
+                          capture_output=True, check=True, text=True).stdout
+    assert '"format": "qcow2"' in info
+    assert str(home / "images" / "rootfs") in info and ".ext4" in info
+    for d in boxes:
+        subprocess.run(["rm", "-rf", str(d)], check=True)
+
+
+def test_ctrl_c_is_forwarded_and_gives_130(cli):
+    p = cli.popen("run", "--rm", "--", "sh", "-c", "echo ready; sleep 60",
+                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert p.stdout.readline() == b"ready\n"
+        p.send_signal(signal.SIGINT)
+        assert p.wait(timeout=30) == 130
+    finally:
+        p.kill()
+
+
+def test_stdin_is_forwarded_with_i(cli):
+    data = os.urandom(1 << 20)
+    r = run_ok(cli, "run", "--rm", "-i", "--", "sha256sum", input=data)
+    assert r.stdout.split()[0].decode() == hashlib.sha256(data).hexdigest()
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["run", "--rm", "--memory", "1", "--", "true"], b"memory"),
+    (["run", "--rm", "--name", "bad/name", "--", "true"], b"invalid box name"),
+    (["run", "--rm", "no-such-image:1", "--", "true"], b"no-such-image"),
+])
+def test_bad_options_fail_clearly(cli, args, needle):
+    r = cli.run(*args)
+    assert r.returncode == 125
+    assert needle in r.stderr
+
+
+def test_bad_accel_setting_is_refused(cli):
+    r = cli.run("run", "--rm", "--", "true", env={"BOXLITE_ACCEL": "warp"})
+    assert r.returncode == 125 and b"BOXLITE_ACCEL" in r.stderr
+
+
+def test_no_command_is_a_usage_error(cli):
+    r = cli.run("run", "--rm")
+    assert r.returncode == 2 and b"no command" in r.stderr

@@ -1,0 +1,33 @@
+"""test_unit.py — runs the C unit tests (TAP) and a short libFuzzer pass of the protocol
+decoder, so that pytest's summary covers them. `make fuzz` runs the full 60 s pass."""
+import os
+import pathlib
+import subprocess
+
+import pytest
+
+BUILD = pathlib.Path(os.environ.get("BOXLITE_BUILD",
+                                    pathlib.Path(__file__).resolve().parent.parent / "build"))
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("name", ["test_proto"])
+def test_c_unit(name):
+    exe = BUILD / "tests" / "unit" / name
+    r = subprocess.run([str(exe)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
+    assert "not ok" not in r.stdout
+
+
+def test_fuzz_protocol_decoder_short_run(tmp_path):
+    exe = BUILD / "fuzz" / "fuzz_proto"
+    if not exe.exists():
+        pytest.fail(f"{exe} missing: run `make fuzz-build`")
+    corpus = tmp_path / "corpus"
+    subprocess.run(["cp", "-r", str(ROOT / "tests" / "fuzz" / "corpus"), str(corpus)],
+                   check=True)
+    secs = os.environ.get("BOXLITE_FUZZ_SECONDS", "15")
+    r = subprocess.run([str(exe), f"-max_total_time={secs}", "-rss_limit_mb=2048",
+                        str(corpus)], capture_output=True, text=True, timeout=int(secs) + 120)
+    assert r.returncode == 0, r.stderr[-4000:]
+    assert "Done" in r.stderr
