@@ -1,11 +1,14 @@
-/* cli.h — what the boxlite CLI's verbs share: the verb table entry, opening the runtime
- * with a stderr log sink, and reporting a library failure. */
+/* cli.h — what the boxlite CLI's verbs share: the verb table entry, opening the runtime with
+ * a stderr log sink, box options from flags, running an attached process, JSON output. */
 #ifndef BL_CLI_H
 #define BL_CLI_H
+
+#include <stdio.h>
 
 #include "boxlite.h"
 
 #define CLI_EXIT_FAILURE 125 /* boxlite itself failed (docker's convention) */
+#define CLI_MAX_ENV      256
 
 struct cli_verb {
     const char *name;
@@ -19,7 +22,57 @@ int cli_open_runtime(boxlite_runtime **out);
 /* Print "boxlite: <context>: <last error>" and return CLI_EXIT_FAILURE. */
 int cli_fail(const char *context);
 
+/* Open a box by id or name, printing the failure. */
+int cli_get_box(boxlite_box **out, boxlite_runtime *rt, const char *id_or_name);
+
+/* ---- cli_boxopts.c: flags shared by create and run ---- */
+struct cli_box_opts {
+    boxlite_box_options box;
+    const char *env[CLI_MAX_ENV + 1];
+    int nenv;
+};
+#define CLI_BOX_SHORTOPTS "e:w:u:d"
+#define CLI_BOX_LONGOPTS                                                                           \
+    {"name", 1, NULL, 'n'}, {"env", 1, NULL, 'e'}, {"workdir", 1, NULL, 'w'},                      \
+        {"user", 1, NULL, 'u'}, {"cpus", 1, NULL, 'c'}, {"memory", 1, NULL, 'm'},                  \
+        {"disk-size", 1, NULL, 'D'}, {"detach", 0, NULL, 'd'},                                     \
+    {                                                                                              \
+        "rm", 0, NULL, 'r'                                                                         \
+    }
+#define CLI_BOX_HELP                                                                               \
+    "  --name NAME        name the box\n"                                                          \
+    "  -e, --env K=V      environment variable for every command (repeatable)\n"                   \
+    "  -w, --workdir DIR  working directory inside the box\n"                                      \
+    "  -u, --user USER    user (name, uid or uid:gid)\n"                                           \
+    "  --cpus N           virtual CPUs (default 1)\n"                                              \
+    "  --memory MIB       memory in MiB (default 512)\n"                                           \
+    "  --disk-size GB     size of the box's filesystem in GiB (default: the image's)\n"            \
+    "  -d, --detach       keep the box running after this command exits\n"                         \
+    "  --rm               remove the box when it stops\n"
+void cli_box_opts_init(struct cli_box_opts *o);
+/* 0 when c was a box flag and is applied, 1 when c is not a box flag, -1 on a bad value. */
+int cli_box_opt(struct cli_box_opts *o, int c, const char *arg);
+int cli_parse_uint(const char *s, unsigned *out, const char *what);
+
+/* ---- cli_attach.c: a process attached to this terminal ---- */
+/* Start argv in box with eo, forward stdin when interactive (raw mode when eo->tty), stream
+ * its output, forward our signals and window size; returns its shell status or 125. */
+int cli_attach(boxlite_box *box, boxlite_exec_options *eo, int interactive);
+
+/* ---- cli_json.c ---- */
+void cli_json_str(FILE *f, const char *s);
+
 int cmd_run(int argc, char **argv);
+int cmd_create(int argc, char **argv);
+int cmd_start(int argc, char **argv);
+int cmd_stop(int argc, char **argv);
+int cmd_restart(int argc, char **argv);
+int cmd_rm(int argc, char **argv);
+int cmd_ls(int argc, char **argv);
+int cmd_inspect(int argc, char **argv);
+int cmd_logs(int argc, char **argv);
+int cmd_stats(int argc, char **argv);
+int cmd_exec(int argc, char **argv);
 int cmd_version(int argc, char **argv);
 
 #endif

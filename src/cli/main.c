@@ -7,6 +7,17 @@
 
 static const struct cli_verb verbs[] = {
     {"run", "run a command in a new box", cmd_run},
+    {"create", "create a box (not started)", cmd_create},
+    {"start", "start boxes", cmd_start},
+    {"stop", "stop boxes", cmd_stop},
+    {"restart", "stop and start boxes", cmd_restart},
+    {"exec", "run a command in a running box", cmd_exec},
+    {"rm", "remove boxes", cmd_rm},
+    {"ls", "list boxes", cmd_ls},
+    {"ps", "list boxes (same as ls)", cmd_ls},
+    {"inspect", "show boxes' details as JSON", cmd_inspect},
+    {"logs", "show a box's console output", cmd_logs},
+    {"stats", "show running boxes' resource use", cmd_stats},
     {"version", "print the version", cmd_version},
 };
 
@@ -39,6 +50,18 @@ int cli_fail(const char *context)
 {
     fprintf(stderr, "boxlite: %s: %s\n", context, boxlite_error_last());
     return CLI_EXIT_FAILURE;
+}
+
+int cli_get_box(boxlite_box **out, boxlite_runtime *rt, const char *id_or_name)
+{
+    if (boxlite_box_get(out, rt, id_or_name) != 0) {
+        if (!*boxlite_error_last())
+            fprintf(stderr, "boxlite: no such box: %s\n", id_or_name);
+        else
+            fprintf(stderr, "boxlite: %s\n", boxlite_error_last());
+        return CLI_EXIT_FAILURE;
+    }
+    return 0;
 }
 
 int cmd_version(int argc, char **argv)

@@ -1,0 +1,55 @@
+/* cmd_inspect.c — `boxlite inspect BOX...`: a JSON array with each box's info. */
+#include "cli.h"
+
+#include <stdio.h>
+
+static void print_info(const boxlite_box_info *b)
+{
+    printf("  {\n    \"id\": ");
+    cli_json_str(stdout, b->id);
+    printf(",\n    \"name\": ");
+    cli_json_str(stdout, b->name);
+    printf(",\n    \"image\": ");
+    cli_json_str(stdout, b->image);
+    printf(",\n    \"state\": {\"status\": ");
+    cli_json_str(stdout, b->state);
+    printf(", \"running\": %s, \"pid\": %d, \"qemu_pid\": %d, \"reason\": ",
+           b->pid > 0 ? "true" : "false", b->pid, b->qemu_pid);
+    cli_json_str(stdout, b->reason);
+    printf("},\n    \"created_at\": ");
+    cli_json_str(stdout, b->created_at);
+    printf(",\n    \"cpus\": %u,\n    \"memory_mib\": %u,\n    \"disk_size_gb\": %u,\n"
+           "    \"detach\": %s,\n    \"auto_remove\": %s\n  }",
+           b->cpus, b->memory_mib, b->disk_size_gb, b->detach ? "true" : "false",
+           b->auto_remove ? "true" : "false");
+}
+
+int cmd_inspect(int argc, char **argv)
+{
+    boxlite_runtime *rt = NULL;
+    int rc;
+
+    if (argc < 2) {
+        fprintf(stderr, "usage: boxlite inspect BOX...\n");
+        return 2;
+    }
+    rc = cli_open_runtime(&rt);
+    if (rc == 0)
+        printf("[\n");
+    for (int i = 1; rc == 0 && i < argc; i++) {
+        boxlite_box *box = NULL;
+        boxlite_box_info info;
+        rc = cli_get_box(&box, rt, argv[i]);
+        if (rc == 0 && boxlite_box_get_info(&info, box) != 0)
+            rc = cli_fail(argv[i]);
+        if (rc == 0) {
+            printf("%s", i > 1 ? ",\n" : "");
+            print_info(&info);
+        }
+        boxlite_box_free(box);
+    }
+    if (rc == 0)
+        printf("\n]\n");
+    boxlite_runtime_free(rt);
+    return rc;
+}

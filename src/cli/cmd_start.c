@@ -1,0 +1,41 @@
+/* cmd_start.c — `boxlite start BOX...` and `boxlite restart BOX...`: boot boxes (they keep
+ * running after the command returns) or stop and boot them again. */
+#include "cli.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static int each(int argc, char **argv, int restart)
+{
+    boxlite_runtime *rt = NULL;
+    int rc;
+
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        fprintf(argc < 2 ? stderr : stdout, "usage: boxlite %s BOX...\n", argv[0]);
+        return argc < 2 ? 2 : 0;
+    }
+    rc = cli_open_runtime(&rt);
+    for (int i = 1; rc == 0 && i < argc; i++) {
+        boxlite_box *box = NULL;
+        rc = cli_get_box(&box, rt, argv[i]);
+        if (rc == 0 && restart && boxlite_box_stop(box, -1) != 0)
+            rc = cli_fail(argv[i]);
+        if (rc == 0 && boxlite_box_start_detached(box) != 0)
+            rc = cli_fail(argv[i]);
+        if (rc == 0)
+            printf("%s\n", argv[i]);
+        boxlite_box_free(box);
+    }
+    boxlite_runtime_free(rt);
+    return rc;
+}
+
+int cmd_start(int argc, char **argv)
+{
+    return each(argc, argv, 0);
+}
+
+int cmd_restart(int argc, char **argv)
+{
+    return each(argc, argv, 1);
+}
