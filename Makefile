@@ -34,6 +34,14 @@ fuzz-build: deps
 	mkdir -p $(BUILD)/fuzz
 	$(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -D_GNU_SOURCE -Isrc/common \
 	  src/common/proto.c tests/fuzz/fuzz_proto.c -o $(BUILD)/fuzz/fuzz_proto
+	# images (issue 3): registry documents, references + WWW-Authenticate, layer tars → ext4
+	for t in manifest reference layer; do \
+	  $(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -D_GNU_SOURCE \
+	    -Iinclude -Isrc/lib $$(pkg-config --cflags ext2fs) tests/fuzz/fuzz_$$t.c \
+	    src/lib/reference.c src/lib/manifest.c src/lib/registry.c src/lib/store.c src/lib/layer.c \
+	    src/lib/ext4.c src/lib/error.c src/lib/util.c \
+	    -lcurl -larchive -lext2fs -lcom_err -ljansson -lcrypto -o $(BUILD)/fuzz/fuzz_$$t || exit 1; \
+	done
 
 # The documented fuzz run: the frame/payload decoder for FUZZ_SECONDS (default 60) seconds.
 fuzz: fuzz-build

@@ -53,6 +53,19 @@ BOXLITE_API const char *boxlite_version(void);
 
 typedef struct boxlite_runtime boxlite_runtime;
 
+/* An OCI registry's settings (see docs/images.md). Short names ("python:slim") are tried on
+ * the registries with search set, in order; without any, on docker.io. */
+enum { BOXLITE_TRANSPORT_HTTPS = 0, BOXLITE_TRANSPORT_HTTP = 1 };
+typedef struct boxlite_registry {
+    const char *host;                /* "ghcr.io", "127.0.0.1:5000", "docker.io" */
+    int transport;                   /* BOXLITE_TRANSPORT_HTTPS, or _HTTP (plain) */
+    int skip_verify;                 /* accept any TLS certificate */
+    int search;                      /* try short names here */
+    const char *username, *password; /* basic auth (also for token requests) */
+    const char *token;               /* a bearer token sent as is */
+    const char *ca_file;             /* PEM CA bundle; NULL → the system's */
+} boxlite_registry;
+
 /* Log sink; level is 0 (debug) .. 3 (error). The library never prints on its own. */
 typedef void (*boxlite_log_fn)(void *ctx, int level, const char *message);
 
@@ -61,11 +74,14 @@ typedef struct {
     const char *home_dir; /* NULL → $BOXLITE_HOME, else ~/.boxlite */
     boxlite_log_fn log;   /* NULL → no logs */
     void *log_ctx;
+    /* version 2: */
+    const struct boxlite_registry *registries; /* tried before $BOXLITE_HOME/registries.json */
+    size_t n_registries;
 } boxlite_runtime_options;
-#define BOXLITE_RUNTIME_OPTIONS_VERSION 1
+#define BOXLITE_RUNTIME_OPTIONS_VERSION 2 /* version 1 (no registries) is still accepted */
 #define BOXLITE_RUNTIME_OPTIONS_INIT                                                               \
     {                                                                                              \
-        BOXLITE_RUNTIME_OPTIONS_VERSION, NULL, NULL, NULL                                          \
+        BOXLITE_RUNTIME_OPTIONS_VERSION, NULL, NULL, NULL, NULL, 0                                 \
     }
 
 /* Open (creating if needed) a runtime home. opts may be NULL for the defaults.
@@ -242,6 +258,75 @@ BOXLITE_API int boxlite_exec_wait(boxlite_exec *ex, boxlite_exec_result *out, in
 
 /* Release the handle; a process still running is killed. Accepts NULL. */
 BOXLITE_API void boxlite_exec_free(boxlite_exec *ex);
+
+/* ---- Images ------------------------------------------------------------------------------ */
+
+/* An image in the runtime's store. */
+typedef struct {
+    char *name;        /* "docker.io/library/alpine:3.20" (or "…@sha256:…") */
+    char *repository;  /* "docker.io/library/alpine" */
+    char *tag;         /* "3.20", or "" when pulled by digest */
+    char *id;          /* "sha256:…" of the image config */
+    char *digest;      /* "sha256:…" of the manifest */
+    uint64_t size;     /* bytes the image's base filesystem takes on disk */
+    int64_t cached_at; /* unix seconds */
+} boxlite_image_info;
+
+enum {
+    BOXLITE_PULL_RESOLVE = 0,  /* looking up the manifest (ref = the name tried) */
+    BOXLITE_PULL_DOWNLOAD = 1, /* layer bytes arriving: bytes of total */
+    BOXLITE_PULL_CACHED = 2,   /* layer already in the store */
+    BOXLITE_PULL_UNPACK = 3,   /* writing layer into the image filesystem */
+    BOXLITE_PULL_DONE = 4,
+};
+
+typedef struct {
+    int phase;          /* BOXLITE_PULL_* */
+    const char *ref;    /* the canonical name */
+    const char *digest; /* the layer, or NULL */
+    unsigned layer;     /* 1-based index of the layer */
+    unsigned layers;    /* layers in the image */
+    uint64_t bytes;     /* done so far */
+    uint64_t total;     /* expected (0 when unknown) */
+} boxlite_pull_progress;
+
+/* Called on the pulling thread; pointers are borrowed for the call. */
+typedef void (*boxlite_pull_progress_fn)(void *ctx, const boxlite_pull_progress *p);
+
+typedef struct {
+    unsigned version; /* BOXLITE_PULL_OPTIONS_VERSION */
+    boxlite_pull_progress_fn progress;
+    void *progress_ctx;
+} boxlite_pull_options;
+#define BOXLITE_PULL_OPTIONS_VERSION 1
+#define BOXLITE_PULL_OPTIONS_INIT                                                                  \
+    {                                                                                              \
+        BOXLITE_PULL_OPTIONS_VERSION, NULL, NULL                                                   \
+    }
+
+/* Pull ref ("alpine", "ghcr.io/o/i:tag", "host/repo@sha256:…") into the store and prepare
+ * its base filesystem; a cached image is not fetched again. opts may be NULL. *out (may be
+ * NULL) belongs to the caller: boxlite_image_info_free. Auth failures are BOXLITE_EINVAL,
+ * unknown names/tags BOXLITE_ENOTFOUND, bad content BOXLITE_EPROTO or BOXLITE_EIO. */
+BOXLITE_API int boxlite_image_pull(boxlite_image_info **out, boxlite_runtime *rt, const char *ref,
+                                   const boxlite_pull_options *opts);
+
+/* Import an image from path: an OCI image layout directory, a `docker save` tarball, or a
+ * plain root filesystem (directory or tarball). name NULL → the archive's own name, else
+ * "localhost/<file name>:latest". *out (may be NULL): boxlite_image_info_free. */
+BOXLITE_API int boxlite_image_import(boxlite_image_info **out, boxlite_runtime *rt,
+                                     const char *path, const char *name);
+
+/* Every image in the store, sorted by name. *out is an array of *count_out entries that
+ * belongs to the caller: boxlite_image_list_free. */
+BOXLITE_API int boxlite_image_list(boxlite_image_info **out, size_t *count_out,
+                                   boxlite_runtime *rt);
+BOXLITE_API void boxlite_image_list_free(boxlite_image_info *list, size_t count);
+BOXLITE_API void boxlite_image_info_free(boxlite_image_info *info);
+
+/* Remove the image named ref (or with that id / id prefix) from the store. Refused with
+ * BOXLITE_ESTATE while a box uses it, unless force. */
+BOXLITE_API int boxlite_image_remove(boxlite_runtime *rt, const char *ref, int force);
 
 #ifdef __cplusplus
 }

@@ -11,7 +11,7 @@ BUILD = pathlib.Path(os.environ.get("BOXLITE_BUILD",
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.parametrize("name", ["test_proto"])
+@pytest.mark.parametrize("name", ["test_proto", "test_reference"])
 def test_c_unit(name):
     exe = BUILD / "tests" / "unit" / name
     r = subprocess.run([str(exe)], capture_output=True, text=True, timeout=300)
@@ -29,5 +29,22 @@ def test_fuzz_protocol_decoder_short_run(tmp_path):
     secs = os.environ.get("BOXLITE_FUZZ_SECONDS", "15")
     r = subprocess.run([str(exe), f"-max_total_time={secs}", "-rss_limit_mb=2048",
                         str(corpus)], capture_output=True, text=True, timeout=int(secs) + 120)
+    assert r.returncode == 0, r.stderr[-4000:]
+    assert "Done" in r.stderr
+
+
+# images (issue 3): registry documents, references + WWW-Authenticate, layer tars → ext4.
+@pytest.mark.parametrize("target", ["manifest", "reference", "layer"])
+def test_fuzz_image_parsers_short_run(tmp_path, target):
+    exe = BUILD / "fuzz" / f"fuzz_{target}"
+    if not exe.exists():
+        pytest.fail(f"{exe} missing: run `make fuzz-build`")
+    corpus = tmp_path / "corpus"
+    subprocess.run(["cp", "-r", str(ROOT / "tests" / "fuzz" / f"corpus_{target}"), str(corpus)],
+                   check=True)
+    secs = os.environ.get("BOXLITE_FUZZ_SECONDS", "10")
+    r = subprocess.run([str(exe), f"-max_total_time={secs}", "-rss_limit_mb=2048",
+                        str(corpus)], capture_output=True, text=True, timeout=int(secs) + 120,
+                       env=dict(os.environ, TMPDIR=str(tmp_path)))
     assert r.returncode == 0, r.stderr[-4000:]
     assert "Done" in r.stderr

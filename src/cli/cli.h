@@ -30,12 +30,14 @@ struct cli_box_opts {
     boxlite_box_options box;
     const char *env[CLI_MAX_ENV + 1];
     int nenv;
+    const char *entrypoint[2]; /* --entrypoint: one program, or none for "" */
 };
 #define CLI_BOX_SHORTOPTS "e:w:u:d"
 #define CLI_BOX_LONGOPTS                                                                           \
     {"name", 1, NULL, 'n'}, {"env", 1, NULL, 'e'}, {"workdir", 1, NULL, 'w'},                      \
         {"user", 1, NULL, 'u'}, {"cpus", 1, NULL, 'c'}, {"memory", 1, NULL, 'm'},                  \
-        {"disk-size", 1, NULL, 'D'}, {"detach", 0, NULL, 'd'},                                     \
+        {"disk-size", 1, NULL, 'D'}, {"detach", 0, NULL, 'd'}, {"registry", 1, NULL, 'R'},         \
+        {"entrypoint", 1, NULL, 'E'},                                                              \
     {                                                                                              \
         "rm", 0, NULL, 'r'                                                                         \
     }
@@ -48,7 +50,9 @@ struct cli_box_opts {
     "  --memory MIB       memory in MiB (default 512)\n"                                           \
     "  --disk-size GB     size of the box's filesystem in GiB (default: the image's)\n"            \
     "  -d, --detach       keep the box running after this command exits\n"                         \
-    "  --rm               remove the box when it stops\n"
+    "  --rm               remove the box when it stops\n"                                          \
+    "  --registry SPEC    registry settings for pulling the image (see boxlite pull --help)\n"     \
+    "  --entrypoint PROG  override the image's entrypoint (\"\" clears it)\n"
 void cli_box_opts_init(struct cli_box_opts *o);
 /* 0 when c was a box flag and is applied, 1 when c is not a box flag, -1 on a bad value. */
 int cli_box_opt(struct cli_box_opts *o, int c, const char *arg);
@@ -74,5 +78,13 @@ int cmd_logs(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 int cmd_exec(int argc, char **argv);
 int cmd_version(int argc, char **argv);
+int cmd_pull(int argc, char **argv);
+int cmd_images(int argc, char **argv);
+int cmd_rmi(int argc, char **argv);
+int cmd_import(int argc, char **argv);
+
+/* ---- cli_registry.c: --registry SPEC (see cmd_pull.c's usage) ---- */
+int cli_registry_opt(const char *spec);
+const boxlite_registry *cli_registries(size_t *n_out);
 
 #endif

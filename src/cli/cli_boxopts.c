@@ -68,6 +68,14 @@ int cli_box_opt(struct cli_box_opts *o, int c, const char *arg)
     case 'r':
         o->box.auto_remove = 1;
         break;
+    case 'R':
+        rc = cli_registry_opt(arg) == 0 ? 0 : -1;
+        break;
+    case 'E':
+        o->entrypoint[0] = *arg ? arg : NULL;
+        o->entrypoint[1] = NULL;
+        o->box.entrypoint = o->entrypoint;
+        break;
     default:
         rc = 1;
         break;

@@ -18,6 +18,10 @@ static const struct cli_verb verbs[] = {
     {"inspect", "show boxes' details as JSON", cmd_inspect},
     {"logs", "show a box's console output", cmd_logs},
     {"stats", "show running boxes' resource use", cmd_stats},
+    {"pull", "pull an image from a registry", cmd_pull},
+    {"images", "list images", cmd_images},
+    {"rmi", "remove images", cmd_rmi},
+    {"import", "import an image from a file or directory", cmd_import},
     {"version", "print the version", cmd_version},
 };
 
@@ -41,6 +45,7 @@ int cli_open_runtime(boxlite_runtime **out)
     boxlite_runtime_options o = BOXLITE_RUNTIME_OPTIONS_INIT;
 
     o.log = log_to_stderr;
+    o.registries = cli_registries(&o.n_registries);
     if (boxlite_runtime_open(out, &o) != 0)
         return cli_fail("open runtime");
     return 0;
@@ -80,6 +85,12 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "--version") == 0)
         return cmd_version(argc - 1, argv + 1);
+    while (argc > 3 && strcmp(argv[1], "--registry") == 0) { /* global: before the verb */
+        if (cli_registry_opt(argv[2]) != 0)
+            return 2;
+        argc -= 2;
+        argv += 2;
+    }
     for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
         if (strcmp(argv[1], verbs[i].name) == 0)
             return verbs[i].run(argc - 1, argv + 1);

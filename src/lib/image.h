@@ -1,9 +1,11 @@
 /* image.h — images as boxes use them: the read-only base ext4 in the store plus the image
- * config (env, entrypoint, cmd, working dir, user) that execs in its boxes inherit. */
+ * config (env, entrypoint, cmd, working dir, user) that execs in its boxes inherit; and the
+ * runtime's image state (registry settings) behind the public Images API. */
 #ifndef BL_IMAGE_H
 #define BL_IMAGE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "boxlite.h"
 
@@ -15,11 +17,54 @@ struct bl_image {
     char **cmd;        /* NULL-terminated, may be empty */
     char *workdir;     /* "" → "/" */
     char *user;        /* "" → root */
+    char *id;          /* config digest "sha256:…", or "" for the default image */
 };
 
-/* Make the image named ref ready in the store (NULL or "" → the built-in default) and
- * return its base and config. *out belongs to the caller: bl_image_free. */
+/* Make the image named ref ready in the store (NULL or "" → the built-in default), pulling
+ * it when it is not cached, and return its base and config. *out: bl_image_free. */
 int bl_image_open(struct bl_image **out, boxlite_runtime *rt, const char *ref);
 void bl_image_free(struct bl_image *img);
+
+/* Runtime open/free: keep the registries of the options (version 2); accepts NULL opts. */
+int bl_images_init(boxlite_runtime *rt, const boxlite_runtime_options *opts);
+void bl_images_free(boxlite_runtime *rt);
+
+/* What pull.c and import.c share with image.c. */
+struct bl_manifest;
+struct bl_image_record;
+struct bl_pull_progress_ctx {
+    boxlite_pull_progress_fn fn;
+    void *ctx;
+};
+/* Turn the layers of manifest (blobs already in the store) into images/rootfs/<id>.ext4 and
+ * record the image under name. *out (may be NULL) gets the record. */
+int bl_image_build(struct bl_image_record *out, boxlite_runtime *rt, const char *name,
+                   const char *manifest_digest, const struct bl_manifest *m,
+                   const struct bl_pull_progress_ctx *progress);
+
+/* The same progress record every phase reports; fn may be NULL. */
+void bl_image_report(const struct bl_pull_progress_ctx *p, int phase, const char *name,
+                     const char *digest, unsigned layer, unsigned layers, uint64_t bytes,
+                     uint64_t total);
+
+/* Pull ref (resolving short names through the search registries); *out gets the record. */
+int bl_image_pull_record(struct bl_image_record *out, boxlite_runtime *rt, const char *ref,
+                         const struct bl_pull_progress_ctx *progress);
+
+/* The settings for a registry host (NULL when none are configured), and the registries
+ * with search set, in order (*out malloc'd, entries borrowed). */
+struct bl_registry_conf;
+struct bl_ref;
+const struct bl_registry_conf *bl_images_registry(boxlite_runtime *rt, const char *host);
+size_t bl_images_search(const struct bl_registry_conf ***out, boxlite_runtime *rt);
+
+/* The names a reference stands for, in the order they are tried (short names: each search
+ * registry, with "library/" and then without). *out: bl_ref_clear each, then free. */
+int bl_image_candidates(struct bl_ref **out, size_t *n_out, boxlite_runtime *rt,
+                        const struct bl_ref *ref);
+
+/* Import an OCI layout, a docker-save tarball or a plain rootfs directory/tarball. */
+int bl_image_import_record(struct bl_image_record *out, boxlite_runtime *rt, const char *path,
+                           const char *name);
 
 #endif

@@ -1,6 +1,7 @@
 /* runtime.c — opening a runtime home ($BOXLITE_HOME or ~/.boxlite): its directory tree,
  * the log sink, and locating this build's guest files. */
 #include "runtime.h"
+#include "image.h"
 #include "box.h"
 #include "db.h"
 #include "error.h"
@@ -99,7 +100,7 @@ BOXLITE_API int boxlite_runtime_open(boxlite_runtime **out, const boxlite_runtim
     bl_err_clear();
     if (!out)
         return bl_err(BOXLITE_EINVAL, "runtime open: out is NULL");
-    if (opts && opts->version != BOXLITE_RUNTIME_OPTIONS_VERSION)
+    if (opts && opts->version != 1 && opts->version != BOXLITE_RUNTIME_OPTIONS_VERSION)
         return bl_err(BOXLITE_EINVAL, "runtime options of unknown version %u", opts->version);
     rt = calloc(1, sizeof(*rt));
     if (!rt)
@@ -115,6 +116,8 @@ BOXLITE_API int boxlite_runtime_open(boxlite_runtime **out, const boxlite_runtim
         goto out;
     }
     rc = make_tree(rt->home);
+    if (rc == 0)
+        rc = bl_images_init(rt, opts);
     if (rc == 0)
         rc = bl_db_open(&rt->db, rt->home);
     if (rc == 0)
@@ -134,6 +137,7 @@ BOXLITE_API void boxlite_runtime_free(boxlite_runtime *rt)
     if (!rt)
         return;
     bl_db_close(rt->db);
+    bl_images_free(rt);
     free(rt->home);
     free(rt->guest_dir);
     free(rt);

@@ -6,6 +6,7 @@
 #include "boxlite.h"
 
 struct bl_db;
+struct bl_images;
 
 struct boxlite_runtime {
     char *home;
@@ -14,7 +15,8 @@ struct boxlite_runtime {
     boxlite_log_fn log;
     void *log_ctx;
     int accel_noticed;
-    int kvm_broken; /* KVM opened but QEMU failed under it: use TCG */
+    int kvm_broken;           /* KVM opened but QEMU failed under it: use TCG */
+    struct bl_images *images; /* image.c: registry settings */
 };
 
 enum { BL_LOG_DEBUG = 0, BL_LOG_INFO = 1, BL_LOG_WARN = 2, BL_LOG_ERROR = 3 };

@@ -1,0 +1,444 @@
+/* store.c — the content store: verified sha256 blobs under images/blobs, temp files under
+ * images/tmp, flock(2) locks under images/locks, and image records under images/refs. */
+#include "store.h"
+#include "error.h"
+#include "reference.h"
+#include "util.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define RECORD_MAX (64 * 1024)
+
+struct bl_sha256 {
+    EVP_MD_CTX *ctx;
+};
+
+int bl_sha256_new(struct bl_sha256 **out)
+{
+    struct bl_sha256 *h = calloc(1, sizeof(*h));
+
+    if (h)
+        h->ctx = EVP_MD_CTX_new();
+    if (!h || !h->ctx || EVP_DigestInit_ex(h->ctx, EVP_sha256(), NULL) != 1) {
+        bl_sha256_free(h);
+        return bl_err(BOXLITE_ENOMEM, "sha256: out of memory");
+    }
+    *out = h;
+    return 0;
+}
+
+void bl_sha256_update(struct bl_sha256 *h, const void *buf, size_t n)
+{
+    EVP_DigestUpdate(h->ctx, buf, n);
+}
+
+void bl_sha256_final(struct bl_sha256 *h, char out[72])
+{
+    unsigned char md[32];
+    unsigned len = 0;
+
+    EVP_DigestFinal_ex(h->ctx, md, &len);
+    memcpy(out, "sha256:", 7);
+    for (int i = 0; i < 32; i++)
+        snprintf(out + 7 + 2 * i, 3, "%02x", md[i]);
+}
+
+void bl_sha256_free(struct bl_sha256 *h)
+{
+    if (!h)
+        return;
+    EVP_MD_CTX_free(h->ctx);
+    free(h);
+}
+
+void bl_sha256_buf(char out[72], const void *buf, size_t n)
+{
+    unsigned char md[32];
+
+    EVP_Digest(buf, n, md, NULL, EVP_sha256(), NULL);
+    memcpy(out, "sha256:", 7);
+    for (int i = 0; i < 32; i++)
+        snprintf(out + 7 + 2 * i, 3, "%02x", md[i]);
+}
+
+int bl_store_init(const char *home)
+{
+    static const char *const sub[] = {"images/blobs/sha256", "images/tmp", "images/locks",
+                                      "images/refs", "images/rootfs"};
+    int rc = 0;
+
+    for (size_t i = 0; i < sizeof(sub) / sizeof(sub[0]) && rc == 0; i++) {
+        char *p = bl_strdupf("%s/%s", home, sub[i]);
+        rc = p ? bl_mkdir_p(p, 0700) : BOXLITE_ENOMEM;
+        free(p);
+    }
+    return rc;
+}
+
+char *bl_store_blob_path(const char *home, const char *digest)
+{
+    return bl_strdupf("%s/images/blobs/sha256/%s", home, digest + 7);
+}
+
+int bl_store_has_blob(const char *home, const char *digest)
+{
+    char *p = bl_store_blob_path(home, digest);
+    int ok = p && access(p, R_OK) == 0;
+
+    free(p);
+    return ok;
+}
+
+int bl_store_read_blob(char **out, size_t *len_out, const char *home, const char *digest,
+                       size_t max)
+{
+    char *p = bl_store_blob_path(home, digest);
+    char *buf = NULL;
+    char got[72];
+    size_t len = 0;
+    int rc;
+
+    if (!p)
+        return BOXLITE_ENOMEM;
+    rc = bl_read_file(&buf, &len, p, max);
+    if (rc == 0) {
+        bl_sha256_buf(got, buf, len);
+        if (strcmp(got, digest) != 0)
+            rc = bl_err(BOXLITE_EIO, "blob %s in the store is corrupt (its content hashes to %s)",
+                        digest, got);
+    }
+    if (rc == 0) {
+        *out = buf;
+        buf = NULL;
+        if (len_out)
+            *len_out = len;
+    }
+    free(buf);
+    free(p);
+    return rc;
+}
+
+char *bl_store_tmp_path(const char *home, const char *suffix)
+{
+    char id[13];
+
+    if (bl_random_id(id) != 0)
+        return NULL;
+    return bl_strdupf("%s/images/tmp/%d-%s%s", home, (int)getpid(), id, suffix);
+}
+
+struct bl_blob_writer {
+    char *home;
+    char *tmp;
+    int fd;
+    uint64_t n, max;
+    struct bl_sha256 *h;
+};
+
+int bl_blob_begin(struct bl_blob_writer **out, const char *home, uint64_t max_size)
+{
+    struct bl_blob_writer *w = calloc(1, sizeof(*w));
+    int rc = 0;
+
+    if (!w)
+        return bl_err(BOXLITE_ENOMEM, "out of memory");
+    w->fd = -1;
+    w->max = max_size;
+    w->home = strdup(home);
+    w->tmp = bl_store_tmp_path(home, ".partial");
+    if (!w->home || !w->tmp) {
+        rc = bl_err(BOXLITE_ENOMEM, "out of memory");
+        goto out;
+    }
+    rc = bl_sha256_new(&w->h);
+    if (rc != 0)
+        goto out;
+    w->fd = open(w->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (w->fd < 0)
+        rc = bl_err_errno(BOXLITE_EIO, errno, "create %s", w->tmp);
+out:
+    if (rc != 0)
+        bl_blob_free(w);
+    else
+        *out = w;
+    return rc;
+}
+
+int bl_blob_write(struct bl_blob_writer *w, const void *buf, size_t n)
+{
+    int err;
+
+    if (w->max && w->n + n > w->max)
+        return bl_err(BOXLITE_EIO, "blob is larger than %llu bytes", (unsigned long long)w->max);
+    err = bl_write_all(w->fd, buf, n);
+    if (err != 0)
+        return bl_err_errno(BOXLITE_EIO, -err, "write %s", w->tmp);
+    bl_sha256_update(w->h, buf, n);
+    w->n += n;
+    return 0;
+}
+
+uint64_t bl_blob_written(const struct bl_blob_writer *w)
+{
+    return w->n;
+}
+
+int bl_blob_commit(struct bl_blob_writer *w, const char *expected, char digest_out[72])
+{
+    char got[72];
+    char *dst = NULL;
+    int rc = 0;
+
+    bl_sha256_final(w->h, got);
+    if (expected && strcmp(expected, got) != 0)
+        return bl_err(BOXLITE_EIO, "digest mismatch: expected %s, the content hashes to %s",
+                      expected, got);
+    if (fsync(w->fd) != 0)
+        return bl_err_errno(BOXLITE_EIO, errno, "fsync %s", w->tmp);
+    dst = bl_store_blob_path(w->home, got);
+    if (!dst)
+        return BOXLITE_ENOMEM;
+    chmod(w->tmp, 0444);
+    if (rename(w->tmp, dst) != 0)
+        rc = bl_err_errno(BOXLITE_EIO, errno, "rename %s to %s", w->tmp, dst);
+    free(dst);
+    if (rc == 0) {
+        free(w->tmp);
+        w->tmp = NULL;
+        if (digest_out)
+            memcpy(digest_out, got, 72);
+    }
+    return rc;
+}
+
+void bl_blob_free(struct bl_blob_writer *w)
+{
+    if (!w)
+        return;
+    if (w->fd >= 0)
+        close(w->fd);
+    if (w->tmp)
+        unlink(w->tmp);
+    bl_sha256_free(w->h);
+    free(w->tmp);
+    free(w->home);
+    free(w);
+}
+
+static int lock_mode(int *out, const char *home, const char *name, int timeout_ms, int how)
+{
+    char *p = bl_strdupf("%s/images/locks/%s.lock", home, name);
+    int64_t deadline = bl_now_ms() + timeout_ms;
+    int fd = -1, rc = 0;
+
+    if (!p)
+        return BOXLITE_ENOMEM;
+    fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        rc = bl_err_errno(BOXLITE_EIO, errno, "open lock %s", p);
+        goto out;
+    }
+    while (flock(fd, how | LOCK_NB) != 0) {
+        if (errno != EWOULDBLOCK && errno != EINTR) {
+            rc = bl_err_errno(BOXLITE_EIO, errno, "lock %s", p);
+            break;
+        }
+        if (bl_now_ms() >= deadline) {
+            rc = bl_err(BOXLITE_ETIMEOUT, "lock %s: another process holds it", p);
+            break;
+        }
+        usleep(20000);
+    }
+out:
+    if (rc != 0 && fd >= 0)
+        close(fd);
+    else if (rc == 0)
+        *out = fd;
+    free(p);
+    return rc;
+}
+
+int bl_store_lock(int *out, const char *home, const char *name, int timeout_ms)
+{
+    return lock_mode(out, home, name, timeout_ms, LOCK_EX);
+}
+
+int bl_store_lock_shared(int *out, const char *home, const char *name, int timeout_ms)
+{
+    return lock_mode(out, home, name, timeout_ms, LOCK_SH);
+}
+
+void bl_store_unlock(int fd)
+{
+    if (fd >= 0)
+        close(fd);
+}
+
+void bl_image_record_clear(struct bl_image_record *r)
+{
+    if (!r)
+        return;
+    free(r->name);
+    free(r->manifest);
+    free(r->config);
+    free(r->rootfs);
+    memset(r, 0, sizeof(*r));
+}
+
+static char *record_path(const char *home, const char *name)
+{
+    char d[72];
+
+    bl_sha256_buf(d, name, strlen(name));
+    return bl_strdupf("%s/images/refs/%s.json", home, d + 7);
+}
+
+static char *dup_field(json_t *o, const char *key)
+{
+    const char *s = json_string_value(json_object_get(o, key));
+    return s ? strdup(s) : NULL;
+}
+
+static int record_load(struct bl_image_record *out, const char *path)
+{
+    struct bl_image_record r = {0};
+    char *text = NULL;
+    size_t len = 0;
+    json_t *o = NULL;
+    int rc = bl_read_file(&text, &len, path, RECORD_MAX);
+
+    if (rc != 0)
+        return rc;
+    o = json_loadb(text, len, 0, NULL);
+    r.name = dup_field(o, "name");
+    r.manifest = dup_field(o, "manifest");
+    r.config = dup_field(o, "config");
+    r.rootfs = dup_field(o, "rootfs");
+    r.size = (uint64_t)json_integer_value(json_object_get(o, "size"));
+    r.created = json_integer_value(json_object_get(o, "created"));
+    if (!r.name || !bl_digest_valid(r.manifest) || !bl_digest_valid(r.config) || !r.rootfs ||
+        strspn(r.rootfs, "0123456789abcdef") != 64 || strlen(r.rootfs) != 64) {
+        rc = bl_err(BOXLITE_EIO, "image record %s is damaged", path);
+        bl_image_record_clear(&r);
+    } else {
+        *out = r;
+    }
+    json_decref(o);
+    free(text);
+    return rc;
+}
+
+int bl_store_record_get(struct bl_image_record *out, const char *home, const char *name)
+{
+    char *p = record_path(home, name);
+    int rc;
+
+    if (!p)
+        return BOXLITE_ENOMEM;
+    if (access(p, F_OK) != 0) {
+        free(p);
+        return bl_err(BOXLITE_ENOTFOUND, "image %s is not in the store", name);
+    }
+    rc = record_load(out, p);
+    free(p);
+    return rc;
+}
+
+int bl_store_record_put(const char *home, const struct bl_image_record *r)
+{
+    char *p = record_path(home, r->name);
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I}", "name", r->name, "manifest",
+                          r->manifest, "config", r->config, "rootfs", r->rootfs, "size",
+                          (json_int_t)r->size, "created", (json_int_t)r->created);
+    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    int rc;
+
+    if (!p || !text)
+        rc = bl_err(BOXLITE_ENOMEM, "out of memory");
+    else
+        rc = bl_write_file_atomic(p, text, strlen(text), 0600);
+    free(text);
+    json_decref(o);
+    free(p);
+    return rc;
+}
+
+int bl_store_record_remove(const char *home, const char *name)
+{
+    char *p = record_path(home, name);
+    int rc = 0;
+
+    if (!p)
+        return BOXLITE_ENOMEM;
+    if (unlink(p) != 0)
+        rc = errno == ENOENT ? bl_err(BOXLITE_ENOTFOUND, "no image %s", name)
+                             : bl_err_errno(BOXLITE_EIO, errno, "remove %s", p);
+    free(p);
+    return rc;
+}
+
+int bl_store_record_list(struct bl_image_record **out, size_t *n_out, const char *home)
+{
+    char *dir = bl_strdupf("%s/images/refs", home);
+    struct bl_image_record *v = NULL;
+    size_t n = 0, cap = 0;
+    DIR *d = NULL;
+    struct dirent *de;
+    int rc = 0;
+
+    if (!dir)
+        return BOXLITE_ENOMEM;
+    d = opendir(dir);
+    if (!d) {
+        rc = errno == ENOENT ? 0 : bl_err_errno(BOXLITE_EIO, errno, "open %s", dir);
+        goto out;
+    }
+    for (de = readdir(d); de; de = readdir(d)) {
+        size_t len = strlen(de->d_name);
+        struct bl_image_record r;
+        char *p;
+        if (len != 69 || strcmp(de->d_name + 64, ".json") != 0)
+            continue;
+        p = bl_strdupf("%s/%s", dir, de->d_name);
+        if (!p || record_load(&r, p) != 0) {
+            free(p);
+            continue; /* a damaged or vanishing record is skipped */
+        }
+        free(p);
+        if (n == cap) {
+            struct bl_image_record *nv = realloc(v, (cap ? cap * 2 : 8) * sizeof(*v));
+            if (!nv) {
+                bl_image_record_clear(&r);
+                rc = bl_err(BOXLITE_ENOMEM, "out of memory");
+                goto out;
+            }
+            v = nv;
+            cap = cap ? cap * 2 : 8;
+        }
+        v[n++] = r;
+    }
+out:
+    if (d)
+        closedir(d);
+    free(dir);
+    if (rc != 0) {
+        for (size_t i = 0; i < n; i++)
+            bl_image_record_clear(&v[i]);
+        free(v);
+    } else {
+        *out = v;
+        *n_out = n;
+    }
+    return rc;
+}

@@ -1,0 +1,71 @@
+/* store.h — the content store under $BOXLITE_HOME/images: sha256-verified blobs written
+ * through temp files, per-name locks between processes, and the image records (refs). */
+#ifndef BL_STORE_H
+#define BL_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "boxlite.h"
+
+#define BL_LOCK_TIMEOUT_MS (30 * 60 * 1000)
+
+/* Create images/{blobs/sha256,tmp,locks,refs} under home. */
+int bl_store_init(const char *home);
+
+/* $home/images/blobs/sha256/<hex> for digest "sha256:<hex>" (malloc'd). */
+char *bl_store_blob_path(const char *home, const char *digest);
+
+/* 1 when the blob is in the store. */
+int bl_store_has_blob(const char *home, const char *digest);
+
+/* Read a whole blob of at most max bytes, verifying its digest. *out NUL-terminated. */
+int bl_store_read_blob(char **out, size_t *len_out, const char *home, const char *digest,
+                       size_t max);
+
+/* An incremental sha256 ("sha256:<hex>" when done). */
+struct bl_sha256;
+int bl_sha256_new(struct bl_sha256 **out);
+void bl_sha256_update(struct bl_sha256 *h, const void *buf, size_t n);
+void bl_sha256_final(struct bl_sha256 *h, char out[72]);
+void bl_sha256_free(struct bl_sha256 *h);
+void bl_sha256_buf(char out[72], const void *buf, size_t n);
+
+/* A blob being written: bytes go to a temp file under images/tmp and are hashed; commit
+ * checks the digest (and size when known) and renames it into blobs/ — a partial download
+ * never has a blob's name. */
+struct bl_blob_writer;
+int bl_blob_begin(struct bl_blob_writer **out, const char *home, uint64_t max_size);
+int bl_blob_write(struct bl_blob_writer *w, const void *buf, size_t n);
+uint64_t bl_blob_written(const struct bl_blob_writer *w);
+/* expected may be NULL (import: the digest is what was written); *digest_out gets it. */
+int bl_blob_commit(struct bl_blob_writer *w, const char *expected, char digest_out[72]);
+/* Drop the temp file and free; accepts NULL. Also frees after commit. */
+void bl_blob_free(struct bl_blob_writer *w);
+
+/* Exclusive lock images/locks/<name>.lock, waiting up to timeout_ms. *out is the fd. */
+int bl_store_lock(int *out, const char *home, const char *name, int timeout_ms);
+/* The same lock shared: many holders, no exclusive one (pulls against garbage collection). */
+int bl_store_lock_shared(int *out, const char *home, const char *name, int timeout_ms);
+void bl_store_unlock(int fd);
+
+/* A temp path under images/tmp (malloc'd), unique to this process and call. */
+char *bl_store_tmp_path(const char *home, const char *suffix);
+
+/* Image records: images/refs/<sha256 of name>.json. */
+struct bl_image_record {
+    char *name;     /* canonical reference, "registry/repo:tag" or "registry/repo@digest" */
+    char *manifest; /* manifest digest */
+    char *config;   /* config digest = image id */
+    char *rootfs;   /* hex of the rootfs file images/rootfs/<hex>.ext4 */
+    uint64_t size;  /* bytes of the layers, uncompressed */
+    int64_t created;
+};
+void bl_image_record_clear(struct bl_image_record *r);
+int bl_store_record_get(struct bl_image_record *out, const char *home, const char *name);
+int bl_store_record_put(const char *home, const struct bl_image_record *r);
+int bl_store_record_remove(const char *home, const char *name);
+/* Every record; *out is a malloc'd array of *n_out records (free each, then the array). */
+int bl_store_record_list(struct bl_image_record **out, size_t *n_out, const char *home);
+
+#endif
