@@ -55,6 +55,10 @@ int cli_box_opt(struct cli_box_opts *o, int c, const char *arg)
         break;
     case 'c':
         rc = cli_parse_uint(arg, &o->box.cpus, "--cpus");
+        if (rc == 0 && o->box.cpus == 0) {
+            fprintf(stderr, "boxlite: --cpus 0: a box needs at least 1 cpu\n");
+            rc = -1;
+        }
         break;
     case 'm':
         rc = cli_parse_uint(arg, &o->box.memory_mib, "--memory");
