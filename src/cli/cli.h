@@ -30,15 +30,17 @@ struct cli_box_opts {
     boxlite_box_options box;
     const char *env[CLI_MAX_ENV + 1];
     int nenv;
+    boxlite_port ports[64];
+    boxlite_volume volumes[16];
 };
-#define CLI_BOX_SHORTOPTS "e:w:u:d"
+#define CLI_BOX_SHORTOPTS "e:w:u:dp:v:"
+/* clang-format off */
 #define CLI_BOX_LONGOPTS                                                                           \
     {"name", 1, NULL, 'n'}, {"env", 1, NULL, 'e'}, {"workdir", 1, NULL, 'w'},                      \
-        {"user", 1, NULL, 'u'}, {"cpus", 1, NULL, 'c'}, {"memory", 1, NULL, 'm'},                  \
-        {"disk-size", 1, NULL, 'D'}, {"detach", 0, NULL, 'd'},                                     \
-    {                                                                                              \
-        "rm", 0, NULL, 'r'                                                                         \
-    }
+    {"user", 1, NULL, 'u'}, {"cpus", 1, NULL, 'c'}, {"memory", 1, NULL, 'm'},                      \
+    {"disk-size", 1, NULL, 'D'}, {"detach", 0, NULL, 'd'}, {"rm", 0, NULL, 'r'},                   \
+    {"publish", 1, NULL, 'p'}, {"volume", 1, NULL, 'v'}, {"network", 1, NULL, 'N'}
+/* clang-format on */
 #define CLI_BOX_HELP                                                                               \
     "  --name NAME        name the box\n"                                                          \
     "  -e, --env K=V      environment variable for every command (repeatable)\n"                   \
@@ -48,7 +50,10 @@ struct cli_box_opts {
     "  --memory MIB       memory in MiB (default 512)\n"                                           \
     "  --disk-size GB     size of the box's filesystem in GiB (default: the image's)\n"            \
     "  -d, --detach       keep the box running after this command exits\n"                         \
-    "  --rm               remove the box when it stops\n"
+    "  --rm               remove the box when it stops\n"                                          \
+    "  -p, --publish [IP:]HOST:GUEST[/tcp|udp]  publish a guest port (IP default 127.0.0.1)\n"     \
+    "  -v, --volume HOST:GUEST[:ro]  share a host directory\n"                                     \
+    "  --network none|user  no network but loopback, or NAT (default)\n"
 void cli_box_opts_init(struct cli_box_opts *o);
 /* 0 when c was a box flag and is applied, 1 when c is not a box flag, -1 on a bad value. */
 int cli_box_opt(struct cli_box_opts *o, int c, const char *arg);
