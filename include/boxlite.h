@@ -98,6 +98,21 @@ BOXLITE_API const char *boxlite_runtime_home(const boxlite_runtime *rt);
 
 typedef struct boxlite_box boxlite_box;
 
+/* A host directory shared into a box (virtio-9p). */
+typedef struct {
+    const char *host_path;  /* an existing directory on the host */
+    const char *guest_path; /* absolute path inside the box */
+    int read_only;          /* read-only even for root in the guest */
+} boxlite_volume;
+
+/* A guest port published on the host. */
+typedef struct {
+    unsigned host_port;   /* 1-65535 */
+    unsigned guest_port;  /* 1-65535 */
+    const char *protocol; /* "tcp" (NULL) or "udp" */
+    const char *host_ip;  /* address to bind on the host; NULL → "127.0.0.1" */
+} boxlite_port;
+
 typedef struct {
     unsigned version;              /* BOXLITE_BOX_OPTIONS_VERSION */
     const char *image;             /* NULL or "" → the built-in default image */
@@ -112,11 +127,17 @@ typedef struct {
     const char *const *entrypoint; /* NULL → the image's (for boxlite_box_command) */
     const char *const *cmd;        /* NULL → the image's (for boxlite_box_command) */
     int detach;                    /* keep running after the process that started it exits */
+    int network_disabled;          /* no network but loopback (default: user-mode NAT) */
+    const boxlite_volume *volumes; /* n_volumes host directories to share */
+    size_t n_volumes;
+    const boxlite_port *ports; /* n_ports guest ports to publish on the host */
+    size_t n_ports;
 } boxlite_box_options;
 #define BOXLITE_BOX_OPTIONS_VERSION 1
 #define BOXLITE_BOX_OPTIONS_INIT                                                                   \
     {                                                                                              \
-        BOXLITE_BOX_OPTIONS_VERSION, NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL, NULL, NULL, 0       \
+        BOXLITE_BOX_OPTIONS_VERSION, NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL, NULL, NULL, 0, 0,   \
+            NULL, 0, NULL, 0                                                                       \
     }
 
 /* Create a box: its own disk layered over its image, recorded in the runtime's store, not
@@ -168,6 +189,9 @@ typedef struct {
     int qemu_pid; /* QEMU's pid while running, else 0 */
     int detach;
     int auto_remove;
+    int network_disabled;
+    char ports[512];    /* published ports: "127.0.0.1:8080->80/tcp, ..." */
+    char volumes[1024]; /* shared directories: "/host:/guest[:ro], ..." */
 } boxlite_box_info;
 
 /* The box's current info (re-read from the store). */

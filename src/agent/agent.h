@@ -29,6 +29,10 @@ int bl_cmdline_get(const char *key, char *out, size_t outlen);
 void bl_poweroff(void) __attribute__((noreturn)); /* sync, unmount, power off */
 void bl_fatal(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 
+/* ---- net.c, volumes.c ---- */
+void bl_net_setup(void);     /* lo, and eth0 + resolv.conf with boxlite.net=user */
+void bl_mount_volumes(void); /* boxlite.volN=TAG,ro|rw,PATH */
+
 /* ---- mounts.c ---- */
 int bl_mount_early(void);  /* /proc /sys /dev in the initramfs, console on fds 0-2 */
 int bl_mount_rootfs(void); /* wait for /dev/vda, mount it and its pseudo filesystems */

@@ -132,6 +132,8 @@ static void setup(void)
     if (bl_mount_rootfs() < 0)
         bl_fatal("cannot mount the box disk");
     bl_set_hostname();
+    bl_net_setup();
+    bl_mount_volumes();
     setup_signals();
     if (bl_chan_open() < 0)
         bl_fatal("cannot open the agent channel");

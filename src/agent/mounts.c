@@ -3,6 +3,8 @@
 #include "agent.h"
 
 #include <errno.h>
+#include <sys/ioctl.h>
+#include <sys/statvfs.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -108,6 +110,31 @@ static int wait_for(const char *path, unsigned ms)
     return 0;
 }
 
+/* The box disk may be bigger than the image's filesystem (disk_size_gb): grow the mounted
+ * ext4 to fill it. The kernel resizes online; the same size is a no-op. */
+#define BLKGETSIZE64_IOCTL 0x80081272UL /* _IOR(0x12, 114, size_t) */
+#define EXT4_IOC_RESIZE_FS 0x40086610UL /* _IOW('f', 16, __u64) */
+
+static void grow_rootfs(void)
+{
+    struct statvfs sv;
+    uint64_t bytes = 0, blocks;
+    int dev = open(ROOT_DEV, O_RDONLY | O_CLOEXEC);
+    int dir = open(ROOTFS, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+    if (dev >= 0 && dir >= 0 && ioctl(dev, BLKGETSIZE64_IOCTL, &bytes) == 0 &&
+        fstatvfs(dir, &sv) == 0 && sv.f_bsize > 0) {
+        blocks = bytes / sv.f_bsize;
+        if (ioctl(dir, EXT4_IOC_RESIZE_FS, &blocks) < 0)
+            bl_log("grow %s to %llu blocks: %s", ROOTFS, (unsigned long long)blocks,
+                   strerror(errno));
+    }
+    if (dev >= 0)
+        close(dev);
+    if (dir >= 0)
+        close(dir);
+}
+
 int bl_mount_rootfs(void)
 {
     size_t i;
@@ -122,6 +149,7 @@ int bl_mount_rootfs(void)
         goto out;
     }
     rootfs_mounted = 1;
+    grow_rootfs();
     for (i = 0; i < N_ROOTFS_MNTS; i++)
         (void)mount_one(&rootfs_mnts[i]);
     if (ensure_dir(ROOTFS "/tmp", 01777) < 0)

@@ -31,16 +31,18 @@ struct cli_box_opts {
     const char *env[CLI_MAX_ENV + 1];
     int nenv;
     const char *entrypoint[2]; /* --entrypoint: one program, or none for "" */
+    boxlite_port ports[64];
+    boxlite_volume volumes[16];
 };
-#define CLI_BOX_SHORTOPTS "e:w:u:d"
+#define CLI_BOX_SHORTOPTS "e:w:u:dp:v:"
+/* clang-format off */
 #define CLI_BOX_LONGOPTS                                                                           \
     {"name", 1, NULL, 'n'}, {"env", 1, NULL, 'e'}, {"workdir", 1, NULL, 'w'},                      \
-        {"user", 1, NULL, 'u'}, {"cpus", 1, NULL, 'c'}, {"memory", 1, NULL, 'm'},                  \
-        {"disk-size", 1, NULL, 'D'}, {"detach", 0, NULL, 'd'}, {"registry", 1, NULL, 'R'},         \
-        {"entrypoint", 1, NULL, 'E'},                                                              \
-    {                                                                                              \
-        "rm", 0, NULL, 'r'                                                                         \
-    }
+    {"user", 1, NULL, 'u'}, {"cpus", 1, NULL, 'c'}, {"memory", 1, NULL, 'm'},                      \
+    {"disk-size", 1, NULL, 'D'}, {"detach", 0, NULL, 'd'}, {"rm", 0, NULL, 'r'},                   \
+    {"publish", 1, NULL, 'p'}, {"volume", 1, NULL, 'v'}, {"network", 1, NULL, 'N'},                \
+    {"registry", 1, NULL, 'R'}, {"entrypoint", 1, NULL, 'E'}
+/* clang-format on */
 #define CLI_BOX_HELP                                                                               \
     "  --name NAME        name the box\n"                                                          \
     "  -e, --env K=V      environment variable for every command (repeatable)\n"                   \
@@ -51,6 +53,9 @@ struct cli_box_opts {
     "  --disk-size GB     size of the box's filesystem in GiB (default: the image's)\n"            \
     "  -d, --detach       keep the box running after this command exits\n"                         \
     "  --rm               remove the box when it stops\n"                                          \
+    "  -p, --publish [IP:]HOST:GUEST[/tcp|udp]  publish a guest port (IP default 127.0.0.1)\n"     \
+    "  -v, --volume HOST:GUEST[:ro]  share a host directory\n"                                     \
+    "  --network none|user  no network but loopback, or NAT (default)\n"                           \
     "  --registry SPEC    registry settings for pulling the image (see boxlite pull --help)\n"     \
     "  --entrypoint PROG  override the image's entrypoint (\"\" clears it)\n"
 void cli_box_opts_init(struct cli_box_opts *o);

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 void cli_box_opts_init(struct cli_box_opts *o)
 {
@@ -28,6 +29,68 @@ int cli_parse_uint(const char *s, unsigned *out, const char *what)
     }
     *out = (unsigned)v;
     return 0;
+}
+
+/* [IP:]HOST:GUEST[/tcp|udp] */
+static int parse_port(struct cli_box_opts *o, const char *arg)
+{
+    char *s = strdup(arg), *proto = NULL, *parts[3] = {NULL, NULL, NULL};
+    boxlite_port *p;
+    int n = 0;
+
+    if (!s || o->box.n_ports >= sizeof(o->ports) / sizeof(o->ports[0]))
+        goto bad;
+    p = &o->ports[o->box.n_ports];
+    proto = strchr(s, '/');
+    if (proto)
+        *proto++ = '\0';
+    for (char *tok = s; tok && n < 3; n++) {
+        parts[n] = tok;
+        tok = strchr(tok, ':');
+        if (tok)
+            *tok++ = '\0';
+    }
+    if (n < 2 || (n == 3 && strchr(parts[2], ':')))
+        goto bad;
+    p->host_ip = n == 3 ? parts[0] : NULL;
+    p->protocol = proto;
+    if (cli_parse_uint(parts[n - 2], &p->host_port, "--publish") != 0 ||
+        cli_parse_uint(parts[n - 1], &p->guest_port, "--publish") != 0)
+        return -1;
+    o->box.ports = o->ports;
+    o->box.n_ports++;
+    return 0;
+bad:
+    fprintf(stderr, "boxlite: --publish %s: expected [IP:]HOST_PORT:GUEST_PORT[/tcp|udp]\n", arg);
+    return -1;
+}
+
+/* HOST:GUEST[:ro|:rw] */
+static int parse_volume(struct cli_box_opts *o, const char *arg)
+{
+    char *s = strdup(arg), *colon, *last;
+    boxlite_volume *v;
+
+    if (!s || o->box.n_volumes >= sizeof(o->volumes) / sizeof(o->volumes[0]))
+        goto bad;
+    v = &o->volumes[o->box.n_volumes];
+    last = strrchr(s, ':');
+    if (last && (strcmp(last, ":ro") == 0 || strcmp(last, ":rw") == 0)) {
+        v->read_only = last[1] == 'r' && last[2] == 'o';
+        *last = '\0';
+    }
+    colon = strchr(s, ':');
+    if (!colon || colon == s || !colon[1])
+        goto bad;
+    *colon = '\0';
+    v->host_path = s;
+    v->guest_path = colon + 1;
+    o->box.volumes = o->volumes;
+    o->box.n_volumes++;
+    return 0;
+bad:
+    fprintf(stderr, "boxlite: --volume %s: expected HOST_DIR:GUEST_DIR[:ro]\n", arg);
+    return -1;
 }
 
 int cli_box_opt(struct cli_box_opts *o, int c, const char *arg)
@@ -55,6 +118,10 @@ int cli_box_opt(struct cli_box_opts *o, int c, const char *arg)
         break;
     case 'c':
         rc = cli_parse_uint(arg, &o->box.cpus, "--cpus");
+        if (rc == 0 && o->box.cpus == 0) {
+            fprintf(stderr, "boxlite: --cpus 0: a box needs at least 1 cpu\n");
+            rc = -1;
+        }
         break;
     case 'm':
         rc = cli_parse_uint(arg, &o->box.memory_mib, "--memory");
@@ -75,6 +142,19 @@ int cli_box_opt(struct cli_box_opts *o, int c, const char *arg)
         o->entrypoint[0] = *arg ? arg : NULL;
         o->entrypoint[1] = NULL;
         o->box.entrypoint = o->entrypoint;
+        break;
+    case 'p':
+        rc = parse_port(o, arg);
+        break;
+    case 'v':
+        rc = parse_volume(o, arg);
+        break;
+    case 'N':
+        o->box.network_disabled = strcmp(arg, "none") == 0;
+        if (!o->box.network_disabled && strcmp(arg, "user") != 0 && strcmp(arg, "nat") != 0) {
+            fprintf(stderr, "boxlite: --network %s: expected none or user\n", arg);
+            rc = -1;
+        }
         break;
     default:
         rc = 1;

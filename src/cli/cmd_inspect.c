@@ -16,7 +16,12 @@ static void print_info(const boxlite_box_info *b)
     printf(", \"running\": %s, \"pid\": %d, \"qemu_pid\": %d, \"reason\": ",
            b->pid > 0 ? "true" : "false", b->pid, b->qemu_pid);
     cli_json_str(stdout, b->reason);
-    printf("},\n    \"created_at\": ");
+    printf("},\n    \"network\": \"%s\",\n    \"published_ports\": ",
+           b->network_disabled ? "disabled" : "enabled");
+    cli_json_str(stdout, b->ports);
+    printf(",\n    \"volumes\": ");
+    cli_json_str(stdout, b->volumes);
+    printf(",\n    \"created_at\": ");
     cli_json_str(stdout, b->created_at);
     printf(",\n    \"cpus\": %u,\n    \"memory_mib\": %u,\n    \"disk_size_gb\": %u,\n"
            "    \"detach\": %s,\n    \"auto_remove\": %s\n  }",

@@ -10,13 +10,16 @@
 #include "util.h"
 #include "vmm.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -77,6 +80,60 @@ static int check_env(const char *const *env)
     return 0;
 }
 
+static int has_dotdot(const char *path)
+{
+    for (const char *p = path; *p; p++)
+        if (p[0] == '.' && p[1] == '.' && (p == path || p[-1] == '/') && (p[2] == '/' || !p[2]))
+            return 1;
+    return 0;
+}
+
+static int check_volumes(const boxlite_box_options *o)
+{
+    struct stat st;
+
+    for (size_t i = 0; i < o->n_volumes; i++) {
+        const boxlite_volume *v = &o->volumes[i];
+        if (!v->host_path || !v->guest_path)
+            return bl_err(BOXLITE_EINVAL, "volume %zu: host_path and guest_path are required", i);
+        if (stat(v->host_path, &st) != 0 || !S_ISDIR(st.st_mode))
+            return bl_err(BOXLITE_EINVAL, "volume %s: the host path %s", v->host_path,
+                          errno == ENOENT ? "does not exist" : "is not a directory");
+        if (v->guest_path[0] != '/' || strcmp(v->guest_path, "/") == 0 ||
+            has_dotdot(v->guest_path) || strlen(v->guest_path) > 200)
+            return bl_err(BOXLITE_EINVAL,
+                          "volume %s: guest path \"%s\" must be an absolute "
+                          "path below / without \"..\" (at most 200 bytes)",
+                          v->host_path, v->guest_path);
+    }
+    return 0;
+}
+
+static int check_ports(const boxlite_box_options *o)
+{
+    struct in_addr a;
+
+    for (size_t i = 0; i < o->n_ports; i++) {
+        const boxlite_port *p = &o->ports[i];
+        if (p->host_port == 0 || p->host_port > 65535 || p->guest_port == 0 ||
+            p->guest_port > 65535)
+            return bl_err(BOXLITE_EINVAL, "port %u:%u: ports are 1-65535", p->host_port,
+                          p->guest_port);
+        if (p->protocol && strcmp(p->protocol, "tcp") != 0 && strcmp(p->protocol, "udp") != 0)
+            return bl_err(BOXLITE_EINVAL, "port %u: protocol \"%s\" is not tcp or udp",
+                          p->host_port, p->protocol);
+        if (p->host_ip && inet_pton(AF_INET, p->host_ip, &a) != 1)
+            return bl_err(BOXLITE_EINVAL, "port %u: host_ip \"%s\" is not an IPv4 address",
+                          p->host_port, p->host_ip);
+        for (size_t j = 0; j < i; j++)
+            if (o->ports[j].host_port == p->host_port &&
+                strcmp(o->ports[j].protocol ? o->ports[j].protocol : "tcp",
+                       p->protocol ? p->protocol : "tcp") == 0)
+                return bl_err(BOXLITE_EINVAL, "host port %u is published twice", p->host_port);
+    }
+    return 0;
+}
+
 static int check_options(const boxlite_box_options *o)
 {
     if (o->version != BOXLITE_BOX_OPTIONS_VERSION)
@@ -93,7 +150,11 @@ static int check_options(const boxlite_box_options *o)
                       "detached box");
     if (o->working_dir && o->working_dir[0] != '/')
         return bl_err(BOXLITE_EINVAL, "working_dir \"%s\" is not an absolute path", o->working_dir);
-    return check_env(o->env) ? BOXLITE_EINVAL : check_name(o->name);
+    if (o->n_volumes > 16 || o->n_ports > 64)
+        return bl_err(BOXLITE_EINVAL, "too many volumes (max 16) or ports (max 64)");
+    if (check_env(o->env) || check_volumes(o) || check_ports(o))
+        return BOXLITE_EINVAL;
+    return check_name(o->name);
 }
 
 /* ---- handles ---- */
@@ -178,6 +239,49 @@ static int make_disk(boxlite_box *box, const char *base, unsigned size_gb)
     return rc;
 }
 
+static char **encode_ports(const boxlite_box_options *o)
+{
+    char **v = calloc(4 * o->n_ports + 1, sizeof(*v));
+    int ok = v != NULL;
+
+    for (size_t i = 0; ok && i < o->n_ports; i++) {
+        const boxlite_port *p = &o->ports[i];
+        v[4 * i] = strdup(p->protocol ? p->protocol : "tcp");
+        v[4 * i + 1] = strdup(p->host_ip ? p->host_ip : "127.0.0.1");
+        v[4 * i + 2] = bl_strdupf("%u", p->host_port);
+        v[4 * i + 3] = bl_strdupf("%u", p->guest_port);
+        ok = v[4 * i] && v[4 * i + 1] && v[4 * i + 2] && v[4 * i + 3];
+    }
+    if (!ok) {
+        for (size_t i = 0; v && i < 4 * o->n_ports; i++)
+            free(v[i]);
+        free(v);
+        v = NULL;
+    }
+    return v;
+}
+
+static char **encode_volumes(const boxlite_box_options *o)
+{
+    char **v = calloc(3 * o->n_volumes + 1, sizeof(*v));
+    int ok = v != NULL;
+
+    for (size_t i = 0; ok && i < o->n_volumes; i++) {
+        const boxlite_volume *vol = &o->volumes[i];
+        v[3 * i] = strdup(vol->read_only ? "ro" : "rw");
+        v[3 * i + 1] = realpath(vol->host_path, NULL);
+        v[3 * i + 2] = strdup(vol->guest_path);
+        ok = v[3 * i] && v[3 * i + 1] && v[3 * i + 2];
+    }
+    if (!ok) {
+        for (size_t i = 0; v && i < 3 * o->n_volumes; i++)
+            free(v[i]);
+        free(v);
+        v = NULL;
+    }
+    return v;
+}
+
 static int fill_row(struct bl_box_row *r, const boxlite_box_options *o, const char *image)
 {
     char now[32];
@@ -198,9 +302,12 @@ static int fill_row(struct bl_box_row *r, const boxlite_box_options *o, const ch
     r->cmd = o->cmd ? bl_strv_dup(o->cmd) : NULL;
     r->workdir = o->working_dir ? strdup(o->working_dir) : NULL;
     r->user = o->user ? strdup(o->user) : NULL;
-    if ((o->name && !r->name) || !r->image || !r->state || !r->created_at || !r->reason ||
-        (o->env && !r->env) || (o->entrypoint && !r->entrypoint) || (o->cmd && !r->cmd) ||
-        (o->working_dir && !r->workdir) || (o->user && !r->user))
+    r->network_disabled = o->network_disabled;
+    r->ports = encode_ports(o);
+    r->volumes = encode_volumes(o);
+    if (!r->ports || !r->volumes || (o->name && !r->name) || !r->image || !r->state ||
+        !r->created_at || !r->reason || (o->env && !r->env) || (o->entrypoint && !r->entrypoint) ||
+        (o->cmd && !r->cmd) || (o->working_dir && !r->workdir) || (o->user && !r->user))
         return bl_err(BOXLITE_ENOMEM, "out of memory");
     return 0;
 }
@@ -334,6 +441,42 @@ static int attach(boxlite_box *box)
     return rc;
 }
 
+/* A published host port that something already holds is a clear error before booting
+ * (QEMU would only say "could not set up host forwarding rule"). */
+static int check_ports_free(const struct bl_box_row *r)
+{
+    int rc = 0;
+
+    for (size_t i = 0; rc == 0 && r->ports && r->ports[i] && r->ports[i + 3]; i += 4) {
+        int udp = strcmp(r->ports[i], "udp") == 0;
+        struct sockaddr_in sa = {.sin_family = AF_INET};
+        int one = 1;
+        int fd = socket(AF_INET, (udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_CLOEXEC, 0);
+        sa.sin_port = htons((uint16_t)atoi(r->ports[i + 2]));
+        inet_pton(AF_INET, r->ports[i + 1], &sa.sin_addr);
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0)
+            rc = bl_err_errno(BOXLITE_EEXISTS, errno,
+                              "publish %s:%s->%s/%s: the host port is "
+                              "not available",
+                              r->ports[i + 1], r->ports[i + 2], r->ports[i + 3], r->ports[i]);
+        if (fd >= 0)
+            close(fd);
+    }
+    return rc;
+}
+
+static int check_volumes_exist(const struct bl_box_row *r)
+{
+    struct stat st;
+
+    for (size_t i = 0; r->volumes && r->volumes[i] && r->volumes[i + 2]; i += 3)
+        if (stat(r->volumes[i + 1], &st) != 0 || !S_ISDIR(st.st_mode))
+            return bl_err(BOXLITE_ENOTFOUND, "volume %s (for %s) is no longer a directory",
+                          r->volumes[i + 1], r->volumes[i + 2]);
+    return 0;
+}
+
 static int vm_argv(boxlite_box *box, char ***out, int *kvm_out)
 {
     struct bl_vm_config cfg = {0};
@@ -367,6 +510,13 @@ static int vm_argv(boxlite_box *box, char ***out, int *kvm_out)
     cfg.hostname = box->row.name ? box->row.name : box->row.id;
     cfg.cpus = box->row.cpus;
     cfg.memory_mib = box->row.memory_mib;
+    cfg.network_disabled = box->row.network_disabled;
+    cfg.ports = box->row.network_disabled ? NULL : box->row.ports;
+    cfg.volumes = box->row.volumes;
+    if (rc == 0)
+        rc = check_ports_free(&box->row);
+    if (rc == 0)
+        rc = check_volumes_exist(&box->row);
     if (rc == 0)
         rc = bl_vmm_argv(out, &cfg);
     *kvm_out = cfg.kvm;
@@ -643,6 +793,18 @@ static void row_to_info(boxlite_box_info *out, const struct bl_box_row *r)
     out->qemu_pid = is_live_state(r->state) ? r->qemu_pid : 0;
     out->detach = r->detach;
     out->auto_remove = r->auto_remove;
+    out->network_disabled = r->network_disabled;
+    for (size_t i = 0; r->ports && r->ports[i] && r->ports[i + 3]; i += 4) {
+        size_t n = strlen(out->ports);
+        snprintf(out->ports + n, sizeof(out->ports) - n, "%s%s:%s->%s/%s", n ? ", " : "",
+                 r->ports[i + 1], r->ports[i + 2], r->ports[i + 3], r->ports[i]);
+    }
+    for (size_t i = 0; r->volumes && r->volumes[i] && r->volumes[i + 2]; i += 3) {
+        size_t n = strlen(out->volumes);
+        snprintf(out->volumes + n, sizeof(out->volumes) - n, "%s%s:%s%s", n ? ", " : "",
+                 r->volumes[i + 1], r->volumes[i + 2],
+                 strcmp(r->volumes[i], "ro") == 0 ? ":ro" : "");
+    }
 }
 
 BOXLITE_API int boxlite_box_get_info(boxlite_box_info *out, boxlite_box *box)

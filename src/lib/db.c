@@ -11,7 +11,7 @@
 #include <string.h>
 #include <time.h>
 
-#define SCHEMA_VERSION  1
+#define SCHEMA_VERSION  2
 #define BUSY_TIMEOUT_MS 30000
 
 struct bl_db {
@@ -38,6 +38,9 @@ static const char *const migrations[] = {
     "  env BLOB, entrypoint BLOB, cmd BLOB, workdir TEXT, user TEXT,"
     "  seq INTEGER NOT NULL DEFAULT 0"
     ");",
+    "ALTER TABLE boxes ADD COLUMN network_disabled INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE boxes ADD COLUMN ports BLOB;"
+    "ALTER TABLE boxes ADD COLUMN volumes BLOB;",
 };
 
 void bl_rfc3339_now(char out[32])
@@ -229,9 +232,10 @@ int bl_db_box_insert(struct bl_db *s, const struct bl_box_row *r)
 {
     static const char sql[] =
         "INSERT INTO boxes (id, name, image, state, created_at, cpus, memory_mib, "
-        "disk_size_gb, auto_remove, detach, env, entrypoint, cmd, workdir, user, seq) "
-        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, "
-        "(SELECT IFNULL(MAX(seq), 0) + 1 FROM boxes))";
+        "disk_size_gb, auto_remove, detach, env, entrypoint, cmd, workdir, user, "
+        "network_disabled, ports, volumes, seq) "
+        "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, "
+        "?18, (SELECT IFNULL(MAX(seq), 0) + 1 FROM boxes))";
     sqlite3_stmt *st = NULL;
     int rc = 0;
 
@@ -252,6 +256,9 @@ int bl_db_box_insert(struct bl_db *s, const struct bl_box_row *r)
     bind_strv(st, 13, r->cmd);
     bind_text_or_null(st, 14, r->workdir);
     bind_text_or_null(st, 15, r->user);
+    sqlite3_bind_int(st, 16, r->network_disabled);
+    bind_strv(st, 17, r->ports);
+    bind_strv(st, 18, r->volumes);
     if (sqlite3_step(st) != SQLITE_DONE) {
         rc = db_err(s, "insert box");
         if (rc == BOXLITE_EEXISTS)
@@ -263,7 +270,8 @@ int bl_db_box_insert(struct bl_db *s, const struct bl_box_row *r)
 
 #define ROW_COLUMNS                                                                                \
     "id, name, image, state, created_at, reason, cpus, memory_mib, disk_size_gb, "                 \
-    "auto_remove, detach, shim_pid, qemu_pid, env, entrypoint, cmd, workdir, user"
+    "auto_remove, detach, shim_pid, qemu_pid, env, entrypoint, cmd, workdir, user, "               \
+    "network_disabled, ports, volumes"
 
 static int read_row(sqlite3_stmt *st, struct bl_box_row *r)
 {
@@ -288,6 +296,9 @@ static int read_row(sqlite3_stmt *st, struct bl_box_row *r)
     r->cmd = column_strv(st, 15);
     r->workdir = column_str(st, 16);
     r->user = column_str(st, 17);
+    r->network_disabled = sqlite3_column_int(st, 18);
+    r->ports = column_strv(st, 19);
+    r->volumes = column_strv(st, 20);
     if (!r->image || !r->state || !r->created_at || !r->reason) {
         bl_box_row_clear(r);
         return bl_err(BOXLITE_ENOMEM, "out of memory reading a box");
@@ -430,6 +441,8 @@ void bl_box_row_clear(struct bl_box_row *r)
     bl_strv_free(r->cmd);
     free(r->workdir);
     free(r->user);
+    bl_strv_free(r->ports);
+    bl_strv_free(r->volumes);
     memset(r, 0, sizeof(*r));
 }
 

@@ -28,6 +28,9 @@ struct bl_box_row {
     char **cmd;        /* NULL when the image's */
     char *workdir;     /* NULL when the image's */
     char *user;        /* NULL when the image's */
+    int network_disabled;
+    char **ports;   /* groups of 4: protocol, host ip, host port, guest port */
+    char **volumes; /* groups of 3: "ro"|"rw", host path, guest path */
 };
 
 /* Open (creating/migrating) the database of home. *out: bl_db_close. */

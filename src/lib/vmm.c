@@ -5,6 +5,7 @@
 #include "util.h"
 #include "db.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/kvm.h>
@@ -14,8 +15,9 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
-#define AGENT_FD 3 /* the channel's fd number inside QEMU */
-#define MAX_ARGS 64
+#define AGENT_FD  3 /* the channel's fd number inside QEMU */
+#define MAX_ARGS  256
+#define MAX_OWNED 160
 
 static int kvm_usable(const char **why)
 {
@@ -77,21 +79,28 @@ static const char *tsc_param(void)
 
 struct argv_buf {
     const char *v[MAX_ARGS];
-    char *owned[16];
+    char *owned[MAX_OWNED];
     int n, nowned;
+    int failed; /* out of memory or of slots */
 };
 
 static void add(struct argv_buf *a, const char *s)
 {
     if (a->n < MAX_ARGS - 1)
         a->v[a->n++] = s;
+    else
+        a->failed = 1;
 }
 
 static const char *own(struct argv_buf *a, char *s)
 {
-    if (s && a->nowned < 16)
-        a->owned[a->nowned++] = s;
-    return s ? s : "";
+    if (!s || a->nowned >= MAX_OWNED) {
+        free(s);
+        a->failed = 1;
+        return "";
+    }
+    a->owned[a->nowned++] = s;
+    return s;
 }
 
 static void argv_free(struct argv_buf *a)
@@ -100,10 +109,97 @@ static void argv_free(struct argv_buf *a)
         free(a->owned[i]);
 }
 
+/* A value inside a QEMU option list: commas are doubled. malloc'd. */
+static char *qemu_escape(const char *s)
+{
+    size_t n = strlen(s), k = 0;
+    char *out = malloc(2 * n + 1);
+
+    for (size_t i = 0; out && i < n; i++) {
+        out[k++] = s[i];
+        if (s[i] == ',')
+            out[k++] = ',';
+    }
+    if (out)
+        out[k] = '\0';
+    return out;
+}
+
+/* A guest path on the kernel command line: anything but [A-Za-z0-9/_.-] as %XX. */
+static char *percent_encode(const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t n = strlen(s), k = 0;
+    char *out = malloc(3 * n + 1);
+
+    for (size_t i = 0; out && i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (isalnum(c) || c == '/' || c == '_' || c == '.' || c == '-') {
+            out[k++] = (char)c;
+        } else {
+            out[k++] = '%';
+            out[k++] = hex[c >> 4];
+            out[k++] = hex[c & 15];
+        }
+    }
+    if (out)
+        out[k] = '\0';
+    return out;
+}
+
+/* -netdev user with one hostfwd per published port, and the virtio-net device. */
+static void add_network(struct argv_buf *a, const struct bl_vm_config *c)
+{
+    char *spec = bl_strdupf("user,id=net0");
+
+    for (size_t i = 0;
+         spec && c->ports && c->ports[i] && c->ports[i + 1] && c->ports[i + 2] && c->ports[i + 3];
+         i += 4) {
+        char *more = bl_strdupf("%s,hostfwd=%s:%s:%s-:%s", spec, c->ports[i], c->ports[i + 1],
+                                c->ports[i + 2], c->ports[i + 3]);
+        free(spec);
+        spec = more;
+    }
+    add(a, "-netdev");
+    add(a, own(a, spec));
+    add(a, "-device");
+    add(a, "virtio-net-device,netdev=net0");
+}
+
+/* One -fsdev + virtio-9p-device per volume; the agent mounts them (kernel command line). */
+static void add_volumes(struct argv_buf *a, const struct bl_vm_config *c, char **cmdline)
+{
+    for (size_t i = 0, n = 0; c->volumes && c->volumes[i] && c->volumes[i + 1] && c->volumes[i + 2];
+         i += 3, n++) {
+        int ro = strcmp(c->volumes[i], "ro") == 0;
+        char *path = qemu_escape(c->volumes[i + 1]);
+        char *guest = percent_encode(c->volumes[i + 2]);
+        char *more;
+        add(a, "-fsdev");
+        add(a, own(a, path ? bl_strdupf("local,id=vol%zu,path=%s,security_model=none%s", n, path,
+                                        ro ? ",readonly=on" : "")
+                           : NULL));
+        add(a, "-device");
+        add(a, own(a, bl_strdupf("virtio-9p-device,fsdev=vol%zu,mount_tag=vol%zu", n, n)));
+        more = *cmdline && guest ? bl_strdupf("%s boxlite.vol%zu=vol%zu,%s,%s", *cmdline, n, n,
+                                              ro ? "ro" : "rw", guest)
+                                 : NULL;
+        free(*cmdline);
+        *cmdline = more;
+        free(path);
+        free(guest);
+    }
+}
+
 /* The command line. Devices: one virtio-blk (the box disk), one virtio-serial port (the
- * agent channel), the ISA serial console to a file; nothing else. */
+ * agent channel), virtio-net unless the network is off, a virtio-9p per volume, the ISA
+ * serial console to a file; nothing else. */
 static void build_argv(struct argv_buf *a, const struct bl_vm_config *c)
 {
+    char *cmdline = bl_strdupf("console=ttyS0 quiet panic=-1 reboot=t%s boxlite.hostname=%s%s",
+                               c->kvm ? "" : tsc_param(), c->hostname,
+                               c->network_disabled ? "" : " boxlite.net=user");
+
     add(a, c->qemu);
     add(a, "-M");
     add(a, "microvm,x-option-roms=off,pit=off,pic=off,isa-serial=on,rtc=on,acpi=on");
@@ -124,9 +220,6 @@ static void build_argv(struct argv_buf *a, const struct bl_vm_config *c)
     add(a, c->kernel);
     add(a, "-initrd");
     add(a, c->initrd);
-    add(a, "-append");
-    add(a, own(a, bl_strdupf("console=ttyS0 quiet panic=-1 reboot=t%s boxlite.hostname=%s",
-                             c->kvm ? "" : tsc_param(), c->hostname)));
     add(a, "-serial");
     add(a, own(a, bl_strdupf("file:%s", c->console)));
     add(a, "-drive");
@@ -139,6 +232,11 @@ static void build_argv(struct argv_buf *a, const struct bl_vm_config *c)
     add(a, own(a, bl_strdupf("socket,id=agent,fd=%d", AGENT_FD)));
     add(a, "-device");
     add(a, "virtserialport,chardev=agent,name=boxlite.agent");
+    if (!c->network_disabled)
+        add_network(a, c);
+    add_volumes(a, c, &cmdline);
+    add(a, "-append");
+    add(a, own(a, cmdline));
     add(a, "-sandbox");
     add(a, "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny");
     a->v[a->n] = NULL;
@@ -151,9 +249,8 @@ int bl_vmm_argv(char ***out, const struct bl_vm_config *cfg)
     int rc = 0;
 
     build_argv(&a, cfg);
-    for (int i = 0; i < a.n && rc == 0; i++)
-        if (!a.v[i] || !a.v[i][0])
-            rc = bl_err(BOXLITE_ENOMEM, "out of memory building the QEMU command line");
+    if (a.failed)
+        rc = bl_err(BOXLITE_ENOMEM, "out of memory building the QEMU command line");
     if (rc == 0)
         v = bl_strv_dup(a.v);
     if (rc == 0 && !v)

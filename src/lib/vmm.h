@@ -13,6 +13,9 @@ struct bl_vm_config {
     unsigned cpus;
     unsigned memory_mib;
     int kvm;
+    int network_disabled;
+    char *const *ports;   /* groups of 4: protocol, host ip, host port, guest port */
+    char *const *volumes; /* groups of 3: "ro"|"rw", host path, guest path */
 };
 
 /* Decide the accelerator: BOXLITE_ACCEL=kvm|tcg, else KVM when /dev/kvm is usable.

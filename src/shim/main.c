@@ -39,8 +39,10 @@ struct shim {
     int listen_fd, sig_fd, pid_fd;
     pid_t qemu;
     struct shim_router *router;
-    int reported; /* readiness (or failure) written to status_fd */
-    int stopping; /* a stop was asked for */
+    int reported;     /* readiness (or failure) written to status_fd */
+    int stopping;     /* a stop was asked for */
+    int killed_by_us; /* we sent QEMU SIGKILL */
+    int user_stop;    /* the stop came from a client, the owner dying or SIGTERM */
     int64_t stop_deadline, boot_deadline;
     char reason[512]; /* why the VM ended, when not asked to */
 };
@@ -161,6 +163,7 @@ static void begin_stop(struct shim *s, const char *why)
     if (s->stopping)
         return;
     s->stopping = 1;
+    s->user_stop = 1;
     s->stop_deadline = bl_now_ms() + STOP_GRACE_MS;
     if (why)
         snprintf(s->reason, sizeof(s->reason), "%s", why);
@@ -168,7 +171,7 @@ static void begin_stop(struct shim *s, const char *why)
     if (shim_router_ready(s->router))
         shim_router_shutdown_agent(s->router);
     else
-        kill(s->qemu, SIGKILL);
+        s->stop_deadline = 0;
 }
 
 static void on_ready(struct shim *s)
@@ -189,8 +192,10 @@ static void on_timers(struct shim *s)
         s->stopping = 1;
         s->stop_deadline = now;
     }
-    if (s->stopping && now >= s->stop_deadline)
+    if (s->stopping && now >= s->stop_deadline && !s->killed_by_us) {
+        s->killed_by_us = 1;
         kill(s->qemu, SIGKILL);
+    }
 }
 
 static int poll_timeout(const struct shim *s)
@@ -227,8 +232,9 @@ static void serve(struct shim *s)
             struct signalfd_siginfo si;
             while (read(s->sig_fd, &si, sizeof(si)) > 0)
                 ;
-            snprintf(s->reason, sizeof(s->reason), "killed by a stop that timed out");
+            snprintf(s->reason, sizeof(s->reason), "killed: the guest did not power off in time");
             s->stopping = 1;
+            s->user_stop = 1;
             s->stop_deadline = 0;
         }
         if (pfd[2].revents & POLLIN) {
@@ -239,9 +245,10 @@ static void serve(struct shim *s)
         if (pfd[3].revents)
             begin_stop(s, "");
         if (shim_router_poll_done(s->router, pfd + base, n - base) != 0 && !s->stopping) {
+            /* Usually QEMU is going away: give it a moment to say how before killing it. */
             snprintf(s->reason, sizeof(s->reason), "the agent channel broke");
             s->stopping = 1;
-            s->stop_deadline = 0;
+            s->stop_deadline = bl_now_ms() + 2000;
         }
         if (!was_ready && shim_router_ready(s->router)) {
             was_ready = 1;
@@ -273,31 +280,29 @@ static void tail_of(const char *path, char *out, size_t cap)
 /* The final state and reason from how QEMU ended. */
 static const char *outcome(struct shim *s, int status, int was_ready)
 {
-    int by_itself = WIFEXITED(status) || (WIFSIGNALED(status) && WTERMSIG(status) != SIGKILL);
+    int by_us = s->killed_by_us && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
     char tail[300];
     char how[48];
 
-    if (s->stopping && s->reason[0] == '\0')
+    if (s->user_stop && (by_us || WIFEXITED(status)))
         return "stopped";
-    if (by_itself && WIFEXITED(status) && WEXITSTATUS(status) == 0 && was_ready) {
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && was_ready) {
         snprintf(s->reason, sizeof(s->reason), "the guest powered off");
         return "stopped";
     }
-    if (!by_itself && s->reason[0] != '\0')
-        return "failed";
-    if (!by_itself) {
-        snprintf(s->reason, sizeof(s->reason), "QEMU was killed by signal 9");
-        return "failed";
-    }
+    if (by_us)
+        return "failed"; /* s->reason says why we killed it */
     tail_of("qemu.log", tail, sizeof(tail));
-    if (!tail[0])
+    if (!tail[0] && !was_ready)
         tail_of("console.log", tail, sizeof(tail));
-    if (WIFEXITED(status))
-        snprintf(how, sizeof(how), "exit status %d", WEXITSTATUS(status));
+    if (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
+        snprintf(how, sizeof(how), "QEMU was killed by signal 9");
+    else if (WIFSIGNALED(status))
+        snprintf(how, sizeof(how), "QEMU failed (signal %d)", WTERMSIG(status));
     else
-        snprintf(how, sizeof(how), "signal %d", WTERMSIG(status));
-    snprintf(s->reason, sizeof(s->reason), "QEMU failed (%s)%s: %s", how,
-             was_ready ? "" : " during boot", tail[0] ? tail : "no output");
+        snprintf(how, sizeof(how), "QEMU failed (exit status %d)", WEXITSTATUS(status));
+    snprintf(s->reason, sizeof(s->reason), "%s%s%s%s", how, was_ready ? "" : " during boot",
+             tail[0] ? ": " : "", tail);
     return "failed";
 }
 

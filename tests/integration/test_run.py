@@ -187,6 +187,7 @@ def test_bad_accel_setting_is_refused(cli):
     assert r.returncode == 125 and b"BOXLITE_ACCEL" in r.stderr
 
 
-def test_no_command_is_a_usage_error(cli):
-    r = cli.run("run", "--rm")
-    assert r.returncode == 2 and b"no command" in r.stderr
+def test_no_command_runs_the_image_default_command(cli):
+    # the built-in image's Cmd is ["sh"]: it reads its script from stdin
+    r = run_ok(cli, "run", "--rm", "-i", input=b"echo from default cmd; exit 0\n")
+    assert r.stdout == b"from default cmd\n"

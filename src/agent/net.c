@@ -1,0 +1,114 @@
+/* net.c — the box's network inside the guest: loopback always; with boxlite.net=user on the
+ * kernel command line, eth0 set up for QEMU's user-mode network and /etc/resolv.conf. */
+#include "agent.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <net/route.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define GUEST_ADDR "10.0.2.15"
+#define NETMASK    "255.255.255.0"
+#define GATEWAY    "10.0.2.2"
+#define DNS        "10.0.2.3"
+
+static void set_sin(struct sockaddr *sa, const char *addr)
+{
+    struct sockaddr_in *sin = (struct sockaddr_in *)sa;
+
+    memset(sin, 0, sizeof(*sin));
+    sin->sin_family = AF_INET;
+    inet_pton(AF_INET, addr, &sin->sin_addr);
+}
+
+static int link_up(int fd, const char *ifname)
+{
+    struct ifreq ifr;
+
+    memset(&ifr, 0, sizeof(ifr));
+    snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
+    if (ioctl(fd, SIOCGIFFLAGS, &ifr) < 0)
+        return -1;
+    ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+    return ioctl(fd, SIOCSIFFLAGS, &ifr);
+}
+
+static int set_addr(int fd, const char *ifname, unsigned long req, const char *addr)
+{
+    struct ifreq ifr;
+
+    memset(&ifr, 0, sizeof(ifr));
+    snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
+    set_sin(&ifr.ifr_addr, addr);
+    return ioctl(fd, req, &ifr);
+}
+
+static int default_route(int fd)
+{
+    struct rtentry rt;
+
+    memset(&rt, 0, sizeof(rt));
+    set_sin(&rt.rt_dst, "0.0.0.0");
+    set_sin(&rt.rt_genmask, "0.0.0.0");
+    set_sin(&rt.rt_gateway, GATEWAY);
+    rt.rt_flags = RTF_UP | RTF_GATEWAY;
+    return ioctl(fd, SIOCADDRT, &rt) < 0 && errno != EEXIST ? -1 : 0;
+}
+
+/* Replace a file of the box (a symlink there is replaced, not followed). */
+static void write_box_file(const char *path, const char *text)
+{
+    int fd;
+
+    (void)unlink(path);
+    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0 || bl_write_all(fd, text, strlen(text)) < 0)
+        bl_log("write %s: %s", path, strerror(errno));
+    if (fd >= 0)
+        close(fd);
+}
+
+static void write_hosts(void)
+{
+    char host[65], text[256];
+
+    if (gethostname(host, sizeof(host)) < 0)
+        snprintf(host, sizeof(host), "boxlite");
+    host[sizeof(host) - 1] = '\0';
+    snprintf(text, sizeof(text),
+             "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost\n"
+             "127.0.1.1\t%s\n",
+             host);
+    write_box_file(ROOTFS "/etc/hosts", text);
+}
+
+void bl_net_setup(void)
+{
+    char mode[16];
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+    if (fd < 0) {
+        bl_log("socket: %s", strerror(errno));
+        return;
+    }
+    if (link_up(fd, "lo") < 0)
+        bl_log("bring up lo: %s", strerror(errno));
+    (void)mkdir(ROOTFS "/etc", 0755);
+    write_hosts();
+    if (bl_cmdline_get("boxlite.net", mode, sizeof(mode)) == 0 && strcmp(mode, "user") == 0) {
+        if (set_addr(fd, "eth0", SIOCSIFADDR, GUEST_ADDR) < 0 ||
+            set_addr(fd, "eth0", SIOCSIFNETMASK, NETMASK) < 0 || link_up(fd, "eth0") < 0 ||
+            default_route(fd) < 0)
+            bl_log("configure eth0: %s", strerror(errno));
+        write_box_file(ROOTFS "/etc/resolv.conf", "nameserver " DNS "\n");
+    }
+    close(fd);
+}

@@ -1,0 +1,133 @@
+"""test_network.py — outbound NAT, no network, published ports and 9p volumes, through real
+boxes; every network peer is on the host's 127.0.0.1."""
+import json
+import os
+import socket
+import threading
+import time
+import http.server
+import socketserver
+import urllib.request
+
+import pytest
+
+
+def ok(r):
+    assert r.returncode == 0, (r.returncode, r.stdout[-2000:], r.stderr[-2000:])
+    return r
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def host_server(tmp_path_factory):
+    root = tmp_path_factory.mktemp("www")
+    (root / "hello.txt").write_text("hello from the host\n")
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, directory=str(root), **kw)
+
+        def log_message(self, *a):
+            pass
+
+    srv = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    yield srv.server_address[1]
+    srv.shutdown()
+
+
+def test_outbound_nat_reaches_a_host_server_and_dns_is_configured(cli, host_server):
+    r = ok(cli.run("run", "--rm", "--name", "nat-box", "--", "sh", "-c",
+                   f"wget -qO- http://10.0.2.2:{host_server}/hello.txt; "
+                   "cat /etc/resolv.conf; ip route; hostname; grep nat-box /etc/hosts"))
+    out = r.stdout.decode()
+    assert "hello from the host" in out
+    assert "nameserver 10.0.2.3" in out  # QEMU's user-mode DNS, which asks the host resolver
+    assert "default via 10.0.2.2" in out
+    assert out.count("nat-box") == 2
+
+
+def test_network_none_has_only_loopback_and_fails_fast(cli, host_server):
+    t = time.monotonic()
+    r = cli.run("run", "--rm", "--network", "none", "--", "sh", "-c",
+                "ls /sys/class/net; nc -w 5 10.0.2.2 %d </dev/null; echo rc=$?" % host_server)
+    elapsed = time.monotonic() - t
+    out = r.stdout.decode()
+    assert out.split()[0] == "lo" and "eth0" not in out
+    assert "rc=1" in out
+    assert b"unreachable" in r.stderr.lower()
+    assert elapsed < 30
+
+
+def test_published_port_answers_and_cannot_be_shared(cli):
+    port = free_port()
+    ok(cli.run("create", "--name", "web-a", "-p", f"{port}:80"))
+    ok(cli.run("create", "--name", "web-b", "-p", f"{port}:8080"))
+    try:
+        ok(cli.run("start", "web-a"))
+        ok(cli.run("exec", "web-a", "--", "sh", "-c",
+                   "mkdir -p /www && echo served from the box > /www/index.html && "
+                   "httpd -p 80 -h /www"))
+        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=20).read()
+        assert body == b"served from the box\n"
+        info = json.loads(ok(cli.run("inspect", "web-a")).stdout)[0]
+        assert info["published_ports"] == f"127.0.0.1:{port}->80/tcp"
+        r = cli.run("start", "web-b")
+        assert r.returncode == 125 and b"not available" in r.stderr and str(port).encode() in r.stderr
+        # published on 127.0.0.1 only
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.2", port), timeout=2).close()
+        ok(cli.run("rm", "-f", "web-a"))
+        ok(cli.run("start", "web-b"))  # the port is free again
+    finally:
+        cli.run("rm", "-f", "web-a")
+        cli.run("rm", "-f", "web-b")
+
+
+def test_volumes_rw_ro_spaces_and_persist_across_restart(cli, tmp_path):
+    rw = tmp_path / "rw dir with spaces"
+    ro = tmp_path / "ro"
+    rw.mkdir()
+    ro.mkdir()
+    (rw / "from-host.txt").write_text("host wrote this\n")
+    (ro / "secret.txt").write_text("read only\n")
+    os.chown(ro / "secret.txt", 1000, 1000)
+    os.chmod(ro / "secret.txt", 0o640)
+    port = free_port()
+    ok(cli.run("create", "--name", "vol-box", "-v", f"{rw}:/data", "-v", f"{ro}:/ro:ro",
+               "-p", f"{port}:80"))
+    try:
+        for cycle in range(2):
+            ok(cli.run("start", "vol-box"))
+            r = ok(cli.run("exec", "vol-box", "--", "sh", "-c",
+                           f"cat /data/from-host.txt; echo guest{cycle} > /data/from-guest{cycle}.txt; "
+                           "cat /ro/secret.txt; stat -c '%u:%g %a' /ro/secret.txt"))
+            assert r.stdout.decode().splitlines() == ["host wrote this", "read only", "1000:1000 640"]
+            assert (rw / f"from-guest{cycle}.txt").read_text() == f"guest{cycle}\n"
+            r = ok(cli.run("exec", "-u", "1000", "vol-box", "--", "cat", "/ro/secret.txt"))
+            assert r.stdout == b"read only\n"
+            r = cli.run("exec", "vol-box", "--", "sh", "-c",
+                        "echo x > /ro/new.txt; echo w=$?; mount -o remount,rw /ro; "
+                        "echo y > /ro/new2.txt; echo w2=$?")
+            out = r.stdout.decode()
+            assert "w=1" in out and "w2=1" in out, out + r.stderr.decode()
+            assert sorted(p.name for p in ro.iterdir()) == ["secret.txt"]
+            info = json.loads(ok(cli.run("inspect", "vol-box")).stdout)[0]
+            assert info["volumes"] == f"{rw}:/data, {ro}:/ro:ro"
+            assert info["published_ports"] == f"127.0.0.1:{port}->80/tcp"
+            ok(cli.run("stop", "vol-box"))
+    finally:
+        cli.run("rm", "-f", "vol-box")
+
+
+def test_missing_volume_host_path_is_a_clear_error(cli, tmp_path):
+    r = cli.run("create", "--name", "bad-vol", "-v", f"{tmp_path}/nope:/x")
+    assert r.returncode == 125
+    assert b"does not exist" in r.stderr and b"nope" in r.stderr
+    assert cli.run("inspect", "bad-vol").returncode == 125
