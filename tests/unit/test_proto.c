@@ -141,8 +141,8 @@ static struct bl_exec_req sample_req(void)
 static void test_header(void)
 {
     uint8_t buf[64];
-    static const uint8_t want[BL_FRAME_HDR] = {3, 0, 0,    0,    1,    BL_F_STDOUT,
-                                               0, 0, 0x78, 0x56, 0x34, 0x12};
+    static const uint8_t want[BL_FRAME_HDR] = {
+        3, 0, 0, 0, BL_PROTO_VERSION, BL_F_STDOUT, 0, 0, 0x78, 0x56, 0x34, 0x12};
     struct bl_frame f;
     long n;
 
