@@ -6,7 +6,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential pkg-config meson ninja-build musl-tools clang-format
   qemu-system-x86 qemu-utils e2fsprogs cpio kmod busybox-static zstd
-  libsqlite3-dev
+  libsqlite3-dev libarchive-dev tmux
   clang-14 libclang-rt-14-dev
   python3 python3-pytest python3-pytest-asyncio python3-setuptools python3-dev
 )
