@@ -34,6 +34,9 @@ fuzz-build: deps
 	mkdir -p $(BUILD)/fuzz
 	$(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -D_GNU_SOURCE -Isrc/common \
 	  src/common/proto.c tests/fuzz/fuzz_proto.c -o $(BUILD)/fuzz/fuzz_proto
+	$(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -D_GNU_SOURCE \
+	  -Isrc/lib -Iinclude -Isrc/common src/lib/untar.c src/lib/error.c tests/fuzz/fuzz_untar.c \
+	  -larchive -o $(BUILD)/fuzz/fuzz_untar
 
 # The documented fuzz run: the frame/payload decoder for FUZZ_SECONDS (default 60) seconds.
 fuzz: fuzz-build

@@ -433,7 +433,7 @@ static int decide(struct tr *t, const char *name, int is_dir)
     }
     slash = strrchr(t->dest, '/');
     if (!slash || slash[1] == '\0') {
-        cp_err("copy-in: bad destination \"%s\"", t->dest);
+        cp_err("copy-in: %s: No such file or directory", t->dest);
         return -1;
     }
     snprintf(t->root, sizeof t->root, "%.*s", slash == t->dest ? 1 : (int)(slash - t->dest),

@@ -95,6 +95,18 @@ static int guest_failed(int status, const char *msg)
 
 /* ---- copy_out ---- */
 
+#define RAW_HOOK "raw-tar:"
+
+/* With BOXLITE_TEST_HOOKS=1 in the environment, copy_out of "raw-tar:PATH" extracts the
+ * guest file PATH as the archive: how the tests feed crafted (hostile) archives from a real
+ * guest through the real extraction path. */
+static int test_hook_raw(const char *box_path)
+{
+    const char *v = getenv("BOXLITE_TEST_HOOKS");
+
+    return v && strcmp(v, "1") == 0 && strncmp(box_path, RAW_HOOK, strlen(RAW_HOOK)) == 0;
+}
+
 struct out_src {
     boxlite_exec *ex;
     char buf[65536];
@@ -132,8 +144,16 @@ BOXLITE_API int boxlite_box_copy_out(boxlite_box *box, const char *box_path, con
     if (!box || !box_path || !box_path[0] || !host_path || !host_path[0])
         return bl_err(BOXLITE_EINVAL, "copy out: a box, a box path and a host path are needed");
     rc = check_opts(&o, opts);
-    if (rc == 0)
+    if (rc == 0 && test_hook_raw(box_path)) {
+        /* Test hook: extract a file of the guest as if copy-out had sent it. */
+        const char *argv[] = {"cat", box_path + strlen(RAW_HOOK), NULL};
+        boxlite_exec_options eo = BOXLITE_EXEC_OPTIONS_INIT;
+        eo.argv = argv;
+        eo.user = "root";
+        rc = boxlite_exec_start(&ex, box, &eo);
+    } else if (rc == 0) {
         rc = start_builtin(&ex, box, "copy-out", box_path, out_flags(&o));
+    }
     s = rc == 0 ? calloc(1, sizeof(*s)) : NULL;
     if (rc == 0 && !s)
         rc = bl_err(BOXLITE_ENOMEM, "out of memory");
