@@ -52,6 +52,7 @@ test: build fuzz-build check-format
 
 bench: build
 	BOXLITE_BUILD=$(abspath $(BUILD)) ./bench/boot
+	BOXLITE_BUILD=$(abspath $(BUILD)) ./bench/exec
 
 clean:
 	rm -rf $(BUILD)

@@ -547,6 +547,21 @@ static int remember_dir(struct tr *t, const char *path, unsigned mode, int64_t m
     return 0;
 }
 
+/* Create the missing directories above path (an archive may name a file before, or
+ * without, its directory). */
+static void make_parents(const struct tr *t, char *path)
+{
+    size_t skip = strlen(t->root);
+
+    for (char *p = path + skip + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        (void)mkdir(path, 0755);
+        *p = '/';
+    }
+}
+
 static int extract_one(struct tr *t, char type, char *name, const char *linkname, unsigned mode,
                        uint64_t size, int64_t mtime)
 {
@@ -566,6 +581,7 @@ static int extract_one(struct tr *t, char type, char *name, const char *linkname
         return -1;
     if (path[0] == '\0')
         return skip_data(size);
+    make_parents(t, path);
     if (type == '5') {
         rc = make_room(t, path, 1);
         if (rc == 0 && mkdir(path, 0700) < 0) {
