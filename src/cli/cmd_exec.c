@@ -1,6 +1,5 @@
 /* cmd_exec.c — `boxlite exec [-i] [-t] [-d] [-e K=V] [-w DIR] [-u USER] [--timeout S] BOX --
- * CMD...`: run a command in a running box attached to this terminal (or detached), exit with its
- * status. */
+ * CMD...`: a command in a running box, attached (exit with its status) or detached. */
 #include "cli.h"
 
 #include <getopt.h>
