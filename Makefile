@@ -42,6 +42,9 @@ fuzz-build: deps
 	    src/lib/ext4.c src/lib/error.c src/lib/util.c \
 	    -lcurl -larchive -lext2fs -lcom_err -ljansson -lcrypto -o $(BUILD)/fuzz/fuzz_$$t || exit 1; \
 	done
+	$(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -D_GNU_SOURCE \
+	  -Isrc/lib -Iinclude -Isrc/common src/lib/untar.c src/lib/error.c tests/fuzz/fuzz_untar.c \
+	  -larchive -o $(BUILD)/fuzz/fuzz_untar
 
 # The documented fuzz run: the frame/payload decoder for FUZZ_SECONDS (default 60) seconds.
 fuzz: fuzz-build
@@ -57,6 +60,7 @@ test: build fuzz-build check-format
 
 bench: build
 	BOXLITE_BUILD=$(abspath $(BUILD)) ./bench/boot
+	BOXLITE_BUILD=$(abspath $(BUILD)) ./bench/exec
 
 clean:
 	rm -rf $(BUILD)

@@ -236,11 +236,14 @@ typedef struct {
     const char *user;        /* NULL → the image's user */
     int tty;                 /* give the process a pseudo-terminal */
     unsigned timeout_ms;     /* 0 → none; SIGTERM then SIGKILL after 2 s */
+    /* Version 2: */
+    int detach; /* the process keeps running when this handle is freed or this process exits;
+                 * its output is discarded once nobody reads it */
 } boxlite_exec_options;
-#define BOXLITE_EXEC_OPTIONS_VERSION 1
+#define BOXLITE_EXEC_OPTIONS_VERSION 2
 #define BOXLITE_EXEC_OPTIONS_INIT                                                                  \
     {                                                                                              \
-        BOXLITE_EXEC_OPTIONS_VERSION, NULL, NULL, NULL, NULL, 0, 0                                 \
+        BOXLITE_EXEC_OPTIONS_VERSION, NULL, NULL, NULL, NULL, 0, 0, 0                              \
     }
 
 /* Start a process in a running box. *out belongs to the caller: boxlite_exec_free. */
@@ -280,8 +283,58 @@ typedef struct {
  * still readable afterwards. */
 BOXLITE_API int boxlite_exec_wait(boxlite_exec *ex, boxlite_exec_result *out, int timeout_ms);
 
-/* Release the handle; a process still running is killed. Accepts NULL. */
+/* Release the handle; a process still running is killed unless it was started with
+ * detach. Accepts NULL. */
 BOXLITE_API void boxlite_exec_free(boxlite_exec *ex);
+
+/* The process's pid inside the box (0 until the guest has reported it). */
+BOXLITE_API int boxlite_exec_pid(const boxlite_exec *ex);
+
+/* ---- Files between the host and a box ------------------------------------------------ */
+
+typedef struct {
+    unsigned version;     /* BOXLITE_COPY_OPTIONS_VERSION */
+    int recursive;        /* copy directories (else a directory source is refused); default 1 */
+    int overwrite;        /* replace existing files at the destination; default 1 */
+    int follow_symlinks;  /* copy what symlinks in the source point to; default 0: links as links */
+    int include_parent;   /* a directory source into an existing directory DST lands in
+                           * DST/<name>; 0: its contents go into DST. Default 1 */
+    uint64_t max_bytes;   /* copy_out: refuse archives whose data passes this; 0 → 64 GiB */
+    uint64_t max_entries; /* copy_out: refuse archives with more entries; 0 → 1,000,000 */
+} boxlite_copy_options;
+#define BOXLITE_COPY_OPTIONS_VERSION 1
+#define BOXLITE_COPY_OPTIONS_INIT                                                                  \
+    {                                                                                              \
+        BOXLITE_COPY_OPTIONS_VERSION, 1, 1, 0, 1, 0, 0                                             \
+    }
+
+/* Copy host_path (a file, symlink or directory tree) into the running box at box_path, as
+ * root, keeping modes and mtimes (to the second); symlinks are copied as links. As with
+ * `docker cp`: when box_path is an existing directory the source lands inside it, else the
+ * source is created as box_path. opts may be NULL for the defaults. */
+BOXLITE_API int boxlite_box_copy_in(boxlite_box *box, const char *host_path, const char *box_path,
+                                    const boxlite_copy_options *opts);
+
+/* Copy box_path out of the running box to host_path, with the same rules. The guest's
+ * archive is untrusted: nothing is written outside host_path (names with "..", absolute
+ * names, links followed while writing, oversized headers and archives are refused with an
+ * error naming the entry); a refused copy may leave part of the tree inside host_path. */
+BOXLITE_API int boxlite_box_copy_out(boxlite_box *box, const char *box_path, const char *host_path,
+                                     const boxlite_copy_options *opts);
+
+/* Extract a tar archive read from fd (to its end) into the directory box_path of the running
+ * box, names as they are (`docker cp - BOX:DIR`). */
+BOXLITE_API int boxlite_box_copy_in_tar(boxlite_box *box, int fd, const char *box_path,
+                                        const boxlite_copy_options *opts);
+
+/* Write a tar archive of box_path to fd, as the guest produced it (unchecked, but cut at
+ * max_bytes) (`docker cp BOX:PATH -`). */
+BOXLITE_API int boxlite_box_copy_out_tar(boxlite_box *box, const char *box_path, int fd,
+                                         const boxlite_copy_options *opts);
+
+/* One PING/PONG round trip through the box's monitor to its guest agent; *out is the time
+ * it took in nanoseconds. */
+BOXLITE_API int boxlite_box_ping(uint64_t *out, boxlite_box *box);
 
 /* ---- Images ------------------------------------------------------------------------------ */
 

@@ -1,5 +1,5 @@
 """test_unit.py — runs the C unit tests (TAP) and a short libFuzzer pass of the protocol
-decoder, so that pytest's summary covers them. `make fuzz` runs the full 60 s pass."""
+decoder and of the host-side tar extraction, so that pytest's summary covers them. `make fuzz` runs the full 60 s pass."""
 import os
 import pathlib
 import subprocess
@@ -19,12 +19,15 @@ def test_c_unit(name):
     assert "not ok" not in r.stdout
 
 
-def test_fuzz_protocol_decoder_short_run(tmp_path):
-    exe = BUILD / "fuzz" / "fuzz_proto"
+@pytest.mark.parametrize("target,corpus_dir", [("fuzz_proto", "corpus"),
+                                                ("fuzz_untar", "corpus_untar")])
+def test_fuzz_short_run(tmp_path, target, corpus_dir):
+    """The protocol decoder and the host's extraction of a box's tar, fuzzed briefly."""
+    exe = BUILD / "fuzz" / target
     if not exe.exists():
         pytest.fail(f"{exe} missing: run `make fuzz-build`")
     corpus = tmp_path / "corpus"
-    subprocess.run(["cp", "-r", str(ROOT / "tests" / "fuzz" / "corpus"), str(corpus)],
+    subprocess.run(["cp", "-r", str(ROOT / "tests" / "fuzz" / corpus_dir), str(corpus)],
                    check=True)
     secs = os.environ.get("BOXLITE_FUZZ_SECONDS", "15")
     r = subprocess.run([str(exe), f"-max_total_time={secs}", "-rss_limit_mb=2048",

@@ -94,6 +94,11 @@ struct spawn_io {
 pid_t bl_spawn(const struct bl_exec_req *req, struct spawn_io *io, char *msg, size_t msglen);
 int bl_pty_resize(int fd, uint32_t rows, uint32_t cols);
 
+/* ---- copy.c (runs in the child, after chroot and the user switch) ---- */
+/* Run the built-in req->argv[0] names ("copy-out PATH OPTS", "copy-in DEST OPTS") on the
+ * child's stdin/stdout/stderr; returns its exit status. */
+int bl_builtin_main(const struct bl_exec_req *req);
+
 /* ---- user.c (runs in the child, after chroot) ---- */
 struct bl_user {
     uid_t uid;

@@ -486,6 +486,9 @@ void bl_streams_reaped(pid_t pid, int status)
             continue;
         s->exited = 1;
         s->status = status;
+        if (s->timed_out) /* what is left of a timed-out group goes too (a child that trapped TERM)
+                           */
+            (void)kill(-s->pid, SIGKILL);
         s->drain_deadline = bl_now_ms() + TTY_DRAIN_MS;
         s->term_at = 0;
         s->kill_at = 0;

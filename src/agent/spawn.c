@@ -179,6 +179,10 @@ child_main(const struct bl_exec_req *req, const struct child_fds *c, int errpipe
     env = child_env(req, &u);
     if (env == NULL)
         child_fail(errpipe, ENOMEM, "out of memory");
+    if (req->flags & BL_EXEC_BUILTIN) {
+        close(errpipe); /* started: what fails now is reported on stderr and the exit status */
+        _exit(bl_builtin_main(req));
+    }
     err = exec_search(req->argv, env);
     child_fail(errpipe, err, "exec \"%s\": %s", req->argv[0], strerror(err));
 }

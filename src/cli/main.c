@@ -12,6 +12,7 @@ static const struct cli_verb verbs[] = {
     {"stop", "stop boxes", cmd_stop},
     {"restart", "stop and start boxes", cmd_restart},
     {"exec", "run a command in a running box", cmd_exec},
+    {"cp", "copy files between the host and a box", cmd_cp},
     {"rm", "remove boxes", cmd_rm},
     {"ls", "list boxes", cmd_ls},
     {"ps", "list boxes (same as ls)", cmd_ls},

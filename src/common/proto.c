@@ -306,6 +306,8 @@ static int exec_req_read(struct bl_exec_req *req, struct bl_rbuf *r)
     int rc;
 
     rc = bl_rbuf_u32(r, &req->flags);
+    if (rc == 0 && (req->flags & ~BL_EXEC_FLAGS) != 0)
+        rc = -BL_PE_INVALID;
     if (rc == 0)
         rc = get_strv(r, 1, BL_MAX_ARGS, &req->argv, &req->argc);
     if (rc == 0)

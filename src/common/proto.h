@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define BL_PROTO_VERSION 1
+#define BL_PROTO_VERSION 2
 #define BL_FRAME_HDR     12           /* le32 len, u8 version, u8 type, le16 flags, le32 stream */
 #define BL_FRAME_MAX     (1u << 20)   /* largest payload either end accepts */
 #define BL_DATA_CHUNK    (32u << 10)  /* largest payload of one STDIN/STDOUT/STDERR frame sent */
@@ -95,7 +95,10 @@ int bl_rbuf_u32(struct bl_rbuf *r, uint32_t *out);
 int bl_rbuf_str(struct bl_rbuf *r, char **out);
 int bl_rbuf_done(const struct bl_rbuf *r); /* -BL_PE_INVALID when bytes are left over */
 
-#define BL_EXEC_TTY 1u
+#define BL_EXEC_TTY     1u /* run on a pty */
+#define BL_EXEC_BUILTIN 2u /* argv[0] names an agent built-in (copy-out, copy-in), not a file */
+#define BL_EXEC_DETACH  4u /* for the monitor: the process outlives its client's connection */
+#define BL_EXEC_FLAGS   (BL_EXEC_TTY | BL_EXEC_BUILTIN | BL_EXEC_DETACH)
 
 struct bl_exec_req {
     uint32_t flags; /* BL_EXEC_* */

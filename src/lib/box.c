@@ -21,6 +21,7 @@
 #include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define DEFAULT_MEMORY_MIB 512
@@ -975,5 +976,26 @@ BOXLITE_API int boxlite_box_command(char ***out, boxlite_box *box, const char *c
     if (!v)
         return bl_err(BOXLITE_ENOMEM, "out of memory");
     *out = v;
+    return 0;
+}
+
+/* One PING/PONG through the monitor to the agent, timed. */
+BOXLITE_API int boxlite_box_ping(uint64_t *out, boxlite_box *box)
+{
+    struct bl_conn *c = NULL;
+    struct timespec a, b;
+    int rc;
+
+    if (!out || !box)
+        return bl_err(BOXLITE_EINVAL, "ping: bad arguments");
+    rc = bl_box_conn(box, &c);
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    if (rc == 0)
+        rc = bl_conn_ping(c, 10000);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    if (rc != 0)
+        return bl_err_wrap(rc, "ping box %s", boxlite_box_id(box));
+    *out =
+        (uint64_t)(b.tv_sec - a.tv_sec) * 1000000000ull + (uint64_t)b.tv_nsec - (uint64_t)a.tv_nsec;
     return 0;
 }

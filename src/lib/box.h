@@ -27,6 +27,10 @@ int bl_box_conn(boxlite_box *box, struct bl_conn **out);
 /* The box's image (borrowed), opened on first use. */
 int bl_box_image(boxlite_box *box, struct bl_image **out);
 
+/* boxlite_exec_start with extra BL_EXEC_* flags (BL_EXEC_BUILTIN for the copy built-ins). */
+int bl_exec_start_flags(boxlite_exec **out, boxlite_box *box, const boxlite_exec_options *opts,
+                        uint32_t flags);
+
 /* Mark boxes whose monitor died as failed (runtime open). */
 void bl_box_repair_all(boxlite_runtime *rt);
 

@@ -198,6 +198,30 @@ int bl_conn_send(struct bl_conn *c, uint8_t type, uint32_t stream, const void *p
     return rc;
 }
 
+int bl_conn_ping(struct bl_conn *c, int timeout_ms)
+{
+    int64_t deadline = bl_now_ms() + timeout_ms;
+    uint64_t before;
+    struct timespec ts;
+    int rc;
+
+    pthread_mutex_lock(&c->mu);
+    before = c->pongs;
+    pthread_mutex_unlock(&c->mu);
+    rc = bl_conn_send(c, BL_F_PING, 0, "boxlite", 7);
+    if (rc != 0)
+        return rc;
+    bl_deadline_ts(&ts, deadline);
+    pthread_mutex_lock(&c->mu);
+    while (c->pongs == before && !c->closed && bl_now_ms() < deadline)
+        pthread_cond_timedwait(&c->cond, &c->mu, &ts);
+    if (c->pongs == before)
+        rc = c->closed ? bl_err(BOXLITE_EPROTO, "%s: %s", c->label, c->close_reason)
+                       : bl_err(BOXLITE_ETIMEOUT, "%s: no answer to PING", c->label);
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
 void bl_conn_free(struct bl_conn *c)
 {
     if (!c)

@@ -39,6 +39,9 @@ int bl_conn_wait_hello(struct bl_conn *c, int64_t deadline_ms, int (*alive)(void
 /* Send one frame. Safe from any thread; never called with c->mu held. */
 int bl_conn_send(struct bl_conn *c, uint8_t type, uint32_t stream, const void *payload, size_t len);
 
+/* One PING/PONG round trip; waits up to timeout_ms. */
+int bl_conn_ping(struct bl_conn *c, int timeout_ms);
+
 /* Mark closed with reason (first reason wins) and wake every waiter. Caller holds c->mu. */
 void bl_conn_mark_closed_locked(struct bl_conn *c, const char *reason);
 

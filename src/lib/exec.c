@@ -27,6 +27,7 @@ struct boxlite_exec {
     boxlite_box *box;
     uint32_t stream;
     int tty;
+    int detach;
     struct outbuf out[2]; /* stdout, stderr */
     int last_served;
     uint32_t stdin_credit;
@@ -156,7 +157,7 @@ static char **merge_env(char *const *a, char *const *b, const char *const *c, ui
     return out;
 }
 
-static int encode_request(struct bl_wbuf *w, const boxlite_exec_options *o,
+static int encode_request(struct bl_wbuf *w, const boxlite_exec_options *o, uint32_t flags,
                           const struct bl_image *img, const struct bl_box_row *row)
 {
     struct bl_exec_req req = {0};
@@ -169,7 +170,7 @@ static int encode_request(struct bl_wbuf *w, const boxlite_exec_options *o,
         envc++;
     if (argc > BL_MAX_ARGS || envc > BL_MAX_ENV)
         return bl_err(BOXLITE_EINVAL, "too many arguments or environment variables");
-    req.flags = o->tty ? BL_EXEC_TTY : 0;
+    req.flags = flags | (o->tty ? BL_EXEC_TTY : 0);
     req.argv = (char **)o->argv;
     req.argc = (uint32_t)argc;
     req.env = merge_env(img->env, row->env, o->env, &req.envc);
@@ -188,7 +189,7 @@ static int encode_request(struct bl_wbuf *w, const boxlite_exec_options *o,
 
 static int check_options(const boxlite_exec_options *o)
 {
-    if (!o || o->version != BOXLITE_EXEC_OPTIONS_VERSION)
+    if (!o || o->version < 1 || o->version > BOXLITE_EXEC_OPTIONS_VERSION)
         return bl_err(BOXLITE_EINVAL, "exec options missing or of an unknown version");
     if (!o->argv || !o->argv[0] || !o->argv[0][0])
         return bl_err(BOXLITE_EINVAL, "exec needs a command");
@@ -208,8 +209,8 @@ static void unlink_locked(struct boxlite_exec *ex)
         *pp = ex->next;
 }
 
-BOXLITE_API int boxlite_exec_start(boxlite_exec **out, boxlite_box *box,
-                                   const boxlite_exec_options *opts)
+int bl_exec_start_flags(boxlite_exec **out, boxlite_box *box, const boxlite_exec_options *opts,
+                        uint32_t flags)
 {
     struct bl_wbuf w = {0};
     struct boxlite_exec *ex = NULL;
@@ -222,8 +223,10 @@ BOXLITE_API int boxlite_exec_start(boxlite_exec **out, boxlite_box *box,
         rc = bl_box_conn(box, &c);
     if (rc == 0)
         rc = bl_box_image(box, &img);
+    if (rc == 0 && opts->version >= 2 && opts->detach)
+        flags |= BL_EXEC_DETACH;
     if (rc == 0)
-        rc = encode_request(&w, opts, img, &box->row);
+        rc = encode_request(&w, opts, flags, img, &box->row);
     if (rc != 0)
         goto out;
     ex = calloc(1, sizeof(*ex));
@@ -234,6 +237,7 @@ BOXLITE_API int boxlite_exec_start(boxlite_exec **out, boxlite_box *box,
     ex->conn = c;
     ex->box = box;
     ex->tty = opts->tty;
+    ex->detach = (flags & BL_EXEC_DETACH) != 0;
     ex->stdin_credit = BL_WINDOW_INIT;
     pthread_mutex_lock(&c->mu);
     ex->stream = c->next_stream;
@@ -260,6 +264,24 @@ out:
                     opts && opts->argv && opts->argv[0] ? opts->argv[0] : "",
                     box ? boxlite_box_id(box) : "?");
     return rc;
+}
+
+BOXLITE_API int boxlite_exec_start(boxlite_exec **out, boxlite_box *box,
+                                   const boxlite_exec_options *opts)
+{
+    return bl_exec_start_flags(out, box, opts, 0);
+}
+
+BOXLITE_API int boxlite_exec_pid(const boxlite_exec *ex)
+{
+    int pid = 0;
+
+    if (ex) {
+        pthread_mutex_lock(&ex->conn->mu);
+        pid = ex->started ? (int)ex->pid : 0;
+        pthread_mutex_unlock(&ex->conn->mu);
+    }
+    return pid;
 }
 
 /* Pick a stream in mask with unread data, alternating between the two for fairness. */
@@ -461,7 +483,7 @@ BOXLITE_API void boxlite_exec_free(boxlite_exec *ex)
     if (!ex)
         return;
     pthread_mutex_lock(&ex->conn->mu);
-    running = !ex->exited && !ex->failed;
+    running = !ex->exited && !ex->failed && !ex->detach;
     unlink_locked(ex);
     pthread_mutex_unlock(&ex->conn->mu);
     if (running)

@@ -11,6 +11,7 @@
 
 #define IN_CAP        (BL_FRAME_HDR + BL_FRAME_MAX)
 #define AGENT_BACKLOG (8u << 20) /* stop reading clients while this much waits for the agent */
+#define PING_RING     256        /* PINGs forwarded to the agent and not yet answered */
 
 /* ---- one framed connection ---- */
 
@@ -112,6 +113,7 @@ struct route {
     uint32_t g; /* stream id on the agent side */
     int client; /* index, or -1 once the client has gone (the process is being killed) */
     uint32_t s; /* the client's stream id */
+    int detach; /* BL_EXEC_DETACH: survives its client */
 };
 
 struct client_slot {
@@ -128,6 +130,8 @@ struct shim_router {
     uint8_t hello_payload[256];
     size_t hello_len;
     int shutdown_req;
+    int pings[PING_RING]; /* client of each PING the agent has not answered, oldest first */
+    unsigned ping_head, ping_len;
 };
 
 struct from_client {
@@ -179,7 +183,10 @@ static void drop_client(struct shim_router *r, int idx)
         if (rt->client != idx)
             continue;
         rt->client = -1;
-        to_agent(r, BL_F_SIGNAL, rt->g, kill_payload, sizeof(kill_payload));
+        if (rt->detach) /* it lives on: end its input, its output is discarded */
+            to_agent(r, BL_F_STDIN, rt->g, NULL, 0);
+        else
+            to_agent(r, BL_F_SIGNAL, rt->g, kill_payload, sizeof(kill_payload));
     }
     shim_conn_close(&r->clients[idx].conn);
     r->clients[idx].used = 0;
@@ -234,6 +241,11 @@ static void on_agent_frame(void *ctx, const struct bl_frame *f)
             r->hello = 1;
             for (int i = 0; i < SHIM_MAX_CLIENTS; i++)
                 to_client(r, i, BL_F_HELLO, 0, r->hello_payload, r->hello_len);
+        } else if (f->type == BL_F_PONG && r->ping_len > 0) {
+            int idx = r->pings[r->ping_head];
+            r->ping_head = (r->ping_head + 1) % PING_RING;
+            r->ping_len--;
+            to_client(r, idx, BL_F_PONG, 0, f->payload, f->len);
         }
         return;
     }
@@ -263,9 +275,14 @@ static void on_client_frame(void *ctx, const struct bl_frame *f)
         return;
     }
     if (f->stream == 0) {
-        if (f->type == BL_F_PING)
+        if (f->type == BL_F_PING && r->hello && r->ping_len < PING_RING) {
+            /* Through to the agent, so a PING measures the whole path (and its liveness). */
+            r->pings[(r->ping_head + r->ping_len) % PING_RING] = fc->idx;
+            r->ping_len++;
+            to_agent(r, BL_F_PING, 0, f->payload, f->len);
+        } else if (f->type == BL_F_PING) {
             to_client(r, fc->idx, BL_F_PONG, 0, f->payload, f->len);
-        else if (f->type == BL_F_SHUTDOWN)
+        } else if (f->type == BL_F_SHUTDOWN)
             r->shutdown_req = 1;
         return;
     }
@@ -283,6 +300,7 @@ static void on_client_frame(void *ctx, const struct bl_frame *f)
         rt->g = r->next_g++;
         rt->client = fc->idx;
         rt->s = f->stream;
+        rt->detach = f->len >= 4 && (f->payload[0] & BL_EXEC_DETACH) != 0;
         rt->next = r->routes;
         r->routes = rt;
     } else if (!rt) {

@@ -141,8 +141,8 @@ static struct bl_exec_req sample_req(void)
 static void test_header(void)
 {
     uint8_t buf[64];
-    static const uint8_t want[BL_FRAME_HDR] = {3, 0, 0,    0,    1,    BL_F_STDOUT,
-                                               0, 0, 0x78, 0x56, 0x34, 0x12};
+    static const uint8_t want[BL_FRAME_HDR] = {
+        3, 0, 0, 0, BL_PROTO_VERSION, BL_F_STDOUT, 0, 0, 0x78, 0x56, 0x34, 0x12};
     struct bl_frame f;
     long n;
 
@@ -270,9 +270,10 @@ static void test_check(void)
     int ok = 1;
 
     put_frame(buf, BL_F_PING, 0, "xy", 2);
-    buf[4] = 2;
+    buf[4] = BL_PROTO_VERSION + 7;
     n = bl_frame_split(buf, BL_FRAME_HDR + 2, &f);
-    CHECK(n == BL_FRAME_HDR + 2 && f.version == 2, "split: wrong version returned whole");
+    CHECK(n == BL_FRAME_HDR + 2 && f.version == BL_PROTO_VERSION + 7,
+          "split: wrong version returned whole");
     CHECK_EQ(bl_frame_check(&f), -BL_PE_VERSION, "check: wrong version");
     put_frame(buf, 99, 5, "xy", 2);
     n = bl_frame_split(buf, BL_FRAME_HDR + 2, &f);
@@ -405,6 +406,24 @@ static void test_exec_hostile(void)
     CHECK_EQ(bl_exec_req_decode(&out, w.data, w.len), -BL_PE_INVALID, "exec: envc over limit");
     raw_exec(&w, BL_MAX_ARGS + 1, "", 0, 0);
     CHECK_EQ(bl_exec_req_decode(&out, w.data, w.len), -BL_PE_INVALID, "exec: argc over limit");
+
+    /* Known flags decode; an unknown flag bit is refused. */
+    {
+        struct bl_exec_req in = sample_req();
+        in.flags = BL_EXEC_BUILTIN | BL_EXEC_DETACH;
+        bl_wbuf_reset(&w);
+        rc = bl_exec_req_encode(&w, &in);
+        rc = rc == 0 ? bl_exec_req_decode(&out, w.data, w.len) : rc;
+        CHECK(rc == 0 && out.flags == (BL_EXEC_BUILTIN | BL_EXEC_DETACH),
+              "exec: BUILTIN and DETACH flags round-trip");
+        if (rc == 0)
+            bl_exec_req_clear(&out);
+        in.flags = 8;
+        bl_wbuf_reset(&w);
+        rc = bl_exec_req_encode(&w, &in);
+        CHECK_EQ(bl_exec_req_decode(&out, w.data, w.len), -BL_PE_INVALID,
+                 "exec: unknown flag bit refused");
+    }
 
     /* Counts announced but not backed by bytes are refused before any allocation. */
     bl_wbuf_reset(&w);

@@ -1,0 +1,198 @@
+"""test_exec.py — `boxlite exec` against one real box shared by the module: streams and flow
+control (1 GiB to a slow reader, 100 MB of stdin), tty and an interactive session in tmux,
+timeouts, 50 concurrent execs, users and groups, detached execs and exit statuses."""
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+
+BOX = "exec-test-box"
+
+
+def ok(r):
+    assert r.returncode == 0, (r.returncode, r.stdout[-2000:], r.stderr[-2000:])
+    return r
+
+
+@pytest.fixture(scope="module")
+def box(cli):
+    cli.run("rm", "-f", BOX)
+    ok(cli.run("create", "--name", BOX, "-d"))
+    ok(cli.run("start", BOX, timeout=300))
+    yield BOX
+    cli.run("rm", "-f", BOX, timeout=120)
+
+
+def vm_hwm_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
+
+
+RSS_BOUND_MIB = 64
+
+
+def test_1gib_stdout_to_a_slow_consumer_keeps_host_memory_bounded(cli, box):
+    """The CLI's peak RSS stays under RSS_BOUND_MIB while 1 GiB flows, the reader pausing."""
+    total = 1 << 30
+    p = cli.popen("exec", box, "--", "head", "-c", str(total), "/dev/zero",
+                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    got, hwm = 0, 0
+    try:
+        while True:
+            chunk = p.stdout.read(1 << 16)
+            if not chunk:
+                break
+            got += len(chunk)
+            if got < (64 << 20) and got % (4 << 20) < (1 << 16):
+                time.sleep(0.5)  # slow at first: the guest must wait, not our memory grow
+                hwm = max(hwm, vm_hwm_kib(p.pid))
+        if p.poll() is None:
+            hwm = max(hwm, vm_hwm_kib(p.pid))
+        assert p.wait(timeout=600) == 0
+    finally:
+        p.kill()
+    assert got == total
+    assert hwm < RSS_BOUND_MIB * 1024, f"CLI peak RSS {hwm} KiB"
+
+
+def test_100mb_stdin_into_sha256sum(cli, box):
+    data = os.urandom(1 << 20) * 100
+    r = ok(cli.run("exec", "-i", box, "--", "sha256sum", input=data, timeout=600))
+    assert r.stdout.split()[0].decode() == hashlib.sha256(data).hexdigest()
+
+
+def test_tty_gives_a_pts(cli, box):
+    r = ok(cli.run("exec", "-t", box, "--", "tty"))
+    assert r.stdout.startswith(b"/dev/pts/"), r.stdout
+
+
+def tmux(*args, check=True):
+    return subprocess.run(["tmux", "-L", "boxlite-test", *args], capture_output=True,
+                          text=True, check=check, timeout=30)
+
+
+def wait_pane(pattern, timeout=60):
+    end = time.monotonic() + timeout
+    text = ""
+    while time.monotonic() < end:
+        text = tmux("capture-pane", "-p", "-t", "t").stdout
+        if pattern in text:
+            return text
+        time.sleep(0.3)
+    raise AssertionError(f"{pattern!r} not on screen:\n{text}")
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux missing")
+def test_interactive_shell_in_tmux_resize_ctrl_c_exit_status(cli, box, tmp_path):
+    status_file = tmp_path / "status"
+    env = " ".join(f"{k}={v}" for k, v in cli.env.items()
+                   if k in ("BOXLITE_HOME", "BOXLITE_ACCEL"))
+    from conftest import BOXLITE
+    cmd = (f"env {env} {BOXLITE} exec -it {box} -- sh; echo $? > {status_file}; sleep 30")
+    tmux("kill-server", check=False)
+    tmux("new-session", "-d", "-s", "t", "-x", "100", "-y", "30", cmd)
+    try:
+        time.sleep(3)
+        tmux("send-keys", "-t", "t", "stty size", "Enter")
+        wait_pane("30 100")
+        tmux("resize-window", "-t", "t", "-x", "120", "-y", "40")
+        time.sleep(1)
+        tmux("send-keys", "-t", "t", "clear; stty size", "Enter")
+        wait_pane("40 120")
+        tmux("send-keys", "-t", "t", "sleep 100", "Enter")
+        time.sleep(2)
+        tmux("send-keys", "-t", "t", "C-c")
+        tmux("send-keys", "-t", "t", "echo rc=$?", "Enter")
+        wait_pane("rc=130")
+        tmux("send-keys", "-t", "t", "exit 7", "Enter")
+        end = time.monotonic() + 60
+        while not status_file.exists() and time.monotonic() < end:
+            time.sleep(0.3)
+        assert status_file.read_text().strip() == "7"
+    finally:
+        tmux("kill-server", check=False)
+
+
+def test_timeout_ends_sleep_with_sigterm(cli, box):
+    t0 = time.monotonic()
+    r = cli.run("exec", "--timeout", "2", box, "--", "sleep", "100")
+    took = time.monotonic() - t0
+    assert r.returncode == 128 + signal.SIGTERM, r.stderr
+    assert b"timed out" in r.stderr
+    assert took < 2 + 8, took
+
+
+def test_timeout_kills_a_group_that_traps_sigterm(cli, box):
+    t0 = time.monotonic()
+    r = cli.run("exec", "--timeout", "2", box, "--", "sh", "-c",
+                "trap '' TERM; sleep 100 & sleep 101; wait")
+    took = time.monotonic() - t0
+    assert r.returncode == 128 + signal.SIGKILL, r.stderr
+    assert 4 <= took < 4 + 8, took
+    ps = ok(cli.run("exec", box, "--", "ps", "-o", "pid,args")).stdout.decode()
+    assert "sleep 100" not in ps and "sleep 101" not in ps, ps
+
+
+def test_50_concurrent_execs_each_1mb_intact(cli, box):
+    n, size = 50, 1 << 20
+    procs = [cli.popen("exec", box, "--", "sh", "-c", f"yes {i:02d}-line | head -c {size}",
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE) for i in range(n)]
+    results = [None] * n
+
+    def collect(i):
+        out, err = procs[i].communicate(timeout=600)
+        results[i] = (procs[i].returncode, out, err)
+
+    threads = [threading.Thread(target=collect, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i, (rc, out, err) in enumerate(results):
+        want = (f"{i:02d}-line\n".encode() * (size // 8 + 1))[:size]
+        assert rc == 0 and out == want, (i, rc, len(out), err[-500:])
+
+
+def test_user_name_uid_gid_and_supplementary_groups(cli, box):
+    ok(cli.run("exec", box, "--", "sh", "-c",
+               "grep -q '^extra:' /etc/group || echo 'extra:x:2345:user' >> /etc/group"))
+    r = ok(cli.run("exec", "-u", "user", box, "--", "id"))
+    assert b"uid=1000(user)" in r.stdout and b"2345(extra)" in r.stdout, r.stdout
+    r = ok(cli.run("exec", "-u", "1000", box, "--", "id", "-u"))
+    assert r.stdout == b"1000\n"
+    r = ok(cli.run("exec", "-u", "1234:4321", box, "--", "sh", "-c", "id -u; id -g"))
+    assert r.stdout == b"1234\n4321\n"
+    r = cli.run("exec", "-u", "nosuchuser", box, "--", "true")
+    assert r.returncode != 0 and b"nosuchuser" in r.stderr
+
+
+def test_env_and_workdir(cli, box):
+    r = ok(cli.run("exec", "-e", "A=1", "-w", "/tmp", box, "--", "sh", "-c", 'echo "$A $(pwd)"'))
+    assert r.stdout == b"1 /tmp\n"
+
+
+def test_detached_exec_outlives_the_cli(cli, box):
+    ok(cli.run("exec", box, "--", "rm", "-f", "/tmp/detached"))
+    r = ok(cli.run("exec", "-d", box, "--", "sh", "-c", "sleep 3; echo done > /tmp/detached"))
+    assert int(r.stdout.strip()) > 1
+    time.sleep(6)
+    r = ok(cli.run("exec", box, "--", "cat", "/tmp/detached"))
+    assert r.stdout == b"done\n"
+
+
+def test_exit_statuses_signal_and_ctrl_c(cli, box):
+    r = cli.run("exec", box, "--", "sh", "-c", "kill -TERM $$")
+    assert r.returncode == 128 + signal.SIGTERM
+    p = cli.popen("exec", box, "--", "sleep", "100", stdout=subprocess.PIPE,
+                  stderr=subprocess.PIPE)
+    time.sleep(3)
+    p.send_signal(signal.SIGINT)
+    assert p.wait(timeout=60) == 130
