@@ -50,7 +50,7 @@ setup(
     name="boxlite",
     version="0.1.0",
     description="Run untrusted code in hardware-isolated micro-VMs (the SQLite of sandboxing)",
-    packages=["boxlite"],
+    packages=["boxlite", "boxlite.sync_api"],
     package_data={"boxlite": ["py.typed", "*.pyi"]},
     ext_modules=[core],
     python_requires=">=3.9",
