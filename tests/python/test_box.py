@@ -101,13 +101,13 @@ async def test_resize_tty(shared_box):
 
 async def test_concurrent_execs_with_gather(shared_box):
     async def one(i):
-        res, out, _ = await run(shared_box, "sh", "-c", f"sleep 1; echo {i}")
+        res, out, _ = await run(shared_box, "sh", "-c", f"sleep 2; echo {i}")
         return res.exit_code, out
 
     t0 = time.monotonic()
     results = await asyncio.gather(*(one(i) for i in range(6)))
     assert results == [(0, f"{i}\n") for i in range(6)]
-    assert time.monotonic() - t0 < 6, "the execs ran one after another"
+    assert time.monotonic() - t0 < 10, "the execs ran one after another"  # 12 s in turn
 
 
 async def test_env_cwd_user(shared_box):
