@@ -1,6 +1,7 @@
 # Makefile — the README's two commands and their helpers: `make demo` (build everything and
-# run a command in a box), `make test` (build, check formatting, run unit + integration
-# tests). Both install the Debian packages they need first. The build itself is Meson.
+# run a command in a box), `make test` (build, build the Python module, check formatting, run
+# unit + integration + Python tests). Both install the Debian packages they need first. The
+# build itself is Meson; the Python module is built by pip from ./python, offline.
 BUILD   ?= build
 PYTHON  ?= /usr/bin/python3
 PYTEST_ARGS ?=
@@ -8,7 +9,7 @@ FUZZ_SECONDS ?= 60
 CLANG   ?= clang-14
 SOURCES  = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
 
-.PHONY: all deps build demo test unit check-format format fuzz fuzz-build bench clean
+.PHONY: all deps build python python-install demo test unit check-format format fuzz fuzz-build bench clean
 
 all: build
 
@@ -20,6 +21,18 @@ $(BUILD)/build.ninja:
 
 build: deps $(BUILD)/build.ninja
 	ninja -C $(BUILD)
+
+# The Python package, built against this build's libboxlite.a and installed under
+# $(BUILD)/python (the tests put it on sys.path): no root, no venv, no network.
+python: build
+	rm -rf $(BUILD)/python
+	BOXLITE_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pip install --no-build-isolation --no-index \
+	  --no-deps --target $(abspath $(BUILD))/python ./python
+
+# The same, into the system's Python (Debian 12's pip wants --break-system-packages).
+python-install: build
+	BOXLITE_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pip install --no-build-isolation --no-index \
+	  --no-deps --break-system-packages ./python
 
 demo: build
 	$(BUILD)/src/cli/boxlite run --rm -- sh -c 'echo "hello from a micro-VM: $$(uname -sr), $$(cat /proc/cpuinfo | grep -c ^processor) cpu"; . /etc/os-release; echo "image: $$PRETTY_NAME"'
@@ -55,7 +68,7 @@ fuzz: fuzz-build
 unit: build
 	meson test -C $(BUILD) --print-errorlogs
 
-test: build fuzz-build check-format
+test: build python fuzz-build check-format
 	BOXLITE_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -v tests $(PYTEST_ARGS)
 
 bench: build

@@ -10,7 +10,7 @@ PACKAGES=(
   libcurl4-openssl-dev libarchive-dev libext2fs-dev libjansson-dev libssl-dev
   docker-registry skopeo mmdebstrap openssl
   clang-14 libclang-rt-14-dev
-  python3 python3-pytest python3-pytest-asyncio python3-setuptools python3-dev
+  python3 python3-pytest python3-pytest-asyncio python3-setuptools python3-dev python3-pip
 )
 
 missing=()

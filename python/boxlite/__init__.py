@@ -1,0 +1,45 @@
+"""boxlite — run untrusted code in hardware-isolated micro-VMs; the SQLite of sandboxing.
+
+    import asyncio, boxlite
+    async def main():
+        async with boxlite.SimpleBox("python:slim") as box:
+            result = await box.exec("python", "-c", "print('Hello!')")
+            print(result.stdout)
+    asyncio.run(main())
+
+The API follows BoxLite's Python SDK (docs/python.md lists what this build implements)."""
+from . import _core
+from .errors import _register as _register_errors
+
+_register_errors()
+
+from ._async import (Box, Boxlite, ExecStderr, ExecStdin, ExecStdout, Execution,  # noqa: E402
+                     ImageHandle, SnapshotHandle)
+from ._common import BoxInfo, BoxMetrics, BoxStateInfo, RuntimeMetrics  # noqa: E402
+from .codebox import CodeBox  # noqa: E402
+from .errors import (AlreadyExistsError, BoxliteError, ExecError,  # noqa: E402
+                     InvalidArgumentError, InvalidStateError, NativeError, NotAvailableError,
+                     NotFoundError, ParseError, StoppedError, TimeoutError)
+from .exec import ExecResult  # noqa: E402
+from .options import (BoxOptions, CopyOptions, ImageRegistry, NetworkSpec,  # noqa: E402
+                      Options)
+from .simplebox import SimpleBox  # noqa: E402
+from .sync_api import (SyncBox, SyncBoxlite, SyncCodeBox, SyncExecStderr,  # noqa: E402
+                       SyncExecStdin, SyncExecStdout, SyncExecution, SyncImageHandle,
+                       SyncSimpleBox)
+
+__version__ = "0.1.0"
+#: the C library's version
+native_version = _core.version()
+
+__all__ = [
+    "Options", "ImageRegistry", "BoxOptions", "NetworkSpec", "CopyOptions",
+    "Boxlite", "Box", "Execution", "ExecStdout", "ExecStderr", "ExecStdin", "ImageHandle",
+    "SnapshotHandle", "BoxInfo", "BoxStateInfo", "BoxMetrics", "RuntimeMetrics",
+    "SimpleBox", "CodeBox", "ExecResult",
+    "BoxliteError", "NativeError", "InvalidArgumentError", "NotFoundError",
+    "AlreadyExistsError", "InvalidStateError", "StoppedError", "NotAvailableError",
+    "ExecError", "TimeoutError", "ParseError",
+    "SyncBoxlite", "SyncBox", "SyncExecution", "SyncExecStdout", "SyncExecStderr",
+    "SyncExecStdin", "SyncImageHandle", "SyncSimpleBox", "SyncCodeBox",
+]

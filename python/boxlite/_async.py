@@ -1,0 +1,395 @@
+"""_async.py — the async API: Boxlite (runtime), ImageHandle, Box, Execution and its
+streams. Each blocking native call runs on a worker thread with the GIL released."""
+import collections
+import signal as _signal
+import threading
+import time
+import weakref
+from typing import Any, AsyncIterator, List, Optional, Tuple
+
+from . import _common as C
+from . import _core
+from .errors import InvalidStateError, not_available
+from .options import BoxOptions, CopyOptions, Options
+
+__all__ = ["Boxlite", "ImageHandle", "Box", "SnapshotHandle", "Execution", "ExecStdout",
+           "ExecStderr", "ExecStdin"]
+
+
+class ImageHandle:
+    """runtime.images: pull and list images."""
+
+    def __init__(self, runtime: "Boxlite"):
+        self._runtime = runtime
+
+    async def pull(self, reference: str) -> Any:
+        self._runtime._check_open()
+        raise not_available("images.pull", C.NEEDS_PULL)
+
+    async def list(self) -> List[Any]:
+        self._runtime._check_open()
+        raise not_available("images.list", C.NEEDS_IMAGE_LIST)
+
+
+class Boxlite:
+    """A runtime: one home directory of boxes. Boxlite(Options(...)) or Boxlite.default()."""
+
+    _default: "Optional[Boxlite]" = None
+    _default_options: Optional[Options] = None
+    _default_lock = threading.Lock()
+
+    def __init__(self, options: Optional[Options] = None):
+        options = options if options is not None else Options()
+        if not isinstance(options, Options):
+            raise TypeError("options must be a boxlite.Options")
+        if options.image_registries:
+            raise not_available("image_registries", C.NEEDS_REGISTRIES)
+        self._options = options
+        self._core = _core.Runtime(options.home_dir)
+        C._open_runtimes.add(self._core)
+        self._boxes: "weakref.WeakValueDictionary[str, Box]" = weakref.WeakValueDictionary()
+        self._counters = C.new_runtime_counters()
+        self._lock = threading.Lock()
+        self.images = ImageHandle(self)
+
+    @staticmethod
+    def default() -> "Boxlite":
+        """The process's default runtime ($BOXLITE_HOME or ~/.boxlite), opened on first use
+        (again after a shutdown)."""
+        with Boxlite._default_lock:
+            rt = Boxlite._default
+            if rt is None or rt._core.closed:
+                rt = Boxlite(Boxlite._default_options)
+                Boxlite._default = rt
+            return rt
+
+    @staticmethod
+    def init_default(options: Options) -> None:
+        """Options for the default runtime; call before its first use."""
+        with Boxlite._default_lock:
+            if Boxlite._default is not None and not Boxlite._default._core.closed:
+                raise RuntimeError("the default runtime is already open")
+            Boxlite._default_options = options
+
+    @property
+    def home_dir(self) -> str:
+        return self._core.home
+
+    def _check_open(self) -> None:
+        if self._core.closed:
+            raise InvalidStateError("the boxlite runtime has been shut down")
+
+    def _wrap(self, core_box: "_core.Box") -> "Box":
+        with self._lock:
+            box = self._boxes.get(core_box.id)
+            if box is not None and not box._core.closed:
+                extra = core_box
+            else:
+                box = Box(self, core_box)
+                self._boxes[core_box.id] = box
+                extra = None
+        if extra is not None:
+            extra.close(-2)
+        return box
+
+    def _create_sync(self, options: Optional[BoxOptions], name: Optional[str]) -> "Box":
+        kw = C.create_kwargs(options, name)
+        t0 = time.monotonic()
+        try:
+            core_box = self._core.create(**kw)
+        except Exception:
+            self._counters["failed"] += 1
+            raise
+        self._counters["created"] += 1
+        box = self._wrap(core_box)
+        box._counters["create_ms"] = int((time.monotonic() - t0) * 1000)
+        return box
+
+    def _get_sync(self, id_or_name: str) -> "Optional[Box]":
+        core_box = self._core.get(id_or_name)
+        return None if core_box is None else self._wrap(core_box)
+
+    def _get_info_sync(self, id_or_name: str) -> "Optional[C.BoxInfo]":
+        box = self._get_sync(id_or_name)
+        return None if box is None else C.BoxInfo(box._core.info())
+
+    def _remove_sync(self, id_or_name: str, force: bool) -> None:
+        box = self._get_sync(id_or_name)
+        if box is None:
+            self._core.remove(id_or_name, force)  # raises the library's not-found error
+            return
+        box._core.remove(force)
+
+    def _metrics_sync(self) -> "C.RuntimeMetrics":
+        running = sum(1 for d in self._core.list() if d["state"] == "running")
+        return C.RuntimeMetrics(self._counters, running)
+
+    @staticmethod
+    def _timeout_ms(timeout: Optional[float]) -> int:
+        if timeout is None:
+            return -1  # the library's default (10 s)
+        if timeout < 0:
+            return 3600 * 1000
+        return int(timeout * 1000)
+
+    async def create(self, options: Optional[BoxOptions] = None,
+                     name: Optional[str] = None) -> "Box":
+        """Create a box (not yet running)."""
+        return await C.call(self._create_sync, options, name)
+
+    async def get(self, id_or_name: str) -> "Optional[Box]":
+        """The box with this id, id prefix or name, or None."""
+        return await C.call(self._get_sync, id_or_name)
+
+    async def get_info(self, id_or_name: str) -> "Optional[C.BoxInfo]":
+        return await C.call(self._get_info_sync, id_or_name)
+
+    async def list_info(self) -> "List[C.BoxInfo]":
+        """Every box of this runtime, newest first."""
+        return [C.BoxInfo(d) for d in await C.call(self._core.list)]
+
+    async def get_or_create(self, options: Optional[BoxOptions] = None,
+                            name: Optional[str] = None) -> "Tuple[Box, bool]":
+        if name is not None:
+            box = await self.get(name)
+            if box is not None:
+                return box, False
+        return await self.create(options, name=name), True
+
+    async def remove(self, id_or_name: str, force: bool = False) -> None:
+        """Delete a box and its disk; a running box needs force=True."""
+        await C.call(self._remove_sync, id_or_name, force)
+
+    async def metrics(self) -> "C.RuntimeMetrics":
+        return await C.call(self._metrics_sync)
+
+    async def shutdown(self, timeout: Optional[float] = None) -> None:
+        """Stop the boxes this runtime started (timeout seconds each before they are killed;
+        None → 10 s) and close it. Later calls raise RuntimeError ("... shut down")."""
+        await C.call(self._core.close, self._timeout_ms(timeout))
+
+    async def import_box(self, path: str, name: Optional[str] = None, *,
+                         untrusted: bool = False) -> "Box":
+        self._check_open()
+        raise not_available("import_box", C.NEEDS_IMPORT)
+
+    def close(self) -> None:
+        """Synchronous shutdown."""
+        self._core.close(-1)
+
+    def __enter__(self) -> "Boxlite":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    async def __aenter__(self) -> "Boxlite":
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.shutdown()
+
+    def __repr__(self) -> str:
+        state = "shut down" if self._core.closed else self._core.home
+        return f"Boxlite({state})"
+
+
+class SnapshotHandle:
+    """box.snapshot: create, list, restore, remove (the snapshot issue)."""
+
+    def __init__(self, box: "Box"):
+        self._box = box
+
+    async def create(self, *args: Any, **kw: Any) -> Any:
+        raise not_available("snapshot.create", C.NEEDS_SNAPSHOT)
+
+    async def list(self) -> List[Any]:
+        raise not_available("snapshot.list", C.NEEDS_SNAPSHOT)
+
+    async def restore(self, *args: Any, **kw: Any) -> None:
+        raise not_available("snapshot.restore", C.NEEDS_SNAPSHOT)
+
+    async def remove(self, *args: Any, **kw: Any) -> None:
+        raise not_available("snapshot.remove", C.NEEDS_SNAPSHOT)
+
+
+class Box:
+    """A box. `async with box:` starts it and stops it on exit."""
+
+    def __init__(self, runtime: Boxlite, core_box: "_core.Box"):
+        self._runtime = runtime
+        self._core = core_box
+        self._counters = C.new_box_counters()
+        self.snapshot = SnapshotHandle(self)
+
+    @property
+    def id(self) -> str:
+        return self._core.id
+
+    @property
+    def name(self) -> Optional[str]:
+        return self._core.name or None
+
+    def _start_sync(self) -> None:
+        t0 = time.monotonic()
+        self._core.start()
+        self._counters.setdefault("boot_ms", int((time.monotonic() - t0) * 1000))
+
+    def _exec_sync(self, kw: dict) -> "Any":
+        self._counters["commands"] += 1
+        self._runtime._counters["commands"] += 1
+        try:
+            return self._core.exec(**kw)
+        except Exception:
+            self._counters["errors"] += 1
+            self._runtime._counters["errors"] += 1
+            raise
+
+    def _metrics_sync(self) -> "C.BoxMetrics":
+        info = self._core.info()
+        stats = self._core.stats() if info["state"] == "running" else None
+        return C.BoxMetrics(self._counters, stats)
+
+    async def start(self) -> None:
+        await C.call(self._start_sync)
+
+    async def stop(self) -> None:
+        await C.call(self._core.stop, -1)
+
+    def info(self) -> "C.BoxInfo":
+        """The box's info; usable with or without await."""
+        return C.BoxInfo(self._core.info())
+
+    async def metrics(self) -> "C.BoxMetrics":
+        return await C.call(self._metrics_sync)
+
+    async def exec(self, command: str, args: Optional[List[str]] = None, env: Any = None,
+                   tty: bool = False, user: Optional[str] = None,
+                   timeout_secs: Optional[float] = None,
+                   cwd: Optional[str] = None) -> "Execution":
+        """Start a process (booting the box first if needed)."""
+        kw = C.exec_kwargs(command, args, env, tty, user, timeout_secs, cwd)
+        return Execution(self, await C.call(self._exec_sync, kw), tty)
+
+    async def copy_in(self, host_path: str, container_dest: str,
+                      copy_options: Optional[CopyOptions] = None) -> None:
+        raise not_available("copy_in", C.NEEDS_COPY)
+
+    async def copy_out(self, container_src: str, host_dest: str,
+                       copy_options: Optional[CopyOptions] = None) -> None:
+        raise not_available("copy_out", C.NEEDS_COPY)
+
+    async def clone_box(self, *, options: Any = None, name: Optional[str] = None) -> "Box":
+        raise not_available("clone_box", C.NEEDS_CLONE)
+
+    async def export(self, *, options: Any = None, dest: str) -> str:
+        raise not_available("export", C.NEEDS_EXPORT)
+
+    async def __aenter__(self) -> "Box":
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.stop()
+
+    def __repr__(self) -> str:
+        return f"Box(id={self.id!r}, name={self.name!r})"
+
+
+class _Stream:
+    """An async iterator of the str lines (newline kept) of one output stream."""
+
+    def __init__(self, execution: "Execution", mask: int):
+        self._ex = execution
+        self._mask = mask
+        self._split = C.LineSplitter()
+        self._lines: "collections.deque[str]" = collections.deque()
+        self._ended = False
+
+    def __aiter__(self) -> AsyncIterator[str]:
+        return self
+
+    async def __anext__(self) -> str:
+        while not self._lines:
+            if self._ended:
+                raise StopAsyncIteration
+            _, data = await C.call(self._ex._core.read, self._mask, -1)
+            if data:
+                self._ex._box._counters["received"] += len(data)
+                self._lines.extend(self._split.feed(data))
+            else:
+                self._ended = True
+                self._lines.extend(self._split.end())
+        return self._lines.popleft()
+
+
+class ExecStdout(_Stream):
+    """execution.stdout()"""
+
+
+class ExecStderr(_Stream):
+    """execution.stderr()"""
+
+
+class ExecStdin:
+    """execution.stdin(): send_input(bytes) and close()."""
+
+    def __init__(self, execution: "Execution"):
+        self._ex = execution
+
+    async def send_input(self, data: bytes) -> None:
+        if isinstance(data, str):
+            data = data.encode()
+        await C.call(self._ex._core.write, bytes(data))
+        self._ex._box._counters["sent"] += len(data)
+
+    async def close(self) -> None:
+        await C.call(self._ex._core.close_stdin)
+
+
+class Execution:
+    """A running process: its streams, its stdin, signals and its exit."""
+
+    def __init__(self, box: Box, core_exec: "_core.Exec", tty: bool):
+        self._box = box
+        self._core = core_exec
+        self._tty = tty
+        self._id = C.next_exec_id()
+        self._taken = set()
+
+    def id(self) -> str:
+        return self._id
+
+    def _take(self, what: str) -> None:
+        if what in self._taken:
+            raise RuntimeError(f"{what} stream not available (already taken)")
+        self._taken.add(what)
+
+    def stdout(self) -> ExecStdout:
+        self._take("stdout")
+        return ExecStdout(self, _core.STDOUT)
+
+    def stderr(self) -> ExecStderr:
+        self._take("stderr")
+        return ExecStderr(self, _core.STDERR)
+
+    def stdin(self) -> ExecStdin:
+        self._take("stdin")
+        return ExecStdin(self)
+
+    async def wait(self) -> C.NativeExecResult:
+        return C.NativeExecResult(await C.call(self._core.wait, -1))
+
+    async def kill(self) -> None:
+        await self.signal(_signal.SIGKILL)
+
+    async def signal(self, signo: int) -> None:
+        await C.call(self._core.signal, int(signo))
+
+    async def resize_tty(self, rows: int, cols: int) -> None:
+        await C.call(self._core.resize, rows, cols)
+
+    def __repr__(self) -> str:
+        return f"Execution(id={self._id!r}, box={self._box.id!r})"
+
+

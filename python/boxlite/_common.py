@@ -1,0 +1,259 @@
+"""_common.py — what the async and sync APIs share: running blocking native calls off the
+event loop, turning options into native arguments, info and metrics objects, line splitting,
+and the stubs for API entries whose C calls have not landed yet."""
+import asyncio
+import codecs
+import concurrent.futures
+import itertools
+import threading
+import weakref
+from typing import Any, Callable, Dict, List, Optional
+
+from . import _core
+from .errors import not_available
+from .options import BUILTIN_IMAGE, BoxOptions, env_pairs
+
+# One worker per blocking call; the C calls release the GIL and wait in short slices.
+_executor = concurrent.futures.ThreadPoolExecutor(max_workers=64, thread_name_prefix="boxlite")
+_ids = itertools.count(1)
+
+# Every open native runtime, closed (without stopping boxes: their lifeline does that) before
+# the interpreter joins the worker threads at exit, so that no parked reader holds it up.
+_open_runtimes: "weakref.WeakSet[_core.Runtime]" = weakref.WeakSet()
+
+
+def _close_all_at_exit() -> None:
+    for rt in list(_open_runtimes):
+        try:
+            rt.close(-2)
+        except Exception:  # noqa: BLE001 - best effort at exit
+            pass
+
+
+if hasattr(threading, "_register_atexit"):
+    threading._register_atexit(_close_all_at_exit)  # runs before the executor's join
+
+
+async def call(fn: Callable[..., Any], *args: Any) -> Any:
+    """Run a blocking native call on a worker thread and await it."""
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(_executor, lambda: fn(*args))
+
+
+def next_exec_id() -> str:
+    return f"exec-{next(_ids)}"
+
+
+# ---- options → native arguments ----
+
+def create_kwargs(options: Optional[BoxOptions], name: Optional[str]) -> Dict[str, Any]:
+    o = options if options is not None else BoxOptions()
+    if not isinstance(o, BoxOptions):
+        raise TypeError("options must be a BoxOptions")
+    if o.rootfs_path is not None:
+        raise not_available("rootfs_path", "local OCI layouts: the images issue's "
+                            "boxlite_image_import")
+    if o._volumes:
+        raise not_available("volumes", "virtio-9p volumes in boxlite_box_options")
+    if o._ports:
+        raise not_available("ports", "networking and port forwards in boxlite_box_options")
+    if o.network is not None and o.network.mode == "enabled":
+        raise not_available("network mode 'enabled'", "networking in boxlite_box_options; "
+                            "boxes of this build have no network")
+    if o.secrets:
+        raise not_available("secrets", "secret substitution in the C library")
+    image = o.image
+    return {
+        "image": None if image == BUILTIN_IMAGE else image,
+        "name": name,
+        "cpus": o.cpus or 0,
+        "memory_mib": o.memory_mib or 0,
+        "disk_size_gb": o.disk_size_gb or 0,
+        "env": [f"{k}={v}" for k, v in o.env] or None,
+        "working_dir": o.working_dir,
+        "user": o.user,
+        "entrypoint": o.entrypoint,
+        "cmd": o.cmd,
+        "auto_remove": bool(o.auto_remove),
+        "detach": bool(o.detach),
+    }
+
+
+def exec_kwargs(command: str, args: Optional[List[str]], env: Any, tty: bool,
+                user: Optional[str], timeout_secs: Optional[float],
+                cwd: Optional[str]) -> Dict[str, Any]:
+    if not isinstance(command, str) or not command:
+        raise ValueError("exec needs a command")
+    if isinstance(args, str):
+        raise TypeError("args must be a list of str, not a str")
+    argv = [command, *(args or [])]
+    for a in argv:
+        if not isinstance(a, str):
+            raise TypeError(f"command arguments must be str, got {a!r}")
+    timeout_ms = 0
+    if timeout_secs is not None:
+        if timeout_secs <= 0:
+            raise ValueError("timeout_secs must be positive")
+        timeout_ms = max(1, int(timeout_secs * 1000))
+    return {
+        "argv": argv,
+        "env": [f"{k}={v}" for k, v in env_pairs(env)] or None,
+        "cwd": cwd,
+        "user": user,
+        "tty": bool(tty),
+        "timeout_ms": timeout_ms,
+    }
+
+
+# ---- info and metrics ----
+
+class BoxStateInfo:
+    """A box's state: status is configured, running, stopping, stopped, paused, failed or
+    unknown."""
+
+    def __init__(self, status: str, pid: Optional[int], reason: str = ""):
+        known = ("configured", "running", "stopping", "stopped", "paused", "failed")
+        self.status = status if status in known else "unknown"
+        self.running = self.status == "running"
+        self.pid = pid
+        self.reason = reason
+
+    def __repr__(self) -> str:
+        return f"BoxStateInfo(status={self.status!r}, running={self.running}, pid={self.pid})"
+
+
+class BoxInfo:
+    """What is known about a box. Also awaitable (await box.info() and box.info() both work)."""
+
+    def __init__(self, d: Dict[str, Any]):
+        self.id: str = d["id"]
+        self.name: Optional[str] = d["name"] or None
+        self.state = BoxStateInfo(d["state"], d["pid"] or None, d["reason"])
+        self.status = self.state.status
+        self.created_at: str = d["created_at"]
+        self.image: str = d["image"]
+        self.cpus: int = d["cpus"]
+        self.memory_mib: int = d["memory_mib"]
+        self.disk_size_gb: Optional[int] = d["disk_size_gb"] or None
+        self.network = "disabled"  # boxes of this build have no network device
+        self.auto_remove: bool = d["auto_remove"]
+        self.detach: bool = d["detach"]
+        self.reason: str = d["reason"]
+
+    def __await__(self):
+        if False:  # pragma: no cover - makes this a generator
+            yield
+        return self
+
+    def __repr__(self) -> str:
+        return (f"BoxInfo(id={self.id!r}, name={self.name!r}, status={self.status!r}, "
+                f"image={self.image!r}, created_at={self.created_at!r})")
+
+
+class BoxMetrics:
+    """Per-box counters (kept by this process's handle) and resource use while running."""
+
+    def __init__(self, counters: Dict[str, int], stats: Optional[Dict[str, Any]]):
+        self.commands_executed_total = counters["commands"]
+        self.exec_errors_total = counters["errors"]
+        self.bytes_sent_total = counters["sent"]
+        self.bytes_received_total = counters["received"]
+        self.total_create_duration_ms = counters.get("create_ms")
+        self.guest_boot_duration_ms = counters.get("boot_ms")
+        self.cpu_seconds = stats["cpu_seconds"] if stats else None
+        self.cpu_percent = None
+        self.memory_bytes = stats["memory_bytes"] if stats else None
+        self.disk_bytes = stats["disk_bytes"] if stats else None
+        self.network_bytes_sent = None
+        self.network_bytes_received = None
+        self.network_tcp_connections = None
+        self.network_tcp_errors = None
+
+    def __repr__(self) -> str:
+        return (f"BoxMetrics(commands={self.commands_executed_total}, "
+                f"errors={self.exec_errors_total}, mem={self.memory_bytes})")
+
+
+class RuntimeMetrics:
+    """Runtime counters, kept by this process's runtime object."""
+
+    def __init__(self, counters: Dict[str, int], running: int):
+        self.boxes_created_total = counters["created"]
+        self.boxes_failed_total = counters["failed"]
+        self.num_running_boxes = running
+        self.total_commands_executed = counters["commands"]
+        self.total_exec_errors = counters["errors"]
+        self.image_disks_evicted_total = 0
+        self.image_disk_bytes_reclaimed_total = 0
+
+    def __repr__(self) -> str:
+        return (f"RuntimeMetrics(boxes_created={self.boxes_created_total}, "
+                f"boxes_failed={self.boxes_failed_total}, running={self.num_running_boxes}, "
+                f"commands={self.total_commands_executed}, errors={self.total_exec_errors})")
+
+
+def new_box_counters() -> Dict[str, int]:
+    return {"commands": 0, "errors": 0, "sent": 0, "received": 0}
+
+
+def new_runtime_counters() -> Dict[str, int]:
+    return {"created": 0, "failed": 0, "commands": 0, "errors": 0}
+
+
+# ---- output ----
+
+class LineSplitter:
+    """Bytes in, str lines out (newline kept), decoded as UTF-8 with replacement."""
+
+    def __init__(self) -> None:
+        self._dec = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._pending = ""
+
+    def feed(self, data: bytes) -> List[str]:
+        text = self._pending + self._dec.decode(data)
+        lines = text.splitlines(keepends=True)
+        if lines and not lines[-1].endswith(("\n", "\r")):
+            self._pending = lines.pop()
+        else:
+            self._pending = ""
+        return lines
+
+    def end(self) -> List[str]:
+        rest = self._pending + self._dec.decode(b"", final=True)
+        self._pending = ""
+        return [rest] if rest else []
+
+
+def collect(ex: "_core.Exec") -> "tuple[bytes, bytes]":
+    """Read both streams of a process to their end (blocking; one thread, no deadlock)."""
+    out, err = bytearray(), bytearray()
+    while True:
+        which, data = ex.read(_core.STDOUT | _core.STDERR, -1)
+        if not data:
+            return bytes(out), bytes(err)
+        (out if which == _core.STDOUT else err).extend(data)
+
+
+class NativeExecResult:
+    """What Execution.wait() returns: exit_code (shell status), error_message (why it could
+    not start, or None), timed_out, signal (the signal that ended it, or 0)."""
+
+    def __init__(self, t: "tuple[int, int, bool, str]"):
+        self.exit_code, self.signal, self.timed_out, msg = t
+        self.error_message = msg or None
+
+    def __repr__(self) -> str:
+        return (f"ExecResult(exit_code={self.exit_code}, error_message={self.error_message!r},"
+                f" timed_out={self.timed_out})")
+
+
+# ---- entries waiting for C calls ----
+
+NEEDS_COPY = "the C copy calls of the exec/files issue (boxlite_box_copy_in / _copy_out)"
+NEEDS_PULL = "the images issue's boxlite_image_pull"
+NEEDS_IMAGE_LIST = "the images issue's boxlite_image_list"
+NEEDS_REGISTRIES = "registries in boxlite_runtime_options v2 (the images issue)"
+NEEDS_SNAPSHOT = "the snapshot issue's C calls (snapshot create/list/restore/remove)"
+NEEDS_CLONE = "the snapshot issue's clone call"
+NEEDS_EXPORT = "the snapshot issue's export call"
+NEEDS_IMPORT = "the snapshot issue's import call"

@@ -1,0 +1,89 @@
+"""errors.py — boxlite's exceptions.
+
+Every failure of the native library is a RuntimeError (through NativeError and its
+subclasses) whose message is the C library's message. BoxliteError, ExecError, TimeoutError
+and ParseError are the pure-Python errors BoxLite's SDK offers for users' code."""
+
+__all__ = [
+    "BoxliteError",
+    "NativeError",
+    "InvalidArgumentError",
+    "NotFoundError",
+    "AlreadyExistsError",
+    "InvalidStateError",
+    "StoppedError",
+    "ExecError",
+    "TimeoutError",
+    "ParseError",
+    "NotAvailableError",
+]
+
+
+class BoxliteError(Exception):
+    """Base of boxlite's own exceptions."""
+
+
+class NativeError(BoxliteError, RuntimeError):
+    """A failure reported by libboxlite; str(e) is the C message, e.code the BOXLITE_E* code."""
+
+    code: int = -1
+
+
+class InvalidArgumentError(NativeError):
+    """An argument or option was refused (BOXLITE_EINVAL)."""
+
+
+class NotFoundError(NativeError):
+    """No such box, image or file (BOXLITE_ENOTFOUND)."""
+
+
+class AlreadyExistsError(NativeError):
+    """The name or object already exists (BOXLITE_EEXISTS)."""
+
+
+class InvalidStateError(NativeError):
+    """The box or process is not in a state that allows the call (BOXLITE_ESTATE)."""
+
+
+class StoppedError(InvalidStateError):
+    """The runtime has been shut down, or the handle closed."""
+
+
+class NotAvailableError(NativeError, NotImplementedError):
+    """The call needs a part of the C library this build does not have yet."""
+
+
+class ExecError(BoxliteError):
+    """A command failed (non-zero exit code); raised by users' code, not by boxlite."""
+
+    def __init__(self, command: str, exit_code: int, stderr: str):
+        self.command = command
+        self.exit_code = exit_code
+        self.stderr = stderr
+        super().__init__(f"Command '{command}' failed with exit code {exit_code}: {stderr}")
+
+
+class TimeoutError(BoxliteError):  # noqa: A001 - BoxLite's name
+    """An operation timed out."""
+
+
+class ParseError(BoxliteError):
+    """Output could not be parsed."""
+
+
+def _register():
+    from . import _core
+
+    _core._set_errors(NativeError, {
+        _core.EINVAL: InvalidArgumentError,
+        _core.ENOTFOUND: NotFoundError,
+        _core.EEXISTS: AlreadyExistsError,
+        _core.ESTATE: InvalidStateError,
+    })
+
+
+def not_available(what: str, needs: str) -> NotAvailableError:
+    """The error for an API entry whose C call has not landed in this build."""
+    e = NotAvailableError(f"{what} is not available in this build (needs {needs})")
+    e.code = -1
+    return e

@@ -1,0 +1,199 @@
+"""options.py — the option objects of BoxLite's SDK: Options, ImageRegistry, BoxOptions,
+NetworkSpec, CopyOptions. Plain Python; validated here or when a box is created."""
+import re
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+__all__ = ["Options", "ImageRegistry", "BoxOptions", "NetworkSpec", "CopyOptions",
+           "DEFAULT_IMAGE", "BUILTIN_IMAGE"]
+
+#: BoxLite's image when a box names none (and no rootfs_path).
+DEFAULT_IMAGE = "alpine:latest"
+#: The image built into this library (a busybox rootfs); works without any registry.
+BUILTIN_IMAGE = "default"
+
+_HOSTPORT = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]{1,5})?$|"
+                       r"^\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$")
+
+
+class ImageRegistry:
+    """A registry to pull images from. search=True: short names (python:slim) are tried here."""
+
+    def __init__(self, host: str, transport: str = "https", skip_verify: bool = False,
+                 search: bool = False, username: Optional[str] = None,
+                 password: Optional[str] = None, bearer_token: Optional[str] = None):
+        if not host or not str(host).strip():
+            raise ValueError("image registry: host is required")
+        if not _HOSTPORT.match(host):
+            raise ValueError(f"image registry: invalid host {host!r}: expected host[:port] "
+                             "without a scheme or path")
+        if transport not in ("https", "http"):
+            raise ValueError(f"image registry {host}: unsupported registry transport "
+                             f"{transport!r} (expected 'https' or 'http')")
+        if (username is None) != (password is None):
+            raise ValueError(f"image registry {host}: username and password must be provided "
+                             "together")
+        self.host = host
+        self.transport = transport
+        self.skip_verify = bool(skip_verify)
+        self.search = bool(search)
+        self.username = username
+        self.password = password
+        self.bearer_token = bearer_token
+
+    def __repr__(self) -> str:
+        auth = ("basic" if self.username is not None else
+                "bearer" if self.bearer_token is not None else "none")
+        return (f"ImageRegistry(host={self.host!r}, transport={self.transport!r}, "
+                f"skip_verify={self.skip_verify}, search={self.search}, auth={auth})")
+
+
+class Options:
+    """Runtime options: the home directory (None → $BOXLITE_HOME or ~/.boxlite) and the
+    image registries."""
+
+    def __init__(self, home_dir: Optional[str] = None,
+                 image_registries: Sequence[ImageRegistry] = ()):
+        self.home_dir = None if home_dir is None else str(home_dir)
+        self.image_registries = list(image_registries or [])
+        for r in self.image_registries:
+            if not isinstance(r, ImageRegistry):
+                raise TypeError("image_registries must hold ImageRegistry objects")
+
+    def __repr__(self) -> str:
+        return f"Options(home_dir={self.home_dir!r}, image_registries={self.image_registries!r})"
+
+
+class NetworkSpec:
+    """Networking of a box: mode "enabled" or "disabled", and the hosts it may reach."""
+
+    def __init__(self, mode: str = "enabled", allow_net: Sequence[str] = ()):
+        if mode not in ("enabled", "disabled"):
+            raise ValueError(f"network mode {mode!r}: expected 'enabled' or 'disabled'")
+        self.mode = mode
+        self.allow_net = list(allow_net or [])
+
+    def __repr__(self) -> str:
+        return f"NetworkSpec(mode={self.mode!r}, allow_net={self.allow_net!r})"
+
+
+class CopyOptions:
+    """Options of copy_in / copy_out."""
+
+    def __init__(self, recursive: bool = True, overwrite: bool = True,
+                 follow_symlinks: bool = False, include_parent: bool = True):
+        self.recursive = recursive
+        self.overwrite = overwrite
+        self.follow_symlinks = follow_symlinks
+        self.include_parent = include_parent
+
+    def __repr__(self) -> str:
+        return (f"CopyOptions(recursive={self.recursive}, overwrite={self.overwrite}, "
+                f"follow_symlinks={self.follow_symlinks}, "
+                f"include_parent={self.include_parent})")
+
+
+EnvLike = Union[None, Dict[str, str], Sequence[Tuple[str, str]]]
+
+
+def env_pairs(env: EnvLike) -> List[Tuple[str, str]]:
+    """[(key, value)] from a list of pairs or a dict."""
+    if not env:
+        return []
+    items = env.items() if isinstance(env, dict) else env
+    out = []
+    for item in items:
+        try:
+            k, v = item
+        except (TypeError, ValueError):
+            raise TypeError(f"env entries must be (key, value) pairs, got {item!r}") from None
+        if not isinstance(k, str) or not isinstance(v, str):
+            raise TypeError(f"env keys and values must be str, got {item!r}")
+        if not k or "=" in k:
+            raise ValueError(f"invalid environment variable name {k!r}")
+        out.append((k, v))
+    return out
+
+
+def _volume(v: Any) -> Tuple[str, str, bool]:
+    if isinstance(v, dict):
+        host = v.get("host", v.get("host_path"))
+        guest = v.get("guest", v.get("guest_path"))
+        ro = bool(v.get("read_only", v.get("ro", False)))
+    elif isinstance(v, (tuple, list)) and len(v) in (2, 3):
+        host, guest, ro = v[0], v[1], bool(v[2]) if len(v) == 3 else False
+    else:
+        raise TypeError(f"volume {v!r}: expected (host, guest[, read_only]) or a dict")
+    if not host or not guest:
+        raise ValueError(f"volume {v!r}: host and guest paths are required")
+    return str(host), str(guest), ro
+
+
+def _port(p: Any) -> Tuple[int, int, str, Optional[str]]:
+    if isinstance(p, dict):
+        host = p.get("host", p.get("host_port"))
+        guest = p.get("guest", p.get("guest_port"))
+        proto = p.get("protocol", p.get("proto", "tcp"))
+        ip = p.get("host_ip")
+    elif isinstance(p, (tuple, list)) and 2 <= len(p) <= 4:
+        host, guest = p[0], p[1]
+        proto = p[2] if len(p) > 2 else "tcp"
+        ip = p[3] if len(p) > 3 else None
+    else:
+        raise TypeError(f"port {p!r}: expected (host, guest[, proto[, host_ip]]) or a dict")
+    if proto not in ("tcp", "udp"):
+        raise ValueError(f"port {p!r}: protocol must be 'tcp' or 'udp'")
+    return int(host), int(guest), proto, ip
+
+
+class BoxOptions:
+    """How to create a box. No image and no rootfs_path → "alpine:latest" (BoxLite's
+    default); image="default" is the image built into this library."""
+
+    def __init__(self, image: Optional[str] = None, rootfs_path: Optional[str] = None,
+                 cpus: Optional[int] = None, memory_mib: Optional[int] = None,
+                 disk_size_gb: Optional[int] = None, working_dir: Optional[str] = None,
+                 env: EnvLike = (), volumes: Sequence[Any] = (),
+                 network: Optional[NetworkSpec] = None, ports: Sequence[Any] = (),
+                 auto_remove: Optional[bool] = None, auto_pause: Optional[bool] = None,
+                 auto_delete: Optional[bool] = None, auto_resume: Optional[bool] = None,
+                 detach: Optional[bool] = None, entrypoint: Optional[Sequence[str]] = None,
+                 cmd: Optional[Sequence[str]] = None, user: Optional[str] = None,
+                 advanced: Any = None, secrets: Sequence[Any] = ()):
+        if image is None and rootfs_path is None:
+            image = DEFAULT_IMAGE
+        if auto_remove and detach:
+            raise ValueError("auto_remove=True with detach=True: remove-on-stop is "
+                             "incompatible with a detached box")
+        if network is not None and not isinstance(network, NetworkSpec):
+            raise TypeError("network must be a NetworkSpec")
+        for name, v in (("cpus", cpus), ("memory_mib", memory_mib),
+                        ("disk_size_gb", disk_size_gb)):
+            if v is not None and (not isinstance(v, int) or v < 0):
+                raise ValueError(f"{name} must be a non-negative int, got {v!r}")
+        self.image = image
+        self.rootfs_path = rootfs_path
+        self.cpus = cpus
+        self.memory_mib = memory_mib
+        self.disk_size_gb = disk_size_gb
+        self.working_dir = working_dir
+        self.env = env_pairs(env)
+        self._volumes = [_volume(v) for v in (volumes or [])]
+        self.network = network
+        self._ports = [_port(p) for p in (ports or [])]
+        # BoxLite: removed on stop by default; a detached box outlives its process, so only
+        # an explicit auto_remove=True conflicts with detach.
+        self.auto_remove = (not detach) if auto_remove is None else bool(auto_remove)
+        self.auto_pause = auto_pause
+        self.auto_delete = auto_delete
+        self.auto_resume = auto_resume
+        self.detach = bool(detach) if detach is not None else False
+        self.entrypoint = list(entrypoint) if entrypoint is not None else None
+        self.cmd = list(cmd) if cmd is not None else None
+        self.user = user
+        self.advanced = advanced
+        self.secrets = list(secrets or [])
+
+    def __repr__(self) -> str:
+        return (f"BoxOptions(image={self.image!r}, cpus={self.cpus}, "
+                f"memory_mib={self.memory_mib}, disk_size_gb={self.disk_size_gb}, "
+                f"auto_remove={self.auto_remove}, detach={self.detach})")

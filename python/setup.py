@@ -1,0 +1,58 @@
+"""setup.py — builds boxlite._core, the CPython extension over libboxlite's public C API
+(include/boxlite.h), linked against the static libboxlite of a built checkout.
+
+    /usr/bin/python3 -m pip install --no-build-isolation ./python
+
+Where the build is: $BOXLITE_BUILD, else ../build next to this directory. When its
+libboxlite.a is missing, this runs `meson setup` and `ninja` there first. The library keeps
+the build tree's paths to the guest files and to boxlite-shim (or BOXLITE_GUEST_DIR /
+BOXLITE_SHIM at run time), so keep the build tree where it was built."""
+import os
+import pathlib
+import subprocess
+
+from setuptools import Extension, setup
+
+HERE = pathlib.Path(__file__).resolve().parent
+ROOT = pathlib.Path(os.environ.get("BOXLITE_SOURCE", HERE.parent)).resolve()
+BUILD = pathlib.Path(os.environ.get("BOXLITE_BUILD", ROOT / "build")).resolve()
+LIB = BUILD / "src" / "lib" / "libboxlite.a"
+
+
+def ensure_built():
+    if not (ROOT / "include" / "boxlite.h").exists():
+        raise SystemExit(f"boxlite: {ROOT}/include/boxlite.h not found: build the Python "
+                         "package from a boxlite checkout (or set BOXLITE_SOURCE)")
+    if LIB.exists():
+        return
+    if not (BUILD / "build.ninja").exists():
+        subprocess.run(["meson", "setup", str(BUILD), "-Dwerror=true"], cwd=ROOT, check=True)
+    subprocess.run(["ninja", "-C", str(BUILD)], check=True)
+
+
+ensure_built()
+
+core = Extension(
+    "boxlite._core",
+    sources=sorted(str(p.relative_to(HERE)) for p in (HERE / "src").glob("*.c")),
+    depends=[str(p.relative_to(HERE)) for p in (HERE / "src").glob("*.h")] + [str(LIB)],
+    include_dirs=[str(ROOT / "include")],
+    extra_objects=[str(LIB)],
+    libraries=["sqlite3", "pthread"],
+    extra_compile_args=["-std=c11", "-D_GNU_SOURCE", "-Wall", "-Wextra", "-Werror",
+                        "-Wno-unused-parameter", "-Wno-missing-field-initializers",
+                        "-fvisibility=hidden"],
+    # keep libboxlite's symbols private to the extension
+    extra_link_args=["-Wl,--exclude-libs,ALL"],
+)
+
+setup(
+    name="boxlite",
+    version="0.1.0",
+    description="Run untrusted code in hardware-isolated micro-VMs (the SQLite of sandboxing)",
+    packages=["boxlite", "boxlite.sync_api"],
+    package_data={"boxlite": ["py.typed", "*.pyi"]},
+    ext_modules=[core],
+    python_requires=">=3.9",
+    zip_safe=False,
+)

@@ -1,0 +1,382 @@
+/* box.c — boxlite._core.Box: one boxlite_box handle. Box calls run one at a time (op_mu) with
+ * the GIL released; stop, remove(force) and close first drain the box's execs, so that no exec
+ * handle outlives the channel the C library frees under it. */
+#include "core.h"
+
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ERRMSG 1024
+
+int bp_strv_from(PyObject *obj, char ***out, const char *what);
+void bp_strv_free(char **v);
+PyObject *bp_info_dict(const boxlite_box_info *i);
+
+static PyObject *raise_closed(bp_box *b)
+{
+    char msg[256];
+
+    bp_lock();
+    snprintf(msg, sizeof(msg), "%s", b->closed_why[0] ? b->closed_why : "the box is closed");
+    bp_unlock();
+    return bp_raise(BOXLITE_ESTATE, msg);
+}
+
+/* Drain the box's execs (all, or only those whose process has ended). Without the GIL;
+ * the caller is a user of the box (or closes it) and holds op_mu. */
+static void drain_execs(bp_box *b, int all, const char *why)
+{
+    bp_exec **claimed = NULL;
+    size_t n = 0, k = 0;
+    bp_exec *e;
+
+    bp_lock();
+    for (e = b->execs; e; e = e->next)
+        n++;
+    claimed = n ? calloc(n, sizeof(*claimed)) : NULL;
+    for (e = b->execs; claimed && e; e = e->next)
+        if (!e->g.closing && !e->drained) {
+            e->g.closing = 1;
+            claimed[k++] = e;
+        }
+    bp_unlock();
+    for (size_t i = 0; i < k; i++) {
+        if (all || bp_exec_done(claimed[i])) {
+            bp_exec_drain_claimed(claimed[i], why);
+        } else {
+            bp_lock();
+            claimed[i]->g.closing = 0;
+            bp_broadcast();
+            bp_unlock();
+        }
+    }
+    free(claimed);
+}
+
+void bp_box_close_claimed(bp_box *b, int stop_timeout_ms, const char *why)
+{
+    boxlite_box_info info;
+    bp_box **pp;
+
+    bp_lock();
+    snprintf(b->closed_why, sizeof(b->closed_why), "%s", why);
+    while (b->g.users > 0)
+        bp_wait();
+    bp_unlock();
+    pthread_mutex_lock(&b->op_mu);
+    drain_execs(b, 1, why);
+    if (stop_timeout_ms != -2 && b->started_here && boxlite_box_get_info(&info, b->box) == 0 &&
+        !info.detach && strcmp(info.state, "running") == 0)
+        boxlite_box_stop(b->box, stop_timeout_ms);
+    boxlite_box_free(b->box);
+    b->box = NULL;
+    pthread_mutex_unlock(&b->op_mu);
+    bp_lock();
+    for (pp = &b->owner->boxes; *pp && *pp != b; pp = &(*pp)->next)
+        ;
+    if (*pp)
+        *pp = b->next;
+    b->g.closing = 0;
+    b->g.closed = 1;
+    bp_broadcast();
+    bp_unlock();
+}
+
+/* Claim the box for closing; 0 when this thread must close it, -1 when it is (being) closed. */
+static int claim(bp_box *b)
+{
+    int rc = 0;
+
+    bp_lock();
+    if (b->g.closing || b->g.closed) {
+        while (!b->g.closed)
+            bp_wait();
+        rc = -1;
+    } else {
+        b->g.closing = 1;
+    }
+    bp_unlock();
+    return rc;
+}
+
+/* ---- calls ---- */
+
+enum op { OP_START, OP_STOP, OP_REMOVE, OP_INFO, OP_STATS };
+
+struct op_args {
+    enum op op;
+    int arg;
+    boxlite_box_info info;
+    boxlite_box_stats stats;
+    char err[ERRMSG];
+};
+
+static int run_op(bp_box *b, struct op_args *a)
+{
+    PyThreadState *ts;
+    int rc = 0;
+
+    if (bp_guard_enter(&b->g) != 0)
+        return 1;
+    ts = PyEval_SaveThread();
+    pthread_mutex_lock(&b->op_mu);
+    switch (a->op) {
+    case OP_START:
+        drain_execs(b, 0, "");
+        rc = boxlite_box_start(b->box);
+        if (rc == 0)
+            b->started_here = 1;
+        break;
+    case OP_STOP:
+        drain_execs(b, 1, "the box was stopped before the process ended");
+        rc = boxlite_box_stop(b->box, a->arg);
+        break;
+    case OP_REMOVE:
+        if (a->arg)
+            drain_execs(b, 1, "the box was removed before the process ended");
+        rc = boxlite_box_remove(b->box, a->arg);
+        break;
+    case OP_INFO:
+        rc = boxlite_box_get_info(&a->info, b->box);
+        break;
+    case OP_STATS:
+        rc = boxlite_box_get_stats(&a->stats, b->box);
+        break;
+    }
+    if (rc != 0)
+        bp_copy_error(a->err, sizeof(a->err));
+    pthread_mutex_unlock(&b->op_mu);
+    PyEval_RestoreThread(ts);
+    bp_guard_leave(&b->g);
+    return rc;
+}
+
+static PyObject *op_call(bp_box *b, struct op_args *a)
+{
+    int rc = run_op(b, a);
+
+    if (rc == 1)
+        return raise_closed(b);
+    if (rc != 0)
+        return bp_raise(rc, a->err);
+    Py_RETURN_NONE;
+}
+
+static PyObject *box_start(bp_box *b, PyObject *unused)
+{
+    struct op_args a = {.op = OP_START};
+
+    return op_call(b, &a);
+}
+
+static PyObject *box_stop(bp_box *b, PyObject *args)
+{
+    struct op_args a = {.op = OP_STOP, .arg = -1};
+
+    if (!PyArg_ParseTuple(args, "|i:stop", &a.arg))
+        return NULL;
+    return op_call(b, &a);
+}
+
+static PyObject *box_remove(bp_box *b, PyObject *args)
+{
+    struct op_args a = {.op = OP_REMOVE};
+
+    if (!PyArg_ParseTuple(args, "|p:remove", &a.arg))
+        return NULL;
+    return op_call(b, &a);
+}
+
+static PyObject *box_info(bp_box *b, PyObject *unused)
+{
+    struct op_args a = {.op = OP_INFO};
+    PyObject *r = op_call(b, &a);
+
+    if (!r)
+        return NULL;
+    Py_DECREF(r);
+    return bp_info_dict(&a.info);
+}
+
+static PyObject *box_stats(bp_box *b, PyObject *unused)
+{
+    struct op_args a = {.op = OP_STATS};
+    PyObject *r = op_call(b, &a);
+
+    if (!r)
+        return NULL;
+    Py_DECREF(r);
+    return Py_BuildValue("{s:d,s:K,s:K,s:K}", "cpu_seconds", a.stats.cpu_seconds, "memory_bytes",
+                         (unsigned long long)a.stats.memory_bytes, "disk_bytes",
+                         (unsigned long long)a.stats.disk_bytes, "disk_size_bytes",
+                         (unsigned long long)a.stats.disk_size_bytes);
+}
+
+static bp_exec *exec_new(bp_box *b)
+{
+    bp_exec *e = PyObject_New(bp_exec, &bp_exec_type);
+
+    if (!e)
+        return NULL;
+    Py_INCREF(b);
+    e->owner = b;
+    e->ex = NULL;
+    memset(&e->g, 0, sizeof(e->g));
+    e->next = NULL;
+    e->drained = 0;
+    memset(e->out, 0, sizeof(e->out));
+    e->have_result = 0;
+    memset(&e->result, 0, sizeof(e->result));
+    e->lost[0] = '\0';
+    return e;
+}
+
+/* exec(argv, env=None, cwd=None, user=None, tty=False, timeout_ms=0) -> Exec; starts the box
+ * first when it is not running. */
+static PyObject *box_exec(bp_box *b, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"argv", "env", "cwd", "user", "tty", "timeout_ms", NULL};
+    boxlite_exec_options o = BOXLITE_EXEC_OPTIONS_INIT;
+    PyObject *argv_obj, *env_obj = Py_None;
+    const char *cwd = NULL, *user = NULL;
+    char **argv = NULL, **env = NULL, *c_cwd = NULL, *c_user = NULL;
+    unsigned timeout_ms = 0;
+    int tty = 0, rc = 0;
+    bp_exec *e = NULL;
+    PyThreadState *ts;
+    char err[ERRMSG];
+
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|OzzpI:exec", kwlist, &argv_obj, &env_obj, &cwd,
+                                     &user, &tty, &timeout_ms))
+        return NULL;
+    if (bp_strv_from(argv_obj, &argv, "argv must be a list of str") != 0 ||
+        bp_strv_from(env_obj, &env, "env must be a list of str") != 0)
+        goto out;
+    if (!argv || !argv[0]) {
+        PyErr_SetString(PyExc_ValueError, "exec needs a command");
+        goto out;
+    }
+    c_cwd = cwd ? strdup(cwd) : NULL;
+    c_user = user ? strdup(user) : NULL;
+    o.argv = (const char *const *)argv;
+    o.env = (const char *const *)env;
+    o.cwd = c_cwd;
+    o.user = c_user;
+    o.tty = tty;
+    o.timeout_ms = timeout_ms;
+    e = exec_new(b);
+    if (!e)
+        goto out;
+    if (bp_guard_enter(&b->g) != 0) {
+        raise_closed(b);
+        Py_CLEAR(e);
+        goto out;
+    }
+    ts = PyEval_SaveThread();
+    pthread_mutex_lock(&b->op_mu);
+    drain_execs(b, 0, "");
+    rc = boxlite_box_start(b->box);
+    if (rc == 0) {
+        b->started_here = 1;
+        rc = boxlite_exec_start(&e->ex, b->box, &o);
+    }
+    if (rc != 0) {
+        bp_copy_error(err, sizeof(err));
+    } else {
+        bp_lock();
+        e->next = b->execs;
+        b->execs = e;
+        bp_unlock();
+    }
+    pthread_mutex_unlock(&b->op_mu);
+    PyEval_RestoreThread(ts);
+    bp_guard_leave(&b->g);
+    if (rc != 0) {
+        Py_CLEAR(e);
+        bp_raise(rc, err);
+    }
+out:
+    bp_strv_free(argv);
+    bp_strv_free(env);
+    free(c_cwd);
+    free(c_user);
+    return (PyObject *)e;
+}
+
+static PyObject *box_close(bp_box *b, PyObject *args)
+{
+    int timeout_ms = -1;
+    PyThreadState *ts;
+
+    if (!PyArg_ParseTuple(args, "|i:close", &timeout_ms))
+        return NULL;
+    ts = PyEval_SaveThread();
+    if (claim(b) == 0)
+        bp_box_close_claimed(b, timeout_ms, "the box handle has been closed");
+    PyEval_RestoreThread(ts);
+    Py_RETURN_NONE;
+}
+
+static PyObject *box_get_id(bp_box *b, void *unused)
+{
+    Py_INCREF(b->id);
+    return b->id;
+}
+
+static PyObject *box_get_name(bp_box *b, void *unused)
+{
+    Py_INCREF(b->name);
+    return b->name;
+}
+
+static PyObject *box_get_closed(bp_box *b, void *unused)
+{
+    return PyBool_FromLong(b->g.closing || b->g.closed);
+}
+
+static void box_dealloc(bp_box *b)
+{
+    PyThreadState *ts = PyEval_SaveThread();
+
+    /* No exec is left (each holds a reference); a box this handle booted stops, unless it
+     * is detached, when the C handle is freed. */
+    if (claim(b) == 0)
+        bp_box_close_claimed(b, -2, "the box handle has been closed");
+    PyEval_RestoreThread(ts);
+    pthread_mutex_destroy(&b->op_mu);
+    Py_XDECREF(b->id);
+    Py_XDECREF(b->name);
+    Py_XDECREF(b->owner);
+    PyObject_Free(b);
+}
+
+static PyMethodDef box_methods[] = {
+    {"start", (PyCFunction)box_start, METH_NOARGS, "start(): boot the box, or attach to it"},
+    {"stop", (PyCFunction)box_stop, METH_VARARGS, "stop(timeout_ms=-1)"},
+    {"remove", (PyCFunction)box_remove, METH_VARARGS, "remove(force=False)"},
+    {"info", (PyCFunction)box_info, METH_NOARGS, "info() -> dict"},
+    {"stats", (PyCFunction)box_stats, METH_NOARGS, "stats() -> dict (running boxes)"},
+    {"exec", (PyCFunction)(void (*)(void))box_exec, METH_VARARGS | METH_KEYWORDS,
+     "exec(argv, env=None, cwd=None, user=None, tty=False, timeout_ms=0) -> Exec"},
+    {"close", (PyCFunction)box_close, METH_VARARGS,
+     "close(stop_timeout_ms=-1): stop the box if this handle started it, free the handle"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef box_getset[] = {
+    {"id", (getter)box_get_id, NULL, "12-character id", NULL},
+    {"name", (getter)box_get_name, NULL, "name, or \"\"", NULL},
+    {"closed", (getter)box_get_closed, NULL, "whether the handle is closed", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+PyTypeObject bp_box_type = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "boxlite._core.Box",
+    .tp_basicsize = sizeof(bp_box),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "A box handle; made by Runtime.create and Runtime.get.",
+    .tp_dealloc = (destructor)box_dealloc,
+    .tp_methods = box_methods,
+    .tp_getset = box_getset,
+};

@@ -1,0 +1,414 @@
+/* runtime.c — boxlite._core.Runtime: one boxlite_runtime (a $BOXLITE_HOME) and the calls made
+ * on it: create, get, list and remove boxes; close stops the boxes it opened and frees it. */
+#include "core.h"
+
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ERRMSG 1024
+
+static PyObject *raise_closed(void)
+{
+    return bp_raise(BOXLITE_ESTATE, "the boxlite runtime has been shut down");
+}
+
+static int rt_init(bp_runtime *self, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"home_dir", NULL};
+    boxlite_runtime_options o = BOXLITE_RUNTIME_OPTIONS_INIT;
+    const char *home = NULL;
+    char err[ERRMSG];
+    boxlite_runtime *rt = NULL;
+    PyThreadState *ts;
+    int rc;
+
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|z:Runtime", kwlist, &home))
+        return -1;
+    if (self->rt) {
+        PyErr_SetString(PyExc_RuntimeError, "Runtime already initialised");
+        return -1;
+    }
+    o.home_dir = home;
+    ts = PyEval_SaveThread();
+    rc = boxlite_runtime_open(&rt, &o);
+    if (rc != 0)
+        bp_copy_error(err, sizeof(err));
+    PyEval_RestoreThread(ts);
+    if (rc != 0) {
+        bp_raise(rc, err);
+        return -1;
+    }
+    self->rt = rt;
+    return 0;
+}
+
+/* ---- argument conversion: Python str lists → malloc'd NULL-terminated vectors ---- */
+
+static void strv_free(char **v)
+{
+    for (size_t i = 0; v && v[i]; i++)
+        free(v[i]);
+    free(v);
+}
+
+/* obj: None → *out = NULL; else a sequence of str. */
+static int strv_from(PyObject *obj, char ***out, const char *what)
+{
+    PyObject *seq;
+    Py_ssize_t n;
+    char **v;
+
+    *out = NULL;
+    if (obj == Py_None)
+        return 0;
+    seq = PySequence_Fast(obj, what);
+    if (!seq)
+        return -1;
+    n = PySequence_Fast_GET_SIZE(seq);
+    v = calloc((size_t)n + 1, sizeof(*v));
+    for (Py_ssize_t i = 0; v && i < n; i++) {
+        const char *s = PyUnicode_AsUTF8(PySequence_Fast_GET_ITEM(seq, i));
+        if (!s || !(v[i] = strdup(s))) {
+            strv_free(v);
+            v = NULL;
+        }
+    }
+    Py_DECREF(seq);
+    if (!v) {
+        if (!PyErr_Occurred())
+            PyErr_NoMemory();
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int bp_strv_from(PyObject *obj, char ***out, const char *what);
+void bp_strv_free(char **v);
+
+int bp_strv_from(PyObject *obj, char ***out, const char *what)
+{
+    return strv_from(obj, out, what);
+}
+
+void bp_strv_free(char **v)
+{
+    strv_free(v);
+}
+
+static char *dup_or_null(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+/* ---- boxes ---- */
+
+/* Wrap a C handle (always taken over, freed on failure) and link it into the runtime. */
+static bp_box *box_wrap(bp_runtime *self, boxlite_box *box)
+{
+    bp_box *b = PyObject_New(bp_box, &bp_box_type);
+
+    if (!b) {
+        boxlite_box_free(box);
+        return NULL;
+    }
+    Py_INCREF(self);
+    b->owner = self;
+    b->box = box;
+    memset(&b->g, 0, sizeof(b->g));
+    pthread_mutex_init(&b->op_mu, NULL);
+    b->execs = NULL;
+    b->started_here = 0;
+    b->closed_why[0] = '\0';
+    b->id = PyUnicode_FromString(boxlite_box_id(box));
+    b->name = PyUnicode_FromString(boxlite_box_name(box));
+    bp_lock();
+    b->next = self->boxes;
+    self->boxes = b;
+    bp_unlock();
+    if (!b->id || !b->name) {
+        Py_DECREF(b);
+        return NULL;
+    }
+    return b;
+}
+
+static PyObject *rt_create(bp_runtime *self, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"image",       "name",        "cpus", "memory_mib", "disk_size_gb",
+                             "env",         "working_dir", "user", "entrypoint", "cmd",
+                             "auto_remove", "detach",      NULL};
+    boxlite_box_options o = BOXLITE_BOX_OPTIONS_INIT;
+    const char *image = NULL, *name = NULL, *wd = NULL, *user = NULL;
+    PyObject *env = Py_None, *ep = Py_None, *cmd = Py_None;
+    unsigned cpus = 0, mem = 0, disk = 0;
+    int auto_remove = 0, detach = 0, rc = 0;
+    char **envv = NULL, **epv = NULL, **cmdv = NULL;
+    char *c_image = NULL, *c_name = NULL, *c_wd = NULL, *c_user = NULL;
+    boxlite_box *box = NULL;
+    PyObject *result = NULL;
+    PyThreadState *ts;
+    char err[ERRMSG];
+
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|zzIIIOzzOOpp:create", kwlist, &image, &name, &cpus,
+                                     &mem, &disk, &env, &wd, &user, &ep, &cmd, &auto_remove,
+                                     &detach))
+        return NULL;
+    if (strv_from(env, &envv, "env must be a list of str") != 0 ||
+        strv_from(ep, &epv, "entrypoint must be a list of str") != 0 ||
+        strv_from(cmd, &cmdv, "cmd must be a list of str") != 0)
+        goto out;
+    c_image = dup_or_null(image);
+    c_name = dup_or_null(name);
+    c_wd = dup_or_null(wd);
+    c_user = dup_or_null(user);
+    o.image = c_image;
+    o.name = c_name;
+    o.cpus = cpus;
+    o.memory_mib = mem;
+    o.disk_size_gb = disk;
+    o.env = (const char *const *)envv;
+    o.working_dir = c_wd;
+    o.user = c_user;
+    o.entrypoint = (const char *const *)epv;
+    o.cmd = (const char *const *)cmdv;
+    o.auto_remove = auto_remove;
+    o.detach = detach;
+    if (bp_guard_enter(&self->g) != 0) {
+        raise_closed();
+        goto out;
+    }
+    ts = PyEval_SaveThread();
+    rc = boxlite_box_create(&box, self->rt, &o);
+    if (rc != 0)
+        bp_copy_error(err, sizeof(err));
+    PyEval_RestoreThread(ts);
+    if (rc != 0)
+        bp_raise(rc, err);
+    else
+        result = (PyObject *)box_wrap(self, box);
+    bp_guard_leave(&self->g);
+out:
+    strv_free(envv);
+    strv_free(epv);
+    strv_free(cmdv);
+    free(c_image);
+    free(c_name);
+    free(c_wd);
+    free(c_user);
+    return result;
+}
+
+static PyObject *rt_get(bp_runtime *self, PyObject *args)
+{
+    const char *key;
+    char *c_key;
+    boxlite_box *box = NULL;
+    PyObject *result = NULL;
+    PyThreadState *ts;
+    char err[ERRMSG];
+    int rc;
+
+    if (!PyArg_ParseTuple(args, "s:get", &key))
+        return NULL;
+    if (bp_guard_enter(&self->g) != 0)
+        return raise_closed();
+    c_key = strdup(key);
+    ts = PyEval_SaveThread();
+    rc = c_key ? boxlite_box_get(&box, self->rt, c_key) : BOXLITE_ENOMEM;
+    if (rc != 0)
+        bp_copy_error(err, sizeof(err));
+    PyEval_RestoreThread(ts);
+    free(c_key);
+    if (rc == BOXLITE_ENOTFOUND) {
+        Py_INCREF(Py_None);
+        result = Py_None;
+    } else if (rc != 0) {
+        bp_raise(rc, err);
+    } else {
+        result = (PyObject *)box_wrap(self, box);
+    }
+    bp_guard_leave(&self->g);
+    return result;
+}
+
+PyObject *bp_info_dict(const boxlite_box_info *i);
+
+PyObject *bp_info_dict(const boxlite_box_info *i)
+{
+    return Py_BuildValue("{s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:i,s:i,s:O,s:O}", "id", i->id,
+                         "name", i->name, "image", i->image, "state", i->state, "created_at",
+                         i->created_at, "reason", i->reason, "cpus", i->cpus, "memory_mib",
+                         i->memory_mib, "disk_size_gb", i->disk_size_gb, "pid", i->pid, "qemu_pid",
+                         i->qemu_pid, "detach", i->detach ? Py_True : Py_False, "auto_remove",
+                         i->auto_remove ? Py_True : Py_False);
+}
+
+static PyObject *rt_list(bp_runtime *self, PyObject *unused)
+{
+    boxlite_box_info *infos = NULL;
+    size_t n = 0;
+    PyObject *list = NULL;
+    PyThreadState *ts;
+    char err[ERRMSG];
+    int rc;
+
+    if (bp_guard_enter(&self->g) != 0)
+        return raise_closed();
+    ts = PyEval_SaveThread();
+    rc = boxlite_box_list(&infos, &n, self->rt);
+    if (rc != 0)
+        bp_copy_error(err, sizeof(err));
+    PyEval_RestoreThread(ts);
+    bp_guard_leave(&self->g);
+    if (rc != 0)
+        return bp_raise(rc, err);
+    list = PyList_New(0);
+    for (size_t i = 0; list && i < n; i++) {
+        PyObject *d = bp_info_dict(&infos[i]);
+        if (!d || PyList_Append(list, d) != 0)
+            Py_CLEAR(list);
+        Py_XDECREF(d);
+    }
+    boxlite_free(infos);
+    return list;
+}
+
+static PyObject *rt_remove(bp_runtime *self, PyObject *args)
+{
+    const char *key;
+    char *c_key;
+    boxlite_box *box = NULL;
+    PyThreadState *ts;
+    int force = 0, rc;
+    char err[ERRMSG];
+
+    if (!PyArg_ParseTuple(args, "s|p:remove", &key, &force))
+        return NULL;
+    if (bp_guard_enter(&self->g) != 0)
+        return raise_closed();
+    c_key = strdup(key);
+    ts = PyEval_SaveThread();
+    rc = c_key ? boxlite_box_get(&box, self->rt, c_key) : BOXLITE_ENOMEM;
+    if (rc == 0)
+        rc = boxlite_box_remove(box, force);
+    if (rc != 0)
+        bp_copy_error(err, sizeof(err));
+    boxlite_box_free(box);
+    PyEval_RestoreThread(ts);
+    free(c_key);
+    bp_guard_leave(&self->g);
+    if (rc != 0)
+        return bp_raise(rc, err);
+    Py_RETURN_NONE;
+}
+
+/* Stop and free every box this runtime opened, then the runtime. Idempotent. */
+static void rt_close_nogil(bp_runtime *self, int stop_timeout_ms)
+{
+    bp_box *b;
+
+    bp_lock();
+    if (self->g.closing || self->g.closed) {
+        while (!self->g.closed)
+            bp_wait();
+        bp_unlock();
+        return;
+    }
+    self->g.closing = 1;
+    while (self->g.users > 0)
+        bp_wait();
+    for (;;) {
+        for (b = self->boxes; b && (b->g.closing || b->g.closed); b = b->next)
+            ;
+        if (!b)
+            break;
+        b->g.closing = 1; /* claimed: its dealloc waits for the close to finish */
+        bp_unlock();
+        bp_box_close_claimed(b, stop_timeout_ms, "the boxlite runtime has been shut down");
+        bp_lock();
+    }
+    while (self->boxes) /* boxes being closed by their own dealloc */
+        bp_wait();
+    bp_unlock();
+    boxlite_runtime_free(self->rt);
+    bp_lock();
+    self->rt = NULL;
+    self->g.closing = 0;
+    self->g.closed = 1;
+    bp_broadcast();
+    bp_unlock();
+}
+
+static PyObject *rt_close(bp_runtime *self, PyObject *args)
+{
+    int timeout_ms = -1;
+    PyThreadState *ts;
+
+    if (!PyArg_ParseTuple(args, "|i:close", &timeout_ms))
+        return NULL;
+    if (!self->rt && !self->g.closed)
+        Py_RETURN_NONE;
+    ts = PyEval_SaveThread();
+    rt_close_nogil(self, timeout_ms);
+    PyEval_RestoreThread(ts);
+    Py_RETURN_NONE;
+}
+
+static PyObject *rt_home(bp_runtime *self, void *unused)
+{
+    if (!self->rt)
+        return raise_closed();
+    return PyUnicode_FromString(boxlite_runtime_home(self->rt));
+}
+
+static PyObject *rt_closed(bp_runtime *self, void *unused)
+{
+    return PyBool_FromLong(self->g.closed || self->g.closing);
+}
+
+static void rt_dealloc(bp_runtime *self)
+{
+    /* Every box holds a reference to its runtime: none is left here. */
+    if (self->weakrefs)
+        PyObject_ClearWeakRefs((PyObject *)self);
+    if (self->rt) {
+        PyThreadState *ts = PyEval_SaveThread();
+        rt_close_nogil(self, -1);
+        PyEval_RestoreThread(ts);
+    }
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMethodDef rt_methods[] = {
+    {"create", (PyCFunction)(void (*)(void))rt_create, METH_VARARGS | METH_KEYWORDS,
+     "create(image=None, name=None, cpus=0, memory_mib=0, disk_size_gb=0, env=None, "
+     "working_dir=None, user=None, entrypoint=None, cmd=None, auto_remove=False, "
+     "detach=False) -> Box"},
+    {"get", (PyCFunction)rt_get, METH_VARARGS, "get(id_or_name) -> Box or None"},
+    {"list", (PyCFunction)rt_list, METH_NOARGS, "list() -> [info dict], newest first"},
+    {"remove", (PyCFunction)rt_remove, METH_VARARGS, "remove(id_or_name, force=False)"},
+    {"close", (PyCFunction)rt_close, METH_VARARGS,
+     "close(stop_timeout_ms=-1): stop the boxes this runtime started and free it"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef rt_getset[] = {
+    {"home", (getter)rt_home, NULL, "the runtime's home directory", NULL},
+    {"closed", (getter)rt_closed, NULL, "whether close() was called", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+PyTypeObject bp_runtime_type = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "boxlite._core.Runtime",
+    .tp_basicsize = sizeof(bp_runtime),
+    .tp_weaklistoffset = offsetof(bp_runtime, weakrefs),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Runtime(home_dir=None): an open boxlite runtime home.",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)rt_init,
+    .tp_dealloc = (destructor)rt_dealloc,
+    .tp_methods = rt_methods,
+    .tp_getset = rt_getset,
+};

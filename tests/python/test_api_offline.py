@@ -1,0 +1,119 @@
+"""test_api_offline.py — the Python surface that needs no VM: option objects and their
+errors, error types, and the entries that wait for C calls of other issues."""
+import asyncio
+
+import pytest
+
+import boxlite
+
+
+def test_image_registry_validation_and_repr():
+    with pytest.raises(ValueError, match="host is required"):
+        boxlite.ImageRegistry("")
+    with pytest.raises(ValueError, match=r"host\[:port\]"):
+        boxlite.ImageRegistry("https://example.com/v2")
+    with pytest.raises(ValueError, match="unsupported registry transport"):
+        boxlite.ImageRegistry("example.com", transport="ftp")
+    with pytest.raises(ValueError, match="username and password must be provided together"):
+        boxlite.ImageRegistry("example.com", username="u")
+    r = boxlite.ImageRegistry("localhost:5000", transport="http", search=True, username="u",
+                              password="s3cret", bearer_token="t0ken")
+    assert (r.host, r.transport, r.search, r.skip_verify) == ("localhost:5000", "http", True,
+                                                             False)
+    assert "s3cret" not in repr(r) and "t0ken" not in repr(r)
+
+
+def test_options_and_box_options_defaults():
+    o = boxlite.Options()
+    assert o.home_dir is None and o.image_registries == []
+    b = boxlite.BoxOptions()
+    assert b.image == "alpine:latest"  # BoxLite's default, kept
+    assert b.auto_remove is True and b.detach is False
+    b = boxlite.BoxOptions(image="default", cpus=2, memory_mib=256, env=[("A", "1")],
+                           working_dir="/tmp", user="1000", entrypoint=["sh"], cmd=["-c", "x"])
+    assert (b.image, b.cpus, b.memory_mib, b.env, b.working_dir, b.user) == (
+        "default", 2, 256, [("A", "1")], "/tmp", "1000")
+    assert boxlite.BoxOptions(rootfs_path="/x").image is None
+    assert boxlite.BoxOptions(detach=True).auto_remove is False
+    with pytest.raises(TypeError):
+        boxlite.BoxOptions(imagee="x")
+    with pytest.raises(ValueError, match="remove-on-stop is incompatible"):
+        boxlite.BoxOptions(auto_remove=True, detach=True)
+    # volumes and ports accept BoxLite's shapes
+    boxlite.BoxOptions(volumes=[("/a", "/b"), ("/a", "/c", True),
+                                {"host_path": "/a", "guest_path": "/d", "ro": True}],
+                       ports=[(8080, 80), (53, 53, "udp"), {"host": 1, "guest": 2}])
+    assert repr(boxlite.CopyOptions()) == ("CopyOptions(recursive=True, overwrite=True, "
+                                           "follow_symlinks=False, include_parent=True)")
+    assert boxlite.NetworkSpec().mode == "enabled"
+
+
+def test_error_types():
+    assert issubclass(boxlite.NativeError, RuntimeError)
+    assert issubclass(boxlite.NotFoundError, RuntimeError)
+    assert issubclass(boxlite.InvalidStateError, RuntimeError)
+    e = boxlite.ExecError("ls", 2, "boom")
+    assert (e.command, e.exit_code, e.stderr) == ("ls", 2, "boom")
+    assert issubclass(boxlite.TimeoutError, boxlite.BoxliteError)
+    assert issubclass(boxlite.ParseError, boxlite.BoxliteError)
+
+
+def test_simplebox_needs_an_image_and_a_start():
+    with pytest.raises(ValueError):
+        boxlite.SimpleBox()
+    sb = boxlite.SimpleBox("default")
+    with pytest.raises(RuntimeError, match="Box not started"):
+        sb.id
+    assert boxlite.CodeBox()._box_options.image == "python:slim"
+
+
+def test_registries_wait_for_the_images_issue(py_home):
+    opts = boxlite.Options(home_dir=str(py_home),
+                           image_registries=[boxlite.ImageRegistry("localhost:5000")])
+    with pytest.raises(RuntimeError, match="not available in this build"):
+        boxlite.Boxlite(opts)
+
+
+@pytest.mark.asyncio
+async def test_entries_waiting_for_c_calls_say_so(runtime):
+    with pytest.raises(RuntimeError, match="boxlite_image_pull"):
+        await runtime.images.pull("alpine:latest")
+    with pytest.raises(RuntimeError, match="boxlite_image_list"):
+        await runtime.images.list()
+    with pytest.raises(NotImplementedError, match="not available in this build"):
+        await runtime.import_box("/nonexistent.tar")
+    with pytest.raises(RuntimeError, match="not available"):
+        await runtime.create(boxlite.BoxOptions(image="default", volumes=[("/a", "/b")]))
+
+
+@pytest.mark.asyncio
+async def test_registry_image_without_pulls_is_a_clear_runtime_error(runtime):
+    with pytest.raises(RuntimeError, match="alpine:latest"):
+        await runtime.create(boxlite.BoxOptions())
+
+
+@pytest.mark.asyncio
+async def test_unknown_box_is_none(runtime):
+    assert await runtime.get("no-such-box-xyz") is None
+    assert await runtime.get_info("no-such-box-xyz") is None
+    with pytest.raises(RuntimeError):
+        await runtime.remove("no-such-box-xyz")
+
+
+def test_calls_run_off_the_event_loop(runtime):
+    async def main():
+        # a list call on a worker thread while the loop keeps ticking
+        ticks = 0
+
+        async def ticker():
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0)
+
+        t = asyncio.ensure_future(ticker())
+        await runtime.list_info()
+        t.cancel()
+        return ticks
+
+    assert asyncio.run(main()) > 0
