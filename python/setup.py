@@ -30,6 +30,19 @@ def ensure_built():
     subprocess.run(["ninja", "-C", str(BUILD)], check=True)
 
 
+def link_libraries():
+    """The static library's own dependencies, from the build's uninstalled boxlite.pc
+    (Requires.private) resolved by pkg-config: one source of truth with meson."""
+    pc = BUILD / "meson-uninstalled" / "boxlite-uninstalled.pc"
+    names = ["sqlite3"]
+    for line in pc.read_text().splitlines() if pc.exists() else []:
+        if line.startswith("Requires.private:"):
+            names = [n.strip() for n in line.split(":", 1)[1].split(",") if n.strip()]
+    flags = subprocess.run(["pkg-config", "--libs"] + names, check=True, capture_output=True,
+                           text=True).stdout.split()
+    return [f[2:] for f in flags if f.startswith("-l")] + ["pthread"]
+
+
 ensure_built()
 
 core = Extension(
@@ -38,7 +51,7 @@ core = Extension(
     depends=[str(p.relative_to(HERE)) for p in (HERE / "src").glob("*.h")] + [str(LIB)],
     include_dirs=[str(ROOT / "include")],
     extra_objects=[str(LIB)],
-    libraries=["sqlite3", "pthread"],
+    libraries=link_libraries(),
     extra_compile_args=["-std=c11", "-D_GNU_SOURCE", "-Wall", "-Wextra", "-Werror",
                         "-Wno-unused-parameter", "-Wno-missing-field-initializers",
                         "-fvisibility=hidden"],

@@ -160,9 +160,19 @@ static int check_options(const boxlite_box_options *o)
 
 /* ---- handles ---- */
 
+/* Let go of the box's channel: shut it (execs still holding it see it closed) and drop the
+ * box's reference. */
+static void conn_drop(boxlite_box *box)
+{
+    if (box->conn)
+        shutdown(box->conn->fd, SHUT_RDWR);
+    bl_conn_unref(box->conn);
+    box->conn = NULL;
+}
+
 static void box_release(boxlite_box *box)
 {
-    bl_conn_free(box->conn);
+    conn_drop(box);
     if (box->lifeline_fd >= 0)
         close(box->lifeline_fd);
     bl_box_row_clear(&box->row);
@@ -427,7 +437,7 @@ static int attach(boxlite_box *box)
 
     if (box->conn && !box->conn->closed)
         return 0;
-    bl_conn_free(box->conn);
+    conn_drop(box);
     box->conn = NULL;
     rc = bl_monitor_connect(&fd, box->dir);
     snprintf(label, sizeof(label), "box %s", box->row.id);
@@ -436,7 +446,7 @@ static int attach(boxlite_box *box)
     if (rc == 0)
         rc = bl_conn_wait_hello(box->conn, bl_now_ms() + 10000, NULL, NULL);
     if (rc != 0) {
-        bl_conn_free(box->conn);
+        conn_drop(box);
         box->conn = NULL;
     }
     return rc;
@@ -726,7 +736,7 @@ BOXLITE_API int boxlite_box_stop(boxlite_box *box, int timeout_ms)
         close(box->lifeline_fd);
         box->lifeline_fd = -1;
     }
-    bl_conn_free(box->conn);
+    conn_drop(box);
     box->conn = NULL;
     if (rc == 0 && !box->removed)
         reload(box);

@@ -111,6 +111,7 @@ int bl_conn_open(struct bl_conn **out, int fd, const char *label)
         return bl_err(BOXLITE_ENOMEM, "out of memory");
     }
     c->fd = fd;
+    c->refs = 1;
     c->next_stream = 1;
     snprintf(c->label, sizeof(c->label), "%s", label);
     pthread_mutex_init(&c->mu, NULL);
@@ -121,7 +122,7 @@ int bl_conn_open(struct bl_conn **out, int fd, const char *label)
     pthread_condattr_destroy(&ca);
     err = pthread_create(&c->reader, NULL, reader_main, c);
     if (err != 0) {
-        bl_conn_free(c);
+        bl_conn_unref(c);
         return bl_err_errno(BOXLITE_ERROR, err, "start the reader thread");
     }
     c->reader_started = 1;
@@ -222,9 +223,23 @@ int bl_conn_ping(struct bl_conn *c, int timeout_ms)
     return rc;
 }
 
-void bl_conn_free(struct bl_conn *c)
+void bl_conn_ref(struct bl_conn *c)
 {
+    pthread_mutex_lock(&c->mu);
+    c->refs++;
+    pthread_mutex_unlock(&c->mu);
+}
+
+void bl_conn_unref(struct bl_conn *c)
+{
+    int last;
+
     if (!c)
+        return;
+    pthread_mutex_lock(&c->mu);
+    last = --c->refs == 0;
+    pthread_mutex_unlock(&c->mu);
+    if (!last)
         return;
     if (c->reader_started) {
         shutdown(c->fd, SHUT_RDWR);

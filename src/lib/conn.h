@@ -15,6 +15,7 @@ struct bl_conn {
     int fd;
     pthread_t reader;
     int reader_started;
+    int refs;            /* the box's and each exec's; guarded by mu */
     pthread_mutex_t mu;  /* guards everything below and every exec's state */
     pthread_cond_t cond; /* broadcast after every frame and on close */
     pthread_mutex_t wmu; /* serialises writes to fd */
@@ -29,7 +30,7 @@ struct bl_conn {
 };
 
 /* Take ownership of fd (a connected stream socket) and start the reader thread.
- * *out belongs to the caller: bl_conn_free. */
+ * *out holds one reference: bl_conn_unref. */
 int bl_conn_open(struct bl_conn **out, int fd, const char *label);
 
 /* Wait until the agent's HELLO arrives or deadline_ms (CLOCK_MONOTONIC ms) passes. alive()
@@ -48,8 +49,13 @@ void bl_conn_mark_closed_locked(struct bl_conn *c, const char *reason);
 /* Absolute deadline → timespec for pthread_cond_timedwait on c->cond. */
 void bl_deadline_ts(struct timespec *ts, int64_t deadline_ms);
 
-/* Stop the reader (shutdown + join), close fd and free. Accepts NULL. */
-void bl_conn_free(struct bl_conn *c);
+/* Another holder of c (an exec handle): released with bl_conn_unref. */
+void bl_conn_ref(struct bl_conn *c);
+
+/* Drop one hold; the last one stops the reader (shutdown + join), closes fd and frees.
+ * Until then a closed channel stays valid memory for the execs that point into it.
+ * Accepts NULL. */
+void bl_conn_unref(struct bl_conn *c);
 
 /* Implemented by exec.c: called by the reader with c->mu held. */
 void bl_exec_on_frame(struct boxlite_exec *ex, const struct bl_frame *f);

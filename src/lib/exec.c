@@ -24,7 +24,7 @@ struct outbuf {
 struct boxlite_exec {
     struct boxlite_exec *next; /* in conn->execs */
     struct bl_conn *conn;
-    boxlite_box *box;
+    char box_id[13];
     uint32_t stream;
     int tty;
     int detach;
@@ -235,7 +235,8 @@ int bl_exec_start_flags(boxlite_exec **out, boxlite_box *box, const boxlite_exec
         goto out;
     }
     ex->conn = c;
-    ex->box = box;
+    bl_conn_ref(c);
+    snprintf(ex->box_id, sizeof(ex->box_id), "%s", boxlite_box_id(box));
     ex->tty = opts->tty;
     ex->detach = (flags & BL_EXEC_DETACH) != 0;
     ex->stdin_credit = BL_WINDOW_INIT;
@@ -252,6 +253,7 @@ int bl_exec_start_flags(boxlite_exec **out, boxlite_box *box, const boxlite_exec
         pthread_mutex_lock(&c->mu);
         unlink_locked(ex);
         pthread_mutex_unlock(&c->mu);
+        bl_conn_unref(c);
         free(ex);
         ex = NULL;
         goto out;
@@ -469,7 +471,7 @@ BOXLITE_API int boxlite_exec_wait(boxlite_exec *ex, boxlite_exec_result *out, in
     if (ex->exited)
         fill_result(out, ex);
     else if (ex->failed)
-        rc = bl_err(BOXLITE_EPROTO, "box %s: %s", boxlite_box_id(ex->box), ex->fail_msg);
+        rc = bl_err(BOXLITE_EPROTO, "box %s: %s", ex->box_id, ex->fail_msg);
     else
         rc = bl_err(BOXLITE_ETIMEOUT, "the process is still running");
     pthread_mutex_unlock(&ex->conn->mu);
@@ -488,6 +490,7 @@ BOXLITE_API void boxlite_exec_free(boxlite_exec *ex)
     pthread_mutex_unlock(&ex->conn->mu);
     if (running)
         send_u32s(ex, BL_F_SIGNAL, SIGKILL, 0, 0);
+    bl_conn_unref(ex->conn);
     free(ex->out[0].data);
     free(ex->out[1].data);
     free(ex->result.message);

@@ -1,0 +1,61 @@
+/* lifetimes.c — handle lifetimes through the public API, run under valgrind by
+ * tests/integration/test_c_api.py: an exec outlives its box's stop, a second handle attaches
+ * to a running box, and every call on a stopped box fails cleanly. Exit 0 when all hold. */
+#include <boxlite.h>
+#include <stdio.h>
+#include <string.h>
+
+#define CHECK(cond, what)                                                                          \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "FAIL %s: %s (%s)\n", what, #cond, boxlite_error_last());              \
+            failures++;                                                                            \
+        }                                                                                          \
+    } while (0)
+
+int main(void)
+{
+    boxlite_runtime *rt = NULL;
+    boxlite_box *box = NULL, *again = NULL;
+    boxlite_exec *ex = NULL, *ex2 = NULL;
+    boxlite_box_options bo = BOXLITE_BOX_OPTIONS_INIT;
+    boxlite_exec_options eo = BOXLITE_EXEC_OPTIONS_INIT;
+    const char *sleeper[] = {"sh", "-c", "echo started; sleep 30", NULL};
+    const char *echo[] = {"echo", "second handle", NULL};
+    boxlite_exec_result res;
+    char buf[256];
+    size_t n = 0;
+    int which = 0, failures = 0;
+
+    bo.name = "lifetimes";
+    CHECK(boxlite_runtime_open(&rt, NULL) == 0, "open");
+    CHECK(boxlite_box_create(&box, rt, &bo) == 0, "create");
+    CHECK(boxlite_box_start(box) == 0, "start");
+    eo.argv = sleeper;
+    CHECK(boxlite_exec_start(&ex, box, &eo) == 0, "exec");
+    CHECK(boxlite_exec_read(ex, BOXLITE_STDOUT, &which, buf, sizeof buf, &n, 60000) == 0 &&
+              n == 8 && memcmp(buf, "started\n", 8) == 0,
+          "first output");
+    /* a second handle on the same running box, by name */
+    CHECK(boxlite_box_get(&again, rt, "lifetimes") == 0, "get");
+    eo.argv = echo;
+    CHECK(boxlite_exec_start(&ex2, again, &eo) == 0, "exec on second handle");
+    CHECK(boxlite_exec_wait(ex2, &res, 60000) == 0 && res.exit_code == 0, "wait second");
+    boxlite_exec_free(ex2);
+    boxlite_box_free(again);
+    /* stop the box under a running process: the exec handle stays valid and says so */
+    CHECK(boxlite_box_stop(box, 10000) == 0, "stop");
+    CHECK(boxlite_exec_read(ex, BOXLITE_STDOUT, &which, buf, sizeof buf, &n, 5000) == 0 && n == 0,
+          "read after stop ends");
+    CHECK(boxlite_exec_wait(ex, &res, 5000) == BOXLITE_EPROTO, "wait after stop fails");
+    CHECK(boxlite_exec_signal(ex, 15) == BOXLITE_ESTATE, "signal after stop");
+    boxlite_exec_free(ex);
+    ex = NULL;
+    CHECK(boxlite_exec_start(&ex, box, &eo) == BOXLITE_ESTATE, "exec on a stopped box");
+    CHECK(strstr(boxlite_error_last(), "stopped") != NULL, "the message says stopped");
+    CHECK(boxlite_box_remove(box, 0) == 0, "remove");
+    boxlite_box_free(box);
+    boxlite_runtime_free(rt);
+    printf("%s\n", failures ? "FAILED" : "ok");
+    return failures ? 1 : 0;
+}
