@@ -9,9 +9,7 @@ import subprocess
 
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-BUILD = pathlib.Path(os.environ.get("BOXLITE_BUILD", ROOT / "build"))
-BOXLITE = BUILD / "src" / "cli" / "boxlite"
+from boxlite_paths import BOXLITE, BUILD, ROOT  # noqa: F401 (re-exported)
 
 
 @pytest.fixture(scope="session")

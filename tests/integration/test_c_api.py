@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from conftest import BUILD
+from boxlite_paths import BUILD
 
 
 def test_readme_example_prints_from_a_box(box_env):

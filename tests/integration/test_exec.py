@@ -95,7 +95,7 @@ def test_interactive_shell_in_tmux_resize_ctrl_c_exit_status(cli, box, tmp_path)
     status_file = tmp_path / "status"
     env = " ".join(f"{k}={v}" for k, v in cli.env.items()
                    if k in ("BOXLITE_HOME", "BOXLITE_ACCEL"))
-    from conftest import BOXLITE
+    from boxlite_paths import BOXLITE
     cmd = (f"env {env} {BOXLITE} exec -it {box} -- sh; echo $? > {status_file}; sleep 30")
     tmux("kill-server", check=False)
     tmux("new-session", "-d", "-s", "t", "-x", "100", "-y", "30", cmd)

@@ -19,7 +19,7 @@ import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 import registry_fixture as rf  # noqa: E402
-from conftest import BOXLITE  # noqa: E402
+from boxlite_paths import BOXLITE  # noqa: E402
 
 
 # ---- fixtures -------------------------------------------------------------------------------

@@ -152,7 +152,7 @@ def test_eight_boxes_from_four_processes_keep_the_store_consistent(cli):
               "  n=f'par-{tag}-{k}'\n"
               "  subprocess.run([b,'create','--memory','256','--name',n],check=True,stdout=subprocess.DEVNULL)\n"
               "  subprocess.run([b,'start',n],check=True,stdout=subprocess.DEVNULL)\n")
-    from conftest import BOXLITE
+    from boxlite_paths import BOXLITE
     procs = [subprocess.Popen(["/usr/bin/python3", "-c", script, str(BOXLITE), str(t)],
                               env=cli.env, stderr=subprocess.PIPE) for t in range(4)]
     try:
