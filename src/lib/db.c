@@ -53,37 +53,6 @@ void bl_rfc3339_now(char out[32])
     strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-size_t bl_strv_len(const char *const *v)
-{
-    size_t n = 0;
-
-    while (v && v[n])
-        n++;
-    return n;
-}
-
-void bl_strv_free(char **v)
-{
-    for (size_t i = 0; v && v[i]; i++)
-        free(v[i]);
-    free(v);
-}
-
-char **bl_strv_dup(const char *const *v)
-{
-    size_t n = bl_strv_len(v);
-    char **out = calloc(n + 1, sizeof(*out));
-
-    for (size_t i = 0; out && i < n; i++) {
-        out[i] = strdup(v[i]);
-        if (!out[i]) {
-            bl_strv_free(out);
-            out = NULL;
-        }
-    }
-    return out;
-}
-
 static int db_err(struct bl_db *s, const char *what)
 {
     int ext = sqlite3_extended_errcode(s->db);

@@ -58,9 +58,4 @@ void bl_box_rows_free(struct bl_box_row *rows, size_t count);
 /* Current UTC time as RFC 3339 into out[32]. */
 void bl_rfc3339_now(char out[32]);
 
-/* NULL-terminated string vectors (malloc'd copies). */
-char **bl_strv_dup(const char *const *v);
-void bl_strv_free(char **v);
-size_t bl_strv_len(const char *const *v);
-
 #endif

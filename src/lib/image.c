@@ -74,42 +74,15 @@ out:
     return rc;
 }
 
-static char **strv_new(const char *const *src)
-{
-    size_t n = 0;
-    char **v;
-
-    while (src && src[n])
-        n++;
-    v = calloc(n + 1, sizeof(*v));
-    for (size_t i = 0; v && i < n; i++) {
-        v[i] = strdup(src[i]);
-        if (!v[i]) {
-            while (i > 0)
-                free(v[--i]);
-            free(v);
-            v = NULL;
-        }
-    }
-    return v;
-}
-
-static void strv_free(char **v)
-{
-    for (size_t i = 0; v && v[i]; i++)
-        free(v[i]);
-    free(v);
-}
-
 void bl_image_free(struct bl_image *img)
 {
     if (!img)
         return;
     free(img->ref);
     free(img->base_path);
-    strv_free(img->env);
-    strv_free(img->entrypoint);
-    strv_free(img->cmd);
+    bl_strv_free(img->env);
+    bl_strv_free(img->entrypoint);
+    bl_strv_free(img->cmd);
     free(img->workdir);
     free(img->user);
     free(img->id);
@@ -126,9 +99,9 @@ static int default_image(struct bl_image *img, boxlite_runtime *rt)
     if (rc != 0)
         return rc;
     img->ref = strdup("default");
-    img->env = strv_new(env);
-    img->cmd = strv_new(cmd);
-    img->entrypoint = strv_new(none);
+    img->env = bl_strv_dup(env);
+    img->cmd = bl_strv_dup(cmd);
+    img->entrypoint = bl_strv_dup(none);
     img->workdir = strdup("/");
     img->user = strdup("");
     img->id = strdup("");

@@ -2,6 +2,7 @@
  * jansson: every field type-checked, sizes and counts capped, unknown media types refused. */
 #include "manifest.h"
 #include "error.h"
+#include "util.h"
 #include "reference.h"
 
 #include <jansson.h>
@@ -38,13 +39,6 @@ const char *bl_platform_arch(void)
 #else
     return "unknown";
 #endif
-}
-
-static void strv_free(char **v)
-{
-    for (size_t i = 0; v && v[i]; i++)
-        free(v[i]);
-    free(v);
 }
 
 static void descriptor_clear(struct bl_descriptor *d)
@@ -223,7 +217,7 @@ static int strv_from_json(char ***out, json_t *a, const char *what)
     for (size_t i = 0; i < n; i++) {
         const char *s = json_string_value(json_array_get(a, i));
         if (!s || strlen(s) > BL_CONFIG_STR_MAX) {
-            strv_free(v);
+            bl_strv_free(v);
             return bl_err(BOXLITE_EPROTO,
                           "image config: %s[%zu] is not a string of at most %d "
                           "bytes",
@@ -231,7 +225,7 @@ static int strv_from_json(char ***out, json_t *a, const char *what)
         }
         v[i] = strdup(s);
         if (!v[i]) {
-            strv_free(v);
+            bl_strv_free(v);
             return bl_err(BOXLITE_ENOMEM, "out of memory");
         }
     }
@@ -249,10 +243,10 @@ void bl_image_config_clear(struct bl_image_config *c)
 {
     if (!c)
         return;
-    strv_free(c->env);
-    strv_free(c->entrypoint);
-    strv_free(c->cmd);
-    strv_free(c->diff_ids);
+    bl_strv_free(c->env);
+    bl_strv_free(c->entrypoint);
+    bl_strv_free(c->cmd);
+    bl_strv_free(c->diff_ids);
     free(c->workdir);
     free(c->user);
     free(c->os);

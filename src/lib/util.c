@@ -374,3 +374,34 @@ out:
     *out = found;
     return 0;
 }
+
+size_t bl_strv_len(const char *const *v)
+{
+    size_t n = 0;
+
+    while (v && v[n])
+        n++;
+    return n;
+}
+
+void bl_strv_free(char **v)
+{
+    for (size_t i = 0; v && v[i]; i++)
+        free(v[i]);
+    free(v);
+}
+
+char **bl_strv_dup(const char *const *v)
+{
+    size_t n = bl_strv_len(v);
+    char **out = calloc(n + 1, sizeof(*out));
+
+    for (size_t i = 0; out && i < n; i++) {
+        out[i] = strdup(v[i]);
+        if (!out[i]) {
+            bl_strv_free(out);
+            out = NULL;
+        }
+    }
+    return out;
+}

@@ -36,6 +36,12 @@ int bl_run_tool(const char *const *argv);
 /* Find an executable: $ENVVAR if set, else `name` in PATH. *out malloc'd. */
 int bl_find_program(char **out, const char *name, const char *envvar);
 
+/* NULL-terminated string vectors: length, a malloc'd deep copy (NULL when out of memory),
+ * and free (accepts NULL). */
+size_t bl_strv_len(const char *const *v);
+char **bl_strv_dup(const char *const *v);
+void bl_strv_free(char **v);
+
 /* write() all of buf, retrying on EINTR; 0 or -errno. */
 int bl_write_all(int fd, const void *buf, size_t len);
 
