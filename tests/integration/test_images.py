@@ -297,7 +297,7 @@ def scripted_registry():
             pass
 
         def do_GET(self):
-            h = routes.get(self.path)
+            h = routes.get(self.path) or routes.get(self.path.split("?")[0])
             if h is None:
                 body = b'{"errors":[{"code":"MANIFEST_UNKNOWN"}]}'
                 if self.path.startswith("/v2/") and "/manifests/" in self.path:
@@ -367,6 +367,9 @@ def tar_of(*entries):
 R, D, S = tarfile.REGTYPE, tarfile.DIRTYPE, tarfile.SYMTYPE
 
 
+token_requests = []
+
+
 @pytest.fixture(scope="module")
 def evil():
     srv, routes, host = scripted_registry()
@@ -414,6 +417,30 @@ def evil():
     serve_image(routes, "flaky", [flaky_layer], blob_override={sha(flaky_layer): drop})
     serve_image(routes, "dead", [flaky_layer],
                 blob_override={sha(flaky_layer): lambda r: drop(r, always=True)})
+
+    # a Docker Hub-style token service: 401 + WWW-Authenticate Bearer, token from the realm
+    tok_layer = tar_of(("etc/", D, None, ""), ("etc/tok", R, b"token ok\n", ""))
+    serve_image(routes, "tokened", [tok_layer])
+    token_requests.clear()
+
+    def need_bearer(h):
+        def w(req):
+            if req.headers.get("Authorization") == "Bearer good-token":
+                return h(req)
+            req.send_response(401)
+            req.send_header("WWW-Authenticate", f'Bearer realm="http://{host}/token",'
+                            'service="scripted",scope="repository:tokened:pull"')
+            req.send_header("Content-Length", "0")
+            req.end_headers()
+        return w
+
+    for path in [p for p in routes if p.startswith("/v2/tokened/")]:
+        routes[path] = need_bearer(routes[path])
+
+    def token(req):
+        token_requests.append(req.path)
+        send(b'{"token":"good-token","expires_in":300}', "application/json")(req)
+    routes["/token"] = token
     yield host
     srv.shutdown()
 
@@ -453,6 +480,27 @@ def test_symlinks_in_layers_stay_inside_the_image(icli, evil):
     img = rootfs_of(icli, f"{evil}/symlink:latest")
     assert "inside" in debugfs(img, "cat /etc/written-through")
     assert "boxlite-escape-test" in debugfs(img, "ls /tmp")
+
+
+def test_anonymous_bearer_token_flow(icli, evil):
+    r = icli.run("--registry", f"{evil},http", "pull", "-q", f"{evil}/tokened:latest", timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert token_requests, "the token service was never asked"
+    assert all("scope=repository%3Atokened%3Apull" in p or "scope=repository:tokened:pull" in p
+               for p in token_requests), token_requests
+    assert all("service=scripted" in p for p in token_requests), token_requests
+    assert "token ok" in debugfs(rootfs_of(icli, f"{evil}/tokened:latest"), "cat /etc/tok")
+
+
+def test_rmi_refuses_an_image_a_box_uses(icli, evil):
+    ref = f"{evil}/good:latest"
+    icli.run("--registry", f"{evil},http", "create", "--name", "uses-good", ref, check=True)
+    r = icli.run("rmi", ref)
+    assert r.returncode == 125 and b"used by a box" in r.stderr, r.stderr
+    assert [i["name"] for i in icli.images()] == [ref]
+    icli.run("rm", "uses-good", check=True)
+    icli.run("rmi", ref, check=True)
+    assert icli.images() == []
 
 
 def test_good_scripted_image_pulls(icli, evil):
