@@ -9,7 +9,13 @@ import http.server
 import socketserver
 import urllib.request
 
+import shutil
+import struct
+import subprocess
+
 import pytest
+
+from boxlite_paths import BOXLITE
 
 
 def ok(r):
@@ -131,3 +137,48 @@ def test_missing_volume_host_path_is_a_clear_error(cli, tmp_path):
     assert r.returncode == 125
     assert b"does not exist" in r.stderr and b"nope" in r.stderr
     assert cli.run("inspect", "bad-vol").returncode == 125
+
+
+def serve_dns(sock, names):
+    """A tiny DNS responder: A records for names, NXDOMAIN otherwise (bounded by the socket)."""
+    while True:
+        try:
+            data, addr = sock.recvfrom(512)
+        except OSError:
+            return
+        i, labels = 12, []
+        while i < len(data) and data[i]:
+            labels.append(data[i + 1:i + 1 + data[i]].decode(errors="replace"))
+            i += 1 + data[i]
+        question = data[12:i + 5]
+        qtype = struct.unpack(">H", data[i + 1:i + 3])[0] if i + 3 <= len(data) else 0
+        name = ".".join(labels)
+        head = data[:2]
+        if name in names and qtype == 1:
+            answer = b"\xc0\x0c" + struct.pack(">HHIH", 1, 1, 60, 4) + socket.inet_aton(names[name])
+            sock.sendto(head + struct.pack(">HHHHH", 0x8180, 1, 1, 0, 0) + question + answer, addr)
+        else:
+            sock.sendto(head + struct.pack(">HHHHH", 0x8183, 1, 0, 0, 0) + question, addr)
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"),
+                    reason="needs root: binds 127.0.0.1:53 and a private /etc/resolv.conf")
+def test_dns_in_the_box_goes_through_the_host_resolver(box_env, tmp_path):
+    """The box asks QEMU's DNS (10.0.2.3), which asks the host's resolver: here a resolver
+    the test serves on 127.0.0.1:53, made the host's in a private mount namespace."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 53))
+    threading.Thread(target=serve_dns, args=(sock, {"box-test.example": "10.0.2.2"}),
+                     daemon=True).start()
+    resolv = tmp_path / "resolv.conf"
+    resolv.write_text("nameserver 127.0.0.1\n")
+    try:
+        r = subprocess.run(
+            ["unshare", "-m", "sh", "-c",
+             f"mount --bind {resolv} /etc/resolv.conf && exec {BOXLITE} run --rm -- "
+             "nslookup box-test.example"],
+            capture_output=True, env=box_env, timeout=120)
+    finally:
+        sock.close()
+    out = r.stdout.decode()
+    assert "Address: 10.0.2.2" in out and "box-test.example" in out, out + r.stderr.decode()
