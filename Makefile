@@ -71,9 +71,11 @@ unit: build
 test: build python fuzz-build check-format
 	BOXLITE_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -v tests $(PYTEST_ARGS)
 
+# Every benchmark prints our figure beside a baseline measured in the same run.
+BENCHES ?= boot lifecycle exec net pull
 bench: build
-	BOXLITE_BUILD=$(abspath $(BUILD)) ./bench/boot
-	BOXLITE_BUILD=$(abspath $(BUILD)) ./bench/exec
+	for b in $(BENCHES); do echo "== bench/$$b"; \
+	  BOXLITE_BUILD=$(abspath $(BUILD)) ./bench/$$b || exit 1; done
 
 clean:
 	rm -rf $(BUILD)
