@@ -32,18 +32,30 @@ def ensure_built():
 
 ensure_built()
 
+# What libboxlite.a needs (meson.build's dependencies), from pkg-config.
+PKGS = ["sqlite3", "libcurl", "libarchive", "ext2fs", "com_err", "jansson", "libcrypto"]
+
+
+def pkg_libs():
+    out = subprocess.run(["pkg-config", "--libs"] + PKGS, check=True, capture_output=True,
+                         text=True).stdout.split()
+    return [f[2:] for f in out if f.startswith("-l")], [f for f in out if not f.startswith("-l")]
+
+
+LIBS, LINK_FLAGS = pkg_libs()
+
 core = Extension(
     "boxlite._core",
     sources=sorted(str(p.relative_to(HERE)) for p in (HERE / "src").glob("*.c")),
     depends=[str(p.relative_to(HERE)) for p in (HERE / "src").glob("*.h")] + [str(LIB)],
     include_dirs=[str(ROOT / "include")],
     extra_objects=[str(LIB)],
-    libraries=["sqlite3", "pthread"],
+    libraries=LIBS + ["pthread"],
     extra_compile_args=["-std=c11", "-D_GNU_SOURCE", "-Wall", "-Wextra", "-Werror",
                         "-Wno-unused-parameter", "-Wno-missing-field-initializers",
                         "-fvisibility=hidden"],
     # keep libboxlite's symbols private to the extension
-    extra_link_args=["-Wl,--exclude-libs,ALL"],
+    extra_link_args=LINK_FLAGS + ["-Wl,--exclude-libs,ALL"],
 )
 
 setup(

@@ -23,12 +23,23 @@ static PyObject *info_dict(const boxlite_image_info *i)
 
 enum img_op { IMG_PULL, IMG_IMPORT, IMG_REMOVE };
 
+/* A pull's progress, only to learn how many layers the image has (the pulling thread). */
+static void count_layers(void *ctx, const boxlite_pull_progress *p)
+{
+    unsigned *layers = ctx;
+
+    if (p->layers > *layers)
+        *layers = p->layers;
+}
+
 /* Run one image call on the runtime without the GIL. a and b are copied here. */
 static PyObject *img_call(bp_runtime *self, enum img_op op, const char *a, const char *b, int force)
 {
     char *ca = a ? strdup(a) : NULL, *cb = b ? strdup(b) : NULL;
+    boxlite_pull_options po = BOXLITE_PULL_OPTIONS_INIT;
     boxlite_image_info *info = NULL;
-    PyObject *result = NULL;
+    unsigned layers = 0;
+    PyObject *result = NULL, *n;
     PyThreadState *ts;
     char err[ERRMSG];
     int rc;
@@ -38,11 +49,13 @@ static PyObject *img_call(bp_runtime *self, enum img_op op, const char *a, const
         free(cb);
         return raise_closed();
     }
+    po.progress = count_layers;
+    po.progress_ctx = &layers;
     ts = PyEval_SaveThread();
     if (!ca || (b && !cb))
         rc = BOXLITE_ENOMEM;
     else if (op == IMG_PULL)
-        rc = boxlite_image_pull(&info, self->rt, ca, NULL);
+        rc = boxlite_image_pull(&info, self->rt, ca, &po);
     else if (op == IMG_IMPORT)
         rc = boxlite_image_import(&info, self->rt, ca, cb);
     else
@@ -57,9 +70,13 @@ static PyObject *img_call(bp_runtime *self, enum img_op op, const char *a, const
         bp_raise(rc, err);
     else if (info)
         result = info_dict(info);
-    else {
-        Py_INCREF(Py_None);
-        result = Py_None;
+    else
+        result = Py_BuildValue("");
+    if (result && info && op == IMG_PULL) {
+        n = PyLong_FromUnsignedLong(layers);
+        if (!n || PyDict_SetItemString(result, "layers", n) != 0)
+            Py_CLEAR(result);
+        Py_XDECREF(n);
     }
     boxlite_image_info_free(info);
     return result;
