@@ -7,7 +7,7 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 from .. import _common as C
 from .. import _core
 from .._async import Box, Boxlite
-from ..codebox import PYTHON
+from ..codebox import PYTHON, pip_argv, pip_result
 from ..exec import ExecResult
 from ..options import BoxOptions, CopyOptions, Options
 
@@ -348,11 +348,10 @@ class SyncCodeBox(SyncSimpleBox):
             return self.run(f.read())
 
     def install_package(self, package: str) -> str:
-        r = self.exec(PYTHON, "-m", "pip", "install", package)
-        return r.stdout + r.stderr
+        return self.install_packages(package)
 
     def install_packages(self, *packages: str) -> str:
-        r = self.exec(PYTHON, "-m", "pip", "install", *packages)
-        return r.stdout + r.stderr
+        argv = pip_argv(packages)
+        return pip_result(argv, self.exec(*argv))
 
 
