@@ -101,7 +101,8 @@ class Boxlite:
             if options is not None and options.rootfs_path is not None:
                 # an OCI layout, docker-save tarball or plain rootfs: imported into the store
                 # (its base filesystem is cached by config digest), then used by name
-                imported = self._core.image_import(os.fspath(options.rootfs_path))["name"]
+                path = os.fspath(options.rootfs_path)
+                imported = self._core.image_import(path, C.rootfs_image_name(path))["name"]
             core_box = self._core.create(**C.create_kwargs(options, name, imported))
         except Exception:
             self._counters["failed"] += 1

@@ -4,7 +4,10 @@ and the stubs for API entries whose C calls have not landed yet."""
 import asyncio
 import codecs
 import concurrent.futures
+import hashlib
 import itertools
+import os
+import re
 import threading
 import weakref
 from typing import Any, Callable, Dict, List, Optional
@@ -77,6 +80,16 @@ def create_kwargs(options: Optional[BoxOptions], name: Optional[str],
         "volumes": list(o._volumes) or None,
         "ports": list(o._ports) or None,
     }
+
+
+def rootfs_image_name(path: str) -> str:
+    """The store name a rootfs_path is imported as: localhost/<file name>-<hash of the real
+    path>:latest, so that two paths with the same file name do not retag each other."""
+    real = os.path.realpath(path)
+    base = re.sub(r"[^a-z0-9._-]+", "-", os.path.basename(real.rstrip("/")).lower())
+    base = base.strip("._-") or "rootfs"
+    digest = hashlib.sha256(real.encode()).hexdigest()[:12]
+    return f"localhost/{base[:64]}-{digest}:latest"
 
 
 def exec_kwargs(command: str, args: Optional[List[str]], env: Any, tty: bool,

@@ -9,6 +9,7 @@ import textwrap
 import pytest
 
 import boxlite
+import registry_fixture as rf  # tests/ is on sys.path (conftest.py)
 
 SITE = __import__('pathlib').Path(boxlite.__file__).resolve().parent.parent
 
@@ -99,3 +100,15 @@ async def test_codebox_on_debian_python_image(python_runtime, tmp_path):
             await cb.install_package("requests")
         assert e.value.exit_code != 0 and "No module named pip" in e.value.stderr
         assert "pip install requests" in e.value.command
+
+
+async def test_rootfs_path_imports_a_local_oci_layout(runtime, tmp_path):
+    gz, _, _ = rf.build_busybox(tmp_path)  # the busybox test image as an OCI layout dir
+    async with boxlite.SimpleBox(rootfs_path=str(gz), runtime=runtime) as sb:
+        assert sb.info().image == boxlite._common.rootfs_image_name(str(gz))
+        assert sb.info().image.startswith("localhost/busybox-oci-")
+        r = await sb.exec("sh", "-c", "cat /etc/os-release; pwd; echo $GREETING")
+        assert r.stdout == ('PRETTY_NAME="boxlite busybox test"\nID=busybox\n'
+                            "/data\nfrom the image\n"), r.stderr
+    names = [i.repository for i in await runtime.images.list()]
+    assert any(n.startswith("localhost/busybox-oci-") for n in names), names
