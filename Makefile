@@ -25,7 +25,7 @@ build: deps $(BUILD)/build.ninja
 # The Python package, built against this build's libboxlite.a and installed under
 # $(BUILD)/python (the tests put it on sys.path): no root, no venv, no network.
 python: build
-	rm -rf $(BUILD)/python
+	rm -rf $(BUILD)/python python/build
 	BOXLITE_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pip install --no-build-isolation --no-index \
 	  --no-deps --target $(abspath $(BUILD))/python ./python
 

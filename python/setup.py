@@ -40,10 +40,12 @@ def link_libraries():
             names = [n.strip() for n in line.split(":", 1)[1].split(",") if n.strip()]
     flags = subprocess.run(["pkg-config", "--libs"] + names, check=True, capture_output=True,
                            text=True).stdout.split()
-    return [f[2:] for f in flags if f.startswith("-l")] + ["pthread"]
+    return [f[2:] for f in flags if f.startswith("-l")], [f for f in flags if not f.startswith("-l")]
 
 
 ensure_built()
+
+LIBS, LINK_FLAGS = link_libraries()
 
 core = Extension(
     "boxlite._core",
@@ -51,12 +53,12 @@ core = Extension(
     depends=[str(p.relative_to(HERE)) for p in (HERE / "src").glob("*.h")] + [str(LIB)],
     include_dirs=[str(ROOT / "include")],
     extra_objects=[str(LIB)],
-    libraries=link_libraries(),
+    libraries=LIBS + ["pthread"],
     extra_compile_args=["-std=c11", "-D_GNU_SOURCE", "-Wall", "-Wextra", "-Werror",
                         "-Wno-unused-parameter", "-Wno-missing-field-initializers",
                         "-fvisibility=hidden"],
     # keep libboxlite's symbols private to the extension
-    extra_link_args=["-Wl,--exclude-libs,ALL"],
+    extra_link_args=LINK_FLAGS + ["-Wl,--exclude-libs,ALL"],
 )
 
 setup(

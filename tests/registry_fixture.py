@@ -324,3 +324,51 @@ def build_debian(root):
         shutil.rmtree(layout)
     os.replace(tmp, layout)
     return layout
+
+
+def build_python_slim(root):
+    """The Debian + python3 image as "python:slim" is used by the Python tests: the layout of
+    build_debian plus one layer with /usr/local/bin/python → python3 (as the real python:slim
+    has), so that `python -c …` works. Its blobs are hard links to the cached layout's."""
+    base = build_debian(root)
+    extra = Layer()
+    for d in ["usr", "usr/local", "usr/local/bin"]:
+        extra.dir(d)
+    extra.symlink("usr/local/bin/python", "/usr/bin/python3")
+    raw = extra.raw()
+    key = hashlib.sha256(base.name.encode() + raw).hexdigest()[:12]
+    layout = CACHE / f"python-slim-layout-{key}"
+    if (layout / "index.json").exists():
+        return layout
+    tmp = CACHE / f"python-slim-layout-{key}.tmp{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    blobs = tmp / "blobs" / "sha256"
+    blobs.mkdir(parents=True)
+    for b in (base / "blobs" / "sha256").iterdir():
+        os.link(b, blobs / b.name)
+
+    def blob(digest):
+        return json.loads((base / "blobs" / "sha256" / digest[7:]).read_bytes())
+
+    def put(data):
+        d = hashlib.sha256(data).hexdigest()
+        (blobs / d).write_bytes(data)
+        return "sha256:" + d, len(data)
+
+    index = json.loads((base / "index.json").read_text())
+    man = blob(index["manifests"][0]["digest"])
+    cfg = blob(man["config"]["digest"])
+    gz = gzip.compress(raw, 6, mtime=0)
+    d, n = put(gz)
+    man["layers"].append({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                          "digest": d, "size": n})
+    cfg["rootfs"]["diff_ids"].append("sha256:" + hashlib.sha256(raw).hexdigest())
+    man["config"]["digest"], man["config"]["size"] = put(json.dumps(cfg).encode())
+    md, mn = put(json.dumps(man).encode())
+    (tmp / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    index["manifests"][0].update(digest=md, size=mn)
+    (tmp / "index.json").write_text(json.dumps(index))
+    if layout.exists():
+        shutil.rmtree(layout)
+    os.replace(tmp, layout)
+    return layout

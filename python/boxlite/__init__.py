@@ -15,7 +15,8 @@ _register_errors()
 
 from ._async import (Box, Boxlite, ExecStderr, ExecStdin, ExecStdout, Execution,  # noqa: E402
                      ImageHandle, SnapshotHandle)
-from ._common import BoxInfo, BoxMetrics, BoxStateInfo, RuntimeMetrics  # noqa: E402
+from ._common import (BoxInfo, BoxMetrics, BoxStateInfo, ImageInfo,  # noqa: E402
+                      ImagePullResult, RuntimeMetrics)
 from .codebox import CodeBox  # noqa: E402
 from .errors import (AlreadyExistsError, BoxliteError, ExecError,  # noqa: E402
                      InvalidArgumentError, InvalidStateError, NativeError, NotAvailableError,
@@ -35,7 +36,7 @@ native_version = _core.version()
 __all__ = [
     "Options", "ImageRegistry", "BoxOptions", "NetworkSpec", "CopyOptions",
     "Boxlite", "Box", "Execution", "ExecStdout", "ExecStderr", "ExecStdin", "ImageHandle",
-    "SnapshotHandle", "BoxInfo", "BoxStateInfo", "BoxMetrics", "RuntimeMetrics",
+    "SnapshotHandle", "ImagePullResult", "ImageInfo", "BoxInfo", "BoxStateInfo", "BoxMetrics", "RuntimeMetrics",
     "SimpleBox", "CodeBox", "ExecResult",
     "BoxliteError", "NativeError", "InvalidArgumentError", "NotFoundError",
     "AlreadyExistsError", "InvalidStateError", "StoppedError", "NotAvailableError",

@@ -1,6 +1,7 @@
 """_async.py — the async API: Boxlite (runtime), ImageHandle, Box, Execution and its
 streams. Each blocking native call runs on a worker thread with the GIL released."""
 import collections
+import os
 import signal as _signal
 import threading
 import time
@@ -17,18 +18,19 @@ __all__ = ["Boxlite", "ImageHandle", "Box", "SnapshotHandle", "Execution", "Exec
 
 
 class ImageHandle:
-    """runtime.images: pull and list images."""
+    """runtime.images: pull and list images (the runtime's registries are used for short
+    names; see docs/images.md)."""
 
     def __init__(self, runtime: "Boxlite"):
         self._runtime = runtime
 
-    async def pull(self, reference: str) -> Any:
-        self._runtime._check_open()
-        raise not_available("images.pull", C.NEEDS_PULL)
+    async def pull(self, reference: str) -> "C.ImagePullResult":
+        """Pull an image into the store (a cached image is only re-resolved)."""
+        return C.ImagePullResult(await C.call(self._runtime._core.image_pull, reference))
 
-    async def list(self) -> List[Any]:
-        self._runtime._check_open()
-        raise not_available("images.list", C.NEEDS_IMAGE_LIST)
+    async def list(self) -> "List[C.ImageInfo]":
+        """Every image in the store, sorted by name."""
+        return [C.ImageInfo(d) for d in await C.call(self._runtime._core.image_list)]
 
 
 class Boxlite:
@@ -42,10 +44,9 @@ class Boxlite:
         options = options if options is not None else Options()
         if not isinstance(options, Options):
             raise TypeError("options must be a boxlite.Options")
-        if options.image_registries:
-            raise not_available("image_registries", C.NEEDS_REGISTRIES)
         self._options = options
-        self._core = _core.Runtime(options.home_dir)
+        self._core = _core.Runtime(options.home_dir,
+                                   [r._native() for r in options.image_registries] or None)
         C._open_runtimes.add(self._core)
         self._boxes: "weakref.WeakValueDictionary[str, Box]" = weakref.WeakValueDictionary()
         self._counters = C.new_runtime_counters()
@@ -93,10 +94,16 @@ class Boxlite:
         return box
 
     def _create_sync(self, options: Optional[BoxOptions], name: Optional[str]) -> "Box":
-        kw = C.create_kwargs(options, name)
+        C.create_kwargs(options, name)  # validate before any import
         t0 = time.monotonic()
         try:
-            core_box = self._core.create(**kw)
+            imported = None
+            if options is not None and options.rootfs_path is not None:
+                # an OCI layout, docker-save tarball or plain rootfs: imported into the store
+                # (its base filesystem is cached by config digest), then used by name
+                path = os.fspath(options.rootfs_path)
+                imported = self._core.image_import(path, C.rootfs_image_name(path))["name"]
+            core_box = self._core.create(**C.create_kwargs(options, name, imported))
         except Exception:
             self._counters["failed"] += 1
             raise
@@ -273,11 +280,17 @@ class Box:
 
     async def copy_in(self, host_path: str, container_dest: str,
                       copy_options: Optional[CopyOptions] = None) -> None:
-        raise not_available("copy_in", C.NEEDS_COPY)
+        """Copy a host file or tree into the box (booting it when needed), like docker cp:
+        into container_dest when it is an existing directory, else as container_dest."""
+        kw = C.copy_kwargs(copy_options)
+        await C.call(lambda: self._core.copy_in(os.fspath(host_path), container_dest, **kw))
 
     async def copy_out(self, container_src: str, host_dest: str,
                        copy_options: Optional[CopyOptions] = None) -> None:
-        raise not_available("copy_out", C.NEEDS_COPY)
+        """Copy a file or tree out of the box to the host, with the same rules; the box's
+        archive is untrusted (nothing is written outside host_dest)."""
+        kw = C.copy_kwargs(copy_options)
+        await C.call(lambda: self._core.copy_out(container_src, os.fspath(host_dest), **kw))
 
     async def clone_box(self, *, options: Any = None, name: Optional[str] = None) -> "Box":
         raise not_available("clone_box", C.NEEDS_CLONE)

@@ -4,14 +4,17 @@ and the stubs for API entries whose C calls have not landed yet."""
 import asyncio
 import codecs
 import concurrent.futures
+import hashlib
 import itertools
+import os
+import re
 import threading
 import weakref
 from typing import Any, Callable, Dict, List, Optional
 
 from . import _core
 from .errors import not_available
-from .options import BUILTIN_IMAGE, BoxOptions, env_pairs
+from .options import BUILTIN_IMAGE, BoxOptions, CopyOptions, env_pairs
 
 # One worker per blocking call; the C calls release the GIL and wait in short slices.
 _executor = concurrent.futures.ThreadPoolExecutor(max_workers=64, thread_name_prefix="boxlite")
@@ -46,23 +49,20 @@ def next_exec_id() -> str:
 
 # ---- options → native arguments ----
 
-def create_kwargs(options: Optional[BoxOptions], name: Optional[str]) -> Dict[str, Any]:
+def create_kwargs(options: Optional[BoxOptions], name: Optional[str],
+                  imported: Optional[str] = None) -> Dict[str, Any]:
+    """The native create() arguments. imported: the image name rootfs_path was imported as
+    (the caller imports it first, see Boxlite._create_sync)."""
     o = options if options is not None else BoxOptions()
     if not isinstance(o, BoxOptions):
         raise TypeError("options must be a BoxOptions")
-    if o.rootfs_path is not None:
-        raise not_available("rootfs_path", "local OCI layouts: the images issue's "
-                            "boxlite_image_import")
-    if o._volumes:
-        raise not_available("volumes", "virtio-9p volumes in boxlite_box_options")
-    if o._ports:
-        raise not_available("ports", "networking and port forwards in boxlite_box_options")
-    if o.network is not None and o.network.mode == "enabled":
-        raise not_available("network mode 'enabled'", "networking in boxlite_box_options; "
-                            "boxes of this build have no network")
+    if o.network is not None and o.network.allow_net:
+        raise not_available("NetworkSpec(allow_net=[...])", "per-host egress filtering in "
+                            "the C library; boxes have either full user-mode NAT "
+                            "(mode='enabled') or no network (mode='disabled')")
     if o.secrets:
         raise not_available("secrets", "secret substitution in the C library")
-    image = o.image
+    image = imported if imported is not None else o.image
     return {
         "image": None if image == BUILTIN_IMAGE else image,
         "name": name,
@@ -76,7 +76,20 @@ def create_kwargs(options: Optional[BoxOptions], name: Optional[str]) -> Dict[st
         "cmd": o.cmd,
         "auto_remove": bool(o.auto_remove),
         "detach": bool(o.detach),
+        "network_disabled": o.network is not None and o.network.mode == "disabled",
+        "volumes": list(o._volumes) or None,
+        "ports": list(o._ports) or None,
     }
+
+
+def rootfs_image_name(path: str) -> str:
+    """The store name a rootfs_path is imported as: localhost/<file name>-<hash of the real
+    path>:latest, so that two paths with the same file name do not retag each other."""
+    real = os.path.realpath(path)
+    base = re.sub(r"[^a-z0-9._-]+", "-", os.path.basename(real.rstrip("/")).lower())
+    base = base.strip("._-") or "rootfs"
+    digest = hashlib.sha256(real.encode()).hexdigest()[:12]
+    return f"localhost/{base[:64]}-{digest}:latest"
 
 
 def exec_kwargs(command: str, args: Optional[List[str]], env: Any, tty: bool,
@@ -122,6 +135,10 @@ class BoxStateInfo:
         return f"BoxStateInfo(status={self.status!r}, running={self.running}, pid={self.pid})"
 
 
+def _split_list(s: str) -> List[str]:
+    return [x.strip() for x in s.split(", ") if x.strip()] if s else []
+
+
 class BoxInfo:
     """What is known about a box. Also awaitable (await box.info() and box.info() both work)."""
 
@@ -135,7 +152,11 @@ class BoxInfo:
         self.cpus: int = d["cpus"]
         self.memory_mib: int = d["memory_mib"]
         self.disk_size_gb: Optional[int] = d["disk_size_gb"] or None
-        self.network = "disabled"  # boxes of this build have no network device
+        self.network = "disabled" if d["network_disabled"] else "enabled"
+        #: published ports as "127.0.0.1:8080->80/tcp" strings
+        self.ports: List[str] = _split_list(d["ports"])
+        #: shared host directories as "/host:/guest[:ro]" strings
+        self.volumes: List[str] = _split_list(d["volumes"])
         self.auto_remove: bool = d["auto_remove"]
         self.detach: bool = d["detach"]
         self.reason: str = d["reason"]
@@ -247,12 +268,52 @@ class NativeExecResult:
                 f" timed_out={self.timed_out})")
 
 
+def copy_kwargs(copy_options: Any) -> Dict[str, bool]:
+    o = copy_options if copy_options is not None else CopyOptions()
+    if not isinstance(o, CopyOptions):
+        raise TypeError("copy_options must be a CopyOptions")
+    return {"recursive": bool(o.recursive), "overwrite": bool(o.overwrite),
+            "follow_symlinks": bool(o.follow_symlinks),
+            "include_parent": bool(o.include_parent)}
+
+
+class ImagePullResult:
+    """What images.pull returns: reference (the canonical name pulled), config_digest
+    ("sha256:…", the image id), layer_count."""
+
+    def __init__(self, d: Dict[str, Any]):
+        self.reference: str = d["name"]
+        self.config_digest: str = d["id"]
+        self.layer_count: int = d.get("layers", 0)
+        self.manifest_digest: str = d["digest"]
+        self.size: int = d["size"]
+
+    def __repr__(self) -> str:
+        return (f"ImagePullResult(reference={self.reference!r}, "
+                f"config_digest={self.config_digest!r}, layer_count={self.layer_count})")
+
+
+class ImageInfo:
+    """An image in the runtime's store: repository, tag ("" when pulled by digest), id
+    ("sha256:…" of the config), cached_at (a timezone-aware datetime), size, digest, name."""
+
+    def __init__(self, d: Dict[str, Any]):
+        import datetime
+        self.repository: str = d["repository"]
+        self.tag: str = d["tag"]
+        self.id: str = d["id"]
+        self.cached_at = datetime.datetime.fromtimestamp(d["cached_at"], datetime.timezone.utc)
+        self.size: int = d["size"]
+        self.digest: str = d["digest"]
+        self.name: str = d["name"]
+
+    def __repr__(self) -> str:
+        return (f"ImageInfo(repository={self.repository!r}, tag={self.tag!r}, id={self.id!r},"
+                f" cached_at={self.cached_at.isoformat()!r})")
+
+
 # ---- entries waiting for C calls ----
 
-NEEDS_COPY = "the C copy calls of the exec/files issue (boxlite_box_copy_in / _copy_out)"
-NEEDS_PULL = "the images issue's boxlite_image_pull"
-NEEDS_IMAGE_LIST = "the images issue's boxlite_image_list"
-NEEDS_REGISTRIES = "registries in boxlite_runtime_options v2 (the images issue)"
 NEEDS_SNAPSHOT = "the snapshot issue's C calls (snapshot create/list/restore/remove)"
 NEEDS_CLONE = "the snapshot issue's clone call"
 NEEDS_EXPORT = "the snapshot issue's export call"

@@ -2,6 +2,7 @@
 from typing import Any, Optional
 
 from ._async import Boxlite
+from .errors import ExecError
 from .simplebox import SimpleBox
 
 __all__ = ["CodeBox"]
@@ -30,9 +31,23 @@ class CodeBox(SimpleBox):
             return await self.run(f.read())
 
     async def install_package(self, package: str) -> str:
-        result = await self.exec(PYTHON, "-m", "pip", "install", package)
-        return result.stdout + result.stderr
+        """pip-install a package in the box; returns pip's output. A failed install raises
+        ExecError (BoxLite returns the output and says nothing)."""
+        return await self.install_packages(package)
 
     async def install_packages(self, *packages: str) -> str:
-        result = await self.exec(PYTHON, "-m", "pip", "install", *packages)
-        return result.stdout + result.stderr
+        argv = pip_argv(packages)
+        return pip_result(argv, await self.exec(*argv))
+
+
+def pip_argv(packages: "tuple[str, ...]") -> "list[str]":
+    if not packages:
+        raise ValueError("install_packages needs at least one package")
+    return [PYTHON, "-m", "pip", "install", *packages]
+
+
+def pip_result(argv: "list[str]", result: Any) -> str:
+    if result.exit_code != 0:
+        raise ExecError(" ".join(argv), result.exit_code,
+                        result.stderr.strip() or result.error_message or result.stdout.strip())
+    return result.stdout + result.stderr

@@ -40,6 +40,11 @@ class ImageRegistry:
         self.password = password
         self.bearer_token = bearer_token
 
+    def _native(self) -> Tuple[Any, ...]:
+        """The tuple boxlite._core.Runtime takes."""
+        return (self.host, 1 if self.transport == "http" else 0, self.skip_verify, self.search,
+                self.username, self.password, self.bearer_token)
+
     def __repr__(self) -> str:
         auth = ("basic" if self.username is not None else
                 "bearer" if self.bearer_token is not None else "none")
@@ -64,7 +69,9 @@ class Options:
 
 
 class NetworkSpec:
-    """Networking of a box: mode "enabled" or "disabled", and the hosts it may reach."""
+    """Networking of a box: mode "enabled" (user-mode NAT, the default) or "disabled"
+    (loopback only), and the hosts it may reach (allow_net: not supported yet; a non-empty
+    list is refused when the box is created)."""
 
     def __init__(self, mode: str = "enabled", allow_net: Sequence[str] = ()):
         if mode not in ("enabled", "disabled"):

@@ -102,11 +102,13 @@ static int claim(bp_box *b)
 
 /* ---- calls ---- */
 
-enum op { OP_START, OP_STOP, OP_REMOVE, OP_INFO, OP_STATS };
+enum op { OP_START, OP_STOP, OP_REMOVE, OP_INFO, OP_STATS, OP_COPY_IN, OP_COPY_OUT };
 
 struct op_args {
     enum op op;
     int arg;
+    char *src, *dst; /* copies: owned by the caller */
+    boxlite_copy_options copt;
     boxlite_box_info info;
     boxlite_box_stats stats;
     char err[ERRMSG];
@@ -142,6 +144,18 @@ static int run_op(bp_box *b, struct op_args *a)
         break;
     case OP_STATS:
         rc = boxlite_box_get_stats(&a->stats, b->box);
+        break;
+    case OP_COPY_IN:
+    case OP_COPY_OUT:
+        /* like exec: a copy is a process in the box, which boots it when needed */
+        drain_execs(b, 0, "");
+        rc = boxlite_box_start(b->box);
+        if (rc == 0)
+            b->started_here = 1;
+        if (rc == 0 && a->op == OP_COPY_IN)
+            rc = boxlite_box_copy_in(b->box, a->src, a->dst, &a->copt);
+        else if (rc == 0)
+            rc = boxlite_box_copy_out(b->box, a->src, a->dst, &a->copt);
         break;
     }
     if (rc != 0)
@@ -211,6 +225,41 @@ static PyObject *box_stats(bp_box *b, PyObject *unused)
                          (unsigned long long)a.stats.memory_bytes, "disk_bytes",
                          (unsigned long long)a.stats.disk_bytes, "disk_size_bytes",
                          (unsigned long long)a.stats.disk_size_bytes);
+}
+
+/* copy_in(host_path, box_path, recursive=True, overwrite=True, follow_symlinks=False,
+ * include_parent=True) and copy_out(box_path, host_path, ...). */
+static PyObject *box_copy(bp_box *b, PyObject *args, PyObject *kw, enum op op)
+{
+    static char *kwlist[] = {
+        "src", "dst", "recursive", "overwrite", "follow_symlinks", "include_parent", NULL};
+    struct op_args a = {.op = op, .copt = BOXLITE_COPY_OPTIONS_INIT};
+    const char *src, *dst;
+    PyObject *r = NULL;
+
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "ss|pppp:copy", kwlist, &src, &dst,
+                                     &a.copt.recursive, &a.copt.overwrite, &a.copt.follow_symlinks,
+                                     &a.copt.include_parent))
+        return NULL;
+    a.src = strdup(src);
+    a.dst = strdup(dst);
+    if (!a.src || !a.dst)
+        PyErr_NoMemory();
+    else
+        r = op_call(b, &a);
+    free(a.src);
+    free(a.dst);
+    return r;
+}
+
+static PyObject *box_copy_in(bp_box *b, PyObject *args, PyObject *kw)
+{
+    return box_copy(b, args, kw, OP_COPY_IN);
+}
+
+static PyObject *box_copy_out(bp_box *b, PyObject *args, PyObject *kw)
+{
+    return box_copy(b, args, kw, OP_COPY_OUT);
 }
 
 static bp_exec *exec_new(bp_box *b)
@@ -359,6 +408,12 @@ static PyMethodDef box_methods[] = {
     {"stats", (PyCFunction)box_stats, METH_NOARGS, "stats() -> dict (running boxes)"},
     {"exec", (PyCFunction)(void (*)(void))box_exec, METH_VARARGS | METH_KEYWORDS,
      "exec(argv, env=None, cwd=None, user=None, tty=False, timeout_ms=0) -> Exec"},
+    {"copy_in", (PyCFunction)(void (*)(void))box_copy_in, METH_VARARGS | METH_KEYWORDS,
+     "copy_in(host_path, box_path, recursive=True, overwrite=True, follow_symlinks=False, "
+     "include_parent=True); boots the box when needed"},
+    {"copy_out", (PyCFunction)(void (*)(void))box_copy_out, METH_VARARGS | METH_KEYWORDS,
+     "copy_out(box_path, host_path, recursive=True, overwrite=True, follow_symlinks=False, "
+     "include_parent=True); boots the box when needed"},
     {"close", (PyCFunction)box_close, METH_VARARGS,
      "close(stop_timeout_ms=-1): stop the box if this handle started it, free the handle"},
     {NULL, NULL, 0, NULL},

@@ -85,6 +85,12 @@ extern PyTypeObject bp_exec_type;
 /* Box internals shared with the runtime (all without the GIL). */
 void bp_box_close_claimed(bp_box *b, int stop_timeout_ms, const char *why);
 
+/* Runtime methods implemented in image.c. */
+PyObject *bp_rt_image_pull(bp_runtime *self, PyObject *args);
+PyObject *bp_rt_image_import(bp_runtime *self, PyObject *args);
+PyObject *bp_rt_image_remove(bp_runtime *self, PyObject *args);
+PyObject *bp_rt_image_list(bp_runtime *self, PyObject *unused);
+
 /* Exec internals shared with the box (without the GIL, bp_lock not held). */
 void bp_exec_drain_claimed(bp_exec *e, const char *why);
 int bp_exec_done(bp_exec *e);

@@ -164,8 +164,21 @@ static int add_consts(PyObject *m)
     };
     /* The C calls this build has beyond runtime, box and exec: the Python layer turns on
      * images, copies, snapshots ... when their names appear here. */
-    PyObject *features = PyFrozenSet_New(NULL);
+    static const char *const feature_names[] = {
+        "image_pull", "image_list", "image_import", "image_remove", "registries",
+        "copy",       "volumes",    "ports",        "network",
+    };
+    PyObject *features = NULL, *names = PyList_New(0);
 
+    for (size_t i = 0; names && i < sizeof(feature_names) / sizeof(feature_names[0]); i++) {
+        PyObject *s = PyUnicode_FromString(feature_names[i]);
+        if (!s || PyList_Append(names, s) != 0)
+            Py_CLEAR(names);
+        Py_XDECREF(s);
+    }
+    if (names)
+        features = PyFrozenSet_New(names);
+    Py_XDECREF(names);
     for (size_t i = 0; i < sizeof(consts) / sizeof(consts[0]); i++)
         if (PyModule_AddIntConstant(m, consts[i].name, consts[i].value) != 0)
             return -1;

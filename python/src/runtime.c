@@ -13,28 +13,117 @@ static PyObject *raise_closed(void)
     return bp_raise(BOXLITE_ESTATE, "the boxlite runtime has been shut down");
 }
 
+static char *dup_or_null(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+static void regs_free(boxlite_registry *r, size_t n)
+{
+    for (size_t i = 0; r && i < n; i++) {
+        free((char *)r[i].host);
+        free((char *)r[i].username);
+        free((char *)r[i].password);
+        free((char *)r[i].token);
+        free((char *)r[i].ca_file);
+    }
+    free(r);
+}
+
+/* obj: None or a sequence of (host, transport, skip_verify, search, username, password,
+ * token[, ca_file]) tuples → a malloc'd array whose strings are copies. */
+static int regs_from(PyObject *obj, boxlite_registry **out, size_t *n_out)
+{
+    boxlite_registry *r = NULL;
+    PyObject *seq;
+    Py_ssize_t n;
+    int ok = 1;
+
+    *out = NULL;
+    *n_out = 0;
+    if (obj == Py_None)
+        return 0;
+    seq = PySequence_Fast(obj, "registries must be a list of tuples");
+    if (!seq)
+        return -1;
+    n = PySequence_Fast_GET_SIZE(seq);
+    r = calloc((size_t)n + 1, sizeof(*r));
+    ok = r != NULL;
+    for (Py_ssize_t i = 0; ok && i < n; i++) {
+        const char *host, *user = NULL, *pass = NULL, *token = NULL, *ca = NULL;
+        int transport = 0, skip = 0, search = 0;
+        PyObject *t = PySequence_Fast_GET_ITEM(seq, i);
+        ok = PyTuple_Check(t) && PyArg_ParseTuple(t, "si|ppzzzz:registry", &host, &transport, &skip,
+                                                  &search, &user, &pass, &token, &ca);
+        if (!ok)
+            break;
+        r[i].host = strdup(host);
+        r[i].transport = transport;
+        r[i].skip_verify = skip;
+        r[i].search = search;
+        r[i].username = dup_or_null(user);
+        r[i].password = dup_or_null(pass);
+        r[i].token = dup_or_null(token);
+        r[i].ca_file = dup_or_null(ca);
+        *n_out = (size_t)i + 1;
+        ok = r[i].host && (!user || r[i].username) && (!pass || r[i].password) &&
+             (!token || r[i].token) && (!ca || r[i].ca_file);
+        if (!ok)
+            PyErr_NoMemory();
+    }
+    Py_DECREF(seq);
+    if (!ok) {
+        if (!PyErr_Occurred()) {
+            if (r)
+                PyErr_SetString(PyExc_TypeError, "registries must be a list of tuples");
+            else
+                PyErr_NoMemory();
+        }
+        regs_free(r, *n_out);
+        *n_out = 0;
+        return -1;
+    }
+    *out = r;
+    return 0;
+}
+
 static int rt_init(bp_runtime *self, PyObject *args, PyObject *kw)
 {
-    static char *kwlist[] = {"home_dir", NULL};
+    static char *kwlist[] = {"home_dir", "registries", NULL};
     boxlite_runtime_options o = BOXLITE_RUNTIME_OPTIONS_INIT;
     const char *home = NULL;
-    char err[ERRMSG];
+    PyObject *regs_obj = Py_None;
+    boxlite_registry *regs = NULL;
+    size_t n_regs = 0;
+    char err[ERRMSG], *c_home;
     boxlite_runtime *rt = NULL;
     PyThreadState *ts;
     int rc;
 
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|z:Runtime", kwlist, &home))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|zO:Runtime", kwlist, &home, &regs_obj))
         return -1;
     if (self->rt) {
         PyErr_SetString(PyExc_RuntimeError, "Runtime already initialised");
         return -1;
     }
-    o.home_dir = home;
+    if (regs_from(regs_obj, &regs, &n_regs) != 0)
+        return -1;
+    c_home = dup_or_null(home);
+    if (home && !c_home) {
+        regs_free(regs, n_regs);
+        PyErr_NoMemory();
+        return -1;
+    }
+    o.home_dir = c_home;
+    o.registries = regs;
+    o.n_registries = n_regs;
     ts = PyEval_SaveThread();
     rc = boxlite_runtime_open(&rt, &o);
     if (rc != 0)
         bp_copy_error(err, sizeof(err));
     PyEval_RestoreThread(ts);
+    regs_free(regs, n_regs);
+    free(c_home);
     if (rc != 0) {
         bp_raise(rc, err);
         return -1;
@@ -97,11 +186,6 @@ void bp_strv_free(char **v)
     strv_free(v);
 }
 
-static char *dup_or_null(const char *s)
-{
-    return s ? strdup(s) : NULL;
-}
-
 /* ---- boxes ---- */
 
 /* Wrap a C handle (always taken over, freed on failure) and link it into the runtime. */
@@ -134,16 +218,145 @@ static bp_box *box_wrap(bp_runtime *self, boxlite_box *box)
     return b;
 }
 
+static void vols_free(boxlite_volume *v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++) {
+        free((char *)v[i].host_path);
+        free((char *)v[i].guest_path);
+    }
+    free(v);
+}
+
+/* obj: None or a sequence of (host_path, guest_path, read_only) tuples. */
+static int vols_from(PyObject *obj, boxlite_volume **out, size_t *n_out)
+{
+    boxlite_volume *v;
+    PyObject *seq;
+    Py_ssize_t n;
+    int ok;
+
+    *out = NULL;
+    *n_out = 0;
+    if (obj == Py_None)
+        return 0;
+    seq = PySequence_Fast(obj, "volumes must be a list of tuples");
+    if (!seq)
+        return -1;
+    n = PySequence_Fast_GET_SIZE(seq);
+    v = calloc((size_t)n + 1, sizeof(*v));
+    ok = v != NULL;
+    if (!ok)
+        PyErr_NoMemory();
+    for (Py_ssize_t i = 0; ok && i < n; i++) {
+        const char *host, *guest;
+        int ro = 0;
+        PyObject *t = PySequence_Fast_GET_ITEM(seq, i);
+        ok = PyTuple_Check(t) && PyArg_ParseTuple(t, "ss|p:volume", &host, &guest, &ro);
+        if (!ok)
+            break;
+        v[i].host_path = strdup(host);
+        v[i].guest_path = strdup(guest);
+        v[i].read_only = ro;
+        *n_out = (size_t)i + 1;
+        ok = v[i].host_path && v[i].guest_path;
+        if (!ok)
+            PyErr_NoMemory();
+    }
+    Py_DECREF(seq);
+    if (!ok) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, "volumes must be a list of tuples");
+        vols_free(v, *n_out);
+        *n_out = 0;
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static void ports_free(boxlite_port *p, size_t n)
+{
+    for (size_t i = 0; p && i < n; i++) {
+        free((char *)p[i].protocol);
+        free((char *)p[i].host_ip);
+    }
+    free(p);
+}
+
+/* obj: None or a sequence of (host_port, guest_port, protocol, host_ip) tuples. */
+static int ports_from(PyObject *obj, boxlite_port **out, size_t *n_out)
+{
+    boxlite_port *p;
+    PyObject *seq;
+    Py_ssize_t n;
+    int ok;
+
+    *out = NULL;
+    *n_out = 0;
+    if (obj == Py_None)
+        return 0;
+    seq = PySequence_Fast(obj, "ports must be a list of tuples");
+    if (!seq)
+        return -1;
+    n = PySequence_Fast_GET_SIZE(seq);
+    p = calloc((size_t)n + 1, sizeof(*p));
+    ok = p != NULL;
+    if (!ok)
+        PyErr_NoMemory();
+    for (Py_ssize_t i = 0; ok && i < n; i++) {
+        const char *proto = NULL, *ip = NULL;
+        unsigned host = 0, guest = 0;
+        PyObject *t = PySequence_Fast_GET_ITEM(seq, i);
+        ok = PyTuple_Check(t) && PyArg_ParseTuple(t, "II|zz:port", &host, &guest, &proto, &ip);
+        if (!ok)
+            break;
+        p[i].host_port = host;
+        p[i].guest_port = guest;
+        p[i].protocol = dup_or_null(proto);
+        p[i].host_ip = dup_or_null(ip);
+        *n_out = (size_t)i + 1;
+        ok = (!proto || p[i].protocol) && (!ip || p[i].host_ip);
+        if (!ok)
+            PyErr_NoMemory();
+    }
+    Py_DECREF(seq);
+    if (!ok) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, "ports must be a list of tuples");
+        ports_free(p, *n_out);
+        *n_out = 0;
+        return -1;
+    }
+    *out = p;
+    return 0;
+}
+
 static PyObject *rt_create(bp_runtime *self, PyObject *args, PyObject *kw)
 {
-    static char *kwlist[] = {"image",       "name",        "cpus", "memory_mib", "disk_size_gb",
-                             "env",         "working_dir", "user", "entrypoint", "cmd",
-                             "auto_remove", "detach",      NULL};
+    static char *kwlist[] = {"image",
+                             "name",
+                             "cpus",
+                             "memory_mib",
+                             "disk_size_gb",
+                             "env",
+                             "working_dir",
+                             "user",
+                             "entrypoint",
+                             "cmd",
+                             "auto_remove",
+                             "detach",
+                             "network_disabled",
+                             "volumes",
+                             "ports",
+                             NULL};
     boxlite_box_options o = BOXLITE_BOX_OPTIONS_INIT;
     const char *image = NULL, *name = NULL, *wd = NULL, *user = NULL;
-    PyObject *env = Py_None, *ep = Py_None, *cmd = Py_None;
+    PyObject *env = Py_None, *ep = Py_None, *cmd = Py_None, *vols = Py_None, *ports = Py_None;
     unsigned cpus = 0, mem = 0, disk = 0;
-    int auto_remove = 0, detach = 0, rc = 0;
+    int auto_remove = 0, detach = 0, net_off = 0, rc = 0;
+    boxlite_volume *c_vols = NULL;
+    boxlite_port *c_ports = NULL;
+    size_t n_vols = 0, n_ports = 0;
     char **envv = NULL, **epv = NULL, **cmdv = NULL;
     char *c_image = NULL, *c_name = NULL, *c_wd = NULL, *c_user = NULL;
     boxlite_box *box = NULL;
@@ -151,13 +364,14 @@ static PyObject *rt_create(bp_runtime *self, PyObject *args, PyObject *kw)
     PyThreadState *ts;
     char err[ERRMSG];
 
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|zzIIIOzzOOpp:create", kwlist, &image, &name, &cpus,
-                                     &mem, &disk, &env, &wd, &user, &ep, &cmd, &auto_remove,
-                                     &detach))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|zzIIIOzzOOpppOO:create", kwlist, &image, &name,
+                                     &cpus, &mem, &disk, &env, &wd, &user, &ep, &cmd, &auto_remove,
+                                     &detach, &net_off, &vols, &ports))
         return NULL;
     if (strv_from(env, &envv, "env must be a list of str") != 0 ||
         strv_from(ep, &epv, "entrypoint must be a list of str") != 0 ||
-        strv_from(cmd, &cmdv, "cmd must be a list of str") != 0)
+        strv_from(cmd, &cmdv, "cmd must be a list of str") != 0 ||
+        vols_from(vols, &c_vols, &n_vols) != 0 || ports_from(ports, &c_ports, &n_ports) != 0)
         goto out;
     c_image = dup_or_null(image);
     c_name = dup_or_null(name);
@@ -175,6 +389,11 @@ static PyObject *rt_create(bp_runtime *self, PyObject *args, PyObject *kw)
     o.cmd = (const char *const *)cmdv;
     o.auto_remove = auto_remove;
     o.detach = detach;
+    o.network_disabled = net_off;
+    o.volumes = c_vols;
+    o.n_volumes = n_vols;
+    o.ports = c_ports;
+    o.n_ports = n_ports;
     if (bp_guard_enter(&self->g) != 0) {
         raise_closed();
         goto out;
@@ -197,6 +416,8 @@ out:
     free(c_name);
     free(c_wd);
     free(c_user);
+    vols_free(c_vols, n_vols);
+    ports_free(c_ports, n_ports);
     return result;
 }
 
@@ -237,12 +458,13 @@ PyObject *bp_info_dict(const boxlite_box_info *i);
 
 PyObject *bp_info_dict(const boxlite_box_info *i)
 {
-    return Py_BuildValue("{s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:i,s:i,s:O,s:O}", "id", i->id,
-                         "name", i->name, "image", i->image, "state", i->state, "created_at",
-                         i->created_at, "reason", i->reason, "cpus", i->cpus, "memory_mib",
-                         i->memory_mib, "disk_size_gb", i->disk_size_gb, "pid", i->pid, "qemu_pid",
-                         i->qemu_pid, "detach", i->detach ? Py_True : Py_False, "auto_remove",
-                         i->auto_remove ? Py_True : Py_False);
+    return Py_BuildValue(
+        "{s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:i,s:i,s:O,s:O,s:O,s:s,s:s}", "id", i->id, "name",
+        i->name, "image", i->image, "state", i->state, "created_at", i->created_at, "reason",
+        i->reason, "cpus", i->cpus, "memory_mib", i->memory_mib, "disk_size_gb", i->disk_size_gb,
+        "pid", i->pid, "qemu_pid", i->qemu_pid, "detach", i->detach ? Py_True : Py_False,
+        "auto_remove", i->auto_remove ? Py_True : Py_False, "network_disabled",
+        i->network_disabled ? Py_True : Py_False, "ports", i->ports, "volumes", i->volumes);
 }
 
 static PyObject *rt_list(bp_runtime *self, PyObject *unused)
@@ -385,12 +607,20 @@ static PyMethodDef rt_methods[] = {
     {"create", (PyCFunction)(void (*)(void))rt_create, METH_VARARGS | METH_KEYWORDS,
      "create(image=None, name=None, cpus=0, memory_mib=0, disk_size_gb=0, env=None, "
      "working_dir=None, user=None, entrypoint=None, cmd=None, auto_remove=False, "
-     "detach=False) -> Box"},
+     "detach=False, network_disabled=False, volumes=None, ports=None) -> Box; volumes: "
+     "[(host_path, guest_path, read_only)], ports: [(host_port, guest_port, protocol, host_ip)]"},
     {"get", (PyCFunction)rt_get, METH_VARARGS, "get(id_or_name) -> Box or None"},
     {"list", (PyCFunction)rt_list, METH_NOARGS, "list() -> [info dict], newest first"},
     {"remove", (PyCFunction)rt_remove, METH_VARARGS, "remove(id_or_name, force=False)"},
     {"close", (PyCFunction)rt_close, METH_VARARGS,
      "close(stop_timeout_ms=-1): stop the boxes this runtime started and free it"},
+    {"image_pull", (PyCFunction)bp_rt_image_pull, METH_VARARGS,
+     "image_pull(ref) -> image dict (name, repository, tag, id, digest, size, cached_at)"},
+    {"image_import", (PyCFunction)bp_rt_image_import, METH_VARARGS,
+     "image_import(path, name=None) -> image dict"},
+    {"image_list", (PyCFunction)bp_rt_image_list, METH_NOARGS, "image_list() -> [image dict]"},
+    {"image_remove", (PyCFunction)bp_rt_image_remove, METH_VARARGS,
+     "image_remove(ref, force=False)"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -405,7 +635,9 @@ PyTypeObject bp_runtime_type = {
     .tp_basicsize = sizeof(bp_runtime),
     .tp_weaklistoffset = offsetof(bp_runtime, weakrefs),
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "Runtime(home_dir=None): an open boxlite runtime home.",
+    .tp_doc = "Runtime(home_dir=None, registries=None): an open boxlite runtime home; "
+              "registries: [(host, transport, skip_verify, search, username, password, token"
+              "[, ca_file])], transport 0 https, 1 http.",
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)rt_init,
     .tp_dealloc = (destructor)rt_dealloc,

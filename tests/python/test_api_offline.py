@@ -67,23 +67,55 @@ def test_simplebox_needs_an_image_and_a_start():
     assert boxlite.CodeBox()._box_options.image == "python:slim"
 
 
-def test_registries_wait_for_the_images_issue(py_home):
-    opts = boxlite.Options(home_dir=str(py_home),
-                           image_registries=[boxlite.ImageRegistry("localhost:5000")])
-    with pytest.raises(RuntimeError, match="not available in this build"):
-        boxlite.Boxlite(opts)
+def test_features_list_the_wired_c_calls():
+    assert {"image_pull", "image_list", "image_import", "registries", "copy", "volumes",
+            "ports", "network"} <= boxlite._core.features
 
 
 @pytest.mark.asyncio
-async def test_entries_waiting_for_c_calls_say_so(runtime):
-    with pytest.raises(RuntimeError, match="boxlite_image_pull"):
-        await runtime.images.pull("alpine:latest")
-    with pytest.raises(RuntimeError, match="boxlite_image_list"):
-        await runtime.images.list()
+async def test_registries_reach_the_c_library(tmp_path):
+    # a search registry nothing listens on: the short name is tried there, not on docker.io
+    port_closed = "127.0.0.1:9"
+    opts = boxlite.Options(home_dir=str(tmp_path / "home"), image_registries=[
+        boxlite.ImageRegistry(port_closed, transport="http", search=True)])
+    rt = boxlite.Boxlite(opts)
+    try:
+        with pytest.raises(RuntimeError, match=port_closed) as e:
+            await rt.images.pull("python:slim")
+        assert "docker.io" not in str(e.value)
+        assert await rt.images.list() == []
+    finally:
+        rt.close()
+
+
+@pytest.mark.asyncio
+async def test_entries_still_waiting_say_so(runtime, tmp_path):
     with pytest.raises(NotImplementedError, match="not available in this build"):
         await runtime.import_box("/nonexistent.tar")
-    with pytest.raises(RuntimeError, match="not available"):
-        await runtime.create(boxlite.BoxOptions(image="default", volumes=[("/a", "/b")]))
+    box = await runtime.create(boxlite.BoxOptions(image="default"))
+    try:
+        for call in (lambda: box.snapshot.create("s"), lambda: box.snapshot.list(),
+                     lambda: box.clone_box(), lambda: box.export(dest=str(tmp_path))):
+            with pytest.raises(RuntimeError, match="snapshot issue"):
+                await call()
+    finally:
+        await runtime.remove(box.id)
+    with pytest.raises(RuntimeError, match="allow_net"):
+        await runtime.create(boxlite.BoxOptions(
+            image="default", network=boxlite.NetworkSpec(allow_net=["example.com"])))
+    with pytest.raises(RuntimeError, match="secrets"):
+        await runtime.create(boxlite.BoxOptions(image="default", secrets=["x"]))
+
+
+@pytest.mark.asyncio
+async def test_bad_volume_port_and_rootfs_are_clear_errors(runtime, tmp_path):
+    with pytest.raises(RuntimeError, match="/no/such/dir"):
+        await runtime.create(boxlite.BoxOptions(image="default",
+                                                volumes=[("/no/such/dir", "/mnt")]))
+    with pytest.raises(RuntimeError, match="1-65535"):
+        await runtime.create(boxlite.BoxOptions(image="default", ports=[(70000, 80)]))
+    with pytest.raises(RuntimeError, match="nothing-here"):
+        await runtime.create(boxlite.BoxOptions(rootfs_path=str(tmp_path / "nothing-here")))
 
 
 @pytest.mark.asyncio

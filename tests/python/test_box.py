@@ -1,15 +1,24 @@
 """test_box.py — the async API on real VMs: execs on one shared box (streams, stdin, 5000
-lines, timeouts, kill, signals, tty, concurrency), then one box's lifecycle by name, stop
-under a running process, and a runtime shutdown."""
+lines, timeouts, kill, signals, tty, concurrency, copies), then one box's lifecycle by name,
+stop under a running process, a runtime shutdown, and a box with volumes and a published
+port."""
 import asyncio
 import signal
+import socket
 import time
+import urllib.request
 
 import pytest
 
 import boxlite
 
 pytestmark = pytest.mark.asyncio
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 async def run(box, *argv, **kw):
@@ -128,6 +137,7 @@ async def test_info_metrics_and_lookups(runtime, shared_box):
     assert info.name == "shared" and info.image == "default"
     assert info.state.status == "running" and info.state.running and info.state.pid
     assert info.created_at.endswith("Z") and info.cpus == 1 and info.memory_mib == 512
+    assert (info.network, info.ports, info.volumes) == ("enabled", [], [])
     m = await shared_box.metrics()
     assert m.commands_executed_total >= 1 and m.memory_bytes > 0
     assert (await runtime.get("shared")).id == shared_box.id
@@ -139,22 +149,38 @@ async def test_info_metrics_and_lookups(runtime, shared_box):
     assert rm.total_commands_executed >= 1
 
 
-async def test_copy_in_and_out_wait_for_the_c_calls(shared_box, tmp_path):
-    with pytest.raises(RuntimeError, match="boxlite_box_copy_in"):
-        await shared_box.copy_in(str(tmp_path), "/tmp/x")
-    with pytest.raises(RuntimeError, match="copy_out"):
-        await shared_box.copy_out("/etc/hostname", str(tmp_path))
-
-
-@pytest.mark.skip(reason="needs boxlite_box_copy_in / boxlite_box_copy_out (issue 5)")
 async def test_copy_in_and_out(shared_box, tmp_path):
     src = tmp_path / "in.txt"
     src.write_text("payload\n")
     await shared_box.copy_in(str(src), "/root/in.txt")
     res, out, _ = await run(shared_box, "cat", "/root/in.txt")
     assert out == "payload\n"
+    # a tree, into an existing directory: lands as DIR/<name> (include_parent)
+    tree = tmp_path / "tree"
+    (tree / "sub").mkdir(parents=True)
+    (tree / "sub" / "f").write_text("deep\n")
+    (tree / "link").symlink_to("sub/f")
+    await shared_box.copy_in(tree, "/tmp")
+    res, out, _ = await run(shared_box, "sh", "-c", "cat /tmp/tree/sub/f; readlink /tmp/tree/link")
+    assert out == "deep\nsub/f\n"
+    # include_parent=False: the contents go into the destination
+    await run(shared_box, "mkdir", "-p", "/tmp/flat")
+    await shared_box.copy_in(str(tree), "/tmp/flat",
+                             boxlite.CopyOptions(include_parent=False))
+    res, out, _ = await run(shared_box, "ls", "/tmp/flat")
+    assert out.split() == ["link", "sub"]
+    # recursive=False refuses a directory
+    with pytest.raises(RuntimeError, match="recursive"):
+        await shared_box.copy_in(str(tree), "/tmp/x", boxlite.CopyOptions(recursive=False))
+    # out again: a file into a host directory, and a tree
     await shared_box.copy_out("/root/in.txt", str(tmp_path / "out"))
-    assert (tmp_path / "out" / "in.txt").read_text() == "payload\n"
+    assert (tmp_path / "out").read_text() == "payload\n"
+    (tmp_path / "back").mkdir()
+    await shared_box.copy_out("/tmp/tree", str(tmp_path / "back"))
+    assert (tmp_path / "back" / "tree" / "sub" / "f").read_text() == "deep\n"
+    assert (tmp_path / "back" / "tree" / "link").is_symlink()
+    with pytest.raises(RuntimeError, match="no-such-file"):
+        await shared_box.copy_out("/no-such-file", str(tmp_path / "nope"))
 
 
 async def test_lifecycle_by_name_stop_and_remove(runtime):
@@ -199,3 +225,40 @@ async def test_shutdown_stops_boxes_and_refuses_calls(py_home, runtime):
             await call()
     # auto_remove (the default): the stopped box is gone
     assert await runtime.get(box_id) is None
+
+
+async def test_volumes_ports_and_network_options(runtime, tmp_path):
+    rw, ro = tmp_path / "rw", tmp_path / "ro"
+    rw.mkdir()
+    ro.mkdir()
+    (rw / "from-host.txt").write_text("host wrote this\n")
+    (ro / "r.txt").write_text("read only\n")
+    port = free_port()
+    off = await runtime.create(boxlite.BoxOptions(
+        image="default", network=boxlite.NetworkSpec(mode="disabled")))
+    assert (await off.info()).network == "disabled"
+    await runtime.remove(off.id)
+    opts = dict(volumes=[(str(rw), "/data"), {"host_path": str(ro), "guest_path": "/ro",
+                                                "read_only": True}],
+                ports=[(port, 80)])
+    async with boxlite.SimpleBox("default", runtime=runtime, **opts) as sb:
+        info = await sb.info()
+        assert info.network == "enabled"
+        assert info.volumes == [f"{rw}:/data", f"{ro}:/ro:ro"]
+        assert info.ports == [f"127.0.0.1:{port}->80/tcp"]
+        r = await sb.exec("sh", "-c", "cat /data/from-host.txt /ro/r.txt; "
+                          "echo guest > /data/from-guest.txt; echo x > /ro/new; echo w=$?")
+        assert r.stdout == "host wrote this\nread only\nw=1\n", r.stderr
+        assert (rw / "from-guest.txt").read_text() == "guest\n"
+        assert sorted(p.name for p in ro.iterdir()) == ["r.txt"]
+        r = await sb.exec("sh", "-c", "mkdir -p /www && echo served > /www/index.html && "
+                          "httpd -p 80 -h /www")
+        assert r.exit_code == 0, r.stderr
+        body = await asyncio.get_running_loop().run_in_executor(
+            None, lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=20).read())
+        assert body == b"served\n"
+        # SimpleBox's copies
+        (tmp_path / "c.txt").write_text("copied\n")
+        await sb.copy_in(str(tmp_path / "c.txt"), "/root/")
+        await sb.copy_out("/root/c.txt", str(tmp_path / "c-back.txt"))
+        assert (tmp_path / "c-back.txt").read_text() == "copied\n"

@@ -1,7 +1,7 @@
-"""test_simplebox.py — SimpleBox and CodeBox on the built-in image (one boot), the seed's
-snippet and CodeBox on the Debian+python image (once image pulls land)."""
+"""test_simplebox.py — SimpleBox and CodeBox on the built-in image (one boot); images.pull
+and list, the seed's snippet verbatim and CodeBox on the Debian + python3 image served as
+python:slim by a local docker-registry with search on."""
 import os
-import pathlib
 import subprocess
 import sys
 import textwrap
@@ -9,12 +9,9 @@ import textwrap
 import pytest
 
 import boxlite
+import registry_fixture as rf  # tests/ is on sys.path (conftest.py)
 
 SITE = __import__('pathlib').Path(boxlite.__file__).resolve().parent.parent
-
-
-def features():
-    return boxlite._core.features
 
 pytestmark = pytest.mark.asyncio
 
@@ -64,22 +61,54 @@ async def test_simplebox_and_codebox_on_the_builtin_image(runtime, tmp_path):
     assert await runtime.get(box_id) is None  # auto_remove
 
 
-@pytest.mark.skipif("image_pull" not in features(),
-                    reason="needs boxlite_image_pull and registries in "
-                           "boxlite_runtime_options v2 (issue 3)")
-async def test_seed_snippet_verbatim(tmp_path):
+async def test_images_pull_and_list(python_runtime, python_registry):
+    host = python_registry.host
+    r = await python_runtime.images.pull("python:slim")  # a short name, via the search registry
+    assert r.reference == f"{host}/library/python:slim"
+    assert r.config_digest.startswith("sha256:") and len(r.config_digest) == 71
+    assert r.layer_count == 3  # Debian rootfs, app layer, /usr/local/bin/python
+    images = await python_runtime.images.list()
+    mine = [i for i in images if i.repository == f"{host}/library/python"]
+    assert len(mine) == 1 and mine[0].tag == "slim" and mine[0].id == r.config_digest
+    assert mine[0].cached_at.year >= 2024
+    with pytest.raises(RuntimeError, match="no-such-image"):
+        await python_runtime.images.pull(f"{host}/no-such-image:1")
+
+
+async def test_seed_snippet_verbatim(tmp_path, registry_home):
+    """The issue's snippet, as a script: the runtime finds the registry (search on) through
+    $BOXLITE_HOME/registries.json, since the snippet passes no options."""
     script = tmp_path / "seed.py"
     script.write_text(SEED)
-    env = dict(os.environ, PYTHONPATH=str(SITE))
+    env = dict(os.environ, PYTHONPATH=str(SITE), BOXLITE_HOME=str(registry_home))
     r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                       timeout=600, env=env)
+                       timeout=900, env=env)
     assert r.returncode == 0, r.stderr
     assert r.stdout == "Hello!\n\n"
 
 
-@pytest.mark.skipif("image_pull" not in features(),
-                    reason="needs boxlite_image_pull (issue 3) for the Debian+python image")
-async def test_codebox_run_on_debian_python_image(runtime):
-    image = os.environ.get("BOXLITE_TEST_PYTHON_IMAGE", "python:slim")
-    async with boxlite.CodeBox(image=image, runtime=runtime) as cb:
+async def test_codebox_on_debian_python_image(python_runtime, tmp_path):
+    async with boxlite.CodeBox(runtime=python_runtime) as cb:  # image python:slim
         assert await cb.run("import sys; print(sys.version_info[0])") == "3\n"
+        assert "bookworm" in await cb.run("print(open('/etc/os-release').read())")
+        script = tmp_path / "script.py"
+        script.write_text("import json\nprint(json.dumps({'sum': sum(range(10))}))\n")
+        assert await cb.run_script(str(script)) == '{"sum": 45}\n'
+        # The image has no pip (python3-pip is not in it) and no PyPI is reachable here:
+        # install_package runs `python3 -m pip install` and reports the failure.
+        with pytest.raises(boxlite.ExecError) as e:
+            await cb.install_package("requests")
+        assert e.value.exit_code != 0 and "No module named pip" in e.value.stderr
+        assert "pip install requests" in e.value.command
+
+
+async def test_rootfs_path_imports_a_local_oci_layout(runtime, tmp_path):
+    gz, _, _ = rf.build_busybox(tmp_path)  # the busybox test image as an OCI layout dir
+    async with boxlite.SimpleBox(rootfs_path=str(gz), runtime=runtime) as sb:
+        assert sb.info().image == boxlite._common.rootfs_image_name(str(gz))
+        assert sb.info().image.startswith("localhost/busybox-oci-")
+        r = await sb.exec("sh", "-c", "cat /etc/os-release; pwd; echo $GREETING")
+        assert r.stdout == ('PRETTY_NAME="boxlite busybox test"\nID=busybox\n'
+                            "/data\nfrom the image\n"), r.stderr
+    names = [i.repository for i in await runtime.images.list()]
+    assert any(n.startswith("localhost/busybox-oci-") for n in names), names

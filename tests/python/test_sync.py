@@ -9,6 +9,7 @@ import boxlite
 SITE = __import__('pathlib').Path(boxlite.__file__).resolve().parent.parent
 
 SCRIPT = textwrap.dedent("""\
+    import pathlib
     import sys
     import boxlite
     from boxlite import BoxOptions, Options, SyncBoxlite, SyncCodeBox, SyncSimpleBox
@@ -19,6 +20,12 @@ SCRIPT = textwrap.dedent("""\
             assert (r.exit_code, r.stdout, r.stderr) == (2, "hi\\n", "err\\n"), r
             assert sb.info().state.running
             box = rt.get(sb.id)
+            d = pathlib.Path(sys.argv[2])
+            (d / "s.txt").write_text("sync copy\\n")
+            sb.copy_in(str(d / "s.txt"), "/root/")
+            box.copy_out("/root/s.txt", str(d / "s-back.txt"))
+            assert (d / "s-back.txt").read_text() == "sync copy\\n"
+            assert isinstance(rt.images.list(), list)
             ex = box.exec("sh", ["-c", "cat; seq 3 >&2"])
             ex.stdin.send_input(b"a\\nb\\n")
             ex.stdin.close()
@@ -53,7 +60,7 @@ def test_sync_api_in_a_plain_script(py_home, tmp_path):
     script = tmp_path / "sync_script.py"
     script.write_text(SCRIPT)
     env = dict(os.environ, PYTHONPATH=str(SITE))
-    r = subprocess.run([sys.executable, str(script), str(py_home)], capture_output=True,
+    r = subprocess.run([sys.executable, str(script), str(py_home), str(tmp_path)], capture_output=True,
                        text=True, timeout=300, env=env)
     assert r.returncode == 0, r.stdout + r.stderr
     assert r.stdout == "sync ok\n"

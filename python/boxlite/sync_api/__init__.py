@@ -1,13 +1,13 @@
 """sync_api — the synchronous twins of the async API, for plain scripts with no event loop.
 They call the same native objects directly (the calls block with the GIL released)."""
+import os
 import signal as _signal
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from .. import _common as C
 from .. import _core
 from .._async import Box, Boxlite
-from ..codebox import PYTHON
-from ..errors import not_available
+from ..codebox import PYTHON, pip_argv, pip_result
 from ..exec import ExecResult
 from ..options import BoxOptions, CopyOptions, Options
 
@@ -29,11 +29,11 @@ class SyncImageHandle:
     def __init__(self, runtime: "SyncBoxlite"):
         self._runtime = runtime
 
-    def pull(self, reference: str) -> Any:
-        raise not_available("images.pull", C.NEEDS_PULL)
+    def pull(self, reference: str) -> "C.ImagePullResult":
+        return C.ImagePullResult(self._runtime._require()._core.image_pull(reference))
 
-    def list(self) -> List[Any]:
-        raise not_available("images.list", C.NEEDS_IMAGE_LIST)
+    def list(self) -> "List[C.ImageInfo]":
+        return [C.ImageInfo(d) for d in self._runtime._require()._core.image_list()]
 
 
 class SyncBoxlite:
@@ -228,11 +228,13 @@ class SyncBox:
 
     def copy_in(self, host_path: str, container_dest: str,
                 copy_options: Optional[CopyOptions] = None) -> None:
-        raise not_available("copy_in", C.NEEDS_COPY)
+        self._box._core.copy_in(os.fspath(host_path), container_dest,
+                                **C.copy_kwargs(copy_options))
 
     def copy_out(self, container_src: str, host_dest: str,
                  copy_options: Optional[CopyOptions] = None) -> None:
-        raise not_available("copy_out", C.NEEDS_COPY)
+        self._box._core.copy_out(container_src, os.fspath(host_dest),
+                                 **C.copy_kwargs(copy_options))
 
     def __enter__(self) -> "SyncBox":
         self.start()
@@ -320,11 +322,15 @@ class SyncSimpleBox:
                           stderr=err.decode("utf-8", errors="replace"),
                           error_message=res.error_message, timed_out=res.timed_out)
 
-    def copy_in(self, host_path: str, container_dest: str, **kw: Any) -> None:
-        raise not_available("copy_in", C.NEEDS_COPY)
+    def copy_in(self, host_path: str, container_dest: str, *, overwrite: bool = True,
+                follow_symlinks: bool = False, include_parent: bool = True) -> None:
+        opts = CopyOptions(True, overwrite, follow_symlinks, include_parent)
+        self._require().copy_in(host_path, container_dest, opts)
 
-    def copy_out(self, container_src: str, host_dest: str, **kw: Any) -> None:
-        raise not_available("copy_out", C.NEEDS_COPY)
+    def copy_out(self, container_src: str, host_dest: str, *, overwrite: bool = True,
+                 follow_symlinks: bool = False, include_parent: bool = True) -> None:
+        opts = CopyOptions(True, overwrite, follow_symlinks, include_parent)
+        self._require().copy_out(container_src, host_dest, opts)
 
 
 class SyncCodeBox(SyncSimpleBox):
@@ -342,11 +348,10 @@ class SyncCodeBox(SyncSimpleBox):
             return self.run(f.read())
 
     def install_package(self, package: str) -> str:
-        r = self.exec(PYTHON, "-m", "pip", "install", package)
-        return r.stdout + r.stderr
+        return self.install_packages(package)
 
     def install_packages(self, *packages: str) -> str:
-        r = self.exec(PYTHON, "-m", "pip", "install", *packages)
-        return r.stdout + r.stderr
+        argv = pip_argv(packages)
+        return pip_result(argv, self.exec(*argv))
 
 
