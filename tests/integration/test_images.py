@@ -503,6 +503,20 @@ def test_rmi_refuses_an_image_a_box_uses(icli, evil):
     assert icli.images() == []
 
 
+def test_pull_progress_on_a_terminal_and_quiet_otherwise(icli, evil):
+    ref = f"{evil}/flaky:latest"  # a 300 kB layer: enough for a progress line
+    cmd = f"{BOXLITE} --registry {evil},http pull {ref}"
+    r = subprocess.run(["script", "-qec", cmd, "/dev/null"], capture_output=True,
+                       env=icli.env, timeout=120)
+    out = r.stdout.decode(errors="replace")
+    assert r.returncode == 0, out
+    assert "layer 1/1" in out and "/s" in out and "KiB" in out, out
+    assert f"done: {ref}" in out, out
+    icli.run("rmi", ref, check=True)
+    r = icli.run("--registry", f"{evil},http", "pull", ref, check=True)  # not a tty
+    assert b"layer 1/1" not in r.stderr and r.stdout.strip() == ref.encode()
+
+
 def test_good_scripted_image_pulls(icli, evil):
     icli.run("--registry", f"{evil},http", "pull", "-q", f"{evil}/good:latest", check=True)
     assert "ok" in debugfs(rootfs_of(icli, f"{evil}/good:latest"), "cat /etc/ok")
