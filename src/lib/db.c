@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define SCHEMA_VERSION  2
 #define BUSY_TIMEOUT_MS 30000
@@ -72,6 +73,22 @@ static int exec_sql(struct bl_db *s, const char *sql)
     return rc;
 }
 
+/* Switching a new database to WAL takes an exclusive lock without calling the busy handler:
+ * when several processes open a new home at once, retry for as long as the busy timeout. */
+static int exec_sql_busy(struct bl_db *s, const char *sql)
+{
+    int rc = exec_sql(s, sql);
+
+    for (int waited = 0; rc != 0 && waited < BUSY_TIMEOUT_MS; waited += 20) {
+        int code = sqlite3_errcode(s->db);
+        if (code != SQLITE_BUSY && code != SQLITE_LOCKED)
+            break;
+        usleep(20000);
+        rc = exec_sql(s, sql);
+    }
+    return rc;
+}
+
 static int user_version(struct bl_db *s, int *out)
 {
     sqlite3_stmt *st = NULL;
@@ -126,7 +143,7 @@ int bl_db_open(struct bl_db **out, const char *home)
         goto out;
     }
     sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
-    rc = exec_sql(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL");
+    rc = exec_sql_busy(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL");
     if (rc == 0)
         rc = migrate(s);
 out:
