@@ -36,6 +36,14 @@ int bl_run_tool(const char *const *argv);
 /* Find an executable: $ENVVAR if set, else `name` in PATH. *out malloc'd. */
 int bl_find_program(char **out, const char *name, const char *envvar);
 
+/* Run argv to completion and return its stdout (at most max bytes, NUL-terminated,
+ * malloc'd) in *out; non-zero exit is an error. */
+int bl_run_tool_output(char **out, const char *const *argv, size_t max);
+
+/* Test builds' crash points: when BOXLITE_TEST_HOOKS=1 and BOXLITE_TEST_CRASH_AT=step, the
+ * process kills itself with SIGKILL here (as a kill -9 from outside would). */
+void bl_test_crash(const char *step);
+
 /* write() all of buf, retrying on EINTR; 0 or -errno. */
 int bl_write_all(int fd, const void *buf, size_t len);
 
