@@ -710,13 +710,21 @@ struct flatten_ctx {
     const char *base; /* the image's base, shared */
 };
 
+/* An empty layer over the source chain, then rebased onto the image's base: qemu-img copies
+ * in every cluster where the chain differs from the base (`convert -B` would copy only the
+ * top layer's clusters). */
 static int flatten_over_base(const char *disk, void *ctx)
 {
     struct flatten_ctx *f = ctx;
-    const char *argv[] = {"qemu-img", "convert",         "-q",   "-O", "qcow2", "-B", f->base,
-                          "-o",       "backing_fmt=raw", f->src, disk, NULL};
+    const char *argv[] = {"qemu-img", "rebase", "-q",  "-f", "qcow2", "-b",
+                          f->base,    "-F",     "raw", disk, NULL};
+    char *src = realpath(f->src, NULL);
+    int rc = src ? new_overlay(disk, src) : bl_err_errno(BOXLITE_EIO, errno, "resolve %s", f->src);
 
-    return bl_run_tool(argv);
+    if (rc == 0)
+        rc = bl_run_tool(argv);
+    free(src);
+    return rc;
 }
 
 static int overlay_make(const char *disk, void *ctx)
