@@ -336,6 +336,67 @@ BOXLITE_API int boxlite_box_copy_out_tar(boxlite_box *box, const char *box_path,
  * it took in nanoseconds. */
 BOXLITE_API int boxlite_box_ping(uint64_t *out, boxlite_box *box);
 
+/* ---- Snapshots, clones, forks, export ------------------------------------------------- */
+
+typedef struct {
+    char id[13];
+    char box_id[13];
+    char name[65];
+    char kind[8];        /* "disk" or "full" (RAM and device state too) */
+    char parent[13];     /* id of the snapshot this one's disk rests on, or "" */
+    uint64_t size;       /* bytes its files take on the host */
+    char created_at[32]; /* RFC 3339, UTC */
+} boxlite_snapshot_info;
+
+#define BOXLITE_SNAPSHOT_MEMORY 1 /* create: a full snapshot (the box must be running) */
+#define BOXLITE_SNAPSHOT_DETACH 2 /* restore/fork: the resumed box outlives this process */
+
+/* Snapshot the box as name (1-64 of [A-Za-z0-9_.-]). A disk snapshot works on a running box
+ * (its filesystems are frozen for the instant of the cut) or a stopped one; with
+ * BOXLITE_SNAPSHOT_MEMORY the running box is paused while its RAM and device state are saved
+ * too. out may be NULL. */
+BOXLITE_API int boxlite_snapshot_create(boxlite_snapshot_info *out, boxlite_box *box,
+                                        const char *name, int flags);
+
+/* The box's snapshots, oldest first. *out (*count_out entries) belongs to the caller:
+ * boxlite_free. */
+BOXLITE_API int boxlite_snapshot_list(boxlite_snapshot_info **out, size_t *count_out,
+                                      boxlite_box *box);
+
+/* Bring the stopped box's disk back to snapshot name (by name or id); changes since are
+ * dropped. A full snapshot also resumes the box, its processes running (like
+ * boxlite_box_start, or detached with BOXLITE_SNAPSHOT_DETACH). */
+BOXLITE_API int boxlite_snapshot_restore(boxlite_box *box, const char *name, int flags);
+
+/* Delete snapshot name; layers resting on it absorb its data. The box must be stopped;
+ * BOXLITE_ESTATE while forked boxes rest on it. */
+BOXLITE_API int boxlite_snapshot_remove(boxlite_box *box, const char *name);
+
+/* A new, independent box (stopped) with a copy of box's disk as of snapshot (NULL: its
+ * current disk; the box must then be stopped), sharing the image's blocks. name may be NULL.
+ * *out: boxlite_box_free. */
+BOXLITE_API int boxlite_box_clone(boxlite_box **out, boxlite_box *box, const char *name,
+                                  const char *snapshot);
+
+/* A new running box resumed from box's full snapshot: its own copy-on-write disk layer over
+ * the snapshot's, the snapshot's memory, and a fresh identity (id, hostname, MAC, reseeded
+ * RNG, clock set to now). name may be NULL. Published ports are not carried over. Flags:
+ * BOXLITE_SNAPSHOT_DETACH. *out: boxlite_box_free. */
+BOXLITE_API int boxlite_box_fork(boxlite_box **out, boxlite_box *box, const char *snapshot,
+                                 const char *name, int flags);
+
+/* Write box's disk (as of snapshot, or its current disk when NULL: the box must be stopped)
+ * and settings to dest, one `.boxlite` archive (tar: manifest.json with sha256 of each
+ * member, disk.qcow2 standalone). */
+BOXLITE_API int boxlite_box_export(boxlite_box *box, const char *snapshot, const char *dest);
+
+/* Make a new box from an archive written by boxlite_box_export. Everything is checked before
+ * anything lands in the store: member names, types and sizes, checksums, and that the disk is
+ * a qcow2 with no backing or data file. untrusted adds a consistency check of the image.
+ * name may be NULL. *out: boxlite_box_free. */
+BOXLITE_API int boxlite_box_import(boxlite_box **out, boxlite_runtime *rt, const char *path,
+                                   const char *name, int untrusted);
+
 /* ---- Images ------------------------------------------------------------------------------ */
 
 /* An image in the runtime's store. */

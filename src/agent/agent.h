@@ -99,6 +99,10 @@ int bl_pty_resize(int fd, uint32_t rows, uint32_t cols);
  * child's stdin/stdout/stderr; returns its exit status. */
 int bl_builtin_main(const struct bl_exec_req *req);
 
+/* ---- identity.c (runs in the child): "freeze", "thaw", "identity H MAC HEX NS"; -1 when
+ * req names none of them. */
+int bl_builtin_identity(const struct bl_exec_req *req);
+
 /* ---- user.c (runs in the child, after chroot) ---- */
 struct bl_user {
     uid_t uid;

@@ -762,6 +762,10 @@ static int copy_in(const char *dest, const char *opts)
 
 int bl_builtin_main(const struct bl_exec_req *req)
 {
+    int rc = bl_builtin_identity(req);
+
+    if (rc >= 0)
+        return rc;
     if (req->argc == 3 && strcmp(req->argv[0], "copy-out") == 0)
         return copy_out(req->argv[1], req->argv[2]);
     if (req->argc == 3 && strcmp(req->argv[0], "copy-in") == 0)

@@ -88,6 +88,11 @@ int cmd_pull(int argc, char **argv);
 int cmd_images(int argc, char **argv);
 int cmd_rmi(int argc, char **argv);
 int cmd_import(int argc, char **argv);
+int cmd_snapshot(int argc, char **argv);
+int cmd_clone(int argc, char **argv);
+int cmd_fork(int argc, char **argv);
+int cmd_export(int argc, char **argv);
+int cmd_import_box(int argc, char **argv);
 
 /* ---- cli_registry.c: --registry SPEC (see cmd_pull.c's usage) ---- */
 int cli_registry_opt(const char *spec);

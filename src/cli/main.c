@@ -23,6 +23,11 @@ static const struct cli_verb verbs[] = {
     {"images", "list images", cmd_images},
     {"rmi", "remove images", cmd_rmi},
     {"import", "import an image from a file or directory", cmd_import},
+    {"snapshot", "create, list, restore or remove a box's snapshots", cmd_snapshot},
+    {"clone", "copy a box into a new, independent one", cmd_clone},
+    {"fork", "start boxes from a full snapshot, each with a fresh identity", cmd_fork},
+    {"export", "write a box to a portable .boxlite archive", cmd_export},
+    {"import-box", "make a box from a .boxlite archive", cmd_import_box},
     {"version", "print the version", cmd_version},
 };
 

@@ -58,7 +58,7 @@ long bl_frame_split(const uint8_t *buf, size_t have, struct bl_frame *out)
 
 static int type_known(unsigned type)
 {
-    return (type >= BL_F_HELLO && type <= BL_F_SHUTDOWN) ||
+    return (type >= BL_F_HELLO && type <= BL_F_MONITOR_REPLY) ||
            (type >= BL_F_EXEC && type <= BL_F_TYPE_MAX);
 }
 
@@ -499,11 +499,14 @@ const char *bl_proto_strerror(int code)
 const char *bl_frame_type_name(unsigned type)
 {
     static const char *const name[] = {
-        [BL_F_HELLO] = "HELLO",     [BL_F_ERROR] = "ERROR",       [BL_F_PING] = "PING",
-        [BL_F_PONG] = "PONG",       [BL_F_SHUTDOWN] = "SHUTDOWN", [BL_F_EXEC] = "EXEC",
-        [BL_F_STARTED] = "STARTED", [BL_F_STDIN] = "STDIN",       [BL_F_STDOUT] = "STDOUT",
-        [BL_F_STDERR] = "STDERR",   [BL_F_EXIT] = "EXIT",         [BL_F_SIGNAL] = "SIGNAL",
-        [BL_F_WINDOW] = "WINDOW",   [BL_F_RESIZE] = "RESIZE",
+        [BL_F_HELLO] = "HELLO",       [BL_F_ERROR] = "ERROR",
+        [BL_F_PING] = "PING",         [BL_F_PONG] = "PONG",
+        [BL_F_SHUTDOWN] = "SHUTDOWN", [BL_F_EXEC] = "EXEC",
+        [BL_F_MONITOR] = "MONITOR",   [BL_F_MONITOR_REPLY] = "MONITOR_REPLY",
+        [BL_F_STARTED] = "STARTED",   [BL_F_STDIN] = "STDIN",
+        [BL_F_STDOUT] = "STDOUT",     [BL_F_STDERR] = "STDERR",
+        [BL_F_EXIT] = "EXIT",         [BL_F_SIGNAL] = "SIGNAL",
+        [BL_F_WINDOW] = "WINDOW",     [BL_F_RESIZE] = "RESIZE",
     };
 
     if (type >= sizeof(name) / sizeof(name[0]) || name[type] == NULL)

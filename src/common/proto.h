@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define BL_PROTO_VERSION 2
+#define BL_PROTO_VERSION 3
 #define BL_FRAME_HDR     12           /* le32 len, u8 version, u8 type, le16 flags, le32 stream */
 #define BL_FRAME_MAX     (1u << 20)   /* largest payload either end accepts */
 #define BL_DATA_CHUNK    (32u << 10)  /* largest payload of one STDIN/STDOUT/STDERR frame sent */
@@ -18,20 +18,22 @@
 #define BL_MAX_STRING (128u << 10)
 
 enum bl_frame_type {
-    BL_F_HELLO = 1,    /* agent→host, stream 0: u32 version, str agent_version */
-    BL_F_ERROR = 2,    /* either way: u32 code (enum bl_proto_err), str message */
-    BL_F_PING = 3,     /* host→agent: any payload, echoed in PONG */
-    BL_F_PONG = 4,     /* agent→host */
-    BL_F_SHUTDOWN = 5, /* host→agent, stream 0: sync filesystems and power off */
-    BL_F_EXEC = 16,    /* host→agent, new stream: struct bl_exec_req */
-    BL_F_STARTED = 17, /* agent→host: u32 pid */
-    BL_F_STDIN = 18,   /* host→agent: data; empty payload = end of input */
-    BL_F_STDOUT = 19,  /* agent→host: data; empty payload = end of stream */
-    BL_F_STDERR = 20,  /* agent→host: data; empty payload = end of stream */
-    BL_F_EXIT = 21,    /* agent→host: struct bl_exit; last frame of a stream */
-    BL_F_SIGNAL = 22,  /* host→agent: u32 signo, delivered to the process group */
-    BL_F_WINDOW = 23,  /* either way: u32 fd (0,1,2), u32 bytes of extra credit */
-    BL_F_RESIZE = 24,  /* host→agent: u32 rows, u32 cols (tty execs) */
+    BL_F_HELLO = 1,         /* agent→host, stream 0: u32 version, str agent_version */
+    BL_F_ERROR = 2,         /* either way: u32 code (enum bl_proto_err), str message */
+    BL_F_PING = 3,          /* host→agent: any payload, echoed in PONG */
+    BL_F_PONG = 4,          /* agent→host */
+    BL_F_SHUTDOWN = 5,      /* host→agent, stream 0: sync filesystems and power off */
+    BL_F_MONITOR = 6,       /* client→monitor only, stream 0: u32 op (BL_MON_*), str name */
+    BL_F_MONITOR_REPLY = 7, /* monitor→client, stream 0: u32 status (0 ok), str message */
+    BL_F_EXEC = 16,         /* host→agent, new stream: struct bl_exec_req */
+    BL_F_STARTED = 17,      /* agent→host: u32 pid */
+    BL_F_STDIN = 18,        /* host→agent: data; empty payload = end of input */
+    BL_F_STDOUT = 19,       /* agent→host: data; empty payload = end of stream */
+    BL_F_STDERR = 20,       /* agent→host: data; empty payload = end of stream */
+    BL_F_EXIT = 21,         /* agent→host: struct bl_exit; last frame of a stream */
+    BL_F_SIGNAL = 22,       /* host→agent: u32 signo, delivered to the process group */
+    BL_F_WINDOW = 23,       /* either way: u32 fd (0,1,2), u32 bytes of extra credit */
+    BL_F_RESIZE = 24,       /* host→agent: u32 rows, u32 cols (tty execs) */
     BL_F_TYPE_MAX = 24,
 };
 
@@ -144,6 +146,14 @@ int bl_exit_status(const struct bl_exit *e);
 int bl_u32_str_decode(const uint8_t *p, size_t len, uint32_t *v, char **str); /* ERROR, HELLO */
 int bl_u32_decode(const uint8_t *p, size_t len, uint32_t *v);
 int bl_u32x2_decode(const uint8_t *p, size_t len, uint32_t *a, uint32_t *b);
+
+/* Operations a client asks the box monitor (boxlite-shim) for with BL_F_MONITOR; the
+ * monitor does them itself (QMP, the agent's fs freeze built-ins) and answers with
+ * BL_F_MONITOR_REPLY. The agent never sees these frames. */
+enum bl_monitor_op {
+    BL_MON_SNAPSHOT_DISK = 1, /* freeze, new qcow2 layer, thaw: snapshots/<name>/disk.qcow2 */
+    BL_MON_SNAPSHOT_FULL = 2, /* pause, new layer, RAM+devices to snapshots/<name>/memory */
+};
 
 const char *bl_proto_strerror(int code); /* code as in enum bl_proto_err, either sign */
 const char *bl_frame_type_name(unsigned type);

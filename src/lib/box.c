@@ -200,7 +200,28 @@ static int box_new(boxlite_box **out, boxlite_runtime *rt, const char *id)
     return 0;
 }
 
+int bl_box_reload(boxlite_box *box);
+
 static int reload(boxlite_box *box)
+{
+    return bl_box_reload(box);
+}
+
+void bl_box_mac(const char *id, char out[18])
+{
+    uint32_t h = 2166136261u;
+
+    for (const char *p = id; *p; p++)
+        h = (h ^ (unsigned char)*p) * 16777619u;
+    snprintf(out, 18, "52:54:00:%02x:%02x:%02x", (h >> 16) & 0xff, (h >> 8) & 0xff, h & 0xff);
+}
+
+int bl_box_running(boxlite_box *box)
+{
+    return is_live_state(box->row.state) && bl_monitor_alive(box->row.shim_pid, box->row.id);
+}
+
+int bl_box_reload(boxlite_box *box)
 {
     struct bl_box_row row;
     int rc = bl_db_box_get(box->rt->db, box->row.id, &row);
@@ -413,9 +434,18 @@ void bl_box_repair_all(boxlite_runtime *rt)
 
     if (bl_db_box_list(rt->db, &rows, &n) != 0)
         return;
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
+        boxlite_box *box = NULL;
         repair_row(rt, &rows[i]);
+        if (!is_live_state(rows[i].state) && box_new(&box, rt, rows[i].id) == 0) {
+            memcpy(box->row.id, rows[i].id, sizeof(box->row.id));
+            if (bl_box_reload(box) == 0 && !is_live_state(box->row.state))
+                bl_snapshot_repair(box);
+            box_release(box);
+        }
+    }
     bl_box_rows_free(rows, n);
+    bl_box_repair_new(rt);
     bl_err_clear();
 }
 
@@ -491,8 +521,9 @@ static int check_volumes_exist(const struct bl_box_row *r)
 static int vm_argv(boxlite_box *box, char ***out, int *kvm_out)
 {
     struct bl_vm_config cfg = {0};
-    char *qemu = NULL, *kernel = NULL, *initrd = NULL, *console = NULL;
+    char *qemu = NULL, *kernel = NULL, *initrd = NULL, *console = NULL, *disk = NULL;
     const char *why_tcg = NULL;
+    char mac[18];
     int rc;
 
     rc = bl_vmm_pick_accel(&cfg.kvm, &why_tcg);
@@ -516,9 +547,17 @@ static int vm_argv(boxlite_box *box, char ***out, int *kvm_out)
     cfg.qemu = qemu;
     cfg.kernel = kernel;
     cfg.initrd = initrd;
-    cfg.disk = box->disk;
+    if (rc == 0)
+        rc = bl_box_layerize(box);
+    disk = rc == 0 ? realpath(box->disk, NULL) : NULL;
+    if (rc == 0 && !disk)
+        rc = bl_err_errno(BOXLITE_EIO, errno, "resolve %s", box->disk);
+    cfg.disk = disk;
     cfg.console = console;
     cfg.hostname = box->row.name ? box->row.name : box->row.id;
+    bl_box_mac(box->row.id, mac);
+    cfg.mac = mac;
+    cfg.incoming = box->incoming != NULL;
     cfg.cpus = box->row.cpus;
     cfg.memory_mib = box->row.memory_mib;
     cfg.network_disabled = box->row.network_disabled;
@@ -531,6 +570,7 @@ static int vm_argv(boxlite_box *box, char ***out, int *kvm_out)
     if (rc == 0)
         rc = bl_vmm_argv(out, &cfg);
     *kvm_out = cfg.kvm;
+    free(disk);
     free(qemu);
     free(kernel);
     free(initrd);
@@ -556,6 +596,7 @@ static int boot_once(boxlite_box *box, int detached, int *kvm_out)
     m.lifeline_fd = life[0];
     m.auto_remove = box->row.auto_remove;
     m.boot_timeout_ms = boot_timeout_ms();
+    m.incoming = box->incoming;
     rc = bl_monitor_start(&m);
     if (rc == 0) {
         box->lifeline_fd = life[1];
@@ -594,7 +635,7 @@ static int boot(boxlite_box *box, int detached)
 }
 
 /* One starter at a time per box, across processes. */
-static int lock_box(boxlite_box *box, int *fd_out)
+int bl_box_lock(boxlite_box *box, int *fd_out)
 {
     char *path = bl_strdupf("%s/lock", box->dir);
     int fd = path ? open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600) : -1;
@@ -640,7 +681,7 @@ static int start(boxlite_box *box, int detached)
         return bl_err(BOXLITE_ENOTFOUND, "box %s has been removed", box->row.id);
     if (box->conn && !box->conn->closed)
         return 0;
-    rc = lock_box(box, &lock_fd);
+    rc = bl_box_lock(box, &lock_fd);
     if (rc == 0) {
         rc = start_locked(box, detached);
         close(lock_fd);
@@ -766,7 +807,15 @@ BOXLITE_API int boxlite_box_remove(boxlite_box *box, int force)
         boxlite_box_stop(box, 2000);
     }
     if (!box->removed) {
+        char deps[512];
+        if (bl_db_box_dependents(box->rt->db, box->row.id, NULL, deps, sizeof(deps)) > 0)
+            return bl_err(BOXLITE_ESTATE,
+                          "box %s cannot be removed: the disks of boxes %s rest on its "
+                          "snapshots (remove them first)",
+                          box->row.id, deps);
         rc = bl_rm_rf(box->dir);
+        if (rc == 0)
+            rc = bl_db_snap_delete_box(box->rt->db, box->row.id);
         if (rc == 0)
             rc = bl_db_box_delete(box->rt->db, box->row.id);
         if (rc == BOXLITE_ENOTFOUND)

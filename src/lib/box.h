@@ -18,7 +18,31 @@ struct boxlite_box {
     struct bl_conn *conn;   /* to the monitor, while attached */
     int lifeline_fd;        /* write end held while this handle's boot is not detached */
     int removed;
+    const char *incoming; /* set for the next boot only: restore this memory file */
 };
+
+/* One starter (or snapshot operation) at a time per box, across processes: *fd_out holds
+ * the lock until closed. */
+int bl_box_lock(boxlite_box *box, int *fd_out);
+
+/* Reload the row from the store. */
+int bl_box_reload(boxlite_box *box);
+
+/* 1 when the box runs (its monitor is alive). */
+int bl_box_running(boxlite_box *box);
+
+/* The box's MAC address (from its id) into out[18]. */
+void bl_box_mac(const char *id, char out[18]);
+
+/* Make disk.qcow2 a symlink to layers/<id>.qcow2 if it is still a plain file (box stopped,
+ * locked): layers keep their names while QEMU runs on them (snapshot.c). */
+int bl_box_layerize(boxlite_box *box);
+
+/* Clean what a crash left in the box's snapshots (snapshot.c; box not running). */
+void bl_snapshot_repair(boxlite_box *box);
+
+/* Finish or drop boxes a crash left half made (boxes/.new-<id>) (snapshot.c). */
+void bl_box_repair_new(boxlite_runtime *rt);
 
 /* The running box's channel (borrowed), attaching to its monitor if needed, or
  * BOXLITE_ESTATE when it is not running. */

@@ -43,6 +43,11 @@ static void dispatch_locked(struct bl_conn *c, const struct bl_frame *f)
             c->agent_version = v;
         } else if (f->type == BL_F_PONG) {
             c->pongs++;
+        } else if (f->type == BL_F_MONITOR_REPLY &&
+                   bl_u32_str_decode(f->payload, f->len, &v, &msg) == 0) {
+            c->mon_status = v;
+            snprintf(c->mon_msg, sizeof(c->mon_msg), "%s", msg);
+            c->mon_replies++;
         }
         free(msg);
         return;
@@ -219,6 +224,37 @@ int bl_conn_ping(struct bl_conn *c, int timeout_ms)
     if (c->pongs == before)
         rc = c->closed ? bl_err(BOXLITE_EPROTO, "%s: %s", c->label, c->close_reason)
                        : bl_err(BOXLITE_ETIMEOUT, "%s: no answer to PING", c->label);
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+int bl_conn_monitor(struct bl_conn *c, uint32_t op, const char *name, int timeout_ms)
+{
+    int64_t deadline = bl_now_ms() + timeout_ms;
+    struct bl_wbuf w = {0};
+    struct timespec ts;
+    uint64_t before;
+    int rc;
+
+    pthread_mutex_lock(&c->mu);
+    before = c->mon_replies;
+    pthread_mutex_unlock(&c->mu);
+    bl_wbuf_put_u32(&w, op);
+    bl_wbuf_put_str(&w, name);
+    rc = w.failed ? bl_err(BOXLITE_ENOMEM, "out of memory")
+                  : bl_conn_send(c, BL_F_MONITOR, 0, w.data, w.len);
+    bl_wbuf_free(&w);
+    if (rc != 0)
+        return rc;
+    bl_deadline_ts(&ts, deadline);
+    pthread_mutex_lock(&c->mu);
+    while (c->mon_replies == before && !c->closed && bl_now_ms() < deadline)
+        pthread_cond_timedwait(&c->cond, &c->mu, &ts);
+    if (c->mon_replies == before)
+        rc = c->closed ? bl_err(BOXLITE_EPROTO, "%s: %s", c->label, c->close_reason)
+                       : bl_err(BOXLITE_ETIMEOUT, "%s: the box monitor did not answer", c->label);
+    else if (c->mon_status != 0)
+        rc = bl_err(BOXLITE_ERROR, "%s", c->mon_msg);
     pthread_mutex_unlock(&c->mu);
     return rc;
 }

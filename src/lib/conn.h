@@ -25,6 +25,9 @@ struct bl_conn {
     uint32_t agent_version;
     uint64_t pongs;
     uint32_t next_stream;
+    uint64_t mon_replies; /* BL_F_MONITOR_REPLY frames seen */
+    uint32_t mon_status;
+    char mon_msg[512];
     struct boxlite_exec *execs; /* streams with a live handle */
     char label[64];             /* "box <id>" for messages */
 };
@@ -42,6 +45,10 @@ int bl_conn_send(struct bl_conn *c, uint8_t type, uint32_t stream, const void *p
 
 /* One PING/PONG round trip; waits up to timeout_ms. */
 int bl_conn_ping(struct bl_conn *c, int timeout_ms);
+
+/* Ask the box monitor for op (BL_MON_*) on name and wait up to timeout_ms for its answer;
+ * a refusal is an error carrying the monitor's message. */
+int bl_conn_monitor(struct bl_conn *c, uint32_t op, const char *name, int timeout_ms);
 
 /* Mark closed with reason (first reason wins) and wake every waiter. Caller holds c->mu. */
 void bl_conn_mark_closed_locked(struct bl_conn *c, const char *reason);

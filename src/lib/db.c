@@ -12,7 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SCHEMA_VERSION  2
+#define SCHEMA_VERSION  3
 #define BUSY_TIMEOUT_MS 30000
 
 struct bl_db {
@@ -42,6 +42,18 @@ static const char *const migrations[] = {
     "ALTER TABLE boxes ADD COLUMN network_disabled INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE boxes ADD COLUMN ports BLOB;"
     "ALTER TABLE boxes ADD COLUMN volumes BLOB;",
+    "CREATE TABLE snapshots ("
+    "  id TEXT PRIMARY KEY,"
+    "  box_id TEXT NOT NULL,"
+    "  name TEXT NOT NULL,"
+    "  kind TEXT NOT NULL,"
+    "  parent TEXT NOT NULL DEFAULT '',"
+    "  size INTEGER NOT NULL DEFAULT 0,"
+    "  created_at TEXT NOT NULL,"
+    "  UNIQUE (box_id, name)"
+    ");"
+    "ALTER TABLE boxes ADD COLUMN parent TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE boxes ADD COLUMN backing_box TEXT NOT NULL DEFAULT '';",
 };
 
 void bl_rfc3339_now(char out[32])
@@ -219,9 +231,9 @@ int bl_db_box_insert(struct bl_db *s, const struct bl_box_row *r)
     static const char sql[] =
         "INSERT INTO boxes (id, name, image, state, created_at, cpus, memory_mib, "
         "disk_size_gb, auto_remove, detach, env, entrypoint, cmd, workdir, user, "
-        "network_disabled, ports, volumes, seq) "
+        "network_disabled, ports, volumes, parent, backing_box, seq) "
         "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, "
-        "?18, (SELECT IFNULL(MAX(seq), 0) + 1 FROM boxes))";
+        "?18, ?19, ?20, (SELECT IFNULL(MAX(seq), 0) + 1 FROM boxes))";
     sqlite3_stmt *st = NULL;
     int rc = 0;
 
@@ -245,6 +257,8 @@ int bl_db_box_insert(struct bl_db *s, const struct bl_box_row *r)
     sqlite3_bind_int(st, 16, r->network_disabled);
     bind_strv(st, 17, r->ports);
     bind_strv(st, 18, r->volumes);
+    sqlite3_bind_text(st, 19, r->parent, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 20, r->backing_box, -1, SQLITE_TRANSIENT);
     if (sqlite3_step(st) != SQLITE_DONE) {
         rc = db_err(s, "insert box");
         if (rc == BOXLITE_EEXISTS)
@@ -257,7 +271,7 @@ int bl_db_box_insert(struct bl_db *s, const struct bl_box_row *r)
 #define ROW_COLUMNS                                                                                \
     "id, name, image, state, created_at, reason, cpus, memory_mib, disk_size_gb, "                 \
     "auto_remove, detach, shim_pid, qemu_pid, env, entrypoint, cmd, workdir, user, "               \
-    "network_disabled, ports, volumes"
+    "network_disabled, ports, volumes, parent, backing_box"
 
 static int read_row(sqlite3_stmt *st, struct bl_box_row *r)
 {
@@ -285,6 +299,10 @@ static int read_row(sqlite3_stmt *st, struct bl_box_row *r)
     r->network_disabled = sqlite3_column_int(st, 18);
     r->ports = column_strv(st, 19);
     r->volumes = column_strv(st, 20);
+    snprintf(r->parent, sizeof(r->parent), "%s",
+             sqlite3_column_text(st, 21) ? (const char *)sqlite3_column_text(st, 21) : "");
+    snprintf(r->backing_box, sizeof(r->backing_box), "%s",
+             sqlite3_column_text(st, 22) ? (const char *)sqlite3_column_text(st, 22) : "");
     if (!r->image || !r->state || !r->created_at || !r->reason) {
         bl_box_row_clear(r);
         return bl_err(BOXLITE_ENOMEM, "out of memory reading a box");
@@ -437,4 +455,171 @@ void bl_box_rows_free(struct bl_box_row *rows, size_t count)
     for (size_t i = 0; rows && i < count; i++)
         bl_box_row_clear(&rows[i]);
     free(rows);
+}
+
+/* ---- snapshots ---- */
+
+#define SNAP_COLUMNS "id, box_id, name, kind, parent, size, created_at"
+
+static void col_copy(char *out, size_t cap, sqlite3_stmt *st, int col)
+{
+    const unsigned char *t = sqlite3_column_text(st, col);
+
+    snprintf(out, cap, "%s", t ? (const char *)t : "");
+}
+
+static void read_snap(sqlite3_stmt *st, struct bl_snap_row *r)
+{
+    memset(r, 0, sizeof(*r));
+    col_copy(r->id, sizeof(r->id), st, 0);
+    col_copy(r->box_id, sizeof(r->box_id), st, 1);
+    col_copy(r->name, sizeof(r->name), st, 2);
+    col_copy(r->kind, sizeof(r->kind), st, 3);
+    col_copy(r->parent, sizeof(r->parent), st, 4);
+    r->size = (uint64_t)sqlite3_column_int64(st, 5);
+    col_copy(r->created_at, sizeof(r->created_at), st, 6);
+}
+
+int bl_db_snap_insert(struct bl_db *s, const struct bl_snap_row *r)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = 0;
+
+    if (sqlite3_prepare_v2(
+            s->db, "INSERT INTO snapshots (" SNAP_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            -1, &st, NULL) != SQLITE_OK)
+        return db_err(s, "prepare snapshot insert");
+    sqlite3_bind_text(st, 1, r->id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 2, r->box_id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 3, r->name, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 4, r->kind, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 5, r->parent, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 6, (sqlite3_int64)r->size);
+    sqlite3_bind_text(st, 7, r->created_at, -1, SQLITE_TRANSIENT);
+    if (sqlite3_step(st) != SQLITE_DONE) {
+        rc = db_err(s, "insert snapshot");
+        if (rc == BOXLITE_EEXISTS)
+            rc = bl_err(BOXLITE_EEXISTS, "box %s already has a snapshot named \"%s\"", r->box_id,
+                        r->name);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int bl_db_snap_list(struct bl_db *s, const char *box_id, struct bl_snap_row **out, size_t *count)
+{
+    sqlite3_stmt *st = NULL;
+    struct bl_snap_row *rows = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0;
+
+    if (sqlite3_prepare_v2(s->db,
+                           "SELECT " SNAP_COLUMNS " FROM snapshots WHERE box_id = ?1 "
+                           "ORDER BY created_at, rowid",
+                           -1, &st, NULL) != SQLITE_OK)
+        return db_err(s, "prepare snapshot list");
+    sqlite3_bind_text(st, 1, box_id, -1, SQLITE_TRANSIENT);
+    while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
+        if (n == cap) {
+            size_t ncap = cap ? cap * 2 : 8;
+            struct bl_snap_row *nr = realloc(rows, ncap * sizeof(*rows));
+            if (!nr) {
+                rc = bl_err(BOXLITE_ENOMEM, "out of memory");
+                break;
+            }
+            rows = nr;
+            cap = ncap;
+        }
+        read_snap(st, &rows[n++]);
+    }
+    sqlite3_finalize(st);
+    if (rc != 0) {
+        free(rows);
+        return rc;
+    }
+    *out = rows;
+    *count = n;
+    return 0;
+}
+
+int bl_db_snap_get(struct bl_db *s, const char *box_id, const char *name, struct bl_snap_row *out)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = 0, step;
+
+    if (sqlite3_prepare_v2(s->db,
+                           "SELECT " SNAP_COLUMNS " FROM snapshots WHERE box_id = ?1 AND "
+                           "(name = ?2 OR id = ?2)",
+                           -1, &st, NULL) != SQLITE_OK)
+        return db_err(s, "prepare snapshot query");
+    sqlite3_bind_text(st, 1, box_id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 2, name, -1, SQLITE_TRANSIENT);
+    step = sqlite3_step(st);
+    if (step == SQLITE_ROW)
+        read_snap(st, out);
+    else if (step == SQLITE_DONE)
+        rc = bl_err(BOXLITE_ENOTFOUND, "box %s has no snapshot \"%s\"", box_id, name);
+    else
+        rc = db_err(s, "query snapshot");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int exec_bound(struct bl_db *s, const char *sql, const char *a, const char *b,
+                      const char *what)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = 0;
+
+    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+        return db_err(s, what);
+    sqlite3_bind_text(st, 1, a, -1, SQLITE_TRANSIENT);
+    if (b)
+        sqlite3_bind_text(st, 2, b, -1, SQLITE_TRANSIENT);
+    if (sqlite3_step(st) != SQLITE_DONE)
+        rc = db_err(s, what);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int bl_db_snap_delete(struct bl_db *s, const char *id, const char *new_parent)
+{
+    int rc = exec_bound(s, "UPDATE snapshots SET parent = ?2 WHERE parent = ?1", id, new_parent,
+                        "reparent snapshots");
+
+    if (rc == 0)
+        rc = exec_bound(s, "DELETE FROM snapshots WHERE id = ?1", id, NULL, "delete snapshot");
+    return rc;
+}
+
+int bl_db_snap_delete_box(struct bl_db *s, const char *box_id)
+{
+    return exec_bound(s, "DELETE FROM snapshots WHERE box_id = ?1", box_id, NULL,
+                      "delete snapshots");
+}
+
+int bl_db_box_dependents(struct bl_db *s, const char *box_id, const char *snap_id, char *ids,
+                         size_t cap)
+{
+    sqlite3_stmt *st = NULL;
+    int n = 0;
+
+    ids[0] = '\0';
+    if (sqlite3_prepare_v2(s->db,
+                           "SELECT id FROM boxes WHERE backing_box = ?1 AND "
+                           "(?2 IS NULL OR parent = ?2) ORDER BY seq",
+                           -1, &st, NULL) != SQLITE_OK)
+        return db_err(s, "prepare dependents");
+    sqlite3_bind_text(st, 1, box_id, -1, SQLITE_TRANSIENT);
+    if (snap_id)
+        sqlite3_bind_text(st, 2, snap_id, -1, SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_null(st, 2);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        size_t k = strlen(ids);
+        snprintf(ids + k, cap - k, "%s%s", n ? ", " : "", sqlite3_column_text(st, 0));
+        n++;
+    }
+    sqlite3_finalize(st);
+    return n;
 }

@@ -29,9 +29,35 @@ struct bl_box_row {
     char *workdir;     /* NULL when the image's */
     char *user;        /* NULL when the image's */
     int network_disabled;
-    char **ports;   /* groups of 4: protocol, host ip, host port, guest port */
-    char **volumes; /* groups of 3: "ro"|"rw", host path, guest path */
+    char **ports;         /* groups of 4: protocol, host ip, host port, guest port */
+    char **volumes;       /* groups of 3: "ro"|"rw", host path, guest path */
+    char parent[13];      /* the snapshot it was forked or cloned from, or "" */
+    char backing_box[13]; /* the box whose snapshot layer its disk rests on, or "" */
 };
+
+/* One snapshot of a box (fixed size, nothing to free). */
+struct bl_snap_row {
+    char id[13];
+    char box_id[13];
+    char name[65];
+    char kind[8];    /* "disk" or "full" */
+    char parent[13]; /* the snapshot its disk layer rests on, or "" */
+    uint64_t size;   /* bytes its files take */
+    char created_at[32];
+};
+
+int bl_db_snap_insert(struct bl_db *s, const struct bl_snap_row *row);
+/* The box's snapshots, oldest first. *out: free(). */
+int bl_db_snap_list(struct bl_db *s, const char *box_id, struct bl_snap_row **out, size_t *count);
+/* By name or id. BOXLITE_ENOTFOUND when none. */
+int bl_db_snap_get(struct bl_db *s, const char *box_id, const char *name, struct bl_snap_row *out);
+/* Delete one; its children take new_parent as their parent. */
+int bl_db_snap_delete(struct bl_db *s, const char *id, const char *new_parent);
+int bl_db_snap_delete_box(struct bl_db *s, const char *box_id);
+/* How many boxes rest on box_id's files (on its snapshot snap_id when not NULL); their ids
+ * go to ids (cap bytes, ", "-separated). */
+int bl_db_box_dependents(struct bl_db *s, const char *box_id, const char *snap_id, char *ids,
+                         size_t cap);
 
 /* Open (creating/migrating) the database of home. *out: bl_db_close. */
 int bl_db_open(struct bl_db **out, const char *home);

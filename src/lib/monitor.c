@@ -77,6 +77,10 @@ static char **shim_argv(const char *shim, const struct bl_monitor_start *m, int 
     }
     if (m->auto_remove)
         ADD(strdup("--auto-remove"));
+    if (m->incoming) {
+        ADD(strdup("--incoming"));
+        ADD(strdup(m->incoming));
+    }
     ADD(strdup("--"));
     for (size_t i = 0; i < nq; i++)
         ADD(strdup(m->qemu_argv[i]));

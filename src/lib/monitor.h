@@ -11,6 +11,7 @@ struct bl_monitor_start {
     int lifeline_fd; /* read end the shim watches (-1 for a detached box) */
     int auto_remove;
     int boot_timeout_ms;
+    const char *incoming; /* a full snapshot's memory file to restore from, or NULL */
 };
 
 /* Start the shim and wait for its report: 0 once the agent answered, else the shim's

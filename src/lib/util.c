@@ -4,6 +4,7 @@
 #include "error.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
@@ -404,4 +405,51 @@ char **bl_strv_dup(const char *const *v)
         }
     }
     return out;
+}
+
+int bl_run_tool_output(char **out, const char *const *argv, size_t max)
+{
+    char *path = NULL, *data = NULL;
+    int fd, rc;
+    char tmpl[] = "/tmp/boxlite-tool-XXXXXX";
+    posix_spawn_file_actions_t fa;
+    pid_t pid;
+    int status = 0, err;
+
+    fd = mkstemp(tmpl);
+    if (fd < 0)
+        return bl_err_errno(BOXLITE_EIO, errno, "temporary file");
+    unlink(tmpl);
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, fd, 1);
+    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+    err = posix_spawnp(&pid, argv[0], &fa, NULL, (char *const *)argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (err != 0) {
+        close(fd);
+        return bl_err_errno(BOXLITE_ENOTFOUND, err, "run %s", argv[0]);
+    }
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    path = bl_strdupf("/proc/self/fd/%d", fd);
+    rc = path ? bl_read_file(&data, NULL, path, max) : BOXLITE_ENOMEM;
+    if (rc == 0 && (!WIFEXITED(status) || WEXITSTATUS(status) != 0))
+        rc = bl_err(BOXLITE_ERROR, "%s failed (status %d)", argv[0], status);
+    free(path);
+    close(fd);
+    if (rc == 0)
+        *out = data;
+    else
+        free(data);
+    return rc;
+}
+
+void bl_test_crash(const char *step)
+{
+    const char *on = getenv("BOXLITE_TEST_HOOKS");
+    const char *at = getenv("BOXLITE_TEST_CRASH_AT");
+
+    if (on && strcmp(on, "1") == 0 && at && strcmp(at, step) == 0)
+        kill(getpid(), SIGKILL);
 }

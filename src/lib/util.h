@@ -42,6 +42,14 @@ size_t bl_strv_len(const char *const *v);
 char **bl_strv_dup(const char *const *v);
 void bl_strv_free(char **v);
 
+/* Run argv to completion and return its stdout (at most max bytes, NUL-terminated,
+ * malloc'd) in *out; non-zero exit is an error. */
+int bl_run_tool_output(char **out, const char *const *argv, size_t max);
+
+/* Test builds' crash points: when BOXLITE_TEST_HOOKS=1 and BOXLITE_TEST_CRASH_AT=step, the
+ * process kills itself with SIGKILL here (as a kill -9 from outside would). */
+void bl_test_crash(const char *step);
+
 /* write() all of buf, retrying on EINTR; 0 or -errno. */
 int bl_write_all(int fd, const void *buf, size_t len);
 

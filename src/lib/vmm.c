@@ -163,7 +163,7 @@ static void add_network(struct argv_buf *a, const struct bl_vm_config *c)
     add(a, "-netdev");
     add(a, own(a, spec));
     add(a, "-device");
-    add(a, "virtio-net-device,netdev=net0");
+    add(a, own(a, bl_strdupf("virtio-net-device,netdev=net0,mac=%s", c->mac)));
 }
 
 /* One -fsdev + virtio-9p-device per volume; the agent mounts them (kernel command line). */
@@ -232,6 +232,14 @@ static void build_argv(struct argv_buf *a, const struct bl_vm_config *c)
     add(a, own(a, bl_strdupf("socket,id=agent,fd=%d", AGENT_FD)));
     add(a, "-device");
     add(a, "virtserialport,chardev=agent,name=boxlite.agent");
+    add(a, "-chardev");
+    add(a, "socket,id=qmp,fd=4");
+    add(a, "-mon");
+    add(a, "chardev=qmp,mode=control");
+    if (c->incoming) {
+        add(a, "-incoming");
+        add(a, "fd:5");
+    }
     if (!c->network_disabled)
         add_network(a, c);
     add_volumes(a, c, &cmdline);

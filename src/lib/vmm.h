@@ -10,6 +10,8 @@ struct bl_vm_config {
     const char *disk;    /* the box's qcow2 */
     const char *console; /* file the guest console is appended to */
     const char *hostname;
+    const char *mac; /* the virtio-net MAC, "52:54:00:..." */
+    int incoming;    /* wait for a saved state on fd 5 (-incoming fd:5) */
     unsigned cpus;
     unsigned memory_mib;
     int kvm;
@@ -23,7 +25,8 @@ struct bl_vm_config {
  * static reason. BOXLITE_EINVAL for a bad BOXLITE_ACCEL or kvm asked for but unusable. */
 int bl_vmm_pick_accel(int *kvm_out, const char **why_tcg);
 
-/* The QEMU command line for cfg; the agent chardev is fd 3. *out: bl_strv_free. */
+/* The QEMU command line for cfg; the agent chardev is fd 3, the QMP monitor fd 4.
+ * *out: bl_strv_free. */
 int bl_vmm_argv(char ***out, const struct bl_vm_config *cfg);
 
 #endif

@@ -3,7 +3,9 @@
  * record the outcome in the store.
  *
  * usage: boxlite-shim --home H --id ID --status-fd N [--lifeline-fd N] [--boot-timeout-ms N]
- *                     [--auto-remove] -- QEMU-ARGV...   (QEMU's agent chardev is fd=3) */
+ *                     [--auto-remove] [--incoming FILE] -- QEMU-ARGV...
+ * QEMU's agent chardev is fd 3, its QMP monitor fd 4, and with --incoming the saved state of a
+ * full snapshot is fd 5 (`-incoming fd:5`). */
 #include "shim.h"
 
 #include "db.h"
@@ -27,12 +29,17 @@
 #include <unistd.h>
 
 #define AGENT_FD        3
+#define QMP_FD          4
+#define INCOMING_FD     5
 #define STOP_GRACE_MS   10000
 #define DEFAULT_BOOT_MS 60000
 #define POLL_MAX        (SHIM_MAX_CLIENTS + 8)
 
 struct shim {
-    const char *home, *id;
+    const char *home, *id, *incoming;
+    char *dir; /* absolute box directory (the cwd) */
+    struct shim_qmp qmp;
+    int incoming_fd;
     char **qemu_argv;
     int status_fd, lifeline_fd, boot_ms, auto_remove;
     struct bl_db *db;
@@ -82,6 +89,8 @@ static int parse_args(struct shim *s, int argc, char **argv)
             s->status_fd = atoi(v);
         else if (strcmp(a, "--lifeline-fd") == 0)
             s->lifeline_fd = atoi(v);
+        else if (strcmp(a, "--incoming") == 0)
+            s->incoming = v;
         else if (strcmp(a, "--boot-timeout-ms") == 0)
             s->boot_ms = atoi(v);
         else
@@ -107,7 +116,7 @@ static int listen_here(void)
     return fd;
 }
 
-static void spawn_qemu_child(char **argv, int agent_fd, pid_t parent)
+static void spawn_qemu_child(char **argv, int agent_fd, int qmp_fd, int in_fd, pid_t parent)
 {
     int null_fd = open("/dev/null", O_RDONLY);
     int log_fd = open("qemu.log", O_WRONLY | O_CREAT | O_TRUNC, 0600);
@@ -116,9 +125,12 @@ static void spawn_qemu_child(char **argv, int agent_fd, pid_t parent)
     if (getppid() != parent || null_fd < 0 || log_fd < 0)
         _exit(126);
     if (dup2(null_fd, 0) < 0 || dup2(log_fd, 1) < 0 || dup2(log_fd, 2) < 0 ||
-        dup2(agent_fd, AGENT_FD) < 0 || fcntl(AGENT_FD, F_SETFD, 0) < 0)
+        dup2(agent_fd, AGENT_FD) < 0 || fcntl(AGENT_FD, F_SETFD, 0) < 0 ||
+        dup2(qmp_fd, QMP_FD) < 0 || fcntl(QMP_FD, F_SETFD, 0) < 0)
         _exit(126);
-    for (int fd = AGENT_FD + 1; fd < 1024; fd++)
+    if (in_fd >= 0 && (dup2(in_fd, INCOMING_FD) < 0 || fcntl(INCOMING_FD, F_SETFD, 0) < 0))
+        _exit(126);
+    for (int fd = in_fd >= 0 ? INCOMING_FD + 1 : QMP_FD + 1; fd < 1024; fd++)
         close(fd);
     execv(argv[0], argv);
     _exit(127);
@@ -126,15 +138,26 @@ static void spawn_qemu_child(char **argv, int agent_fd, pid_t parent)
 
 static int start_qemu(struct shim *s)
 {
-    int sv[2];
+    int sv[2], qv[2];
     pid_t parent = getpid();
 
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
         return -1;
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, qv) != 0)
+        return -1;
     s->qemu = fork();
-    if (s->qemu == 0)
-        spawn_qemu_child(s->qemu_argv, sv[1], parent);
+    if (s->qemu == 0) {
+        /* the fds must not sit on the numbers they are moved to */
+        int a = fcntl(sv[1], F_DUPFD_CLOEXEC, 16), q = fcntl(qv[1], F_DUPFD_CLOEXEC, 16);
+        int in = s->incoming_fd >= 0 ? fcntl(s->incoming_fd, F_DUPFD_CLOEXEC, 16) : -1;
+        spawn_qemu_child(s->qemu_argv, a, q, in, parent);
+    }
     close(sv[1]);
+    close(qv[1]);
+    if (s->incoming_fd >= 0)
+        close(s->incoming_fd);
+    s->incoming_fd = -1;
+    shim_qmp_init(&s->qmp, qv[0]);
     if (s->qemu < 0) {
         close(sv[0]);
         return -1;
@@ -142,6 +165,8 @@ static int start_qemu(struct shim *s)
     fcntl(sv[0], F_SETFL, O_NONBLOCK);
     s->router = shim_router_new(sv[0]);
     s->pid_fd = (int)syscall(SYS_pidfd_open, s->qemu, 0);
+    if (s->router && s->incoming)
+        shim_router_restored(s->router);
     return s->router && s->pid_fd >= 0 ? 0 : -1;
 }
 
@@ -210,6 +235,46 @@ static int poll_timeout(const struct shim *s)
     return t < 0 ? 0 : (t > 1000 ? 1000 : (int)t);
 }
 
+/* A client's request for snapshot work, done here, synchronously (clients wait meanwhile). */
+static void monitor_work(struct shim *s)
+{
+    char name[128], msg[512];
+    uint32_t op = 0;
+    int client = -1, rc = -1;
+
+    if (!s->stopping && shim_router_ready(s->router))
+        shim_qmp_drain(&s->qmp);
+    if (!shim_router_take_monitor(s->router, &client, &op, name, sizeof(name)))
+        return;
+    if (s->stopping)
+        snprintf(msg, sizeof(msg), "the box is stopping");
+    else if (op == BL_MON_SNAPSHOT_DISK || op == BL_MON_SNAPSHOT_FULL)
+        rc = shim_snapshot(s->router, &s->qmp, s->dir, op == BL_MON_SNAPSHOT_FULL, name, msg,
+                           sizeof(msg));
+    else
+        snprintf(msg, sizeof(msg), "unknown monitor operation %u", op);
+    shim_router_monitor_reply(s->router, client, rc == 0 ? 0 : 1, msg);
+}
+
+/* A full snapshot is saved paused, and QEMU keeps the state it loads: once the incoming
+ * state is in, resume the guest. */
+static int resume_incoming(struct shim *s)
+{
+    int64_t deadline = bl_now_ms() + s->boot_ms;
+
+    while (bl_now_ms() < deadline) {
+        if (shim_qmp_cmd(&s->qmp, "{\"execute\":\"query-status\"}", -1, 5000) != 0)
+            break;
+        if (strstr(s->qmp.line, "\"running\": true"))
+            return 0;
+        if (!strstr(s->qmp.line, "inmigrate"))
+            return shim_qmp_cmd(&s->qmp, "{\"execute\":\"cont\"}", -1, 5000);
+        usleep(5000);
+    }
+    snprintf(s->reason, sizeof(s->reason), "restoring the saved state failed: %.200s", s->qmp.line);
+    return -1;
+}
+
 /* Serve until QEMU exits. */
 static void serve(struct shim *s)
 {
@@ -256,6 +321,7 @@ static void serve(struct shim *s)
         }
         if (shim_router_take_shutdown(s->router))
             begin_stop(s, "");
+        monitor_work(s);
         on_timers(s);
     }
 }
@@ -341,7 +407,13 @@ int main(int argc, char **argv)
         return 2;
     }
     dir = bl_strdupf("%s/boxes/%s", s.home, s.id);
-    if (!dir || chdir(dir) != 0 || bl_db_open(&s.db, s.home) != 0) {
+    s.dir = dir;
+    s.incoming_fd = -1;
+    s.qmp.fd = -1;
+    if (s.incoming)
+        s.incoming_fd = open(s.incoming, O_RDONLY | O_CLOEXEC);
+    if (!dir || chdir(dir) != 0 || bl_db_open(&s.db, s.home) != 0 ||
+        (s.incoming && s.incoming_fd < 0)) {
         report(&s, "error: the shim cannot open its box directory or the state database\n");
         return 1;
     }
@@ -356,6 +428,10 @@ int main(int argc, char **argv)
         return 1;
     }
     s.boot_deadline = bl_now_ms() + s.boot_ms;
+    if (s.incoming && resume_incoming(&s) != 0) {
+        s.stopping = 1;
+        s.stop_deadline = 0;
+    }
     serve(&s);
     finish(&s);
     shim_router_free(s.router);

@@ -2,9 +2,12 @@
  * clients, each client's stream ids mapped to ids of the shim's own on the agent side. */
 #include "shim.h"
 
+#include "util.h"
+
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -12,6 +15,8 @@
 #define IN_CAP        (BL_FRAME_HDR + BL_FRAME_MAX)
 #define AGENT_BACKLOG (8u << 20) /* stop reading clients while this much waits for the agent */
 #define PING_RING     256        /* PINGs forwarded to the agent and not yet answered */
+#define INTERNAL      (-2)       /* route.client of the shim's own streams */
+#define RESTORED_PING "boxlite-restored"
 
 /* ---- one framed connection ---- */
 
@@ -130,6 +135,15 @@ struct shim_router {
     uint8_t hello_payload[256];
     size_t hello_len;
     int shutdown_req;
+    int restored;    /* waiting for the PONG that stands for a restored guest's HELLO */
+    int mon_pending; /* a BL_F_MONITOR request waits */
+    int mon_client;
+    uint32_t mon_op;
+    char mon_name[128];
+    uint32_t internal_g; /* the shim's own built-in stream, 0 when none */
+    int internal_done;
+    int internal_status;
+    char internal_err[256];
     int pings[PING_RING]; /* client of each PING the agent has not answered, oldest first */
     unsigned ping_head, ping_len;
 };
@@ -227,6 +241,54 @@ static void return_credit(struct shim_router *r, const struct bl_frame *f)
     to_agent(r, BL_F_WINDOW, f->stream, p, sizeof(p));
 }
 
+static void announce_restored(struct shim_router *r)
+{
+    struct bl_wbuf w = {0};
+
+    bl_wbuf_put_u32(&w, BL_PROTO_VERSION);
+    bl_wbuf_put_str(&w, "boxlite-agent (restored)");
+    if (!w.failed && w.len <= sizeof(r->hello_payload)) {
+        memcpy(r->hello_payload, w.data, w.len);
+        r->hello_len = w.len;
+        r->hello = 1;
+        r->restored = 0;
+        for (int i = 0; i < SHIM_MAX_CLIENTS; i++)
+            to_client(r, i, BL_F_HELLO, 0, r->hello_payload, r->hello_len);
+    }
+    bl_wbuf_free(&w);
+}
+
+/* A frame on the shim's own built-in stream: keep stderr for the message, end on EXIT. */
+static void internal_frame(struct shim_router *r, const struct bl_frame *f)
+{
+    struct bl_exit e;
+    size_t have = strlen(r->internal_err);
+
+    if (f->type == BL_F_STDOUT || f->type == BL_F_STDERR) {
+        if (f->type == BL_F_STDERR && f->len > 0 && have + 1 < sizeof(r->internal_err)) {
+            size_t k = f->len < sizeof(r->internal_err) - 1 - have
+                           ? f->len
+                           : sizeof(r->internal_err) - 1 - have;
+            memcpy(r->internal_err + have, f->payload, k);
+            r->internal_err[have + k] = '\0';
+        }
+        return_credit(r, f);
+    } else if (f->type == BL_F_EXIT) {
+        r->internal_done = 1;
+        r->internal_status = -1;
+        if (bl_exit_decode(&e, f->payload, f->len) == 0) {
+            r->internal_status = bl_exit_status(&e);
+            if (e.message[0] && !r->internal_err[0])
+                snprintf(r->internal_err, sizeof(r->internal_err), "%s", e.message);
+            free(e.message);
+        }
+    } else if (f->type == BL_F_ERROR) {
+        r->internal_done = 1;
+        r->internal_status = -1;
+        snprintf(r->internal_err, sizeof(r->internal_err), "the agent refused the request");
+    }
+}
+
 static void on_agent_frame(void *ctx, const struct bl_frame *f)
 {
     struct shim_router *r = ctx;
@@ -241,6 +303,9 @@ static void on_agent_frame(void *ctx, const struct bl_frame *f)
             r->hello = 1;
             for (int i = 0; i < SHIM_MAX_CLIENTS; i++)
                 to_client(r, i, BL_F_HELLO, 0, r->hello_payload, r->hello_len);
+        } else if (f->type == BL_F_PONG && r->restored && f->len == strlen(RESTORED_PING) &&
+                   memcmp(f->payload, RESTORED_PING, f->len) == 0) {
+            announce_restored(r);
         } else if (f->type == BL_F_PONG && r->ping_len > 0) {
             int idx = r->pings[r->ping_head];
             r->ping_head = (r->ping_head + 1) % PING_RING;
@@ -255,12 +320,32 @@ static void on_agent_frame(void *ctx, const struct bl_frame *f)
             return_credit(r, f);
         return;
     }
-    if (rt->client < 0 && (f->type == BL_F_STDOUT || f->type == BL_F_STDERR))
+    if (rt->client == INTERNAL) {
+        internal_frame(r, f);
+    } else if (rt->client < 0 && (f->type == BL_F_STDOUT || f->type == BL_F_STDERR))
         return_credit(r, f);
     else
         to_client(r, rt->client, f->type, rt->s, f->payload, f->len);
     if (f->type == BL_F_EXIT || (f->type == BL_F_ERROR && rt->client < 0))
         route_delete(r, rt);
+}
+
+static void monitor_request(struct shim_router *r, int idx, const struct bl_frame *f)
+{
+    uint32_t op = 0;
+    char *name = NULL;
+
+    if (bl_u32_str_decode(f->payload, f->len, &op, &name) != 0 || strlen(name) >= 128) {
+        shim_router_monitor_reply(r, idx, 1, "bad monitor request");
+    } else if (r->mon_pending || !r->hello) {
+        shim_router_monitor_reply(r, idx, 1, "the box is busy or not ready");
+    } else {
+        r->mon_pending = 1;
+        r->mon_client = idx;
+        r->mon_op = op;
+        snprintf(r->mon_name, sizeof(r->mon_name), "%s", name);
+    }
+    free(name);
 }
 
 static void on_client_frame(void *ctx, const struct bl_frame *f)
@@ -282,8 +367,11 @@ static void on_client_frame(void *ctx, const struct bl_frame *f)
             to_agent(r, BL_F_PING, 0, f->payload, f->len);
         } else if (f->type == BL_F_PING) {
             to_client(r, fc->idx, BL_F_PONG, 0, f->payload, f->len);
-        } else if (f->type == BL_F_SHUTDOWN)
+        } else if (f->type == BL_F_SHUTDOWN) {
             r->shutdown_req = 1;
+        } else if (f->type == BL_F_MONITOR) {
+            monitor_request(r, fc->idx, f);
+        }
         return;
     }
     rt = route_by_client(r, fc->idx, f->stream);
@@ -421,4 +509,90 @@ void shim_router_flush_agent(struct shim_router *r, int max_ms)
             break;
         max_ms -= 10;
     }
+}
+
+void shim_router_restored(struct shim_router *r)
+{
+    r->restored = 1;
+    r->next_g = 0x40000000u + (uint32_t)(bl_now_ms() & 0x3fffffff);
+    to_agent(r, BL_F_PING, 0, RESTORED_PING, strlen(RESTORED_PING));
+}
+
+int shim_router_take_monitor(struct shim_router *r, int *client, uint32_t *op, char *name,
+                             size_t cap)
+{
+    if (!r->mon_pending)
+        return 0;
+    r->mon_pending = 0;
+    *client = r->mon_client;
+    *op = r->mon_op;
+    snprintf(name, cap, "%s", r->mon_name);
+    return 1;
+}
+
+void shim_router_monitor_reply(struct shim_router *r, int client, uint32_t status, const char *msg)
+{
+    struct bl_wbuf w = {0};
+
+    bl_wbuf_put_u32(&w, status);
+    bl_wbuf_put_str(&w, msg);
+    if (!w.failed)
+        to_client(r, client, BL_F_MONITOR_REPLY, 0, w.data, w.len);
+    bl_wbuf_free(&w);
+}
+
+int shim_router_builtin(struct shim_router *r, const char *const *argv, int timeout_ms, char *err,
+                        size_t cap)
+{
+    struct bl_exec_req req = {0};
+    struct bl_wbuf w = {0};
+    struct route *rt = calloc(1, sizeof(*rt));
+    int64_t deadline = bl_now_ms() + timeout_ms;
+    int rc = -1;
+
+    req.flags = BL_EXEC_BUILTIN;
+    req.argv = (char **)argv;
+    while (argv[req.argc])
+        req.argc++;
+    if (!rt || bl_exec_req_encode(&w, &req) != 0 || w.failed) {
+        snprintf(err, cap, "out of memory");
+        free(rt);
+        bl_wbuf_free(&w);
+        return -1;
+    }
+    rt->g = r->next_g++;
+    rt->client = INTERNAL;
+    rt->next = r->routes;
+    r->routes = rt;
+    r->internal_g = rt->g;
+    r->internal_done = 0;
+    r->internal_err[0] = '\0';
+    to_agent(r, BL_F_EXEC, rt->g, w.data, w.len);
+    bl_wbuf_free(&w);
+    while (!r->internal_done && bl_now_ms() < deadline) {
+        struct pollfd p = {.fd = r->agent.fd, .events = POLLIN};
+        if (r->agent.out_len > r->agent.out_off)
+            p.events |= POLLOUT;
+        if (poll(&p, 1, 100) <= 0)
+            continue;
+        if ((p.revents & POLLOUT) && shim_conn_flush(&r->agent) != 0)
+            break;
+        if ((p.revents & (POLLIN | POLLHUP | POLLERR)) &&
+            shim_conn_read(&r->agent, on_agent_frame, r) != 0)
+            break;
+    }
+    if (r->internal_done && r->internal_status == 0)
+        rc = 0;
+    else
+        snprintf(err, cap, "%s: %s", argv[0],
+                 r->internal_done ? (r->internal_err[0] ? r->internal_err : "failed")
+                                  : "the agent did not answer in time");
+    err[strcspn(err, "\n")] = '\0';
+    rt = route_by_g(r, r->internal_g);
+    if (rt && rt->client == INTERNAL) /* no EXIT came: forget it; the agent ends it alone */
+        rt->client = -1;
+    else if (rt)
+        route_delete(r, rt);
+    r->internal_g = 0;
+    return rc;
 }

@@ -53,5 +53,42 @@ int shim_router_take_shutdown(struct shim_router *r);
 void shim_router_shutdown_agent(struct shim_router *r);
 /* Try to write everything queued to the agent within max_ms. */
 void shim_router_flush_agent(struct shim_router *r, int max_ms);
+/* A restored guest sends no HELLO (its agent thinks the channel never broke): ping it, and
+ * on its answer announce a HELLO of our own; stream ids start high so that they cannot meet
+ * the ids of processes restored with the guest. */
+void shim_router_restored(struct shim_router *r);
+/* A BL_F_MONITOR request some client sent (cleared by the call): 1 and *client, *op and name
+ * (cap bytes) filled, or 0. */
+int shim_router_take_monitor(struct shim_router *r, int *client, uint32_t *op, char *name,
+                             size_t cap);
+/* Answer a client's BL_F_MONITOR with BL_F_MONITOR_REPLY (status 0: done). */
+void shim_router_monitor_reply(struct shim_router *r, int client, uint32_t status, const char *msg);
+/* Run an agent built-in (argv NULL-terminated) on a stream of the shim's own and wait for it
+ * to end, serving only the agent channel meanwhile. 0 when it exited 0; else -1 with its
+ * stderr (or why) in err. */
+int shim_router_builtin(struct shim_router *r, const char *const *argv, int timeout_ms, char *err,
+                        size_t cap);
+
+/* ---- qmp.c: QEMU's control monitor ---- */
+struct shim_qmp {
+    int fd;
+    int ready;
+    char buf[65536];
+    size_t len;
+    char line[4096]; /* the last reply (or event, or what went wrong) */
+};
+void shim_qmp_init(struct shim_qmp *q, int fd);
+/* Send one command (a JSON object, optionally with an fd for getfd) and wait for its answer;
+ * 0 for {"return":...}, -1 for an error or no answer (q->line says which). */
+int shim_qmp_cmd(struct shim_qmp *q, const char *cmd, int pass_fd, int timeout_ms);
+/* Discard pending events (the shim is idle). */
+void shim_qmp_drain(struct shim_qmp *q);
+
+/* ---- snapshot.c: snapshots taken by the shim of its running box ---- */
+/* Take snapshot name of the running VM in box directory dir (absolute; the cwd): a disk
+ * snapshot (agent freeze, new qcow2 layer, thaw) or, with full, a paused one that also saves
+ * RAM and device state through QMP migration. 0 or -1 with msg. */
+int shim_snapshot(struct shim_router *r, struct shim_qmp *q, const char *dir, int full,
+                  const char *name, char *msg, size_t cap);
 
 #endif

@@ -280,13 +280,16 @@ static void test_check(void)
     CHECK(n == BL_FRAME_HDR + 2 && f.type == 99, "split: unknown type returned whole");
     CHECK_EQ(bl_frame_check(&f), -BL_PE_TYPE, "check: unknown type");
     for (t = 0; t < 256; t++) {
-        int known = (t >= 1 && t <= 5) || (t >= 16 && t <= 24);
+        int known = (t >= 1 && t <= 7) || (t >= 16 && t <= 24);
         f.type = (uint8_t)t;
         f.version = BL_PROTO_VERSION;
         ok = ok && bl_frame_check(&f) == (known ? 0 : -BL_PE_TYPE);
         ok = ok && (strcmp(bl_frame_type_name(t), "UNKNOWN") != 0) == known;
     }
     CHECK(ok, "check/type_name: exactly the known types");
+    CHECK(strcmp(bl_frame_type_name(BL_F_MONITOR), "MONITOR") == 0 &&
+              strcmp(bl_frame_type_name(BL_F_MONITOR_REPLY), "MONITOR_REPLY") == 0,
+          "type_name: MONITOR, MONITOR_REPLY (v3)");
     CHECK(strcmp(bl_frame_type_name(BL_F_EXEC), "EXEC") == 0, "type_name: EXEC");
 }
 

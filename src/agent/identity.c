@@ -1,0 +1,148 @@
+/* identity.c — the snapshot built-ins: `freeze`/`thaw` (FIFREEZE/FITHAW on the box's root
+ * filesystem for the instant of a disk cut) and `identity` (a restored or forked guest's fix-up:
+ * hostname, MAC, RNG reseed from host entropy, clock step). They run in the exec child. */
+#include "agent.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+/* From linux/fs.h and linux/random.h (not every musl toolchain carries kernel headers). */
+#define BL_FIFREEZE      _IOWR('X', 119, int)
+#define BL_FITHAW        _IOWR('X', 120, int)
+#define BL_RNDADDENTROPY _IOW('R', 0x03, int[2])
+#define BL_RNDRESEEDCRNG _IO('R', 0x07)
+#define ENTROPY_MAX      512
+
+static int fail(const char *what, int err)
+{
+    dprintf(2, "%s: %s\n", what, strerror(err));
+    return 1;
+}
+
+/* FIFREEZE or FITHAW on "/" (the box's root after the chroot). Thawing a filesystem that is
+ * not frozen is not an error: thaw must be safe to repeat. */
+static int freeze_root(int freeze)
+{
+    int fd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int arg = 0, rc = 0;
+
+    if (fd < 0)
+        return fail("open /", errno);
+    if (ioctl(fd, freeze ? BL_FIFREEZE : BL_FITHAW, &arg) != 0 && !(!freeze && errno == EINVAL))
+        rc = fail(freeze ? "FIFREEZE /" : "FITHAW /", errno);
+    close(fd);
+    return rc;
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Mix hex-encoded host randomness into the kernel pool, credit it, and force the CRNG (and
+ * every per-CPU CRNG) to reseed so no two forks draw the same bytes. */
+static int reseed(const char *hex)
+{
+    struct {
+        int entropy_count;
+        int buf_size;
+        unsigned char buf[ENTROPY_MAX];
+    } e;
+    size_t n = strlen(hex) / 2;
+    int fd, rc = 0;
+
+    if (n == 0 || n > ENTROPY_MAX || strlen(hex) % 2)
+        return fail("identity: entropy", EINVAL);
+    for (size_t i = 0; i < n; i++) {
+        int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return fail("identity: entropy", EINVAL);
+        e.buf[i] = (unsigned char)(hi << 4 | lo);
+    }
+    e.entropy_count = (int)n * 8;
+    e.buf_size = (int)n;
+    fd = open("/dev/urandom", O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+        return fail("open /dev/urandom", errno);
+    if (ioctl(fd, BL_RNDADDENTROPY, &e) != 0)
+        rc = fail("RNDADDENTROPY", errno);
+    if (rc == 0 && ioctl(fd, BL_RNDRESEEDCRNG) != 0)
+        rc = fail("RNDRESEEDCRNG", errno);
+    close(fd);
+    return rc;
+}
+
+static int set_mac(const char *mac)
+{
+    struct ifreq ifr;
+    unsigned v[6];
+    int fd, rc = 0;
+
+    if (sscanf(mac, "%2x:%2x:%2x:%2x:%2x:%2x", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5]) != 6)
+        return fail("identity: mac", EINVAL);
+    memset(&ifr, 0, sizeof(ifr));
+    snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "eth0");
+    ifr.ifr_hwaddr.sa_family = 1; /* ARPHRD_ETHER */
+    for (int i = 0; i < 6; i++)
+        ifr.ifr_hwaddr.sa_data[i] = (char)v[i];
+    fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return fail("socket", errno);
+    if (ioctl(fd, SIOCSIFHWADDR, &ifr) != 0 && errno != ENODEV)
+        rc = fail("SIOCSIFHWADDR eth0", errno);
+    close(fd);
+    return rc;
+}
+
+static int step_clock(const char *unix_ns)
+{
+    long long ns = strtoll(unix_ns, NULL, 10);
+    struct timeval tv;
+
+    if (ns <= 0)
+        return fail("identity: time", EINVAL);
+    tv.tv_sec = (time_t)(ns / 1000000000LL);
+    tv.tv_usec = (suseconds_t)(ns % 1000000000LL / 1000);
+    return settimeofday(&tv, NULL) != 0 ? fail("settimeofday", errno) : 0;
+}
+
+/* identity HOSTNAME MAC ENTROPY-HEX UNIX-NS; "-" leaves that part alone. */
+static int identity(char **argv)
+{
+    int rc = 0;
+
+    if (strcmp(argv[1], "-") != 0 && sethostname(argv[1], strlen(argv[1])) != 0)
+        rc = fail("sethostname", errno);
+    if (rc == 0 && strcmp(argv[2], "-") != 0)
+        rc = set_mac(argv[2]);
+    if (rc == 0 && strcmp(argv[3], "-") != 0)
+        rc = reseed(argv[3]);
+    if (rc == 0 && strcmp(argv[4], "-") != 0)
+        rc = step_clock(argv[4]);
+    return rc;
+}
+
+int bl_builtin_identity(const struct bl_exec_req *req)
+{
+    if (req->argc == 1 && strcmp(req->argv[0], "freeze") == 0)
+        return freeze_root(1);
+    if (req->argc == 1 && strcmp(req->argv[0], "thaw") == 0)
+        return freeze_root(0);
+    if (req->argc == 5 && strcmp(req->argv[0], "identity") == 0)
+        return identity(req->argv);
+    return -1;
+}

@@ -1,0 +1,566 @@
+/* export.c — one box as a portable `.boxlite` archive (a tar: manifest.json, then disk.qcow2,
+ * a standalone qcow2) and its import, which trusts nothing in the archive until checked. */
+#include "box.h"
+#include "db.h"
+#include "error.h"
+#include "runtime.h"
+#include "util.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define FORMAT       "boxlite-box"
+#define MANIFEST     "manifest.json"
+#define DISK         "disk.qcow2"
+#define MANIFEST_MAX (1u << 20)
+#define DISK_MAX     (1ull << 40)
+#define CHUNK        (1u << 20)
+
+/* sha256 of a file as 64 hex characters into out[65]. */
+static int sha256_file(const char *path, char out[65], uint64_t *size_out)
+{
+    static const char hex[] = "0123456789abcdef";
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    unsigned char md[32], *buf = malloc(CHUNK);
+    unsigned mdlen = 0;
+    uint64_t size = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int rc = 0;
+    ssize_t n;
+
+    if (!ctx || !buf || fd < 0 || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
+        rc = bl_err_errno(BOXLITE_EIO, errno, "hash %s", path);
+        goto out;
+    }
+    while ((n = read(fd, buf, CHUNK)) > 0) {
+        EVP_DigestUpdate(ctx, buf, (size_t)n);
+        size += (uint64_t)n;
+    }
+    if (n < 0 || EVP_DigestFinal_ex(ctx, md, &mdlen) != 1) {
+        rc = bl_err_errno(BOXLITE_EIO, errno, "read %s", path);
+        goto out;
+    }
+    for (unsigned i = 0; i < 32; i++) {
+        out[2 * i] = hex[md[i] >> 4];
+        out[2 * i + 1] = hex[md[i] & 15];
+    }
+    out[64] = '\0';
+    *size_out = size;
+out:
+    if (fd >= 0)
+        close(fd);
+    free(buf);
+    EVP_MD_CTX_free(ctx);
+    return rc;
+}
+
+static json_t *strv_json(char **v)
+{
+    json_t *a;
+
+    if (!v)
+        return json_null();
+    a = json_array();
+    for (size_t i = 0; a && v[i]; i++)
+        json_array_append_new(a, json_string(v[i]));
+    return a;
+}
+
+static char *manifest_text(const struct bl_box_row *r, const char *sha, uint64_t size)
+{
+    json_t *m = json_pack("{s:s, s:i, s:{s:s, s:i, s:i, s:i, s:o, s:o, s:o, s:s?, s:s?, s:b}, "
+                          "s:[{s:s, s:I, s:s}]}",
+                          "format", FORMAT, "version", 1, "box", "image", r->image, "cpus",
+                          (int)r->cpus, "memory_mib", (int)r->memory_mib, "disk_size_gb",
+                          (int)r->disk_size_gb, "env", strv_json(r->env), "entrypoint",
+                          strv_json(r->entrypoint), "cmd", strv_json(r->cmd), "workdir", r->workdir,
+                          "user", r->user, "network_disabled", r->network_disabled, "files", "name",
+                          DISK, "size", (json_int_t)size, "sha256", sha);
+    char *text = m ? json_dumps(m, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
+
+    json_decref(m);
+    return text;
+}
+
+static int add_member(struct archive *a, const char *name, const char *path, const void *data,
+                      size_t len)
+{
+    struct archive_entry *e = archive_entry_new();
+    int fd = path ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+    struct stat st;
+    char *buf = NULL;
+    int rc = 0;
+    ssize_t n;
+
+    if (!e || (path && (fd < 0 || fstat(fd, &st) != 0))) {
+        rc = bl_err_errno(BOXLITE_EIO, errno, "open %s", path ? path : name);
+        goto out;
+    }
+    archive_entry_set_pathname(e, name);
+    archive_entry_set_filetype(e, AE_IFREG);
+    archive_entry_set_perm(e, 0600);
+    archive_entry_set_size(e, path ? st.st_size : (la_int64_t)len);
+    if (archive_write_header(a, e) != ARCHIVE_OK) {
+        rc = bl_err(BOXLITE_EIO, "archive %s: %s", name, archive_error_string(a));
+        goto out;
+    }
+    if (!path) {
+        if (archive_write_data(a, data, len) != (la_ssize_t)len)
+            rc = bl_err(BOXLITE_EIO, "archive %s: %s", name, archive_error_string(a));
+        goto out;
+    }
+    buf = malloc(CHUNK);
+    while (rc == 0 && buf && (n = read(fd, buf, CHUNK)) > 0)
+        if (archive_write_data(a, buf, (size_t)n) != n)
+            rc = bl_err(BOXLITE_EIO, "archive %s: %s", name, archive_error_string(a));
+    if (!buf)
+        rc = bl_err(BOXLITE_ENOMEM, "out of memory");
+out:
+    if (fd >= 0)
+        close(fd);
+    free(buf);
+    archive_entry_free(e);
+    return rc;
+}
+
+static int write_archive(const char *dest, const char *manifest, const char *disk)
+{
+    char *tmp = bl_strdupf("%s.tmp", dest);
+    struct archive *a = archive_write_new();
+    int fd = -1, rc = 0;
+
+    if (!tmp || !a) {
+        rc = bl_err(BOXLITE_ENOMEM, "out of memory");
+        goto out;
+    }
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        rc = bl_err_errno(bl_code_from_errno(errno), errno, "create %s", tmp);
+        goto out;
+    }
+    archive_write_set_format_pax_restricted(a);
+    if (archive_write_open_fd(a, fd) != ARCHIVE_OK)
+        rc = bl_err(BOXLITE_EIO, "write %s: %s", tmp, archive_error_string(a));
+    if (rc == 0)
+        rc = add_member(a, MANIFEST, NULL, manifest, strlen(manifest));
+    if (rc == 0)
+        rc = add_member(a, DISK, disk, NULL, 0);
+    if (rc == 0 && archive_write_close(a) != ARCHIVE_OK)
+        rc = bl_err(BOXLITE_EIO, "write %s: %s", tmp, archive_error_string(a));
+    if (rc == 0 && fsync(fd) != 0)
+        rc = bl_err_errno(BOXLITE_EIO, errno, "fsync %s", tmp);
+    bl_test_crash("export:written");
+    if (rc == 0 && rename(tmp, dest) != 0)
+        rc = bl_err_errno(BOXLITE_EIO, errno, "rename %s", tmp);
+out:
+    if (a)
+        archive_write_free(a);
+    if (fd >= 0)
+        close(fd);
+    if (rc != 0 && tmp)
+        unlink(tmp);
+    free(tmp);
+    return rc;
+}
+
+/* A private work directory in the store (boxes/.export-<id>, locked; repair removes it). */
+static int work_dir(boxlite_runtime *rt, char **out, int *lock_out)
+{
+    char id[13];
+    char *dir = NULL, *lock = NULL;
+    int fd = -1, rc = bl_random_id(id);
+
+    if (rc == 0) {
+        dir = bl_strdupf("%s/boxes/.export-%s", rt->home, id);
+        lock = bl_strdupf("%s/boxes/.export-%s/lock", rt->home, id);
+        rc = dir && lock ? 0 : bl_err(BOXLITE_ENOMEM, "out of memory");
+    }
+    if (rc == 0 && mkdir(dir, 0700) != 0)
+        rc = bl_err_errno(BOXLITE_EIO, errno, "create %s", dir);
+    if (rc == 0)
+        fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (rc == 0 && (fd < 0 || flock(fd, LOCK_EX) != 0))
+        rc = bl_err_errno(BOXLITE_EIO, errno, "lock %s", lock);
+    free(lock);
+    if (rc != 0) {
+        if (fd >= 0)
+            close(fd);
+        if (dir)
+            rmdir(dir);
+        free(dir);
+        return rc;
+    }
+    *out = dir;
+    *lock_out = fd;
+    return 0;
+}
+
+BOXLITE_API int boxlite_box_export(boxlite_box *box, const char *snapshot, const char *dest)
+{
+    struct bl_snap_row s;
+    char *src = NULL, *work = NULL, *flat = NULL, *manifest = NULL;
+    char sha[65];
+    uint64_t size = 0;
+    int lock_fd = -1, rc;
+
+    bl_err_clear();
+    if (!box || !dest)
+        return bl_err(BOXLITE_EINVAL, "export: bad arguments");
+    rc = bl_box_reload(box);
+    if (rc == 0 && snapshot)
+        rc = bl_db_snap_get(box->rt->db, box->row.id, snapshot, &s);
+    else if (rc == 0 && bl_box_running(box))
+        rc = bl_err(BOXLITE_ESTATE, "box %s is running: stop it, or export one of its snapshots",
+                    box->row.id);
+    if (rc == 0) {
+        src = snapshot ? bl_strdupf("%s/snapshots/%s/disk.qcow2", box->dir, s.name)
+                       : strdup(box->disk);
+        rc = src ? work_dir(box->rt, &work, &lock_fd) : bl_err(BOXLITE_ENOMEM, "out of memory");
+    }
+    if (rc == 0) {
+        flat = bl_strdupf("%s/" DISK, work);
+        rc = flat ? 0 : bl_err(BOXLITE_ENOMEM, "out of memory");
+    }
+    if (rc == 0) {
+        const char *argv[] = {"qemu-img", "convert", "-q", "-O", "qcow2", src, flat, NULL};
+        rc = bl_run_tool(argv); /* the whole chain, flattened: no backing file */
+    }
+    bl_test_crash("export:flattened");
+    if (rc == 0)
+        rc = sha256_file(flat, sha, &size);
+    if (rc == 0) {
+        manifest = manifest_text(&box->row, sha, size);
+        rc = manifest ? 0 : bl_err(BOXLITE_ENOMEM, "out of memory");
+    }
+    if (rc == 0)
+        rc = write_archive(dest, manifest, flat);
+    if (work)
+        bl_rm_rf(work);
+    if (lock_fd >= 0)
+        close(lock_fd);
+    free(src);
+    free(work);
+    free(flat);
+    free(manifest);
+    if (rc != 0)
+        return bl_err_wrap(rc, "export box %s to %s", box->row.id, dest);
+    return 0;
+}
+
+/* ---- import ---- */
+
+struct import {
+    char *dir;      /* boxes/.new-<id> */
+    char *disk;     /* dir/disk.qcow2 */
+    char *manifest; /* text */
+    uint64_t disk_size;
+    char disk_sha[65];
+    int have_disk;
+};
+
+/* The member's data into a file, hashing as it goes (size capped). */
+static int extract_disk(struct archive *a, struct import *im, uint64_t cap)
+{
+    static const char hex[] = "0123456789abcdef";
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    unsigned char md[32], *buf = malloc(CHUNK);
+    unsigned mdlen = 0;
+    int fd = open(im->disk, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    int rc = 0;
+    la_ssize_t n;
+
+    if (!ctx || !buf || fd < 0 || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
+        rc = bl_err_errno(BOXLITE_EIO, errno, "create %s", im->disk);
+        goto out;
+    }
+    while ((n = archive_read_data(a, buf, CHUNK)) > 0) {
+        im->disk_size += (uint64_t)n;
+        if (im->disk_size > cap) {
+            rc = bl_err(BOXLITE_EINVAL, DISK " is larger than the manifest says");
+            goto out;
+        }
+        EVP_DigestUpdate(ctx, buf, (size_t)n);
+        if (bl_write_all(fd, buf, (size_t)n) != 0) {
+            rc = bl_err_errno(BOXLITE_EIO, errno, "write %s", im->disk);
+            goto out;
+        }
+    }
+    if (n < 0) {
+        rc = bl_err(BOXLITE_EINVAL, "read " DISK ": %s", archive_error_string(a));
+        goto out;
+    }
+    EVP_DigestFinal_ex(ctx, md, &mdlen);
+    for (unsigned i = 0; i < 32; i++) {
+        im->disk_sha[2 * i] = hex[md[i] >> 4];
+        im->disk_sha[2 * i + 1] = hex[md[i] & 15];
+    }
+    im->disk_sha[64] = '\0';
+    if (fsync(fd) != 0)
+        rc = bl_err_errno(BOXLITE_EIO, errno, "fsync %s", im->disk);
+    im->have_disk = rc == 0;
+out:
+    if (fd >= 0)
+        close(fd);
+    free(buf);
+    EVP_MD_CTX_free(ctx);
+    return rc;
+}
+
+/* The manifest's word on the disk member: its size and sha256. */
+static int manifest_disk(const char *text, uint64_t *size, const char **sha, json_t **root)
+{
+    json_error_t je;
+    json_t *m = json_loads(text, JSON_REJECT_DUPLICATES, &je);
+    json_t *files = m ? json_object_get(m, "files") : NULL;
+    json_t *f = files && json_array_size(files) == 1 ? json_array_get(files, 0) : NULL;
+    const char *fmt = m ? json_string_value(json_object_get(m, "format")) : NULL;
+    const char *name = f ? json_string_value(json_object_get(f, "name")) : NULL;
+    json_t *sz = f ? json_object_get(f, "size") : NULL;
+
+    *sha = f ? json_string_value(json_object_get(f, "sha256")) : NULL;
+    if (!m || !fmt || strcmp(fmt, FORMAT) != 0 || !name || strcmp(name, DISK) != 0 ||
+        !json_is_integer(sz) || json_integer_value(sz) < 0 ||
+        (uint64_t)json_integer_value(sz) > DISK_MAX || !*sha || strlen(*sha) != 64 ||
+        !json_is_object(json_object_get(m, "box"))) {
+        json_decref(m);
+        return bl_err(BOXLITE_EINVAL, MANIFEST " is not a boxlite box manifest%s%s", m ? "" : ": ",
+                      m ? "" : je.text);
+    }
+    *size = (uint64_t)json_integer_value(sz);
+    *root = m;
+    return 0;
+}
+
+/* Member names: exactly manifest.json then disk.qcow2, regular files, nothing else. */
+static int read_archive(const char *path, struct import *im, json_t **root)
+{
+    struct archive *a = archive_read_new();
+    struct archive_entry *e;
+    uint64_t want = 0;
+    const char *sha = NULL;
+    int rc = 0, r, idx = 0;
+
+    if (!a)
+        return bl_err(BOXLITE_ENOMEM, "out of memory");
+    archive_read_support_format_tar(a);
+    archive_read_support_filter_none(a);
+    if (archive_read_open_filename(a, path, 1 << 16) != ARCHIVE_OK) {
+        rc = bl_err(BOXLITE_EIO, "open %s: %s", path, archive_error_string(a));
+        goto out;
+    }
+    while (rc == 0 && (r = archive_read_next_header(a, &e)) == ARCHIVE_OK) {
+        const char *name = archive_entry_pathname(e);
+        la_int64_t size = archive_entry_size(e);
+        const char *expect = idx == 0 ? MANIFEST : DISK;
+        if (!name || strchr(name, '/') || strstr(name, "..") || idx > 1 ||
+            strcmp(name, expect) != 0)
+            rc = bl_err(BOXLITE_EINVAL, "unexpected member \"%s\" (expected %s)", name ? name : "?",
+                        idx > 1 ? "nothing more" : expect);
+        else if (archive_entry_filetype(e) != AE_IFREG || archive_entry_hardlink(e) ||
+                 archive_entry_symlink(e))
+            rc = bl_err(BOXLITE_EINVAL, "member \"%s\" is not a regular file", name);
+        else if (idx == 0 && (size <= 0 || size > (la_int64_t)MANIFEST_MAX))
+            rc = bl_err(BOXLITE_EINVAL, MANIFEST " has a bad size");
+        else if (idx == 1 && (size < 0 || (uint64_t)size != want))
+            rc = bl_err(BOXLITE_EINVAL, DISK " is %lld bytes, the manifest says %llu",
+                        (long long)size, (unsigned long long)want);
+        if (rc == 0 && idx == 0) {
+            im->manifest = calloc(1, (size_t)size + 1);
+            if (!im->manifest)
+                rc = bl_err(BOXLITE_ENOMEM, "out of memory");
+            else if (archive_read_data(a, im->manifest, (size_t)size) != size)
+                rc = bl_err(BOXLITE_EINVAL, "read " MANIFEST ": truncated");
+            else
+                rc = manifest_disk(im->manifest, &want, &sha, root);
+        } else if (rc == 0) {
+            rc = extract_disk(a, im, want);
+            if (rc == 0 && strcmp(im->disk_sha, sha) != 0)
+                rc = bl_err(BOXLITE_EINVAL,
+                            "checksum mismatch: " DISK " has sha256 %s, the "
+                            "manifest says %s",
+                            im->disk_sha, sha);
+        }
+        idx++;
+    }
+    if (rc == 0 && r != ARCHIVE_EOF)
+        rc = bl_err(BOXLITE_EINVAL, "read %s: %s", path, archive_error_string(a));
+    if (rc == 0 && !im->have_disk)
+        rc = bl_err(BOXLITE_EINVAL, "the archive has no " DISK);
+out:
+    archive_read_free(a);
+    return rc;
+}
+
+/* qemu-img's own view: a qcow2 with no backing file and no external data file. */
+static int check_disk(const char *disk, int untrusted)
+{
+    const char *info[] = {"qemu-img", "info", "--output=json", "-f", "qcow2", disk, NULL};
+    const char *check[] = {"qemu-img", "check", "-q", "-f", "qcow2", disk, NULL};
+    char *out = NULL;
+    json_t *j = NULL, *spec;
+    int rc = bl_run_tool_output(&out, info, 1 << 20);
+
+    if (rc == 0) {
+        j = json_loads(out, 0, NULL);
+        spec = json_object_get(json_object_get(json_object_get(j, "format-specific"), "data"),
+                               "data-file");
+        if (!j || strcmp(json_string_value(json_object_get(j, "format")) ?: "", "qcow2") != 0)
+            rc = bl_err(BOXLITE_EINVAL, DISK " is not a qcow2 image");
+        else if (json_object_get(j, "backing-filename") ||
+                 json_object_get(j, "full-backing-filename"))
+            rc = bl_err(BOXLITE_EINVAL, DISK " names a backing file (%s): refused",
+                        json_string_value(json_object_get(j, "backing-filename")) ?: "?");
+        else if (spec)
+            rc = bl_err(BOXLITE_EINVAL, DISK " names an external data file: refused");
+    } else {
+        rc = bl_err_wrap(BOXLITE_EINVAL, DISK " is not a valid qcow2 image");
+    }
+    if (rc == 0 && untrusted && bl_run_tool(check) != 0)
+        rc = bl_err_wrap(BOXLITE_EINVAL, DISK " failed qemu-img check");
+    json_decref(j);
+    free(out);
+    return rc;
+}
+
+static char **json_strv(json_t *a, int *ok)
+{
+    char **v;
+    size_t n;
+
+    if (!a || json_is_null(a))
+        return NULL;
+    n = json_array_size(a);
+    if (!json_is_array(a) || n > 4096) {
+        *ok = 0;
+        return NULL;
+    }
+    v = calloc(n + 1, sizeof(*v));
+    for (size_t i = 0; v && i < n; i++) {
+        const char *s = json_string_value(json_array_get(a, i));
+        v[i] = strdup(s ? s : "");
+    }
+    if (!v)
+        *ok = 0;
+    return v;
+}
+
+static int row_from_manifest(struct bl_box_row *r, json_t *root, const char *id, const char *name)
+{
+    json_t *b = json_object_get(root, "box");
+    const char *image = json_string_value(json_object_get(b, "image"));
+    const char *wd = json_string_value(json_object_get(b, "workdir"));
+    const char *user = json_string_value(json_object_get(b, "user"));
+    json_int_t cpus = json_integer_value(json_object_get(b, "cpus"));
+    json_int_t mem = json_integer_value(json_object_get(b, "memory_mib"));
+    json_int_t disk = json_integer_value(json_object_get(b, "disk_size_gb"));
+    char now[32];
+    int ok = 1;
+
+    if (!image || cpus < 1 || cpus > 64 || mem < 128 || mem > 1024 * 1024 || disk < 0 ||
+        disk > 16384 || (wd && wd[0] != '/'))
+        return bl_err(BOXLITE_EINVAL, MANIFEST ": invalid box settings");
+    memset(r, 0, sizeof(*r));
+    bl_rfc3339_now(now);
+    snprintf(r->id, sizeof(r->id), "%s", id);
+    r->name = name ? strdup(name) : NULL;
+    r->image = strdup(image);
+    r->state = strdup("configured");
+    r->created_at = strdup(now);
+    r->reason = strdup("");
+    r->cpus = (unsigned)cpus;
+    r->memory_mib = (unsigned)mem;
+    r->disk_size_gb = (unsigned)disk;
+    r->env = json_strv(json_object_get(b, "env"), &ok);
+    r->entrypoint = json_strv(json_object_get(b, "entrypoint"), &ok);
+    r->cmd = json_strv(json_object_get(b, "cmd"), &ok);
+    r->workdir = wd ? strdup(wd) : NULL;
+    r->user = user ? strdup(user) : NULL;
+    r->network_disabled = json_is_true(json_object_get(b, "network_disabled"));
+    r->ports = calloc(1, sizeof(char *));
+    r->volumes = calloc(1, sizeof(char *));
+    for (size_t i = 0; r->env && r->env[i]; i++)
+        if (!strchr(r->env[i], '=') || r->env[i][0] == '=')
+            ok = 0;
+    if (!ok || (name && !r->name) || !r->image || !r->state || !r->created_at || !r->reason ||
+        !r->ports || !r->volumes) {
+        bl_box_row_clear(r);
+        return bl_err(BOXLITE_EINVAL, MANIFEST ": invalid box settings");
+    }
+    return 0;
+}
+
+BOXLITE_API int boxlite_box_import(boxlite_box **out, boxlite_runtime *rt, const char *path,
+                                   const char *name, int untrusted)
+{
+    struct import im = {0};
+    struct bl_box_row row = {0};
+    json_t *root = NULL;
+    char id[13], *final = NULL, *lock = NULL;
+    int lock_fd = -1, rc, have_row = 0;
+    struct bl_box_row existing;
+
+    bl_err_clear();
+    if (!out || !rt || !path)
+        return bl_err(BOXLITE_EINVAL, "import: bad arguments");
+    if (name && bl_db_box_get(rt->db, name, &existing) == 0) {
+        bl_box_row_clear(&existing);
+        return bl_err(BOXLITE_EEXISTS, "a box named \"%s\" already exists", name);
+    }
+    rc = bl_random_id(id);
+    if (rc == 0) {
+        im.dir = bl_strdupf("%s/boxes/.new-%s", rt->home, id);
+        im.disk = bl_strdupf("%s/boxes/.new-%s/" DISK, rt->home, id);
+        lock = bl_strdupf("%s/boxes/.new-%s/lock", rt->home, id);
+        final = bl_strdupf("%s/boxes/%s", rt->home, id);
+        rc = im.dir && im.disk && lock && final ? 0 : bl_err(BOXLITE_ENOMEM, "out of memory");
+    }
+    if (rc == 0 && mkdir(im.dir, 0700) != 0)
+        rc = bl_err_errno(BOXLITE_EIO, errno, "create %s", im.dir);
+    if (rc == 0) {
+        lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (lock_fd < 0 || flock(lock_fd, LOCK_EX) != 0)
+            rc = bl_err_errno(BOXLITE_EIO, errno, "lock %s", lock);
+    }
+    if (rc == 0)
+        rc = read_archive(path, &im, &root);
+    bl_test_crash("import:extracted");
+    if (rc == 0)
+        rc = check_disk(im.disk, untrusted);
+    if (rc == 0)
+        rc = row_from_manifest(&row, root, id, name);
+    have_row = rc == 0;
+    if (rc == 0)
+        rc = bl_db_box_insert(rt->db, &row);
+    bl_test_crash("box-new:inserted");
+    if (rc == 0 && rename(im.dir, final) != 0) {
+        rc = bl_err_errno(BOXLITE_EIO, errno, "rename %s", im.dir);
+        bl_db_box_delete(rt->db, id);
+    }
+    if (rc != 0 && im.dir)
+        bl_rm_rf(im.dir);
+    if (lock_fd >= 0)
+        close(lock_fd);
+    if (rc == 0)
+        rc = boxlite_box_get(out, rt, id);
+    if (have_row)
+        bl_box_row_clear(&row);
+    json_decref(root);
+    free(im.dir);
+    free(im.disk);
+    free(im.manifest);
+    free(lock);
+    free(final);
+    if (rc != 0)
+        return bl_err_wrap(rc, "import %s", path);
+    return 0;
+}

@@ -1,0 +1,989 @@
+/* snapshot.c — snapshots of a box (disk: qcow2 layers; full: plus RAM and device state),
+ * restore, remove, clone and fork, and the repair of what a crash leaves half done.
+ * Layout and crash rules: docs/snapshots.md. */
+#include "box.h"
+#include "conn.h"
+#include "db.h"
+#include "error.h"
+#include "image.h"
+#include "runtime.h"
+#include "util.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MONITOR_MS  600000
+#define IDENTITY_MS 30000
+#define ENTROPY_LEN 64
+
+/* ---- paths and files ---- */
+
+static int check_snap_name(const char *name)
+{
+    size_t n = name ? strlen(name) : 0;
+
+    if (n == 0 || n > 64 ||
+        strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") != n ||
+        name[0] == '.' || name[0] == '-')
+        return bl_err(BOXLITE_EINVAL,
+                      "invalid snapshot name \"%s\": use 1-64 of [A-Za-z0-9_.-], not "
+                      "starting with '.' or '-'",
+                      name ? name : "");
+    return 0;
+}
+
+static char *snap_path(const boxlite_box *box, const char *name, const char *file)
+{
+    return bl_strdupf("%s/snapshots/%s%s%s", box->dir, name, file ? "/" : "", file ? file : "");
+}
+
+static void sync_dir(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+}
+
+static uint64_t file_bytes(const char *path)
+{
+    struct stat st;
+
+    return path && stat(path, &st) == 0 ? (uint64_t)st.st_blocks * 512 : 0;
+}
+
+/* The backing file name written in a qcow2 header (big-endian offset at 8, size at 16). */
+static int qcow2_backing(const char *path, char *out, size_t cap)
+{
+    unsigned char h[20];
+    uint64_t off = 0;
+    uint32_t len = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int rc = -1;
+
+    out[0] = '\0';
+    if (fd >= 0 && pread(fd, h, sizeof(h), 0) == (ssize_t)sizeof(h) &&
+        memcmp(h, "QFI\xfb", 4) == 0) {
+        for (int i = 8; i < 16; i++)
+            off = off << 8 | h[i];
+        for (int i = 16; i < 20; i++)
+            len = len << 8 | h[i];
+        if (len < cap && (len == 0 || pread(fd, out, len, (off_t)off) == (ssize_t)len)) {
+            out[len] = '\0';
+            rc = 0;
+        }
+    }
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
+/* qemu-img create -f qcow2 path over backing (absolute names: a layer can be hard-linked
+ * elsewhere and still find its backing file). */
+static int new_overlay(const char *path, const char *backing)
+{
+    const char *fmt = strlen(backing) > 5 && strcmp(backing + strlen(backing) - 5, ".ext4") == 0
+                          ? "raw"
+                          : "qcow2";
+    const char *argv[] = {"qemu-img", "create", "-q",    "-f", "qcow2", "-F",
+                          fmt,        "-b",     backing, path, NULL};
+
+    unlink(path);
+    return bl_run_tool(argv);
+}
+
+/* ---- layers: boxes/<id>/layers/<id>.qcow2, disk.qcow2 a symlink to the top ---- */
+
+int bl_box_layerize(boxlite_box *box)
+{
+    char *layers = bl_strdupf("%s/layers", box->dir);
+    char *first = bl_strdupf("%s/layers/base.qcow2", box->dir);
+    char *lnk = bl_strdupf("%s/disk.qcow2.lnk", box->dir);
+    struct stat st;
+    int rc = 0;
+
+    if (!layers || !first || !lnk)
+        rc = bl_err(BOXLITE_ENOMEM, "out of memory");
+    else if (lstat(box->disk, &st) != 0)
+        rc = bl_err_errno(BOXLITE_EIO, errno, "stat %s", box->disk);
+    if (rc != 0 || S_ISLNK(st.st_mode))
+        goto out;
+    /* two names for the file, then the link replaces the old name: always one valid disk */
+    if (mkdir(layers, 0700) != 0 && errno != EEXIST)
+        rc = bl_err_errno(BOXLITE_EIO, errno, "create %s", layers);
+    unlink(first);
+    unlink(lnk);
+    if (rc == 0 && link(box->disk, first) != 0)
+        rc = bl_err_errno(BOXLITE_EIO, errno, "link %s", first);
+    if (rc == 0 && symlink("layers/base.qcow2", lnk) != 0)
+        rc = bl_err_errno(BOXLITE_EIO, errno, "symlink %s", lnk);
+    if (rc == 0 && rename(lnk, box->disk) != 0)
+        rc = bl_err_errno(BOXLITE_EIO, errno, "rename %s", lnk);
+    if (rc == 0) {
+        sync_dir(layers);
+        sync_dir(box->dir);
+    }
+out:
+    free(layers);
+    free(first);
+    free(lnk);
+    return rc;
+}
+
+/* A fresh layer name: absolute, malloc'd. */
+static char *layer_name(const boxlite_box *box)
+{
+    char id[13];
+
+    return bl_random_id(id) == 0 ? bl_strdupf("%s/layers/%s.qcow2", box->dir, id) : NULL;
+}
+
+/* Point disk.qcow2 at layer (absolute, inside box->dir/layers) atomically. */
+static int switch_top(boxlite_box *box, const char *layer)
+{
+    char *lnk = bl_strdupf("%s/disk.qcow2.lnk", box->dir);
+    const char *rel = strstr(layer, "/layers/");
+    int rc = 0;
+
+    if (!lnk || !rel)
+        rc = bl_err(BOXLITE_ENOMEM, "out of memory");
+    if (rc == 0) {
+        unlink(lnk);
+        if (symlink(rel + 1, lnk) != 0 || rename(lnk, box->disk) != 0)
+            rc = bl_err_errno(BOXLITE_EIO, errno, "switch %s to %s", box->disk, layer);
+        sync_dir(box->dir);
+    }
+    free(lnk);
+    return rc;
+}
+
+static void random_hex(char *out, size_t bytes)
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char b[256];
+    size_t n = bytes < sizeof(b) ? bytes : sizeof(b);
+
+    if (getrandom(b, n, 0) != (ssize_t)n)
+        for (size_t i = 0; i < n; i++)
+            b[i] = (unsigned char)(rand() ^ (int)time(NULL));
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = hex[b[i] >> 4];
+        out[2 * i + 1] = hex[b[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+/* ---- rows from files ---- */
+
+static void snap_to_info(boxlite_snapshot_info *out, const struct bl_snap_row *r)
+{
+    memset(out, 0, sizeof(*out));
+    snprintf(out->id, sizeof(out->id), "%s", r->id);
+    snprintf(out->box_id, sizeof(out->box_id), "%s", r->box_id);
+    snprintf(out->name, sizeof(out->name), "%s", r->name);
+    snprintf(out->kind, sizeof(out->kind), "%s", r->kind);
+    snprintf(out->parent, sizeof(out->parent), "%s", r->parent);
+    out->size = r->size;
+    snprintf(out->created_at, sizeof(out->created_at), "%s", r->created_at);
+}
+
+/* The snapshot whose frozen layer is layer (a real path). */
+static int snap_by_layer(boxlite_box *box, const char *layer, struct bl_snap_row *out)
+{
+    struct bl_snap_row *rows = NULL;
+    size_t n = 0;
+    int found = -1;
+
+    if (bl_db_snap_list(box->rt->db, box->row.id, &rows, &n) != 0)
+        return -1;
+    for (size_t i = 0; i < n && found < 0; i++) {
+        char *link = snap_path(box, rows[i].name, "disk.qcow2");
+        char *real = link ? realpath(link, NULL) : NULL;
+        if (real && strcmp(real, layer) == 0) {
+            *out = rows[i];
+            found = 0;
+        }
+        free(link);
+        free(real);
+    }
+    free(rows);
+    return found;
+}
+
+/* Record snapshot name from its files: kind from the memory file, parent from the backing
+ * file of its layer, size from what its files take. */
+static int register_snapshot(boxlite_box *box, const char *name, struct bl_snap_row *out)
+{
+    char *disk = snap_path(box, name, "disk.qcow2");
+    char *mem = snap_path(box, name, "memory");
+    char backing[4096], prefix[1024];
+    struct bl_snap_row r = {0}, p;
+    struct stat st;
+    int rc = 0;
+
+    if (!disk || !mem) {
+        rc = bl_err(BOXLITE_ENOMEM, "out of memory");
+        goto out;
+    }
+    rc = bl_random_id(r.id);
+    snprintf(r.box_id, sizeof(r.box_id), "%s", box->row.id);
+    snprintf(r.name, sizeof(r.name), "%s", name);
+    snprintf(r.kind, sizeof(r.kind), "%s", stat(mem, &st) == 0 ? "full" : "disk");
+    bl_rfc3339_now(r.created_at);
+    r.size = file_bytes(disk) + file_bytes(mem);
+    snprintf(prefix, sizeof(prefix), "%s/layers/", box->dir);
+    if (rc == 0 && qcow2_backing(disk, backing, sizeof(backing)) == 0 &&
+        strncmp(backing, prefix, strlen(prefix)) == 0) {
+        if (snap_by_layer(box, backing, &p) == 0)
+            snprintf(r.parent, sizeof(r.parent), "%s", p.id);
+    } else if (rc == 0 && strstr(backing, "/layers/")) {
+        snprintf(r.parent, sizeof(r.parent), "%s", box->row.parent); /* a fork's origin */
+    }
+    if (rc == 0)
+        rc = bl_db_snap_insert(box->rt->db, &r);
+    if (rc == 0 && out)
+        *out = r;
+out:
+    free(disk);
+    free(mem);
+    return rc;
+}
+
+/* ---- create ---- */
+
+/* The stopped box: a new layer over the top; the snapshot links to the old top; disk.qcow2
+ * switches to the new layer. A crash before the switch leaves a snapshot that points at the
+ * top: repair drops it, and the unused layer. */
+static int create_offline(boxlite_box *box, const char *name)
+{
+    char *sdir = snap_path(box, name, NULL);
+    char *link_path = snap_path(box, name, "disk.qcow2");
+    char *snaps = bl_strdupf("%s/snapshots", box->dir);
+    char *top = NULL, *layer = NULL;
+    int rc = bl_box_layerize(box);
+
+    if (rc == 0 && (!sdir || !link_path || !snaps))
+        rc = bl_err(BOXLITE_ENOMEM, "out of memory");
+    if (rc == 0) {
+        top = realpath(box->disk, NULL);
+        layer = layer_name(box);
+        if (!top || !layer)
+            rc = bl_err_errno(BOXLITE_EIO, errno, "resolve %s", box->disk);
+    }
+    if (rc == 0 && mkdir(snaps, 0700) != 0 && errno != EEXIST)
+        rc = bl_err_errno(BOXLITE_EIO, errno, "create %s", snaps);
+    if (rc == 0 && mkdir(sdir, 0700) != 0)
+        rc =
+            bl_err_errno(errno == EEXIST ? BOXLITE_EEXISTS : BOXLITE_EIO, errno, "create %s", sdir);
+    if (rc == 0)
+        rc = new_overlay(layer, top);
+    bl_test_crash("snapshot-create:layered");
+    if (rc == 0 && symlink(top, link_path) != 0)
+        rc = bl_err_errno(BOXLITE_EIO, errno, "symlink %s", link_path);
+    bl_test_crash("snapshot-create:linked");
+    if (rc == 0)
+        rc = switch_top(box, layer);
+    if (rc == 0) {
+        sync_dir(sdir);
+    } else if (sdir) {
+        if (layer)
+            unlink(layer);
+        unlink(link_path);
+        rmdir(sdir);
+    }
+    free(sdir);
+    free(link_path);
+    free(snaps);
+    free(top);
+    free(layer);
+    return rc;
+}
+
+BOXLITE_API int boxlite_snapshot_create(boxlite_snapshot_info *out, boxlite_box *box,
+                                        const char *name, int flags)
+{
+    struct bl_snap_row row, existing;
+    struct bl_conn *c = NULL;
+    int lock_fd = -1, rc;
+
+    bl_err_clear();
+    if (!box)
+        return bl_err(BOXLITE_EINVAL, "snapshot: box is NULL");
+    rc = check_snap_name(name);
+    if (rc == 0)
+        rc = bl_box_lock(box, &lock_fd);
+    if (rc == 0)
+        rc = bl_box_reload(box);
+    if (rc == 0 && bl_db_snap_get(box->rt->db, box->row.id, name, &existing) == 0)
+        rc = bl_err(BOXLITE_EEXISTS, "box %s already has a snapshot named \"%s\"", box->row.id,
+                    name);
+    if (rc == 0) {
+        bl_err_clear();
+        if (bl_box_running(box)) {
+            rc = bl_box_conn(box, &c);
+            if (rc == 0)
+                rc = bl_conn_monitor(c,
+                                     flags & BOXLITE_SNAPSHOT_MEMORY ? BL_MON_SNAPSHOT_FULL
+                                                                     : BL_MON_SNAPSHOT_DISK,
+                                     name, MONITOR_MS);
+        } else if (flags & BOXLITE_SNAPSHOT_MEMORY) {
+            rc = bl_err(BOXLITE_ESTATE, "a full snapshot needs a running box; %s is %s",
+                        box->row.id, box->row.state);
+        } else {
+            rc = create_offline(box, name);
+        }
+        bl_test_crash("snapshot-create:layer-done");
+        if (rc == 0)
+            rc = register_snapshot(box, name, &row);
+    }
+    if (lock_fd >= 0)
+        close(lock_fd);
+    if (rc != 0)
+        return bl_err_wrap(rc, "snapshot box %s as \"%s\"", box->row.id, name ? name : "");
+    if (out)
+        snap_to_info(out, &row);
+    return 0;
+}
+
+BOXLITE_API int boxlite_snapshot_list(boxlite_snapshot_info **out, size_t *count_out,
+                                      boxlite_box *box)
+{
+    struct bl_snap_row *rows = NULL;
+    boxlite_snapshot_info *infos;
+    size_t n = 0;
+    int rc;
+
+    bl_err_clear();
+    if (!out || !count_out || !box)
+        return bl_err(BOXLITE_EINVAL, "snapshot list: bad arguments");
+    rc = bl_db_snap_list(box->rt->db, box->row.id, &rows, &n);
+    if (rc != 0)
+        return rc;
+    infos = calloc(n ? n : 1, sizeof(*infos));
+    for (size_t i = 0; infos && i < n; i++)
+        snap_to_info(&infos[i], &rows[i]);
+    free(rows);
+    if (!infos)
+        return bl_err(BOXLITE_ENOMEM, "out of memory");
+    *out = infos;
+    *count_out = n;
+    return 0;
+}
+
+/* ---- identity and resume ---- */
+
+static int run_builtin(boxlite_box *box, const char *const *argv)
+{
+    boxlite_exec_options o = BOXLITE_EXEC_OPTIONS_INIT;
+    boxlite_exec_result res;
+    boxlite_exec *ex = NULL;
+    char err[512];
+    size_t n = 0;
+    int which = 0, rc;
+
+    o.argv = argv;
+    o.user = "root";
+    o.timeout_ms = IDENTITY_MS;
+    rc = bl_exec_start_flags(&ex, box, &o, BL_EXEC_BUILTIN);
+    if (rc == 0)
+        rc = boxlite_exec_wait(ex, &res, IDENTITY_MS + 5000);
+    err[0] = '\0';
+    if (rc == 0 && res.exit_code != 0) {
+        boxlite_exec_read(ex, BOXLITE_STDERR, &which, err, sizeof(err) - 1, &n, 0);
+        err[n] = '\0';
+        err[strcspn(err, "\n")] = '\0';
+        rc = bl_err(BOXLITE_ERROR, "%s: %s", argv[0], err[0] ? err : res.message);
+    }
+    boxlite_exec_free(ex);
+    return rc;
+}
+
+/* After a restore: the guest's clock is where it was at the snapshot and its RNG state is
+ * the snapshot's. A fork also gets its own hostname and MAC. */
+static int fix_identity(boxlite_box *box, int fork)
+{
+    char entropy[2 * ENTROPY_LEN + 1], now[32], mac[18];
+    const char *argv[6];
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    snprintf(now, sizeof(now), "%lld", (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec);
+    random_hex(entropy, ENTROPY_LEN);
+    bl_box_mac(box->row.id, mac);
+    argv[0] = "identity";
+    argv[1] = fork ? (box->row.name ? box->row.name : box->row.id) : "-";
+    argv[2] = fork && !box->row.network_disabled ? mac : "-";
+    argv[3] = entropy;
+    argv[4] = now;
+    argv[5] = NULL;
+    return run_builtin(box, argv);
+}
+
+/* Boot the (stopped) box from a full snapshot's memory file. */
+static int resume(boxlite_box *box, const char *memory, int flags, int fork)
+{
+    int rc;
+
+    box->incoming = memory;
+    rc = flags & BOXLITE_SNAPSHOT_DETACH ? boxlite_box_start_detached(box) : boxlite_box_start(box);
+    box->incoming = NULL;
+    bl_test_crash("resume:started");
+    if (rc == 0)
+        rc = fix_identity(box, fork);
+    return rc;
+}
+
+/* ---- restore ---- */
+
+BOXLITE_API int boxlite_snapshot_restore(boxlite_box *box, const char *name, int flags)
+{
+    struct bl_snap_row s, other;
+    char *layer = NULL, *mem = NULL, *tmp = NULL, *old = NULL;
+    int lock_fd = -1, rc;
+
+    bl_err_clear();
+    if (!box || !name)
+        return bl_err(BOXLITE_EINVAL, "snapshot restore: bad arguments");
+    rc = bl_box_lock(box, &lock_fd);
+    if (rc == 0)
+        rc = bl_box_reload(box);
+    if (rc == 0 && bl_box_running(box))
+        rc = bl_err(BOXLITE_ESTATE, "box %s is running: stop it before restoring", box->row.id);
+    if (rc == 0)
+        rc = bl_db_snap_get(box->rt->db, box->row.id, name, &s);
+    if (rc == 0)
+        rc = bl_box_layerize(box);
+    if (rc == 0) {
+        char *link = snap_path(box, s.name, "disk.qcow2");
+        layer = link ? realpath(link, NULL) : NULL;
+        free(link);
+        mem = snap_path(box, s.name, "memory");
+        tmp = layer_name(box);
+        old = realpath(box->disk, NULL);
+        if (!layer || !mem || !tmp || !old)
+            rc = bl_err(BOXLITE_EIO, "snapshot \"%s\" has lost its disk layer", s.name);
+    }
+    if (rc == 0)
+        rc = new_overlay(tmp, layer);
+    bl_test_crash("snapshot-restore:layered");
+    if (rc == 0)
+        rc = switch_top(box, tmp);
+    bl_test_crash("snapshot-restore:switched");
+    if (rc == 0 && snap_by_layer(box, old, &other) != 0)
+        unlink(old); /* the dropped top: nothing rests on it */
+    if (lock_fd >= 0)
+        close(lock_fd);
+    if (rc == 0 && strcmp(s.kind, "full") == 0)
+        rc = resume(box, mem, flags, 0);
+    free(layer);
+    free(mem);
+    free(tmp);
+    free(old);
+    if (rc != 0)
+        return bl_err_wrap(rc, "restore box %s to \"%s\"", box ? box->row.id : "", name);
+    return 0;
+}
+
+/* ---- remove ---- */
+
+/* Rebase every layer of box resting on layer onto new_backing (data carried over). */
+static int rebase_children(boxlite_box *box, const char *layer, const char *new_backing)
+{
+    char *layers = bl_strdupf("%s/layers", box->dir);
+    DIR *d = layers ? opendir(layers) : NULL;
+    struct dirent *e;
+    char b[4096];
+    int rc = d ? 0 : bl_err_errno(BOXLITE_EIO, errno, "open %s", layers ? layers : box->dir);
+    const char *fmt =
+        strlen(new_backing) > 5 && strcmp(new_backing + strlen(new_backing) - 5, ".ext4") == 0
+            ? "raw"
+            : "qcow2";
+
+    while (rc == 0 && (e = readdir(d)) != NULL) {
+        char *child = e->d_name[0] == '.' ? NULL : bl_strdupf("%s/%s", layers, e->d_name);
+        const char *argv[] = {"qemu-img",  "rebase", "-q", "-f",  "qcow2", "-b",
+                              new_backing, "-F",     fmt,  child, NULL};
+        if (child && qcow2_backing(child, b, sizeof(b)) == 0 && strcmp(b, layer) == 0)
+            rc = bl_run_tool(argv);
+        free(child);
+    }
+    if (d)
+        closedir(d);
+    free(layers);
+    return rc;
+}
+
+BOXLITE_API int boxlite_snapshot_remove(boxlite_box *box, const char *name)
+{
+    struct bl_snap_row s;
+    char *link = NULL, *layer = NULL, *sdir = NULL, *trash = NULL;
+    char backing[4096], deps[512];
+    int lock_fd = -1, rc;
+
+    bl_err_clear();
+    if (!box || !name)
+        return bl_err(BOXLITE_EINVAL, "snapshot remove: bad arguments");
+    rc = bl_box_lock(box, &lock_fd);
+    if (rc == 0)
+        rc = bl_box_reload(box);
+    if (rc == 0)
+        rc = bl_db_snap_get(box->rt->db, box->row.id, name, &s);
+    if (rc == 0 && bl_box_running(box))
+        rc = bl_err(BOXLITE_ESTATE, "box %s is running: stop it before removing a snapshot",
+                    box->row.id);
+    if (rc == 0 && bl_db_box_dependents(box->rt->db, box->row.id, s.id, deps, sizeof(deps)) > 0)
+        rc = bl_err(BOXLITE_ESTATE, "boxes %s were forked from it", deps);
+    if (rc == 0) {
+        link = snap_path(box, s.name, "disk.qcow2");
+        layer = link ? realpath(link, NULL) : NULL;
+        sdir = snap_path(box, s.name, NULL);
+        trash = bl_strdupf("%s/snapshots/.trash-%s", box->dir, s.name);
+        if (!layer || !sdir || !trash)
+            rc = bl_err(BOXLITE_EIO, "snapshot \"%s\" has lost its disk layer", s.name);
+    }
+    if (rc == 0 && qcow2_backing(layer, backing, sizeof(backing)) != 0)
+        rc = bl_err(BOXLITE_EIO, "read the backing file of %s", layer);
+    if (rc == 0)
+        rc = rebase_children(box, layer, backing);
+    bl_test_crash("snapshot-remove:rebased");
+    if (rc == 0 && rename(sdir, trash) != 0)
+        rc = bl_err_errno(BOXLITE_EIO, errno, "rename %s", sdir);
+    bl_test_crash("snapshot-remove:renamed");
+    if (rc == 0)
+        rc = bl_db_snap_delete(box->rt->db, s.id, s.parent);
+    if (rc == 0) {
+        bl_rm_rf(trash);
+        unlink(layer);
+    }
+    if (lock_fd >= 0)
+        close(lock_fd);
+    free(link);
+    free(layer);
+    free(sdir);
+    free(trash);
+    if (rc != 0)
+        return bl_err_wrap(rc, "remove snapshot \"%s\" of box %s", name, box->row.id);
+    return 0;
+}
+
+/* ---- new boxes from old: clone, fork ---- */
+
+/* boxes/.new-<id>, locked while it is being made: repair leaves locked ones alone. */
+static int new_box_dir(boxlite_runtime *rt, const char *id, char **dir_out, int *lock_out)
+{
+    char *dir = bl_strdupf("%s/boxes/.new-%s", rt->home, id);
+    char *lock = bl_strdupf("%s/boxes/.new-%s/lock", rt->home, id);
+    int fd = -1, rc = 0;
+
+    if (!dir || !lock)
+        rc = bl_err(BOXLITE_ENOMEM, "out of memory");
+    if (rc == 0 && mkdir(dir, 0700) != 0)
+        rc = bl_err_errno(BOXLITE_EIO, errno, "create %s", dir);
+    if (rc == 0)
+        fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (rc == 0 && (fd < 0 || flock(fd, LOCK_EX) != 0))
+        rc = bl_err_errno(BOXLITE_EIO, errno, "lock %s", lock);
+    free(lock);
+    if (rc != 0) {
+        if (fd >= 0)
+            close(fd);
+        free(dir);
+        return rc;
+    }
+    *dir_out = dir;
+    *lock_out = fd;
+    return 0;
+}
+
+static char **dup_or_null(char **v, int *ok)
+{
+    char **d = v ? bl_strv_dup((const char *const *)v) : NULL;
+
+    if (v && !d)
+        *ok = 0;
+    return d;
+}
+
+/* A row for a new box like src: new id, name, stopped. */
+static int copy_row(struct bl_box_row *r, const struct bl_box_row *src, const char *id,
+                    const char *name, int keep_ports)
+{
+    char now[32];
+    int ok = 1;
+
+    memset(r, 0, sizeof(*r));
+    bl_rfc3339_now(now);
+    snprintf(r->id, sizeof(r->id), "%s", id);
+    r->name = name ? strdup(name) : NULL;
+    r->image = strdup(src->image);
+    r->state = strdup("configured");
+    r->created_at = strdup(now);
+    r->reason = strdup("");
+    r->cpus = src->cpus;
+    r->memory_mib = src->memory_mib;
+    r->disk_size_gb = src->disk_size_gb;
+    r->detach = src->detach;
+    r->env = dup_or_null(src->env, &ok);
+    r->entrypoint = dup_or_null(src->entrypoint, &ok);
+    r->cmd = dup_or_null(src->cmd, &ok);
+    r->workdir = src->workdir ? strdup(src->workdir) : NULL;
+    r->user = src->user ? strdup(src->user) : NULL;
+    r->network_disabled = src->network_disabled;
+    r->ports = keep_ports ? dup_or_null(src->ports, &ok) : calloc(1, sizeof(char *));
+    r->volumes = dup_or_null(src->volumes, &ok);
+    if (!ok || (name && !r->name) || !r->image || !r->state || !r->created_at || !r->reason ||
+        !r->ports || (src->workdir && !r->workdir) || (src->user && !r->user)) {
+        bl_box_row_clear(r);
+        return bl_err(BOXLITE_ENOMEM, "out of memory");
+    }
+    return 0;
+}
+
+/* Insert the row, then give the directory its real name: a crash in between is finished by
+ * repair (a row whose boxes/<id> is missing but boxes/.new-<id> exists). */
+static int publish_box(boxlite_box **out, boxlite_runtime *rt, struct bl_box_row *row,
+                       const char *tmpdir)
+{
+    char *dir = bl_strdupf("%s/boxes/%s", rt->home, row->id);
+    int rc = dir ? bl_db_box_insert(rt->db, row) : bl_err(BOXLITE_ENOMEM, "out of memory");
+
+    bl_test_crash("box-new:inserted");
+    if (rc == 0 && rename(tmpdir, dir) != 0) {
+        rc = bl_err_errno(BOXLITE_EIO, errno, "rename %s", tmpdir);
+        bl_db_box_delete(rt->db, row->id);
+    }
+    free(dir);
+    if (rc == 0)
+        rc = boxlite_box_get(out, rt, row->id);
+    return rc;
+}
+
+/* Make a box from src's row and a disk made by make(tmpdir disk path, ctx). */
+static int make_box(boxlite_box **out, boxlite_box *src, const char *name, const char *parent,
+                    int fork, int (*make)(const char *disk, void *ctx), void *ctx)
+{
+    struct bl_box_row row = {0};
+    char id[13], *tmpdir = NULL, *disk = NULL;
+    int lock_fd = -1, rc, made = 0;
+
+    rc = bl_random_id(id);
+    if (rc == 0)
+        rc = copy_row(&row, &src->row, id, name, !fork);
+    if (rc == 0) {
+        made = 1;
+        snprintf(row.parent, sizeof(row.parent), "%s", parent ? parent : "");
+        if (fork)
+            snprintf(row.backing_box, sizeof(row.backing_box), "%s", src->row.id);
+        rc = new_box_dir(src->rt, id, &tmpdir, &lock_fd);
+    }
+    if (rc == 0) {
+        disk = bl_strdupf("%s/disk.qcow2", tmpdir);
+        rc = disk ? make(disk, ctx) : bl_err(BOXLITE_ENOMEM, "out of memory");
+    }
+    bl_test_crash("box-new:disk");
+    if (rc == 0)
+        rc = publish_box(out, src->rt, &row, tmpdir);
+    if (rc != 0 && tmpdir)
+        bl_rm_rf(tmpdir);
+    if (lock_fd >= 0)
+        close(lock_fd);
+    if (made)
+        bl_box_row_clear(&row);
+    free(tmpdir);
+    free(disk);
+    return rc;
+}
+
+struct flatten_ctx {
+    const char *src;  /* the layer to copy */
+    const char *base; /* the image's base, shared */
+};
+
+/* An empty layer over the source chain, then rebased onto the image's base: qemu-img copies
+ * in every cluster where the chain differs from the base (`convert -B` would copy only the
+ * top layer's clusters). */
+static int flatten_over_base(const char *disk, void *ctx)
+{
+    struct flatten_ctx *f = ctx;
+    const char *argv[] = {"qemu-img", "rebase", "-q",  "-f", "qcow2", "-b",
+                          f->base,    "-F",     "raw", disk, NULL};
+    char *src = realpath(f->src, NULL);
+    int rc = src ? new_overlay(disk, src) : bl_err_errno(BOXLITE_EIO, errno, "resolve %s", f->src);
+
+    if (rc == 0)
+        rc = bl_run_tool(argv);
+    free(src);
+    return rc;
+}
+
+static int overlay_make(const char *disk, void *ctx)
+{
+    return new_overlay(disk, ctx);
+}
+
+BOXLITE_API int boxlite_box_clone(boxlite_box **out, boxlite_box *box, const char *name,
+                                  const char *snapshot)
+{
+    struct bl_image *img = NULL;
+    struct bl_snap_row s = {0};
+    struct flatten_ctx f = {0};
+    char *layer = NULL;
+    int rc;
+
+    bl_err_clear();
+    if (!out || !box)
+        return bl_err(BOXLITE_EINVAL, "clone: bad arguments");
+    rc = bl_box_reload(box);
+    if (rc == 0 && name)
+        rc = check_snap_name(name);
+    if (rc == 0 && snapshot)
+        rc = bl_db_snap_get(box->rt->db, box->row.id, snapshot, &s);
+    else if (rc == 0 && bl_box_running(box))
+        rc = bl_err(BOXLITE_ESTATE, "box %s is running: stop it, or clone one of its snapshots",
+                    box->row.id);
+    if (rc == 0)
+        rc = bl_box_image(box, &img);
+    if (rc == 0) {
+        layer = snapshot ? snap_path(box, s.name, "disk.qcow2") : strdup(box->disk);
+        rc = layer ? 0 : bl_err(BOXLITE_ENOMEM, "out of memory");
+    }
+    f.src = layer;
+    f.base = img ? img->base_path : NULL;
+    if (rc == 0)
+        rc = make_box(out, box, name, snapshot ? s.id : NULL, 0, flatten_over_base, &f);
+    free(layer);
+    if (rc != 0)
+        return bl_err_wrap(rc, "clone box %s", box->row.id);
+    return 0;
+}
+
+BOXLITE_API int boxlite_box_fork(boxlite_box **out, boxlite_box *box, const char *snapshot,
+                                 const char *name, int flags)
+{
+    struct bl_snap_row s = {0};
+    boxlite_box *nb = NULL;
+    char *layer = NULL, *mem = NULL;
+    int rc;
+
+    bl_err_clear();
+    if (!out || !box || !snapshot)
+        return bl_err(BOXLITE_EINVAL, "fork: bad arguments");
+    rc = bl_box_reload(box);
+    if (rc == 0 && name)
+        rc = check_snap_name(name);
+    if (rc == 0)
+        rc = bl_db_snap_get(box->rt->db, box->row.id, snapshot, &s);
+    if (rc == 0 && strcmp(s.kind, "full") != 0)
+        rc = bl_err(BOXLITE_EINVAL, "snapshot \"%s\" has no memory: fork needs a full snapshot",
+                    s.name);
+    if (rc == 0) {
+        char *link = snap_path(box, s.name, "disk.qcow2");
+        layer = link ? realpath(link, NULL) : NULL;
+        free(link);
+        mem = snap_path(box, s.name, "memory");
+        rc = layer && mem ? 0 : bl_err(BOXLITE_EIO, "snapshot \"%s\" has lost its layer", s.name);
+    }
+    if (rc == 0)
+        rc = make_box(&nb, box, name, s.id, 1, overlay_make, layer);
+    if (rc == 0)
+        rc = resume(nb, mem, flags, 1);
+    free(layer);
+    free(mem);
+    if (rc != 0) {
+        if (nb)
+            boxlite_box_remove(nb, 1);
+        boxlite_box_free(nb);
+        return bl_err_wrap(rc, "fork box %s from \"%s\"", box->row.id, snapshot);
+    }
+    *out = nb;
+    return 0;
+}
+
+/* ---- repair ---- */
+
+static void repair_snapshot_dir(boxlite_box *box, const char *name, const char *top)
+{
+    char *sdir = snap_path(box, name, NULL);
+    char *link = snap_path(box, name, "disk.qcow2");
+    char *memtmp = snap_path(box, name, "memory.tmp");
+    char *layer = link ? realpath(link, NULL) : NULL;
+    struct bl_snap_row r;
+
+    if (!sdir || !link || !memtmp)
+        goto out;
+    if (name[0] == '.') { /* .trash-*: a removal that got as far as the rename */
+        bl_rm_rf(sdir);
+        goto out;
+    }
+    unlink(memtmp);
+    if (!layer || (top && strcmp(layer, top) == 0)) {
+        /* never finished: it names the live top (or nothing) */
+        bl_rm_rf(sdir);
+        if (bl_db_snap_get(box->rt->db, box->row.id, name, &r) == 0)
+            bl_db_snap_delete(box->rt->db, r.id, r.parent);
+    } else if (bl_db_snap_get(box->rt->db, box->row.id, name, &r) != 0) {
+        register_snapshot(box, name, NULL); /* finished but not recorded */
+    }
+out:
+    bl_err_clear();
+    free(sdir);
+    free(link);
+    free(memtmp);
+    free(layer);
+}
+
+/* Mark layer and everything below it inside layers/ as used. */
+static void mark_chain(const char *layers_dir, const char *layer, char **used, size_t *n,
+                       size_t cap)
+{
+    char b[4096];
+    char *cur = layer ? strdup(layer) : NULL;
+
+    for (int depth = 0; cur && depth < 1000 && *n < cap; depth++) {
+        if (strncmp(cur, layers_dir, strlen(layers_dir)) != 0)
+            break;
+        used[(*n)++] = cur;
+        if (qcow2_backing(cur, b, sizeof(b)) != 0 || !b[0])
+            return;
+        cur = strdup(b);
+    }
+    free(cur);
+}
+
+/* Delete layers nothing rests on (made by an operation a crash cut short). */
+static void collect_layers(boxlite_box *box, const char *top)
+{
+    char *layers = bl_strdupf("%s/layers/", box->dir);
+    struct bl_snap_row *rows = NULL;
+    size_t n = 0, nused = 0;
+    char *used[4096];
+    struct dirent *e;
+    DIR *d;
+
+    if (!layers || !top || bl_db_snap_list(box->rt->db, box->row.id, &rows, &n) != 0)
+        goto out;
+    mark_chain(layers, top, used, &nused, 4096);
+    for (size_t i = 0; i < n; i++) {
+        char *link = snap_path(box, rows[i].name, "disk.qcow2");
+        char *real = link ? realpath(link, NULL) : NULL;
+        mark_chain(layers, real, used, &nused, 4096);
+        free(link);
+        free(real);
+    }
+    d = opendir(layers);
+    while (d && (e = readdir(d)) != NULL) {
+        char *path = e->d_name[0] == '.' ? NULL : bl_strdupf("%s%s", layers, e->d_name);
+        int keep = !path;
+        for (size_t i = 0; path && i < nused && !keep; i++)
+            keep = strcmp(used[i], path) == 0;
+        if (!keep)
+            unlink(path);
+        free(path);
+    }
+    if (d)
+        closedir(d);
+    for (size_t i = 0; i < nused; i++)
+        free(used[i]);
+out:
+    free(rows);
+    free(layers);
+}
+
+void bl_snapshot_repair(boxlite_box *box)
+{
+    char *snaps = bl_strdupf("%s/snapshots", box->dir);
+    char *lnk = bl_strdupf("%s/disk.qcow2.lnk", box->dir);
+    char *top = NULL;
+    struct bl_snap_row *rows = NULL;
+    size_t n = 0;
+    struct dirent *e;
+    struct stat st;
+    DIR *d = NULL;
+    int lock_fd = -1;
+
+    if (!snaps || !lnk)
+        goto out;
+    /* another process at work on this box: leave it be */
+    lock_fd = open(box->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (lock_fd >= 0) {
+        int fd = openat(lock_fd, "lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        close(lock_fd);
+        lock_fd = fd;
+    }
+    if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB) != 0)
+        goto out;
+    unlink(lnk);
+    if (lstat(box->disk, &st) != 0 || !S_ISLNK(st.st_mode))
+        goto out; /* never snapshotted (or not a box we can read) */
+    top = realpath(box->disk, NULL);
+    d = opendir(snaps);
+    while (d && (e = readdir(d)) != NULL)
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+            repair_snapshot_dir(box, e->d_name, top);
+    if (bl_db_snap_list(box->rt->db, box->row.id, &rows, &n) == 0) {
+        for (size_t i = 0; i < n; i++) {
+            char *link = snap_path(box, rows[i].name, "disk.qcow2");
+            if (link && stat(link, &st) != 0)
+                bl_db_snap_delete(box->rt->db, rows[i].id, rows[i].parent);
+            free(link);
+        }
+        free(rows);
+    }
+    collect_layers(box, top);
+out:
+    if (d)
+        closedir(d);
+    if (lock_fd >= 0)
+        close(lock_fd);
+    free(snaps);
+    free(lnk);
+    free(top);
+    bl_err_clear();
+}
+
+void bl_box_repair_new(boxlite_runtime *rt)
+{
+    char *boxes = bl_strdupf("%s/boxes", rt->home);
+    DIR *d = boxes ? opendir(boxes) : NULL;
+    struct dirent *e;
+
+    while (d && (e = readdir(d)) != NULL) {
+        char *dir, *lock, *final;
+        struct bl_box_row row;
+        int fd;
+        if (strncmp(e->d_name, ".new-", 5) != 0 && strncmp(e->d_name, ".export-", 8) != 0)
+            continue;
+        dir = bl_strdupf("%s/%s", boxes, e->d_name);
+        lock = bl_strdupf("%s/%s/lock", boxes, e->d_name);
+        final = bl_strdupf("%s/%s", boxes, e->d_name + 5);
+        fd = lock ? open(lock, O_RDWR | O_CLOEXEC) : -1;
+        if (dir && final && (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) == 0)) {
+            if (e->d_name[1] == 'n' && bl_db_box_get(rt->db, e->d_name + 5, &row) == 0) {
+                rename(dir, final); /* recorded: finish */
+                bl_box_row_clear(&row);
+            } else {
+                bl_rm_rf(dir);
+            }
+        }
+        if (fd >= 0)
+            close(fd);
+        free(dir);
+        free(lock);
+        free(final);
+    }
+    if (d)
+        closedir(d);
+    free(boxes);
+    bl_err_clear();
+}

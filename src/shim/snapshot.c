@@ -1,0 +1,186 @@
+/* snapshot.c — snapshots the shim takes of its running box: the disk cut (agent freeze, a new
+ * qcow2 layer through QMP, thaw) and the full one (pause, the layer, RAM + device state
+ * migrated to a file through an fd handed to QEMU, resume). Layout: docs/snapshots.md. */
+#include "shim.h"
+
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define QMP_MS     30000
+#define MIGRATE_MS 600000
+#define FREEZE_MS  30000
+#define MEM_TMP    "memory.tmp"
+
+struct snap {
+    struct shim_router *r;
+    struct shim_qmp *q;
+    const char *dir, *name;
+    char sdir[256]; /* snapshots/<name>, relative to dir (the cwd) */
+    char *msg;
+    size_t cap;
+};
+
+static int fail(struct snap *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int fail(struct snap *s, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(s->msg, s->cap, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static int qmp(struct snap *s, const char *cmd, int pass_fd, int timeout_ms)
+{
+    if (shim_qmp_cmd(s->q, cmd, pass_fd, timeout_ms) != 0) {
+        snprintf(s->msg, s->cap, "QEMU: %.*s", (int)(s->cap > 64 ? s->cap - 16 : 32), s->q->line);
+        return -1;
+    }
+    return 0;
+}
+
+static void sync_dir(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+}
+
+/* The box's layers never move while QEMU has them open: disk.qcow2 is a symlink to the top
+ * layer, layers/<id>.qcow2. Freeze the top: QEMU starts a new layer over it (its backing
+ * name is the top's real path), the snapshot's disk.qcow2 links to the frozen layer, and
+ * only then disk.qcow2 is switched to the new layer. A crash before the switch leaves the
+ * snapshot pointing at the top: the next open drops it (and the unused new layer). */
+static int new_layer(struct snap *s)
+{
+    char cmd[1536], top[512], link_path[512], layer[64];
+    ssize_t n = readlink("disk.qcow2", top, sizeof(top) - 1);
+    unsigned char rnd[8];
+    int fd;
+
+    if (n <= 0)
+        return fail(s, "the box disk is not a layer link: %s", strerror(errno));
+    top[n] = '\0';
+    fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || read(fd, rnd, sizeof(rnd)) != (ssize_t)sizeof(rnd)) {
+        if (fd >= 0)
+            close(fd);
+        return fail(s, "no randomness");
+    }
+    close(fd);
+    snprintf(layer, sizeof(layer), "layers/%02x%02x%02x%02x%02x%02x%02x%02x.qcow2", rnd[0], rnd[1],
+             rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
+    snprintf(cmd, sizeof(cmd),
+             "{\"execute\":\"blockdev-snapshot-sync\",\"arguments\":{\"device\":\"disk0\","
+             "\"snapshot-file\":\"%s/%s\",\"format\":\"qcow2\"}}",
+             s->dir, layer);
+    if (qmp(s, cmd, -1, QMP_MS) != 0)
+        return -1;
+    snprintf(link_path, sizeof(link_path), "%s/disk.qcow2", s->sdir);
+    snprintf(cmd, sizeof(cmd), "%s%s%s", top[0] == '/' ? "" : s->dir, top[0] == '/' ? "" : "/",
+             top);
+    if (symlink(cmd, link_path) != 0)
+        return fail(s, "link the frozen layer: %s", strerror(errno));
+    unlink("disk.qcow2.lnk");
+    if (symlink(layer, "disk.qcow2.lnk") != 0 || rename("disk.qcow2.lnk", "disk.qcow2") != 0)
+        return fail(s, "switch the box disk to the new layer: %s", strerror(errno));
+    sync_dir(".");
+    sync_dir(s->sdir);
+    return 0;
+}
+
+/* RAM and device state through `migrate fd:` into snapshots/<name>/memory. */
+static int save_memory(struct snap *s)
+{
+    char tmp[512], final[512];
+    int fd, rc = 0;
+    int64_t deadline = bl_now_ms() + MIGRATE_MS;
+
+    snprintf(tmp, sizeof(tmp), "%s/" MEM_TMP, s->sdir);
+    snprintf(final, sizeof(final), "%s/memory", s->sdir);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return fail(s, "create the memory file: %s", strerror(errno));
+    rc = qmp(s,
+             "{\"execute\":\"migrate-set-parameters\",\"arguments\":"
+             "{\"max-bandwidth\":68719476736}}",
+             -1, QMP_MS);
+    if (rc == 0)
+        rc = qmp(s, "{\"execute\":\"getfd\",\"arguments\":{\"fdname\":\"snapmem\"}}", fd, QMP_MS);
+    if (rc == 0)
+        rc = qmp(s, "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"fd:snapmem\"}}", -1, QMP_MS);
+    while (rc == 0) {
+        rc = qmp(s, "{\"execute\":\"query-migrate\"}", -1, QMP_MS);
+        if (rc == 0 && strstr(s->q->line, "\"completed\""))
+            break;
+        if (rc == 0 && (strstr(s->q->line, "\"failed\"") || strstr(s->q->line, "\"cancelled\"")))
+            rc = fail(s, "migration to the memory file failed: %s", s->q->line);
+        if (rc == 0 && bl_now_ms() > deadline)
+            rc = fail(s, "migration to the memory file took too long");
+        if (rc == 0)
+            usleep(10000);
+    }
+    if (rc == 0 && fsync(fd) != 0)
+        rc = fail(s, "fsync the memory file: %s", strerror(errno));
+    close(fd);
+    if (rc == 0 && rename(tmp, final) != 0)
+        rc = fail(s, "rename the memory file: %s", strerror(errno));
+    if (rc != 0)
+        unlink(tmp);
+    sync_dir(s->sdir);
+    return rc;
+}
+
+static int check_name(const char *name)
+{
+    size_t n = strlen(name);
+
+    return n > 0 && n <= 64 && name[0] != '.' && !strchr(name, '/') ? 0 : -1;
+}
+
+int shim_snapshot(struct shim_router *r, struct shim_qmp *q, const char *dir, int full,
+                  const char *name, char *msg, size_t cap)
+{
+    struct snap s = {.r = r, .q = q, .dir = dir, .name = name, .msg = msg, .cap = cap};
+    const char *freeze[] = {"freeze", NULL};
+    const char *thaw[] = {"thaw", NULL};
+    char thaw_err[256];
+    int rc = 0, held = 0;
+
+    msg[0] = '\0';
+    if (check_name(name) != 0)
+        return fail(&s, "invalid snapshot name \"%s\"", name);
+    snprintf(s.sdir, sizeof(s.sdir), "snapshots/%s", name);
+    if (mkdir("snapshots", 0700) != 0 && errno != EEXIST)
+        return fail(&s, "create snapshots/: %s", strerror(errno));
+    if (mkdir(s.sdir, 0700) != 0)
+        return fail(&s, errno == EEXIST ? "a snapshot named \"%s\" exists" : "create %s", name);
+    if (full)
+        rc = qmp(&s, "{\"execute\":\"stop\"}", -1, QMP_MS);
+    else
+        rc = shim_router_builtin(r, freeze, FREEZE_MS, msg, cap);
+    held = rc == 0;
+    if (rc == 0)
+        rc = new_layer(&s);
+    if (rc == 0 && full)
+        rc = save_memory(&s);
+    if (held && full && shim_qmp_cmd(q, "{\"execute\":\"cont\"}", -1, QMP_MS) != 0 && rc == 0)
+        rc = fail(&s, "resume the VM: %s", q->line);
+    if (held && !full && shim_router_builtin(r, thaw, FREEZE_MS, thaw_err, sizeof(thaw_err)) != 0 &&
+        rc == 0)
+        rc = fail(&s, "%s", thaw_err);
+    if (rc != 0)
+        rmdir(s.sdir); /* only when nothing was made in it */
+    return rc;
+}
