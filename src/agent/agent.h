@@ -26,6 +26,7 @@ void bl_sleep_ms(unsigned ms);
 /* Value of "key=value" on the kernel command line copied into out (NUL-terminated);
  * 0 when found, -1 otherwise. */
 int bl_cmdline_get(const char *key, char *out, size_t outlen);
+int bl_hexval(char c);                            /* a hex digit's value, or -1 */
 void bl_poweroff(void) __attribute__((noreturn)); /* sync, unmount, power off */
 void bl_fatal(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 

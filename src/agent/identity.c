@@ -42,17 +42,6 @@ static int freeze_root(int freeze)
     return rc;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Mix hex-encoded host randomness into the kernel pool, credit it, and force the CRNG (and
  * every per-CPU CRNG) to reseed so no two forks draw the same bytes. */
 static int reseed(const char *hex)
@@ -68,7 +57,7 @@ static int reseed(const char *hex)
     if (n == 0 || n > ENTROPY_MAX || strlen(hex) % 2)
         return fail("identity: entropy", EINVAL);
     for (size_t i = 0; i < n; i++) {
-        int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
+        int hi = bl_hexval(hex[2 * i]), lo = bl_hexval(hex[2 * i + 1]);
         if (hi < 0 || lo < 0)
             return fail("identity: entropy", EINVAL);
         e.buf[i] = (unsigned char)(hi << 4 | lo);

@@ -177,3 +177,14 @@ void bl_fatal(const char *fmt, ...)
     bl_log("fatal error, powering off");
     bl_poweroff();
 }
+
+int bl_hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}

@@ -11,17 +11,6 @@
 
 #define MAX_VOLUMES 32
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Decode %XX in place; -1 on a bad escape. */
 static int percent_decode(char *s)
 {
@@ -32,9 +21,9 @@ static int percent_decode(char *s)
             *w++ = *r;
             continue;
         }
-        if (hexval(r[1]) < 0 || hexval(r[2]) < 0)
+        if (bl_hexval(r[1]) < 0 || bl_hexval(r[2]) < 0)
             return -1;
-        *w++ = (char)(hexval(r[1]) * 16 + hexval(r[2]));
+        *w++ = (char)(bl_hexval(r[1]) * 16 + bl_hexval(r[2]));
         r += 2;
     }
     *w = '\0';

@@ -177,32 +177,18 @@ out:
 static int work_dir(boxlite_runtime *rt, char **out, int *lock_out)
 {
     char id[13];
-    char *dir = NULL, *lock = NULL;
-    int fd = -1, rc = bl_random_id(id);
+    char *dir = NULL;
+    int rc = bl_random_id(id);
 
     if (rc == 0) {
         dir = bl_strdupf("%s/boxes/.export-%s", rt->home, id);
-        lock = bl_strdupf("%s/boxes/.export-%s/lock", rt->home, id);
-        rc = dir && lock ? 0 : bl_err(BOXLITE_ENOMEM, "out of memory");
+        rc = dir ? bl_make_locked_dir(dir, lock_out) : BOXLITE_ENOMEM;
     }
-    if (rc == 0 && mkdir(dir, 0700) != 0)
-        rc = bl_err_errno(BOXLITE_EIO, errno, "create %s", dir);
     if (rc == 0)
-        fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (rc == 0 && (fd < 0 || flock(fd, LOCK_EX) != 0))
-        rc = bl_err_errno(BOXLITE_EIO, errno, "lock %s", lock);
-    free(lock);
-    if (rc != 0) {
-        if (fd >= 0)
-            close(fd);
-        if (dir)
-            rmdir(dir);
+        *out = dir;
+    else
         free(dir);
-        return rc;
-    }
-    *out = dir;
-    *lock_out = fd;
-    return 0;
+    return rc;
 }
 
 BOXLITE_API int boxlite_box_export(boxlite_box *box, const char *snapshot, const char *dest)

@@ -583,27 +583,13 @@ BOXLITE_API int boxlite_snapshot_remove(boxlite_box *box, const char *name)
 static int new_box_dir(boxlite_runtime *rt, const char *id, char **dir_out, int *lock_out)
 {
     char *dir = bl_strdupf("%s/boxes/.new-%s", rt->home, id);
-    char *lock = bl_strdupf("%s/boxes/.new-%s/lock", rt->home, id);
-    int fd = -1, rc = 0;
+    int rc = dir ? bl_make_locked_dir(dir, lock_out) : BOXLITE_ENOMEM;
 
-    if (!dir || !lock)
-        rc = bl_err(BOXLITE_ENOMEM, "out of memory");
-    if (rc == 0 && mkdir(dir, 0700) != 0)
-        rc = bl_err_errno(BOXLITE_EIO, errno, "create %s", dir);
     if (rc == 0)
-        fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (rc == 0 && (fd < 0 || flock(fd, LOCK_EX) != 0))
-        rc = bl_err_errno(BOXLITE_EIO, errno, "lock %s", lock);
-    free(lock);
-    if (rc != 0) {
-        if (fd >= 0)
-            close(fd);
+        *dir_out = dir;
+    else
         free(dir);
-        return rc;
-    }
-    *dir_out = dir;
-    *lock_out = fd;
-    return 0;
+    return rc;
 }
 
 static char **dup_or_null(char **v, int *ok)

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -405,6 +406,30 @@ char **bl_strv_dup(const char *const *v)
         }
     }
     return out;
+}
+
+int bl_make_locked_dir(const char *dir, int *lock_out)
+{
+    char *lock = bl_strdupf("%s/lock", dir);
+    int fd = -1, rc = 0;
+
+    if (!lock)
+        return BOXLITE_ENOMEM;
+    if (mkdir(dir, 0700) != 0)
+        rc = bl_err_errno(BOXLITE_EIO, errno, "create %s", dir);
+    if (rc == 0)
+        fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (rc == 0 && (fd < 0 || flock(fd, LOCK_EX) != 0)) {
+        rc = bl_err_errno(BOXLITE_EIO, errno, "lock %s", lock);
+        if (fd >= 0)
+            close(fd);
+        unlink(lock);
+        rmdir(dir);
+    }
+    free(lock);
+    if (rc == 0)
+        *lock_out = fd;
+    return rc;
 }
 
 int bl_run_tool_output(char **out, const char *const *argv, size_t max)

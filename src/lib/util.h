@@ -42,6 +42,11 @@ size_t bl_strv_len(const char *const *v);
 char **bl_strv_dup(const char *const *v);
 void bl_strv_free(char **v);
 
+/* Create the directory dir (0700) and hold an flock on dir/lock: a work area that repair
+ * leaves alone while its maker lives. *lock_out is the lock's fd (close it to release).
+ * On failure nothing is left behind. */
+int bl_make_locked_dir(const char *dir, int *lock_out);
+
 /* Run argv to completion and return its stdout (at most max bytes, NUL-terminated,
  * malloc'd) in *out; non-zero exit is an error. */
 int bl_run_tool_output(char **out, const char *const *argv, size_t max);
