@@ -279,6 +279,11 @@ def test_auth_registry_with_tls_and_htpasswd(icli, work, busybox):
         icli.run("--registry", f"{reg.host},ca={reg.cert},user=alice,password=s3cret", "pull",
                  "-q", name, check=True)
         assert [i["name"] for i in icli.images()] == [name]
+        # skip-verify accepts the self-signed certificate without the CA file
+        icli.run("rmi", name, check=True)
+        icli.run("--registry", f"{reg.host},skip-verify,user=alice,password=s3cret", "pull",
+                 "-q", name, check=True)
+        assert [i["name"] for i in icli.images()] == [name]
     finally:
         reg.stop()
 
