@@ -211,3 +211,61 @@ def test_disk_size_is_the_box_filesystem_size_and_enospc_stays_inside(cli, home)
         assert disk.stat().st_size < 2.3 * 2**30
     finally:
         cli.run("rm", "-f", name)
+
+
+def test_cpus_and_memory_reach_the_guest_and_restart_works(cli):
+    name = "sized-cpu-mem"
+    ok(cli.run("create", "--name", name, "--cpus", "2", "--memory", "384"))
+    try:
+        ok(cli.run("start", name))
+        r = ok(cli.run("exec", name, "--", "sh", "-c",
+                       "grep -c ^processor /proc/cpuinfo; grep MemTotal /proc/meminfo"))
+        cpus, mem = r.stdout.decode().splitlines()
+        assert cpus == "2"
+        assert 300 * 1024 < int(mem.split()[1]) <= 384 * 1024
+        pid = info(cli, name)["state"]["pid"]
+        ok(cli.run("exec", name, "--", "sh", "-c", "echo kept > /root/kept"))
+        ok(cli.run("restart", name))
+        i = info(cli, name)
+        assert i["state"]["status"] == "running" and i["state"]["pid"] != pid
+        assert ok(cli.run("exec", name, "--", "cat", "/root/kept")).stdout == b"kept\n"
+    finally:
+        cli.run("rm", "-f", name)
+
+
+def test_a_dead_monitor_is_repaired_and_the_box_starts_again(cli):
+    name = "monitor-dies"
+    ok(cli.run("create", "--name", name))
+    try:
+        ok(cli.run("start", name))
+        ok(cli.run("exec", name, "--", "sh", "-c", "echo safe > /root/safe; sync"))
+        i = info(cli, name)
+        os.kill(i["state"]["pid"], signal.SIGKILL)  # the shim; QEMU dies with it
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                os.kill(i["state"]["qemu_pid"], 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.2)
+        else:
+            raise AssertionError("QEMU outlived its monitor")
+        st = info(cli, name)["state"]
+        assert st["status"] == "failed" and "monitor" in st["reason"], st
+        ok(cli.run("start", name))
+        assert ok(cli.run("exec", name, "--", "cat", "/root/safe")).stdout == b"safe\n"
+    finally:
+        cli.run("rm", "-f", name)
+
+
+def test_rm_all_in_a_home_of_its_own(cli, tmp_path):
+    env = {"BOXLITE_HOME": str(tmp_path / "home")}
+    for n in ("one", "two", "three"):
+        ok(cli.run("create", "--name", n, env=env))
+    ok(cli.run("start", "two", env=env))
+    r = cli.run("rm", "--all", env=env)
+    assert r.returncode == 125 and b"is running" in r.stderr  # two is running: no -f
+    left = json.loads(ok(cli.run("ls", "-a", "--format", "json", env=env)).stdout)
+    assert [b["name"] for b in left] == ["two"]
+    ok(cli.run("rm", "-f", "--all", env=env))
+    assert json.loads(ok(cli.run("ls", "-a", "--format", "json", env=env)).stdout) == []
