@@ -196,3 +196,22 @@ def test_exit_statuses_signal_and_ctrl_c(cli, box):
     time.sleep(3)
     p.send_signal(signal.SIGINT)
     assert p.wait(timeout=60) == 130
+
+
+def test_a_stalled_reader_blocks_no_other_stream(cli, box):
+    # exec A floods stdout into a pipe nobody reads: its credit window fills and the guest
+    # stops reading its output; exec B in the same box must not notice
+    stalled = cli.popen("exec", box, "--", "sh", "-c", "yes stalled | head -c 200000000",
+                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(3)
+        assert stalled.poll() is None
+        for _ in range(3):
+            t = time.monotonic()
+            r = cli.run("exec", box, "--", "sh", "-c", "head -c 1000000 /dev/zero | wc -c")
+            assert r.returncode == 0 and r.stdout == b"1000000\n", r.stderr
+            assert time.monotonic() - t < 30
+        assert stalled.poll() is None  # still stalled, not finished behind our back
+    finally:
+        stalled.kill()
+        stalled.wait()
