@@ -5,6 +5,7 @@ import io
 import json
 import hashlib
 import os
+import pathlib
 import subprocess
 import tarfile
 import time
@@ -247,3 +248,34 @@ def test_kill_9_at_each_step_then_reopen(cli, box, home, tmp_path):
         ok(cli.run("start", b))
         assert out(cli.run("exec", b, "--", "cat", "/root/v")) == "v1"
         ok(cli.run("rm", "-f", b))
+
+
+def test_kill_9_during_fork_then_reopen(cli, box):
+    ok(cli.run("start", box))
+    ok(cli.run("exec", "-d", box, "--", "sh", "-c", COUNTER))
+    time.sleep(1)
+    ok(cli.run("snapshot", "create", "--memory", box, "base"))
+
+    def others():
+        return {b["id"]: b for b in json.loads(out(cli.run("ls", "-a", "--format", "json")))
+                if b["name"] != box}
+
+    initial = set(others())
+    before = set(initial)
+    try:
+        crash(cli, "box-new:disk", "fork", "-n", "1", box, "base")
+        assert set(others()) == before  # cleanly absent
+        for step in ("box-new:inserted", "resume:started"):
+            crash(cli, step, "fork", "-n", "1", box, "base")
+            new = set(others()) - before
+            assert len(new) == 1, (step, new)
+            fork = new.pop()
+            before.add(fork)
+            # whatever the crash left, the fork is a usable box after the next open
+            ok(cli.run("start", fork))
+            assert out(cli.run("exec", fork, "--", "sh", "-c", "echo alive")) == "alive"
+        assert not [d for d in os.listdir(pathlib.Path(cli.env["BOXLITE_HOME"]) / "boxes")
+                    if d.startswith(".")]
+    finally:
+        for b in set(others()) - initial:
+            cli.run("rm", "-f", b)
