@@ -16,18 +16,18 @@ _register_errors()
 from ._async import (Box, Boxlite, ExecStderr, ExecStdin, ExecStdout, Execution,  # noqa: E402
                      ImageHandle, SnapshotHandle)
 from ._common import (BoxInfo, BoxMetrics, BoxStateInfo, ImageInfo,  # noqa: E402
-                      ImagePullResult, RuntimeMetrics)
+                      ImagePullResult, RuntimeMetrics, SnapshotInfo)
 from .codebox import CodeBox  # noqa: E402
 from .errors import (AlreadyExistsError, BoxliteError, ExecError,  # noqa: E402
                      InvalidArgumentError, InvalidStateError, NativeError, NotAvailableError,
                      NotFoundError, ParseError, StoppedError, TimeoutError)
 from .exec import ExecResult  # noqa: E402
-from .options import (BoxOptions, CopyOptions, ImageRegistry, NetworkSpec,  # noqa: E402
-                      Options)
+from .options import (BoxOptions, CloneOptions, CopyOptions, ExportOptions,  # noqa: E402
+                      ImageRegistry, NetworkSpec, Options, SnapshotOptions)
 from .simplebox import SimpleBox  # noqa: E402
 from .sync_api import (SyncBox, SyncBoxlite, SyncCodeBox, SyncExecStderr,  # noqa: E402
                        SyncExecStdin, SyncExecStdout, SyncExecution, SyncImageHandle,
-                       SyncSimpleBox)
+                       SyncSimpleBox, SyncSnapshotHandle)
 
 __version__ = "0.1.0"
 #: the C library's version
@@ -35,6 +35,7 @@ native_version = _core.version()
 
 __all__ = [
     "Options", "ImageRegistry", "BoxOptions", "NetworkSpec", "CopyOptions",
+    "SnapshotOptions", "CloneOptions", "ExportOptions", "SnapshotInfo",
     "Boxlite", "Box", "Execution", "ExecStdout", "ExecStderr", "ExecStdin", "ImageHandle",
     "SnapshotHandle", "ImagePullResult", "ImageInfo", "BoxInfo", "BoxStateInfo", "BoxMetrics", "RuntimeMetrics",
     "SimpleBox", "CodeBox", "ExecResult",
@@ -42,5 +43,5 @@ __all__ = [
     "AlreadyExistsError", "InvalidStateError", "StoppedError", "NotAvailableError",
     "ExecError", "TimeoutError", "ParseError",
     "SyncBoxlite", "SyncBox", "SyncExecution", "SyncExecStdout", "SyncExecStderr",
-    "SyncExecStdin", "SyncImageHandle", "SyncSimpleBox", "SyncCodeBox",
+    "SyncExecStdin", "SyncImageHandle", "SyncSnapshotHandle", "SyncSimpleBox", "SyncCodeBox",
 ]

@@ -10,8 +10,8 @@ from typing import Any, AsyncIterator, List, Optional, Tuple
 
 from . import _common as C
 from . import _core
-from .errors import InvalidStateError, not_available
-from .options import BoxOptions, CopyOptions, Options
+from .errors import InvalidStateError
+from .options import BoxOptions, CloneOptions, CopyOptions, ExportOptions, Options
 
 __all__ = ["Boxlite", "ImageHandle", "Box", "SnapshotHandle", "Execution", "ExecStdout",
            "ExecStderr", "ExecStdin"]
@@ -175,10 +175,17 @@ class Boxlite:
         None → 10 s) and close it. Later calls raise RuntimeError ("... shut down")."""
         await C.call(self._core.close, self._timeout_ms(timeout))
 
+    def _import_box_sync(self, path: Any, name: Optional[str], untrusted: bool) -> "Box":
+        box = self._wrap(self._core.import_box(os.fspath(path), name, bool(untrusted)))
+        self._counters["created"] += 1
+        return box
+
     async def import_box(self, path: str, name: Optional[str] = None, *,
                          untrusted: bool = False) -> "Box":
-        self._check_open()
-        raise not_available("import_box", C.NEEDS_IMPORT)
+        """A new (stopped) box from a .boxlite archive written by Box.export. The archive is
+        checked before anything lands: its members, sizes, checksums, and that the disk is a
+        standalone qcow2; untrusted=True adds a consistency check of the disk image."""
+        return await C.call(self._import_box_sync, path, name, untrusted)
 
     def close(self) -> None:
         """Synchronous shutdown."""
@@ -202,22 +209,50 @@ class Boxlite:
 
 
 class SnapshotHandle:
-    """box.snapshot: create, list, restore, remove (the snapshot issue)."""
+    """box.snapshot: create, list, get, restore, remove. A snapshot is a named, frozen copy of
+    the box's disk (kind "disk"), or of its disk, RAM and device state (kind "full")."""
 
     def __init__(self, box: "Box"):
         self._box = box
 
-    async def create(self, *args: Any, **kw: Any) -> Any:
-        raise not_available("snapshot.create", C.NEEDS_SNAPSHOT)
+    def _create_sync(self, name: str, memory: bool) -> "C.SnapshotInfo":
+        return C.SnapshotInfo(self._box._core.snapshot_create(name, memory))
 
-    async def list(self) -> List[Any]:
-        raise not_available("snapshot.list", C.NEEDS_SNAPSHOT)
+    def _get_sync(self, name: str) -> "Optional[C.SnapshotInfo]":
+        for d in self._box._core.snapshot_list():
+            if d["name"] == name or d["id"] == name:
+                return C.SnapshotInfo(d)
+        return None
 
-    async def restore(self, *args: Any, **kw: Any) -> None:
-        raise not_available("snapshot.restore", C.NEEDS_SNAPSHOT)
+    async def create(self, name: str, *, options: Any = None,
+                     memory: Optional[bool] = None) -> "C.SnapshotInfo":
+        """Snapshot the box as name (1-64 of [A-Za-z0-9_.-]). Running or stopped; a running
+        box's filesystems are frozen for the instant of the cut. memory=True (or
+        SnapshotOptions(memory=True); our extension) also saves its RAM and device state:
+        the box must be running, and is paused while they are written."""
+        full = C.snapshot_memory(options, memory)
+        return await C.call(self._create_sync, name, full)
 
-    async def remove(self, *args: Any, **kw: Any) -> None:
-        raise not_available("snapshot.remove", C.NEEDS_SNAPSHOT)
+    async def list(self) -> "List[C.SnapshotInfo]":
+        """The box's snapshots, oldest first."""
+        return [C.SnapshotInfo(d) for d in await C.call(self._box._core.snapshot_list)]
+
+    async def get(self, name: str) -> "Optional[C.SnapshotInfo]":
+        """The snapshot with this name (or id), or None."""
+        return await C.call(self._get_sync, name)
+
+    async def restore(self, name: str, *, detach: bool = False) -> None:
+        """Bring the (stopped) box's disk back to snapshot name; changes since are dropped.
+        A full snapshot also resumes the box with its processes running (detach=True: the
+        resumed box outlives this process)."""
+        await C.call(lambda: self._box._core.snapshot_restore(name, detach))
+
+    async def remove(self, name: str) -> None:
+        """Delete snapshot name; the box must be stopped, and no fork may rest on it."""
+        await C.call(self._box._core.snapshot_remove, name)
+
+    def __repr__(self) -> str:
+        return f"SnapshotHandle(box_id={self._box.id!r})"
 
 
 class Box:
@@ -292,11 +327,53 @@ class Box:
         kw = C.copy_kwargs(copy_options)
         await C.call(lambda: self._core.copy_out(container_src, os.fspath(host_dest), **kw))
 
+    def _clone_sync(self, options: Any, name: Optional[str]) -> "Box":
+        snapshot = C.option_snapshot(options, CloneOptions)
+        box = self._runtime._wrap(self._core.clone(name, snapshot))
+        self._runtime._counters["created"] += 1
+        return box
+
+    def _fork_sync(self, snapshot: str, count: int, name: Optional[str],
+                   detach: bool) -> "List[Box]":
+        made: "List[Box]" = []
+        try:
+            for n in C.fork_names(name, count):
+                made.append(self._runtime._wrap(self._core.fork(snapshot, n, detach)))
+                self._runtime._counters["created"] += 1
+        except BaseException:
+            for box in made:  # all or nothing
+                try:
+                    box._core.remove(True)
+                except Exception:  # noqa: BLE001 - the first error is the one to raise
+                    pass
+            raise
+        return made
+
+    def _export_sync(self, options: Any, dest: Any) -> str:
+        snapshot = C.option_snapshot(options, ExportOptions)
+        path = C.export_path(dest, self.id, self.name)
+        self._core.export(path, snapshot)
+        return path
+
     async def clone_box(self, *, options: Any = None, name: Optional[str] = None) -> "Box":
-        raise not_available("clone_box", C.NEEDS_CLONE)
+        """A new, independent (stopped) box with a copy of this box's disk; the image's blocks
+        are shared. The box must be stopped, unless CloneOptions(snapshot=NAME) (our
+        extension) names the snapshot to clone."""
+        return await C.call(self._clone_sync, options, name)
+
+    async def fork(self, snapshot: str, count: int = 1, *, name: Optional[str] = None,
+                   detach: bool = False) -> "List[Box]":
+        """Our extension: count new running boxes resumed from this box's full snapshot, each
+        with its own copy-on-write disk and a fresh identity (hostname, MAC, RNG reseeded,
+        clock set to now). Names: name for one, name-1 ... name-N for more. While forks rest
+        on the snapshot, neither it nor this box can be removed."""
+        return await C.call(self._fork_sync, snapshot, count, name, detach)
 
     async def export(self, *, options: Any = None, dest: str) -> str:
-        raise not_available("export", C.NEEDS_EXPORT)
+        """Write the box's disk and settings to one .boxlite archive and return its path:
+        dest itself, or DEST/<name or id>.boxlite when dest is a directory. The box must be
+        stopped, unless ExportOptions(snapshot=NAME) (our extension) names a snapshot."""
+        return await C.call(self._export_sync, options, dest)
 
     async def __aenter__(self) -> "Box":
         await self.start()

@@ -1,6 +1,6 @@
 """_common.py — what the async and sync APIs share: running blocking native calls off the
 event loop, turning options into native arguments, info and metrics objects, line splitting,
-and the stubs for API entries whose C calls have not landed yet."""
+and snapshot info and argument helpers."""
 import asyncio
 import codecs
 import concurrent.futures
@@ -312,9 +312,66 @@ class ImageInfo:
                 f" cached_at={self.cached_at.isoformat()!r})")
 
 
-# ---- entries waiting for C calls ----
+# ---- snapshots, clones, forks, export ----
 
-NEEDS_SNAPSHOT = "the snapshot issue's C calls (snapshot create/list/restore/remove)"
-NEEDS_CLONE = "the snapshot issue's clone call"
-NEEDS_EXPORT = "the snapshot issue's export call"
-NEEDS_IMPORT = "the snapshot issue's import call"
+class SnapshotInfo:
+    """A snapshot of a box: id, box_id, name, kind ("disk", or "full": RAM and device state
+    too), parent (the id of the snapshot whose disk layer this one rests on, or None), size
+    (bytes its files take on the host; also as size_bytes, BoxLite's name), created_at (unix
+    seconds, as BoxLite) and created_at_rfc3339."""
+
+    def __init__(self, d: Dict[str, Any]):
+        import datetime
+        self.id: str = d["id"]
+        self.box_id: str = d["box_id"]
+        self.name: str = d["name"]
+        self.kind: str = d["kind"]
+        self.parent: Optional[str] = d["parent"] or None
+        self.size: int = d["size"]
+        self.size_bytes: int = d["size"]
+        self.created_at_rfc3339: str = d["created_at"]
+        when = datetime.datetime.fromisoformat(d["created_at"].replace("Z", "+00:00"))
+        self.created_at: int = int(when.timestamp())
+
+    def __repr__(self) -> str:
+        return (f"SnapshotInfo(name={self.name!r}, kind={self.kind!r}, box_id={self.box_id!r},"
+                f" created_at={self.created_at})")
+
+
+def snapshot_memory(options: Any, memory: Optional[bool]) -> bool:
+    """Whether snapshot.create makes a full snapshot: memory=, else options.memory."""
+    from .options import SnapshotOptions
+    if options is not None and not isinstance(options, SnapshotOptions):
+        raise TypeError("options must be a boxlite.SnapshotOptions")
+    if memory is not None:
+        return bool(memory)
+    return bool(options.memory) if options is not None else False
+
+
+def option_snapshot(options: Any, cls: type) -> Optional[str]:
+    """The snapshot named by a CloneOptions / ExportOptions (None: the box's current disk)."""
+    if options is None:
+        return None
+    if not isinstance(options, cls):
+        raise TypeError(f"options must be a boxlite.{cls.__name__}")
+    return options.snapshot
+
+
+def export_path(dest: Any, box_id: str, box_name: Optional[str]) -> str:
+    """Where export writes: dest itself, or DEST/<name or id>.boxlite when dest is a
+    directory. Absolute."""
+    if dest is None:
+        raise TypeError("export needs dest (a directory or an archive path)")
+    path = os.fspath(dest)
+    if os.path.isdir(path):
+        path = os.path.join(path, f"{box_name or box_id}.boxlite")
+    return os.path.abspath(path)
+
+
+def fork_names(name: Optional[str], count: int) -> List[Optional[str]]:
+    """The names of count forks: name itself for one, name-1 ... name-N for more."""
+    if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+        raise ValueError("count must be a positive int")
+    if name is None:
+        return [None] * count
+    return [name] if count == 1 else [f"{name}-{i}" for i in range(1, count + 1)]

@@ -4,7 +4,7 @@ import re
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 __all__ = ["Options", "ImageRegistry", "BoxOptions", "NetworkSpec", "CopyOptions",
-           "DEFAULT_IMAGE", "BUILTIN_IMAGE"]
+           "SnapshotOptions", "CloneOptions", "ExportOptions", "DEFAULT_IMAGE", "BUILTIN_IMAGE"]
 
 #: BoxLite's image when a box names none (and no rootfs_path).
 DEFAULT_IMAGE = "alpine:latest"
@@ -97,6 +97,40 @@ class CopyOptions:
         return (f"CopyOptions(recursive={self.recursive}, overwrite={self.overwrite}, "
                 f"follow_symlinks={self.follow_symlinks}, "
                 f"include_parent={self.include_parent})")
+
+
+class SnapshotOptions:
+    """Options of box.snapshot.create. BoxLite's is an empty placeholder; ours adds
+    memory=True: a full snapshot (RAM and device state too) of a running box, which
+    snapshot.restore resumes with its processes running and Box.fork copies."""
+
+    def __init__(self, memory: bool = False):
+        self.memory = bool(memory)
+
+    def __repr__(self) -> str:
+        return f"SnapshotOptions(memory={self.memory})"
+
+
+class CloneOptions:
+    """Options of Box.clone_box. BoxLite's is an empty placeholder; ours adds snapshot=NAME:
+    clone the box as of that snapshot (then the box may be running)."""
+
+    def __init__(self, snapshot: Optional[str] = None):
+        self.snapshot = snapshot
+
+    def __repr__(self) -> str:
+        return f"CloneOptions(snapshot={self.snapshot!r})"
+
+
+class ExportOptions:
+    """Options of Box.export. BoxLite's is an empty placeholder; ours adds snapshot=NAME:
+    export the box as of that snapshot (then the box may be running)."""
+
+    def __init__(self, snapshot: Optional[str] = None):
+        self.snapshot = snapshot
+
+    def __repr__(self) -> str:
+        return f"ExportOptions(snapshot={self.snapshot!r})"
 
 
 EnvLike = Union[None, Dict[str, str], Sequence[Tuple[str, str]]]

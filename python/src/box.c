@@ -13,7 +13,7 @@ int bp_strv_from(PyObject *obj, char ***out, const char *what);
 void bp_strv_free(char **v);
 PyObject *bp_info_dict(const boxlite_box_info *i);
 
-static PyObject *raise_closed(bp_box *b)
+PyObject *bp_box_raise_closed(bp_box *b)
 {
     char msg[256];
 
@@ -166,12 +166,31 @@ static int run_op(bp_box *b, struct op_args *a)
     return rc;
 }
 
+int bp_box_run(bp_box *b, int (*fn)(bp_box *b, void *arg), void *arg, char *err, size_t cap)
+{
+    PyThreadState *ts;
+    int rc;
+
+    if (bp_guard_enter(&b->g) != 0)
+        return 1;
+    ts = PyEval_SaveThread();
+    pthread_mutex_lock(&b->op_mu);
+    drain_execs(b, 0, "");
+    rc = fn(b, arg);
+    if (rc != 0)
+        bp_copy_error(err, cap);
+    pthread_mutex_unlock(&b->op_mu);
+    PyEval_RestoreThread(ts);
+    bp_guard_leave(&b->g);
+    return rc;
+}
+
 static PyObject *op_call(bp_box *b, struct op_args *a)
 {
     int rc = run_op(b, a);
 
     if (rc == 1)
-        return raise_closed(b);
+        return bp_box_raise_closed(b);
     if (rc != 0)
         return bp_raise(rc, a->err);
     Py_RETURN_NONE;
@@ -318,7 +337,7 @@ static PyObject *box_exec(bp_box *b, PyObject *args, PyObject *kw)
     if (!e)
         goto out;
     if (bp_guard_enter(&b->g) != 0) {
-        raise_closed(b);
+        bp_box_raise_closed(b);
         Py_CLEAR(e);
         goto out;
     }
@@ -414,6 +433,24 @@ static PyMethodDef box_methods[] = {
     {"copy_out", (PyCFunction)(void (*)(void))box_copy_out, METH_VARARGS | METH_KEYWORDS,
      "copy_out(box_path, host_path, recursive=True, overwrite=True, follow_symlinks=False, "
      "include_parent=True); boots the box when needed"},
+    {"snapshot_create", (PyCFunction)(void (*)(void))bp_box_snapshot_create,
+     METH_VARARGS | METH_KEYWORDS,
+     "snapshot_create(name, memory=False) -> snapshot dict; memory: a full snapshot"},
+    {"snapshot_list", (PyCFunction)bp_box_snapshot_list, METH_NOARGS,
+     "snapshot_list() -> [snapshot dict], oldest first"},
+    {"snapshot_restore", (PyCFunction)(void (*)(void))bp_box_snapshot_restore,
+     METH_VARARGS | METH_KEYWORDS,
+     "snapshot_restore(name, detach=False): the box must be stopped; a full snapshot resumes it"},
+    {"snapshot_remove", (PyCFunction)bp_box_snapshot_remove, METH_VARARGS,
+     "snapshot_remove(name): the box must be stopped"},
+    {"clone", (PyCFunction)(void (*)(void))bp_box_clone, METH_VARARGS | METH_KEYWORDS,
+     "clone(name=None, snapshot=None) -> Box (stopped; without snapshot the box must be "
+     "stopped)"},
+    {"fork", (PyCFunction)(void (*)(void))bp_box_fork, METH_VARARGS | METH_KEYWORDS,
+     "fork(snapshot, name=None, detach=False) -> Box resumed from a full snapshot"},
+    {"export", (PyCFunction)(void (*)(void))bp_box_export, METH_VARARGS | METH_KEYWORDS,
+     "export(dest, snapshot=None): write a .boxlite archive (without snapshot the box must be "
+     "stopped)"},
     {"close", (PyCFunction)box_close, METH_VARARGS,
      "close(stop_timeout_ms=-1): stop the box if this handle started it, free the handle"},
     {NULL, NULL, 0, NULL},

@@ -85,6 +85,31 @@ extern PyTypeObject bp_exec_type;
 /* Box internals shared with the runtime (all without the GIL). */
 void bp_box_close_claimed(bp_box *b, int stop_timeout_ms, const char *why);
 
+/* Run fn as one call on the box: inside its guard, without the GIL, under op_mu, after the
+ * execs whose process ended were drained. Returns fn's code, with err filled when it is not 0,
+ * or 1 when the handle is closed (then raise with bp_box_raise_closed). With the GIL. */
+int bp_box_run(bp_box *b, int (*fn)(bp_box *b, void *arg), void *arg, char *err, size_t cap);
+PyObject *bp_box_raise_closed(bp_box *b);
+
+/* Box methods implemented in snapshot.c. */
+PyObject *bp_box_snapshot_create(bp_box *b, PyObject *args, PyObject *kw);
+PyObject *bp_box_snapshot_list(bp_box *b, PyObject *unused);
+PyObject *bp_box_snapshot_restore(bp_box *b, PyObject *args, PyObject *kw);
+PyObject *bp_box_snapshot_remove(bp_box *b, PyObject *args);
+PyObject *bp_box_clone(bp_box *b, PyObject *args, PyObject *kw);
+PyObject *bp_box_fork(bp_box *b, PyObject *args, PyObject *kw);
+PyObject *bp_box_export(bp_box *b, PyObject *args, PyObject *kw);
+
+/* Wrap a new C box handle (taken over; freed on failure) and link it into the runtime. With
+ * the GIL, inside the runtime's guard. */
+bp_box *bp_box_wrap(bp_runtime *rt, boxlite_box *box);
+
+/* Snapshot info → {id, box_id, name, kind, parent, size, created_at}. */
+PyObject *bp_snapshot_dict(const boxlite_snapshot_info *s);
+
+/* Runtime method implemented in snapshot.c. */
+PyObject *bp_rt_import_box(bp_runtime *self, PyObject *args, PyObject *kw);
+
 /* Runtime methods implemented in image.c. */
 PyObject *bp_rt_image_pull(bp_runtime *self, PyObject *args);
 PyObject *bp_rt_image_import(bp_runtime *self, PyObject *args);

@@ -166,7 +166,8 @@ static int add_consts(PyObject *m)
      * images, copies, snapshots ... when their names appear here. */
     static const char *const feature_names[] = {
         "image_pull", "image_list", "image_import", "image_remove", "registries",
-        "copy",       "volumes",    "ports",        "network",
+        "copy",       "volumes",    "ports",        "network",      "snapshot",
+        "clone",      "fork",       "export",       "import_box",
     };
     PyObject *features = NULL, *names = PyList_New(0);
 

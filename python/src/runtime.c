@@ -189,7 +189,7 @@ void bp_strv_free(char **v)
 /* ---- boxes ---- */
 
 /* Wrap a C handle (always taken over, freed on failure) and link it into the runtime. */
-static bp_box *box_wrap(bp_runtime *self, boxlite_box *box)
+bp_box *bp_box_wrap(bp_runtime *self, boxlite_box *box)
 {
     bp_box *b = PyObject_New(bp_box, &bp_box_type);
 
@@ -406,7 +406,7 @@ static PyObject *rt_create(bp_runtime *self, PyObject *args, PyObject *kw)
     if (rc != 0)
         bp_raise(rc, err);
     else
-        result = (PyObject *)box_wrap(self, box);
+        result = (PyObject *)bp_box_wrap(self, box);
     bp_guard_leave(&self->g);
 out:
     strv_free(envv);
@@ -448,7 +448,7 @@ static PyObject *rt_get(bp_runtime *self, PyObject *args)
     } else if (rc != 0) {
         bp_raise(rc, err);
     } else {
-        result = (PyObject *)box_wrap(self, box);
+        result = (PyObject *)bp_box_wrap(self, box);
     }
     bp_guard_leave(&self->g);
     return result;
@@ -614,6 +614,8 @@ static PyMethodDef rt_methods[] = {
     {"remove", (PyCFunction)rt_remove, METH_VARARGS, "remove(id_or_name, force=False)"},
     {"close", (PyCFunction)rt_close, METH_VARARGS,
      "close(stop_timeout_ms=-1): stop the boxes this runtime started and free it"},
+    {"import_box", (PyCFunction)(void (*)(void))bp_rt_import_box, METH_VARARGS | METH_KEYWORDS,
+     "import_box(path, name=None, untrusted=False) -> Box from a .boxlite archive"},
     {"image_pull", (PyCFunction)bp_rt_image_pull, METH_VARARGS,
      "image_pull(ref) -> image dict (name, repository, tag, id, digest, size, cached_at)"},
     {"image_import", (PyCFunction)bp_rt_image_import, METH_VARARGS,

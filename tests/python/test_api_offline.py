@@ -88,18 +88,41 @@ async def test_registries_reach_the_c_library(tmp_path):
         rt.close()
 
 
+def test_snapshot_features_and_option_checks():
+    assert {"snapshot", "clone", "fork", "export", "import_box"} <= boxlite._core.features
+    assert boxlite.SnapshotOptions(memory=True).memory is True
+    assert boxlite.CloneOptions(snapshot="s").snapshot == "s"
+    from boxlite import _common as C
+    assert C.snapshot_memory(None, None) is False
+    assert C.snapshot_memory(boxlite.SnapshotOptions(memory=True), None) is True
+    assert C.snapshot_memory(boxlite.SnapshotOptions(memory=True), False) is False
+    with pytest.raises(TypeError, match="SnapshotOptions"):
+        C.snapshot_memory(boxlite.CloneOptions(), None)
+    assert C.fork_names("w", 3) == ["w-1", "w-2", "w-3"] and C.fork_names(None, 2) == [None] * 2
+    with pytest.raises(ValueError, match="count"):
+        C.fork_names("w", 0)
+    with pytest.raises(TypeError, match="dest"):
+        C.export_path(None, "abc", None)
+
+
 @pytest.mark.asyncio
-async def test_entries_still_waiting_say_so(runtime, tmp_path):
-    with pytest.raises(NotImplementedError, match="not available in this build"):
-        await runtime.import_box("/nonexistent.tar")
+async def test_snapshot_errors_are_the_library_errors(runtime, tmp_path):
     box = await runtime.create(boxlite.BoxOptions(image="default"))
     try:
-        for call in (lambda: box.snapshot.create("s"), lambda: box.snapshot.list(),
-                     lambda: box.clone_box(), lambda: box.export(dest=str(tmp_path))):
-            with pytest.raises(RuntimeError, match="snapshot issue"):
-                await call()
+        with pytest.raises(boxlite.NotFoundError):
+            await box.snapshot.restore("nope")
+        with pytest.raises(boxlite.InvalidArgumentError):
+            await box.snapshot.create("bad name/")
+        with pytest.raises(RuntimeError):
+            await box.fork("nope")
+        assert await box.snapshot.list() == []
+        assert await box.export(dest=str(tmp_path)) == str(tmp_path / f"{box.id}.boxlite")
     finally:
         await runtime.remove(box.id)
+
+
+@pytest.mark.asyncio
+async def test_entries_still_waiting_say_so(runtime, tmp_path):
     with pytest.raises(RuntimeError, match="allow_net"):
         await runtime.create(boxlite.BoxOptions(
             image="default", network=boxlite.NetworkSpec(allow_net=["example.com"])))

@@ -12,7 +12,8 @@ from ..exec import ExecResult
 from ..options import BoxOptions, CopyOptions, Options
 
 __all__ = ["SyncBoxlite", "SyncBox", "SyncExecution", "SyncExecStdout", "SyncExecStderr",
-           "SyncExecStdin", "SyncImageHandle", "SyncSimpleBox", "SyncCodeBox"]
+           "SyncExecStdin", "SyncImageHandle", "SyncSnapshotHandle", "SyncSimpleBox",
+           "SyncCodeBox"]
 
 
 def _no_loop(what: str) -> None:
@@ -110,6 +111,11 @@ class SyncBoxlite:
     def shutdown(self, timeout: Optional[float] = None) -> None:
         self._boxlite._core.close(Boxlite._timeout_ms(timeout))
 
+    def import_box(self, path: str, name: Optional[str] = None, *,
+                   untrusted: bool = False) -> "SyncBox":
+        """A new (stopped) box from a .boxlite archive (see Boxlite.import_box)."""
+        return SyncBox(self, self._require()._import_box_sync(path, name, untrusted))
+
     def __repr__(self) -> str:
         return f"SyncBoxlite({self._boxlite!r})"
 
@@ -195,10 +201,34 @@ class SyncExecution:
         self._core.resize(rows, cols)
 
 
+class SyncSnapshotHandle:
+    """box.snapshot of a SyncBox: create, list, get, restore, remove (see SnapshotHandle)."""
+
+    def __init__(self, box: "SyncBox"):
+        self._h = box._box.snapshot
+
+    def create(self, name: str, *, options: Any = None,
+               memory: Optional[bool] = None) -> "C.SnapshotInfo":
+        return self._h._create_sync(name, C.snapshot_memory(options, memory))
+
+    def list(self) -> "List[C.SnapshotInfo]":
+        return [C.SnapshotInfo(d) for d in self._h._box._core.snapshot_list()]
+
+    def get(self, name: str) -> "Optional[C.SnapshotInfo]":
+        return self._h._get_sync(name)
+
+    def restore(self, name: str, *, detach: bool = False) -> None:
+        self._h._box._core.snapshot_restore(name, detach)
+
+    def remove(self, name: str) -> None:
+        self._h._box._core.snapshot_remove(name)
+
+
 class SyncBox:
     def __init__(self, runtime: SyncBoxlite, box: Box):
         self._runtime = runtime
         self._box = box
+        self.snapshot = SyncSnapshotHandle(self)
 
     @property
     def id(self) -> str:
@@ -235,6 +265,17 @@ class SyncBox:
                  copy_options: Optional[CopyOptions] = None) -> None:
         self._box._core.copy_out(container_src, os.fspath(host_dest),
                                  **C.copy_kwargs(copy_options))
+
+    def clone_box(self, *, options: Any = None, name: Optional[str] = None) -> "SyncBox":
+        return SyncBox(self._runtime, self._box._clone_sync(options, name))
+
+    def fork(self, snapshot: str, count: int = 1, *, name: Optional[str] = None,
+             detach: bool = False) -> "List[SyncBox]":
+        return [SyncBox(self._runtime, b)
+                for b in self._box._fork_sync(snapshot, count, name, detach)]
+
+    def export(self, *, options: Any = None, dest: str) -> str:
+        return self._box._export_sync(options, dest)
 
     def __enter__(self) -> "SyncBox":
         self.start()
