@@ -625,8 +625,16 @@ static int boot(boxlite_box *box, int detached)
         rc = boot_once(box, detached, &kvm);
     if (rc != 0 && kvm && !(env && strcmp(env, "kvm") == 0) &&
         strstr(boxlite_error_last(), "QEMU failed")) {
-        bl_log(box->rt, BL_LOG_WARN, "KVM failed (%s): using TCG emulation (slower)",
-               boxlite_error_last());
+        /* QEMU's first message is the reason: "qemu-system-x86_64: <why> qemu-system-..." */
+        const char *tag = "qemu-system-x86_64: ";
+        const char *why = strstr(boxlite_error_last(), tag);
+        const char *next;
+        why = why ? why + strlen(tag) : boxlite_error_last();
+        next = strstr(why, " qemu-system-x86_64:");
+        bl_log(box->rt, BL_LOG_WARN,
+               "KVM is unusable here (QEMU: %.*s): using TCG emulation "
+               "(slower)",
+               (int)(next ? (size_t)(next - why) : strlen(why)), why);
         box->rt->kvm_broken = 1;
         bl_db_box_set_state(box->rt->db, box->row.id, "configured", 0, 0, "");
         rc = boot_once(box, detached, &kvm);
