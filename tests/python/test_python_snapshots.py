@@ -1,4 +1,4 @@
-"""test_snapshots.py — box.snapshot, clone_box, fork, export and import_box on real VMs. The
+"""test_python_snapshots.py — box.snapshot, clone_box, fork, export and import_box on real VMs. The
 tests run in file order on one box (a handful of boots in all): checkpoint, rm -rf /usr,
 restore; a full snapshot resuming a counting process; a fork; a clone's independence; export,
 remove, import; tampered archives refused; and the sync twins with no boot at all."""
