@@ -45,9 +45,11 @@ int cmd_import_box(int argc, char **argv)
         else
             break;
     }
-    if (argc - i != 1) {
-        fprintf(stderr, "usage: boxlite import-box [--name NAME] [--trusted] FILE.boxlite\n");
-        return 2;
+    if (argc - i != 1 || argv[i][0] == '-') {
+        int help = i < argc && (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0);
+        fprintf(help ? stdout : stderr,
+                "usage: boxlite import-box [--name NAME] [--trusted] FILE.boxlite\n");
+        return help ? 0 : 2;
     }
     rc = cli_open_runtime(&rt);
     if (rc == 0 && boxlite_box_import(&box, rt, argv[i], name, !trusted) != 0)
