@@ -6,6 +6,7 @@
 #include "error.h"
 #include "image.h"
 #include "monitor.h"
+#include "store.h"
 #include "runtime.h"
 #include "util.h"
 #include "vmm.h"
@@ -235,12 +236,84 @@ int bl_box_reload(boxlite_box *box)
     return rc;
 }
 
-int bl_box_image(boxlite_box *box, struct bl_image **out)
+/* ---- the image a box is pinned to ---- */
+
+/* Fill in what the row does not say yet: the base from the disk chain; the config from the
+ * base's digest (a pulled or imported base is named by its config digest), "" for the
+ * built-in default, else the image of that name in the store (no pull). */
+int bl_box_pin(boxlite_box *box)
 {
+    struct bl_box_row *r = &box->row;
+    char *rootfs = r->image_rootfs ? strdup(r->image_rootfs) : NULL;
+    char *id = r->image_id ? strdup(r->image_id) : NULL;
     int rc = 0;
 
-    if (!box->image)
-        rc = bl_image_open(&box->image, box->rt, box->row.image);
+    if (r->image_id && r->image_rootfs)
+        goto out;
+    if (!rootfs)
+        rc = bl_disk_rootfs(box->disk, &rootfs);
+    if (rc == 0 && !id && strcmp(r->image, "default") == 0)
+        id = strdup("");
+    else if (rc == 0 && !id && *rootfs) {
+        char digest[72];
+        snprintf(digest, sizeof(digest), "sha256:%s", rootfs);
+        id = bl_store_has_blob(box->rt->home, digest) ? strdup(digest) : NULL;
+    }
+    if (rc == 0 && !id && bl_image_find_config(&id, box->rt, r->image) != 0)
+        bl_err_clear(); /* not in the store: pinned on first use (bl_box_image) */
+    if (rc == 0)
+        rc = bl_db_box_set_image(box->rt->db, r->id, id, rootfs);
+    if (rc == 0) {
+        free(r->image_id);
+        free(r->image_rootfs);
+        r->image_id = id;
+        r->image_rootfs = rootfs;
+        id = rootfs = NULL;
+    }
+out:
+    free(id);
+    free(rootfs);
+    return rc;
+}
+
+void bl_box_pin_all(boxlite_runtime *rt)
+{
+    char **ids = NULL;
+
+    if (bl_db_box_unpinned(rt->db, &ids) != 0)
+        return;
+    for (size_t i = 0; ids[i]; i++) {
+        boxlite_box *box = NULL;
+        if (boxlite_box_get(&box, rt, ids[i]) == 0) /* get pins */
+            boxlite_box_free(box);
+    }
+    bl_strv_free(ids);
+    bl_err_clear();
+}
+
+int bl_box_image(boxlite_box *box, struct bl_image **out)
+{
+    struct bl_box_row *r = &box->row;
+    struct bl_image *img = NULL;
+    int rc = 0;
+
+    if (box->image)
+        goto out;
+    rc = bl_box_pin(box);
+    if (rc == 0 && !r->image_id) {
+        /* an imported box whose image is not in the store: the one time it is resolved */
+        rc = bl_image_open(&img, box->rt, r->image);
+        if (rc == 0)
+            rc = bl_db_box_set_image(box->rt->db, r->id, img->id, r->image_rootfs);
+        if (rc == 0)
+            r->image_id = strdup(img->id);
+        if (rc == 0 && !r->image_id)
+            rc = bl_err(BOXLITE_ENOMEM, "out of memory");
+        bl_image_free(img);
+    }
+    if (rc == 0)
+        rc = bl_image_open_pinned(&box->image, box->rt, r->image, r->image_id, r->image_rootfs);
+out:
     if (rc == 0)
         *out = box->image;
     return rc;
@@ -370,6 +443,12 @@ BOXLITE_API int boxlite_box_create(boxlite_box **out, boxlite_runtime *rt,
     box->image = img;
     img = NULL;
     rc = fill_row(&box->row, opts, box->image->ref);
+    if (rc == 0) {
+        box->row.image_id = strdup(box->image->id);
+        box->row.image_rootfs = strdup(box->image->rootfs);
+        if (!box->row.image_id || !box->row.image_rootfs)
+            rc = bl_err(BOXLITE_ENOMEM, "out of memory");
+    }
     if (rc != 0)
         goto out;
     if (mkdir(box->dir, 0700) != 0) {
@@ -412,6 +491,8 @@ BOXLITE_API int boxlite_box_get(boxlite_box **out, boxlite_runtime *rt, const ch
         return rc;
     }
     box->row = row;
+    if ((!row.image_id || !row.image_rootfs) && bl_box_pin(box) != 0)
+        bl_err_clear(); /* retried on first use, which reports it */
     *out = box;
     return 0;
 }

@@ -1,6 +1,8 @@
 /* image.c — images in the store: the built-in default image, opening a pulled or imported
  * image for a box, building an image's base ext4 from its layers, and the Images API. */
 #include "image.h"
+#include "box.h"
+#include "db.h"
 #include "error.h"
 #include "ext4.h"
 #include "layer.h"
@@ -36,7 +38,7 @@ struct bl_images {
 /* The default image ships as default.ext4 with default.ext4.sha256 beside it; the store keeps
  * its own copy under that digest so that rebuilding the guest never changes the base of an
  * existing box. */
-static int default_base(char **out, boxlite_runtime *rt)
+static int default_base(char **out, char **hex_out, boxlite_runtime *rt)
 {
     char *src = NULL, *sumfile = NULL, *sum = NULL, *dst = NULL;
     size_t len = 0;
@@ -64,7 +66,8 @@ static int default_base(char **out, boxlite_runtime *rt)
         rc = bl_copy_file_sparse(src, dst, 0444);
     if (rc == 0) {
         *out = dst;
-        dst = NULL;
+        *hex_out = sum;
+        dst = sum = NULL;
     }
 out:
     free(src);
@@ -86,18 +89,29 @@ void bl_image_free(struct bl_image *img)
     free(img->workdir);
     free(img->user);
     free(img->id);
+    free(img->rootfs);
     free(img);
 }
 
-static int default_image(struct bl_image *img, boxlite_runtime *rt)
+/* The default image's config; its base is the current default.ext4 unless the box is
+ * pinned to an earlier one (rootfs: its hex; "" for none). */
+static int default_image(struct bl_image *img, boxlite_runtime *rt, const char *rootfs)
 {
     static const char *const env[] = {DEFAULT_PATH, NULL};
     static const char *const cmd[] = {"sh", NULL};
     static const char *const none[] = {NULL};
-    int rc = default_base(&img->base_path, rt);
+    int rc = 0;
 
+    if (!rootfs)
+        rc = default_base(&img->base_path, &img->rootfs, rt);
+    else if (*rootfs)
+        img->base_path = bl_strdupf("%s/images/rootfs/%s.ext4", rt->home, rootfs);
     if (rc != 0)
         return rc;
+    if (!img->rootfs)
+        img->rootfs = strdup(rootfs);
+    if (!img->rootfs || (*img->rootfs && !img->base_path))
+        return bl_err(BOXLITE_ENOMEM, "out of memory");
     img->ref = strdup("default");
     img->env = bl_strv_dup(env);
     img->cmd = bl_strv_dup(cmd);
@@ -497,21 +511,25 @@ static int has_path(char **env)
     return 0;
 }
 
-static int load_image(struct bl_image *img, boxlite_runtime *rt, const struct bl_image_record *r)
+/* The image named name: config blob config (digest), base images/rootfs/<rootfs>.ext4
+ * ("" → none: a box whose disk stands alone). */
+static int load_image(struct bl_image *img, boxlite_runtime *rt, const char *name,
+                      const char *config, const char *rootfs)
 {
     struct bl_image_config cfg = {0};
     char *text = NULL;
     size_t len = 0;
-    int rc = bl_store_read_blob(&text, &len, rt->home, r->config, BL_CONFIG_MAX);
+    int rc = bl_store_read_blob(&text, &len, rt->home, config, BL_CONFIG_MAX);
 
     if (rc == 0)
         rc = bl_image_config_parse(&cfg, text, len);
     free(text);
     if (rc != 0)
         return rc;
-    img->ref = strdup(r->name);
-    img->id = strdup(r->config);
-    img->base_path = bl_strdupf("%s/images/rootfs/%s.ext4", rt->home, r->rootfs);
+    img->ref = strdup(name);
+    img->id = strdup(config);
+    img->rootfs = strdup(rootfs);
+    img->base_path = *rootfs ? bl_strdupf("%s/images/rootfs/%s.ext4", rt->home, rootfs) : NULL;
     img->entrypoint = cfg.entrypoint;
     img->cmd = cfg.cmd;
     img->workdir = strdup(*cfg.workdir ? cfg.workdir : "/");
@@ -534,7 +552,8 @@ static int load_image(struct bl_image *img, boxlite_runtime *rt, const struct bl
         }
     }
     bl_image_config_clear(&cfg);
-    if (!img->ref || !img->id || !img->base_path || !img->workdir || !img->env || !img->env[0])
+    if (!img->ref || !img->id || !img->rootfs || (*rootfs && !img->base_path) || !img->workdir ||
+        !img->env || !img->env[0])
         return bl_err(BOXLITE_ENOMEM, "out of memory");
     return 0;
 }
@@ -548,13 +567,13 @@ int bl_image_open(struct bl_image **out, boxlite_runtime *rt, const char *ref)
     if (!img)
         return bl_err(BOXLITE_ENOMEM, "out of memory");
     if (!ref || !*ref || strcmp(ref, "default") == 0) {
-        rc = default_image(img, rt);
+        rc = default_image(img, rt, NULL);
     } else {
         rc = find_cached(&rec, rt, ref);
         if (rc == BOXLITE_ENOTFOUND && !is_id(ref))
             rc = bl_image_pull_record(&rec, rt, ref, NULL);
         if (rc == 0)
-            rc = load_image(img, rt, &rec);
+            rc = load_image(img, rt, rec.name, rec.config, rec.rootfs);
     }
     bl_image_record_clear(&rec);
     if (rc != 0) {
@@ -563,6 +582,42 @@ int bl_image_open(struct bl_image **out, boxlite_runtime *rt, const char *ref)
     } else {
         *out = img;
     }
+    return rc;
+}
+
+int bl_image_open_pinned(struct bl_image **out, boxlite_runtime *rt, const char *ref,
+                         const char *id, const char *rootfs)
+{
+    struct bl_image *img = calloc(1, sizeof(*img));
+    int rc;
+
+    if (!img)
+        return bl_err(BOXLITE_ENOMEM, "out of memory");
+    if (!*id)
+        rc = default_image(img, rt, rootfs);
+    else
+        rc = load_image(img, rt, ref, id, rootfs);
+    if (rc == 0 && img->base_path && access(img->base_path, R_OK) != 0)
+        rc = bl_err_errno(BOXLITE_ENOTFOUND, errno, "the image's base %s", img->base_path);
+    if (rc != 0) {
+        bl_err_wrap(rc, "image %s (%s)", ref, *id ? id : "the built-in default");
+        bl_image_free(img);
+    } else {
+        *out = img;
+    }
+    return rc;
+}
+
+int bl_image_find_config(char **out, boxlite_runtime *rt, const char *ref)
+{
+    struct bl_image_record rec = {0};
+    int rc = find_cached(&rec, rt, ref);
+
+    if (rc == 0) {
+        *out = rec.config;
+        rec.config = NULL;
+    }
+    bl_image_record_clear(&rec);
     return rc;
 }
 
@@ -716,52 +771,22 @@ BOXLITE_API int boxlite_image_list(boxlite_image_info **out, size_t *count_out, 
     return 0;
 }
 
-/* 1 when the qcow2 file at path has backing (its header names the backing file). */
-static int qcow2_backed_by(const char *path, const char *backing)
+/* The boxes whose disks rest on images/rootfs/<rootfs>.ext4 (through any layer of theirs,
+ * their snapshots' or their forks'): a query over the boxes pinned to it. ids: ", "-list. */
+static int rootfs_users(boxlite_runtime *rt, const char *rootfs, char *ids, size_t cap)
 {
-    unsigned char h[20];
-    char name[4096];
-    uint64_t off = 0;
-    uint32_t len = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    int yes = 0;
+    char **v = NULL;
+    int n = 0, rc;
 
-    if (fd < 0)
-        return 0;
-    if (pread(fd, h, sizeof(h), 0) == (ssize_t)sizeof(h) && memcmp(h, "QFI\xfb", 4) == 0) {
-        for (int i = 0; i < 8; i++)
-            off = off << 8 | h[8 + i];
-        for (int i = 0; i < 4; i++)
-            len = len << 8 | h[16 + i];
-        if (off && len > 0 && len < sizeof(name) &&
-            pread(fd, name, len, (off_t)off) == (ssize_t)len) {
-            name[len] = '\0';
-            yes = strcmp(name, backing) == 0;
-        }
+    bl_box_pin_all(rt); /* rows not pinned yet (an older store, an imported box) */
+    rc = bl_db_box_on_rootfs(rt->db, rootfs, &v);
+    ids[0] = '\0';
+    for (size_t i = 0; rc == 0 && v[i]; i++, n++) {
+        size_t k = strlen(ids);
+        snprintf(ids + k, cap - k, "%s%s", n ? ", " : "", v[i]);
     }
-    close(fd);
-    return yes;
-}
-
-static int used_by_box(const char *home, const char *base)
-{
-    char *dir = bl_strdupf("%s/boxes", home);
-    DIR *d = dir ? opendir(dir) : NULL;
-    struct dirent *de;
-    int used = 0;
-
-    for (de = d ? readdir(d) : NULL; de && !used; de = readdir(d)) {
-        char *disk;
-        if (de->d_name[0] == '.')
-            continue;
-        disk = bl_strdupf("%s/%s/disk.qcow2", dir, de->d_name);
-        used = disk && qcow2_backed_by(disk, base);
-        free(disk);
-    }
-    if (d)
-        closedir(d);
-    free(dir);
-    return used;
+    bl_strv_free(v);
+    return rc != 0 ? rc : n;
 }
 
 /* Remove blobs no record refers to. Skipped while another process pulls or imports. */
@@ -770,9 +795,9 @@ static void collect_garbage(boxlite_runtime *rt);
 BOXLITE_API int boxlite_image_remove(boxlite_runtime *rt, const char *ref, int force)
 {
     struct bl_image_record rec = {0}, *v = NULL;
-    char *base = NULL;
+    char *base = NULL, users[512];
     size_t n = 0;
-    int rc, shared = 0;
+    int rc, shared = 0, used = 0;
 
     bl_err_clear();
     if (!rt || !ref || !*ref)
@@ -784,17 +809,18 @@ BOXLITE_API int boxlite_image_remove(boxlite_runtime *rt, const char *ref, int f
         shared |= strcmp(v[i].name, rec.name) != 0 && strcmp(v[i].rootfs, rec.rootfs) == 0;
     if (rc == 0 && !shared) {
         base = bl_strdupf("%s/images/rootfs/%s.ext4", rt->home, rec.rootfs);
-        if (!base)
-            rc = BOXLITE_ENOMEM;
-        else if (!force && used_by_box(rt->home, base))
+        used = base ? rootfs_users(rt, rec.rootfs, users, sizeof(users)) : BOXLITE_ENOMEM;
+        if (used < 0)
+            rc = used;
+        else if (!force && used > 0)
             rc = bl_err(BOXLITE_ESTATE,
-                        "image %s is used by a box (remove the box first, or "
-                        "force)",
-                        rec.name);
+                        "image %s is used by boxes %s (remove them first; or force, which "
+                        "keeps its base for them)",
+                        rec.name, users);
     }
     if (rc == 0)
         rc = bl_store_record_remove(rt->home, rec.name);
-    if (rc == 0 && base && !used_by_box(rt->home, base))
+    if (rc == 0 && base && used == 0)
         unlink(base);
     if (rc == 0)
         collect_garbage(rt);
@@ -835,6 +861,7 @@ static void collect_garbage(boxlite_runtime *rt)
     char *dir = bl_strdupf("%s/images/blobs/sha256", rt->home);
     DIR *d = NULL;
     struct dirent *de;
+    char **pins = NULL;
     size_t n = 0;
     int lock = -1, ok = 1;
 
@@ -844,6 +871,11 @@ static void collect_garbage(boxlite_runtime *rt)
         goto out;
     for (size_t i = 0; i < n && ok; i++)
         ok = keep_manifest_blobs(keep, rt->home, v[i].manifest) == 0;
+    /* a box keeps the config of its image when the image's name is removed (rmi -f) */
+    ok = ok && bl_db_box_pins(rt->db, 0, &pins) == 0;
+    for (size_t i = 0; ok && pins[i]; i++)
+        if (strncmp(pins[i], "sha256:", 7) == 0)
+            json_object_set_new(keep, pins[i] + 7, json_true());
     d = ok ? opendir(dir) : NULL;
     for (de = d ? readdir(d) : NULL; de; de = readdir(d)) {
         char *p;
@@ -861,6 +893,7 @@ out:
     for (size_t i = 0; i < n; i++)
         bl_image_record_clear(&v[i]);
     free(v);
+    bl_strv_free(pins);
     json_decref(keep);
     free(dir);
     bl_err_clear();

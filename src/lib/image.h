@@ -18,12 +18,22 @@ struct bl_image {
     char *workdir;     /* "" → "/" */
     char *user;        /* "" → root */
     char *id;          /* config digest "sha256:…", or "" for the default image */
+    char *rootfs;      /* <hex> of base_path, or "" (base_path NULL) for a standalone disk */
 };
 
 /* Make the image named ref ready in the store (NULL or "" → the built-in default), pulling
  * it when it is not cached, and return its base and config. *out: bl_image_free. */
 int bl_image_open(struct bl_image **out, boxlite_runtime *rt, const char *ref);
 void bl_image_free(struct bl_image *img);
+
+/* The image a box is pinned to: config digest id ("" → the built-in default's config) and
+ * base images/rootfs/<rootfs>.ext4 ("" → none), named ref. Never resolves ref nor pulls. */
+int bl_image_open_pinned(struct bl_image **out, boxlite_runtime *rt, const char *ref,
+                         const char *id, const char *rootfs);
+
+/* The config digest of the image named ref if it is in the store (ENOTFOUND otherwise; no
+ * pull). *out malloc'd. */
+int bl_image_find_config(char **out, boxlite_runtime *rt, const char *ref);
 
 /* Runtime open/free: keep the registries of the options (version 2); accepts NULL opts. */
 int bl_images_init(boxlite_runtime *rt, const boxlite_runtime_options *opts);

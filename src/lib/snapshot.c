@@ -64,7 +64,7 @@ static uint64_t file_bytes(const char *path)
 }
 
 /* The backing file name written in a qcow2 header (big-endian offset at 8, size at 16). */
-static int qcow2_backing(const char *path, char *out, size_t cap)
+int bl_qcow2_backing(const char *path, char *out, size_t cap)
 {
     unsigned char h[20];
     uint64_t off = 0;
@@ -86,6 +86,33 @@ static int qcow2_backing(const char *path, char *out, size_t cap)
     }
     if (fd >= 0)
         close(fd);
+    return rc;
+}
+
+int bl_disk_rootfs(const char *disk, char **out)
+{
+    char cur[4096], next[4096];
+    char *hex = NULL;
+    long depth = 0;
+    int rc = 0;
+
+    snprintf(cur, sizeof(cur), "%s", disk);
+    /* bounded: a chain is as deep as a box has snapshots; a loop is a broken store */
+    for (; rc == 0 && !hex && depth < 1000000; depth++) {
+        size_t n = strlen(cur);
+        if (n > 5 && strcmp(cur + n - 5, ".ext4") == 0 && strstr(cur, "/images/rootfs/"))
+            hex = strndup(strrchr(cur, '/') + 1, strlen(strrchr(cur, '/') + 1) - 5);
+        else if (bl_qcow2_backing(cur, next, sizeof(next)) != 0)
+            rc = bl_err(BOXLITE_EIO, "read the qcow2 header of %s", cur);
+        else if (!next[0])
+            hex = strdup(""); /* stands alone */
+        else
+            memcpy(cur, next, sizeof(cur));
+    }
+    if (rc == 0 && !hex)
+        rc = bl_err(BOXLITE_ENOMEM, "out of memory (or a backing chain that loops: %s)", disk);
+    if (rc == 0)
+        *out = hex;
     return rc;
 }
 
@@ -243,7 +270,7 @@ static int register_snapshot(boxlite_box *box, const char *name, struct bl_snap_
     bl_rfc3339_now(r.created_at);
     r.size = file_bytes(disk) + file_bytes(mem);
     snprintf(prefix, sizeof(prefix), "%s/layers/", box->dir);
-    if (rc == 0 && qcow2_backing(disk, backing, sizeof(backing)) == 0 &&
+    if (rc == 0 && bl_qcow2_backing(disk, backing, sizeof(backing)) == 0 &&
         strncmp(backing, prefix, strlen(prefix)) == 0) {
         if (snap_by_layer(box, backing, &p) == 0)
             snprintf(r.parent, sizeof(r.parent), "%s", p.id);
@@ -514,7 +541,7 @@ static int rebase_children(boxlite_box *box, const char *layer, const char *new_
         char *child = e->d_name[0] == '.' ? NULL : bl_strdupf("%s/%s", layers, e->d_name);
         const char *argv[] = {"qemu-img",  "rebase", "-q", "-f",  "qcow2", "-b",
                               new_backing, "-F",     fmt,  child, NULL};
-        if (child && qcow2_backing(child, b, sizeof(b)) == 0 && strcmp(b, layer) == 0)
+        if (child && bl_qcow2_backing(child, b, sizeof(b)) == 0 && strcmp(b, layer) == 0)
             rc = bl_run_tool(argv);
         free(child);
     }
@@ -552,7 +579,7 @@ BOXLITE_API int boxlite_snapshot_remove(boxlite_box *box, const char *name)
         if (!layer || !sdir || !trash)
             rc = bl_err(BOXLITE_EIO, "snapshot \"%s\" has lost its disk layer", s.name);
     }
-    if (rc == 0 && qcow2_backing(layer, backing, sizeof(backing)) != 0)
+    if (rc == 0 && bl_qcow2_backing(layer, backing, sizeof(backing)) != 0)
         rc = bl_err(BOXLITE_EIO, "read the backing file of %s", layer);
     if (rc == 0)
         rc = rebase_children(box, layer, backing);
@@ -628,8 +655,11 @@ static int copy_row(struct bl_box_row *r, const struct bl_box_row *src, const ch
     r->network_disabled = src->network_disabled;
     r->ports = keep_ports ? dup_or_null(src->ports, &ok) : calloc(1, sizeof(char *));
     r->volumes = dup_or_null(src->volumes, &ok);
-    if (!ok || (name && !r->name) || !r->image || !r->state || !r->created_at || !r->reason ||
-        !r->ports || (src->workdir && !r->workdir) || (src->user && !r->user)) {
+    r->image_id = src->image_id ? strdup(src->image_id) : NULL; /* same image, same base */
+    r->image_rootfs = src->image_rootfs ? strdup(src->image_rootfs) : NULL;
+    if (!ok || (src->image_id && !r->image_id) || (src->image_rootfs && !r->image_rootfs) ||
+        (name && !r->name) || !r->image || !r->state || !r->created_at || !r->reason || !r->ports ||
+        (src->workdir && !r->workdir) || (src->user && !r->user)) {
         bl_box_row_clear(r);
         return bl_err(BOXLITE_ENOMEM, "out of memory");
     }
@@ -698,12 +728,21 @@ struct flatten_ctx {
 
 /* An empty layer over the source chain, then rebased onto the image's base: qemu-img copies
  * in every cluster where the chain differs from the base (`convert -B` would copy only the
- * top layer's clusters). */
+ * top layer's clusters). No base (a standalone disk): rebased onto nothing, a full copy. */
 static int flatten_over_base(const char *disk, void *ctx)
 {
     struct flatten_ctx *f = ctx;
-    const char *argv[] = {"qemu-img", "rebase", "-q",  "-f", "qcow2", "-b",
-                          f->base,    "-F",     "raw", disk, NULL};
+    const char *argv[] = {"qemu-img",
+                          "rebase",
+                          "-q",
+                          "-f",
+                          "qcow2",
+                          "-b",
+                          f->base ? f->base : "",
+                          f->base ? "-F" : disk,
+                          f->base ? "raw" : NULL,
+                          disk,
+                          NULL};
     char *src = realpath(f->src, NULL);
     int rc = src ? new_overlay(disk, src) : bl_err_errno(BOXLITE_EIO, errno, "resolve %s", f->src);
 
@@ -840,7 +879,7 @@ static void mark_chain(const char *layers_dir, const char *layer, char **used, s
         if (strncmp(cur, layers_dir, strlen(layers_dir)) != 0)
             break;
         used[(*n)++] = cur;
-        if (qcow2_backing(cur, b, sizeof(b)) != 0 || !b[0])
+        if (bl_qcow2_backing(cur, b, sizeof(b)) != 0 || !b[0])
             return;
         cur = strdup(b);
     }
