@@ -94,6 +94,20 @@ BOXLITE_API void boxlite_runtime_free(boxlite_runtime *rt);
 /* The home directory in use. Borrowed from rt. */
 BOXLITE_API const char *boxlite_runtime_home(const boxlite_runtime *rt);
 
+/* One finding of boxlite_runtime_doctor: the box it concerns ("" for the image store), what
+ * was found (borrowed for the call), and 1 when it was mended. */
+typedef void (*boxlite_doctor_fn)(void *ctx, const char *box_id, const char *what, int fixed);
+
+/* Check the whole store, which opening a runtime does not (a box is mended when it is next
+ * started or snapshotted): boxes recorded running whose monitor died, boxes and snapshots a
+ * crash left half made, layers nothing rests on, boxes not yet pinned to their image, image
+ * bases that no image and no box uses; and what cannot be mended (a lost layer). Each
+ * finding goes to report (may be NULL); with fix, each one that can be is mended (boxes
+ * another process is working on are left alone). *found_out (may be NULL) gets how many
+ * findings there were. */
+BOXLITE_API int boxlite_runtime_doctor(boxlite_runtime *rt, int fix, boxlite_doctor_fn report,
+                                       void *ctx, unsigned *found_out);
+
 /* ---- Boxes -------------------------------------------------------------------------- */
 
 typedef struct boxlite_box boxlite_box;

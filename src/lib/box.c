@@ -521,7 +521,7 @@ void bl_box_repair_all(boxlite_runtime *rt)
         if (!is_live_state(rows[i].state) && box_new(&box, rt, rows[i].id) == 0) {
             memcpy(box->row.id, rows[i].id, sizeof(box->row.id));
             if (bl_box_reload(box) == 0 && !is_live_state(box->row.state))
-                bl_snapshot_repair(box);
+                bl_snapshot_repair(box, NULL);
             box_release(box);
         }
     }

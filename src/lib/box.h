@@ -53,8 +53,25 @@ int bl_box_pin(boxlite_box *box);
 /* Pin every box not pinned yet (rows of an older schema, imported boxes). */
 void bl_box_pin_all(boxlite_runtime *rt);
 
-/* Clean what a crash left in the box's snapshots (snapshot.c; box not running). */
-void bl_snapshot_repair(boxlite_box *box);
+/* A repair pass that reports (boxlite doctor) and mends only with fix. Passes given NULL
+ * mend quietly: a box being touched. */
+struct bl_repair {
+    int fix;
+    boxlite_doctor_fn report;
+    void *ctx;
+    unsigned found;
+};
+
+/* Note a finding on box_id ("" for the store); 1 when it is to be mended: mendable, and rp
+ * NULL or rp->fix. What cannot be mended (data already lost) is only reported. */
+int bl_repair_note(struct bl_repair *rp, int mendable, const char *box_id, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Clean what a crash left in the box's snapshots and layers (snapshot.c; box not running),
+ * taking the box's lock; skipped while another process holds it. */
+void bl_snapshot_repair(boxlite_box *box, struct bl_repair *rp);
+/* The same, the caller holding the box's lock. */
+void bl_snapshot_repair_locked(boxlite_box *box);
 
 /* Finish or drop boxes a crash left half made (boxes/.new-<id>) (snapshot.c). */
 void bl_box_repair_new(boxlite_runtime *rt);

@@ -482,6 +482,11 @@ int bl_db_box_on_rootfs(struct bl_db *s, const char *rootfs, char ***ids)
     return box_strings(s, "SELECT id FROM boxes WHERE image_rootfs = ?1 ORDER BY seq", rootfs, ids);
 }
 
+int bl_db_box_forks(struct bl_db *s, const char *box_id, char ***ids)
+{
+    return box_strings(s, "SELECT id FROM boxes WHERE backing_box = ?1 ORDER BY seq", box_id, ids);
+}
+
 int bl_db_box_unpinned(struct bl_db *s, char ***ids)
 {
     return box_strings(s,

@@ -89,6 +89,8 @@ int bl_db_box_set_image(struct bl_db *s, const char *id, const char *image_id, c
 /* Lists below are NULL-terminated string vectors: bl_strv_free. */
 /* The ids of the boxes whose disks rest on images/rootfs/<rootfs>.ext4. */
 int bl_db_box_on_rootfs(struct bl_db *s, const char *rootfs, char ***ids);
+/* The ids of the boxes whose disks rest on box_id's layers (forks). */
+int bl_db_box_forks(struct bl_db *s, const char *box_id, char ***ids);
 /* The ids of the boxes not pinned to their image yet. */
 int bl_db_box_unpinned(struct bl_db *s, char ***ids);
 /* Every base (rootfs != 0) or image config digest some box is pinned to. */

@@ -12,6 +12,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -837,28 +838,55 @@ BOXLITE_API int boxlite_box_fork(boxlite_box **out, boxlite_box *box, const char
 
 /* ---- repair ---- */
 
-static void repair_snapshot_dir(boxlite_box *box, const char *name, const char *top)
+int bl_repair_note(struct bl_repair *rp, int mendable, const char *box_id, const char *fmt, ...)
+{
+    char what[1024];
+    va_list ap;
+
+    if (!rp)
+        return mendable; /* a box being touched: mend quietly */
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof(what), fmt, ap);
+    va_end(ap);
+    rp->found++;
+    if (rp->report)
+        rp->report(rp->ctx, box_id, what, mendable && rp->fix);
+    return mendable && rp->fix;
+}
+
+static void repair_snapshot_dir(boxlite_box *box, const char *name, const char *top,
+                                struct bl_repair *rp)
 {
     char *sdir = snap_path(box, name, NULL);
     char *link = snap_path(box, name, "disk.qcow2");
     char *memtmp = snap_path(box, name, "memory.tmp");
     char *layer = link ? realpath(link, NULL) : NULL;
     struct bl_snap_row r;
+    struct stat st;
 
     if (!sdir || !link || !memtmp)
         goto out;
     if (name[0] == '.') { /* .trash-*: a removal that got as far as the rename */
-        bl_rm_rf(sdir);
+        if (bl_repair_note(rp, 1, box->row.id, "snapshot removal cut short: %s", name))
+            bl_rm_rf(sdir);
         goto out;
     }
-    unlink(memtmp);
-    if (!layer || (top && strcmp(layer, top) == 0)) {
+    if (lstat(memtmp, &st) == 0 &&
+        bl_repair_note(rp, 1, box->row.id, "snapshot \"%s\": half-written memory file", name))
+        unlink(memtmp);
+    if (!layer && lstat(link, &st) == 0) {
+        /* the link is there, its layer is not: data lost, not a crash mid-way; say so */
+        bl_repair_note(rp, 0, box->row.id, "snapshot \"%s\" has lost its disk layer", name);
+    } else if (!layer || (top && strcmp(layer, top) == 0)) {
         /* never finished: it names the live top (or nothing) */
-        bl_rm_rf(sdir);
-        if (bl_db_snap_get(box->rt->db, box->row.id, name, &r) == 0)
-            bl_db_snap_delete(box->rt->db, r.id, r.parent);
+        if (bl_repair_note(rp, 1, box->row.id, "snapshot \"%s\" never finished", name)) {
+            bl_rm_rf(sdir);
+            if (bl_db_snap_get(box->rt->db, box->row.id, name, &r) == 0)
+                bl_db_snap_delete(box->rt->db, r.id, r.parent);
+        }
     } else if (bl_db_snap_get(box->rt->db, box->row.id, name, &r) != 0) {
-        register_snapshot(box, name, NULL); /* finished but not recorded */
+        if (bl_repair_note(rp, 1, box->row.id, "snapshot \"%s\" finished but not recorded", name))
+            register_snapshot(box, name, NULL);
     }
 out:
     bl_err_clear();
@@ -868,64 +896,133 @@ out:
     free(layer);
 }
 
-/* Mark layer and everything below it inside layers/ as used. */
-static void mark_chain(const char *layers_dir, const char *layer, char **used, size_t *n,
-                       size_t cap)
-{
-    char b[4096];
-    char *cur = layer ? strdup(layer) : NULL;
+/* The layers some chain reaches, by device and inode (a name may be a symlink or another
+ * link to the file): an open-addressing set that grows, so nothing goes unmarked. */
+struct layer_set {
+    struct stat *v; /* st_ino 0 = empty slot */
+    size_t n, cap;
+};
 
-    for (int depth = 0; cur && depth < 1000 && *n < cap; depth++) {
-        if (strncmp(cur, layers_dir, strlen(layers_dir)) != 0)
-            break;
-        used[(*n)++] = cur;
-        if (bl_qcow2_backing(cur, b, sizeof(b)) != 0 || !b[0])
-            return;
-        cur = strdup(b);
-    }
-    free(cur);
+static size_t slot_of(const struct layer_set *s, const struct stat *st)
+{
+    size_t i = (size_t)((st->st_ino * 0x9e3779b97f4a7c15ull) ^ st->st_dev) & (s->cap - 1);
+
+    while (s->v[i].st_ino && (s->v[i].st_ino != st->st_ino || s->v[i].st_dev != st->st_dev))
+        i = (i + 1) & (s->cap - 1);
+    return i;
 }
 
-/* Delete layers nothing rests on (made by an operation a crash cut short). */
-static void collect_layers(boxlite_box *box, const char *top)
+static int set_has(const struct layer_set *s, const struct stat *st)
 {
-    char *layers = bl_strdupf("%s/layers/", box->dir);
-    struct bl_snap_row *rows = NULL;
-    size_t n = 0, nused = 0;
-    char *used[4096];
-    struct dirent *e;
-    DIR *d;
+    return s->cap && s->v[slot_of(s, st)].st_ino != 0;
+}
 
-    if (!layers || !top || bl_db_snap_list(box->rt->db, box->row.id, &rows, &n) != 0)
-        goto out;
-    mark_chain(layers, top, used, &nused, 4096);
-    for (size_t i = 0; i < n; i++) {
-        char *link = snap_path(box, rows[i].name, "disk.qcow2");
-        char *real = link ? realpath(link, NULL) : NULL;
-        mark_chain(layers, real, used, &nused, 4096);
-        free(link);
-        free(real);
+/* 1 when added, 0 when it was there, <0 on failure. */
+static int set_add(struct layer_set *s, const struct stat *st)
+{
+    if (set_has(s, st))
+        return 0;
+    if (2 * (s->n + 1) > s->cap) {
+        struct layer_set g = {calloc(s->cap ? 2 * s->cap : 256, sizeof(*g.v)), 0,
+                              s->cap ? 2 * s->cap : 256};
+        if (!g.v)
+            return bl_err(BOXLITE_ENOMEM, "out of memory");
+        for (size_t i = 0; i < s->cap; i++)
+            if (s->v[i].st_ino)
+                g.v[slot_of(&g, &s->v[i])] = s->v[i];
+        g.n = s->n;
+        free(s->v);
+        *s = g;
     }
-    d = opendir(layers);
+    s->v[slot_of(s, st)] = *st;
+    s->n++;
+    return 1;
+}
+
+/* Mark path and everything below it; a chain already walked is not walked again. */
+static int mark_chain(struct layer_set *set, const char *path)
+{
+    char cur[4096], next[4096];
+    struct stat st;
+    int rc = 0;
+
+    snprintf(cur, sizeof(cur), "%s", path);
+    while (rc == 0 && stat(cur, &st) == 0) {
+        rc = set_add(set, &st);
+        if (rc <= 0 || bl_qcow2_backing(cur, next, sizeof(next)) != 0 || !next[0])
+            break; /* walked already, or the bottom (the raw base, or a standalone layer) */
+        memcpy(cur, next, sizeof(cur));
+        rc = 0;
+    }
+    return rc < 0 ? rc : 0;
+}
+
+/* Mark dir/disk.qcow2, every file of dir/layers and every dir/snapshots/<name>/disk.qcow2:
+ * all a box can reach. */
+static int mark_box_dir(struct layer_set *set, const char *dir)
+{
+    const char *subs[] = {"layers", "snapshots"};
+    char *disk = bl_strdupf("%s/disk.qcow2", dir);
+    int rc = disk ? mark_chain(set, disk) : bl_err(BOXLITE_ENOMEM, "out of memory");
+
+    for (size_t k = 0; k < 2 && rc == 0; k++) {
+        char *sub = bl_strdupf("%s/%s", dir, subs[k]);
+        DIR *d = sub ? opendir(sub) : NULL;
+        struct dirent *e;
+        if (!sub)
+            rc = bl_err(BOXLITE_ENOMEM, "out of memory");
+        else if (!d && errno != ENOENT)
+            rc = bl_err_errno(BOXLITE_EIO, errno, "open %s", sub);
+        while (rc == 0 && d && (e = readdir(d)) != NULL) {
+            char *p = bl_strdupf(k ? "%s/%s/disk.qcow2" : "%s/%s", sub, e->d_name);
+            rc = p ? (e->d_name[0] == '.' && k == 0 ? 0 : mark_chain(set, p))
+                   : bl_err(BOXLITE_ENOMEM, "out of memory");
+            free(p);
+        }
+        if (d)
+            closedir(d);
+        free(sub);
+    }
+    free(disk);
+    return rc;
+}
+
+/* Delete layers nothing rests on (made by an operation a crash cut short). What rests on a
+ * layer: the box's top, its snapshots, every layer and snapshot of a box forked from it (a
+ * fork's chain runs into this box's layers). If any of that cannot be read, nothing goes. */
+static void collect_layers(boxlite_box *box, struct bl_repair *rp)
+{
+    char *layers = bl_strdupf("%s/layers", box->dir);
+    struct layer_set set = {0};
+    char **deps = NULL;
+    struct dirent *e;
+    DIR *d = NULL;
+    int rc = layers ? mark_box_dir(&set, box->dir) : BOXLITE_ENOMEM;
+
+    if (rc == 0)
+        rc = bl_db_box_forks(box->rt->db, box->row.id, &deps);
+    for (size_t i = 0; rc == 0 && deps[i]; i++) {
+        char *dir = bl_strdupf("%s/boxes/%s", box->rt->home, deps[i]);
+        rc = dir ? mark_box_dir(&set, dir) : BOXLITE_ENOMEM;
+        free(dir);
+    }
+    d = rc == 0 ? opendir(layers) : NULL;
     while (d && (e = readdir(d)) != NULL) {
-        char *path = e->d_name[0] == '.' ? NULL : bl_strdupf("%s%s", layers, e->d_name);
-        int keep = !path;
-        for (size_t i = 0; path && i < nused && !keep; i++)
-            keep = strcmp(used[i], path) == 0;
-        if (!keep)
+        char *path = e->d_name[0] == '.' ? NULL : bl_strdupf("%s/%s", layers, e->d_name);
+        struct stat st;
+        if (path && lstat(path, &st) == 0 && S_ISREG(st.st_mode) && !set_has(&set, &st) &&
+            bl_repair_note(rp, 1, box->row.id, "layer %s: nothing rests on it", e->d_name))
             unlink(path);
         free(path);
     }
     if (d)
         closedir(d);
-    for (size_t i = 0; i < nused; i++)
-        free(used[i]);
-out:
-    free(rows);
+    bl_strv_free(deps);
+    free(set.v);
     free(layers);
 }
 
-void bl_snapshot_repair(boxlite_box *box)
+static void repair_locked(boxlite_box *box, struct bl_repair *rp)
 {
     char *snaps = bl_strdupf("%s/snapshots", box->dir);
     char *lnk = bl_strdupf("%s/disk.qcow2.lnk", box->dir);
@@ -935,46 +1032,62 @@ void bl_snapshot_repair(boxlite_box *box)
     struct dirent *e;
     struct stat st;
     DIR *d = NULL;
-    int lock_fd = -1;
 
     if (!snaps || !lnk)
         goto out;
-    /* another process at work on this box: leave it be */
-    lock_fd = open(box->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (lstat(lnk, &st) == 0 && bl_repair_note(rp, 1, box->row.id, "a disk switch cut short"))
+        unlink(lnk);
+    if (lstat(box->disk, &st) != 0 || !S_ISLNK(st.st_mode))
+        goto out; /* never snapshotted (or not a box we can read) */
+    top = realpath(box->disk, NULL);
+    if (!top) {
+        bl_repair_note(rp, 0, box->row.id, "its disk layer is gone");
+        goto out;
+    }
+    d = opendir(snaps);
+    while (d && (e = readdir(d)) != NULL)
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+            repair_snapshot_dir(box, e->d_name, top, rp);
+    if (bl_db_snap_list(box->rt->db, box->row.id, &rows, &n) == 0) {
+        for (size_t i = 0; i < n; i++) {
+            char *sdir = snap_path(box, rows[i].name, NULL);
+            if (sdir && lstat(sdir, &st) != 0 &&
+                bl_repair_note(rp, 1, box->row.id, "snapshot \"%s\" recorded, its files gone",
+                               rows[i].name))
+                bl_db_snap_delete(box->rt->db, rows[i].id, rows[i].parent);
+            free(sdir);
+        }
+        free(rows);
+    }
+    collect_layers(box, rp);
+out:
+    if (d)
+        closedir(d);
+    free(snaps);
+    free(lnk);
+    free(top);
+    bl_err_clear();
+}
+
+void bl_snapshot_repair(boxlite_box *box, struct bl_repair *rp)
+{
+    int lock_fd = open(box->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
     if (lock_fd >= 0) {
         int fd = openat(lock_fd, "lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
         close(lock_fd);
         lock_fd = fd;
     }
-    if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB) != 0)
-        goto out;
-    unlink(lnk);
-    if (lstat(box->disk, &st) != 0 || !S_ISLNK(st.st_mode))
-        goto out; /* never snapshotted (or not a box we can read) */
-    top = realpath(box->disk, NULL);
-    d = opendir(snaps);
-    while (d && (e = readdir(d)) != NULL)
-        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
-            repair_snapshot_dir(box, e->d_name, top);
-    if (bl_db_snap_list(box->rt->db, box->row.id, &rows, &n) == 0) {
-        for (size_t i = 0; i < n; i++) {
-            char *link = snap_path(box, rows[i].name, "disk.qcow2");
-            if (link && stat(link, &st) != 0)
-                bl_db_snap_delete(box->rt->db, rows[i].id, rows[i].parent);
-            free(link);
-        }
-        free(rows);
-    }
-    collect_layers(box, top);
-out:
-    if (d)
-        closedir(d);
+    /* another process at work on this box: leave it be */
+    if (lock_fd >= 0 && flock(lock_fd, LOCK_EX | LOCK_NB) == 0)
+        repair_locked(box, rp);
     if (lock_fd >= 0)
         close(lock_fd);
-    free(snaps);
-    free(lnk);
-    free(top);
-    bl_err_clear();
+}
+
+void bl_snapshot_repair_locked(boxlite_box *box)
+{
+    repair_locked(box, NULL);
 }
 
 void bl_box_repair_new(boxlite_runtime *rt)
