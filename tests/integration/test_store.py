@@ -186,3 +186,69 @@ def test_repair_keeps_every_layer_of_hundreds_of_snapshots_and_forks(scli):
     assert r.returncode == 0, r.stderr
     names = {s["name"] for s in json.loads(c.ok("snapshot", "ls", "--format", "json", "b"))}
     assert names == {"d0", "full", *(f"s{i}" for i in range(N_SNAPSHOTS))}
+
+
+# ---- each box pinned to its image; a store of schema 3 migrates ------------------------------
+
+def test_a_box_keeps_its_image_when_the_tag_moves(scli, tmp_path):
+    c = scli
+    c.ok("create", "--name", "p", IMAGE)
+    other = tmp_path / "other"
+    (other / "etc").mkdir(parents=True)
+    (other / "etc" / "other").write_text("another image\n")
+    c.ok("import", str(other), IMAGE)  # the tag now names another image
+    c.ok("start", "p")
+    assert c.ok("exec", "p", "--", "sh", "-c", "echo $GREETING; pwd") == "from the image\n/data"
+    c.ok("stop", "p")
+
+
+OLD_CLI = pathlib.Path(os.environ.get("BOXLITE_OLD_CLI", "/work/main/build/src/cli/boxlite"))
+
+
+def db_query(home, sql):
+    import sqlite3
+    con = sqlite3.connect(home / "boxlite.db")
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def downgrade_to_schema_3(home):
+    """What schema 3 was: the boxes table without the pins."""
+    import sqlite3
+    con = sqlite3.connect(home / "boxlite.db")
+    con.executescript("DROP INDEX IF EXISTS boxes_image_rootfs;"
+                      "ALTER TABLE boxes DROP COLUMN image_id;"
+                      "ALTER TABLE boxes DROP COLUMN image_rootfs;"
+                      "PRAGMA user_version = 3;")
+    con.close()
+
+
+def test_a_store_of_schema_3_migrates_and_its_boxes_are_pinned(box_env, tmp_path, layout):
+    """The store is made by the previous release's CLI when it is there (BOXLITE_OLD_CLI,
+    default the main checkout's build) and still writes schema 3; else by this one and
+    taken back to schema 3 by hand."""
+    home = tmp_path / "home"
+    old = StoreCLI(box_env, home, OLD_CLI if OLD_CLI.exists() else BOXLITE)
+    old.ok("import", str(layout), IMAGE)
+    old.ok("create", "--name", "old", IMAGE)
+    old.ok("start", "old")
+    old.ok("exec", "old", "--", "sh", "-c", "echo kept > /root/data; sync")
+    old.ok("stop", "old")
+    old.ok("snapshot", "create", "old", "s1")
+    old.ok("create", "--name", "fresh", IMAGE)
+    if db_query(home, "PRAGMA user_version")[0][0] != 3:
+        downgrade_to_schema_3(home)
+    assert db_query(home, "PRAGMA user_version") == [(3,)]
+    new = StoreCLI(box_env, home)
+    assert {b["name"] for b in json.loads(new.ok("ls", "--format", "json"))} == {"old", "fresh"}
+    assert db_query(home, "PRAGMA user_version") == [(4,)]
+    assert "used by" in refused(new, "rmi", IMAGE)  # pins the old rows from their chains
+    hexid = new.images()[IMAGE]["id"][7:]
+    assert sorted(db_query(home, "SELECT name, image_id, image_rootfs FROM boxes")) == [
+        ("fresh", "sha256:" + hexid, hexid), ("old", "sha256:" + hexid, hexid)]
+    new.ok("start", "old")
+    assert new.ok("exec", "old", "--", "sh", "-c", "cat /root/data; echo $GREETING") == \
+        "kept\nfrom the image"
+    new.ok("stop", "old")
