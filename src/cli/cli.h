@@ -93,6 +93,7 @@ int cmd_clone(int argc, char **argv);
 int cmd_fork(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_import_box(int argc, char **argv);
+int cmd_doctor(int argc, char **argv);
 
 /* ---- cli_registry.c: --registry SPEC (see cmd_pull.c's usage) ---- */
 int cli_registry_opt(const char *spec);

@@ -491,6 +491,8 @@ BOXLITE_API int boxlite_box_get(boxlite_box **out, boxlite_runtime *rt, const ch
         return rc;
     }
     box->row = row;
+    if (access(box->dir, F_OK) != 0) /* a crash between its row and its directory */
+        bl_box_repair_new(rt, NULL);
     if ((!row.image_id || !row.image_rootfs) && bl_box_pin(box) != 0)
         bl_err_clear(); /* retried on first use, which reports it */
     *out = box;
@@ -499,34 +501,55 @@ BOXLITE_API int boxlite_box_get(boxlite_box **out, boxlite_runtime *rt, const ch
 
 /* ---- repair ---- */
 
-/* A box the store calls running whose monitor is gone: record it as failed. */
-static void repair_row(boxlite_runtime *rt, const struct bl_box_row *row)
+/* A box the store calls running whose monitor is gone: record it as failed. 1 when so. */
+static int repair_row(boxlite_runtime *rt, const struct bl_box_row *row, struct bl_repair *rp)
 {
     if (!is_live_state(row->state) || bl_monitor_alive(row->shim_pid, row->id))
-        return;
-    bl_db_box_set_state(rt->db, row->id, "failed", 0, 0,
-                        "the box monitor (boxlite-shim) died; the VM was stopped");
+        return 0;
+    if (bl_repair_note(rp, 1, row->id, "recorded %s, but its monitor is gone", row->state))
+        bl_db_box_set_state(rt->db, row->id, "failed", 0, 0,
+                            "the box monitor (boxlite-shim) died; the VM was stopped");
+    return 1;
 }
 
-void bl_box_repair_all(boxlite_runtime *rt)
+/* Everything about one box that doctor checks (box from its row, not live). */
+static void doctor_box(boxlite_box *box, struct bl_repair *rp)
+{
+    struct stat st;
+
+    if (stat(box->dir, &st) != 0) {
+        bl_repair_note(rp, 0, box->row.id, "recorded, but its directory %s is gone", box->dir);
+        return;
+    }
+    if ((!box->row.image_id || !box->row.image_rootfs) &&
+        bl_repair_note(rp, 1, box->row.id, "not pinned to its image yet") && bl_box_pin(box) != 0)
+        bl_repair_note(rp, 0, box->row.id, "cannot be pinned: %s", boxlite_error_last());
+    if (box->row.image_rootfs && *box->row.image_rootfs) {
+        char *base = bl_strdupf("%s/images/rootfs/%s.ext4", box->rt->home, box->row.image_rootfs);
+        if (base && access(base, R_OK) != 0)
+            bl_repair_note(rp, 0, box->row.id, "the image base its disk rests on is gone: %s",
+                           base);
+        free(base);
+    }
+    bl_snapshot_repair(box, rp);
+}
+
+void bl_box_doctor(boxlite_runtime *rt, struct bl_repair *rp)
 {
     struct bl_box_row *rows = NULL;
     size_t n = 0;
 
+    bl_box_repair_new(rt, rp); /* first: a half-made box may be finished */
     if (bl_db_box_list(rt->db, &rows, &n) != 0)
         return;
     for (size_t i = 0; i < n; i++) {
         boxlite_box *box = NULL;
-        repair_row(rt, &rows[i]);
-        if (!is_live_state(rows[i].state) && box_new(&box, rt, rows[i].id) == 0) {
-            memcpy(box->row.id, rows[i].id, sizeof(box->row.id));
-            if (bl_box_reload(box) == 0 && !is_live_state(box->row.state))
-                bl_snapshot_repair(box, NULL);
-            box_release(box);
-        }
+        repair_row(rt, &rows[i], rp);
+        if (boxlite_box_get(&box, rt, rows[i].id) == 0 && !is_live_state(box->row.state))
+            doctor_box(box, rp);
+        boxlite_box_free(box);
     }
     bl_box_rows_free(rows, n);
-    bl_box_repair_new(rt);
     bl_err_clear();
 }
 
@@ -754,7 +777,8 @@ static int start_locked(boxlite_box *box, int detached)
             return bl_err(BOXLITE_ESTATE, "box %s is stopping", box->row.id);
         return attach(box);
     }
-    repair_row(box->rt, &box->row);
+    repair_row(box->rt, &box->row, NULL);
+    bl_snapshot_repair_locked(box); /* what a crash left in its snapshots and layers */
     return boot(box, detached || box->row.detach);
 }
 
@@ -980,8 +1004,15 @@ BOXLITE_API int boxlite_box_list(boxlite_box_info **out, size_t *count_out, boxl
     bl_err_clear();
     if (!out || !count_out || !rt)
         return bl_err(BOXLITE_EINVAL, "box list: bad arguments");
-    bl_box_repair_all(rt);
+    bl_box_repair_new(rt, NULL); /* one readdir: boxes a crash left half made, shown whole */
     rc = bl_db_box_list(rt->db, &rows, &n);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        if (repair_row(rt, &rows[i], NULL)) { /* shown as it is now */
+            bl_box_rows_free(rows, n);
+            rc = bl_db_box_list(rt->db, &rows, &n);
+            break;
+        }
+    }
     if (rc != 0)
         return rc;
     infos = calloc(n ? n : 1, sizeof(*infos));

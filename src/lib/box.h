@@ -74,7 +74,7 @@ void bl_snapshot_repair(boxlite_box *box, struct bl_repair *rp);
 void bl_snapshot_repair_locked(boxlite_box *box);
 
 /* Finish or drop boxes a crash left half made (boxes/.new-<id>) (snapshot.c). */
-void bl_box_repair_new(boxlite_runtime *rt);
+void bl_box_repair_new(boxlite_runtime *rt, struct bl_repair *rp);
 
 /* The running box's channel (borrowed), attaching to its monitor if needed, or
  * BOXLITE_ESTATE when it is not running. */
@@ -87,7 +87,7 @@ int bl_box_image(boxlite_box *box, struct bl_image **out);
 int bl_exec_start_flags(boxlite_exec **out, boxlite_box *box, const boxlite_exec_options *opts,
                         uint32_t flags);
 
-/* Mark boxes whose monitor died as failed (runtime open). */
-void bl_box_repair_all(boxlite_runtime *rt);
+/* Check (and with rp->fix mend) every box: boxlite_runtime_doctor. */
+void bl_box_doctor(boxlite_runtime *rt, struct bl_repair *rp);
 
 #endif

@@ -35,28 +35,41 @@ struct bl_images {
 
 /* ---- the built-in default image ---------------------------------------------------- */
 
+/* The hex digest of this build's default.ext4 (default.ext4.sha256). *out malloc'd. */
+static int default_sum(char **out, boxlite_runtime *rt)
+{
+    char *sumfile = NULL, *sum = NULL;
+    size_t len = 0;
+    int rc = bl_runtime_guest_file(&sumfile, rt, "default.ext4.sha256");
+
+    if (rc == 0)
+        rc = bl_read_file(&sum, &len, sumfile, 256);
+    while (rc == 0 && len > 0 && isspace((unsigned char)sum[len - 1]))
+        sum[--len] = '\0';
+    if (rc == 0 && (len != 64 || strspn(sum, "0123456789abcdef") != 64))
+        rc = bl_err(BOXLITE_EIO, "%s does not hold a sha256 digest", sumfile);
+    if (rc == 0) {
+        *out = sum;
+        sum = NULL;
+    }
+    free(sum);
+    free(sumfile);
+    return rc;
+}
+
 /* The default image ships as default.ext4 with default.ext4.sha256 beside it; the store keeps
  * its own copy under that digest so that rebuilding the guest never changes the base of an
  * existing box. */
 static int default_base(char **out, char **hex_out, boxlite_runtime *rt)
 {
-    char *src = NULL, *sumfile = NULL, *sum = NULL, *dst = NULL;
-    size_t len = 0;
+    char *src = NULL, *sum = NULL, *dst = NULL;
     int rc;
 
     rc = bl_runtime_guest_file(&src, rt, "default.ext4");
     if (rc == 0)
-        rc = bl_runtime_guest_file(&sumfile, rt, "default.ext4.sha256");
-    if (rc == 0)
-        rc = bl_read_file(&sum, &len, sumfile, 256);
+        rc = default_sum(&sum, rt);
     if (rc != 0)
         goto out;
-    while (len > 0 && isspace((unsigned char)sum[len - 1]))
-        sum[--len] = '\0';
-    if (len != 64 || strspn(sum, "0123456789abcdef") != 64) {
-        rc = bl_err(BOXLITE_EIO, "%s does not hold a sha256 digest", sumfile);
-        goto out;
-    }
     dst = bl_strdupf("%s/images/rootfs/%s.ext4", rt->home, sum);
     if (!dst) {
         rc = BOXLITE_ENOMEM;
@@ -71,7 +84,6 @@ static int default_base(char **out, char **hex_out, boxlite_runtime *rt)
     }
 out:
     free(src);
-    free(sumfile);
     free(sum);
     free(dst);
     return rc;
@@ -787,6 +799,69 @@ static int rootfs_users(boxlite_runtime *rt, const char *rootfs, char *ids, size
     }
     bl_strv_free(v);
     return rc != 0 ? rc : n;
+}
+
+/* 1 when hex is in v (a NULL-terminated vector). */
+static int strv_has(char **v, const char *hex)
+{
+    for (size_t i = 0; v && v[i]; i++)
+        if (strcmp(v[i], hex) == 0)
+            return 1;
+    return 0;
+}
+
+/* An image base no record names, no box is pinned to, and that is not the current default
+ * (a box of an image removed with force, since removed): a leftover. Its build lock keeps
+ * one being made out of reach (built, not yet recorded). */
+void bl_images_doctor(boxlite_runtime *rt, struct bl_repair *rp)
+{
+    struct bl_image_record *v = NULL;
+    char *dir = bl_strdupf("%s/images/rootfs", rt->home), *defhex = NULL;
+    char **pins = NULL, **named = NULL;
+    struct dirent *de;
+    DIR *d = NULL;
+    size_t n = 0;
+
+    bl_box_pin_all(rt);
+    if (!dir || bl_store_record_list(&v, &n, rt->home) != 0 || bl_db_box_pins(rt->db, 1, &pins))
+        goto out;
+    named = calloc(n + 1, sizeof(*named));
+    for (size_t i = 0; named && i < n; i++)
+        named[i] = v[i].rootfs;
+    if (default_sum(&defhex, rt) != 0)
+        bl_err_clear();
+    d = named ? opendir(dir) : NULL;
+    for (de = d ? readdir(d) : NULL; de; de = readdir(d)) {
+        size_t len = strlen(de->d_name);
+        char hex[256], *p = NULL, lockname[300];
+        int lock = -1;
+        if (len <= 5 || len - 5 >= sizeof(hex) || strcmp(de->d_name + len - 5, ".ext4") != 0)
+            continue;
+        snprintf(hex, sizeof(hex), "%.*s", (int)(len - 5), de->d_name);
+        snprintf(lockname, sizeof(lockname), "rootfs-%s", hex);
+        if (strv_has(named, hex) || strv_has(pins, hex) || (defhex && strcmp(defhex, hex) == 0))
+            continue;
+        if (bl_store_lock(&lock, rt->home, lockname, 0) != 0) {
+            bl_err_clear(); /* being built */
+            continue;
+        }
+        p = bl_strdupf("%s/%s", dir, de->d_name);
+        if (p && bl_repair_note(rp, 1, "", "image base %s: no image and no box uses it", hex))
+            unlink(p);
+        free(p);
+        bl_store_unlock(lock);
+    }
+out:
+    if (d)
+        closedir(d);
+    for (size_t i = 0; i < n; i++)
+        bl_image_record_clear(&v[i]);
+    free(v);
+    free(named);
+    bl_strv_free(pins);
+    free(defhex);
+    free(dir);
+    bl_err_clear();
 }
 
 /* Remove blobs no record refers to. Skipped while another process pulls or imports. */

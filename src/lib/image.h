@@ -31,6 +31,10 @@ void bl_image_free(struct bl_image *img);
 int bl_image_open_pinned(struct bl_image **out, boxlite_runtime *rt, const char *ref,
                          const char *id, const char *rootfs);
 
+struct bl_repair;
+/* Report (and with rp->fix remove) image bases no image and no box uses (doctor). */
+void bl_images_doctor(boxlite_runtime *rt, struct bl_repair *rp);
+
 /* The config digest of the image named ref if it is in the store (ENOTFOUND otherwise; no
  * pull). *out malloc'd. */
 int bl_image_find_config(char **out, boxlite_runtime *rt, const char *ref);

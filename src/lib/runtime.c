@@ -119,9 +119,7 @@ BOXLITE_API int boxlite_runtime_open(boxlite_runtime **out, const boxlite_runtim
     if (rc == 0)
         rc = bl_images_init(rt, opts);
     if (rc == 0)
-        rc = bl_db_open(&rt->db, rt->home);
-    if (rc == 0)
-        bl_box_repair_all(rt);
+        rc = bl_db_open(&rt->db, rt->home); /* no repair here: opening stays cheap (doctor) */
     if (rc != 0)
         bl_err_wrap(rc, "open runtime home %s", rt->home);
 out:
@@ -141,6 +139,21 @@ BOXLITE_API void boxlite_runtime_free(boxlite_runtime *rt)
     free(rt->home);
     free(rt->guest_dir);
     free(rt);
+}
+
+BOXLITE_API int boxlite_runtime_doctor(boxlite_runtime *rt, int fix, boxlite_doctor_fn report,
+                                       void *ctx, unsigned *found_out)
+{
+    struct bl_repair rp = {fix, report, ctx, 0};
+
+    bl_err_clear();
+    if (!rt)
+        return bl_err(BOXLITE_EINVAL, "doctor: rt is NULL");
+    bl_box_doctor(rt, &rp);
+    bl_images_doctor(rt, &rp);
+    if (found_out)
+        *found_out = rp.found;
+    return 0;
 }
 
 BOXLITE_API const char *boxlite_runtime_home(const boxlite_runtime *rt)

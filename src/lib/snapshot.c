@@ -353,6 +353,8 @@ BOXLITE_API int boxlite_snapshot_create(boxlite_snapshot_info *out, boxlite_box 
         rc = bl_box_lock(box, &lock_fd);
     if (rc == 0)
         rc = bl_box_reload(box);
+    if (rc == 0 && !bl_box_running(box))
+        bl_snapshot_repair_locked(box);
     if (rc == 0 && bl_db_snap_get(box->rt->db, box->row.id, name, &existing) == 0)
         rc = bl_err(BOXLITE_EEXISTS, "box %s already has a snapshot named \"%s\"", box->row.id,
                     name);
@@ -395,7 +397,11 @@ BOXLITE_API int boxlite_snapshot_list(boxlite_snapshot_info **out, size_t *count
     bl_err_clear();
     if (!out || !count_out || !box)
         return bl_err(BOXLITE_EINVAL, "snapshot list: bad arguments");
-    rc = bl_db_snap_list(box->rt->db, box->row.id, &rows, &n);
+    rc = bl_box_reload(box);
+    if (rc == 0 && !bl_box_running(box))
+        bl_snapshot_repair(box, NULL); /* touched: list what a crash left as it ends up */
+    if (rc == 0)
+        rc = bl_db_snap_list(box->rt->db, box->row.id, &rows, &n);
     if (rc != 0)
         return rc;
     infos = calloc(n ? n : 1, sizeof(*infos));
@@ -489,6 +495,8 @@ BOXLITE_API int boxlite_snapshot_restore(boxlite_box *box, const char *name, int
     if (rc == 0 && bl_box_running(box))
         rc = bl_err(BOXLITE_ESTATE, "box %s is running: stop it before restoring", box->row.id);
     if (rc == 0)
+        bl_snapshot_repair_locked(box);
+    if (rc == 0)
         rc = bl_db_snap_get(box->rt->db, box->row.id, name, &s);
     if (rc == 0)
         rc = bl_box_layerize(box);
@@ -570,6 +578,8 @@ BOXLITE_API int boxlite_snapshot_remove(boxlite_box *box, const char *name)
     if (rc == 0 && bl_box_running(box))
         rc = bl_err(BOXLITE_ESTATE, "box %s is running: stop it before removing a snapshot",
                     box->row.id);
+    if (rc == 0)
+        bl_snapshot_repair_locked(box);
     if (rc == 0 && bl_db_box_dependents(box->rt->db, box->row.id, s.id, deps, sizeof(deps)) > 0)
         rc = bl_err(BOXLITE_ESTATE, "boxes %s were forked from it", deps);
     if (rc == 0) {
@@ -957,15 +967,16 @@ static int mark_chain(struct layer_set *set, const char *path)
     return rc < 0 ? rc : 0;
 }
 
-/* Mark dir/disk.qcow2, every file of dir/layers and every dir/snapshots/<name>/disk.qcow2:
- * all a box can reach. */
-static int mark_box_dir(struct layer_set *set, const char *dir)
+/* Mark what the box in dir reaches: dir/disk.qcow2 and every snapshots/<name>/disk.qcow2;
+ * and with all_layers (a fork of the box being collected: anything of its may rest on a
+ * layer of ours), every file of dir/layers too. */
+static int mark_box_dir(struct layer_set *set, const char *dir, int all_layers)
 {
-    const char *subs[] = {"layers", "snapshots"};
+    const char *subs[] = {"snapshots", "layers"};
     char *disk = bl_strdupf("%s/disk.qcow2", dir);
     int rc = disk ? mark_chain(set, disk) : bl_err(BOXLITE_ENOMEM, "out of memory");
 
-    for (size_t k = 0; k < 2 && rc == 0; k++) {
+    for (size_t k = 0; k < (all_layers ? 2u : 1u) && rc == 0; k++) {
         char *sub = bl_strdupf("%s/%s", dir, subs[k]);
         DIR *d = sub ? opendir(sub) : NULL;
         struct dirent *e;
@@ -974,8 +985,10 @@ static int mark_box_dir(struct layer_set *set, const char *dir)
         else if (!d && errno != ENOENT)
             rc = bl_err_errno(BOXLITE_EIO, errno, "open %s", sub);
         while (rc == 0 && d && (e = readdir(d)) != NULL) {
-            char *p = bl_strdupf(k ? "%s/%s/disk.qcow2" : "%s/%s", sub, e->d_name);
-            rc = p ? (e->d_name[0] == '.' && k == 0 ? 0 : mark_chain(set, p))
+            char *p = bl_strdupf(k == 0 ? "%s/%s/disk.qcow2" : "%s/%s", sub, e->d_name);
+            rc = p ? (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0
+                          ? 0
+                          : mark_chain(set, p))
                    : bl_err(BOXLITE_ENOMEM, "out of memory");
             free(p);
         }
@@ -997,13 +1010,13 @@ static void collect_layers(boxlite_box *box, struct bl_repair *rp)
     char **deps = NULL;
     struct dirent *e;
     DIR *d = NULL;
-    int rc = layers ? mark_box_dir(&set, box->dir) : BOXLITE_ENOMEM;
+    int rc = layers ? mark_box_dir(&set, box->dir, 0) : BOXLITE_ENOMEM;
 
     if (rc == 0)
         rc = bl_db_box_forks(box->rt->db, box->row.id, &deps);
     for (size_t i = 0; rc == 0 && deps[i]; i++) {
         char *dir = bl_strdupf("%s/boxes/%s", box->rt->home, deps[i]);
-        rc = dir ? mark_box_dir(&set, dir) : BOXLITE_ENOMEM;
+        rc = dir ? mark_box_dir(&set, dir, 1) : BOXLITE_ENOMEM;
         free(dir);
     }
     d = rc == 0 ? opendir(layers) : NULL;
@@ -1090,7 +1103,7 @@ void bl_snapshot_repair_locked(boxlite_box *box)
     repair_locked(box, NULL);
 }
 
-void bl_box_repair_new(boxlite_runtime *rt)
+void bl_box_repair_new(boxlite_runtime *rt, struct bl_repair *rp)
 {
     char *boxes = bl_strdupf("%s/boxes", rt->home);
     DIR *d = boxes ? opendir(boxes) : NULL;
@@ -1108,9 +1121,10 @@ void bl_box_repair_new(boxlite_runtime *rt)
         fd = lock ? open(lock, O_RDWR | O_CLOEXEC) : -1;
         if (dir && final && (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) == 0)) {
             if (e->d_name[1] == 'n' && bl_db_box_get(rt->db, e->d_name + 5, &row) == 0) {
-                rename(dir, final); /* recorded: finish */
+                if (bl_repair_note(rp, 1, row.id, "made, but not moved into place"))
+                    rename(dir, final); /* recorded: finish */
                 bl_box_row_clear(&row);
-            } else {
+            } else if (bl_repair_note(rp, 1, "", "%s: left half made", e->d_name)) {
                 bl_rm_rf(dir);
             }
         }

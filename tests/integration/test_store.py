@@ -252,3 +252,51 @@ def test_a_store_of_schema_3_migrates_and_its_boxes_are_pinned(box_env, tmp_path
     assert new.ok("exec", "old", "--", "sh", "-c", "cat /root/data; echo $GREETING") == \
         "kept\nfrom the image"
     new.ok("stop", "old")
+
+
+# ---- repair off the read path; doctor ---------------------------------------------------------
+
+def doctor(c, *args):
+    r = c.run("doctor", *args)
+    return r.returncode, r.stdout.decode()
+
+
+def test_doctor_reports_and_fixes_what_opening_the_runtime_leaves_alone(scli):
+    c = scli
+    bid = c.ok("create", "--name", "d", IMAGE)
+    c.ok("snapshot", "create", "d", "s")
+    bdir = c.home / "boxes" / bid
+    layer = next((bdir / "layers").iterdir())
+    orphan = bdir / "layers" / "orphan00000.qcow2"
+    orphan.write_bytes(layer.read_bytes())
+    half = c.home / "boxes" / ".new-halfmade0000"
+    half.mkdir()
+    c.ok("inspect", "d")
+    c.ok("images")
+    assert orphan.exists() and half.exists(), "opening the runtime repairs nothing"
+    rc, text = doctor(c)
+    assert rc == 1 and "orphan00000.qcow2: nothing rests on it" in text and "(fixed)" not in text
+    assert ".new-halfmade0000: left half made" in text
+    assert orphan.exists() and half.exists()
+    rc, text = doctor(c, "--fix")
+    assert rc == 0 and text.count("(fixed)") == 2, text
+    assert not orphan.exists() and not half.exists()
+    assert doctor(c) == (0, "no problems found\n")
+    # a box that is touched is mended without doctor; listing boxes finishes half-made ones
+    for touch in [("snapshot", "create", "d", "t"), ("snapshot", "ls", "d")]:
+        orphan.write_bytes(layer.read_bytes())
+        c.ok(*touch)
+        assert not orphan.exists(), touch
+    half.mkdir()
+    c.ok("ls")
+    assert not half.exists()
+    # a base left by rmi -f once its last box is gone
+    base = c.base_of(IMAGE)
+    c.ok("rmi", "-f", IMAGE)
+    assert base.exists()
+    assert doctor(c) == (0, "no problems found\n")  # d still rests on it
+    c.ok("rm", "d")
+    rc, text = doctor(c)
+    assert rc == 1 and f"image base {base.name[:-5]}: no image and no box uses it" in text
+    assert doctor(c, "--fix")[0] == 0 and not base.exists()
+    assert doctor(c) == (0, "no problems found\n")
