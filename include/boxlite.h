@@ -175,8 +175,16 @@ BOXLITE_API int boxlite_box_start_detached(boxlite_box *box);
  * a box that is not running succeeds. A box with auto_remove is removed. */
 BOXLITE_API int boxlite_box_stop(boxlite_box *box, int timeout_ms);
 
+/* boxlite_box_stop that also says how the box stopped: *killed_out (may be NULL; written
+ * only on success) is 0 when the guest powered off by itself (its writes synced), 1 when it
+ * did not within timeout_ms and the VM was killed (what the guest had not synced is lost;
+ * the box's reason says "killed"). BOXLITE_ETIMEOUT when the box still runs even after
+ * SIGKILL. Stopping a box that is not running succeeds with *killed_out 0. */
+BOXLITE_API int boxlite_box_stop_v2(int *killed_out, boxlite_box *box, int timeout_ms);
+
 /* Delete the box and its disk. A running box is refused (BOXLITE_ESTATE) unless force,
- * which stops it first. The handle must still be freed. */
+ * which stops it first (killing it after 2 s); if even that fails, the box and its disk are
+ * left as they are and the stop's error is returned. The handle must still be freed. */
 BOXLITE_API int boxlite_box_remove(boxlite_box *box, int force);
 
 /* Release the handle. If this handle booted the box and it is not detached, the box stops

@@ -851,18 +851,21 @@ static int wait_closed(struct bl_conn *c, int timeout_ms)
 }
 
 /* Stop escalation: SHUTDOWN through the monitor, then SIGTERM to the monitor (it kills
- * QEMU), then SIGKILL to both and the store fixed by hand. */
-static void stop_running(boxlite_box *box, int timeout_ms)
+ * QEMU), then SIGKILL to both and the store fixed by hand. *killed: 1 when the guest did not
+ * power off by itself. BOXLITE_ETIMEOUT when the box still runs after all that. */
+static int stop_running(boxlite_box *box, int timeout_ms, int *killed)
 {
     int gone = 0;
 
     if (attach(box) == 0 && bl_conn_send(box->conn, BL_F_SHUTDOWN, 0, NULL, 0) == 0)
         gone = wait_closed(box->conn, timeout_ms);
     if (!gone && bl_monitor_alive(box->row.shim_pid, box->row.id)) {
+        *killed = 1;
         kill(box->row.shim_pid, SIGTERM);
         gone = box->conn ? wait_closed(box->conn, KILL_WAIT_MS) : 0;
     }
     if (!gone && bl_monitor_alive(box->row.shim_pid, box->row.id)) {
+        *killed = 1;
         kill(box->row.shim_pid, SIGKILL);
         if (box->row.qemu_pid > 0)
             kill(box->row.qemu_pid, SIGKILL);
@@ -874,10 +877,15 @@ static void stop_running(boxlite_box *box, int timeout_ms)
                     bl_monitor_alive(box->row.shim_pid, box->row.id);
          i++)
         usleep(20000);
+    if (!box->removed && is_live_state(box->row.state) &&
+        bl_monitor_alive(box->row.shim_pid, box->row.id))
+        return bl_err(BOXLITE_ETIMEOUT, "box %s is still running after SIGKILL", box->row.id);
+    return 0;
 }
 
-BOXLITE_API int boxlite_box_stop(boxlite_box *box, int timeout_ms)
+BOXLITE_API int boxlite_box_stop_v2(int *killed_out, boxlite_box *box, int timeout_ms)
 {
+    int killed = 0;
     int rc;
 
     bl_err_clear();
@@ -885,21 +893,32 @@ BOXLITE_API int boxlite_box_stop(boxlite_box *box, int timeout_ms)
         return bl_err(BOXLITE_EINVAL, "box is NULL");
     rc = box->removed ? 0 : reload(box);
     if (rc == 0 && !box->removed && is_live_state(box->row.state))
-        stop_running(box, timeout_ms < 0 ? STOP_TIMEOUT_MS : timeout_ms);
+        rc = stop_running(box, timeout_ms < 0 ? STOP_TIMEOUT_MS : timeout_ms, &killed);
     if (box->lifeline_fd >= 0) {
         close(box->lifeline_fd);
         box->lifeline_fd = -1;
     }
     conn_drop(box);
     box->conn = NULL;
-    if (rc == 0 && !box->removed)
-        reload(box);
+    if (rc == 0 && !box->removed && reload(box) == BOXLITE_ENOTFOUND)
+        rc = 0; /* auto_remove: removed by its monitor */
     if (rc == BOXLITE_ENOTFOUND) {
         box->removed = 1;
         rc = 0;
     }
-    bl_err_clear();
+    if (rc == 0) {
+        bl_err_clear();
+        if (killed_out)
+            *killed_out = killed;
+    } else {
+        bl_err_wrap(rc, "stop box %s", box->row.id);
+    }
     return rc;
+}
+
+BOXLITE_API int boxlite_box_stop(boxlite_box *box, int timeout_ms)
+{
+    return boxlite_box_stop_v2(NULL, box, timeout_ms);
 }
 
 BOXLITE_API int boxlite_box_remove(boxlite_box *box, int force)
@@ -917,7 +936,10 @@ BOXLITE_API int boxlite_box_remove(boxlite_box *box, int force)
         if (!force)
             return bl_err(BOXLITE_ESTATE, "box %s is running: stop it first, or remove with force",
                           box->row.id);
-        boxlite_box_stop(box, 2000);
+        /* its disk goes next: never while a VM that did not stop may still write it */
+        rc = boxlite_box_stop_v2(NULL, box, 2000);
+        if (rc != 0)
+            return bl_err_wrap(rc, "remove box %s", box->row.id);
     }
     if (!box->removed) {
         char deps[512];

@@ -300,3 +300,12 @@ def test_doctor_reports_and_fixes_what_opening_the_runtime_leaves_alone(scli):
     assert rc == 1 and f"image base {base.name[:-5]}: no image and no box uses it" in text
     assert doctor(c, "--fix")[0] == 0 and not base.exists()
     assert doctor(c) == (0, "no problems found\n")
+
+
+# ---- stop says when it had to kill ------------------------------------------------------------
+
+def test_stop_reports_a_kill_and_remove_force_heeds_stop(box_env, tmp_path):
+    env = dict(box_env, BOXLITE_HOME=str(tmp_path / "home"))
+    r = subprocess.run([str(BOXLITE.parent.parent.parent / "tests" / "api" / "stop")],
+                       capture_output=True, env=env, timeout=600)
+    assert r.returncode == 0 and r.stdout == b"ok\n", r.stdout.decode() + r.stderr.decode()
