@@ -123,11 +123,15 @@ static int user_version(struct bl_db *s, int *out)
 static int migrate(struct bl_db *s)
 {
     int version = 0;
-    int rc = exec_sql(s, "BEGIN IMMEDIATE");
+    int rc = user_version(s, &version);
 
+    /* the common case reads one page and takes no write lock */
+    if (rc == 0 && version == SCHEMA_VERSION)
+        return 0;
+    rc = exec_sql(s, "BEGIN IMMEDIATE");
     if (rc != 0)
         return rc;
-    rc = user_version(s, &version);
+    rc = user_version(s, &version); /* again, under the lock: another process may have */
     if (rc == 0 && version > SCHEMA_VERSION)
         rc = bl_err(BOXLITE_ESTATE, "state database has schema %d, newer than this library's %d",
                     version, SCHEMA_VERSION);

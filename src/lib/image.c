@@ -798,6 +798,20 @@ static int rootfs_users(boxlite_runtime *rt, const char *rootfs, char *ids, size
         snprintf(ids + k, cap - k, "%s%s", n ? ", " : "", v[i]);
     }
     bl_strv_free(v);
+    v = NULL;
+    /* a box whose base could not be read from its chain may rest on this one: count it */
+    if (rc == 0)
+        rc = bl_db_box_unpinned(rt->db, &v);
+    for (size_t i = 0; rc == 0 && v[i]; i++) {
+        struct bl_box_row r = {0};
+        if (bl_db_box_get(rt->db, v[i], &r) == 0 && !r.image_rootfs) {
+            size_t k = strlen(ids);
+            snprintf(ids + k, cap - k, "%s%s (its disk could not be read)", n++ ? ", " : "", v[i]);
+        }
+        bl_box_row_clear(&r);
+    }
+    bl_strv_free(v);
+    bl_err_clear();
     return rc != 0 ? rc : n;
 }
 

@@ -743,22 +743,14 @@ struct flatten_ctx {
 static int flatten_over_base(const char *disk, void *ctx)
 {
     struct flatten_ctx *f = ctx;
-    const char *argv[] = {"qemu-img",
-                          "rebase",
-                          "-q",
-                          "-f",
-                          "qcow2",
-                          "-b",
-                          f->base ? f->base : "",
-                          f->base ? "-F" : disk,
-                          f->base ? "raw" : NULL,
-                          disk,
-                          NULL};
+    const char *onto[] = {"qemu-img", "rebase", "-q",  "-f", "qcow2", "-b",
+                          f->base,    "-F",     "raw", disk, NULL};
+    const char *alone[] = {"qemu-img", "rebase", "-q", "-f", "qcow2", "-b", "", disk, NULL};
     char *src = realpath(f->src, NULL);
     int rc = src ? new_overlay(disk, src) : bl_err_errno(BOXLITE_EIO, errno, "resolve %s", f->src);
 
     if (rc == 0)
-        rc = bl_run_tool(argv);
+        rc = bl_run_tool(f->base ? onto : alone);
     free(src);
     return rc;
 }

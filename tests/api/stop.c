@@ -13,8 +13,9 @@
         }                                                                                          \
     } while (0)
 
-/* A process that ignores SIGTERM holds the guest's shutdown for the agent's grace (1 s). */
-static int run_stubborn(boxlite_box *box)
+/* A process that ignores SIGTERM holds the guest's shutdown for the agent's grace (1 s).
+ * *out is kept until after the stop: freeing a running exec kills its process. */
+static int run_stubborn(boxlite_exec **out, boxlite_box *box)
 {
     const char *argv[] = {"sh", "-c", "trap '' TERM; echo ready; while :; do sleep 1; done", NULL};
     boxlite_exec_options eo = BOXLITE_EXEC_OPTIONS_INIT;
@@ -28,7 +29,7 @@ static int run_stubborn(boxlite_box *box)
     rc = boxlite_exec_start(&ex, box, &eo);
     if (rc == 0)
         rc = boxlite_exec_read(ex, BOXLITE_STDOUT, &which, buf, sizeof buf, &n, 60000);
-    boxlite_exec_free(ex);
+    *out = ex;
     return rc == 0 && n == 6 && memcmp(buf, "ready\n", 6) == 0 ? 0 : -1;
 }
 
@@ -38,6 +39,7 @@ int main(void)
     boxlite_box *box = NULL;
     boxlite_box_options bo = BOXLITE_BOX_OPTIONS_INIT;
     boxlite_box_info info;
+    boxlite_exec *ex = NULL, *ex2 = NULL;
     int killed = -1, failures = 0;
 
     bo.name = "stopper";
@@ -48,15 +50,17 @@ int main(void)
     killed = -1;
     CHECK(boxlite_box_stop_v2(&killed, box, 1000) == 0 && killed == 0, "stop when stopped");
     CHECK(boxlite_box_start(box) == 0, "start again");
-    CHECK(run_stubborn(box) == 0, "a process ignoring SIGTERM");
+    CHECK(run_stubborn(&ex, box) == 0, "a process ignoring SIGTERM");
     CHECK(boxlite_box_stop_v2(&killed, box, 200) == 0 && killed == 1, "killed, and says so");
     CHECK(boxlite_box_get_info(&info, box) == 0 && strcmp(info.state, "running") != 0,
           "not running after the kill");
     CHECK(boxlite_box_start(box) == 0, "start a third time");
-    CHECK(run_stubborn(box) == 0, "stubborn again");
+    CHECK(run_stubborn(&ex2, box) == 0, "stubborn again");
     CHECK(boxlite_box_remove(box, 0) == BOXLITE_ESTATE, "remove refused while running");
     CHECK(boxlite_box_remove(box, 1) == 0, "remove with force stops it first");
     CHECK(boxlite_box_get_info(&info, box) == BOXLITE_ENOTFOUND, "gone");
+    boxlite_exec_free(ex);
+    boxlite_exec_free(ex2);
     boxlite_box_free(box);
     boxlite_runtime_free(rt);
     if (failures == 0)

@@ -309,3 +309,22 @@ def test_stop_reports_a_kill_and_remove_force_heeds_stop(box_env, tmp_path):
     r = subprocess.run([str(BOXLITE.parent.parent.parent / "tests" / "api" / "stop")],
                        capture_output=True, env=env, timeout=600)
     assert r.returncode == 0 and r.stdout == b"ok\n", r.stdout.decode() + r.stderr.decode()
+
+
+def test_an_imported_box_is_pinned_and_its_clone_stands_alone(scli, tmp_path):
+    c = scli
+    c.ok("create", "--name", "src", IMAGE)
+    c.ok("snapshot", "create", "src", "s")
+    arch = tmp_path / "src.boxlite"
+    c.ok("export", "src", str(arch))
+    c.ok("import-box", "--name", "imp", str(arch))
+    hexid = c.images()[IMAGE]["id"][7:]
+    pins = dict((n, (i, r)) for n, i, r in
+                db_query(c.home, "SELECT name, image_id, image_rootfs FROM boxes"))
+    assert pins["imp"] == ("sha256:" + hexid, "")  # its disk stands alone; its config is pinned
+    c.ok("clone", "imp", "imp2")
+    c.ok("rm", "src", "imp")
+    assert c.ok("rmi", IMAGE) == IMAGE  # nothing rests on the base now
+    c.ok("start", "imp2")
+    assert c.ok("exec", "imp2", "--", "sh", "-c", "echo $GREETING") == "from the image"
+    c.ok("stop", "imp2")
