@@ -1011,6 +1011,8 @@ BOXLITE_API int boxlite_box_get_info(boxlite_box_info *out, boxlite_box *box)
         return bl_err(BOXLITE_EINVAL, "box info: bad arguments");
     rc = box->removed ? bl_err(BOXLITE_ENOTFOUND, "box %s has been removed", box->row.id)
                       : reload(box);
+    if (rc == 0 && repair_row(box->rt, &box->row, NULL)) /* shown as it is now */
+        rc = reload(box);
     if (rc == 0)
         row_to_info(out, &box->row);
     return rc;
