@@ -903,8 +903,8 @@ BOXLITE_API int boxlite_image_remove(boxlite_runtime *rt, const char *ref, int f
             rc = used;
         else if (!force && used > 0)
             rc = bl_err(BOXLITE_ESTATE,
-                        "image %s is used by boxes %s (remove them first; or force, which "
-                        "keeps its base for them)",
+                        "image %s is used by a box (%s): remove the boxes first, or force "
+                        "(which keeps its base for them)",
                         rec.name, users);
     }
     if (rc == 0)
