@@ -485,7 +485,10 @@ BOXLITE_API void boxlite_image_list_free(boxlite_image_info *list, size_t count)
 BOXLITE_API void boxlite_image_info_free(boxlite_image_info *info);
 
 /* Remove the image named ref (or with that id / id prefix) from the store. Refused with
- * BOXLITE_ESTATE while a box uses it, unless force. */
+ * BOXLITE_ESTATE while a box uses it (any layer of the box, of its snapshots or of its forks
+ * rests on the image's base), unless force: then only the name goes; the base and the config
+ * stay while a box rests on them (the box keeps running and starting), and
+ * boxlite_runtime_doctor with fix removes the base once no box does. */
 BOXLITE_API int boxlite_image_remove(boxlite_runtime *rt, const char *ref, int force);
 
 #ifdef __cplusplus
