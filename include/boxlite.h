@@ -132,12 +132,16 @@ typedef struct {
     size_t n_volumes;
     const boxlite_port *ports; /* n_ports guest ports to publish on the host */
     size_t n_ports;
+    /* Version 2. NULL-terminated egress allowlist: "example.com", "*.example.com",
+     * "203.0.113.0/24", "198.51.100.7", each with an optional ":PORT" (at most 64). NULL:
+     * the internet, but never the host, link-local or private ranges (docs/security-net.md). */
+    const char *const *allow_net;
 } boxlite_box_options;
-#define BOXLITE_BOX_OPTIONS_VERSION 1
+#define BOXLITE_BOX_OPTIONS_VERSION 2 /* 1 is still accepted: the fields before allow_net */
 #define BOXLITE_BOX_OPTIONS_INIT                                                                   \
     {                                                                                              \
         BOXLITE_BOX_OPTIONS_VERSION, NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL, NULL, NULL, 0, 0,   \
-            NULL, 0, NULL, 0                                                                       \
+            NULL, 0, NULL, 0, NULL                                                                 \
     }
 
 /* Create a box: its own disk layered over its image, recorded in the runtime's store, not

@@ -33,6 +33,8 @@ struct cli_box_opts {
     const char *entrypoint[2]; /* --entrypoint: one program, or none for "" */
     boxlite_port ports[64];
     boxlite_volume volumes[16];
+    const char *allow_net[65]; /* --allow-net, NULL-terminated */
+    int nallow;
 };
 #define CLI_BOX_SHORTOPTS "e:w:u:dp:v:"
 /* clang-format off */
@@ -41,7 +43,7 @@ struct cli_box_opts {
     {"user", 1, NULL, 'u'}, {"cpus", 1, NULL, 'c'}, {"memory", 1, NULL, 'm'},                      \
     {"disk-size", 1, NULL, 'D'}, {"detach", 0, NULL, 'd'}, {"rm", 0, NULL, 'r'},                   \
     {"publish", 1, NULL, 'p'}, {"volume", 1, NULL, 'v'}, {"network", 1, NULL, 'N'},                \
-    {"registry", 1, NULL, 'R'}, {"entrypoint", 1, NULL, 'E'}
+    {"registry", 1, NULL, 'R'}, {"entrypoint", 1, NULL, 'E'}, {"allow-net", 1, NULL, 'A'}
 /* clang-format on */
 #define CLI_BOX_HELP                                                                               \
     "  --name NAME        name the box\n"                                                          \
@@ -56,6 +58,9 @@ struct cli_box_opts {
     "  -p, --publish [IP:]HOST:GUEST[/tcp|udp]  publish a guest port (IP default 127.0.0.1)\n"     \
     "  -v, --volume HOST:GUEST[:ro]  share a host directory\n"                                     \
     "  --network none|user  no network but loopback, or NAT (default)\n"                           \
+    "  --allow-net SPEC   allow egress only to SPEC (repeatable): NAME, *.DOMAIN, IP or\n"         \
+    "                     CIDR, each with an optional :PORT; by default the internet but\n"        \
+    "                     never the host, link-local or private addresses\n"                       \
     "  --registry SPEC    registry settings for pulling the image (see boxlite pull --help)\n"     \
     "  --entrypoint PROG  override the image's entrypoint (\"\" clears it)\n"
 void cli_box_opts_init(struct cli_box_opts *o);

@@ -1,5 +1,6 @@
 /* cli_boxopts.c — the box flags that `create` and `run` share (--name, -e, -w, -u, --cpus,
- * --memory, --disk-size, -d, --rm), parsed into boxlite_box_options. */
+ * --memory, --disk-size, -d, --rm, -p, -v, --network, --allow-net), parsed into
+ * boxlite_box_options. */
 #include "cli.h"
 
 #include <errno.h>
@@ -12,6 +13,8 @@ void cli_box_opts_init(struct cli_box_opts *o)
 
     o->box = init;
     o->nenv = 0;
+    o->nallow = 0;
+    o->allow_net[0] = NULL;
     o->env[0] = NULL;
     o->box.env = o->env;
 }
@@ -148,6 +151,16 @@ int cli_box_opt(struct cli_box_opts *o, int c, const char *arg)
         break;
     case 'v':
         rc = parse_volume(o, arg);
+        break;
+    case 'A':
+        if (o->nallow >= 64) {
+            fprintf(stderr, "boxlite: too many --allow-net (at most 64)\n");
+            rc = -1;
+        } else {
+            o->allow_net[o->nallow++] = arg;
+            o->allow_net[o->nallow] = NULL;
+            o->box.allow_net = o->allow_net;
+        }
         break;
     case 'N':
         o->box.network_disabled = strcmp(arg, "none") == 0;

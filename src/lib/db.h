@@ -33,6 +33,7 @@ struct bl_box_row {
     char **volumes;       /* groups of 3: "ro"|"rw", host path, guest path */
     char parent[13];      /* the snapshot it was forked or cloned from, or "" */
     char backing_box[13]; /* the box whose snapshot layer its disk rests on, or "" */
+    char **allow_net;     /* egress allowlist (netpolicy.h specs), NULL when none */
 };
 
 /* One snapshot of a box (fixed size, nothing to free). */

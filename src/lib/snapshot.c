@@ -628,6 +628,7 @@ static int copy_row(struct bl_box_row *r, const struct bl_box_row *src, const ch
     r->network_disabled = src->network_disabled;
     r->ports = keep_ports ? dup_or_null(src->ports, &ok) : calloc(1, sizeof(char *));
     r->volumes = dup_or_null(src->volumes, &ok);
+    r->allow_net = dup_or_null(src->allow_net, &ok); /* a copy never widens the policy */
     if (!ok || (name && !r->name) || !r->image || !r->state || !r->created_at || !r->reason ||
         !r->ports || (src->workdir && !r->workdir) || (src->user && !r->user)) {
         bl_box_row_clear(r);

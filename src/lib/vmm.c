@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #define AGENT_FD  3 /* the channel's fd number inside QEMU */
+#define NET_FD    6 /* the network stream's (src/shim/net.c) */
 #define MAX_ARGS  256
 #define MAX_OWNED 160
 
@@ -147,21 +148,13 @@ static char *percent_encode(const char *s)
     return out;
 }
 
-/* -netdev user with one hostfwd per published port, and the virtio-net device. */
+/* The network: the box monitor (boxlite-shim) runs the user-mode stack and the egress
+ * policy on the other end of fd NET_FD (QEMU's stream framing: a 4-byte length, a frame);
+ * QEMU itself opens no host socket for the guest. Published ports are the shim's too. */
 static void add_network(struct argv_buf *a, const struct bl_vm_config *c)
 {
-    char *spec = bl_strdupf("user,id=net0");
-
-    for (size_t i = 0;
-         spec && c->ports && c->ports[i] && c->ports[i + 1] && c->ports[i + 2] && c->ports[i + 3];
-         i += 4) {
-        char *more = bl_strdupf("%s,hostfwd=%s:%s:%s-:%s", spec, c->ports[i], c->ports[i + 1],
-                                c->ports[i + 2], c->ports[i + 3]);
-        free(spec);
-        spec = more;
-    }
     add(a, "-netdev");
-    add(a, own(a, spec));
+    add(a, own(a, bl_strdupf("stream,id=net0,addr.type=fd,addr.str=%d", NET_FD)));
     add(a, "-device");
     add(a, own(a, bl_strdupf("virtio-net-device,netdev=net0,mac=%s", c->mac)));
 }
