@@ -11,11 +11,8 @@ void cli_box_opts_init(struct cli_box_opts *o)
 {
     boxlite_box_options init = BOXLITE_BOX_OPTIONS_INIT;
 
+    memset(o, 0, sizeof(*o)); /* every port and volume slot starts zeroed (read_only too) */
     o->box = init;
-    o->nenv = 0;
-    o->nallow = 0;
-    o->allow_net[0] = NULL;
-    o->env[0] = NULL;
     o->box.env = o->env;
 }
 
