@@ -58,6 +58,10 @@ fuzz-build: deps
 	$(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -D_GNU_SOURCE \
 	  -Isrc/lib -Iinclude -Isrc/common src/lib/untar.c src/lib/error.c tests/fuzz/fuzz_untar.c \
 	  -larchive -o $(BUILD)/fuzz/fuzz_untar
+	# the network policy: DNS answers the shim reads, allow_net specs
+	$(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -D_GNU_SOURCE \
+	  -Isrc/lib -Iinclude src/lib/netpolicy.c src/lib/error.c tests/fuzz/fuzz_dns.c \
+	  -o $(BUILD)/fuzz/fuzz_dns
 
 # The documented fuzz run: the frame/payload decoder for FUZZ_SECONDS (default 60) seconds.
 fuzz: fuzz-build
