@@ -122,10 +122,20 @@ async def test_snapshot_errors_are_the_library_errors(runtime, tmp_path):
 
 
 @pytest.mark.asyncio
-async def test_entries_still_waiting_say_so(runtime, tmp_path):
+async def test_allow_net_reaches_the_c_library(runtime, tmp_path):
     with pytest.raises(RuntimeError, match="allow_net"):
         await runtime.create(boxlite.BoxOptions(
-            image="default", network=boxlite.NetworkSpec(allow_net=["example.com"])))
+            image="default", network=boxlite.NetworkSpec(allow_net=["not a host!"])))
+    with pytest.raises(RuntimeError, match="allow_net"):
+        await runtime.create(boxlite.BoxOptions(image="default", network=boxlite.NetworkSpec(
+            mode="disabled", allow_net=["example.com"])))
+    box = await runtime.create(boxlite.BoxOptions(image="default", network=boxlite.NetworkSpec(
+        allow_net=["example.com", "*.example.org:443", "203.0.113.0/24"])))
+    await runtime.remove(box.id)
+
+
+@pytest.mark.asyncio
+async def test_entries_still_waiting_say_so(runtime, tmp_path):
     with pytest.raises(RuntimeError, match="secrets"):
         await runtime.create(boxlite.BoxOptions(image="default", secrets=["x"]))
 
