@@ -76,7 +76,7 @@ struct shim_net {
     uint8_t in[2 * FRAME_MAX];
     size_t in_len;
     uint8_t *out;
-    size_t out_off, out_len;
+    size_t out_off, out_len, out_cap;
     unsigned denials;
 };
 
@@ -362,30 +362,35 @@ static void flush_out(struct shim_net *n)
         n->out_off = n->out_len = 0;
 }
 
+/* Queued, written in one go at the end of the loop's turn (flush_out). */
 static void queue_frame(struct shim_net *n, const uint8_t *frame, size_t len)
 {
-    uint8_t *grown;
-
     if (n->out_len - n->out_off + len + 4 > OUTQ_CAP)
         return;
-    if (n->out_off) {
+    if (n->out_off && n->out_len + len + 4 > n->out_cap) {
         memmove(n->out, n->out + n->out_off, n->out_len - n->out_off);
         n->out_len -= n->out_off;
         n->out_off = 0;
     }
-    grown = realloc(n->out, n->out_len + len + 4);
-    if (!grown)
-        return;
-    n->out = grown;
+    if (n->out_len + len + 4 > n->out_cap) {
+        size_t cap = n->out_cap ? 2 * n->out_cap : 256 * 1024;
+        uint8_t *grown;
+        while (cap < n->out_len + len + 4)
+            cap *= 2;
+        grown = realloc(n->out, cap);
+        if (!grown)
+            return;
+        n->out = grown;
+        n->out_cap = cap;
+    }
     wr32(n->out + n->out_len, (uint32_t)len);
     memcpy(n->out + n->out_len + 4, frame, len);
     n->out_len += len + 4;
-    flush_out(n);
 }
 
 /* Frames QEMU sent: 4-byte big-endian length, then the frame. -1 when the stream is over
  * or makes no sense. */
-static int read_frames(struct shim_net *n)
+static int read_some(struct shim_net *n)
 {
     ssize_t r = read(n->fd, n->in + n->in_len, sizeof(n->in) - n->in_len);
     size_t off = 0;
@@ -393,7 +398,7 @@ static int read_frames(struct shim_net *n)
     if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR))
         return -1;
     if (r < 0)
-        return 0;
+        return 1;
     n->in_len += (size_t)r;
     while (n->in_len - off >= 4) {
         uint32_t flen = rd32(n->in + off);
@@ -407,6 +412,17 @@ static int read_frames(struct shim_net *n)
     }
     memmove(n->in, n->in + off, n->in_len - off);
     n->in_len -= off;
+    return 0;
+}
+
+/* Up to 64 reads a turn, so that slirp's sockets get their turn too. */
+static int read_frames(struct shim_net *n)
+{
+    for (int i = 0; i < 64; i++) {
+        int rc = read_some(n);
+        if (rc != 0)
+            return rc < 0 ? -1 : 0;
+    }
     return 0;
 }
 
@@ -561,10 +577,9 @@ static void *net_main(void *arg)
         if (n->pfd[1].revents)
             break;
         slirp_pollfds_poll(n->slirp, rc < 0, cb_get_revents, n);
-        if (n->pfd[0].revents & POLLOUT)
-            flush_out(n);
         if ((n->pfd[0].revents & (POLLIN | POLLHUP | POLLERR)) && read_frames(n) != 0)
             break; /* QEMU is gone or spoke nonsense: the box has no network any more */
+        flush_out(n);
     }
     return NULL;
 }
@@ -648,6 +663,11 @@ int shim_net_start(struct shim_net **out, int *qemu_fd, struct bl_db *db, const 
         goto out;
     }
     n->fd = sv[0];
+    for (int i = 0; i < 2; i++) {
+        int sz = 4 << 20; /* a burst of frames either way without a stall */
+        setsockopt(sv[i], SOL_SOCKET, SO_SNDBUF, &sz, sizeof(sz));
+        setsockopt(sv[i], SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz));
+    }
     n->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     fcntl(n->fd, F_SETFL, O_NONBLOCK);
     if (n->stop_fd < 0 || net_setup(n, &row, err, cap) != 0)
