@@ -190,7 +190,7 @@ def test_allow_net_names_wildcards_and_cidrs(box_env, nets):
         assert t in got and "hello" not in got[t], (t, out)
 
 
-def test_published_port_still_answers_under_an_allowlist(box_env, nets):
+def test_published_port_answers_and_a_clone_keeps_the_allowlist(box_env, nets):
     port = free_port()
     name = f"np-pub-{os.getpid()}"
     ok(ns_cli(box_env, nets, "create", "--name", name, "-p", f"{port}:80",
@@ -215,7 +215,17 @@ def test_published_port_still_answers_under_an_allowlist(box_env, nets):
         assert b"served from the box" in in_netns(nets["box"], fetch)
         r = ns_cli(box_env, nets, "exec", name, "--", "sh", "-c", probes("203.0.113.20:8080"))
         assert "hello" not in r.stdout.decode(), r.stdout
+        # a clone carries the policy: copying a box never widens it
+        ok(ns_cli(box_env, nets, "stop", name))
+        ok(ns_cli(box_env, nets, "clone", name, name + "-c"))
+        ok(ns_cli(box_env, nets, "start", name + "-c"))
+        r = ns_cli(box_env, nets, "exec", name + "-c", "--", "sh", "-c",
+                   probes("allowed.test:8080", "203.0.113.20:8080"))
+        got = answers(r.stdout.decode())
+        assert reached(got, "allowed.test:8080", "203.0.113.10"), r.stdout
+        assert "hello" not in got["203.0.113.20:8080"], r.stdout
     finally:
+        ns_cli(box_env, nets, "rm", "-f", name + "-c")
         ns_cli(box_env, nets, "rm", "-f", name)
 
 
