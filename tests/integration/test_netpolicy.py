@@ -44,7 +44,10 @@ def in_netns(ns, fn):
                 return
         finally:
             os.close(fd)
-        out["v"] = fn()
+        try:
+            out["v"] = fn()
+        except Exception as e:  # raised again on the caller's thread
+            out["err"] = e
 
     t = threading.Thread(target=run)
     t.start()
