@@ -171,6 +171,58 @@ enum bl_net_class bl_net_classify(uint32_t ip)
     return BL_NET_PUBLIC;
 }
 
+/* ---- frames from the guest: untrusted bytes, every read bounded ---- */
+
+static uint16_t get16(const uint8_t *p);
+
+static uint32_t get32(const uint8_t *p)
+{
+    return (uint32_t)get16(p) << 16 | get16(p + 2);
+}
+
+enum bl_net_verdict bl_net_guest_frame(const uint8_t *f, size_t len, struct bl_net_flow *flow)
+{
+    const uint8_t *ip = f + 14, *l4;
+    size_t ihl, tot;
+    struct bl_net_flow fl = {0};
+
+    if (len < 14)
+        return BL_NET_DROP;
+    if (get16(f + 12) == 0x0806)
+        return BL_NET_PASS;
+    if (get16(f + 12) != 0x0800 || len < 34 || (ip[0] >> 4) != 4)
+        return BL_NET_DROP;
+    ihl = (size_t)(ip[0] & 15) * 4;
+    tot = get16(ip + 2);
+    if (ihl < 20 || tot < ihl || tot > len - 14 || (get16(ip + 6) & 0x3fff) != 0)
+        return BL_NET_DROP; /* a fragment: its reassembled header is one we never saw */
+    fl.proto = ip[9];
+    fl.src = get32(ip + 12);
+    fl.dst = get32(ip + 16);
+    fl.ip_off = 14;
+    fl.l4_off = 14 + ihl;
+    l4 = ip + ihl;
+    if (fl.proto == 6 && tot >= ihl + 20) {
+        size_t doff = (size_t)(l4[12] >> 4) * 4;
+        if (!(l4[13] & 0x02) || (l4[13] & 0x10))
+            return BL_NET_PASS;
+        if (doff < 20 || tot < ihl + doff)
+            return BL_NET_DROP;
+        fl.payload = tot - ihl - doff;
+    } else if (fl.proto == 17 && tot >= ihl + 8) {
+        /* every datagram: slirp keeps one socket per guest port and sends anywhere */
+    } else if (fl.proto == 1 && tot >= ihl + 8 && l4[0] == 8) {
+        *flow = fl;
+        return BL_NET_CHECK;
+    } else {
+        return BL_NET_DROP;
+    }
+    fl.sport = get16(l4);
+    fl.dport = get16(l4 + 2);
+    *flow = fl;
+    return BL_NET_CHECK;
+}
+
 /* ---- DNS responses (RFC 1035 §4): untrusted bytes, every read bounded ---- */
 
 static uint16_t get16(const uint8_t *p)

@@ -40,6 +40,22 @@ enum bl_net_class {
 };
 enum bl_net_class bl_net_classify(uint32_t ip);
 
+/* A frame the guest sent, as the filter sees it. */
+enum bl_net_verdict {
+    BL_NET_PASS,  /* ARP; TCP that opens no flow (slirp only matches it to flows it has) */
+    BL_NET_DROP,  /* IPv6, VLAN, IPv4 fragments or options past the frame, other protocols */
+    BL_NET_CHECK, /* opens a flow: TCP SYN without ACK, any UDP datagram, ICMP echo */
+};
+struct bl_net_flow {
+    int proto;             /* 6 TCP, 17 UDP, 1 ICMP */
+    uint32_t src, dst;     /* host byte order */
+    uint16_t sport, dport; /* 0 for ICMP */
+    size_t ip_off, l4_off; /* offsets of the IPv4 and TCP/UDP/ICMP headers in the frame */
+    size_t payload;        /* bytes after the TCP header (a SYN's sequence space) */
+};
+/* Classify an Ethernet frame of len untrusted bytes; *flow is filled for BL_NET_CHECK. */
+enum bl_net_verdict bl_net_guest_frame(const uint8_t *f, size_t len, struct bl_net_flow *flow);
+
 /* Read a DNS response (untrusted bytes, len of them) and call fn for each IPv4 address
  * (host byte order) that answers the first question's name, directly or through a CNAME
  * chain; qname is that name in lower case without the trailing dot. 0, or -1 when the

@@ -250,9 +250,9 @@ static uint16_t fold(uint32_t s)
 static void queue_frame(struct shim_net *n, const uint8_t *frame, size_t len);
 
 /* Refuse a TCP SYN at once (a RST from the destination) instead of letting it time out. */
-static void send_rst(struct shim_net *n, const uint8_t *f, const uint8_t *ip, const uint8_t *tcp,
-                     size_t payload)
+static void send_rst(struct shim_net *n, const uint8_t *f, const struct bl_net_flow *fl)
 {
+    const uint8_t *tcp = f + fl->l4_off;
     uint8_t r[54] = {0};
     uint8_t *rip = r + 14, *rt = r + 34;
     uint32_t s;
@@ -264,12 +264,12 @@ static void send_rst(struct shim_net *n, const uint8_t *f, const uint8_t *ip, co
     wr16(rip + 2, 40);
     rip[8] = 64;
     rip[9] = 6;
-    memcpy(rip + 12, ip + 16, 4);
-    memcpy(rip + 16, ip + 12, 4);
+    wr32(rip + 12, fl->dst);
+    wr32(rip + 16, fl->src);
     wr16(rip + 10, fold(sum16(rip, 20, 0)));
-    memcpy(rt, tcp + 2, 2);
-    memcpy(rt + 2, tcp, 2);
-    wr32(rt + 8, rd32(tcp + 4) + 1 + (uint32_t)payload);
+    wr16(rt, fl->dport);
+    wr16(rt + 2, fl->sport);
+    wr32(rt + 8, rd32(tcp + 4) + 1 + (uint32_t)fl->payload);
     rt[12] = 5 << 4;
     rt[13] = 0x14; /* RST|ACK */
     s = sum16(rip + 12, 8, 0) + 6 + 20;
@@ -289,45 +289,19 @@ static void deny_log(struct shim_net *n, int proto, uint32_t dst, uint16_t port)
             n->denials == LOG_DENIALS ? " (no more logged)" : "");
 }
 
-/* A frame from the guest: 1 to hand it to slirp, 0 to drop it. ARP and IPv4 only; IPv4
- * fragments are dropped (a reassembled header is one the filter never saw). */
+/* A frame from the guest: 1 to hand it to slirp, 0 to drop it (docs/security-net.md). */
 static int guest_frame_ok(struct shim_net *n, const uint8_t *f, size_t len)
 {
-    const uint8_t *ip = f + 14, *l4;
-    size_t ihl, tot;
-    uint16_t sport = 0, dport = 0;
-    int proto;
+    struct bl_net_flow fl;
+    enum bl_net_verdict v = bl_net_guest_frame(f, len, &fl);
 
-    if (len < 14)
-        return 0;
-    if (rd16(f + 12) == 0x0806)
+    if (v != BL_NET_CHECK)
+        return v == BL_NET_PASS;
+    if (allowed(n, fl.proto, fl.sport, fl.dst, fl.dport))
         return 1;
-    if (rd16(f + 12) != 0x0800 || len < 34 || (ip[0] >> 4) != 4)
-        return 0;
-    ihl = (size_t)(ip[0] & 15) * 4;
-    tot = rd16(ip + 2);
-    if (ihl < 20 || tot < ihl || tot > len - 14 || (rd16(ip + 6) & 0x3fff) != 0)
-        return 0;
-    proto = ip[9];
-    l4 = ip + ihl;
-    if (proto == 6 && tot >= ihl + 20) {
-        if (!(l4[13] & 0x02) || (l4[13] & 0x10))
-            return 1; /* not a SYN: slirp only matches it to a flow it already has */
-        sport = rd16(l4);
-        dport = rd16(l4 + 2);
-    } else if (proto == 17 && tot >= ihl + 8) {
-        sport = rd16(l4);
-        dport = rd16(l4 + 2);
-    } else if (proto == 1 && tot >= ihl + 8 && l4[0] == 8) {
-        /* echo request */
-    } else {
-        return 0;
-    }
-    if (allowed(n, proto, sport, rd32(ip + 16), dport))
-        return 1;
-    deny_log(n, proto, rd32(ip + 16), dport);
-    if (proto == 6 && tot >= ihl + (size_t)(l4[12] >> 4) * 4)
-        send_rst(n, f, ip, l4, tot - ihl - (size_t)(l4[12] >> 4) * 4);
+    deny_log(n, fl.proto, fl.dst, fl.dport);
+    if (fl.proto == 6)
+        send_rst(n, f, &fl);
     return 0;
 }
 

@@ -1,6 +1,7 @@
 /* fuzz_dns.c — libFuzzer target for the network policy's parsers of untrusted bytes: DNS
- * responses (bl_dns_answers, which the shim reads to learn allowlisted names' addresses)
- * and allow_net specs. The first byte picks the parser. */
+ * responses (bl_dns_answers, which the shim reads to learn allowlisted names' addresses),
+ * the guest's Ethernet frames (bl_net_guest_frame) and allow_net specs. The first byte
+ * picks the parser: odd DNS, 2 mod 4 frames, else specs. */
 #include "netpolicy.h"
 
 #include <stdint.h>
@@ -34,6 +35,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     if (data[0] & 1) {
         (void)bl_dns_answers(data + 1, size - 1, check_answer, NULL);
+        return 0;
+    }
+    if (data[0] & 2) {
+        struct bl_net_flow fl;
+        /* a flow to check lies inside the frame */
+        if (bl_net_guest_frame(data + 1, size - 1, &fl) == BL_NET_CHECK &&
+            (fl.l4_off + 8 > size - 1 || fl.l4_off + fl.payload > size - 1))
+            abort();
         return 0;
     }
     s = malloc(size);
