@@ -179,6 +179,10 @@ BOXLITE_API const char *boxlite_box_id(const boxlite_box *box);
 /* The box's name, or "" when it has none. Borrowed from box. */
 BOXLITE_API const char *boxlite_box_name(const boxlite_box *box);
 
+/* The box's egress allowlist (boxlite_box_options.allow_net), NULL-terminated, or NULL when
+ * it has none (the default policy). Borrowed from box. */
+BOXLITE_API const char *const *boxlite_box_allow_net(const boxlite_box *box);
+
 typedef struct {
     char id[13];
     char name[65];

@@ -42,6 +42,13 @@ BOXLITE_API const char *boxlite_box_name(const boxlite_box *box)
     return box && box->row.name ? box->row.name : "";
 }
 
+BOXLITE_API const char *const *boxlite_box_allow_net(const boxlite_box *box)
+{
+    return box && box->row.allow_net && box->row.allow_net[0]
+               ? (const char *const *)box->row.allow_net
+               : NULL;
+}
+
 BOXLITE_API void boxlite_free(void *p)
 {
     free(p);

@@ -9,6 +9,7 @@ real boxes. Every peer lives in two network namespaces this file creates and rem
 
 No packet leaves these namespaces."""
 import ctypes
+import json
 import os
 import shutil
 import socket
@@ -222,6 +223,9 @@ def test_published_port_answers_and_a_clone_keeps_the_allowlist(box_env, nets):
         ok(ns_cli(box_env, nets, "stop", name))
         ok(ns_cli(box_env, nets, "clone", name, name + "-c"))
         ok(ns_cli(box_env, nets, "start", name + "-c"))
+        for b in (name, name + "-c"):
+            info = json.loads(ok(ns_cli(box_env, nets, "inspect", b)).stdout)[0]
+            assert info["allow_net"] == ["allowed.test"], info
         r = ns_cli(box_env, nets, "exec", name + "-c", "--", "sh", "-c",
                    probes("allowed.test:8080", "203.0.113.20:8080"))
         got = answers(r.stdout.decode())
