@@ -108,7 +108,7 @@ def nets(tmp_path_factory):
         socks.append(tcp_server(box, "127.0.0.1", lo_port))
         socks.append(tcp_server(box, "198.51.100.1", self_port))
         udp = in_netns(box, lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
-        udp.bind(("127.0.0.1", 0))
+        udp.bind(("127.0.0.1", 53))  # the guest's nslookup can aim UDP at port 53 only
         udp.settimeout(0.2)
         socks.append(udp)
         dns = in_netns(net, lambda: socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
@@ -155,20 +155,22 @@ def reached(got, target, ip):
 
 def test_default_reaches_the_internet_but_not_the_host_private_or_link_local(box_env, nets):
     lo, me = nets["lo_port"], nets["self_port"]
-    udp_port = nets["udp"].getsockname()[1]
     script = probes(f"10.0.2.2:{lo}", f"198.51.100.1:{me}", "203.0.113.10:8080",
                     "allowed.test:8081", "10.99.0.10:8080", "169.254.169.254:8080",
                     f"10.0.2.3:{lo}", f"127.0.0.1:{lo}")
     # guest root tries another source address, and UDP to the host's loopback
     script += (f"; ip addr add 10.0.2.16/24 dev eth0; "
                f"echo \"alias: $(nc -w 4 -s 10.0.2.16 10.0.2.2 {lo} </dev/null 2>&1 | head -c 80)\"; "
-               f"echo udp | nc -u -w 1 10.0.2.2 {udp_port}; echo udp sent")
+               "timeout 5 nslookup probe.test 10.0.2.2 >/dev/null 2>&1; echo udp sent; "
+               "echo \"direct: $(timeout 6 nslookup allowed.test 198.51.100.2 2>&1 | "
+               "grep -c 203.0.113.10)\"")
     r = ns_cli(box_env, nets, "run", "--rm", "--", "sh", "-c", script)
     out = r.stdout.decode()
     got = answers(out)
     assert "udp sent" in out, out + r.stderr.decode()
     assert reached(got, "203.0.113.10:8080", "203.0.113.10"), out
     assert reached(got, "allowed.test:8081", "203.0.113.10"), out  # DNS through the host
+    assert got.get("direct") == "1", out  # a resolver on the internet is the internet
     for t in (f"10.0.2.2:{lo}", f"198.51.100.1:{me}", "10.99.0.10:8080",
               "169.254.169.254:8080", f"10.0.2.3:{lo}", f"127.0.0.1:{lo}", "alias"):
         assert "hello" not in got.get(t, ""), (t, out)
@@ -180,6 +182,9 @@ def test_allow_net_names_wildcards_and_cidrs(box_env, nets):
     script = probes("allowed.test:8080", "allowed.test:8081", "denied.test:8080",
                     "203.0.113.20:8080", "a.wild.test:8080", "wild.test:8081",
                     "10.99.0.10:8080", "10.99.0.10:8081", "169.254.169.254:8080")
+    # a resolver of its own is one more destination the allowlist does not name
+    script += ("; echo \"direct: $(timeout 6 nslookup allowed.test 198.51.100.2 2>&1 | "
+               "grep -c 203.0.113.10)\"")
     r = ns_cli(box_env, nets, "run", "--rm", "--allow-net", "allowed.test",
                "--allow-net", "*.wild.test:8080", "--allow-net", "10.99.0.0/24:8080", "--",
                "sh", "-c", script)
@@ -189,6 +194,7 @@ def test_allow_net_names_wildcards_and_cidrs(box_env, nets):
     assert reached(got, "allowed.test:8081", "203.0.113.10"), out
     assert reached(got, "a.wild.test:8080", "203.0.113.30"), out
     assert reached(got, "10.99.0.10:8080", "10.99.0.10"), out
+    assert got.get("direct") == "0", out
     for t in ("denied.test:8080", "203.0.113.20:8080", "wild.test:8081", "10.99.0.10:8081",
               "169.254.169.254:8080"):
         assert t in got and "hello" not in got[t], (t, out)
