@@ -225,6 +225,9 @@ def test_published_port_answers_and_a_clone_keeps_the_allowlist(box_env, nets):
         assert b"served from the box" in in_netns(nets["box"], fetch)
         r = ns_cli(box_env, nets, "exec", name, "--", "sh", "-c", probes("203.0.113.20:8080"))
         assert "hello" not in r.stdout.decode(), r.stdout
+        box_id = json.loads(ok(ns_cli(box_env, nets, "inspect", name)).stdout)[0]["id"]
+        log = open(os.path.join(box_env["BOXLITE_HOME"], "boxes", box_id, "shim.log")).read()
+        assert "net: denied tcp to 203.0.113.20:8080" in log, log
         # a clone carries the policy: copying a box never widens it
         ok(ns_cli(box_env, nets, "stop", name))
         ok(ns_cli(box_env, nets, "clone", name, name + "-c"))
