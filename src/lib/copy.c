@@ -18,7 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define DEFAULT_MAX_BYTES   (64ull << 30)
+#define DEFAULT_MAX_BYTES   (10ull << 30) /* docs/security.md: copy-out's size limit */
 #define DEFAULT_MAX_ENTRIES 1000000ull
 #define FINISH_MS           60000 /* how long a finished copy's process may take to exit */
 
@@ -107,6 +107,26 @@ static int test_hook_raw(const char *box_path)
     return v && strcmp(v, "1") == 0 && strncmp(box_path, RAW_HOOK, strlen(RAW_HOOK)) == 0;
 }
 
+/* The name copy-out's top entry gets inside an existing host directory: the last component of
+ * the requested box path ("root" for "/"), the rule the agent names its entries by
+ * (src/agent/copy.c) — taken from the request, never from the guest's archive. */
+static void top_name(char *out, size_t cap, const char *box_path)
+{
+    size_t len = strlen(box_path);
+    const char *base;
+
+    while (len > 1 && box_path[len - 1] == '/')
+        len--;
+    base = box_path + len;
+    while (base > box_path && base[-1] != '/')
+        base--;
+    len -= (size_t)(base - box_path);
+    if (len == 0 || (len == 1 && base[0] == '.') || (len == 2 && base[0] == '.' && base[1] == '.'))
+        snprintf(out, cap, "root");
+    else
+        snprintf(out, cap, "%.*s", (int)len, base);
+}
+
 struct out_src {
     boxlite_exec *ex;
     char buf[65536];
@@ -138,11 +158,12 @@ BOXLITE_API int boxlite_box_copy_out(boxlite_box *box, const char *box_path, con
     struct bl_untar_opts uo;
     struct out_src *s = NULL;
     boxlite_exec *ex = NULL;
-    char msg[1024], why[1024];
+    char msg[1024], why[1024], name[256];
     int rc, status;
 
     if (!box || !box_path || !box_path[0] || !host_path || !host_path[0])
         return bl_err(BOXLITE_EINVAL, "copy out: a box, a box path and a host path are needed");
+    top_name(name, sizeof(name), box_path);
     rc = check_opts(&o, opts);
     if (rc == 0 && test_hook_raw(box_path)) {
         /* Test hook: extract a file of the guest as if copy-out had sent it. */
@@ -164,6 +185,7 @@ BOXLITE_API int boxlite_box_copy_out(boxlite_box *box, const char *box_path, con
     uo.include_parent = o.include_parent;
     uo.max_bytes = o.max_bytes;
     uo.max_entries = o.max_entries;
+    uo.name = name;
     rc = bl_untar(host_path, &uo, read_stdout, s);
     snprintf(why, sizeof(why), "%s", rc != 0 ? boxlite_error_last() : "");
     if (rc != 0)

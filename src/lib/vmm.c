@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #define AGENT_FD  3 /* the channel's fd number inside QEMU */
@@ -166,6 +167,20 @@ static void add_network(struct argv_buf *a, const struct bl_vm_config *c)
     add(a, own(a, bl_strdupf("virtio-net-device,netdev=net0,mac=%s", c->mac)));
 }
 
+/* How QEMU keeps the guest's owners, modes and special files of a volume: in user.virtfs.*
+ * xattrs of the host files ("mapped-xattr") where the host filesystem has user xattrs, else in
+ * .virtfs_metadata files beside them ("mapped-file"). Either way the host inode stays a plain
+ * file or directory owned by QEMU's user with modes 0600/0700 for what the guest creates: a
+ * guest chmod 4755, chown or mknod never reaches the host inode (docs/security.md). */
+static const char *volume_model(const char *path)
+{
+    char v[8];
+
+    if (getxattr(path, "user.virtfs.uid", v, sizeof(v)) >= 0 || errno == ENODATA || errno == ERANGE)
+        return "mapped-xattr";
+    return "mapped-file";
+}
+
 /* One -fsdev + virtio-9p-device per volume; the agent mounts them (kernel command line). */
 static void add_volumes(struct argv_buf *a, const struct bl_vm_config *c, char **cmdline)
 {
@@ -176,8 +191,8 @@ static void add_volumes(struct argv_buf *a, const struct bl_vm_config *c, char *
         char *guest = percent_encode(c->volumes[i + 2]);
         char *more;
         add(a, "-fsdev");
-        add(a, own(a, path ? bl_strdupf("local,id=vol%zu,path=%s,security_model=none%s", n, path,
-                                        ro ? ",readonly=on" : "")
+        add(a, own(a, path ? bl_strdupf("local,id=vol%zu,path=%s,security_model=%s%s", n, path,
+                                        volume_model(c->volumes[i + 1]), ro ? ",readonly=on" : "")
                            : NULL));
         add(a, "-device");
         add(a, own(a, bl_strdupf("virtio-9p-device,fsdev=vol%zu,mount_tag=vol%zu", n, n)));

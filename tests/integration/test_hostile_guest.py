@@ -1,0 +1,242 @@
+"""test_hostile_guest.py — a hostile guest, for real: inside one real box (no test hooks),
+tests/hostile's boxlite-hostile takes the agent's channel from PID 1 (pidfd_getfd + ptrace)
+and answers the host's next request with crafted frames: copy-out tars that escape, plant
+files beside the destination, carry setuid bits, devices and sparse monsters, and exec replies
+with bogus exit codes, malformed, over-credit and oversized frames. Each call must end in
+bounded time with a clear error or a confined result, and the host must stay intact."""
+import os
+import stat
+import subprocess
+import time
+
+import pytest
+
+from boxlite_paths import BOXLITE, BUILD
+
+BOX = "hostile-box"
+TOOL = BUILD / "tests" / "hostile" / "boxlite-hostile"
+IN_BOX = "/tmp/boxlite-hostile"
+BOUND_S = 90  # every hijacked call must end within this (TCG, a busy 2-core machine)
+
+
+def ok(r):
+    assert r.returncode == 0, (r.returncode, r.stdout[-2000:], r.stderr[-2000:])
+    return r
+
+
+@pytest.fixture(scope="module")
+def box(cli):
+    if not TOOL.exists():
+        pytest.skip(f"{TOOL} is not built (musl-gcc missing)")
+    cli.run("rm", "-f", BOX)
+    ok(cli.run("create", "--name", BOX, "-d"))
+    ok(cli.run("start", BOX, timeout=300))
+    ok(cli.run("cp", str(TOOL), f"{BOX}:{IN_BOX}"))
+    yield BOX
+    cli.run("rm", "-f", BOX, timeout=120)
+
+
+def console(cli, box):
+    return cli.run("logs", box).stdout.decode(errors="replace")
+
+
+def wait_for(cli, box, word, before, what):
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        text = console(cli, box)
+        assert "boxlite-hostile: failed" not in text, text[-3000:]
+        if text.count(f"boxlite-hostile: {word}") > before:
+            return
+        time.sleep(0.5)
+    pytest.fail(f"the hostile tool never said {word} for {what}")
+
+
+class Hijack:
+    """`with Hijack(cli, box, mode):` — the tool holds the channel for the block's one request;
+    on leaving, the agent has it back and answers again."""
+
+    def __init__(self, cli, box, mode):
+        self.cli, self.box, self.mode = cli, box, mode
+
+    def __enter__(self):
+        text = console(self.cli, self.box)
+        self.ready = text.count("boxlite-hostile: ready")
+        self.done = text.count("boxlite-hostile: done")
+        ok(self.cli.run("exec", self.box, "--", IN_BOX, self.mode))
+        wait_for(self.cli, self.box, "ready", self.ready, self.mode)
+        return self
+
+    def __exit__(self, *exc):
+        if exc[0] is None:
+            wait_for(self.cli, self.box, "done", self.done, self.mode)
+        return False
+
+
+def timed(cli, *args, shell_umask=None, **kw):
+    t0 = time.monotonic()
+    if shell_umask is None:
+        r = cli.run(*args, timeout=BOUND_S + 30, **kw)
+    else:
+        cmd = " ".join(["umask", shell_umask, ";", "exec", str(BOXLITE)] + [f"'{a}'" for a in args])
+        r = subprocess.run(["sh", "-c", cmd], capture_output=True, env=cli.env,
+                           timeout=BOUND_S + 30)
+    took = time.monotonic() - t0
+    assert took < BOUND_S, (args, took)
+    return r
+
+
+def alive(cli, box):
+    r = ok(cli.run("exec", box, "--", "echo", "alive", timeout=120))
+    assert r.stdout == b"alive\n"
+
+
+def tree(root):
+    """{relative path: lstat} of everything under root."""
+    out = {}
+    for d, ds, fs in os.walk(root):
+        for n in ds + fs:
+            p = os.path.join(d, n)
+            out[os.path.relpath(p, root)] = os.lstat(p)
+    return out
+
+
+@pytest.fixture
+def arena(tmp_path):
+    """home/ with a .bashrc and an .ssh/authorized_keys of its own, beside a dest/ dir."""
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".bashrc").write_text("orig\n")
+    (home / ".ssh" / "authorized_keys").write_text("orig-key\n")
+    (home / "dest").mkdir()
+    return home
+
+
+def untouched(arena, allowed):
+    """Nothing changed outside arena/dest; under dest only the allowed names."""
+    assert (arena / ".bashrc").read_text() == "orig\n"
+    assert (arena / ".ssh" / "authorized_keys").read_text() == "orig-key\n"
+    names = set(tree(arena))
+    assert names - {f"dest/{a}" for a in allowed} == {".bashrc", ".ssh", ".ssh/authorized_keys",
+                                                       "dest"}, names
+    for p in ("/tmp/boxlite-hostile-abs", "/tmp/boxlite-hostile-pwned", str(arena.parent / "escaped"),
+              str(arena / "escaped")):
+        assert not os.path.exists(p), p
+
+
+def test_the_tool_takes_the_channel_and_gives_it_back(cli, box):
+    """The premise: while the tool holds the channel, the host talks to it, not the agent."""
+    with Hijack(cli, box, "exitcode"):
+        r = timed(cli, "exec", box, "--", "echo", "real")
+    assert r.stdout == b"lies\n", r
+    assert r.returncode == 255, r  # 123456789 from the guest, clamped to a shell status
+    alive(cli, box)
+
+
+def test_copy_out_top_entry_named_by_the_request_not_the_tar(cli, box, arena):
+    """The tar names .bashrc, then .ssh/authorized_keys: the first lands as dest/hostname
+    (the requested name), the second is outside the copied tree and refused."""
+    with Hijack(cli, box, "beside"):
+        r = timed(cli, "cp", f"{box}:/etc/hostname", str(arena / "dest"))
+    assert r.returncode == 125 and b"outside the copied tree" in r.stderr, r
+    untouched(arena, {"hostname"})
+    assert (arena / "dest" / "hostname").read_text() == "pwned-bashrc\n"
+    alive(cli, box)
+
+
+def test_copy_out_to_a_new_name_lands_only_there(cli, box, arena):
+    with Hijack(cli, box, "beside"):
+        r = timed(cli, "cp", f"{box}:/etc/hostname", str(arena / "dest" / "new"))
+    assert r.returncode == 125, r
+    untouched(arena, {"new"})
+
+
+@pytest.mark.parametrize("mode,why", [("dotdot", b".."), ("abs", b"absolute"),
+                                      ("links", b"link"), ("hardlink", b"hard links")])
+def test_copy_out_escapes_are_refused(cli, box, arena, mode, why):
+    with Hijack(cli, box, mode):
+        r = timed(cli, "cp", f"{box}:/x", str(arena / "dest"))
+    assert r.returncode == 125 and why in r.stderr, r
+    untouched(arena, {"x", "x/l"})
+    assert not (arena / "dest" / "x" / "h").exists()
+
+
+def test_copy_out_drops_setuid_setgid_sticky_and_applies_the_umask(cli, box, arena):
+    with Hijack(cli, box, "setuid"):
+        r = timed(cli, "cp", f"{box}:/x", str(arena / "dest"), shell_umask="027")
+    ok(r)
+    untouched(arena, {"x", "x/suid", "x/sgid", "x/sticky"})
+    got = {n: stat.S_IMODE(st.st_mode) for n, st in tree(arena / "dest").items()}
+    assert got == {"x": 0o750, "x/suid": 0o750, "x/sgid": 0o750, "x/sticky": 0o750}, got
+    for n, st in tree(arena / "dest").items():
+        assert (st.st_uid, st.st_gid) == (os.getuid(), os.getgid()), n
+
+
+def test_copy_out_makes_no_devices_or_fifos(cli, box, arena):
+    with Hijack(cli, box, "device"):
+        r = timed(cli, "cp", f"{box}:/x", str(arena / "dest"))
+    ok(r)
+    untouched(arena, {"x", "x/ok"})
+    assert (arena / "dest" / "x" / "ok").read_text() == "ok\n"
+
+
+@pytest.mark.parametrize("mode", ["sparse1t", "size1t"])
+def test_copy_out_terabyte_claims_are_refused_at_once(cli, box, arena, mode):
+    with Hijack(cli, box, mode):
+        r = timed(cli, "cp", f"{box}:/big", str(arena / "dest"))
+    assert r.returncode == 125 and b"size limit" in r.stderr, r
+    untouched(arena, {"big"})
+    big = arena / "dest" / "big"
+    assert not big.exists() or big.stat().st_blocks * 512 < (1 << 20)
+
+
+def test_copy_out_sparse_file_stays_sparse_and_the_limit_is_the_callers(cli, box, arena):
+    with Hijack(cli, box, "sparse2g"):
+        r = timed(cli, "cp", "--max-size", "1G", f"{box}:/big", str(arena / "dest"))
+    assert r.returncode == 125 and b"size limit" in r.stderr, r
+    untouched(arena, {"big"})
+    with Hijack(cli, box, "sparse2g"):
+        r = timed(cli, "cp", f"{box}:/big", str(arena / "dest" / "big2"))
+    ok(r)
+    st = (arena / "dest" / "big2").stat()
+    assert st.st_size == 2 << 30 and st.st_blocks * 512 < (1 << 20), st
+    with open(arena / "dest" / "big2", "rb") as f:
+        f.seek((2 << 30) - 512)
+        assert f.read() == b"S" * 512
+
+
+def test_copy_out_short_data_is_an_error(cli, box, arena):
+    with Hijack(cli, box, "short"):
+        r = timed(cli, "cp", f"{box}:/short", str(arena / "dest"))
+    assert r.returncode == 125 and b"short" in r.stderr, r
+    untouched(arena, {"short"})
+
+
+def test_exec_unknown_exit_kind_is_a_failure(cli, box):
+    with Hijack(cli, box, "exitkind"):
+        r = timed(cli, "exec", box, "--", "true")
+    assert r.returncode == 255, r
+    alive(cli, box)
+
+
+def test_exec_malformed_frames_end_in_bounded_time(cli, box):
+    with Hijack(cli, box, "malformed"):
+        r = timed(cli, "exec", box, "--", "true")
+    assert r.returncode != 0, r
+    assert b"nobody" not in r.stdout and b"v9!" not in r.stdout, r
+    alive(cli, box)
+
+
+def test_exec_output_past_the_credit_is_refused(cli, box):
+    with Hijack(cli, box, "overcredit"):
+        r = timed(cli, "exec", box, "--", "true")
+    assert r.returncode != 0, r
+    assert len(r.stdout) <= 256 << 10, len(r.stdout)
+
+
+def test_zz_oversized_frame_fails_the_call_and_the_box_can_be_removed(cli, box):
+    """Last: a 4 GiB frame header loses the framing; the call fails, rm still works."""
+    with Hijack(cli, box, "bigframe"):
+        r = timed(cli, "exec", box, "--", "true")
+    assert r.returncode != 0, r
+    ok(cli.run("rm", "-f", box, timeout=120))
+    assert BOX not in cli.run("ls").stdout.decode()
