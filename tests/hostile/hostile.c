@@ -495,11 +495,22 @@ static void m_malformed(void)
     frame(200, stream, junk, sizeof(junk));           /* unknown type */
     frame(BL_F_STDOUT, 0x7fffffff, "nobody\n", 7);    /* unknown stream */
     frame(BL_F_EXIT, stream, junk, 5);                /* bad EXIT */
-    frame(BL_F_HELLO, 0, junk, sizeof(junk));         /* bad HELLO */
     frame_u32(BL_F_STARTED, stream, 4242);
     send_stdout((const uint8_t *)"after-junk\n", 11);
     end_streams();
     send_exit(BL_EXIT_CODE, 3, "");
+}
+
+/* A HELLO of another version in the middle of the connection: the host must not take the
+ * box for one that speaks it (nor hang on it). */
+static void m_badhello(void)
+{
+    static const uint8_t hello[] = {99, 0, 0, 0, 4, 0, 0, 0, 'e', 'v', 'i', 'l'};
+
+    frame(BL_F_HELLO, 0, hello, sizeof(hello));
+    frame_u32(BL_F_STARTED, stream, 4242);
+    end_streams();
+    send_exit(BL_EXIT_CODE, 0, "");
 }
 
 static void m_overcredit(void)
@@ -529,7 +540,7 @@ static const struct {
     {"hardlink", m_hardlink}, {"sparse1t", m_sparse1t},   {"sparse2g", m_sparse2g},
     {"size1t", m_size1t},     {"short", m_short},         {"exitcode", m_exitcode},
     {"exitkind", m_exitkind}, {"malformed", m_malformed}, {"overcredit", m_overcredit},
-    {"bigframe", m_bigframe},
+    {"bigframe", m_bigframe}, {"badhello", m_badhello},
 };
 
 /* --tar MODE: write the mode's archive to stdout (seed files for the untar fuzzer). */
