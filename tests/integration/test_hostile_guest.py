@@ -273,3 +273,39 @@ def test_a_hello_of_another_version_mid_connection(cli, own_box):
         r = timed(cli, "exec", own_box, "--", "true")
     assert r.returncode in (0, 125), r
     fails_cleanly(cli, own_box)
+
+
+# ---- volumes: what guest root does on a 9p volume stays in the guest's view ----
+
+def test_volume_setuid_chown_mknod_do_not_reach_the_host(cli, tmp_path):
+    vol = tmp_path / "vol"
+    vol.mkdir()
+    (vol / "host.txt").write_text("host\n")
+    os.chmod(vol / "host.txt", 0o644)
+    name = "hostile-vol-box"
+    cli.run("rm", "-f", name)
+    ok(cli.run("create", "--name", name, "-v", f"{vol}:/data"))
+    try:
+        ok(cli.run("start", name, timeout=300))
+        r = ok(cli.run("exec", name, "--", "sh", "-c",
+                       "cd /data && echo x > f && chown 1234:1234 f && chmod 4755 f && "
+                       "mkdir d && chmod 3777 d && mknod dev c 1 3 && mkfifo fifo && "
+                       "chown 4321 host.txt && chmod 6777 host.txt && "
+                       "stat -c '%n %a %u %F' f d dev fifo host.txt && echo ok >> host.txt"))
+        seen = r.stdout.decode().splitlines()
+        # the guest sees what it asked for (kept in xattrs on the host) ...
+        assert seen[:2] == ["f 4755 1234 regular file", "d 3777 0 directory"], seen
+        assert seen[2].startswith("dev ") and "character special" in seen[2], seen
+        assert seen[4] == "host.txt 6777 4321 regular file", seen
+    finally:
+        cli.run("rm", "-f", name, timeout=120)
+    # ... the host inodes are plain files and directories of the user running boxlite
+    for n in ("f", "d", "dev", "fifo", "host.txt"):
+        st = os.lstat(vol / n)
+        assert st.st_mode & 0o7000 == 0, (n, oct(st.st_mode))
+        assert stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode), (n, oct(st.st_mode))
+        assert (st.st_uid, st.st_gid) == (os.getuid(), os.getgid()), n
+        assert st.st_mode & 0o022 == 0, (n, oct(st.st_mode))
+    assert stat.S_IMODE(os.lstat(vol / "host.txt").st_mode) == 0o644
+    assert (vol / "host.txt").read_text() == "host\nok\n"
+    assert (vol / "f").read_text() == "x\n"
