@@ -145,7 +145,7 @@ static int open_dir_beneath(int rootfd, const char *rel)
 /* The top's name inside an existing directory: the caller's name, one plain component. */
 static int top_name(struct ux *u, int is_dir)
 {
-    const char *n = u->o->name ? u->o->name : "";
+    const char *n = u->o->name ? u->o->name : u->top; /* NULL: the archive's own (fuzzing) */
 
     if (is_dir && !u->o->include_parent) {
         u->rename[0] = '\0';

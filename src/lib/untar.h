@@ -16,7 +16,8 @@ struct bl_untar_opts {
     uint64_t max_bytes;   /* sizes of all entries together (holes included) */
     uint64_t max_entries; /* entries (pax headers included) */
     const char *name;     /* what the top entry is called inside an existing directory dest:
-                           * the requested source's last component, never the archive's */
+                           * the requested source's last component, never the archive's
+                           * (NULL keeps the archive's: for the fuzzer, not for a box) */
 };
 
 /* Where the input comes from: fill *buf with up to the next bytes and return how many, 0 at
