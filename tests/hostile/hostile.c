@@ -556,6 +556,7 @@ static int dump_tar(void (*run)(void))
 static int serve(void (*run)(void), const char *name)
 {
     int devnull = open("/dev/null", O_RDWR);
+    pid_t parent = getpid();
 
     if (fork() != 0) /* the parent returns at once: its exec must end before we stop the agent */
         return 0;
@@ -563,7 +564,11 @@ static int serve(void (*run)(void), const char *name)
     dup2(devnull, 0);
     dup2(devnull, 1);
     dup2(devnull, 2);
-    sleep(2); /* the agent reports the parent's exit first */
+    /* The agent reports the parent's exit once it has reaped it: wait for that, then a
+     * moment for the frames to leave. */
+    for (int i = 0; i < 300 && kill(parent, 0) == 0; i++)
+        usleep(100000);
+    usleep(500000);
     if (take_channel() < 0) {
         say("failed %s", name);
         return 1;
