@@ -309,3 +309,35 @@ def test_volume_setuid_chown_mknod_do_not_reach_the_host(cli, tmp_path):
     assert stat.S_IMODE(os.lstat(vol / "host.txt").st_mode) == 0o644
     assert (vol / "host.txt").read_text() == "host\nok\n"
     assert (vol / "f").read_text() == "x\n"
+
+
+def test_volume_without_user_xattrs_keeps_guest_metadata_in_files(cli, tmp_path):
+    """ramfs has no user xattrs: the volume falls back to mapped-file (.virtfs_metadata).
+    The mount lives in a private mount namespace that the box's shim and QEMU inherit."""
+    if os.geteuid() != 0 or subprocess.run(["which", "unshare"], capture_output=True).returncode:
+        pytest.skip("needs root and unshare to mount a ramfs")
+    vol, name = tmp_path / "ramvol", "hostile-ramfs-box"
+    vol.mkdir()
+    cli.run("rm", "-f", name)
+    script = f"""
+B={BOXLITE}; V={vol}
+mount -t ramfs none "$V" || exit 90
+trap '$B rm -f {name} >/dev/null 2>&1' EXIT
+echo host > "$V/host.txt"
+$B create --name {name} -v "$V:/data" >/dev/null && $B start {name} >/dev/null || exit 91
+$B exec {name} -- sh -c 'cd /data && echo x > f && chown 1234 f && chmod 4755 f &&
+    mknod dev c 1 3 && cat host.txt && stat -c "guest %n %a %u %F" f dev' || exit 92
+stat -c 'host %n %a %u %F' "$V/f" "$V/dev" "$V/host.txt"
+ls -a "$V" | tr '\\n' ' '
+"""
+    r = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script],
+                       capture_output=True, env=cli.env, timeout=300)
+    assert r.returncode == 0, (r.returncode, r.stdout, r.stderr)
+    out = r.stdout.decode().splitlines()
+    assert out[:3] == ["host", "guest f 4755 1234 regular file",
+                       "guest dev 644 0 character special file"], out
+    uid = os.getuid()
+    assert out[3:6] == [f"host {vol}/f 600 {uid} regular file",
+                        f"host {vol}/dev 600 {uid} regular empty file",
+                        f"host {vol}/host.txt 644 {uid} regular file"], out
+    assert ".virtfs_metadata" in out[6].split(), out
