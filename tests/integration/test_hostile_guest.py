@@ -171,6 +171,19 @@ def test_copy_out_drops_setuid_setgid_sticky_and_applies_the_umask(cli, box, are
         assert (st.st_uid, st.st_gid) == (os.getuid(), os.getgid()), n
 
 
+def test_copy_out_never_follows_a_symlink_already_in_the_destination(cli, box, arena):
+    """dest/x is a link to a directory outside: the copy replaces the link, writes nothing
+    through it."""
+    outside = arena.parent / "outside"
+    outside.mkdir()
+    (arena / "dest" / "x").symlink_to(outside)
+    with Hijack(cli, box, "setuid"):
+        r = timed(cli, "cp", f"{box}:/x", str(arena / "dest"))
+    ok(r)
+    assert list(outside.iterdir()) == []
+    assert not (arena / "dest" / "x").is_symlink() and (arena / "dest" / "x" / "suid").exists()
+
+
 def test_copy_out_makes_no_devices_or_fifos(cli, box, arena):
     with Hijack(cli, box, "device"):
         r = timed(cli, "cp", f"{box}:/x", str(arena / "dest"))
