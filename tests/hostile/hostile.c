@@ -525,6 +525,17 @@ static void m_overcredit(void)
     send_exit(BL_EXIT_CODE, 0, "");
 }
 
+static void m_hugechunk(void)
+{
+    static uint8_t blob[BL_FRAME_MAX]; /* a legal frame size, 4 windows of data at once */
+
+    memset(blob, 'B', sizeof(blob));
+    frame_u32(BL_F_STARTED, stream, 4242);
+    frame(BL_F_STDOUT, stream, blob, sizeof(blob));
+    end_streams();
+    send_exit(BL_EXIT_CODE, 0, "");
+}
+
 static void m_bigframe(void)
 {
     frame_u32(BL_F_STARTED, stream, 4242);
@@ -540,7 +551,7 @@ static const struct {
     {"hardlink", m_hardlink}, {"sparse1t", m_sparse1t},   {"sparse2g", m_sparse2g},
     {"size1t", m_size1t},     {"short", m_short},         {"exitcode", m_exitcode},
     {"exitkind", m_exitkind}, {"malformed", m_malformed}, {"overcredit", m_overcredit},
-    {"bigframe", m_bigframe}, {"badhello", m_badhello},
+    {"bigframe", m_bigframe}, {"badhello", m_badhello},   {"hugechunk", m_hugechunk},
 };
 
 /* --tar MODE: write the mode's archive to stdout (seed files for the untar fuzzer). */

@@ -252,6 +252,14 @@ def test_exec_output_past_the_credit_stays_bounded(cli, box):
     alive(cli, box)
 
 
+def test_exec_one_frame_of_four_windows_is_refused(cli, box):
+    with Hijack(cli, box, "hugechunk"):
+        r = timed(cli, "exec", box, "--", "true")
+    assert r.returncode == 125 and b"credit" in r.stderr, r
+    assert r.stdout == b"", len(r.stdout)
+    alive(cli, box)
+
+
 @pytest.fixture
 def own_box(cli):
     """A box of the test's own, for attacks that leave the channel unusable."""
