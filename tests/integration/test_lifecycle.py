@@ -72,7 +72,12 @@ def test_info_and_list(cli, box):
     assert info(cli, i["id"][:8])["name"] == box
     st = ok(cli.run("stats", box)).stdout.decode().splitlines()[1].split()
     assert float(st[2]) > 10  # MiB of guest memory in use
-    assert b"Linux version" in ok(cli.run("logs", box)).stdout or True
+    # the guest console is kept: a line written to it in the box comes back from `logs`
+    ok(cli.run("exec", box, "--", "sh", "-c", "echo console-mark-$((6*7)) > /dev/console"))
+    deadline = time.monotonic() + 30
+    while b"console-mark-42" not in ok(cli.run("logs", box)).stdout:
+        assert time.monotonic() < deadline, ok(cli.run("logs", box)).stdout[-2000:]
+        time.sleep(0.5)
 
 
 def test_kill_9_qemu_during_writes_then_start_and_fsck(cli, box, home, tmp_path):
