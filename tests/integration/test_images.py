@@ -59,9 +59,9 @@ class ImageCLI:
         self.env["BOXLITE_HOME"] = str(home)
         self.home = pathlib.Path(home)
 
-    def run(self, *args, timeout=300, check=False):
+    def run(self, *args, timeout=300, check=False, env_extra=None):
         r = subprocess.run([str(BOXLITE), *args], capture_output=True, timeout=timeout,
-                           env=self.env)
+                           env=dict(self.env, **(env_extra or {})))
         if check:
             assert r.returncode == 0, (args, r.stdout[-3000:], r.stderr[-3000:])
         return r
@@ -121,6 +121,18 @@ def test_pull_oci_docker_and_zstd_share_layers(shared_cli, registry):
     assert oct(os.stat(rootfs[0]).st_mode & 0o777) == "0o444"
     fsck = subprocess.run(["e2fsck", "-fn", str(rootfs[0])], capture_output=True, text=True)
     assert fsck.returncode == 0, fsck.stdout + fsck.stderr
+
+
+def test_registry_flag_with_search_resolves_short_names(icli, registry):
+    """--registry HOST,http,search: a short name is looked up on HOST (not docker.io)."""
+    r = icli.run("--registry", f"{registry.host},http,search", "pull", "-q", "test/busybox:oci")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.decode().strip() == f"{registry.host}/test/busybox:oci"
+    assert [i["name"] for i in icli.images()] == [f"{registry.host}/test/busybox:oci"]
+    # without search the same flag leaves short names to docker.io, where this one fails
+    r = icli.run("--registry", f"{registry.host},http", "pull", "-q", "test/busybox:oci",
+                 env_extra={"HTTPS_PROXY": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9"})
+    assert r.returncode != 0 and b"docker.io" in r.stderr, r.stderr
 
 
 def test_stored_image_needs_no_network(icli, work, busybox):
@@ -599,9 +611,11 @@ def test_rmi_refuses_an_image_a_box_uses(icli, evil):
     r = icli.run("rmi", ref)
     assert r.returncode == 125 and b"used by a box" in r.stderr, r.stderr
     assert [i["name"] for i in icli.images()] == [ref]
-    icli.run("rm", "uses-good", check=True)
-    icli.run("rmi", ref, check=True)
+    rootfs = rootfs_of(icli, ref)
+    icli.run("rmi", "-f", ref, check=True)  # forced: the name goes
     assert icli.images() == []
+    assert rootfs.exists(), "the box's base went with the name"
+    icli.run("rm", "uses-good", check=True)
 
 
 def test_pull_progress_on_a_terminal_and_quiet_otherwise(icli, evil):
