@@ -210,6 +210,43 @@ def test_bad_accel_setting_is_refused(cli):
     assert r.returncode == 125 and b"BOXLITE_ACCEL" in r.stderr
 
 
+def accel_of_a_box(cli, accel):
+    """Start a box with BOXLITE_ACCEL=accel; the -accel its QEMU got and the CLI's stderr."""
+    name = f"accel-{accel}"
+    try:
+        r = cli.run("run", "-d", "--name", name, "--", "true", env={"BOXLITE_ACCEL": accel})
+        assert r.returncode == 0, r.stderr
+        pid = json.loads(run_ok(cli, "inspect", name).stdout)[0]["state"]["qemu_pid"]
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = f.read().split(b"\0")
+        return argv[argv.index(b"-accel") + 1].decode(), r.stderr.decode()
+    finally:
+        cli.run("rm", "-f", name)
+
+
+def test_accel_tcg_forced(cli):
+    assert accel_of_a_box(cli, "tcg") == ("tcg", "")
+
+
+def test_accel_kvm_forced(cli):
+    from boxlite_paths import kvm_unusable_reason
+    why = kvm_unusable_reason()
+    if why is not None:
+        pytest.skip(f"KVM is unusable on this machine: {why}")
+    assert accel_of_a_box(cli, "kvm") == ("kvm", "")
+
+
+def test_accel_auto_picks_kvm_or_falls_back_with_one_notice(cli):
+    from boxlite_paths import kvm_unusable_reason
+    accel, err = accel_of_a_box(cli, "auto")
+    if kvm_unusable_reason() is None:
+        assert (accel, err) == ("kvm", "")
+    else:
+        assert accel == "tcg"
+        lines = err.splitlines()
+        assert len(lines) == 1 and "TCG" in lines[0], err
+
+
 def test_no_command_runs_the_image_default_command(cli):
     # the built-in image's Cmd is ["sh"]: it reads its script from stdin
     r = run_ok(cli, "run", "--rm", "-i", input=b"echo from default cmd; exit 0\n")
