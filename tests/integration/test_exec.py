@@ -181,13 +181,19 @@ def test_detached_exec_outlives_the_cli(cli, box):
 def test_exit_statuses_signal_and_ctrl_c(cli, box):
     r = cli.run("exec", box, "--", "sh", "-c", "kill -TERM $$")
     assert r.returncode == 128 + signal.SIGTERM
-    p = cli.popen("exec", box, "--", "sh", "-c", "echo ready; exec sleep 101",
+    # the command notes the SIGINT it gets, then dies of it (an exec merely killed when its
+    # CLI went away leaves no note)
+    ok(cli.run("exec", box, "--", "rm", "-f", "/tmp/got-int"))
+    p = cli.popen("exec", box, "--", "sh", "-c",
+                  "trap 'echo INT > /tmp/got-int; kill $c; trap - INT; kill -INT $$' INT; "
+                  "sleep 101 & c=$!; echo ready; wait $c",
                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert p.stdout.readline() == b"ready\n"
     p.send_signal(signal.SIGINT)
     assert p.wait(timeout=60) == 130
-    r = ok(cli.run("exec", box, "--", "ps", "-o", "args"))
-    assert b"sleep 101" not in r.stdout, "SIGINT did not reach the command in the box"
+    r = ok(cli.run("exec", box, "--", "sh", "-c", "cat /tmp/got-int; ps -o args"))
+    assert r.stdout.startswith(b"INT\n"), "SIGINT did not reach the command in the box"
+    assert b"sleep 101" not in r.stdout, r.stdout
 
 
 def test_a_stalled_reader_blocks_no_other_stream(cli, box):

@@ -165,15 +165,23 @@ def test_box_disk_is_qcow2_layer_over_shared_ext4(cli, home):
         run_ok(cli, "rm", "-f", "keep-me")
 
 
+# The command notes the SIGINT it gets, then dies of it: a box whose CLI merely went away
+# (its exec killed on disconnect) leaves no note.
+CTRL_C = ("trap 'echo INT > {mark}; kill $c; trap - INT; kill -INT $$' INT; "
+          "sleep 61 & c=$!; echo ready; wait $c")
+
+
 def test_ctrl_c_is_forwarded_and_gives_130(cli):
-    # -d keeps the box running after the CLI exits: the sleep must be gone inside it
+    # -d keeps the box running after the CLI exits, to look inside
     p = cli.popen("run", "-d", "--name", "ctrl-c-box", "--", "sh", "-c",
-                  "echo ready; exec sleep 61", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                  CTRL_C.format(mark="/root/got-int"), stdout=subprocess.PIPE,
+                  stderr=subprocess.PIPE)
     try:
         assert p.stdout.readline() == b"ready\n"
         p.send_signal(signal.SIGINT)
         assert p.wait(timeout=30) == 130
-        r = run_ok(cli, "exec", "ctrl-c-box", "--", "ps", "-o", "args")
+        r = run_ok(cli, "exec", "ctrl-c-box", "--", "sh", "-c", "cat /root/got-int; ps -o args")
+        assert r.stdout.startswith(b"INT\n"), "the command never got SIGINT"
         assert b"sleep 61" not in r.stdout, r.stdout
     finally:
         p.kill()
