@@ -1,6 +1,5 @@
 """test_c_api.py — the public C API used directly: the README's example program, and handle
 lifetimes (an exec outliving its box's stop, two handles on one box) under valgrind."""
-import os
 import re
 import shutil
 import subprocess
