@@ -57,6 +57,7 @@ fuzz-build: deps
 	done
 	$(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -D_GNU_SOURCE \
 	  -Isrc/lib -Iinclude -Isrc/common src/lib/untar.c src/lib/error.c tests/fuzz/fuzz_untar.c \
+	  -Wl,--wrap=openat,--wrap=mkdirat,--wrap=symlinkat,--wrap=unlinkat,--wrap=utimensat,--wrap=linkat \
 	  -larchive -o $(BUILD)/fuzz/fuzz_untar
 
 # The documented fuzz run: the frame/payload decoder for FUZZ_SECONDS (default 60) seconds.

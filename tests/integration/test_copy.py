@@ -193,8 +193,9 @@ def listing(root):
 HOSTILE = {
     "dotdot": [("top", "d", None), ("top/../../escaped", "f", b"pwned")],
     "absolute": [("top", "d", None), ("/tmp/boxlite-abs-escape", "f", b"pwned")],
-    "symlink_then_write": [("top", "d", None), ("top/link", "l", "../../outside"),
-                           ("top/link/pwned", "f", b"pwned")],
+    # dest is arena/a/b: top/link → arena/outside, where the sentinel "keep" is
+    "symlink_then_write": [("top", "d", None), ("top/link", "l", "../../../outside"),
+                           ("top/link/keep", "f", b"pwned"), ("top/link/pwned", "f", b"pwned")],
     "symlink_abs_then_write": [("top", "d", None), ("top/link", "l", "/tmp"),
                                ("top/link/boxlite-pwned", "f", b"pwned")],
     "other_top": [("top", "d", None), ("elsewhere/file", "f", b"pwned")],
