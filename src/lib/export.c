@@ -135,17 +135,13 @@ out:
 
 static int write_archive(const char *dest, const char *manifest, const char *disk)
 {
-    char *tmp = bl_strdupf("%s.tmp", dest);
+    char *tmp = NULL;
     struct archive *a = archive_write_new();
-    int fd = -1, rc = 0;
+    int fd = a ? bl_open_temp(&tmp, dest, 0600) : -1, rc = 0;
 
-    if (!tmp || !a) {
-        rc = bl_err(BOXLITE_ENOMEM, "out of memory");
-        goto out;
-    }
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        rc = bl_err_errno(bl_code_from_errno(errno), errno, "create %s", tmp);
+    if (!a || fd < 0) {
+        rc = a ? fd : bl_err(BOXLITE_ENOMEM, "out of memory");
+        fd = -1;
         goto out;
     }
     archive_write_set_format_pax_restricted(a);

@@ -4,7 +4,7 @@
 #include "error.h"
 #include "ext4.h"
 #include "layer.h"
-#include "limits.h"
+#include "bounds.h"
 #include "manifest.h"
 #include "reference.h"
 #include "registry.h"
@@ -356,7 +356,13 @@ int bl_image_build(struct bl_image_record *out, boxlite_runtime *rt, const char 
     if (rc == 0)
         rc = bl_store_lock(&lock, rt->home, lockname, BL_LOCK_TIMEOUT_MS);
     if (rc == 0 && access(final, R_OK) != 0) {
-        rc = build_fs(tmp, rt, name, m, progress);
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd < 0)
+            rc = bl_err_errno(BOXLITE_EIO, errno, "create %s", tmp);
+        else
+            close(fd); /* ours: mke2fs -F writes into this file, never through a link */
+        if (rc == 0)
+            rc = build_fs(tmp, rt, name, m, progress);
         if (rc == 0 && chmod(tmp, 0444) != 0)
             rc = bl_err_errno(BOXLITE_EIO, errno, "chmod %s", tmp);
         if (rc == 0 && rename(tmp, final) != 0)

@@ -2,7 +2,7 @@
  * pass, then OCI whiteouts and entries written into the image through ext4.c. */
 #include "layer.h"
 #include "error.h"
-#include "limits.h"
+#include "bounds.h"
 #include "store.h"
 #include "util.h"
 

@@ -23,7 +23,7 @@ struct bl_layer_scan {
     uint64_t entries; /* headers read */
 };
 
-/* What a scan may still admit, shared by an image's layers (limits.h): decompressed bytes
+/* What a scan may still admit, shared by an image's layers (bounds.h): decompressed bytes
  * (file data and headers), bytes of one file, entries. A scan takes what its layer uses. */
 struct bl_layer_budget {
     uint64_t bytes, file, entries;

@@ -15,6 +15,11 @@ int bl_mkdir_p(const char *path, unsigned mode);
 /* Remove a tree (like rm -rf); a missing path is fine. */
 int bl_rm_rf(const char *path);
 
+/* A new temp file "<base>.tmp.<random>" (O_EXCL|O_NOFOLLOW: never an existing file or a
+ * planted link), open for writing with mode. Returns its fd (caller closes) with *path_out
+ * (malloc'd, caller frees), or a negative BOXLITE_E* code. */
+int bl_open_temp(char **path_out, const char *base, unsigned mode);
+
 /* Write data to path atomically: temp file, fsync, rename, fsync of the directory. */
 int bl_write_file_atomic(const char *path, const void *data, size_t len, unsigned mode);
 

@@ -1,7 +1,7 @@
-/* limits.h — the resource limits that hold against hostile images, archives, registries and
+/* bounds.h — the resource limits that hold against hostile images, archives, registries and
  * guests: one table of names, defaults and environment overrides (docs/security.md). */
-#ifndef BL_LIMITS_H
-#define BL_LIMITS_H
+#ifndef BL_BOUNDS_H
+#define BL_BOUNDS_H
 
 #include <stdint.h>
 

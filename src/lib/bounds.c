@@ -1,6 +1,6 @@
-/* limits.c — the limits table (name, default, environment variable) and its reader; every
+/* bounds.c — the limits table (name, default, environment variable) and its reader; every
  * bound that stands between hostile input and the host's disk, memory or time is here. */
-#include "limits.h"
+#include "bounds.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,0 +1,115 @@
+"""test_home.py — the home, temp files, logs and the registry client against an attacker
+(issue 11, parts 6, 7 and 11): a home or its files owned by another user or writable by
+others is refused; temp files never follow a planted link; guest bytes reach the terminal
+escaped; a registry that never answers is given up on in bounded time, and credentials
+for one registry host never travel to a token realm on another."""
+import base64
+import http.server
+import json
+import os
+import pathlib
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
+from boxlite_paths import BOXLITE  # noqa: E402
+
+
+def run(env, home, *args, timeout=120, extra=None):
+    e = dict(env)
+    e["BOXLITE_HOME"] = str(home)
+    e.update(extra or {})
+    return subprocess.run([str(BOXLITE), *args], capture_output=True, timeout=timeout, env=e)
+
+
+# ---- the home ---------------------------------------------------------------------------------
+
+def test_home_writable_by_others_refused(box_env, tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    os.chmod(home, 0o777)
+    r = run(box_env, home, "images")
+    assert r.returncode != 0
+    err = r.stderr.decode()
+    assert "writable by group or others (mode 0777)" in err, err
+    assert not (home / "images").exists(), "nothing made in a refused home"
+    os.chmod(home, 0o700)
+    assert run(box_env, home, "images").returncode == 0
+
+
+def test_planted_registries_json_refused(box_env, tmp_path):
+    home = tmp_path / "home"
+    assert run(box_env, home, "images").returncode == 0
+    conf = home / "registries.json"
+    conf.write_text(json.dumps({"registries": [{"host": "127.0.0.1:9", "search": True}]}))
+    os.chmod(conf, 0o666)
+    r = run(box_env, home, "images")
+    assert r.returncode != 0 and "registries.json is writable by group or others" in \
+        r.stderr.decode(), r.stderr.decode()
+    conf.unlink()
+    conf.symlink_to(tmp_path / "elsewhere.json")
+    (tmp_path / "elsewhere.json").write_text("{\"registries\": []}")
+    r = run(box_env, home, "images")
+    assert r.returncode != 0 and "is not a regular file" in r.stderr.decode()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown to another uid needs root")
+def test_home_owned_by_another_user_refused(box_env, tmp_path):
+    home = tmp_path / "home"
+    assert run(box_env, home, "images").returncode == 0
+    os.chown(home, 4242, 4242)
+    r = run(box_env, home, "images")
+    err = r.stderr.decode()
+    assert r.returncode != 0 and "is owned by uid 4242, not by you (uid 0)" in err, err
+    os.chown(home, 0, 0)
+    os.chown(home / "boxlite.db", 4242, 4242)
+    r = run(box_env, home, "images")
+    assert r.returncode != 0 and "boxlite.db is owned by uid 4242" in r.stderr.decode()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="running as a uid without a passwd entry")
+def test_no_shared_tmp_fallback_without_a_home(box_env):
+    # uid 54321 has no passwd entry; with HOME and BOXLITE_HOME unset the old code took
+    # /tmp/.boxlite, a directory any local user could have made first.
+    env = {k: v for k, v in box_env.items() if k != "BOXLITE_HOME"}
+    env["HOME"] = ""
+    r = subprocess.run(["setpriv", "--reuid", "54321", "--regid", "54321", "--clear-groups",
+                        str(BOXLITE), "images"], capture_output=True, timeout=60, env=env)
+    assert r.returncode != 0
+    assert "no home directory: set BOXLITE_HOME or HOME" in r.stderr.decode(), r.stderr
+    assert not pathlib.Path("/tmp/.boxlite").exists()
+
+
+# ---- temp files -------------------------------------------------------------------------------
+
+def test_planted_symlinks_at_temp_paths_not_followed(box_env, tmp_path):
+    """The name the export's temp file had (DEST.tmp), and the image build's, planted as
+    links to a victim: the export and an import go through their temp files and the victim
+    is intact; the tool-output temp file of qemu-img is no longer a /tmp path at all."""
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    home = tmp_path / "home"
+    out = tmp_path / "out.boxlite"
+    name = f"tmpbox-{os.getpid()}"
+    r = run(box_env, home, "create", "--name", name)
+    assert r.returncode == 0, r.stderr.decode()
+    plant = pathlib.Path(str(out) + ".tmp")
+    plant.symlink_to(victim)
+    try:
+        r = run(box_env, home, "export", name, str(out), timeout=600)
+        assert r.returncode == 0, r.stderr.decode()
+    finally:
+        run(box_env, home, "rm", "-f", name)
+    assert victim.read_text() == "precious"
+    assert out.is_file() and not out.is_symlink() and plant.is_symlink()
+    assert not list(tmp_path.glob("out.boxlite.tmp.*")), "a temp file was left behind"
+    before = set(pathlib.Path("/tmp").glob("boxlite-tool-*"))
+    r = run(box_env, home, "import-box", "--name", name + "-back", str(out), timeout=600)
+    assert r.returncode == 0, r.stderr.decode()
+    assert set(pathlib.Path("/tmp").glob("boxlite-tool-*")) == before
+    run(box_env, home, "rm", "-f", name + "-back")
