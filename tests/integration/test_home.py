@@ -113,3 +113,22 @@ def test_planted_symlinks_at_temp_paths_not_followed(box_env, tmp_path):
     assert r.returncode == 0, r.stderr.decode()
     assert set(pathlib.Path("/tmp").glob("boxlite-tool-*")) == before
     run(box_env, home, "rm", "-f", name + "-back")
+
+
+# ---- logs and messages ------------------------------------------------------------------------
+
+def test_guest_control_sequences_come_out_escaped(cli):
+    name = f"logbox-{os.getpid()}"
+    seq = r"printf 'MARK\033]0;pwn\007\033[2J\302\233\377\342\202\254end\n' > /dev/console"
+    r = cli.run("run", "--name", name, "--", "sh", "-c", seq, timeout=300)
+    try:
+        assert r.returncode == 0, r.stderr.decode()
+        out = cli.run("logs", name).stdout
+        assert b"MARK" in out, out[-2000:]
+        line = out[out.index(b"MARK"):].split(b"\n")[0].rstrip(b"\r")
+        assert line == rb"MARK\x1b]0;pwn\x07\x1b[2J\u009b\xff" + "€end".encode(), line
+        assert b"\x1b" not in out and b"\x07" not in out and b"\xff" not in out
+        info = cli.run("inspect", name).stdout
+        assert b"\x1b" not in info
+    finally:
+        cli.run("rm", "-f", name)
