@@ -132,3 +132,111 @@ def test_guest_control_sequences_come_out_escaped(cli):
         assert b"\x1b" not in info
     finally:
         cli.run("rm", "-f", name)
+
+
+# ---- the registry client ----------------------------------------------------------------------
+
+class Silent:
+    """A TCP server on 127.0.0.1 that accepts and never answers."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.conns = []
+        self.done = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        self.sock.settimeout(0.2)
+        deadline = time.monotonic() + 120
+        while not self.done and time.monotonic() < deadline:
+            try:
+                self.conns.append(self.sock.accept()[0])
+            except OSError:
+                pass
+
+    def close(self):
+        self.done = True
+        for c in self.conns:
+            c.close()
+        self.sock.close()
+
+
+@pytest.mark.parametrize("limits,words", [
+    ({"BOXLITE_REQUEST_TIMEOUT": "2", "BOXLITE_PULL_TIMEOUT": "60"},
+     "2 s per request, BOXLITE_REQUEST_TIMEOUT"),
+    ({"BOXLITE_REQUEST_TIMEOUT": "60", "BOXLITE_PULL_TIMEOUT": "3"},
+     "the pull took longer than 3 s (BOXLITE_PULL_TIMEOUT)"),
+])
+def test_never_answering_registry_gives_up_in_time(box_env, tmp_path, limits, words):
+    srv = Silent()
+    try:
+        host = f"127.0.0.1:{srv.port}"
+        t0 = time.monotonic()
+        r = run(box_env, tmp_path / "home", "--registry", f"{host},http", "pull",
+                f"{host}/slow/image:latest", timeout=60, extra=limits)
+        took = time.monotonic() - t0
+    finally:
+        srv.close()
+    assert r.returncode != 0
+    assert words in r.stderr.decode(), r.stderr.decode()
+    assert took < 20, took
+
+
+class Recorder(http.server.BaseHTTPRequestHandler):
+    """Registry (401 with a Bearer challenge naming the realm) and token service in one;
+    every request's Authorization header is recorded on the server."""
+
+    def log_message(self, *a):
+        pass
+
+    def do_GET(self):
+        self.server.seen.append((self.path, self.headers.get("Authorization")))
+        if self.path.startswith("/token"):
+            body = json.dumps({"token": "tok"}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+        else:
+            body = b'{"errors":[{"code":"NAME_UNKNOWN"}]}'
+            if self.headers.get("Authorization") == "Bearer tok":
+                self.send_response(404)
+            else:
+                self.send_response(401)
+                self.send_header("WWW-Authenticate",
+                                 f'Bearer realm="{self.server.realm}",service="reg"')
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def serve(addr):
+    srv = http.server.ThreadingHTTPServer((addr, 0), Recorder)
+    srv.seen = []
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv
+
+
+@pytest.mark.parametrize("realm_on_other_host", [True, False])
+def test_basic_credentials_stay_with_their_registry(box_env, tmp_path, realm_on_other_host):
+    reg = serve("127.0.0.1")
+    tok = serve("127.0.0.2") if realm_on_other_host else reg
+    reg.realm = f"http://{tok.server_address[0]}:{tok.server_address[1]}/token"
+    host = f"127.0.0.1:{reg.server_address[1]}"
+    try:
+        r = run(box_env, tmp_path / "home", "--registry",
+                f"{host},http,user=alice,password=secret", "pull", f"{host}/some/image:latest",
+                timeout=60)
+    finally:
+        reg.shutdown()
+        if tok is not reg:
+            tok.shutdown()
+    assert r.returncode != 0  # the repository does not exist
+    token_calls = [a for p, a in tok.seen if p.startswith("/token")]
+    assert token_calls, (reg.seen, tok.seen)
+    basic = "Basic " + base64.b64encode(b"alice:secret").decode()
+    if realm_on_other_host:
+        assert all(a is None for a in token_calls), token_calls
+    else:
+        assert token_calls == [basic], token_calls  # the same host: the control case
