@@ -516,6 +516,30 @@ static int find_cached(struct bl_image_record *out, boxlite_runtime *rt, const c
     return rc;
 }
 
+int bl_image_check_untrusted(boxlite_runtime *rt, const char *s)
+{
+    struct bl_image_record rec = {0};
+    struct bl_ref ref = {0};
+    int rc;
+
+    if (!*s || strcmp(s, "default") == 0)
+        return 0;
+    if (find_cached(&rec, rt, s) == 0) {
+        bl_image_record_clear(&rec);
+        return 0;
+    }
+    bl_err_clear();
+    rc = bl_ref_parse(&ref, s);
+    if (rc == 0 && !ref.short_name && strcmp(ref.registry, "docker.io") != 0 &&
+        !bl_images_registry(rt, ref.registry))
+        rc = bl_err(BOXLITE_EINVAL,
+                    "image %.300s is on %.200s, a registry you have not configured, and is not "
+                    "in the store: refused (pull it first, or import with --trusted)",
+                    s, ref.registry);
+    bl_ref_clear(&ref);
+    return rc;
+}
+
 static int has_path(char **env)
 {
     for (size_t i = 0; env && env[i]; i++)

@@ -43,6 +43,12 @@ struct bl_pull_progress_ctx {
  * Call without the shared "gc" lock held. Returns rc. */
 int bl_image_gc_failed(boxlite_runtime *rt, int rc);
 
+/* An image reference from an untrusted source (a .boxlite archive): 0 when it names the
+ * built-in image, an image in the store, or one whose registry the user configured (or
+ * docker.io, the default); EINVAL otherwise, so that opening it never pulls from a host
+ * the archive chose. */
+int bl_image_check_untrusted(boxlite_runtime *rt, const char *ref);
+
 int bl_image_build(struct bl_image_record *out, boxlite_runtime *rt, const char *name,
                    const char *manifest_digest, const struct bl_manifest *m,
                    const struct bl_pull_progress_ctx *progress);

@@ -286,6 +286,20 @@ out:
     return rc;
 }
 
+int bl_check_name(const char *kind, const char *name)
+{
+    size_t n = name ? strlen(name) : 0;
+
+    if (n == 0 || n > 64 ||
+        strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") != n ||
+        name[0] == '.' || name[0] == '-')
+        return bl_err(BOXLITE_EINVAL,
+                      "invalid %s name \"%.80s\": use 1-64 of [A-Za-z0-9_.-], not starting "
+                      "with '.' or '-'",
+                      kind, name ? name : "");
+    return 0;
+}
+
 int bl_random_id(char out[13])
 {
     static const char alphabet[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";

@@ -20,6 +20,11 @@ int bl_rm_rf(const char *path);
  * (malloc'd, caller frees), or a negative BOXLITE_E* code. */
 int bl_open_temp(char **path_out, const char *base, unsigned mode);
 
+/* The one rule for the names users give boxes and snapshots (they reach paths and the
+ * guest kernel's command line): 1-64 of [A-Za-z0-9_.-], not starting with '.' or '-'.
+ * kind ("box", "snapshot") is for the message. 0 or EINVAL. */
+int bl_check_name(const char *kind, const char *name);
+
 /* Write data to path atomically: temp file, fsync, rename, fsync of the directory. */
 int bl_write_file_atomic(const char *path, const void *data, size_t len, unsigned mode);
 

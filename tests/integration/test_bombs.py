@@ -3,6 +3,7 @@ a sparse 1 TiB file, a million empty entries, oversized base disks, and `.boxlit
 edited to lie (checksums, sizes, settings, names, an image on a host nobody configured).
 Each is refused with an error naming the limit, and nothing half-made stays in the store."""
 import gzip
+import hashlib
 import io
 import json
 import os
@@ -73,7 +74,6 @@ def refused(home, path, before, *words, env=None):
     for w in words:
         assert w in err, err
     assert home.store() == before, "the store changed"
-    print(err)
     return err
 
 
@@ -146,3 +146,120 @@ def test_base_disk_limit_and_a_real_image_within_the_limits(store_home, tmp_path
     assert r.returncode == 0, r.stderr.decode()
     after = home.store()
     assert after["images/tmp"] == [] and len(after["images/rootfs"]) == 1
+
+
+# ---- hostile .boxlite archives ------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def exported(box_env, tmp_path_factory):
+    """A real archive: a box of the built-in image, created and exported."""
+    d = tmp_path_factory.mktemp("archive")
+    h = Home(box_env, d / "home")
+    name = f"arch-{os.getpid()}"
+    r = h.run("create", "--name", name)
+    assert r.returncode == 0, r.stderr.decode()
+    out = d / "real.boxlite"
+    r = h.run("export", name, str(out), timeout=600)
+    assert r.returncode == 0, r.stderr.decode()
+    h.run("rm", "-f", name)
+    with tarfile.open(out) as t:
+        manifest = json.loads(t.extractfile("manifest.json").read())
+        disk = t.extractfile("disk.qcow2").read()
+    return manifest, disk
+
+
+def write_archive(path, manifest, disk):
+    with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as t:
+        for name, data in [("manifest.json", json.dumps(manifest).encode()), ("disk.qcow2", disk)]:
+            ti = tarfile.TarInfo(name)
+            ti.size = len(data)
+            ti.mode = 0o600
+            t.addfile(ti, io.BytesIO(data))
+    return path
+
+
+def boxes_state(h):
+    d = h.path / "boxes"
+    return sorted(p.name for p in d.iterdir()) if d.exists() else []
+
+
+def import_refused(h, path, *words, args=(), env=None):
+    before = boxes_state(h), h.store()
+    r = h.run("import-box", *args, str(path), env=env)
+    err = r.stderr.decode()
+    assert r.returncode != 0, "the archive was accepted"
+    for w in words:
+        assert w in err, err
+    assert (boxes_state(h), h.store()) == before, "the archive left something behind"
+    return err
+
+
+def edited(manifest, **box):
+    m = json.loads(json.dumps(manifest))
+    m["box"].update(box)
+    return m
+
+
+def test_real_archive_imports(store_home, tmp_path, exported):
+    manifest, disk = exported
+    path = write_archive(tmp_path / "ok.boxlite", manifest, disk)
+    r = store_home.run("import-box", "--name", "good", str(path))
+    assert r.returncode == 0, r.stderr.decode()
+    store_home.run("rm", "-f", "good")
+
+
+def test_archive_with_a_wrong_checksum_or_size_refused(store_home, tmp_path, exported):
+    manifest, disk = exported
+    bad = bytearray(disk)
+    bad[len(bad) // 2] ^= 0xff
+    import_refused(store_home, write_archive(tmp_path / "sum.boxlite", manifest, bytes(bad)),
+                   "checksum mismatch")
+    m = json.loads(json.dumps(manifest))
+    m["files"][0]["size"] = len(disk) - 4096
+    import_refused(store_home, write_archive(tmp_path / "size.boxlite", m, disk),
+                   f"is {len(disk)} bytes, the manifest says {len(disk) - 4096}")
+
+
+@pytest.mark.parametrize("box,words", [
+    ({"cpus": 64}, "64 cpus, over the limit of"),
+    ({"memory_mib": 1024 * 1024}, "1048576 MiB of memory, over the limit of"),
+    ({"disk_size_gb": 16000}, "a 16000 GB disk, over the limit of 256"),
+    ({"image": "evil.example:5000/steal/me:latest"},
+     "is on evil.example:5000, a registry you have not configured"),
+])
+def test_archive_asking_too_much_refused(store_home, tmp_path, exported, box, words):
+    manifest, disk = exported
+    path = write_archive(tmp_path / "big.boxlite", edited(manifest, **box), disk)
+    import_refused(store_home, path, words, "(BOXLITE_MAX_IMPORT" if "image" not in box else "")
+    if box.get("cpus"):  # the user vouches for it: the old bounds apply
+        r = store_home.run("import-box", "--trusted", "--name", "vouched", str(path))
+        assert r.returncode == 0, r.stderr.decode()
+        store_home.run("rm", "-f", "vouched")
+
+
+def test_archive_disk_over_the_limit_refused(store_home, tmp_path, exported):
+    # the disk grown to a virtual 1 TiB (a few KB more on file); the manifest's checksum and
+    # size are made to match, so only the limit stands in the way
+    manifest, disk = exported
+    q = tmp_path / "big.qcow2"
+    q.write_bytes(disk)
+    subprocess.run(["qemu-img", "resize", "-f", "qcow2", str(q), "1T"], check=True,
+                   capture_output=True, timeout=60)
+    big = q.read_bytes()
+    m = json.loads(json.dumps(manifest))
+    m["files"][0]["size"] = len(big)
+    m["files"][0]["sha256"] = hashlib.sha256(bytes(big)).hexdigest()
+    path = write_archive(tmp_path / "disk.boxlite", m, bytes(big))
+    import_refused(store_home, path, "virtual size of 1099511627776 bytes, over the 256 GiB "
+                   "limit for an untrusted archive (BOXLITE_MAX_IMPORT_DISK)")
+    # the file itself over a lowered limit: refused before a byte of the disk is written
+    import_refused(store_home, write_archive(tmp_path / "d2.boxlite", manifest, disk),
+                   "over the 0 GiB limit for an untrusted archive",
+                   env={"BOXLITE_MAX_IMPORT_DISK": "0"})
+
+
+@pytest.mark.parametrize("name", ["bad name", "x" * 65, "-rf", "a;reboot", "quiet\ninit=/bin/sh"])
+def test_archive_box_name_validated(store_home, tmp_path, exported, name):
+    manifest, disk = exported
+    path = write_archive(tmp_path / "n.boxlite", manifest, disk)
+    import_refused(store_home, path, "invalid box name", args=("--name", name))
