@@ -240,3 +240,33 @@ def test_basic_credentials_stay_with_their_registry(box_env, tmp_path, realm_on_
         assert all(a is None for a in token_calls), token_calls
     else:
         assert token_calls == [basic], token_calls  # the same host: the control case
+
+
+def test_console_flood_stays_under_the_cap(cli):
+    """The guest writes 8 MB to its console with the cap at 256 KiB: console.log and the one
+    older file stay under it, the newest lines are there, and the box keeps answering."""
+    name = f"flood-{os.getpid()}"
+    cap = 256 * 1024
+    flood = ("head -c 8000000 /dev/zero | tr '\\0' x | fold -w 100 > /dev/console; "
+             "echo FLOOD-END > /dev/console")
+    r = cli.run("create", "--name", name, timeout=300)
+    assert r.returncode == 0, r.stderr.decode()
+    try:
+        r = cli.run("start", name, timeout=300, env={"BOXLITE_MAX_CONSOLE": str(cap)})
+        assert r.returncode == 0, r.stderr.decode()
+        t0 = time.monotonic()
+        r = cli.run("exec", name, "--", "sh", "-c", flood, timeout=600)
+        took = time.monotonic() - t0
+        assert r.returncode == 0, r.stderr.decode()
+        info = json.loads(cli.run("inspect", name).stdout)[0]
+        d = pathlib.Path(cli.env["BOXLITE_HOME"]) / "boxes" / info["id"]
+        deadline = time.monotonic() + 30
+        while b"FLOOD-END" not in (d / "console.log").read_bytes() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        sizes = [(d / f).stat().st_size for f in ["console.log", "console.log.1"]]
+        assert max(sizes) <= cap, sizes
+        assert b"FLOOD-END" in cli.run("logs", name).stdout
+        assert cli.run("exec", name, "--", "true", timeout=120).returncode == 0
+        print(f"8 MB through the console in {took:.1f}s (TCG)")
+    finally:
+        cli.run("rm", "-f", name)
