@@ -17,6 +17,7 @@ import zlib
 import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
+import registry_fixture as rf  # noqa: E402
 from boxlite_paths import BOXLITE  # noqa: E402
 
 GiB = 1 << 30
@@ -129,6 +130,59 @@ def test_million_empty_entries_refused(store_home, tmp_path):
     bomb = tmp_path / "entries.tar.gz"
     bomb.write_bytes(gzip_repeat(block, 1000))
     refused(home, bomb, before, "more than 500000 entries", "BOXLITE_MAX_IMAGE_ENTRIES")
+
+
+def zstd_repeat(member_plain, times):
+    """Concatenated zstd frames, like gzip_repeat."""
+    one = subprocess.run(["zstd", "-q", "-c", "-19"], input=member_plain, capture_output=True,
+                         check=True, timeout=60).stdout
+    return one * times
+
+
+def bomb_layout(path, layer, media_type):
+    """An OCI layout of one (hostile) layer blob as given, with a config naming it."""
+    blobs = path / "blobs" / "sha256"
+    blobs.mkdir(parents=True)
+
+    def put(data):
+        d = hashlib.sha256(data).hexdigest()
+        (blobs / d).write_bytes(data)
+        return {"digest": "sha256:" + d, "size": len(data)}
+
+    ld = put(layer)
+    cfg = put(json.dumps({"architecture": "amd64", "os": "linux", "config": {},
+                          "rootfs": {"type": "layers", "diff_ids": [ld["digest"]]}}).encode())
+    man = put(json.dumps({"schemaVersion": 2,
+                          "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                          "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                                     **cfg},
+                          "layers": [{"mediaType": media_type, **ld}]}).encode())
+    (path / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    (path / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [
+        {"mediaType": "application/vnd.oci.image.manifest.v1+json", **man}]}))
+    return path
+
+
+def test_zstd_bomb_pulled_from_a_registry_leaves_nothing(store_home, tmp_path):
+    """A zstd layer of 64 GiB zeros (3 MB of repeated frames) behind a real registry: the
+    pull downloads it, the scan refuses it at its header, and the blobs go again."""
+    home = store_home
+    before = home.store()
+    layer = header("zeros", 64 * GiB) + b"\0" * 512
+    layer = subprocess.run(["zstd", "-q", "-c"], input=layer, capture_output=True, check=True,
+                           timeout=60).stdout + zstd_repeat(b"\0" * (1 << 20), 2048)
+    layout = bomb_layout(tmp_path / "layout", layer,
+                         "application/vnd.oci.image.layer.v1.tar+zstd")
+    reg = rf.Registry(tmp_path / "registry")
+    try:
+        reg.push(layout, "bomb/zstd:latest", "oci")
+        r = home.run("--registry", f"{reg.host},http", "pull", f"{reg.host}/bomb/zstd:latest")
+    finally:
+        reg.stop()
+    err = r.stderr.decode()
+    assert r.returncode != 0, "the bomb was accepted"
+    assert "over the 16 GiB limit per file (BOXLITE_MAX_IMAGE_FILE)" in err, err
+    assert home.store() == before, "the refused image left something in the store"
 
 
 def test_base_disk_limit_and_a_real_image_within_the_limits(store_home, tmp_path):
