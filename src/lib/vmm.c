@@ -208,7 +208,7 @@ static void add_volumes(struct argv_buf *a, const struct bl_vm_config *c, char *
 
 /* The command line. Devices: one virtio-blk (the box disk), one virtio-serial port (the
  * agent channel), virtio-net unless the network is off, a virtio-9p per volume, the ISA
- * serial console to a file; nothing else. */
+ * serial console to the shim (console.sock); nothing else. */
 static void build_argv(struct argv_buf *a, const struct bl_vm_config *c)
 {
     char *cmdline = bl_strdupf("console=ttyS0 quiet panic=-1 reboot=t%s boxlite.hostname=%s%s",
@@ -235,8 +235,12 @@ static void build_argv(struct argv_buf *a, const struct bl_vm_config *c)
     add(a, c->kernel);
     add(a, "-initrd");
     add(a, c->initrd);
+    /* the shim listens on console.sock in the box directory QEMU runs in and writes
+     * console.log, capped (src/shim/console.c) */
+    add(a, "-chardev");
+    add(a, "socket,id=console,path=console.sock");
     add(a, "-serial");
-    add(a, own(a, bl_strdupf("file:%s", c->console)));
+    add(a, "chardev:console");
     add(a, "-drive");
     add(a, own(a, bl_strdupf("id=disk0,if=none,format=qcow2,file=%s", c->disk)));
     add(a, "-device");

@@ -85,7 +85,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     if (write_file(layer, data, size) != 0)
         return 0;
-    if (bl_layer_scan(&scan, layer, NULL) != 0)
+    if (bl_layer_scan(&scan, layer, NULL, NULL) != 0)
         return 0;
     if (write_file(work, tmpl_data, tmpl_len) == 0 && bl_fs_open(&fs, work) == 0) {
         if (bl_layer_apply(fs, layer, &scan) == 0) {
