@@ -73,7 +73,7 @@ class NetworkSpec:
     (loopback only), and the hosts it may reach. allow_net empty: the internet, never the
     host, link-local or private addresses; else only what it lists: "example.com",
     "*.example.com", "203.0.113.0/24", "198.51.100.7", each with an optional ":PORT"
-    (docs/security-net.md). Checked when the box is created."""
+    (docs/security.md, Network). Checked when the box is created."""
 
     def __init__(self, mode: str = "enabled", allow_net: Sequence[str] = ()):
         if mode not in ("enabled", "disabled"):

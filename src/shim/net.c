@@ -1,6 +1,6 @@
 /* net.c — the box's network on the host side: a user-mode TCP/IP stack (libslirp) on the
  * shim's end of QEMU's `-netdev stream` socket, behind an egress filter that the guest
- * cannot reach (see docs/security-net.md). One thread owns slirp; nothing else touches it. */
+ * cannot reach (see docs/security.md, Network). One thread owns slirp; nothing else touches it. */
 #include "shim.h"
 
 #include "db.h"
@@ -289,7 +289,7 @@ static void deny_log(struct shim_net *n, int proto, uint32_t dst, uint16_t port)
             n->denials == LOG_DENIALS ? " (no more logged)" : "");
 }
 
-/* A frame from the guest: 1 to hand it to slirp, 0 to drop it (docs/security-net.md). */
+/* A frame from the guest: 1 to hand it to slirp, 0 to drop it (docs/security.md, Network). */
 static int guest_frame_ok(struct shim_net *n, const uint8_t *f, size_t len)
 {
     struct bl_net_flow fl;
