@@ -245,6 +245,14 @@ def test_published_port_answers_and_a_clone_keeps_the_allowlist(box_env, nets):
         ns_cli(box_env, nets, "rm", "-f", name)
 
 
+def test_network_none_reaches_nothing(box_env, nets):
+    r = ns_cli(box_env, nets, "run", "--rm", "--network", "none", "--", "sh", "-c",
+               "ls /sys/class/net; " + probes("203.0.113.10:8080"))
+    out = r.stdout.decode()
+    assert out.split()[0] == "lo" and "eth0" not in out, out
+    assert "203.0.113.10:8080" in answers(out) and "hello" not in out, out
+
+
 @pytest.mark.parametrize("spec", ["", "exa mple.com", "1.2.3.4/33", "host:0", "host:70000",
                                   "[::1]:80", "*.", "a..b"])
 def test_bad_allow_net_is_refused_at_create(cli, spec):
