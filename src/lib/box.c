@@ -6,6 +6,7 @@
 #include "error.h"
 #include "image.h"
 #include "monitor.h"
+#include "netpolicy.h"
 #include "store.h"
 #include "runtime.h"
 #include "util.h"
@@ -16,6 +17,7 @@
 #include <netinet/in.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +43,13 @@ BOXLITE_API const char *boxlite_box_name(const boxlite_box *box)
     return box && box->row.name ? box->row.name : "";
 }
 
+BOXLITE_API const char *const *boxlite_box_allow_net(const boxlite_box *box)
+{
+    return box && box->row.allow_net && box->row.allow_net[0]
+               ? (const char *const *)box->row.allow_net
+               : NULL;
+}
+
 BOXLITE_API void boxlite_free(void *p)
 {
     free(p);
@@ -60,18 +69,7 @@ static int is_live_state(const char *state)
 
 static int check_name(const char *name)
 {
-    size_t n = name ? strlen(name) : 0;
-
-    if (!name)
-        return 0;
-    if (n == 0 || n > 64 ||
-        strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") != n ||
-        name[0] == '.' || name[0] == '-')
-        return bl_err(BOXLITE_EINVAL,
-                      "invalid box name \"%s\": use 1-64 of [A-Za-z0-9_.-], not starting "
-                      "with '.' or '-'",
-                      name);
-    return 0;
+    return name ? bl_check_name("box", name) : 0;
 }
 
 static int check_env(const char *const *env)
@@ -155,6 +153,10 @@ static int check_options(const boxlite_box_options *o)
     if (o->n_volumes > 16 || o->n_ports > 64)
         return bl_err(BOXLITE_EINVAL, "too many volumes (max 16) or ports (max 64)");
     if (check_env(o->env) || check_volumes(o) || check_ports(o))
+        return BOXLITE_EINVAL;
+    if (o->network_disabled && o->allow_net && o->allow_net[0])
+        return bl_err(BOXLITE_EINVAL, "allow_net with the network disabled: choose one");
+    if (bl_net_specs_check(o->allow_net) != 0)
         return BOXLITE_EINVAL;
     return check_name(o->name);
 }
@@ -410,9 +412,11 @@ static int fill_row(struct bl_box_row *r, const boxlite_box_options *o, const ch
     r->network_disabled = o->network_disabled;
     r->ports = encode_ports(o);
     r->volumes = encode_volumes(o);
-    if (!r->ports || !r->volumes || (o->name && !r->name) || !r->image || !r->state ||
-        !r->created_at || !r->reason || (o->env && !r->env) || (o->entrypoint && !r->entrypoint) ||
-        (o->cmd && !r->cmd) || (o->working_dir && !r->workdir) || (o->user && !r->user))
+    r->allow_net = o->allow_net ? bl_strv_dup(o->allow_net) : NULL;
+    if (!r->ports || !r->volumes || (o->allow_net && !r->allow_net) || (o->name && !r->name) ||
+        !r->image || !r->state || !r->created_at || !r->reason || (o->env && !r->env) ||
+        (o->entrypoint && !r->entrypoint) || (o->cmd && !r->cmd) ||
+        (o->working_dir && !r->workdir) || (o->user && !r->user))
         return bl_err(BOXLITE_ENOMEM, "out of memory");
     return 0;
 }
@@ -420,7 +424,7 @@ static int fill_row(struct bl_box_row *r, const boxlite_box_options *o, const ch
 BOXLITE_API int boxlite_box_create(boxlite_box **out, boxlite_runtime *rt,
                                    const boxlite_box_options *opts)
 {
-    boxlite_box_options defaults = BOXLITE_BOX_OPTIONS_INIT;
+    boxlite_box_options defaults = BOXLITE_BOX_OPTIONS_INIT, v2 = BOXLITE_BOX_OPTIONS_INIT;
     struct bl_image *img = NULL;
     boxlite_box *box = NULL;
     char id[13];
@@ -430,6 +434,11 @@ BOXLITE_API int boxlite_box_create(boxlite_box **out, boxlite_runtime *rt,
     if (!out || !rt)
         return bl_err(BOXLITE_EINVAL, "box create: out and rt are required");
     opts = opts ? opts : &defaults;
+    if (opts->version == 1) { /* a caller built before allow_net: its struct ends before it */
+        memcpy(&v2, opts, offsetof(boxlite_box_options, allow_net));
+        v2.version = BOXLITE_BOX_OPTIONS_VERSION;
+        opts = &v2;
+    }
     rc = check_options(opts);
     if (rc == 0)
         rc = bl_random_id(id);

@@ -12,7 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SCHEMA_VERSION  4
+#define SCHEMA_VERSION  5
 #define BUSY_TIMEOUT_MS 30000
 
 struct bl_db {
@@ -54,8 +54,9 @@ static const char *const migrations[] = {
     ");"
     "ALTER TABLE boxes ADD COLUMN parent TEXT NOT NULL DEFAULT '';"
     "ALTER TABLE boxes ADD COLUMN backing_box TEXT NOT NULL DEFAULT '';",
-    /* 4: each box pinned to its image: config digest and the base its disk chain rests on
-     * (NULL: not known yet — rows of schema 3, and imported boxes until pinned) */
+    "ALTER TABLE boxes ADD COLUMN allow_net BLOB;",
+    /* 5: each box pinned to its image: config digest and the base its disk chain rests on
+     * (NULL: not known yet — rows of schema 4, and imported boxes until pinned) */
     "ALTER TABLE boxes ADD COLUMN image_id TEXT;"
     "ALTER TABLE boxes ADD COLUMN image_rootfs TEXT;"
     "CREATE INDEX boxes_image_rootfs ON boxes (image_rootfs);",
@@ -240,9 +241,10 @@ int bl_db_box_insert(struct bl_db *s, const struct bl_box_row *r)
     static const char sql[] =
         "INSERT INTO boxes (id, name, image, state, created_at, cpus, memory_mib, "
         "disk_size_gb, auto_remove, detach, env, entrypoint, cmd, workdir, user, "
-        "network_disabled, ports, volumes, parent, backing_box, image_id, image_rootfs, seq) "
+        "network_disabled, ports, volumes, parent, backing_box, allow_net, image_id, "
+        "image_rootfs, seq) "
         "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, "
-        "?18, ?19, ?20, ?21, ?22, (SELECT IFNULL(MAX(seq), 0) + 1 FROM boxes))";
+        "?18, ?19, ?20, ?21, ?22, ?23, (SELECT IFNULL(MAX(seq), 0) + 1 FROM boxes))";
     sqlite3_stmt *st = NULL;
     int rc = 0;
 
@@ -268,8 +270,9 @@ int bl_db_box_insert(struct bl_db *s, const struct bl_box_row *r)
     bind_strv(st, 18, r->volumes);
     sqlite3_bind_text(st, 19, r->parent, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 20, r->backing_box, -1, SQLITE_TRANSIENT);
-    bind_text_or_null(st, 21, r->image_id);
-    bind_text_or_null(st, 22, r->image_rootfs);
+    bind_strv(st, 21, r->allow_net);
+    bind_text_or_null(st, 22, r->image_id);
+    bind_text_or_null(st, 23, r->image_rootfs);
     if (sqlite3_step(st) != SQLITE_DONE) {
         rc = db_err(s, "insert box");
         if (rc == BOXLITE_EEXISTS)
@@ -282,7 +285,7 @@ int bl_db_box_insert(struct bl_db *s, const struct bl_box_row *r)
 #define ROW_COLUMNS                                                                                \
     "id, name, image, state, created_at, reason, cpus, memory_mib, disk_size_gb, "                 \
     "auto_remove, detach, shim_pid, qemu_pid, env, entrypoint, cmd, workdir, user, "               \
-    "network_disabled, ports, volumes, parent, backing_box, image_id, image_rootfs"
+    "network_disabled, ports, volumes, parent, backing_box, allow_net, image_id, image_rootfs"
 
 static int read_row(sqlite3_stmt *st, struct bl_box_row *r)
 {
@@ -314,10 +317,11 @@ static int read_row(sqlite3_stmt *st, struct bl_box_row *r)
              sqlite3_column_text(st, 21) ? (const char *)sqlite3_column_text(st, 21) : "");
     snprintf(r->backing_box, sizeof(r->backing_box), "%s",
              sqlite3_column_text(st, 22) ? (const char *)sqlite3_column_text(st, 22) : "");
-    r->image_id = column_str(st, 23);
-    r->image_rootfs = column_str(st, 24);
-    if ((sqlite3_column_type(st, 23) != SQLITE_NULL && !r->image_id) ||
-        (sqlite3_column_type(st, 24) != SQLITE_NULL && !r->image_rootfs) || !r->image ||
+    r->allow_net = column_strv(st, 23);
+    r->image_id = column_str(st, 24);
+    r->image_rootfs = column_str(st, 25);
+    if ((sqlite3_column_type(st, 24) != SQLITE_NULL && !r->image_id) ||
+        (sqlite3_column_type(st, 25) != SQLITE_NULL && !r->image_rootfs) || !r->image ||
         !r->state || !r->created_at || !r->reason) {
         bl_box_row_clear(r);
         return bl_err(BOXLITE_ENOMEM, "out of memory reading a box");
@@ -535,6 +539,7 @@ void bl_box_row_clear(struct bl_box_row *r)
     free(r->image_rootfs);
     bl_strv_free(r->ports);
     bl_strv_free(r->volumes);
+    bl_strv_free(r->allow_net);
     memset(r, 0, sizeof(*r));
 }
 

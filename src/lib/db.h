@@ -33,8 +33,9 @@ struct bl_box_row {
     char **volumes;       /* groups of 3: "ro"|"rw", host path, guest path */
     char parent[13];      /* the snapshot it was forked or cloned from, or "" */
     char backing_box[13]; /* the box whose snapshot layer its disk rests on, or "" */
+    char **allow_net;     /* egress allowlist (netpolicy.h specs), NULL when none */
     /* The image the box was made from, pinned: start and exec never resolve the reference
-     * again. NULL while not known (a row of schema 3, an imported box not yet pinned). */
+     * again. NULL while not known (a row of an older schema, an imported box not yet pinned). */
     char *image_id;     /* config digest "sha256:<hex>", or "" for the built-in default */
     char *image_rootfs; /* <hex> of images/rootfs/<hex>.ext4 under every layer of its disk
                          * (its snapshots', its forks'), or "" when its disk stands alone */

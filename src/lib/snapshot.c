@@ -30,16 +30,7 @@
 
 static int check_snap_name(const char *name)
 {
-    size_t n = name ? strlen(name) : 0;
-
-    if (n == 0 || n > 64 ||
-        strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") != n ||
-        name[0] == '.' || name[0] == '-')
-        return bl_err(BOXLITE_EINVAL,
-                      "invalid snapshot name \"%s\": use 1-64 of [A-Za-z0-9_.-], not "
-                      "starting with '.' or '-'",
-                      name ? name : "");
-    return 0;
+    return bl_check_name("snapshot", name);
 }
 
 static char *snap_path(const boxlite_box *box, const char *name, const char *file)
@@ -666,6 +657,7 @@ static int copy_row(struct bl_box_row *r, const struct bl_box_row *src, const ch
     r->network_disabled = src->network_disabled;
     r->ports = keep_ports ? dup_or_null(src->ports, &ok) : calloc(1, sizeof(char *));
     r->volumes = dup_or_null(src->volumes, &ok);
+    r->allow_net = dup_or_null(src->allow_net, &ok);            /* a copy never widens the policy */
     r->image_id = src->image_id ? strdup(src->image_id) : NULL; /* same image, same base */
     r->image_rootfs = src->image_rootfs ? strdup(src->image_rootfs) : NULL;
     if (!ok || (src->image_id && !r->image_id) || (src->image_rootfs && !r->image_rootfs) ||

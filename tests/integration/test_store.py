@@ -188,7 +188,7 @@ def test_repair_keeps_every_layer_of_hundreds_of_snapshots_and_forks(scli):
     assert names == {"d0", "full", *(f"s{i}" for i in range(N_SNAPSHOTS))}
 
 
-# ---- each box pinned to its image; a store of schema 3 migrates ------------------------------
+# ---- each box pinned to its image; a store of the previous schema migrates -------------------
 
 def test_a_box_keeps_its_image_when_the_tag_moves(scli, tmp_path):
     c = scli
@@ -214,21 +214,25 @@ def db_query(home, sql):
         con.close()
 
 
-def downgrade_to_schema_3(home):
-    """What schema 3 was: the boxes table without the pins."""
+PREVIOUS_SCHEMA = 4  # the last schema without the pins (4: allow_net)
+
+
+def downgrade_to_previous_schema(home):
+    """What the previous schema was: the boxes table without the pins."""
     import sqlite3
     con = sqlite3.connect(home / "boxlite.db")
     con.executescript("DROP INDEX IF EXISTS boxes_image_rootfs;"
                       "ALTER TABLE boxes DROP COLUMN image_id;"
                       "ALTER TABLE boxes DROP COLUMN image_rootfs;"
-                      "PRAGMA user_version = 3;")
+                      f"PRAGMA user_version = {PREVIOUS_SCHEMA};")
     con.close()
 
 
-def test_a_store_of_schema_3_migrates_and_its_boxes_are_pinned(box_env, tmp_path, layout):
+def test_a_store_of_the_previous_schema_migrates_and_its_boxes_are_pinned(box_env, tmp_path,
+                                                                         layout):
     """The store is made by the previous release's CLI when it is there (BOXLITE_OLD_CLI,
-    default the main checkout's build) and still writes schema 3; else by this one and
-    taken back to schema 3 by hand."""
+    default the main checkout's build) and still writes the previous schema; else by this
+    one and taken back to the previous schema by hand."""
     home = tmp_path / "home"
     old = StoreCLI(box_env, home, OLD_CLI if OLD_CLI.exists() else BOXLITE)
     old.ok("import", str(layout), IMAGE)
@@ -238,12 +242,12 @@ def test_a_store_of_schema_3_migrates_and_its_boxes_are_pinned(box_env, tmp_path
     old.ok("stop", "old")
     old.ok("snapshot", "create", "old", "s1")
     old.ok("create", "--name", "fresh", IMAGE)
-    if db_query(home, "PRAGMA user_version")[0][0] != 3:
-        downgrade_to_schema_3(home)
-    assert db_query(home, "PRAGMA user_version") == [(3,)]
+    if db_query(home, "PRAGMA user_version")[0][0] != PREVIOUS_SCHEMA:
+        downgrade_to_previous_schema(home)
+    assert db_query(home, "PRAGMA user_version") == [(PREVIOUS_SCHEMA,)]
     new = StoreCLI(box_env, home)
     assert {b["name"] for b in json.loads(new.ok("ls", "--format", "json"))} == {"old", "fresh"}
-    assert db_query(home, "PRAGMA user_version") == [(4,)]
+    assert db_query(home, "PRAGMA user_version") == [(PREVIOUS_SCHEMA + 1,)]
     assert "used by" in refused(new, "rmi", IMAGE)  # pins the old rows from their chains
     hexid = new.images()[IMAGE]["id"][7:]
     assert sorted(db_query(home, "SELECT name, image_id, image_rootfs FROM boxes")) == [
