@@ -120,6 +120,26 @@ def test_kill_9_qemu_during_writes_then_start_and_fsck(cli, box, home, tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
 
 
+def test_stop_says_when_it_had_to_kill(cli, box):
+    """A clean stop says nothing on stderr; a box that cannot power off (QEMU frozen) is
+    killed after -t and the CLI says so — it never reports a kill as a clean stop."""
+    ok(cli.run("start", box))
+    r = ok(cli.run("stop", box))
+    assert r.stderr == b"", r.stderr
+    ok(cli.run("start", box))
+    pid = info(cli, box)["state"]["qemu_pid"]
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        r = ok(cli.run("stop", "-t", "1", box, timeout=60))
+    finally:
+        try:
+            os.kill(pid, signal.SIGCONT)
+        except ProcessLookupError:
+            pass
+    assert b"was killed" in r.stderr, r.stderr
+    assert wait_state(cli, box, {"stopped", "failed"}) in ("stopped", "failed")
+
+
 def test_non_detached_box_stops_when_its_creator_is_killed(cli):
     p = cli.popen("run", "--name", "owned-box", "--", "sh", "-c", "echo up; sleep 600",
                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
