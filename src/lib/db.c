@@ -12,7 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SCHEMA_VERSION  3
+#define SCHEMA_VERSION  4
 #define BUSY_TIMEOUT_MS 30000
 
 struct bl_db {
@@ -54,6 +54,8 @@ static const char *const migrations[] = {
     ");"
     "ALTER TABLE boxes ADD COLUMN parent TEXT NOT NULL DEFAULT '';"
     "ALTER TABLE boxes ADD COLUMN backing_box TEXT NOT NULL DEFAULT '';",
+    /* the accelerator of the box's last boot (box info's accel) */
+    "ALTER TABLE boxes ADD COLUMN accel TEXT NOT NULL DEFAULT '';",
 };
 
 void bl_rfc3339_now(char out[32])
@@ -271,7 +273,7 @@ int bl_db_box_insert(struct bl_db *s, const struct bl_box_row *r)
 #define ROW_COLUMNS                                                                                \
     "id, name, image, state, created_at, reason, cpus, memory_mib, disk_size_gb, "                 \
     "auto_remove, detach, shim_pid, qemu_pid, env, entrypoint, cmd, workdir, user, "               \
-    "network_disabled, ports, volumes, parent, backing_box"
+    "network_disabled, ports, volumes, parent, backing_box, accel"
 
 static int read_row(sqlite3_stmt *st, struct bl_box_row *r)
 {
@@ -303,6 +305,8 @@ static int read_row(sqlite3_stmt *st, struct bl_box_row *r)
              sqlite3_column_text(st, 21) ? (const char *)sqlite3_column_text(st, 21) : "");
     snprintf(r->backing_box, sizeof(r->backing_box), "%s",
              sqlite3_column_text(st, 22) ? (const char *)sqlite3_column_text(st, 22) : "");
+    snprintf(r->accel, sizeof(r->accel), "%s",
+             sqlite3_column_text(st, 23) ? (const char *)sqlite3_column_text(st, 23) : "");
     if (!r->image || !r->state || !r->created_at || !r->reason) {
         bl_box_row_clear(r);
         return bl_err(BOXLITE_ENOMEM, "out of memory reading a box");
@@ -419,6 +423,18 @@ int bl_db_box_set_state(struct bl_db *s, const char *id, const char *state, int 
     sqlite3_bind_int(st, 4, qemu_pid);
     sqlite3_bind_text(st, 5, reason ? reason : "", -1, SQLITE_TRANSIENT);
     return changes_one(s, st, id, "update box state");
+}
+
+int bl_db_box_set_accel(struct bl_db *s, const char *id, const char *accel)
+{
+    sqlite3_stmt *st = NULL;
+
+    if (sqlite3_prepare_v2(s->db, "UPDATE boxes SET accel = ?2 WHERE id = ?1", -1, &st, NULL) !=
+        SQLITE_OK)
+        return db_err(s, "prepare update");
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 2, accel, -1, SQLITE_TRANSIENT);
+    return changes_one(s, st, id, "record the box's accelerator");
 }
 
 int bl_db_box_delete(struct bl_db *s, const char *id)

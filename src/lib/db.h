@@ -33,6 +33,7 @@ struct bl_box_row {
     char **volumes;       /* groups of 3: "ro"|"rw", host path, guest path */
     char parent[13];      /* the snapshot it was forked or cloned from, or "" */
     char backing_box[13]; /* the box whose snapshot layer its disk rests on, or "" */
+    char accel[8];        /* "kvm" or "tcg": how its last boot ran; "" before one */
 };
 
 /* One snapshot of a box (fixed size, nothing to free). */
@@ -75,6 +76,9 @@ int bl_db_box_list(struct bl_db *s, struct bl_box_row **out, size_t *count);
 /* Set state, pids and reason of box id (reason NULL → ""). */
 int bl_db_box_set_state(struct bl_db *s, const char *id, const char *state, int shim_pid,
                         int qemu_pid, const char *reason);
+
+/* Record the accelerator ("kvm" or "tcg") box id booted with. */
+int bl_db_box_set_accel(struct bl_db *s, const char *id, const char *accel);
 
 int bl_db_box_delete(struct bl_db *s, const char *id);
 
