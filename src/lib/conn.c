@@ -84,6 +84,7 @@ static void *reader_main(void *arg)
         long fl;
         struct bl_frame f;
         pthread_mutex_lock(&c->mu);
+        c->last_rx_ms = bl_now_ms();
         while ((fl = bl_frame_split(buf + off, have - off, &f)) > 0) {
             if (bl_frame_check(&f) == 0)
                 dispatch_locked(c, &f);
@@ -119,6 +120,7 @@ int bl_conn_open(struct bl_conn **out, int fd, const char *label)
     c->fd = fd;
     c->refs = 1;
     c->next_stream = 1;
+    c->last_rx_ms = bl_now_ms();
     snprintf(c->label, sizeof(c->label), "%s", label);
     pthread_mutex_init(&c->mu, NULL);
     pthread_mutex_init(&c->wmu, NULL);

@@ -18,8 +18,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define GUEST_KILL_GRACE_MS 2000 /* the agent's SIGTERM → SIGKILL (src/agent/exec.c) */
-#define HOST_GRACE_MS       3000 /* then this long for its EXIT to arrive */
+#define GUEST_KILL_GRACE_MS 2000  /* the agent's SIGTERM → SIGKILL (src/agent/exec.c) */
+#define HOST_GRACE_MS       3000  /* then this long for its EXIT to arrive */
+#define SILENCE_MS          20000 /* a built-in's box silent this long is sent a PING */
+#define ANSWER_MS           20000 /* and has this long to say anything */
 
 struct outbuf {
     uint8_t *data;
@@ -47,6 +49,8 @@ struct boxlite_exec {
     int failed; /* the stream ended without EXIT: fail_msg says why */
     char fail_msg[256];
     int64_t host_deadline; /* CLOCK_MONOTONIC ms; 0 without a timeout */
+    int64_t started_ms;    /* when the request was sent */
+    int watchdog;          /* a built-in (copy): fail when the box stops answering */
     int expired;           /* ended by host_deadline; SIGKILL to send */
 };
 
@@ -250,6 +254,8 @@ int bl_exec_start_flags(boxlite_exec **out, boxlite_box *box, const boxlite_exec
     ex->tty = opts->tty;
     ex->detach = (flags & BL_EXEC_DETACH) != 0;
     ex->stdin_credit = BL_WINDOW_INIT;
+    ex->started_ms = bl_now_ms();
+    ex->watchdog = (flags & BL_EXEC_BUILTIN) != 0;
     if (opts->timeout_ms > 0)
         ex->host_deadline =
             bl_now_ms() + (int64_t)opts->timeout_ms + GUEST_KILL_GRACE_MS + HOST_GRACE_MS;
@@ -332,13 +338,46 @@ static void expire_locked(struct boxlite_exec *ex)
     ex->out[0].eof = ex->out[1].eof = 1;
 }
 
+/* The watchdog of a built-in (a copy has no timeout of its own and nobody to press ^C):
+ * after SILENCE_MS without a frame from the box, PING it; ANSWER_MS more of silence fail the
+ * exec. Returns the time of its next step; may drop and retake c->mu to send the PING. */
+static int64_t watchdog_locked(struct boxlite_exec *ex, int64_t now)
+{
+    struct bl_conn *c = ex->conn;
+    int64_t heard = c->last_rx_ms > ex->started_ms ? c->last_rx_ms : ex->started_ms;
+
+    if (now >= heard + SILENCE_MS + ANSWER_MS) {
+        char msg[160];
+        snprintf(msg, sizeof(msg), "the box has not answered for %d s (not even a PING)",
+                 (SILENCE_MS + ANSWER_MS) / 1000);
+        fail_locked(ex, msg);
+        return 0;
+    }
+    if (now >= heard + SILENCE_MS && c->last_ping_ms < heard) {
+        c->last_ping_ms = now;
+        pthread_mutex_unlock(&c->mu);
+        (void)bl_conn_send(c, BL_F_PING, 0, "watchdog", 8);
+        pthread_mutex_lock(&c->mu);
+        return 0;
+    }
+    return now < heard + SILENCE_MS ? heard + SILENCE_MS : heard + SILENCE_MS + ANSWER_MS;
+}
+
 /* Wait for the next frame (or close) up to deadline (< 0: none); BOXLITE_EAGAIN once it has
- * passed. The host deadline of a timed process ends the wait too (see expire_locked). */
+ * passed. The host deadline of a timed process ends the wait too (see expire_locked), and a
+ * built-in's watchdog (watchdog_locked). */
 static int wait_locked(struct boxlite_exec *ex, int64_t deadline)
 {
     int64_t now = bl_now_ms(), until = deadline;
     struct timespec ts;
 
+    if (ex->watchdog && !ex->exited && !ex->failed) {
+        int64_t next = watchdog_locked(ex, now);
+        if (next == 0)
+            return 0;
+        if (until < 0 || next < until)
+            until = next;
+    }
     if (ex->host_deadline > 0 && !ex->exited && !ex->failed) {
         if (now >= ex->host_deadline) {
             expire_locked(ex);
@@ -448,7 +487,7 @@ BOXLITE_API int boxlite_exec_write(boxlite_exec *ex, const void *buf, size_t len
         pthread_mutex_lock(&ex->conn->mu);
         rc = running_check_locked(ex);
         while (rc == 0 && ex->stdin_credit == 0 && !ex->stdin_closed) {
-            pthread_cond_wait(&ex->conn->cond, &ex->conn->mu);
+            (void)wait_locked(ex, -1); /* the host deadline and the watchdog hold here too */
             rc = running_check_locked(ex);
         }
         if (rc == 0 && ex->stdin_closed)

@@ -201,5 +201,18 @@ def test_hung_guest_second_signal_exits_at_once(cli, hung):
             p.wait()
 
 
+def test_hung_guest_copy_fails_instead_of_hanging(cli, hung, tmp_path):
+    """A copy has no timeout of its own: the library's watchdog PINGs a silent box and gives
+    up 40 s after it last heard anything."""
+    r, took = timed(cli.run, "cp", f"{hung}:/etc/hostname", str(tmp_path / "out"), timeout=180)
+    assert r.returncode != 0, r.stdout  # (copy.c words it as the archive ending early)
+    assert took < 40 + 15, took
+    src = tmp_path / "in.txt"
+    src.write_bytes(b"x" * 1000)
+    r, took = timed(cli.run, "cp", str(src), f"{hung}:/tmp/", timeout=180)
+    assert r.returncode != 0, r.stdout
+    assert took < 40 + 15, took
+
+
 def test_hung_guest_stops(cli, hung):
     stop_within(cli, hung, 30)
