@@ -305,7 +305,8 @@ typedef struct {
     int follow_symlinks;  /* copy what symlinks in the source point to; default 0: links as links */
     int include_parent;   /* a directory source into an existing directory DST lands in
                            * DST/<name>; 0: its contents go into DST. Default 1 */
-    uint64_t max_bytes;   /* copy_out: refuse archives whose data passes this; 0 → 64 GiB */
+    uint64_t max_bytes;   /* copy_out: refuse archives whose entries' sizes (holes included)
+                           * pass this; 0 → 10 GiB */
     uint64_t max_entries; /* copy_out: refuse archives with more entries; 0 → 1,000,000 */
 } boxlite_copy_options;
 #define BOXLITE_COPY_OPTIONS_VERSION 1
@@ -321,10 +322,13 @@ typedef struct {
 BOXLITE_API int boxlite_box_copy_in(boxlite_box *box, const char *host_path, const char *box_path,
                                     const boxlite_copy_options *opts);
 
-/* Copy box_path out of the running box to host_path, with the same rules. The guest's
- * archive is untrusted: nothing is written outside host_path (names with "..", absolute
- * names, links followed while writing, oversized headers and archives are refused with an
- * error naming the entry); a refused copy may leave part of the tree inside host_path. */
+/* Copy box_path out of the running box to host_path, with the same rules; inside an existing
+ * directory the copy is named after box_path's last component, whatever the guest's archive
+ * calls it. The guest's archive is untrusted (docs/security.md): nothing is written outside
+ * host_path (names with "..", absolute names, links followed while writing, oversized
+ * headers and archives are refused with an error naming the entry); no setuid, setgid or
+ * sticky bit, device or fifo is made; modes are masked by the umask; files are the caller's.
+ * A refused copy may leave part of the tree inside host_path. */
 BOXLITE_API int boxlite_box_copy_out(boxlite_box *box, const char *box_path, const char *host_path,
                                      const boxlite_copy_options *opts);
 

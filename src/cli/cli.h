@@ -68,6 +68,14 @@ int cli_parse_uint(const char *s, unsigned *out, const char *what);
  * its output, forward our signals and window size; returns its shell status or 125. */
 int cli_attach(boxlite_box *box, boxlite_exec_options *eo, int interactive);
 
+/* ---- cli_text.c: guest-originated text for a terminal ---- */
+/* The next unit of s[0..n) (n > 0): its length, its code point, and *ok = 1 when it may be
+ * printed as is (valid UTF-8, not a C0/C1 control or DEL; \n, \t and \r\n allowed). */
+size_t cli_text_unit(const unsigned char *s, size_t n, unsigned *cp, int *ok);
+/* s[0..n) with every other unit escaped (\xHH for a byte, \uHHHH for a C1 control). */
+void cli_text_write(FILE *f, const char *s, size_t n);
+void cli_text_puts(FILE *f, const char *s);
+
 /* ---- cli_json.c ---- */
 void cli_json_str(FILE *f, const char *s);
 

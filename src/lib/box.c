@@ -59,18 +59,7 @@ static int is_live_state(const char *state)
 
 static int check_name(const char *name)
 {
-    size_t n = name ? strlen(name) : 0;
-
-    if (!name)
-        return 0;
-    if (n == 0 || n > 64 ||
-        strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") != n ||
-        name[0] == '.' || name[0] == '-')
-        return bl_err(BOXLITE_EINVAL,
-                      "invalid box name \"%s\": use 1-64 of [A-Za-z0-9_.-], not starting "
-                      "with '.' or '-'",
-                      name);
-    return 0;
+    return name ? bl_check_name("box", name) : 0;
 }
 
 static int check_env(const char *const *env)

@@ -4,6 +4,7 @@
 #include "error.h"
 #include "ext4.h"
 #include "layer.h"
+#include "bounds.h"
 #include "manifest.h"
 #include "reference.h"
 #include "registry.h"
@@ -275,26 +276,46 @@ static uint64_t disk_usage(const char *path)
     return stat(path, &st) == 0 ? (uint64_t)st.st_blocks * 512 : 0;
 }
 
+/* The base disk's size for what the scans found: room for the data twice and a GiB,
+ * at least MIN_FS_SIZE, refused over BOXLITE_MAX_IMAGE_DISK. */
+static int base_size(uint64_t *out, const struct bl_layer_scan *scans, size_t n)
+{
+    uint64_t need = 0, size, max = bl_limit(BL_LIMIT_IMAGE_DISK);
+    char a[32], b[32];
+
+    for (size_t i = 0; i < n; i++)
+        need += scans[i].bytes + scans[i].entries * 4096;
+    size = need * 2 + (1ull << 30);
+    size = size < MIN_FS_SIZE ? MIN_FS_SIZE : (size + (1 << 20) - 1) & ~((uint64_t)(1 << 20) - 1);
+    if (size > max)
+        return bl_err(BOXLITE_EINVAL, "the image needs a %s base disk, over the %s limit (%s)",
+                      bl_limit_bytes(a, sizeof(a), size), bl_limit_bytes(b, sizeof(b), max),
+                      bl_limit_env(BL_LIMIT_IMAGE_DISK));
+    *out = size;
+    return 0;
+}
+
 static int build_fs(const char *tmp, boxlite_runtime *rt, const char *name,
                     const struct bl_manifest *m, const struct bl_pull_progress_ctx *progress)
 {
     struct bl_layer_scan *scans = calloc(m->n_layers + 1, sizeof(*scans));
     char **paths = calloc(m->n_layers + 1, sizeof(*paths));
+    struct bl_layer_budget budget;
     struct bl_fs *fs = NULL;
-    uint64_t need = 0, size;
+    uint64_t size = 0;
     int rc = scans && paths ? 0 : bl_err(BOXLITE_ENOMEM, "out of memory");
 
-    /* Pass 1 over every layer before anything is written: digests, paths, sizes. */
+    /* Pass 1 over every layer before anything is written: digests, paths, the limits. */
+    bl_layer_budget_init(&budget);
     for (size_t i = 0; i < m->n_layers && rc == 0; i++) {
         paths[i] = bl_store_blob_path(rt->home, m->layers[i].digest);
-        rc = paths[i] ? bl_layer_scan(&scans[i], paths[i], m->layers[i].digest) : BOXLITE_ENOMEM;
+        rc = paths[i] ? bl_layer_scan(&scans[i], paths[i], m->layers[i].digest, &budget)
+                      : BOXLITE_ENOMEM;
         if (rc != 0)
             bl_err_wrap(rc, "layer %zu (%s)", i + 1, m->layers[i].digest);
-        else
-            need += scans[i].bytes + scans[i].entries * 4096;
     }
-    size = need * 2 + (1ull << 30);
-    size = size < MIN_FS_SIZE ? MIN_FS_SIZE : (size + (1 << 20) - 1) & ~((uint64_t)(1 << 20) - 1);
+    if (rc == 0)
+        rc = base_size(&size, scans, m->n_layers);
     if (rc == 0)
         rc = bl_fs_mkfs(tmp, size);
     if (rc == 0)
@@ -335,7 +356,13 @@ int bl_image_build(struct bl_image_record *out, boxlite_runtime *rt, const char 
     if (rc == 0)
         rc = bl_store_lock(&lock, rt->home, lockname, BL_LOCK_TIMEOUT_MS);
     if (rc == 0 && access(final, R_OK) != 0) {
-        rc = build_fs(tmp, rt, name, m, progress);
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd < 0)
+            rc = bl_err_errno(BOXLITE_EIO, errno, "create %s", tmp);
+        else
+            close(fd); /* ours: mke2fs -F writes into this file, never through a link */
+        if (rc == 0)
+            rc = build_fs(tmp, rt, name, m, progress);
         if (rc == 0 && chmod(tmp, 0444) != 0)
             rc = bl_err_errno(BOXLITE_EIO, errno, "chmod %s", tmp);
         if (rc == 0 && rename(tmp, final) != 0)
@@ -485,6 +512,30 @@ static int find_cached(struct bl_image_record *out, boxlite_runtime *rt, const c
     for (size_t i = 0; i < n; i++)
         bl_ref_clear(&cands[i]);
     free(cands);
+    bl_ref_clear(&ref);
+    return rc;
+}
+
+int bl_image_check_untrusted(boxlite_runtime *rt, const char *s)
+{
+    struct bl_image_record rec = {0};
+    struct bl_ref ref = {0};
+    int rc;
+
+    if (!*s || strcmp(s, "default") == 0)
+        return 0;
+    if (find_cached(&rec, rt, s) == 0) {
+        bl_image_record_clear(&rec);
+        return 0;
+    }
+    bl_err_clear();
+    rc = bl_ref_parse(&ref, s);
+    if (rc == 0 && !ref.short_name && strcmp(ref.registry, "docker.io") != 0 &&
+        !bl_images_registry(rt, ref.registry))
+        rc = bl_err(BOXLITE_EINVAL,
+                    "image %.300s is on %.200s, a registry you have not configured, and is not "
+                    "in the store: refused (pull it first, or import with --trusted)",
+                    s, ref.registry);
     bl_ref_clear(&ref);
     return rc;
 }
@@ -825,6 +876,17 @@ static int keep_manifest_blobs(json_t *keep, const char *home, const char *diges
     }
     bl_manifest_clear(&m);
     free(text);
+    return rc;
+}
+
+int bl_image_gc_failed(boxlite_runtime *rt, int rc)
+{
+    char *msg = strdup(boxlite_error_last());
+
+    collect_garbage(rt);
+    if (msg)
+        bl_err(rc, "%s", msg);
+    free(msg);
     return rc;
 }
 

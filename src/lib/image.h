@@ -38,6 +38,17 @@ struct bl_pull_progress_ctx {
 };
 /* Turn the layers of manifest (blobs already in the store) into images/rootfs/<id>.ext4 and
  * record the image under name. *out (may be NULL) gets the record. */
+/* After an image was refused (a bomb, a bad layer): drop the blobs no record refers to
+ * (skipped while another process pulls or imports), keeping this thread's error message.
+ * Call without the shared "gc" lock held. Returns rc. */
+int bl_image_gc_failed(boxlite_runtime *rt, int rc);
+
+/* An image reference from an untrusted source (a .boxlite archive): 0 when it names the
+ * built-in image, an image in the store, or one whose registry the user configured (or
+ * docker.io, the default); EINVAL otherwise, so that opening it never pulls from a host
+ * the archive chose. */
+int bl_image_check_untrusted(boxlite_runtime *rt, const char *ref);
+
 int bl_image_build(struct bl_image_record *out, boxlite_runtime *rt, const char *name,
                    const char *manifest_digest, const struct bl_manifest *m,
                    const struct bl_pull_progress_ctx *progress);

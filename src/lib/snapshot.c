@@ -29,16 +29,7 @@
 
 static int check_snap_name(const char *name)
 {
-    size_t n = name ? strlen(name) : 0;
-
-    if (n == 0 || n > 64 ||
-        strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") != n ||
-        name[0] == '.' || name[0] == '-')
-        return bl_err(BOXLITE_EINVAL,
-                      "invalid snapshot name \"%s\": use 1-64 of [A-Za-z0-9_.-], not "
-                      "starting with '.' or '-'",
-                      name ? name : "");
-    return 0;
+    return bl_check_name("snapshot", name);
 }
 
 static char *snap_path(const boxlite_box *box, const char *name, const char *file)

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #define AGENT_FD  3 /* the channel's fd number inside QEMU */
@@ -189,6 +190,20 @@ static void add_network(struct argv_buf *a, const struct bl_vm_config *c)
     add(a, own(a, bl_strdupf("virtio-net-device,netdev=net0,mac=%s", c->mac)));
 }
 
+/* How QEMU keeps the guest's owners, modes and special files of a volume: in user.virtfs.*
+ * xattrs of the host files ("mapped-xattr") where the host filesystem has user xattrs, else in
+ * .virtfs_metadata files beside them ("mapped-file"). Either way the host inode stays a plain
+ * file or directory owned by QEMU's user with modes 0600/0700 for what the guest creates: a
+ * guest chmod 4755, chown or mknod never reaches the host inode (docs/security.md). */
+static const char *volume_model(const char *path)
+{
+    char v[8];
+
+    if (getxattr(path, "user.virtfs.uid", v, sizeof(v)) >= 0 || errno == ENODATA || errno == ERANGE)
+        return "mapped-xattr";
+    return "mapped-file";
+}
+
 /* One -fsdev + virtio-9p-device per volume; the agent mounts them (kernel command line). */
 static void add_volumes(struct argv_buf *a, const struct bl_vm_config *c, char **cmdline)
 {
@@ -199,8 +214,8 @@ static void add_volumes(struct argv_buf *a, const struct bl_vm_config *c, char *
         char *guest = percent_encode(c->volumes[i + 2]);
         char *more;
         add(a, "-fsdev");
-        add(a, own(a, path ? bl_strdupf("local,id=vol%zu,path=%s,security_model=none%s", n, path,
-                                        ro ? ",readonly=on" : "")
+        add(a, own(a, path ? bl_strdupf("local,id=vol%zu,path=%s,security_model=%s%s", n, path,
+                                        volume_model(c->volumes[i + 1]), ro ? ",readonly=on" : "")
                            : NULL));
         add(a, "-device");
         add(a, own(a, bl_strdupf("virtio-9p-device,fsdev=vol%zu,mount_tag=vol%zu", n, n)));
@@ -216,7 +231,7 @@ static void add_volumes(struct argv_buf *a, const struct bl_vm_config *c, char *
 
 /* The command line. Devices: one virtio-blk (the box disk), one virtio-serial port (the
  * agent channel), virtio-net unless the network is off, a virtio-9p per volume, the ISA
- * serial console to a file; nothing else. */
+ * serial console to the shim (console.sock); nothing else. */
 static void build_argv(struct argv_buf *a, const struct bl_vm_config *c)
 {
     char *cmdline = bl_strdupf("console=ttyS0 quiet panic=-1 reboot=t%s boxlite.hostname=%s%s",
@@ -243,8 +258,12 @@ static void build_argv(struct argv_buf *a, const struct bl_vm_config *c)
     add(a, c->kernel);
     add(a, "-initrd");
     add(a, c->initrd);
+    /* the shim listens on console.sock in the box directory QEMU runs in and writes
+     * console.log, capped (src/shim/console.c) */
+    add(a, "-chardev");
+    add(a, "socket,id=console,path=console.sock");
     add(a, "-serial");
-    add(a, own(a, bl_strdupf("file:%s", c->console)));
+    add(a, "chardev:console");
     add(a, "-drive");
     add(a, own(a, bl_strdupf("id=disk0,if=none,format=qcow2,file=%s", c->disk)));
     add(a, "-device");

@@ -8,7 +8,7 @@ struct bl_vm_config {
     const char *kernel;  /* vmlinuz */
     const char *initrd;  /* initramfs */
     const char *disk;    /* the box's qcow2 */
-    const char *console; /* file the guest console is appended to */
+    const char *console; /* console.log: the shim writes it (capped) from console.sock */
     const char *hostname;
     const char *mac; /* the virtio-net MAC, "52:54:00:..." */
     int incoming;    /* wait for a saved state on fd 5 (-incoming fd:5) */

@@ -46,11 +46,12 @@ struct shim {
     int listen_fd, sig_fd, pid_fd;
     pid_t qemu;
     struct shim_router *router;
-    int reported;     /* readiness (or failure) written to status_fd */
-    int stopping;     /* a stop was asked for */
-    int killed_by_us; /* we sent QEMU SIGKILL */
-    int user_stop;    /* the stop came from a client, the owner dying or SIGTERM */
-    int qemu_exited;  /* QEMU ended by itself (reported as "error qemu-exited: ...") */
+    struct shim_console *console; /* console.c: QEMU's serial port into a capped log */
+    int reported;                 /* readiness (or failure) written to status_fd */
+    int stopping;                 /* a stop was asked for */
+    int killed_by_us;             /* we sent QEMU SIGKILL */
+    int user_stop;                /* the stop came from a client, the owner dying or SIGTERM */
+    int qemu_exited;              /* QEMU ended by itself (reported as "error qemu-exited: ...") */
     int64_t stop_deadline, boot_deadline;
     char reason[512]; /* why the VM ended, when not asked to */
 };
@@ -384,6 +385,8 @@ static void finish(struct shim *s)
     kill(s->qemu, SIGKILL); /* no-op when it is gone; sure when we left serve() early */
     while (waitpid(s->qemu, &status, 0) < 0 && errno == EINTR)
         ;
+    shim_console_close(s->console); /* console.log complete before its tail is read */
+    s->console = NULL;
     state = outcome(s, status, was_ready);
     snprintf(line, sizeof(line), "error%s: %s\n", s->qemu_exited ? " qemu-exited" : "", s->reason);
     report(s, line);
@@ -421,7 +424,8 @@ int main(int argc, char **argv)
     }
     s.sig_fd = signals_fd();
     s.listen_fd = listen_here();
-    if (s.sig_fd < 0 || s.listen_fd < 0 || start_qemu(&s) != 0) {
+    s.console = shim_console_open();
+    if (s.sig_fd < 0 || s.listen_fd < 0 || !s.console || start_qemu(&s) != 0) {
         snprintf(s.reason, sizeof(s.reason), "the shim could not set up: %s", strerror(errno));
         if (s.qemu > 0)
             finish(&s);

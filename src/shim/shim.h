@@ -13,6 +13,15 @@ struct pollfd;
 #define SHIM_MAX_CLIENTS 64
 #define SHIM_OUTQ_CAP    (64u << 20) /* a client that lets this much pile up is dropped */
 
+/* ---- console.c: the guest console, capped ---- */
+
+struct shim_console;
+/* Listen on console.sock in the cwd (the box directory) for QEMU's serial port and drain it
+ * into console.log by a thread, rotating at BOXLITE_MAX_CONSOLE. NULL on failure. */
+struct shim_console *shim_console_open(void);
+/* After QEMU ended: write what it left buffered, stop the thread, free. Accepts NULL. */
+void shim_console_close(struct shim_console *c);
+
 /* ---- router.c: connections and stream routing ---- */
 
 /* One framed, non-blocking connection with an output queue. */

@@ -96,6 +96,23 @@ def test_published_port_answers_and_cannot_be_shared(cli):
         cli.run("rm", "-f", "web-b")
 
 
+def test_published_port_on_a_chosen_address(cli):
+    """-p IP:HOST:GUEST listens on IP only (127.0.0.2 here: loopback, not the default)."""
+    port = free_port()
+    try:
+        ok(cli.run("run", "-d", "--name", "web-ip", "-p", f"127.0.0.2:{port}:80", "--", "sh",
+                   "-c", "mkdir -p /www && echo on 127.0.0.2 > /www/index.html && "
+                   "httpd -p 80 -h /www && echo up"))
+        info = json.loads(ok(cli.run("inspect", "web-ip")).stdout)[0]
+        assert info["published_ports"] == f"127.0.0.2:{port}->80/tcp"
+        body = urllib.request.urlopen(f"http://127.0.0.2:{port}/", timeout=20).read()
+        assert body == b"on 127.0.0.2\n"
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    finally:
+        cli.run("rm", "-f", "web-ip")
+
+
 def test_volumes_rw_ro_spaces_and_persist_across_restart(cli, tmp_path):
     rw = tmp_path / "rw dir with spaces"
     ro = tmp_path / "ro"
