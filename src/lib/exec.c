@@ -578,7 +578,7 @@ BOXLITE_API void boxlite_exec_free(boxlite_exec *ex)
     if (!ex)
         return;
     pthread_mutex_lock(&ex->conn->mu);
-    running = !ex->exited && !ex->failed && !ex->detach;
+    running = (!ex->exited && !ex->failed && !ex->detach) || ex->expired == 1;
     unlink_locked(ex);
     pthread_mutex_unlock(&ex->conn->mu);
     if (running)
