@@ -359,7 +359,7 @@ void bl_exec_start(uint32_t stream, const uint8_t *payload, size_t len)
     struct stream *s;
     char msg[240] = "";
     unsigned cg = 0;
-    int cg_fd = -1;
+    int cg_fd = -1, err;
     pid_t pid;
     int rc;
 
@@ -377,11 +377,12 @@ void bl_exec_start(uint32_t stream, const uint8_t *payload, size_t len)
     if (!(req.flags & BL_EXEC_BUILTIN))
         (void)bl_cgroup_new(&cg, &cg_fd);
     pid = bl_spawn(&req, &io, cg_fd, msg, sizeof msg);
+    err = errno;
     if (cg_fd >= 0)
         close(cg_fd);
     if (pid < 0) {
-        bl_cgroup_release(cg);
-        send_nostart(stream, errno, msg);
+        bl_cgroup_release(cg); /* (its unreaped child may still be in it: then later) */
+        send_nostart(stream, err, msg);
         goto out;
     }
     s = stream_new(stream, pid, &io, (req.flags & BL_EXEC_TTY) != 0, cg);
