@@ -15,8 +15,9 @@ struct bl_monitor_start {
 };
 
 /* Start the shim and wait for its report: 0 once the agent answered, else the shim's
- * reason as the error. */
-int bl_monitor_start(const struct bl_monitor_start *m);
+ * reason as the error, with *qemu_exited_out set to 1 when QEMU ended by itself during the
+ * boot (the shim's "error qemu-exited:" report: e.g. it could not run under KVM), else 0. */
+int bl_monitor_start(int *qemu_exited_out, const struct bl_monitor_start *m);
 
 /* 1 when pid is the running shim of box id. */
 int bl_monitor_alive(int pid, const char *id);

@@ -37,23 +37,46 @@ static int kvm_usable(const char **why)
     return ok;
 }
 
-int bl_vmm_pick_accel(int *kvm_out, const char **why_tcg)
+/* The accelerator asked for, and by whom (for messages). */
+static const char *wanted(const char *opt, const char **who)
 {
-    const char *env = getenv("BOXLITE_ACCEL");
+    *who = "the runtime's accel option";
+    if (opt && *opt)
+        return opt;
+    *who = "BOXLITE_ACCEL";
+    opt = getenv("BOXLITE_ACCEL");
+    return opt && *opt ? opt : "auto";
+}
+
+int bl_vmm_kvm_required(const char *opt)
+{
+    const char *who;
+
+    return strcmp(wanted(opt, &who), "kvm") == 0;
+}
+
+int bl_vmm_pick_accel(int *kvm_out, const char **why_tcg, const char *opt)
+{
+    const char *who, *want = wanted(opt, &who);
     const char *why = NULL;
+    int kvm;
 
     *why_tcg = NULL;
-    if (env && strcmp(env, "tcg") == 0) {
+    if (strcmp(want, "tcg") == 0) {
         *kvm_out = 0;
         return 0;
     }
-    if (env && *env && strcmp(env, "kvm") != 0 && strcmp(env, "auto") != 0)
-        return bl_err(BOXLITE_EINVAL, "BOXLITE_ACCEL=%s: expected kvm, tcg or auto", env);
-    *kvm_out = kvm_usable(&why);
-    if (!*kvm_out && env && strcmp(env, "kvm") == 0)
-        return bl_err(BOXLITE_EINVAL, "BOXLITE_ACCEL=kvm but %s", why);
-    if (!*kvm_out)
+    if (strcmp(want, "kvm") != 0 && strcmp(want, "auto") != 0)
+        return bl_err(BOXLITE_EINVAL, "%s=%s: expected kvm, tcg or auto", who, want);
+    kvm = kvm_usable(&why);
+    if (!kvm && strcmp(want, "kvm") == 0)
+        return bl_err(BOXLITE_EINVAL,
+                      "%s=kvm requires hardware isolation but %s: refusing to start "
+                      "(no fallback to TCG emulation)",
+                      who, why);
+    if (!kvm)
         *why_tcg = why;
+    *kvm_out = kvm;
     return 0;
 }
 

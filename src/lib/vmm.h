@@ -20,10 +20,19 @@ struct bl_vm_config {
     char *const *volumes; /* groups of 3: "ro"|"rw", host path, guest path */
 };
 
-/* Decide the accelerator: BOXLITE_ACCEL=kvm|tcg, else KVM when /dev/kvm is usable.
+/* Decide the accelerator: the runtime's accel option (opt; NULL or "" for none), else
+ * $BOXLITE_ACCEL — "kvm", "tcg" or "auto" — and with auto, KVM when /dev/kvm is usable.
  * *kvm_out is 1 for KVM. When TCG is chosen without being asked for, *why_tcg points to a
- * static reason. BOXLITE_EINVAL for a bad BOXLITE_ACCEL or kvm asked for but unusable. */
-int bl_vmm_pick_accel(int *kvm_out, const char **why_tcg);
+ * static reason. BOXLITE_EINVAL for a bad value, or kvm required but unusable (no fallback:
+ * TCG is not a hardware boundary). */
+int bl_vmm_pick_accel(int *kvm_out, const char **why_tcg, const char *opt);
+
+/* 1 when opt (else $BOXLITE_ACCEL) requires KVM: a failure under it must not fall back. */
+int bl_vmm_kvm_required(const char *opt);
+
+/* What the notice says about TCG, one phrase for every message. */
+#define BL_TCG_NOTICE                                                                              \
+    "TCG emulation (slower, and not a hardware boundary: the emulator is the only isolation)"
 
 /* The QEMU command line for cfg; the agent chardev is fd 3, the QMP monitor fd 4, the
  * network stream fd 6 (unless network_disabled).

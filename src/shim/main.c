@@ -54,6 +54,7 @@ struct shim {
     int stopping;                 /* a stop was asked for */
     int killed_by_us;             /* we sent QEMU SIGKILL */
     int user_stop;                /* the stop came from a client, the owner dying or SIGTERM */
+    int qemu_exited;              /* QEMU ended by itself (reported as "error qemu-exited: ...") */
     int64_t stop_deadline, boot_deadline;
     char reason[512]; /* why the VM ended, when not asked to */
 };
@@ -370,6 +371,7 @@ static const char *outcome(struct shim *s, int status, int was_ready)
     }
     if (by_us)
         return "failed"; /* s->reason says why we killed it */
+    s->qemu_exited = 1;
     tail_of("qemu.log", tail, sizeof(tail));
     if (!tail[0] && !was_ready)
         tail_of("console.log", tail, sizeof(tail));
@@ -397,7 +399,7 @@ static void finish(struct shim *s)
     shim_console_close(s->console); /* console.log complete before its tail is read */
     s->console = NULL;
     state = outcome(s, status, was_ready);
-    snprintf(line, sizeof(line), "error: %s\n", s->reason);
+    snprintf(line, sizeof(line), "error%s: %s\n", s->qemu_exited ? " qemu-exited" : "", s->reason);
     report(s, line);
     unlink("shim.sock");
     if (s->auto_remove && strcmp(state, "stopped") == 0) {
