@@ -35,6 +35,7 @@ struct attach {
     size_t pre_len, pre_off;
     struct inmsg *inbox, **inbox_tail;
     double last_rx, close_at;
+    int close_code; /* queue a close with it once the data queue is empty */
 };
 
 static unsigned n_attached;
@@ -161,8 +162,7 @@ int attach_send_exit(struct attach *a, int exit_code)
     pthread_mutex_lock(&a->mu);
     if (!a->closing) {
         rc = queue_locked(a, WSLAY_TEXT_FRAME, text, strlen(text));
-        wslay_event_queue_close(a->ws, 1000, NULL, 0);
-        a->close_at = now_monotonic();
+        a->close_code = 1000; /* wslay sends control frames first: close once this is out */
     }
     pthread_mutex_unlock(&a->mu);
     poke(a);
@@ -336,12 +336,16 @@ static void *attach_thread(void *arg)
             wslay_event_queue_msg(a->ws, &ping);
             last_ping = now;
         }
-        if (!bad && g_serve->stopping && a->close_at == 0) {
-            wslay_event_queue_close(a->ws, 1001, NULL, 0);
-            a->close_at = now;
-        }
+        if (g_serve->stopping && a->close_code == 0)
+            a->close_code = 1001;
         if (!bad && wslay_event_want_write(a->ws))
             bad |= wslay_event_send(a->ws) != 0;
+        if (!bad && a->close_code != 0 && a->close_at == 0 &&
+            wslay_event_get_queued_msg_count(a->ws) == 0) {
+            wslay_event_queue_close(a->ws, (uint16_t)a->close_code, NULL, 0);
+            bad |= wslay_event_send(a->ws) != 0;
+            a->close_at = now;
+        }
         pthread_mutex_unlock(&a->mu);
         if (bad || now - a->last_rx > 45 || (a->close_at != 0 && now - a->close_at > 5))
             break;

@@ -48,13 +48,13 @@ static void *xfer_thread(void *arg)
     int rc = t->out ? boxlite_box_copy_out_tar(t->b->box, t->path, t->fd, &t->opts)
                     : boxlite_box_copy_in_tar(t->b->box, t->fd, t->path, &t->opts);
 
-    close(t->fd);
     pthread_mutex_lock(&t->mu);
     t->rc = rc;
     snprintf(t->err, sizeof(t->err), "%s", rc != 0 ? boxlite_error_last() : "");
     t->done = 1;
     pthread_cond_broadcast(&t->cond);
     pthread_mutex_unlock(&t->mu);
+    close(t->fd); /* after done: the reader's hang-up means the result is there */
     xfer_put(t);
     return NULL;
 }
