@@ -1,0 +1,172 @@
+"""test_serve_e2e.py — the Box API end to end over HTTP on 127.0.0.1 with a real VM: create →
+start → exec with a WebSocket attach (stdin echo, stdout/stderr channels, exit frame) →
+reattach → signal → files round trip → snapshot/restore/clone → export/import → delete."""
+import io
+import json
+import tarfile
+import time
+
+import pytest
+
+from serve_helpers import attach, read_until_exit
+
+
+@pytest.fixture(scope="module")
+def box(api):
+    st, h, b = api.call("POST", "/boxes", {"name": "serve-e2e", "memory_mib": 256})
+    assert st == 201, b
+    assert h["location"] == f"/v1/boxes/{b['box_id']}"
+    assert b["status"] == "configured" and b["name"] == "serve-e2e"
+    st, _, b2 = api.call("POST", f"/boxes/{b['box_id']}/start")
+    assert st == 200 and b2["status"] == "running", b2
+    yield b["box_id"]
+    api.call("DELETE", f"/boxes/{b['box_id']}?force=true")
+
+
+def start_exec(api, box, *argv, **kw):
+    st, h, b = api.call("POST", f"/boxes/{box}/exec",
+                        {"command": argv[0], "args": list(argv[1:]), **kw})
+    assert st == 201, b
+    assert h["location"].endswith(f"/executions/{b['execution_id']}")
+    return b["execution_id"]
+
+
+def test_get_list_head(api, box):
+    st, _, b = api.call("GET", "/boxes/serve-e2e")
+    assert st == 200 and b["box_id"] == box and b["pid"] > 0
+    st, _, b = api.call("GET", "/boxes?status=running")
+    assert st == 200 and box in [x["box_id"] for x in b["boxes"]]
+    assert api.call("HEAD", f"/boxes/{box}")[0] == 204
+    assert api.call("HEAD", "/boxes/no-such-box")[0] == 404
+    st, _, b = api.call("GET", "/boxes/no-such-box")
+    assert st == 404 and b["error"]["code"] == "not_found" and b["error"]["request_id"]
+
+
+def test_exec_attach_stdin_echo_channels_exit(api, box):
+    eid = start_exec(api, box, "sh", "-c", "cat; echo to-err >&2; exit 3")
+    ws = attach(api, box, eid)
+    ws.send_binary(b"hello over websocket\n")
+    ws.send(json.dumps({"type": "stdin_eof"}))
+    out, err, code, _ = read_until_exit(ws)
+    ws.close()
+    assert (out, err, code) == (b"hello over websocket\n", b"to-err\n", 3)
+    st, _, info = api.call("GET", f"/boxes/{box}/executions/{eid}")
+    assert st == 200 and info["status"] == "completed" and info["exit_code"] == 3
+
+
+def test_second_attach_conflicts_and_bad_signal_is_an_error_frame(api, box):
+    eid = start_exec(api, box, "sh", "-c", "read x; echo got $x")
+    ws = attach(api, box, eid)
+    st, _, b = api.call("GET", f"/boxes/{box}/executions/{eid}/attach",
+                        headers={"Upgrade": "websocket", "Connection": "Upgrade",
+                                 "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+                                 "Sec-WebSocket-Version": "13"})
+    assert st == 409 and b["error"]["code"] == "invalid_state"
+    ws.send(json.dumps({"type": "signal", "sig": 9}))
+    op, data = ws.recv_data()
+    assert op == 1 and json.loads(data)["type"] == "error"
+    ws.send_binary(b"ok\n")
+    out, _, code, _ = read_until_exit(ws)
+    ws.close()
+    assert out == b"got ok\n" and code == 0
+
+
+def test_reattach_gets_output_made_while_detached(api, box):
+    eid = start_exec(api, box, "sh", "-c", "read x; sleep 1; echo later-$x")
+    ws = attach(api, box, eid)
+    ws.send_binary(b"42\n")
+    ws.close()  # the exec goes on with nobody attached
+    time.sleep(3)
+    st, _, info = api.call("GET", f"/boxes/{box}/executions/{eid}")
+    assert st == 200
+    ws = attach(api, box, eid)
+    out, _, code, _ = read_until_exit(ws)
+    ws.close()
+    assert out == b"later-42\n" and code == 0
+
+
+def test_signal_resize_kill(api, box):
+    eid = start_exec(api, box, "sleep", "300")
+    st, _, b = api.call("POST", f"/boxes/{box}/executions/{eid}/signal", {"signal": 9})
+    assert st == 400 and b["error"]["code"] == "invalid_argument"  # SIGKILL goes via DELETE
+    st, _, b = api.call("POST", f"/boxes/{box}/executions/{eid}/resize", {"cols": 80, "rows": 24})
+    assert st == 409 and b["error"]["code"] == "invalid_state"  # no tty
+    assert api.call("POST", f"/boxes/{box}/executions/{eid}/signal", {"signal": 15})[0] == 204
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        info = api.call("GET", f"/boxes/{box}/executions/{eid}")[2]
+        if info["status"] != "running":
+            break
+        time.sleep(0.2)
+    assert info["status"] == "completed" and info["exit_code"] == 143, info
+    eid = start_exec(api, box, "sleep", "300", tty=True)
+    assert api.call("POST", f"/boxes/{box}/executions/{eid}/resize",
+                    {"cols": 100, "rows": 30})[0] == 204
+    assert api.call("DELETE", f"/boxes/{box}/executions/{eid}")[0] == 204
+    assert api.call("GET", f"/boxes/{box}/executions/{eid}")[0] == 404
+
+
+def tar_of(files):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as t:
+        for name, data in files.items():
+            ti = tarfile.TarInfo(name)
+            ti.size = len(data)
+            ti.mode = 0o640
+            t.addfile(ti, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def test_files_round_trip(api, box):
+    big = bytes(range(256)) * 4096  # 1 MiB
+    body = tar_of({"up/a.txt": b"alpha\n", "up/big.bin": big})
+    st, _, b = api.call("PUT", f"/boxes/{box}/files?path=/tmp", body,
+                        headers={"Content-Type": "application/x-tar"})
+    assert st == 204, b
+    st, h, data = api.call("GET", f"/boxes/{box}/files?path=/tmp/up")
+    assert st == 200 and h["content-type"] == "application/x-tar"
+    with tarfile.open(fileobj=io.BytesIO(data)) as t:
+        got = {m.name: t.extractfile(m).read() for m in t.getmembers() if m.isfile()}
+    assert got == {"up/a.txt": b"alpha\n", "up/big.bin": big}
+    st, _, b = api.call("GET", f"/boxes/{box}/files?path=/no/such")
+    assert st == 404 and b["error"]["code"] == "not_found"
+    st, _, b = api.call("GET", f"/boxes/{box}/files?path=relative")
+    assert st == 400
+
+
+def test_snapshot_restore_clone_export_import_delete(api, box, tmp_path):
+    eid = start_exec(api, box, "sh", "-c", "echo one > /root/mark; sync")
+    ws = attach(api, box, eid)
+    assert read_until_exit(ws)[2] == 0
+    ws.close()
+    st, _, b = api.call("POST", f"/boxes/{box}/stop", {"timeout_seconds": 20})
+    assert st == 200 and b["status"] == "stopped", b
+    st, _, snap = api.call("POST", f"/boxes/{box}/snapshots", {"name": "s1"})
+    assert st == 201 and snap["name"] == "s1" and snap["box_id"] == box
+    assert [s["name"] for s in api.call("GET", f"/boxes/{box}/snapshots")[2]["snapshots"]] == ["s1"]
+    assert api.call("GET", f"/boxes/{box}/snapshots/s1")[0] == 200
+    assert api.call("GET", f"/boxes/{box}/snapshots/nope")[0] == 404
+    assert api.call("POST", f"/boxes/{box}/snapshots/s1/restore")[0] == 204
+    st, h, clone = api.call("POST", f"/boxes/{box}/clone", {"name": "serve-e2e-clone"})
+    assert st == 201 and h["location"].endswith(clone["box_id"]), clone
+    st, h, archive = api.call("POST", f"/boxes/{clone['box_id']}/export")
+    assert st == 200 and h["content-type"] == "application/octet-stream" and len(archive) > 0
+    st, _, imp = api.call("POST", "/boxes/import?name=serve-e2e-imported", archive,
+                          headers={"Content-Type": "application/octet-stream"})
+    assert st == 201 and imp["name"] == "serve-e2e-imported", imp
+    st, _, b = api.call("POST", "/boxes/import", b"not an archive",
+                        headers={"Content-Type": "application/octet-stream"})
+    assert st == 400 and b["error"]["code"] == "invalid_argument"
+    # the imported box runs and has the file
+    eid = start_exec(api, imp["box_id"], "cat", "/root/mark")
+    ws = attach(api, imp["box_id"], eid)
+    out, _, code, _ = read_until_exit(ws)
+    ws.close()
+    assert (out, code) == (b"one\n", 0)
+    assert api.call("DELETE", f"/boxes/{snap['name']}")[0] == 404
+    for b in (imp["box_id"], clone["box_id"]):
+        assert api.call("DELETE", f"/boxes/{b}?force=true")[0] == 204
+        assert api.call("GET", f"/boxes/{b}")[0] == 404
+    assert api.call("DELETE", f"/boxes/{snap['box_id']}/snapshots/s1")[0] == 204
+    st, _, m = api.call("GET", "/metrics")
+    assert st == 200 and m["total_commands_executed"] >= 5 and m["boxes_created_total"] >= 3
