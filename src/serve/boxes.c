@@ -222,6 +222,31 @@ static void strv_free(char **v)
     free(v);
 }
 
+/* CreateBoxRequest admits no other fields (additionalProperties: false). */
+static int refuse_unknown(struct req *r)
+{
+    static const char *const known[] = {"advanced",    "security",   "name",        "image",
+                                        "rootfs_path", "cpus",       "memory_mib",  "disk_size_gb",
+                                        "working_dir", "env",        "entrypoint",  "cmd",
+                                        "user",        "volumes",    "network",     "secrets",
+                                        "detach",      "auto_pause", "auto_delete", "auto_resume"};
+    const char *k;
+    json_t *v;
+
+    json_object_foreach(r->json, k, v)
+    {
+        size_t i = 0;
+        while (i < sizeof(known) / sizeof(known[0]) && strcmp(known[i], k) != 0)
+            i++;
+        if (i == sizeof(known) / sizeof(known[0])) {
+            reply_error(r, 400, "InvalidArgumentError", "invalid_argument",
+                        "unknown field in the box request: %.64s", k);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /* Fields the spec has that this server cannot honour: refused, never silently dropped. */
 static int refuse_unsupported(struct req *r)
 {
@@ -317,8 +342,9 @@ enum MHD_Result h_box_create(struct req *r)
         return reply_error(r, 400, "InvalidArgumentError", "invalid_argument",
                            "a JSON body is required");
     net = json_object_get(r->json, "network");
-    if (refuse_unsupported(r) != 0 || json_get_str(r, "name", &o.name) != 0 ||
-        json_get_str(r, "image", &o.image) != 0 || json_get_int(r, "cpus", 1, 32, &cpus) != 0 ||
+    if (refuse_unknown(r) != 0 || refuse_unsupported(r) != 0 ||
+        json_get_str(r, "name", &o.name) != 0 || json_get_str(r, "image", &o.image) != 0 ||
+        json_get_int(r, "cpus", 1, 32, &cpus) != 0 ||
         json_get_int(r, "memory_mib", 128, 1 << 20, &mem) != 0 ||
         json_get_int(r, "disk_size_gb", 1, 1 << 16, &disk) != 0 ||
         json_get_str(r, "working_dir", &o.working_dir) != 0 ||

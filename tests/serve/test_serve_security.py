@@ -1,0 +1,186 @@
+"""test_serve_security.py — hostile clients of `boxlite serve` (no VM needed): missing and
+wrong keys, hashed keys and SIGHUP revocation, oversized bodies, slowloris, a non-loopback
+listen, host paths through volumes, the prefix, and a pass of malformed requests."""
+import hashlib
+import json
+import random
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+from serve_helpers import KEY, Api, Server, free_port, serve_env
+from boxlite_paths import BOXLITE
+
+
+@pytest.fixture()
+def make(box_env, tmp_path):
+    made = []
+
+    def start(**kw):
+        s = Server(serve_env(box_env), tmp_path, **kw)
+        made.append(s)
+        return s
+    yield start
+    for s in made:
+        s.stop()
+
+
+def test_missing_or_wrong_key_is_401(api):
+    assert api.call("GET", "/me", root=True)[0] == 200
+    for key in (None, "wrong", KEY + "x", KEY[:-1], ""):
+        st, _, b = Api(api.port, key=key).call("GET", "/boxes")
+        assert st == 401, key
+        assert b["error"]["code"] == "unauthenticated" and b["error"]["type"] == "AuthError"
+    st, _, b = Api(api.port, key=None).call("GET", "/config", root=True)
+    assert st == 200 and b["capabilities"]["snapshots_enabled"] is True
+    st, _, me = api.call("GET", "/me", root=True)
+    assert me["principal_type"] == "service_account" and me["path_prefix"] is None
+
+
+def test_hashed_keys_and_sighup_revocation(make):
+    s = make(keys=("first-key", "second-key"), hashed=True)
+    assert "first-key" not in s.keyfile.read_text()
+    assert Api(s.port, key="first-key").call("GET", "/boxes")[0] == 200
+    assert Api(s.port, key="second-key").call("GET", "/boxes")[0] == 200
+    s.keyfile.write_text("sha256:" + hashlib.sha256(b"second-key").hexdigest() + "\n")
+    s.proc.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if Api(s.port, key="first-key").call("GET", "/boxes")[0] == 401:
+            break
+        time.sleep(0.1)
+    assert Api(s.port, key="first-key").call("GET", "/boxes")[0] == 401
+    assert Api(s.port, key="second-key").call("GET", "/boxes")[0] == 200
+
+
+def test_oversized_bodies(api):
+    st, _, b = api.call("POST", "/boxes", b"{" + b" " * (2 << 20) + b"}",
+                        headers={"Content-Type": "application/json"})
+    assert st == 413 and b["error"]["code"] == "invalid_argument"
+    # chunked, no length: the connection is dropped once the limit passes
+    s = socket.create_connection(("127.0.0.1", api.port), timeout=20)
+    s.sendall(b"POST /v1/boxes HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + KEY.encode() +
+              b"\r\nTransfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\n")
+    sent, dropped = 0, False
+    chunk = b"%x\r\n%s\r\n" % (65536, b" " * 65536)
+    try:
+        while sent < (64 << 20):
+            s.sendall(chunk)
+            sent += 65536
+    except OSError:
+        dropped = True
+    if not dropped:
+        dropped = s.recv(100) in (b"",)
+    s.close()
+    assert dropped and sent <= (4 << 20), sent
+    assert api.call("GET", "/boxes")[0] == 200
+
+
+def test_slowloris_is_cut_at_the_header_deadline(make):
+    s = make(extra=("--header-timeout", "2"))
+    slow = socket.create_connection(("127.0.0.1", s.port), timeout=10)
+    slow.sendall(b"GET /v1/config HTTP/1.1\r\nHost: x\r\n")
+    t0 = time.monotonic()
+    closed = False
+    for i in range(20):  # one header byte a second: each is activity, the deadline is not
+        try:
+            slow.sendall(b"X")
+            slow.settimeout(1)
+            if slow.recv(100) == b"":
+                closed = True
+                break
+        except socket.timeout:
+            continue
+        except OSError:
+            closed = True
+            break
+    elapsed = time.monotonic() - t0
+    slow.close()
+    assert closed and elapsed < 6, elapsed
+    assert Api(s.port).call("GET", "/config", root=True)[0] == 200
+
+
+def test_non_loopback_listen_is_refused(box_env, tmp_path):
+    keys = tmp_path / "k"
+    keys.write_text("k\n")
+    for extra in ([], ["--api-key-file", str(keys)]):
+        p = subprocess.run([str(BOXLITE), "serve", "--listen", f"0.0.0.0:{free_port()}", *extra],
+                           env=serve_env(box_env), capture_output=True, timeout=30)
+        assert p.returncode != 0 and b"refusing to listen" in p.stderr, p.stderr
+
+
+def test_volumes_cannot_name_host_paths(make, tmp_path):
+    s = make()
+    api = Api(s.port)
+    st, _, b = api.call("POST", "/boxes", {"volumes": [{"host_path": "/etc",
+                                                        "guest_path": "/mnt"}]})
+    assert st == 400 and b["error"]["code"] == "unsupported"
+    root = tmp_path / "vols"
+    (root / "ok").mkdir(parents=True)
+    s2 = make(extra=("--volume-root", str(root)))
+    api2 = Api(s2.port)
+    for hp in ("/etc", str(root / ".." / ".."), str(root / "missing")):
+        st, _, b = api2.call("POST", "/boxes", {"volumes": [{"host_path": hp,
+                                                             "guest_path": "/mnt"}]})
+        assert st == 400 and b["error"]["code"] == "invalid_argument", hp
+    (root / "ok" / "escape").symlink_to("/etc")
+    st, _, b = api2.call("POST", "/boxes", {"volumes": [{"host_path": str(root / "ok" / "escape"),
+                                                         "guest_path": "/mnt"}]})
+    assert st == 400, b
+    st, _, b = api.call("POST", "/boxes", {"rootfs_path": "/"})
+    assert st == 400 and b["error"]["code"] == "unsupported"
+
+
+def test_prefix_routes(make):
+    s = make(prefix="acme")
+    assert Api(s.port).call("GET", "/boxes")[0] == 404
+    st, _, b = Api(s.port, prefix="acme").call("GET", "/boxes")
+    assert st == 200 and "boxes" in b
+    assert Api(s.port, prefix="other").call("GET", "/boxes")[0] == 404
+    assert Api(s.port, prefix="acme").call("GET", "/me", root=True)[2]["path_prefix"] == "acme"
+
+
+METHODS = ["GET", "POST", "PUT", "DELETE", "HEAD", "PATCH", "OPTIONS", "G\x00T", "GET GET"]
+PATHS = ["/v1/boxes", "/v1/boxes/%s", "/v1/boxes/%s/exec", "/v1/boxes/%s/executions/%s/signal",
+         "/v1/boxes/%s/files?path=%s", "/v1/images/%s", "/v1/boxes?pageSize=%s",
+         "/v1/boxes?pageToken=%s", "/v1/images/pull", "/v1/boxes/%s/snapshots", "/%s", "%s"]
+
+
+def junk(rng):
+    return rng.choice(["", "..", "../../etc/passwd", "%00", "a" * 5000, "\u00e9", "-1",
+                       "99999999999999999999", "o-5", "o", "%2F", str(rng.random())])
+
+
+def test_malformed_requests_get_4xx_never_a_crash(api):
+    rng = random.Random(16)
+    bodies = [b"", b"{", b"[]", b"null", b"\x00\xff", b'{"command": 5}', b'{"signal": "x"}',
+              b'{"name": {}}', b'{"reference": 1}', b'{"cols": -1, "rows": 0}',
+              b'{"env": {"A=B": "x"}, "command": ""}', b'{"a":1,"a":2}', b"9" * 400]
+    statuses = {}
+    for i in range(1000):
+        path = rng.choice(PATHS)
+        path = path % tuple(junk(rng) for _ in range(path.count("%s")))
+        method = rng.choice(METHODS)
+        body = rng.choice(bodies)
+        s = socket.create_connection(("127.0.0.1", api.port), timeout=20)
+        head = f"{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\n"
+        if rng.random() < 0.1:
+            head += "Content-Length: -5\r\n"
+        head += f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        s.sendall(head.encode("utf-8", "surrogateescape") + body)
+        data = b""
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            data += d
+        s.close()
+        line = data.split(b"\r\n", 1)[0]
+        code = int(line.split()[1]) if line.startswith(b"HTTP/1.1 ") else 0
+        statuses[code] = statuses.get(code, 0) + 1
+        ok = 400 <= code < 500 or code == 0 or (code == 200 and method == "GET")
+        assert ok, (method, path, body, data[:300])
+    assert api.call("GET", "/boxes")[0] == 200, statuses
