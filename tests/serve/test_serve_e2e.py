@@ -170,3 +170,25 @@ def test_snapshot_restore_clone_export_import_delete(api, box, tmp_path):
     assert api.call("DELETE", f"/boxes/{snap['box_id']}/snapshots/s1")[0] == 204
     st, _, m = api.call("GET", "/metrics")
     assert st == 200 and m["total_commands_executed"] >= 5 and m["boxes_created_total"] >= 3
+
+
+def rss_kib(pid):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def test_a_websocket_that_never_reads_keeps_server_memory_bounded(api, box, server):
+    size = 24 << 20
+    eid = start_exec(api, box, "head", "-c", str(size), "/dev/zero")
+    before = rss_kib(server.proc.pid)
+    ws = attach(api, box, eid)
+    time.sleep(10)  # the process writes; nobody reads
+    grown = rss_kib(server.proc.pid) - before
+    st, _, info = api.call("GET", f"/boxes/{box}/executions/{eid}")
+    assert info["status"] == "running"  # held back, not buffered
+    out, _, code, _ = read_until_exit(ws, limit_s=300)
+    ws.close()
+    assert len(out) == size and code == 0
+    assert grown < 12 * 1024, f"server RSS grew {grown} KiB while the client did not read"
