@@ -83,6 +83,7 @@ struct route {
     serve_handler handler;
     int body;                         /* ROUTE_BODY_* */
     const struct body_stream *stream; /* ROUTE_BODY_STREAM */
+    int idempotent;                   /* honours Idempotency-Key */
 };
 enum { ROUTE_BODY_NONE = 0, ROUTE_BODY_JSON = 1, ROUTE_BODY_STREAM = 2 };
 
@@ -106,6 +107,11 @@ struct req {
     void *stream_state; /* owned by the route's body_stream; freed by its end or cleanup */
     void (*cleanup)(struct req *r); /* called once when the request is done */
     double started;                 /* monotonic seconds */
+    int capture;                    /* keep the reply for Idempotency-Key (idempotency.c) */
+    int captured;
+    char *cap_body;
+    size_t cap_len;
+    char cap_location[512];
 };
 
 /* ---- replies (http.c) ------------------------------------------------------------------- */
@@ -152,6 +158,11 @@ void http_request_done(void *cls, struct MHD_Connection *conn, void **con_cls,
                        enum MHD_RequestTerminationCode toe);
 /* The request's headers are in: the header deadline no longer applies to its connection. */
 void watch_headers_done(struct MHD_Connection *conn);
+
+/* ---- Idempotency-Key (idempotency.c) ------------------------------------------------------ */
+
+/* Run r's handler, or replay the first response to its Idempotency-Key. */
+enum MHD_Result idem_run(struct req *r);
 
 /* ---- router (router.c) -------------------------------------------------------------------- */
 

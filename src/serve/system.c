@@ -16,7 +16,7 @@ enum MHD_Result h_config(struct req *r)
         (json_int_t)g_serve->cfg->max_file_bytes, "exec_timeout_max_seconds", 86400.0,
         "tty_enabled", 1, "streaming_enabled", 1, "snapshots_enabled", 1, "clone_enabled", 1,
         "export_enabled", 1, "supported_security_presets", "standard", "idempotency_key_lifetime",
-        "PT0S");
+        "PT24H");
     return reply_json(r, 200, o);
 }
 

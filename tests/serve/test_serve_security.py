@@ -57,9 +57,14 @@ def test_hashed_keys_and_sighup_revocation(make):
 
 
 def test_oversized_bodies(api):
-    st, _, b = api.call("POST", "/boxes", b"{" + b" " * (2 << 20) + b"}",
-                        headers={"Content-Type": "application/json"})
-    assert st == 413 and b["error"]["code"] == "invalid_argument"
+    # a declared length over the limit is answered before the body is read
+    s = socket.create_connection(("127.0.0.1", api.port), timeout=20)
+    s.sendall(b"POST /v1/boxes HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + KEY.encode() +
+              b"\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n{" % (2 << 20))
+    head = s.recv(4096)
+    s.close()
+    assert head.startswith(b"HTTP/1.1 413 "), head
+    assert b'"code":"invalid_argument"' in head
     # chunked, no length: the connection is dropped once the limit passes
     s = socket.create_connection(("127.0.0.1", api.port), timeout=20)
     s.sendall(b"POST /v1/boxes HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + KEY.encode() +
@@ -184,3 +189,23 @@ def test_malformed_requests_get_4xx_never_a_crash(api):
         ok = 400 <= code < 500 or code == 0 or (code == 200 and method == "GET")
         assert ok, (method, path, body, data[:300])
     assert api.call("GET", "/boxes")[0] == 200, statuses
+
+
+def test_idempotency_key_replays_the_first_response(api):
+    k = {"Idempotency-Key": "017f22e2-79b0-7cc3-98c4-dc0c0c07398f"}
+    st, h, first = api.call("POST", "/boxes", {"name": "idem-box"}, headers=k)
+    assert st == 201, first
+    st, h2, again = api.call("POST", "/boxes", {"name": "idem-box"}, headers=k)
+    assert st == 201 and again == first and h2.get("idempotent-replayed") == "true"
+    assert h2["location"] == h["location"]
+    st, _, b = api.call("POST", "/boxes", {"name": "idem-other"}, headers=k)
+    assert st == 422, b  # same key, another payload
+    st, _, b = api.call("POST", "/boxes", {"name": "idem-box"},
+                        headers={"Idempotency-Key": "another"})
+    assert st == 409 and b["error"]["code"] == "already_exists"
+    d = {"Idempotency-Key": "delete-1"}
+    assert api.call("DELETE", "/boxes/idem-box", headers=d)[0] == 204
+    assert api.call("DELETE", "/boxes/idem-box", headers=d)[0] == 204  # replayed, not re-run
+    assert api.call("DELETE", "/boxes/idem-box")[0] == 404
+    assert api.call("GET", "/config", root=True)[2]["capabilities"][
+        "idempotency_key_lifetime"] == "PT24H"
