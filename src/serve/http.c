@@ -83,6 +83,11 @@ enum MHD_Result reply_json_location(struct req *r, unsigned status, json_t *body
     json_decref(body);
     if (text == NULL)
         return reply_error(r, 500, "InternalError", "internal", "out of memory");
+    if (r->capture && (r->cap_body = strdup(text)) != NULL) {
+        r->cap_len = strlen(text);
+        snprintf(r->cap_location, sizeof(r->cap_location), "%s", location ? location : "");
+        r->captured = 1;
+    }
     resp = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
     if (resp == NULL) {
         free(text);
@@ -101,6 +106,7 @@ enum MHD_Result reply_json(struct req *r, unsigned status, json_t *body)
 
 enum MHD_Result reply_empty(struct req *r, unsigned status)
 {
+    r->captured = r->capture;
     struct MHD_Response *resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
     return reply_response(r, status, resp);
 }
@@ -283,6 +289,7 @@ void http_request_done(void *cls, struct MHD_Connection *conn, void **con_cls,
     access_log(r);
     json_decref(r->json);
     free(r->json_buf);
+    free(r->cap_body);
     for (int i = 0; i < SERVE_MAX_PARAMS; i++)
         free(r->params[i]);
     free(r->path);
@@ -399,7 +406,7 @@ static enum MHD_Result finish_request(struct req *r)
             return reply_error(r, 400, "InvalidArgumentError", "invalid_argument",
                                "request body must be a JSON object");
     }
-    return r->route->handler(r);
+    return r->route->idempotent ? idem_run(r) : r->route->handler(r);
 }
 
 enum MHD_Result http_access(void *cls, struct MHD_Connection *conn, const char *url,
