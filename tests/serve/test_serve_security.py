@@ -209,3 +209,28 @@ def test_idempotency_key_replays_the_first_response(api):
     assert api.call("DELETE", "/boxes/idem-box")[0] == 404
     assert api.call("GET", "/config", root=True)[2]["capabilities"][
         "idempotency_key_lifetime"] == "PT24H"
+
+
+def make_cert(tmp_path):
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True, timeout=60)
+    return cert, key
+
+
+def test_tls(make, tmp_path):
+    import http.client
+    import ssl
+    cert, key = make_cert(tmp_path)
+    s = make(extra=("--tls-cert", str(cert), "--tls-key", str(key)))
+    ctx = ssl.create_default_context(cafile=str(cert))
+    ctx.check_hostname = False
+    c = http.client.HTTPSConnection("127.0.0.1", s.port, context=ctx, timeout=20)
+    c.request("GET", "/v1/boxes", headers={"Authorization": f"Bearer {KEY}"})
+    r = c.getresponse()
+    assert r.status == 200 and b"boxes" in r.read()
+    c.close()
+    plain = Api(s.port)
+    with pytest.raises(Exception):
+        plain.call("GET", "/config", root=True, timeout=10)
