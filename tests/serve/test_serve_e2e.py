@@ -191,3 +191,47 @@ def test_a_websocket_that_never_reads_keeps_server_memory_bounded(api, box, serv
     ws.close()
     assert len(out) == size and code == 0
     assert grown < 12 * 1024, f"server RSS grew {grown} KiB while the client did not read"
+
+
+def test_attach_over_tls_and_graceful_sigterm(box, box_env, tmp_path):
+    """A second server (TLS) on the same home: exec + wss attach, then SIGTERM while
+    attached: a 1001 close frame and a bounded exit."""
+    import ssl
+    import subprocess
+    import websocket
+    from serve_helpers import Api, Server, serve_env
+    cert, key = tmp_path / "c.pem", tmp_path / "k.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True, timeout=60)
+    s = Server(serve_env(box_env), tmp_path, extra=("--tls-cert", str(cert),
+                                                     "--tls-key", str(key)))
+    try:
+        import http.client
+        ctx = ssl.create_default_context(cafile=str(cert))
+        ctx.check_hostname = False
+        c = http.client.HTTPSConnection("127.0.0.1", s.port, context=ctx, timeout=60)
+        api = Api(s.port)
+        c.request("POST", f"/v1/boxes/{box}/exec",
+                  body=json.dumps({"command": "sh", "args": ["-c", "read x; echo tls-$x; sleep 300"]}),
+                  headers=api.headers({"Content-Type": "application/json"}))
+        r = c.getresponse()
+        assert r.status == 201
+        eid = json.loads(r.read())["execution_id"]
+        c.close()
+        ws = websocket.create_connection(
+            f"wss://127.0.0.1:{s.port}/v1/boxes/{box}/executions/{eid}/attach", timeout=60,
+            header=[f"Authorization: Bearer {api.key}"],
+            sslopt={"ca_certs": str(cert), "check_hostname": False})
+        ws.send_binary(b"ok\n")
+        op, data = ws.recv_data()
+        assert (op, data) == (2, b"\x01tls-ok\n")
+        t0 = time.monotonic()
+        s.proc.send_signal(__import__("signal").SIGTERM)
+        op, data = ws.recv_data()
+        assert op == 8 and data[:2] == (1001).to_bytes(2, "big"), (op, data)
+        assert s.proc.wait(timeout=60) == 0
+        assert time.monotonic() - t0 < 30
+        ws.close()
+    finally:
+        s.stop()
