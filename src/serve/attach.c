@@ -363,12 +363,14 @@ static void on_upgrade(void *cls, struct MHD_Connection *conn, void *con_cls, co
                        size_t extra_len, MHD_socket sock, struct MHD_UpgradeResponseHandle *urh)
 {
     struct sexec *x = cls;
+    struct req *r = con_cls;
     struct attach *a = calloc(1, sizeof(*a));
     struct wslay_event_callbacks cb = {on_recv, on_send, on_genmask, NULL, NULL, NULL, on_msg};
     pthread_t th;
 
     (void)conn;
-    (void)con_cls;
+    if (r != NULL)
+        r->stream_state = NULL; /* handed over: the request's cleanup leaves x alone */
     if (a == NULL)
         goto fail;
     a->x = x;
@@ -403,6 +405,22 @@ fail:
     if (a != NULL)
         attach_free(a);
     MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
+    sexec_put(x);
+}
+
+/* The request ended without the switch (the client left before the 101 went out): free the
+ * single-attach slot and the reference on_upgrade would have taken. Same thread as
+ * on_upgrade (thread per connection). */
+static void attach_abandoned(struct req *r)
+{
+    struct sexec *x = r->stream_state;
+
+    if (x == NULL)
+        return;
+    r->stream_state = NULL;
+    pthread_mutex_lock(&x->mu);
+    x->attach_reserved = 0;
+    pthread_mutex_unlock(&x->mu);
     sexec_put(x);
 }
 
@@ -471,6 +489,8 @@ enum MHD_Result h_exec_attach(struct req *r)
         sexec_put(x);
         return MHD_NO;
     }
+    r->stream_state = x;
+    r->cleanup = attach_abandoned;
     MHD_add_response_header(resp, MHD_HTTP_HEADER_UPGRADE, "websocket");
     MHD_add_response_header(resp, "Sec-WebSocket-Accept", accept);
     return reply_response(r, MHD_HTTP_SWITCHING_PROTOCOLS, resp);
