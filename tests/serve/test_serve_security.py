@@ -234,3 +234,22 @@ def test_tls(make, tmp_path):
     plain = Api(s.port)
     with pytest.raises(Exception):
         plain.call("GET", "/config", root=True, timeout=10)
+
+
+def test_pagination_tokens(api):
+    for n in ("page-a", "page-b", "page-c"):
+        assert api.call("POST", "/boxes", {"name": n})[0] == 201
+    seen, token = [], None
+    for _ in range(20):
+        st, _, b = api.call("GET", "/boxes?pageSize=2" + (f"&pageToken={token}" if token else ""))
+        assert st == 200 and len(b["boxes"]) <= 2
+        seen += [x["name"] for x in b["boxes"]]
+        token = b.get("next_page_token")
+        if not token:
+            break
+    assert {"page-a", "page-b", "page-c"} <= set(seen) and len(seen) == len(set(seen))
+    for bad in ("pageSize=0", "pageSize=1001", "pageSize=x", "pageToken=zzz", "pageToken=o-1"):
+        st, _, b = api.call("GET", "/boxes?" + bad)
+        assert st == 400 and b["error"]["code"] == "invalid_argument", bad
+    for n in ("page-a", "page-b", "page-c"):
+        assert api.call("DELETE", f"/boxes/{n}")[0] == 204
