@@ -11,7 +11,7 @@ static const char usage_text[] =
     "usage: boxlite serve [--listen ADDR:PORT] [--tls-cert FILE --tls-key FILE]\n"
     "                     [--api-key-file FILE] [--prefix PREFIX] [--volume-root DIR]\n"
     "                     [--max-body BYTES] [--max-upload BYTES] [--header-timeout SECONDS]\n"
-    "                     [--idle-timeout SECONDS] [--max-connections N]\n"
+    "                     [--idle-timeout SECONDS] [--max-connections N] [--max-execs-per-key N]\n"
     "Serve the BoxLite Box API over HTTP (default 127.0.0.1:8100, /v1/...). A non-loopback\n"
     "address needs TLS and --api-key-file. SIGHUP reloads the key file; SIGTERM stops.\n";
 
@@ -42,6 +42,7 @@ int cmd_serve(int argc, char **argv)
         {"header-timeout", required_argument, NULL, 'H'},
         {"idle-timeout", required_argument, NULL, 'I'},
         {"max-connections", required_argument, NULL, 'C'},
+        {"max-execs-per-key", required_argument, NULL, 'E'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -53,6 +54,7 @@ int cmd_serve(int argc, char **argv)
         .header_timeout = 10,
         .idle_timeout = 60,
         .max_executions = 256,
+        .max_execs_per_key = 64,
     };
     uint64_t v = 0;
     int c, rc = 0;
@@ -95,6 +97,10 @@ int cmd_serve(int argc, char **argv)
         case 'C':
             rc = parse_u64(optarg, &v, "--max-connections");
             cfg.max_connections = (unsigned)v;
+            break;
+        case 'E':
+            rc = parse_u64(optarg, &v, "--max-execs-per-key");
+            cfg.max_execs_per_key = (unsigned)v;
             break;
         case 'h':
             fputs(usage_text, stdout);

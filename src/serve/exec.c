@@ -76,6 +76,19 @@ static void evict(struct sexec *x)
         sexec_put(x);
 }
 
+/* Running executions started by principal. */
+static unsigned running_for(const char *principal)
+{
+    unsigned n = 0;
+
+    pthread_mutex_lock(&exec_mu);
+    for (struct sexec *x = exec_head; x != NULL; x = x->next)
+        n += strcmp(x->principal, principal) == 0 &&
+             !__atomic_load_n(&x->finished, __ATOMIC_ACQUIRE);
+    pthread_mutex_unlock(&exec_mu);
+    return n;
+}
+
 /* Room for one more: the oldest finished execution goes. 0 when there is room. */
 static int make_room(void)
 {
@@ -282,6 +295,11 @@ enum MHD_Result h_exec_create(struct req *r)
     }
     if (t != NULL)
         o.timeout_ms = (unsigned)(json_number_value(t) * 1000);
+    if (running_for(r->principal) >= g_serve->cfg->max_execs_per_key) {
+        reply_error(r, 429, "ResourceExhaustedError", "resource_exhausted",
+                    "%u executions of this key are running", g_serve->cfg->max_execs_per_key);
+        goto out;
+    }
     if (make_room() != 0) {
         reply_error(r, 429, "ResourceExhaustedError", "resource_exhausted",
                     "%u executions are running", g_serve->cfg->max_executions);
@@ -311,6 +329,7 @@ enum MHD_Result h_exec_create(struct req *r)
         reply_error(r, 503, "ResourceExhaustedError", "resource_exhausted", "memory");
         goto out;
     }
+    snprintf(x->principal, sizeof(x->principal), "%s", r->principal);
     ex = NULL;
     b = NULL; /* the execution holds the box's reference now */
     pthread_mutex_lock(&exec_mu);

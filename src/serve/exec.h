@@ -13,6 +13,7 @@ struct attach; /* attach.c */
 struct sexec {
     struct sexec *next;
     char id[40];
+    char principal[32]; /* who started it (per-key limits) */
     struct sbox *box;
     boxlite_exec *ex;
     int tty;

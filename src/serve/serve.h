@@ -15,18 +15,19 @@
 /* ---- settings (cmd_serve.c fills them, serve_run uses them) ---------------------------- */
 
 struct serve_config {
-    const char *listen;       /* "127.0.0.1:8100", "[::1]:8100" */
-    const char *tls_cert;     /* PEM files; both or neither */
-    const char *tls_key;      /* */
-    const char *api_key_file; /* NULL: no keys (loopback only) */
-    const char *prefix;       /* NULL or "": the local shape /v1/boxes/… */
-    const char *volume_root;  /* NULL: volumes refused; else host paths must lie inside */
-    uint64_t max_json_bytes;  /* JSON request bodies */
-    uint64_t max_file_bytes;  /* tar uploads and box imports */
-    unsigned max_connections; /* concurrent HTTP connections (one thread each) */
-    unsigned header_timeout;  /* seconds to receive a request's headers (slowloris) */
-    unsigned idle_timeout;    /* seconds of silence before a connection is dropped */
-    unsigned max_executions;  /* executions kept (running or finished) */
+    const char *listen;         /* "127.0.0.1:8100", "[::1]:8100" */
+    const char *tls_cert;       /* PEM files; both or neither */
+    const char *tls_key;        /* */
+    const char *api_key_file;   /* NULL: no keys (loopback only) */
+    const char *prefix;         /* NULL or "": the local shape /v1/boxes/… */
+    const char *volume_root;    /* NULL: volumes refused; else host paths must lie inside */
+    uint64_t max_json_bytes;    /* JSON request bodies */
+    uint64_t max_file_bytes;    /* tar uploads and box imports */
+    unsigned max_connections;   /* concurrent HTTP connections (one thread each) */
+    unsigned header_timeout;    /* seconds to receive a request's headers (slowloris) */
+    unsigned idle_timeout;      /* seconds of silence before a connection is dropped */
+    unsigned max_executions;    /* executions kept (running or finished) */
+    unsigned max_execs_per_key; /* running executions one principal may have */
 };
 
 /* Run the server until SIGTERM/SIGINT. Returns a process exit status. */

@@ -235,3 +235,22 @@ def test_attach_over_tls_and_graceful_sigterm(box, box_env, tmp_path):
         ws.close()
     finally:
         s.stop()
+
+
+def test_per_key_execution_limit(box, box_env, tmp_path):
+    from serve_helpers import KEY, Api, Server, serve_env
+    s = Server(serve_env(box_env), tmp_path, keys=(KEY, "other-key"),
+               extra=("--max-execs-per-key", "1"))
+    try:
+        one, other = Api(s.port), Api(s.port, key="other-key")
+        st, _, first = one.call("POST", f"/boxes/{box}/exec", {"command": "sleep", "args": ["60"]})
+        assert st == 201, first
+        st, _, b = one.call("POST", f"/boxes/{box}/exec", {"command": "true"})
+        assert st == 429 and b["error"]["code"] == "resource_exhausted", b
+        st, _, b = other.call("POST", f"/boxes/{box}/exec", {"command": "true"})
+        assert st == 201, b  # another key has its own allowance
+        assert one.call("DELETE", f"/boxes/{box}/executions/{first['execution_id']}")[0] == 204
+        st, _, b = one.call("POST", f"/boxes/{box}/exec", {"command": "true"})
+        assert st == 201, b  # a killed execution no longer counts
+    finally:
+        s.stop()
