@@ -293,6 +293,7 @@ static void leave(struct attach *a)
     pthread_mutex_unlock(&a->mu);
     pthread_mutex_lock(&x->dmu);
     x->att = NULL;
+    x->unattached_since = now_monotonic();
     pthread_cond_broadcast(&x->dcond);
     pthread_mutex_unlock(&x->dmu);
     pthread_mutex_lock(&x->mu);

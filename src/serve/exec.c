@@ -111,6 +111,25 @@ static int make_room(void)
 
 /* ---- the pump ----------------------------------------------------------------------------- */
 
+/* The spec's orphan policy: an execution nobody has attached to for orphan_timeout seconds
+ * gets SIGHUP, once. Called with x->dmu held. */
+static void reap_if_orphaned_locked(struct sexec *x)
+{
+    unsigned limit = g_serve->cfg->orphan_timeout;
+
+    if (limit == 0 || x->att != NULL || x->reaped || now_monotonic() - x->unattached_since <= limit)
+        return;
+    x->reaped = 1;
+    boxlite_exec_signal(x->ex, SIGHUP);
+}
+
+static void reap_if_orphaned(struct sexec *x)
+{
+    pthread_mutex_lock(&x->dmu);
+    reap_if_orphaned_locked(x);
+    pthread_mutex_unlock(&x->dmu);
+}
+
 static void deliver(struct sexec *x, const unsigned char *frame, size_t len)
 {
     pthread_mutex_lock(&x->dmu);
@@ -130,6 +149,7 @@ static void deliver(struct sexec *x, const unsigned char *frame, size_t len)
             break;
         }
         /* an attachment closing, or the backlog full: wait (the process waits with us) */
+        reap_if_orphaned_locked(x);
         clock_gettime(CLOCK_REALTIME, &ts);
         ts.tv_sec += 1;
         pthread_cond_timedwait(&x->dcond, &x->dmu, &ts);
@@ -148,8 +168,10 @@ static void *pump(void *arg)
     for (;;) {
         rc = boxlite_exec_read(x->ex, BOXLITE_STDOUT | BOXLITE_STDERR, &which, buf + 1,
                                sizeof(buf) - 1, &n, 1000);
-        if (rc == BOXLITE_EAGAIN && !g_serve->stopping)
+        if (rc == BOXLITE_EAGAIN && !g_serve->stopping) {
+            reap_if_orphaned(x);
             continue;
+        }
         if (rc != 0 || n == 0)
             break;
         buf[0] = which == BOXLITE_STDERR ? 2 : 1;
@@ -262,6 +284,7 @@ static struct sexec *sexec_new(struct sbox *b, boxlite_exec *ex, int tty)
     x->tty = tty;
     x->started_at = time(NULL);
     x->started_mono = now_monotonic();
+    x->unattached_since = x->started_mono;
     x->refs = 2; /* the registry's and the pump's */
     pthread_mutex_init(&x->mu, NULL);
     pthread_mutex_init(&x->dmu, NULL);

@@ -30,6 +30,8 @@ struct sexec {
     pthread_mutex_t dmu; /* delivery: att and the backlog */
     pthread_cond_t dcond;
     struct attach *att;
+    double unattached_since; /* monotonic; while att is NULL */
+    int reaped;
     unsigned char *backlog; /* frames: [u32 len][channel][bytes] */
     size_t blen;
 };

@@ -28,6 +28,7 @@ struct serve_config {
     unsigned idle_timeout;      /* seconds of silence before a connection is dropped */
     unsigned max_executions;    /* executions kept (running or finished) */
     unsigned max_execs_per_key; /* running executions one principal may have */
+    unsigned orphan_timeout;    /* seconds unattached before SIGHUP (0: never) */
 };
 
 /* Run the server until SIGTERM/SIGINT. Returns a process exit status. */

@@ -254,3 +254,22 @@ def test_per_key_execution_limit(box, box_env, tmp_path):
         assert st == 201, b  # a killed execution no longer counts
     finally:
         s.stop()
+
+
+def test_orphaned_execution_gets_sighup(box, box_env, tmp_path):
+    from serve_helpers import Api, Server, serve_env
+    s = Server(serve_env(box_env), tmp_path, extra=("--orphan-timeout", "2"))
+    try:
+        api = Api(s.port)
+        st, _, b = api.call("POST", f"/boxes/{box}/exec", {"command": "sleep", "args": ["120"]})
+        assert st == 201, b
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            info = api.call("GET", f"/boxes/{box}/executions/{b['execution_id']}")[2]
+            if info["status"] != "running":
+                break
+            time.sleep(0.5)
+        assert info["status"] == "completed" and info["exit_code"] == 129, info
+        assert time.monotonic() - (deadline - 30) < 15
+    finally:
+        s.stop()
