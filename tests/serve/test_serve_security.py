@@ -253,3 +253,27 @@ def test_pagination_tokens(api):
         assert st == 400 and b["error"]["code"] == "invalid_argument", bad
     for n in ("page-a", "page-b", "page-c"):
         assert api.call("DELETE", f"/boxes/{n}")[0] == 204
+
+
+def test_router_fuzz_pass(tmp_path):
+    """libFuzzer over the router (tests/serve/fuzz_router.c) for a bounded number of runs."""
+    import shutil
+    from boxlite_paths import ROOT
+    clang = shutil.which("clang-14") or shutil.which("clang")
+    if clang is None:
+        pytest.skip("clang is not installed")
+    exe = tmp_path / "fuzz_router"
+    flags = subprocess.run(["pkg-config", "--cflags", "jansson", "libmicrohttpd"],
+                           capture_output=True, text=True, check=True).stdout.split()
+    subprocess.run([clang, "-g", "-O1", "-fsanitize=fuzzer,address,undefined",
+                    "-fno-sanitize-recover=all", "-D_GNU_SOURCE", f"-I{ROOT}/include",
+                    f"-I{ROOT}/src/serve", *flags, str(ROOT / "tests/serve/fuzz_router.c"),
+                    "-o", str(exe)], check=True, timeout=300)
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for i, seed in enumerate([b"GET\n/boxes", b"POST\n/boxes/abc/executions/e1/signal",
+                              b"GET\n/boxes/a/snapshots/s/restore", b"PUT\n/boxes//files"]):
+        (corpus / f"s{i}").write_bytes(seed)
+    p = subprocess.run([str(exe), "-runs=200000", "-max_len=512", str(corpus)],
+                       capture_output=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
