@@ -274,6 +274,7 @@ def test_router_fuzz_pass(tmp_path):
     for i, seed in enumerate([b"GET\n/boxes", b"POST\n/boxes/abc/executions/e1/signal",
                               b"GET\n/boxes/a/snapshots/s/restore", b"PUT\n/boxes//files"]):
         (corpus / f"s{i}").write_bytes(seed)
-    p = subprocess.run([str(exe), "-runs=200000", "-max_len=512", str(corpus)],
+    p = subprocess.run([str(exe), "-runs=200000", "-max_len=512",
+                        f"-artifact_prefix={tmp_path}/", str(corpus)],
                        capture_output=True, timeout=600)
     assert p.returncode == 0, p.stderr[-3000:]
