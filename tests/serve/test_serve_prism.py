@@ -5,6 +5,7 @@ shared/reference/box.openapi.yaml; a violation fails the test. Prism matches pat
 the server's /v1 and only with the {prefix} segment (one segment). Skipped where prism is not
 installed. One module only: Prism is a heavy node process on a 2-core machine."""
 import io
+import json
 import pathlib
 import shutil
 import signal
@@ -16,6 +17,7 @@ import pytest
 
 from serve_helpers import Api, Server, attach, free_port, read_until_exit, serve_env
 from boxlite_paths import ROOT
+import registry_fixture as rf
 
 SPEC = pathlib.Path(
     __import__("os").environ.get("BOXLITE_SERVE_SPEC",
@@ -27,7 +29,17 @@ def prism(box_env, tmp_path_factory):
     if shutil.which("prism") is None or not SPEC.exists():
         pytest.skip("prism (npm @stoplight/prism-cli) or the spec is not installed")
     work = tmp_path_factory.mktemp("prism")
-    s = Server(serve_env(box_env), work, prefix="acme")
+    # its own home, whose registries.json names a local docker-registry with a test image
+    gz, _, _ = rf.build_busybox(work)
+    reg = rf.Registry(work / "registry")
+    reg.push(gz, "test/busybox:oci", "oci")
+    home = work / "home"
+    home.mkdir()
+    (home / "registries.json").write_text(json.dumps({"registries": [
+        {"host": reg.host, "transport": "http"}]}))
+    env = serve_env(box_env)
+    env["BOXLITE_HOME"] = str(home)
+    s = Server(env, work, prefix="acme")
     port = free_port()
     log = open(work / "prism.log", "w+")
     p = subprocess.Popen(["prism", "proxy", str(SPEC), f"http://127.0.0.1:{s.port}/v1",
@@ -38,7 +50,7 @@ def prism(box_env, tmp_path_factory):
         assert p.poll() is None, (work / "prism.log").read_text()
         time.sleep(0.5)
     yield {"api": Api(port, base="", prefix="acme"), "direct": Api(s.port, prefix="acme"),
-           "log": work / "prism.log"}
+           "log": work / "prism.log", "registry": reg}
     p.send_signal(signal.SIGTERM)
     try:
         p.wait(timeout=20)
@@ -47,6 +59,7 @@ def prism(box_env, tmp_path_factory):
         p.wait()
     log.close()
     s.stop()
+    reg.stop()
 
 
 def checked(prism, method, path, body=None, expect=None, **kw):
@@ -121,3 +134,15 @@ def test_box_lifecycle_exec_files_snapshots_match_the_spec(prism):
     finally:
         checked(prism, "DELETE", f"/boxes/{bid}?force=true", expect=204)
     checked(prism, "GET", f"/boxes/{bid}", expect=404)
+
+
+def test_images_match_the_spec(prism):
+    ref = f"{prism['registry'].host}/test/busybox:oci"
+    _, _, img = checked(prism, "POST", "/images/pull", {"reference": ref}, expect=200)
+    assert img["reference"] == ref and img["id"].startswith("sha256:")
+    _, _, page = checked(prism, "GET", "/images?pageSize=10", expect=200)
+    assert ref in [i["reference"] for i in page["images"]]
+    checked(prism, "GET", f"/images/{img['id']}", expect=200)
+    checked(prism, "HEAD", f"/images/{img['id']}", expect=204)
+    checked(prism, "POST", "/images/pull", {"reference": f"{prism['registry'].host}/no/such:x"},
+            expect=422)
