@@ -278,3 +278,38 @@ def test_router_fuzz_pass(tmp_path):
                         f"-artifact_prefix={tmp_path}/", str(corpus)],
                        capture_output=True, timeout=600)
     assert p.returncode == 0, p.stderr[-3000:]
+
+
+def test_ipv6_loopback_and_access_log(box_env, tmp_path):
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6")
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        pytest.skip("no ::1 here")
+    port = free_port()
+    log = tmp_path / "v6.log"
+    with open(log, "wb") as f:
+        p = subprocess.Popen([str(BOXLITE), "serve", "--listen", f"[::1]:{port}"],
+                             env=serve_env(box_env), stdout=f, stderr=f)
+    try:
+        import http.client
+        for _ in range(100):
+            try:
+                c = http.client.HTTPConnection("::1", port, timeout=10)
+                c.request("GET", "/v1/config")
+                r = c.getresponse()
+                break
+            except OSError:
+                time.sleep(0.1)
+        assert r.status == 200
+        rid = r.getheader("X-Request-Id")
+        r.read()
+        c.close()
+    finally:
+        p.send_signal(signal.SIGTERM)
+        p.wait(timeout=30)
+    lines = [json.loads(x) for x in log.read_text().splitlines() if x.startswith("{")]
+    assert any(x["request_id"] == rid and x["status"] == 200 and x["path"] == "/config"
+               for x in lines), lines
