@@ -262,14 +262,26 @@ int page_bounds(struct req *r, size_t total, size_t *start, size_t *end, char ne
 
 /* ---- one request's life ------------------------------------------------------------------- */
 
+/* One JSON line per request on stderr. Method and path are the client's: jansson escapes
+ * them (a quote or newline in a path cannot forge a log line); invalid UTF-8 becomes null. */
 static void access_log(struct req *r)
 {
-    fprintf(stderr,
-            "{\"ts\":%lld,\"request_id\":\"%s\",\"principal\":\"%s\",\"method\":\"%s\","
-            "\"path\":\"%s\",\"status\":%u,\"ms\":%.1f,\"body_bytes\":%llu}\n",
-            (long long)time(NULL), r->request_id, r->principal, r->method,
-            r->path != NULL ? r->path : "", r->status, (now_monotonic() - r->started) * 1000,
-            (unsigned long long)r->body_bytes);
+    json_t *o =
+        json_pack("{s:I, s:s, s:s, s:s?, s:s?, s:i, s:f, s:I}", "ts", (json_int_t)time(NULL),
+                  "request_id", r->request_id, "principal", r->principal, "method", r->method,
+                  "path", r->path, "status", (int)r->status, "ms",
+                  (now_monotonic() - r->started) * 1000, "body_bytes", (json_int_t)r->body_bytes);
+    char *line;
+
+    if (o == NULL) /* a name that is not UTF-8 */
+        o = json_pack("{s:I, s:s, s:s, s:n, s:n, s:i}", "ts", (json_int_t)time(NULL), "request_id",
+                      r->request_id, "principal", r->principal, "method", "path", "status",
+                      (int)r->status);
+    line = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
+    if (line != NULL)
+        fprintf(stderr, "%s\n", line);
+    free(line);
+    json_decref(o);
 }
 
 void http_request_done(void *cls, struct MHD_Connection *conn, void **con_cls,

@@ -307,9 +307,15 @@ def test_ipv6_loopback_and_access_log(box_env, tmp_path):
         rid = r.getheader("X-Request-Id")
         r.read()
         c.close()
+        c = http.client.HTTPConnection("::1", port, timeout=10)
+        c.request("GET", '/v1/x%22%2C%22status%22%3A200%7D%0A%7B%22forged%22%3A1')
+        c.getresponse().read()
+        c.close()
     finally:
         p.send_signal(signal.SIGTERM)
         p.wait(timeout=30)
     lines = [json.loads(x) for x in log.read_text().splitlines() if x.startswith("{")]
+    assert not any("forged" in x for x in lines), lines
+    assert any(x["path"].startswith('/x","status":200}') for x in lines), lines
     assert any(x["request_id"] == rid and x["status"] == 200 and x["path"] == "/config"
                for x in lines), lines
