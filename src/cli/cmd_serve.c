@@ -12,7 +12,7 @@ static const char usage_text[] =
     "                     [--api-key-file FILE] [--prefix PREFIX] [--volume-root DIR]\n"
     "                     [--max-body BYTES] [--max-upload BYTES] [--header-timeout SECONDS]\n"
     "                     [--idle-timeout SECONDS] [--max-connections N] [--max-execs-per-key N]\n"
-    "                     [--orphan-timeout SECONDS]\n"
+    "                     [--orphan-timeout SECONDS] [--max-boxes-per-key N]\n"
     "Serve the BoxLite Box API over HTTP (default 127.0.0.1:8100, /v1/...). A non-loopback\n"
     "address needs TLS and --api-key-file. SIGHUP reloads the key file; SIGTERM stops.\n";
 
@@ -45,6 +45,7 @@ int cmd_serve(int argc, char **argv)
         {"max-connections", required_argument, NULL, 'C'},
         {"max-execs-per-key", required_argument, NULL, 'E'},
         {"orphan-timeout", required_argument, NULL, 'O'},
+        {"max-boxes-per-key", required_argument, NULL, 'B'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -58,6 +59,7 @@ int cmd_serve(int argc, char **argv)
         .max_executions = 256,
         .max_execs_per_key = 64,
         .orphan_timeout = 300,
+        .max_boxes_per_key = 64,
     };
     uint64_t v = 0;
     int c, rc = 0;
@@ -108,6 +110,10 @@ int cmd_serve(int argc, char **argv)
         case 'O':
             rc = parse_u64(optarg, &v, "--orphan-timeout");
             cfg.orphan_timeout = (unsigned)v;
+            break;
+        case 'B':
+            rc = parse_u64(optarg, &v, "--max-boxes-per-key");
+            cfg.max_boxes_per_key = (unsigned)v;
             break;
         case 'h':
             fputs(usage_text, stdout);

@@ -15,6 +15,63 @@
 static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct sbox *reg_head;
 
+/* ---- per-key box allowance: which principal made which box (this server's life) --------- */
+
+struct owner {
+    struct owner *next;
+    char box_id[13];
+    char principal[32];
+};
+static pthread_mutex_t owner_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct owner *owners;
+
+/* 0 when principal may make one more box; else a 429 is queued. Boxes removed since (by
+ * any means) no longer count. */
+static int owner_check(struct req *r)
+{
+    boxlite_box_info *list = NULL;
+    size_t n = 0, mine = 0;
+    struct owner **pp;
+
+    if (boxlite_box_list(&list, &n, g_serve->rt) != 0)
+        return 0;
+    pthread_mutex_lock(&owner_mu);
+    for (pp = &owners; *pp != NULL;) {
+        struct owner *o = *pp;
+        size_t i = 0;
+        while (i < n && strcmp(list[i].id, o->box_id) != 0)
+            i++;
+        if (i == n) { /* gone */
+            *pp = o->next;
+            free(o);
+            continue;
+        }
+        mine += strcmp(o->principal, r->principal) == 0;
+        pp = &o->next;
+    }
+    pthread_mutex_unlock(&owner_mu);
+    boxlite_free(list);
+    if (mine < g_serve->cfg->max_boxes_per_key)
+        return 0;
+    reply_error(r, 429, "ResourceExhaustedError", "resource_exhausted",
+                "this key has %zu boxes (--max-boxes-per-key)", mine);
+    return -1;
+}
+
+static void owner_add(struct req *r, const char *box_id)
+{
+    struct owner *o = calloc(1, sizeof(*o));
+
+    if (o == NULL)
+        return;
+    snprintf(o->box_id, sizeof(o->box_id), "%s", box_id);
+    snprintf(o->principal, sizeof(o->principal), "%s", r->principal);
+    pthread_mutex_lock(&owner_mu);
+    o->next = owners;
+    owners = o;
+    pthread_mutex_unlock(&owner_mu);
+}
+
 static void sbox_destroy(struct sbox *b)
 {
     boxlite_box_free(b->box);
@@ -368,6 +425,8 @@ enum MHD_Result h_box_create(struct req *r)
     o.entrypoint = (const char *const *)ep;
     o.cmd = (const char *const *)cmd;
     o.volumes = vols;
+    if (owner_check(r) != 0)
+        goto out;
     rc = boxlite_box_create(&box, g_serve->rt, &o);
     if (rc != 0) {
         ret = rc == BOXLITE_ENOTFOUND ? reply_error(r, 422, "ImageError", "image_pull_failed",
@@ -376,6 +435,7 @@ enum MHD_Result h_box_create(struct req *r)
         goto out;
     }
     __atomic_add_fetch(&g_serve->counters.boxes_created, 1, __ATOMIC_RELAXED);
+    owner_add(r, boxlite_box_id(box));
     rc = sbox_open(&b, boxlite_box_id(box));
     ret = rc != 0 ? reply_boxlite(r, rc, "box") : reply_box(r, b, 201, 1);
 out:
@@ -515,14 +575,18 @@ enum MHD_Result h_box_clone(struct req *r)
 
     if (json_get_str(r, "name", &name) != 0)
         return MHD_YES;
+    if (owner_check(r) != 0)
+        return MHD_YES;
     b = sbox_get(r, r->params[0]);
     if (b == NULL)
         return MHD_YES;
     pthread_mutex_lock(&b->mu);
     rc = boxlite_box_clone(&clone, b->box, name, NULL);
     pthread_mutex_unlock(&b->mu);
-    if (rc == 0)
+    if (rc == 0) {
+        owner_add(r, boxlite_box_id(clone));
         rc = sbox_open(&c, boxlite_box_id(clone));
+    }
     if (rc == 0)
         __atomic_add_fetch(&g_serve->counters.boxes_created, 1, __ATOMIC_RELAXED);
     ret = rc == 0 ? reply_box(r, c, 201, 1) : reply_boxlite(r, rc, "clone box");
@@ -635,9 +699,13 @@ static enum MHD_Result import_end(struct req *r)
     if (r->body_bytes == 0)
         return reply_error(r, 400, "InvalidArgumentError", "invalid_argument",
                            "the body must be a .boxlite archive");
+    if (owner_check(r) != 0)
+        return MHD_YES;
     rc = boxlite_box_import(&box, g_serve->rt, s->path, name, 1);
-    if (rc == 0)
+    if (rc == 0) {
+        owner_add(r, boxlite_box_id(box));
         rc = sbox_open(&b, boxlite_box_id(box));
+    }
     if (rc == 0)
         __atomic_add_fetch(&g_serve->counters.boxes_created, 1, __ATOMIC_RELAXED);
     ret = rc == 0 ? reply_box(r, b, 201, 1)

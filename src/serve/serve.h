@@ -28,6 +28,7 @@ struct serve_config {
     unsigned idle_timeout;      /* seconds of silence before a connection is dropped */
     unsigned max_executions;    /* executions kept (running or finished) */
     unsigned max_execs_per_key; /* running executions one principal may have */
+    unsigned max_boxes_per_key; /* boxes one principal may have made (and not removed) */
     unsigned orphan_timeout;    /* seconds unattached before SIGHUP (0: never) */
 };
 

@@ -319,3 +319,19 @@ def test_ipv6_loopback_and_access_log(box_env, tmp_path):
     assert any(x["path"].startswith('/x","status":200}') for x in lines), lines
     assert any(x["request_id"] == rid and x["status"] == 200 and x["path"] == "/config"
                for x in lines), lines
+
+
+def test_per_key_box_limit(make):
+    s = make(keys=(KEY, "other-key"), extra=("--max-boxes-per-key", "2"))
+    one, other = Api(s.port), Api(s.port, key="other-key")
+    assert one.call("POST", "/boxes", {"name": "quota-1"})[0] == 201
+    assert one.call("POST", "/boxes", {"name": "quota-2"})[0] == 201
+    st, _, b = one.call("POST", "/boxes", {"name": "quota-3"})
+    assert st == 429 and b["error"]["code"] == "resource_exhausted", b
+    st, _, b = one.call("POST", "/boxes/quota-1/clone", {"name": "quota-c"})
+    assert st == 429, b
+    assert other.call("POST", "/boxes", {"name": "quota-o"})[0] == 201
+    assert one.call("DELETE", "/boxes/quota-1")[0] == 204
+    assert one.call("POST", "/boxes", {"name": "quota-3"})[0] == 201
+    for n in ("quota-2", "quota-3", "quota-o"):
+        assert one.call("DELETE", f"/boxes/{n}")[0] == 204
