@@ -52,12 +52,20 @@ fuzz-build: deps
 	  $(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -D_GNU_SOURCE \
 	    -Iinclude -Isrc/lib $$(pkg-config --cflags ext2fs) tests/fuzz/fuzz_$$t.c \
 	    src/lib/reference.c src/lib/manifest.c src/lib/registry.c src/lib/store.c src/lib/layer.c \
-	    src/lib/ext4.c src/lib/error.c src/lib/util.c \
+	    src/lib/ext4.c src/lib/error.c src/lib/util.c src/lib/bounds.c \
 	    -lcurl -larchive -lext2fs -lcom_err -ljansson -lcrypto -o $(BUILD)/fuzz/fuzz_$$t || exit 1; \
 	done
 	$(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -D_GNU_SOURCE \
 	  -Isrc/lib -Iinclude -Isrc/common src/lib/untar.c src/lib/error.c tests/fuzz/fuzz_untar.c \
+	  -Wl,--wrap=openat,--wrap=mkdirat,--wrap=symlinkat,--wrap=unlinkat,--wrap=utimensat,--wrap=linkat \
 	  -larchive -o $(BUILD)/fuzz/fuzz_untar
+	# the CLI's sanitiser for guest bytes on a terminal (issue 11)
+	$(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -D_GNU_SOURCE \
+	  -Iinclude src/cli/cli_text.c tests/fuzz/fuzz_text.c -o $(BUILD)/fuzz/fuzz_text
+	# the network policy: DNS answers the shim reads, allow_net specs
+	$(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -D_GNU_SOURCE \
+	  -Isrc/lib -Iinclude src/lib/netpolicy.c src/lib/error.c tests/fuzz/fuzz_dns.c \
+	  -o $(BUILD)/fuzz/fuzz_dns
 
 # The documented fuzz run: the frame/payload decoder for FUZZ_SECONDS (default 60) seconds.
 fuzz: fuzz-build

@@ -58,6 +58,32 @@ static int run(boxlite_box *box, const char *const *argv, uint64_t *bytes)
     return rc;
 }
 
+/* --box NAME N: N round trips of `true` in the running box NAME, in this process (what the
+ * CLI's exec costs beyond loading and opening: bench/exec prints them side by side). */
+static int on_box(const char *name, int n)
+{
+    const char *truev[] = {"true", NULL};
+    boxlite_runtime *rt = NULL;
+    boxlite_box *box = NULL;
+    uint64_t *ex = calloc((size_t)n, sizeof(uint64_t));
+    int rc = !ex || boxlite_runtime_open(&rt, NULL) != 0 || boxlite_box_get(&box, rt, name) != 0;
+
+    for (int i = 0; rc == 0 && i < n + 10; i++) {
+        double a = now_s();
+        rc = run(box, truev, NULL);
+        if (i >= 10) /* the first ten warm up */
+            ex[i - 10] = (uint64_t)((now_s() - a) * 1e9);
+    }
+    if (rc == 0)
+        report("library exec true", ex, n);
+    else
+        fprintf(stderr, "bench: %s\n", boxlite_error_last());
+    boxlite_box_free(box);
+    boxlite_runtime_free(rt);
+    free(ex);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     int n = argc > 1 ? atoi(argv[1]) : 1000;
@@ -74,6 +100,11 @@ int main(int argc, char **argv)
     double t;
     int rc = 1, fd;
 
+    if (argc > 3 && strcmp(argv[1], "--box") == 0) {
+        free(ping);
+        free(ex);
+        return on_box(argv[2], atoi(argv[3]));
+    }
     bo.disk_size_gb = 2;
     bo.auto_remove = 1;
     if (!ping || !ex || boxlite_runtime_open(&rt, NULL) != 0 ||

@@ -1,5 +1,5 @@
 /* hello.c — the README's C example: run one command in a new box of the built-in image and
- * print its output. Build: cc hello.c -Iinclude -Lbuild/src/lib -lboxlite */
+ * print its output. Build (README): cc examples/hello.c -Iinclude -Lbuild/src/lib -lboxlite */
 #include <boxlite.h>
 #include <stdio.h>
 

@@ -94,6 +94,20 @@ BOXLITE_API void boxlite_runtime_free(boxlite_runtime *rt);
 /* The home directory in use. Borrowed from rt. */
 BOXLITE_API const char *boxlite_runtime_home(const boxlite_runtime *rt);
 
+/* One finding of boxlite_runtime_doctor: the box it concerns ("" for the image store), what
+ * was found (borrowed for the call), and 1 when it was mended. */
+typedef void (*boxlite_doctor_fn)(void *ctx, const char *box_id, const char *what, int fixed);
+
+/* Check the whole store, which opening a runtime does not (a box is mended when it is next
+ * started or snapshotted): boxes recorded running whose monitor died, boxes and snapshots a
+ * crash left half made, layers nothing rests on, boxes not yet pinned to their image, image
+ * bases that no image and no box uses; and what cannot be mended (a lost layer). Each
+ * finding goes to report (may be NULL); with fix, each one that can be is mended (boxes
+ * another process is working on are left alone). *found_out (may be NULL) gets how many
+ * findings there were. */
+BOXLITE_API int boxlite_runtime_doctor(boxlite_runtime *rt, int fix, boxlite_doctor_fn report,
+                                       void *ctx, unsigned *found_out);
+
 /* ---- Boxes -------------------------------------------------------------------------- */
 
 typedef struct boxlite_box boxlite_box;
@@ -132,12 +146,16 @@ typedef struct {
     size_t n_volumes;
     const boxlite_port *ports; /* n_ports guest ports to publish on the host */
     size_t n_ports;
+    /* Version 2. NULL-terminated egress allowlist: "example.com", "*.example.com",
+     * "203.0.113.0/24", "198.51.100.7", each with an optional ":PORT" (at most 64). NULL:
+     * the internet, never the host, link-local or private ranges (docs/security.md). */
+    const char *const *allow_net;
 } boxlite_box_options;
-#define BOXLITE_BOX_OPTIONS_VERSION 1
+#define BOXLITE_BOX_OPTIONS_VERSION 2 /* 1 is still accepted: the fields before allow_net */
 #define BOXLITE_BOX_OPTIONS_INIT                                                                   \
     {                                                                                              \
         BOXLITE_BOX_OPTIONS_VERSION, NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL, NULL, NULL, 0, 0,   \
-            NULL, 0, NULL, 0                                                                       \
+            NULL, 0, NULL, 0, NULL                                                                 \
     }
 
 /* Create a box: its own disk layered over its image, recorded in the runtime's store, not
@@ -161,8 +179,16 @@ BOXLITE_API int boxlite_box_start_detached(boxlite_box *box);
  * a box that is not running succeeds. A box with auto_remove is removed. */
 BOXLITE_API int boxlite_box_stop(boxlite_box *box, int timeout_ms);
 
+/* boxlite_box_stop that also says how the box stopped: *killed_out (may be NULL; written
+ * only on success) is 0 when the guest powered off by itself (its writes synced), 1 when it
+ * did not within timeout_ms and the VM was killed (what the guest had not synced is lost;
+ * the box's reason says "killed"). BOXLITE_ETIMEOUT when the box still runs even after
+ * SIGKILL. Stopping a box that is not running succeeds with *killed_out 0. */
+BOXLITE_API int boxlite_box_stop_v2(int *killed_out, boxlite_box *box, int timeout_ms);
+
 /* Delete the box and its disk. A running box is refused (BOXLITE_ESTATE) unless force,
- * which stops it first. The handle must still be freed. */
+ * which stops it first (killing it after 2 s); if even that fails, the box and its disk are
+ * left as they are and the stop's error is returned. The handle must still be freed. */
 BOXLITE_API int boxlite_box_remove(boxlite_box *box, int force);
 
 /* Release the handle. If this handle booted the box and it is not detached, the box stops
@@ -174,6 +200,10 @@ BOXLITE_API const char *boxlite_box_id(const boxlite_box *box);
 
 /* The box's name, or "" when it has none. Borrowed from box. */
 BOXLITE_API const char *boxlite_box_name(const boxlite_box *box);
+
+/* The box's egress allowlist (boxlite_box_options.allow_net), NULL-terminated, or NULL when
+ * it has none (the default policy). Borrowed from box. */
+BOXLITE_API const char *const *boxlite_box_allow_net(const boxlite_box *box);
 
 typedef struct {
     char id[13];
@@ -299,7 +329,8 @@ typedef struct {
     int follow_symlinks;  /* copy what symlinks in the source point to; default 0: links as links */
     int include_parent;   /* a directory source into an existing directory DST lands in
                            * DST/<name>; 0: its contents go into DST. Default 1 */
-    uint64_t max_bytes;   /* copy_out: refuse archives whose data passes this; 0 → 64 GiB */
+    uint64_t max_bytes;   /* copy_out: refuse archives whose entries' sizes (holes included)
+                           * pass this; 0 → 10 GiB */
     uint64_t max_entries; /* copy_out: refuse archives with more entries; 0 → 1,000,000 */
 } boxlite_copy_options;
 #define BOXLITE_COPY_OPTIONS_VERSION 1
@@ -315,10 +346,13 @@ typedef struct {
 BOXLITE_API int boxlite_box_copy_in(boxlite_box *box, const char *host_path, const char *box_path,
                                     const boxlite_copy_options *opts);
 
-/* Copy box_path out of the running box to host_path, with the same rules. The guest's
- * archive is untrusted: nothing is written outside host_path (names with "..", absolute
- * names, links followed while writing, oversized headers and archives are refused with an
- * error naming the entry); a refused copy may leave part of the tree inside host_path. */
+/* Copy box_path out of the running box to host_path, with the same rules; inside an existing
+ * directory the copy is named after box_path's last component, whatever the guest's archive
+ * calls it. The guest's archive is untrusted (docs/security.md): nothing is written outside
+ * host_path (names with "..", absolute names, links followed while writing, oversized
+ * headers and archives are refused with an error naming the entry); no setuid, setgid or
+ * sticky bit, device or fifo is made; modes are masked by the umask; files are the caller's.
+ * A refused copy may leave part of the tree inside host_path. */
 BOXLITE_API int boxlite_box_copy_out(boxlite_box *box, const char *box_path, const char *host_path,
                                      const boxlite_copy_options *opts);
 
@@ -463,7 +497,10 @@ BOXLITE_API void boxlite_image_list_free(boxlite_image_info *list, size_t count)
 BOXLITE_API void boxlite_image_info_free(boxlite_image_info *info);
 
 /* Remove the image named ref (or with that id / id prefix) from the store. Refused with
- * BOXLITE_ESTATE while a box uses it, unless force. */
+ * BOXLITE_ESTATE while a box uses it (any layer of the box, of its snapshots or of its forks
+ * rests on the image's base), unless force: then only the name goes; the base and the config
+ * stay while a box rests on them (the box keeps running and starting), and
+ * boxlite_runtime_doctor with fix removes the base once no box does. */
 BOXLITE_API int boxlite_image_remove(boxlite_runtime *rt, const char *ref, int force);
 
 #ifdef __cplusplus

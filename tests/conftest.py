@@ -1,15 +1,15 @@
 """conftest.py — shared fixtures for boxlite's pytest suite: where the build is, a runtime
 home shared by the session (so the default image is prepared once), and running the CLI.
 
-Boxes run under TCG unless BOXLITE_TEST_ACCEL says otherwise: that is the path every
-machine has; BOXLITE_TEST_ACCEL=auto (or kvm) exercises KVM where /dev/kvm is usable."""
+Boxes run under what `auto` picks on this machine (KVM where a box boots under it, else TCG;
+see boxlite_paths.suite_accel), or under BOXLITE_TEST_ACCEL=kvm|tcg|auto when set."""
 import os
 import pathlib
 import subprocess
 
 import pytest
 
-from boxlite_paths import BOXLITE, BUILD, ROOT  # noqa: F401 (re-exported)
+from boxlite_paths import BOXLITE, BUILD, ROOT, suite_accel  # noqa: F401 (re-exported)
 
 
 @pytest.fixture(scope="session")
@@ -28,7 +28,7 @@ def home(tmp_path_factory):
 def box_env(home, build_dir):
     env = dict(os.environ)
     env["BOXLITE_HOME"] = str(home)
-    env["BOXLITE_ACCEL"] = os.environ.get("BOXLITE_TEST_ACCEL", "tcg")
+    env["BOXLITE_ACCEL"] = suite_accel()
     env.pop("BOXLITE_GUEST_DIR", None)
     return env
 

@@ -138,7 +138,8 @@ class Layer:
         else:
             self.tar.addfile(ti)
         self.entries.append(dict(name=name.rstrip("/"), type=typ, mode=mode, uid=uid, gid=gid,
-                                 link=link, size=len(data) if data is not None else 0))
+                                 link=link, size=len(data) if data is not None else 0,
+                                 sha256=hashlib.sha256(data or b"").hexdigest()))
         return self
 
     def dir(self, name, mode=0o755, uid=0, gid=0):

@@ -1,5 +1,7 @@
 """test_unit.py — runs the C unit tests (TAP) and a short libFuzzer pass of the protocol
-decoder and of the host-side tar extraction, so that pytest's summary covers them. `make fuzz` runs the full 60 s pass."""
+decoder, the host-side tar extraction and the image parsers, so that pytest's summary covers
+them; and shows the extraction's harness stops on an escape planted in a copy of untar.c.
+`make fuzz` runs the full 60 s pass."""
 import os
 import pathlib
 import subprocess
@@ -11,7 +13,7 @@ BUILD = pathlib.Path(os.environ.get("BOXLITE_BUILD",
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.parametrize("name", ["test_proto", "test_reference"])
+@pytest.mark.parametrize("name", ["test_proto", "test_reference", "test_netpolicy"])
 def test_c_unit(name):
     exe = BUILD / "tests" / "unit" / name
     r = subprocess.run([str(exe)], capture_output=True, text=True, timeout=300)
@@ -20,7 +22,9 @@ def test_c_unit(name):
 
 
 @pytest.mark.parametrize("target,corpus_dir", [("fuzz_proto", "corpus"),
-                                                ("fuzz_untar", "corpus_untar")])
+                                                ("fuzz_untar", "corpus_untar"),
+                                                ("fuzz_text", "corpus_text"),
+                                                ("fuzz_dns", "corpus_dns")])
 def test_fuzz_short_run(tmp_path, target, corpus_dir):
     """The protocol decoder and the host's extraction of a box's tar, fuzzed briefly."""
     exe = BUILD / "fuzz" / target
@@ -51,3 +55,31 @@ def test_fuzz_image_parsers_short_run(tmp_path, target):
                        env=dict(os.environ, TMPDIR=str(tmp_path)))
     assert r.returncode == 0, r.stderr[-4000:]
     assert "Done" in r.stderr
+
+
+def test_fuzz_untar_finds_a_planted_escape(tmp_path):
+    """The harness can fail: untar.c with its directory opens following links (plain openat
+    instead of openat2 RESOLVE_BENEATH|NO_SYMLINKS) is built like `make fuzz-build` builds
+    fuzz_untar, and the short run on the committed corpus must stop on an ESCAPE."""
+    src = (ROOT / "src" / "lib" / "untar.c").read_text()
+    site = "return (int)syscall(SYS_openat2, rootfd, rel, &how, sizeof(how));"
+    assert site in src, "untar.c changed: update the planted escape here"
+    planted = tmp_path / "untar.c"
+    planted.write_text(src.replace(
+        site, "(void)how; return openat(rootfd, rel, O_RDONLY | O_DIRECTORY | O_CLOEXEC);"))
+    exe = tmp_path / "fuzz_untar_planted"
+    make = (ROOT / "Makefile").read_text()
+    wrap = next(w for w in make.split() if w.startswith("-Wl,--wrap="))
+    subprocess.run(["clang-14", "-g", "-O1", "-fsanitize=fuzzer,address,undefined",
+                    "-fno-sanitize-recover=all", "-D_GNU_SOURCE", f"-I{ROOT}/src/lib",
+                    f"-I{ROOT}/include", f"-I{ROOT}/src/common", str(planted),
+                    str(ROOT / "src/lib/error.c"), str(ROOT / "tests/fuzz/fuzz_untar.c"), wrap,
+                    "-larchive", "-o", str(exe)], check=True, timeout=300)
+    corpus = tmp_path / "corpus"
+    subprocess.run(["cp", "-r", str(ROOT / "tests" / "fuzz" / "corpus_untar"), str(corpus)],
+                   check=True)
+    secs = os.environ.get("BOXLITE_FUZZ_SECONDS", "15")
+    r = subprocess.run([str(exe), f"-max_total_time={secs}", "-rss_limit_mb=2048",
+                        f"-artifact_prefix={tmp_path}/", str(corpus)], capture_output=True,
+                       text=True, timeout=int(secs) + 120, cwd=tmp_path)
+    assert r.returncode != 0 and "fuzz_untar: ESCAPE" in r.stderr, r.stderr[-3000:]

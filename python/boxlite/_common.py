@@ -56,10 +56,6 @@ def create_kwargs(options: Optional[BoxOptions], name: Optional[str],
     o = options if options is not None else BoxOptions()
     if not isinstance(o, BoxOptions):
         raise TypeError("options must be a BoxOptions")
-    if o.network is not None and o.network.allow_net:
-        raise not_available("NetworkSpec(allow_net=[...])", "per-host egress filtering in "
-                            "the C library; boxes have either full user-mode NAT "
-                            "(mode='enabled') or no network (mode='disabled')")
     if o.secrets:
         raise not_available("secrets", "secret substitution in the C library")
     image = imported if imported is not None else o.image
@@ -79,6 +75,8 @@ def create_kwargs(options: Optional[BoxOptions], name: Optional[str],
         "network_disabled": o.network is not None and o.network.mode == "disabled",
         "volumes": list(o._volumes) or None,
         "ports": list(o._ports) or None,
+        "allow_net": list(o.network.allow_net) if o.network is not None and
+        o.network.allow_net else None,
     }
 
 

@@ -70,8 +70,10 @@ class Options:
 
 class NetworkSpec:
     """Networking of a box: mode "enabled" (user-mode NAT, the default) or "disabled"
-    (loopback only), and the hosts it may reach (allow_net: not supported yet; a non-empty
-    list is refused when the box is created)."""
+    (loopback only), and the hosts it may reach. allow_net empty: the internet, never the
+    host, link-local or private addresses; else only what it lists: "example.com",
+    "*.example.com", "203.0.113.0/24", "198.51.100.7", each with an optional ":PORT"
+    (docs/security.md, Network). Checked when the box is created."""
 
     def __init__(self, mode: str = "enabled", allow_net: Sequence[str] = ()):
         if mode not in ("enabled", "disabled"):

@@ -348,29 +348,32 @@ static PyObject *rt_create(bp_runtime *self, PyObject *args, PyObject *kw)
                              "network_disabled",
                              "volumes",
                              "ports",
+                             "allow_net",
                              NULL};
     boxlite_box_options o = BOXLITE_BOX_OPTIONS_INIT;
     const char *image = NULL, *name = NULL, *wd = NULL, *user = NULL;
     PyObject *env = Py_None, *ep = Py_None, *cmd = Py_None, *vols = Py_None, *ports = Py_None;
+    PyObject *allow = Py_None;
     unsigned cpus = 0, mem = 0, disk = 0;
     int auto_remove = 0, detach = 0, net_off = 0, rc = 0;
     boxlite_volume *c_vols = NULL;
     boxlite_port *c_ports = NULL;
     size_t n_vols = 0, n_ports = 0;
-    char **envv = NULL, **epv = NULL, **cmdv = NULL;
+    char **envv = NULL, **epv = NULL, **cmdv = NULL, **allowv = NULL;
     char *c_image = NULL, *c_name = NULL, *c_wd = NULL, *c_user = NULL;
     boxlite_box *box = NULL;
     PyObject *result = NULL;
     PyThreadState *ts;
     char err[ERRMSG];
 
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|zzIIIOzzOOpppOO:create", kwlist, &image, &name,
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|zzIIIOzzOOpppOOO:create", kwlist, &image, &name,
                                      &cpus, &mem, &disk, &env, &wd, &user, &ep, &cmd, &auto_remove,
-                                     &detach, &net_off, &vols, &ports))
+                                     &detach, &net_off, &vols, &ports, &allow))
         return NULL;
     if (strv_from(env, &envv, "env must be a list of str") != 0 ||
         strv_from(ep, &epv, "entrypoint must be a list of str") != 0 ||
         strv_from(cmd, &cmdv, "cmd must be a list of str") != 0 ||
+        strv_from(allow, &allowv, "allow_net must be a list of str") != 0 ||
         vols_from(vols, &c_vols, &n_vols) != 0 || ports_from(ports, &c_ports, &n_ports) != 0)
         goto out;
     c_image = dup_or_null(image);
@@ -394,6 +397,7 @@ static PyObject *rt_create(bp_runtime *self, PyObject *args, PyObject *kw)
     o.n_volumes = n_vols;
     o.ports = c_ports;
     o.n_ports = n_ports;
+    o.allow_net = (const char *const *)allowv;
     if (bp_guard_enter(&self->g) != 0) {
         raise_closed();
         goto out;
@@ -412,6 +416,7 @@ out:
     strv_free(envv);
     strv_free(epv);
     strv_free(cmdv);
+    strv_free(allowv);
     free(c_image);
     free(c_name);
     free(c_wd);
@@ -607,7 +612,8 @@ static PyMethodDef rt_methods[] = {
     {"create", (PyCFunction)(void (*)(void))rt_create, METH_VARARGS | METH_KEYWORDS,
      "create(image=None, name=None, cpus=0, memory_mib=0, disk_size_gb=0, env=None, "
      "working_dir=None, user=None, entrypoint=None, cmd=None, auto_remove=False, "
-     "detach=False, network_disabled=False, volumes=None, ports=None) -> Box; volumes: "
+     "detach=False, network_disabled=False, volumes=None, ports=None, allow_net=None) -> Box; "
+     "volumes: "
      "[(host_path, guest_path, read_only)], ports: [(host_port, guest_port, protocol, host_ip)]"},
     {"get", (PyCFunction)rt_get, METH_VARARGS, "get(id_or_name) -> Box or None"},
     {"list", (PyCFunction)rt_list, METH_NOARGS, "list() -> [info dict], newest first"},

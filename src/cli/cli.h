@@ -33,6 +33,8 @@ struct cli_box_opts {
     const char *entrypoint[2]; /* --entrypoint: one program, or none for "" */
     boxlite_port ports[64];
     boxlite_volume volumes[16];
+    const char *allow_net[65]; /* --allow-net, NULL-terminated */
+    int nallow;
 };
 #define CLI_BOX_SHORTOPTS "e:w:u:dp:v:"
 /* clang-format off */
@@ -41,7 +43,7 @@ struct cli_box_opts {
     {"user", 1, NULL, 'u'}, {"cpus", 1, NULL, 'c'}, {"memory", 1, NULL, 'm'},                      \
     {"disk-size", 1, NULL, 'D'}, {"detach", 0, NULL, 'd'}, {"rm", 0, NULL, 'r'},                   \
     {"publish", 1, NULL, 'p'}, {"volume", 1, NULL, 'v'}, {"network", 1, NULL, 'N'},                \
-    {"registry", 1, NULL, 'R'}, {"entrypoint", 1, NULL, 'E'}
+    {"registry", 1, NULL, 'R'}, {"entrypoint", 1, NULL, 'E'}, {"allow-net", 1, NULL, 'A'}
 /* clang-format on */
 #define CLI_BOX_HELP                                                                               \
     "  --name NAME        name the box\n"                                                          \
@@ -56,6 +58,9 @@ struct cli_box_opts {
     "  -p, --publish [IP:]HOST:GUEST[/tcp|udp]  publish a guest port (IP default 127.0.0.1)\n"     \
     "  -v, --volume HOST:GUEST[:ro]  share a host directory\n"                                     \
     "  --network none|user  no network but loopback, or NAT (default)\n"                           \
+    "  --allow-net SPEC   allow egress only to SPEC (repeatable): NAME, *.DOMAIN, IP or\n"         \
+    "                     CIDR, each with an optional :PORT; by default the internet but\n"        \
+    "                     never the host, link-local or private addresses\n"                       \
     "  --registry SPEC    registry settings for pulling the image (see boxlite pull --help)\n"     \
     "  --entrypoint PROG  override the image's entrypoint (\"\" clears it)\n"
 void cli_box_opts_init(struct cli_box_opts *o);
@@ -67,6 +72,14 @@ int cli_parse_uint(const char *s, unsigned *out, const char *what);
 /* Start argv in box with eo, forward stdin when interactive (raw mode when eo->tty), stream
  * its output, forward our signals and window size; returns its shell status or 125. */
 int cli_attach(boxlite_box *box, boxlite_exec_options *eo, int interactive);
+
+/* ---- cli_text.c: guest-originated text for a terminal ---- */
+/* The next unit of s[0..n) (n > 0): its length, its code point, and *ok = 1 when it may be
+ * printed as is (valid UTF-8, not a C0/C1 control or DEL; \n, \t and \r\n allowed). */
+size_t cli_text_unit(const unsigned char *s, size_t n, unsigned *cp, int *ok);
+/* s[0..n) with every other unit escaped (\xHH for a byte, \uHHHH for a C1 control). */
+void cli_text_write(FILE *f, const char *s, size_t n);
+void cli_text_puts(FILE *f, const char *s);
 
 /* ---- cli_json.c ---- */
 void cli_json_str(FILE *f, const char *s);
@@ -94,6 +107,7 @@ int cmd_clone(int argc, char **argv);
 int cmd_fork(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_import_box(int argc, char **argv);
+int cmd_doctor(int argc, char **argv);
 
 /* ---- cli_registry.c: --registry SPEC (see cmd_pull.c's usage) ---- */
 int cli_registry_opt(const char *spec);

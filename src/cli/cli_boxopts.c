@@ -1,5 +1,6 @@
 /* cli_boxopts.c — the box flags that `create` and `run` share (--name, -e, -w, -u, --cpus,
- * --memory, --disk-size, -d, --rm), parsed into boxlite_box_options. */
+ * --memory, --disk-size, -d, --rm, -p, -v, --network, --allow-net), parsed into
+ * boxlite_box_options. */
 #include "cli.h"
 
 #include <errno.h>
@@ -10,9 +11,8 @@ void cli_box_opts_init(struct cli_box_opts *o)
 {
     boxlite_box_options init = BOXLITE_BOX_OPTIONS_INIT;
 
+    memset(o, 0, sizeof(*o)); /* every port and volume slot starts zeroed (read_only too) */
     o->box = init;
-    o->nenv = 0;
-    o->env[0] = NULL;
     o->box.env = o->env;
 }
 
@@ -148,6 +148,16 @@ int cli_box_opt(struct cli_box_opts *o, int c, const char *arg)
         break;
     case 'v':
         rc = parse_volume(o, arg);
+        break;
+    case 'A':
+        if (o->nallow >= 64) {
+            fprintf(stderr, "boxlite: too many --allow-net (at most 64)\n");
+            rc = -1;
+        } else {
+            o->allow_net[o->nallow++] = arg;
+            o->allow_net[o->nallow] = NULL;
+            o->box.allow_net = o->allow_net;
+        }
         break;
     case 'N':
         o->box.network_disabled = strcmp(arg, "none") == 0;

@@ -1,20 +1,31 @@
-/* cli_json.c — JSON output for `ls --format json` and `inspect`: string escaping. */
+/* cli_json.c — JSON output for `ls --format json` and `inspect`: string escaping (controls,
+ * C1 and invalid UTF-8 as cli_text.c classifies them). */
 #include "cli.h"
+
+#include <string.h>
 
 void cli_json_str(FILE *f, const char *s)
 {
+    const unsigned char *p = (const unsigned char *)(s ? s : "");
+    size_t n = strlen((const char *)p);
+
     fputc('"', f);
-    for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
-        if (*p == '"' || *p == '\\')
+    while (n > 0) {
+        unsigned cp;
+        int ok;
+        size_t k = cli_text_unit(p, n, &cp, &ok); /* the one sanitiser (cli_text.c) */
+        if (k == 1 && (*p == '"' || *p == '\\'))
             fprintf(f, "\\%c", *p);
         else if (*p == '\n')
             fputs("\\n", f);
         else if (*p == '\t')
             fputs("\\t", f);
-        else if (*p < 0x20)
-            fprintf(f, "\\u%04x", *p);
+        else if (ok)
+            fwrite(p, 1, k, f);
         else
-            fputc(*p, f);
+            fprintf(f, "\\u%04x", k == 1 && *p >= 0x80 ? 0xfffd : cp);
+        p += k;
+        n -= k;
     }
     fputc('"', f);
 }

@@ -2,8 +2,11 @@
  * running box (docker's BOX:PATH syntax; `-` is a tar stream on stdin or stdout). */
 #include "cli.h"
 
+#include <errno.h>
 #include <getopt.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -12,10 +15,38 @@ static void cp_usage(FILE *f)
     fprintf(f, "usage: boxlite cp [OPTIONS] BOX:SRC_PATH DEST_PATH|-\n"
                "       boxlite cp [OPTIONS] SRC_PATH|- BOX:DEST_PATH\n\n"
                "Copy files and directories between the host and a running box. Modes, mtimes\n"
-               "and symlinks are kept. `-` streams a tar archive on stdout (from a box) or\n"
-               "reads one from stdin and extracts it into the box directory DEST_PATH.\n\n"
+               "and symlinks are kept; on the host, modes lose setuid, setgid and sticky and\n"
+               "are masked by the umask, devices and fifos are skipped, and files are yours.\n"
+               "`-` streams a tar archive on stdout (from a box) or reads one from stdin and\n"
+               "extracts it into the box directory DEST_PATH.\n\n"
                "  -L, --follow-link  copy what symlinks in SRC_PATH point to\n"
-               "  --no-overwrite     fail instead of replacing existing files\n");
+               "  --no-overwrite     fail instead of replacing existing files\n"
+               "  --max-size SIZE    refuse a copy out of the box whose files (holes included)\n"
+               "                     pass SIZE bytes (K, M, G, T suffixes; default 10G)\n");
+}
+
+/* "123", "10G", "512k": bytes, or 0 when s is not a size. */
+static uint64_t parse_size(const char *s)
+{
+    static const char units[] = "KMGT";
+    const char *u = NULL;
+    char *end = NULL;
+    uint64_t v;
+
+    errno = 0;
+    v = strtoull(s, &end, 10);
+    if (errno || end == s || s[0] == '-')
+        return 0;
+    if (*end)
+        u = strchr(units, *end == 'k' ? 'K' : *end);
+    if (*end && (!u || !*u || end[1]))
+        return 0;
+    for (const char *p = units; u && p <= u; p++) {
+        if (v > (UINT64_MAX >> 10))
+            return 0;
+        v <<= 10;
+    }
+    return v;
 }
 
 /* Split "BOX:PATH" (the box part has no '/' and does not start with '.'); 0 when arg names a
@@ -53,6 +84,7 @@ int cmd_cp(int argc, char **argv)
 {
     static const struct option longopts[] = {{"follow-link", 0, NULL, 'L'},
                                              {"no-overwrite", 0, NULL, 'O'},
+                                             {"max-size", 1, NULL, 'M'},
                                              {"help", 0, NULL, 'h'},
                                              {NULL, 0, NULL, 0}};
     boxlite_copy_options o = BOXLITE_COPY_OPTIONS_INIT;
@@ -70,7 +102,10 @@ int cmd_cp(int argc, char **argv)
             o.follow_symlinks = 1;
         else if (c == 'O')
             o.overwrite = 0;
-        else
+        else if (c == 'M') {
+            o.max_bytes = parse_size(optarg);
+            rc = o.max_bytes ? 0 : -1;
+        } else
             rc = c == 'h' ? 1 : -1;
     }
     if (rc != 0 || argc - optind != 2) {

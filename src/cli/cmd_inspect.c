@@ -3,7 +3,7 @@
 
 #include <stdio.h>
 
-static void print_info(const boxlite_box_info *b)
+static void print_info(const boxlite_box_info *b, const char *const *allow_net)
 {
     printf("  {\n    \"id\": ");
     cli_json_str(stdout, b->id);
@@ -19,6 +19,12 @@ static void print_info(const boxlite_box_info *b)
     printf("},\n    \"network\": \"%s\",\n    \"published_ports\": ",
            b->network_disabled ? "disabled" : "enabled");
     cli_json_str(stdout, b->ports);
+    printf(",\n    \"allow_net\": [");
+    for (size_t i = 0; allow_net && allow_net[i]; i++) {
+        printf("%s", i ? ", " : "");
+        cli_json_str(stdout, allow_net[i]);
+    }
+    printf("]");
     printf(",\n    \"volumes\": ");
     cli_json_str(stdout, b->volumes);
     printf(",\n    \"created_at\": ");
@@ -49,7 +55,7 @@ int cmd_inspect(int argc, char **argv)
             rc = cli_fail(argv[i]);
         if (rc == 0) {
             printf("%s", i > 1 ? ",\n" : "");
-            print_info(&info);
+            print_info(&info, boxlite_box_allow_net(box));
         }
         boxlite_box_free(box);
     }

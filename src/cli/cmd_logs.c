@@ -1,4 +1,5 @@
-/* cmd_logs.c — `boxlite logs BOX`: the guest console of the box's last boot. */
+/* cmd_logs.c — `boxlite logs BOX`: the guest console of the box's last boot, its control
+ * sequences and invalid UTF-8 escaped (cli_text.c). */
 #include "cli.h"
 
 #include <stdio.h>
@@ -21,7 +22,7 @@ int cmd_logs(int argc, char **argv)
     if (rc == 0 && boxlite_box_console(&text, &len, box) != 0)
         rc = cli_fail(argv[1]);
     if (rc == 0)
-        fwrite(text, 1, len, stdout);
+        cli_text_write(stdout, text, len); /* guest bytes: escaped for the terminal */
     boxlite_free(text);
     boxlite_box_free(box);
     boxlite_runtime_free(rt);

@@ -1,5 +1,5 @@
 /* cmd_stop.c — `boxlite stop [-t SECONDS] BOX...`: sync and power off boxes, killing them
- * after the timeout. */
+ * after the timeout (and saying so on stderr). */
 #include "cli.h"
 
 #include <getopt.h>
@@ -25,9 +25,15 @@ int cmd_stop(int argc, char **argv)
     rc = cli_open_runtime(&rt);
     for (int i = optind; rc == 0 && i < argc; i++) {
         boxlite_box *box = NULL;
+        int killed = 0;
         rc = cli_get_box(&box, rt, argv[i]);
-        if (rc == 0 && boxlite_box_stop(box, (int)secs * 1000) != 0)
+        if (rc == 0 && boxlite_box_stop_v2(&killed, box, (int)secs * 1000) != 0)
             rc = cli_fail(argv[i]);
+        if (rc == 0 && killed)
+            fprintf(stderr,
+                    "boxlite: %s did not power off within %u s and was killed (what it had not "
+                    "synced is lost)\n",
+                    argv[i], secs);
         if (rc == 0)
             printf("%s\n", argv[i]);
         boxlite_box_free(box);

@@ -29,6 +29,7 @@ static const struct cli_verb verbs[] = {
     {"export", "write a box to a portable .boxlite archive", cmd_export},
     {"import-box", "make a box from a .boxlite archive", cmd_import_box},
     {"serve", "serve the Box API over HTTP", cmd_serve},
+    {"doctor", "check the store; --fix mends it", cmd_doctor},
     {"version", "print the version", cmd_version},
 };
 
@@ -60,17 +61,22 @@ int cli_open_runtime(boxlite_runtime **out)
 
 int cli_fail(const char *context)
 {
-    fprintf(stderr, "boxlite: %s: %s\n", context, boxlite_error_last());
+    fprintf(stderr, "boxlite: %s: ", context);
+    cli_text_puts(stderr, boxlite_error_last()); /* may quote the guest's console */
+    fputc('\n', stderr);
     return CLI_EXIT_FAILURE;
 }
 
 int cli_get_box(boxlite_box **out, boxlite_runtime *rt, const char *id_or_name)
 {
     if (boxlite_box_get(out, rt, id_or_name) != 0) {
-        if (!*boxlite_error_last())
+        if (!*boxlite_error_last()) {
             fprintf(stderr, "boxlite: no such box: %s\n", id_or_name);
-        else
-            fprintf(stderr, "boxlite: %s\n", boxlite_error_last());
+        } else {
+            fputs("boxlite: ", stderr);
+            cli_text_puts(stderr, boxlite_error_last());
+            fputc('\n', stderr);
+        }
         return CLI_EXIT_FAILURE;
     }
     return 0;

@@ -6,6 +6,8 @@
 #include "error.h"
 #include "image.h"
 #include "monitor.h"
+#include "netpolicy.h"
+#include "store.h"
 #include "runtime.h"
 #include "util.h"
 #include "vmm.h"
@@ -15,6 +17,7 @@
 #include <netinet/in.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +43,13 @@ BOXLITE_API const char *boxlite_box_name(const boxlite_box *box)
     return box && box->row.name ? box->row.name : "";
 }
 
+BOXLITE_API const char *const *boxlite_box_allow_net(const boxlite_box *box)
+{
+    return box && box->row.allow_net && box->row.allow_net[0]
+               ? (const char *const *)box->row.allow_net
+               : NULL;
+}
+
 BOXLITE_API void boxlite_free(void *p)
 {
     free(p);
@@ -59,18 +69,7 @@ static int is_live_state(const char *state)
 
 static int check_name(const char *name)
 {
-    size_t n = name ? strlen(name) : 0;
-
-    if (!name)
-        return 0;
-    if (n == 0 || n > 64 ||
-        strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") != n ||
-        name[0] == '.' || name[0] == '-')
-        return bl_err(BOXLITE_EINVAL,
-                      "invalid box name \"%s\": use 1-64 of [A-Za-z0-9_.-], not starting "
-                      "with '.' or '-'",
-                      name);
-    return 0;
+    return name ? bl_check_name("box", name) : 0;
 }
 
 static int check_env(const char *const *env)
@@ -155,6 +154,10 @@ static int check_options(const boxlite_box_options *o)
         return bl_err(BOXLITE_EINVAL, "too many volumes (max 16) or ports (max 64)");
     if (check_env(o->env) || check_volumes(o) || check_ports(o))
         return BOXLITE_EINVAL;
+    if (o->network_disabled && o->allow_net && o->allow_net[0])
+        return bl_err(BOXLITE_EINVAL, "allow_net with the network disabled: choose one");
+    if (bl_net_specs_check(o->allow_net) != 0)
+        return BOXLITE_EINVAL;
     return check_name(o->name);
 }
 
@@ -235,12 +238,84 @@ int bl_box_reload(boxlite_box *box)
     return rc;
 }
 
-int bl_box_image(boxlite_box *box, struct bl_image **out)
+/* ---- the image a box is pinned to ---- */
+
+/* Fill in what the row does not say yet: the base from the disk chain; the config from the
+ * base's digest (a pulled or imported base is named by its config digest), "" for the
+ * built-in default, else the image of that name in the store (no pull). */
+int bl_box_pin(boxlite_box *box)
 {
+    struct bl_box_row *r = &box->row;
+    char *rootfs = r->image_rootfs ? strdup(r->image_rootfs) : NULL;
+    char *id = r->image_id ? strdup(r->image_id) : NULL;
     int rc = 0;
 
-    if (!box->image)
-        rc = bl_image_open(&box->image, box->rt, box->row.image);
+    if (r->image_id && r->image_rootfs)
+        goto out;
+    if (!rootfs)
+        rc = bl_disk_rootfs(box->disk, &rootfs);
+    if (rc == 0 && !id && strcmp(r->image, "default") == 0)
+        id = strdup("");
+    else if (rc == 0 && !id && *rootfs) {
+        char digest[72];
+        snprintf(digest, sizeof(digest), "sha256:%s", rootfs);
+        id = bl_store_has_blob(box->rt->home, digest) ? strdup(digest) : NULL;
+    }
+    if (rc == 0 && !id && bl_image_find_config(&id, box->rt, r->image) != 0)
+        bl_err_clear(); /* not in the store: pinned on first use (bl_box_image) */
+    if (rc == 0)
+        rc = bl_db_box_set_image(box->rt->db, r->id, id, rootfs);
+    if (rc == 0) {
+        free(r->image_id);
+        free(r->image_rootfs);
+        r->image_id = id;
+        r->image_rootfs = rootfs;
+        id = rootfs = NULL;
+    }
+out:
+    free(id);
+    free(rootfs);
+    return rc;
+}
+
+void bl_box_pin_all(boxlite_runtime *rt)
+{
+    char **ids = NULL;
+
+    if (bl_db_box_unpinned(rt->db, &ids) != 0)
+        return;
+    for (size_t i = 0; ids[i]; i++) {
+        boxlite_box *box = NULL;
+        if (boxlite_box_get(&box, rt, ids[i]) == 0) /* get pins */
+            boxlite_box_free(box);
+    }
+    bl_strv_free(ids);
+    bl_err_clear();
+}
+
+int bl_box_image(boxlite_box *box, struct bl_image **out)
+{
+    struct bl_box_row *r = &box->row;
+    struct bl_image *img = NULL;
+    int rc = 0;
+
+    if (box->image)
+        goto out;
+    rc = bl_box_pin(box);
+    if (rc == 0 && !r->image_id) {
+        /* an imported box whose image is not in the store: the one time it is resolved */
+        rc = bl_image_open(&img, box->rt, r->image);
+        if (rc == 0)
+            rc = bl_db_box_set_image(box->rt->db, r->id, img->id, r->image_rootfs);
+        if (rc == 0)
+            r->image_id = strdup(img->id);
+        if (rc == 0 && !r->image_id)
+            rc = bl_err(BOXLITE_ENOMEM, "out of memory");
+        bl_image_free(img);
+    }
+    if (rc == 0)
+        rc = bl_image_open_pinned(&box->image, box->rt, r->image, r->image_id, r->image_rootfs);
+out:
     if (rc == 0)
         *out = box->image;
     return rc;
@@ -337,9 +412,11 @@ static int fill_row(struct bl_box_row *r, const boxlite_box_options *o, const ch
     r->network_disabled = o->network_disabled;
     r->ports = encode_ports(o);
     r->volumes = encode_volumes(o);
-    if (!r->ports || !r->volumes || (o->name && !r->name) || !r->image || !r->state ||
-        !r->created_at || !r->reason || (o->env && !r->env) || (o->entrypoint && !r->entrypoint) ||
-        (o->cmd && !r->cmd) || (o->working_dir && !r->workdir) || (o->user && !r->user))
+    r->allow_net = o->allow_net ? bl_strv_dup(o->allow_net) : NULL;
+    if (!r->ports || !r->volumes || (o->allow_net && !r->allow_net) || (o->name && !r->name) ||
+        !r->image || !r->state || !r->created_at || !r->reason || (o->env && !r->env) ||
+        (o->entrypoint && !r->entrypoint) || (o->cmd && !r->cmd) ||
+        (o->working_dir && !r->workdir) || (o->user && !r->user))
         return bl_err(BOXLITE_ENOMEM, "out of memory");
     return 0;
 }
@@ -347,7 +424,7 @@ static int fill_row(struct bl_box_row *r, const boxlite_box_options *o, const ch
 BOXLITE_API int boxlite_box_create(boxlite_box **out, boxlite_runtime *rt,
                                    const boxlite_box_options *opts)
 {
-    boxlite_box_options defaults = BOXLITE_BOX_OPTIONS_INIT;
+    boxlite_box_options defaults = BOXLITE_BOX_OPTIONS_INIT, v2 = BOXLITE_BOX_OPTIONS_INIT;
     struct bl_image *img = NULL;
     boxlite_box *box = NULL;
     char id[13];
@@ -357,6 +434,11 @@ BOXLITE_API int boxlite_box_create(boxlite_box **out, boxlite_runtime *rt,
     if (!out || !rt)
         return bl_err(BOXLITE_EINVAL, "box create: out and rt are required");
     opts = opts ? opts : &defaults;
+    if (opts->version == 1) { /* a caller built before allow_net: its struct ends before it */
+        memcpy(&v2, opts, offsetof(boxlite_box_options, allow_net));
+        v2.version = BOXLITE_BOX_OPTIONS_VERSION;
+        opts = &v2;
+    }
     rc = check_options(opts);
     if (rc == 0)
         rc = bl_random_id(id);
@@ -370,6 +452,12 @@ BOXLITE_API int boxlite_box_create(boxlite_box **out, boxlite_runtime *rt,
     box->image = img;
     img = NULL;
     rc = fill_row(&box->row, opts, box->image->ref);
+    if (rc == 0) {
+        box->row.image_id = strdup(box->image->id);
+        box->row.image_rootfs = strdup(box->image->rootfs);
+        if (!box->row.image_id || !box->row.image_rootfs)
+            rc = bl_err(BOXLITE_ENOMEM, "out of memory");
+    }
     if (rc != 0)
         goto out;
     if (mkdir(box->dir, 0700) != 0) {
@@ -412,40 +500,65 @@ BOXLITE_API int boxlite_box_get(boxlite_box **out, boxlite_runtime *rt, const ch
         return rc;
     }
     box->row = row;
+    if (access(box->dir, F_OK) != 0) /* a crash between its row and its directory */
+        bl_box_repair_new(rt, NULL);
+    if ((!row.image_id || !row.image_rootfs) && bl_box_pin(box) != 0)
+        bl_err_clear(); /* retried on first use, which reports it */
     *out = box;
     return 0;
 }
 
 /* ---- repair ---- */
 
-/* A box the store calls running whose monitor is gone: record it as failed. */
-static void repair_row(boxlite_runtime *rt, const struct bl_box_row *row)
+/* A box the store calls running whose monitor is gone: record it as failed. 1 when so. */
+static int repair_row(boxlite_runtime *rt, const struct bl_box_row *row, struct bl_repair *rp)
 {
     if (!is_live_state(row->state) || bl_monitor_alive(row->shim_pid, row->id))
-        return;
-    bl_db_box_set_state(rt->db, row->id, "failed", 0, 0,
-                        "the box monitor (boxlite-shim) died; the VM was stopped");
+        return 0;
+    if (bl_repair_note(rp, 1, row->id, "recorded %s, but its monitor is gone", row->state))
+        bl_db_box_set_state(rt->db, row->id, "failed", 0, 0,
+                            "the box monitor (boxlite-shim) died; the VM was stopped");
+    return 1;
 }
 
-void bl_box_repair_all(boxlite_runtime *rt)
+/* Everything about one box that doctor checks (box from its row, not live). */
+static void doctor_box(boxlite_box *box, struct bl_repair *rp)
+{
+    struct stat st;
+
+    if (stat(box->dir, &st) != 0) {
+        bl_repair_note(rp, 0, box->row.id, "recorded, but its directory %s is gone", box->dir);
+        return;
+    }
+    if ((!box->row.image_id || !box->row.image_rootfs) &&
+        bl_repair_note(rp, 1, box->row.id, "not pinned to its image yet") && bl_box_pin(box) != 0)
+        bl_repair_note(rp, 0, box->row.id, "cannot be pinned: %s", boxlite_error_last());
+    if (box->row.image_rootfs && *box->row.image_rootfs) {
+        char *base = bl_strdupf("%s/images/rootfs/%s.ext4", box->rt->home, box->row.image_rootfs);
+        if (base && access(base, R_OK) != 0)
+            bl_repair_note(rp, 0, box->row.id, "the image base its disk rests on is gone: %s",
+                           base);
+        free(base);
+    }
+    bl_snapshot_repair(box, rp);
+}
+
+void bl_box_doctor(boxlite_runtime *rt, struct bl_repair *rp)
 {
     struct bl_box_row *rows = NULL;
     size_t n = 0;
 
+    bl_box_repair_new(rt, rp); /* first: a half-made box may be finished */
     if (bl_db_box_list(rt->db, &rows, &n) != 0)
         return;
     for (size_t i = 0; i < n; i++) {
         boxlite_box *box = NULL;
-        repair_row(rt, &rows[i]);
-        if (!is_live_state(rows[i].state) && box_new(&box, rt, rows[i].id) == 0) {
-            memcpy(box->row.id, rows[i].id, sizeof(box->row.id));
-            if (bl_box_reload(box) == 0 && !is_live_state(box->row.state))
-                bl_snapshot_repair(box);
-            box_release(box);
-        }
+        repair_row(rt, &rows[i], rp);
+        if (boxlite_box_get(&box, rt, rows[i].id) == 0 && !is_live_state(box->row.state))
+            doctor_box(box, rp);
+        boxlite_box_free(box);
     }
     bl_box_rows_free(rows, n);
-    bl_box_repair_new(rt);
     bl_err_clear();
 }
 
@@ -673,7 +786,8 @@ static int start_locked(boxlite_box *box, int detached)
             return bl_err(BOXLITE_ESTATE, "box %s is stopping", box->row.id);
         return attach(box);
     }
-    repair_row(box->rt, &box->row);
+    repair_row(box->rt, &box->row, NULL);
+    bl_snapshot_repair_locked(box); /* what a crash left in its snapshots and layers */
     return boot(box, detached || box->row.detach);
 }
 
@@ -746,18 +860,21 @@ static int wait_closed(struct bl_conn *c, int timeout_ms)
 }
 
 /* Stop escalation: SHUTDOWN through the monitor, then SIGTERM to the monitor (it kills
- * QEMU), then SIGKILL to both and the store fixed by hand. */
-static void stop_running(boxlite_box *box, int timeout_ms)
+ * QEMU), then SIGKILL to both and the store fixed by hand. *killed: 1 when the guest did not
+ * power off by itself. BOXLITE_ETIMEOUT when the box still runs after all that. */
+static int stop_running(boxlite_box *box, int timeout_ms, int *killed)
 {
     int gone = 0;
 
     if (attach(box) == 0 && bl_conn_send(box->conn, BL_F_SHUTDOWN, 0, NULL, 0) == 0)
         gone = wait_closed(box->conn, timeout_ms);
     if (!gone && bl_monitor_alive(box->row.shim_pid, box->row.id)) {
+        *killed = 1;
         kill(box->row.shim_pid, SIGTERM);
         gone = box->conn ? wait_closed(box->conn, KILL_WAIT_MS) : 0;
     }
     if (!gone && bl_monitor_alive(box->row.shim_pid, box->row.id)) {
+        *killed = 1;
         kill(box->row.shim_pid, SIGKILL);
         if (box->row.qemu_pid > 0)
             kill(box->row.qemu_pid, SIGKILL);
@@ -769,10 +886,15 @@ static void stop_running(boxlite_box *box, int timeout_ms)
                     bl_monitor_alive(box->row.shim_pid, box->row.id);
          i++)
         usleep(20000);
+    if (!box->removed && is_live_state(box->row.state) &&
+        bl_monitor_alive(box->row.shim_pid, box->row.id))
+        return bl_err(BOXLITE_ETIMEOUT, "box %s is still running after SIGKILL", box->row.id);
+    return 0;
 }
 
-BOXLITE_API int boxlite_box_stop(boxlite_box *box, int timeout_ms)
+BOXLITE_API int boxlite_box_stop_v2(int *killed_out, boxlite_box *box, int timeout_ms)
 {
+    int killed = 0;
     int rc;
 
     bl_err_clear();
@@ -780,21 +902,32 @@ BOXLITE_API int boxlite_box_stop(boxlite_box *box, int timeout_ms)
         return bl_err(BOXLITE_EINVAL, "box is NULL");
     rc = box->removed ? 0 : reload(box);
     if (rc == 0 && !box->removed && is_live_state(box->row.state))
-        stop_running(box, timeout_ms < 0 ? STOP_TIMEOUT_MS : timeout_ms);
+        rc = stop_running(box, timeout_ms < 0 ? STOP_TIMEOUT_MS : timeout_ms, &killed);
     if (box->lifeline_fd >= 0) {
         close(box->lifeline_fd);
         box->lifeline_fd = -1;
     }
     conn_drop(box);
     box->conn = NULL;
-    if (rc == 0 && !box->removed)
-        reload(box);
+    if (rc == 0 && !box->removed && reload(box) == BOXLITE_ENOTFOUND)
+        rc = 0; /* auto_remove: removed by its monitor */
     if (rc == BOXLITE_ENOTFOUND) {
         box->removed = 1;
         rc = 0;
     }
-    bl_err_clear();
+    if (rc == 0) {
+        bl_err_clear();
+        if (killed_out)
+            *killed_out = killed;
+    } else {
+        bl_err_wrap(rc, "stop box %s", box->row.id);
+    }
     return rc;
+}
+
+BOXLITE_API int boxlite_box_stop(boxlite_box *box, int timeout_ms)
+{
+    return boxlite_box_stop_v2(NULL, box, timeout_ms);
 }
 
 BOXLITE_API int boxlite_box_remove(boxlite_box *box, int force)
@@ -812,7 +945,10 @@ BOXLITE_API int boxlite_box_remove(boxlite_box *box, int force)
         if (!force)
             return bl_err(BOXLITE_ESTATE, "box %s is running: stop it first, or remove with force",
                           box->row.id);
-        boxlite_box_stop(box, 2000);
+        /* its disk goes next: never while a VM that did not stop may still write it */
+        rc = boxlite_box_stop_v2(NULL, box, 2000);
+        if (rc != 0)
+            return bl_err_wrap(rc, "remove box %s", box->row.id);
     }
     if (!box->removed) {
         char deps[512];
@@ -884,6 +1020,8 @@ BOXLITE_API int boxlite_box_get_info(boxlite_box_info *out, boxlite_box *box)
         return bl_err(BOXLITE_EINVAL, "box info: bad arguments");
     rc = box->removed ? bl_err(BOXLITE_ENOTFOUND, "box %s has been removed", box->row.id)
                       : reload(box);
+    if (rc == 0 && repair_row(box->rt, &box->row, NULL)) /* shown as it is now */
+        rc = reload(box);
     if (rc == 0)
         row_to_info(out, &box->row);
     return rc;
@@ -899,8 +1037,15 @@ BOXLITE_API int boxlite_box_list(boxlite_box_info **out, size_t *count_out, boxl
     bl_err_clear();
     if (!out || !count_out || !rt)
         return bl_err(BOXLITE_EINVAL, "box list: bad arguments");
-    bl_box_repair_all(rt);
+    bl_box_repair_new(rt, NULL); /* one readdir: boxes a crash left half made, shown whole */
     rc = bl_db_box_list(rt->db, &rows, &n);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        if (repair_row(rt, &rows[i], NULL)) { /* shown as it is now */
+            bl_box_rows_free(rows, n);
+            rc = bl_db_box_list(rt->db, &rows, &n);
+            break;
+        }
+    }
     if (rc != 0)
         return rc;
     infos = calloc(n ? n : 1, sizeof(*infos));

@@ -38,11 +38,43 @@ void bl_box_mac(const char *id, char out[18]);
  * locked): layers keep their names while QEMU runs on them (snapshot.c). */
 int bl_box_layerize(boxlite_box *box);
 
-/* Clean what a crash left in the box's snapshots (snapshot.c; box not running). */
-void bl_snapshot_repair(boxlite_box *box);
+/* The backing file named in the qcow2 header of path into out (cap bytes; "" when none).
+ * 0, or -1 when path is not a readable qcow2 file (snapshot.c). */
+int bl_qcow2_backing(const char *path, char *out, size_t cap);
+
+/* The <hex> of images/rootfs/<hex>.ext4 at the bottom of disk's backing chain, or "" when
+ * the chain ends without one (a standalone disk). *out malloc'd (snapshot.c). */
+int bl_disk_rootfs(const char *disk, char **out);
+
+/* Pin the box to its image when its row does not say yet (box.c): the base from its disk
+ * chain, the config from the base's digest (or the store, without pulling). */
+int bl_box_pin(boxlite_box *box);
+
+/* Pin every box not pinned yet (rows of an older schema, imported boxes). */
+void bl_box_pin_all(boxlite_runtime *rt);
+
+/* A repair pass that reports (boxlite doctor) and mends only with fix. Passes given NULL
+ * mend quietly: a box being touched. */
+struct bl_repair {
+    int fix;
+    boxlite_doctor_fn report;
+    void *ctx;
+    unsigned found;
+};
+
+/* Note a finding on box_id ("" for the store); 1 when it is to be mended: mendable, and rp
+ * NULL or rp->fix. What cannot be mended (data already lost) is only reported. */
+int bl_repair_note(struct bl_repair *rp, int mendable, const char *box_id, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Clean what a crash left in the box's snapshots and layers (snapshot.c; box not running),
+ * taking the box's lock; skipped while another process holds it. */
+void bl_snapshot_repair(boxlite_box *box, struct bl_repair *rp);
+/* The same, the caller holding the box's lock. */
+void bl_snapshot_repair_locked(boxlite_box *box);
 
 /* Finish or drop boxes a crash left half made (boxes/.new-<id>) (snapshot.c). */
-void bl_box_repair_new(boxlite_runtime *rt);
+void bl_box_repair_new(boxlite_runtime *rt, struct bl_repair *rp);
 
 /* The running box's channel (borrowed), attaching to its monitor if needed, or
  * BOXLITE_ESTATE when it is not running. */
@@ -55,7 +87,7 @@ int bl_box_image(boxlite_box *box, struct bl_image **out);
 int bl_exec_start_flags(boxlite_exec **out, boxlite_box *box, const boxlite_exec_options *opts,
                         uint32_t flags);
 
-/* Mark boxes whose monitor died as failed (runtime open). */
-void bl_box_repair_all(boxlite_runtime *rt);
+/* Check (and with rp->fix mend) every box: boxlite_runtime_doctor. */
+void bl_box_doctor(boxlite_runtime *rt, struct bl_repair *rp);
 
 #endif

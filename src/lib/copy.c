@@ -9,7 +9,7 @@
 #include <archive_entry.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
+#include <dirent.h>
 #include <libgen.h>
 #include <signal.h>
 #include <stdio.h>
@@ -18,7 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define DEFAULT_MAX_BYTES   (64ull << 30)
+#define DEFAULT_MAX_BYTES   (10ull << 30) /* docs/security.md: copy-out's size limit */
 #define DEFAULT_MAX_ENTRIES 1000000ull
 #define FINISH_MS           60000 /* how long a finished copy's process may take to exit */
 
@@ -107,6 +107,26 @@ static int test_hook_raw(const char *box_path)
     return v && strcmp(v, "1") == 0 && strncmp(box_path, RAW_HOOK, strlen(RAW_HOOK)) == 0;
 }
 
+/* The name copy-out's top entry gets inside an existing host directory: the last component of
+ * the requested box path ("root" for "/"), the rule the agent names its entries by
+ * (src/agent/copy.c) — taken from the request, never from the guest's archive. */
+static void top_name(char *out, size_t cap, const char *box_path)
+{
+    size_t len = strlen(box_path);
+    const char *base;
+
+    while (len > 1 && box_path[len - 1] == '/')
+        len--;
+    base = box_path + len;
+    while (base > box_path && base[-1] != '/')
+        base--;
+    len -= (size_t)(base - box_path);
+    if (len == 0 || (len == 1 && base[0] == '.') || (len == 2 && base[0] == '.' && base[1] == '.'))
+        snprintf(out, cap, "root");
+    else
+        snprintf(out, cap, "%.*s", (int)len, base);
+}
+
 struct out_src {
     boxlite_exec *ex;
     char buf[65536];
@@ -138,11 +158,12 @@ BOXLITE_API int boxlite_box_copy_out(boxlite_box *box, const char *box_path, con
     struct bl_untar_opts uo;
     struct out_src *s = NULL;
     boxlite_exec *ex = NULL;
-    char msg[1024], why[1024];
+    char msg[1024], why[1024], name[256];
     int rc, status;
 
     if (!box || !box_path || !box_path[0] || !host_path || !host_path[0])
         return bl_err(BOXLITE_EINVAL, "copy out: a box, a box path and a host path are needed");
+    top_name(name, sizeof(name), box_path);
     rc = check_opts(&o, opts);
     if (rc == 0 && test_hook_raw(box_path)) {
         /* Test hook: extract a file of the guest as if copy-out had sent it. */
@@ -164,6 +185,7 @@ BOXLITE_API int boxlite_box_copy_out(boxlite_box *box, const char *box_path, con
     uo.include_parent = o.include_parent;
     uo.max_bytes = o.max_bytes;
     uo.max_entries = o.max_entries;
+    uo.name = name;
     rc = bl_untar(host_path, &uo, read_stdout, s);
     snprintf(why, sizeof(why), "%s", rc != 0 ? boxlite_error_last() : "");
     if (rc != 0)
@@ -232,15 +254,16 @@ BOXLITE_API int boxlite_box_copy_out_tar(boxlite_box *box, const char *box_path,
 
 /* ---- copy_in ---- */
 
+#define WALK_DEPTH 256 /* directories open at once while sending a tree */
+
 struct walk {
     struct archive *a;
     struct archive_entry *e;
-    size_t skip;      /* bytes of the host path before the part that names entries */
-    const char *base; /* the top entry's name */
-    int follow, rc;
+    char name[8192]; /* the current entry's name in the archive */
+    size_t nlen;
+    unsigned depth;
+    int follow;
 };
-
-static _Thread_local struct walk *cur_walk;
 
 static la_ssize_t to_stdin(struct archive *a, void *ud, const void *buf, size_t n)
 {
@@ -248,16 +271,12 @@ static la_ssize_t to_stdin(struct archive *a, void *ud, const void *buf, size_t 
     return boxlite_exec_write(ud, buf, n) == 0 ? (la_ssize_t)n : -1;
 }
 
-static int put_contents(struct walk *w, const char *path)
+static int put_contents(struct walk *w, int fd)
 {
     static _Thread_local char buf[65536];
-    int fd = open(path, O_RDONLY | O_CLOEXEC | (w->follow ? 0 : O_NOFOLLOW));
     int64_t left = archive_entry_size(w->e);
-    int rc = 0;
 
-    if (fd < 0)
-        return bl_err_errno(BOXLITE_EIO, errno, "open %s", path);
-    while (rc == 0 && left > 0) {
+    while (left > 0) {
         ssize_t n = read(fd, buf, (size_t)left < sizeof(buf) ? (size_t)left : sizeof(buf));
         if (n < 0 && errno == EINTR)
             continue;
@@ -266,91 +285,156 @@ static int put_contents(struct walk *w, const char *path)
             n = (ssize_t)((size_t)left < sizeof(buf) ? (size_t)left : sizeof(buf));
         }
         if (archive_write_data(w->a, buf, (size_t)n) != n)
-            rc = bl_err(BOXLITE_EIO, "send %s: %s", path, archive_error_string(w->a));
+            return bl_err(BOXLITE_EIO, "send %s: %s", w->name, archive_error_string(w->a));
         left -= n;
     }
-    close(fd);
+    return 0;
+}
+
+static int put_node(struct walk *w, int dfd, const char *leaf);
+
+/* The entries of the directory open as fd (taken), each opened beneath it, never through a
+ * link unless follow. */
+static int put_children(struct walk *w, int fd)
+{
+    DIR *d = fdopendir(fd);
+    struct dirent *de;
+    size_t keep = w->nlen;
+    int rc = 0;
+
+    if (!d) {
+        close(fd);
+        return bl_err_errno(BOXLITE_EIO, errno, "read %s", w->name);
+    }
+    if (++w->depth > WALK_DEPTH)
+        rc = bl_err(BOXLITE_EINVAL, "%s: more than %u directories deep", w->name, WALK_DEPTH);
+    while (rc == 0) {
+        errno = 0;
+        de = readdir(d);
+        if (!de) {
+            if (errno)
+                rc = bl_err_errno(BOXLITE_EIO, errno, "read %s", w->name);
+            break;
+        }
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        if (keep + 1 + strlen(de->d_name) >= sizeof(w->name)) {
+            rc = bl_err(BOXLITE_EINVAL, "%s/%s: the name is too long", w->name, de->d_name);
+            break;
+        }
+        w->nlen =
+            keep + (size_t)snprintf(w->name + keep, sizeof(w->name) - keep, "/%s", de->d_name);
+        rc = put_node(w, dirfd(d), de->d_name);
+        w->nlen = keep;
+        w->name[keep] = '\0';
+    }
+    w->depth--;
+    closedir(d);
     return rc;
 }
 
-static int walk_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+/* Open leaf beneath dfd as the thing fstatat saw (a swap in between is refused). */
+static int open_same(struct walk *w, int dfd, const char *leaf, const struct stat *st)
 {
-    struct walk *w = cur_walk;
-    char name[8192], link[4096];
-    ssize_t n;
+    struct stat now;
+    int fd = openat(dfd, leaf,
+                    O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | (w->follow ? 0 : O_NOFOLLOW) |
+                        (S_ISDIR(st->st_mode) ? O_DIRECTORY : 0));
 
-    (void)ftw;
-    if (flag == FTW_NS || flag == FTW_DNR) {
-        w->rc = bl_err(BOXLITE_EIO, "cannot read %s", path);
-        return 1;
+    if (fd < 0)
+        return bl_err_errno(BOXLITE_EIO, errno, "open %s", w->name);
+    if (fstat(fd, &now) < 0 || now.st_dev != st->st_dev || now.st_ino != st->st_ino) {
+        close(fd);
+        return bl_err(BOXLITE_EIO, "%s changed while it was copied", w->name);
     }
-    if (!S_ISREG(st->st_mode) && !S_ISDIR(st->st_mode) && !S_ISLNK(st->st_mode))
-        return 0;
-    snprintf(name, sizeof(name), "%s%s", w->base, path + w->skip);
-    archive_entry_clear(w->e);
-    archive_entry_copy_stat(w->e, st);
-    archive_entry_set_pathname(w->e, name);
-    archive_entry_set_nlink(w->e, 1);
-    if (!S_ISREG(st->st_mode))
-        archive_entry_set_size(w->e, 0);
-    if (S_ISLNK(st->st_mode)) {
-        n = readlink(path, link, sizeof(link) - 1);
-        if (n < 0) {
-            w->rc = bl_err_errno(BOXLITE_EIO, errno, "readlink %s", path);
-            return 1;
-        }
-        link[n] = '\0';
-        archive_entry_set_symlink(w->e, link);
-    }
-    if (archive_write_header(w->a, w->e) < ARCHIVE_WARN) {
-        w->rc = bl_err(BOXLITE_EIO, "send %s: %s", path, archive_error_string(w->a));
-        return 1;
-    }
-    if (S_ISREG(st->st_mode))
-        w->rc = put_contents(w, path);
-    return w->rc != 0;
+    return fd;
 }
 
+/* One entry at (dfd, leaf): its header, then its data or its children. */
+static int put_node(struct walk *w, int dfd, const char *leaf)
+{
+    struct stat st;
+    char link[4096];
+    ssize_t n;
+    int fd = -1, rc = 0;
+
+    if (fstatat(dfd, leaf, &st, w->follow ? 0 : AT_SYMLINK_NOFOLLOW) < 0)
+        return bl_err_errno(BOXLITE_EIO, errno, "cannot read %s", w->name);
+    if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode) && !S_ISLNK(st.st_mode))
+        return 0; /* devices, fifos, sockets: not copied */
+    archive_entry_clear(w->e);
+    archive_entry_copy_stat(w->e, &st);
+    archive_entry_set_pathname(w->e, w->name);
+    archive_entry_set_nlink(w->e, 1);
+    if (!S_ISREG(st.st_mode))
+        archive_entry_set_size(w->e, 0);
+    if (S_ISLNK(st.st_mode)) {
+        n = readlinkat(dfd, leaf, link, sizeof(link) - 1);
+        if (n < 0)
+            return bl_err_errno(BOXLITE_EIO, errno, "readlink %s", w->name);
+        link[n] = '\0';
+        archive_entry_set_symlink(w->e, link);
+    } else {
+        fd = open_same(w, dfd, leaf, &st);
+        if (fd < 0)
+            return fd;
+    }
+    if (archive_write_header(w->a, w->e) < ARCHIVE_WARN)
+        rc = bl_err(BOXLITE_EIO, "send %s: %s", w->name, archive_error_string(w->a));
+    if (rc == 0 && S_ISREG(st.st_mode))
+        rc = put_contents(w, fd);
+    if (rc == 0 && S_ISDIR(st.st_mode))
+        return put_children(w, fd); /* takes fd */
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
+/* Send host_path as a tar whose top entry is its last component. The path to the source is
+ * the caller's; beneath it every entry is opened relative to its directory's fd with
+ * O_NOFOLLOW (unless follow_symlinks) and checked to be what was stat'ed, so a link swapped
+ * into the tree while it is read cannot pull in a file from elsewhere on the host. */
 static int send_tree(boxlite_exec *ex, const char *host_path, const boxlite_copy_options *o)
 {
-    struct walk w = {0};
+    struct walk *w = calloc(1, sizeof(*w));
     char *copy = strdup(host_path);
     size_t len = strlen(host_path);
+    const char *base;
     int rc = 0;
 
-    if (!copy)
-        return bl_err(BOXLITE_ENOMEM, "out of memory");
-    while (len > 1 && copy[len - 1] == '/')
-        copy[--len] = '\0';
-    w.base = basename(copy);
-    if (!w.base[0] || strcmp(w.base, "/") == 0 || strcmp(w.base, ".") == 0 ||
-        strcmp(w.base, "..") == 0)
-        w.base = "root";
-    w.skip = len;
-    w.follow = o->follow_symlinks;
-    w.a = archive_write_new();
-    w.e = archive_entry_new();
-    if (!w.a || !w.e) {
+    if (!copy || !w) {
         rc = bl_err(BOXLITE_ENOMEM, "out of memory");
         goto out;
     }
-    archive_write_set_format_pax_restricted(w.a);
-    archive_write_set_bytes_per_block(w.a, 32768);
-    archive_write_set_bytes_in_last_block(w.a, 1);
-    if (archive_write_open(w.a, ex, NULL, to_stdin, NULL) != ARCHIVE_OK) {
-        rc = bl_err(BOXLITE_EIO, "%s", archive_error_string(w.a));
+    while (len > 1 && copy[len - 1] == '/')
+        copy[--len] = '\0';
+    base = basename(copy);
+    if (!base[0] || strcmp(base, "/") == 0 || strcmp(base, ".") == 0 || strcmp(base, "..") == 0)
+        base = "root";
+    w->nlen = (size_t)snprintf(w->name, sizeof(w->name), "%s", base);
+    w->follow = o->follow_symlinks;
+    w->a = archive_write_new();
+    w->e = archive_entry_new();
+    if (!w->a || !w->e) {
+        rc = bl_err(BOXLITE_ENOMEM, "out of memory");
         goto out;
     }
-    cur_walk = &w;
-    if (nftw(copy, walk_one, 32, w.follow ? 0 : FTW_PHYS) < 0 && w.rc == 0)
-        w.rc = bl_err_errno(BOXLITE_EIO, errno, "read %s", host_path);
-    cur_walk = NULL;
-    rc = w.rc;
-    if (archive_write_close(w.a) != ARCHIVE_OK && rc == 0)
-        rc = bl_err(BOXLITE_EIO, "%s", archive_error_string(w.a));
+    archive_write_set_format_pax_restricted(w->a);
+    archive_write_set_bytes_per_block(w->a, 32768);
+    archive_write_set_bytes_in_last_block(w->a, 1);
+    if (archive_write_open(w->a, ex, NULL, to_stdin, NULL) != ARCHIVE_OK) {
+        rc = bl_err(BOXLITE_EIO, "%s", archive_error_string(w->a));
+        goto out;
+    }
+    rc = put_node(w, AT_FDCWD, copy);
+    if (archive_write_close(w->a) != ARCHIVE_OK && rc == 0)
+        rc = bl_err(BOXLITE_EIO, "%s", archive_error_string(w->a));
 out:
-    archive_entry_free(w.e);
-    archive_write_free(w.a);
+    if (w) {
+        archive_entry_free(w->e);
+        archive_write_free(w->a);
+    }
+    free(w);
     free(copy);
     return rc;
 }

@@ -12,7 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SCHEMA_VERSION  3
+#define SCHEMA_VERSION  5
 #define BUSY_TIMEOUT_MS 30000
 
 struct bl_db {
@@ -54,6 +54,12 @@ static const char *const migrations[] = {
     ");"
     "ALTER TABLE boxes ADD COLUMN parent TEXT NOT NULL DEFAULT '';"
     "ALTER TABLE boxes ADD COLUMN backing_box TEXT NOT NULL DEFAULT '';",
+    "ALTER TABLE boxes ADD COLUMN allow_net BLOB;",
+    /* 5: each box pinned to its image: config digest and the base its disk chain rests on
+     * (NULL: not known yet — rows of schema 4, and imported boxes until pinned) */
+    "ALTER TABLE boxes ADD COLUMN image_id TEXT;"
+    "ALTER TABLE boxes ADD COLUMN image_rootfs TEXT;"
+    "CREATE INDEX boxes_image_rootfs ON boxes (image_rootfs);",
 };
 
 void bl_rfc3339_now(char out[32])
@@ -118,11 +124,15 @@ static int user_version(struct bl_db *s, int *out)
 static int migrate(struct bl_db *s)
 {
     int version = 0;
-    int rc = exec_sql(s, "BEGIN IMMEDIATE");
+    int rc = user_version(s, &version);
 
+    /* the common case reads one page and takes no write lock */
+    if (rc == 0 && version == SCHEMA_VERSION)
+        return 0;
+    rc = exec_sql(s, "BEGIN IMMEDIATE");
     if (rc != 0)
         return rc;
-    rc = user_version(s, &version);
+    rc = user_version(s, &version); /* again, under the lock: another process may have */
     if (rc == 0 && version > SCHEMA_VERSION)
         rc = bl_err(BOXLITE_ESTATE, "state database has schema %d, newer than this library's %d",
                     version, SCHEMA_VERSION);
@@ -231,9 +241,10 @@ int bl_db_box_insert(struct bl_db *s, const struct bl_box_row *r)
     static const char sql[] =
         "INSERT INTO boxes (id, name, image, state, created_at, cpus, memory_mib, "
         "disk_size_gb, auto_remove, detach, env, entrypoint, cmd, workdir, user, "
-        "network_disabled, ports, volumes, parent, backing_box, seq) "
+        "network_disabled, ports, volumes, parent, backing_box, allow_net, image_id, "
+        "image_rootfs, seq) "
         "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, "
-        "?18, ?19, ?20, (SELECT IFNULL(MAX(seq), 0) + 1 FROM boxes))";
+        "?18, ?19, ?20, ?21, ?22, ?23, (SELECT IFNULL(MAX(seq), 0) + 1 FROM boxes))";
     sqlite3_stmt *st = NULL;
     int rc = 0;
 
@@ -259,6 +270,9 @@ int bl_db_box_insert(struct bl_db *s, const struct bl_box_row *r)
     bind_strv(st, 18, r->volumes);
     sqlite3_bind_text(st, 19, r->parent, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 20, r->backing_box, -1, SQLITE_TRANSIENT);
+    bind_strv(st, 21, r->allow_net);
+    bind_text_or_null(st, 22, r->image_id);
+    bind_text_or_null(st, 23, r->image_rootfs);
     if (sqlite3_step(st) != SQLITE_DONE) {
         rc = db_err(s, "insert box");
         if (rc == BOXLITE_EEXISTS)
@@ -271,7 +285,7 @@ int bl_db_box_insert(struct bl_db *s, const struct bl_box_row *r)
 #define ROW_COLUMNS                                                                                \
     "id, name, image, state, created_at, reason, cpus, memory_mib, disk_size_gb, "                 \
     "auto_remove, detach, shim_pid, qemu_pid, env, entrypoint, cmd, workdir, user, "               \
-    "network_disabled, ports, volumes, parent, backing_box"
+    "network_disabled, ports, volumes, parent, backing_box, allow_net, image_id, image_rootfs"
 
 static int read_row(sqlite3_stmt *st, struct bl_box_row *r)
 {
@@ -303,7 +317,12 @@ static int read_row(sqlite3_stmt *st, struct bl_box_row *r)
              sqlite3_column_text(st, 21) ? (const char *)sqlite3_column_text(st, 21) : "");
     snprintf(r->backing_box, sizeof(r->backing_box), "%s",
              sqlite3_column_text(st, 22) ? (const char *)sqlite3_column_text(st, 22) : "");
-    if (!r->image || !r->state || !r->created_at || !r->reason) {
+    r->allow_net = column_strv(st, 23);
+    r->image_id = column_str(st, 24);
+    r->image_rootfs = column_str(st, 25);
+    if ((sqlite3_column_type(st, 24) != SQLITE_NULL && !r->image_id) ||
+        (sqlite3_column_type(st, 25) != SQLITE_NULL && !r->image_rootfs) || !r->image ||
+        !r->state || !r->created_at || !r->reason) {
         bl_box_row_clear(r);
         return bl_err(BOXLITE_ENOMEM, "out of memory reading a box");
     }
@@ -421,6 +440,77 @@ int bl_db_box_set_state(struct bl_db *s, const char *id, const char *state, int 
     return changes_one(s, st, id, "update box state");
 }
 
+int bl_db_box_set_image(struct bl_db *s, const char *id, const char *image_id, const char *rootfs)
+{
+    sqlite3_stmt *st = NULL;
+
+    if (sqlite3_prepare_v2(s->db, "UPDATE boxes SET image_id = ?2, image_rootfs = ?3 WHERE id = ?1",
+                           -1, &st, NULL) != SQLITE_OK)
+        return db_err(s, "prepare pin");
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+    bind_text_or_null(st, 2, image_id);
+    bind_text_or_null(st, 3, rootfs);
+    return changes_one(s, st, id, "pin box to its image");
+}
+
+static int box_strings(struct bl_db *s, const char *sql, const char *arg, char ***out)
+{
+    sqlite3_stmt *st = NULL;
+    char **v = calloc(1, sizeof(*v));
+    size_t n = 0;
+    int rc = v ? 0 : bl_err(BOXLITE_ENOMEM, "out of memory"), step;
+
+    if (rc == 0 && sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+        rc = db_err(s, "prepare query");
+    if (rc == 0 && arg)
+        sqlite3_bind_text(st, 1, arg, -1, SQLITE_TRANSIENT);
+    while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
+        char **nv = realloc(v, (n + 2) * sizeof(*v));
+        const unsigned char *t = sqlite3_column_text(st, 0);
+        if (nv)
+            v = nv;
+        if (!nv || !(v[n] = strdup(t ? (const char *)t : ""))) {
+            rc = bl_err(BOXLITE_ENOMEM, "out of memory");
+            break;
+        }
+        v[++n] = NULL;
+    }
+    if (rc == 0 && step != SQLITE_DONE)
+        rc = db_err(s, "query boxes");
+    sqlite3_finalize(st);
+    if (rc != 0)
+        bl_strv_free(v);
+    else
+        *out = v;
+    return rc;
+}
+
+int bl_db_box_on_rootfs(struct bl_db *s, const char *rootfs, char ***ids)
+{
+    return box_strings(s, "SELECT id FROM boxes WHERE image_rootfs = ?1 ORDER BY seq", rootfs, ids);
+}
+
+int bl_db_box_forks(struct bl_db *s, const char *box_id, char ***ids)
+{
+    return box_strings(s, "SELECT id FROM boxes WHERE backing_box = ?1 ORDER BY seq", box_id, ids);
+}
+
+int bl_db_box_unpinned(struct bl_db *s, char ***ids)
+{
+    return box_strings(s,
+                       "SELECT id FROM boxes WHERE image_rootfs IS NULL OR image_id IS NULL "
+                       "ORDER BY seq",
+                       NULL, ids);
+}
+
+int bl_db_box_pins(struct bl_db *s, int rootfs, char ***out)
+{
+    return box_strings(s,
+                       rootfs ? "SELECT DISTINCT image_rootfs FROM boxes WHERE image_rootfs <> ''"
+                              : "SELECT DISTINCT image_id FROM boxes WHERE image_id <> ''",
+                       NULL, out);
+}
+
 int bl_db_box_delete(struct bl_db *s, const char *id)
 {
     sqlite3_stmt *st = NULL;
@@ -445,8 +535,11 @@ void bl_box_row_clear(struct bl_box_row *r)
     bl_strv_free(r->cmd);
     free(r->workdir);
     free(r->user);
+    free(r->image_id);
+    free(r->image_rootfs);
     bl_strv_free(r->ports);
     bl_strv_free(r->volumes);
+    bl_strv_free(r->allow_net);
     memset(r, 0, sizeof(*r));
 }
 

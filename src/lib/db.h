@@ -33,6 +33,12 @@ struct bl_box_row {
     char **volumes;       /* groups of 3: "ro"|"rw", host path, guest path */
     char parent[13];      /* the snapshot it was forked or cloned from, or "" */
     char backing_box[13]; /* the box whose snapshot layer its disk rests on, or "" */
+    char **allow_net;     /* egress allowlist (netpolicy.h specs), NULL when none */
+    /* The image the box was made from, pinned: start and exec never resolve the reference
+     * again. NULL while not known (a row of an older schema, an imported box not yet pinned). */
+    char *image_id;     /* config digest "sha256:<hex>", or "" for the built-in default */
+    char *image_rootfs; /* <hex> of images/rootfs/<hex>.ext4 under every layer of its disk
+                         * (its snapshots', its forks'), or "" when its disk stands alone */
 };
 
 /* One snapshot of a box (fixed size, nothing to free). */
@@ -77,6 +83,19 @@ int bl_db_box_set_state(struct bl_db *s, const char *id, const char *state, int 
                         int qemu_pid, const char *reason);
 
 int bl_db_box_delete(struct bl_db *s, const char *id);
+
+/* Pin box id to its image (NULL → not known). */
+int bl_db_box_set_image(struct bl_db *s, const char *id, const char *image_id, const char *rootfs);
+
+/* Lists below are NULL-terminated string vectors: bl_strv_free. */
+/* The ids of the boxes whose disks rest on images/rootfs/<rootfs>.ext4. */
+int bl_db_box_on_rootfs(struct bl_db *s, const char *rootfs, char ***ids);
+/* The ids of the boxes whose disks rest on box_id's layers (forks). */
+int bl_db_box_forks(struct bl_db *s, const char *box_id, char ***ids);
+/* The ids of the boxes not pinned to their image yet. */
+int bl_db_box_unpinned(struct bl_db *s, char ***ids);
+/* Every base (rootfs != 0) or image config digest some box is pinned to. */
+int bl_db_box_pins(struct bl_db *s, int rootfs, char ***out);
 
 void bl_box_row_clear(struct bl_box_row *row);
 void bl_box_rows_free(struct bl_box_row *rows, size_t count);

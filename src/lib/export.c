@@ -1,8 +1,10 @@
 /* export.c — one box as a portable `.boxlite` archive (a tar: manifest.json, then disk.qcow2,
  * a standalone qcow2) and its import, which trusts nothing in the archive until checked. */
 #include "box.h"
+#include "bounds.h"
 #include "db.h"
 #include "error.h"
+#include "image.h"
 #include "runtime.h"
 #include "util.h"
 
@@ -135,17 +137,13 @@ out:
 
 static int write_archive(const char *dest, const char *manifest, const char *disk)
 {
-    char *tmp = bl_strdupf("%s.tmp", dest);
+    char *tmp = NULL;
     struct archive *a = archive_write_new();
-    int fd = -1, rc = 0;
+    int fd = a ? bl_open_temp(&tmp, dest, 0600) : -1, rc = 0;
 
-    if (!tmp || !a) {
-        rc = bl_err(BOXLITE_ENOMEM, "out of memory");
-        goto out;
-    }
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        rc = bl_err_errno(bl_code_from_errno(errno), errno, "create %s", tmp);
+    if (!a || fd < 0) {
+        rc = a ? fd : bl_err(BOXLITE_ENOMEM, "out of memory");
+        fd = -1;
         goto out;
     }
     archive_write_set_format_pax_restricted(a);
@@ -328,7 +326,7 @@ static int manifest_disk(const char *text, uint64_t *size, const char **sha, jso
 }
 
 /* Member names: exactly manifest.json then disk.qcow2, regular files, nothing else. */
-static int read_archive(const char *path, struct import *im, json_t **root)
+static int read_archive(const char *path, struct import *im, json_t **root, uint64_t cap)
 {
     struct archive *a = archive_read_new();
     struct archive_entry *e;
@@ -368,6 +366,12 @@ static int read_archive(const char *path, struct import *im, json_t **root)
                 rc = bl_err(BOXLITE_EINVAL, "read " MANIFEST ": truncated");
             else
                 rc = manifest_disk(im->manifest, &want, &sha, root);
+            if (rc == 0 && want > cap)
+                rc = bl_err(BOXLITE_EINVAL,
+                            DISK " is %llu bytes, over the %llu GiB limit for an untrusted "
+                                 "archive (%s)",
+                            (unsigned long long)want, (unsigned long long)(cap >> 30),
+                            bl_limit_env(BL_LIMIT_IMPORT_DISK));
         } else if (rc == 0) {
             rc = extract_disk(a, im, want);
             if (rc == 0 && strcmp(im->disk_sha, sha) != 0)
@@ -408,6 +412,14 @@ static int check_disk(const char *disk, int untrusted)
                         json_string_value(json_object_get(j, "backing-filename")) ?: "?");
         else if (spec)
             rc = bl_err(BOXLITE_EINVAL, DISK " names an external data file: refused");
+        else if (untrusted && (uint64_t)json_integer_value(json_object_get(j, "virtual-size")) >
+                                  (bl_limit(BL_LIMIT_IMPORT_DISK) << 30))
+            rc = bl_err(BOXLITE_EINVAL,
+                        DISK " has a virtual size of %lld bytes, over the %llu GiB limit for an "
+                             "untrusted archive (%s)",
+                        (long long)json_integer_value(json_object_get(j, "virtual-size")),
+                        (unsigned long long)bl_limit(BL_LIMIT_IMPORT_DISK),
+                        bl_limit_env(BL_LIMIT_IMPORT_DISK));
     } else {
         rc = bl_err_wrap(BOXLITE_EINVAL, DISK " is not a valid qcow2 image");
     }
@@ -440,7 +452,36 @@ static char **json_strv(json_t *a, int *ok)
     return v;
 }
 
-static int row_from_manifest(struct bl_box_row *r, json_t *root, const char *id, const char *name)
+/* What an untrusted archive may ask for: the host's CPUs and memory (or the limits set),
+ * a disk of at most BOXLITE_MAX_IMPORT_DISK GiB, an image it cannot make us pull. */
+static int check_untrusted(boxlite_runtime *rt, const char *image, json_int_t cpus, json_int_t mem,
+                           json_int_t disk)
+{
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN), pages = sysconf(_SC_PHYS_PAGES);
+    uint64_t max_cpus = bl_limit(BL_LIMIT_IMPORT_CPUS), max_mem = bl_limit(BL_LIMIT_IMPORT_MEMORY);
+    uint64_t max_disk = bl_limit(BL_LIMIT_IMPORT_DISK);
+
+    if (!max_cpus)
+        max_cpus = ncpu > 0 ? (uint64_t)ncpu : 1;
+    if (!max_mem)
+        max_mem = pages > 0 ? (uint64_t)pages * (uint64_t)sysconf(_SC_PAGESIZE) >> 20 : 1024;
+    if ((uint64_t)cpus > max_cpus)
+        return bl_err(BOXLITE_EINVAL, MANIFEST ": %lld cpus, over the limit of %llu (%s)",
+                      (long long)cpus, (unsigned long long)max_cpus,
+                      bl_limit_env(BL_LIMIT_IMPORT_CPUS));
+    if ((uint64_t)mem > max_mem)
+        return bl_err(BOXLITE_EINVAL, MANIFEST ": %lld MiB of memory, over the limit of %llu (%s)",
+                      (long long)mem, (unsigned long long)max_mem,
+                      bl_limit_env(BL_LIMIT_IMPORT_MEMORY));
+    if ((uint64_t)disk > max_disk)
+        return bl_err(BOXLITE_EINVAL, MANIFEST ": a %lld GB disk, over the limit of %llu (%s)",
+                      (long long)disk, (unsigned long long)max_disk,
+                      bl_limit_env(BL_LIMIT_IMPORT_DISK));
+    return bl_image_check_untrusted(rt, image);
+}
+
+static int row_from_manifest(struct bl_box_row *r, json_t *root, const char *id, const char *name,
+                             boxlite_runtime *rt, int untrusted)
 {
     json_t *b = json_object_get(root, "box");
     const char *image = json_string_value(json_object_get(b, "image"));
@@ -455,6 +496,8 @@ static int row_from_manifest(struct bl_box_row *r, json_t *root, const char *id,
     if (!image || cpus < 1 || cpus > 64 || mem < 128 || mem > 1024 * 1024 || disk < 0 ||
         disk > 16384 || (wd && wd[0] != '/'))
         return bl_err(BOXLITE_EINVAL, MANIFEST ": invalid box settings");
+    if (untrusted && check_untrusted(rt, image, cpus, mem, disk) != 0)
+        return bl_err_wrap(BOXLITE_EINVAL, "untrusted archive");
     memset(r, 0, sizeof(*r));
     bl_rfc3339_now(now);
     snprintf(r->id, sizeof(r->id), "%s", id);
@@ -498,6 +541,8 @@ BOXLITE_API int boxlite_box_import(boxlite_box **out, boxlite_runtime *rt, const
     bl_err_clear();
     if (!out || !rt || !path)
         return bl_err(BOXLITE_EINVAL, "import: bad arguments");
+    if (name && bl_check_name("box", name) != 0)
+        return bl_err_wrap(BOXLITE_EINVAL, "import %s", path);
     if (name && bl_db_box_get(rt->db, name, &existing) == 0) {
         bl_box_row_clear(&existing);
         return bl_err(BOXLITE_EEXISTS, "a box named \"%s\" already exists", name);
@@ -518,12 +563,13 @@ BOXLITE_API int boxlite_box_import(boxlite_box **out, boxlite_runtime *rt, const
             rc = bl_err_errno(BOXLITE_EIO, errno, "lock %s", lock);
     }
     if (rc == 0)
-        rc = read_archive(path, &im, &root);
+        rc = read_archive(path, &im, &root,
+                          untrusted ? bl_limit(BL_LIMIT_IMPORT_DISK) << 30 : DISK_MAX);
     bl_test_crash("import:extracted");
     if (rc == 0)
         rc = check_disk(im.disk, untrusted);
     if (rc == 0)
-        rc = row_from_manifest(&row, root, id, name);
+        rc = row_from_manifest(&row, root, id, name, rt, untrusted);
     have_row = rc == 0;
     if (rc == 0)
         rc = bl_db_box_insert(rt->db, &row);

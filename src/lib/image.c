@@ -1,9 +1,12 @@
 /* image.c — images in the store: the built-in default image, opening a pulled or imported
  * image for a box, building an image's base ext4 from its layers, and the Images API. */
 #include "image.h"
+#include "box.h"
+#include "db.h"
 #include "error.h"
 #include "ext4.h"
 #include "layer.h"
+#include "bounds.h"
 #include "manifest.h"
 #include "reference.h"
 #include "registry.h"
@@ -33,28 +36,41 @@ struct bl_images {
 
 /* ---- the built-in default image ---------------------------------------------------- */
 
+/* The hex digest of this build's default.ext4 (default.ext4.sha256). *out malloc'd. */
+static int default_sum(char **out, boxlite_runtime *rt)
+{
+    char *sumfile = NULL, *sum = NULL;
+    size_t len = 0;
+    int rc = bl_runtime_guest_file(&sumfile, rt, "default.ext4.sha256");
+
+    if (rc == 0)
+        rc = bl_read_file(&sum, &len, sumfile, 256);
+    while (rc == 0 && len > 0 && isspace((unsigned char)sum[len - 1]))
+        sum[--len] = '\0';
+    if (rc == 0 && (len != 64 || strspn(sum, "0123456789abcdef") != 64))
+        rc = bl_err(BOXLITE_EIO, "%s does not hold a sha256 digest", sumfile);
+    if (rc == 0) {
+        *out = sum;
+        sum = NULL;
+    }
+    free(sum);
+    free(sumfile);
+    return rc;
+}
+
 /* The default image ships as default.ext4 with default.ext4.sha256 beside it; the store keeps
  * its own copy under that digest so that rebuilding the guest never changes the base of an
  * existing box. */
-static int default_base(char **out, boxlite_runtime *rt)
+static int default_base(char **out, char **hex_out, boxlite_runtime *rt)
 {
-    char *src = NULL, *sumfile = NULL, *sum = NULL, *dst = NULL;
-    size_t len = 0;
+    char *src = NULL, *sum = NULL, *dst = NULL;
     int rc;
 
     rc = bl_runtime_guest_file(&src, rt, "default.ext4");
     if (rc == 0)
-        rc = bl_runtime_guest_file(&sumfile, rt, "default.ext4.sha256");
-    if (rc == 0)
-        rc = bl_read_file(&sum, &len, sumfile, 256);
+        rc = default_sum(&sum, rt);
     if (rc != 0)
         goto out;
-    while (len > 0 && isspace((unsigned char)sum[len - 1]))
-        sum[--len] = '\0';
-    if (len != 64 || strspn(sum, "0123456789abcdef") != 64) {
-        rc = bl_err(BOXLITE_EIO, "%s does not hold a sha256 digest", sumfile);
-        goto out;
-    }
     dst = bl_strdupf("%s/images/rootfs/%s.ext4", rt->home, sum);
     if (!dst) {
         rc = BOXLITE_ENOMEM;
@@ -64,11 +80,11 @@ static int default_base(char **out, boxlite_runtime *rt)
         rc = bl_copy_file_sparse(src, dst, 0444);
     if (rc == 0) {
         *out = dst;
-        dst = NULL;
+        *hex_out = sum;
+        dst = sum = NULL;
     }
 out:
     free(src);
-    free(sumfile);
     free(sum);
     free(dst);
     return rc;
@@ -86,18 +102,29 @@ void bl_image_free(struct bl_image *img)
     free(img->workdir);
     free(img->user);
     free(img->id);
+    free(img->rootfs);
     free(img);
 }
 
-static int default_image(struct bl_image *img, boxlite_runtime *rt)
+/* The default image's config; its base is the current default.ext4 unless the box is
+ * pinned to an earlier one (rootfs: its hex; "" for none). */
+static int default_image(struct bl_image *img, boxlite_runtime *rt, const char *rootfs)
 {
     static const char *const env[] = {DEFAULT_PATH, NULL};
     static const char *const cmd[] = {"sh", NULL};
     static const char *const none[] = {NULL};
-    int rc = default_base(&img->base_path, rt);
+    int rc = 0;
 
+    if (!rootfs)
+        rc = default_base(&img->base_path, &img->rootfs, rt);
+    else if (*rootfs)
+        img->base_path = bl_strdupf("%s/images/rootfs/%s.ext4", rt->home, rootfs);
     if (rc != 0)
         return rc;
+    if (!img->rootfs)
+        img->rootfs = strdup(rootfs);
+    if (!img->rootfs || (*img->rootfs && !img->base_path))
+        return bl_err(BOXLITE_ENOMEM, "out of memory");
     img->ref = strdup("default");
     img->env = bl_strv_dup(env);
     img->cmd = bl_strv_dup(cmd);
@@ -275,26 +302,46 @@ static uint64_t disk_usage(const char *path)
     return stat(path, &st) == 0 ? (uint64_t)st.st_blocks * 512 : 0;
 }
 
+/* The base disk's size for what the scans found: room for the data twice and a GiB,
+ * at least MIN_FS_SIZE, refused over BOXLITE_MAX_IMAGE_DISK. */
+static int base_size(uint64_t *out, const struct bl_layer_scan *scans, size_t n)
+{
+    uint64_t need = 0, size, max = bl_limit(BL_LIMIT_IMAGE_DISK);
+    char a[32], b[32];
+
+    for (size_t i = 0; i < n; i++)
+        need += scans[i].bytes + scans[i].entries * 4096;
+    size = need * 2 + (1ull << 30);
+    size = size < MIN_FS_SIZE ? MIN_FS_SIZE : (size + (1 << 20) - 1) & ~((uint64_t)(1 << 20) - 1);
+    if (size > max)
+        return bl_err(BOXLITE_EINVAL, "the image needs a %s base disk, over the %s limit (%s)",
+                      bl_limit_bytes(a, sizeof(a), size), bl_limit_bytes(b, sizeof(b), max),
+                      bl_limit_env(BL_LIMIT_IMAGE_DISK));
+    *out = size;
+    return 0;
+}
+
 static int build_fs(const char *tmp, boxlite_runtime *rt, const char *name,
                     const struct bl_manifest *m, const struct bl_pull_progress_ctx *progress)
 {
     struct bl_layer_scan *scans = calloc(m->n_layers + 1, sizeof(*scans));
     char **paths = calloc(m->n_layers + 1, sizeof(*paths));
+    struct bl_layer_budget budget;
     struct bl_fs *fs = NULL;
-    uint64_t need = 0, size;
+    uint64_t size = 0;
     int rc = scans && paths ? 0 : bl_err(BOXLITE_ENOMEM, "out of memory");
 
-    /* Pass 1 over every layer before anything is written: digests, paths, sizes. */
+    /* Pass 1 over every layer before anything is written: digests, paths, the limits. */
+    bl_layer_budget_init(&budget);
     for (size_t i = 0; i < m->n_layers && rc == 0; i++) {
         paths[i] = bl_store_blob_path(rt->home, m->layers[i].digest);
-        rc = paths[i] ? bl_layer_scan(&scans[i], paths[i], m->layers[i].digest) : BOXLITE_ENOMEM;
+        rc = paths[i] ? bl_layer_scan(&scans[i], paths[i], m->layers[i].digest, &budget)
+                      : BOXLITE_ENOMEM;
         if (rc != 0)
             bl_err_wrap(rc, "layer %zu (%s)", i + 1, m->layers[i].digest);
-        else
-            need += scans[i].bytes + scans[i].entries * 4096;
     }
-    size = need * 2 + (1ull << 30);
-    size = size < MIN_FS_SIZE ? MIN_FS_SIZE : (size + (1 << 20) - 1) & ~((uint64_t)(1 << 20) - 1);
+    if (rc == 0)
+        rc = base_size(&size, scans, m->n_layers);
     if (rc == 0)
         rc = bl_fs_mkfs(tmp, size);
     if (rc == 0)
@@ -335,7 +382,13 @@ int bl_image_build(struct bl_image_record *out, boxlite_runtime *rt, const char 
     if (rc == 0)
         rc = bl_store_lock(&lock, rt->home, lockname, BL_LOCK_TIMEOUT_MS);
     if (rc == 0 && access(final, R_OK) != 0) {
-        rc = build_fs(tmp, rt, name, m, progress);
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd < 0)
+            rc = bl_err_errno(BOXLITE_EIO, errno, "create %s", tmp);
+        else
+            close(fd); /* ours: mke2fs -F writes into this file, never through a link */
+        if (rc == 0)
+            rc = build_fs(tmp, rt, name, m, progress);
         if (rc == 0 && chmod(tmp, 0444) != 0)
             rc = bl_err_errno(BOXLITE_EIO, errno, "chmod %s", tmp);
         if (rc == 0 && rename(tmp, final) != 0)
@@ -489,6 +542,30 @@ static int find_cached(struct bl_image_record *out, boxlite_runtime *rt, const c
     return rc;
 }
 
+int bl_image_check_untrusted(boxlite_runtime *rt, const char *s)
+{
+    struct bl_image_record rec = {0};
+    struct bl_ref ref = {0};
+    int rc;
+
+    if (!*s || strcmp(s, "default") == 0)
+        return 0;
+    if (find_cached(&rec, rt, s) == 0) {
+        bl_image_record_clear(&rec);
+        return 0;
+    }
+    bl_err_clear();
+    rc = bl_ref_parse(&ref, s);
+    if (rc == 0 && !ref.short_name && strcmp(ref.registry, "docker.io") != 0 &&
+        !bl_images_registry(rt, ref.registry))
+        rc = bl_err(BOXLITE_EINVAL,
+                    "image %.300s is on %.200s, a registry you have not configured, and is not "
+                    "in the store: refused (pull it first, or import with --trusted)",
+                    s, ref.registry);
+    bl_ref_clear(&ref);
+    return rc;
+}
+
 static int has_path(char **env)
 {
     for (size_t i = 0; env && env[i]; i++)
@@ -497,21 +574,25 @@ static int has_path(char **env)
     return 0;
 }
 
-static int load_image(struct bl_image *img, boxlite_runtime *rt, const struct bl_image_record *r)
+/* The image named name: config blob config (digest), base images/rootfs/<rootfs>.ext4
+ * ("" → none: a box whose disk stands alone). */
+static int load_image(struct bl_image *img, boxlite_runtime *rt, const char *name,
+                      const char *config, const char *rootfs)
 {
     struct bl_image_config cfg = {0};
     char *text = NULL;
     size_t len = 0;
-    int rc = bl_store_read_blob(&text, &len, rt->home, r->config, BL_CONFIG_MAX);
+    int rc = bl_store_read_blob(&text, &len, rt->home, config, BL_CONFIG_MAX);
 
     if (rc == 0)
         rc = bl_image_config_parse(&cfg, text, len);
     free(text);
     if (rc != 0)
         return rc;
-    img->ref = strdup(r->name);
-    img->id = strdup(r->config);
-    img->base_path = bl_strdupf("%s/images/rootfs/%s.ext4", rt->home, r->rootfs);
+    img->ref = strdup(name);
+    img->id = strdup(config);
+    img->rootfs = strdup(rootfs);
+    img->base_path = *rootfs ? bl_strdupf("%s/images/rootfs/%s.ext4", rt->home, rootfs) : NULL;
     img->entrypoint = cfg.entrypoint;
     img->cmd = cfg.cmd;
     img->workdir = strdup(*cfg.workdir ? cfg.workdir : "/");
@@ -534,7 +615,8 @@ static int load_image(struct bl_image *img, boxlite_runtime *rt, const struct bl
         }
     }
     bl_image_config_clear(&cfg);
-    if (!img->ref || !img->id || !img->base_path || !img->workdir || !img->env || !img->env[0])
+    if (!img->ref || !img->id || !img->rootfs || (*rootfs && !img->base_path) || !img->workdir ||
+        !img->env || !img->env[0])
         return bl_err(BOXLITE_ENOMEM, "out of memory");
     return 0;
 }
@@ -548,13 +630,13 @@ int bl_image_open(struct bl_image **out, boxlite_runtime *rt, const char *ref)
     if (!img)
         return bl_err(BOXLITE_ENOMEM, "out of memory");
     if (!ref || !*ref || strcmp(ref, "default") == 0) {
-        rc = default_image(img, rt);
+        rc = default_image(img, rt, NULL);
     } else {
         rc = find_cached(&rec, rt, ref);
         if (rc == BOXLITE_ENOTFOUND && !is_id(ref))
             rc = bl_image_pull_record(&rec, rt, ref, NULL);
         if (rc == 0)
-            rc = load_image(img, rt, &rec);
+            rc = load_image(img, rt, rec.name, rec.config, rec.rootfs);
     }
     bl_image_record_clear(&rec);
     if (rc != 0) {
@@ -563,6 +645,42 @@ int bl_image_open(struct bl_image **out, boxlite_runtime *rt, const char *ref)
     } else {
         *out = img;
     }
+    return rc;
+}
+
+int bl_image_open_pinned(struct bl_image **out, boxlite_runtime *rt, const char *ref,
+                         const char *id, const char *rootfs)
+{
+    struct bl_image *img = calloc(1, sizeof(*img));
+    int rc;
+
+    if (!img)
+        return bl_err(BOXLITE_ENOMEM, "out of memory");
+    if (!*id)
+        rc = default_image(img, rt, rootfs);
+    else
+        rc = load_image(img, rt, ref, id, rootfs);
+    if (rc == 0 && img->base_path && access(img->base_path, R_OK) != 0)
+        rc = bl_err_errno(BOXLITE_ENOTFOUND, errno, "the image's base %s", img->base_path);
+    if (rc != 0) {
+        bl_err_wrap(rc, "image %s (%s)", ref, *id ? id : "the built-in default");
+        bl_image_free(img);
+    } else {
+        *out = img;
+    }
+    return rc;
+}
+
+int bl_image_find_config(char **out, boxlite_runtime *rt, const char *ref)
+{
+    struct bl_image_record rec = {0};
+    int rc = find_cached(&rec, rt, ref);
+
+    if (rc == 0) {
+        *out = rec.config;
+        rec.config = NULL;
+    }
+    bl_image_record_clear(&rec);
     return rc;
 }
 
@@ -716,52 +834,99 @@ BOXLITE_API int boxlite_image_list(boxlite_image_info **out, size_t *count_out, 
     return 0;
 }
 
-/* 1 when the qcow2 file at path has backing (its header names the backing file). */
-static int qcow2_backed_by(const char *path, const char *backing)
+/* The boxes whose disks rest on images/rootfs/<rootfs>.ext4 (through any layer of theirs,
+ * their snapshots' or their forks'): a query over the boxes pinned to it. ids: ", "-list. */
+static int rootfs_users(boxlite_runtime *rt, const char *rootfs, char *ids, size_t cap)
 {
-    unsigned char h[20];
-    char name[4096];
-    uint64_t off = 0;
-    uint32_t len = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    int yes = 0;
+    char **v = NULL;
+    int n = 0, rc;
 
-    if (fd < 0)
-        return 0;
-    if (pread(fd, h, sizeof(h), 0) == (ssize_t)sizeof(h) && memcmp(h, "QFI\xfb", 4) == 0) {
-        for (int i = 0; i < 8; i++)
-            off = off << 8 | h[8 + i];
-        for (int i = 0; i < 4; i++)
-            len = len << 8 | h[16 + i];
-        if (off && len > 0 && len < sizeof(name) &&
-            pread(fd, name, len, (off_t)off) == (ssize_t)len) {
-            name[len] = '\0';
-            yes = strcmp(name, backing) == 0;
-        }
+    bl_box_pin_all(rt); /* rows not pinned yet (an older store, an imported box) */
+    rc = bl_db_box_on_rootfs(rt->db, rootfs, &v);
+    ids[0] = '\0';
+    for (size_t i = 0; rc == 0 && v[i]; i++, n++) {
+        size_t k = strlen(ids);
+        snprintf(ids + k, cap - k, "%s%s", n ? ", " : "", v[i]);
     }
-    close(fd);
-    return yes;
+    bl_strv_free(v);
+    v = NULL;
+    /* a box whose base could not be read from its chain may rest on this one: count it */
+    if (rc == 0)
+        rc = bl_db_box_unpinned(rt->db, &v);
+    for (size_t i = 0; rc == 0 && v[i]; i++) {
+        struct bl_box_row r = {0};
+        if (bl_db_box_get(rt->db, v[i], &r) == 0 && !r.image_rootfs) {
+            size_t k = strlen(ids);
+            snprintf(ids + k, cap - k, "%s%s (its disk could not be read)", n++ ? ", " : "", v[i]);
+        }
+        bl_box_row_clear(&r);
+    }
+    bl_strv_free(v);
+    bl_err_clear();
+    return rc != 0 ? rc : n;
 }
 
-static int used_by_box(const char *home, const char *base)
+/* 1 when hex is in v (a NULL-terminated vector). */
+static int strv_has(char **v, const char *hex)
 {
-    char *dir = bl_strdupf("%s/boxes", home);
-    DIR *d = dir ? opendir(dir) : NULL;
-    struct dirent *de;
-    int used = 0;
+    for (size_t i = 0; v && v[i]; i++)
+        if (strcmp(v[i], hex) == 0)
+            return 1;
+    return 0;
+}
 
-    for (de = d ? readdir(d) : NULL; de && !used; de = readdir(d)) {
-        char *disk;
-        if (de->d_name[0] == '.')
+/* An image base no record names, no box is pinned to, and that is not the current default
+ * (a box of an image removed with force, since removed): a leftover. Its build lock keeps
+ * one being made out of reach (built, not yet recorded). */
+void bl_images_doctor(boxlite_runtime *rt, struct bl_repair *rp)
+{
+    struct bl_image_record *v = NULL;
+    char *dir = bl_strdupf("%s/images/rootfs", rt->home), *defhex = NULL;
+    char **pins = NULL, **named = NULL;
+    struct dirent *de;
+    DIR *d = NULL;
+    size_t n = 0;
+
+    bl_box_pin_all(rt);
+    if (!dir || bl_store_record_list(&v, &n, rt->home) != 0 || bl_db_box_pins(rt->db, 1, &pins))
+        goto out;
+    named = calloc(n + 1, sizeof(*named));
+    for (size_t i = 0; named && i < n; i++)
+        named[i] = v[i].rootfs;
+    if (default_sum(&defhex, rt) != 0)
+        bl_err_clear();
+    d = named ? opendir(dir) : NULL;
+    for (de = d ? readdir(d) : NULL; de; de = readdir(d)) {
+        size_t len = strlen(de->d_name);
+        char hex[256], *p = NULL, lockname[300];
+        int lock = -1;
+        if (len <= 5 || len - 5 >= sizeof(hex) || strcmp(de->d_name + len - 5, ".ext4") != 0)
             continue;
-        disk = bl_strdupf("%s/%s/disk.qcow2", dir, de->d_name);
-        used = disk && qcow2_backed_by(disk, base);
-        free(disk);
+        snprintf(hex, sizeof(hex), "%.*s", (int)(len - 5), de->d_name);
+        snprintf(lockname, sizeof(lockname), "rootfs-%s", hex);
+        if (strv_has(named, hex) || strv_has(pins, hex) || (defhex && strcmp(defhex, hex) == 0))
+            continue;
+        if (bl_store_lock(&lock, rt->home, lockname, 0) != 0) {
+            bl_err_clear(); /* being built */
+            continue;
+        }
+        p = bl_strdupf("%s/%s", dir, de->d_name);
+        if (p && bl_repair_note(rp, 1, "", "image base %s: no image and no box uses it", hex))
+            unlink(p);
+        free(p);
+        bl_store_unlock(lock);
     }
+out:
     if (d)
         closedir(d);
+    for (size_t i = 0; i < n; i++)
+        bl_image_record_clear(&v[i]);
+    free(v);
+    free(named);
+    bl_strv_free(pins);
+    free(defhex);
     free(dir);
-    return used;
+    bl_err_clear();
 }
 
 /* Remove blobs no record refers to. Skipped while another process pulls or imports. */
@@ -770,9 +935,9 @@ static void collect_garbage(boxlite_runtime *rt);
 BOXLITE_API int boxlite_image_remove(boxlite_runtime *rt, const char *ref, int force)
 {
     struct bl_image_record rec = {0}, *v = NULL;
-    char *base = NULL;
+    char *base = NULL, users[512];
     size_t n = 0;
-    int rc, shared = 0;
+    int rc, shared = 0, used = 0;
 
     bl_err_clear();
     if (!rt || !ref || !*ref)
@@ -784,17 +949,18 @@ BOXLITE_API int boxlite_image_remove(boxlite_runtime *rt, const char *ref, int f
         shared |= strcmp(v[i].name, rec.name) != 0 && strcmp(v[i].rootfs, rec.rootfs) == 0;
     if (rc == 0 && !shared) {
         base = bl_strdupf("%s/images/rootfs/%s.ext4", rt->home, rec.rootfs);
-        if (!base)
-            rc = BOXLITE_ENOMEM;
-        else if (!force && used_by_box(rt->home, base))
+        used = base ? rootfs_users(rt, rec.rootfs, users, sizeof(users)) : BOXLITE_ENOMEM;
+        if (used < 0)
+            rc = used;
+        else if (!force && used > 0)
             rc = bl_err(BOXLITE_ESTATE,
-                        "image %s is used by a box (remove the box first, or "
-                        "force)",
-                        rec.name);
+                        "image %s is used by a box (%s): remove the boxes first, or force "
+                        "(which keeps its base for them)",
+                        rec.name, users);
     }
     if (rc == 0)
         rc = bl_store_record_remove(rt->home, rec.name);
-    if (rc == 0 && base && !used_by_box(rt->home, base))
+    if (rc == 0 && base && used == 0)
         unlink(base);
     if (rc == 0)
         collect_garbage(rt);
@@ -828,6 +994,17 @@ static int keep_manifest_blobs(json_t *keep, const char *home, const char *diges
     return rc;
 }
 
+int bl_image_gc_failed(boxlite_runtime *rt, int rc)
+{
+    char *msg = strdup(boxlite_error_last());
+
+    collect_garbage(rt);
+    if (msg)
+        bl_err(rc, "%s", msg);
+    free(msg);
+    return rc;
+}
+
 static void collect_garbage(boxlite_runtime *rt)
 {
     struct bl_image_record *v = NULL;
@@ -835,6 +1012,7 @@ static void collect_garbage(boxlite_runtime *rt)
     char *dir = bl_strdupf("%s/images/blobs/sha256", rt->home);
     DIR *d = NULL;
     struct dirent *de;
+    char **pins = NULL;
     size_t n = 0;
     int lock = -1, ok = 1;
 
@@ -844,6 +1022,11 @@ static void collect_garbage(boxlite_runtime *rt)
         goto out;
     for (size_t i = 0; i < n && ok; i++)
         ok = keep_manifest_blobs(keep, rt->home, v[i].manifest) == 0;
+    /* a box keeps the config of its image when the image's name is removed (rmi -f) */
+    ok = ok && bl_db_box_pins(rt->db, 0, &pins) == 0;
+    for (size_t i = 0; ok && pins[i]; i++)
+        if (strncmp(pins[i], "sha256:", 7) == 0)
+            json_object_set_new(keep, pins[i] + 7, json_true());
     d = ok ? opendir(dir) : NULL;
     for (de = d ? readdir(d) : NULL; de; de = readdir(d)) {
         char *p;
@@ -861,6 +1044,7 @@ out:
     for (size_t i = 0; i < n; i++)
         bl_image_record_clear(&v[i]);
     free(v);
+    bl_strv_free(pins);
     json_decref(keep);
     free(dir);
     bl_err_clear();

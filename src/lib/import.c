@@ -2,6 +2,7 @@
  * save` tarball, or a plain root filesystem (directory or tarball) made into one layer. */
 #include "error.h"
 #include "image.h"
+#include "layer.h"
 #include "manifest.h"
 #include "reference.h"
 #include "runtime.h"
@@ -324,13 +325,18 @@ static int archive_kind(int *out, const char *path)
 {
     struct archive *a = open_archive(path);
     struct archive_entry *e;
-    int kind = 0, r, seen = 0;
+    struct bl_layer_budget b;
+    int kind = 0, r, seen = 0, rc = 0;
 
     if (!a)
         return BOXLITE_EINVAL;
+    bl_layer_budget_init(&b);
     while (seen < 100000 && (r = archive_read_next_header(a, &e)) == ARCHIVE_OK) {
         const char *n = member_name(e);
         seen++;
+        rc = bl_layer_budget_take(&b, archive_entry_size(e), n);
+        if (rc != 0)
+            break;
         if (strcmp(n, "manifest.json") == 0 || strcmp(n, "oci-layout") == 0 ||
             strcmp(n, "index.json") == 0) {
             kind = 1;
@@ -339,7 +345,7 @@ static int archive_kind(int *out, const char *path)
     }
     archive_read_free(a);
     *out = kind;
-    return 0;
+    return rc;
 }
 
 struct members {
@@ -380,9 +386,11 @@ static int copy_members(struct members *mb, const char *home, const char *path)
 {
     struct archive *a = open_archive(path);
     struct archive_entry *e;
+    struct bl_layer_budget b;
     char *buf = malloc(COPY_BUF);
     int rc = a && buf ? 0 : BOXLITE_EINVAL;
 
+    bl_layer_budget_init(&b);
     mb->digests = json_object();
     while (rc == 0 && mb->digests) {
         struct bl_blob_writer *w = NULL;
@@ -396,7 +404,8 @@ static int copy_members(struct members *mb, const char *home, const char *path)
             break;
         }
         n = member_name(e);
-        if (archive_entry_filetype(e) != AE_IFREG)
+        rc = bl_layer_budget_take(&b, archive_entry_size(e), n);
+        if (rc != 0 || archive_entry_filetype(e) != AE_IFREG)
             continue;
         if (strcmp(n, "manifest.json") == 0) {
             rc = read_small(&mb->manifest_json, &mb->manifest_len, a);
@@ -406,7 +415,7 @@ static int copy_members(struct members *mb, const char *home, const char *path)
             rc = read_small(&mb->index_json, &mb->index_len, a);
             continue;
         }
-        rc = bl_blob_begin(&w, home, 0);
+        rc = bl_blob_begin(&w, home, (uint64_t)archive_entry_size(e));
         while (rc == 0) {
             la_ssize_t got = archive_read_data(a, buf, COPY_BUF);
             if (got < 0)
@@ -623,6 +632,8 @@ int bl_image_import_record(struct bl_image_record *out, boxlite_runtime *rt, con
             rc = import_rootfs(out, rt, path, name, 0);
     }
     bl_store_unlock(gc);
+    if (rc != 0) /* nothing of a refused import stays in the store */
+        rc = bl_image_gc_failed(rt, rc);
     free(layout);
     return rc;
 }

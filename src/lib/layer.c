@@ -2,6 +2,7 @@
  * pass, then OCI whiteouts and entries written into the image through ext4.c. */
 #include "layer.h"
 #include "error.h"
+#include "bounds.h"
 #include "store.h"
 #include "util.h"
 
@@ -175,8 +176,42 @@ static int drain(struct src *s)
     }
 }
 
-int bl_layer_scan(struct bl_layer_scan *out, const char *path, const char *digest)
+void bl_layer_budget_init(struct bl_layer_budget *b)
 {
+    b->bytes = bl_limit(BL_LIMIT_IMAGE_BYTES);
+    b->file = bl_limit(BL_LIMIT_IMAGE_FILE);
+    b->entries = bl_limit(BL_LIMIT_IMAGE_ENTRIES);
+}
+
+#define HEADER_COST 512 /* a tar header block: what an empty entry costs */
+
+int bl_layer_budget_take(struct bl_layer_budget *b, int64_t size, const char *path)
+{
+    char lim[32];
+    uint64_t sz = size > 0 ? (uint64_t)size : 0;
+
+    if (b->entries == 0)
+        return bl_err(BOXLITE_EINVAL, "image has more than %llu entries (limit %s)",
+                      (unsigned long long)bl_limit(BL_LIMIT_IMAGE_ENTRIES),
+                      bl_limit_env(BL_LIMIT_IMAGE_ENTRIES));
+    if (sz > b->file)
+        return bl_err(BOXLITE_EINVAL,
+                      "file \"%.200s\" is %llu bytes, over the %s limit per file (%s)", path,
+                      (unsigned long long)sz, bl_limit_bytes(lim, sizeof(lim), b->file),
+                      bl_limit_env(BL_LIMIT_IMAGE_FILE));
+    if (sz + HEADER_COST > b->bytes)
+        return bl_err(BOXLITE_EINVAL, "image expands to more than %s (limit %s), at \"%.200s\"",
+                      bl_limit_bytes(lim, sizeof(lim), bl_limit(BL_LIMIT_IMAGE_BYTES)),
+                      bl_limit_env(BL_LIMIT_IMAGE_BYTES), path);
+    b->entries--;
+    b->bytes -= sz + HEADER_COST;
+    return 0;
+}
+
+int bl_layer_scan(struct bl_layer_scan *out, const char *path, const char *digest,
+                  struct bl_layer_budget *budget)
+{
+    struct bl_layer_budget own;
     struct bl_layer_scan sc = {0};
     struct src s = {.fd = -1};
     struct archive *a = NULL;
@@ -185,6 +220,10 @@ int bl_layer_scan(struct bl_layer_scan *out, const char *path, const char *diges
     char got[72];
     int rc = clean ? open_layer(&a, &s, path, digest != NULL) : BOXLITE_ENOMEM;
 
+    if (!budget) {
+        bl_layer_budget_init(&own);
+        budget = &own;
+    }
     while (rc == 0) {
         int r = archive_read_next_header(a, &e);
         const char *hl;
@@ -195,11 +234,10 @@ int bl_layer_scan(struct bl_layer_scan *out, const char *path, const char *diges
                         (unsigned long long)sc.entries, archive_error_string(a));
             break;
         }
-        if (++sc.entries > BL_LAYER_ENTRIES_MAX) {
-            rc = bl_err(BOXLITE_EPROTO, "layer has more than %u entries", BL_LAYER_ENTRIES_MAX);
-            break;
-        }
+        sc.entries++;
         rc = bl_layer_clean_path(clean, archive_entry_pathname(e));
+        if (rc == 0)
+            rc = bl_layer_budget_take(budget, archive_entry_size(e), clean);
         hl = archive_entry_hardlink(e);
         if (rc == 0 && hl) {
             char *t = malloc(BL_LAYER_PATH_MAX + 1);

@@ -9,8 +9,7 @@
 
 #include "ext4.h"
 
-#define BL_LAYER_PATH_MAX    4096
-#define BL_LAYER_ENTRIES_MAX (4u << 20)
+#define BL_LAYER_PATH_MAX 4096
 
 struct bl_whiteout {
     char *path; /* the directory for an opaque whiteout, else the path removed */
@@ -24,9 +23,25 @@ struct bl_layer_scan {
     uint64_t entries; /* headers read */
 };
 
+/* What a scan may still admit, shared by an image's layers (bounds.h): decompressed bytes
+ * (file data and headers), bytes of one file, entries. A scan takes what its layer uses. */
+struct bl_layer_budget {
+    uint64_t bytes, file, entries;
+};
+
+/* A budget of the image limits (BOXLITE_MAX_IMAGE_BYTES, _FILE, _ENTRIES). */
+void bl_layer_budget_init(struct bl_layer_budget *b);
+
+/* Take one entry of size bytes (path for the message) from b, or refuse it naming the
+ * limit it would cross (EINVAL). */
+int bl_layer_budget_take(struct bl_layer_budget *b, int64_t size, const char *path);
+
 /* Pass 1: read the whole layer at path, checking its sha256 against digest (when not
- * NULL), every path ("..", absolute, over-long: refused) and the archive's integrity. */
-int bl_layer_scan(struct bl_layer_scan *out, const char *path, const char *digest);
+ * NULL), every path ("..", absolute, over-long: refused), the archive's integrity and the
+ * budget (NULL: the image limits for this layer alone). A layer over a limit is refused at
+ * the header that crosses it, before its data is decompressed, with the limit named. */
+int bl_layer_scan(struct bl_layer_scan *out, const char *path, const char *digest,
+                  struct bl_layer_budget *budget);
 void bl_layer_scan_clear(struct bl_layer_scan *s);
 
 /* Pass 2: apply the scan's whiteouts, then every entry of the layer at path. */

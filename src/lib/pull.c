@@ -171,7 +171,7 @@ static int pull_one(struct bl_image_record *out, boxlite_runtime *rt, const stru
     struct bl_registry *reg = NULL;
     struct bl_manifest m = {0};
     char mdigest[72];
-    int gc = -1;
+    int gc = -1, refused = 0;
     int rc;
 
     bl_image_report(progress, BOXLITE_PULL_RESOLVE, name, NULL, 0, 0, 0, 0);
@@ -186,11 +186,15 @@ static int pull_one(struct bl_image_record *out, boxlite_runtime *rt, const stru
         rc = fetch_blob(&p, reg, &m.config, BL_CONFIG_MAX, 0);
     for (size_t i = 0; rc == 0 && i < m.n_layers; i++)
         rc = fetch_blob(&p, reg, &m.layers[i], LAYER_MAX, (unsigned)i + 1);
-    if (rc == 0)
+    if (rc == 0) {
         rc = bl_image_build(out, rt, name, mdigest, &m, progress);
+        refused = rc != 0;
+    }
     if (rc == 0)
         bl_image_report(progress, BOXLITE_PULL_DONE, name, NULL, p.layers, p.layers, 0, 0);
     bl_store_unlock(gc);
+    if (refused) /* nothing of a refused image stays in the store */
+        rc = bl_image_gc_failed(rt, rc);
     bl_manifest_clear(&m);
     bl_registry_free(reg);
     return rc;

@@ -1,6 +1,7 @@
 /* registry.c — the Distribution API v2 client on libcurl: anonymous bearer tokens from the
  * WWW-Authenticate challenge, basic auth, static tokens, TLS options, bounded transfers. */
 #include "registry.h"
+#include "bounds.h"
 #include "error.h"
 #include "manifest.h"
 #include "util.h"
@@ -16,7 +17,6 @@
 #define TOKEN_MAX          (64 * 1024)
 #define ERRBODY_MAX        2048
 #define CONNECT_TIMEOUT_MS 30000
-#define LOW_SPEED_TIME_S   60
 
 void bl_registry_conf_clear(struct bl_registry_conf *c)
 {
@@ -128,6 +128,7 @@ struct bl_registry {
     char *bearer;                 /* token in use, or NULL */
     int use_basic;
     CURL *curl;
+    int64_t deadline_ms; /* the whole pull (BOXLITE_PULL_TIMEOUT) */
 };
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -152,6 +153,7 @@ int bl_registry_open(struct bl_registry **out, const char *host, const char *rep
     r->repo = strdup(repository);
     r->base = bl_strdupf("%s://%s", r->conf.http ? "http" : "https", api);
     r->curl = curl_easy_init();
+    r->deadline_ms = bl_now_ms() + (int64_t)bl_limit(BL_LIMIT_PULL_SECS) * 1000;
     if (r->conf.token && *r->conf.token)
         r->bearer = strdup(r->conf.token);
     if (!r->host || !r->repo || !r->base || !r->curl ||
@@ -245,7 +247,17 @@ static size_t on_body(char *buf, size_t size, size_t nmemb, void *arg)
     return n;
 }
 
-static void set_common(struct bl_registry *r, CURL *c)
+/* This request's time: BOXLITE_REQUEST_TIMEOUT, or what is left of the pull's. */
+static int64_t request_ms(const struct bl_registry *r, int *by_pull)
+{
+    int64_t left = r->deadline_ms - bl_now_ms();
+    int64_t one = (int64_t)bl_limit(BL_LIMIT_BLOB_SECS) * 1000;
+
+    *by_pull = left <= one;
+    return left <= one ? left : one;
+}
+
+static void set_common(struct bl_registry *r, CURL *c, int64_t timeout_ms)
 {
     const char *protos = r->conf.http ? "http,https" : "https";
 
@@ -257,7 +269,8 @@ static void set_common(struct bl_registry *r, CURL *c)
     curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, protos);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)CONNECT_TIMEOUT_MS);
     curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, (long)LOW_SPEED_TIME_S);
+    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, (long)bl_limit(BL_LIMIT_STALL_SECS));
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)(timeout_ms > 0 ? timeout_ms : 1));
     curl_easy_setopt(c, CURLOPT_USERAGENT, "boxlite/" BOXLITE_VERSION);
     curl_easy_setopt(c, CURLOPT_NOPROXY, "127.0.0.1,localhost,::1");
     if (r->conf.skip_verify) {
@@ -277,9 +290,16 @@ static int http_get(long *code_out, struct bl_registry *r, const char *url, cons
     char *auth = NULL;
     CURLcode cc;
     long code = 0;
-    int rc = 0;
+    int rc = 0, by_pull = 0;
+    int64_t ms = request_ms(r, &by_pull);
 
-    set_common(r, r->curl);
+    if (ms <= 0) {
+        free(acc);
+        return bl_err(BOXLITE_ETIMEOUT, "GET %s: the pull took longer than %llu s (%s)", url,
+                      (unsigned long long)bl_limit(BL_LIMIT_PULL_SECS),
+                      bl_limit_env(BL_LIMIT_PULL_SECS));
+    }
+    set_common(r, r->curl, ms);
     x->curl = r->curl;
     curl_easy_setopt(r->curl, CURLOPT_URL, url);
     curl_easy_setopt(r->curl, CURLOPT_HEADERFUNCTION, on_header);
@@ -302,6 +322,18 @@ static int http_get(long *code_out, struct bl_registry *r, const char *url, cons
     curl_easy_getinfo(r->curl, CURLINFO_RESPONSE_CODE, &code);
     if (cc == CURLE_WRITE_ERROR && x->sink_failed) {
         rc = BOXLITE_EIO; /* the sink set the message */
+    } else if (cc == CURLE_OPERATION_TIMEDOUT && by_pull) {
+        rc = bl_err(BOXLITE_ETIMEOUT, "GET %s: the pull took longer than %llu s (%s)", url,
+                    (unsigned long long)bl_limit(BL_LIMIT_PULL_SECS),
+                    bl_limit_env(BL_LIMIT_PULL_SECS));
+    } else if (cc == CURLE_OPERATION_TIMEDOUT) {
+        rc = bl_err(BL_REGISTRY_RETRYABLE,
+                    "GET %s: %s (limits: %llu s per request, %s; %llu s "
+                    "without a byte, %s)",
+                    url, curl_easy_strerror(cc), (unsigned long long)bl_limit(BL_LIMIT_BLOB_SECS),
+                    bl_limit_env(BL_LIMIT_BLOB_SECS),
+                    (unsigned long long)bl_limit(BL_LIMIT_STALL_SECS),
+                    bl_limit_env(BL_LIMIT_STALL_SECS));
     } else if (cc != CURLE_OK) {
         int retry = cc == CURLE_PARTIAL_FILE || cc == CURLE_RECV_ERROR ||
                     cc == CURLE_OPERATION_TIMEDOUT || cc == CURLE_GOT_NOTHING ||
@@ -344,6 +376,41 @@ static int mem_sink(void *ctx, const void *buf, size_t n)
     return 0;
 }
 
+/* The authority (host[:port]) of url into out; 0 when it has one without user info. */
+static int url_authority(char *out, size_t cap, const char *url)
+{
+    const char *p = strstr(url, "://");
+    size_t n;
+
+    if (!p)
+        return -1;
+    p += 3;
+    n = strcspn(p, "/?#");
+    if (n == 0 || n >= cap || memchr(p, '@', n))
+        return -1;
+    memcpy(out, p, n);
+    out[n] = '\0';
+    return 0;
+}
+
+/* Basic credentials configured for this registry may go to the token realm only on the
+ * registry's own host (Docker Hub's auth.docker.io is its known token host): a challenge
+ * naming any other host gets an anonymous token request. */
+static int realm_may_get_credentials(const struct bl_registry *r, const char *realm)
+{
+    char auth[512], own[512];
+    const char *api = strstr(r->base, "://") + 3;
+
+    if (url_authority(auth, sizeof(auth), realm) != 0)
+        return 0;
+    if (strcasecmp(auth, r->host) == 0 || strcasecmp(auth, api) == 0)
+        return 1;
+    snprintf(own, sizeof(own), "%s:%s", api, r->conf.http ? "80" : "443");
+    if (strcasecmp(auth, own) == 0)
+        return 1;
+    return strcmp(r->host, "docker.io") == 0 && strcasecmp(auth, "auth.docker.io") == 0;
+}
+
 /* Fetch a bearer token for this repository from the challenge's realm. */
 static int fetch_token(struct bl_registry *r, const struct bl_www_auth *a)
 {
@@ -371,7 +438,7 @@ static int fetch_token(struct bl_registry *r, const struct bl_www_auth *a)
         rc = bl_err(BOXLITE_ENOMEM, "out of memory");
         goto out;
     }
-    r->use_basic = r->conf.username && *r->conf.username;
+    r->use_basic = r->conf.username && *r->conf.username && realm_may_get_credentials(r, a->realm);
     free(r->bearer);
     r->bearer = NULL;
     rc = http_get(&code, r, url, "application/json", 1, &x);

@@ -51,7 +51,11 @@ static char *default_home(void)
         return strdup(env);
     if (!home || !*home) {
         pw = getpwuid(getuid());
-        home = pw ? pw->pw_dir : "/tmp";
+        home = pw ? pw->pw_dir : NULL;
+    }
+    if (!home || !*home) { /* never a shared directory such as /tmp */
+        bl_err(BOXLITE_EINVAL, "no home directory: set BOXLITE_HOME or HOME");
+        return NULL;
     }
     return bl_strdupf("%s/.boxlite", home);
 }
@@ -77,6 +81,50 @@ static char *find_guest_dir(void)
     if (BL_GUEST_BUILD_DIR[0] && has_guest(BL_GUEST_BUILD_DIR))
         return strdup(BL_GUEST_BUILD_DIR);
     return strdup(BL_GUEST_INSTALL_DIR);
+}
+
+/* path (the home, or a file in it) must be ours and writable by nobody else; a file must
+ * be a regular file, not a link. A missing file is fine. */
+static int check_owned(const char *path, int is_dir)
+{
+    struct stat st;
+
+    if ((is_dir ? stat(path, &st) : lstat(path, &st)) != 0)
+        return errno == ENOENT ? 0 : bl_err_errno(BOXLITE_EIO, errno, "stat %s", path);
+    if (is_dir ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode))
+        return bl_err(BOXLITE_EINVAL, "%s is not a %s: refused", path,
+                      is_dir ? "directory" : "regular file");
+    if (st.st_uid != geteuid())
+        return bl_err(BOXLITE_EINVAL,
+                      "%s is owned by uid %u, not by you (uid %u): refused (another user "
+                      "could plant images, registries or boxes in it)",
+                      path, (unsigned)st.st_uid, (unsigned)geteuid());
+    if (st.st_mode & (S_IWGRP | S_IWOTH))
+        return bl_err(BOXLITE_EINVAL,
+                      "%s is writable by group or others (mode %04o): refused; run "
+                      "chmod go-w %s",
+                      path, (unsigned)(st.st_mode & 07777), path);
+    return 0;
+}
+
+/* The home and the files that steer it: registries.json (where pulls go) and the store. */
+static int check_home(const char *home)
+{
+    static const char *const files[] = {"registries.json", "boxlite.db"};
+    static const char *const dirs[] = {"boxes", "images"};
+    int rc = check_owned(home, 1);
+
+    for (size_t i = 0; i < 2 && rc == 0; i++) {
+        char *p = bl_strdupf("%s/%s", home, dirs[i]);
+        rc = p ? check_owned(p, 1) : BOXLITE_ENOMEM;
+        free(p);
+    }
+    for (size_t i = 0; i < 2 && rc == 0; i++) {
+        char *p = bl_strdupf("%s/%s", home, files[i]);
+        rc = p ? check_owned(p, 0) : BOXLITE_ENOMEM;
+        free(p);
+    }
+    return rc;
 }
 
 static int make_tree(const char *home)
@@ -112,16 +160,18 @@ BOXLITE_API int boxlite_runtime_open(boxlite_runtime **out, const boxlite_runtim
         rt->log_ctx = opts->log_ctx;
     }
     if (!rt->home || !rt->guest_dir) {
-        rc = bl_err(BOXLITE_ENOMEM, "out of memory");
+        rc = rt->home ? bl_err(BOXLITE_ENOMEM, "out of memory") : BOXLITE_EINVAL;
         goto out;
     }
-    rc = make_tree(rt->home);
+    rc = check_home(rt->home);
+    if (rc == 0)
+        rc = make_tree(rt->home);
+    if (rc == 0)
+        rc = check_home(rt->home);
     if (rc == 0)
         rc = bl_images_init(rt, opts);
     if (rc == 0)
-        rc = bl_db_open(&rt->db, rt->home);
-    if (rc == 0)
-        bl_box_repair_all(rt);
+        rc = bl_db_open(&rt->db, rt->home); /* no repair here: opening stays cheap (doctor) */
     if (rc != 0)
         bl_err_wrap(rc, "open runtime home %s", rt->home);
 out:
@@ -141,6 +191,21 @@ BOXLITE_API void boxlite_runtime_free(boxlite_runtime *rt)
     free(rt->home);
     free(rt->guest_dir);
     free(rt);
+}
+
+BOXLITE_API int boxlite_runtime_doctor(boxlite_runtime *rt, int fix, boxlite_doctor_fn report,
+                                       void *ctx, unsigned *found_out)
+{
+    struct bl_repair rp = {fix, report, ctx, 0};
+
+    bl_err_clear();
+    if (!rt)
+        return bl_err(BOXLITE_EINVAL, "doctor: rt is NULL");
+    bl_box_doctor(rt, &rp);
+    bl_images_doctor(rt, &rp);
+    if (found_out)
+        *found_out = rp.found;
+    return 0;
 }
 
 BOXLITE_API const char *boxlite_runtime_home(const boxlite_runtime *rt)

@@ -12,6 +12,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,16 +30,7 @@
 
 static int check_snap_name(const char *name)
 {
-    size_t n = name ? strlen(name) : 0;
-
-    if (n == 0 || n > 64 ||
-        strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") != n ||
-        name[0] == '.' || name[0] == '-')
-        return bl_err(BOXLITE_EINVAL,
-                      "invalid snapshot name \"%s\": use 1-64 of [A-Za-z0-9_.-], not "
-                      "starting with '.' or '-'",
-                      name ? name : "");
-    return 0;
+    return bl_check_name("snapshot", name);
 }
 
 static char *snap_path(const boxlite_box *box, const char *name, const char *file)
@@ -64,7 +56,7 @@ static uint64_t file_bytes(const char *path)
 }
 
 /* The backing file name written in a qcow2 header (big-endian offset at 8, size at 16). */
-static int qcow2_backing(const char *path, char *out, size_t cap)
+int bl_qcow2_backing(const char *path, char *out, size_t cap)
 {
     unsigned char h[20];
     uint64_t off = 0;
@@ -86,6 +78,33 @@ static int qcow2_backing(const char *path, char *out, size_t cap)
     }
     if (fd >= 0)
         close(fd);
+    return rc;
+}
+
+int bl_disk_rootfs(const char *disk, char **out)
+{
+    char cur[4096], next[4096];
+    char *hex = NULL;
+    long depth = 0;
+    int rc = 0;
+
+    snprintf(cur, sizeof(cur), "%s", disk);
+    /* bounded: a chain is as deep as a box has snapshots; a loop is a broken store */
+    for (; rc == 0 && !hex && depth < 1000000; depth++) {
+        size_t n = strlen(cur);
+        if (n > 5 && strcmp(cur + n - 5, ".ext4") == 0 && strstr(cur, "/images/rootfs/"))
+            hex = strndup(strrchr(cur, '/') + 1, strlen(strrchr(cur, '/') + 1) - 5);
+        else if (bl_qcow2_backing(cur, next, sizeof(next)) != 0)
+            rc = bl_err(BOXLITE_EIO, "read the qcow2 header of %s", cur);
+        else if (!next[0])
+            hex = strdup(""); /* stands alone */
+        else
+            memcpy(cur, next, sizeof(cur));
+    }
+    if (rc == 0 && !hex)
+        rc = bl_err(BOXLITE_ENOMEM, "out of memory (or a backing chain that loops: %s)", disk);
+    if (rc == 0)
+        *out = hex;
     return rc;
 }
 
@@ -243,7 +262,7 @@ static int register_snapshot(boxlite_box *box, const char *name, struct bl_snap_
     bl_rfc3339_now(r.created_at);
     r.size = file_bytes(disk) + file_bytes(mem);
     snprintf(prefix, sizeof(prefix), "%s/layers/", box->dir);
-    if (rc == 0 && qcow2_backing(disk, backing, sizeof(backing)) == 0 &&
+    if (rc == 0 && bl_qcow2_backing(disk, backing, sizeof(backing)) == 0 &&
         strncmp(backing, prefix, strlen(prefix)) == 0) {
         if (snap_by_layer(box, backing, &p) == 0)
             snprintf(r.parent, sizeof(r.parent), "%s", p.id);
@@ -325,6 +344,8 @@ BOXLITE_API int boxlite_snapshot_create(boxlite_snapshot_info *out, boxlite_box 
         rc = bl_box_lock(box, &lock_fd);
     if (rc == 0)
         rc = bl_box_reload(box);
+    if (rc == 0 && !bl_box_running(box))
+        bl_snapshot_repair_locked(box);
     if (rc == 0 && bl_db_snap_get(box->rt->db, box->row.id, name, &existing) == 0)
         rc = bl_err(BOXLITE_EEXISTS, "box %s already has a snapshot named \"%s\"", box->row.id,
                     name);
@@ -367,7 +388,11 @@ BOXLITE_API int boxlite_snapshot_list(boxlite_snapshot_info **out, size_t *count
     bl_err_clear();
     if (!out || !count_out || !box)
         return bl_err(BOXLITE_EINVAL, "snapshot list: bad arguments");
-    rc = bl_db_snap_list(box->rt->db, box->row.id, &rows, &n);
+    rc = bl_box_reload(box);
+    if (rc == 0 && !bl_box_running(box))
+        bl_snapshot_repair(box, NULL); /* touched: list what a crash left as it ends up */
+    if (rc == 0)
+        rc = bl_db_snap_list(box->rt->db, box->row.id, &rows, &n);
     if (rc != 0)
         return rc;
     infos = calloc(n ? n : 1, sizeof(*infos));
@@ -461,6 +486,8 @@ BOXLITE_API int boxlite_snapshot_restore(boxlite_box *box, const char *name, int
     if (rc == 0 && bl_box_running(box))
         rc = bl_err(BOXLITE_ESTATE, "box %s is running: stop it before restoring", box->row.id);
     if (rc == 0)
+        bl_snapshot_repair_locked(box);
+    if (rc == 0)
         rc = bl_db_snap_get(box->rt->db, box->row.id, name, &s);
     if (rc == 0)
         rc = bl_box_layerize(box);
@@ -514,7 +541,7 @@ static int rebase_children(boxlite_box *box, const char *layer, const char *new_
         char *child = e->d_name[0] == '.' ? NULL : bl_strdupf("%s/%s", layers, e->d_name);
         const char *argv[] = {"qemu-img",  "rebase", "-q", "-f",  "qcow2", "-b",
                               new_backing, "-F",     fmt,  child, NULL};
-        if (child && qcow2_backing(child, b, sizeof(b)) == 0 && strcmp(b, layer) == 0)
+        if (child && bl_qcow2_backing(child, b, sizeof(b)) == 0 && strcmp(b, layer) == 0)
             rc = bl_run_tool(argv);
         free(child);
     }
@@ -542,6 +569,8 @@ BOXLITE_API int boxlite_snapshot_remove(boxlite_box *box, const char *name)
     if (rc == 0 && bl_box_running(box))
         rc = bl_err(BOXLITE_ESTATE, "box %s is running: stop it before removing a snapshot",
                     box->row.id);
+    if (rc == 0)
+        bl_snapshot_repair_locked(box);
     if (rc == 0 && bl_db_box_dependents(box->rt->db, box->row.id, s.id, deps, sizeof(deps)) > 0)
         rc = bl_err(BOXLITE_ESTATE, "boxes %s were forked from it", deps);
     if (rc == 0) {
@@ -552,7 +581,7 @@ BOXLITE_API int boxlite_snapshot_remove(boxlite_box *box, const char *name)
         if (!layer || !sdir || !trash)
             rc = bl_err(BOXLITE_EIO, "snapshot \"%s\" has lost its disk layer", s.name);
     }
-    if (rc == 0 && qcow2_backing(layer, backing, sizeof(backing)) != 0)
+    if (rc == 0 && bl_qcow2_backing(layer, backing, sizeof(backing)) != 0)
         rc = bl_err(BOXLITE_EIO, "read the backing file of %s", layer);
     if (rc == 0)
         rc = rebase_children(box, layer, backing);
@@ -628,8 +657,12 @@ static int copy_row(struct bl_box_row *r, const struct bl_box_row *src, const ch
     r->network_disabled = src->network_disabled;
     r->ports = keep_ports ? dup_or_null(src->ports, &ok) : calloc(1, sizeof(char *));
     r->volumes = dup_or_null(src->volumes, &ok);
-    if (!ok || (name && !r->name) || !r->image || !r->state || !r->created_at || !r->reason ||
-        !r->ports || (src->workdir && !r->workdir) || (src->user && !r->user)) {
+    r->allow_net = dup_or_null(src->allow_net, &ok);            /* a copy never widens the policy */
+    r->image_id = src->image_id ? strdup(src->image_id) : NULL; /* same image, same base */
+    r->image_rootfs = src->image_rootfs ? strdup(src->image_rootfs) : NULL;
+    if (!ok || (src->image_id && !r->image_id) || (src->image_rootfs && !r->image_rootfs) ||
+        (name && !r->name) || !r->image || !r->state || !r->created_at || !r->reason || !r->ports ||
+        (src->workdir && !r->workdir) || (src->user && !r->user)) {
         bl_box_row_clear(r);
         return bl_err(BOXLITE_ENOMEM, "out of memory");
     }
@@ -698,17 +731,18 @@ struct flatten_ctx {
 
 /* An empty layer over the source chain, then rebased onto the image's base: qemu-img copies
  * in every cluster where the chain differs from the base (`convert -B` would copy only the
- * top layer's clusters). */
+ * top layer's clusters). No base (a standalone disk): rebased onto nothing, a full copy. */
 static int flatten_over_base(const char *disk, void *ctx)
 {
     struct flatten_ctx *f = ctx;
-    const char *argv[] = {"qemu-img", "rebase", "-q",  "-f", "qcow2", "-b",
+    const char *onto[] = {"qemu-img", "rebase", "-q",  "-f", "qcow2", "-b",
                           f->base,    "-F",     "raw", disk, NULL};
+    const char *alone[] = {"qemu-img", "rebase", "-q", "-f", "qcow2", "-b", "", disk, NULL};
     char *src = realpath(f->src, NULL);
     int rc = src ? new_overlay(disk, src) : bl_err_errno(BOXLITE_EIO, errno, "resolve %s", f->src);
 
     if (rc == 0)
-        rc = bl_run_tool(argv);
+        rc = bl_run_tool(f->base ? onto : alone);
     free(src);
     return rc;
 }
@@ -798,28 +832,55 @@ BOXLITE_API int boxlite_box_fork(boxlite_box **out, boxlite_box *box, const char
 
 /* ---- repair ---- */
 
-static void repair_snapshot_dir(boxlite_box *box, const char *name, const char *top)
+int bl_repair_note(struct bl_repair *rp, int mendable, const char *box_id, const char *fmt, ...)
+{
+    char what[1024];
+    va_list ap;
+
+    if (!rp)
+        return mendable; /* a box being touched: mend quietly */
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof(what), fmt, ap);
+    va_end(ap);
+    rp->found++;
+    if (rp->report)
+        rp->report(rp->ctx, box_id, what, mendable && rp->fix);
+    return mendable && rp->fix;
+}
+
+static void repair_snapshot_dir(boxlite_box *box, const char *name, const char *top,
+                                struct bl_repair *rp)
 {
     char *sdir = snap_path(box, name, NULL);
     char *link = snap_path(box, name, "disk.qcow2");
     char *memtmp = snap_path(box, name, "memory.tmp");
     char *layer = link ? realpath(link, NULL) : NULL;
     struct bl_snap_row r;
+    struct stat st;
 
     if (!sdir || !link || !memtmp)
         goto out;
     if (name[0] == '.') { /* .trash-*: a removal that got as far as the rename */
-        bl_rm_rf(sdir);
+        if (bl_repair_note(rp, 1, box->row.id, "snapshot removal cut short: %s", name))
+            bl_rm_rf(sdir);
         goto out;
     }
-    unlink(memtmp);
-    if (!layer || (top && strcmp(layer, top) == 0)) {
+    if (lstat(memtmp, &st) == 0 &&
+        bl_repair_note(rp, 1, box->row.id, "snapshot \"%s\": half-written memory file", name))
+        unlink(memtmp);
+    if (!layer && lstat(link, &st) == 0) {
+        /* the link is there, its layer is not: data lost, not a crash mid-way; say so */
+        bl_repair_note(rp, 0, box->row.id, "snapshot \"%s\" has lost its disk layer", name);
+    } else if (!layer || (top && strcmp(layer, top) == 0)) {
         /* never finished: it names the live top (or nothing) */
-        bl_rm_rf(sdir);
-        if (bl_db_snap_get(box->rt->db, box->row.id, name, &r) == 0)
-            bl_db_snap_delete(box->rt->db, r.id, r.parent);
+        if (bl_repair_note(rp, 1, box->row.id, "snapshot \"%s\" never finished", name)) {
+            bl_rm_rf(sdir);
+            if (bl_db_snap_get(box->rt->db, box->row.id, name, &r) == 0)
+                bl_db_snap_delete(box->rt->db, r.id, r.parent);
+        }
     } else if (bl_db_snap_get(box->rt->db, box->row.id, name, &r) != 0) {
-        register_snapshot(box, name, NULL); /* finished but not recorded */
+        if (bl_repair_note(rp, 1, box->row.id, "snapshot \"%s\" finished but not recorded", name))
+            register_snapshot(box, name, NULL);
     }
 out:
     bl_err_clear();
@@ -829,64 +890,136 @@ out:
     free(layer);
 }
 
-/* Mark layer and everything below it inside layers/ as used. */
-static void mark_chain(const char *layers_dir, const char *layer, char **used, size_t *n,
-                       size_t cap)
-{
-    char b[4096];
-    char *cur = layer ? strdup(layer) : NULL;
+/* The layers some chain reaches, by device and inode (a name may be a symlink or another
+ * link to the file): an open-addressing set that grows, so nothing goes unmarked. */
+struct layer_set {
+    struct stat *v; /* st_ino 0 = empty slot */
+    size_t n, cap;
+};
 
-    for (int depth = 0; cur && depth < 1000 && *n < cap; depth++) {
-        if (strncmp(cur, layers_dir, strlen(layers_dir)) != 0)
-            break;
-        used[(*n)++] = cur;
-        if (qcow2_backing(cur, b, sizeof(b)) != 0 || !b[0])
-            return;
-        cur = strdup(b);
-    }
-    free(cur);
+static size_t slot_of(const struct layer_set *s, const struct stat *st)
+{
+    size_t i = (size_t)((st->st_ino * 0x9e3779b97f4a7c15ull) ^ st->st_dev) & (s->cap - 1);
+
+    while (s->v[i].st_ino && (s->v[i].st_ino != st->st_ino || s->v[i].st_dev != st->st_dev))
+        i = (i + 1) & (s->cap - 1);
+    return i;
 }
 
-/* Delete layers nothing rests on (made by an operation a crash cut short). */
-static void collect_layers(boxlite_box *box, const char *top)
+static int set_has(const struct layer_set *s, const struct stat *st)
 {
-    char *layers = bl_strdupf("%s/layers/", box->dir);
-    struct bl_snap_row *rows = NULL;
-    size_t n = 0, nused = 0;
-    char *used[4096];
-    struct dirent *e;
-    DIR *d;
+    return s->cap && s->v[slot_of(s, st)].st_ino != 0;
+}
 
-    if (!layers || !top || bl_db_snap_list(box->rt->db, box->row.id, &rows, &n) != 0)
-        goto out;
-    mark_chain(layers, top, used, &nused, 4096);
-    for (size_t i = 0; i < n; i++) {
-        char *link = snap_path(box, rows[i].name, "disk.qcow2");
-        char *real = link ? realpath(link, NULL) : NULL;
-        mark_chain(layers, real, used, &nused, 4096);
-        free(link);
-        free(real);
+/* 1 when added, 0 when it was there, <0 on failure. */
+static int set_add(struct layer_set *s, const struct stat *st)
+{
+    if (set_has(s, st))
+        return 0;
+    if (2 * (s->n + 1) > s->cap) {
+        struct layer_set g = {calloc(s->cap ? 2 * s->cap : 256, sizeof(*g.v)), 0,
+                              s->cap ? 2 * s->cap : 256};
+        if (!g.v)
+            return bl_err(BOXLITE_ENOMEM, "out of memory");
+        for (size_t i = 0; i < s->cap; i++)
+            if (s->v[i].st_ino)
+                g.v[slot_of(&g, &s->v[i])] = s->v[i];
+        g.n = s->n;
+        free(s->v);
+        *s = g;
     }
-    d = opendir(layers);
+    s->v[slot_of(s, st)] = *st;
+    s->n++;
+    return 1;
+}
+
+/* Mark path and everything below it; a chain already walked is not walked again. */
+static int mark_chain(struct layer_set *set, const char *path)
+{
+    char cur[4096], next[4096];
+    struct stat st;
+    int rc = 0;
+
+    snprintf(cur, sizeof(cur), "%s", path);
+    while (rc == 0 && stat(cur, &st) == 0) {
+        rc = set_add(set, &st);
+        if (rc <= 0 || bl_qcow2_backing(cur, next, sizeof(next)) != 0 || !next[0])
+            break; /* walked already, or the bottom (the raw base, or a standalone layer) */
+        memcpy(cur, next, sizeof(cur));
+        rc = 0;
+    }
+    return rc < 0 ? rc : 0;
+}
+
+/* Mark what the box in dir reaches: dir/disk.qcow2 and every snapshots/<name>/disk.qcow2;
+ * and with all_layers (a fork of the box being collected: anything of its may rest on a
+ * layer of ours), every file of dir/layers too. */
+static int mark_box_dir(struct layer_set *set, const char *dir, int all_layers)
+{
+    const char *subs[] = {"snapshots", "layers"};
+    char *disk = bl_strdupf("%s/disk.qcow2", dir);
+    int rc = disk ? mark_chain(set, disk) : bl_err(BOXLITE_ENOMEM, "out of memory");
+
+    for (size_t k = 0; k < (all_layers ? 2u : 1u) && rc == 0; k++) {
+        char *sub = bl_strdupf("%s/%s", dir, subs[k]);
+        DIR *d = sub ? opendir(sub) : NULL;
+        struct dirent *e;
+        if (!sub)
+            rc = bl_err(BOXLITE_ENOMEM, "out of memory");
+        else if (!d && errno != ENOENT)
+            rc = bl_err_errno(BOXLITE_EIO, errno, "open %s", sub);
+        while (rc == 0 && d && (e = readdir(d)) != NULL) {
+            char *p = bl_strdupf(k == 0 ? "%s/%s/disk.qcow2" : "%s/%s", sub, e->d_name);
+            rc = p ? (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0
+                          ? 0
+                          : mark_chain(set, p))
+                   : bl_err(BOXLITE_ENOMEM, "out of memory");
+            free(p);
+        }
+        if (d)
+            closedir(d);
+        free(sub);
+    }
+    free(disk);
+    return rc;
+}
+
+/* Delete layers nothing rests on (made by an operation a crash cut short). What rests on a
+ * layer: the box's top, its snapshots, every layer and snapshot of a box forked from it (a
+ * fork's chain runs into this box's layers). If any of that cannot be read, nothing goes. */
+static void collect_layers(boxlite_box *box, struct bl_repair *rp)
+{
+    char *layers = bl_strdupf("%s/layers", box->dir);
+    struct layer_set set = {0};
+    char **deps = NULL;
+    struct dirent *e;
+    DIR *d = NULL;
+    int rc = layers ? mark_box_dir(&set, box->dir, 0) : BOXLITE_ENOMEM;
+
+    if (rc == 0)
+        rc = bl_db_box_forks(box->rt->db, box->row.id, &deps);
+    for (size_t i = 0; rc == 0 && deps[i]; i++) {
+        char *dir = bl_strdupf("%s/boxes/%s", box->rt->home, deps[i]);
+        rc = dir ? mark_box_dir(&set, dir, 1) : BOXLITE_ENOMEM;
+        free(dir);
+    }
+    d = rc == 0 ? opendir(layers) : NULL;
     while (d && (e = readdir(d)) != NULL) {
-        char *path = e->d_name[0] == '.' ? NULL : bl_strdupf("%s%s", layers, e->d_name);
-        int keep = !path;
-        for (size_t i = 0; path && i < nused && !keep; i++)
-            keep = strcmp(used[i], path) == 0;
-        if (!keep)
+        char *path = e->d_name[0] == '.' ? NULL : bl_strdupf("%s/%s", layers, e->d_name);
+        struct stat st;
+        if (path && lstat(path, &st) == 0 && S_ISREG(st.st_mode) && !set_has(&set, &st) &&
+            bl_repair_note(rp, 1, box->row.id, "layer %s: nothing rests on it", e->d_name))
             unlink(path);
         free(path);
     }
     if (d)
         closedir(d);
-    for (size_t i = 0; i < nused; i++)
-        free(used[i]);
-out:
-    free(rows);
+    bl_strv_free(deps);
+    free(set.v);
     free(layers);
 }
 
-void bl_snapshot_repair(boxlite_box *box)
+static void repair_locked(boxlite_box *box, struct bl_repair *rp)
 {
     char *snaps = bl_strdupf("%s/snapshots", box->dir);
     char *lnk = bl_strdupf("%s/disk.qcow2.lnk", box->dir);
@@ -896,49 +1029,65 @@ void bl_snapshot_repair(boxlite_box *box)
     struct dirent *e;
     struct stat st;
     DIR *d = NULL;
-    int lock_fd = -1;
 
     if (!snaps || !lnk)
         goto out;
-    /* another process at work on this box: leave it be */
-    lock_fd = open(box->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (lock_fd >= 0) {
-        int fd = openat(lock_fd, "lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-        close(lock_fd);
-        lock_fd = fd;
-    }
-    if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB) != 0)
-        goto out;
-    unlink(lnk);
+    if (lstat(lnk, &st) == 0 && bl_repair_note(rp, 1, box->row.id, "a disk switch cut short"))
+        unlink(lnk);
     if (lstat(box->disk, &st) != 0 || !S_ISLNK(st.st_mode))
         goto out; /* never snapshotted (or not a box we can read) */
     top = realpath(box->disk, NULL);
+    if (!top) {
+        bl_repair_note(rp, 0, box->row.id, "its disk layer is gone");
+        goto out;
+    }
     d = opendir(snaps);
     while (d && (e = readdir(d)) != NULL)
         if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
-            repair_snapshot_dir(box, e->d_name, top);
+            repair_snapshot_dir(box, e->d_name, top, rp);
     if (bl_db_snap_list(box->rt->db, box->row.id, &rows, &n) == 0) {
         for (size_t i = 0; i < n; i++) {
-            char *link = snap_path(box, rows[i].name, "disk.qcow2");
-            if (link && stat(link, &st) != 0)
+            char *sdir = snap_path(box, rows[i].name, NULL);
+            if (sdir && lstat(sdir, &st) != 0 &&
+                bl_repair_note(rp, 1, box->row.id, "snapshot \"%s\" recorded, its files gone",
+                               rows[i].name))
                 bl_db_snap_delete(box->rt->db, rows[i].id, rows[i].parent);
-            free(link);
+            free(sdir);
         }
         free(rows);
     }
-    collect_layers(box, top);
+    collect_layers(box, rp);
 out:
     if (d)
         closedir(d);
-    if (lock_fd >= 0)
-        close(lock_fd);
     free(snaps);
     free(lnk);
     free(top);
     bl_err_clear();
 }
 
-void bl_box_repair_new(boxlite_runtime *rt)
+void bl_snapshot_repair(boxlite_box *box, struct bl_repair *rp)
+{
+    int lock_fd = open(box->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+    if (lock_fd >= 0) {
+        int fd = openat(lock_fd, "lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        close(lock_fd);
+        lock_fd = fd;
+    }
+    /* another process at work on this box: leave it be */
+    if (lock_fd >= 0 && flock(lock_fd, LOCK_EX | LOCK_NB) == 0)
+        repair_locked(box, rp);
+    if (lock_fd >= 0)
+        close(lock_fd);
+}
+
+void bl_snapshot_repair_locked(boxlite_box *box)
+{
+    repair_locked(box, NULL);
+}
+
+void bl_box_repair_new(boxlite_runtime *rt, struct bl_repair *rp)
 {
     char *boxes = bl_strdupf("%s/boxes", rt->home);
     DIR *d = boxes ? opendir(boxes) : NULL;
@@ -956,9 +1105,10 @@ void bl_box_repair_new(boxlite_runtime *rt)
         fd = lock ? open(lock, O_RDWR | O_CLOEXEC) : -1;
         if (dir && final && (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) == 0)) {
             if (e->d_name[1] == 'n' && bl_db_box_get(rt->db, e->d_name + 5, &row) == 0) {
-                rename(dir, final); /* recorded: finish */
+                if (bl_repair_note(rp, 1, row.id, "made, but not moved into place"))
+                    rename(dir, final); /* recorded: finish */
                 bl_box_row_clear(&row);
-            } else {
+            } else if (bl_repair_note(rp, 1, "", "%s: left half made", e->d_name)) {
                 bl_rm_rf(dir);
             }
         }

@@ -164,7 +164,7 @@ int bl_blob_begin(struct bl_blob_writer **out, const char *home, uint64_t max_si
     rc = bl_sha256_new(&w->h);
     if (rc != 0)
         goto out;
-    w->fd = open(w->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    w->fd = open(w->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (w->fd < 0)
         rc = bl_err_errno(BOXLITE_EIO, errno, "create %s", w->tmp);
 out:

@@ -37,6 +37,7 @@ struct ux {
     char rename[BL_UNTAR_PATH_MAX + 1]; /* what top becomes, "" → dropped */
     int decided;
     uint64_t bytes, entries;
+    mode_t umask; /* the caller's, applied to every mode from the archive */
     struct dirfix *dirs;
     size_t ndirs, capdirs;
     char shown[160]; /* the current entry's name, printable, for messages */
@@ -70,6 +71,28 @@ static void show(struct ux *u, const char *name)
     u->shown[i] = '\0';
     if (name && name[i])
         snprintf(u->shown + i, sizeof(u->shown) - i, "...");
+}
+
+/* The process's umask without changing it (umask(2) would race other threads): the Umask
+ * line of /proc/self/status, else the usual 022. */
+static mode_t caller_umask(void)
+{
+    char line[256];
+    unsigned m = 022;
+    FILE *f = fopen("/proc/self/status", "re");
+
+    while (f && fgets(line, sizeof(line), f))
+        if (sscanf(line, "Umask: %o", &m) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return (mode_t)(m & 0777);
+}
+
+/* A mode from the archive as the host gets it: permission bits only, less the umask. */
+static mode_t host_mode(const struct ux *u, struct archive_entry *e)
+{
+    return archive_entry_perm(e) & 0777 & ~u->umask;
 }
 
 static int refuse(struct ux *u, const char *why)
@@ -119,18 +142,37 @@ static int open_dir_beneath(int rootfd, const char *rel)
     return (int)syscall(SYS_openat2, rootfd, rel, &how, sizeof(how));
 }
 
+/* The top's name inside an existing directory: the caller's name, one plain component. */
+static int top_name(struct ux *u, int is_dir)
+{
+    const char *n = u->o->name ? u->o->name : u->top; /* NULL: the archive's own (fuzzing) */
+
+    if (is_dir && !u->o->include_parent) {
+        u->rename[0] = '\0';
+        return 0;
+    }
+    if (!n[0] || strchr(n, '/') || strcmp(n, ".") == 0 || strcmp(n, "..") == 0 ||
+        strlen(n) >= sizeof(u->rename))
+        return bl_err(BOXLITE_EINVAL, "bad name \"%s\" for the copied entry", n);
+    snprintf(u->rename, sizeof(u->rename), "%s", n);
+    return 0;
+}
+
 static int decide(struct ux *u, const char *name, int is_dir)
 {
     struct stat st;
     size_t k = strcspn(name, "/");
     char parent[BL_UNTAR_PATH_MAX + 1];
     const char *slash;
+    int rc;
 
     snprintf(u->top, sizeof(u->top), "%.*s", (int)k, name);
     u->decided = 1;
-    if (stat(u->dest, &st) == 0 && S_ISDIR(st.st_mode)) {
-        u->rootfd = open(u->dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        snprintf(u->rename, sizeof(u->rename), "%s", is_dir && !u->o->include_parent ? "" : u->top);
+    u->rootfd = open(u->dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (u->rootfd >= 0) {
+        rc = top_name(u, is_dir);
+        if (rc != 0)
+            return rc;
     } else {
         if (is_dir && lstat(u->dest, &st) == 0)
             return bl_err(BOXLITE_EEXISTS, "cannot copy a directory over the file %s", u->dest);
@@ -230,49 +272,69 @@ static int remember_dir(struct ux *u, const char *rel, mode_t mode, struct times
     return 0;
 }
 
-static int write_data(struct ux *u, struct archive *a, int fd)
+static int write_at(struct ux *u, int fd, const char *p, size_t n, int64_t off)
 {
-    static _Thread_local char buf[65536];
-
-    for (;;) {
-        la_ssize_t n = archive_read_data(a, buf, sizeof(buf));
-        if (n == 0)
-            return 0;
-        if (n < 0)
-            return bl_err(BOXLITE_EPROTO, "entry \"%s\": %s", u->shown, archive_error_string(a));
-        u->bytes += (uint64_t)n;
-        if (u->bytes > u->o->max_bytes)
-            return refuse(u, "the archive passes the copy's byte limit");
-        for (la_ssize_t off = 0; off < n;) {
-            ssize_t w = write(fd, buf + off, (size_t)(n - off));
-            if (w < 0 && errno == EINTR)
-                continue;
-            if (w < 0)
-                return bl_err_errno(BOXLITE_EIO, errno, "entry \"%s\": write", u->shown);
-            off += w;
-        }
+    while (n > 0) {
+        ssize_t w = pwrite(fd, p, n, (off_t)off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            return bl_err_errno(BOXLITE_EIO, errno, "entry \"%s\": write", u->shown);
+        p += w;
+        n -= (size_t)w;
+        off += w;
     }
+    return 0;
+}
+
+/* The entry's data blocks at their offsets (a sparse entry's holes stay holes), never past
+ * the size it announced, which the caller has already counted against the limit. */
+static int write_data(struct ux *u, struct archive *a, int fd, int64_t size)
+{
+    int rc = 0;
+
+    while (rc == 0) {
+        const void *buf;
+        size_t n;
+        la_int64_t off;
+        int r = archive_read_data_block(a, &buf, &n, &off);
+        if (r == ARCHIVE_EOF)
+            break;
+        if (r < ARCHIVE_WARN)
+            return bl_err(BOXLITE_EPROTO, "entry \"%s\": %s", u->shown, archive_error_string(a));
+        if (off < 0 || (uint64_t)n > (uint64_t)size || off > size - (int64_t)n)
+            return refuse(u, "its data lies outside the size it announced");
+        rc = write_at(u, fd, buf, n, off);
+    }
+    if (rc == 0 && ftruncate(fd, (off_t)size) < 0)
+        rc = bl_err_errno(BOXLITE_EIO, errno, "entry \"%s\": set its size", u->shown);
+    return rc;
 }
 
 static int put_file(struct ux *u, struct archive *a, struct archive_entry *e, int pfd,
                     const char *leaf)
 {
     struct timespec ts[2];
+    int64_t size = archive_entry_size_is_set(e) ? archive_entry_size(e) : -1;
     int fd, rc;
 
-    if (archive_entry_size_is_set(e) &&
-        (uint64_t)archive_entry_size(e) > u->o->max_bytes - u->bytes)
-        return refuse(u, "the archive passes the copy's byte limit");
+    if (size < 0)
+        return refuse(u, "its size cannot be read");
+    if ((uint64_t)size > u->o->max_bytes - u->bytes)
+        return bl_err(BOXLITE_EPROTO,
+                      "entry \"%s\": %lld bytes pass the copy's size limit (%llu bytes in all)",
+                      u->shown, (long long)size, (unsigned long long)u->o->max_bytes);
+    u->bytes += (uint64_t)size;
     rc = make_room(u, pfd, leaf, 0);
     if (rc != 0)
         return rc;
     fd = openat(pfd, leaf, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0)
         return bl_err_errno(BOXLITE_EIO, errno, "entry \"%s\": create", u->shown);
-    rc = write_data(u, a, fd);
+    rc = write_data(u, a, fd, size);
     ts[0].tv_sec = ts[1].tv_sec = archive_entry_mtime(e);
     ts[0].tv_nsec = ts[1].tv_nsec = archive_entry_mtime_nsec(e);
-    if (rc == 0 && (fchmod(fd, archive_entry_perm(e) & 07777) < 0 || futimens(fd, ts) < 0))
+    if (rc == 0 && (fchmod(fd, host_mode(u, e)) < 0 || futimens(fd, ts) < 0))
         rc = bl_err_errno(BOXLITE_EIO, errno, "entry \"%s\": set mode and mtime", u->shown);
     close(fd);
     return rc;
@@ -312,7 +374,7 @@ static int put_entry(struct ux *u, struct archive *a, struct archive_entry *e)
         if (rc == 0 && mkdirat(pfd, leaf, 0700) < 0)
             rc = bl_err_errno(BOXLITE_EIO, errno, "entry \"%s\": mkdir", u->shown);
         if (rc >= 0)
-            rc = remember_dir(u, rel, archive_entry_perm(e) & 07777, ts[1]);
+            rc = remember_dir(u, rel, host_mode(u, e), ts[1]);
     } else {
         const char *target = archive_entry_symlink(e);
         rc = target ? make_room(u, pfd, leaf, 0) : refuse(u, "the link target cannot be read");
@@ -355,6 +417,7 @@ int bl_untar(const char *dest, const struct bl_untar_opts *o, bl_untar_read_fn f
     u.o = o;
     u.dest = dest;
     u.rootfd = -1;
+    u.umask = caller_umask();
     if (!a)
         return bl_err(BOXLITE_ENOMEM, "out of memory");
     archive_read_support_format_tar(a);

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -115,20 +116,41 @@ static int fsync_dir_of(const char *path)
     return 0;
 }
 
+int bl_open_temp(char **path_out, const char *base, unsigned mode)
+{
+    char id[13], *p = NULL;
+    int fd = -1, rc = 0;
+
+    for (int i = 0; i < 8 && fd < 0 && rc == 0; i++) {
+        free(p);
+        rc = bl_random_id(id);
+        p = rc == 0 ? bl_strdupf("%s.tmp.%s", base, id) : NULL;
+        if (rc == 0 && !p)
+            rc = BOXLITE_ENOMEM;
+        if (rc == 0)
+            fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+        if (rc == 0 && fd < 0 && errno != EEXIST)
+            rc = bl_err_errno(bl_code_from_errno(errno), errno, "create %s", p);
+    }
+    if (rc == 0 && fd < 0)
+        rc = bl_err(BOXLITE_EIO, "create a temporary file beside %s: every name taken", base);
+    if (rc != 0) {
+        free(p);
+        return rc;
+    }
+    *path_out = p;
+    return fd;
+}
+
 int bl_write_file_atomic(const char *path, const void *data, size_t len, unsigned mode)
 {
-    char *tmp = bl_strdupf("%s.tmp.%d", path, (int)getpid());
-    int fd = -1;
+    char *tmp = NULL;
+    int fd = bl_open_temp(&tmp, path, mode);
     int rc = 0;
     int werr;
 
-    if (!tmp)
-        return BOXLITE_ENOMEM;
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-    if (fd < 0) {
-        rc = bl_err_errno(BOXLITE_EIO, errno, "create %s", tmp);
-        goto out;
-    }
+    if (fd < 0)
+        return fd;
     werr = bl_write_all(fd, data, len);
     if (werr == 0 && fsync(fd) != 0)
         werr = -errno;
@@ -218,20 +240,22 @@ static int copy_range(int in, int out, off_t off, off_t end)
 
 int bl_copy_file_sparse(const char *src, const char *dst, unsigned mode)
 {
-    char *tmp = bl_strdupf("%s.tmp.%d", dst, (int)getpid());
+    char *tmp = NULL;
     int in = -1, out = -1, rc = 0, err = 0;
     struct stat st;
     off_t data = 0, hole;
 
-    if (!tmp)
-        return BOXLITE_ENOMEM;
     in = open(src, O_RDONLY | O_CLOEXEC);
     if (in < 0 || fstat(in, &st) != 0) {
         rc = bl_err_errno(bl_code_from_errno(errno), errno, "open %s", src);
         goto out;
     }
-    out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-    if (out < 0 || ftruncate(out, st.st_size) != 0) {
+    out = bl_open_temp(&tmp, dst, mode);
+    if (out < 0) {
+        rc = out;
+        goto out;
+    }
+    if (ftruncate(out, st.st_size) != 0) {
         rc = bl_err_errno(BOXLITE_EIO, errno, "create %s", tmp);
         goto out;
     }
@@ -256,10 +280,24 @@ out:
         close(in);
     if (out >= 0)
         close(out);
-    if (rc != 0)
+    if (rc != 0 && tmp)
         unlink(tmp);
     free(tmp);
     return rc;
+}
+
+int bl_check_name(const char *kind, const char *name)
+{
+    size_t n = name ? strlen(name) : 0;
+
+    if (n == 0 || n > 64 ||
+        strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") != n ||
+        name[0] == '.' || name[0] == '-')
+        return bl_err(BOXLITE_EINVAL,
+                      "invalid %s name \"%.80s\": use 1-64 of [A-Za-z0-9_.-], not starting "
+                      "with '.' or '-'",
+                      kind, name ? name : "");
+    return 0;
 }
 
 int bl_random_id(char out[13])
@@ -436,15 +474,13 @@ int bl_run_tool_output(char **out, const char *const *argv, size_t max)
 {
     char *path = NULL, *data = NULL;
     int fd, rc;
-    char tmpl[] = "/tmp/boxlite-tool-XXXXXX";
     posix_spawn_file_actions_t fa;
     pid_t pid;
     int status = 0, err;
 
-    fd = mkstemp(tmpl);
+    fd = memfd_create("boxlite-tool-output", MFD_CLOEXEC); /* no file in any directory */
     if (fd < 0)
-        return bl_err_errno(BOXLITE_EIO, errno, "temporary file");
-    unlink(tmpl);
+        return bl_err_errno(BOXLITE_EIO, errno, "memfd_create");
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
     posix_spawn_file_actions_adddup2(&fa, fd, 1);

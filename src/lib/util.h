@@ -15,6 +15,16 @@ int bl_mkdir_p(const char *path, unsigned mode);
 /* Remove a tree (like rm -rf); a missing path is fine. */
 int bl_rm_rf(const char *path);
 
+/* A new temp file "<base>.tmp.<random>" (O_EXCL|O_NOFOLLOW: never an existing file or a
+ * planted link), open for writing with mode. Returns its fd (caller closes) with *path_out
+ * (malloc'd, caller frees), or a negative BOXLITE_E* code. */
+int bl_open_temp(char **path_out, const char *base, unsigned mode);
+
+/* The one rule for the names users give boxes and snapshots (they reach paths and the
+ * guest kernel's command line): 1-64 of [A-Za-z0-9_.-], not starting with '.' or '-'.
+ * kind ("box", "snapshot") is for the message. 0 or EINVAL. */
+int bl_check_name(const char *kind, const char *name);
+
 /* Write data to path atomically: temp file, fsync, rename, fsync of the directory. */
 int bl_write_file_atomic(const char *path, const void *data, size_t len, unsigned mode);
 

@@ -13,9 +13,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #define AGENT_FD  3 /* the channel's fd number inside QEMU */
+#define NET_FD    6 /* the network stream's (src/shim/net.c) */
 #define MAX_ARGS  256
 #define MAX_OWNED 160
 
@@ -147,23 +149,29 @@ static char *percent_encode(const char *s)
     return out;
 }
 
-/* -netdev user with one hostfwd per published port, and the virtio-net device. */
+/* The network: the box monitor (boxlite-shim) runs the user-mode stack and the egress
+ * policy on the other end of fd NET_FD (QEMU's stream framing: a 4-byte length, a frame);
+ * QEMU itself opens no host socket for the guest. Published ports are the shim's too. */
 static void add_network(struct argv_buf *a, const struct bl_vm_config *c)
 {
-    char *spec = bl_strdupf("user,id=net0");
-
-    for (size_t i = 0;
-         spec && c->ports && c->ports[i] && c->ports[i + 1] && c->ports[i + 2] && c->ports[i + 3];
-         i += 4) {
-        char *more = bl_strdupf("%s,hostfwd=%s:%s:%s-:%s", spec, c->ports[i], c->ports[i + 1],
-                                c->ports[i + 2], c->ports[i + 3]);
-        free(spec);
-        spec = more;
-    }
     add(a, "-netdev");
-    add(a, own(a, spec));
+    add(a, own(a, bl_strdupf("stream,id=net0,addr.type=fd,addr.str=%d", NET_FD)));
     add(a, "-device");
     add(a, own(a, bl_strdupf("virtio-net-device,netdev=net0,mac=%s", c->mac)));
+}
+
+/* How QEMU keeps the guest's owners, modes and special files of a volume: in user.virtfs.*
+ * xattrs of the host files ("mapped-xattr") where the host filesystem has user xattrs, else in
+ * .virtfs_metadata files beside them ("mapped-file"). Either way the host inode stays a plain
+ * file or directory owned by QEMU's user with modes 0600/0700 for what the guest creates: a
+ * guest chmod 4755, chown or mknod never reaches the host inode (docs/security.md). */
+static const char *volume_model(const char *path)
+{
+    char v[8];
+
+    if (getxattr(path, "user.virtfs.uid", v, sizeof(v)) >= 0 || errno == ENODATA || errno == ERANGE)
+        return "mapped-xattr";
+    return "mapped-file";
 }
 
 /* One -fsdev + virtio-9p-device per volume; the agent mounts them (kernel command line). */
@@ -176,8 +184,8 @@ static void add_volumes(struct argv_buf *a, const struct bl_vm_config *c, char *
         char *guest = percent_encode(c->volumes[i + 2]);
         char *more;
         add(a, "-fsdev");
-        add(a, own(a, path ? bl_strdupf("local,id=vol%zu,path=%s,security_model=none%s", n, path,
-                                        ro ? ",readonly=on" : "")
+        add(a, own(a, path ? bl_strdupf("local,id=vol%zu,path=%s,security_model=%s%s", n, path,
+                                        volume_model(c->volumes[i + 1]), ro ? ",readonly=on" : "")
                            : NULL));
         add(a, "-device");
         add(a, own(a, bl_strdupf("virtio-9p-device,fsdev=vol%zu,mount_tag=vol%zu", n, n)));
@@ -193,7 +201,7 @@ static void add_volumes(struct argv_buf *a, const struct bl_vm_config *c, char *
 
 /* The command line. Devices: one virtio-blk (the box disk), one virtio-serial port (the
  * agent channel), virtio-net unless the network is off, a virtio-9p per volume, the ISA
- * serial console to a file; nothing else. */
+ * serial console to the shim (console.sock); nothing else. */
 static void build_argv(struct argv_buf *a, const struct bl_vm_config *c)
 {
     char *cmdline = bl_strdupf("console=ttyS0 quiet panic=-1 reboot=t%s boxlite.hostname=%s%s",
@@ -220,8 +228,12 @@ static void build_argv(struct argv_buf *a, const struct bl_vm_config *c)
     add(a, c->kernel);
     add(a, "-initrd");
     add(a, c->initrd);
+    /* the shim listens on console.sock in the box directory QEMU runs in and writes
+     * console.log, capped (src/shim/console.c) */
+    add(a, "-chardev");
+    add(a, "socket,id=console,path=console.sock");
     add(a, "-serial");
-    add(a, own(a, bl_strdupf("file:%s", c->console)));
+    add(a, "chardev:console");
     add(a, "-drive");
     add(a, own(a, bl_strdupf("id=disk0,if=none,format=qcow2,file=%s", c->disk)));
     add(a, "-device");

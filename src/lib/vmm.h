@@ -8,7 +8,7 @@ struct bl_vm_config {
     const char *kernel;  /* vmlinuz */
     const char *initrd;  /* initramfs */
     const char *disk;    /* the box's qcow2 */
-    const char *console; /* file the guest console is appended to */
+    const char *console; /* console.log: the shim writes it (capped) from console.sock */
     const char *hostname;
     const char *mac; /* the virtio-net MAC, "52:54:00:..." */
     int incoming;    /* wait for a saved state on fd 5 (-incoming fd:5) */
@@ -16,7 +16,7 @@ struct bl_vm_config {
     unsigned memory_mib;
     int kvm;
     int network_disabled;
-    char *const *ports;   /* groups of 4: protocol, host ip, host port, guest port */
+    char *const *ports;   /* unused by the command line: the shim publishes them */
     char *const *volumes; /* groups of 3: "ro"|"rw", host path, guest path */
 };
 
@@ -25,7 +25,8 @@ struct bl_vm_config {
  * static reason. BOXLITE_EINVAL for a bad BOXLITE_ACCEL or kvm asked for but unusable. */
 int bl_vmm_pick_accel(int *kvm_out, const char **why_tcg);
 
-/* The QEMU command line for cfg; the agent chardev is fd 3, the QMP monitor fd 4.
+/* The QEMU command line for cfg; the agent chardev is fd 3, the QMP monitor fd 4, the
+ * network stream fd 6 (unless network_disabled).
  * *out: bl_strv_free. */
 int bl_vmm_argv(char ***out, const struct bl_vm_config *cfg);
 

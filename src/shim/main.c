@@ -31,6 +31,7 @@
 #define AGENT_FD        3
 #define QMP_FD          4
 #define INCOMING_FD     5
+#define NET_FD          6 /* the network stream (net.c), as vmm.c names it */
 #define STOP_GRACE_MS   10000
 #define DEFAULT_BOOT_MS 60000
 #define POLL_MAX        (SHIM_MAX_CLIENTS + 8)
@@ -46,10 +47,13 @@ struct shim {
     int listen_fd, sig_fd, pid_fd;
     pid_t qemu;
     struct shim_router *router;
-    int reported;     /* readiness (or failure) written to status_fd */
-    int stopping;     /* a stop was asked for */
-    int killed_by_us; /* we sent QEMU SIGKILL */
-    int user_stop;    /* the stop came from a client, the owner dying or SIGTERM */
+    struct shim_console *console; /* console.c: QEMU's serial port into a capped log */
+    struct shim_net *net;         /* net.c: NULL when the box has no network */
+    int net_fd;                   /* QEMU's end of the network stream until QEMU has it */
+    int reported;                 /* readiness (or failure) written to status_fd */
+    int stopping;                 /* a stop was asked for */
+    int killed_by_us;             /* we sent QEMU SIGKILL */
+    int user_stop;                /* the stop came from a client, the owner dying or SIGTERM */
     int64_t stop_deadline, boot_deadline;
     char reason[512]; /* why the VM ended, when not asked to */
 };
@@ -116,7 +120,8 @@ static int listen_here(void)
     return fd;
 }
 
-static void spawn_qemu_child(char **argv, int agent_fd, int qmp_fd, int in_fd, pid_t parent)
+static void spawn_qemu_child(char **argv, int agent_fd, int qmp_fd, int in_fd, int net_fd,
+                             pid_t parent)
 {
     int null_fd = open("/dev/null", O_RDONLY);
     int log_fd = open("qemu.log", O_WRONLY | O_CREAT | O_TRUNC, 0600);
@@ -130,8 +135,11 @@ static void spawn_qemu_child(char **argv, int agent_fd, int qmp_fd, int in_fd, p
         _exit(126);
     if (in_fd >= 0 && (dup2(in_fd, INCOMING_FD) < 0 || fcntl(INCOMING_FD, F_SETFD, 0) < 0))
         _exit(126);
+    if (net_fd >= 0 && (dup2(net_fd, NET_FD) < 0 || fcntl(NET_FD, F_SETFD, 0) < 0))
+        _exit(126);
     for (int fd = in_fd >= 0 ? INCOMING_FD + 1 : QMP_FD + 1; fd < 1024; fd++)
-        close(fd);
+        if (fd != NET_FD || net_fd < 0)
+            close(fd);
     execv(argv[0], argv);
     _exit(127);
 }
@@ -150,8 +158,12 @@ static int start_qemu(struct shim *s)
         /* the fds must not sit on the numbers they are moved to */
         int a = fcntl(sv[1], F_DUPFD_CLOEXEC, 16), q = fcntl(qv[1], F_DUPFD_CLOEXEC, 16);
         int in = s->incoming_fd >= 0 ? fcntl(s->incoming_fd, F_DUPFD_CLOEXEC, 16) : -1;
-        spawn_qemu_child(s->qemu_argv, a, q, in, parent);
+        int net = s->net_fd >= 0 ? fcntl(s->net_fd, F_DUPFD_CLOEXEC, 16) : -1;
+        spawn_qemu_child(s->qemu_argv, a, q, in, net, parent);
     }
+    if (s->net_fd >= 0)
+        close(s->net_fd);
+    s->net_fd = -1;
     close(sv[1]);
     close(qv[1]);
     if (s->incoming_fd >= 0)
@@ -382,6 +394,8 @@ static void finish(struct shim *s)
     kill(s->qemu, SIGKILL); /* no-op when it is gone; sure when we left serve() early */
     while (waitpid(s->qemu, &status, 0) < 0 && errno == EINTR)
         ;
+    shim_console_close(s->console); /* console.log complete before its tail is read */
+    s->console = NULL;
     state = outcome(s, status, was_ready);
     snprintf(line, sizeof(line), "error: %s\n", s->reason);
     report(s, line);
@@ -417,9 +431,16 @@ int main(int argc, char **argv)
         report(&s, "error: the shim cannot open its box directory or the state database\n");
         return 1;
     }
-    s.sig_fd = signals_fd();
+    s.sig_fd = signals_fd(); /* before the network thread starts: it inherits the mask */
+    if (shim_net_start(&s.net, &s.net_fd, s.db, s.id, s.reason, sizeof(s.reason)) != 0) {
+        char line[600];
+        snprintf(line, sizeof(line), "error: %s\n", s.reason);
+        report(&s, line);
+        return 1;
+    }
     s.listen_fd = listen_here();
-    if (s.sig_fd < 0 || s.listen_fd < 0 || start_qemu(&s) != 0) {
+    s.console = shim_console_open();
+    if (s.sig_fd < 0 || s.listen_fd < 0 || !s.console || start_qemu(&s) != 0) {
         snprintf(s.reason, sizeof(s.reason), "the shim could not set up: %s", strerror(errno));
         if (s.qemu > 0)
             finish(&s);
@@ -434,6 +455,7 @@ int main(int argc, char **argv)
     }
     serve(&s);
     finish(&s);
+    shim_net_free(s.net);
     shim_router_free(s.router);
     bl_db_close(s.db);
     free(dir);

@@ -289,6 +289,19 @@ static void internal_frame(struct shim_router *r, const struct bl_frame *f)
     }
 }
 
+/* A HELLO the shim may keep and replay: it decodes and names our protocol version. The guest
+ * can send anything on the channel; a junk HELLO must not replace the agent's real one. */
+static int hello_valid(const struct bl_frame *f, size_t cap)
+{
+    uint32_t version = 0;
+    char *text = NULL;
+    int ok = f->len <= cap && bl_u32_str_decode(f->payload, f->len, &version, &text) == 0 &&
+             version == BL_PROTO_VERSION;
+
+    free(text);
+    return ok;
+}
+
 static void on_agent_frame(void *ctx, const struct bl_frame *f)
 {
     struct shim_router *r = ctx;
@@ -297,7 +310,7 @@ static void on_agent_frame(void *ctx, const struct bl_frame *f)
     if (bl_frame_check(f) != 0)
         return;
     if (f->stream == 0) {
-        if (f->type == BL_F_HELLO && f->len <= sizeof(r->hello_payload)) {
+        if (f->type == BL_F_HELLO && hello_valid(f, sizeof(r->hello_payload))) {
             memcpy(r->hello_payload, f->payload, f->len);
             r->hello_len = f->len;
             r->hello = 1;

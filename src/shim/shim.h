@@ -13,6 +13,15 @@ struct pollfd;
 #define SHIM_MAX_CLIENTS 64
 #define SHIM_OUTQ_CAP    (64u << 20) /* a client that lets this much pile up is dropped */
 
+/* ---- console.c: the guest console, capped ---- */
+
+struct shim_console;
+/* Listen on console.sock in the cwd (the box directory) for QEMU's serial port and drain it
+ * into console.log by a thread, rotating at BOXLITE_MAX_CONSOLE. NULL on failure. */
+struct shim_console *shim_console_open(void);
+/* After QEMU ended: write what it left buffered, stop the thread, free. Accepts NULL. */
+void shim_console_close(struct shim_console *c);
+
 /* ---- router.c: connections and stream routing ---- */
 
 /* One framed, non-blocking connection with an output queue. */
@@ -90,5 +99,17 @@ void shim_qmp_drain(struct shim_qmp *q);
  * RAM and device state through QMP migration. 0 or -1 with msg. */
 int shim_snapshot(struct shim_router *r, struct shim_qmp *q, const char *dir, int full,
                   const char *name, char *msg, size_t cap);
+
+/* ---- net.c: the box's network on the host side (libslirp behind the egress policy) ---- */
+struct shim_net;
+struct bl_db;
+/* Read box id's network settings from db and start its network thread: *qemu_fd is the
+ * stream socket end for QEMU's -netdev stream (the caller closes it once QEMU has it). A box
+ * without network: 0, *out NULL, *qemu_fd -1. -1 with err filled when it cannot start (a
+ * published port taken, a bad allow_net entry). *out: shim_net_free. */
+int shim_net_start(struct shim_net **out, int *qemu_fd, struct bl_db *db, const char *id, char *err,
+                   size_t cap);
+/* Stop the thread and free everything. Accepts NULL. */
+void shim_net_free(struct shim_net *n);
 
 #endif

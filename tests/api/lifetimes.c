@@ -1,8 +1,11 @@
 /* lifetimes.c — handle lifetimes through the public API, run under valgrind by
  * tests/integration/test_c_api.py: an exec outlives its box's stop, a second handle attaches
- * to a running box, and every call on a stopped box fails cleanly. Exit 0 when all hold. */
+ * to a running box, every call on a stopped box fails cleanly, and a caller built against
+ * box options version 1 (they end before allow_net) is read no further. Exit 0 when all hold. */
 #include <boxlite.h>
+#include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define CHECK(cond, what)                                                                          \
@@ -55,6 +58,23 @@ int main(void)
     CHECK(strstr(boxlite_error_last(), "stopped") != NULL, "the message says stopped");
     CHECK(boxlite_box_remove(box, 0) == 0, "remove");
     boxlite_box_free(box);
+    {
+        /* exactly as many bytes as a version-1 caller has: valgrind sees a read past them */
+        size_t v1 = offsetof(boxlite_box_options, allow_net);
+        unsigned char *old = malloc(v1);
+        boxlite_box_options fresh = BOXLITE_BOX_OPTIONS_INIT;
+        box = NULL;
+        if (old) {
+            fresh.version = 1; /* the first field */
+            memcpy(old, &fresh, v1);
+            CHECK(boxlite_box_create(&box, rt, (const boxlite_box_options *)(void *)old) == 0,
+                  "create with version-1 options");
+            CHECK(box && boxlite_box_allow_net(box) == NULL, "no allowlist from version 1");
+            CHECK(box && boxlite_box_remove(box, 0) == 0, "remove the version-1 box");
+        }
+        boxlite_box_free(box);
+        free(old);
+    }
     boxlite_runtime_free(rt);
     printf("%s\n", failures ? "FAILED" : "ok");
     return failures ? 1 : 0;

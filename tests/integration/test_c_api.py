@@ -1,11 +1,29 @@
 """test_c_api.py — the public C API used directly: the README's example program, and handle
 lifetimes (an exec outliving its box's stop, two handles on one box) under valgrind."""
+import re
 import shutil
 import subprocess
 
 import pytest
 
-from boxlite_paths import BUILD
+from boxlite_paths import BUILD, ROOT
+
+
+def test_readme_build_command_builds_and_runs_its_example(box_env, tmp_path):
+    """The README's C block is examples/hello.c, and its own `cc ... -lboxlite` line builds
+    it (against BOXLITE_BUILD when the build is elsewhere) into a program that works."""
+    readme = (ROOT / "README.md").read_text()
+    block = readme[readme.index("```c\n") + 5:]
+    block = block[:block.index("```")]
+    hello = (ROOT / "examples" / "hello.c").read_text()
+    assert block == hello[hello.index("#include <boxlite.h>"):], "README and hello.c differ"
+    cmd = re.search(r"`(cc [^`]*-lboxlite[^`]*)`", readme).group(1)
+    cmd = cmd.replace("-Lbuild/", f"-L{BUILD}/").replace("=build/", f"={BUILD}/")
+    cmd = cmd.replace("-o hello", f"-o {tmp_path}/hello").replace("./hello", f"{tmp_path}/hello")
+    r = subprocess.run(["sh", "-c", cmd], cwd=ROOT, capture_output=True, env=box_env,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr.decode()[-3000:]
+    assert r.stdout == b"hello from a box\n"
 
 
 def test_readme_example_prints_from_a_box(box_env):

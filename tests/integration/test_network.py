@@ -48,13 +48,15 @@ def host_server(tmp_path_factory):
     srv.shutdown()
 
 
-def test_outbound_nat_reaches_a_host_server_and_dns_is_configured(cli, host_server):
+def test_outbound_nat_is_configured_but_the_hosts_loopback_is_not_reachable(cli, host_server):
+    """The gateway 10.0.2.2 no longer leads to the host's 127.0.0.1 (test_netpolicy.py has
+    the whole policy)."""
     r = ok(cli.run("run", "--rm", "--name", "nat-box", "--", "sh", "-c",
-                   f"wget -qO- http://10.0.2.2:{host_server}/hello.txt; "
+                   f"nc -w 5 10.0.2.2 {host_server} </dev/null; echo nc=$?; "
                    "cat /etc/resolv.conf; ip route; hostname; grep nat-box /etc/hosts"))
     out = r.stdout.decode()
-    assert "hello from the host" in out
-    assert "nameserver 10.0.2.3" in out  # QEMU's user-mode DNS, which asks the host resolver
+    assert "nc=1" in out
+    assert "nameserver 10.0.2.3" in out  # the shim's user-mode DNS, which asks the host resolver
     assert "default via 10.0.2.2" in out
     assert out.count("nat-box") == 2
 
@@ -94,6 +96,23 @@ def test_published_port_answers_and_cannot_be_shared(cli):
     finally:
         cli.run("rm", "-f", "web-a")
         cli.run("rm", "-f", "web-b")
+
+
+def test_published_port_on_a_chosen_address(cli):
+    """-p IP:HOST:GUEST listens on IP only (127.0.0.2 here: loopback, not the default)."""
+    port = free_port()
+    try:
+        ok(cli.run("run", "-d", "--name", "web-ip", "-p", f"127.0.0.2:{port}:80", "--", "sh",
+                   "-c", "mkdir -p /www && echo on 127.0.0.2 > /www/index.html && "
+                   "httpd -p 80 -h /www && echo up"))
+        info = json.loads(ok(cli.run("inspect", "web-ip")).stdout)[0]
+        assert info["published_ports"] == f"127.0.0.2:{port}->80/tcp"
+        body = urllib.request.urlopen(f"http://127.0.0.2:{port}/", timeout=20).read()
+        assert body == b"on 127.0.0.2\n"
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    finally:
+        cli.run("rm", "-f", "web-ip")
 
 
 def test_volumes_rw_ro_spaces_and_persist_across_restart(cli, tmp_path):

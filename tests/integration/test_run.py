@@ -1,6 +1,7 @@
 """test_run.py — the walking skeleton end to end: `boxlite run` boots a real micro-VM from the
 built-in image, runs a command through the real agent and reports its output and status."""
 import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -77,12 +78,21 @@ def test_output_is_streamed_not_buffered(cli):
     assert t_end - t_first > 3, "the first line only arrived when the command ended"
 
 
-def vm_hwm_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    return 0
+def read_stalled(p, stall=10):
+    """Read p's stdout to the end, stopping for `stall` seconds after the first chunk (the
+    box must wait, not our memory grow); reap p with wait4. Returns (bytes, sha256, status,
+    peak RSS in KiB of the CLI process itself: QEMU is not its child)."""
+    digest = hashlib.sha256()
+    got = 0
+    chunk = p.stdout.read(1 << 16)
+    time.sleep(stall)
+    while chunk:
+        digest.update(chunk)
+        got += len(chunk)
+        chunk = p.stdout.read(1 << 16)
+    _, status, ru = os.wait4(p.pid, 0)
+    p.returncode = os.waitstatus_to_exitcode(status)
+    return got, digest.hexdigest(), p.returncode, ru.ru_maxrss
 
 
 def test_50mb_of_stdout_intact_with_bounded_memory(cli):
@@ -90,50 +100,50 @@ def test_50mb_of_stdout_intact_with_bounded_memory(cli):
     # busybox yes + head: deterministic bytes we can regenerate here.
     p = cli.popen("run", "--rm", "--", "sh", "-c", f"yes 0123456789abcdefghijklmnopqrstu | head -c {size}",
                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    digest = hashlib.sha256()
-    got = 0
-    peak = 0
     try:
-        while True:
-            chunk = p.stdout.read(1 << 16)
-            if not chunk:
-                break
-            digest.update(chunk)
-            got += len(chunk)
-            if got % (4 << 20) < (1 << 16):
-                peak = max(peak, vm_hwm_kib(p.pid))
-                time.sleep(0.05)  # a slow consumer: the box must wait, not buffer
-        peak = max(peak, vm_hwm_kib(p.pid) if p.poll() is None else 0)
-        stderr = p.stderr.read()
-        assert p.wait(timeout=120) == 0, stderr
+        got, digest, status, peak = read_stalled(p)
     finally:
         p.kill()
+    assert status == 0, p.stderr.read()
     line = b"0123456789abcdefghijklmnopqrstu\n"
     want = (line * (size // len(line) + 1))[:size]
     assert got == size
-    assert digest.hexdigest() == hashlib.sha256(want).hexdigest()
+    assert digest == hashlib.sha256(want).hexdigest()
     # The CLI process (not QEMU) holds at most one credit window per stream plus buffers.
     assert 0 < peak < 48 * 1024, f"boxlite's peak RSS was {peak} KiB"
 
 
+def box_running(cli, name):
+    r = cli.run("inspect", name)
+    return r.returncode == 0 and json.loads(r.stdout)[0]["state"]["status"] == "running"
+
+
 def test_two_boxes_run_at_once_and_do_not_see_each_other(cli):
     def script(me, other):
-        return (f"echo {me} > /root/mark-{me}; sleep 3; "
+        return (f"echo {me} > /root/mark-{me}; while ! test -e /root/go; do sleep 0.2; done; "
                 f"cat /root/mark-{me}; test -e /root/mark-{other} && echo LEAK; hostname")
 
     results = {}
 
     def go(me, other):
         results[me] = cli.run("run", "--rm", "--name", f"box-{me}", "--", "sh", "-c",
-                              script(me, other))
+                              script(me, other), timeout=300)
 
     threads = [threading.Thread(target=go, args=("a", "b")),
                threading.Thread(target=go, args=("b", "a"))]
-    t0 = time.monotonic()
     for t in threads:
         t.start()
-    for t in threads:
-        t.join()
+    try:
+        # both boxes wait for /root/go: they finish only once both ran at the same time
+        deadline = time.monotonic() + 240
+        while not (box_running(cli, "box-a") and box_running(cli, "box-b")):
+            assert time.monotonic() < deadline, "the two boxes never ran at once"
+            time.sleep(0.5)
+        for me in ("a", "b"):
+            run_ok(cli, "exec", f"box-{me}", "--", "touch", "/root/go")
+    finally:
+        for t in threads:
+            t.join(timeout=300)
     for me in ("a", "b"):
         r = results[me]
         assert r.returncode == 0, r.stderr
@@ -143,26 +153,47 @@ def test_two_boxes_run_at_once_and_do_not_see_each_other(cli):
 def test_box_disk_is_qcow2_layer_over_shared_ext4(cli, home):
     r = run_ok(cli, "run", "--name", "keep-me", "--", "sh", "-c",
                "grep ' / ' /proc/mounts; echo persisted > /root/f")
-    assert r.stdout.split()[:3] == [b"/dev/vda", b"/", b"ext4"]
-    boxes = [d for d in (home / "boxes").iterdir() if (d / "disk.qcow2").exists()]
-    assert boxes, "the box directory was kept without --rm"
-    info = subprocess.run(["qemu-img", "info", "--output=json", str(boxes[0] / "disk.qcow2")],
-                          capture_output=True, check=True, text=True).stdout
-    assert '"format": "qcow2"' in info
-    assert str(home / "images" / "rootfs") in info and ".ext4" in info
-    for d in boxes:
-        subprocess.run(["rm", "-rf", str(d)], check=True)
+    try:
+        assert r.stdout.split()[:3] == [b"/dev/vda", b"/", b"ext4"]
+        box_id = json.loads(run_ok(cli, "inspect", "keep-me").stdout)[0]["id"]
+        disk = next((home / "boxes").glob(f"{box_id}*/disk.qcow2"))
+        info = subprocess.run(["qemu-img", "info", "--output=json", str(disk)],
+                              capture_output=True, check=True, text=True).stdout
+        assert '"format": "qcow2"' in info
+        assert str(home / "images" / "rootfs") in info and ".ext4" in info
+    finally:
+        run_ok(cli, "rm", "-f", "keep-me")
+
+
+# The command notes the SIGINT it gets, then dies of it: a box whose CLI merely went away
+# (its exec killed on disconnect) leaves no note.
+CTRL_C = ("trap 'echo INT > {mark}; kill $c; trap - INT; kill -INT $$' INT; "
+          "sleep 61 & c=$!; echo ready; wait $c")
 
 
 def test_ctrl_c_is_forwarded_and_gives_130(cli):
-    p = cli.popen("run", "--rm", "--", "sh", "-c", "echo ready; sleep 60",
-                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # -d keeps the box running after the CLI exits, to look inside
+    p = cli.popen("run", "-d", "--name", "ctrl-c-box", "--", "sh", "-c",
+                  CTRL_C.format(mark="/root/got-int"), stdout=subprocess.PIPE,
+                  stderr=subprocess.PIPE)
     try:
         assert p.stdout.readline() == b"ready\n"
         p.send_signal(signal.SIGINT)
         assert p.wait(timeout=30) == 130
+        r = run_ok(cli, "exec", "ctrl-c-box", "--", "sh", "-c", "cat /root/got-int; ps -o args")
+        assert r.stdout.startswith(b"INT\n"), "the command never got SIGINT"
+        assert b"sleep 61" not in r.stdout, r.stdout
     finally:
         p.kill()
+        cli.run("rm", "-f", "ctrl-c-box")
+
+
+def test_tty_with_t(cli):
+    r = run_ok(cli, "run", "--rm", "-t", "--", "sh", "-c", "tty; stty size; echo err >&2")
+    lines = r.stdout.decode().replace("\r", "").split("\n")
+    assert lines[0].startswith("/dev/pts/"), r.stdout
+    assert lines[1].split()[0].isdigit(), r.stdout
+    assert "err" in lines[2:], r.stdout  # one terminal: stderr arrives on it too
 
 
 def test_stdin_is_forwarded_with_i(cli):
@@ -185,6 +216,43 @@ def test_bad_options_fail_clearly(cli, args, needle):
 def test_bad_accel_setting_is_refused(cli):
     r = cli.run("run", "--rm", "--", "true", env={"BOXLITE_ACCEL": "warp"})
     assert r.returncode == 125 and b"BOXLITE_ACCEL" in r.stderr
+
+
+def accel_of_a_box(cli, accel):
+    """Start a box with BOXLITE_ACCEL=accel; the -accel its QEMU got and the CLI's stderr."""
+    name = f"accel-{accel}"
+    try:
+        r = cli.run("run", "-d", "--name", name, "--", "true", env={"BOXLITE_ACCEL": accel})
+        assert r.returncode == 0, r.stderr
+        pid = json.loads(run_ok(cli, "inspect", name).stdout)[0]["state"]["qemu_pid"]
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = f.read().split(b"\0")
+        return argv[argv.index(b"-accel") + 1].decode(), r.stderr.decode()
+    finally:
+        cli.run("rm", "-f", name)
+
+
+def test_accel_tcg_forced(cli):
+    assert accel_of_a_box(cli, "tcg") == ("tcg", "")
+
+
+def test_accel_kvm_forced(cli):
+    from boxlite_paths import kvm_unusable_reason
+    why = kvm_unusable_reason()
+    if why is not None:
+        pytest.skip(f"KVM is unusable on this machine: {why}")
+    assert accel_of_a_box(cli, "kvm") == ("kvm", "")
+
+
+def test_accel_auto_picks_kvm_or_falls_back_with_one_notice(cli):
+    from boxlite_paths import kvm_unusable_reason
+    accel, err = accel_of_a_box(cli, "auto")
+    if kvm_unusable_reason() is None:
+        assert (accel, err) == ("kvm", "")
+    else:
+        assert accel == "tcg"
+        lines = err.splitlines()
+        assert len(lines) == 1 and "TCG" in lines[0], err
 
 
 def test_no_command_runs_the_image_default_command(cli):

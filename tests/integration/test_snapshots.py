@@ -6,6 +6,7 @@ import json
 import hashlib
 import os
 import pathlib
+import struct
 import subprocess
 import tarfile
 import time
@@ -279,3 +280,26 @@ def test_kill_9_during_fork_then_reopen(cli, box):
     finally:
         for b in set(others()) - initial:
             cli.run("rm", "-f", b)
+
+
+def test_import_box_trusted_skips_only_the_consistency_check(cli, tmp_path):
+    """A qcow2 with a leaked cluster (refcount 2, one reference) fails `qemu-img check`: the
+    default import refuses it, --trusted takes it as it is."""
+    q = tmp_path / "leaky.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(q), "64M"], check=True)
+    img = bytearray(q.read_bytes())
+    rt_off = struct.unpack(">Q", img[48:56])[0]        # refcount table offset
+    rb_off = struct.unpack(">Q", img[rt_off:rt_off + 8])[0]  # first refcount block
+    assert struct.unpack(">H", img[rb_off:rb_off + 2])[0] == 1  # cluster 0: the header
+    img[rb_off:rb_off + 2] = struct.pack(">H", 2)
+    disk = bytes(img)
+    arch = tmp_path / "leaky.boxlite"
+    make_archive(arch, [("manifest.json", manifest_for(disk)), ("disk.qcow2", disk)])
+    r = cli.run("import-box", "--name", "leaky", str(arch))
+    assert r.returncode != 0 and b"qemu-img check" in r.stderr, r.stderr
+    assert cli.run("inspect", "leaky").returncode != 0
+    try:
+        ok(cli.run("import-box", "--trusted", "--name", "leaky", str(arch)))
+        assert json.loads(out(cli.run("inspect", "leaky")))[0]["name"] == "leaky"
+    finally:
+        cli.run("rm", "-f", "leaky")

@@ -17,13 +17,15 @@ SITE = BUILD / "python"
 if SITE.is_dir() and str(SITE) not in sys.path:
     sys.path.insert(0, str(SITE))
 
-os.environ["BOXLITE_ACCEL"] = os.environ.get("BOXLITE_TEST_ACCEL", "tcg")
 os.environ.pop("BOXLITE_GUEST_DIR", None)
 
 import boxlite  # noqa: E402 - after the path above; `make python` builds it
 
 sys.path.insert(0, str(ROOT / "tests"))
 import registry_fixture as rf  # noqa: E402
+from boxlite_paths import suite_accel  # noqa: E402
+
+os.environ["BOXLITE_ACCEL"] = suite_accel()  # KVM where usable, else TCG (tests/conftest.py)
 
 
 @pytest.fixture(scope="session")

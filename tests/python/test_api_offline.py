@@ -122,11 +122,21 @@ async def test_snapshot_errors_are_the_library_errors(runtime, tmp_path):
 
 
 @pytest.mark.asyncio
-async def test_entries_still_waiting_say_so(runtime, tmp_path):
+async def test_allow_net_reaches_the_c_library(runtime, tmp_path):
     with pytest.raises(RuntimeError, match="allow_net"):
         await runtime.create(boxlite.BoxOptions(
-            image="default", network=boxlite.NetworkSpec(allow_net=["example.com"])))
-    with pytest.raises(RuntimeError, match="secrets"):
+            image="default", network=boxlite.NetworkSpec(allow_net=["not a host!"])))
+    with pytest.raises(RuntimeError, match="allow_net"):
+        await runtime.create(boxlite.BoxOptions(image="default", network=boxlite.NetworkSpec(
+            mode="disabled", allow_net=["example.com"])))
+    box = await runtime.create(boxlite.BoxOptions(image="default", network=boxlite.NetworkSpec(
+        allow_net=["example.com", "*.example.org:443", "203.0.113.0/24"])))
+    await runtime.remove(box.id)
+
+
+@pytest.mark.asyncio
+async def test_entries_still_waiting_say_so(runtime, tmp_path):
+    with pytest.raises(NotImplementedError, match="secrets"):
         await runtime.create(boxlite.BoxOptions(image="default", secrets=["x"]))
 
 
@@ -142,9 +152,39 @@ async def test_bad_volume_port_and_rootfs_are_clear_errors(runtime, tmp_path):
 
 
 @pytest.mark.asyncio
-async def test_registry_image_without_pulls_is_a_clear_runtime_error(runtime):
-    with pytest.raises(RuntimeError, match="alpine:latest"):
-        await runtime.create(boxlite.BoxOptions())
+async def test_registry_image_without_pulls_is_a_clear_runtime_error(tmp_path):
+    # the only search registry is a closed port on 127.0.0.1: nothing can be pulled, even on
+    # a machine with internet access
+    rt = boxlite.Boxlite(boxlite.Options(home_dir=str(tmp_path), image_registries=[
+        boxlite.ImageRegistry("127.0.0.1:9", transport="http", search=True)]))
+    try:
+        with pytest.raises(RuntimeError, match="alpine:latest"):
+            await rt.create(boxlite.BoxOptions())
+    finally:
+        rt.close()
+
+
+@pytest.mark.asyncio
+async def test_a_shut_down_runtime_refuses_calls(tmp_path):
+    rt = boxlite.Boxlite(boxlite.Options(home_dir=str(tmp_path)))
+    assert await rt.list_info() == []
+    await rt.shutdown()
+    with pytest.raises(boxlite.InvalidStateError, match="shut down"):
+        await rt.list_info()
+    with pytest.raises(boxlite.InvalidStateError, match="shut down"):
+        await rt.create(boxlite.BoxOptions(image="default"))
+
+
+@pytest.mark.asyncio
+async def test_the_sync_api_refuses_to_run_inside_an_event_loop(tmp_path):
+    rt = boxlite.SyncBoxlite(boxlite.Options(home_dir=str(tmp_path)))
+    with pytest.raises(RuntimeError, match="inside an asyncio loop"):
+        with rt:
+            pass
+    with pytest.raises(RuntimeError, match="inside an asyncio loop"):
+        with boxlite.SyncSimpleBox(image="default", runtime=rt):
+            pass
+    rt.runtime.close()
 
 
 @pytest.mark.asyncio
@@ -155,20 +195,21 @@ async def test_unknown_box_is_none(runtime):
         await runtime.remove("no-such-box-xyz")
 
 
-def test_calls_run_off_the_event_loop(runtime):
+def test_calls_run_off_the_event_loop(shared_box):
     async def main():
-        # a list call on a worker thread while the loop keeps ticking
+        # a 2 s wait for an exec on a worker thread while the loop keeps ticking every 10 ms
         ticks = 0
 
         async def ticker():
             nonlocal ticks
             while True:
                 ticks += 1
-                await asyncio.sleep(0)
+                await asyncio.sleep(0.01)
 
+        ex = await shared_box.exec("sleep", ["2"])
         t = asyncio.ensure_future(ticker())
-        await runtime.list_info()
+        await ex.wait()
         t.cancel()
         return ticks
 
-    assert asyncio.run(main()) > 0
+    assert asyncio.run(main()) >= 50, "the event loop stood still during the call"

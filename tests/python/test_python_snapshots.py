@@ -79,7 +79,8 @@ async def test_checkpoint_rm_rf_usr_stop_restore(state):
     assert await ok(box, "cat /root/data") == "precious"
     assert await ok(box, "test -d /usr/bin && echo yes") == "yes"
     [listed] = await box.snapshot.list()
-    assert (listed.id, listed.size) == (snap.id, listed.size_bytes) and listed.size > 0
+    assert (listed.id, listed.name, listed.created_at) == (snap.id, "before", snap.created_at)
+    assert listed.size == listed.size_bytes and listed.size > 0
     assert (await box.snapshot.get("before")).id == snap.id
     assert await box.snapshot.get("nope") is None
 
