@@ -518,7 +518,18 @@ static int check_volumes_exist(const struct bl_box_row *r)
     return 0;
 }
 
-static int vm_argv(boxlite_box *box, char ***out, int *kvm_out)
+/* The jail bind-mounts the console file, so it must exist before QEMU opens it. */
+static int touch_console(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+
+    if (fd < 0)
+        return bl_err_errno(BOXLITE_EIO, errno, "create %s", path);
+    close(fd);
+    return 0;
+}
+
+static int vm_argv(boxlite_box *box, char ***out, char ***jail_out, int *kvm_out)
 {
     struct bl_vm_config cfg = {0};
     char *qemu = NULL, *kernel = NULL, *initrd = NULL, *console = NULL, *disk = NULL;
@@ -569,6 +580,10 @@ static int vm_argv(boxlite_box *box, char ***out, int *kvm_out)
         rc = check_volumes_exist(&box->row);
     if (rc == 0)
         rc = bl_vmm_argv(out, &cfg);
+    if (rc == 0)
+        rc = touch_console(console);
+    if (rc == 0)
+        rc = bl_vmm_jail_specs(jail_out, &cfg);
     *kvm_out = cfg.kvm;
     free(disk);
     free(qemu);
@@ -581,11 +596,11 @@ static int vm_argv(boxlite_box *box, char ***out, int *kvm_out)
 static int boot_once(boxlite_box *box, int detached, int *kvm_out)
 {
     struct bl_monitor_start m = {0};
-    char **argv = NULL;
+    char **argv = NULL, **jail = NULL;
     int life[2] = {-1, -1};
     int rc;
 
-    rc = vm_argv(box, &argv, kvm_out);
+    rc = vm_argv(box, &argv, &jail, kvm_out);
     if (rc == 0 && !detached && pipe2(life, O_CLOEXEC) != 0)
         rc = bl_err_errno(BOXLITE_EIO, errno, "pipe");
     if (rc != 0)
@@ -597,6 +612,7 @@ static int boot_once(boxlite_box *box, int detached, int *kvm_out)
     m.auto_remove = box->row.auto_remove;
     m.boot_timeout_ms = boot_timeout_ms();
     m.incoming = box->incoming;
+    m.jail = jail;
     rc = bl_monitor_start(&m);
     if (rc == 0) {
         box->lifeline_fd = life[1];
@@ -609,6 +625,7 @@ out:
     if (life[1] >= 0)
         close(life[1]);
     bl_strv_free(argv);
+    bl_strv_free(jail);
     return rc;
 }
 

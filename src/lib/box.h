@@ -38,6 +38,10 @@ void bl_box_mac(const char *id, char out[18]);
  * locked): layers keep their names while QEMU runs on them (snapshot.c). */
 int bl_box_layerize(boxlite_box *box);
 
+/* The backing file name in a qcow2 header ("" when none); -1 when not a readable qcow2
+ * (snapshot.c). */
+int bl_qcow2_backing(const char *path, char *out, size_t cap);
+
 /* Clean what a crash left in the box's snapshots (snapshot.c; box not running). */
 void bl_snapshot_repair(boxlite_box *box);
 

@@ -64,7 +64,7 @@ static uint64_t file_bytes(const char *path)
 }
 
 /* The backing file name written in a qcow2 header (big-endian offset at 8, size at 16). */
-static int qcow2_backing(const char *path, char *out, size_t cap)
+int bl_qcow2_backing(const char *path, char *out, size_t cap)
 {
     unsigned char h[20];
     uint64_t off = 0;
@@ -243,7 +243,7 @@ static int register_snapshot(boxlite_box *box, const char *name, struct bl_snap_
     bl_rfc3339_now(r.created_at);
     r.size = file_bytes(disk) + file_bytes(mem);
     snprintf(prefix, sizeof(prefix), "%s/layers/", box->dir);
-    if (rc == 0 && qcow2_backing(disk, backing, sizeof(backing)) == 0 &&
+    if (rc == 0 && bl_qcow2_backing(disk, backing, sizeof(backing)) == 0 &&
         strncmp(backing, prefix, strlen(prefix)) == 0) {
         if (snap_by_layer(box, backing, &p) == 0)
             snprintf(r.parent, sizeof(r.parent), "%s", p.id);
@@ -514,7 +514,7 @@ static int rebase_children(boxlite_box *box, const char *layer, const char *new_
         char *child = e->d_name[0] == '.' ? NULL : bl_strdupf("%s/%s", layers, e->d_name);
         const char *argv[] = {"qemu-img",  "rebase", "-q", "-f",  "qcow2", "-b",
                               new_backing, "-F",     fmt,  child, NULL};
-        if (child && qcow2_backing(child, b, sizeof(b)) == 0 && strcmp(b, layer) == 0)
+        if (child && bl_qcow2_backing(child, b, sizeof(b)) == 0 && strcmp(b, layer) == 0)
             rc = bl_run_tool(argv);
         free(child);
     }
@@ -552,7 +552,7 @@ BOXLITE_API int boxlite_snapshot_remove(boxlite_box *box, const char *name)
         if (!layer || !sdir || !trash)
             rc = bl_err(BOXLITE_EIO, "snapshot \"%s\" has lost its disk layer", s.name);
     }
-    if (rc == 0 && qcow2_backing(layer, backing, sizeof(backing)) != 0)
+    if (rc == 0 && bl_qcow2_backing(layer, backing, sizeof(backing)) != 0)
         rc = bl_err(BOXLITE_EIO, "read the backing file of %s", layer);
     if (rc == 0)
         rc = rebase_children(box, layer, backing);
@@ -840,7 +840,7 @@ static void mark_chain(const char *layers_dir, const char *layer, char **used, s
         if (strncmp(cur, layers_dir, strlen(layers_dir)) != 0)
             break;
         used[(*n)++] = cur;
-        if (qcow2_backing(cur, b, sizeof(b)) != 0 || !b[0])
+        if (bl_qcow2_backing(cur, b, sizeof(b)) != 0 || !b[0])
             return;
         cur = strdup(b);
     }

@@ -29,4 +29,10 @@ int bl_vmm_pick_accel(int *kvm_out, const char **why_tcg);
  * *out: bl_strv_free. */
 int bl_vmm_argv(char ***out, const struct bl_vm_config *cfg);
 
+/* What that command line makes QEMU open by name, as the jail's specs (src/jail/jail.h):
+ * "exe:" the binary, "ro:"/"rw:" the kernel, initrd, console, the disk's directory, the disk
+ * and its backing chain (absolute names, followed from the qcow2 headers), each volume; and
+ * "mem:"/"cpus:". The files must exist. *out: bl_strv_free. */
+int bl_vmm_jail_specs(char ***out, const struct bl_vm_config *cfg);
+
 #endif
