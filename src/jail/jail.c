@@ -35,6 +35,8 @@
  * directories stand for "the binary's shared libraries" (docs/security.md says why). */
 static const char *const system_ro[] = {"/usr/lib", "/usr/lib64", "/usr/share/qemu",
                                         "/usr/share/seabios", NULL};
+/* The user network (slirp) forwards DNS to the host's resolvers. */
+static const char *const system_files[] = {"/etc/resolv.conf", NULL};
 static const char *const system_links[] = {"/lib", "/lib64", "/bin", NULL};
 static const char *const devices[] = {"/dev/null",   "/dev/zero", "/dev/urandom",
                                       "/dev/random", "/dev/kvm",  NULL};
@@ -230,6 +232,10 @@ static int add_system_mounts(struct bl_jail *j)
         if (lstat(system_ro[i], &st) == 0 && S_ISDIR(st.st_mode) &&
             add_mount(j, system_ro[i], 0, 0) != 0)
             return -1;
+    for (int i = 0; system_files[i]; i++)
+        if (stat(system_files[i], &st) == 0 && S_ISREG(st.st_mode) &&
+            add_mount(j, system_files[i], 0, 0) != 0)
+            return -1;
     for (int i = 0; devices[i]; i++)
         if (stat(devices[i], &st) == 0 && S_ISCHR(st.st_mode) &&
             add_mount(j, devices[i], 1, 0) != 0)
@@ -317,6 +323,25 @@ static int new_tmpfs(int at_fd, int *out)
     return mnt >= 0 ? 0 : -1;
 }
 
+/* /proc of the jail's own pid namespace, processes only (subset=pid: no /proc/sys, no
+ * kcore): QEMU's 9p server changes modes through /proc/self/fd. */
+static int mount_proc(int root)
+{
+    int fs = fsopen("proc", FSOPEN_CLOEXEC), mnt = -1, rc = -1;
+
+    if (fs >= 0 && fsconfig(fs, FSCONFIG_SET_STRING, "subset", "pid", 0) == 0 &&
+        fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) == 0)
+        mnt =
+            fsmount(fs, FSMOUNT_CLOEXEC, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC);
+    if (mnt >= 0 && mkdirat(root, "proc", 0555) == 0)
+        rc = move_mount(mnt, "", root, "proc", MOVE_MOUNT_F_EMPTY_PATH);
+    if (fs >= 0)
+        close(fs);
+    if (mnt >= 0)
+        close(mnt);
+    return rc;
+}
+
 /* Build the root in the tmpfs on at_fd and pivot into it. Everything by fd: as the jail
  * uid, the host path to the box directory may not be searchable. */
 static int build_root(struct bl_jail *j, int at_fd)
@@ -333,6 +358,8 @@ static int build_root(struct bl_jail *j, int at_fd)
     for (int i = 0; i < j->n; i++)
         if (mount_one(root, &j->m[i]) != 0)
             goto out;
+    if (mount_proc(root) != 0)
+        goto out;
     for (int i = 0; system_links[i]; i++) {
         ssize_t n = readlink(system_links[i], target, sizeof(target) - 1);
         if (n <= 0)
