@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/capability.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -30,6 +31,11 @@
 #define JAIL_NOFILE    4096
 #define JAIL_NPROC     512
 #define JAIL_PIDS      512
+#define ID_LAST        4294967294u /* the highest valid uid/gid */
+/* Root callers' VMM keeps these, in its own user namespace only (where host root is not
+ * mapped): it serves volumes holding other users' files as root's QEMU did. No CAP_CHOWN:
+ * a guest cannot give a host file away. */
+static const int kept_caps[] = {CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER};
 
 /* What the VMM process itself needs, read-only: its libraries, modules and firmware. The
  * directories stand for "the binary's shared libraries" (docs/security.md says why). */
@@ -57,6 +63,7 @@ struct bl_jail {
     unsigned cpus;
     uid_t uid;
     gid_t gid;
+    gid_t kvm_gid; /* root callers: /dev/kvm's group, kept as a supplementary group, or 0 */
     struct bl_jail_cgroup *cg;
 };
 
@@ -81,6 +88,18 @@ static uint32_t fnv1a(const char *s)
     for (; *s; s++)
         h = (h ^ (unsigned char)*s) * 16777619u;
     return h;
+}
+
+/* /dev/kvm's group when the group may use it (root:kvm 0660): the jail uid gets that one
+ * group so that QEMU can still open it. Ordinary users keep their own groups. */
+static gid_t kvm_group(void)
+{
+    struct stat st;
+
+    if (stat("/dev/kvm", &st) != 0 || !S_ISCHR(st.st_mode) || st.st_gid == 0 ||
+        (st.st_mode & 0060) != 0060)
+        return 0;
+    return st.st_gid;
 }
 
 static int add_spec(struct bl_jail *j, const char *spec)
@@ -119,6 +138,8 @@ int bl_jail_new(struct bl_jail **out, const char *id, const char *dir, char *con
     j->gid = getegid();
     if (j->caller_root)
         j->uid = j->gid = JAIL_UID_BASE + fnv1a(id) % JAIL_UID_SLOTS;
+    if (j->caller_root)
+        j->kvm_gid = kvm_group();
     if (!j->id || !j->root) {
         set_err(err, cap, "no box directory or out of memory:", dir);
         goto out;
@@ -172,11 +193,13 @@ static int write_maps(pid_t pid, const char *uid_map, const char *gid_map, int d
     return write_file(path, gid_map);
 }
 
-/* A user namespace mapping 0 to the jail uid, for idmapped mounts: host files owned by the
- * caller (root) look owned by the jail uid inside, and what the VMM creates is root's. */
+/* A user namespace mapping 0 to the jail uid (and the rest to itself), for idmapped mounts:
+ * host files owned by the caller (root) look owned by the jail uid inside, what the VMM
+ * creates is root's, and other users' files keep their owners. */
 static int idmap_userns(const struct bl_jail *j)
 {
-    char map[64], path[64];
+    char map[160], path[64];
+    unsigned u = (unsigned)j->uid;
     int go[2], fd = -1;
     pid_t pid;
 
@@ -190,7 +213,8 @@ static int idmap_userns(const struct bl_jail *j)
         _exit(0);
     }
     close(go[0]);
-    snprintf(map, sizeof(map), "0 %u 1\n", (unsigned)j->uid);
+    /* host root -> the jail uid; every other id to itself but the jail uid */
+    snprintf(map, sizeof(map), "0 %u 1\n1 1 %u\n%u %u %u\n", u, u - 1, u + 1, u + 1, ID_LAST - u);
     snprintf(path, sizeof(path), "/proc/%d/ns/user", (int)pid);
     if (pid > 0 && write_maps(pid, map, map, 0) == 0)
         fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -403,8 +427,9 @@ static void child_side(struct bl_jail *j, int go_fd)
     }
     /* root callers become the jail uid first (keeping their capabilities over the new
      * namespaces until exec): the root's files must be made by a mapped uid */
-    if (j->caller_root && (setgroups(0, NULL) != 0 || setresgid(j->gid, j->gid, j->gid) != 0 ||
-                           setresuid(j->uid, j->uid, j->uid) != 0))
+    if (j->caller_root &&
+        (setgroups(j->kvm_gid ? 1 : 0, &j->kvm_gid) != 0 ||
+         setresgid(j->gid, j->gid, j->gid) != 0 || setresuid(j->uid, j->uid, j->uid) != 0))
         snprintf(j->failed, sizeof(j->failed), "becoming uid %u: %s", (unsigned)j->uid,
                  strerror(errno));
     else if (sethostname("boxlite", 7) != 0 || build_root(j, at_fd) != 0)
@@ -435,8 +460,15 @@ pid_t bl_jail_fork(struct bl_jail *j)
     }
     if (pid < 0)
         goto out;
-    snprintf(uid_map, sizeof(uid_map), "%u %u 1\n", (unsigned)j->uid, (unsigned)j->uid);
-    snprintf(gid_map, sizeof(gid_map), "%u %u 1\n", (unsigned)j->gid, (unsigned)j->gid);
+    /* an ordinary user: its own ids alone. Root: every id but host root (so that files of
+     * other users on volumes keep their owners), the VMM as the jail uid. */
+    if (j->caller_root) {
+        snprintf(uid_map, sizeof(uid_map), "1 1 %u\n", ID_LAST);
+        snprintf(gid_map, sizeof(gid_map), "1 1 %u\n", ID_LAST);
+    } else {
+        snprintf(uid_map, sizeof(uid_map), "%u %u 1\n", (unsigned)j->uid, (unsigned)j->uid);
+        snprintf(gid_map, sizeof(gid_map), "%u %u 1\n", (unsigned)j->gid, (unsigned)j->gid);
+    }
     if (write_maps(pid, uid_map, gid_map, !j->caller_root) != 0 ||
         (j->cg && bl_jail_cgroup_attach(j->cg, pid) != 0) || write(go[1], "g", 1) != 1) {
         saved = errno;
@@ -457,6 +489,32 @@ out:
 }
 
 /* ---- the child's last steps ---- */
+
+/* Root callers: keep kept_caps across exec (ambient), drop the rest from the bounding set. */
+static int keep_caps(void)
+{
+    struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3};
+    struct __user_cap_data_struct d[2] = {{0}};
+    int last = CAP_LAST_CAP;
+
+    if (syscall(SYS_capget, &h, d) != 0)
+        return -1;
+    d[0].inheritable = d[1].inheritable = 0;
+    for (size_t i = 0; i < sizeof(kept_caps) / sizeof(kept_caps[0]); i++)
+        d[kept_caps[i] / 32].inheritable |= 1u << (kept_caps[i] % 32);
+    if (syscall(SYS_capset, &h, d) != 0)
+        return -1;
+    for (int c = 0; c <= last; c++) {
+        int keep = 0;
+        for (size_t i = 0; i < sizeof(kept_caps) / sizeof(kept_caps[0]); i++)
+            keep |= kept_caps[i] == c;
+        if (keep && prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0) != 0)
+            return -1;
+        if (!keep && prctl(PR_CAPBSET_DROP, c, 0, 0, 0) != 0 && errno != EINVAL)
+            return -1;
+    }
+    return 0;
+}
 
 static int set_limits(const struct bl_jail *j)
 {
@@ -479,6 +537,8 @@ int bl_jail_exec(struct bl_jail *j, char **argv)
     }
     if (!j->failed[0] && set_limits(j) != 0)
         snprintf(j->failed, sizeof(j->failed), "setting rlimits: %s", strerror(errno));
+    if (!j->failed[0] && j->caller_root && keep_caps() != 0)
+        snprintf(j->failed, sizeof(j->failed), "capabilities: %s", strerror(errno));
     if (!j->failed[0] &&
         (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 || bl_jail_seccomp_load() != 0))
         snprintf(j->failed, sizeof(j->failed), "no_new_privs or seccomp: %s", strerror(errno));
