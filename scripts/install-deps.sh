@@ -12,6 +12,7 @@ PACKAGES=(
   docker-registry skopeo mmdebstrap openssl
   clang-14 libclang-rt-14-dev
   python3 python3-pytest python3-pytest-asyncio python3-setuptools python3-dev python3-pip
+  libseccomp-dev
 )
 
 missing=()

@@ -631,7 +631,8 @@ static int check_volumes_exist(const struct bl_box_row *r)
     return 0;
 }
 
-static int vm_argv(boxlite_box *box, char ***out, int *kvm_out)
+/* The jail bind-mounts the console file, so it must exist before QEMU opens it. */
+static int vm_argv(boxlite_box *box, char ***out, char ***jail_out, int *kvm_out)
 {
     struct bl_vm_config cfg = {0};
     char *qemu = NULL, *kernel = NULL, *initrd = NULL, *console = NULL, *disk = NULL;
@@ -650,7 +651,7 @@ static int vm_argv(boxlite_box *box, char ***out, int *kvm_out)
         rc = bl_runtime_guest_file(&kernel, box->rt, "vmlinux");
     if (rc == 0)
         rc = bl_runtime_guest_file(&initrd, box->rt, "initramfs.cpio.gz");
-    console = bl_strdupf("%s/console.log", box->dir);
+    console = bl_strdupf("%s/console.sock", box->dir); /* the shim's: src/shim/console.c */
     if (rc == 0 && !console)
         rc = BOXLITE_ENOMEM;
     if (rc == 0 && why_tcg && !box->rt->accel_noticed) {
@@ -682,6 +683,8 @@ static int vm_argv(boxlite_box *box, char ***out, int *kvm_out)
         rc = check_volumes_exist(&box->row);
     if (rc == 0)
         rc = bl_vmm_argv(out, &cfg);
+    if (rc == 0)
+        rc = bl_vmm_jail_specs(jail_out, &cfg);
     *kvm_out = cfg.kvm;
     free(disk);
     free(qemu);
@@ -697,12 +700,12 @@ static int vm_argv(boxlite_box *box, char ***out, int *kvm_out)
 static int boot_once(boxlite_box *box, int detached, int *kvm_out, int *qemu_exited_out)
 {
     struct bl_monitor_start m = {0};
-    char **argv = NULL;
+    char **argv = NULL, **jail = NULL;
     int life[2] = {-1, -1};
     int rc;
 
     *qemu_exited_out = 0;
-    rc = vm_argv(box, &argv, kvm_out);
+    rc = vm_argv(box, &argv, &jail, kvm_out);
     if (rc == 0 && !detached && pipe2(life, O_CLOEXEC) != 0)
         rc = bl_err_errno(BOXLITE_EIO, errno, "pipe");
     if (rc != 0)
@@ -714,6 +717,7 @@ static int boot_once(boxlite_box *box, int detached, int *kvm_out, int *qemu_exi
     m.auto_remove = box->row.auto_remove;
     m.boot_timeout_ms = boot_timeout_ms();
     m.incoming = box->incoming;
+    m.jail = jail;
     rc = bl_monitor_start(qemu_exited_out, &m);
     if (rc == 0)
         rc = bl_db_box_set_accel(box->rt->db, box->row.id, *kvm_out ? "kvm" : "tcg");
@@ -728,6 +732,7 @@ out:
     if (life[1] >= 0)
         close(life[1]);
     bl_strv_free(argv);
+    bl_strv_free(jail);
     return rc;
 }
 

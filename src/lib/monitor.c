@@ -57,7 +57,8 @@ static int push(char **v, size_t *n, char *x, int ok)
 static char **shim_argv(const char *shim, const struct bl_monitor_start *m, int status_fd)
 {
     size_t nq = bl_strv_len((const char *const *)m->qemu_argv);
-    char **v = calloc(nq + 16, sizeof(*v));
+    size_t nj = m->jail ? bl_strv_len((const char *const *)m->jail) : 0;
+    char **v = calloc(nq + 2 * nj + 16, sizeof(*v));
     size_t n = 0;
     int ok = v != NULL;
 
@@ -80,6 +81,10 @@ static char **shim_argv(const char *shim, const struct bl_monitor_start *m, int 
     if (m->incoming) {
         ADD(strdup("--incoming"));
         ADD(strdup(m->incoming));
+    }
+    for (size_t i = 0; i < nj; i++) {
+        ADD(strdup("--jail"));
+        ADD(strdup(m->jail[i]));
     }
     ADD(strdup("--"));
     for (size_t i = 0; i < nq; i++)

@@ -8,7 +8,7 @@ struct bl_vm_config {
     const char *kernel;  /* vmlinuz */
     const char *initrd;  /* initramfs */
     const char *disk;    /* the box's qcow2 */
-    const char *console; /* console.log: the shim writes it (capped) from console.sock */
+    const char *console; /* console.sock: the shim listens there and writes console.log, capped */
     const char *hostname;
     const char *mac; /* the virtio-net MAC, "52:54:00:..." */
     int incoming;    /* wait for a saved state on fd 5 (-incoming fd:5) */
@@ -38,5 +38,11 @@ int bl_vmm_kvm_required(const char *opt);
  * network stream fd 6 (unless network_disabled).
  * *out: bl_strv_free. */
 int bl_vmm_argv(char ***out, const struct bl_vm_config *cfg);
+
+/* What that command line makes QEMU open by name, as the jail's specs (src/jail/jail.h):
+ * "exe:" the binary, "ro:"/"rw:" the kernel, initrd, console, the disk's directory, the disk
+ * and its backing chain (absolute names, followed from the qcow2 headers), each volume; and
+ * "mem:"/"cpus:". The files must exist. *out: bl_strv_free. */
+int bl_vmm_jail_specs(char ***out, const struct bl_vm_config *cfg);
 
 #endif
