@@ -11,7 +11,7 @@ CLANG   ?= clang-14
 LIB_INC  = -Isrc/lib -Isrc/lib/state -Isrc/lib/image -Isrc/lib/box -Isrc/lib/snapshot -Isrc/lib/net
 SOURCES  = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
 
-.PHONY: all deps build python python-install demo test unit check-format format fuzz fuzz-build bench clean
+.PHONY: all deps build python python-install demo test unit check-format format fuzz fuzz-build fault bench clean
 
 all: build
 
@@ -75,6 +75,12 @@ fuzz: fuzz-build
 	rm -rf $(BUILD)/fuzz/corpus && cp -r tests/fuzz/corpus $(BUILD)/fuzz/corpus
 	$(BUILD)/fuzz/fuzz_proto -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 \
 	  $(BUILD)/fuzz/corpus
+
+# Fault injection (docs/testing.md): every counted call of every store operation fails in
+# turn under build/tests/fault/boxlite-faulty; `make test` runs a spread of them.
+fault: build
+	BOXLITE_FAULT_POINTS=1000000 BOXLITE_FAULT_FORK_POINTS=1000000 BOXLITE_FAULT_SECONDS=3600 \
+	  BOXLITE_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q $(PYTEST_ARGS) tests/integration/test_fault.py
 
 unit: build
 	meson test -C $(BUILD) --print-errorlogs
