@@ -582,8 +582,11 @@ BOXLITE_API int boxlite_box_import(boxlite_box **out, boxlite_runtime *rt, const
         bl_rm_rf(im.dir);
     if (lock_fd >= 0)
         close(lock_fd);
-    if (rc == 0)
+    if (rc == 0) {
         rc = boxlite_box_get(out, rt, id);
+        if (rc != 0 && bl_db_box_delete(rt->db, id) == 0)
+            bl_rm_rf(final); /* no handle (out of memory): a failed import leaves no box */
+    }
     if (have_row)
         bl_box_row_clear(&row);
     json_decref(root);

@@ -670,7 +670,9 @@ static int copy_row(struct bl_box_row *r, const struct bl_box_row *src, const ch
 }
 
 /* Insert the row, then give the directory its real name: a crash in between is finished by
- * repair (a row whose boxes/<id> is missing but boxes/.new-<id> exists). */
+ * repair (a row whose boxes/<id> is missing but boxes/.new-<id> exists). With no handle at the
+ * end (out of memory) it is unpublished, so a failed clone or fork leaves no box: the caller
+ * removes tmpdir, and doctor an orphaned boxes/<id> should the rename back fail too. */
 static int publish_box(boxlite_box **out, boxlite_runtime *rt, struct bl_box_row *row,
                        const char *tmpdir)
 {
@@ -678,13 +680,18 @@ static int publish_box(boxlite_box **out, boxlite_runtime *rt, struct bl_box_row
     int rc = dir ? bl_db_box_insert(rt->db, row) : bl_err(BOXLITE_ENOMEM, "out of memory");
 
     bl_test_crash("box-new:inserted");
-    if (rc == 0 && rename(tmpdir, dir) != 0) {
+    if (rc != 0)
+        goto out;
+    if (rename(tmpdir, dir) != 0) {
         rc = bl_err_errno(BOXLITE_EIO, errno, "rename %s", tmpdir);
         bl_db_box_delete(rt->db, row->id);
+        goto out;
     }
+    rc = boxlite_box_get(out, rt, row->id);
+    if (rc != 0 && bl_db_box_delete(rt->db, row->id) == 0)
+        rename(dir, tmpdir);
+out:
     free(dir);
-    if (rc == 0)
-        rc = boxlite_box_get(out, rt, row->id);
     return rc;
 }
 
