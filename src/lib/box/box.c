@@ -970,13 +970,15 @@ BOXLITE_API int boxlite_box_remove(boxlite_box *box, int force)
                           "box %s cannot be removed: the disks of boxes %s rest on its "
                           "snapshots (remove them first)",
                           box->row.id, deps);
-        rc = bl_rm_rf(box->dir);
-        if (rc == 0)
-            rc = bl_db_snap_delete_box(box->rt->db, box->row.id);
+        /* rows first: a failure leaves the box whole, or gone from the store with at worst
+         * files behind, never a row whose directory is half removed */
+        rc = bl_db_snap_delete_box(box->rt->db, box->row.id);
         if (rc == 0)
             rc = bl_db_box_delete(box->rt->db, box->row.id);
         if (rc == BOXLITE_ENOTFOUND)
             rc = 0;
+        if (rc == 0)
+            rc = bl_rm_rf(box->dir);
     }
     if (rc == 0)
         box->removed = 1;
