@@ -541,7 +541,9 @@ static int rebase_children(boxlite_box *box, const char *layer, const char *new_
         char *child = e->d_name[0] == '.' ? NULL : bl_strdupf("%s/%s", layers, e->d_name);
         const char *argv[] = {"qemu-img",  "rebase", "-q", "-f",  "qcow2", "-b",
                               new_backing, "-F",     fmt,  child, NULL};
-        if (child && bl_qcow2_backing(child, b, sizeof(b)) == 0 && strcmp(b, layer) == 0)
+        if (e->d_name[0] != '.' && !child) /* never skip one: its backing is deleted next */
+            rc = bl_err(BOXLITE_ENOMEM, "out of memory");
+        else if (child && bl_qcow2_backing(child, b, sizeof(b)) == 0 && strcmp(b, layer) == 0)
             rc = bl_run_tool(argv);
         free(child);
     }
