@@ -27,7 +27,7 @@ static int buf_append(struct bp_buf *b, const char *data, size_t n)
 /* Has the process ended (or its stream failed)? Without the GIL; the caller has claimed e. */
 int bp_exec_done(bp_exec *e)
 {
-    boxlite_exec_result r;
+    boxlite_exec_result r = BOXLITE_EXEC_RESULT_INIT;
 
     return e->ex && boxlite_exec_wait(e->ex, &r, 0) != BOXLITE_ETIMEOUT;
 }
@@ -173,7 +173,7 @@ static PyObject *exec_wait(bp_exec *e, PyObject *args)
 {
     int timeout_ms = -1, rc = 0, drained = 0;
     int64_t deadline;
-    boxlite_exec_result res;
+    boxlite_exec_result res = BOXLITE_EXEC_RESULT_INIT;
     char err[ERRMSG];
     PyThreadState *ts;
 

@@ -191,7 +191,7 @@ static void install_signals(void)
 int cli_attach(boxlite_box *box, boxlite_exec_options *eo, int interactive)
 {
     boxlite_exec *ex = NULL;
-    boxlite_exec_result res;
+    boxlite_exec_result res = BOXLITE_EXEC_RESULT_INIT;
     struct stdin_pump pump = {0};
     struct grace grace = {.box = box};
     struct termios saved, raw;

@@ -21,7 +21,7 @@ static void exec_usage(FILE *f)
 /* Start the command, wait until it runs, print its pid in the box; it outlives us. */
 static int start_detached(boxlite_box *box, const boxlite_exec_options *eo)
 {
-    boxlite_exec_result res;
+    boxlite_exec_result res = BOXLITE_EXEC_RESULT_INIT;
     boxlite_exec *ex = NULL;
     int rc = 0, pid = 0;
 

@@ -1,5 +1,6 @@
 /* box.c — box lifecycle: create (store row, directory, qcow2 layer over the image's base),
  * get, start (boot through the monitor, or attach), stop, remove, info, stats and console. */
+#include "api.h"
 #include "box.h"
 #include "conn.h"
 #include "db.h"
@@ -29,7 +30,6 @@
 
 #define DEFAULT_MEMORY_MIB 512
 #define BOOT_TIMEOUT_MS    60000
-#define STOP_TIMEOUT_MS    10000
 #define KILL_WAIT_MS       5000
 #define CONSOLE_MAX        (4u << 20)
 
@@ -859,14 +859,17 @@ int bl_box_conn(boxlite_box *box, struct bl_conn **out)
 
 static int wait_closed(struct bl_conn *c, int timeout_ms)
 {
-    int64_t deadline = bl_now_ms() + timeout_ms;
+    int64_t deadline = timeout_ms < 0 ? INT64_MAX : bl_now_ms() + timeout_ms;
     struct timespec ts;
     int closed;
 
-    bl_deadline_ts(&ts, deadline);
+    bl_deadline_ts(&ts, timeout_ms < 0 ? bl_now_ms() : deadline);
     pthread_mutex_lock(&c->mu);
     while (!c->closed && bl_now_ms() < deadline)
-        pthread_cond_timedwait(&c->cond, &c->mu, &ts);
+        if (timeout_ms < 0) /* the public rule: < 0 waits forever */
+            pthread_cond_wait(&c->cond, &c->mu);
+        else
+            pthread_cond_timedwait(&c->cond, &c->mu, &ts);
     closed = c->closed;
     pthread_mutex_unlock(&c->mu);
     return closed;
@@ -915,7 +918,7 @@ BOXLITE_API int boxlite_box_stop_v2(int *killed_out, boxlite_box *box, int timeo
         return bl_err(BOXLITE_EINVAL, "box is NULL");
     rc = box->removed ? 0 : reload(box);
     if (rc == 0 && !box->removed && is_live_state(box->row.state))
-        rc = stop_running(box, timeout_ms < 0 ? STOP_TIMEOUT_MS : timeout_ms, &killed);
+        rc = stop_running(box, timeout_ms, &killed);
     if (box->lifeline_fd >= 0) {
         close(box->lifeline_fd);
         box->lifeline_fd = -1;
@@ -997,10 +1000,12 @@ BOXLITE_API void boxlite_box_free(boxlite_box *box)
 static void row_to_info(boxlite_box_info *out, const struct bl_box_row *r)
 {
     memset(out, 0, sizeof(*out));
+    out->version = BOXLITE_BOX_INFO_VERSION;
     snprintf(out->id, sizeof(out->id), "%s", r->id);
     snprintf(out->name, sizeof(out->name), "%s", r->name ? r->name : "");
     snprintf(out->image, sizeof(out->image), "%s", r->image);
     snprintf(out->state, sizeof(out->state), "%s", r->state);
+    out->state_code = bl_box_state_code(r->state);
     snprintf(out->created_at, sizeof(out->created_at), "%s", r->created_at);
     snprintf(out->reason, sizeof(out->reason), "%s", r->reason);
     out->cpus = r->cpus;
@@ -1032,8 +1037,10 @@ BOXLITE_API int boxlite_box_get_info(boxlite_box_info *out, boxlite_box *box)
     bl_err_clear();
     if (!out || !box)
         return bl_err(BOXLITE_EINVAL, "box info: bad arguments");
-    rc = box->removed ? bl_err(BOXLITE_ENOTFOUND, "box %s has been removed", box->row.id)
-                      : reload(box);
+    rc = bl_check_version(out->version, BOXLITE_BOX_INFO_VERSION, "box info");
+    if (rc == 0)
+        rc = box->removed ? bl_err(BOXLITE_ENOTFOUND, "box %s has been removed", box->row.id)
+                          : reload(box);
     if (rc == 0 && repair_row(box->rt, &box->row, NULL)) /* shown as it is now */
         rc = reload(box);
     if (rc == 0)
@@ -1120,13 +1127,16 @@ BOXLITE_API int boxlite_box_get_stats(boxlite_box_stats *out, boxlite_box *box)
     bl_err_clear();
     if (!out || !box)
         return bl_err(BOXLITE_EINVAL, "box stats: bad arguments");
-    rc = box->removed ? bl_err(BOXLITE_ENOTFOUND, "box %s has been removed", box->row.id)
-                      : reload(box);
+    rc = bl_check_version(out->version, BOXLITE_BOX_STATS_VERSION, "box stats");
+    if (rc == 0)
+        rc = box->removed ? bl_err(BOXLITE_ENOTFOUND, "box %s has been removed", box->row.id)
+                          : reload(box);
     if (rc == 0 && strcmp(box->row.state, "running") != 0)
         rc = bl_err(BOXLITE_ESTATE, "box %s is %s", box->row.id, box->row.state);
     if (rc != 0)
         return rc;
     memset(out, 0, sizeof(*out));
+    out->version = BOXLITE_BOX_STATS_VERSION;
     proc_stats(box->row.qemu_pid, out);
     if (stat(box->disk, &st) == 0)
         out->disk_bytes = (uint64_t)st.st_blocks * 512;
