@@ -11,7 +11,7 @@ CLANG   ?= clang-14
 LIB_INC  = -Isrc/lib -Isrc/lib/state -Isrc/lib/image -Isrc/lib/box -Isrc/lib/snapshot -Isrc/lib/net
 SOURCES  = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
 
-.PHONY: all deps build python python-install demo test unit check-format format fuzz fuzz-build bench clean
+.PHONY: all deps build python python-install demo test unit check-format check-abi format fuzz fuzz-build bench clean
 
 all: build
 
@@ -44,6 +44,10 @@ check-format:
 
 format:
 	clang-format -i $(SOURCES)
+
+# libboxlite's ABI against the 1.0 baseline in abi/: additions pass, anything else fails.
+check-abi: build
+	./scripts/check-abi.sh $(BUILD)
 
 fuzz-build: deps
 	mkdir -p $(BUILD)/fuzz
@@ -79,7 +83,7 @@ fuzz: fuzz-build
 unit: build
 	meson test -C $(BUILD) --print-errorlogs
 
-test: build python fuzz-build check-format
+test: build python fuzz-build check-format check-abi
 	BOXLITE_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -v tests $(PYTEST_ARGS)
 
 # Every benchmark prints our figure beside a baseline measured in the same run.

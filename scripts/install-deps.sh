@@ -13,6 +13,8 @@ PACKAGES=(
   clang-14 libclang-rt-14-dev
   python3 python3-pytest python3-pytest-asyncio python3-setuptools python3-dev python3-pip
   libseccomp-dev
+  # the ABI check of libboxlite against its 1.0 baseline: abidw, abidiff (scripts/check-abi.sh)
+  abigail-tools
 )
 
 missing=()
