@@ -51,7 +51,7 @@ static int run(boxlite_box *box, const char *const *argv, uint64_t *bytes)
             *bytes += n;
     }
     if (rc == 0)
-        rc = boxlite_exec_wait(ex, &res, -1);
+        rc = boxlite_exec_wait_v2(&res, ex, -1);
     if (rc == 0 && res.exit_code != 0)
         rc = -1;
     boxlite_exec_free(ex);

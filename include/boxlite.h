@@ -29,7 +29,8 @@
  *  - Detach means one thing: the object (box or process) outlives the handle and the process
  *    that made it.
  *  - Arguments: out first, then the object acted on (the source), then what says which part
- *    of it (snapshot), then the new thing's name, then flags.
+ *    of it (snapshot), then the new thing's name, then flags. (boxlite_exec_read keeps the
+ *    shape of read(2): the buffer and its count beside the stream mask.)
  *  - A function that shipped never changes signature or meaning; a _v2 is added beside it.
  *    The rules and the ABI check: docs/api.md. */
 #ifndef BOXLITE_H
@@ -416,6 +417,9 @@ BOXLITE_API int boxlite_exec_result_init(boxlite_exec_result *result, unsigned v
 /* Wait for the process to end, up to timeout_ms (< 0 → forever, 0 → poll); BOXLITE_ETIMEOUT
  * while it still runs. out->version must be set. Output not yet read is still readable
  * afterwards. */
+BOXLITE_API int boxlite_exec_wait_v2(boxlite_exec_result *out, boxlite_exec *ex, int timeout_ms);
+
+/* boxlite_exec_wait_v2 with out second (0.x order; kept). */
 BOXLITE_API int boxlite_exec_wait(boxlite_exec *ex, boxlite_exec_result *out, int timeout_ms);
 
 /* Release the handle; a process still running is killed unless it was started with

@@ -182,6 +182,11 @@ BOXLITE_API int boxlite_image_list_v2(boxlite_image_info **out, size_t *count_ou
     return rc ? rc : boxlite_image_list(out, count_out, rt);
 }
 
+BOXLITE_API int boxlite_exec_wait_v2(boxlite_exec_result *out, boxlite_exec *ex, int timeout_ms)
+{
+    return boxlite_exec_wait(ex, out, timeout_ms);
+}
+
 BOXLITE_API int boxlite_box_clone_v2(boxlite_box **out, boxlite_box *box, const char *snapshot,
                                      const char *name)
 {
