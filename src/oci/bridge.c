@@ -105,6 +105,20 @@ static int resources(boxlite_box_options *o, const struct bl_oci_spec *spec)
     return 0;
 }
 
+/* Under /dev, /proc and /sys the guest kernel has its own (podman's /dev/shm tmpfs among
+ * them: shared into the VM it would stay busy on the host). */
+static int guest_owned(const char *dest)
+{
+    static const char *dirs[] = {"/dev", "/proc", "/sys"};
+
+    for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
+        size_t n = strlen(dirs[i]);
+        if (strncmp(dest, dirs[i], n) == 0 && (dest[n] == '\0' || dest[n] == '/'))
+            return 1;
+    }
+    return 0;
+}
+
 /* Bind mounts of directories become volumes; the others wait for copy_files. */
 static int volumes(boxlite_volume **out, size_t *n_out, const struct bl_oci_spec *spec)
 {
@@ -116,7 +130,7 @@ static int volumes(boxlite_volume **out, size_t *n_out, const struct bl_oci_spec
     for (size_t i = 0; i < spec->n_mounts; i++) {
         const struct bl_oci_mount *m = &spec->mounts[i];
         struct stat sb;
-        if (!m->bind)
+        if (!m->bind || guest_owned(m->destination))
             continue; /* proc, sysfs, tmpfs, devpts, mqueue, cgroup: the guest has its own */
         if (stat(m->source, &sb) < 0) {
             free(v);
@@ -142,8 +156,8 @@ static int copy_files(boxlite_box *box, const struct bl_oci_spec *spec)
     for (size_t i = 0; i < spec->n_mounts; i++) {
         const struct bl_oci_mount *m = &spec->mounts[i];
         struct stat sb;
-        if (!m->bind || stat(m->source, &sb) < 0 || !S_ISREG(sb.st_mode) ||
-            strcmp(m->destination, "/etc/resolv.conf") == 0)
+        if (!m->bind || guest_owned(m->destination) || stat(m->source, &sb) < 0 ||
+            !S_ISREG(sb.st_mode) || strcmp(m->destination, "/etc/resolv.conf") == 0)
             continue;
         if (boxlite_box_copy_in(box, m->source, m->destination, NULL) != 0)
             bl_oci_log("warning", "mount %s: copy of %s not made: %s", m->destination, m->source,

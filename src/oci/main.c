@@ -139,20 +139,25 @@ static const struct {
 static int usage(void)
 {
     fprintf(stderr, "usage: boxlite-runtime [--root DIR] [--log FILE] [--log-format text|json] "
-                    "[--systemd-cgroup] VERB ...\n"
+                    "[--systemd-cgroup] [--boxlite-home DIR] VERB ...\n"
                     "verbs: create start state kill delete exec ps features\n");
     return 2;
 }
 
 int main(int argc, char **argv)
 {
-    const char *fmt = "text", *ignored = NULL;
+    const char *fmt = "text", *ignored = NULL, *home = NULL;
     int flag = 0, i = 1;
     const struct bl_oci_opt global[] = {
-        {"root", 0, &bl_oci_g.root, NULL}, {"log", 0, &bl_oci_g.log_path, NULL},
-        {"log-format", 0, &fmt, NULL},     {"systemd-cgroup", 0, NULL, &flag},
-        {"debug", 0, NULL, &flag},         {"rootless", 0, &ignored, NULL},
-        {"criu", 0, &ignored, NULL},       {NULL, 0, NULL, NULL},
+        {"root", 0, &bl_oci_g.root, NULL},
+        {"log", 0, &bl_oci_g.log_path, NULL},
+        {"log-format", 0, &fmt, NULL},
+        {"systemd-cgroup", 0, NULL, &flag},
+        {"debug", 0, NULL, &flag},
+        {"rootless", 0, &ignored, NULL},
+        {"criu", 0, &ignored, NULL},
+        {"boxlite-home", 0, &home, NULL},
+        {NULL, 0, NULL, NULL},
     };
 
     for (; i < argc && argv[i][0] == '-'; i++) {
@@ -162,14 +167,19 @@ int main(int argc, char **argv)
             printf("boxlite-runtime version %s\nspec: 1.1.0\n", boxlite_version());
             return 0;
         }
-        if (!o)
+        if (!o) {
+            fprintf(stderr, "boxlite-runtime: unknown global flag %s\n", argv[i]);
             return usage();
+        }
         if (o->value && !val && i + 1 >= argc)
             return usage();
         if (o->value)
             *o->value = val ? val : argv[++i];
     }
     bl_oci_g.log_json = strcmp(fmt, "json") == 0;
+    /* engines do not pass our environment on: podman --runtime-flag boxlite-home=DIR */
+    if (home && setenv("BOXLITE_HOME", home, 1) != 0)
+        return bl_oci_fail("--boxlite-home: %s", strerror(errno));
     if (i >= argc)
         return usage();
     for (size_t v = 0; v < sizeof verbs / sizeof verbs[0]; v++)
