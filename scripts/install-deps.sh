@@ -13,6 +13,8 @@ PACKAGES=(
   python3 python3-pytest python3-pytest-asyncio python3-setuptools python3-dev python3-pip
 )
 
+# OCI runtime tests (tests/oci/): the engines that drive boxlite-runtime
+PACKAGES+=(podman conmon crun runc containerd)
 missing=()
 for p in "${PACKAGES[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
