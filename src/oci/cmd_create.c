@@ -40,11 +40,31 @@ static int load_spec(struct bl_oci_spec *out, const char *bundle)
     return rc;
 }
 
+/* mkdir -p for --root (containerd's shim names a directory per namespace). */
+static int mkdir_p(const char *dir)
+{
+    char path[4200];
+    size_t n = strlen(dir);
+
+    if (n >= sizeof path)
+        return -1;
+    memcpy(path, dir, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (path[i] != '/' && path[i] != '\0')
+            continue;
+        path[i] = '\0';
+        if (mkdir(path, 0700) < 0 && errno != EEXIST)
+            return -1;
+        path[i] = i < n ? '/' : '\0';
+    }
+    return 0;
+}
+
 static int make_state_dir(const char *id)
 {
     char path[4200];
 
-    if (mkdir(bl_oci_g.root, 0700) < 0 && errno != EEXIST)
+    if (mkdir_p(bl_oci_g.root) < 0)
         return bl_oci_fail("--root %s: %s", bl_oci_g.root, strerror(errno));
     if (bl_oci_path(path, sizeof path, id, NULL) < 0)
         return bl_oci_fail("%s: state path too long", id);

@@ -12,6 +12,7 @@ import subprocess
 import pytest
 
 from boxlite_paths import BUILD
+from registry_fixture import Layer, Registry, write_layout
 
 RUNTIME = BUILD / "src" / "oci" / "boxlite-runtime"
 PR_SET_CHILD_SUBREAPER = 36
@@ -112,3 +113,33 @@ def wait_status(pid, timeout=300):
             return os.waitstatus_to_exitcode(st)
         time.sleep(0.1)
     raise TimeoutError(f"keeper {pid} still running")
+
+
+def rootfs_layer(root):
+    layer = Layer()
+    for dirpath, dirs, files in sorted(os.walk(root)):
+        for name in sorted(dirs) + sorted(files):
+            p = os.path.join(dirpath, name)
+            rel = os.path.relpath(p, root)
+            if os.path.islink(p):
+                layer.symlink(rel, os.readlink(p))
+            elif os.path.isdir(p):
+                layer.dir(rel)
+            else:
+                with open(p, "rb") as f:
+                    layer.file(rel, f.read(), os.stat(p).st_mode & 0o7777)
+    return layer.raw()
+
+
+@pytest.fixture(scope="session")
+def image(tmp_path_factory):
+    """The busybox rootfs as a one-layer image on a registry at 127.0.0.1."""
+    w = tmp_path_factory.mktemp("podman-image")
+    write_layout(w / "layout", [(rootfs_layer(make_rootfs(w / "rootfs")), "gzip")],
+                 {"Env": ["PATH=/bin"], "Cmd": ["sh"]})
+    reg = Registry(w / "registry")
+    try:
+        reg.push(w / "layout", "oci/busybox:1")
+        yield f"{reg.host}/oci/busybox:1"
+    finally:
+        reg.stop()

@@ -2,46 +2,15 @@
 pushed to a registry on 127.0.0.1, run in a micro-VM per container through conmon: output,
 exit codes, -i stdin, -t, exec, stop, kill, a bind-mounted volume. Private --root/--runroot,
 vfs storage; the runtime's home goes through --runtime-flag (conmon drops our environment)."""
-import os
 import shutil
 import subprocess
 
 import pytest
 
-from conftest import RUNTIME, make_rootfs
-from registry_fixture import Layer, Registry, write_layout
+from conftest import RUNTIME
 
 pytestmark = pytest.mark.skipif(not shutil.which("podman"), reason="podman not installed "
                                 "(scripts/install-deps.sh)")
-
-
-def rootfs_layer(root):
-    layer = Layer()
-    for dirpath, dirs, files in sorted(os.walk(root)):
-        for name in sorted(dirs) + sorted(files):
-            p = os.path.join(dirpath, name)
-            rel = os.path.relpath(p, root)
-            if os.path.islink(p):
-                layer.symlink(rel, os.readlink(p))
-            elif os.path.isdir(p):
-                layer.dir(rel)
-            else:
-                with open(p, "rb") as f:
-                    layer.file(rel, f.read(), os.stat(p).st_mode & 0o7777)
-    return layer.raw()
-
-
-@pytest.fixture(scope="module")
-def image(tmp_path_factory):
-    w = tmp_path_factory.mktemp("podman-image")
-    write_layout(w / "layout", [(rootfs_layer(make_rootfs(w / "rootfs")), "gzip")],
-                 {"Env": ["PATH=/bin"], "Cmd": ["sh"]})
-    reg = Registry(w / "registry")
-    try:
-        reg.push(w / "layout", "oci/busybox:1")
-        yield f"{reg.host}/oci/busybox:1"
-    finally:
-        reg.stop()
 
 
 class Podman:
