@@ -119,6 +119,8 @@ int bl_oci_cmd_create(int argc, char **argv)
         snprintf(st.id, sizeof st.id, "%s", pos[0]);
         snprintf(st.bundle, sizeof st.bundle, "%s", real_bundle);
         snprintf(st.image, sizeof st.image, "%s", image);
+        snprintf(st.home, sizeof st.home, "%s",
+                 getenv("BOXLITE_HOME") ? getenv("BOXLITE_HOME") : "");
         strftime(st.created, sizeof st.created, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
         st.starttime = bl_oci_proc_starttime(st.pid);
         rc = bl_oci_state_save(&st);

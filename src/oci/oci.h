@@ -46,6 +46,7 @@ struct bl_oci_state {
     char bundle[4097];
     char box_id[16];
     char image[256]; /* the image the rootfs was imported as */
+    char home[4097]; /* the boxlite home the box lives in ("" → the default) */
     pid_t pid;       /* the keeper */
     unsigned long long starttime;
     char created[40];
@@ -56,7 +57,9 @@ int bl_oci_id_ok(const char *id);
 /* <root>/<id>[/name] into buf; -1 when too long. */
 int bl_oci_path(char *buf, size_t cap, const char *id, const char *name);
 int bl_oci_state_save(const struct bl_oci_state *st);
-/* Load and compute status. -1 (with the error reported) when no such container. */
+/* Load and compute status; the container's boxlite home becomes this process's
+ * $BOXLITE_HOME (engines do not pass --boxlite-home on every call: podman's delete).
+ * -1 (with the error reported) when no such container. */
 int bl_oci_state_load(struct bl_oci_state *out, const char *id);
 /* Remove the state directory and what it holds. */
 void bl_oci_state_remove(const char *id);

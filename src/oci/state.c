@@ -78,9 +78,10 @@ int bl_oci_alive(pid_t pid, unsigned long long starttime)
 int bl_oci_state_save(const struct bl_oci_state *st)
 {
     char path[4200], tmp[4200];
-    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:i, s:I, s:s}", "id", st->id, "bundle", st->bundle,
-                          "box", st->box_id, "image", st->image, "pid", (int)st->pid, "starttime",
-                          (json_int_t)st->starttime, "created", st->created);
+    json_t *o =
+        json_pack("{s:s, s:s, s:s, s:s, s:i, s:I, s:s, s:s}", "id", st->id, "bundle", st->bundle,
+                  "box", st->box_id, "image", st->image, "pid", (int)st->pid, "starttime",
+                  (json_int_t)st->starttime, "created", st->created, "home", st->home);
     int rc = 1;
 
     if (!o || bl_oci_path(path, sizeof path, st->id, "state.json") < 0 ||
@@ -125,8 +126,13 @@ int bl_oci_state_load(struct bl_oci_state *out, const char *id)
     if (copy_str(st.bundle, sizeof st.bundle, json_object_get(o, "bundle")) < 0 ||
         copy_str(st.box_id, sizeof st.box_id, json_object_get(o, "box")) < 0 ||
         copy_str(st.image, sizeof st.image, json_object_get(o, "image")) < 0 ||
-        copy_str(st.created, sizeof st.created, json_object_get(o, "created")) < 0) {
+        copy_str(st.created, sizeof st.created, json_object_get(o, "created")) < 0 ||
+        copy_str(st.home, sizeof st.home, json_object_get(o, "home")) < 0) {
         bl_oci_fail("%s: state.json is damaged", id);
+        goto out;
+    }
+    if (st.home[0] && setenv("BOXLITE_HOME", st.home, 1) != 0) {
+        bl_oci_fail("%s: %s", id, strerror(errno));
         goto out;
     }
     st.pid = (pid_t)json_integer_value(json_object_get(o, "pid"));

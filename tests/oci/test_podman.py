@@ -63,7 +63,7 @@ def test_volume(podman, image, tmp_path):
     assert (tmp_path / "out").read_text() == "from the guest\n"
 
 
-def test_exec_stop_kill(podman, image):
+def test_exec_stop_kill(podman, image, cli):
     r = podman("run", "-d", "--name", "long", "--network", "none", image, "sleep", "600")
     assert r.returncode == 0, r.stderr
     r = podman("exec", "long", "sh", "-c", "echo exec $(pwd); exit 4")
@@ -80,3 +80,7 @@ def test_exec_stop_kill(podman, image):
     assert podman("kill", "-s", "KILL", "killed").returncode == 0
     assert podman("wait", "killed").stdout.strip() == "137"
     assert podman("rm", "killed").returncode == 0
+    # podman's delete carries no --runtime-flag: the state remembers the home, so every box
+    # and imported rootfs made for these containers is gone
+    assert cli.run("ls", "-a", "-q").stdout.decode().split() == []
+    assert "boxlite-oci" not in cli.run("images").stdout.decode()
