@@ -97,3 +97,25 @@ def test_hostile_bundle_refused(runtime, cli, name):
     assert not (runtime.tmp / "h.pid").exists()
     assert not (runtime.root / "hc").exists()
     assert cli.run("ls", "-a", "-q").stdout == before  # no box was made
+
+
+def test_network_namespace_path(runtime, cli):
+    """config.json's network namespace (CNI's, podman's) is where the VM's network lives:
+    the keeper and the box monitor (whose user-mode stack carries the guest's traffic) run
+    in it. The namespace is made by the test and has only loopback."""
+    name = f"boxlite-oci-test-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", name], check=True, timeout=30)
+    try:
+        ns = os.stat(f"/run/netns/{name}").st_ino
+        cfg = config(["/bin/sleep", "600"], linux={"namespaces": [
+            {"type": "network", "path": f"/run/netns/{name}"}]})
+        pid, _, _ = runtime.create("cn", runtime.bundle("bn", cfg))
+        box = runtime.state("cn")["annotations"]["io.boxlite.box"]
+        shim = json.loads(cli.run("inspect", box).stdout)[0]["state"]["pid"]
+        assert shim > 0
+        assert os.stat(f"/proc/{pid}/ns/net").st_ino == ns
+        assert os.stat(f"/proc/{shim}/ns/net").st_ino == ns
+        assert os.stat("/proc/self/ns/net").st_ino != ns
+        assert runtime.run("delete", "--force", "cn").returncode == 0
+    finally:
+        subprocess.run(["ip", "netns", "del", name], timeout=30)
