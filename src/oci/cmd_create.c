@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -124,6 +125,8 @@ int bl_oci_cmd_create(int argc, char **argv)
         strftime(st.created, sizeof st.created, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
         st.starttime = bl_oci_proc_starttime(st.pid);
         rc = bl_oci_state_save(&st);
+        if (rc != 0)
+            kill(st.pid, SIGKILL); /* no state, no container: its VM goes with it */
     }
     if (rc != 0 && have_dir)
         bl_oci_state_remove(pos[0]);
