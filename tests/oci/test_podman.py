@@ -1,9 +1,10 @@
 """test_podman.py — podman 4.3 (Debian) with boxlite-runtime as its OCI runtime: an image
 pushed to a registry on 127.0.0.1, run in a micro-VM per container through conmon: output,
-exit codes, -i stdin, -t, exec, stop, kill, a bind-mounted volume. Private --root/--runroot,
+exit codes, -i stdin, -t, exec, logs, stop, kill, a bind-mounted volume. Private --root/--runroot,
 vfs storage; the runtime's home goes through --runtime-flag (conmon drops our environment)."""
 import shutil
 import subprocess
+import time
 
 import pytest
 
@@ -64,8 +65,14 @@ def test_volume(podman, image, tmp_path):
 
 
 def test_exec_stop_kill(podman, image, cli):
-    r = podman("run", "-d", "--name", "long", "--network", "none", image, "sleep", "600")
+    r = podman("run", "-d", "--name", "long", "--network", "none", image, "sh", "-c",
+               "echo logged; exec sleep 600")
     assert r.returncode == 0, r.stderr
+    for _ in range(50):  # conmon writes the container's stdout to its log
+        if "logged" in podman("logs", "long").stdout:
+            break
+        time.sleep(0.2)
+    assert podman("logs", "long").stdout == "logged\n"
     r = podman("exec", "long", "sh", "-c", "echo exec $(pwd); exit 4")
     assert (r.returncode, r.stdout) == (4, "exec /\n"), r.stderr
     r = podman("exec", "-i", "long", "cat", input="through exec\n")
