@@ -419,7 +419,6 @@ static void finish(struct shim *s)
     s->jail = NULL;
     state = outcome(s, status, was_ready);
     snprintf(line, sizeof(line), "error%s: %s\n", s->qemu_exited ? " qemu-exited" : "", s->reason);
-    report(s, line);
     unlink("shim.sock");
     if (s->auto_remove && strcmp(state, "stopped") == 0) {
         char *dir = bl_strdupf("%s/boxes/%s", s->home, s->id);
@@ -429,6 +428,10 @@ static void finish(struct shim *s)
     } else {
         bl_db_box_set_state(s->db, s->id, state, 0, 0, s->reason);
     }
+    /* Last: a starter that reads this may start the next monitor of this box at once (the
+     * KVM→TCG retry), which must find neither our shim.sock unlinked under it nor its
+     * state overwritten by ours. */
+    report(s, line);
 }
 
 int main(int argc, char **argv)
@@ -458,7 +461,7 @@ int main(int argc, char **argv)
         report(&s, "error: the shim cannot open its box directory or the state database\n");
         return 1;
     }
-    s.sig_fd = signals_fd(); /* before the network thread starts: it inherits the mask */
+    s.sig_fd = signals_fd(); /* before any thread starts: they inherit the mask */
     if (shim_net_start(&s.net, &s.net_fd, s.db, s.id, s.reason, sizeof(s.reason)) != 0) {
         char line[600];
         snprintf(line, sizeof(line), "error: %s\n", s.reason);
@@ -473,6 +476,14 @@ int main(int argc, char **argv)
             finish(&s);
         else
             report(&s, "error: the shim could not start QEMU\n");
+        return 1;
+    }
+    /* the threads start only now: the jail's child was forked from a single-threaded shim
+     * (it allocates and formats before exec, which a fork of a threaded process may not) */
+    if (shim_console_run(s.console) != 0 || shim_net_run(s.net, s.reason, sizeof(s.reason)) != 0) {
+        if (!s.reason[0])
+            snprintf(s.reason, sizeof(s.reason), "the shim could not start its console thread");
+        finish(&s);
         return 1;
     }
     s.boot_deadline = bl_now_ms() + s.boot_ms;
