@@ -80,6 +80,17 @@ static void report(struct shim *s, const char *line)
     s->status_fd = -1;
 }
 
+/* QEMU never started: say why when the jail knows (a volume it cannot mount). */
+static void report_failure(struct shim *s)
+{
+    char line[700];
+    const char *why = bl_jail_error(s->jail);
+
+    snprintf(line, sizeof(line), "error: the shim could not start QEMU%s%s\n", why ? ": " : "",
+             why ? why : "");
+    report(s, line);
+}
+
 static int parse_args(struct shim *s, int argc, char **argv)
 {
     s->status_fd = s->lifeline_fd = -1;
@@ -475,7 +486,7 @@ int main(int argc, char **argv)
         if (s.qemu > 0)
             finish(&s);
         else
-            report(&s, "error: the shim could not start QEMU\n");
+            report_failure(&s);
         return 1;
     }
     /* the threads start only now: the jail's child was forked from a single-threaded shim
