@@ -1,5 +1,6 @@
 /* runtime.c — opening a runtime home ($BOXLITE_HOME or ~/.boxlite): its directory tree,
- * the log sink, and locating this build's guest files. */
+ * the log sink, and locating the installed files (guest files, boxlite-shim, a bundled QEMU)
+ * relative to where libboxlite itself is installed, or in this build's tree. */
 #include "runtime.h"
 #include "image.h"
 #include "box.h"
@@ -7,7 +8,10 @@
 #include "error.h"
 #include "util.h"
 
+#include <dlfcn.h>
 #include <errno.h>
+#include <limits.h>
+#include <pthread.h>
 #include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -69,13 +73,74 @@ static int has_guest(const char *dir)
     return ok;
 }
 
-/* $BOXLITE_GUEST_DIR, else the install directory, else the build tree this was built in. */
+/* ---- where the installed files are ----
+ * An install root is a directory with share/boxlite/ in it: the directory of the object
+ * libboxlite is part of (a wheel: boxlite/_core*.so beside share/ and libexec/), or the
+ * prefix above it (a C install: <prefix>/lib/<arch>/libboxlite.so). A build tree has none. */
+static char *install_root;
+static pthread_once_t install_once = PTHREAD_ONCE_INIT;
+
+static int is_dir(const char *path)
+{
+    struct stat st;
+
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* The directory of the file libboxlite's code was loaded from; malloc'd, or NULL. */
+static char *object_dir(void)
+{
+    Dl_info info;
+    char *real, *slash;
+
+    if (!dladdr((void *)boxlite_version, &info) || !info.dli_fname)
+        return NULL;
+    real = realpath(info.dli_fname, NULL);
+    slash = real ? strrchr(real, '/') : NULL;
+    if (slash)
+        *slash = '\0';
+    return real;
+}
+
+static void find_install_root(void)
+{
+    char *dir = object_dir();
+    char *cands[2] = {dir ? strdup(dir) : NULL, dir ? bl_strdupf("%s/" BL_REL_PREFIX, dir) : NULL};
+
+    for (size_t i = 0; i < 2 && !install_root; i++) {
+        char *guest = cands[i] ? bl_strdupf("%s/" BL_REL_DATADIR "/boxlite", cands[i]) : NULL;
+        if (guest && is_dir(guest))
+            install_root = realpath(cands[i], NULL);
+        free(guest);
+    }
+    if (install_root) {
+        char *tools = bl_strdupf("%s/" BL_REL_LIBEXECDIR, install_root);
+        bl_set_tool_dir(tools); /* the package's QEMU and qemu-img before PATH's */
+        free(tools);
+    }
+    free(cands[0]);
+    free(cands[1]);
+    free(dir);
+}
+
+char *bl_install_file(const char *rel)
+{
+    pthread_once(&install_once, find_install_root);
+    return install_root ? bl_strdupf("%s/%s", install_root, rel) : NULL;
+}
+
+/* $BOXLITE_GUEST_DIR, else the install root's, else the configured install directory, else
+ * the build tree this was built in. */
 static char *find_guest_dir(void)
 {
     const char *env = getenv("BOXLITE_GUEST_DIR");
+    char *installed;
 
     if (env && *env)
         return strdup(env);
+    installed = bl_install_file(BL_REL_DATADIR "/boxlite");
+    if (installed)
+        return installed;
     if (has_guest(BL_GUEST_INSTALL_DIR))
         return strdup(BL_GUEST_INSTALL_DIR);
     if (BL_GUEST_BUILD_DIR[0] && has_guest(BL_GUEST_BUILD_DIR))

@@ -354,13 +354,17 @@ static void read_tail(int fd, char *buf, size_t cap)
     buf[len] = '\0';
 }
 
+static int spawn_tool(pid_t *pid, char **prog, const posix_spawn_file_actions_t *fa,
+                      const char *const *argv);
+
 int bl_run_tool(const char *const *argv)
 {
     posix_spawn_file_actions_t fa;
     char errbuf[1024];
     int pipefd[2] = {-1, -1};
     pid_t pid;
-    int status = 0, rc = 0, err;
+    int status = 0, rc = 0;
+    char *prog = NULL;
 
     if (pipe2(pipefd, O_CLOEXEC) != 0)
         return bl_err_errno(BOXLITE_EIO, errno, "pipe");
@@ -368,33 +372,52 @@ int bl_run_tool(const char *const *argv)
     posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
     posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
     posix_spawn_file_actions_adddup2(&fa, pipefd[1], 2);
-    err = posix_spawnp(&pid, argv[0], &fa, NULL, (char *const *)argv, environ);
+    rc = spawn_tool(&pid, &prog, &fa, argv);
     posix_spawn_file_actions_destroy(&fa);
     close(pipefd[1]);
-    if (err != 0) {
-        rc = bl_err_errno(BOXLITE_ENOTFOUND, err, "run %s", argv[0]);
+    if (rc != 0)
         goto out;
-    }
     read_tail(pipefd[0], errbuf, sizeof(errbuf));
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
         ;
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-        rc = bl_err(BOXLITE_ERROR, "%s failed (status %d): %s", argv[0], status, errbuf);
+        rc = bl_err(BOXLITE_ERROR, "%s failed (status %d): %s", prog, status, errbuf);
 out:
     close(pipefd[0]);
+    free(prog);
     return rc;
+}
+
+/* The installed package's own programs directory (see bl_set_tool_dir); NULL when unset. */
+static char *tool_dir;
+
+void bl_set_tool_dir(const char *dir)
+{
+    char *copy = dir ? strdup(dir) : NULL;
+    char *expected = NULL;
+
+    if (!copy || !__atomic_compare_exchange_n(&tool_dir, &expected, copy, 0, __ATOMIC_RELEASE,
+                                              __ATOMIC_RELAXED))
+        free(copy); /* set once, for the life of the process */
 }
 
 int bl_find_program(char **out, const char *name, const char *envvar)
 {
     const char *env = envvar ? getenv(envvar) : NULL;
     const char *path = getenv("PATH");
+    const char *dir = __atomic_load_n(&tool_dir, __ATOMIC_ACQUIRE);
     char *found = NULL;
 
     if (env && *env) {
         found = strdup(env);
         goto out;
     }
+    /* a program the package carries is used even when broken: running it names the file */
+    found = dir ? bl_strdupf("%s/%s", dir, name) : NULL;
+    if (found && access(found, F_OK) == 0)
+        goto out;
+    free(found);
+    found = NULL;
     if (!path || !*path)
         path = "/usr/local/bin:/usr/bin:/bin";
     while (*path && !found) {
@@ -409,10 +432,26 @@ int bl_find_program(char **out, const char *name, const char *envvar)
     }
 out:
     if (!found)
-        return bl_err(BOXLITE_ENOTFOUND, "%s not found in PATH%s%s%s", name,
-                      envvar ? " (or set " : "", envvar ? envvar : "", envvar ? ")" : "");
+        return bl_err(BOXLITE_ENOTFOUND, "%s not found (looked for %s%s%sin PATH%s%s%s)", name,
+                      dir ? dir : "", dir ? "/" : "", dir ? name : "", envvar ? "; set " : "",
+                      envvar ? envvar : "", envvar ? " to choose one" : "");
     *out = found;
     return 0;
+}
+
+/* posix_spawn of argv with argv[0] looked up as bl_find_program does; *prog is the path run
+ * (malloc'd, for messages). */
+static int spawn_tool(pid_t *pid, char **prog, const posix_spawn_file_actions_t *fa,
+                      const char *const *argv)
+{
+    int rc = strchr(argv[0], '/') ? ((*prog = strdup(argv[0])) ? 0 : BOXLITE_ENOMEM)
+                                  : bl_find_program(prog, argv[0], NULL);
+    int err;
+
+    if (rc != 0)
+        return rc;
+    err = posix_spawn(pid, *prog, fa, NULL, (char *const *)argv, environ);
+    return err ? bl_err_errno(BOXLITE_ENOTFOUND, err, "run %s", *prog) : 0;
 }
 
 size_t bl_strv_len(const char *const *v)
@@ -472,11 +511,11 @@ int bl_make_locked_dir(const char *dir, int *lock_out)
 
 int bl_run_tool_output(char **out, const char *const *argv, size_t max)
 {
-    char *path = NULL, *data = NULL;
+    char *path = NULL, *data = NULL, *prog = NULL;
     int fd, rc;
     posix_spawn_file_actions_t fa;
     pid_t pid;
-    int status = 0, err;
+    int status = 0;
 
     fd = memfd_create("boxlite-tool-output", MFD_CLOEXEC); /* no file in any directory */
     if (fd < 0)
@@ -485,18 +524,20 @@ int bl_run_tool_output(char **out, const char *const *argv, size_t max)
     posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
     posix_spawn_file_actions_adddup2(&fa, fd, 1);
     posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-    err = posix_spawnp(&pid, argv[0], &fa, NULL, (char *const *)argv, environ);
+    rc = spawn_tool(&pid, &prog, &fa, argv);
     posix_spawn_file_actions_destroy(&fa);
-    if (err != 0) {
+    if (rc != 0) {
         close(fd);
-        return bl_err_errno(BOXLITE_ENOTFOUND, err, "run %s", argv[0]);
+        free(prog);
+        return rc;
     }
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
         ;
     path = bl_strdupf("/proc/self/fd/%d", fd);
     rc = path ? bl_read_file(&data, NULL, path, max) : BOXLITE_ENOMEM;
     if (rc == 0 && (!WIFEXITED(status) || WEXITSTATUS(status) != 0))
-        rc = bl_err(BOXLITE_ERROR, "%s failed (status %d)", argv[0], status);
+        rc = bl_err(BOXLITE_ERROR, "%s failed (status %d)", prog, status);
+    free(prog);
     free(path);
     close(fd);
     if (rc == 0)

@@ -40,11 +40,17 @@ int bl_random_id(char out[13]);
 /* CLOCK_MONOTONIC in milliseconds. */
 int64_t bl_now_ms(void);
 
-/* Run argv (PATH searched) to completion; non-zero exit → error quoting its stderr. */
+/* Run argv (argv[0] found as bl_find_program does) to completion; non-zero exit → error
+ * quoting its stderr. */
 int bl_run_tool(const char *const *argv);
 
-/* Find an executable: $ENVVAR if set, else `name` in PATH. *out malloc'd. */
+/* Find an executable: $ENVVAR if set, else `name` in the tool directory if it is there
+ * (even if broken: running it then names it), else `name` in PATH. *out malloc'd. */
 int bl_find_program(char **out, const char *name, const char *envvar);
+
+/* The directory of programs an installed package carries (its QEMU, qemu-img), searched
+ * before PATH. Set once per process (later calls are ignored); thread-safe. */
+void bl_set_tool_dir(const char *dir);
 
 /* NULL-terminated string vectors: length, a malloc'd deep copy (NULL when out of memory),
  * and free (accepts NULL). */
