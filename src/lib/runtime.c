@@ -75,8 +75,9 @@ static int has_guest(const char *dir)
 
 /* ---- where the installed files are ----
  * An install root is a directory with share/boxlite/ in it: the directory of the object
- * libboxlite is part of (a wheel: boxlite/_core*.so beside share/ and libexec/), or the
- * prefix above it (a C install: <prefix>/lib/<arch>/libboxlite.so). A build tree has none. */
+ * libboxlite is part of (a wheel: boxlite/_core*.so beside share/ and libexec/), the one
+ * above it (the wheel's boxlite/lib/libboxlite.so.0, which its CLI uses), or the prefix
+ * above it (a C install: <prefix>/lib/<arch>/libboxlite.so). A build tree has none. */
 static char *install_root;
 static pthread_once_t install_once = PTHREAD_ONCE_INIT;
 
@@ -102,24 +103,37 @@ static char *object_dir(void)
     return real;
 }
 
+/* The install root's programs come before PATH's; a self-contained package (the wheel: it
+ * has share/qemu, the data directory of the QEMU it carries) uses only its own QEMU and
+ * qemu-img, so a missing or broken one is named rather than replaced by the machine's. */
+static void set_tools(const char *root)
+{
+    static const char *const qemu[] = {"qemu-system-x86_64", "qemu-img", NULL};
+    char *dir = bl_strdupf("%s/" BL_REL_LIBEXECDIR, root);
+    char *data = bl_strdupf("%s/" BL_REL_DATADIR "/qemu", root);
+
+    if (dir && data)
+        bl_set_tool_dir(dir, is_dir(data) ? qemu : NULL);
+    free(dir);
+    free(data);
+}
+
 static void find_install_root(void)
 {
     char *dir = object_dir();
-    char *cands[2] = {dir ? strdup(dir) : NULL, dir ? bl_strdupf("%s/" BL_REL_PREFIX, dir) : NULL};
+    char *cands[3] = {dir ? strdup(dir) : NULL, dir ? bl_strdupf("%s/..", dir) : NULL,
+                      dir ? bl_strdupf("%s/" BL_REL_PREFIX, dir) : NULL};
 
-    for (size_t i = 0; i < 2 && !install_root; i++) {
+    for (size_t i = 0; i < 3 && !install_root; i++) {
         char *guest = cands[i] ? bl_strdupf("%s/" BL_REL_DATADIR "/boxlite", cands[i]) : NULL;
         if (guest && is_dir(guest))
             install_root = realpath(cands[i], NULL);
         free(guest);
     }
-    if (install_root) {
-        char *tools = bl_strdupf("%s/" BL_REL_LIBEXECDIR, install_root);
-        bl_set_tool_dir(tools); /* the package's QEMU and qemu-img before PATH's */
-        free(tools);
-    }
-    free(cands[0]);
-    free(cands[1]);
+    if (install_root)
+        set_tools(install_root);
+    for (size_t i = 0; i < 3; i++)
+        free(cands[i]);
     free(dir);
 }
 

@@ -388,33 +388,87 @@ out:
     return rc;
 }
 
-/* The installed package's own programs directory (see bl_set_tool_dir); NULL when unset. */
-static char *tool_dir;
+/* The installed package's own programs (see bl_set_tool_dir); NULL when unset. */
+struct tool_dir {
+    char *dir;
+    char **carried;
+};
+static struct tool_dir *tools;
 
-void bl_set_tool_dir(const char *dir)
+void bl_set_tool_dir(const char *dir, const char *const *carried)
 {
-    char *copy = dir ? strdup(dir) : NULL;
-    char *expected = NULL;
+    struct tool_dir *t = calloc(1, sizeof(*t));
+    struct tool_dir *expected = NULL;
 
-    if (!copy || !__atomic_compare_exchange_n(&tool_dir, &expected, copy, 0, __ATOMIC_RELEASE,
-                                              __ATOMIC_RELAXED))
-        free(copy); /* set once, for the life of the process */
+    if (t) {
+        t->dir = strdup(dir);
+        t->carried = carried ? bl_strv_dup(carried) : NULL;
+    }
+    if (!t || !t->dir || (carried && !t->carried) ||
+        !__atomic_compare_exchange_n(&tools, &expected, t, 0, __ATOMIC_RELEASE, __ATOMIC_RELAXED)) {
+        if (t) { /* set once, for the life of the process */
+            free(t->dir);
+            bl_strv_free(t->carried);
+        }
+        free(t);
+    }
+}
+
+/* A program the package carries must be there and be an ELF executable: a missing or
+ * corrupt one is named here rather than failing later inside the box monitor. */
+static int check_carried(const char *path)
+{
+    char magic[4] = {0};
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    ssize_t n = fd >= 0 ? read(fd, magic, sizeof(magic)) : -1;
+    int err = errno;
+
+    if (fd >= 0)
+        close(fd);
+    if (fd < 0)
+        return bl_err_errno(BOXLITE_ENOTFOUND, err,
+                            "%s, which this package carries, cannot be opened (reinstall the "
+                            "package)",
+                            path);
+    if (n != 4 || memcmp(magic, "\177ELF", 4) != 0 || access(path, X_OK) != 0)
+        return bl_err(BOXLITE_ENOTFOUND,
+                      "%s, which this package carries, is not an executable program: the "
+                      "package is corrupt (reinstall it)",
+                      path);
+    return 0;
+}
+
+static int is_carried(const struct tool_dir *t, const char *name)
+{
+    for (size_t i = 0; t && t->carried && t->carried[i]; i++)
+        if (strcmp(t->carried[i], name) == 0)
+            return 1;
+    return 0;
 }
 
 int bl_find_program(char **out, const char *name, const char *envvar)
 {
     const char *env = envvar ? getenv(envvar) : NULL;
     const char *path = getenv("PATH");
-    const char *dir = __atomic_load_n(&tool_dir, __ATOMIC_ACQUIRE);
+    const struct tool_dir *t = __atomic_load_n(&tools, __ATOMIC_ACQUIRE);
+    const char *dir = t ? t->dir : NULL;
     char *found = NULL;
+    int rc;
 
     if (env && *env) {
         found = strdup(env);
         goto out;
     }
-    /* a program the package carries is used even when broken: running it names the file */
     found = dir ? bl_strdupf("%s/%s", dir, name) : NULL;
-    if (found && access(found, F_OK) == 0)
+    if (found && is_carried(t, name)) { /* the package's own, never PATH's */
+        rc = check_carried(found);
+        if (rc != 0) {
+            free(found);
+            return rc;
+        }
+        goto out;
+    }
+    if (found && access(found, X_OK) == 0)
         goto out;
     free(found);
     found = NULL;

@@ -44,13 +44,15 @@ int64_t bl_now_ms(void);
  * quoting its stderr. */
 int bl_run_tool(const char *const *argv);
 
-/* Find an executable: $ENVVAR if set, else `name` in the tool directory if it is there
- * (even if broken: running it then names it), else `name` in PATH. *out malloc'd. */
+/* Find an executable: $ENVVAR if set, else `name` in the tool directory (bl_set_tool_dir):
+ * always there for a name the package carries (missing or not an ELF executable: an error
+ * naming the file), else if it is there; else `name` in PATH. *out malloc'd. */
 int bl_find_program(char **out, const char *name, const char *envvar);
 
-/* The directory of programs an installed package carries (its QEMU, qemu-img), searched
- * before PATH. Set once per process (later calls are ignored); thread-safe. */
-void bl_set_tool_dir(const char *dir);
+/* The directory of programs an installed package has (dir), and the names it carries itself
+ * (NULL-terminated, or NULL): those are never taken from PATH. Set once per process (later
+ * calls are ignored); thread-safe. */
+void bl_set_tool_dir(const char *dir, const char *const *carried);
 
 /* NULL-terminated string vectors: length, a malloc'd deep copy (NULL when out of memory),
  * and free (accepts NULL). */
