@@ -32,6 +32,9 @@ CONFIG_VIRTIO_NET=y
 CONFIG_VIRTIO_9P=y'
 
 CONFIGURE_FLAGS=(
+  # any prefix but "/" (7.2 relocates only paths below a real prefix): QEMU finds its data
+  # as <its directory>/../share/qemu, wherever it is installed
+  --prefix=/usr
   --target-list=x86_64-softmmu
   --without-default-features --without-default-devices
   --with-devices-x86_64=boxlite
@@ -81,7 +84,7 @@ install_build_deps() {
 
 cache_key() {
   local ver=$1
-  { printf '%s\n' "${CONFIGURE_FLAGS[@]}"; printf '%s\n' "$DEVICES"; cat "$0" "$HERE/bundle-libs.sh"; } |
+  { printf '%s\n' "${CONFIGURE_FLAGS[@]}"; printf '%s\n' "$DEVICES"; cat "$0" "$HERE/bundle-libs.sh" "$HERE/debian12-base-libs.txt"; } |
     sha256sum | cut -c1-16 | sed "s/^/${ver//[^A-Za-z0-9.+~-]/_}-/"
 }
 
@@ -112,7 +115,7 @@ build() {
   sed -i 's/^void pc_madt_cpu_entry(/__attribute__((weak)) void pc_madt_cpu_entry(/' \
     "$work/src/hw/acpi/acpi-x86-stub.c"
   mkdir -p "$work/build"
-  (cd "$work/build" && ../src/configure --prefix=/ "${CONFIGURE_FLAGS[@]}" >&2)
+  (cd "$work/build" && ../src/configure "${CONFIGURE_FLAGS[@]}" >&2)
   ninja -C "$work/build" -j"$JOBS" qemu-system-x86_64 qemu-img >&2
   mkdir -p "$work/stage/bin" "$work/stage/lib"
   install -m 0755 "$work/build/qemu-system-x86_64" "$work/build/qemu-img" "$work/stage/bin/"

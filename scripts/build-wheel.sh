@@ -18,7 +18,8 @@ PYTHON=${PYTHON:-/usr/bin/python3}
 DIST=${DIST:-$ROOT/dist}
 WORK=$BUILD/wheel
 
-qemu=$("$ROOT/scripts/build-qemu.sh" | tail -1)
+# BOXLITE_QEMU_DIR: a build-qemu.sh output directory to use as it is (skips the cache check)
+qemu=${BOXLITE_QEMU_DIR:-$("$ROOT/scripts/build-qemu.sh" | tail -1)}
 ninja -C "$BUILD" >&2
 rm -rf "$WORK" && mkdir -p "$WORK"
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # bundle-libs.sh — auditwheel's approach with Debian's patchelf: copies every shared library
-# the given ELF files load, except glibc's own and libgcc_s (present on any Debian), into LIBDIR
+# the given ELF files load, except glibc's own and those every Debian 12 with python3 has
+# (scripts/debian12-base-libs.txt), into LIBDIR
 # under its soname, and points the run paths at them: RPATH on the given files (e.g.
 # '$ORIGIN/../lib'), '$ORIGIN' on the copies. Used for QEMU (scripts/build-qemu.sh) and for
 # the wheel's _core module and boxlite-shim (scripts/build-wheel.sh).
@@ -10,6 +11,7 @@ set -euo pipefail
 [ $# -ge 3 ] || { echo "usage: $0 LIBDIR RPATH ELF..." >&2; exit 2; }
 libdir=$1 rpath=$2
 shift 2
+BASE=$(dirname "$0")/debian12-base-libs.txt
 mkdir -p "$libdir"
 
 # glibc (libc6) and libgcc-s1: every Debian has them, and they must match the running libc.
@@ -19,7 +21,7 @@ system_lib() {
       libpthread.so.* | libresolv.so.* | libutil.so.* | libanl.so.* | libnss_*.so.* | \
       libgcc_s.so.*) return 0 ;;
   esac
-  return 1
+  grep -qxF "$1" "$BASE"
 }
 
 for elf in "$@"; do

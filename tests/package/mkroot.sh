@@ -13,11 +13,12 @@ MIRROR=${BOXLITE_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 CACHE=${BOXLITE_ROOTFS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/boxlite/rootfs}
 key=$( { echo "$SUITE minbase $INCLUDE $MIRROR"; cat "$0"; } | sha256sum | cut -c1-16)
 tar=$CACHE/$SUITE-$key.tar
-if [ ! -s "$tar" ]; then
+if [ ! -f "$tar" ]; then
   mkdir -p "$CACHE"
   start=$(date +%s)
-  mmdebstrap --quiet --variant=minbase --include="$INCLUDE" "$SUITE" "$tar.tmp" "$MIRROR" >&2
-  mv "$tar.tmp" "$tar"
+  tmp=$CACHE/.partial-$key.tar # mmdebstrap picks the output format by the name's suffix
+  mmdebstrap --quiet --variant=minbase --include="$INCLUDE" "$SUITE" "$tmp" "$MIRROR" >&2
+  mv "$tmp" "$tar"
   echo "mkroot: built $tar in $(($(date +%s) - start)) s" >&2
 fi
 echo "$tar"
