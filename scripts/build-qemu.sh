@@ -122,7 +122,7 @@ build() {
   strip "$work/stage/bin/"*
   build_qboot "$work/src" "$work"
   "$HERE/bundle-libs.sh" "$work/stage/lib" '$ORIGIN/../lib' "$work/stage/bin/"*
-  rm -rf "$dest.tmp" && mv "$work/stage" "$dest.tmp" && mv "$dest.tmp" "$dest"
+  rm -rf "$dest" && mv "$work/stage" "$dest"
 }
 
 main() {
@@ -132,13 +132,15 @@ main() {
   key=$(cache_key "$ver")
   dest=$CACHE/$key
   if [ "${1:-}" = "--print-dir" ]; then echo "$dest"; return 0; fi
+  mkdir -p "$CACHE"
+  exec 9> "$CACHE/.lock" # one build at a time; a second caller waits, then finds it cached
+  flock 9
   if [ -x "$dest/bin/qemu-system-x86_64" ]; then
     echo "build-qemu: cached $dest" >&2
     echo "$dest"
     return 0
   fi
   install_build_deps
-  mkdir -p "$CACHE"
   start=$(date +%s)
   echo "build-qemu: building QEMU $ver (-j$JOBS) into $dest" >&2
   build "$ver" "$dest"
