@@ -8,6 +8,8 @@ PYTHON  ?= /usr/bin/python3
 PYTEST_ARGS ?=
 FUZZ_SECONDS ?= 60
 CLANG   ?= clang-14
+# src/lib's subsystem folders, as src/lib/meson.build's lib_inc
+LIB_INC  = -Isrc/lib -Isrc/lib/state -Isrc/lib/image -Isrc/lib/box -Isrc/lib/snapshot -Isrc/lib/net
 SOURCES  = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
 
 .PHONY: all deps build python python-install wheel demo test unit check-format format fuzz fuzz-build bench clean
@@ -56,13 +58,14 @@ fuzz-build: deps
 	# images (issue 3): registry documents, references + WWW-Authenticate, layer tars → ext4
 	for t in manifest reference layer; do \
 	  $(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -D_GNU_SOURCE \
-	    -Iinclude -Isrc/lib $$(pkg-config --cflags ext2fs) tests/fuzz/fuzz_$$t.c \
-	    src/lib/reference.c src/lib/manifest.c src/lib/registry.c src/lib/store.c src/lib/layer.c \
-	    src/lib/ext4.c src/lib/error.c src/lib/util.c src/lib/bounds.c \
+	    -Iinclude $(LIB_INC) $$(pkg-config --cflags ext2fs) tests/fuzz/fuzz_$$t.c \
+	    src/lib/image/reference.c src/lib/image/manifest.c src/lib/image/registry.c \
+	    src/lib/image/store.c src/lib/image/layer.c \
+	    src/lib/image/ext4.c src/lib/error.c src/lib/util.c src/lib/bounds.c \
 	    -lcurl -larchive -lext2fs -lcom_err -ljansson -lcrypto -o $(BUILD)/fuzz/fuzz_$$t || exit 1; \
 	done
 	$(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -D_GNU_SOURCE \
-	  -Isrc/lib -Iinclude -Isrc/common src/lib/untar.c src/lib/error.c tests/fuzz/fuzz_untar.c \
+	  $(LIB_INC) -Iinclude -Isrc/common src/lib/box/untar.c src/lib/error.c tests/fuzz/fuzz_untar.c \
 	  -Wl,--wrap=openat,--wrap=mkdirat,--wrap=symlinkat,--wrap=unlinkat,--wrap=utimensat,--wrap=linkat \
 	  -larchive -o $(BUILD)/fuzz/fuzz_untar
 	# the CLI's sanitiser for guest bytes on a terminal (issue 11)
@@ -70,7 +73,7 @@ fuzz-build: deps
 	  -Iinclude src/cli/cli_text.c tests/fuzz/fuzz_text.c -o $(BUILD)/fuzz/fuzz_text
 	# the network policy: DNS answers the shim reads, allow_net specs
 	$(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -D_GNU_SOURCE \
-	  -Isrc/lib -Iinclude src/lib/netpolicy.c src/lib/error.c tests/fuzz/fuzz_dns.c \
+	  $(LIB_INC) -Iinclude src/lib/net/netpolicy.c src/lib/error.c tests/fuzz/fuzz_dns.c \
 	  -o $(BUILD)/fuzz/fuzz_dns
 
 # The documented fuzz run: the frame/payload decoder for FUZZ_SECONDS (default 60) seconds.

@@ -77,11 +77,15 @@ typedef struct {
     /* version 2: */
     const struct boxlite_registry *registries; /* tried before $BOXLITE_HOME/registries.json */
     size_t n_registries;
+    /* version 3: the accelerator. "kvm": hardware isolation or refuse to start (no fallback);
+     * "tcg": emulation (not a hardware boundary); NULL, "" or "auto": $BOXLITE_ACCEL, else
+     * KVM when usable, TCG otherwise with a notice. */
+    const char *accel;
 } boxlite_runtime_options;
-#define BOXLITE_RUNTIME_OPTIONS_VERSION 2 /* version 1 (no registries) is still accepted */
+#define BOXLITE_RUNTIME_OPTIONS_VERSION 3 /* versions 1 and 2 are still accepted */
 #define BOXLITE_RUNTIME_OPTIONS_INIT                                                               \
     {                                                                                              \
-        BOXLITE_RUNTIME_OPTIONS_VERSION, NULL, NULL, NULL, NULL, 0                                 \
+        BOXLITE_RUNTIME_OPTIONS_VERSION, NULL, NULL, NULL, NULL, 0, NULL                           \
     }
 
 /* Open (creating if needed) a runtime home. opts may be NULL for the defaults.
@@ -222,6 +226,8 @@ typedef struct {
     int network_disabled;
     char ports[512];    /* published ports: "127.0.0.1:8080->80/tcp, ..." */
     char volumes[1024]; /* shared directories: "/host:/guest[:ro], ..." */
+    char accel[8];      /* how its last boot ran: "kvm" (hardware-isolated), "tcg" (emulated: not a
+                         * hardware boundary), "" before its first boot */
 } boxlite_box_info;
 
 /* The box's current info (re-read from the store). */

@@ -69,7 +69,7 @@ setup(
     name="boxlite",
     version="0.1.0",
     description="Run untrusted code in hardware-isolated micro-VMs (the SQLite of sandboxing)",
-    packages=["boxlite", "boxlite.sync_api"],
+    packages=["boxlite", "boxlite.sync_api", "boxlite.rest"],
     package_data={"boxlite": ["py.typed", "*.pyi"]},
     ext_modules=[core],
     python_requires=">=3.9",

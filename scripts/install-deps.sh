@@ -8,6 +8,7 @@ PACKAGES=(
   qemu-system-x86 qemu-utils e2fsprogs cpio kmod busybox-static zstd
   libsqlite3-dev libslirp-dev tmux valgrind
   libcurl4-openssl-dev libarchive-dev libext2fs-dev libjansson-dev libssl-dev
+  libmicrohttpd-dev libwslay-dev python3-websocket
   docker-registry skopeo mmdebstrap openssl
   clang-14 libclang-rt-14-dev
   python3 python3-pytest python3-pytest-asyncio python3-setuptools python3-dev python3-pip
@@ -22,7 +23,16 @@ for p in "${PACKAGES[@]}"; do
     missing+=("$p")
   fi
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
+# Stoplight Prism (npm): the OpenAPI validating proxy tests/serve judges `boxlite serve` with.
+# npm is Debian's (nodejs); a failure here only makes those tests skip, with their reason.
+install_prism() {
+  command -v prism >/dev/null && return 0
+  [ "$(id -u)" -eq 0 ] || return 0
+  command -v npm >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends npm >&2 || return 0
+  npm install -g --no-audit --no-fund @stoplight/prism-cli@5 >&2 || echo "install-deps: prism not installed" >&2
+}
+
+if [ ${#missing[@]} -eq 0 ]; then install_prism; exit 0; fi
 
 SUDO=()
 if [ "$(id -u)" -ne 0 ]; then
@@ -33,3 +43,4 @@ echo "install-deps: installing ${missing[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 "${SUDO[@]}" apt-get update -q >&2
 "${SUDO[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
+install_prism

@@ -61,7 +61,7 @@ def test_fuzz_untar_finds_a_planted_escape(tmp_path):
     """The harness can fail: untar.c with its directory opens following links (plain openat
     instead of openat2 RESOLVE_BENEATH|NO_SYMLINKS) is built like `make fuzz-build` builds
     fuzz_untar, and the short run on the committed corpus must stop on an ESCAPE."""
-    src = (ROOT / "src" / "lib" / "untar.c").read_text()
+    src = (ROOT / "src" / "lib" / "box" / "untar.c").read_text()
     site = "return (int)syscall(SYS_openat2, rootfd, rel, &how, sizeof(how));"
     assert site in src, "untar.c changed: update the planted escape here"
     planted = tmp_path / "untar.c"
@@ -72,7 +72,7 @@ def test_fuzz_untar_finds_a_planted_escape(tmp_path):
     wrap = next(w for w in make.split() if w.startswith("-Wl,--wrap="))
     subprocess.run(["clang-14", "-g", "-O1", "-fsanitize=fuzzer,address,undefined",
                     "-fno-sanitize-recover=all", "-D_GNU_SOURCE", f"-I{ROOT}/src/lib",
-                    f"-I{ROOT}/include", f"-I{ROOT}/src/common", str(planted),
+                    f"-I{ROOT}/src/lib/box", f"-I{ROOT}/include", f"-I{ROOT}/src/common", str(planted),
                     str(ROOT / "src/lib/error.c"), str(ROOT / "tests/fuzz/fuzz_untar.c"), wrap,
                     "-larchive", "-o", str(exe)], check=True, timeout=300)
     corpus = tmp_path / "corpus"

@@ -29,6 +29,12 @@ from .sync_api import (SyncBox, SyncBoxlite, SyncCodeBox, SyncExecStderr,  # noq
                        SyncExecStdin, SyncExecStdout, SyncExecution, SyncImageHandle,
                        SyncSimpleBox, SyncSnapshotHandle)
 
+from .rest import ApiKeyCredential, BoxliteRestOptions, RestBoxlite  # noqa: E402
+
+#: Boxlite.rest(BoxliteRestOptions(url=..., credential=ApiKeyCredential(...))): a runtime
+#: over the Box API (`boxlite serve`), as in BoxLite's SDK
+Boxlite.rest = staticmethod(RestBoxlite)
+
 __version__ = "0.1.0"
 #: the C library's version
 native_version = _core.version()
@@ -44,4 +50,5 @@ __all__ = [
     "ExecError", "TimeoutError", "ParseError",
     "SyncBoxlite", "SyncBox", "SyncExecution", "SyncExecStdout", "SyncExecStderr",
     "SyncExecStdin", "SyncImageHandle", "SyncSnapshotHandle", "SyncSimpleBox", "SyncCodeBox",
+    "ApiKeyCredential", "BoxliteRestOptions", "RestBoxlite",
 ]

@@ -158,6 +158,11 @@ class BoxInfo:
         self.auto_remove: bool = d["auto_remove"]
         self.detach: bool = d["detach"]
         self.reason: str = d["reason"]
+        #: how the box's last boot ran: "kvm" (hardware-isolated), "tcg" (emulated: not a
+        #: hardware boundary), or None before its first boot
+        self.accel: Optional[str] = d.get("accel") or None
+        #: True when the last boot ran under KVM (a hardware boundary)
+        self.hardware_isolated: bool = self.accel == "kvm"
 
     def __await__(self):
         if False:  # pragma: no cover - makes this a generator

@@ -40,6 +40,17 @@ int bl_mount_rootfs(void); /* wait for /dev/vda, mount it and its pseudo filesys
 void bl_set_hostname(void);
 void bl_unmount_rootfs(void);
 
+/* ---- cgroup.c: the workload's cgroups (cgroup2 mounted by bl_mount_early) ---- */
+void bl_cgroup_setup(void); /* agent and work groups, the workload's limits */
+/* A new per-exec group: *id_out (0: the shared group) and an fd on its cgroup.procs for the
+ * child to enter with bl_cgroup_enter; -1 (fd -1) without cgroups. */
+int bl_cgroup_new(unsigned *id_out, int *procs_fd_out);
+int bl_cgroup_enter(int procs_fd);   /* in the child: move itself there */
+void bl_cgroup_kill(unsigned id);    /* every process of the exec's group */
+void bl_cgroup_kill_all(void);       /* every process of the workload */
+void bl_cgroup_release(unsigned id); /* remove the group (later, while processes remain) */
+void bl_cgroup_sweep(void);          /* retry removing groups that still had processes */
+
 /* ---- modules.c ---- */
 void bl_load_modules(const char *dir);
 
@@ -90,9 +101,11 @@ struct spawn_io {
     int err_r; /* agent's end of stderr (-1 for tty) */
     int pty;   /* pty master, for TIOCSWINSZ (-1 without tty) */
 };
-/* Fork and exec req inside ROOTFS. Returns the pid and fills *io, or -1 with errno set
+/* Fork and exec req inside ROOTFS, the child first entering the cgroup whose cgroup.procs
+ * is cg_fd (-1: stay in the agent's). Returns the pid and fills *io, or -1 with errno set
  * and a message in msg (for EXIT NOSTART). */
-pid_t bl_spawn(const struct bl_exec_req *req, struct spawn_io *io, char *msg, size_t msglen);
+pid_t bl_spawn(const struct bl_exec_req *req, struct spawn_io *io, int cg_fd, char *msg,
+               size_t msglen);
 int bl_pty_resize(int fd, uint32_t rows, uint32_t cols);
 
 /* ---- copy.c (runs in the child, after chroot and the user switch) ---- */

@@ -33,7 +33,8 @@ struct stream {
     uint64_t term_at, kill_at;
     int timed_out;
     int last_sig;
-    int dead; /* EXIT sent; freed by sweep() */
+    unsigned cg; /* its cgroup (cgroup.c), 0 for none of its own */
+    int dead;    /* EXIT sent; freed by sweep() */
 };
 
 /* What each polled fd is, filled by bl_streams_poll_fill. */
@@ -71,6 +72,7 @@ static void stream_free(struct stream *s)
     close_fd(&s->out_fd[2]);
     close_fd(&s->in_fd);
     close_fd(&s->pty);
+    bl_cgroup_release(s->cg);
     free(s->inq);
     free(s);
 }
@@ -272,6 +274,8 @@ void bl_stream_signal(uint32_t stream, const uint8_t *payload, size_t len)
         return;
     if (kill(-s->pid, (int)sig) < 0)
         (void)kill(s->pid, (int)sig);
+    if (sig == SIGKILL) /* and whatever it started that left its process group */
+        bl_cgroup_kill(s->cg);
 }
 
 void bl_stream_window(uint32_t stream, const uint8_t *payload, size_t len)
@@ -314,7 +318,8 @@ void bl_stream_resize(uint32_t stream, const uint8_t *payload, size_t len)
 
 /* ---- starting ---- */
 
-static struct stream *stream_new(uint32_t id, pid_t pid, const struct spawn_io *io, int tty)
+static struct stream *stream_new(uint32_t id, pid_t pid, const struct spawn_io *io, int tty,
+                                 unsigned cg)
 {
     struct stream *s;
 
@@ -324,6 +329,7 @@ static struct stream *stream_new(uint32_t id, pid_t pid, const struct spawn_io *
     s->id = id;
     s->pid = pid;
     s->tty = tty;
+    s->cg = cg;
     s->pty = io->pty;
     s->out_fd[0] = -1;
     s->out_fd[1] = io->out_r;
@@ -352,6 +358,8 @@ void bl_exec_start(uint32_t stream, const uint8_t *payload, size_t len)
     struct spawn_io io;
     struct stream *s;
     char msg[240] = "";
+    unsigned cg = 0;
+    int cg_fd = -1, err;
     pid_t pid;
     int rc;
 
@@ -365,15 +373,24 @@ void bl_exec_start(uint32_t stream, const uint8_t *payload, size_t len)
         bl_send_error(stream, rc, "EXEC: %s", bl_proto_strerror(rc));
         return;
     }
-    pid = bl_spawn(&req, &io, msg, sizeof msg);
+    /* The workload goes into a cgroup of its own; the agent's built-ins stay with the agent. */
+    if (!(req.flags & BL_EXEC_BUILTIN))
+        (void)bl_cgroup_new(&cg, &cg_fd);
+    pid = bl_spawn(&req, &io, cg_fd, msg, sizeof msg);
+    err = errno;
+    if (cg_fd >= 0)
+        close(cg_fd);
     if (pid < 0) {
-        send_nostart(stream, errno, msg);
+        bl_cgroup_release(cg); /* (its unreaped child may still be in it: then later) */
+        send_nostart(stream, err, msg);
         goto out;
     }
-    s = stream_new(stream, pid, &io, (req.flags & BL_EXEC_TTY) != 0);
+    s = stream_new(stream, pid, &io, (req.flags & BL_EXEC_TTY) != 0, cg);
     if (s == NULL) {
         /* Cannot track it: kill it (reaped as an orphan) and say so. */
         kill(-pid, SIGKILL);
+        bl_cgroup_kill(cg);
+        bl_cgroup_release(cg);
         send_nostart(stream, ENOMEM, "out of memory");
         goto out;
     }
@@ -486,9 +503,11 @@ void bl_streams_reaped(pid_t pid, int status)
             continue;
         s->exited = 1;
         s->status = status;
-        if (s->timed_out) /* what is left of a timed-out group goes too (a child that trapped TERM)
-                           */
+        if (s->timed_out) { /* what is left of a timed-out exec goes too (a child that trapped
+                             * TERM, one that left the process group) */
             (void)kill(-s->pid, SIGKILL);
+            bl_cgroup_kill(s->cg);
+        }
         s->drain_deadline = bl_now_ms() + TTY_DRAIN_MS;
         s->term_at = 0;
         s->kill_at = 0;
@@ -515,6 +534,7 @@ static void timeout_step(struct stream *s, uint64_t now)
         s->last_sig = SIGKILL;
         (void)kill(-s->pid, SIGKILL);
         (void)kill(s->pid, SIGKILL);
+        bl_cgroup_kill(s->cg);
     }
 }
 

@@ -34,6 +34,7 @@ static void reap_all(void)
             break;
         bl_streams_reaped(pid, status);
     }
+    bl_cgroup_sweep();
 }
 
 /* Wait (bounded) until no child is left; 0 when all are gone. */
@@ -59,6 +60,7 @@ static void __attribute__((noreturn)) do_shutdown(void)
     bl_dbg("shutdown");
     (void)kill(-1, SIGTERM);
     if (reap_until_echild(TERM_GRACE_MS) < 0) {
+        bl_cgroup_kill_all();
         (void)kill(-1, SIGKILL);
         (void)reap_until_echild(TERM_GRACE_MS);
     }
@@ -134,6 +136,7 @@ static void setup(void)
     bl_set_hostname();
     bl_net_setup();
     bl_mount_volumes();
+    bl_cgroup_setup();
     setup_signals();
     if (bl_chan_open() < 0)
         bl_fatal("cannot open the agent channel");

@@ -1,5 +1,6 @@
 /* mounts.c — the guest's filesystems: /proc, /sys and /dev of the initramfs, the box disk
- * (/dev/vda, ext4) at /rootfs with its pseudo filesystems, the hostname, and unmounting. */
+ * (/dev/vda, ext4) at /rootfs with its pseudo filesystems, cgroup2 (the agent's only), the
+ * hostname, and unmounting. */
 #include "agent.h"
 
 #include <errno.h>
@@ -95,6 +96,9 @@ int bl_mount_early(void)
         bl_log("mount /sys: %s", strerror(errno));
         ret = -1;
     }
+    /* cgroup.c builds the workload's limits here; the workload's own /sys does not show it. */
+    if (mount("cgroup2", "/sys/fs/cgroup", "cgroup2", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+        bl_log("mount cgroup2: %s", strerror(errno));
     return ret;
 }
 

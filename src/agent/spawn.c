@@ -156,7 +156,7 @@ static void child_user(const struct bl_user *u, int errpipe, const char *spec)
 }
 
 static void __attribute__((noreturn))
-child_main(const struct bl_exec_req *req, const struct child_fds *c, int errpipe)
+child_main(const struct bl_exec_req *req, const struct child_fds *c, int cg_fd, int errpipe)
 {
     char msg[200] = "";
     struct bl_user u;
@@ -167,6 +167,8 @@ child_main(const struct bl_exec_req *req, const struct child_fds *c, int errpipe
     child_reset_signals();
     if (setsid() < 0)
         child_fail(errpipe, errno, "setsid: %s", strerror(errno));
+    if (bl_cgroup_enter(cg_fd) < 0)
+        child_fail(errpipe, errno, "enter the workload's cgroup: %s", strerror(errno));
     child_stdio(c, errpipe);
     if (chroot(ROOTFS) < 0 || chdir("/") < 0)
         child_fail(errpipe, errno, "chroot %s: %s", ROOTFS, strerror(errno));
@@ -295,7 +297,8 @@ static int wait_exec(int fd, char *msg, size_t msglen)
     return -1;
 }
 
-pid_t bl_spawn(const struct bl_exec_req *req, struct spawn_io *io, char *msg, size_t msglen)
+pid_t bl_spawn(const struct bl_exec_req *req, struct spawn_io *io, int cg_fd, char *msg,
+               size_t msglen)
 {
     struct child_fds c = {-1, -1, -1, -1};
     int errpipe[2] = {-1, -1};
@@ -318,7 +321,7 @@ pid_t bl_spawn(const struct bl_exec_req *req, struct spawn_io *io, char *msg, si
     }
     if (pid == 0) {
         close(errpipe[0]);
-        child_main(req, &c, errpipe[1]);
+        child_main(req, &c, cg_fd, errpipe[1]);
     }
     close_fd(&errpipe[1]);
     if (wait_exec(errpipe[0], msg, msglen) < 0) {

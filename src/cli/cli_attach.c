@@ -1,26 +1,96 @@
 /* cli_attach.c — a process in a box attached to this terminal: stdin forwarded (raw mode for
- * a tty), stdout/stderr streamed as produced, our signals and window size forwarded. */
+ * a tty), stdout/stderr streamed as produced, our signals and window size forwarded.
+ *
+ * Signals: the first SIGINT/SIGTERM/SIGHUP/SIGQUIT is forwarded to the process and the box is
+ * pinged; when the box does not answer within GRACE_MS, or on a second such signal, we leave
+ * with 128+N (the box monitor then kills the process, as for any client that goes away). */
 #include "cli.h"
 
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
+
+#define GRACE_MS 5000 /* after forwarding a signal, how long the box has to answer a PING */
 
 static volatile sig_atomic_t pending_signal;
 static volatile sig_atomic_t pending_winch;
+static volatile sig_atomic_t first_signal; /* the first terminating signal, once seen */
+static struct termios saved_tty;
+static volatile sig_atomic_t tty_saved;
 
 static void on_signal(int signo)
 {
-    if (signo == SIGWINCH)
+    if (signo == SIGWINCH) {
         pending_winch = 1;
-    else
-        pending_signal = signo;
+        return;
+    }
+    if (first_signal) { /* the second: leave now (only async-signal-safe calls here) */
+        if (tty_saved)
+            tcsetattr(0, TCSANOW, &saved_tty);
+        _exit(128 + signo);
+    }
+    first_signal = signo;
+    pending_signal = signo;
+}
+
+/* Whether the box answers after we forwarded a signal: a PING on a thread of its own, so
+ * that output keeps flowing meanwhile. */
+struct grace {
+    boxlite_box *box;
+    int64_t deadline;            /* 0 until the first signal was forwarded */
+    volatile sig_atomic_t state; /* 0 waiting, 1 answered, -1 failed */
+    pthread_t thread;
+    int started;
+};
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void *grace_ping(void *arg)
+{
+    struct grace *g = arg;
+    uint64_t ns = 0;
+
+    g->state = boxlite_box_ping(&ns, g->box) == 0 ? 1 : -1;
+    return NULL;
+}
+
+static void grace_begin(struct grace *g)
+{
+    if (g->deadline != 0)
+        return;
+    g->deadline = now_ms() + GRACE_MS;
+    g->started = pthread_create(&g->thread, NULL, grace_ping, g) == 0;
+    if (!g->started)
+        g->state = -1;
+}
+
+/* Give up on a box that did not answer: leave at once, as on a second signal (the ping may
+ * still be waiting, and the box monitor kills the process when we go). */
+static void grace_check(const struct grace *g)
+{
+    if (g->deadline == 0 || g->state > 0 || (g->state == 0 && now_ms() < g->deadline))
+        return;
+    fprintf(stderr, "boxlite: the box did not answer within %d s of signal %d; leaving\n",
+            GRACE_MS / 1000, (int)first_signal);
+    fflush(stdout);
+    fflush(stderr);
+    if (tty_saved)
+        tcsetattr(0, TCSANOW, &saved_tty);
+    _exit(128 + first_signal);
 }
 
 struct stdin_pump {
@@ -71,7 +141,7 @@ static void send_winsize(boxlite_exec *ex)
 }
 
 /* Copy the process's output to our stdout/stderr until both end. */
-static int stream_output(boxlite_exec *ex, int tty)
+static int stream_output(boxlite_exec *ex, int tty, struct grace *g)
 {
     static char buf[65536];
     int broken[2] = {0, 0};
@@ -84,7 +154,9 @@ static int stream_output(boxlite_exec *ex, int tty)
         if (pending_signal) {
             boxlite_exec_signal(ex, pending_signal);
             pending_signal = 0;
+            grace_begin(g);
         }
+        grace_check(g);
         if (pending_winch && tty) {
             pending_winch = 0;
             send_winsize(ex);
@@ -92,7 +164,7 @@ static int stream_output(boxlite_exec *ex, int tty)
         if (rc == BOXLITE_EAGAIN)
             continue;
         if (rc != 0)
-            return cli_fail("read output");
+            return first_signal ? 128 + first_signal : cli_fail("read output");
         if (n == 0)
             break;
         int i = which == BOXLITE_STDERR;
@@ -121,6 +193,7 @@ int cli_attach(boxlite_box *box, boxlite_exec_options *eo, int interactive)
     boxlite_exec *ex = NULL;
     boxlite_exec_result res;
     struct stdin_pump pump = {0};
+    struct grace grace = {.box = box};
     struct termios saved, raw;
     pthread_t pump_thread;
     int pumping = 0, rawmode = 0;
@@ -130,6 +203,8 @@ int cli_attach(boxlite_box *box, boxlite_exec_options *eo, int interactive)
     if (eo->tty && isatty(0) && tcgetattr(0, &saved) == 0) {
         raw = saved;
         cfmakeraw(&raw);
+        saved_tty = saved;
+        tty_saved = 1;
         rawmode = tcsetattr(0, TCSANOW, &raw) == 0;
     }
     if (boxlite_exec_start(&ex, box, eo) != 0) {
@@ -144,8 +219,8 @@ int cli_attach(boxlite_box *box, boxlite_exec_options *eo, int interactive)
     } else {
         boxlite_exec_close_stdin(ex);
     }
-    status = stream_output(ex, eo->tty);
-    if (status == 0 && boxlite_exec_wait(ex, &res, -1) != 0) {
+    status = stream_output(ex, eo->tty, &grace);
+    if (status == 0 && boxlite_exec_wait(ex, &res, first_signal ? GRACE_MS : -1) != 0) {
         status = cli_fail("wait");
     } else if (status == 0) {
         status = res.exit_code;
@@ -159,7 +234,10 @@ int cli_attach(boxlite_box *box, boxlite_exec_options *eo, int interactive)
         pthread_join(pump_thread, NULL);
     }
     boxlite_exec_free(ex);
+    if (grace.started)
+        pthread_join(grace.thread, NULL); /* the box answered (or the ping gives up in 10 s) */
 out:
+    tty_saved = 0;
     if (rawmode)
         tcsetattr(0, TCSANOW, &saved);
     return status;

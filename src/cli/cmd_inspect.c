@@ -16,7 +16,9 @@ static void print_info(const boxlite_box_info *b, const char *const *allow_net)
     printf(", \"running\": %s, \"pid\": %d, \"qemu_pid\": %d, \"reason\": ",
            b->pid > 0 ? "true" : "false", b->pid, b->qemu_pid);
     cli_json_str(stdout, b->reason);
-    printf("},\n    \"network\": \"%s\",\n    \"published_ports\": ",
+    printf("},\n    \"accel\": ");
+    cli_json_str(stdout, b->accel);
+    printf(",\n    \"network\": \"%s\",\n    \"published_ports\": ",
            b->network_disabled ? "disabled" : "enabled");
     cli_json_str(stdout, b->ports);
     printf(",\n    \"allow_net\": [");

@@ -28,6 +28,7 @@ static const struct cli_verb verbs[] = {
     {"fork", "start boxes from a full snapshot, each with a fresh identity", cmd_fork},
     {"export", "write a box to a portable .boxlite archive", cmd_export},
     {"import-box", "make a box from a .boxlite archive", cmd_import_box},
+    {"serve", "serve the Box API over HTTP", cmd_serve},
     {"doctor", "check the store; --fix mends it", cmd_doctor},
     {"version", "print the version", cmd_version},
 };

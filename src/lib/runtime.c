@@ -222,13 +222,19 @@ static int make_tree(const char *home)
 BOXLITE_API int boxlite_runtime_open(boxlite_runtime **out, const boxlite_runtime_options *opts)
 {
     boxlite_runtime *rt = NULL;
+    const char *accel;
     int rc = 0;
 
     bl_err_clear();
     if (!out)
         return bl_err(BOXLITE_EINVAL, "runtime open: out is NULL");
-    if (opts && opts->version != 1 && opts->version != BOXLITE_RUNTIME_OPTIONS_VERSION)
+    if (opts && (opts->version < 1 || opts->version > BOXLITE_RUNTIME_OPTIONS_VERSION))
         return bl_err(BOXLITE_EINVAL, "runtime options of unknown version %u", opts->version);
+    accel = opts && opts->version >= 3 ? opts->accel : NULL;
+    if (accel && (!*accel || strcmp(accel, "auto") == 0))
+        accel = NULL; /* then $BOXLITE_ACCEL, else auto */
+    if (accel && strcmp(accel, "kvm") != 0 && strcmp(accel, "tcg") != 0)
+        return bl_err(BOXLITE_EINVAL, "accel \"%s\": expected auto, kvm or tcg", accel);
     rt = calloc(1, sizeof(*rt));
     if (!rt)
         return bl_err(BOXLITE_ENOMEM, "out of memory");
@@ -238,7 +244,8 @@ BOXLITE_API int boxlite_runtime_open(boxlite_runtime **out, const boxlite_runtim
         rt->log = opts->log;
         rt->log_ctx = opts->log_ctx;
     }
-    if (!rt->home || !rt->guest_dir) {
+    rt->accel = accel ? strdup(accel) : NULL;
+    if (!rt->home || !rt->guest_dir || (accel && !rt->accel)) {
         rc = rt->home ? bl_err(BOXLITE_ENOMEM, "out of memory") : BOXLITE_EINVAL;
         goto out;
     }
@@ -269,6 +276,7 @@ BOXLITE_API void boxlite_runtime_free(boxlite_runtime *rt)
     bl_images_free(rt);
     free(rt->home);
     free(rt->guest_dir);
+    free(rt->accel);
     free(rt);
 }
 

@@ -14,6 +14,7 @@ struct boxlite_runtime {
     char *guest_dir; /* kernel, initramfs, default image */
     boxlite_log_fn log;
     void *log_ctx;
+    char *accel; /* the accel option: NULL (auto, or $BOXLITE_ACCEL), "kvm", "tcg" */
     int accel_noticed;
     int kvm_broken;           /* KVM opened but QEMU failed under it: use TCG */
     struct bl_images *images; /* image.c: registry settings */

@@ -3,10 +3,13 @@
  * record the outcome in the store.
  *
  * usage: boxlite-shim --home H --id ID --status-fd N [--lifeline-fd N] [--boot-timeout-ms N]
- *                     [--auto-remove] [--incoming FILE] -- QEMU-ARGV...
+ *                     [--auto-remove] [--incoming FILE] [--jail SPEC]... -- QEMU-ARGV...
  * QEMU's agent chardev is fd 3, its QMP monitor fd 4, and with --incoming the saved state of a
- * full snapshot is fd 5 (`-incoming fd:5`). */
+ * full snapshot is fd 5 (`-incoming fd:5`). QEMU runs in the jail (src/jail) the SPECs
+ * describe. */
 #include "shim.h"
+
+#include "jail.h"
 
 #include "db.h"
 #include "util.h"
@@ -35,6 +38,11 @@
 #define STOP_GRACE_MS   10000
 #define DEFAULT_BOOT_MS 60000
 #define POLL_MAX        (SHIM_MAX_CLIENTS + 8)
+#define MAX_JAIL_SPECS  128
+/* The one switch for the jail's network namespace. The guest network reaches QEMU as an fd
+ * (-netdev stream, the shim's slirp behind the policy filter: net.c), so QEMU runs in an
+ * empty network namespace of its own: it can open no host socket at all. */
+#define JAIL_SHARE_HOST_NET 0
 
 struct shim {
     const char *home, *id, *incoming;
@@ -42,6 +50,9 @@ struct shim {
     struct shim_qmp qmp;
     int incoming_fd;
     char **qemu_argv;
+    char *jail_specs[MAX_JAIL_SPECS];
+    int njail;
+    struct bl_jail *jail;
     int status_fd, lifeline_fd, boot_ms, auto_remove;
     struct bl_db *db;
     int listen_fd, sig_fd, pid_fd;
@@ -54,6 +65,7 @@ struct shim {
     int stopping;                 /* a stop was asked for */
     int killed_by_us;             /* we sent QEMU SIGKILL */
     int user_stop;                /* the stop came from a client, the owner dying or SIGTERM */
+    int qemu_exited;              /* QEMU ended by itself (reported as "error qemu-exited: ...") */
     int64_t stop_deadline, boot_deadline;
     char reason[512]; /* why the VM ended, when not asked to */
 };
@@ -97,6 +109,8 @@ static int parse_args(struct shim *s, int argc, char **argv)
             s->incoming = v;
         else if (strcmp(a, "--boot-timeout-ms") == 0)
             s->boot_ms = atoi(v);
+        else if (strcmp(a, "--jail") == 0 && s->njail < MAX_JAIL_SPECS)
+            s->jail_specs[s->njail++] = (char *)v;
         else
             return -1;
         i++;
@@ -120,14 +134,14 @@ static int listen_here(void)
     return fd;
 }
 
-static void spawn_qemu_child(char **argv, int agent_fd, int qmp_fd, int in_fd, int net_fd,
-                             pid_t parent)
+static void spawn_qemu_child(struct bl_jail *jail, char **argv, int agent_fd, int qmp_fd, int in_fd,
+                             int net_fd, int log_fd, pid_t parent)
 {
     int null_fd = open("/dev/null", O_RDONLY);
-    int log_fd = open("qemu.log", O_WRONLY | O_CREAT | O_TRUNC, 0600);
 
     prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent || null_fd < 0 || log_fd < 0)
+    /* in the jail's pid namespace the parent reads as 0 (and the jail waited for it) */
+    if ((getppid() != parent && getppid() != 0) || null_fd < 0 || log_fd < 0)
         _exit(126);
     if (dup2(null_fd, 0) < 0 || dup2(log_fd, 1) < 0 || dup2(log_fd, 2) < 0 ||
         dup2(agent_fd, AGENT_FD) < 0 || fcntl(AGENT_FD, F_SETFD, 0) < 0 ||
@@ -140,7 +154,7 @@ static void spawn_qemu_child(char **argv, int agent_fd, int qmp_fd, int in_fd, i
     for (int fd = in_fd >= 0 ? INCOMING_FD + 1 : QMP_FD + 1; fd < 1024; fd++)
         if (fd != NET_FD || net_fd < 0)
             close(fd);
-    execv(argv[0], argv);
+    bl_jail_exec(jail, argv);
     _exit(127);
 }
 
@@ -148,19 +162,23 @@ static int start_qemu(struct shim *s)
 {
     int sv[2], qv[2];
     pid_t parent = getpid();
+    int log_fd = open("qemu.log", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 
+    if (log_fd < 0)
+        return -1;
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
         return -1;
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, qv) != 0)
         return -1;
-    s->qemu = fork();
+    s->qemu = bl_jail_fork(s->jail);
     if (s->qemu == 0) {
         /* the fds must not sit on the numbers they are moved to */
         int a = fcntl(sv[1], F_DUPFD_CLOEXEC, 16), q = fcntl(qv[1], F_DUPFD_CLOEXEC, 16);
         int in = s->incoming_fd >= 0 ? fcntl(s->incoming_fd, F_DUPFD_CLOEXEC, 16) : -1;
         int net = s->net_fd >= 0 ? fcntl(s->net_fd, F_DUPFD_CLOEXEC, 16) : -1;
-        spawn_qemu_child(s->qemu_argv, a, q, in, net, parent);
+        spawn_qemu_child(s->jail, s->qemu_argv, a, q, in, net, log_fd, parent);
     }
+    close(log_fd);
     if (s->net_fd >= 0)
         close(s->net_fd);
     s->net_fd = -1;
@@ -370,6 +388,7 @@ static const char *outcome(struct shim *s, int status, int was_ready)
     }
     if (by_us)
         return "failed"; /* s->reason says why we killed it */
+    s->qemu_exited = 1;
     tail_of("qemu.log", tail, sizeof(tail));
     if (!tail[0] && !was_ready)
         tail_of("console.log", tail, sizeof(tail));
@@ -396,8 +415,10 @@ static void finish(struct shim *s)
         ;
     shim_console_close(s->console); /* console.log complete before its tail is read */
     s->console = NULL;
+    bl_jail_free(s->jail); /* its cgroup goes once QEMU is reaped */
+    s->jail = NULL;
     state = outcome(s, status, was_ready);
-    snprintf(line, sizeof(line), "error: %s\n", s->reason);
+    snprintf(line, sizeof(line), "error%s: %s\n", s->qemu_exited ? " qemu-exited" : "", s->reason);
     report(s, line);
     unlink("shim.sock");
     if (s->auto_remove && strcmp(state, "stopped") == 0) {
@@ -424,6 +445,12 @@ int main(int argc, char **argv)
     s.dir = dir;
     s.incoming_fd = -1;
     s.qmp.fd = -1;
+    if (dir && bl_jail_new(&s.jail, s.id, dir, s.jail_specs, s.njail, JAIL_SHARE_HOST_NET, s.reason,
+                           sizeof(s.reason)) != 0) {
+        fprintf(stderr, "boxlite-shim: %s\n", s.reason);
+        report(&s, "error: the shim could not set up the jail\n");
+        return 1;
+    }
     if (s.incoming)
         s.incoming_fd = open(s.incoming, O_RDONLY | O_CLOEXEC);
     if (!dir || chdir(dir) != 0 || bl_db_open(&s.db, s.home) != 0 ||

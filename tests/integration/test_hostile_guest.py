@@ -241,7 +241,7 @@ def test_exec_malformed_frames_end_in_bounded_time(cli, box):
 
 def test_exec_output_past_the_credit_stays_bounded(cli, box):
     """2 MiB of STDOUT against 256 KiB of credit: the library never buffers more than one
-    window per stream (src/lib/exec.c); a reader that keeps up may take it all, a slow one
+    window per stream (src/lib/box/exec.c); a reader that keeps up may take it all, a slow one
     gets a clear error."""
     with Hijack(cli, box, "overcredit"):
         r = timed(cli, "exec", box, "--", "true")

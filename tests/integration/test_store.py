@@ -215,6 +215,7 @@ def db_query(home, sql):
 
 
 PREVIOUS_SCHEMA = 4  # the last schema without the pins (4: allow_net)
+CURRENT_SCHEMA = 6   # 5: the pins, 6: accel
 
 
 def downgrade_to_previous_schema(home):
@@ -224,6 +225,7 @@ def downgrade_to_previous_schema(home):
     con.executescript("DROP INDEX IF EXISTS boxes_image_rootfs;"
                       "ALTER TABLE boxes DROP COLUMN image_id;"
                       "ALTER TABLE boxes DROP COLUMN image_rootfs;"
+                      "ALTER TABLE boxes DROP COLUMN accel;"
                       f"PRAGMA user_version = {PREVIOUS_SCHEMA};")
     con.close()
 
@@ -247,7 +249,7 @@ def test_a_store_of_the_previous_schema_migrates_and_its_boxes_are_pinned(box_en
     assert db_query(home, "PRAGMA user_version") == [(PREVIOUS_SCHEMA,)]
     new = StoreCLI(box_env, home)
     assert {b["name"] for b in json.loads(new.ok("ls", "--format", "json"))} == {"old", "fresh"}
-    assert db_query(home, "PRAGMA user_version") == [(PREVIOUS_SCHEMA + 1,)]
+    assert db_query(home, "PRAGMA user_version") == [(CURRENT_SCHEMA,)]
     assert "used by" in refused(new, "rmi", IMAGE)  # pins the old rows from their chains
     hexid = new.images()[IMAGE]["id"][7:]
     assert sorted(db_query(home, "SELECT name, image_id, image_rootfs FROM boxes")) == [

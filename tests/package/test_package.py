@@ -48,9 +48,10 @@ def bare_root(tmp_path_factory):
 
 
 def in_root(root, wheel, script, timeout=600, env=None):
-    """Run `sh -c script` chrooted into root, in a private mount namespace with /proc, /dev
-    and the wheel's directory (at /wheel) mounted; all mounts go when it ends."""
+    """Run `sh -c script` chrooted into root, in a private mount namespace with /proc, /sys,
+    /dev and the wheel's directory (at /wheel) mounted; all mounts go when it ends."""
     setup = (f"mount -t proc proc {root}/proc && mount --rbind /dev {root}/dev && "
+             f"mount --rbind /sys {root}/sys && "
              f"mkdir -p {root}/wheel && mount --bind {wheel.parent} {root}/wheel && "
              f"exec chroot {root} /usr/bin/env -i PATH=/usr/local/bin:/usr/bin:/bin "
              f"HOME=/root BOXLITE_HOME=/root/bl-home BOXLITE_ACCEL={suite_accel()} "
@@ -61,7 +62,7 @@ def in_root(root, wheel, script, timeout=600, env=None):
                           timeout=timeout)
 
 
-LIST_FILES = ("find / -xdev \\( -path /proc -o -path /dev -o -path /wheel -o -path /tmp "
+LIST_FILES = ("find / -xdev \\( -path /proc -o -path /sys -o -path /dev -o -path /wheel -o -path /tmp "
               "-o -path /root/bl-home \\) -prune -o -print | sort")
 
 SEED = """

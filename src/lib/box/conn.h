@@ -24,6 +24,8 @@ struct bl_conn {
     int hello;
     uint32_t agent_version;
     uint64_t pongs;
+    int64_t last_rx_ms;   /* CLOCK_MONOTONIC ms of the last frame from the box */
+    int64_t last_ping_ms; /* of the last liveness PING sent (exec.c's watchdog) */
     uint32_t next_stream;
     uint64_t mon_replies; /* BL_F_MONITOR_REPLY frames seen */
     uint32_t mon_status;

@@ -1,4 +1,4 @@
-/* export.c — one box as a portable `.boxlite` archive (a tar: manifest.json, then disk.qcow2,
+/* archive.c — one box as a portable `.boxlite` archive (a tar: manifest.json, then disk.qcow2,
  * a standalone qcow2) and its import, which trusts nothing in the archive until checked. */
 #include "box.h"
 #include "bounds.h"

@@ -39,6 +39,7 @@ struct bl_box_row {
     char *image_id;     /* config digest "sha256:<hex>", or "" for the built-in default */
     char *image_rootfs; /* <hex> of images/rootfs/<hex>.ext4 under every layer of its disk
                          * (its snapshots', its forks'), or "" when its disk stands alone */
+    char accel[8];      /* "kvm" or "tcg": how its last boot ran; "" before one */
 };
 
 /* One snapshot of a box (fixed size, nothing to free). */
@@ -81,6 +82,9 @@ int bl_db_box_list(struct bl_db *s, struct bl_box_row **out, size_t *count);
 /* Set state, pids and reason of box id (reason NULL → ""). */
 int bl_db_box_set_state(struct bl_db *s, const char *id, const char *state, int shim_pid,
                         int qemu_pid, const char *reason);
+
+/* Record the accelerator ("kvm" or "tcg") box id booted with. */
+int bl_db_box_set_accel(struct bl_db *s, const char *id, const char *accel);
 
 int bl_db_box_delete(struct bl_db *s, const char *id);
 

@@ -1,6 +1,8 @@
-/* vmm.c — the VMM: choosing KVM or TCG and the qemu-system-x86_64 -M microvm command line
- * for a box (the box monitor, boxlite-shim, runs it with the agent channel on fd 3). */
+/* vmm.c — the VMM: choosing KVM or TCG, the qemu-system-x86_64 -M microvm command line
+ * for a box (the box monitor, boxlite-shim, runs it with the agent channel on fd 3) and
+ * the files that command line makes QEMU open (its jail holds only those). */
 #include "vmm.h"
+#include "box.h"
 #include "error.h"
 #include "util.h"
 #include "db.h"
@@ -13,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -20,6 +23,7 @@
 #define NET_FD    6 /* the network stream's (src/shim/net.c) */
 #define MAX_ARGS  256
 #define MAX_OWNED 160
+#define MAX_CHAIN 64 /* backing files followed for the jail */
 
 static int kvm_usable(const char **why)
 {
@@ -37,23 +41,46 @@ static int kvm_usable(const char **why)
     return ok;
 }
 
-int bl_vmm_pick_accel(int *kvm_out, const char **why_tcg)
+/* The accelerator asked for, and by whom (for messages). */
+static const char *wanted(const char *opt, const char **who)
 {
-    const char *env = getenv("BOXLITE_ACCEL");
+    *who = "the runtime's accel option";
+    if (opt && *opt)
+        return opt;
+    *who = "BOXLITE_ACCEL";
+    opt = getenv("BOXLITE_ACCEL");
+    return opt && *opt ? opt : "auto";
+}
+
+int bl_vmm_kvm_required(const char *opt)
+{
+    const char *who;
+
+    return strcmp(wanted(opt, &who), "kvm") == 0;
+}
+
+int bl_vmm_pick_accel(int *kvm_out, const char **why_tcg, const char *opt)
+{
+    const char *who, *want = wanted(opt, &who);
     const char *why = NULL;
+    int kvm;
 
     *why_tcg = NULL;
-    if (env && strcmp(env, "tcg") == 0) {
+    if (strcmp(want, "tcg") == 0) {
         *kvm_out = 0;
         return 0;
     }
-    if (env && *env && strcmp(env, "kvm") != 0 && strcmp(env, "auto") != 0)
-        return bl_err(BOXLITE_EINVAL, "BOXLITE_ACCEL=%s: expected kvm, tcg or auto", env);
-    *kvm_out = kvm_usable(&why);
-    if (!*kvm_out && env && strcmp(env, "kvm") == 0)
-        return bl_err(BOXLITE_EINVAL, "BOXLITE_ACCEL=kvm but %s", why);
-    if (!*kvm_out)
+    if (strcmp(want, "kvm") != 0 && strcmp(want, "auto") != 0)
+        return bl_err(BOXLITE_EINVAL, "%s=%s: expected kvm, tcg or auto", who, want);
+    kvm = kvm_usable(&why);
+    if (!kvm && strcmp(want, "kvm") == 0)
+        return bl_err(BOXLITE_EINVAL,
+                      "%s=kvm requires hardware isolation but %s: refusing to start "
+                      "(no fallback to TCG emulation)",
+                      who, why);
+    if (!kvm)
         *why_tcg = why;
+    *kvm_out = kvm;
     return 0;
 }
 
@@ -271,6 +298,82 @@ int bl_vmm_argv(char ***out, const struct bl_vm_config *cfg)
     build_argv(&a, cfg);
     if (a.failed)
         rc = bl_err(BOXLITE_ENOMEM, "out of memory building the QEMU command line");
+    if (rc == 0)
+        v = bl_strv_dup(a.v);
+    if (rc == 0 && !v)
+        rc = bl_err(BOXLITE_ENOMEM, "out of memory");
+    argv_free(&a);
+    if (rc == 0)
+        *out = v;
+    return rc;
+}
+
+/* ---- what QEMU opens by name: the jail's specs (src/jail/jail.h) ---- */
+
+static void add_chain(struct argv_buf *a, const char *disk)
+{
+    char cur[4096], next[4096];
+    char *slash;
+
+    snprintf(cur, sizeof(cur), "%s", disk);
+    /* QEMU writes the top and, on a snapshot, a new layer beside it */
+    slash = strrchr(cur, '/');
+    if (slash && slash != cur) {
+        *slash = '\0';
+        add(a, own(a, bl_strdupf("rw:%s", cur)));
+        *slash = '/';
+    }
+    add(a, own(a, bl_strdupf("rw:%s", cur)));
+    for (int i = 0; i < MAX_CHAIN; i++) {
+        if (bl_qcow2_backing(cur, next, sizeof(next)) != 0 || next[0] != '/')
+            break; /* a raw base, no backing, or a relative name (not made by us) */
+        add(a, own(a, bl_strdupf("ro:%s", next)));
+        snprintf(cur, sizeof(cur), "%s", next);
+    }
+}
+
+/* A relocatable QEMU (the wheel's, docs/packaging.md) loads its libraries from ../lib and its
+ * firmware from ../share/qemu beside its directory: the jail needs them, read-only (the
+ * system's /usr/lib and /usr/share/qemu are in every jail already). */
+static void add_qemu_tree(struct argv_buf *a, const char *qemu)
+{
+    static const char *const sub[] = {"lib", "share/qemu"};
+    const char *slash = strrchr(qemu, '/');
+    struct stat st;
+
+    for (size_t i = 0; slash && i < 2; i++) {
+        char *dir = bl_strdupf("%.*s/../%s", (int)(slash - qemu), qemu, sub[i]);
+        char *real = dir ? realpath(dir, NULL) : NULL;
+        int system =
+            real && (strcmp(real, "/usr/lib") == 0 || strcmp(real, "/usr/share/qemu") == 0);
+        if (real && !system && stat(real, &st) == 0 && S_ISDIR(st.st_mode))
+            add(a, own(a, bl_strdupf("exe:%s", real)));
+        free(real);
+        free(dir);
+    }
+}
+
+int bl_vmm_jail_specs(char ***out, const struct bl_vm_config *c)
+{
+    struct argv_buf a = {0};
+    char **v = NULL;
+    int rc = 0;
+
+    add(&a, own(&a, bl_strdupf("exe:%s", c->qemu)));
+    add_qemu_tree(&a, c->qemu);
+    add(&a, own(&a, bl_strdupf("ro:%s", c->kernel)));
+    add(&a, own(&a, bl_strdupf("ro:%s", c->initrd)));
+    add(&a, own(&a, bl_strdupf("rw:%s", c->console)));
+    add_chain(&a, c->disk);
+    for (size_t i = 0; c->volumes && c->volumes[i] && c->volumes[i + 1] && c->volumes[i + 2];
+         i += 3)
+        add(&a, own(&a, bl_strdupf("%s:%s", strcmp(c->volumes[i], "ro") == 0 ? "ro" : "rw",
+                                   c->volumes[i + 1])));
+    add(&a, own(&a, bl_strdupf("mem:%u", c->memory_mib)));
+    add(&a, own(&a, bl_strdupf("cpus:%u", c->cpus)));
+    a.v[a.n] = NULL;
+    if (a.failed)
+        rc = bl_err(BOXLITE_ENOMEM, "out of memory listing the VMM's files");
     if (rc == 0)
         v = bl_strv_dup(a.v);
     if (rc == 0 && !v)

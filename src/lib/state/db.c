@@ -12,7 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SCHEMA_VERSION  5
+#define SCHEMA_VERSION  6
 #define BUSY_TIMEOUT_MS 30000
 
 struct bl_db {
@@ -60,6 +60,8 @@ static const char *const migrations[] = {
     "ALTER TABLE boxes ADD COLUMN image_id TEXT;"
     "ALTER TABLE boxes ADD COLUMN image_rootfs TEXT;"
     "CREATE INDEX boxes_image_rootfs ON boxes (image_rootfs);",
+    /* 6: the accelerator of the box's last boot (box info's accel) */
+    "ALTER TABLE boxes ADD COLUMN accel TEXT NOT NULL DEFAULT '';",
 };
 
 void bl_rfc3339_now(char out[32])
@@ -285,7 +287,8 @@ int bl_db_box_insert(struct bl_db *s, const struct bl_box_row *r)
 #define ROW_COLUMNS                                                                                \
     "id, name, image, state, created_at, reason, cpus, memory_mib, disk_size_gb, "                 \
     "auto_remove, detach, shim_pid, qemu_pid, env, entrypoint, cmd, workdir, user, "               \
-    "network_disabled, ports, volumes, parent, backing_box, allow_net, image_id, image_rootfs"
+    "network_disabled, ports, volumes, parent, backing_box, allow_net, image_id, image_rootfs, "   \
+    "accel"
 
 static int read_row(sqlite3_stmt *st, struct bl_box_row *r)
 {
@@ -317,6 +320,8 @@ static int read_row(sqlite3_stmt *st, struct bl_box_row *r)
              sqlite3_column_text(st, 21) ? (const char *)sqlite3_column_text(st, 21) : "");
     snprintf(r->backing_box, sizeof(r->backing_box), "%s",
              sqlite3_column_text(st, 22) ? (const char *)sqlite3_column_text(st, 22) : "");
+    snprintf(r->accel, sizeof(r->accel), "%s",
+             sqlite3_column_text(st, 26) ? (const char *)sqlite3_column_text(st, 26) : "");
     r->allow_net = column_strv(st, 23);
     r->image_id = column_str(st, 24);
     r->image_rootfs = column_str(st, 25);
@@ -509,6 +514,18 @@ int bl_db_box_pins(struct bl_db *s, int rootfs, char ***out)
                        rootfs ? "SELECT DISTINCT image_rootfs FROM boxes WHERE image_rootfs <> ''"
                               : "SELECT DISTINCT image_id FROM boxes WHERE image_id <> ''",
                        NULL, out);
+}
+
+int bl_db_box_set_accel(struct bl_db *s, const char *id, const char *accel)
+{
+    sqlite3_stmt *st = NULL;
+
+    if (sqlite3_prepare_v2(s->db, "UPDATE boxes SET accel = ?2 WHERE id = ?1", -1, &st, NULL) !=
+        SQLITE_OK)
+        return db_err(s, "prepare update");
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 2, accel, -1, SQLITE_TRANSIENT);
+    return changes_one(s, st, id, "record the box's accelerator");
 }
 
 int bl_db_box_delete(struct bl_db *s, const char *id)

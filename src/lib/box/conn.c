@@ -13,7 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#define READ_BUF (BL_FRAME_MAX + BL_FRAME_HDR)
+#define READ_BUF        (BL_FRAME_MAX + BL_FRAME_HDR)
+#define SEND_TIMEOUT_MS 30000 /* a monitor that takes no bytes this long is given up on */
 
 void bl_deadline_ts(struct timespec *ts, int64_t deadline_ms)
 {
@@ -83,6 +84,7 @@ static void *reader_main(void *arg)
         long fl;
         struct bl_frame f;
         pthread_mutex_lock(&c->mu);
+        c->last_rx_ms = bl_now_ms();
         while ((fl = bl_frame_split(buf + off, have - off, &f)) > 0) {
             if (bl_frame_check(&f) == 0)
                 dispatch_locked(c, &f);
@@ -118,6 +120,7 @@ int bl_conn_open(struct bl_conn **out, int fd, const char *label)
     c->fd = fd;
     c->refs = 1;
     c->next_stream = 1;
+    c->last_rx_ms = bl_now_ms();
     snprintf(c->label, sizeof(c->label), "%s", label);
     pthread_mutex_init(&c->mu, NULL);
     pthread_mutex_init(&c->wmu, NULL);
@@ -164,6 +167,24 @@ int bl_conn_wait_hello(struct bl_conn *c, int64_t deadline_ms, int (*alive)(void
     return rc;
 }
 
+/* The monitor's socket is full: wait for room until deadline, else give the channel up (a
+ * frame may be half sent) so that every user of it fails instead of hanging. */
+static int wait_writable(struct bl_conn *c, int64_t deadline)
+{
+    for (;;) {
+        struct pollfd p = {.fd = c->fd, .events = POLLOUT};
+        int64_t left = deadline - bl_now_ms();
+        int r = left > 0 ? poll(&p, 1, (int)left) : 0;
+        if (r > 0)
+            return 0;
+        if (left <= 0 || (r < 0 && errno != EINTR))
+            break;
+    }
+    shutdown(c->fd, SHUT_RDWR); /* the reader sees the end and marks the channel closed */
+    return bl_err(BOXLITE_ETIMEOUT, "%s: the box monitor took nothing for %d s", c->label,
+                  SEND_TIMEOUT_MS / 1000);
+}
+
 int bl_conn_send(struct bl_conn *c, uint8_t type, uint32_t stream, const void *payload, size_t len)
 {
     uint8_t hdr[BL_FRAME_HDR];
@@ -172,6 +193,8 @@ int bl_conn_send(struct bl_conn *c, uint8_t type, uint32_t stream, const void *p
 
     if (len > BL_FRAME_MAX)
         return bl_err(BOXLITE_EINVAL, "request of %zu bytes is over the protocol's limit", len);
+    int64_t deadline = bl_now_ms() + SEND_TIMEOUT_MS;
+
     bl_frame_hdr_encode(hdr, type, stream, (uint32_t)len);
     iov[0].iov_base = hdr;
     iov[0].iov_len = sizeof(hdr);
@@ -184,9 +207,13 @@ int bl_conn_send(struct bl_conn *c, uint8_t type, uint32_t stream, const void *p
             continue;
         }
         struct msghdr mh = {.msg_iov = &iov[i], .msg_iovlen = (size_t)(2 - i)};
-        ssize_t n = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
+        ssize_t n = sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n < 0 && errno == EINTR)
             continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            rc = wait_writable(c, deadline);
+            continue;
+        }
         if (n < 0) {
             rc = bl_err_errno(BOXLITE_EPROTO, errno, "%s: send to the agent", c->label);
             break;

@@ -631,7 +631,8 @@ static int check_volumes_exist(const struct bl_box_row *r)
     return 0;
 }
 
-static int vm_argv(boxlite_box *box, char ***out, int *kvm_out)
+/* The jail bind-mounts the console file, so it must exist before QEMU opens it. */
+static int vm_argv(boxlite_box *box, char ***out, char ***jail_out, int *kvm_out)
 {
     struct bl_vm_config cfg = {0};
     char *qemu = NULL, *kernel = NULL, *initrd = NULL, *console = NULL, *disk = NULL;
@@ -639,7 +640,7 @@ static int vm_argv(boxlite_box *box, char ***out, int *kvm_out)
     char mac[18];
     int rc;
 
-    rc = bl_vmm_pick_accel(&cfg.kvm, &why_tcg);
+    rc = bl_vmm_pick_accel(&cfg.kvm, &why_tcg, box->rt->accel);
     if (rc == 0 && cfg.kvm && box->rt->kvm_broken) {
         cfg.kvm = 0;
         why_tcg = NULL; /* already said */
@@ -650,12 +651,12 @@ static int vm_argv(boxlite_box *box, char ***out, int *kvm_out)
         rc = bl_runtime_guest_file(&kernel, box->rt, "vmlinux");
     if (rc == 0)
         rc = bl_runtime_guest_file(&initrd, box->rt, "initramfs.cpio.gz");
-    console = bl_strdupf("%s/console.log", box->dir);
+    console = bl_strdupf("%s/console.sock", box->dir); /* the shim's: src/shim/console.c */
     if (rc == 0 && !console)
         rc = BOXLITE_ENOMEM;
     if (rc == 0 && why_tcg && !box->rt->accel_noticed) {
         box->rt->accel_noticed = 1;
-        bl_log(box->rt, BL_LOG_WARN, "KVM unavailable (%s): using TCG emulation (slower)", why_tcg);
+        bl_log(box->rt, BL_LOG_WARN, "KVM unavailable (%s): using " BL_TCG_NOTICE, why_tcg);
     }
     cfg.qemu = qemu;
     cfg.kernel = kernel;
@@ -682,6 +683,8 @@ static int vm_argv(boxlite_box *box, char ***out, int *kvm_out)
         rc = check_volumes_exist(&box->row);
     if (rc == 0)
         rc = bl_vmm_argv(out, &cfg);
+    if (rc == 0)
+        rc = bl_vmm_jail_specs(jail_out, &cfg);
     *kvm_out = cfg.kvm;
     free(disk);
     free(qemu);
@@ -691,14 +694,18 @@ static int vm_argv(boxlite_box *box, char ***out, int *kvm_out)
     return rc;
 }
 
-static int boot_once(boxlite_box *box, int detached, int *kvm_out)
+/* Boot once; *kvm_out says which accelerator was tried, *qemu_exited_out whether QEMU ended
+ * by itself during the boot (the monitor's code). The accelerator a box booted with is kept
+ * in its row (box info's accel). */
+static int boot_once(boxlite_box *box, int detached, int *kvm_out, int *qemu_exited_out)
 {
     struct bl_monitor_start m = {0};
-    char **argv = NULL;
+    char **argv = NULL, **jail = NULL;
     int life[2] = {-1, -1};
     int rc;
 
-    rc = vm_argv(box, &argv, kvm_out);
+    *qemu_exited_out = 0;
+    rc = vm_argv(box, &argv, &jail, kvm_out);
     if (rc == 0 && !detached && pipe2(life, O_CLOEXEC) != 0)
         rc = bl_err_errno(BOXLITE_EIO, errno, "pipe");
     if (rc != 0)
@@ -710,7 +717,10 @@ static int boot_once(boxlite_box *box, int detached, int *kvm_out)
     m.auto_remove = box->row.auto_remove;
     m.boot_timeout_ms = boot_timeout_ms();
     m.incoming = box->incoming;
-    rc = bl_monitor_start(&m);
+    m.jail = jail;
+    rc = bl_monitor_start(qemu_exited_out, &m);
+    if (rc == 0)
+        rc = bl_db_box_set_accel(box->rt->db, box->row.id, *kvm_out ? "kvm" : "tcg");
     if (rc == 0) {
         box->lifeline_fd = life[1];
         life[1] = -1;
@@ -722,35 +732,38 @@ out:
     if (life[1] >= 0)
         close(life[1]);
     bl_strv_free(argv);
+    bl_strv_free(jail);
     return rc;
 }
 
 /* Boot; when KVM was picked by itself and QEMU cannot run under it (a broken nested setup
- * opens /dev/kvm fine and then aborts), say so once and boot under TCG instead. */
+ * opens /dev/kvm fine and then aborts), say so once and boot under TCG instead. When KVM is
+ * required, that failure is the answer: no fallback. */
 static int boot(boxlite_box *box, int detached)
 {
-    const char *env = getenv("BOXLITE_ACCEL");
+    int required = bl_vmm_kvm_required(box->rt->accel);
     struct bl_image *img = NULL;
-    int kvm = 0;
+    int kvm = 0, qemu_exited = 0;
     int rc = bl_box_image(box, &img); /* the image must still be there */
 
     if (rc == 0)
-        rc = boot_once(box, detached, &kvm);
-    if (rc != 0 && kvm && !(env && strcmp(env, "kvm") == 0) &&
-        strstr(boxlite_error_last(), "QEMU failed")) {
-        /* QEMU's first message is the reason: "qemu-system-x86_64: <why> qemu-system-..." */
+        rc = boot_once(box, detached, &kvm, &qemu_exited);
+    if (rc != 0 && kvm && qemu_exited && required)
+        rc = bl_err_wrap(rc, "KVM is required and QEMU could not run under it (no fallback to "
+                             "TCG emulation)");
+    if (rc != 0 && kvm && qemu_exited && !required) {
+        /* Only the notice reads QEMU's words: its first message is the reason
+         * ("qemu-system-x86_64: <why> qemu-system-..."). */
         const char *tag = "qemu-system-x86_64: ";
         const char *why = strstr(boxlite_error_last(), tag);
         const char *next;
         why = why ? why + strlen(tag) : boxlite_error_last();
         next = strstr(why, " qemu-system-x86_64:");
-        bl_log(box->rt, BL_LOG_WARN,
-               "KVM is unusable here (QEMU: %.*s): using TCG emulation "
-               "(slower)",
+        bl_log(box->rt, BL_LOG_WARN, "KVM is unusable here (QEMU: %.*s): using " BL_TCG_NOTICE,
                (int)(next ? (size_t)(next - why) : strlen(why)), why);
         box->rt->kvm_broken = 1;
         bl_db_box_set_state(box->rt->db, box->row.id, "configured", 0, 0, "");
-        rc = boot_once(box, detached, &kvm);
+        rc = boot_once(box, detached, &kvm, &qemu_exited);
     }
     return rc;
 }
@@ -998,6 +1011,7 @@ static void row_to_info(boxlite_box_info *out, const struct bl_box_row *r)
     out->detach = r->detach;
     out->auto_remove = r->auto_remove;
     out->network_disabled = r->network_disabled;
+    snprintf(out->accel, sizeof(out->accel), "%s", r->accel);
     for (size_t i = 0; r->ports && r->ports[i] && r->ports[i + 3]; i += 4) {
         size_t n = strlen(out->ports);
         snprintf(out->ports + n, sizeof(out->ports) - n, "%s%s:%s->%s/%s", n ? ", " : "",

@@ -62,7 +62,8 @@ static int push(char **v, size_t *n, char *x, int ok)
 static char **shim_argv(const char *shim, const struct bl_monitor_start *m, int status_fd)
 {
     size_t nq = bl_strv_len((const char *const *)m->qemu_argv);
-    char **v = calloc(nq + 16, sizeof(*v));
+    size_t nj = m->jail ? bl_strv_len((const char *const *)m->jail) : 0;
+    char **v = calloc(nq + 2 * nj + 16, sizeof(*v));
     size_t n = 0;
     int ok = v != NULL;
 
@@ -85,6 +86,10 @@ static char **shim_argv(const char *shim, const struct bl_monitor_start *m, int 
     if (m->incoming) {
         ADD(strdup("--incoming"));
         ADD(strdup(m->incoming));
+    }
+    for (size_t i = 0; i < nj; i++) {
+        ADD(strdup("--jail"));
+        ADD(strdup(m->jail[i]));
     }
     ADD(strdup("--"));
     for (size_t i = 0; i < nq; i++)
@@ -122,7 +127,8 @@ static void child(char **argv, int status_fd, int lifeline_fd, int log_fd)
     _exit(127);
 }
 
-/* Read the shim's one-line report ("ok" or "error: why"). */
+/* Read the shim's one-line report: "ok", "error: why", or "error qemu-exited: why" when QEMU
+ * ended by itself (a code, so that no decision reads the text). */
 static int read_report(int fd, int timeout_ms, char *line, size_t cap)
 {
     int64_t deadline = bl_now_ms() + timeout_ms;
@@ -151,7 +157,7 @@ static int read_report(int fd, int timeout_ms, char *line, size_t cap)
     return 0;
 }
 
-int bl_monitor_start(const struct bl_monitor_start *m)
+int bl_monitor_start(int *qemu_exited_out, const struct bl_monitor_start *m)
 {
     char *shim = NULL, *logpath = NULL;
     char **argv = NULL;
@@ -160,6 +166,7 @@ int bl_monitor_start(const struct bl_monitor_start *m)
     char line[700];
     pid_t pid;
 
+    *qemu_exited_out = 0;
     rc = find_shim(&shim);
     if (rc != 0)
         return rc;
@@ -193,7 +200,10 @@ int bl_monitor_start(const struct bl_monitor_start *m)
         rc = 0;
     else if (strncmp(line, "error: ", 7) == 0)
         rc = bl_err(BOXLITE_ERROR, "%s", line + 7);
-    else
+    else if (strncmp(line, "error qemu-exited: ", 19) == 0) {
+        *qemu_exited_out = 1;
+        rc = bl_err(BOXLITE_ERROR, "%s", line + 19);
+    } else
         rc = bl_err(BOXLITE_ERROR, "the box monitor exited without a report (see %s)", logpath);
 out:
     if (pipefd[0] >= 0)

@@ -1,5 +1,10 @@
 /* exec.c — processes in a box: the exec request, the per-stream output buffers bounded by
- * the protocol's credit window, stdin with the guest's credit, signals and the exit result. */
+ * the protocol's credit window, stdin with the guest's credit, signals and the exit result.
+ *
+ * A process with a timeout also has a deadline here, on the host: when the guest has not
+ * reported its end HOST_GRACE_MS after the guest's own SIGTERM → SIGKILL sequence should have
+ * ended it, the exec ends as timed out and the process is sent SIGKILL. A box that cannot
+ * answer (a starved or hung guest) cannot hold the caller past its timeout. */
 #include "box.h"
 #include "conn.h"
 #include "db.h"
@@ -12,6 +17,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#define GUEST_KILL_GRACE_MS 2000  /* the agent's SIGTERM → SIGKILL (src/agent/exec.c) */
+#define HOST_GRACE_MS       3000  /* then this long for its EXIT to arrive */
+#define SILENCE_MS          20000 /* a built-in's box silent this long is sent a PING */
+#define ANSWER_MS           20000 /* and has this long to say anything */
 
 struct outbuf {
     uint8_t *data;
@@ -38,6 +48,10 @@ struct boxlite_exec {
     struct bl_exit result;
     int failed; /* the stream ended without EXIT: fail_msg says why */
     char fail_msg[256];
+    int64_t host_deadline; /* CLOCK_MONOTONIC ms; 0 without a timeout */
+    int64_t started_ms;    /* when the request was sent */
+    int watchdog;          /* a built-in (copy): fail when the box stops answering */
+    int expired;           /* ended by host_deadline; SIGKILL to send */
 };
 
 struct boxlite_exec *bl_exec_next(struct boxlite_exec *ex)
@@ -240,6 +254,11 @@ int bl_exec_start_flags(boxlite_exec **out, boxlite_box *box, const boxlite_exec
     ex->tty = opts->tty;
     ex->detach = (flags & BL_EXEC_DETACH) != 0;
     ex->stdin_credit = BL_WINDOW_INIT;
+    ex->started_ms = bl_now_ms();
+    ex->watchdog = (flags & BL_EXEC_BUILTIN) != 0;
+    if (opts->timeout_ms > 0)
+        ex->host_deadline =
+            bl_now_ms() + (int64_t)opts->timeout_ms + GUEST_KILL_GRACE_MS + HOST_GRACE_MS;
     pthread_mutex_lock(&c->mu);
     ex->stream = c->next_stream;
     c->next_stream += 2;
@@ -305,17 +324,75 @@ static int all_ended_locked(struct boxlite_exec *ex, int mask)
     return 1;
 }
 
+/* The host's deadline passed without EXIT: the process ends here as timed out. */
+static void expire_locked(struct boxlite_exec *ex)
+{
+    char *msg = bl_strdupf("the box did not report the end of the process %d s after its "
+                           "timeout; it was sent SIGKILL",
+                           (GUEST_KILL_GRACE_MS + HOST_GRACE_MS) / 1000);
+
+    free(ex->result.message);
+    ex->result = (struct bl_exit){.kind = BL_EXIT_TIMEOUT, .code = SIGKILL, .message = msg};
+    ex->exited = 1;
+    ex->expired = 1;
+    ex->out[0].eof = ex->out[1].eof = 1;
+}
+
+/* The watchdog of a built-in (a copy has no timeout of its own and nobody to press ^C):
+ * after SILENCE_MS without a frame from the box, PING it; ANSWER_MS more of silence fail the
+ * exec. Returns the time of its next step; may drop and retake c->mu to send the PING. */
+static int64_t watchdog_locked(struct boxlite_exec *ex, int64_t now)
+{
+    struct bl_conn *c = ex->conn;
+    int64_t heard = c->last_rx_ms > ex->started_ms ? c->last_rx_ms : ex->started_ms;
+
+    if (now >= heard + SILENCE_MS + ANSWER_MS) {
+        char msg[160];
+        snprintf(msg, sizeof(msg), "the box has not answered for %d s (not even a PING)",
+                 (SILENCE_MS + ANSWER_MS) / 1000);
+        fail_locked(ex, msg);
+        return 0;
+    }
+    if (now >= heard + SILENCE_MS && c->last_ping_ms < heard) {
+        c->last_ping_ms = now;
+        pthread_mutex_unlock(&c->mu);
+        (void)bl_conn_send(c, BL_F_PING, 0, "watchdog", 8);
+        pthread_mutex_lock(&c->mu);
+        return 0;
+    }
+    return now < heard + SILENCE_MS ? heard + SILENCE_MS : heard + SILENCE_MS + ANSWER_MS;
+}
+
+/* Wait for the next frame (or close) up to deadline (< 0: none); BOXLITE_EAGAIN once it has
+ * passed. The host deadline of a timed process ends the wait too (see expire_locked), and a
+ * built-in's watchdog (watchdog_locked). */
 static int wait_locked(struct boxlite_exec *ex, int64_t deadline)
 {
+    int64_t now = bl_now_ms(), until = deadline;
     struct timespec ts;
 
-    if (deadline < 0) {
+    if (ex->watchdog && !ex->exited && !ex->failed) {
+        int64_t next = watchdog_locked(ex, now);
+        if (next == 0)
+            return 0;
+        if (until < 0 || next < until)
+            until = next;
+    }
+    if (ex->host_deadline > 0 && !ex->exited && !ex->failed) {
+        if (now >= ex->host_deadline) {
+            expire_locked(ex);
+            return 0;
+        }
+        if (until < 0 || ex->host_deadline < until)
+            until = ex->host_deadline;
+    }
+    if (deadline >= 0 && now >= deadline)
+        return BOXLITE_EAGAIN;
+    if (until < 0) {
         pthread_cond_wait(&ex->conn->cond, &ex->conn->mu);
         return 0;
     }
-    if (bl_now_ms() >= deadline)
-        return BOXLITE_EAGAIN;
-    bl_deadline_ts(&ts, deadline);
+    bl_deadline_ts(&ts, until);
     pthread_cond_timedwait(&ex->conn->cond, &ex->conn->mu, &ts);
     return 0;
 }
@@ -332,6 +409,20 @@ static int send_u32s(boxlite_exec *ex, uint8_t type, uint32_t a, uint32_t b, int
                   : bl_conn_send(ex->conn, type, ex->stream, w.data, w.len);
     bl_wbuf_free(&w);
     return rc;
+}
+
+/* After an expiry, the SIGKILL (once; outside c->mu). */
+static void kill_expired(boxlite_exec *ex)
+{
+    int send;
+
+    pthread_mutex_lock(&ex->conn->mu);
+    send = ex->expired == 1;
+    if (send)
+        ex->expired = 2;
+    pthread_mutex_unlock(&ex->conn->mu);
+    if (send)
+        (void)send_u32s(ex, BL_F_SIGNAL, SIGKILL, 0, 0);
 }
 
 BOXLITE_API int boxlite_exec_read(boxlite_exec *ex, int streams, int *which_out, void *buf,
@@ -365,6 +456,7 @@ BOXLITE_API int boxlite_exec_read(boxlite_exec *ex, int streams, int *which_out,
         }
     }
     pthread_mutex_unlock(&ex->conn->mu);
+    kill_expired(ex);
     if (rc == BOXLITE_EAGAIN)
         return bl_err(BOXLITE_EAGAIN, "no output yet");
     if (credit > 0)
@@ -395,7 +487,7 @@ BOXLITE_API int boxlite_exec_write(boxlite_exec *ex, const void *buf, size_t len
         pthread_mutex_lock(&ex->conn->mu);
         rc = running_check_locked(ex);
         while (rc == 0 && ex->stdin_credit == 0 && !ex->stdin_closed) {
-            pthread_cond_wait(&ex->conn->cond, &ex->conn->mu);
+            (void)wait_locked(ex, -1); /* the host deadline and the watchdog hold here too */
             rc = running_check_locked(ex);
         }
         if (rc == 0 && ex->stdin_closed)
@@ -475,6 +567,7 @@ BOXLITE_API int boxlite_exec_wait(boxlite_exec *ex, boxlite_exec_result *out, in
     else
         rc = bl_err(BOXLITE_ETIMEOUT, "the process is still running");
     pthread_mutex_unlock(&ex->conn->mu);
+    kill_expired(ex);
     return rc;
 }
 
@@ -485,7 +578,7 @@ BOXLITE_API void boxlite_exec_free(boxlite_exec *ex)
     if (!ex)
         return;
     pthread_mutex_lock(&ex->conn->mu);
-    running = !ex->exited && !ex->failed && !ex->detach;
+    running = (!ex->exited && !ex->failed && !ex->detach) || ex->expired == 1;
     unlink_locked(ex);
     pthread_mutex_unlock(&ex->conn->mu);
     if (running)

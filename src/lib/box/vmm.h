@@ -1,0 +1,48 @@
+/* vmm.h — the VMM: choosing KVM or TCG and the qemu-system-x86_64 -M microvm command line
+ * for a box (the box monitor, boxlite-shim, runs it with the agent channel on fd 3). */
+#ifndef BL_VMM_H
+#define BL_VMM_H
+
+struct bl_vm_config {
+    const char *qemu;    /* path of qemu-system-x86_64 */
+    const char *kernel;  /* vmlinuz */
+    const char *initrd;  /* initramfs */
+    const char *disk;    /* the box's qcow2 */
+    const char *console; /* console.sock: the shim listens there and writes console.log, capped */
+    const char *hostname;
+    const char *mac; /* the virtio-net MAC, "52:54:00:..." */
+    int incoming;    /* wait for a saved state on fd 5 (-incoming fd:5) */
+    unsigned cpus;
+    unsigned memory_mib;
+    int kvm;
+    int network_disabled;
+    char *const *ports;   /* unused by the command line: the shim publishes them */
+    char *const *volumes; /* groups of 3: "ro"|"rw", host path, guest path */
+};
+
+/* Decide the accelerator: the runtime's accel option (opt; NULL or "" for none), else
+ * $BOXLITE_ACCEL — "kvm", "tcg" or "auto" — and with auto, KVM when /dev/kvm is usable.
+ * *kvm_out is 1 for KVM. When TCG is chosen without being asked for, *why_tcg points to a
+ * static reason. BOXLITE_EINVAL for a bad value, or kvm required but unusable (no fallback:
+ * TCG is not a hardware boundary). */
+int bl_vmm_pick_accel(int *kvm_out, const char **why_tcg, const char *opt);
+
+/* 1 when opt (else $BOXLITE_ACCEL) requires KVM: a failure under it must not fall back. */
+int bl_vmm_kvm_required(const char *opt);
+
+/* What the notice says about TCG, one phrase for every message. */
+#define BL_TCG_NOTICE                                                                              \
+    "TCG emulation (slower, and not a hardware boundary: the emulator is the only isolation)"
+
+/* The QEMU command line for cfg; the agent chardev is fd 3, the QMP monitor fd 4, the
+ * network stream fd 6 (unless network_disabled).
+ * *out: bl_strv_free. */
+int bl_vmm_argv(char ***out, const struct bl_vm_config *cfg);
+
+/* What that command line makes QEMU open by name, as the jail's specs (src/jail/jail.h):
+ * "exe:" the binary, "ro:"/"rw:" the kernel, initrd, console, the disk's directory, the disk
+ * and its backing chain (absolute names, followed from the qcow2 headers), each volume; and
+ * "mem:"/"cpus:". The files must exist. *out: bl_strv_free. */
+int bl_vmm_jail_specs(char ***out, const struct bl_vm_config *cfg);
+
+#endif

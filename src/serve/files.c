@@ -1,0 +1,243 @@
+/* files.c — PUT/GET /boxes/{id}/files: tar streams between the HTTP body and the running box,
+ * through a pipe and one transfer thread each, never held whole in memory. */
+#include "serve.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+/* One transfer, shared by the request and its thread (two references). */
+struct xfer {
+    int refs;
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    int done, rc;
+    char err[512];
+    struct sbox *b;
+    char *path;
+    int fd; /* the thread's end of the pipe; the thread closes it */
+    int out;
+    boxlite_copy_options opts;
+    int req_fd; /* the request's end (upload: write end) */
+};
+
+static void xfer_put(struct xfer *t)
+{
+    int last;
+
+    pthread_mutex_lock(&t->mu);
+    last = --t->refs == 0;
+    pthread_mutex_unlock(&t->mu);
+    if (!last)
+        return;
+    sbox_put(t->b);
+    free(t->path);
+    pthread_mutex_destroy(&t->mu);
+    pthread_cond_destroy(&t->cond);
+    free(t);
+}
+
+static void *xfer_thread(void *arg)
+{
+    struct xfer *t = arg;
+    int rc = t->out ? boxlite_box_copy_out_tar(t->b->box, t->path, t->fd, &t->opts)
+                    : boxlite_box_copy_in_tar(t->b->box, t->fd, t->path, &t->opts);
+
+    pthread_mutex_lock(&t->mu);
+    t->rc = rc;
+    snprintf(t->err, sizeof(t->err), "%s", rc != 0 ? boxlite_error_last() : "");
+    t->done = 1;
+    pthread_cond_broadcast(&t->cond);
+    pthread_mutex_unlock(&t->mu);
+    close(t->fd); /* after done: the reader's hang-up means the result is there */
+    xfer_put(t);
+    return NULL;
+}
+
+/* Check the box and path, open the pipe and start the thread. NULL with a reply queued. */
+static struct xfer *xfer_start(struct req *r, int out)
+{
+    const char *path = req_query(r, "path");
+    int flag = req_query_bool(r, out ? "follow_symlinks" : "overwrite", out ? 0 : 1);
+    struct xfer *t = NULL;
+    boxlite_box_info info;
+    int p[2] = {-1, -1};
+    pthread_t th;
+
+    if (flag < 0)
+        return NULL;
+    if (path == NULL || path[0] != '/') {
+        reply_error(r, 400, "InvalidArgumentError", "invalid_argument",
+                    "path must be an absolute path inside the box");
+        return NULL;
+    }
+    t = calloc(1, sizeof(*t));
+    if (t == NULL || (t->path = strdup(path)) == NULL) {
+        free(t);
+        reply_error(r, 503, "ResourceExhaustedError", "resource_exhausted", "memory");
+        return NULL;
+    }
+    pthread_mutex_init(&t->mu, NULL);
+    pthread_cond_init(&t->cond, NULL);
+    t->refs = 1;
+    t->out = out;
+    t->req_fd = -1;
+    t->opts = (boxlite_copy_options)BOXLITE_COPY_OPTIONS_INIT;
+    if (out)
+        t->opts.follow_symlinks = flag;
+    else
+        t->opts.overwrite = flag;
+    t->b = sbox_get(r, r->params[0]);
+    if (t->b == NULL)
+        goto fail;
+    if (boxlite_box_get_info(&info, t->b->box) != 0 || strcmp(info.state, "running") != 0) {
+        reply_error(r, 409, "InvalidStateError", "invalid_state", "box %s is not running",
+                    t->b->id);
+        goto fail;
+    }
+    if (pipe2(p, O_CLOEXEC) != 0) {
+        reply_error(r, 503, "ResourceExhaustedError", "resource_exhausted", "pipe: %s",
+                    strerror(errno));
+        goto fail;
+    }
+    t->fd = out ? p[1] : p[0];
+    t->req_fd = out ? p[0] : p[1];
+    t->refs = 2;
+    if (pthread_create(&th, NULL, xfer_thread, t) != 0) {
+        close(p[0]);
+        close(p[1]);
+        t->req_fd = -1;
+        t->refs = 1;
+        reply_error(r, 503, "ResourceExhaustedError", "resource_exhausted", "no thread");
+        goto fail;
+    }
+    pthread_detach(th);
+    return t;
+fail:
+    xfer_put(t);
+    return NULL;
+}
+
+static int wait_done(struct xfer *t)
+{
+    int rc;
+
+    pthread_mutex_lock(&t->mu);
+    while (!t->done)
+        pthread_cond_wait(&t->cond, &t->mu);
+    rc = t->rc;
+    pthread_mutex_unlock(&t->mu);
+    return rc;
+}
+
+static enum MHD_Result reply_xfer_error(struct req *r, struct xfer *t, const char *what)
+{
+    if (t->rc == BOXLITE_ENOTFOUND)
+        return reply_error(r, 404, "NotFoundError", "not_found", "%s %s: %s", what, t->path,
+                           t->err);
+    if (t->rc == BOXLITE_ESTATE)
+        return reply_error(r, 409, "InvalidStateError", "invalid_state", "%s: %s", what, t->err);
+    return reply_error(r, 400, "InvalidArgumentError", "invalid_argument", "%s %s: %s", what,
+                       t->path, t->err);
+}
+
+/* ---- upload ------------------------------------------------------------------------------- */
+
+static void upload_cleanup(struct req *r)
+{
+    struct xfer *t = r->stream_state;
+
+    if (t == NULL)
+        return;
+    if (t->req_fd >= 0)
+        close(t->req_fd);
+    xfer_put(t);
+    r->stream_state = NULL;
+}
+
+static int upload_begin(struct req *r)
+{
+    struct xfer *t = xfer_start(r, 0);
+
+    if (t == NULL)
+        return -1;
+    r->stream_state = t;
+    r->cleanup = upload_cleanup;
+    return 0;
+}
+
+static int upload_data(struct req *r, const char *buf, size_t n)
+{
+    struct xfer *t = r->stream_state;
+
+    while (n > 0) {
+        ssize_t w = write(t->req_fd, buf, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) { /* the box stopped reading: it says why once it is done */
+            close(t->req_fd);
+            t->req_fd = -1;
+            wait_done(t);
+            reply_xfer_error(r, t, "upload to");
+            return -1;
+        }
+        buf += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static enum MHD_Result upload_end(struct req *r)
+{
+    struct xfer *t = r->stream_state;
+
+    close(t->req_fd);
+    t->req_fd = -1;
+    if (wait_done(t) != 0)
+        return reply_xfer_error(r, t, "upload to");
+    return reply_empty(r, 204);
+}
+
+const struct body_stream files_upload_stream = {upload_begin, upload_data, upload_end};
+
+/* ---- download ----------------------------------------------------------------------------- */
+
+enum MHD_Result h_files_download(struct req *r)
+{
+    struct xfer *t = xfer_start(r, 1);
+    struct pollfd p;
+    struct MHD_Response *resp;
+    enum MHD_Result ret;
+    int avail = 0, done;
+
+    if (t == NULL)
+        return MHD_YES;
+    /* the status goes out before the body: wait for the first byte or the end */
+    p.fd = t->req_fd;
+    p.events = POLLIN;
+    poll(&p, 1, 300 * 1000);
+    ioctl(t->req_fd, FIONREAD, &avail);
+    pthread_mutex_lock(&t->mu);
+    done = t->done;
+    pthread_mutex_unlock(&t->mu);
+    if (avail == 0 && done && t->rc != 0) {
+        ret = reply_xfer_error(r, t, "download");
+        close(t->req_fd);
+        xfer_put(t);
+        return ret;
+    }
+    resp = MHD_create_response_from_pipe(t->req_fd); /* MHD closes it */
+    if (resp == NULL) {
+        close(t->req_fd);
+        xfer_put(t);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, "Content-Type", "application/x-tar");
+    xfer_put(t); /* the thread ends with EPIPE if the client goes away */
+    return reply_response(r, 200, resp);
+}

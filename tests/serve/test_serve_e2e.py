@@ -1,0 +1,275 @@
+"""test_serve_e2e.py — the Box API end to end over HTTP on 127.0.0.1 with a real VM: create →
+start → exec with a WebSocket attach (stdin echo, stdout/stderr channels, exit frame) →
+reattach → signal → files round trip → snapshot/restore/clone → export/import → delete."""
+import io
+import json
+import tarfile
+import time
+
+import pytest
+
+from serve_helpers import attach, read_until_exit
+
+
+@pytest.fixture(scope="module")
+def box(api):
+    st, h, b = api.call("POST", "/boxes", {"name": "serve-e2e", "memory_mib": 256})
+    assert st == 201, b
+    assert h["location"] == f"/v1/boxes/{b['box_id']}"
+    assert b["status"] == "configured" and b["name"] == "serve-e2e"
+    st, _, b2 = api.call("POST", f"/boxes/{b['box_id']}/start")
+    assert st == 200 and b2["status"] == "running", b2
+    yield b["box_id"]
+    api.call("DELETE", f"/boxes/{b['box_id']}?force=true")
+
+
+def start_exec(api, box, *argv, **kw):
+    st, h, b = api.call("POST", f"/boxes/{box}/exec",
+                        {"command": argv[0], "args": list(argv[1:]), **kw})
+    assert st == 201, b
+    assert h["location"].endswith(f"/executions/{b['execution_id']}")
+    return b["execution_id"]
+
+
+def test_get_list_head(api, box):
+    st, _, b = api.call("GET", "/boxes/serve-e2e")
+    assert st == 200 and b["box_id"] == box and b["pid"] > 0
+    st, _, b = api.call("GET", "/boxes?status=running")
+    assert st == 200 and box in [x["box_id"] for x in b["boxes"]]
+    assert api.call("HEAD", f"/boxes/{box}")[0] == 204
+    assert api.call("HEAD", "/boxes/no-such-box")[0] == 404
+    st, _, b = api.call("GET", "/boxes/no-such-box")
+    assert st == 404 and b["error"]["code"] == "not_found" and b["error"]["request_id"]
+
+
+def test_exec_attach_stdin_echo_channels_exit(api, box):
+    eid = start_exec(api, box, "sh", "-c", "cat; echo to-err >&2; exit 3")
+    ws = attach(api, box, eid)
+    ws.send_binary(b"hello over websocket\n")
+    ws.send(json.dumps({"type": "stdin_eof"}))
+    out, err, code, _ = read_until_exit(ws)
+    ws.close()
+    assert (out, err, code) == (b"hello over websocket\n", b"to-err\n", 3)
+    st, _, info = api.call("GET", f"/boxes/{box}/executions/{eid}")
+    assert st == 200 and info["status"] == "completed" and info["exit_code"] == 3
+
+
+def test_second_attach_conflicts_and_bad_signal_is_an_error_frame(api, box):
+    eid = start_exec(api, box, "sh", "-c", "read x; echo got $x")
+    ws = attach(api, box, eid)
+    st, _, b = api.call("GET", f"/boxes/{box}/executions/{eid}/attach",
+                        headers={"Upgrade": "websocket", "Connection": "Upgrade",
+                                 "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+                                 "Sec-WebSocket-Version": "13"})
+    assert st == 409 and b["error"]["code"] == "invalid_state"
+    ws.send(json.dumps({"type": "signal", "sig": 9}))
+    op, data = ws.recv_data()
+    assert op == 1 and json.loads(data)["type"] == "error"
+    ws.send_binary(b"ok\n")
+    out, _, code, _ = read_until_exit(ws)
+    ws.close()
+    assert out == b"got ok\n" and code == 0
+
+
+def test_reattach_gets_output_made_while_detached(api, box):
+    eid = start_exec(api, box, "sh", "-c", "read x; sleep 1; echo later-$x")
+    ws = attach(api, box, eid)
+    ws.send_binary(b"42\n")
+    ws.close()  # the exec goes on with nobody attached
+    time.sleep(3)
+    st, _, info = api.call("GET", f"/boxes/{box}/executions/{eid}")
+    assert st == 200
+    ws = attach(api, box, eid)
+    out, _, code, _ = read_until_exit(ws)
+    ws.close()
+    assert out == b"later-42\n" and code == 0
+
+
+def test_signal_resize_kill(api, box):
+    eid = start_exec(api, box, "sleep", "300")
+    st, _, b = api.call("POST", f"/boxes/{box}/executions/{eid}/signal", {"signal": 9})
+    assert st == 400 and b["error"]["code"] == "invalid_argument"  # SIGKILL goes via DELETE
+    st, _, b = api.call("POST", f"/boxes/{box}/executions/{eid}/resize", {"cols": 80, "rows": 24})
+    assert st == 409 and b["error"]["code"] == "invalid_state"  # no tty
+    assert api.call("POST", f"/boxes/{box}/executions/{eid}/signal", {"signal": 15})[0] == 204
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        info = api.call("GET", f"/boxes/{box}/executions/{eid}")[2]
+        if info["status"] != "running":
+            break
+        time.sleep(0.2)
+    assert info["status"] == "completed" and info["exit_code"] == 143, info
+    eid = start_exec(api, box, "sleep", "300", tty=True)
+    assert api.call("POST", f"/boxes/{box}/executions/{eid}/resize",
+                    {"cols": 100, "rows": 30})[0] == 204
+    assert api.call("DELETE", f"/boxes/{box}/executions/{eid}")[0] == 204
+    assert api.call("GET", f"/boxes/{box}/executions/{eid}")[0] == 404
+
+
+def tar_of(files):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as t:
+        for name, data in files.items():
+            ti = tarfile.TarInfo(name)
+            ti.size = len(data)
+            ti.mode = 0o640
+            t.addfile(ti, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def test_files_round_trip(api, box):
+    big = bytes(range(256)) * 4096  # 1 MiB
+    body = tar_of({"up/a.txt": b"alpha\n", "up/big.bin": big})
+    st, _, b = api.call("PUT", f"/boxes/{box}/files?path=/tmp", body,
+                        headers={"Content-Type": "application/x-tar"})
+    assert st == 204, b
+    st, h, data = api.call("GET", f"/boxes/{box}/files?path=/tmp/up")
+    assert st == 200 and h["content-type"] == "application/x-tar"
+    with tarfile.open(fileobj=io.BytesIO(data)) as t:
+        got = {m.name: t.extractfile(m).read() for m in t.getmembers() if m.isfile()}
+    assert got == {"up/a.txt": b"alpha\n", "up/big.bin": big}
+    st, _, b = api.call("GET", f"/boxes/{box}/files?path=/no/such")
+    assert st == 404 and b["error"]["code"] == "not_found"
+    st, _, b = api.call("GET", f"/boxes/{box}/files?path=relative")
+    assert st == 400
+
+
+def test_snapshot_restore_clone_export_import_delete(api, box, tmp_path):
+    eid = start_exec(api, box, "sh", "-c", "echo one > /root/mark; sync")
+    ws = attach(api, box, eid)
+    assert read_until_exit(ws)[2] == 0
+    ws.close()
+    st, _, b = api.call("POST", f"/boxes/{box}/stop", {"timeout_seconds": 20})
+    assert st == 200 and b["status"] == "stopped", b
+    st, _, snap = api.call("POST", f"/boxes/{box}/snapshots", {"name": "s1"})
+    assert st == 201 and snap["name"] == "s1" and snap["box_id"] == box
+    assert [s["name"] for s in api.call("GET", f"/boxes/{box}/snapshots")[2]["snapshots"]] == ["s1"]
+    assert api.call("GET", f"/boxes/{box}/snapshots/s1")[0] == 200
+    assert api.call("GET", f"/boxes/{box}/snapshots/nope")[0] == 404
+    assert api.call("POST", f"/boxes/{box}/snapshots/s1/restore")[0] == 204
+    st, h, clone = api.call("POST", f"/boxes/{box}/clone", {"name": "serve-e2e-clone"})
+    assert st == 201 and h["location"].endswith(clone["box_id"]), clone
+    st, h, archive = api.call("POST", f"/boxes/{clone['box_id']}/export")
+    assert st == 200 and h["content-type"] == "application/octet-stream" and len(archive) > 0
+    st, _, imp = api.call("POST", "/boxes/import?name=serve-e2e-imported", archive,
+                          headers={"Content-Type": "application/octet-stream"})
+    assert st == 201 and imp["name"] == "serve-e2e-imported", imp
+    st, _, b = api.call("POST", "/boxes/import", b"not an archive",
+                        headers={"Content-Type": "application/octet-stream"})
+    assert st == 400 and b["error"]["code"] == "invalid_argument"
+    # the imported box runs and has the file
+    eid = start_exec(api, imp["box_id"], "cat", "/root/mark")
+    ws = attach(api, imp["box_id"], eid)
+    out, _, code, _ = read_until_exit(ws)
+    ws.close()
+    assert (out, code) == (b"one\n", 0)
+    for b in (imp["box_id"], clone["box_id"]):
+        assert api.call("DELETE", f"/boxes/{b}?force=true")[0] == 204
+        assert api.call("GET", f"/boxes/{b}")[0] == 404
+    assert api.call("DELETE", f"/boxes/{snap['box_id']}/snapshots/s1")[0] == 204
+    st, _, m = api.call("GET", "/metrics")
+    assert st == 200 and m["total_commands_executed"] >= 5 and m["boxes_created_total"] >= 3
+
+
+def rss_kib(pid):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def test_a_websocket_that_never_reads_keeps_server_memory_bounded(api, box, server):
+    size = 24 << 20
+    eid = start_exec(api, box, "head", "-c", str(size), "/dev/zero")
+    before = rss_kib(server.proc.pid)
+    ws = attach(api, box, eid)
+    time.sleep(10)  # the process writes; nobody reads
+    grown = rss_kib(server.proc.pid) - before
+    st, _, info = api.call("GET", f"/boxes/{box}/executions/{eid}")
+    assert info["status"] == "running"  # held back, not buffered
+    out, _, code, _ = read_until_exit(ws, limit_s=300)
+    ws.close()
+    assert len(out) == size and code == 0
+    assert grown < 12 * 1024, f"server RSS grew {grown} KiB while the client did not read"
+
+
+def test_attach_over_tls_and_graceful_sigterm(box, box_env, tmp_path):
+    """A second server (TLS) on the same home: exec + wss attach, then SIGTERM while
+    attached: a 1001 close frame and a bounded exit."""
+    import ssl
+    import subprocess
+    import websocket
+    from serve_helpers import Api, Server, serve_env
+    cert, key = tmp_path / "c.pem", tmp_path / "k.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True, timeout=60)
+    s = Server(serve_env(box_env), tmp_path, extra=("--tls-cert", str(cert),
+                                                     "--tls-key", str(key)))
+    try:
+        import http.client
+        ctx = ssl.create_default_context(cafile=str(cert))
+        ctx.check_hostname = False
+        c = http.client.HTTPSConnection("127.0.0.1", s.port, context=ctx, timeout=60)
+        api = Api(s.port)
+        c.request("POST", f"/v1/boxes/{box}/exec",
+                  body=json.dumps({"command": "sh", "args": ["-c", "read x; echo tls-$x; sleep 300"]}),
+                  headers=api.headers({"Content-Type": "application/json"}))
+        r = c.getresponse()
+        assert r.status == 201
+        eid = json.loads(r.read())["execution_id"]
+        c.close()
+        ws = websocket.create_connection(
+            f"wss://127.0.0.1:{s.port}/v1/boxes/{box}/executions/{eid}/attach", timeout=60,
+            header=[f"Authorization: Bearer {api.key}"],
+            sslopt={"ca_certs": str(cert), "check_hostname": False})
+        ws.send_binary(b"ok\n")
+        op, data = ws.recv_data()
+        assert (op, data) == (2, b"\x01tls-ok\n")
+        t0 = time.monotonic()
+        s.proc.send_signal(__import__("signal").SIGTERM)
+        op, data = ws.recv_data()
+        assert op == 8 and data[:2] == (1001).to_bytes(2, "big"), (op, data)
+        assert s.proc.wait(timeout=60) == 0
+        assert time.monotonic() - t0 < 30
+        ws.close()
+    finally:
+        s.stop()
+
+
+def test_per_key_execution_limit(box, box_env, tmp_path):
+    from serve_helpers import KEY, Api, Server, serve_env
+    s = Server(serve_env(box_env), tmp_path, keys=(KEY, "other-key"),
+               extra=("--max-execs-per-key", "1"))
+    try:
+        one, other = Api(s.port), Api(s.port, key="other-key")
+        st, _, first = one.call("POST", f"/boxes/{box}/exec", {"command": "sleep", "args": ["60"]})
+        assert st == 201, first
+        st, _, b = one.call("POST", f"/boxes/{box}/exec", {"command": "true"})
+        assert st == 429 and b["error"]["code"] == "resource_exhausted", b
+        st, _, b = other.call("POST", f"/boxes/{box}/exec", {"command": "true"})
+        assert st == 201, b  # another key has its own allowance
+        assert one.call("DELETE", f"/boxes/{box}/executions/{first['execution_id']}")[0] == 204
+        st, _, b = one.call("POST", f"/boxes/{box}/exec", {"command": "true"})
+        assert st == 201, b  # a killed execution no longer counts
+    finally:
+        s.stop()
+
+
+def test_orphaned_execution_gets_sighup(box, box_env, tmp_path):
+    from serve_helpers import Api, Server, serve_env
+    s = Server(serve_env(box_env), tmp_path, extra=("--orphan-timeout", "2"))
+    try:
+        api = Api(s.port)
+        st, _, b = api.call("POST", f"/boxes/{box}/exec", {"command": "sleep", "args": ["120"]})
+        assert st == 201, b
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            info = api.call("GET", f"/boxes/{box}/executions/{b['execution_id']}")[2]
+            if info["status"] != "running":
+                break
+            time.sleep(0.5)
+        assert info["status"] == "completed" and info["exit_code"] == 129, info
+        assert time.monotonic() - (deadline - 30) < 15
+    finally:
+        s.stop()

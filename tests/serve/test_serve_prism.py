@@ -1,0 +1,148 @@
+"""test_serve_prism.py — the spec is the judge: requests go through Stoplight Prism's
+validating proxy (`prism proxy --errors`, npm @stoplight/prism-cli) in front of `boxlite serve
+--prefix acme`, so every request and response here is checked against
+shared/reference/box.openapi.yaml; a violation fails the test. Prism matches paths relative to
+the server's /v1 and only with the {prefix} segment (one segment). Skipped where prism is not
+installed. One module only: Prism is a heavy node process on a 2-core machine."""
+import io
+import json
+import pathlib
+import shutil
+import signal
+import subprocess
+import tarfile
+import time
+
+import pytest
+
+from serve_helpers import Api, Server, attach, free_port, read_until_exit, serve_env
+from boxlite_paths import ROOT
+import registry_fixture as rf
+
+SPEC = pathlib.Path(
+    __import__("os").environ.get("BOXLITE_SERVE_SPEC",
+                                 ROOT.parent / "shared" / "reference" / "box.openapi.yaml"))
+
+
+@pytest.fixture(scope="module")
+def prism(box_env, tmp_path_factory):
+    if shutil.which("prism") is None or not SPEC.exists():
+        pytest.skip("prism (npm @stoplight/prism-cli) or the spec is not installed")
+    work = tmp_path_factory.mktemp("prism")
+    # its own home, whose registries.json names a local docker-registry with a test image
+    gz, _, _ = rf.build_busybox(work)
+    reg = rf.Registry(work / "registry")
+    reg.push(gz, "test/busybox:oci", "oci")
+    home = work / "home"
+    home.mkdir()
+    (home / "registries.json").write_text(json.dumps({"registries": [
+        {"host": reg.host, "transport": "http"}]}))
+    env = serve_env(box_env)
+    env["BOXLITE_HOME"] = str(home)
+    s = Server(env, work, prefix="acme")
+    port = free_port()
+    log = open(work / "prism.log", "w+")
+    p = subprocess.Popen(["prism", "proxy", str(SPEC), f"http://127.0.0.1:{s.port}/v1",
+                          "--errors", "--port", str(port), "--host", "127.0.0.1"],
+                         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and "Prism is listening" not in (work / "prism.log").read_text():
+        assert p.poll() is None, (work / "prism.log").read_text()
+        time.sleep(0.5)
+    yield {"api": Api(port, base="", prefix="acme"), "direct": Api(s.port, prefix="acme"),
+           "log": work / "prism.log", "registry": reg}
+    p.send_signal(signal.SIGTERM)
+    try:
+        p.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+    log.close()
+    s.stop()
+    reg.stop()
+
+
+def checked(prism, method, path, body=None, expect=None, **kw):
+    """One request through Prism; Prism's verdict is in its content type and log."""
+    before = prism["log"].read_text()
+    st, h, b = prism["api"].call(method, path, body, **kw)
+    time.sleep(0.05)
+    new = prism["log"].read_text()[len(before):]
+    assert "problem+json" not in h.get("content-type", ""), (method, path, st, b, new)
+    assert "Violation" not in new and "violation" not in new, (method, path, new)
+    if expect is not None:
+        assert st == expect, (method, path, st, b)
+    return st, h, b
+
+
+def tar_of(name, data):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as t:
+        ti = tarfile.TarInfo(name)
+        ti.size = len(data)
+        t.addfile(ti, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def test_discovery_and_errors_match_the_spec(prism):
+    checked(prism, "GET", "/config", root=True, expect=200)
+    checked(prism, "GET", "/me", root=True, expect=200)
+    checked(prism, "GET", "/boxes?pageSize=2", expect=200)
+    checked(prism, "GET", "/boxes/no-such-box", expect=404)
+    checked(prism, "HEAD", "/boxes/no-such-box", expect=404)
+    checked(prism, "POST", "/boxes", {"rootfs_path": "/"}, expect=400)  # valid, unsupported
+    checked(prism, "GET", "/images", expect=200)
+    checked(prism, "GET", "/images/sha256:" + "0" * 64, expect=404)
+    checked(prism, "GET", "/metrics", expect=200)
+
+
+def test_box_lifecycle_exec_files_snapshots_match_the_spec(prism):
+    st, h, box = checked(prism, "POST", "/boxes", {"name": "serve-prism", "memory_mib": 256},
+                         expect=201)
+    bid = box["box_id"]
+    try:
+        checked(prism, "GET", f"/boxes/{bid}", expect=200)
+        checked(prism, "HEAD", f"/boxes/{bid}", expect=204)
+        checked(prism, "POST", f"/boxes/{bid}/start", expect=200)
+        _, _, ex = checked(prism, "POST", f"/boxes/{bid}/exec",
+                           {"command": "sh", "args": ["-c", "read x; echo $x"],
+                            "env": {"A": "1"}, "timeout_seconds": 60}, expect=201)
+        eid = ex["execution_id"]
+        checked(prism, "GET", f"/boxes/{bid}/executions/{eid}", expect=200)
+        checked(prism, "POST", f"/boxes/{bid}/executions/{eid}/resize", {"cols": 80, "rows": 24},
+                expect=409)
+        ws = attach(prism["direct"], bid, eid)  # Prism does not carry WebSockets
+        ws.send_binary(b"via-prism\n")
+        assert read_until_exit(ws)[0] == b"via-prism\n"
+        ws.close()
+        checked(prism, "GET", f"/boxes/{bid}/executions/{eid}", expect=200)
+        checked(prism, "POST", f"/boxes/{bid}/executions/{eid}/signal", {"signal": 15},
+                expect=409)
+        checked(prism, "DELETE", f"/boxes/{bid}/executions/{eid}", expect=204)
+        checked(prism, "PUT", f"/boxes/{bid}/files?path=/tmp", tar_of("p.txt", b"p\n"),
+                headers={"Content-Type": "application/x-tar"}, expect=204)
+        checked(prism, "GET", f"/boxes/{bid}/files?path=/tmp/p.txt", expect=200)
+        checked(prism, "GET", f"/boxes/{bid}/files?path=/nope", expect=404)
+        checked(prism, "GET", f"/boxes/{bid}/metrics", expect=200)
+        checked(prism, "POST", f"/boxes/{bid}/network/tunnel?port=80", expect=400)
+        checked(prism, "POST", f"/boxes/{bid}/stop", {"timeout_seconds": 20}, expect=200)
+        checked(prism, "POST", f"/boxes/{bid}/snapshots", {"name": "p1"}, expect=201)
+        checked(prism, "GET", f"/boxes/{bid}/snapshots", expect=200)
+        checked(prism, "GET", f"/boxes/{bid}/snapshots/p1", expect=200)
+        checked(prism, "POST", f"/boxes/{bid}/snapshots/p1/restore", expect=204)
+        checked(prism, "DELETE", f"/boxes/{bid}/snapshots/p1", expect=204)
+    finally:
+        checked(prism, "DELETE", f"/boxes/{bid}?force=true", expect=204)
+    checked(prism, "GET", f"/boxes/{bid}", expect=404)
+
+
+def test_images_match_the_spec(prism):
+    ref = f"{prism['registry'].host}/test/busybox:oci"
+    _, _, img = checked(prism, "POST", "/images/pull", {"reference": ref}, expect=200)
+    assert img["reference"] == ref and img["id"].startswith("sha256:")
+    _, _, page = checked(prism, "GET", "/images?pageSize=10", expect=200)
+    assert ref in [i["reference"] for i in page["images"]]
+    checked(prism, "GET", f"/images/{img['id']}", expect=200)
+    checked(prism, "HEAD", f"/images/{img['id']}", expect=204)
+    checked(prism, "POST", "/images/pull", {"reference": f"{prism['registry'].host}/no/such:x"},
+            expect=422)
