@@ -1,7 +1,7 @@
 """test_package.py — the self-contained package (issue 14, docs/packaging.md):
 
 - the fresh-machine test: a bare Debian bookworm root (minbase + python3 + python3-pip only;
-  tests/package/mkroot.sh, cached) entered with unshare + chroot, the wheel pip-installed
+  tests/package/mkroot.sh, cached) entered with unshare + pivot_root, the wheel pip-installed
   offline, a SimpleBox of the default image and the `boxlite` CLI's `run`, then
   `pip uninstall` leaves nothing but $BOXLITE_HOME;
 - a wheel whose QEMU is missing or corrupt fails at the first start naming the file;
@@ -48,15 +48,18 @@ def bare_root(tmp_path_factory):
 
 
 def in_root(root, wheel, script, timeout=600, env=None):
-    """Run `sh -c script` chrooted into root, in a private mount namespace with /proc, /sys,
-    /dev and the wheel's directory (at /wheel) mounted; all mounts go when it ends."""
-    setup = (f"mount -t proc proc {root}/proc && mount --rbind /dev {root}/dev && "
-             f"mount --rbind /sys {root}/sys && "
-             f"mkdir -p {root}/wheel && mount --bind {wheel.parent} {root}/wheel && "
-             f"exec chroot {root} /usr/bin/env -i PATH=/usr/local/bin:/usr/bin:/bin "
+    """Run `sh -c script` inside root as a machine would: a private mount namespace whose root
+    *is* root (pivot_root, not chroot: the box jail makes user namespaces, which the kernel
+    refuses in a chroot), with /proc, /sys, /dev and the wheel's directory (at /wheel)
+    mounted; every mount goes when it ends."""
+    setup = (f"mount --bind {root} {root} && mount -t proc proc {root}/proc && "
+             f"mount --rbind /dev {root}/dev && mount --rbind /sys {root}/sys && "
+             f"mkdir -p {root}/wheel {root}/.oldroot && "
+             f"mount --bind {wheel.parent} {root}/wheel && cd {root} && "
+             f"pivot_root . .oldroot && exec /usr/bin/env -i PATH=/usr/local/bin:/usr/bin:/bin "
              f"HOME=/root BOXLITE_HOME=/root/bl-home BOXLITE_ACCEL={suite_accel()} "
              + " ".join(f"{k}={v}" for k, v in (env or {}).items())
-             + ' /bin/sh -ec "$0"')
+             + ' /bin/sh -ec "umount -l /.oldroot && rmdir /.oldroot && cd / && $0"')
     return subprocess.run(["unshare", "--mount", "--propagation", "private", "--fork", "sh",
                            "-c", setup, script], capture_output=True, text=True,
                           timeout=timeout)
