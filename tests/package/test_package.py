@@ -15,7 +15,6 @@ import pathlib
 import shutil
 import subprocess
 import sys
-import tarfile  # noqa: F401  (tar is run as a program: ownership and devices preserved)
 
 import pytest
 
@@ -44,7 +43,8 @@ def bare_root(tmp_path_factory):
                          timeout=1200).stdout.strip().splitlines()[-1]
     root = tmp_path_factory.mktemp("bare-root")
     subprocess.run(["tar", "-xf", tar, "-C", str(root)], check=True, timeout=300)
-    return root
+    yield root
+    shutil.rmtree(root, ignore_errors=True)  # ~1 GiB with the package and a home in it
 
 
 def in_root(root, wheel, script, timeout=600, env=None):
@@ -107,7 +107,8 @@ def installed(wheel, tmp_path):
     target = tmp_path / "site"
     subprocess.run([PY, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--target",
                     str(target), str(wheel)], check=True, timeout=300)
-    return target
+    yield target
+    shutil.rmtree(tmp_path, ignore_errors=True)  # 625 MiB installed
 
 
 @pytest.mark.parametrize("damage", ["missing", "corrupt", "not-executable"])
