@@ -80,6 +80,17 @@ static void report(struct shim *s, const char *line)
     s->status_fd = -1;
 }
 
+/* QEMU never started: say why when the jail knows (a volume it cannot mount). */
+static void report_failure(struct shim *s)
+{
+    char line[700];
+    const char *why = bl_jail_error(s->jail);
+
+    snprintf(line, sizeof(line), "error: the shim could not start QEMU%s%s\n", why ? ": " : "",
+             why ? why : "");
+    report(s, line);
+}
+
 static int parse_args(struct shim *s, int argc, char **argv)
 {
     s->status_fd = s->lifeline_fd = -1;
@@ -419,7 +430,6 @@ static void finish(struct shim *s)
     s->jail = NULL;
     state = outcome(s, status, was_ready);
     snprintf(line, sizeof(line), "error%s: %s\n", s->qemu_exited ? " qemu-exited" : "", s->reason);
-    report(s, line);
     unlink("shim.sock");
     if (s->auto_remove && strcmp(state, "stopped") == 0) {
         char *dir = bl_strdupf("%s/boxes/%s", s->home, s->id);
@@ -429,6 +439,10 @@ static void finish(struct shim *s)
     } else {
         bl_db_box_set_state(s->db, s->id, state, 0, 0, s->reason);
     }
+    /* Last: a starter that reads this may start the next monitor of this box at once (the
+     * KVM→TCG retry), which must find neither our shim.sock unlinked under it nor its
+     * state overwritten by ours. */
+    report(s, line);
 }
 
 int main(int argc, char **argv)
@@ -458,7 +472,7 @@ int main(int argc, char **argv)
         report(&s, "error: the shim cannot open its box directory or the state database\n");
         return 1;
     }
-    s.sig_fd = signals_fd(); /* before the network thread starts: it inherits the mask */
+    s.sig_fd = signals_fd(); /* before any thread starts: they inherit the mask */
     if (shim_net_start(&s.net, &s.net_fd, s.db, s.id, s.reason, sizeof(s.reason)) != 0) {
         char line[600];
         snprintf(line, sizeof(line), "error: %s\n", s.reason);
@@ -472,7 +486,15 @@ int main(int argc, char **argv)
         if (s.qemu > 0)
             finish(&s);
         else
-            report(&s, "error: the shim could not start QEMU\n");
+            report_failure(&s);
+        return 1;
+    }
+    /* the threads start only now: the jail's child was forked from a single-threaded shim
+     * (it allocates and formats before exec, which a fork of a threaded process may not) */
+    if (shim_console_run(s.console) != 0 || shim_net_run(s.net, s.reason, sizeof(s.reason)) != 0) {
+        if (!s.reason[0])
+            snprintf(s.reason, sizeof(s.reason), "the shim could not start its console thread");
+        finish(&s);
         return 1;
     }
     s.boot_deadline = bl_now_ms() + s.boot_ms;
