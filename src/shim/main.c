@@ -11,6 +11,8 @@
 
 #include "jail.h"
 
+#include "boxlite.h"
+#include "boxstate.h"
 #include "db.h"
 #include "util.h"
 
@@ -65,16 +67,21 @@ struct shim {
     int stopping;                 /* a stop was asked for */
     int killed_by_us;             /* we sent QEMU SIGKILL */
     int user_stop;                /* the stop came from a client, the owner dying or SIGTERM */
-    int qemu_exited;              /* QEMU ended by itself (reported as "error qemu-exited: ...") */
+    int qemu_exited;              /* QEMU ended by itself (reported as BL_SHIM_E_QEMU_EXITED) */
+    int run_lock;                 /* boxstate.h: held for the shim's whole life (liveness) */
     int64_t stop_deadline, boot_deadline;
     char reason[512]; /* why the VM ended, when not asked to */
 };
 
-static void report(struct shim *s, const char *line)
+/* The one readiness report: a code (the starter decides on it) and a message for people. */
+static void report(struct shim *s, enum bl_shim_code code, const char *msg)
 {
+    char line[700];
+
     if (s->reported || s->status_fd < 0)
         return;
     s->reported = 1;
+    bl_shim_report_format(line, sizeof(line), code, msg);
     (void)bl_write_all(s->status_fd, line, strlen(line));
     close(s->status_fd);
     s->status_fd = -1;
@@ -213,6 +220,16 @@ static int signals_fd(void)
     return signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
 }
 
+/* Record a move of the box's state; a refused one is logged (the starter reads shim.log). */
+static int set_state(struct shim *s, enum bl_box_state to, int shim_pid, int qemu_pid)
+{
+    int rc = bl_box_transition(s->db, s->id, to, shim_pid, qemu_pid, s->reason);
+
+    if (rc != 0)
+        fprintf(stderr, "boxlite-shim: %s\n", boxlite_error_last());
+    return rc;
+}
+
 static void begin_stop(struct shim *s, const char *why)
 {
     if (s->stopping)
@@ -222,17 +239,24 @@ static void begin_stop(struct shim *s, const char *why)
     s->stop_deadline = bl_now_ms() + STOP_GRACE_MS;
     if (why)
         snprintf(s->reason, sizeof(s->reason), "%s", why);
-    bl_db_box_set_state(s->db, s->id, "stopping", getpid(), s->qemu, s->reason);
-    if (shim_router_ready(s->router))
+    if (shim_router_ready(s->router)) {
+        set_state(s, BL_BOX_STOPPING, getpid(), s->qemu);
         shim_router_shutdown_agent(s->router);
-    else
-        s->stop_deadline = 0;
+    } else {
+        s->stop_deadline = 0; /* still booting: it ends as stopped, never "stopping" */
+    }
 }
 
 static void on_ready(struct shim *s)
 {
-    bl_db_box_set_state(s->db, s->id, "running", getpid(), s->qemu, "");
-    report(s, "ok\n");
+    s->reason[0] = '\0';
+    if (set_state(s, BL_BOX_RUNNING, getpid(), s->qemu) != 0) {
+        snprintf(s->reason, sizeof(s->reason), "the box's state could not be recorded as running");
+        s->stopping = 1;
+        s->stop_deadline = 0;
+        return;
+    }
+    report(s, BL_SHIM_OK, "ok");
 }
 
 static void on_timers(struct shim *s)
@@ -374,20 +398,20 @@ static void tail_of(const char *path, char *out, size_t cap)
 }
 
 /* The final state and reason from how QEMU ended. */
-static const char *outcome(struct shim *s, int status, int was_ready)
+static enum bl_box_state outcome(struct shim *s, int status, int was_ready)
 {
     int by_us = s->killed_by_us && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
     char tail[300];
     char how[48];
 
     if (s->user_stop && (by_us || WIFEXITED(status)))
-        return "stopped";
+        return BL_BOX_STOPPED;
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && was_ready) {
         snprintf(s->reason, sizeof(s->reason), "the guest powered off");
-        return "stopped";
+        return BL_BOX_STOPPED;
     }
     if (by_us)
-        return "failed"; /* s->reason says why we killed it */
+        return BL_BOX_FAILED; /* s->reason says why we killed it */
     s->qemu_exited = 1;
     tail_of("qemu.log", tail, sizeof(tail));
     if (!tail[0] && !was_ready)
@@ -400,15 +424,14 @@ static const char *outcome(struct shim *s, int status, int was_ready)
         snprintf(how, sizeof(how), "QEMU failed (exit status %d)", WEXITSTATUS(status));
     snprintf(s->reason, sizeof(s->reason), "%s%s%s%s", how, was_ready ? "" : " during boot",
              tail[0] ? ": " : "", tail);
-    return "failed";
+    return BL_BOX_FAILED;
 }
 
 static void finish(struct shim *s)
 {
     int status = 0;
     int was_ready = shim_router_ready(s->router);
-    const char *state;
-    char line[600];
+    enum bl_box_state state;
 
     kill(s->qemu, SIGKILL); /* no-op when it is gone; sure when we left serve() early */
     while (waitpid(s->qemu, &status, 0) < 0 && errno == EINTR)
@@ -418,16 +441,15 @@ static void finish(struct shim *s)
     bl_jail_free(s->jail); /* its cgroup goes once QEMU is reaped */
     s->jail = NULL;
     state = outcome(s, status, was_ready);
-    snprintf(line, sizeof(line), "error%s: %s\n", s->qemu_exited ? " qemu-exited" : "", s->reason);
-    report(s, line);
+    report(s, s->qemu_exited ? BL_SHIM_E_QEMU_EXITED : BL_SHIM_E_BOOT, s->reason);
     unlink("shim.sock");
-    if (s->auto_remove && strcmp(state, "stopped") == 0) {
+    if (s->auto_remove && state == BL_BOX_STOPPED) {
         char *dir = bl_strdupf("%s/boxes/%s", s->home, s->id);
         if (bl_db_box_delete(s->db, s->id) == 0 && dir)
             bl_rm_rf(dir);
         free(dir);
     } else {
-        bl_db_box_set_state(s->db, s->id, state, 0, 0, s->reason);
+        set_state(s, state, 0, 0);
     }
 }
 
@@ -448,21 +470,26 @@ int main(int argc, char **argv)
     if (dir && bl_jail_new(&s.jail, s.id, dir, s.jail_specs, s.njail, JAIL_SHARE_HOST_NET, s.reason,
                            sizeof(s.reason)) != 0) {
         fprintf(stderr, "boxlite-shim: %s\n", s.reason);
-        report(&s, "error: the shim could not set up the jail\n");
+        report(&s, BL_SHIM_E_SETUP, "the shim could not set up the jail");
         return 1;
     }
     if (s.incoming)
         s.incoming_fd = open(s.incoming, O_RDONLY | O_CLOEXEC);
     if (!dir || chdir(dir) != 0 || bl_db_open(&s.db, s.home) != 0 ||
         (s.incoming && s.incoming_fd < 0)) {
-        report(&s, "error: the shim cannot open its box directory or the state database\n");
+        report(&s, BL_SHIM_E_SETUP, "the shim cannot open its box directory or the state database");
+        return 1;
+    }
+    /* before any state is written, held until exit: "is the box's monitor alive" */
+    s.run_lock = bl_run_lock_take(dir);
+    if (s.run_lock < 0) {
+        report(&s, errno == EWOULDBLOCK ? BL_SHIM_E_RUNNING : BL_SHIM_E_SETUP,
+               errno == EWOULDBLOCK ? "another monitor runs this box" : "cannot take run.lock");
         return 1;
     }
     s.sig_fd = signals_fd(); /* before the network thread starts: it inherits the mask */
     if (shim_net_start(&s.net, &s.net_fd, s.db, s.id, s.reason, sizeof(s.reason)) != 0) {
-        char line[600];
-        snprintf(line, sizeof(line), "error: %s\n", s.reason);
-        report(&s, line);
+        report(&s, BL_SHIM_E_NETWORK, s.reason);
         return 1;
     }
     s.listen_fd = listen_here();
@@ -472,7 +499,7 @@ int main(int argc, char **argv)
         if (s.qemu > 0)
             finish(&s);
         else
-            report(&s, "error: the shim could not start QEMU\n");
+            report(&s, BL_SHIM_E_SPAWN, "the shim could not start QEMU");
         return 1;
     }
     s.boot_deadline = bl_now_ms() + s.boot_ms;
@@ -486,5 +513,6 @@ int main(int argc, char **argv)
     shim_router_free(s.router);
     bl_db_close(s.db);
     free(dir);
+    close(s.run_lock); /* the state is final: the box's monitor is gone from here on */
     return 0;
 }
