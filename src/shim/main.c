@@ -33,14 +33,15 @@
 #include <time.h>
 #include <unistd.h>
 
-#define AGENT_FD        3
-#define QMP_FD          4
-#define INCOMING_FD     5
-#define NET_FD          6 /* the network stream (net.c), as vmm.c names it */
-#define STOP_GRACE_MS   10000
-#define DEFAULT_BOOT_MS 60000
-#define POLL_MAX        (SHIM_MAX_CLIENTS + 8)
-#define MAX_JAIL_SPECS  128
+#define AGENT_FD         3
+#define QMP_FD           4
+#define INCOMING_FD      5
+#define NET_FD           6 /* the network stream (net.c), as vmm.c names it */
+#define STOP_GRACE_MS    10000
+#define DEFAULT_BOOT_MS  60000
+#define RUN_LOCK_WAIT_MS 5000 /* a monitor that recorded its end exits within this */
+#define POLL_MAX         (SHIM_MAX_CLIENTS + 8)
+#define MAX_JAIL_SPECS   128
 /* The one switch for the jail's network namespace. The guest network reaches QEMU as an fd
  * (-netdev stream, the shim's slirp behind the policy filter: net.c), so QEMU runs in an
  * empty network namespace of its own: it can open no host socket at all. */
@@ -481,7 +482,7 @@ int main(int argc, char **argv)
         return 1;
     }
     /* before any state is written, held until exit: "is the box's monitor alive" */
-    s.run_lock = bl_run_lock_take(dir);
+    s.run_lock = bl_run_lock_take(dir, RUN_LOCK_WAIT_MS);
     if (s.run_lock < 0) {
         report(&s, errno == EWOULDBLOCK ? BL_SHIM_E_RUNNING : BL_SHIM_E_SETUP,
                errno == EWOULDBLOCK ? "another monitor runs this box" : "cannot take run.lock");

@@ -7,6 +7,7 @@
 
 #include <boxlite.h>
 
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -97,7 +98,7 @@ static void run_lock(const char *dir)
     (void)!pipe(go);
     pid = fork();
     if (pid == 0) {
-        fd = bl_run_lock_take(dir);
+        fd = bl_run_lock_take(dir, 0);
         (void)!write(go[1], fd >= 0 ? "y" : "n", 1);
         pause();
         _exit(0);
@@ -105,11 +106,12 @@ static void run_lock(const char *dir)
     (void)!read(go[0], &c, 1);
     CHECK(c == 'y', "a process takes the run lock");
     CHECK(bl_run_lock_held(dir), "held by a live process: alive");
-    CHECK(bl_run_lock_take(dir) < 0, "a second monitor cannot take it");
+    CHECK(bl_run_lock_take(dir, 50) < 0 && errno == EWOULDBLOCK,
+          "a second monitor cannot take it (after waiting 50 ms)");
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
     CHECK(!bl_run_lock_held(dir), "its holder killed: not alive (the kernel dropped it)");
-    fd = bl_run_lock_take(dir);
+    fd = bl_run_lock_take(dir, 0);
     CHECK(fd >= 0, "and a new monitor can take it");
     close(fd);
     close(go[0]);

@@ -75,15 +75,20 @@ int bl_box_transition(struct bl_db *db, const char *id, enum bl_box_state to, in
 
 /* ---- the run lock ---- */
 
-int bl_run_lock_take(const char *box_dir)
+int bl_run_lock_take(const char *box_dir, int wait_ms)
 {
     char *path = bl_strdupf("%s/run.lock", box_dir);
     int fd = path ? open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600) : -1;
+    int64_t deadline = bl_now_ms() + wait_ms;
 
     free(path);
     if (fd < 0)
         return -1;
     while (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        if (errno == EWOULDBLOCK && bl_now_ms() < deadline) {
+            usleep(10000);
+            continue;
+        }
         if (errno != EINTR) {
             int e = errno;
             close(fd);

@@ -39,9 +39,10 @@ int bl_box_transition(struct bl_db *db, const char *id, enum bl_box_state to, in
 /* ---- liveness: the run lock ---- */
 
 /* The monitor takes an exclusive flock on <box dir>/run.lock before it writes any state
- * and holds it until it exits; the kernel drops it when the process dies, however.
+ * and holds it until it exits; the kernel drops it when the process dies, however. Waits up
+ * to wait_ms for a holder to go (a monitor that recorded its end exits right after).
  * Returns the locked fd (close-on-exec), or -1 with errno (EWOULDBLOCK: another holds it). */
-int bl_run_lock_take(const char *box_dir);
+int bl_run_lock_take(const char *box_dir, int wait_ms);
 /* 1 when a live process holds box_dir's run lock; never reads /proc. */
 int bl_run_lock_held(const char *box_dir);
 
