@@ -1,7 +1,8 @@
 # Makefile — the README's two commands and their helpers: `make demo` (build everything and
 # run a command in a box), `make test` (build, build the Python module, check formatting, run
 # unit + integration + Python tests). Both install the Debian packages they need first. The
-# build itself is Meson; the Python module is built by pip from ./python, offline.
+# build itself is Meson; the Python module is built by pip from ./python, offline. `make wheel`
+# builds dist/boxlite-<version>-<tags>.whl, the self-contained package (docs/packaging.md).
 BUILD   ?= build
 PYTHON  ?= /usr/bin/python3
 PYTEST_ARGS ?=
@@ -11,7 +12,7 @@ CLANG   ?= clang-14
 LIB_INC  = -Isrc/lib -Isrc/lib/state -Isrc/lib/image -Isrc/lib/box -Isrc/lib/snapshot -Isrc/lib/net
 SOURCES  = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
 
-.PHONY: all deps build python python-install demo test unit check-format format fuzz fuzz-build bench clean
+.PHONY: all deps build python python-install wheel demo test unit check-format format fuzz fuzz-build bench clean
 
 all: build
 
@@ -35,6 +36,11 @@ python: build
 python-install: build
 	BOXLITE_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pip install --no-build-isolation --no-index \
 	  --no-deps --break-system-packages ./python
+
+# One self-contained wheel: the module, the CLI, the shim, the guest files and our own QEMU
+# (scripts/build-qemu.sh, cached under ~/.cache/boxlite/qemu). docs/packaging.md.
+wheel: build
+	BUILD=$(abspath $(BUILD)) PYTHON=$(PYTHON) ./scripts/build-wheel.sh
 
 demo: build
 	$(BUILD)/src/cli/boxlite run --rm -- sh -c 'echo "hello from a micro-VM: $$(uname -sr), $$(cat /proc/cpuinfo | grep -c ^processor) cpu"; . /etc/os-release; echo "image: $$PRETTY_NAME"'
@@ -79,7 +85,8 @@ fuzz: fuzz-build
 unit: build
 	meson test -C $(BUILD) --print-errorlogs
 
-test: build python fuzz-build check-format
+# tests/package installs the wheel on a bare Debian root (cached: tests/package/mkroot.sh)
+test: build python wheel fuzz-build check-format
 	BOXLITE_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -v tests $(PYTEST_ARGS)
 
 # Every benchmark prints our figure beside a baseline measured in the same run.

@@ -12,7 +12,9 @@ PACKAGES=(
   docker-registry skopeo mmdebstrap openssl
   clang-14 libclang-rt-14-dev
   python3 python3-pytest python3-pytest-asyncio python3-setuptools python3-dev python3-pip
-  libseccomp-dev
+  python3-wheel patchelf dpkg-dev
+  # scripts/build-qemu.sh: what our QEMU's configuration needs from Debian
+  libglib2.0-dev libpixman-1-dev libfdt-dev libseccomp-dev libcap-ng-dev zlib1g-dev
 )
 
 missing=()

@@ -88,6 +88,17 @@ static void report(struct shim *s, enum bl_shim_code code, const char *msg)
     s->status_fd = -1;
 }
 
+/* QEMU never started: say why when the jail knows (a volume it cannot mount). */
+static void report_failure(struct shim *s)
+{
+    char msg[600];
+    const char *why = bl_jail_error(s->jail);
+
+    snprintf(msg, sizeof(msg), "the shim could not start QEMU%s%s", why ? ": " : "",
+             why ? why : "");
+    report(s, BL_SHIM_E_SPAWN, msg);
+}
+
 static int parse_args(struct shim *s, int argc, char **argv)
 {
     s->status_fd = s->lifeline_fd = -1;
@@ -442,7 +453,6 @@ static void finish(struct shim *s)
     bl_jail_free(s->jail); /* its cgroup goes once QEMU is reaped */
     s->jail = NULL;
     state = outcome(s, status, was_ready);
-    report(s, s->qemu_exited ? BL_SHIM_E_QEMU_EXITED : BL_SHIM_E_BOOT, s->reason);
     unlink("shim.sock");
     if (s->auto_remove && state == BL_BOX_STOPPED) {
         char *dir = bl_strdupf("%s/boxes/%s", s->home, s->id);
@@ -452,6 +462,14 @@ static void finish(struct shim *s)
     } else {
         set_state(s, state, 0, 0);
     }
+    /* The state is final: the box's monitor is gone from here on (the next one may take the
+     * lock at once). Last: a starter that reads this may start the next monitor of this box
+     * at once (the KVM→TCG retry), which must find neither our shim.sock unlinked under it
+     * nor its state overwritten by ours. */
+    if (s->run_lock >= 0)
+        close(s->run_lock);
+    s->run_lock = -1;
+    report(s, s->qemu_exited ? BL_SHIM_E_QEMU_EXITED : BL_SHIM_E_BOOT, s->reason);
 }
 
 int main(int argc, char **argv)
@@ -467,6 +485,7 @@ int main(int argc, char **argv)
     dir = bl_strdupf("%s/boxes/%s", s.home, s.id);
     s.dir = dir;
     s.incoming_fd = -1;
+    s.run_lock = -1;
     s.qmp.fd = -1;
     if (dir && bl_jail_new(&s.jail, s.id, dir, s.jail_specs, s.njail, JAIL_SHARE_HOST_NET, s.reason,
                            sizeof(s.reason)) != 0) {
@@ -488,7 +507,7 @@ int main(int argc, char **argv)
                errno == EWOULDBLOCK ? "another monitor runs this box" : "cannot take run.lock");
         return 1;
     }
-    s.sig_fd = signals_fd(); /* before the network thread starts: it inherits the mask */
+    s.sig_fd = signals_fd(); /* before any thread starts: they inherit the mask */
     if (shim_net_start(&s.net, &s.net_fd, s.db, s.id, s.reason, sizeof(s.reason)) != 0) {
         report(&s, BL_SHIM_E_NETWORK, s.reason);
         return 1;
@@ -500,7 +519,15 @@ int main(int argc, char **argv)
         if (s.qemu > 0)
             finish(&s);
         else
-            report(&s, BL_SHIM_E_SPAWN, "the shim could not start QEMU");
+            report_failure(&s);
+        return 1;
+    }
+    /* the threads start only now: the jail's child was forked from a single-threaded shim
+     * (it allocates and formats before exec, which a fork of a threaded process may not) */
+    if (shim_console_run(s.console) != 0 || shim_net_run(s.net, s.reason, sizeof(s.reason)) != 0) {
+        if (!s.reason[0])
+            snprintf(s.reason, sizeof(s.reason), "the shim could not start its console thread");
+        finish(&s);
         return 1;
     }
     s.boot_deadline = bl_now_ms() + s.boot_ms;
@@ -514,6 +541,5 @@ int main(int argc, char **argv)
     shim_router_free(s.router);
     bl_db_close(s.db);
     free(dir);
-    close(s.run_lock); /* the state is final: the box's monitor is gone from here on */
     return 0;
 }

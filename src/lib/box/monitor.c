@@ -5,6 +5,7 @@
 #include "boxstate.h"
 #include "db.h"
 #include "error.h"
+#include "runtime.h"
 #include "util.h"
 
 #include <errno.h>
@@ -27,18 +28,22 @@
 
 #define REPORT_MARGIN_MS 15000
 
-/* $BOXLITE_SHIM, else the build tree this library was built in, else the install path. */
+/* $BOXLITE_SHIM, else the install root's (runtime.c), else the build tree this library was
+ * built in, else the configured install path. */
 static int find_shim(char **out)
 {
     const char *env = getenv("BOXLITE_SHIM");
-    const char *cands[] = {env, BL_SHIM_BUILD_PATH, BL_SHIM_INSTALL_PATH};
+    char *installed = bl_install_file(BL_REL_LIBEXECDIR "/boxlite-shim");
+    const char *cands[] = {env, installed, BL_SHIM_BUILD_PATH, BL_SHIM_INSTALL_PATH};
 
-    for (size_t i = 0; i < 3; i++) {
+    for (size_t i = 0; i < 4; i++) {
         if (cands[i] && cands[i][0] && access(cands[i], X_OK) == 0) {
             *out = strdup(cands[i]);
+            free(installed);
             return *out ? 0 : bl_err(BOXLITE_ENOMEM, "out of memory");
         }
     }
+    free(installed);
     return bl_err(BOXLITE_ENOTFOUND,
                   "boxlite-shim not found (looked at %s%s%s; set "
                   "BOXLITE_SHIM)",
