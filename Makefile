@@ -75,6 +75,9 @@ fuzz-build: deps
 	$(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -D_GNU_SOURCE \
 	  $(LIB_INC) -Iinclude src/lib/net/netpolicy.c src/lib/error.c tests/fuzz/fuzz_dns.c \
 	  -o $(BUILD)/fuzz/fuzz_dns
+	# boxlite-runtime's config.json / process.json parser (issue 17)
+	$(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -D_GNU_SOURCE \
+	  -Isrc/oci src/oci/spec.c tests/fuzz/fuzz_oci_config.c -ljansson -o $(BUILD)/fuzz/fuzz_oci_config
 
 # The documented fuzz run: the frame/payload decoder for FUZZ_SECONDS (default 60) seconds.
 fuzz: fuzz-build

@@ -17,6 +17,8 @@ PACKAGES=(
   libglib2.0-dev libpixman-1-dev libfdt-dev libseccomp-dev libcap-ng-dev zlib1g-dev
 )
 
+# OCI runtime tests (tests/oci/): the engines that drive boxlite-runtime
+PACKAGES+=(podman conmon crun runc containerd)
 missing=()
 for p in "${PACKAGES[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
