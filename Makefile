@@ -58,7 +58,7 @@ check-abi: build
 fuzz-build: deps
 	mkdir -p $(BUILD)/fuzz
 	$(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -D_GNU_SOURCE -Isrc/common \
-	  src/common/proto.c tests/fuzz/fuzz_proto.c -o $(BUILD)/fuzz/fuzz_proto
+	  src/common/proto.c src/common/frameio.c tests/fuzz/fuzz_proto.c -o $(BUILD)/fuzz/fuzz_proto
 	# images (issue 3): registry documents, references + WWW-Authenticate, layer tars → ext4
 	for t in manifest reference layer; do \
 	  $(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -D_GNU_SOURCE \

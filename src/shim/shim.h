@@ -8,6 +8,7 @@
 
 struct pollfd;
 
+#include "frameio.h"
 #include "proto.h"
 
 #define SHIM_MAX_CLIENTS 64
@@ -31,8 +32,7 @@ void shim_console_close(struct shim_console *c);
 /* One framed, non-blocking connection with an output queue. */
 struct shim_conn {
     int fd;
-    uint8_t *in;
-    size_t in_len;
+    struct bl_frame_reader in; /* frameio.h */
     uint8_t *out;
     size_t out_off, out_len, out_cap;
 };

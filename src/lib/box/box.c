@@ -2,6 +2,7 @@
  * get, start (boot through the monitor, or attach), stop, remove, info, stats and console. */
 #include "api.h"
 #include "box.h"
+#include "boxstate.h"
 #include "conn.h"
 #include "db.h"
 #include "error.h"
@@ -62,7 +63,7 @@ BOXLITE_API void boxlite_strv_free(char **v)
 
 static int is_live_state(const char *state)
 {
-    return strcmp(state, "running") == 0 || strcmp(state, "stopping") == 0;
+    return bl_box_state_live(bl_box_state_parse(state));
 }
 
 /* ---- validation ---- */
@@ -221,7 +222,7 @@ void bl_box_mac(const char *id, char out[18])
 
 int bl_box_running(boxlite_box *box)
 {
-    return is_live_state(box->row.state) && bl_monitor_alive(box->row.shim_pid, box->row.id);
+    return is_live_state(box->row.state) && bl_monitor_alive(box->rt->home, box->row.id);
 }
 
 int bl_box_reload(boxlite_box *box)
@@ -513,11 +514,11 @@ BOXLITE_API int boxlite_box_get(boxlite_box **out, boxlite_runtime *rt, const ch
 /* A box the store calls running whose monitor is gone: record it as failed. 1 when so. */
 static int repair_row(boxlite_runtime *rt, const struct bl_box_row *row, struct bl_repair *rp)
 {
-    if (!is_live_state(row->state) || bl_monitor_alive(row->shim_pid, row->id))
+    if (!is_live_state(row->state) || bl_monitor_alive(rt->home, row->id))
         return 0;
     if (bl_repair_note(rp, 1, row->id, "recorded %s, but its monitor is gone", row->state))
-        bl_db_box_set_state(rt->db, row->id, "failed", 0, 0,
-                            "the box monitor (boxlite-shim) died; the VM was stopped");
+        bl_box_transition(rt->db, row->id, BL_BOX_FAILED, 0, 0,
+                          "the box monitor (boxlite-shim) died; the VM was stopped");
     return 1;
 }
 
@@ -694,17 +695,17 @@ static int vm_argv(boxlite_box *box, char ***out, char ***jail_out, int *kvm_out
     return rc;
 }
 
-/* Boot once; *kvm_out says which accelerator was tried, *qemu_exited_out whether QEMU ended
- * by itself during the boot (the monitor's code). The accelerator a box booted with is kept
- * in its row (box info's accel). */
-static int boot_once(boxlite_box *box, int detached, int *kvm_out, int *qemu_exited_out)
+/* Boot once; *kvm_out says which accelerator was tried, *code_out the monitor's report code
+ * (BL_SHIM_E_QEMU_EXITED: QEMU ended by itself during the boot). The accelerator a box booted
+ * with is kept in its row (box info's accel). */
+static int boot_once(boxlite_box *box, int detached, int *kvm_out, enum bl_shim_code *code_out)
 {
     struct bl_monitor_start m = {0};
     char **argv = NULL, **jail = NULL;
     int life[2] = {-1, -1};
     int rc;
 
-    *qemu_exited_out = 0;
+    *code_out = BL_SHIM_E_SETUP;
     rc = vm_argv(box, &argv, &jail, kvm_out);
     if (rc == 0 && !detached && pipe2(life, O_CLOEXEC) != 0)
         rc = bl_err_errno(BOXLITE_EIO, errno, "pipe");
@@ -718,7 +719,7 @@ static int boot_once(boxlite_box *box, int detached, int *kvm_out, int *qemu_exi
     m.boot_timeout_ms = boot_timeout_ms();
     m.incoming = box->incoming;
     m.jail = jail;
-    rc = bl_monitor_start(qemu_exited_out, &m);
+    rc = bl_monitor_start(code_out, &m);
     if (rc == 0)
         rc = bl_db_box_set_accel(box->rt->db, box->row.id, *kvm_out ? "kvm" : "tcg");
     if (rc == 0) {
@@ -743,15 +744,16 @@ static int boot(boxlite_box *box, int detached)
 {
     int required = bl_vmm_kvm_required(box->rt->accel);
     struct bl_image *img = NULL;
-    int kvm = 0, qemu_exited = 0;
+    int kvm = 0;
+    enum bl_shim_code code = BL_SHIM_E_SETUP;
     int rc = bl_box_image(box, &img); /* the image must still be there */
 
     if (rc == 0)
-        rc = boot_once(box, detached, &kvm, &qemu_exited);
-    if (rc != 0 && kvm && qemu_exited && required)
+        rc = boot_once(box, detached, &kvm, &code);
+    if (rc != 0 && kvm && code == BL_SHIM_E_QEMU_EXITED && required)
         rc = bl_err_wrap(rc, "KVM is required and QEMU could not run under it (no fallback to "
                              "TCG emulation)");
-    if (rc != 0 && kvm && qemu_exited && !required) {
+    if (rc != 0 && kvm && code == BL_SHIM_E_QEMU_EXITED && !required) {
         /* Only the notice reads QEMU's words: its first message is the reason
          * ("qemu-system-x86_64: <why> qemu-system-..."). */
         const char *tag = "qemu-system-x86_64: ";
@@ -762,8 +764,8 @@ static int boot(boxlite_box *box, int detached)
         bl_log(box->rt, BL_LOG_WARN, "KVM is unusable here (QEMU: %.*s): using " BL_TCG_NOTICE,
                (int)(next ? (size_t)(next - why) : strlen(why)), why);
         box->rt->kvm_broken = 1;
-        bl_db_box_set_state(box->rt->db, box->row.id, "configured", 0, 0, "");
-        rc = boot_once(box, detached, &kvm, &qemu_exited);
+        bl_box_transition(box->rt->db, box->row.id, BL_BOX_CONFIGURED, 0, 0, "");
+        rc = boot_once(box, detached, &kvm, &code);
     }
     return rc;
 }
@@ -794,7 +796,7 @@ static int start_locked(boxlite_box *box, int detached)
 
     if (rc != 0)
         return rc;
-    if (is_live_state(box->row.state) && bl_monitor_alive(box->row.shim_pid, box->row.id)) {
+    if (is_live_state(box->row.state) && bl_monitor_alive(box->rt->home, box->row.id)) {
         if (strcmp(box->row.state, "stopping") == 0)
             return bl_err(BOXLITE_ESTATE, "box %s is stopping", box->row.id);
         return attach(box);
@@ -884,26 +886,26 @@ static int stop_running(boxlite_box *box, int timeout_ms, int *killed)
 
     if (attach(box) == 0 && bl_conn_send(box->conn, BL_F_SHUTDOWN, 0, NULL, 0) == 0)
         gone = wait_closed(box->conn, timeout_ms);
-    if (!gone && bl_monitor_alive(box->row.shim_pid, box->row.id)) {
+    if (!gone && bl_monitor_alive(box->rt->home, box->row.id)) {
         *killed = 1;
         kill(box->row.shim_pid, SIGTERM);
         gone = box->conn ? wait_closed(box->conn, KILL_WAIT_MS) : 0;
     }
-    if (!gone && bl_monitor_alive(box->row.shim_pid, box->row.id)) {
+    if (!gone && bl_monitor_alive(box->rt->home, box->row.id)) {
         *killed = 1;
         kill(box->row.shim_pid, SIGKILL);
         if (box->row.qemu_pid > 0)
             kill(box->row.qemu_pid, SIGKILL);
-        bl_db_box_set_state(box->rt->db, box->row.id, "stopped", 0, 0,
-                            "killed: the box did not stop in time");
+        bl_box_transition(box->rt->db, box->row.id, BL_BOX_STOPPED, 0, 0,
+                          "killed: the box did not stop in time");
     }
     /* The monitor records the end before it closes its clients; wait for that briefly. */
     for (int i = 0; i < 100 && reload(box) == 0 && is_live_state(box->row.state) &&
-                    bl_monitor_alive(box->row.shim_pid, box->row.id);
+                    bl_monitor_alive(box->rt->home, box->row.id);
          i++)
         usleep(20000);
     if (!box->removed && is_live_state(box->row.state) &&
-        bl_monitor_alive(box->row.shim_pid, box->row.id))
+        bl_monitor_alive(box->rt->home, box->row.id))
         return bl_err(BOXLITE_ETIMEOUT, "box %s is still running after SIGKILL", box->row.id);
     return 0;
 }
@@ -956,8 +958,7 @@ BOXLITE_API int boxlite_box_remove(boxlite_box *box, int force)
     if (box->removed)
         return 0;
     rc = reload(box);
-    if (rc == 0 && is_live_state(box->row.state) &&
-        bl_monitor_alive(box->row.shim_pid, box->row.id)) {
+    if (rc == 0 && is_live_state(box->row.state) && bl_monitor_alive(box->rt->home, box->row.id)) {
         if (!force)
             return bl_err(BOXLITE_ESTATE, "box %s is running: stop it first, or remove with force",
                           box->row.id);
