@@ -1,6 +1,8 @@
 /* box.c — box lifecycle: create (store row, directory, qcow2 layer over the image's base),
  * get, start (boot through the monitor, or attach), stop, remove, info, stats and console. */
+#include "api.h"
 #include "box.h"
+#include "boxstate.h"
 #include "conn.h"
 #include "db.h"
 #include "error.h"
@@ -29,7 +31,6 @@
 
 #define DEFAULT_MEMORY_MIB 512
 #define BOOT_TIMEOUT_MS    60000
-#define STOP_TIMEOUT_MS    10000
 #define KILL_WAIT_MS       5000
 #define CONSOLE_MAX        (4u << 20)
 
@@ -62,7 +63,7 @@ BOXLITE_API void boxlite_strv_free(char **v)
 
 static int is_live_state(const char *state)
 {
-    return strcmp(state, "running") == 0 || strcmp(state, "stopping") == 0;
+    return bl_box_state_live(bl_box_state_parse(state));
 }
 
 /* ---- validation ---- */
@@ -221,7 +222,7 @@ void bl_box_mac(const char *id, char out[18])
 
 int bl_box_running(boxlite_box *box)
 {
-    return is_live_state(box->row.state) && bl_monitor_alive(box->row.shim_pid, box->row.id);
+    return is_live_state(box->row.state) && bl_monitor_alive(box->rt->home, box->row.id);
 }
 
 int bl_box_reload(boxlite_box *box)
@@ -513,11 +514,11 @@ BOXLITE_API int boxlite_box_get(boxlite_box **out, boxlite_runtime *rt, const ch
 /* A box the store calls running whose monitor is gone: record it as failed. 1 when so. */
 static int repair_row(boxlite_runtime *rt, const struct bl_box_row *row, struct bl_repair *rp)
 {
-    if (!is_live_state(row->state) || bl_monitor_alive(row->shim_pid, row->id))
+    if (!is_live_state(row->state) || bl_monitor_alive(rt->home, row->id))
         return 0;
     if (bl_repair_note(rp, 1, row->id, "recorded %s, but its monitor is gone", row->state))
-        bl_db_box_set_state(rt->db, row->id, "failed", 0, 0,
-                            "the box monitor (boxlite-shim) died; the VM was stopped");
+        bl_box_transition(rt->db, row->id, BL_BOX_FAILED, 0, 0,
+                          "the box monitor (boxlite-shim) died; the VM was stopped");
     return 1;
 }
 
@@ -694,17 +695,17 @@ static int vm_argv(boxlite_box *box, char ***out, char ***jail_out, int *kvm_out
     return rc;
 }
 
-/* Boot once; *kvm_out says which accelerator was tried, *qemu_exited_out whether QEMU ended
- * by itself during the boot (the monitor's code). The accelerator a box booted with is kept
- * in its row (box info's accel). */
-static int boot_once(boxlite_box *box, int detached, int *kvm_out, int *qemu_exited_out)
+/* Boot once; *kvm_out says which accelerator was tried, *code_out the monitor's report code
+ * (BL_SHIM_E_QEMU_EXITED: QEMU ended by itself during the boot). The accelerator a box booted
+ * with is kept in its row (box info's accel). */
+static int boot_once(boxlite_box *box, int detached, int *kvm_out, enum bl_shim_code *code_out)
 {
     struct bl_monitor_start m = {0};
     char **argv = NULL, **jail = NULL;
     int life[2] = {-1, -1};
     int rc;
 
-    *qemu_exited_out = 0;
+    *code_out = BL_SHIM_E_SETUP;
     rc = vm_argv(box, &argv, &jail, kvm_out);
     if (rc == 0 && !detached && pipe2(life, O_CLOEXEC) != 0)
         rc = bl_err_errno(BOXLITE_EIO, errno, "pipe");
@@ -718,7 +719,7 @@ static int boot_once(boxlite_box *box, int detached, int *kvm_out, int *qemu_exi
     m.boot_timeout_ms = boot_timeout_ms();
     m.incoming = box->incoming;
     m.jail = jail;
-    rc = bl_monitor_start(qemu_exited_out, &m);
+    rc = bl_monitor_start(code_out, &m);
     if (rc == 0)
         rc = bl_db_box_set_accel(box->rt->db, box->row.id, *kvm_out ? "kvm" : "tcg");
     if (rc == 0) {
@@ -743,15 +744,16 @@ static int boot(boxlite_box *box, int detached)
 {
     int required = bl_vmm_kvm_required(box->rt->accel);
     struct bl_image *img = NULL;
-    int kvm = 0, qemu_exited = 0;
+    int kvm = 0;
+    enum bl_shim_code code = BL_SHIM_E_SETUP;
     int rc = bl_box_image(box, &img); /* the image must still be there */
 
     if (rc == 0)
-        rc = boot_once(box, detached, &kvm, &qemu_exited);
-    if (rc != 0 && kvm && qemu_exited && required)
+        rc = boot_once(box, detached, &kvm, &code);
+    if (rc != 0 && kvm && code == BL_SHIM_E_QEMU_EXITED && required)
         rc = bl_err_wrap(rc, "KVM is required and QEMU could not run under it (no fallback to "
                              "TCG emulation)");
-    if (rc != 0 && kvm && qemu_exited && !required) {
+    if (rc != 0 && kvm && code == BL_SHIM_E_QEMU_EXITED && !required) {
         /* Only the notice reads QEMU's words: its first message is the reason
          * ("qemu-system-x86_64: <why> qemu-system-..."). */
         const char *tag = "qemu-system-x86_64: ";
@@ -762,8 +764,8 @@ static int boot(boxlite_box *box, int detached)
         bl_log(box->rt, BL_LOG_WARN, "KVM is unusable here (QEMU: %.*s): using " BL_TCG_NOTICE,
                (int)(next ? (size_t)(next - why) : strlen(why)), why);
         box->rt->kvm_broken = 1;
-        bl_db_box_set_state(box->rt->db, box->row.id, "configured", 0, 0, "");
-        rc = boot_once(box, detached, &kvm, &qemu_exited);
+        bl_box_transition(box->rt->db, box->row.id, BL_BOX_CONFIGURED, 0, 0, "");
+        rc = boot_once(box, detached, &kvm, &code);
     }
     return rc;
 }
@@ -794,7 +796,7 @@ static int start_locked(boxlite_box *box, int detached)
 
     if (rc != 0)
         return rc;
-    if (is_live_state(box->row.state) && bl_monitor_alive(box->row.shim_pid, box->row.id)) {
+    if (is_live_state(box->row.state) && bl_monitor_alive(box->rt->home, box->row.id)) {
         if (strcmp(box->row.state, "stopping") == 0)
             return bl_err(BOXLITE_ESTATE, "box %s is stopping", box->row.id);
         return attach(box);
@@ -859,14 +861,17 @@ int bl_box_conn(boxlite_box *box, struct bl_conn **out)
 
 static int wait_closed(struct bl_conn *c, int timeout_ms)
 {
-    int64_t deadline = bl_now_ms() + timeout_ms;
+    int64_t deadline = timeout_ms < 0 ? INT64_MAX : bl_now_ms() + timeout_ms;
     struct timespec ts;
     int closed;
 
-    bl_deadline_ts(&ts, deadline);
+    bl_deadline_ts(&ts, timeout_ms < 0 ? bl_now_ms() : deadline);
     pthread_mutex_lock(&c->mu);
     while (!c->closed && bl_now_ms() < deadline)
-        pthread_cond_timedwait(&c->cond, &c->mu, &ts);
+        if (timeout_ms < 0) /* the public rule: < 0 waits forever */
+            pthread_cond_wait(&c->cond, &c->mu);
+        else
+            pthread_cond_timedwait(&c->cond, &c->mu, &ts);
     closed = c->closed;
     pthread_mutex_unlock(&c->mu);
     return closed;
@@ -881,26 +886,26 @@ static int stop_running(boxlite_box *box, int timeout_ms, int *killed)
 
     if (attach(box) == 0 && bl_conn_send(box->conn, BL_F_SHUTDOWN, 0, NULL, 0) == 0)
         gone = wait_closed(box->conn, timeout_ms);
-    if (!gone && bl_monitor_alive(box->row.shim_pid, box->row.id)) {
+    if (!gone && bl_monitor_alive(box->rt->home, box->row.id)) {
         *killed = 1;
         kill(box->row.shim_pid, SIGTERM);
         gone = box->conn ? wait_closed(box->conn, KILL_WAIT_MS) : 0;
     }
-    if (!gone && bl_monitor_alive(box->row.shim_pid, box->row.id)) {
+    if (!gone && bl_monitor_alive(box->rt->home, box->row.id)) {
         *killed = 1;
         kill(box->row.shim_pid, SIGKILL);
         if (box->row.qemu_pid > 0)
             kill(box->row.qemu_pid, SIGKILL);
-        bl_db_box_set_state(box->rt->db, box->row.id, "stopped", 0, 0,
-                            "killed: the box did not stop in time");
+        bl_box_transition(box->rt->db, box->row.id, BL_BOX_STOPPED, 0, 0,
+                          "killed: the box did not stop in time");
     }
     /* The monitor records the end before it closes its clients; wait for that briefly. */
     for (int i = 0; i < 100 && reload(box) == 0 && is_live_state(box->row.state) &&
-                    bl_monitor_alive(box->row.shim_pid, box->row.id);
+                    bl_monitor_alive(box->rt->home, box->row.id);
          i++)
         usleep(20000);
     if (!box->removed && is_live_state(box->row.state) &&
-        bl_monitor_alive(box->row.shim_pid, box->row.id))
+        bl_monitor_alive(box->rt->home, box->row.id))
         return bl_err(BOXLITE_ETIMEOUT, "box %s is still running after SIGKILL", box->row.id);
     return 0;
 }
@@ -915,7 +920,7 @@ BOXLITE_API int boxlite_box_stop_v2(int *killed_out, boxlite_box *box, int timeo
         return bl_err(BOXLITE_EINVAL, "box is NULL");
     rc = box->removed ? 0 : reload(box);
     if (rc == 0 && !box->removed && is_live_state(box->row.state))
-        rc = stop_running(box, timeout_ms < 0 ? STOP_TIMEOUT_MS : timeout_ms, &killed);
+        rc = stop_running(box, timeout_ms, &killed);
     if (box->lifeline_fd >= 0) {
         close(box->lifeline_fd);
         box->lifeline_fd = -1;
@@ -953,8 +958,7 @@ BOXLITE_API int boxlite_box_remove(boxlite_box *box, int force)
     if (box->removed)
         return 0;
     rc = reload(box);
-    if (rc == 0 && is_live_state(box->row.state) &&
-        bl_monitor_alive(box->row.shim_pid, box->row.id)) {
+    if (rc == 0 && is_live_state(box->row.state) && bl_monitor_alive(box->rt->home, box->row.id)) {
         if (!force)
             return bl_err(BOXLITE_ESTATE, "box %s is running: stop it first, or remove with force",
                           box->row.id);
@@ -999,10 +1003,12 @@ BOXLITE_API void boxlite_box_free(boxlite_box *box)
 static void row_to_info(boxlite_box_info *out, const struct bl_box_row *r)
 {
     memset(out, 0, sizeof(*out));
+    out->version = BOXLITE_BOX_INFO_VERSION;
     snprintf(out->id, sizeof(out->id), "%s", r->id);
     snprintf(out->name, sizeof(out->name), "%s", r->name ? r->name : "");
     snprintf(out->image, sizeof(out->image), "%s", r->image);
     snprintf(out->state, sizeof(out->state), "%s", r->state);
+    out->state_code = bl_box_state_code(r->state);
     snprintf(out->created_at, sizeof(out->created_at), "%s", r->created_at);
     snprintf(out->reason, sizeof(out->reason), "%s", r->reason);
     out->cpus = r->cpus;
@@ -1034,8 +1040,10 @@ BOXLITE_API int boxlite_box_get_info(boxlite_box_info *out, boxlite_box *box)
     bl_err_clear();
     if (!out || !box)
         return bl_err(BOXLITE_EINVAL, "box info: bad arguments");
-    rc = box->removed ? bl_err(BOXLITE_ENOTFOUND, "box %s has been removed", box->row.id)
-                      : reload(box);
+    rc = bl_check_version(out->version, BOXLITE_BOX_INFO_VERSION, "box info");
+    if (rc == 0)
+        rc = box->removed ? bl_err(BOXLITE_ENOTFOUND, "box %s has been removed", box->row.id)
+                          : reload(box);
     if (rc == 0 && repair_row(box->rt, &box->row, NULL)) /* shown as it is now */
         rc = reload(box);
     if (rc == 0)
@@ -1122,13 +1130,16 @@ BOXLITE_API int boxlite_box_get_stats(boxlite_box_stats *out, boxlite_box *box)
     bl_err_clear();
     if (!out || !box)
         return bl_err(BOXLITE_EINVAL, "box stats: bad arguments");
-    rc = box->removed ? bl_err(BOXLITE_ENOTFOUND, "box %s has been removed", box->row.id)
-                      : reload(box);
+    rc = bl_check_version(out->version, BOXLITE_BOX_STATS_VERSION, "box stats");
+    if (rc == 0)
+        rc = box->removed ? bl_err(BOXLITE_ENOTFOUND, "box %s has been removed", box->row.id)
+                          : reload(box);
     if (rc == 0 && strcmp(box->row.state, "running") != 0)
         rc = bl_err(BOXLITE_ESTATE, "box %s is %s", box->row.id, box->row.state);
     if (rc != 0)
         return rc;
     memset(out, 0, sizeof(*out));
+    out->version = BOXLITE_BOX_STATS_VERSION;
     proc_stats(box->row.qemu_pid, out);
     if (stat(box->disk, &st) == 0)
         out->disk_bytes = (uint64_t)st.st_blocks * 512;
