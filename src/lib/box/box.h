@@ -90,4 +90,33 @@ int bl_exec_start_flags(boxlite_exec **out, boxlite_box *box, const boxlite_exec
 /* Check (and with rp->fix mend) every box: boxlite_runtime_doctor. */
 void bl_box_doctor(boxlite_runtime *rt, struct bl_repair *rp);
 
+/* ---- between the files of box/ (box.c, options.c, start.c, stop.c, repair.c, ports.c,
+ * info.c) ---- */
+
+/* 1 when state is one a monitor runs in ("running", "stopping"). */
+int bl_box_live_state(const char *state);
+
+/* Let go of the box's channel: shut it (execs still holding it see it closed) and drop the
+ * box's reference (box.c). */
+void bl_box_conn_drop(boxlite_box *box);
+
+/* Attach to the running box's monitor unless attached: HELLO within 10 s (start.c). */
+int bl_box_attach(boxlite_box *box);
+
+/* Check the options of a box create; BOXLITE_EINVAL with the message (options.c). */
+int bl_box_options_check(const boxlite_box_options *o);
+
+/* Fill r (zeroed by the caller) from checked options and the image reference; on failure
+ * what was filled is for bl_box_row_clear (options.c). */
+int bl_box_row_fill(struct bl_box_row *r, const boxlite_box_options *o, const char *image);
+
+/* A box the store calls running whose monitor is gone: record it as failed; 1 when so
+ * (repair.c). */
+int bl_box_repair_row(boxlite_runtime *rt, const struct bl_box_row *row, struct bl_repair *rp);
+
+/* Before a boot: every published host port can be bound, every volume directory exists
+ * (ports.c). */
+int bl_box_check_ports_free(const struct bl_box_row *r);
+int bl_box_check_volumes_exist(const struct bl_box_row *r);
+
 #endif
