@@ -3,6 +3,7 @@
  * migrated to a file through an fd handed to QEMU, resume). Layout: docs/snapshots.md. */
 #include "shim.h"
 
+#include "disk.h"
 #include "util.h"
 
 #include <errno.h>
@@ -47,16 +48,6 @@ static int qmp(struct snap *s, const char *cmd, int pass_fd, int timeout_ms)
     return 0;
 }
 
-static void sync_dir(const char *path)
-{
-    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
-    }
-}
-
 /* The box's layers never move while QEMU has them open: disk.qcow2 is a symlink to the top
  * layer, layers/<id>.qcow2. Freeze the top: QEMU starts a new layer over it (its backing
  * name is the top's real path), the snapshot's disk.qcow2 links to the frozen layer, and
@@ -92,11 +83,9 @@ static int new_layer(struct snap *s)
              top);
     if (symlink(cmd, link_path) != 0)
         return fail(s, "link the frozen layer: %s", strerror(errno));
-    unlink("disk.qcow2.lnk");
-    if (symlink(layer, "disk.qcow2.lnk") != 0 || rename("disk.qcow2.lnk", "disk.qcow2") != 0)
+    if (bl_disk_switch_top(".", layer) != 0)
         return fail(s, "switch the box disk to the new layer: %s", strerror(errno));
-    sync_dir(".");
-    sync_dir(s->sdir);
+    bl_disk_sync_dir(s->sdir);
     return 0;
 }
 
@@ -138,7 +127,7 @@ static int save_memory(struct snap *s)
         rc = fail(s, "rename the memory file: %s", strerror(errno));
     if (rc != 0)
         unlink(tmp);
-    sync_dir(s->sdir);
+    bl_disk_sync_dir(s->sdir);
     return rc;
 }
 

@@ -4,6 +4,7 @@
 #include "box.h"
 #include "conn.h"
 #include "db.h"
+#include "disk.h"
 #include "error.h"
 #include "image.h"
 #include "monitor.h"
@@ -209,24 +210,16 @@ out:
 
 static int make_disk(boxlite_box *box, const char *base, unsigned size_gb)
 {
-    char *backing = bl_strdupf("backing_file=%s,backing_fmt=raw", base);
-    char *size = size_gb ? bl_strdupf("%uG", size_gb) : NULL;
-    const char *argv[] = {"qemu-img", "create", "-q",      "-f", "qcow2",
-                          "-o",       backing,  box->disk, size, NULL};
     struct stat st;
     int rc = 0;
 
-    if (!backing || (size_gb && !size))
-        rc = bl_err(BOXLITE_ENOMEM, "out of memory");
-    else if (stat(base, &st) != 0)
+    if (stat(base, &st) != 0)
         rc = bl_err_errno(BOXLITE_EIO, errno, "stat %s", base);
     else if (size_gb && (uint64_t)size_gb << 30 < (uint64_t)st.st_size)
         rc = bl_err(BOXLITE_EINVAL, "disk_size_gb %u is smaller than the image (%lld MiB)", size_gb,
                     (long long)(st.st_size >> 20));
     if (rc == 0)
-        rc = bl_run_tool(argv);
-    free(backing);
-    free(size);
+        rc = bl_disk_overlay(box->disk, base, (uint64_t)size_gb << 30);
     return rc;
 }
 

@@ -38,14 +38,6 @@ void bl_box_mac(const char *id, char out[18]);
  * locked): layers keep their names while QEMU runs on them (snapshot.c). */
 int bl_box_layerize(boxlite_box *box);
 
-/* The backing file named in the qcow2 header of path into out (cap bytes; "" when none).
- * 0, or -1 when path is not a readable qcow2 file (snapshot.c). */
-int bl_qcow2_backing(const char *path, char *out, size_t cap);
-
-/* The <hex> of images/rootfs/<hex>.ext4 at the bottom of disk's backing chain, or "" when
- * the chain ends without one (a standalone disk). *out malloc'd (snapshot.c). */
-int bl_disk_rootfs(const char *disk, char **out);
-
 /* Pin the box to its image when its row does not say yet (box.c): the base from its disk
  * chain, the config from the base's digest (or the store, without pulling). */
 int bl_box_pin(boxlite_box *box);

@@ -3,6 +3,7 @@
 #include "box.h"
 #include "conn.h"
 #include "db.h"
+#include "disk.h"
 #include "error.h"
 #include "image.h"
 #include "runtime.h"
@@ -99,20 +100,6 @@ BOXLITE_API int boxlite_box_list(boxlite_box_info **out, size_t *count_out, boxl
     return rc;
 }
 
-static uint64_t qcow2_virtual_size(const char *path)
-{
-    unsigned char h[32];
-    uint64_t size = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-    if (fd >= 0 && pread(fd, h, sizeof(h), 0) == (ssize_t)sizeof(h) && memcmp(h, "QFI\xfb", 4) == 0)
-        for (int i = 24; i < 32; i++)
-            size = size << 8 | h[i];
-    if (fd >= 0)
-        close(fd);
-    return size;
-}
-
 static void proc_stats(int pid, boxlite_box_stats *out)
 {
     char path[64], *data = NULL, *p;
@@ -154,7 +141,7 @@ BOXLITE_API int boxlite_box_get_stats(boxlite_box_stats *out, boxlite_box *box)
     proc_stats(box->row.qemu_pid, out);
     if (stat(box->disk, &st) == 0)
         out->disk_bytes = (uint64_t)st.st_blocks * 512;
-    out->disk_size_bytes = qcow2_virtual_size(box->disk);
+    out->disk_size_bytes = bl_disk_virtual_size(box->disk);
     return 0;
 }
 

@@ -3,6 +3,7 @@
 #include "box.h"
 #include "bounds.h"
 #include "db.h"
+#include "disk.h"
 #include "error.h"
 #include "image.h"
 #include "runtime.h"
@@ -216,8 +217,7 @@ BOXLITE_API int boxlite_box_export(boxlite_box *box, const char *snapshot, const
         rc = flat ? 0 : bl_err(BOXLITE_ENOMEM, "out of memory");
     }
     if (rc == 0) {
-        const char *argv[] = {"qemu-img", "convert", "-q", "-O", "qcow2", src, flat, NULL};
-        rc = bl_run_tool(argv); /* the whole chain, flattened: no backing file */
+        rc = bl_disk_convert(src, flat); /* the whole chain, flattened: no backing file */
     }
     bl_test_crash("export:flattened");
     if (rc == 0)
@@ -391,42 +391,28 @@ out:
     return rc;
 }
 
-/* qemu-img's own view: a qcow2 with no backing file and no external data file. */
+/* A qcow2 (our header reader) with no backing file and no external data file; untrusted:
+ * within the size limit and passing qemu-img's own check. */
 static int check_disk(const char *disk, int untrusted)
 {
-    const char *info[] = {"qemu-img", "info", "--output=json", "-f", "qcow2", disk, NULL};
     const char *check[] = {"qemu-img", "check", "-q", "-f", "qcow2", disk, NULL};
-    char *out = NULL;
-    json_t *j = NULL, *spec;
-    int rc = bl_run_tool_output(&out, info, 1 << 20);
+    struct bl_qcow2 q;
+    int rc = bl_qcow2_read(&q, disk);
 
-    if (rc == 0) {
-        j = json_loads(out, 0, NULL);
-        spec = json_object_get(json_object_get(json_object_get(j, "format-specific"), "data"),
-                               "data-file");
-        if (!j || strcmp(json_string_value(json_object_get(j, "format")) ?: "", "qcow2") != 0)
-            rc = bl_err(BOXLITE_EINVAL, DISK " is not a qcow2 image");
-        else if (json_object_get(j, "backing-filename") ||
-                 json_object_get(j, "full-backing-filename"))
-            rc = bl_err(BOXLITE_EINVAL, DISK " names a backing file (%s): refused",
-                        json_string_value(json_object_get(j, "backing-filename")) ?: "?");
-        else if (spec)
-            rc = bl_err(BOXLITE_EINVAL, DISK " names an external data file: refused");
-        else if (untrusted && (uint64_t)json_integer_value(json_object_get(j, "virtual-size")) >
-                                  (bl_limit(BL_LIMIT_IMPORT_DISK) << 30))
-            rc = bl_err(BOXLITE_EINVAL,
-                        DISK " has a virtual size of %lld bytes, over the %llu GiB limit for an "
-                             "untrusted archive (%s)",
-                        (long long)json_integer_value(json_object_get(j, "virtual-size")),
-                        (unsigned long long)bl_limit(BL_LIMIT_IMPORT_DISK),
-                        bl_limit_env(BL_LIMIT_IMPORT_DISK));
-    } else {
+    if (rc != 0)
         rc = bl_err_wrap(BOXLITE_EINVAL, DISK " is not a valid qcow2 image");
-    }
+    else if (q.backing[0])
+        rc = bl_err(BOXLITE_EINVAL, DISK " names a backing file (%s): refused", q.backing);
+    else if (q.data_file)
+        rc = bl_err(BOXLITE_EINVAL, DISK " names an external data file: refused");
+    else if (untrusted && q.size > (bl_limit(BL_LIMIT_IMPORT_DISK) << 30))
+        rc = bl_err(BOXLITE_EINVAL,
+                    DISK " has a virtual size of %llu bytes, over the %llu GiB limit for an "
+                         "untrusted archive (%s)",
+                    (unsigned long long)q.size, (unsigned long long)bl_limit(BL_LIMIT_IMPORT_DISK),
+                    bl_limit_env(BL_LIMIT_IMPORT_DISK));
     if (rc == 0 && untrusted && bl_run_tool(check) != 0)
         rc = bl_err_wrap(BOXLITE_EINVAL, DISK " failed qemu-img check");
-    json_decref(j);
-    free(out);
     return rc;
 }
 

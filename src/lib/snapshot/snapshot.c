@@ -4,6 +4,7 @@
 #include "box.h"
 #include "conn.h"
 #include "db.h"
+#include "disk.h"
 #include "error.h"
 #include "image.h"
 #include "runtime.h"
@@ -38,88 +39,11 @@ static char *snap_path(const boxlite_box *box, const char *name, const char *fil
     return bl_strdupf("%s/snapshots/%s%s%s", box->dir, name, file ? "/" : "", file ? file : "");
 }
 
-static void sync_dir(const char *path)
-{
-    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
-    }
-}
-
 static uint64_t file_bytes(const char *path)
 {
     struct stat st;
 
     return path && stat(path, &st) == 0 ? (uint64_t)st.st_blocks * 512 : 0;
-}
-
-/* The backing file name written in a qcow2 header (big-endian offset at 8, size at 16). */
-int bl_qcow2_backing(const char *path, char *out, size_t cap)
-{
-    unsigned char h[20];
-    uint64_t off = 0;
-    uint32_t len = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    int rc = -1;
-
-    out[0] = '\0';
-    if (fd >= 0 && pread(fd, h, sizeof(h), 0) == (ssize_t)sizeof(h) &&
-        memcmp(h, "QFI\xfb", 4) == 0) {
-        for (int i = 8; i < 16; i++)
-            off = off << 8 | h[i];
-        for (int i = 16; i < 20; i++)
-            len = len << 8 | h[i];
-        if (len < cap && (len == 0 || pread(fd, out, len, (off_t)off) == (ssize_t)len)) {
-            out[len] = '\0';
-            rc = 0;
-        }
-    }
-    if (fd >= 0)
-        close(fd);
-    return rc;
-}
-
-int bl_disk_rootfs(const char *disk, char **out)
-{
-    char cur[4096], next[4096];
-    char *hex = NULL;
-    long depth = 0;
-    int rc = 0;
-
-    snprintf(cur, sizeof(cur), "%s", disk);
-    /* bounded: a chain is as deep as a box has snapshots; a loop is a broken store */
-    for (; rc == 0 && !hex && depth < 1000000; depth++) {
-        size_t n = strlen(cur);
-        if (n > 5 && strcmp(cur + n - 5, ".ext4") == 0 && strstr(cur, "/images/rootfs/"))
-            hex = strndup(strrchr(cur, '/') + 1, strlen(strrchr(cur, '/') + 1) - 5);
-        else if (bl_qcow2_backing(cur, next, sizeof(next)) != 0)
-            rc = bl_err(BOXLITE_EIO, "read the qcow2 header of %s", cur);
-        else if (!next[0])
-            hex = strdup(""); /* stands alone */
-        else
-            memcpy(cur, next, sizeof(cur));
-    }
-    if (rc == 0 && !hex)
-        rc = bl_err(BOXLITE_ENOMEM, "out of memory (or a backing chain that loops: %s)", disk);
-    if (rc == 0)
-        *out = hex;
-    return rc;
-}
-
-/* qemu-img create -f qcow2 path over backing (absolute names: a layer can be hard-linked
- * elsewhere and still find its backing file). */
-static int new_overlay(const char *path, const char *backing)
-{
-    const char *fmt = strlen(backing) > 5 && strcmp(backing + strlen(backing) - 5, ".ext4") == 0
-                          ? "raw"
-                          : "qcow2";
-    const char *argv[] = {"qemu-img", "create", "-q",    "-f", "qcow2", "-F",
-                          fmt,        "-b",     backing, path, NULL};
-
-    unlink(path);
-    return bl_run_tool(argv);
 }
 
 /* ---- layers: boxes/<id>/layers/<id>.qcow2, disk.qcow2 a symlink to the top ---- */
@@ -150,8 +74,8 @@ int bl_box_layerize(boxlite_box *box)
     if (rc == 0 && rename(lnk, box->disk) != 0)
         rc = bl_err_errno(BOXLITE_EIO, errno, "rename %s", lnk);
     if (rc == 0) {
-        sync_dir(layers);
-        sync_dir(box->dir);
+        bl_disk_sync_dir(layers);
+        bl_disk_sync_dir(box->dir);
     }
 out:
     free(layers);
@@ -171,20 +95,13 @@ static char *layer_name(const boxlite_box *box)
 /* Point disk.qcow2 at layer (absolute, inside box->dir/layers) atomically. */
 static int switch_top(boxlite_box *box, const char *layer)
 {
-    char *lnk = bl_strdupf("%s/disk.qcow2.lnk", box->dir);
     const char *rel = strstr(layer, "/layers/");
-    int rc = 0;
 
-    if (!lnk || !rel)
-        rc = bl_err(BOXLITE_ENOMEM, "out of memory");
-    if (rc == 0) {
-        unlink(lnk);
-        if (symlink(rel + 1, lnk) != 0 || rename(lnk, box->disk) != 0)
-            rc = bl_err_errno(BOXLITE_EIO, errno, "switch %s to %s", box->disk, layer);
-        sync_dir(box->dir);
-    }
-    free(lnk);
-    return rc;
+    if (!rel)
+        return bl_err(BOXLITE_EINVAL, "layer %s is not in %s/layers", layer, box->dir);
+    if (bl_disk_switch_top(box->dir, rel + 1) != 0)
+        return bl_err_errno(BOXLITE_EIO, errno, "switch %s to %s", box->disk, layer);
+    return 0;
 }
 
 static void random_hex(char *out, size_t bytes)
@@ -306,7 +223,7 @@ static int create_offline(boxlite_box *box, const char *name)
         rc =
             bl_err_errno(errno == EEXIST ? BOXLITE_EEXISTS : BOXLITE_EIO, errno, "create %s", sdir);
     if (rc == 0)
-        rc = new_overlay(layer, top);
+        rc = bl_disk_overlay(layer, top, 0);
     bl_test_crash("snapshot-create:layered");
     if (rc == 0 && symlink(top, link_path) != 0)
         rc = bl_err_errno(BOXLITE_EIO, errno, "symlink %s", link_path);
@@ -314,7 +231,7 @@ static int create_offline(boxlite_box *box, const char *name)
     if (rc == 0)
         rc = switch_top(box, layer);
     if (rc == 0) {
-        sync_dir(sdir);
+        bl_disk_sync_dir(sdir);
     } else if (sdir) {
         if (layer)
             unlink(layer);
@@ -502,7 +419,7 @@ BOXLITE_API int boxlite_snapshot_restore(boxlite_box *box, const char *name, int
             rc = bl_err(BOXLITE_EIO, "snapshot \"%s\" has lost its disk layer", s.name);
     }
     if (rc == 0)
-        rc = new_overlay(tmp, layer);
+        rc = bl_disk_overlay(tmp, layer, 0);
     bl_test_crash("snapshot-restore:layered");
     if (rc == 0)
         rc = switch_top(box, tmp);
@@ -532,17 +449,11 @@ static int rebase_children(boxlite_box *box, const char *layer, const char *new_
     struct dirent *e;
     char b[4096];
     int rc = d ? 0 : bl_err_errno(BOXLITE_EIO, errno, "open %s", layers ? layers : box->dir);
-    const char *fmt =
-        strlen(new_backing) > 5 && strcmp(new_backing + strlen(new_backing) - 5, ".ext4") == 0
-            ? "raw"
-            : "qcow2";
 
     while (rc == 0 && (e = readdir(d)) != NULL) {
         char *child = e->d_name[0] == '.' ? NULL : bl_strdupf("%s/%s", layers, e->d_name);
-        const char *argv[] = {"qemu-img",  "rebase", "-q", "-f",  "qcow2", "-b",
-                              new_backing, "-F",     fmt,  child, NULL};
         if (child && bl_qcow2_backing(child, b, sizeof(b)) == 0 && strcmp(b, layer) == 0)
-            rc = bl_run_tool(argv);
+            rc = bl_disk_rebase(child, new_backing);
         free(child);
     }
     if (d)
@@ -729,27 +640,17 @@ struct flatten_ctx {
     const char *base; /* the image's base, shared */
 };
 
-/* An empty layer over the source chain, then rebased onto the image's base: qemu-img copies
- * in every cluster where the chain differs from the base (`convert -B` would copy only the
- * top layer's clusters). No base (a standalone disk): rebased onto nothing, a full copy. */
+/* The source chain copied onto the image's base (bl_disk_flatten). */
 static int flatten_over_base(const char *disk, void *ctx)
 {
     struct flatten_ctx *f = ctx;
-    const char *onto[] = {"qemu-img", "rebase", "-q",  "-f", "qcow2", "-b",
-                          f->base,    "-F",     "raw", disk, NULL};
-    const char *alone[] = {"qemu-img", "rebase", "-q", "-f", "qcow2", "-b", "", disk, NULL};
-    char *src = realpath(f->src, NULL);
-    int rc = src ? new_overlay(disk, src) : bl_err_errno(BOXLITE_EIO, errno, "resolve %s", f->src);
 
-    if (rc == 0)
-        rc = bl_run_tool(f->base ? onto : alone);
-    free(src);
-    return rc;
+    return bl_disk_flatten(disk, f->src, f->base);
 }
 
 static int overlay_make(const char *disk, void *ctx)
 {
-    return new_overlay(disk, ctx);
+    return bl_disk_overlay(disk, ctx, 0);
 }
 
 BOXLITE_API int boxlite_box_clone(boxlite_box **out, boxlite_box *box, const char *name,
@@ -933,22 +834,18 @@ static int set_add(struct layer_set *s, const struct stat *st)
     return 1;
 }
 
-/* Mark path and everything below it; a chain already walked is not walked again. */
+static int mark_one(const char *file, const struct stat *st, void *ctx)
+{
+    int rc = st ? set_add(ctx, st) : 1;
+
+    return rc == 0 ? 1 : rc == 1 ? 0 : rc; /* walked already: stop there */
+}
+
+/* Mark path and everything below it; a chain already walked is not walked again. A header
+ * that cannot be read is an error: nothing is collected then. */
 static int mark_chain(struct layer_set *set, const char *path)
 {
-    char cur[4096], next[4096];
-    struct stat st;
-    int rc = 0;
-
-    snprintf(cur, sizeof(cur), "%s", path);
-    while (rc == 0 && stat(cur, &st) == 0) {
-        rc = set_add(set, &st);
-        if (rc <= 0 || bl_qcow2_backing(cur, next, sizeof(next)) != 0 || !next[0])
-            break; /* walked already, or the bottom (the raw base, or a standalone layer) */
-        memcpy(cur, next, sizeof(cur));
-        rc = 0;
-    }
-    return rc < 0 ? rc : 0;
+    return bl_disk_walk(path, mark_one, set);
 }
 
 /* Mark what the box in dir reaches: dir/disk.qcow2 and every snapshots/<name>/disk.qcow2;
