@@ -3,6 +3,7 @@
  * migrated to a file through an fd handed to QEMU, resume). Layout: docs/snapshots.md. */
 #include "shim.h"
 
+#include "boxlite.h"
 #include "disk.h"
 #include "util.h"
 
@@ -131,13 +132,6 @@ static int save_memory(struct snap *s)
     return rc;
 }
 
-static int check_name(const char *name)
-{
-    size_t n = strlen(name);
-
-    return n > 0 && n <= 64 && name[0] != '.' && !strchr(name, '/') ? 0 : -1;
-}
-
 int shim_snapshot(struct shim_router *r, struct shim_qmp *q, const char *dir, int full,
                   const char *name, char *msg, size_t cap)
 {
@@ -148,8 +142,8 @@ int shim_snapshot(struct shim_router *r, struct shim_qmp *q, const char *dir, in
     int rc = 0, held = 0;
 
     msg[0] = '\0';
-    if (check_name(name) != 0)
-        return fail(&s, "invalid snapshot name \"%s\"", name);
+    if (bl_check_name("snapshot", name) != 0) /* the library's rule: names become paths */
+        return fail(&s, "%s", boxlite_error_last());
     snprintf(s.sdir, sizeof(s.sdir), "snapshots/%s", name);
     if (mkdir("snapshots", 0700) != 0 && errno != EEXIST)
         return fail(&s, "create snapshots/: %s", strerror(errno));

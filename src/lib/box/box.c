@@ -208,7 +208,7 @@ out:
 
 /* ---- create / get ---- */
 
-static int make_disk(boxlite_box *box, const char *base, unsigned size_gb)
+static int make_disk(const char *disk, const char *base, unsigned size_gb)
 {
     struct stat st;
     int rc = 0;
@@ -219,7 +219,33 @@ static int make_disk(boxlite_box *box, const char *base, unsigned size_gb)
         rc = bl_err(BOXLITE_EINVAL, "disk_size_gb %u is smaller than the image (%lld MiB)", size_gb,
                     (long long)(st.st_size >> 20));
     if (rc == 0)
-        rc = bl_disk_overlay(box->disk, base, (uint64_t)size_gb << 30);
+        rc = bl_disk_overlay(disk, base, (uint64_t)size_gb << 30);
+    return rc;
+}
+
+int bl_box_stage(boxlite_runtime *rt, const char *id, char **dir_out, int *lock_out)
+{
+    char *dir = bl_strdupf("%s/boxes/.new-%s", rt->home, id);
+    int rc = dir ? bl_make_locked_dir(dir, lock_out) : bl_err(BOXLITE_ENOMEM, "out of memory");
+
+    if (rc == 0)
+        *dir_out = dir;
+    else
+        free(dir);
+    return rc;
+}
+
+int bl_box_publish(boxlite_runtime *rt, const struct bl_box_row *row, const char *staged)
+{
+    char *dir = bl_strdupf("%s/boxes/%s", rt->home, row->id);
+    int rc = dir ? bl_db_box_insert(rt->db, row) : bl_err(BOXLITE_ENOMEM, "out of memory");
+
+    bl_test_crash("box-new:inserted");
+    if (rc == 0 && rename(staged, dir) != 0) {
+        rc = bl_err_errno(BOXLITE_EIO, errno, "rename %s", staged);
+        bl_db_box_delete(rt->db, row->id);
+    }
+    free(dir);
     return rc;
 }
 
@@ -229,8 +255,8 @@ BOXLITE_API int boxlite_box_create(boxlite_box **out, boxlite_runtime *rt,
     boxlite_box_options defaults = BOXLITE_BOX_OPTIONS_INIT, v2 = BOXLITE_BOX_OPTIONS_INIT;
     struct bl_image *img = NULL;
     boxlite_box *box = NULL;
-    char id[13];
-    int rc, made_dir = 0;
+    char id[13], *staged = NULL, *disk = NULL;
+    int rc, lock_fd = -1;
 
     bl_err_clear();
     if (!out || !rt)
@@ -253,7 +279,7 @@ BOXLITE_API int boxlite_box_create(boxlite_box **out, boxlite_runtime *rt,
     memcpy(box->row.id, id, sizeof(id));
     box->image = img;
     img = NULL;
-    rc = bl_box_row_fill(&box->row, opts, box->image->ref);
+    rc = bl_box_row_fill(&box->row, id, opts, box->image->ref);
     if (rc == 0) {
         box->row.image_id = strdup(box->image->id);
         box->row.image_rootfs = strdup(box->image->rootfs);
@@ -262,19 +288,23 @@ BOXLITE_API int boxlite_box_create(boxlite_box **out, boxlite_runtime *rt,
     }
     if (rc != 0)
         goto out;
-    if (mkdir(box->dir, 0700) != 0) {
-        rc = bl_err_errno(bl_code_from_errno(errno), errno, "create %s", box->dir);
-        goto out;
+    rc = bl_box_stage(rt, id, &staged, &lock_fd);
+    if (rc == 0) {
+        disk = bl_strdupf("%s/disk.qcow2", staged);
+        rc = disk ? make_disk(disk, box->image->base_path, opts->disk_size_gb)
+                  : bl_err(BOXLITE_ENOMEM, "out of memory");
     }
-    made_dir = 1;
-    rc = make_disk(box, box->image->base_path, opts->disk_size_gb);
     if (rc == 0)
-        rc = bl_db_box_insert(rt->db, &box->row);
+        rc = bl_box_publish(rt, &box->row, staged);
 out:
     bl_image_free(img);
+    if (rc != 0 && staged)
+        bl_rm_rf(staged);
+    if (lock_fd >= 0)
+        close(lock_fd);
+    free(staged);
+    free(disk);
     if (rc != 0) {
-        if (made_dir)
-            bl_rm_rf(box->dir);
         if (box)
             box_release(box);
         bl_err_wrap(rc, "create box");

@@ -98,9 +98,24 @@ int bl_box_attach(boxlite_box *box);
 /* Check the options of a box create; BOXLITE_EINVAL with the message (options.c). */
 int bl_box_options_check(const boxlite_box_options *o);
 
-/* Fill r (zeroed by the caller) from checked options and the image reference; on failure
- * what was filled is for bl_box_row_clear (options.c). */
-int bl_box_row_fill(struct bl_box_row *r, const boxlite_box_options *o, const char *image);
+/* The one place a new box's row is born: r zeroed, then id, name (checked as a box name),
+ * image, state "configured", created now, no reason, no ports, no volumes. On failure r
+ * holds nothing (options.c). */
+int bl_box_row_init(struct bl_box_row *r, const char *id, const char *name, const char *image);
+
+/* A new box's row from checked options and the image reference (bl_box_row_init, then the
+ * options); on failure what was filled is for bl_box_row_clear (options.c). */
+int bl_box_row_fill(struct bl_box_row *r, const char *id, const boxlite_box_options *o,
+                    const char *image);
+
+/* A new box's directory is made as boxes/.new-<id>, locked (*lock_out) while it is being
+ * made: repair leaves locked ones alone, and drops unlocked ones without a row (box.c). */
+int bl_box_stage(boxlite_runtime *rt, const char *id, char **dir_out, int *lock_out);
+
+/* Publish a staged box: insert its row, then give the directory its real name. A crash in
+ * between is finished by repair (a row whose boxes/<id> is missing but boxes/.new-<id>
+ * exists); a failed rename takes the row out again. The caller removes staged on failure. */
+int bl_box_publish(boxlite_runtime *rt, const struct bl_box_row *row, const char *staged);
 
 /* A box the store calls running whose monitor is gone: record it as failed; 1 when so
  * (repair.c). */

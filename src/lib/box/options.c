@@ -6,6 +6,7 @@
 #include "util.h"
 
 #include <arpa/inet.h>
+#include <stdio.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdlib.h>
@@ -151,16 +152,37 @@ static char **encode_volumes(const boxlite_box_options *o)
     return v;
 }
 
-int bl_box_row_fill(struct bl_box_row *r, const boxlite_box_options *o, const char *image)
+int bl_box_row_init(struct bl_box_row *r, const char *id, const char *name, const char *image)
 {
     char now[32];
 
+    memset(r, 0, sizeof(*r));
+    if (check_name(name) != 0)
+        return BOXLITE_EINVAL;
     bl_rfc3339_now(now);
-    r->name = o->name ? strdup(o->name) : NULL;
+    snprintf(r->id, sizeof(r->id), "%s", id);
+    r->name = name ? strdup(name) : NULL;
     r->image = strdup(image);
     r->state = strdup("configured");
     r->created_at = strdup(now);
     r->reason = strdup("");
+    r->ports = calloc(1, sizeof(char *));
+    r->volumes = calloc(1, sizeof(char *));
+    if ((name && !r->name) || !r->image || !r->state || !r->created_at || !r->reason || !r->ports ||
+        !r->volumes) {
+        bl_box_row_clear(r);
+        return bl_err(BOXLITE_ENOMEM, "out of memory");
+    }
+    return 0;
+}
+
+int bl_box_row_fill(struct bl_box_row *r, const char *id, const boxlite_box_options *o,
+                    const char *image)
+{
+    int rc = bl_box_row_init(r, id, o->name, image);
+
+    if (rc != 0)
+        return rc;
     r->cpus = o->cpus ? o->cpus : 1;
     r->memory_mib = o->memory_mib ? o->memory_mib : DEFAULT_MEMORY_MIB;
     r->disk_size_gb = o->disk_size_gb;
@@ -172,11 +194,12 @@ int bl_box_row_fill(struct bl_box_row *r, const boxlite_box_options *o, const ch
     r->workdir = o->working_dir ? strdup(o->working_dir) : NULL;
     r->user = o->user ? strdup(o->user) : NULL;
     r->network_disabled = o->network_disabled;
+    bl_strv_free(r->ports);
+    bl_strv_free(r->volumes);
     r->ports = encode_ports(o);
     r->volumes = encode_volumes(o);
     r->allow_net = o->allow_net ? bl_strv_dup(o->allow_net) : NULL;
-    if (!r->ports || !r->volumes || (o->allow_net && !r->allow_net) || (o->name && !r->name) ||
-        !r->image || !r->state || !r->created_at || !r->reason || (o->env && !r->env) ||
+    if (!r->ports || !r->volumes || (o->allow_net && !r->allow_net) || (o->env && !r->env) ||
         (o->entrypoint && !r->entrypoint) || (o->cmd && !r->cmd) ||
         (o->working_dir && !r->workdir) || (o->user && !r->user))
         return bl_err(BOXLITE_ENOMEM, "out of memory");

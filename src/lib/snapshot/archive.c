@@ -476,22 +476,16 @@ static int row_from_manifest(struct bl_box_row *r, json_t *root, const char *id,
     json_int_t cpus = json_integer_value(json_object_get(b, "cpus"));
     json_int_t mem = json_integer_value(json_object_get(b, "memory_mib"));
     json_int_t disk = json_integer_value(json_object_get(b, "disk_size_gb"));
-    char now[32];
-    int ok = 1;
+    int ok = 1, rc;
 
     if (!image || cpus < 1 || cpus > 64 || mem < 128 || mem > 1024 * 1024 || disk < 0 ||
         disk > 16384 || (wd && wd[0] != '/'))
         return bl_err(BOXLITE_EINVAL, MANIFEST ": invalid box settings");
     if (untrusted && check_untrusted(rt, image, cpus, mem, disk) != 0)
         return bl_err_wrap(BOXLITE_EINVAL, "untrusted archive");
-    memset(r, 0, sizeof(*r));
-    bl_rfc3339_now(now);
-    snprintf(r->id, sizeof(r->id), "%s", id);
-    r->name = name ? strdup(name) : NULL;
-    r->image = strdup(image);
-    r->state = strdup("configured");
-    r->created_at = strdup(now);
-    r->reason = strdup("");
+    rc = bl_box_row_init(r, id, name, image);
+    if (rc != 0)
+        return rc;
     r->cpus = (unsigned)cpus;
     r->memory_mib = (unsigned)mem;
     r->disk_size_gb = (unsigned)disk;
@@ -501,13 +495,10 @@ static int row_from_manifest(struct bl_box_row *r, json_t *root, const char *id,
     r->workdir = wd ? strdup(wd) : NULL;
     r->user = user ? strdup(user) : NULL;
     r->network_disabled = json_is_true(json_object_get(b, "network_disabled"));
-    r->ports = calloc(1, sizeof(char *));
-    r->volumes = calloc(1, sizeof(char *));
     for (size_t i = 0; r->env && r->env[i]; i++)
         if (!strchr(r->env[i], '=') || r->env[i][0] == '=')
             ok = 0;
-    if (!ok || (name && !r->name) || !r->image || !r->state || !r->created_at || !r->reason ||
-        !r->ports || !r->volumes) {
+    if (!ok || (wd && !r->workdir) || (user && !r->user)) {
         bl_box_row_clear(r);
         return bl_err(BOXLITE_EINVAL, MANIFEST ": invalid box settings");
     }
@@ -520,7 +511,7 @@ BOXLITE_API int boxlite_box_import(boxlite_box **out, boxlite_runtime *rt, const
     struct import im = {0};
     struct bl_box_row row = {0};
     json_t *root = NULL;
-    char id[13], *final = NULL, *lock = NULL;
+    char id[13];
     int lock_fd = -1, rc, have_row = 0;
     struct bl_box_row existing;
 
@@ -534,19 +525,11 @@ BOXLITE_API int boxlite_box_import(boxlite_box **out, boxlite_runtime *rt, const
         return bl_err(BOXLITE_EEXISTS, "a box named \"%s\" already exists", name);
     }
     rc = bl_random_id(id);
+    if (rc == 0)
+        rc = bl_box_stage(rt, id, &im.dir, &lock_fd);
     if (rc == 0) {
-        im.dir = bl_strdupf("%s/boxes/.new-%s", rt->home, id);
-        im.disk = bl_strdupf("%s/boxes/.new-%s/" DISK, rt->home, id);
-        lock = bl_strdupf("%s/boxes/.new-%s/lock", rt->home, id);
-        final = bl_strdupf("%s/boxes/%s", rt->home, id);
-        rc = im.dir && im.disk && lock && final ? 0 : bl_err(BOXLITE_ENOMEM, "out of memory");
-    }
-    if (rc == 0 && mkdir(im.dir, 0700) != 0)
-        rc = bl_err_errno(BOXLITE_EIO, errno, "create %s", im.dir);
-    if (rc == 0) {
-        lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-        if (lock_fd < 0 || flock(lock_fd, LOCK_EX) != 0)
-            rc = bl_err_errno(BOXLITE_EIO, errno, "lock %s", lock);
+        im.disk = bl_strdupf("%s/" DISK, im.dir);
+        rc = im.disk ? 0 : bl_err(BOXLITE_ENOMEM, "out of memory");
     }
     if (rc == 0)
         rc = read_archive(path, &im, &root,
@@ -558,12 +541,7 @@ BOXLITE_API int boxlite_box_import(boxlite_box **out, boxlite_runtime *rt, const
         rc = row_from_manifest(&row, root, id, name, rt, untrusted);
     have_row = rc == 0;
     if (rc == 0)
-        rc = bl_db_box_insert(rt->db, &row);
-    bl_test_crash("box-new:inserted");
-    if (rc == 0 && rename(im.dir, final) != 0) {
-        rc = bl_err_errno(BOXLITE_EIO, errno, "rename %s", im.dir);
-        bl_db_box_delete(rt->db, id);
-    }
+        rc = bl_box_publish(rt, &row, im.dir);
     if (rc != 0 && im.dir)
         bl_rm_rf(im.dir);
     if (lock_fd >= 0)
@@ -576,8 +554,6 @@ BOXLITE_API int boxlite_box_import(boxlite_box **out, boxlite_runtime *rt, const
     free(im.dir);
     free(im.disk);
     free(im.manifest);
-    free(lock);
-    free(final);
     if (rc != 0)
         return bl_err_wrap(rc, "import %s", path);
     return 0;

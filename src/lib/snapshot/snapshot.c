@@ -519,19 +519,6 @@ BOXLITE_API int boxlite_snapshot_remove(boxlite_box *box, const char *name)
 
 /* ---- new boxes from old: clone, fork ---- */
 
-/* boxes/.new-<id>, locked while it is being made: repair leaves locked ones alone. */
-static int new_box_dir(boxlite_runtime *rt, const char *id, char **dir_out, int *lock_out)
-{
-    char *dir = bl_strdupf("%s/boxes/.new-%s", rt->home, id);
-    int rc = dir ? bl_make_locked_dir(dir, lock_out) : BOXLITE_ENOMEM;
-
-    if (rc == 0)
-        *dir_out = dir;
-    else
-        free(dir);
-    return rc;
-}
-
 static char **dup_or_null(char **v, int *ok)
 {
     char **d = v ? bl_strv_dup((const char *const *)v) : NULL;
@@ -541,21 +528,15 @@ static char **dup_or_null(char **v, int *ok)
     return d;
 }
 
-/* A row for a new box like src: new id, name, stopped. */
+/* A row for a new box like src: new id, name, stopped (a copy never widens the policy). */
 static int copy_row(struct bl_box_row *r, const struct bl_box_row *src, const char *id,
                     const char *name, int keep_ports)
 {
-    char now[32];
     int ok = 1;
+    int rc = bl_box_row_init(r, id, name, src->image);
 
-    memset(r, 0, sizeof(*r));
-    bl_rfc3339_now(now);
-    snprintf(r->id, sizeof(r->id), "%s", id);
-    r->name = name ? strdup(name) : NULL;
-    r->image = strdup(src->image);
-    r->state = strdup("configured");
-    r->created_at = strdup(now);
-    r->reason = strdup("");
+    if (rc != 0)
+        return rc;
     r->cpus = src->cpus;
     r->memory_mib = src->memory_mib;
     r->disk_size_gb = src->disk_size_gb;
@@ -566,37 +547,21 @@ static int copy_row(struct bl_box_row *r, const struct bl_box_row *src, const ch
     r->workdir = src->workdir ? strdup(src->workdir) : NULL;
     r->user = src->user ? strdup(src->user) : NULL;
     r->network_disabled = src->network_disabled;
-    r->ports = keep_ports ? dup_or_null(src->ports, &ok) : calloc(1, sizeof(char *));
+    if (keep_ports) {
+        bl_strv_free(r->ports);
+        r->ports = dup_or_null(src->ports, &ok);
+    }
+    bl_strv_free(r->volumes);
     r->volumes = dup_or_null(src->volumes, &ok);
-    r->allow_net = dup_or_null(src->allow_net, &ok);            /* a copy never widens the policy */
+    r->allow_net = dup_or_null(src->allow_net, &ok);
     r->image_id = src->image_id ? strdup(src->image_id) : NULL; /* same image, same base */
     r->image_rootfs = src->image_rootfs ? strdup(src->image_rootfs) : NULL;
     if (!ok || (src->image_id && !r->image_id) || (src->image_rootfs && !r->image_rootfs) ||
-        (name && !r->name) || !r->image || !r->state || !r->created_at || !r->reason || !r->ports ||
         (src->workdir && !r->workdir) || (src->user && !r->user)) {
         bl_box_row_clear(r);
         return bl_err(BOXLITE_ENOMEM, "out of memory");
     }
     return 0;
-}
-
-/* Insert the row, then give the directory its real name: a crash in between is finished by
- * repair (a row whose boxes/<id> is missing but boxes/.new-<id> exists). */
-static int publish_box(boxlite_box **out, boxlite_runtime *rt, struct bl_box_row *row,
-                       const char *tmpdir)
-{
-    char *dir = bl_strdupf("%s/boxes/%s", rt->home, row->id);
-    int rc = dir ? bl_db_box_insert(rt->db, row) : bl_err(BOXLITE_ENOMEM, "out of memory");
-
-    bl_test_crash("box-new:inserted");
-    if (rc == 0 && rename(tmpdir, dir) != 0) {
-        rc = bl_err_errno(BOXLITE_EIO, errno, "rename %s", tmpdir);
-        bl_db_box_delete(rt->db, row->id);
-    }
-    free(dir);
-    if (rc == 0)
-        rc = boxlite_box_get(out, rt, row->id);
-    return rc;
 }
 
 /* Make a box from src's row and a disk made by make(tmpdir disk path, ctx). */
@@ -615,7 +580,7 @@ static int make_box(boxlite_box **out, boxlite_box *src, const char *name, const
         snprintf(row.parent, sizeof(row.parent), "%s", parent ? parent : "");
         if (fork)
             snprintf(row.backing_box, sizeof(row.backing_box), "%s", src->row.id);
-        rc = new_box_dir(src->rt, id, &tmpdir, &lock_fd);
+        rc = bl_box_stage(src->rt, id, &tmpdir, &lock_fd);
     }
     if (rc == 0) {
         disk = bl_strdupf("%s/disk.qcow2", tmpdir);
@@ -623,7 +588,9 @@ static int make_box(boxlite_box **out, boxlite_box *src, const char *name, const
     }
     bl_test_crash("box-new:disk");
     if (rc == 0)
-        rc = publish_box(out, src->rt, &row, tmpdir);
+        rc = bl_box_publish(src->rt, &row, tmpdir);
+    if (rc == 0)
+        rc = boxlite_box_get(out, src->rt, row.id);
     if (rc != 0 && tmpdir)
         bl_rm_rf(tmpdir);
     if (lock_fd >= 0)
@@ -666,8 +633,6 @@ BOXLITE_API int boxlite_box_clone(boxlite_box **out, boxlite_box *box, const cha
     if (!out || !box)
         return bl_err(BOXLITE_EINVAL, "clone: bad arguments");
     rc = bl_box_reload(box);
-    if (rc == 0 && name)
-        rc = check_snap_name(name);
     if (rc == 0 && snapshot)
         rc = bl_db_snap_get(box->rt->db, box->row.id, snapshot, &s);
     else if (rc == 0 && bl_box_running(box))
@@ -701,8 +666,6 @@ BOXLITE_API int boxlite_box_fork(boxlite_box **out, boxlite_box *box, const char
     if (!out || !box || !snapshot)
         return bl_err(BOXLITE_EINVAL, "fork: bad arguments");
     rc = bl_box_reload(box);
-    if (rc == 0 && name)
-        rc = check_snap_name(name);
     if (rc == 0)
         rc = bl_db_snap_get(box->rt->db, box->row.id, snapshot, &s);
     if (rc == 0 && strcmp(s.kind, "full") != 0)
