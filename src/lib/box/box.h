@@ -65,7 +65,7 @@ void bl_snapshot_repair(boxlite_box *box, struct bl_repair *rp);
 /* The same, the caller holding the box's lock. */
 void bl_snapshot_repair_locked(boxlite_box *box);
 
-/* Finish or drop boxes a crash left half made (boxes/.new-<id>) (snapshot.c). */
+/* Finish or drop boxes a crash left half made (boxes/.new-<id>) (repair.c). */
 void bl_box_repair_new(boxlite_runtime *rt, struct bl_repair *rp);
 
 /* The running box's channel (borrowed), attaching to its monitor if needed, or

@@ -1,5 +1,6 @@
 /* repair.c — crash repair of boxes: a row the store calls running whose monitor is gone,
- * and the checks of boxlite doctor over every box (directory, pin, base, snapshots). */
+ * boxes a crash left staged (boxes/.new-<id>), and the checks of boxlite doctor over every
+ * box (directory, pin, base, snapshots). */
 #include "box.h"
 #include "db.h"
 #include "error.h"
@@ -7,7 +8,12 @@
 #include "runtime.h"
 #include "util.h"
 
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -60,5 +66,44 @@ void bl_box_doctor(boxlite_runtime *rt, struct bl_repair *rp)
         boxlite_box_free(box);
     }
     bl_box_rows_free(rows, n);
+    bl_err_clear();
+}
+
+/* Staged boxes (bl_box_stage) a crash left: with a row, finish the publish; without, drop
+ * them. Locked ones are being made: left alone. */
+void bl_box_repair_new(boxlite_runtime *rt, struct bl_repair *rp)
+{
+    char *boxes = bl_strdupf("%s/boxes", rt->home);
+    DIR *d = boxes ? opendir(boxes) : NULL;
+    struct dirent *e;
+
+    while (d && (e = readdir(d)) != NULL) {
+        char *dir, *lock, *final;
+        struct bl_box_row row;
+        int fd;
+        if (strncmp(e->d_name, ".new-", 5) != 0 && strncmp(e->d_name, ".export-", 8) != 0)
+            continue;
+        dir = bl_strdupf("%s/%s", boxes, e->d_name);
+        lock = bl_strdupf("%s/%s/lock", boxes, e->d_name);
+        final = bl_strdupf("%s/%s", boxes, e->d_name + 5);
+        fd = lock ? open(lock, O_RDWR | O_CLOEXEC) : -1;
+        if (dir && final && (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) == 0)) {
+            if (e->d_name[1] == 'n' && bl_db_box_get(rt->db, e->d_name + 5, &row) == 0) {
+                if (bl_repair_note(rp, 1, row.id, "made, but not moved into place"))
+                    rename(dir, final); /* recorded: finish */
+                bl_box_row_clear(&row);
+            } else if (bl_repair_note(rp, 1, "", "%s: left half made", e->d_name)) {
+                bl_rm_rf(dir);
+            }
+        }
+        if (fd >= 0)
+            close(fd);
+        free(dir);
+        free(lock);
+        free(final);
+    }
+    if (d)
+        closedir(d);
+    free(boxes);
     bl_err_clear();
 }

@@ -86,7 +86,7 @@ void bl_disk_sync_dir(const char *path)
 int bl_disk_switch_top(const char *dir, const char *layer)
 {
     char lnk[4096], disk[4096];
-    int rc = 0;
+    int rc = 0, err;
 
     if ((size_t)snprintf(lnk, sizeof(lnk), "%s/disk.qcow2.lnk", dir) >= sizeof(lnk) ||
         (size_t)snprintf(disk, sizeof(disk), "%s/disk.qcow2", dir) >= sizeof(disk)) {
@@ -96,7 +96,9 @@ int bl_disk_switch_top(const char *dir, const char *layer)
     unlink(lnk);
     if (symlink(layer, lnk) != 0 || rename(lnk, disk) != 0)
         rc = -1;
+    err = errno; /* the caller's message: why the switch failed, not the sync */
     bl_disk_sync_dir(dir);
+    errno = err;
     return rc;
 }
 
