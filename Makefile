@@ -1,7 +1,8 @@
 # Makefile — the README's two commands and their helpers: `make demo` (build everything and
 # run a command in a box), `make test` (build, build the Python module, check formatting, run
 # unit + integration + Python tests). Both install the Debian packages they need first. The
-# build itself is Meson; the Python module is built by pip from ./python, offline.
+# build itself is Meson; the Python module is built by pip from ./python, offline. `make wheel`
+# builds dist/boxlite-<version>-<tags>.whl, the self-contained package (docs/packaging.md).
 BUILD   ?= build
 PYTHON  ?= /usr/bin/python3
 PYTEST_ARGS ?=
@@ -11,7 +12,7 @@ CLANG   ?= clang-14
 LIB_INC  = -Isrc/lib -Isrc/lib/state -Isrc/lib/image -Isrc/lib/box -Isrc/lib/snapshot -Isrc/lib/net -Isrc/lib/disk
 SOURCES  = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
 
-.PHONY: all deps build python python-install demo test unit check-format format fuzz fuzz-build bench clean
+.PHONY: all deps build python python-install wheel demo test unit check-format check-abi format fuzz fuzz-build bench clean
 
 all: build
 
@@ -36,6 +37,11 @@ python-install: build
 	BOXLITE_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pip install --no-build-isolation --no-index \
 	  --no-deps --break-system-packages ./python
 
+# One self-contained wheel: the module, the CLI, the shim, the guest files and our own QEMU
+# (scripts/build-qemu.sh, cached under ~/.cache/boxlite/qemu). docs/packaging.md.
+wheel: build
+	BUILD=$(abspath $(BUILD)) PYTHON=$(PYTHON) ./scripts/build-wheel.sh
+
 demo: build
 	$(BUILD)/src/cli/boxlite run --rm -- sh -c 'echo "hello from a micro-VM: $$(uname -sr), $$(cat /proc/cpuinfo | grep -c ^processor) cpu"; . /etc/os-release; echo "image: $$PRETTY_NAME"'
 
@@ -45,10 +51,14 @@ check-format:
 format:
 	clang-format -i $(SOURCES)
 
+# libboxlite's ABI against the 1.0 baseline in abi/: additions pass, anything else fails.
+check-abi: build
+	./scripts/check-abi.sh $(BUILD)
+
 fuzz-build: deps
 	mkdir -p $(BUILD)/fuzz
 	$(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -D_GNU_SOURCE -Isrc/common \
-	  src/common/proto.c tests/fuzz/fuzz_proto.c -o $(BUILD)/fuzz/fuzz_proto
+	  src/common/proto.c src/common/frameio.c tests/fuzz/fuzz_proto.c -o $(BUILD)/fuzz/fuzz_proto
 	# images (issue 3): registry documents, references + WWW-Authenticate, layer tars → ext4
 	for t in manifest reference layer; do \
 	  $(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -D_GNU_SOURCE \
@@ -73,6 +83,9 @@ fuzz-build: deps
 	$(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -D_GNU_SOURCE \
 	  $(LIB_INC) -Iinclude src/lib/disk/qcow2.c src/lib/error.c tests/fuzz/fuzz_qcow2.c \
 	  -o $(BUILD)/fuzz/fuzz_qcow2
+	# boxlite-runtime's config.json / process.json parser (issue 17)
+	$(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -D_GNU_SOURCE \
+	  -Isrc/oci src/oci/spec.c tests/fuzz/fuzz_oci_config.c -ljansson -o $(BUILD)/fuzz/fuzz_oci_config
 
 # The documented fuzz run: the frame/payload decoder for FUZZ_SECONDS (default 60) seconds.
 fuzz: fuzz-build
@@ -83,7 +96,8 @@ fuzz: fuzz-build
 unit: build
 	meson test -C $(BUILD) --print-errorlogs
 
-test: build python fuzz-build check-format
+# tests/package installs the wheel on a bare Debian root (cached: tests/package/mkroot.sh)
+test: build python wheel fuzz-build check-format check-abi
 	BOXLITE_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -v tests $(PYTEST_ARGS)
 
 # Every benchmark prints our figure beside a baseline measured in the same run.

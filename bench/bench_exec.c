@@ -35,7 +35,7 @@ static int run(boxlite_box *box, const char *const *argv, uint64_t *bytes)
 {
     static char buf[1 << 16];
     boxlite_exec_options eo = BOXLITE_EXEC_OPTIONS_INIT;
-    boxlite_exec_result res;
+    boxlite_exec_result res = BOXLITE_EXEC_RESULT_INIT;
     boxlite_exec *ex = NULL;
     size_t n = 1;
     int which, rc;
@@ -51,7 +51,7 @@ static int run(boxlite_box *box, const char *const *argv, uint64_t *bytes)
             *bytes += n;
     }
     if (rc == 0)
-        rc = boxlite_exec_wait(ex, &res, -1);
+        rc = boxlite_exec_wait_v2(&res, ex, -1);
     if (rc == 0 && res.exit_code != 0)
         rc = -1;
     boxlite_exec_free(ex);
@@ -156,7 +156,7 @@ int main(int argc, char **argv)
 fail:
     if (rc != 0)
         fprintf(stderr, "bench: %s\n", boxlite_error_last());
-    boxlite_box_stop(box, -1);
+    boxlite_box_stop(box, BOXLITE_STOP_TIMEOUT_DEFAULT_MS);
     boxlite_box_free(box);
     boxlite_runtime_free(rt);
     free(ping);

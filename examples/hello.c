@@ -11,7 +11,7 @@ int main(void)
     boxlite_box_options bo = BOXLITE_BOX_OPTIONS_INIT;
     boxlite_exec_options eo = BOXLITE_EXEC_OPTIONS_INIT;
     const char *argv[] = {"echo", "hello from a box", NULL};
-    boxlite_exec_result res = {0};
+    boxlite_exec_result res = BOXLITE_EXEC_RESULT_INIT;
     char buf[4096];
     size_t n;
     int which;
@@ -30,7 +30,7 @@ int main(void)
         fwrite(buf, 1, n, which == BOXLITE_STDOUT ? stdout : stderr);
     boxlite_exec_wait(ex, &res, -1);
     boxlite_exec_free(ex);
-    boxlite_box_stop(box, -1);
+    boxlite_box_stop(box, BOXLITE_STOP_TIMEOUT_DEFAULT_MS);
     boxlite_box_free(box);
     boxlite_runtime_free(rt);
     return res.exit_code;

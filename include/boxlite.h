@@ -8,7 +8,31 @@
  *  - An object returned through **out belongs to the caller, who releases it with the
  *    matching _free (which accepts NULL). A pointer returned by value is borrowed from the
  *    object it came from and lives as long as that object.
- *  - Options structs carry a version; initialise them with their _INIT macro. */
+ *  - Every struct that crosses the API (options in, info out) begins with `unsigned version`:
+ *    set it with the struct's _INIT macro or boxlite_<struct>_init(&s, BOXLITE_<STRUCT>_VERSION).
+ *    The library reads and writes only the fields that version has, and refuses 0 or a
+ *    version newer than itself with BOXLITE_EINVAL. Fields are only ever appended.
+ *  - Timeouts are int milliseconds: < 0 waits forever, 0 polls (never waits), > 0 waits at
+ *    most that long.
+ *  - Threads: a runtime may be used by several threads at once. A box handle is used by one
+ *    thread at a time (two handles on one box are independent). The calls on an exec handle
+ *    may come from several threads at once (a reader, a writer, a waiter), but
+ *    boxlite_exec_free must not overlap any other call on it. Callbacks run on the calling
+ *    thread. Error messages are per thread.
+ *  - Lifetimes: free each box before its runtime. An exec handle keeps its own reference to
+ *    the box's agent channel: after its box is stopped or freed its calls fail cleanly
+ *    (BOXLITE_EPROTO or BOXLITE_ESTATE) until it is freed; free it before the runtime.
+ *  - One free rule: a single object from **out has its type's _free (boxlite_box_free,
+ *    boxlite_exec_free, boxlite_image_info_free, ...); an array from a _list call has the
+ *    type's _list_free(list, count); plain memory (bytes, strings) has boxlite_free, string
+ *    vectors boxlite_strv_free. Every free accepts NULL.
+ *  - Detach means one thing: the object (box or process) outlives the handle and the process
+ *    that made it.
+ *  - Arguments: out first, then the object acted on (the source), then what says which part
+ *    of it (snapshot), then the new thing's name, then flags. (boxlite_exec_read keeps the
+ *    shape of read(2): the buffer and its count beside the stream mask.)
+ *  - A function that shipped never changes signature or meaning; a _v2 is added beside it.
+ *    The rules and the ABI check: docs/api.md. */
 #ifndef BOXLITE_H
 #define BOXLITE_H
 
@@ -25,7 +49,20 @@ extern "C" {
 #define BOXLITE_API
 #endif
 
-#define BOXLITE_VERSION "0.1.0"
+/* The version of this header; boxlite_version() and boxlite_version_number() give the
+ * library's (which may be newer: 1.x libraries run 1.0 binaries). */
+#define BOXLITE_VERSION_MAJOR 1
+#define BOXLITE_VERSION_MINOR 0
+#define BOXLITE_VERSION_PATCH 0
+#define BOXLITE_VERSION       "1.0.0"
+/* 0xMMmmpp, comparable: #if BOXLITE_VERSION_NUMBER >= 0x010100 */
+#define BOXLITE_VERSION_NUMBER                                                                     \
+    ((BOXLITE_VERSION_MAJOR << 16) | (BOXLITE_VERSION_MINOR << 8) | BOXLITE_VERSION_PATCH)
+
+/* Timeouts (int milliseconds) everywhere. */
+#define BOXLITE_TIMEOUT_FOREVER         (-1)
+#define BOXLITE_TIMEOUT_POLL            0
+#define BOXLITE_STOP_TIMEOUT_DEFAULT_MS 10000 /* the grace the CLI gives a stopping box */
 
 /* Result codes. Every failure also sets boxlite_error_last(). */
 enum {
@@ -46,8 +83,11 @@ enum {
  * the next boxlite call on this thread. */
 BOXLITE_API const char *boxlite_error_last(void);
 
-/* The library's version string. */
+/* The library's version string ("1.0.0"). Static. */
 BOXLITE_API const char *boxlite_version(void);
+
+/* The library's BOXLITE_VERSION_NUMBER. */
+BOXLITE_API unsigned boxlite_version_number(void);
 
 /* ---- Runtime: one $BOXLITE_HOME ---------------------------------------------------- */
 
@@ -66,7 +106,14 @@ typedef struct boxlite_registry {
     const char *ca_file;             /* PEM CA bundle; NULL → the system's */
 } boxlite_registry;
 
-/* Log sink; level is 0 (debug) .. 3 (error). The library never prints on its own. */
+/* Log levels. */
+enum { BOXLITE_LOG_DEBUG = 0, BOXLITE_LOG_INFO = 1, BOXLITE_LOG_WARN = 2, BOXLITE_LOG_ERROR = 3 };
+
+/* "debug", "info", "warn", "error"; "unknown" for anything else. Static. */
+BOXLITE_API const char *boxlite_log_level_name(int level);
+
+/* Log sink; level is a BOXLITE_LOG_*, message borrowed for the call. It may be called from
+ * any thread that calls into the library. The library never prints on its own. */
 typedef void (*boxlite_log_fn)(void *ctx, int level, const char *message);
 
 typedef struct {
@@ -87,6 +134,11 @@ typedef struct {
     {                                                                                              \
         BOXLITE_RUNTIME_OPTIONS_VERSION, NULL, NULL, NULL, NULL, 0, NULL                           \
     }
+
+/* Fill *opts with the defaults of the given version (the fields that version has; the
+ * struct may be one built against an older header). BOXLITE_EINVAL for 0 or an unknown
+ * version. Every options and info struct has one of these, with the same rule. */
+BOXLITE_API int boxlite_runtime_options_init(boxlite_runtime_options *opts, unsigned version);
 
 /* Open (creating if needed) a runtime home. opts may be NULL for the defaults.
  * *out belongs to the caller: release it with boxlite_runtime_free. */
@@ -161,6 +213,7 @@ typedef struct {
         BOXLITE_BOX_OPTIONS_VERSION, NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL, NULL, NULL, 0, 0,   \
             NULL, 0, NULL, 0, NULL                                                                 \
     }
+BOXLITE_API int boxlite_box_options_init(boxlite_box_options *opts, unsigned version);
 
 /* Create a box: its own disk layered over its image, recorded in the runtime's store, not
  * yet running. *out belongs to the caller: boxlite_box_free. */
@@ -179,8 +232,10 @@ BOXLITE_API int boxlite_box_start(boxlite_box *box);
 /* Like boxlite_box_start, but the box keeps running after this process (the CLI's start). */
 BOXLITE_API int boxlite_box_start_detached(boxlite_box *box);
 
-/* Ask the guest to sync and power off; kill the VM after timeout_ms (< 0 → 10 s). Stopping
- * a box that is not running succeeds. A box with auto_remove is removed. */
+/* Ask the guest to sync and power off; kill the VM when it has not after timeout_ms (< 0:
+ * wait forever, never kill; 0: kill at once unless it is already off; the CLI gives
+ * BOXLITE_STOP_TIMEOUT_DEFAULT_MS). Stopping a box that is not running succeeds. A box with
+ * auto_remove is removed. */
 BOXLITE_API int boxlite_box_stop(boxlite_box *box, int timeout_ms);
 
 /* boxlite_box_stop that also says how the box stopped: *killed_out (may be NULL; written
@@ -209,11 +264,25 @@ BOXLITE_API const char *boxlite_box_name(const boxlite_box *box);
  * it has none (the default policy). Borrowed from box. */
 BOXLITE_API const char *const *boxlite_box_allow_net(const boxlite_box *box);
 
+/* A box's state: the number beside the name. */
+enum {
+    BOXLITE_BOX_STATE_CONFIGURED = 0, /* created, never booted */
+    BOXLITE_BOX_STATE_RUNNING = 1,
+    BOXLITE_BOX_STATE_STOPPING = 2,
+    BOXLITE_BOX_STATE_STOPPED = 3,
+    BOXLITE_BOX_STATE_FAILED = 4, /* its boot or its monitor failed; see reason */
+};
+
+/* "configured", "running", "stopping", "stopped", "failed"; "unknown" otherwise. Static. */
+BOXLITE_API const char *boxlite_box_state_name(int state);
+
 typedef struct {
+    unsigned version; /* BOXLITE_BOX_INFO_VERSION, set by the caller (see the header's top) */
     char id[13];
     char name[65];
     char image[512];
     char state[16];      /* configured, running, stopping, stopped, failed */
+    int state_code;      /* the same as a BOXLITE_BOX_STATE_* */
     char created_at[32]; /* RFC 3339, UTC */
     char reason[512];    /* why it stopped or failed, or "" */
     unsigned cpus;
@@ -229,20 +298,39 @@ typedef struct {
     char accel[8];      /* how its last boot ran: "kvm" (hardware-isolated), "tcg" (emulated: not a
                          * hardware boundary), "" before its first boot */
 } boxlite_box_info;
+#define BOXLITE_BOX_INFO_VERSION 1
+#define BOXLITE_BOX_INFO_INIT                                                                      \
+    {                                                                                              \
+        .version = BOXLITE_BOX_INFO_VERSION                                                        \
+    }
+BOXLITE_API int boxlite_box_info_init(boxlite_box_info *info, unsigned version);
 
-/* The box's current info (re-read from the store). */
+/* The box's current info (re-read from the store). out->version must be set. */
 BOXLITE_API int boxlite_box_get_info(boxlite_box_info *out, boxlite_box *box);
 
-/* Every box of the runtime, newest first. *out is an array of *count_out entries that
- * belongs to the caller: boxlite_free. */
+/* Every box of the runtime, newest first, as entries of the given version (each entry's
+ * version says so). *out is an array of *count_out entries that belongs to the caller:
+ * boxlite_box_list_free. */
+BOXLITE_API int boxlite_box_list_v2(boxlite_box_info **out, size_t *count_out, boxlite_runtime *rt,
+                                    unsigned version);
+BOXLITE_API void boxlite_box_list_free(boxlite_box_info *list, size_t count);
+
+/* boxlite_box_list_v2 at version 1, for ever. */
 BOXLITE_API int boxlite_box_list(boxlite_box_info **out, size_t *count_out, boxlite_runtime *rt);
 
 typedef struct {
+    unsigned version;         /* BOXLITE_BOX_STATS_VERSION, set by the caller */
     double cpu_seconds;       /* CPU time QEMU has used for this boot */
     uint64_t memory_bytes;    /* resident memory of QEMU (the guest's RAM in use) */
     uint64_t disk_bytes;      /* host bytes used by the box's own disk layer */
     uint64_t disk_size_bytes; /* the box disk's virtual size */
 } boxlite_box_stats;
+#define BOXLITE_BOX_STATS_VERSION 1
+#define BOXLITE_BOX_STATS_INIT                                                                     \
+    {                                                                                              \
+        .version = BOXLITE_BOX_STATS_VERSION                                                       \
+    }
+BOXLITE_API int boxlite_box_stats_init(boxlite_box_stats *stats, unsigned version);
 
 /* Resource use of a running box (BOXLITE_ESTATE when it is not running). */
 BOXLITE_API int boxlite_box_get_stats(boxlite_box_stats *out, boxlite_box *box);
@@ -256,7 +344,8 @@ BOXLITE_API int boxlite_box_console(char **out, size_t *len_out, boxlite_box *bo
  * belongs to the caller: boxlite_strv_free. BOXLITE_EINVAL when the result is empty. */
 BOXLITE_API int boxlite_box_command(char ***out, boxlite_box *box, const char *const *user_cmd);
 
-/* Free memory the library handed out (accepts NULL). */
+/* Free plain memory the library handed out: bytes, strings, arrays of structs that own
+ * nothing (accepts NULL). */
 BOXLITE_API void boxlite_free(void *p);
 BOXLITE_API void boxlite_strv_free(char **v);
 
@@ -271,7 +360,9 @@ typedef struct {
     const char *cwd;         /* NULL → the image's working directory */
     const char *user;        /* NULL → the image's user */
     int tty;                 /* give the process a pseudo-terminal */
-    unsigned timeout_ms;     /* 0 → none; SIGTERM then SIGKILL after 2 s */
+    unsigned timeout_ms;     /* a limit on its run time, not a wait: 0 → none (the one field
+                              * where 0 means "no limit": zeroed options mean defaults);
+                              * SIGTERM then SIGKILL after 2 s */
     /* Version 2: */
     int detach; /* the process keeps running when this handle is freed or this process exits;
                  * its output is discarded once nobody reads it */
@@ -281,6 +372,7 @@ typedef struct {
     {                                                                                              \
         BOXLITE_EXEC_OPTIONS_VERSION, NULL, NULL, NULL, NULL, 0, 0, 0                              \
     }
+BOXLITE_API int boxlite_exec_options_init(boxlite_exec_options *opts, unsigned version);
 
 /* Start a process in a running box. *out belongs to the caller: boxlite_exec_free. */
 BOXLITE_API int boxlite_exec_start(boxlite_exec **out, boxlite_box *box,
@@ -292,7 +384,7 @@ BOXLITE_API int boxlite_exec_start(boxlite_exec **out, boxlite_box *box,
 /* Read output. streams is a mask of BOXLITE_STDOUT|BOXLITE_STDERR; the call returns data
  * from whichever has some, writing the stream to *which_out and the byte count to *n_out.
  * *n_out == 0 means every stream in the mask has ended. Waits up to timeout_ms (< 0 →
- * forever); BOXLITE_EAGAIN when nothing came in time. */
+ * forever, 0 → poll); BOXLITE_EAGAIN when nothing came in time. */
 BOXLITE_API int boxlite_exec_read(boxlite_exec *ex, int streams, int *which_out, void *buf,
                                   size_t cap, size_t *n_out, int timeout_ms);
 
@@ -309,14 +401,25 @@ BOXLITE_API int boxlite_exec_signal(boxlite_exec *ex, int signo);
 BOXLITE_API int boxlite_exec_resize(boxlite_exec *ex, unsigned rows, unsigned cols);
 
 typedef struct {
+    unsigned version;  /* BOXLITE_EXEC_RESULT_VERSION, set by the caller */
     int exit_code;     /* the status a shell reports: code, 128+signal, 127 not found */
     int signal;        /* the signal that ended it, else 0 */
     int timed_out;     /* ended by timeout_ms */
     char message[256]; /* why it could not start, or "" */
 } boxlite_exec_result;
+#define BOXLITE_EXEC_RESULT_VERSION 1
+#define BOXLITE_EXEC_RESULT_INIT                                                                   \
+    {                                                                                              \
+        .version = BOXLITE_EXEC_RESULT_VERSION                                                     \
+    }
+BOXLITE_API int boxlite_exec_result_init(boxlite_exec_result *result, unsigned version);
 
-/* Wait for the process to end, up to timeout_ms (< 0 → forever). Output not yet read is
- * still readable afterwards. */
+/* Wait for the process to end, up to timeout_ms (< 0 → forever, 0 → poll); BOXLITE_ETIMEOUT
+ * while it still runs. out->version must be set. Output not yet read is still readable
+ * afterwards. */
+BOXLITE_API int boxlite_exec_wait_v2(boxlite_exec_result *out, boxlite_exec *ex, int timeout_ms);
+
+/* boxlite_exec_wait_v2 with out second (0.x order; kept). */
 BOXLITE_API int boxlite_exec_wait(boxlite_exec *ex, boxlite_exec_result *out, int timeout_ms);
 
 /* Release the handle; a process still running is killed unless it was started with
@@ -344,6 +447,7 @@ typedef struct {
     {                                                                                              \
         BOXLITE_COPY_OPTIONS_VERSION, 1, 1, 0, 1, 0, 0                                             \
     }
+BOXLITE_API int boxlite_copy_options_init(boxlite_copy_options *opts, unsigned version);
 
 /* Copy host_path (a file, symlink or directory tree) into the running box at box_path, as
  * root, keeping modes and mtimes (to the second); symlinks are copied as links. As with
@@ -378,15 +482,32 @@ BOXLITE_API int boxlite_box_ping(uint64_t *out, boxlite_box *box);
 
 /* ---- Snapshots, clones, forks, export ------------------------------------------------- */
 
+/* A snapshot's kind: the number beside the name. */
+enum {
+    BOXLITE_SNAPSHOT_KIND_DISK = 0, /* the disk only */
+    BOXLITE_SNAPSHOT_KIND_FULL = 1, /* the disk, RAM and device state */
+};
+
+/* "disk", "full"; "unknown" otherwise. Static. */
+BOXLITE_API const char *boxlite_snapshot_kind_name(int kind);
+
 typedef struct {
+    unsigned version; /* BOXLITE_SNAPSHOT_INFO_VERSION, set by the caller */
     char id[13];
     char box_id[13];
     char name[65];
     char kind[8];        /* "disk" or "full" (RAM and device state too) */
+    int kind_code;       /* the same as a BOXLITE_SNAPSHOT_KIND_* */
     char parent[13];     /* id of the snapshot this one's disk rests on, or "" */
     uint64_t size;       /* bytes its files take on the host */
     char created_at[32]; /* RFC 3339, UTC */
 } boxlite_snapshot_info;
+#define BOXLITE_SNAPSHOT_INFO_VERSION 1
+#define BOXLITE_SNAPSHOT_INFO_INIT                                                                 \
+    {                                                                                              \
+        .version = BOXLITE_SNAPSHOT_INFO_VERSION                                                   \
+    }
+BOXLITE_API int boxlite_snapshot_info_init(boxlite_snapshot_info *info, unsigned version);
 
 #define BOXLITE_SNAPSHOT_MEMORY 1 /* create: a full snapshot (the box must be running) */
 #define BOXLITE_SNAPSHOT_DETACH 2 /* restore/fork: the resumed box outlives this process */
@@ -394,12 +515,17 @@ typedef struct {
 /* Snapshot the box as name (1-64 of [A-Za-z0-9_.-]). A disk snapshot works on a running box
  * (its filesystems are frozen for the instant of the cut) or a stopped one; with
  * BOXLITE_SNAPSHOT_MEMORY the running box is paused while its RAM and device state are saved
- * too. out may be NULL. */
+ * too. out may be NULL; else out->version must be set. */
 BOXLITE_API int boxlite_snapshot_create(boxlite_snapshot_info *out, boxlite_box *box,
                                         const char *name, int flags);
 
-/* The box's snapshots, oldest first. *out (*count_out entries) belongs to the caller:
- * boxlite_free. */
+/* The box's snapshots, oldest first, as entries of the given version. *out (*count_out
+ * entries) belongs to the caller: boxlite_snapshot_list_free. */
+BOXLITE_API int boxlite_snapshot_list_v2(boxlite_snapshot_info **out, size_t *count_out,
+                                         boxlite_box *box, unsigned version);
+BOXLITE_API void boxlite_snapshot_list_free(boxlite_snapshot_info *list, size_t count);
+
+/* boxlite_snapshot_list_v2 at version 1, for ever. */
 BOXLITE_API int boxlite_snapshot_list(boxlite_snapshot_info **out, size_t *count_out,
                                       boxlite_box *box);
 
@@ -414,7 +540,11 @@ BOXLITE_API int boxlite_snapshot_remove(boxlite_box *box, const char *name);
 
 /* A new, independent box (stopped) with a copy of box's disk as of snapshot (NULL: its
  * current disk; the box must then be stopped), sharing the image's blocks. name may be NULL.
- * *out: boxlite_box_free. */
+ * *out: boxlite_box_free. Arguments in the order of boxlite_box_fork. */
+BOXLITE_API int boxlite_box_clone_v2(boxlite_box **out, boxlite_box *box, const char *snapshot,
+                                     const char *name);
+
+/* boxlite_box_clone_v2 with name and snapshot the other way round (0.x order; kept). */
 BOXLITE_API int boxlite_box_clone(boxlite_box **out, boxlite_box *box, const char *name,
                                   const char *snapshot);
 
@@ -439,8 +569,9 @@ BOXLITE_API int boxlite_box_import(boxlite_box **out, boxlite_runtime *rt, const
 
 /* ---- Images ------------------------------------------------------------------------------ */
 
-/* An image in the runtime's store. */
+/* An image in the runtime's store. Made by the library (version set by it). */
 typedef struct {
+    unsigned version;  /* BOXLITE_IMAGE_INFO_VERSION the library wrote */
     char *name;        /* "docker.io/library/alpine:3.20" (or "…@sha256:…") */
     char *repository;  /* "docker.io/library/alpine" */
     char *tag;         /* "3.20", or "" when pulled by digest */
@@ -449,6 +580,7 @@ typedef struct {
     uint64_t size;     /* bytes the image's base filesystem takes on disk */
     int64_t cached_at; /* unix seconds */
 } boxlite_image_info;
+#define BOXLITE_IMAGE_INFO_VERSION 1
 
 enum {
     BOXLITE_PULL_RESOLVE = 0,  /* looking up the manifest (ref = the name tried) */
@@ -458,7 +590,9 @@ enum {
     BOXLITE_PULL_DONE = 4,
 };
 
+/* Made by the library for the call; version says which fields it has. */
 typedef struct {
+    unsigned version;   /* BOXLITE_PULL_PROGRESS_VERSION the library wrote */
     int phase;          /* BOXLITE_PULL_* */
     const char *ref;    /* the canonical name */
     const char *digest; /* the layer, or NULL */
@@ -467,6 +601,7 @@ typedef struct {
     uint64_t bytes;     /* done so far */
     uint64_t total;     /* expected (0 when unknown) */
 } boxlite_pull_progress;
+#define BOXLITE_PULL_PROGRESS_VERSION 1
 
 /* Called on the pulling thread; pointers are borrowed for the call. */
 typedef void (*boxlite_pull_progress_fn)(void *ctx, const boxlite_pull_progress *p);
@@ -481,6 +616,7 @@ typedef struct {
     {                                                                                              \
         BOXLITE_PULL_OPTIONS_VERSION, NULL, NULL                                                   \
     }
+BOXLITE_API int boxlite_pull_options_init(boxlite_pull_options *opts, unsigned version);
 
 /* Pull ref ("alpine", "ghcr.io/o/i:tag", "host/repo@sha256:…") into the store and prepare
  * its base filesystem; a cached image is not fetched again. opts may be NULL. *out (may be
@@ -495,12 +631,16 @@ BOXLITE_API int boxlite_image_pull(boxlite_image_info **out, boxlite_runtime *rt
 BOXLITE_API int boxlite_image_import(boxlite_image_info **out, boxlite_runtime *rt,
                                      const char *path, const char *name);
 
-/* Every image in the store, sorted by name. *out is an array of *count_out entries that
- * belongs to the caller: boxlite_image_list_free. */
-BOXLITE_API int boxlite_image_list(boxlite_image_info **out, size_t *count_out,
-                                   boxlite_runtime *rt);
+/* Every image in the store, sorted by name, as entries of the given version. *out is an
+ * array of *count_out entries that belongs to the caller: boxlite_image_list_free. */
+BOXLITE_API int boxlite_image_list_v2(boxlite_image_info **out, size_t *count_out,
+                                      boxlite_runtime *rt, unsigned version);
 BOXLITE_API void boxlite_image_list_free(boxlite_image_info *list, size_t count);
 BOXLITE_API void boxlite_image_info_free(boxlite_image_info *info);
+
+/* boxlite_image_list_v2 at version 1, for ever. */
+BOXLITE_API int boxlite_image_list(boxlite_image_info **out, size_t *count_out,
+                                   boxlite_runtime *rt);
 
 /* Remove the image named ref (or with that id / id prefix) from the store. Refused with
  * BOXLITE_ESTATE while a box uses it (any layer of the box, of its snapshots or of its forks

@@ -6,7 +6,11 @@
 Where the build is: $BOXLITE_BUILD, else ../build next to this directory. When its
 libboxlite.a is missing, this runs `meson setup` and `ninja` there first. The library keeps
 the build tree's paths to the guest files and to boxlite-shim (or BOXLITE_GUEST_DIR /
-BOXLITE_SHIM at run time), so keep the build tree where it was built."""
+BOXLITE_SHIM at run time), so keep the build tree where it was built.
+
+`make wheel` (scripts/build-wheel.sh) builds a self-contained wheel from this instead: the
+same extension plus the shim, the CLI, the guest files and a QEMU, found by the library
+relative to the installed module (docs/packaging.md)."""
 import os
 import pathlib
 import subprocess
@@ -69,5 +73,7 @@ setup(
     package_data={"boxlite": ["py.typed", "*.pyi"]},
     ext_modules=[core],
     python_requires=">=3.9",
+    # the wheel (scripts/build-wheel.sh) carries the C CLI in boxlite/libexec
+    entry_points={"console_scripts": ["boxlite = boxlite._cli:main"]},
     zip_safe=False,
 )

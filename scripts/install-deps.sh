@@ -12,9 +12,15 @@ PACKAGES=(
   docker-registry skopeo mmdebstrap openssl
   clang-14 libclang-rt-14-dev
   python3 python3-pytest python3-pytest-asyncio python3-setuptools python3-dev python3-pip
-  libseccomp-dev
+  python3-wheel patchelf dpkg-dev
+  # scripts/build-qemu.sh: what our QEMU's configuration needs from Debian
+  libglib2.0-dev libpixman-1-dev libfdt-dev libseccomp-dev libcap-ng-dev zlib1g-dev
+  # the ABI check of libboxlite against its 1.0 baseline: abidw, abidiff (scripts/check-abi.sh)
+  abigail-tools
 )
 
+# OCI runtime tests (tests/oci/): the engines that drive boxlite-runtime
+PACKAGES+=(podman conmon crun runc containerd)
 missing=()
 for p in "${PACKAGES[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

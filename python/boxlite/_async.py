@@ -296,7 +296,7 @@ class Box:
         await C.call(self._start_sync)
 
     async def stop(self) -> None:
-        await C.call(self._core.stop, -1)
+        await C.call(self._core.stop)  # BOXLITE_STOP_TIMEOUT_DEFAULT_MS
 
     def info(self) -> "C.BoxInfo":
         """The box's info; usable with or without await."""

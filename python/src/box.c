@@ -56,7 +56,7 @@ static void drain_execs(bp_box *b, int all, const char *why)
 
 void bp_box_close_claimed(bp_box *b, int stop_timeout_ms, const char *why)
 {
-    boxlite_box_info info;
+    boxlite_box_info info = BOXLITE_BOX_INFO_INIT;
     bp_box **pp;
 
     bp_lock();
@@ -205,7 +205,7 @@ static PyObject *box_start(bp_box *b, PyObject *unused)
 
 static PyObject *box_stop(bp_box *b, PyObject *args)
 {
-    struct op_args a = {.op = OP_STOP, .arg = -1};
+    struct op_args a = {.op = OP_STOP, .arg = BOXLITE_STOP_TIMEOUT_DEFAULT_MS};
 
     if (!PyArg_ParseTuple(args, "|i:stop", &a.arg))
         return NULL;
@@ -223,7 +223,7 @@ static PyObject *box_remove(bp_box *b, PyObject *args)
 
 static PyObject *box_info(bp_box *b, PyObject *unused)
 {
-    struct op_args a = {.op = OP_INFO};
+    struct op_args a = {.op = OP_INFO, .info = BOXLITE_BOX_INFO_INIT};
     PyObject *r = op_call(b, &a);
 
     if (!r)
@@ -234,7 +234,7 @@ static PyObject *box_info(bp_box *b, PyObject *unused)
 
 static PyObject *box_stats(bp_box *b, PyObject *unused)
 {
-    struct op_args a = {.op = OP_STATS};
+    struct op_args a = {.op = OP_STATS, .stats = BOXLITE_BOX_STATS_INIT};
     PyObject *r = op_call(b, &a);
 
     if (!r)
@@ -295,7 +295,7 @@ static bp_exec *exec_new(bp_box *b)
     e->drained = 0;
     memset(e->out, 0, sizeof(e->out));
     e->have_result = 0;
-    memset(&e->result, 0, sizeof(e->result));
+    boxlite_exec_result_init(&e->result, BOXLITE_EXEC_RESULT_VERSION);
     e->lost[0] = '\0';
     return e;
 }
@@ -374,7 +374,7 @@ out:
 
 static PyObject *box_close(bp_box *b, PyObject *args)
 {
-    int timeout_ms = -1;
+    int timeout_ms = BOXLITE_STOP_TIMEOUT_DEFAULT_MS;
     PyThreadState *ts;
 
     if (!PyArg_ParseTuple(args, "|i:close", &timeout_ms))
@@ -421,7 +421,8 @@ static void box_dealloc(bp_box *b)
 
 static PyMethodDef box_methods[] = {
     {"start", (PyCFunction)box_start, METH_NOARGS, "start(): boot the box, or attach to it"},
-    {"stop", (PyCFunction)box_stop, METH_VARARGS, "stop(timeout_ms=-1)"},
+    {"stop", (PyCFunction)box_stop, METH_VARARGS,
+     "stop(timeout_ms=10000): < 0 waits for ever, 0 kills at once"},
     {"remove", (PyCFunction)box_remove, METH_VARARGS, "remove(force=False)"},
     {"info", (PyCFunction)box_info, METH_NOARGS, "info() -> dict"},
     {"stats", (PyCFunction)box_stats, METH_NOARGS, "stats() -> dict (running boxes)"},
@@ -452,7 +453,7 @@ static PyMethodDef box_methods[] = {
      "export(dest, snapshot=None): write a .boxlite archive (without snapshot the box must be "
      "stopped)"},
     {"close", (PyCFunction)box_close, METH_VARARGS,
-     "close(stop_timeout_ms=-1): stop the box if this handle started it, free the handle"},
+     "close(stop_timeout_ms=10000): stop the box if this handle started it, free the handle"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -27,9 +27,9 @@ static int buf_append(struct bp_buf *b, const char *data, size_t n)
 /* Has the process ended (or its stream failed)? Without the GIL; the caller has claimed e. */
 int bp_exec_done(bp_exec *e)
 {
-    boxlite_exec_result r;
+    boxlite_exec_result r = BOXLITE_EXEC_RESULT_INIT;
 
-    return e->ex && boxlite_exec_wait(e->ex, &r, 0) != BOXLITE_ETIMEOUT;
+    return e->ex && boxlite_exec_wait_v2(&r, e->ex, 0) != BOXLITE_ETIMEOUT;
 }
 
 void bp_exec_drain_claimed(bp_exec *e, const char *why)
@@ -59,7 +59,7 @@ void bp_exec_drain_claimed(bp_exec *e, const char *why)
             buf_append(&e->out[i], chunk, n);
     }
     free(chunk);
-    if (e->ex && boxlite_exec_wait(e->ex, &e->result, 0) == 0)
+    if (e->ex && boxlite_exec_wait_v2(&e->result, e->ex, 0) == 0)
         e->have_result = 1;
     else
         snprintf(e->lost, sizeof(e->lost), "%s: %s", why[0] ? why : "the process was lost",
@@ -173,7 +173,7 @@ static PyObject *exec_wait(bp_exec *e, PyObject *args)
 {
     int timeout_ms = -1, rc = 0, drained = 0;
     int64_t deadline;
-    boxlite_exec_result res;
+    boxlite_exec_result res = BOXLITE_EXEC_RESULT_INIT;
     char err[ERRMSG];
     PyThreadState *ts;
 
@@ -190,7 +190,7 @@ static PyObject *exec_wait(bp_exec *e, PyObject *args)
             break;
         if (deadline >= 0 && deadline - bp_now_ms() < slice)
             slice = deadline - bp_now_ms() > 0 ? deadline - bp_now_ms() : 0;
-        rc = boxlite_exec_wait(e->ex, &res, (int)slice);
+        rc = boxlite_exec_wait_v2(&res, e->ex, (int)slice);
         if (rc != 0 && rc != BOXLITE_ETIMEOUT)
             bp_copy_error(err, sizeof(err));
         bp_guard_leave(&e->g);

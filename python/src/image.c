@@ -122,7 +122,7 @@ PyObject *bp_rt_image_list(bp_runtime *self, PyObject *unused)
     if (bp_guard_enter(&self->g) != 0)
         return raise_closed();
     ts = PyEval_SaveThread();
-    rc = boxlite_image_list(&infos, &n, self->rt);
+    rc = boxlite_image_list_v2(&infos, &n, self->rt, BOXLITE_IMAGE_INFO_VERSION);
     if (rc != 0)
         bp_copy_error(err, sizeof(err));
     PyEval_RestoreThread(ts);

@@ -485,7 +485,7 @@ static PyObject *rt_list(bp_runtime *self, PyObject *unused)
     if (bp_guard_enter(&self->g) != 0)
         return raise_closed();
     ts = PyEval_SaveThread();
-    rc = boxlite_box_list(&infos, &n, self->rt);
+    rc = boxlite_box_list_v2(&infos, &n, self->rt, BOXLITE_BOX_INFO_VERSION);
     if (rc != 0)
         bp_copy_error(err, sizeof(err));
     PyEval_RestoreThread(ts);
@@ -499,7 +499,7 @@ static PyObject *rt_list(bp_runtime *self, PyObject *unused)
             Py_CLEAR(list);
         Py_XDECREF(d);
     }
-    boxlite_free(infos);
+    boxlite_box_list_free(infos, n);
     return list;
 }
 
@@ -571,7 +571,7 @@ static void rt_close_nogil(bp_runtime *self, int stop_timeout_ms)
 
 static PyObject *rt_close(bp_runtime *self, PyObject *args)
 {
-    int timeout_ms = -1;
+    int timeout_ms = BOXLITE_STOP_TIMEOUT_DEFAULT_MS;
     PyThreadState *ts;
 
     if (!PyArg_ParseTuple(args, "|i:close", &timeout_ms))
@@ -620,7 +620,7 @@ static PyMethodDef rt_methods[] = {
     {"list", (PyCFunction)rt_list, METH_NOARGS, "list() -> [info dict], newest first"},
     {"remove", (PyCFunction)rt_remove, METH_VARARGS, "remove(id_or_name, force=False)"},
     {"close", (PyCFunction)rt_close, METH_VARARGS,
-     "close(stop_timeout_ms=-1): stop the boxes this runtime started and free it"},
+     "close(stop_timeout_ms=10000): stop the boxes this runtime started and free it"},
     {"import_box", (PyCFunction)(void (*)(void))bp_rt_import_box, METH_VARARGS | METH_KEYWORDS,
      "import_box(path, name=None, untrusted=False) -> Box from a .boxlite archive"},
     {"image_pull", (PyCFunction)bp_rt_image_pull, METH_VARARGS,

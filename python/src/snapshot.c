@@ -51,6 +51,7 @@ static int do_create(bp_box *b, void *arg)
 {
     struct snap_args *a = arg;
 
+    boxlite_snapshot_info_init(&a->info, BOXLITE_SNAPSHOT_INFO_VERSION);
     return boxlite_snapshot_create(&a->info, b->box, a->name, a->flags);
 }
 
@@ -81,7 +82,7 @@ static int do_list(bp_box *b, void *arg)
 {
     struct snap_args *a = arg;
 
-    return boxlite_snapshot_list(&a->infos, &a->n, b->box);
+    return boxlite_snapshot_list_v2(&a->infos, &a->n, b->box, BOXLITE_SNAPSHOT_INFO_VERSION);
 }
 
 /* snapshot_list() -> [snapshot dict], oldest first */
@@ -99,7 +100,7 @@ PyObject *bp_box_snapshot_list(bp_box *b, PyObject *unused)
             Py_CLEAR(list);
         Py_XDECREF(d);
     }
-    boxlite_free(a.infos);
+    boxlite_snapshot_list_free(a.infos, a.n);
     return list;
 }
 
@@ -168,7 +169,7 @@ static int do_clone(bp_box *b, void *arg)
 {
     struct snap_args *a = arg;
 
-    return boxlite_box_clone(&a->made, b->box, a->name, a->snapshot);
+    return boxlite_box_clone_v2(&a->made, b->box, a->snapshot, a->name);
 }
 
 static int do_fork(bp_box *b, void *arg)

@@ -1,6 +1,7 @@
 /* channel.c — the agent channel: the virtio-serial port named boxlite.agent, its bounded
  * queue of outgoing frames, the input buffer split into frames, and host (re)connection. */
 #include "agent.h"
+#include "frameio.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -14,7 +15,6 @@
 
 #define PORT_NAME    "boxlite.agent"
 #define PORT_WAIT_MS 10000
-#define IN_CAP       (BL_FRAME_HDR + BL_FRAME_MAX)
 #define READ_CHUNK   (64u << 10)
 
 struct qbuf {
@@ -30,8 +30,7 @@ static struct {
     struct qbuf *head;
     struct qbuf *tail;
     size_t queued;
-    uint8_t *in;
-    size_t in_len;
+    struct bl_frame_reader in; /* frameio.h */
 } ch = {.fd = -1};
 
 /* ---- finding the port ---- */
@@ -87,8 +86,7 @@ int bl_chan_open(void)
     char path[300];
     int ret = -1;
 
-    ch.in = malloc(IN_CAP);
-    if (ch.in == NULL)
+    if (bl_frame_feed(&ch.in, "", 0) == BL_FIO_ERROR) /* its buffer, now, not mid-session */
         goto out;
     for (;;) {
         if (port_find(path, sizeof path) == 0) {
@@ -250,7 +248,7 @@ static void set_disconnected(void)
         return;
     bl_dbg("host disconnected");
     ch.connected = 0;
-    ch.in_len = 0; /* a partial frame from the old connection is meaningless */
+    bl_frame_discard(&ch.in); /* a partial frame from the old connection is meaningless */
 }
 
 /* A frame half written to the old connection cannot be finished on the new one. */
@@ -266,7 +264,7 @@ static void set_connected(void)
         return;
     bl_dbg("host connected");
     ch.connected = 1;
-    ch.in_len = 0;
+    bl_frame_discard(&ch.in);
     drop_partial_head();
     send_hello(1);
 }
@@ -301,7 +299,7 @@ short bl_chan_events(void)
 {
     short ev = 0;
 
-    if (ch.in_len < IN_CAP)
+    if (bl_frame_room(&ch.in) > 0)
         ev |= POLLIN;
     if (ch.head != NULL)
         ev |= POLLOUT;
@@ -313,20 +311,19 @@ short bl_chan_events(void)
 static void flush_out(void)
 {
     struct qbuf *q;
-    ssize_t r;
+    size_t before;
+    int r;
 
     while (ch.head != NULL) {
         q = ch.head;
-        r = bl_write(ch.fd, q->data + q->off, q->len - q->off);
-        if (r < 0) {
-            if (errno != EAGAIN)
-                set_disconnected();
+        before = q->off;
+        r = bl_frame_write_some(ch.fd, q->data, q->len, &q->off);
+        ch.queued -= q->off - before;
+        if (r < 0)
+            set_disconnected();
+        if (r <= 0)
             return;
-        }
-        q->off += (size_t)r;
-        ch.queued -= (size_t)r;
-        if (q->off == q->len)
-            q_pop();
+        q_pop();
     }
 }
 
@@ -334,20 +331,17 @@ static void flush_out(void)
 static void split_input(void)
 {
     struct bl_frame f;
-    size_t off = 0;
-    long n;
-    int rc;
+    int n, rc;
 
     for (;;) {
-        n = bl_frame_split(ch.in + off, ch.in_len - off, &f);
+        n = bl_frame_next(&ch.in, &f);
         if (n == 0)
             break;
         if (n < 0) {
             bl_send_error(0, BL_PE_TOOBIG, "frame too big; input discarded");
-            off = ch.in_len;
+            bl_frame_discard(&ch.in);
             break;
         }
-        off += (size_t)n;
         rc = bl_frame_check(&f);
         if (rc < 0)
             bl_send_error(f.stream, rc, "%s (version %u, type %u)", bl_proto_strerror(rc),
@@ -355,32 +349,16 @@ static void split_input(void)
         else
             bl_dispatch(&f);
     }
-    if (off > 0) {
-        memmove(ch.in, ch.in + off, ch.in_len - off);
-        ch.in_len -= off;
-    }
 }
 
 static void read_in(void)
 {
-    size_t room = IN_CAP - ch.in_len;
-    ssize_t r;
+    enum bl_fio got = bl_frame_fill(&ch.in, ch.fd, READ_CHUNK);
 
-    if (room > READ_CHUNK)
-        room = READ_CHUNK;
-    if (room == 0)
-        return;
-    r = bl_read(ch.fd, ch.in + ch.in_len, room);
-    if (r == 0) {
+    if (got == BL_FIO_EOF || got == BL_FIO_ERROR) {
         set_disconnected();
         return;
     }
-    if (r < 0) {
-        if (errno != EAGAIN)
-            set_disconnected();
-        return;
-    }
-    ch.in_len += (size_t)r;
     split_input();
 }
 

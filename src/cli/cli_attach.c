@@ -191,7 +191,7 @@ static void install_signals(void)
 int cli_attach(boxlite_box *box, boxlite_exec_options *eo, int interactive)
 {
     boxlite_exec *ex = NULL;
-    boxlite_exec_result res;
+    boxlite_exec_result res = BOXLITE_EXEC_RESULT_INIT;
     struct stdin_pump pump = {0};
     struct grace grace = {.box = box};
     struct termios saved, raw;
@@ -220,7 +220,7 @@ int cli_attach(boxlite_box *box, boxlite_exec_options *eo, int interactive)
         boxlite_exec_close_stdin(ex);
     }
     status = stream_output(ex, eo->tty, &grace);
-    if (status == 0 && boxlite_exec_wait(ex, &res, first_signal ? GRACE_MS : -1) != 0) {
+    if (status == 0 && boxlite_exec_wait_v2(&res, ex, first_signal ? GRACE_MS : -1) != 0) {
         status = cli_fail("wait");
     } else if (status == 0) {
         status = res.exit_code;

@@ -23,7 +23,7 @@ int cmd_clone(int argc, char **argv)
     rc = cli_open_runtime(&rt);
     if (rc == 0)
         rc = cli_get_box(&box, rt, argv[i]);
-    if (rc == 0 && boxlite_box_clone(&nb, box, argv[i + 1], snap) != 0)
+    if (rc == 0 && boxlite_box_clone_v2(&nb, box, snap, argv[i + 1]) != 0)
         rc = cli_fail("clone");
     if (rc == 0)
         printf("%s\n", boxlite_box_id(nb));

@@ -21,7 +21,7 @@ static void exec_usage(FILE *f)
 /* Start the command, wait until it runs, print its pid in the box; it outlives us. */
 static int start_detached(boxlite_box *box, const boxlite_exec_options *eo)
 {
-    boxlite_exec_result res;
+    boxlite_exec_result res = BOXLITE_EXEC_RESULT_INIT;
     boxlite_exec *ex = NULL;
     int rc = 0, pid = 0;
 
@@ -30,7 +30,7 @@ static int start_detached(boxlite_box *box, const boxlite_exec_options *eo)
     boxlite_exec_close_stdin(ex);
     for (int i = 0; i < 600 && pid == 0; i++) {
         pid = boxlite_exec_pid(ex);
-        if (pid == 0 && boxlite_exec_wait(ex, &res, 50) == 0) {
+        if (pid == 0 && boxlite_exec_wait_v2(&res, ex, 50) == 0) {
             if (res.message[0])
                 fprintf(stderr, "boxlite: %s\n", res.message);
             rc = res.exit_code; /* it ended (or never started) already */

@@ -79,7 +79,7 @@ int cmd_images(int argc, char **argv)
     status = cli_open_runtime(&rt);
     if (status != 0)
         return status;
-    if (boxlite_image_list(&v, &n, rt) != 0) {
+    if (boxlite_image_list_v2(&v, &n, rt, BOXLITE_IMAGE_INFO_VERSION) != 0) {
         status = cli_fail("images");
     } else if (json) {
         print_json(v, n);

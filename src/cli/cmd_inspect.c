@@ -51,7 +51,7 @@ int cmd_inspect(int argc, char **argv)
         printf("[\n");
     for (int i = 1; rc == 0 && i < argc; i++) {
         boxlite_box *box = NULL;
-        boxlite_box_info info;
+        boxlite_box_info info = BOXLITE_BOX_INFO_INIT;
         rc = cli_get_box(&box, rt, argv[i]);
         if (rc == 0 && boxlite_box_get_info(&info, box) != 0)
             rc = cli_fail(argv[i]);

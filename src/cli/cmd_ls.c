@@ -59,7 +59,7 @@ int cmd_ls(int argc, char **argv)
         return rc > 0 ? 0 : 2;
     }
     rc = cli_open_runtime(&rt);
-    if (rc == 0 && boxlite_box_list(&list, &n, rt) != 0)
+    if (rc == 0 && boxlite_box_list_v2(&list, &n, rt, BOXLITE_BOX_INFO_VERSION) != 0)
         rc = cli_fail("list");
     for (size_t i = 0; rc == 0 && i < n; i++)
         if (all || json || strcmp(list[i].state, "running") == 0)
@@ -75,7 +75,7 @@ int cmd_ls(int argc, char **argv)
             printf("%-12s  %-24.24s  %-10s  %-20s  %s\n", list[i].id, list[i].image, list[i].state,
                    list[i].created_at, list[i].name);
     }
-    boxlite_free(list);
+    boxlite_box_list_free(list, n);
     boxlite_runtime_free(rt);
     return rc;
 }

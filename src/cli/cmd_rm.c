@@ -25,12 +25,12 @@ static int remove_all(boxlite_runtime *rt, int force)
     size_t n = 0;
     int rc = 0;
 
-    if (boxlite_box_list(&list, &n, rt) != 0)
+    if (boxlite_box_list_v2(&list, &n, rt, BOXLITE_BOX_INFO_VERSION) != 0)
         return cli_fail("list");
     for (size_t i = 0; i < n; i++)
         if (remove_one(rt, list[i].id, force) != 0)
             rc = CLI_EXIT_FAILURE;
-    boxlite_free(list);
+    boxlite_box_list_free(list, n);
     return rc;
 }
 

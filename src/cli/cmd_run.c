@@ -88,7 +88,7 @@ int cmd_run(int argc, char **argv)
     eo.argv = (const char *const *)command;
     eo.tty = ra.tty;
     status = cli_attach(box, &eo, ra.interactive);
-    if (!ra.bo.box.detach && boxlite_box_stop(box, -1) != 0)
+    if (!ra.bo.box.detach && boxlite_box_stop(box, BOXLITE_STOP_TIMEOUT_DEFAULT_MS) != 0)
         fprintf(stderr, "boxlite: stop: %s\n", boxlite_error_last());
 out:
     boxlite_strv_free(command);

@@ -22,7 +22,7 @@ static int list(boxlite_box *box, int json)
     boxlite_snapshot_info *s = NULL;
     size_t n = 0;
 
-    if (boxlite_snapshot_list(&s, &n, box) != 0)
+    if (boxlite_snapshot_list_v2(&s, &n, box, BOXLITE_SNAPSHOT_INFO_VERSION) != 0)
         return cli_fail("snapshot ls");
     if (!json)
         printf("%-12s  %-24s  %-4s  %-12s  %10s  %s\n", "ID", "NAME", "KIND", "PARENT", "SIZE",
@@ -50,7 +50,7 @@ static int list(boxlite_box *box, int json)
     }
     if (json)
         printf("]\n");
-    boxlite_free(s);
+    boxlite_snapshot_list_free(s, n);
     return 0;
 }
 
@@ -79,7 +79,7 @@ int cmd_snapshot(int argc, char **argv)
         rc = cli_get_box(&box, rt, argv[i]);
     if (rc != 0) {
     } else if (strcmp(op, "create") == 0) {
-        boxlite_snapshot_info s;
+        boxlite_snapshot_info s = BOXLITE_SNAPSHOT_INFO_INIT;
         if (boxlite_snapshot_create(&s, box, argv[i + 1], memory ? BOXLITE_SNAPSHOT_MEMORY : 0))
             rc = cli_fail("snapshot create");
         else

@@ -18,7 +18,7 @@ static int each(int argc, char **argv, int restart)
     for (int i = 1; rc == 0 && i < argc; i++) {
         boxlite_box *box = NULL;
         rc = cli_get_box(&box, rt, argv[i]);
-        if (rc == 0 && restart && boxlite_box_stop(box, -1) != 0)
+        if (rc == 0 && restart && boxlite_box_stop(box, BOXLITE_STOP_TIMEOUT_DEFAULT_MS) != 0)
             rc = cli_fail(argv[i]);
         if (rc == 0 && boxlite_box_start_detached(box) != 0)
             rc = cli_fail(argv[i]);

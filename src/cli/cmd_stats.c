@@ -18,7 +18,7 @@ int cmd_stats(int argc, char **argv)
                "SIZE (MiB)");
     for (int i = 1; rc == 0 && i < argc; i++) {
         boxlite_box *box = NULL;
-        boxlite_box_stats st;
+        boxlite_box_stats st = BOXLITE_BOX_STATS_INIT;
         rc = cli_get_box(&box, rt, argv[i]);
         if (rc == 0 && boxlite_box_get_stats(&st, box) != 0)
             rc = cli_fail(argv[i]);

@@ -57,7 +57,7 @@ struct bl_jail {
     int enabled, share_net, caller_root;
     char *id, *root;
     char *cwd;        /* the box directory: the VMM's working directory inside the root too */
-    char failed[160]; /* a step in the child that failed, said by bl_jail_exec */
+    char failed[512]; /* a step in the child that failed, said by bl_jail_exec */
     struct jail_mount m[MAX_MOUNTS];
     int n;
     unsigned long long mem_mib;
@@ -166,6 +166,11 @@ out:
     return rc;
 }
 
+const char *bl_jail_error(const struct bl_jail *j)
+{
+    return j && j->failed[0] ? j->failed : NULL;
+}
+
 int bl_jail_enabled(const struct bl_jail *j)
 {
     return j && j->enabled;
@@ -239,8 +244,11 @@ static int open_trees(struct bl_jail *j, int idmap_fd)
         struct jail_mount *m = &j->m[i];
         struct mount_attr a = {0};
         m->fd = open_tree(AT_FDCWD, m->path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
-        if (m->fd < 0)
+        if (m->fd < 0) {
+            snprintf(j->failed, sizeof(j->failed), "cannot open %s for the jail: %s", m->path,
+                     strerror(errno));
             return -1;
+        }
         if (!m->rw)
             a.attr_set |= MOUNT_ATTR_RDONLY;
         if (m->data && idmap_fd >= 0) {
@@ -248,8 +256,17 @@ static int open_trees(struct bl_jail *j, int idmap_fd)
             a.userns_fd = (uint64_t)idmap_fd;
         }
         a.attr_set |= MOUNT_ATTR_NOSUID;
-        if (a.attr_set && mount_setattr(m->fd, "", AT_EMPTY_PATH, &a, sizeof(a)) != 0)
+        if (a.attr_set && mount_setattr(m->fd, "", AT_EMPTY_PATH, &a, sizeof(a)) != 0) {
+            int e = errno;
+            snprintf(j->failed, sizeof(j->failed), "cannot mount %s in the jail: %s%s", m->path,
+                     strerror(e),
+                     e == EINVAL && (a.attr_set & MOUNT_ATTR_IDMAP)
+                         ? " (its filesystem has no idmapped mounts, which a root caller's jail "
+                           "needs: use a directory on ext4/xfs/btrfs, or BOXLITE_JAIL=0)"
+                         : "");
+            errno = e;
             return -1;
+        }
     }
     return 0;
 }

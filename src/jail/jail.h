@@ -27,6 +27,10 @@ int bl_jail_enabled(const struct bl_jail *j);
  * -1 (errno set, the child gone). A failure inside the child is said by bl_jail_exec. */
 pid_t bl_jail_fork(struct bl_jail *j);
 
+/* Why the parent's side of bl_jail_fork failed (a mount it could not prepare), or NULL.
+ * Borrowed from j. */
+const char *bl_jail_error(const struct bl_jail *j);
+
 /* In the child, last: set the rlimits, no_new_privs, load the seccomp filter and
  * execv(argv[0], argv) (a path valid inside). Returns only on failure, having written why
  * to stderr. */

@@ -1,5 +1,6 @@
 /* runtime.c — opening a runtime home ($BOXLITE_HOME or ~/.boxlite): its directory tree,
- * the log sink, and locating this build's guest files. */
+ * the log sink, and locating the installed files (guest files, boxlite-shim, a bundled QEMU)
+ * relative to where libboxlite itself is installed, or in this build's tree. */
 #include "runtime.h"
 #include "image.h"
 #include "box.h"
@@ -7,7 +8,10 @@
 #include "error.h"
 #include "util.h"
 
+#include <dlfcn.h>
 #include <errno.h>
+#include <limits.h>
+#include <pthread.h>
 #include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -69,13 +73,88 @@ static int has_guest(const char *dir)
     return ok;
 }
 
-/* $BOXLITE_GUEST_DIR, else the install directory, else the build tree this was built in. */
+/* ---- where the installed files are ----
+ * An install root is a directory with share/boxlite/ in it: the directory of the object
+ * libboxlite is part of (a wheel: boxlite/_core*.so beside share/ and libexec/), the one
+ * above it (the wheel's boxlite/lib/libboxlite.so.0, which its CLI uses), or the prefix
+ * above it (a C install: <prefix>/lib/<arch>/libboxlite.so). A build tree has none. */
+static char *install_root;
+static pthread_once_t install_once = PTHREAD_ONCE_INIT;
+
+static int is_dir(const char *path)
+{
+    struct stat st;
+
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* The directory of the file libboxlite's code was loaded from; malloc'd, or NULL. */
+static char *object_dir(void)
+{
+    Dl_info info;
+    char *real, *slash;
+
+    if (!dladdr((void *)boxlite_version, &info) || !info.dli_fname)
+        return NULL;
+    real = realpath(info.dli_fname, NULL);
+    slash = real ? strrchr(real, '/') : NULL;
+    if (slash)
+        *slash = '\0';
+    return real;
+}
+
+/* The install root's programs come before PATH's; a self-contained package (the wheel: it
+ * has share/qemu, the data directory of the QEMU it carries) uses only its own QEMU and
+ * qemu-img, so a missing or broken one is named rather than replaced by the machine's. */
+static void set_tools(const char *root)
+{
+    static const char *const qemu[] = {"qemu-system-x86_64", "qemu-img", NULL};
+    char *dir = bl_strdupf("%s/" BL_REL_LIBEXECDIR, root);
+    char *data = bl_strdupf("%s/" BL_REL_DATADIR "/qemu", root);
+
+    if (dir && data)
+        bl_set_tool_dir(dir, is_dir(data) ? qemu : NULL);
+    free(dir);
+    free(data);
+}
+
+static void find_install_root(void)
+{
+    char *dir = object_dir();
+    char *cands[3] = {dir ? strdup(dir) : NULL, dir ? bl_strdupf("%s/..", dir) : NULL,
+                      dir ? bl_strdupf("%s/" BL_REL_PREFIX, dir) : NULL};
+
+    for (size_t i = 0; i < 3 && !install_root; i++) {
+        char *guest = cands[i] ? bl_strdupf("%s/" BL_REL_DATADIR "/boxlite", cands[i]) : NULL;
+        if (guest && is_dir(guest))
+            install_root = realpath(cands[i], NULL);
+        free(guest);
+    }
+    if (install_root)
+        set_tools(install_root);
+    for (size_t i = 0; i < 3; i++)
+        free(cands[i]);
+    free(dir);
+}
+
+char *bl_install_file(const char *rel)
+{
+    pthread_once(&install_once, find_install_root);
+    return install_root ? bl_strdupf("%s/%s", install_root, rel) : NULL;
+}
+
+/* $BOXLITE_GUEST_DIR, else the install root's, else the configured install directory, else
+ * the build tree this was built in. */
 static char *find_guest_dir(void)
 {
     const char *env = getenv("BOXLITE_GUEST_DIR");
+    char *installed;
 
     if (env && *env)
         return strdup(env);
+    installed = bl_install_file(BL_REL_DATADIR "/boxlite");
+    if (installed)
+        return installed;
     if (has_guest(BL_GUEST_INSTALL_DIR))
         return strdup(BL_GUEST_INSTALL_DIR);
     if (BL_GUEST_BUILD_DIR[0] && has_guest(BL_GUEST_BUILD_DIR))

@@ -29,4 +29,19 @@ void bl_log(boxlite_runtime *rt, int level, const char *fmt, ...)
  * it is missing. */
 int bl_runtime_guest_file(char **out, const boxlite_runtime *rt, const char *name);
 
+/* The layout below an install root (meson passes the configured one). */
+#ifndef BL_REL_PREFIX /* from the library's directory to the install prefix, e.g. "../.." */
+#define BL_REL_PREFIX ".."
+#endif
+#ifndef BL_REL_DATADIR
+#define BL_REL_DATADIR "share"
+#endif
+#ifndef BL_REL_LIBEXECDIR
+#define BL_REL_LIBEXECDIR "libexec"
+#endif
+
+/* rel (e.g. "libexec/boxlite-shim") below the install root this library runs from, malloc'd;
+ * NULL when it runs from a build tree (or out of memory). Thread-safe. */
+char *bl_install_file(const char *rel);
+
 #endif

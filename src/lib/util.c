@@ -354,13 +354,17 @@ static void read_tail(int fd, char *buf, size_t cap)
     buf[len] = '\0';
 }
 
+static int spawn_tool(pid_t *pid, char **prog, const posix_spawn_file_actions_t *fa,
+                      const char *const *argv);
+
 int bl_run_tool(const char *const *argv)
 {
     posix_spawn_file_actions_t fa;
     char errbuf[1024];
     int pipefd[2] = {-1, -1};
     pid_t pid;
-    int status = 0, rc = 0, err;
+    int status = 0, rc = 0;
+    char *prog = NULL;
 
     if (pipe2(pipefd, O_CLOEXEC) != 0)
         return bl_err_errno(BOXLITE_EIO, errno, "pipe");
@@ -368,33 +372,106 @@ int bl_run_tool(const char *const *argv)
     posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
     posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
     posix_spawn_file_actions_adddup2(&fa, pipefd[1], 2);
-    err = posix_spawnp(&pid, argv[0], &fa, NULL, (char *const *)argv, environ);
+    rc = spawn_tool(&pid, &prog, &fa, argv);
     posix_spawn_file_actions_destroy(&fa);
     close(pipefd[1]);
-    if (err != 0) {
-        rc = bl_err_errno(BOXLITE_ENOTFOUND, err, "run %s", argv[0]);
+    if (rc != 0)
         goto out;
-    }
     read_tail(pipefd[0], errbuf, sizeof(errbuf));
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
         ;
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-        rc = bl_err(BOXLITE_ERROR, "%s failed (status %d): %s", argv[0], status, errbuf);
+        rc = bl_err(BOXLITE_ERROR, "%s failed (status %d): %s", prog, status, errbuf);
 out:
     close(pipefd[0]);
+    free(prog);
     return rc;
+}
+
+/* The installed package's own programs (see bl_set_tool_dir); NULL when unset. */
+struct tool_dir {
+    char *dir;
+    char **carried;
+};
+static struct tool_dir *tools;
+
+void bl_set_tool_dir(const char *dir, const char *const *carried)
+{
+    struct tool_dir *t = calloc(1, sizeof(*t));
+    struct tool_dir *expected = NULL;
+
+    if (t) {
+        t->dir = strdup(dir);
+        t->carried = carried ? bl_strv_dup(carried) : NULL;
+    }
+    if (!t || !t->dir || (carried && !t->carried) ||
+        !__atomic_compare_exchange_n(&tools, &expected, t, 0, __ATOMIC_RELEASE, __ATOMIC_RELAXED)) {
+        if (t) { /* set once, for the life of the process */
+            free(t->dir);
+            bl_strv_free(t->carried);
+        }
+        free(t);
+    }
+}
+
+/* A program the package carries must be there and be an ELF executable: a missing or
+ * corrupt one is named here rather than failing later inside the box monitor. */
+static int check_carried(const char *path)
+{
+    char magic[4] = {0};
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    ssize_t n = fd >= 0 ? read(fd, magic, sizeof(magic)) : -1;
+    int err = errno;
+
+    if (fd >= 0)
+        close(fd);
+    if (fd < 0)
+        return bl_err_errno(BOXLITE_ENOTFOUND, err,
+                            "%s, which this package carries, cannot be opened (reinstall the "
+                            "package)",
+                            path);
+    if (n != 4 || memcmp(magic, "\177ELF", 4) != 0 || access(path, X_OK) != 0)
+        return bl_err(BOXLITE_ENOTFOUND,
+                      "%s, which this package carries, is not an executable program: the "
+                      "package is corrupt (reinstall it)",
+                      path);
+    return 0;
+}
+
+static int is_carried(const struct tool_dir *t, const char *name)
+{
+    for (size_t i = 0; t && t->carried && t->carried[i]; i++)
+        if (strcmp(t->carried[i], name) == 0)
+            return 1;
+    return 0;
 }
 
 int bl_find_program(char **out, const char *name, const char *envvar)
 {
     const char *env = envvar ? getenv(envvar) : NULL;
     const char *path = getenv("PATH");
+    const struct tool_dir *t = __atomic_load_n(&tools, __ATOMIC_ACQUIRE);
+    const char *dir = t ? t->dir : NULL;
     char *found = NULL;
+    int rc;
 
     if (env && *env) {
         found = strdup(env);
         goto out;
     }
+    found = dir ? bl_strdupf("%s/%s", dir, name) : NULL;
+    if (found && is_carried(t, name)) { /* the package's own, never PATH's */
+        rc = check_carried(found);
+        if (rc != 0) {
+            free(found);
+            return rc;
+        }
+        goto out;
+    }
+    if (found && access(found, X_OK) == 0)
+        goto out;
+    free(found);
+    found = NULL;
     if (!path || !*path)
         path = "/usr/local/bin:/usr/bin:/bin";
     while (*path && !found) {
@@ -409,10 +486,26 @@ int bl_find_program(char **out, const char *name, const char *envvar)
     }
 out:
     if (!found)
-        return bl_err(BOXLITE_ENOTFOUND, "%s not found in PATH%s%s%s", name,
-                      envvar ? " (or set " : "", envvar ? envvar : "", envvar ? ")" : "");
+        return bl_err(BOXLITE_ENOTFOUND, "%s not found (looked for %s%s%sin PATH%s%s%s)", name,
+                      dir ? dir : "", dir ? "/" : "", dir ? name : "", envvar ? "; set " : "",
+                      envvar ? envvar : "", envvar ? " to choose one" : "");
     *out = found;
     return 0;
+}
+
+/* posix_spawn of argv with argv[0] looked up as bl_find_program does; *prog is the path run
+ * (malloc'd, for messages). */
+static int spawn_tool(pid_t *pid, char **prog, const posix_spawn_file_actions_t *fa,
+                      const char *const *argv)
+{
+    int rc = strchr(argv[0], '/') ? ((*prog = strdup(argv[0])) ? 0 : BOXLITE_ENOMEM)
+                                  : bl_find_program(prog, argv[0], NULL);
+    int err;
+
+    if (rc != 0)
+        return rc;
+    err = posix_spawn(pid, *prog, fa, NULL, (char *const *)argv, environ);
+    return err ? bl_err_errno(BOXLITE_ENOTFOUND, err, "run %s", *prog) : 0;
 }
 
 size_t bl_strv_len(const char *const *v)
@@ -472,11 +565,11 @@ int bl_make_locked_dir(const char *dir, int *lock_out)
 
 int bl_run_tool_output(char **out, const char *const *argv, size_t max)
 {
-    char *path = NULL, *data = NULL;
+    char *path = NULL, *data = NULL, *prog = NULL;
     int fd, rc;
     posix_spawn_file_actions_t fa;
     pid_t pid;
-    int status = 0, err;
+    int status = 0;
 
     fd = memfd_create("boxlite-tool-output", MFD_CLOEXEC); /* no file in any directory */
     if (fd < 0)
@@ -485,18 +578,20 @@ int bl_run_tool_output(char **out, const char *const *argv, size_t max)
     posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
     posix_spawn_file_actions_adddup2(&fa, fd, 1);
     posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-    err = posix_spawnp(&pid, argv[0], &fa, NULL, (char *const *)argv, environ);
+    rc = spawn_tool(&pid, &prog, &fa, argv);
     posix_spawn_file_actions_destroy(&fa);
-    if (err != 0) {
+    if (rc != 0) {
         close(fd);
-        return bl_err_errno(BOXLITE_ENOTFOUND, err, "run %s", argv[0]);
+        free(prog);
+        return rc;
     }
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
         ;
     path = bl_strdupf("/proc/self/fd/%d", fd);
     rc = path ? bl_read_file(&data, NULL, path, max) : BOXLITE_ENOMEM;
     if (rc == 0 && (!WIFEXITED(status) || WEXITSTATUS(status) != 0))
-        rc = bl_err(BOXLITE_ERROR, "%s failed (status %d)", argv[0], status);
+        rc = bl_err(BOXLITE_ERROR, "%s failed (status %d)", prog, status);
+    free(prog);
     free(path);
     close(fd);
     if (rc == 0)

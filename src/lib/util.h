@@ -40,11 +40,19 @@ int bl_random_id(char out[13]);
 /* CLOCK_MONOTONIC in milliseconds. */
 int64_t bl_now_ms(void);
 
-/* Run argv (PATH searched) to completion; non-zero exit → error quoting its stderr. */
+/* Run argv (argv[0] found as bl_find_program does) to completion; non-zero exit → error
+ * quoting its stderr. */
 int bl_run_tool(const char *const *argv);
 
-/* Find an executable: $ENVVAR if set, else `name` in PATH. *out malloc'd. */
+/* Find an executable: $ENVVAR if set, else `name` in the tool directory (bl_set_tool_dir):
+ * always there for a name the package carries (missing or not an ELF executable: an error
+ * naming the file), else if it is there; else `name` in PATH. *out malloc'd. */
 int bl_find_program(char **out, const char *name, const char *envvar);
+
+/* The directory of programs an installed package has (dir), and the names it carries itself
+ * (NULL-terminated, or NULL): those are never taken from PATH. Set once per process (later
+ * calls are ignored); thread-safe. */
+void bl_set_tool_dir(const char *dir, const char *const *carried);
 
 /* NULL-terminated string vectors: length, a malloc'd deep copy (NULL when out of memory),
  * and free (accepts NULL). */

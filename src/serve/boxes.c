@@ -33,7 +33,7 @@ static int owner_check(struct req *r)
     size_t n = 0, mine = 0;
     struct owner **pp;
 
-    if (boxlite_box_list(&list, &n, g_serve->rt) != 0)
+    if (boxlite_box_list_v2(&list, &n, g_serve->rt, BOXLITE_BOX_INFO_VERSION) != 0)
         return 0;
     pthread_mutex_lock(&owner_mu);
     for (pp = &owners; *pp != NULL;) {
@@ -50,7 +50,7 @@ static int owner_check(struct req *r)
         pp = &o->next;
     }
     pthread_mutex_unlock(&owner_mu);
-    boxlite_free(list);
+    boxlite_box_list_free(list, n);
     if (mine < g_serve->cfg->max_boxes_per_key)
         return 0;
     reply_error(r, 429, "ResourceExhaustedError", "resource_exhausted",
@@ -175,7 +175,7 @@ void boxes_shutdown(void)
 
 int sbox_ensure_running(struct sbox *b)
 {
-    boxlite_box_info info;
+    boxlite_box_info info = BOXLITE_BOX_INFO_INIT;
     int rc;
 
     pthread_mutex_lock(&b->mu);
@@ -207,7 +207,7 @@ static json_t *info_json(const boxlite_box_info *in)
 
 json_t *box_json(struct sbox *b)
 {
-    boxlite_box_info info;
+    boxlite_box_info info = BOXLITE_BOX_INFO_INIT;
 
     if (boxlite_box_get_info(&info, b->box) != 0)
         return NULL;
@@ -458,7 +458,7 @@ enum MHD_Result h_box_list(struct req *r)
     const char *status = req_query(r, "status");
     json_t *arr = NULL, *o;
     char next[24];
-    int rc = boxlite_box_list(&list, &n, g_serve->rt);
+    int rc = boxlite_box_list_v2(&list, &n, g_serve->rt, BOXLITE_BOX_INFO_VERSION);
 
     if (rc != 0)
         return reply_boxlite(r, rc, "list boxes");
@@ -466,7 +466,7 @@ enum MHD_Result h_box_list(struct req *r)
     for (size_t i = 0; i < n; i++) /* filter first so pages count matching boxes */
         if (status == NULL || strcmp(list[i].state, status) == 0)
             json_array_append_new(arr, info_json(&list[i]));
-    boxlite_free(list);
+    boxlite_box_list_free(list, n);
     if (page_bounds(r, json_array_size(arr), &start, &end, next) != 0) {
         json_decref(arr);
         return MHD_YES;
@@ -581,7 +581,7 @@ enum MHD_Result h_box_clone(struct req *r)
     if (b == NULL)
         return MHD_YES;
     pthread_mutex_lock(&b->mu);
-    rc = boxlite_box_clone(&clone, b->box, name, NULL);
+    rc = boxlite_box_clone_v2(&clone, b->box, NULL, name);
     pthread_mutex_unlock(&b->mu);
     if (rc == 0) {
         owner_add(r, boxlite_box_id(clone));
@@ -725,7 +725,7 @@ const struct body_stream box_import_stream = {import_begin, import_data, import_
 enum MHD_Result h_box_metrics(struct req *r)
 {
     struct sbox *b = sbox_get(r, r->params[0]);
-    boxlite_box_stats st;
+    boxlite_box_stats st = BOXLITE_BOX_STATS_INIT;
     json_t *o;
 
     if (b == NULL)

@@ -178,8 +178,8 @@ static void *pump(void *arg)
         __atomic_add_fetch(&x->box->bytes_out, n, __ATOMIC_RELAXED);
         deliver(x, buf, n + 1);
     }
-    memset(&res, 0, sizeof(res));
-    rc = boxlite_exec_wait(x->ex, &res, g_serve->stopping || rc != 0 ? 2000 : -1);
+    boxlite_exec_result_init(&res, BOXLITE_EXEC_RESULT_VERSION);
+    rc = boxlite_exec_wait_v2(&res, x->ex, g_serve->stopping || rc != 0 ? 2000 : -1);
     pthread_mutex_lock(&x->mu);
     x->wait_rc = rc;
     x->res = res;

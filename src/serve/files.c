@@ -65,7 +65,7 @@ static struct xfer *xfer_start(struct req *r, int out)
     const char *path = req_query(r, "path");
     int flag = req_query_bool(r, out ? "follow_symlinks" : "overwrite", out ? 0 : 1);
     struct xfer *t = NULL;
-    boxlite_box_info info;
+    boxlite_box_info info = BOXLITE_BOX_INFO_INIT;
     int p[2] = {-1, -1};
     pthread_t th;
 

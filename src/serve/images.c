@@ -40,7 +40,7 @@ enum MHD_Result h_image_list(struct req *r)
     size_t n = 0, start, end;
     char next[24];
     json_t *arr;
-    int rc = boxlite_image_list(&list, &n, g_serve->rt);
+    int rc = boxlite_image_list_v2(&list, &n, g_serve->rt, BOXLITE_IMAGE_INFO_VERSION);
 
     if (rc != 0)
         return reply_boxlite(r, rc, "list images");
@@ -64,7 +64,7 @@ static json_t *find_image(const char *key, int *rc)
     size_t n = 0;
     json_t *o = NULL;
 
-    *rc = boxlite_image_list(&list, &n, g_serve->rt);
+    *rc = boxlite_image_list_v2(&list, &n, g_serve->rt, BOXLITE_IMAGE_INFO_VERSION);
     for (size_t i = 0; *rc == 0 && i < n && o == NULL; i++)
         if (strcmp(list[i].digest, key) == 0 || strcmp(list[i].id, key) == 0 ||
             strcmp(list[i].name, key) == 0)

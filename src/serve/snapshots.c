@@ -16,7 +16,7 @@ static json_t *snap_json(const boxlite_snapshot_info *s)
 enum MHD_Result h_snap_create(struct req *r)
 {
     const char *name = NULL;
-    boxlite_snapshot_info info;
+    boxlite_snapshot_info info = BOXLITE_SNAPSHOT_INFO_INIT;
     struct sbox *b;
     int rc;
 
@@ -45,14 +45,14 @@ enum MHD_Result h_snap_list(struct req *r)
 
     if (b == NULL)
         return MHD_YES;
-    rc = boxlite_snapshot_list(&list, &n, b->box);
+    rc = boxlite_snapshot_list_v2(&list, &n, b->box, BOXLITE_SNAPSHOT_INFO_VERSION);
     sbox_put(b);
     if (rc != 0)
         return reply_boxlite(r, rc, "list snapshots");
     arr = json_array();
     for (size_t i = 0; i < n; i++)
         json_array_append_new(arr, snap_json(&list[i]));
-    boxlite_free(list);
+    boxlite_snapshot_list_free(list, n);
     return reply_json(r, 200, json_pack("{s:o}", "snapshots", arr));
 }
 
@@ -66,14 +66,14 @@ enum MHD_Result h_snap_get(struct req *r)
 
     if (b == NULL)
         return MHD_YES;
-    rc = boxlite_snapshot_list(&list, &n, b->box);
+    rc = boxlite_snapshot_list_v2(&list, &n, b->box, BOXLITE_SNAPSHOT_INFO_VERSION);
     sbox_put(b);
     if (rc != 0)
         return reply_boxlite(r, rc, "list snapshots");
     for (size_t i = 0; i < n && o == NULL; i++)
         if (strcmp(list[i].name, r->params[1]) == 0 || strcmp(list[i].id, r->params[1]) == 0)
             o = snap_json(&list[i]);
-    boxlite_free(list);
+    boxlite_snapshot_list_free(list, n);
     if (o == NULL)
         return reply_error(r, 404, "NotFoundError", "not_found", "snapshot not found: %s",
                            r->params[1]);

@@ -38,10 +38,10 @@ enum MHD_Result h_metrics(struct req *r)
     size_t n = 0, running = 0;
     struct serve_counters *c = &g_serve->counters;
 
-    if (boxlite_box_list(&list, &n, g_serve->rt) == 0)
+    if (boxlite_box_list_v2(&list, &n, g_serve->rt, BOXLITE_BOX_INFO_VERSION) == 0)
         for (size_t i = 0; i < n; i++)
             running += strcmp(list[i].state, "running") == 0;
-    boxlite_free(list);
+    boxlite_box_list_free(list, n);
     return reply_json(
         r, 200,
         json_pack(

@@ -120,12 +120,21 @@ struct shim_console *shim_console_open(void)
     c->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (c->log_fd < 0 || c->listen_fd < 0 || pipe2(c->stop_pipe, O_CLOEXEC) != 0 ||
         bind(c->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
-        listen(c->listen_fd, 1) != 0 || pthread_create(&c->thread, NULL, run, c) != 0) {
+        listen(c->listen_fd, 1) != 0) {
         shim_console_close(c);
         return NULL;
     }
-    c->started = 1;
     return c;
+}
+
+int shim_console_run(struct shim_console *c)
+{
+    if (c->started)
+        return 0;
+    if (pthread_create(&c->thread, NULL, run, c) != 0)
+        return -1;
+    c->started = 1;
+    return 0;
 }
 
 void shim_console_close(struct shim_console *c)

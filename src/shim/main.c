@@ -11,6 +11,8 @@
 
 #include "jail.h"
 
+#include "boxlite.h"
+#include "boxstate.h"
 #include "db.h"
 #include "util.h"
 
@@ -31,14 +33,15 @@
 #include <time.h>
 #include <unistd.h>
 
-#define AGENT_FD        3
-#define QMP_FD          4
-#define INCOMING_FD     5
-#define NET_FD          6 /* the network stream (net.c), as vmm.c names it */
-#define STOP_GRACE_MS   10000
-#define DEFAULT_BOOT_MS 60000
-#define POLL_MAX        (SHIM_MAX_CLIENTS + 8)
-#define MAX_JAIL_SPECS  128
+#define AGENT_FD         3
+#define QMP_FD           4
+#define INCOMING_FD      5
+#define NET_FD           6 /* the network stream (net.c), as vmm.c names it */
+#define STOP_GRACE_MS    10000
+#define DEFAULT_BOOT_MS  60000
+#define RUN_LOCK_WAIT_MS 5000 /* a monitor that recorded its end exits within this */
+#define POLL_MAX         (SHIM_MAX_CLIENTS + 8)
+#define MAX_JAIL_SPECS   128
 /* The one switch for the jail's network namespace. The guest network reaches QEMU as an fd
  * (-netdev stream, the shim's slirp behind the policy filter: net.c), so QEMU runs in an
  * empty network namespace of its own: it can open no host socket at all. */
@@ -65,19 +68,35 @@ struct shim {
     int stopping;                 /* a stop was asked for */
     int killed_by_us;             /* we sent QEMU SIGKILL */
     int user_stop;                /* the stop came from a client, the owner dying or SIGTERM */
-    int qemu_exited;              /* QEMU ended by itself (reported as "error qemu-exited: ...") */
+    int qemu_exited;              /* QEMU ended by itself (reported as BL_SHIM_E_QEMU_EXITED) */
+    int run_lock;                 /* boxstate.h: held for the shim's whole life (liveness) */
     int64_t stop_deadline, boot_deadline;
     char reason[512]; /* why the VM ended, when not asked to */
 };
 
-static void report(struct shim *s, const char *line)
+/* The one readiness report: a code (the starter decides on it) and a message for people. */
+static void report(struct shim *s, enum bl_shim_code code, const char *msg)
 {
+    char line[700];
+
     if (s->reported || s->status_fd < 0)
         return;
     s->reported = 1;
+    bl_shim_report_format(line, sizeof(line), code, msg);
     (void)bl_write_all(s->status_fd, line, strlen(line));
     close(s->status_fd);
     s->status_fd = -1;
+}
+
+/* QEMU never started: say why when the jail knows (a volume it cannot mount). */
+static void report_failure(struct shim *s)
+{
+    char msg[600];
+    const char *why = bl_jail_error(s->jail);
+
+    snprintf(msg, sizeof(msg), "the shim could not start QEMU%s%s", why ? ": " : "",
+             why ? why : "");
+    report(s, BL_SHIM_E_SPAWN, msg);
 }
 
 static int parse_args(struct shim *s, int argc, char **argv)
@@ -213,6 +232,16 @@ static int signals_fd(void)
     return signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
 }
 
+/* Record a move of the box's state; a refused one is logged (the starter reads shim.log). */
+static int set_state(struct shim *s, enum bl_box_state to, int shim_pid, int qemu_pid)
+{
+    int rc = bl_box_transition(s->db, s->id, to, shim_pid, qemu_pid, s->reason);
+
+    if (rc != 0)
+        fprintf(stderr, "boxlite-shim: %s\n", boxlite_error_last());
+    return rc;
+}
+
 static void begin_stop(struct shim *s, const char *why)
 {
     if (s->stopping)
@@ -222,17 +251,24 @@ static void begin_stop(struct shim *s, const char *why)
     s->stop_deadline = bl_now_ms() + STOP_GRACE_MS;
     if (why)
         snprintf(s->reason, sizeof(s->reason), "%s", why);
-    bl_db_box_set_state(s->db, s->id, "stopping", getpid(), s->qemu, s->reason);
-    if (shim_router_ready(s->router))
+    if (shim_router_ready(s->router)) {
+        set_state(s, BL_BOX_STOPPING, getpid(), s->qemu);
         shim_router_shutdown_agent(s->router);
-    else
-        s->stop_deadline = 0;
+    } else {
+        s->stop_deadline = 0; /* still booting: it ends as stopped, never "stopping" */
+    }
 }
 
 static void on_ready(struct shim *s)
 {
-    bl_db_box_set_state(s->db, s->id, "running", getpid(), s->qemu, "");
-    report(s, "ok\n");
+    s->reason[0] = '\0';
+    if (set_state(s, BL_BOX_RUNNING, getpid(), s->qemu) != 0) {
+        snprintf(s->reason, sizeof(s->reason), "the box's state could not be recorded as running");
+        s->stopping = 1;
+        s->stop_deadline = 0;
+        return;
+    }
+    report(s, BL_SHIM_OK, "ok");
 }
 
 static void on_timers(struct shim *s)
@@ -374,20 +410,20 @@ static void tail_of(const char *path, char *out, size_t cap)
 }
 
 /* The final state and reason from how QEMU ended. */
-static const char *outcome(struct shim *s, int status, int was_ready)
+static enum bl_box_state outcome(struct shim *s, int status, int was_ready)
 {
     int by_us = s->killed_by_us && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
     char tail[300];
     char how[48];
 
     if (s->user_stop && (by_us || WIFEXITED(status)))
-        return "stopped";
+        return BL_BOX_STOPPED;
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && was_ready) {
         snprintf(s->reason, sizeof(s->reason), "the guest powered off");
-        return "stopped";
+        return BL_BOX_STOPPED;
     }
     if (by_us)
-        return "failed"; /* s->reason says why we killed it */
+        return BL_BOX_FAILED; /* s->reason says why we killed it */
     s->qemu_exited = 1;
     tail_of("qemu.log", tail, sizeof(tail));
     if (!tail[0] && !was_ready)
@@ -400,15 +436,14 @@ static const char *outcome(struct shim *s, int status, int was_ready)
         snprintf(how, sizeof(how), "QEMU failed (exit status %d)", WEXITSTATUS(status));
     snprintf(s->reason, sizeof(s->reason), "%s%s%s%s", how, was_ready ? "" : " during boot",
              tail[0] ? ": " : "", tail);
-    return "failed";
+    return BL_BOX_FAILED;
 }
 
 static void finish(struct shim *s)
 {
     int status = 0;
     int was_ready = shim_router_ready(s->router);
-    const char *state;
-    char line[600];
+    enum bl_box_state state;
 
     kill(s->qemu, SIGKILL); /* no-op when it is gone; sure when we left serve() early */
     while (waitpid(s->qemu, &status, 0) < 0 && errno == EINTR)
@@ -418,17 +453,23 @@ static void finish(struct shim *s)
     bl_jail_free(s->jail); /* its cgroup goes once QEMU is reaped */
     s->jail = NULL;
     state = outcome(s, status, was_ready);
-    snprintf(line, sizeof(line), "error%s: %s\n", s->qemu_exited ? " qemu-exited" : "", s->reason);
-    report(s, line);
     unlink("shim.sock");
-    if (s->auto_remove && strcmp(state, "stopped") == 0) {
+    if (s->auto_remove && state == BL_BOX_STOPPED) {
         char *dir = bl_strdupf("%s/boxes/%s", s->home, s->id);
         if (bl_db_box_delete(s->db, s->id) == 0 && dir)
             bl_rm_rf(dir);
         free(dir);
     } else {
-        bl_db_box_set_state(s->db, s->id, state, 0, 0, s->reason);
+        set_state(s, state, 0, 0);
     }
+    /* The state is final: the box's monitor is gone from here on (the next one may take the
+     * lock at once). Last: a starter that reads this may start the next monitor of this box
+     * at once (the KVM→TCG retry), which must find neither our shim.sock unlinked under it
+     * nor its state overwritten by ours. */
+    if (s->run_lock >= 0)
+        close(s->run_lock);
+    s->run_lock = -1;
+    report(s, s->qemu_exited ? BL_SHIM_E_QEMU_EXITED : BL_SHIM_E_BOOT, s->reason);
 }
 
 int main(int argc, char **argv)
@@ -444,25 +485,31 @@ int main(int argc, char **argv)
     dir = bl_strdupf("%s/boxes/%s", s.home, s.id);
     s.dir = dir;
     s.incoming_fd = -1;
+    s.run_lock = -1;
     s.qmp.fd = -1;
     if (dir && bl_jail_new(&s.jail, s.id, dir, s.jail_specs, s.njail, JAIL_SHARE_HOST_NET, s.reason,
                            sizeof(s.reason)) != 0) {
         fprintf(stderr, "boxlite-shim: %s\n", s.reason);
-        report(&s, "error: the shim could not set up the jail\n");
+        report(&s, BL_SHIM_E_SETUP, "the shim could not set up the jail");
         return 1;
     }
     if (s.incoming)
         s.incoming_fd = open(s.incoming, O_RDONLY | O_CLOEXEC);
     if (!dir || chdir(dir) != 0 || bl_db_open(&s.db, s.home) != 0 ||
         (s.incoming && s.incoming_fd < 0)) {
-        report(&s, "error: the shim cannot open its box directory or the state database\n");
+        report(&s, BL_SHIM_E_SETUP, "the shim cannot open its box directory or the state database");
         return 1;
     }
-    s.sig_fd = signals_fd(); /* before the network thread starts: it inherits the mask */
+    /* before any state is written, held until exit: "is the box's monitor alive" */
+    s.run_lock = bl_run_lock_take(dir, RUN_LOCK_WAIT_MS);
+    if (s.run_lock < 0) {
+        report(&s, errno == EWOULDBLOCK ? BL_SHIM_E_RUNNING : BL_SHIM_E_SETUP,
+               errno == EWOULDBLOCK ? "another monitor runs this box" : "cannot take run.lock");
+        return 1;
+    }
+    s.sig_fd = signals_fd(); /* before any thread starts: they inherit the mask */
     if (shim_net_start(&s.net, &s.net_fd, s.db, s.id, s.reason, sizeof(s.reason)) != 0) {
-        char line[600];
-        snprintf(line, sizeof(line), "error: %s\n", s.reason);
-        report(&s, line);
+        report(&s, BL_SHIM_E_NETWORK, s.reason);
         return 1;
     }
     s.listen_fd = listen_here();
@@ -472,7 +519,15 @@ int main(int argc, char **argv)
         if (s.qemu > 0)
             finish(&s);
         else
-            report(&s, "error: the shim could not start QEMU\n");
+            report_failure(&s);
+        return 1;
+    }
+    /* the threads start only now: the jail's child was forked from a single-threaded shim
+     * (it allocates and formats before exec, which a fork of a threaded process may not) */
+    if (shim_console_run(s.console) != 0 || shim_net_run(s.net, s.reason, sizeof(s.reason)) != 0) {
+        if (!s.reason[0])
+            snprintf(s.reason, sizeof(s.reason), "the shim could not start its console thread");
+        finish(&s);
         return 1;
     }
     s.boot_deadline = bl_now_ms() + s.boot_ms;

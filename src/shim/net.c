@@ -646,11 +646,6 @@ int shim_net_start(struct shim_net **out, int *qemu_fd, struct bl_db *db, const 
     fcntl(n->fd, F_SETFL, O_NONBLOCK);
     if (n->stop_fd < 0 || net_setup(n, &row, err, cap) != 0)
         goto out;
-    if (pthread_create(&n->thread, NULL, net_main, n) != 0) {
-        snprintf(err, cap, "the network thread did not start");
-        goto out;
-    }
-    n->started = 1;
     *qemu_fd = sv[1];
     sv[1] = -1;
     *out = n;
@@ -667,6 +662,18 @@ out:
         close(sv[1]);
     bl_box_row_clear(&row);
     return rc;
+}
+
+int shim_net_run(struct shim_net *n, char *err, size_t cap)
+{
+    if (!n || n->started)
+        return 0;
+    if (pthread_create(&n->thread, NULL, net_main, n) != 0) {
+        snprintf(err, cap, "the network thread did not start");
+        return -1;
+    }
+    n->started = 1;
+    return 0;
 }
 
 void shim_net_free(struct shim_net *n)

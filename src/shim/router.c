@@ -12,7 +12,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#define IN_CAP        (BL_FRAME_HDR + BL_FRAME_MAX)
 #define AGENT_BACKLOG (8u << 20) /* stop reading clients while this much waits for the agent */
 #define PING_RING     256        /* PINGs forwarded to the agent and not yet answered */
 #define INTERNAL      (-2)       /* route.client of the shim's own streams */
@@ -30,7 +29,7 @@ void shim_conn_close(struct shim_conn *c)
 {
     if (c->fd >= 0)
         close(c->fd);
-    free(c->in);
+    bl_frame_reader_free(&c->in);
     free(c->out);
     memset(c, 0, sizeof(*c));
     c->fd = -1;
@@ -68,47 +67,27 @@ int shim_conn_queue(struct shim_conn *c, uint8_t type, uint32_t stream, const vo
 
 int shim_conn_flush(struct shim_conn *c)
 {
-    while (c->out_off < c->out_len) {
-        ssize_t n = write(c->fd, c->out + c->out_off, c->out_len - c->out_off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            return 0;
-        if (n <= 0)
-            return -1;
-        c->out_off += (size_t)n;
-    }
-    c->out_off = c->out_len = 0;
-    return 0;
+    int rc = bl_frame_write_some(c->fd, c->out, c->out_len, &c->out_off);
+
+    if (rc == 1)
+        c->out_off = c->out_len = 0;
+    return rc < 0 ? -1 : 0;
 }
 
 int shim_conn_read(struct shim_conn *c, void (*fn)(void *ctx, const struct bl_frame *f), void *ctx)
 {
-    size_t off = 0;
-    ssize_t n;
-    long fl;
+    enum bl_fio got = bl_frame_fill(&c->in, c->fd, 0);
     struct bl_frame f;
+    int n;
 
-    if (!c->in) {
-        c->in = malloc(IN_CAP);
-        if (!c->in)
-            return -1;
-    }
-    n = read(c->fd, c->in + c->in_len, IN_CAP - c->in_len);
-    if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK))
-        return 0;
-    if (n <= 0)
+    if (got == BL_FIO_EOF || got == BL_FIO_ERROR)
         return -1;
-    c->in_len += (size_t)n;
-    while ((fl = bl_frame_split(c->in + off, c->in_len - off, &f)) > 0) {
+    while ((n = bl_frame_next(&c->in, &f)) > 0) {
         fn(ctx, &f);
-        off += (size_t)fl;
         if (c->fd < 0) /* fn closed us */
             return -1;
     }
-    memmove(c->in, c->in + off, c->in_len - off);
-    c->in_len -= off;
-    return fl < 0 ? -1 : 0;
+    return n < 0 ? -1 : 0;
 }
 
 /* ---- routing ---- */

@@ -8,6 +8,7 @@
 
 struct pollfd;
 
+#include "frameio.h"
 #include "proto.h"
 
 #define SHIM_MAX_CLIENTS 64
@@ -19,6 +20,10 @@ struct shim_console;
 /* Listen on console.sock in the cwd (the box directory) for QEMU's serial port and drain it
  * into console.log by a thread, rotating at BOXLITE_MAX_CONSOLE. NULL on failure. */
 struct shim_console *shim_console_open(void);
+
+/* Start draining it (a thread). Only after QEMU is forked: a child forked from a process
+ * with threads may only call async-signal-safe functions, and the jail's child does more. */
+int shim_console_run(struct shim_console *c);
 /* After QEMU ended: write what it left buffered, stop the thread, free. Accepts NULL. */
 void shim_console_close(struct shim_console *c);
 
@@ -27,8 +32,7 @@ void shim_console_close(struct shim_console *c);
 /* One framed, non-blocking connection with an output queue. */
 struct shim_conn {
     int fd;
-    uint8_t *in;
-    size_t in_len;
+    struct bl_frame_reader in; /* frameio.h */
     uint8_t *out;
     size_t out_off, out_len, out_cap;
 };
@@ -110,6 +114,10 @@ struct bl_db;
 int shim_net_start(struct shim_net **out, int *qemu_fd, struct bl_db *db, const char *id, char *err,
                    size_t cap);
 /* Stop the thread and free everything. Accepts NULL. */
+/* Start the network thread (a no-op for NULL: no network). Only after QEMU is forked, for
+ * the reason shim_console_run gives. 0, or -1 with err set. */
+int shim_net_run(struct shim_net *n, char *err, size_t cap);
+
 void shim_net_free(struct shim_net *n);
 
 #endif

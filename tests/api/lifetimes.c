@@ -25,7 +25,7 @@ int main(void)
     boxlite_exec_options eo = BOXLITE_EXEC_OPTIONS_INIT;
     const char *sleeper[] = {"sh", "-c", "echo started; sleep 30", NULL};
     const char *echo[] = {"echo", "second handle", NULL};
-    boxlite_exec_result res;
+    boxlite_exec_result res = BOXLITE_EXEC_RESULT_INIT;
     char buf[256];
     size_t n = 0;
     int which = 0, failures = 0;

@@ -38,7 +38,7 @@ int main(void)
     boxlite_runtime *rt = NULL;
     boxlite_box *box = NULL;
     boxlite_box_options bo = BOXLITE_BOX_OPTIONS_INIT;
-    boxlite_box_info info;
+    boxlite_box_info info = BOXLITE_BOX_INFO_INIT;
     boxlite_exec *ex = NULL, *ex2 = NULL;
     int killed = -1, failures = 0;
 

@@ -1,6 +1,8 @@
-/* fuzz_proto.c — libFuzzer target for the protocol codec: splits the input like a receiver
- * that accumulates bytes, decodes every frame's payload, and decodes the whole input as each type.
+/* fuzz_proto.c — libFuzzer target for the protocol codec and the shared frame reader
+ * (frameio.c): feeds the input in pieces as a receiver gets it, decodes every frame's payload, and
+ * decodes the whole input as each type.
  */
+#include "frameio.h"
 #include "proto.h"
 
 #include <stdlib.h>
@@ -36,41 +38,33 @@ static void decode_all(unsigned type, const uint8_t *p, size_t len)
     }
 }
 
-/* Feed the input in chunks whose sizes come from the input itself, split greedily. */
+/* Feed the input to the receivers' reader (frameio.c) in chunks whose sizes come from the
+ * input itself. */
 static void receive(const uint8_t *data, size_t size)
 {
-    uint8_t *acc = malloc(size ? size : 1);
-    size_t have = 0, off = 0, step;
+    struct bl_frame_reader r = {0};
+    size_t off = 0, step;
     struct bl_frame f;
-    long n;
+    int n = 0;
 
-    if (acc == NULL)
-        return;
     while (off < size) {
         step = 1 + data[off] % 64;
         if (step > size - off)
             step = size - off;
-        memcpy(acc + have, data + off, step);
-        have += step;
+        if (bl_frame_feed(&r, data + off, step) == BL_FIO_ERROR)
+            break;
         off += step;
-        for (;;) {
-            n = bl_frame_split(acc, have, &f);
-            if (n < 0) { /* TOOBIG: framing lost, drop the buffer as a receiver would */
-                have = 0;
-                break;
-            }
-            if (n == 0)
-                break;
-            if ((size_t)n > have || f.len != (size_t)n - BL_FRAME_HDR)
+        while ((n = bl_frame_next(&r, &f)) > 0) {
+            if (f.payload != r.buf + r.off - f.len || f.len > BL_FRAME_MAX)
                 abort();
             if (bl_frame_check(&f) == 0)
                 decode_all(f.type, f.payload, f.len);
             (void)bl_frame_type_name(f.type);
-            memmove(acc, acc + n, have - (size_t)n);
-            have -= (size_t)n;
         }
+        if (n < 0) /* TOOBIG: framing lost, drop the buffer as a receiver would */
+            bl_frame_discard(&r);
     }
-    free(acc);
+    bl_frame_reader_free(&r);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -4,6 +4,7 @@ import json
 import os
 import pathlib
 import signal
+import sqlite3
 import subprocess
 import threading
 import time
@@ -297,6 +298,42 @@ def test_a_dead_monitor_is_repaired_and_the_box_starts_again(cli):
         ok(cli.run("start", name))
         assert ok(cli.run("exec", name, "--", "cat", "/root/safe")).stdout == b"safe\n"
     finally:
+        cli.run("rm", "-f", name)
+
+
+def test_a_process_posing_as_the_dead_monitor_does_not_keep_the_box_running(cli, home):
+    """Liveness is the monitor's run lock (the kernel drops it when the monitor dies), never
+    /proc text: once the monitor is killed, a process under the recorded pid whose command line
+    reads like it (boxlite-shim ... --id ID) does not make the box look running."""
+    name = "monitor-posed"
+    ok(cli.run("create", "--name", name))
+    decoy = None
+    try:
+        ok(cli.run("start", name))
+        i = info(cli, name)
+        decoy = subprocess.Popen(["boxlite-shim", "-c", "import time; time.sleep(120)",
+                                  "--home", str(home), "--id", i["id"]],
+                                 executable="/usr/bin/python3")
+        os.kill(i["state"]["pid"], signal.SIGKILL)  # the real monitor; QEMU dies with it
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                os.kill(i["state"]["qemu_pid"], 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.2)
+        db = sqlite3.connect(str(home / "boxlite.db"), timeout=30)
+        with db:
+            db.execute("UPDATE boxes SET shim_pid = ? WHERE id = ?", (decoy.pid, i["id"]))
+        db.close()
+        st = info(cli, name)["state"]
+        assert st["status"] == "failed" and "monitor" in st["reason"], st
+        ok(cli.run("start", name))
+        assert info(cli, name)["state"]["status"] == "running"
+    finally:
+        if decoy:
+            decoy.kill()
+            decoy.wait()
         cli.run("rm", "-f", name)
 
 

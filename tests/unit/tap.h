@@ -22,7 +22,7 @@ static int tap_check(int cond, const char *name, const char *file, int line)
     return cond;
 }
 
-static void tap_skip(const char *name, const char *why)
+static inline void tap_skip(const char *name, const char *why)
 {
     printf("ok %d - %s # SKIP %s\n", ++tap_count, name, why);
 }

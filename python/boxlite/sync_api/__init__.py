@@ -242,7 +242,7 @@ class SyncBox:
         self._box._start_sync()
 
     def stop(self) -> None:
-        self._box._core.stop(-1)
+        self._box._core.stop()  # BOXLITE_STOP_TIMEOUT_DEFAULT_MS
 
     def info(self) -> Any:
         return self._box.info()

@@ -1,7 +1,9 @@
 /* box.c — a box handle: the accessors, create (store row, directory, qcow2 layer over the
  * image's base), get, remove and free, and the image a box is pinned to. Options and rows:
  * options.c; start: start.c; stop: stop.c; repair: repair.c; info and stats: info.c. */
+#include "api.h"
 #include "box.h"
+#include "boxstate.h"
 #include "conn.h"
 #include "db.h"
 #include "disk.h"
@@ -50,7 +52,7 @@ BOXLITE_API void boxlite_strv_free(char **v)
 
 int bl_box_live_state(const char *state)
 {
-    return strcmp(state, "running") == 0 || strcmp(state, "stopping") == 0;
+    return bl_box_state_live(bl_box_state_parse(state));
 }
 
 /* ---- handles ---- */
@@ -106,7 +108,7 @@ void bl_box_mac(const char *id, char out[18])
 
 int bl_box_running(boxlite_box *box)
 {
-    return bl_box_live_state(box->row.state) && bl_monitor_alive(box->row.shim_pid, box->row.id);
+    return bl_box_live_state(box->row.state) && bl_monitor_alive(box->rt->home, box->row.id);
 }
 
 int bl_box_reload(boxlite_box *box)
@@ -351,7 +353,7 @@ BOXLITE_API int boxlite_box_remove(boxlite_box *box, int force)
         return 0;
     rc = bl_box_reload(box);
     if (rc == 0 && bl_box_live_state(box->row.state) &&
-        bl_monitor_alive(box->row.shim_pid, box->row.id)) {
+        bl_monitor_alive(box->rt->home, box->row.id)) {
         if (!force)
             return bl_err(BOXLITE_ESTATE, "box %s is running: stop it first, or remove with force",
                           box->row.id);

@@ -2,6 +2,7 @@
  * that splits incoming frames and hands each to the exec that owns its stream. */
 #include "conn.h"
 #include "error.h"
+#include "frameio.h"
 #include "util.h"
 
 #include <errno.h>
@@ -13,7 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define READ_BUF        (BL_FRAME_MAX + BL_FRAME_HDR)
+#define SMALL_FRAME     4096  /* frames up to this size go out in one write */
 #define SEND_TIMEOUT_MS 30000 /* a monitor that takes no bytes this long is given up on */
 
 void bl_deadline_ts(struct timespec *ts, int64_t deadline_ms)
@@ -65,45 +66,32 @@ static void dispatch_locked(struct bl_conn *c, const struct bl_frame *f)
 static void *reader_main(void *arg)
 {
     struct bl_conn *c = arg;
-    uint8_t *buf = malloc(READ_BUF);
-    size_t have = 0;
+    struct bl_frame_reader in = {0};
     const char *reason = "the agent closed the channel (the VM stopped)";
+    struct bl_frame f;
+    enum bl_fio got;
+    int n = 0;
 
-    if (!buf) {
-        reason = "out of memory";
-        goto out;
-    }
-    for (;;) {
-        ssize_t n = read(c->fd, buf + have, READ_BUF - have);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        have += (size_t)n;
-        size_t off = 0;
-        long fl;
-        struct bl_frame f;
+    /* c->fd blocks: each fill reads something or says the channel ended */
+    while ((got = bl_frame_fill(&in, c->fd, 0)) >= BL_FIO_AGAIN) {
         pthread_mutex_lock(&c->mu);
         c->last_rx_ms = bl_now_ms();
-        while ((fl = bl_frame_split(buf + off, have - off, &f)) > 0) {
+        while ((n = bl_frame_next(&in, &f)) > 0)
             if (bl_frame_check(&f) == 0)
                 dispatch_locked(c, &f);
-            off += (size_t)fl;
-        }
         pthread_cond_broadcast(&c->cond);
         pthread_mutex_unlock(&c->mu);
-        if (fl < 0) {
-            reason = "the agent sent a frame over the size limit";
+        if (n < 0)
             break;
-        }
-        memmove(buf, buf + off, have - off);
-        have -= off;
     }
-out:
+    if (n < 0)
+        reason = "the agent sent a frame over the size limit";
+    else if (got == BL_FIO_ERROR && errno == ENOMEM)
+        reason = "out of memory";
     pthread_mutex_lock(&c->mu);
     bl_conn_mark_closed_locked(c, reason);
     pthread_mutex_unlock(&c->mu);
-    free(buf);
+    bl_frame_reader_free(&in);
     return NULL;
 }
 
@@ -187,45 +175,32 @@ static int wait_writable(struct bl_conn *c, int64_t deadline)
 
 int bl_conn_send(struct bl_conn *c, uint8_t type, uint32_t stream, const void *payload, size_t len)
 {
-    uint8_t hdr[BL_FRAME_HDR];
-    struct iovec iov[2];
+    uint8_t small[SMALL_FRAME];
+    const void *part[2] = {small, payload};
+    size_t plen[2] = {BL_FRAME_HDR, len};
+    size_t off[2] = {0, 0};
     int rc = 0;
 
     if (len > BL_FRAME_MAX)
         return bl_err(BOXLITE_EINVAL, "request of %zu bytes is over the protocol's limit", len);
     int64_t deadline = bl_now_ms() + SEND_TIMEOUT_MS;
 
-    bl_frame_hdr_encode(hdr, type, stream, (uint32_t)len);
-    iov[0].iov_base = hdr;
-    iov[0].iov_len = sizeof(hdr);
-    iov[1].iov_base = (void *)payload;
-    iov[1].iov_len = len;
+    bl_frame_hdr_encode(small, type, stream, (uint32_t)len);
+    if (len <= sizeof(small) - BL_FRAME_HDR) { /* one write for a small frame */
+        if (len > 0)
+            memcpy(small + BL_FRAME_HDR, payload, len);
+        plen[0] += len;
+        plen[1] = 0;
+    }
     pthread_mutex_lock(&c->wmu);
     for (int i = 0; i < 2 && rc == 0;) {
-        if (iov[i].iov_len == 0) {
+        int w = bl_frame_write_some(c->fd, part[i], plen[i], &off[i]);
+        if (w == 1)
             i++;
-            continue;
-        }
-        struct msghdr mh = {.msg_iov = &iov[i], .msg_iovlen = (size_t)(2 - i)};
-        ssize_t n = sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        else if (w == 0)
             rc = wait_writable(c, deadline);
-            continue;
-        }
-        if (n < 0) {
+        else
             rc = bl_err_errno(BOXLITE_EPROTO, errno, "%s: send to the agent", c->label);
-            break;
-        }
-        while (n > 0 && i < 2) {
-            size_t k = (size_t)n < iov[i].iov_len ? (size_t)n : iov[i].iov_len;
-            iov[i].iov_base = (char *)iov[i].iov_base + k;
-            iov[i].iov_len -= k;
-            n -= (ssize_t)k;
-            if (iov[i].iov_len == 0)
-                i++;
-        }
     }
     pthread_mutex_unlock(&c->wmu);
     return rc;

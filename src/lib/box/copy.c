@@ -54,7 +54,7 @@ static int start_builtin(boxlite_exec **out, boxlite_box *box, const char *verb,
 static int finish(boxlite_exec *ex, char *msg, size_t cap)
 {
     static _Thread_local char buf[65536];
-    boxlite_exec_result res;
+    boxlite_exec_result res = BOXLITE_EXEC_RESULT_INIT;
     size_t have = 0;
     int which = 0;
 

@@ -5,6 +5,7 @@
  * reported its end HOST_GRACE_MS after the guest's own SIGTERM → SIGKILL sequence should have
  * ended it, the exec ends as timed out and the process is sent SIGKILL. A box that cannot
  * answer (a starved or hung guest) cannot hold the caller past its timeout. */
+#include "api.h"
 #include "box.h"
 #include "conn.h"
 #include "db.h"
@@ -542,6 +543,7 @@ BOXLITE_API int boxlite_exec_resize(boxlite_exec *ex, unsigned rows, unsigned co
 static void fill_result(boxlite_exec_result *out, const struct boxlite_exec *ex)
 {
     memset(out, 0, sizeof(*out));
+    out->version = BOXLITE_EXEC_RESULT_VERSION;
     out->exit_code = bl_exit_status(&ex->result);
     if (ex->result.kind == BL_EXIT_SIGNAL || ex->result.kind == BL_EXIT_TIMEOUT)
         out->signal = ex->result.code;
@@ -557,6 +559,8 @@ BOXLITE_API int boxlite_exec_wait(boxlite_exec *ex, boxlite_exec_result *out, in
 
     if (!ex || !out)
         return bl_err(BOXLITE_EINVAL, "exec wait: bad arguments");
+    if (bl_check_version(out->version, BOXLITE_EXEC_RESULT_VERSION, "exec result") != 0)
+        return BOXLITE_EINVAL;
     pthread_mutex_lock(&ex->conn->mu);
     while (!ex->exited && !ex->failed && rc == 0)
         rc = wait_locked(ex, deadline);

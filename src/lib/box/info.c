@@ -1,6 +1,8 @@
 /* info.c — what a box shows: info and list (rows as they are now), stats from /proc and the
  * disk, the console log, the command it runs, a timed ping. */
+#include "api.h"
 #include "box.h"
+#include "boxstate.h"
 #include "conn.h"
 #include "db.h"
 #include "disk.h"
@@ -22,10 +24,12 @@
 static void row_to_info(boxlite_box_info *out, const struct bl_box_row *r)
 {
     memset(out, 0, sizeof(*out));
+    out->version = BOXLITE_BOX_INFO_VERSION;
     snprintf(out->id, sizeof(out->id), "%s", r->id);
     snprintf(out->name, sizeof(out->name), "%s", r->name ? r->name : "");
     snprintf(out->image, sizeof(out->image), "%s", r->image);
     snprintf(out->state, sizeof(out->state), "%s", r->state);
+    out->state_code = bl_box_state_code(r->state);
     snprintf(out->created_at, sizeof(out->created_at), "%s", r->created_at);
     snprintf(out->reason, sizeof(out->reason), "%s", r->reason);
     out->cpus = r->cpus;
@@ -57,8 +61,10 @@ BOXLITE_API int boxlite_box_get_info(boxlite_box_info *out, boxlite_box *box)
     bl_err_clear();
     if (!out || !box)
         return bl_err(BOXLITE_EINVAL, "box info: bad arguments");
-    rc = box->removed ? bl_err(BOXLITE_ENOTFOUND, "box %s has been removed", box->row.id)
-                      : bl_box_reload(box);
+    rc = bl_check_version(out->version, BOXLITE_BOX_INFO_VERSION, "box info");
+    if (rc == 0)
+        rc = box->removed ? bl_err(BOXLITE_ENOTFOUND, "box %s has been removed", box->row.id)
+                          : bl_box_reload(box);
     if (rc == 0 && bl_box_repair_row(box->rt, &box->row, NULL)) /* shown as it is now */
         rc = bl_box_reload(box);
     if (rc == 0)
@@ -131,13 +137,16 @@ BOXLITE_API int boxlite_box_get_stats(boxlite_box_stats *out, boxlite_box *box)
     bl_err_clear();
     if (!out || !box)
         return bl_err(BOXLITE_EINVAL, "box stats: bad arguments");
-    rc = box->removed ? bl_err(BOXLITE_ENOTFOUND, "box %s has been removed", box->row.id)
-                      : bl_box_reload(box);
+    rc = bl_check_version(out->version, BOXLITE_BOX_STATS_VERSION, "box stats");
+    if (rc == 0)
+        rc = box->removed ? bl_err(BOXLITE_ENOTFOUND, "box %s has been removed", box->row.id)
+                          : bl_box_reload(box);
     if (rc == 0 && strcmp(box->row.state, "running") != 0)
         rc = bl_err(BOXLITE_ESTATE, "box %s is %s", box->row.id, box->row.state);
     if (rc != 0)
         return rc;
     memset(out, 0, sizeof(*out));
+    out->version = BOXLITE_BOX_STATS_VERSION;
     proc_stats(box->row.qemu_pid, out);
     if (stat(box->disk, &st) == 0)
         out->disk_bytes = (uint64_t)st.st_blocks * 512;

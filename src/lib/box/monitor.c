@@ -2,8 +2,10 @@
  * starting it detached from the caller, reading its readiness report, telling whether it is
  * alive, and connecting to its socket. */
 #include "monitor.h"
+#include "boxstate.h"
 #include "db.h"
 #include "error.h"
+#include "runtime.h"
 #include "util.h"
 
 #include <errno.h>
@@ -26,18 +28,22 @@
 
 #define REPORT_MARGIN_MS 15000
 
-/* $BOXLITE_SHIM, else the build tree this library was built in, else the install path. */
+/* $BOXLITE_SHIM, else the install root's (runtime.c), else the build tree this library was
+ * built in, else the configured install path. */
 static int find_shim(char **out)
 {
     const char *env = getenv("BOXLITE_SHIM");
-    const char *cands[] = {env, BL_SHIM_BUILD_PATH, BL_SHIM_INSTALL_PATH};
+    char *installed = bl_install_file(BL_REL_LIBEXECDIR "/boxlite-shim");
+    const char *cands[] = {env, installed, BL_SHIM_BUILD_PATH, BL_SHIM_INSTALL_PATH};
 
-    for (size_t i = 0; i < 3; i++) {
+    for (size_t i = 0; i < 4; i++) {
         if (cands[i] && cands[i][0] && access(cands[i], X_OK) == 0) {
             *out = strdup(cands[i]);
+            free(installed);
             return *out ? 0 : bl_err(BOXLITE_ENOMEM, "out of memory");
         }
     }
+    free(installed);
     return bl_err(BOXLITE_ENOTFOUND,
                   "boxlite-shim not found (looked at %s%s%s; set "
                   "BOXLITE_SHIM)",
@@ -122,8 +128,7 @@ static void child(char **argv, int status_fd, int lifeline_fd, int log_fd)
     _exit(127);
 }
 
-/* Read the shim's one-line report: "ok", "error: why", or "error qemu-exited: why" when QEMU
- * ended by itself (a code, so that no decision reads the text). */
+/* Read the shim's one-line report, "<code> <message>" (boxstate.h: bl_shim_report_*). */
 static int read_report(int fd, int timeout_ms, char *line, size_t cap)
 {
     int64_t deadline = bl_now_ms() + timeout_ms;
@@ -152,16 +157,18 @@ static int read_report(int fd, int timeout_ms, char *line, size_t cap)
     return 0;
 }
 
-int bl_monitor_start(int *qemu_exited_out, const struct bl_monitor_start *m)
+int bl_monitor_start(enum bl_shim_code *code_out, const struct bl_monitor_start *m)
 {
     char *shim = NULL, *logpath = NULL;
     char **argv = NULL;
     int pipefd[2] = {-1, -1};
     int log_fd = -1, rc, status;
     char line[700];
+    const char *msg = NULL;
+    enum bl_shim_code code = BL_SHIM_E_SETUP;
     pid_t pid;
 
-    *qemu_exited_out = 0;
+    *code_out = BL_SHIM_E_SETUP;
     rc = find_shim(&shim);
     if (rc != 0)
         return rc;
@@ -191,15 +198,14 @@ int bl_monitor_start(int *qemu_exited_out, const struct bl_monitor_start *m)
     if (rc == BOXLITE_ETIMEOUT)
         rc = bl_err(rc, "the box monitor did not report within %d ms",
                     m->boot_timeout_ms + REPORT_MARGIN_MS);
-    else if (strcmp(line, "ok") == 0)
-        rc = 0;
-    else if (strncmp(line, "error: ", 7) == 0)
-        rc = bl_err(BOXLITE_ERROR, "%s", line + 7);
-    else if (strncmp(line, "error qemu-exited: ", 19) == 0) {
-        *qemu_exited_out = 1;
-        rc = bl_err(BOXLITE_ERROR, "%s", line + 19);
-    } else
+    else if (bl_shim_report_parse(line, &code, &msg) != 0)
         rc = bl_err(BOXLITE_ERROR, "the box monitor exited without a report (see %s)", logpath);
+    else if (code == BL_SHIM_OK)
+        rc = 0;
+    else
+        rc = bl_err(code == BL_SHIM_E_RUNNING ? BOXLITE_ESTATE : BOXLITE_ERROR, "%s", msg);
+    if (rc != BOXLITE_ETIMEOUT && msg)
+        *code_out = code;
 out:
     if (pipefd[0] >= 0)
         close(pipefd[0]);
@@ -213,28 +219,12 @@ out:
     return rc;
 }
 
-int bl_monitor_alive(int pid, const char *id)
+int bl_monitor_alive(const char *home, const char *id)
 {
-    char path[64];
-    char buf[4096];
-    int fd, alive = 0;
-    ssize_t n;
+    char *dir = bl_strdupf("%s/boxes/%s", home, id);
+    int alive = dir ? bl_run_lock_held(dir) : 0;
 
-    if (pid <= 0)
-        return 0;
-    snprintf(path, sizeof(path), "/proc/%d/cmdline", pid);
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
-    if (n > 0) {
-        buf[n] = '\0';
-        /* argv: shim --home H --id ID ...: find "--id\0ID\0" */
-        for (ssize_t i = 0; i + 5 < n && !alive; i++)
-            if (memcmp(buf + i, "--id", 5) == 0 && strcmp(buf + i + 5, id) == 0)
-                alive = strstr(buf, "boxlite-shim") != NULL;
-    }
+    free(dir);
     return alive;
 }
 

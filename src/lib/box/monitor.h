@@ -4,6 +4,8 @@
 #ifndef BL_MONITOR_H
 #define BL_MONITOR_H
 
+#include "boxstate.h"
+
 struct bl_monitor_start {
     const char *home;
     const char *id;
@@ -16,12 +18,14 @@ struct bl_monitor_start {
 };
 
 /* Start the shim and wait for its report: 0 once the agent answered, else the shim's
- * reason as the error, with *qemu_exited_out set to 1 when QEMU ended by itself during the
- * boot (the shim's "error qemu-exited:" report: e.g. it could not run under KVM), else 0. */
-int bl_monitor_start(int *qemu_exited_out, const struct bl_monitor_start *m);
+ * message as the error and *code_out the shim's code (BL_SHIM_E_QEMU_EXITED when QEMU ended
+ * by itself during the boot, e.g. it could not run under KVM); decisions read the code only.
+ * BL_SHIM_E_SETUP when the shim gave no report. */
+int bl_monitor_start(enum bl_shim_code *code_out, const struct bl_monitor_start *m);
 
-/* 1 when pid is the running shim of box id. */
-int bl_monitor_alive(int pid, const char *id);
+/* 1 when box id (under home) has a live monitor: one holds its run lock (boxstate.h). The
+ * kernel drops the lock when the monitor dies: no pid or /proc text is trusted. */
+int bl_monitor_alive(const char *home, const char *id);
 
 /* Connect to the shim of the box in dir; *fd_out is a connected stream socket. */
 int bl_monitor_connect(int *fd_out, const char *dir);

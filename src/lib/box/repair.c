@@ -2,6 +2,7 @@
  * boxes a crash left staged (boxes/.new-<id>), and the checks of boxlite doctor over every
  * box (directory, pin, base, snapshots). */
 #include "box.h"
+#include "boxstate.h"
 #include "db.h"
 #include "error.h"
 #include "monitor.h"
@@ -20,11 +21,11 @@
 /* A box the store calls running whose monitor is gone: record it as failed. 1 when so. */
 int bl_box_repair_row(boxlite_runtime *rt, const struct bl_box_row *row, struct bl_repair *rp)
 {
-    if (!bl_box_live_state(row->state) || bl_monitor_alive(row->shim_pid, row->id))
+    if (!bl_box_live_state(row->state) || bl_monitor_alive(rt->home, row->id))
         return 0;
     if (bl_repair_note(rp, 1, row->id, "recorded %s, but its monitor is gone", row->state))
-        bl_db_box_set_state(rt->db, row->id, "failed", 0, 0,
-                            "the box monitor (boxlite-shim) died; the VM was stopped");
+        bl_box_transition(rt->db, row->id, BL_BOX_FAILED, 0, 0,
+                          "the box monitor (boxlite-shim) died; the VM was stopped");
     return 1;
 }
 

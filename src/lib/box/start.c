@@ -1,6 +1,7 @@
 /* start.c — booting a box: the QEMU command line from its row, the boot through the monitor
  * (with the KVM to TCG fallback), attaching to a running box, the per-box lock. */
 #include "box.h"
+#include "boxstate.h"
 #include "conn.h"
 #include "db.h"
 #include "error.h"
@@ -114,17 +115,17 @@ static int vm_argv(boxlite_box *box, char ***out, char ***jail_out, int *kvm_out
     return rc;
 }
 
-/* Boot once; *kvm_out says which accelerator was tried, *qemu_exited_out whether QEMU ended
- * by itself during the boot (the monitor's code). The accelerator a box booted with is kept
- * in its row (box info's accel). */
-static int boot_once(boxlite_box *box, int detached, int *kvm_out, int *qemu_exited_out)
+/* Boot once; *kvm_out says which accelerator was tried, *code_out the monitor's report code
+ * (BL_SHIM_E_QEMU_EXITED: QEMU ended by itself during the boot). The accelerator a box booted
+ * with is kept in its row (box info's accel). */
+static int boot_once(boxlite_box *box, int detached, int *kvm_out, enum bl_shim_code *code_out)
 {
     struct bl_monitor_start m = {0};
     char **argv = NULL, **jail = NULL;
     int life[2] = {-1, -1};
     int rc;
 
-    *qemu_exited_out = 0;
+    *code_out = BL_SHIM_E_SETUP;
     rc = vm_argv(box, &argv, &jail, kvm_out);
     if (rc == 0 && !detached && pipe2(life, O_CLOEXEC) != 0)
         rc = bl_err_errno(BOXLITE_EIO, errno, "pipe");
@@ -138,7 +139,7 @@ static int boot_once(boxlite_box *box, int detached, int *kvm_out, int *qemu_exi
     m.boot_timeout_ms = boot_timeout_ms();
     m.incoming = box->incoming;
     m.jail = jail;
-    rc = bl_monitor_start(qemu_exited_out, &m);
+    rc = bl_monitor_start(code_out, &m);
     if (rc == 0)
         rc = bl_db_box_set_accel(box->rt->db, box->row.id, *kvm_out ? "kvm" : "tcg");
     if (rc == 0) {
@@ -163,15 +164,16 @@ static int boot(boxlite_box *box, int detached)
 {
     int required = bl_vmm_kvm_required(box->rt->accel);
     struct bl_image *img = NULL;
-    int kvm = 0, qemu_exited = 0;
+    int kvm = 0;
+    enum bl_shim_code code = BL_SHIM_E_SETUP;
     int rc = bl_box_image(box, &img); /* the image must still be there */
 
     if (rc == 0)
-        rc = boot_once(box, detached, &kvm, &qemu_exited);
-    if (rc != 0 && kvm && qemu_exited && required)
+        rc = boot_once(box, detached, &kvm, &code);
+    if (rc != 0 && kvm && code == BL_SHIM_E_QEMU_EXITED && required)
         rc = bl_err_wrap(rc, "KVM is required and QEMU could not run under it (no fallback to "
                              "TCG emulation)");
-    if (rc != 0 && kvm && qemu_exited && !required) {
+    if (rc != 0 && kvm && code == BL_SHIM_E_QEMU_EXITED && !required) {
         /* Only the notice reads QEMU's words: its first message is the reason
          * ("qemu-system-x86_64: <why> qemu-system-..."). */
         const char *tag = "qemu-system-x86_64: ";
@@ -182,8 +184,8 @@ static int boot(boxlite_box *box, int detached)
         bl_log(box->rt, BL_LOG_WARN, "KVM is unusable here (QEMU: %.*s): using " BL_TCG_NOTICE,
                (int)(next ? (size_t)(next - why) : strlen(why)), why);
         box->rt->kvm_broken = 1;
-        bl_db_box_set_state(box->rt->db, box->row.id, "configured", 0, 0, "");
-        rc = boot_once(box, detached, &kvm, &qemu_exited);
+        bl_box_transition(box->rt->db, box->row.id, BL_BOX_CONFIGURED, 0, 0, "");
+        rc = boot_once(box, detached, &kvm, &code);
     }
     return rc;
 }
@@ -214,7 +216,7 @@ static int start_locked(boxlite_box *box, int detached)
 
     if (rc != 0)
         return rc;
-    if (bl_box_live_state(box->row.state) && bl_monitor_alive(box->row.shim_pid, box->row.id)) {
+    if (bl_box_live_state(box->row.state) && bl_monitor_alive(box->rt->home, box->row.id)) {
         if (strcmp(box->row.state, "stopping") == 0)
             return bl_err(BOXLITE_ESTATE, "box %s is stopping", box->row.id);
         return bl_box_attach(box);

@@ -1,6 +1,7 @@
 /* stop.c — stopping a box: SHUTDOWN through its monitor, then SIGTERM, then SIGKILL and the
  * store fixed by hand. */
 #include "box.h"
+#include "boxstate.h"
 #include "conn.h"
 #include "db.h"
 #include "error.h"
@@ -13,19 +14,21 @@
 #include <time.h>
 #include <unistd.h>
 
-#define STOP_TIMEOUT_MS 10000
-#define KILL_WAIT_MS    5000
+#define KILL_WAIT_MS 5000
 
 static int wait_closed(struct bl_conn *c, int timeout_ms)
 {
-    int64_t deadline = bl_now_ms() + timeout_ms;
+    int64_t deadline = timeout_ms < 0 ? INT64_MAX : bl_now_ms() + timeout_ms;
     struct timespec ts;
     int closed;
 
-    bl_deadline_ts(&ts, deadline);
+    bl_deadline_ts(&ts, timeout_ms < 0 ? bl_now_ms() : deadline);
     pthread_mutex_lock(&c->mu);
     while (!c->closed && bl_now_ms() < deadline)
-        pthread_cond_timedwait(&c->cond, &c->mu, &ts);
+        if (timeout_ms < 0) /* the public rule: < 0 waits forever */
+            pthread_cond_wait(&c->cond, &c->mu);
+        else
+            pthread_cond_timedwait(&c->cond, &c->mu, &ts);
     closed = c->closed;
     pthread_mutex_unlock(&c->mu);
     return closed;
@@ -40,26 +43,26 @@ static int stop_running(boxlite_box *box, int timeout_ms, int *killed)
 
     if (bl_box_attach(box) == 0 && bl_conn_send(box->conn, BL_F_SHUTDOWN, 0, NULL, 0) == 0)
         gone = wait_closed(box->conn, timeout_ms);
-    if (!gone && bl_monitor_alive(box->row.shim_pid, box->row.id)) {
+    if (!gone && bl_monitor_alive(box->rt->home, box->row.id)) {
         *killed = 1;
         kill(box->row.shim_pid, SIGTERM);
         gone = box->conn ? wait_closed(box->conn, KILL_WAIT_MS) : 0;
     }
-    if (!gone && bl_monitor_alive(box->row.shim_pid, box->row.id)) {
+    if (!gone && bl_monitor_alive(box->rt->home, box->row.id)) {
         *killed = 1;
         kill(box->row.shim_pid, SIGKILL);
         if (box->row.qemu_pid > 0)
             kill(box->row.qemu_pid, SIGKILL);
-        bl_db_box_set_state(box->rt->db, box->row.id, "stopped", 0, 0,
-                            "killed: the box did not stop in time");
+        bl_box_transition(box->rt->db, box->row.id, BL_BOX_STOPPED, 0, 0,
+                          "killed: the box did not stop in time");
     }
     /* The monitor records the end before it closes its clients; wait for that briefly. */
     for (int i = 0; i < 100 && bl_box_reload(box) == 0 && bl_box_live_state(box->row.state) &&
-                    bl_monitor_alive(box->row.shim_pid, box->row.id);
+                    bl_monitor_alive(box->rt->home, box->row.id);
          i++)
         usleep(20000);
     if (!box->removed && bl_box_live_state(box->row.state) &&
-        bl_monitor_alive(box->row.shim_pid, box->row.id))
+        bl_monitor_alive(box->rt->home, box->row.id))
         return bl_err(BOXLITE_ETIMEOUT, "box %s is still running after SIGKILL", box->row.id);
     return 0;
 }
@@ -74,7 +77,7 @@ BOXLITE_API int boxlite_box_stop_v2(int *killed_out, boxlite_box *box, int timeo
         return bl_err(BOXLITE_EINVAL, "box is NULL");
     rc = box->removed ? 0 : bl_box_reload(box);
     if (rc == 0 && !box->removed && bl_box_live_state(box->row.state))
-        rc = stop_running(box, timeout_ms < 0 ? STOP_TIMEOUT_MS : timeout_ms, &killed);
+        rc = stop_running(box, timeout_ms, &killed);
     if (box->lifeline_fd >= 0) {
         close(box->lifeline_fd);
         box->lifeline_fd = -1;

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -349,6 +350,27 @@ static void add_chain(struct argv_buf *a, const char *disk)
         bl_err_clear(); /* an unreadable layer: QEMU says so when it opens it */
 }
 
+/* A relocatable QEMU (the wheel's, docs/packaging.md) loads its libraries from ../lib and its
+ * firmware from ../share/qemu beside its directory: the jail needs them, read-only (the
+ * system's /usr/lib and /usr/share/qemu are in every jail already). */
+static void add_qemu_tree(struct argv_buf *a, const char *qemu)
+{
+    static const char *const sub[] = {"lib", "share/qemu"};
+    const char *slash = strrchr(qemu, '/');
+    struct stat st;
+
+    for (size_t i = 0; slash && i < 2; i++) {
+        char *dir = bl_strdupf("%.*s/../%s", (int)(slash - qemu), qemu, sub[i]);
+        char *real = dir ? realpath(dir, NULL) : NULL;
+        int system =
+            real && (strcmp(real, "/usr/lib") == 0 || strcmp(real, "/usr/share/qemu") == 0);
+        if (real && !system && stat(real, &st) == 0 && S_ISDIR(st.st_mode))
+            add(a, own(a, bl_strdupf("exe:%s", real)));
+        free(real);
+        free(dir);
+    }
+}
+
 int bl_vmm_jail_specs(char ***out, const struct bl_vm_config *c)
 {
     struct argv_buf a = {0};
@@ -356,6 +378,7 @@ int bl_vmm_jail_specs(char ***out, const struct bl_vm_config *c)
     int rc = 0;
 
     add(&a, own(&a, bl_strdupf("exe:%s", c->qemu)));
+    add_qemu_tree(&a, c->qemu);
     add(&a, own(&a, bl_strdupf("ro:%s", c->kernel)));
     add(&a, own(&a, bl_strdupf("ro:%s", c->initrd)));
     add(&a, own(&a, bl_strdupf("rw:%s", c->console)));

@@ -289,7 +289,8 @@ void bl_image_report(const struct bl_pull_progress_ctx *p, int phase, const char
                      const char *digest, unsigned layer, unsigned layers, uint64_t bytes,
                      uint64_t total)
 {
-    boxlite_pull_progress pr = {phase, name, digest, layer, layers, bytes, total};
+    boxlite_pull_progress pr = {
+        BOXLITE_PULL_PROGRESS_VERSION, phase, name, digest, layer, layers, bytes, total};
 
     if (p && p->fn)
         p->fn(p->ctx, &pr);
@@ -696,6 +697,7 @@ static int info_fill(boxlite_image_info *info, const struct bl_image_record *r)
                              : strlen(r->name);
 
     memset(info, 0, sizeof(*info));
+    info->version = BOXLITE_IMAGE_INFO_VERSION;
     info->name = strdup(r->name);
     info->repository = strndup(r->name, repolen);
     info->tag = colon && (!at || colon < at)

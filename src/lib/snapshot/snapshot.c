@@ -1,6 +1,7 @@
 /* snapshot.c — snapshots of a box (disk: qcow2 layers; full: plus RAM and device state),
  * restore, remove, clone and fork, and the repair of what a crash leaves half done.
  * Layout and crash rules: docs/snapshots.md. */
+#include "api.h"
 #include "box.h"
 #include "conn.h"
 #include "db.h"
@@ -125,10 +126,12 @@ static void random_hex(char *out, size_t bytes)
 static void snap_to_info(boxlite_snapshot_info *out, const struct bl_snap_row *r)
 {
     memset(out, 0, sizeof(*out));
+    out->version = BOXLITE_SNAPSHOT_INFO_VERSION;
     snprintf(out->id, sizeof(out->id), "%s", r->id);
     snprintf(out->box_id, sizeof(out->box_id), "%s", r->box_id);
     snprintf(out->name, sizeof(out->name), "%s", r->name);
     snprintf(out->kind, sizeof(out->kind), "%s", r->kind);
+    out->kind_code = bl_snapshot_kind_code(r->kind);
     snprintf(out->parent, sizeof(out->parent), "%s", r->parent);
     out->size = r->size;
     snprintf(out->created_at, sizeof(out->created_at), "%s", r->created_at);
@@ -256,7 +259,9 @@ BOXLITE_API int boxlite_snapshot_create(boxlite_snapshot_info *out, boxlite_box 
     bl_err_clear();
     if (!box)
         return bl_err(BOXLITE_EINVAL, "snapshot: box is NULL");
-    rc = check_snap_name(name);
+    rc = out ? bl_check_version(out->version, BOXLITE_SNAPSHOT_INFO_VERSION, "snapshot info") : 0;
+    if (rc == 0)
+        rc = check_snap_name(name);
     if (rc == 0)
         rc = bl_box_lock(box, &lock_fd);
     if (rc == 0)
@@ -328,7 +333,7 @@ BOXLITE_API int boxlite_snapshot_list(boxlite_snapshot_info **out, size_t *count
 static int run_builtin(boxlite_box *box, const char *const *argv)
 {
     boxlite_exec_options o = BOXLITE_EXEC_OPTIONS_INIT;
-    boxlite_exec_result res;
+    boxlite_exec_result res = BOXLITE_EXEC_RESULT_INIT;
     boxlite_exec *ex = NULL;
     char err[512];
     size_t n = 0;

@@ -427,14 +427,34 @@ static int changes_one(struct bl_db *s, sqlite3_stmt *st, const char *id, const 
     return rc;
 }
 
-int bl_db_box_set_state(struct bl_db *s, const char *id, const char *state, int shim_pid,
-                        int qemu_pid, const char *reason)
+/* Why an UPDATE guarded by the stored state matched nothing: no row, or another state. */
+static int state_refused(struct bl_db *s, const char *id, const char *to)
 {
     sqlite3_stmt *st = NULL;
+    int rc;
+
+    if (sqlite3_prepare_v2(s->db, "SELECT state FROM boxes WHERE id = ?1", -1, &st, NULL) !=
+        SQLITE_OK)
+        return db_err(s, "prepare state");
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        rc = bl_err(BOXLITE_ESTATE, "box %s is %s: it cannot become %s", id,
+                    (const char *)sqlite3_column_text(st, 0), to);
+    else
+        rc = bl_err(BOXLITE_ENOTFOUND, "no such box: %s", id);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int bl_db_box_set_state_from(struct bl_db *s, const char *id, const char *state, const char *from,
+                             int shim_pid, int qemu_pid, const char *reason)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = 0;
 
     if (sqlite3_prepare_v2(s->db,
                            "UPDATE boxes SET state = ?2, shim_pid = ?3, qemu_pid = ?4, "
-                           "reason = ?5 WHERE id = ?1",
+                           "reason = ?5 WHERE id = ?1 AND instr(?6, ',' || state || ',') > 0",
                            -1, &st, NULL) != SQLITE_OK)
         return db_err(s, "prepare update");
     sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
@@ -442,7 +462,13 @@ int bl_db_box_set_state(struct bl_db *s, const char *id, const char *state, int 
     sqlite3_bind_int(st, 3, shim_pid);
     sqlite3_bind_int(st, 4, qemu_pid);
     sqlite3_bind_text(st, 5, reason ? reason : "", -1, SQLITE_TRANSIENT);
-    return changes_one(s, st, id, "update box state");
+    sqlite3_bind_text(st, 6, from, -1, SQLITE_TRANSIENT);
+    if (sqlite3_step(st) != SQLITE_DONE)
+        rc = db_err(s, "update box state");
+    else if (sqlite3_changes(s->db) == 0)
+        rc = state_refused(s, id, state);
+    sqlite3_finalize(st);
+    return rc;
 }
 
 int bl_db_box_set_image(struct bl_db *s, const char *id, const char *image_id, const char *rootfs)

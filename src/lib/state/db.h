@@ -79,9 +79,12 @@ int bl_db_box_get(struct bl_db *s, const char *id_or_name, struct bl_box_row *ou
 /* All boxes, newest first. *out: array of *count rows; free with bl_box_rows_free. */
 int bl_db_box_list(struct bl_db *s, struct bl_box_row **out, size_t *count);
 
-/* Set state, pids and reason of box id (reason NULL → ""). */
-int bl_db_box_set_state(struct bl_db *s, const char *id, const char *state, int shim_pid,
-                        int qemu_pid, const char *reason);
+/* Set state, pids and reason of box id (reason NULL → "") when its stored state is one of
+ * from (",a,b,": each word between commas). Only boxstate.c calls it: every other writer goes
+ * through bl_box_transition, which validates the move. BOXLITE_ESTATE when the stored state
+ * is not in from. */
+int bl_db_box_set_state_from(struct bl_db *s, const char *id, const char *state, const char *from,
+                             int shim_pid, int qemu_pid, const char *reason);
 
 /* Record the accelerator ("kvm" or "tcg") box id booted with. */
 int bl_db_box_set_accel(struct bl_db *s, const char *id, const char *accel);

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# build-wheel.sh — `make wheel`: dist/boxlite-<version>-<tags>.whl, one self-contained
+# package. It is the Python package of ./python (boxlite._core, libboxlite linked in) plus,
+# under boxlite/:
+#   libexec/  boxlite (the C CLI), boxlite-shim, qemu-system-x86_64, qemu-img
+#   lib/      libboxlite.so.0 (the CLI's) and every shared library these load that a bare
+#             Debian lacks (scripts/bundle-libs.sh; run paths $ORIGIN-relative)
+#   share/boxlite/  the guest kernel, initramfs and default image
+#   share/qemu/     bios-microvm.bin (qboot)
+# The library finds all of it relative to itself (src/lib/runtime.c). QEMU comes from
+# scripts/build-qemu.sh (cached outside the work tree). Python packaging: Debian's
+# python3-setuptools and python3-wheel, offline.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=$(realpath "${BUILD:-$ROOT/build}")
+PYTHON=${PYTHON:-/usr/bin/python3}
+DIST=${DIST:-$ROOT/dist}
+WORK=$BUILD/wheel
+
+# BOXLITE_QEMU_DIR: a build-qemu.sh output directory to use as it is (skips the cache check)
+qemu=${BOXLITE_QEMU_DIR:-$("$ROOT/scripts/build-qemu.sh" | tail -1)}
+ninja -C "$BUILD" >&2
+rm -rf "$WORK" && mkdir -p "$WORK"
+
+# 1. the plain wheel of ./python: the extension, linked against this build's libboxlite.a
+rm -rf "$ROOT/python/build"
+BOXLITE_BUILD=$BUILD "$PYTHON" -m pip wheel -q --no-build-isolation --no-index --no-deps \
+  -w "$WORK/plain" "$ROOT/python" >&2
+rm -rf "$ROOT/python/build"
+plain=$(ls "$WORK"/plain/boxlite-*.whl)
+"$PYTHON" -m wheel unpack -d "$WORK/tree" "$plain" >&2
+tree=$(ls -d "$WORK"/tree/boxlite-*)
+pkg=$tree/boxlite
+
+# 2. what it carries
+install -d "$pkg/libexec" "$pkg/lib" "$pkg/share/boxlite" "$pkg/share/qemu"
+install -m 0755 "$BUILD/src/shim/boxlite-shim" "$BUILD/src/cli/boxlite" "$qemu"/bin/* "$pkg/libexec/"
+install -m 0755 "$(realpath "$BUILD/src/lib/libboxlite.so.0")" "$pkg/lib/libboxlite.so.0"
+install -m 0644 "$qemu"/lib/* "$pkg/lib/"
+install -m 0644 "$qemu"/share/qemu/* "$pkg/share/qemu/"
+for f in vmlinux initramfs.cpio.gz default.ext4 default.ext4.sha256 kernel-version; do
+  install -m 0644 "$BUILD/guest/$f" "$pkg/share/boxlite/"
+done
+strip --strip-unneeded "$pkg"/_core*.so "$pkg/lib/libboxlite.so.0" \
+  "$pkg/libexec/boxlite" "$pkg/libexec/boxlite-shim"
+
+# 3. their libraries, with run paths relative to where they are
+"$ROOT/scripts/bundle-libs.sh" "$pkg/lib" '$ORIGIN' "$pkg/lib/libboxlite.so.0"
+"$ROOT/scripts/bundle-libs.sh" "$pkg/lib" '$ORIGIN/lib' "$pkg"/_core*.so
+"$ROOT/scripts/bundle-libs.sh" "$pkg/lib" '$ORIGIN/../lib' "$pkg/libexec/boxlite" \
+  "$pkg/libexec/boxlite-shim"
+
+mkdir -p "$DIST"
+"$PYTHON" -m wheel pack -d "$DIST" "$tree" >&2
+whl=$(ls -t "$DIST"/boxlite-*.whl | head -1)
+echo "build-wheel: $whl: $(($(stat -c %s "$whl") / 1024)) KiB; compressed sizes (KiB):" >&2
+"$PYTHON" - "$whl" >&2 <<'PY'
+import sys, zipfile
+z = zipfile.ZipFile(sys.argv[1])
+groups = {}
+for i in z.infolist():
+    parts = i.filename.split("/")
+    key = "/".join(parts[:3]) if parts[1:2] in (["share"], ["libexec"]) else "/".join(parts[:2])
+    groups[key] = groups.get(key, 0) + i.compress_size
+for k, v in sorted(groups.items(), key=lambda kv: -kv[1])[:14]:
+    print(f"  {v // 1024:8d}  {k}")
+PY
+echo "$whl"

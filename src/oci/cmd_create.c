@@ -1,0 +1,135 @@
+/* cmd_create.c — `create ID --bundle DIR [--pid-file F] [--console-socket S]`: read and check
+ * config.json, make the state directory, fork the keeper (which imports the rootfs and boots
+ * the box) and return once the container is created, its keeper's pid in --pid-file. */
+#include "oci.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* localhost/oci-<FNV-1a of the id>: a valid reference whatever the id's characters. */
+static void image_name(char *out, size_t cap, const char *id)
+{
+    uint64_t h = 1469598103934665603ULL;
+
+    for (const char *p = id; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    snprintf(out, cap, "localhost/boxlite-oci-%016llx:latest", (unsigned long long)h);
+}
+
+static int load_spec(struct bl_oci_spec *out, const char *bundle)
+{
+    char path[PATH_MAX + 16], err[512];
+    char *text = NULL;
+    size_t len = 0;
+    int rc;
+
+    snprintf(path, sizeof path, "%s/config.json", bundle);
+    rc = bl_oci_read_file(&text, &len, path, BL_OCI_DOC_MAX);
+    if (rc == 0 && bl_oci_spec_parse(out, text, len, err, sizeof err) != 0)
+        rc = bl_oci_fail("%s: %s", path, err);
+    if (rc == 0 && !out->has_process) {
+        bl_oci_spec_free(out);
+        rc = bl_oci_fail("%s: no process to run", path);
+    }
+    free(text);
+    return rc;
+}
+
+/* mkdir -p for --root (containerd's shim names a directory per namespace). */
+static int mkdir_p(const char *dir)
+{
+    char path[4200];
+    size_t n = strlen(dir);
+
+    if (n >= sizeof path)
+        return -1;
+    memcpy(path, dir, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (path[i] != '/' && path[i] != '\0')
+            continue;
+        path[i] = '\0';
+        if (mkdir(path, 0700) < 0 && errno != EEXIST)
+            return -1;
+        path[i] = i < n ? '/' : '\0';
+    }
+    return 0;
+}
+
+static int make_state_dir(const char *id)
+{
+    char path[4200];
+
+    if (mkdir_p(bl_oci_g.root) < 0)
+        return bl_oci_fail("--root %s: %s", bl_oci_g.root, strerror(errno));
+    if (bl_oci_path(path, sizeof path, id, NULL) < 0)
+        return bl_oci_fail("%s: state path too long", id);
+    if (mkdir(path, 0700) < 0)
+        return bl_oci_fail(errno == EEXIST ? "container \"%s\" already exists" : "%s: %s", id,
+                           strerror(errno));
+    return 0;
+}
+
+int bl_oci_cmd_create(int argc, char **argv)
+{
+    const char *bundle = ".", *pid_file = NULL, *console = NULL, *ignored = NULL;
+    struct bl_oci_state st = {0};
+    struct bl_oci_spec spec = {0};
+    struct bl_oci_keeper k = {0};
+    char *pos[1], real_bundle[PATH_MAX], image[128];
+    int n = 0, flag = 0, have_dir = 0, rc;
+    time_t now = time(NULL);
+    const struct bl_oci_opt opts[] = {
+        {"bundle", 'b', &bundle, NULL},
+        {"pid-file", 0, &pid_file, NULL},
+        {"console-socket", 0, &console, NULL},
+        {"no-pivot", 0, NULL, &flag},
+        {"no-new-keyring", 0, NULL, &flag},
+        {"preserve-fds", 0, &ignored, NULL},
+        {NULL, 0, NULL, NULL},
+    };
+
+    rc = bl_oci_args(argc, argv, opts, pos, 1, &n, 0);
+    if (rc == 0 && n != 1)
+        rc = bl_oci_fail("create: usage: create [--bundle DIR] [--pid-file F] ID");
+    if (rc == 0 && !bl_oci_id_ok(pos[0]))
+        rc = bl_oci_fail("create: invalid container id");
+    if (rc == 0 && !realpath(bundle, real_bundle))
+        rc = bl_oci_fail("bundle %s: %s", bundle, strerror(errno));
+    if (rc == 0)
+        rc = load_spec(&spec, real_bundle);
+    if (rc == 0)
+        rc = make_state_dir(pos[0]);
+    have_dir = rc == 0;
+    image_name(image, sizeof image, rc == 0 ? pos[0] : "");
+    k.id = rc == 0 ? pos[0] : NULL;
+    k.spec = &spec;
+    k.process = &spec.process;
+    k.bundle = real_bundle;
+    k.image_name = image;
+    k.console_socket = console;
+    k.pid_file = pid_file;
+    if (rc == 0)
+        rc = bl_oci_keeper_spawn(&st.pid, st.box_id, &k);
+    if (rc == 0) {
+        snprintf(st.id, sizeof st.id, "%s", pos[0]);
+        snprintf(st.bundle, sizeof st.bundle, "%s", real_bundle);
+        snprintf(st.image, sizeof st.image, "%s", image);
+        snprintf(st.home, sizeof st.home, "%s",
+                 getenv("BOXLITE_HOME") ? getenv("BOXLITE_HOME") : "");
+        strftime(st.created, sizeof st.created, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+        st.starttime = bl_oci_proc_starttime(st.pid);
+        rc = bl_oci_state_save(&st);
+        if (rc != 0)
+            kill(st.pid, SIGKILL); /* no state, no container: its VM goes with it */
+    }
+    if (rc != 0 && have_dir)
+        bl_oci_state_remove(pos[0]);
+    bl_oci_spec_free(&spec);
+    return rc;
+}

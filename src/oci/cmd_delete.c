@@ -1,0 +1,42 @@
+/* cmd_delete.c — `delete [--force] ID`: a stopped (or created) container's box and imported
+ * rootfs image go, then its state directory; --force kills a running one first. */
+#include "oci.h"
+
+#include <signal.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static int wait_gone(const struct bl_oci_state *st)
+{
+    for (int i = 0; i < 200 && bl_oci_alive(st->pid, st->starttime); i++) {
+        struct timespec ts = {0, 50 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    return bl_oci_alive(st->pid, st->starttime) ? -1 : 0;
+}
+
+int bl_oci_cmd_delete(int argc, char **argv)
+{
+    struct bl_oci_state st;
+    char *pos[1];
+    int n = 0, force = 0;
+    const struct bl_oci_opt opts[] = {{"force", 'f', NULL, &force}, {NULL, 0, NULL, NULL}};
+
+    if (bl_oci_args(argc, argv, opts, pos, 1, &n, 0) != 0)
+        return 1;
+    if (n != 1)
+        return bl_oci_fail("delete: usage: delete [--force] ID");
+    if (bl_oci_state_load(&st, pos[0]) != 0)
+        return 1;
+    if (st.status == BL_OCI_RUNNING && !force)
+        return bl_oci_fail("%s: cannot delete a running container (use --force)", pos[0]);
+    if (st.status == BL_OCI_CREATED || st.status == BL_OCI_RUNNING) {
+        kill(st.pid, SIGKILL);
+        if (wait_gone(&st) != 0)
+            return bl_oci_fail("%s: keeper %d did not end", pos[0], (int)st.pid);
+    }
+    bl_oci_box_remove(st.box_id, st.image);
+    bl_oci_state_remove(pos[0]);
+    return 0;
+}

@@ -1,0 +1,105 @@
+/* oci.h — boxlite-runtime's shared pieces: global options and the error log (main.c), the
+ * state directory under --root (state.c), the container's host process (keeper.c) and the
+ * bridge to libboxlite (bridge.c). One cmd_<verb>.c per verb. */
+#ifndef BL_OCI_H
+#define BL_OCI_H
+
+#include "spec.h"
+
+#include <stdio.h>
+#include <sys/types.h>
+
+struct boxlite_box;
+struct boxlite_runtime;
+
+struct bl_oci_global {
+    const char *root;     /* --root: state directories, one per container */
+    const char *log_path; /* --log, or NULL for stderr only */
+    int log_json;         /* --log-format json */
+};
+extern struct bl_oci_global bl_oci_g;
+
+/* Report an error: "boxlite-runtime: msg" on stderr and, with --log, a line in the log
+ * (JSON with --log-format json, as runc writes it). Returns 1 (the exit status). */
+int bl_oci_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* An informational line into --log (nothing on stderr). */
+void bl_oci_log(const char *level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* A verb's flags: "--name V", "--name=V", "-s V"; boolean flags take no value. */
+struct bl_oci_opt {
+    const char *name;
+    char short_name;
+    const char **value; /* NULL for a boolean flag */
+    int *flag;
+};
+/* Parse argv[1..]; positional arguments go to pos (at most npos; *npos_out of them); after
+ * flags_until positionals (0: never) the rest are positional too (exec ID CMD -x). Unknown
+ * flags and missing values are errors (reported; returns 1). */
+int bl_oci_args(int argc, char **argv, const struct bl_oci_opt *opts, char **pos, int npos,
+                int *npos_out, int flags_until);
+
+/* ---- state.c: <root>/<id>/ ---- */
+enum bl_oci_status { BL_OCI_CREATING, BL_OCI_CREATED, BL_OCI_RUNNING, BL_OCI_STOPPED };
+
+struct bl_oci_state {
+    char id[1025];
+    char bundle[4097];
+    char box_id[16];
+    char image[256]; /* the image the rootfs was imported as */
+    char home[4097]; /* the boxlite home the box lives in ("" → the default) */
+    pid_t pid;       /* the keeper */
+    unsigned long long starttime;
+    char created[40];
+    enum bl_oci_status status;
+};
+
+int bl_oci_id_ok(const char *id);
+/* <root>/<id>[/name] into buf; -1 when too long. */
+int bl_oci_path(char *buf, size_t cap, const char *id, const char *name);
+int bl_oci_state_save(const struct bl_oci_state *st);
+/* Load and compute status; the container's boxlite home becomes this process's
+ * $BOXLITE_HOME (engines do not pass --boxlite-home on every call: podman's delete).
+ * -1 (with the error reported) when no such container. */
+int bl_oci_state_load(struct bl_oci_state *out, const char *id);
+/* Remove the state directory and what it holds. */
+void bl_oci_state_remove(const char *id);
+const char *bl_oci_status_name(enum bl_oci_status s);
+unsigned long long bl_oci_proc_starttime(pid_t pid);
+int bl_oci_alive(pid_t pid, unsigned long long starttime);
+
+/* ---- bridge.c: containers as boxes ---- */
+int bl_oci_runtime_open(struct boxlite_runtime **out);
+/* Create and boot the box for spec (rootfs imported as image_name). */
+int bl_oci_box_make(struct boxlite_box **out, struct boxlite_runtime *rt,
+                    const struct bl_oci_spec *spec, const char *bundle, const char *image_name);
+void bl_oci_box_remove(const char *box_id, const char *image);
+/* Read a whole file of at most max bytes into a NUL-terminated buffer. */
+int bl_oci_read_file(char **out, size_t *len_out, const char *path, size_t max);
+
+/* ---- keeper.c: the host process that stands for the container ---- */
+struct bl_oci_keeper {
+    const char *id;
+    const struct bl_oci_spec *spec;       /* create: boot the box; NULL for exec */
+    const struct bl_oci_process *process; /* the process to run */
+    const char *bundle, *image_name;      /* create */
+    const char *box_id;                   /* exec */
+    const char *console_socket;           /* NULL, or where the pty master goes */
+    const char *pid_file;
+};
+/* Fork the keeper; return in the parent once it is ready (created, or the exec process
+ * started): 0 with *pid_out and box_id_out filled, or 1 with the error reported. The keeper
+ * itself never returns: it exits with the container process's status. */
+int bl_oci_keeper_spawn(pid_t *pid_out, char box_id_out[16], const struct bl_oci_keeper *k);
+int bl_oci_write_pid_file(const char *path, pid_t pid);
+
+/* ---- verbs ---- */
+int bl_oci_cmd_create(int argc, char **argv);
+int bl_oci_cmd_start(int argc, char **argv);
+int bl_oci_cmd_state(int argc, char **argv);
+int bl_oci_cmd_kill(int argc, char **argv);
+int bl_oci_cmd_delete(int argc, char **argv);
+int bl_oci_cmd_exec(int argc, char **argv);
+int bl_oci_cmd_ps(int argc, char **argv);
+int bl_oci_cmd_features(int argc, char **argv);
+
+#endif

@@ -1,0 +1,346 @@
+/* spec.c — the one parser of OCI runtime-spec documents for boxlite-runtime: config.json
+ * (process, root, hostname, mounts, linux.resources, linux.namespaces) and process.json.
+ * Input comes from the engine's bundle and is treated as hostile: types, counts and lengths
+ * are capped, paths may not climb out with "..". Fuzzed by tests/fuzz/fuzz_oci_config.c. */
+#include "spec.h"
+
+#include <jansson.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_ARGS   4096
+#define MAX_ENV    4096
+#define MAX_MOUNTS 256
+#define MAX_STR    (64u << 10)
+#define MAX_PATH   4096
+#define MAX_HOST   64
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* A JSON string without NUL bytes, at most max bytes; NULL otherwise. */
+static const char *str_ok(json_t *v, size_t max)
+{
+    const char *s = json_string_value(v);
+
+    if (!s || json_string_length(v) != strlen(s) || strlen(s) > max)
+        return NULL;
+    return s;
+}
+
+static void strv_free(char **v)
+{
+    for (size_t i = 0; v && v[i]; i++)
+        free(v[i]);
+    free(v);
+}
+
+/* An array of strings into a NULL-terminated vector (an absent array → empty vector). */
+static int strv_get(char ***out, json_t *arr, size_t max, const char *what, char *err,
+                    size_t errlen)
+{
+    size_t n = arr ? json_array_size(arr) : 0;
+    char **v = NULL;
+    int rc = 0;
+
+    if (arr && !json_is_array(arr))
+        return fail(err, errlen, "%s: not an array", what);
+    if (n > max)
+        return fail(err, errlen, "%s: %zu entries, at most %zu", what, n, max);
+    v = calloc(n + 1, sizeof *v);
+    if (!v)
+        return fail(err, errlen, "out of memory");
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        const char *s = str_ok(json_array_get(arr, i), MAX_STR);
+        if (!s)
+            rc = fail(err, errlen, "%s[%zu]: not a string of at most %u bytes", what, i, MAX_STR);
+        else if (!(v[i] = strdup(s)))
+            rc = fail(err, errlen, "out of memory");
+    }
+    if (rc == 0)
+        *out = v;
+    else
+        strv_free(v);
+    return rc;
+}
+
+/* An absolute path with no "." or ".." component. */
+static int path_clean(const char *p, int absolute)
+{
+    const char *c = p;
+
+    if (!p[0] || strlen(p) > MAX_PATH || (absolute && p[0] != '/'))
+        return 0;
+    while (*c) {
+        size_t n;
+        while (*c == '/')
+            c++;
+        n = strcspn(c, "/");
+        if ((n == 1 && c[0] == '.') || (n == 2 && c[0] == '.' && c[1] == '.'))
+            return 0;
+        c += n;
+    }
+    return 1;
+}
+
+static int u32_get(unsigned *out, json_t *v, const char *what, char *err, size_t errlen)
+{
+    json_int_t i;
+
+    if (!v) {
+        *out = 0;
+        return 0;
+    }
+    i = json_is_integer(v) ? json_integer_value(v) : -1;
+    if (i < 0 || i > (json_int_t)UINT32_MAX)
+        return fail(err, errlen, "%s: not an integer in 0..4294967295", what);
+    *out = (unsigned)i;
+    return 0;
+}
+
+static int process_from(struct bl_oci_process *out, json_t *o, char *err, size_t errlen)
+{
+    struct bl_oci_process p = {0};
+    json_t *user = json_object_get(o, "user");
+    json_t *size = json_object_get(o, "consoleSize");
+    json_t *term = json_object_get(o, "terminal");
+    const char *cwd = str_ok(json_object_get(o, "cwd"), MAX_PATH);
+    int rc = 0;
+
+    if (!json_is_object(o))
+        return fail(err, errlen, "process: not an object");
+    if (!cwd || cwd[0] != '/')
+        return fail(err, errlen, "process.cwd: required, an absolute path");
+    if (term && !json_is_boolean(term))
+        return fail(err, errlen, "process.terminal: not a boolean");
+    if ((user && !json_is_object(user)) || (size && !json_is_object(size)))
+        return fail(err, errlen, "process.user/consoleSize: not an object");
+    rc = strv_get(&p.args, json_object_get(o, "args"), MAX_ARGS, "process.args", err, errlen);
+    if (rc == 0 && !p.args[0])
+        rc = fail(err, errlen, "process.args: empty");
+    if (rc == 0)
+        rc = strv_get(&p.env, json_object_get(o, "env"), MAX_ENV, "process.env", err, errlen);
+    if (rc == 0)
+        rc = u32_get(&p.uid, json_object_get(user, "uid"), "process.user.uid", err, errlen);
+    if (rc == 0)
+        rc = u32_get(&p.gid, json_object_get(user, "gid"), "process.user.gid", err, errlen);
+    if (rc == 0)
+        rc = u32_get(&p.rows, json_object_get(size, "height"), "consoleSize.height", err, errlen);
+    if (rc == 0)
+        rc = u32_get(&p.cols, json_object_get(size, "width"), "consoleSize.width", err, errlen);
+    p.terminal = json_is_true(term);
+    if (rc == 0 && !(p.cwd = strdup(cwd)))
+        rc = fail(err, errlen, "out of memory");
+    if (rc == 0)
+        *out = p;
+    else
+        bl_oci_process_free(&p);
+    return rc;
+}
+
+static int mount_from(struct bl_oci_mount *m, json_t *o, size_t i, char *err, size_t errlen)
+{
+    const char *dest = str_ok(json_object_get(o, "destination"), MAX_PATH);
+    json_t *type = json_object_get(o, "type"), *src = json_object_get(o, "source");
+    json_t *opts = json_object_get(o, "options");
+    size_t n = json_array_size(opts);
+
+    if (!json_is_object(o) || !dest || !path_clean(dest, 1))
+        return fail(err, errlen, "mounts[%zu].destination: required, absolute, no \"..\"", i);
+    if ((type && !str_ok(type, MAX_PATH)) || (src && !str_ok(src, MAX_PATH)))
+        return fail(err, errlen, "mounts[%zu]: type/source not a string", i);
+    if ((opts && !json_is_array(opts)) || n > 64)
+        return fail(err, errlen, "mounts[%zu].options: not an array of at most 64", i);
+    m->bind = type && strcmp(json_string_value(type), "bind") == 0;
+    for (size_t k = 0; k < n; k++) {
+        const char *s = str_ok(json_array_get(opts, k), 256);
+        if (!s)
+            return fail(err, errlen, "mounts[%zu].options[%zu]: not a short string", i, k);
+        m->bind |= strcmp(s, "bind") == 0 || strcmp(s, "rbind") == 0;
+        m->read_only |= strcmp(s, "ro") == 0;
+    }
+    m->destination = strdup(dest);
+    m->type = strdup(type ? json_string_value(type) : "");
+    m->source = strdup(src ? json_string_value(src) : "");
+    if (!m->destination || !m->type || !m->source)
+        return fail(err, errlen, "out of memory");
+    if (m->bind && m->source[0] != '/')
+        return fail(err, errlen, "mounts[%zu].source: a bind mount needs an absolute path", i);
+    return 0;
+}
+
+static int mounts_from(struct bl_oci_spec *s, json_t *arr, char *err, size_t errlen)
+{
+    size_t n = json_array_size(arr);
+    int rc = 0;
+
+    if (arr && !json_is_array(arr))
+        return fail(err, errlen, "mounts: not an array");
+    if (n > MAX_MOUNTS)
+        return fail(err, errlen, "mounts: %zu entries, at most %u", n, MAX_MOUNTS);
+    s->mounts = calloc(n ? n : 1, sizeof *s->mounts);
+    if (!s->mounts)
+        return fail(err, errlen, "out of memory");
+    s->n_mounts = n;
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = mount_from(&s->mounts[i], json_array_get(arr, i), i, err, errlen);
+    return rc;
+}
+
+/* linux.resources: memory.limit, cpu.quota/period. Negative means unlimited. */
+static int resources_from(struct bl_oci_spec *s, json_t *res, char *err, size_t errlen)
+{
+    json_t *mem = json_object_get(json_object_get(res, "memory"), "limit");
+    json_t *cpu = json_object_get(res, "cpu");
+    json_t *quota = json_object_get(cpu, "quota"), *period = json_object_get(cpu, "period");
+
+    if ((mem && !json_is_integer(mem)) || (quota && !json_is_integer(quota)) ||
+        (period && !json_is_integer(period)))
+        return fail(err, errlen, "linux.resources: memory.limit/cpu.quota/cpu.period not integers");
+    if (mem && json_integer_value(mem) > 0)
+        s->memory_limit = (uint64_t)json_integer_value(mem);
+    if (quota && json_integer_value(quota) > 0) {
+        json_int_t q = json_integer_value(quota);
+        json_int_t p = period ? json_integer_value(period) : 100000;
+        if (p <= 0 || p > 1000000000 || q > 1000000000000LL)
+            return fail(err, errlen, "linux.resources.cpu: period %lld, quota %lld out of range",
+                        (long long)p, (long long)q);
+        s->cpus = (unsigned)((q + p - 1) / p);
+    }
+    return 0;
+}
+
+static int namespaces_from(struct bl_oci_spec *s, json_t *arr, char *err, size_t errlen)
+{
+    size_t n = json_array_size(arr);
+
+    if (arr && (!json_is_array(arr) || n > 16))
+        return fail(err, errlen, "linux.namespaces: not an array of at most 16");
+    for (size_t i = 0; i < n; i++) {
+        json_t *o = json_array_get(arr, i);
+        const char *type = str_ok(json_object_get(o, "type"), 32);
+        json_t *path = json_object_get(o, "path");
+        if (!type)
+            return fail(err, errlen, "linux.namespaces[%zu].type: required", i);
+        if (path && (!str_ok(path, MAX_PATH) || json_string_value(path)[0] != '/'))
+            return fail(err, errlen, "linux.namespaces[%zu].path: not an absolute path", i);
+        if (strcmp(type, "network") != 0)
+            continue;
+        s->netns = path ? 2 : 1;
+        free(s->netns_path);
+        s->netns_path = path ? strdup(json_string_value(path)) : NULL;
+        if (path && !s->netns_path)
+            return fail(err, errlen, "out of memory");
+    }
+    return 0;
+}
+
+static int spec_from(struct bl_oci_spec *s, json_t *root, char *err, size_t errlen)
+{
+    json_t *r = json_object_get(root, "root"), *linux_ = json_object_get(root, "linux");
+    json_t *proc = json_object_get(root, "process"), *host = json_object_get(root, "hostname");
+    const char *path = str_ok(json_object_get(r, "path"), MAX_PATH);
+    int rc;
+
+    if (!json_is_object(root))
+        return fail(err, errlen, "config.json: not a JSON object");
+    if (!str_ok(json_object_get(root, "ociVersion"), 64))
+        return fail(err, errlen, "ociVersion: required, a string");
+    if (!path || !path_clean(path, 0))
+        return fail(err, errlen, "root.path: required, with no \".\" or \"..\" component");
+    if (host && (!str_ok(host, MAX_HOST) || strchr(json_string_value(host), '/')))
+        return fail(err, errlen, "hostname: not a string of at most %d bytes", MAX_HOST);
+    if (linux_ && !json_is_object(linux_))
+        return fail(err, errlen, "linux: not an object");
+    s->root_readonly = json_is_true(json_object_get(r, "readonly"));
+    s->root_path = strdup(path);
+    s->hostname = strdup(host ? json_string_value(host) : "");
+    if (!s->root_path || !s->hostname)
+        return fail(err, errlen, "out of memory");
+    s->has_process = proc != NULL;
+    rc = proc ? process_from(&s->process, proc, err, errlen) : 0;
+    if (rc == 0)
+        rc = mounts_from(s, json_object_get(root, "mounts"), err, errlen);
+    if (rc == 0)
+        rc = resources_from(s, json_object_get(linux_, "resources"), err, errlen);
+    if (rc == 0)
+        rc = namespaces_from(s, json_object_get(linux_, "namespaces"), err, errlen);
+    return rc;
+}
+
+static json_t *load(const char *text, size_t len, char *err, size_t errlen)
+{
+    json_error_t je;
+    json_t *root;
+
+    if (len > BL_OCI_DOC_MAX) {
+        fail(err, errlen, "document of %zu bytes, at most %u", len, BL_OCI_DOC_MAX);
+        return NULL;
+    }
+    root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+    if (!root)
+        fail(err, errlen, "not JSON: %s (line %d)", je.text, je.line);
+    return root;
+}
+
+int bl_oci_spec_parse(struct bl_oci_spec *out, const char *text, size_t len, char *err,
+                      size_t errlen)
+{
+    struct bl_oci_spec s = {0};
+    json_t *root = load(text, len, err, errlen);
+    int rc = root ? spec_from(&s, root, err, errlen) : -1;
+
+    json_decref(root);
+    if (rc == 0)
+        *out = s;
+    else
+        bl_oci_spec_free(&s);
+    return rc;
+}
+
+int bl_oci_process_parse(struct bl_oci_process *out, const char *text, size_t len, char *err,
+                         size_t errlen)
+{
+    json_t *root = load(text, len, err, errlen);
+    int rc = root ? process_from(out, root, err, errlen) : -1;
+
+    json_decref(root);
+    return rc;
+}
+
+void bl_oci_process_free(struct bl_oci_process *p)
+{
+    if (!p)
+        return;
+    strv_free(p->args);
+    strv_free(p->env);
+    free(p->cwd);
+    memset(p, 0, sizeof *p);
+}
+
+void bl_oci_spec_free(struct bl_oci_spec *s)
+{
+    if (!s)
+        return;
+    free(s->root_path);
+    free(s->hostname);
+    bl_oci_process_free(&s->process);
+    for (size_t i = 0; s->mounts && i < s->n_mounts; i++) {
+        free(s->mounts[i].destination);
+        free(s->mounts[i].type);
+        free(s->mounts[i].source);
+    }
+    free(s->mounts);
+    free(s->netns_path);
+    memset(s, 0, sizeof *s);
+}
