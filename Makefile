@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 FUZZ_SECONDS ?= 60
 CLANG   ?= clang-14
 # src/lib's subsystem folders, as src/lib/meson.build's lib_inc
-LIB_INC  = -Isrc/lib -Isrc/lib/state -Isrc/lib/image -Isrc/lib/box -Isrc/lib/snapshot -Isrc/lib/net
+LIB_INC  = -Isrc/lib -Isrc/lib/state -Isrc/lib/image -Isrc/lib/box -Isrc/lib/snapshot -Isrc/lib/net -Isrc/lib/disk
 SOURCES  = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
 
 .PHONY: all deps build python python-install wheel demo test unit check-format check-abi format fuzz fuzz-build fault bench clean
@@ -79,6 +79,10 @@ fuzz-build: deps
 	$(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -D_GNU_SOURCE \
 	  $(LIB_INC) -Iinclude src/lib/net/netpolicy.c src/lib/error.c tests/fuzz/fuzz_dns.c \
 	  -o $(BUILD)/fuzz/fuzz_dns
+	# the qcow2 header reader (issue 12): the disk of an imported archive is hostile
+	$(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -D_GNU_SOURCE \
+	  $(LIB_INC) -Iinclude src/lib/disk/qcow2.c src/lib/error.c tests/fuzz/fuzz_qcow2.c \
+	  -o $(BUILD)/fuzz/fuzz_qcow2
 	# boxlite-runtime's config.json / process.json parser (issue 17)
 	$(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -D_GNU_SOURCE \
 	  -Isrc/oci src/oci/spec.c tests/fuzz/fuzz_oci_config.c -ljansson -o $(BUILD)/fuzz/fuzz_oci_config

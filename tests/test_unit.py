@@ -24,7 +24,8 @@ def test_c_unit(name):
 @pytest.mark.parametrize("target,corpus_dir", [("fuzz_proto", "corpus"),
                                                 ("fuzz_untar", "corpus_untar"),
                                                 ("fuzz_text", "corpus_text"),
-                                                ("fuzz_dns", "corpus_dns")])
+                                                ("fuzz_dns", "corpus_dns"),
+                                                ("fuzz_qcow2", "corpus_qcow2")])
 def test_fuzz_short_run(tmp_path, target, corpus_dir):
     """The protocol decoder and the host's extraction of a box's tar, fuzzed briefly."""
     exe = BUILD / "fuzz" / target

@@ -454,9 +454,11 @@ static void child_side(struct bl_jail *j, int go_fd)
     }
     /* root callers become the jail uid first (keeping their capabilities over the new
      * namespaces until exec): the root's files must be made by a mapped uid */
-    if (j->caller_root &&
-        (setgroups(j->kvm_gid ? 1 : 0, &j->kvm_gid) != 0 ||
-         setresgid(j->gid, j->gid, j->gid) != 0 || setresuid(j->uid, j->uid, j->uid) != 0))
+    /* raw syscalls: this child of a raw clone is one thread, but glibc's setxid wrappers
+     * still see the shim's other threads and wait forever on one that had not started */
+    if (j->caller_root && (syscall(SYS_setgroups, j->kvm_gid ? 1 : 0, &j->kvm_gid) != 0 ||
+                           syscall(SYS_setresgid, j->gid, j->gid, j->gid) != 0 ||
+                           syscall(SYS_setresuid, j->uid, j->uid, j->uid) != 0))
         snprintf(j->failed, sizeof(j->failed), "becoming uid %u: %s", (unsigned)j->uid,
                  strerror(errno));
     else if (sethostname("boxlite", 7) != 0 || build_root(j, at_fd) != 0)

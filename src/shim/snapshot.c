@@ -3,6 +3,8 @@
  * migrated to a file through an fd handed to QEMU, resume). Layout: docs/snapshots.md. */
 #include "shim.h"
 
+#include "boxlite.h"
+#include "disk.h"
 #include "util.h"
 
 #include <errno.h>
@@ -47,16 +49,6 @@ static int qmp(struct snap *s, const char *cmd, int pass_fd, int timeout_ms)
     return 0;
 }
 
-static void sync_dir(const char *path)
-{
-    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
-    }
-}
-
 /* The box's layers never move while QEMU has them open: disk.qcow2 is a symlink to the top
  * layer, layers/<id>.qcow2. Freeze the top: QEMU starts a new layer over it (its backing
  * name is the top's real path), the snapshot's disk.qcow2 links to the frozen layer, and
@@ -92,11 +84,9 @@ static int new_layer(struct snap *s)
              top);
     if (symlink(cmd, link_path) != 0)
         return fail(s, "link the frozen layer: %s", strerror(errno));
-    unlink("disk.qcow2.lnk");
-    if (symlink(layer, "disk.qcow2.lnk") != 0 || rename("disk.qcow2.lnk", "disk.qcow2") != 0)
+    if (bl_disk_switch_top(".", layer) != 0)
         return fail(s, "switch the box disk to the new layer: %s", strerror(errno));
-    sync_dir(".");
-    sync_dir(s->sdir);
+    bl_disk_sync_dir(s->sdir);
     return 0;
 }
 
@@ -138,15 +128,8 @@ static int save_memory(struct snap *s)
         rc = fail(s, "rename the memory file: %s", strerror(errno));
     if (rc != 0)
         unlink(tmp);
-    sync_dir(s->sdir);
+    bl_disk_sync_dir(s->sdir);
     return rc;
-}
-
-static int check_name(const char *name)
-{
-    size_t n = strlen(name);
-
-    return n > 0 && n <= 64 && name[0] != '.' && !strchr(name, '/') ? 0 : -1;
 }
 
 int shim_snapshot(struct shim_router *r, struct shim_qmp *q, const char *dir, int full,
@@ -159,8 +142,8 @@ int shim_snapshot(struct shim_router *r, struct shim_qmp *q, const char *dir, in
     int rc = 0, held = 0;
 
     msg[0] = '\0';
-    if (check_name(name) != 0)
-        return fail(&s, "invalid snapshot name \"%s\"", name);
+    if (bl_check_name("snapshot", name) != 0) /* the library's rule: names become paths */
+        return fail(&s, "%s", boxlite_error_last());
     snprintf(s.sdir, sizeof(s.sdir), "snapshots/%s", name);
     if (mkdir("snapshots", 0700) != 0 && errno != EEXIST)
         return fail(&s, "create snapshots/: %s", strerror(errno));

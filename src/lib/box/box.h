@@ -38,14 +38,6 @@ void bl_box_mac(const char *id, char out[18]);
  * locked): layers keep their names while QEMU runs on them (snapshot.c). */
 int bl_box_layerize(boxlite_box *box);
 
-/* The backing file named in the qcow2 header of path into out (cap bytes; "" when none).
- * 0, or -1 when path is not a readable qcow2 file (snapshot.c). */
-int bl_qcow2_backing(const char *path, char *out, size_t cap);
-
-/* The <hex> of images/rootfs/<hex>.ext4 at the bottom of disk's backing chain, or "" when
- * the chain ends without one (a standalone disk). *out malloc'd (snapshot.c). */
-int bl_disk_rootfs(const char *disk, char **out);
-
 /* Pin the box to its image when its row does not say yet (box.c): the base from its disk
  * chain, the config from the base's digest (or the store, without pulling). */
 int bl_box_pin(boxlite_box *box);
@@ -73,7 +65,7 @@ void bl_snapshot_repair(boxlite_box *box, struct bl_repair *rp);
 /* The same, the caller holding the box's lock. */
 void bl_snapshot_repair_locked(boxlite_box *box);
 
-/* Finish or drop boxes a crash left half made (boxes/.new-<id>) (snapshot.c). */
+/* Finish or drop boxes a crash left half made (boxes/.new-<id>) (repair.c). */
 void bl_box_repair_new(boxlite_runtime *rt, struct bl_repair *rp);
 
 /* The running box's channel (borrowed), attaching to its monitor if needed, or
@@ -89,5 +81,53 @@ int bl_exec_start_flags(boxlite_exec **out, boxlite_box *box, const boxlite_exec
 
 /* Check (and with rp->fix mend) every box: boxlite_runtime_doctor. */
 void bl_box_doctor(boxlite_runtime *rt, struct bl_repair *rp);
+
+/* ---- between the files of box/ (box.c, options.c, start.c, stop.c, repair.c, ports.c,
+ * info.c) ---- */
+
+/* 1 when state is one a monitor runs in ("running", "stopping"). */
+int bl_box_live_state(const char *state);
+
+/* Let go of the box's channel: shut it (execs still holding it see it closed) and drop the
+ * box's reference (box.c). */
+void bl_box_conn_drop(boxlite_box *box);
+
+/* Attach to the running box's monitor unless attached: HELLO within 10 s (start.c). */
+int bl_box_attach(boxlite_box *box);
+
+/* Check the options of a box create; BOXLITE_EINVAL with the message (options.c). */
+int bl_box_options_check(const boxlite_box_options *o);
+
+/* The one place a new box's row is born: r zeroed, then id, name (checked as a box name),
+ * image, state "configured", created now, no reason, no ports, no volumes. On failure r
+ * holds nothing (options.c). */
+int bl_box_row_init(struct bl_box_row *r, const char *id, const char *name, const char *image);
+
+/* A new box's row from checked options and the image reference (bl_box_row_init, then the
+ * options); on failure what was filled is for bl_box_row_clear (options.c). */
+int bl_box_row_fill(struct bl_box_row *r, const char *id, const boxlite_box_options *o,
+                    const char *image);
+
+/* A new box's directory is made as boxes/.new-<id>, locked (*lock_out) while it is being
+ * made: repair leaves locked ones alone, and drops unlocked ones without a row (box.c). */
+int bl_box_stage(boxlite_runtime *rt, const char *id, char **dir_out, int *lock_out);
+
+/* Publish a staged box: insert its row, then give the directory its real name. A crash in
+ * between is finished by repair (a row whose boxes/<id> is missing but boxes/.new-<id>
+ * exists); a failed rename takes the row out again. The caller removes staged on failure. */
+int bl_box_publish(boxlite_runtime *rt, const struct bl_box_row *row, const char *staged);
+
+/* Undo bl_box_publish when its caller cannot finish (no handle): the row goes and the
+ * directory back to staged (the caller removes it). */
+void bl_box_unpublish(boxlite_runtime *rt, const char *id, const char *staged);
+
+/* A box the store calls running whose monitor is gone: record it as failed; 1 when so
+ * (repair.c). */
+int bl_box_repair_row(boxlite_runtime *rt, const struct bl_box_row *row, struct bl_repair *rp);
+
+/* Before a boot: every published host port can be bound, every volume directory exists
+ * (ports.c). */
+int bl_box_check_ports_free(const struct bl_box_row *r);
+int bl_box_check_volumes_exist(const struct bl_box_row *r);
 
 #endif

@@ -3,6 +3,7 @@
  * the files that command line makes QEMU open (its jail holds only those). */
 #include "vmm.h"
 #include "box.h"
+#include "disk.h"
 #include "error.h"
 #include "util.h"
 #include "db.h"
@@ -310,9 +311,30 @@ int bl_vmm_argv(char ***out, const struct bl_vm_config *cfg)
 
 /* ---- what QEMU opens by name: the jail's specs (src/jail/jail.h) ---- */
 
+struct chain_walk {
+    struct argv_buf *a;
+    int depth;
+};
+
+/* Below the top (added rw): each backing file read-only, down to a relative name (not made
+ * by us), where the jail's list ends. */
+static int add_backing(const char *file, const struct stat *st, void *ctx)
+{
+    struct chain_walk *w = ctx;
+
+    (void)st;
+    if (w->depth++ == 0)
+        return 0;
+    if (file[0] != '/' || w->depth > MAX_CHAIN)
+        return 1;
+    add(w->a, own(w->a, bl_strdupf("ro:%s", file)));
+    return 0;
+}
+
 static void add_chain(struct argv_buf *a, const char *disk)
 {
-    char cur[4096], next[4096];
+    struct chain_walk w = {a, 0};
+    char cur[4096];
     char *slash;
 
     snprintf(cur, sizeof(cur), "%s", disk);
@@ -324,12 +346,8 @@ static void add_chain(struct argv_buf *a, const char *disk)
         *slash = '/';
     }
     add(a, own(a, bl_strdupf("rw:%s", cur)));
-    for (int i = 0; i < MAX_CHAIN; i++) {
-        if (bl_qcow2_backing(cur, next, sizeof(next)) != 0 || next[0] != '/')
-            break; /* a raw base, no backing, or a relative name (not made by us) */
-        add(a, own(a, bl_strdupf("ro:%s", next)));
-        snprintf(cur, sizeof(cur), "%s", next);
-    }
+    if (bl_disk_walk(disk, add_backing, &w) != 0)
+        bl_err_clear(); /* an unreadable layer: QEMU says so when it opens it */
 }
 
 /* A relocatable QEMU (the wheel's, docs/packaging.md) loads its libraries from ../lib and its

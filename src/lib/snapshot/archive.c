@@ -3,6 +3,7 @@
 #include "box.h"
 #include "bounds.h"
 #include "db.h"
+#include "disk.h"
 #include "error.h"
 #include "image.h"
 #include "runtime.h"
@@ -216,8 +217,7 @@ BOXLITE_API int boxlite_box_export(boxlite_box *box, const char *snapshot, const
         rc = flat ? 0 : bl_err(BOXLITE_ENOMEM, "out of memory");
     }
     if (rc == 0) {
-        const char *argv[] = {"qemu-img", "convert", "-q", "-O", "qcow2", src, flat, NULL};
-        rc = bl_run_tool(argv); /* the whole chain, flattened: no backing file */
+        rc = bl_disk_convert(src, flat); /* the whole chain, flattened: no backing file */
     }
     bl_test_crash("export:flattened");
     if (rc == 0)
@@ -391,42 +391,28 @@ out:
     return rc;
 }
 
-/* qemu-img's own view: a qcow2 with no backing file and no external data file. */
+/* A qcow2 (our header reader) with no backing file and no external data file; untrusted:
+ * within the size limit and passing qemu-img's own check. */
 static int check_disk(const char *disk, int untrusted)
 {
-    const char *info[] = {"qemu-img", "info", "--output=json", "-f", "qcow2", disk, NULL};
     const char *check[] = {"qemu-img", "check", "-q", "-f", "qcow2", disk, NULL};
-    char *out = NULL;
-    json_t *j = NULL, *spec;
-    int rc = bl_run_tool_output(&out, info, 1 << 20);
+    struct bl_qcow2 q;
+    int rc = bl_qcow2_read(&q, disk);
 
-    if (rc == 0) {
-        j = json_loads(out, 0, NULL);
-        spec = json_object_get(json_object_get(json_object_get(j, "format-specific"), "data"),
-                               "data-file");
-        if (!j || strcmp(json_string_value(json_object_get(j, "format")) ?: "", "qcow2") != 0)
-            rc = bl_err(BOXLITE_EINVAL, DISK " is not a qcow2 image");
-        else if (json_object_get(j, "backing-filename") ||
-                 json_object_get(j, "full-backing-filename"))
-            rc = bl_err(BOXLITE_EINVAL, DISK " names a backing file (%s): refused",
-                        json_string_value(json_object_get(j, "backing-filename")) ?: "?");
-        else if (spec)
-            rc = bl_err(BOXLITE_EINVAL, DISK " names an external data file: refused");
-        else if (untrusted && (uint64_t)json_integer_value(json_object_get(j, "virtual-size")) >
-                                  (bl_limit(BL_LIMIT_IMPORT_DISK) << 30))
-            rc = bl_err(BOXLITE_EINVAL,
-                        DISK " has a virtual size of %lld bytes, over the %llu GiB limit for an "
-                             "untrusted archive (%s)",
-                        (long long)json_integer_value(json_object_get(j, "virtual-size")),
-                        (unsigned long long)bl_limit(BL_LIMIT_IMPORT_DISK),
-                        bl_limit_env(BL_LIMIT_IMPORT_DISK));
-    } else {
+    if (rc != 0)
         rc = bl_err_wrap(BOXLITE_EINVAL, DISK " is not a valid qcow2 image");
-    }
+    else if (q.backing[0])
+        rc = bl_err(BOXLITE_EINVAL, DISK " names a backing file (%s): refused", q.backing);
+    else if (q.data_file)
+        rc = bl_err(BOXLITE_EINVAL, DISK " names an external data file: refused");
+    else if (untrusted && q.size > (bl_limit(BL_LIMIT_IMPORT_DISK) << 30))
+        rc = bl_err(BOXLITE_EINVAL,
+                    DISK " has a virtual size of %llu bytes, over the %llu GiB limit for an "
+                         "untrusted archive (%s)",
+                    (unsigned long long)q.size, (unsigned long long)bl_limit(BL_LIMIT_IMPORT_DISK),
+                    bl_limit_env(BL_LIMIT_IMPORT_DISK));
     if (rc == 0 && untrusted && bl_run_tool(check) != 0)
         rc = bl_err_wrap(BOXLITE_EINVAL, DISK " failed qemu-img check");
-    json_decref(j);
-    free(out);
     return rc;
 }
 
@@ -490,22 +476,16 @@ static int row_from_manifest(struct bl_box_row *r, json_t *root, const char *id,
     json_int_t cpus = json_integer_value(json_object_get(b, "cpus"));
     json_int_t mem = json_integer_value(json_object_get(b, "memory_mib"));
     json_int_t disk = json_integer_value(json_object_get(b, "disk_size_gb"));
-    char now[32];
-    int ok = 1;
+    int ok = 1, rc;
 
     if (!image || cpus < 1 || cpus > 64 || mem < 128 || mem > 1024 * 1024 || disk < 0 ||
         disk > 16384 || (wd && wd[0] != '/'))
         return bl_err(BOXLITE_EINVAL, MANIFEST ": invalid box settings");
     if (untrusted && check_untrusted(rt, image, cpus, mem, disk) != 0)
         return bl_err_wrap(BOXLITE_EINVAL, "untrusted archive");
-    memset(r, 0, sizeof(*r));
-    bl_rfc3339_now(now);
-    snprintf(r->id, sizeof(r->id), "%s", id);
-    r->name = name ? strdup(name) : NULL;
-    r->image = strdup(image);
-    r->state = strdup("configured");
-    r->created_at = strdup(now);
-    r->reason = strdup("");
+    rc = bl_box_row_init(r, id, name, image);
+    if (rc != 0)
+        return rc;
     r->cpus = (unsigned)cpus;
     r->memory_mib = (unsigned)mem;
     r->disk_size_gb = (unsigned)disk;
@@ -515,13 +495,10 @@ static int row_from_manifest(struct bl_box_row *r, json_t *root, const char *id,
     r->workdir = wd ? strdup(wd) : NULL;
     r->user = user ? strdup(user) : NULL;
     r->network_disabled = json_is_true(json_object_get(b, "network_disabled"));
-    r->ports = calloc(1, sizeof(char *));
-    r->volumes = calloc(1, sizeof(char *));
     for (size_t i = 0; r->env && r->env[i]; i++)
         if (!strchr(r->env[i], '=') || r->env[i][0] == '=')
             ok = 0;
-    if (!ok || (name && !r->name) || !r->image || !r->state || !r->created_at || !r->reason ||
-        !r->ports || !r->volumes) {
+    if (!ok || (wd && !r->workdir) || (user && !r->user)) {
         bl_box_row_clear(r);
         return bl_err(BOXLITE_EINVAL, MANIFEST ": invalid box settings");
     }
@@ -534,7 +511,7 @@ BOXLITE_API int boxlite_box_import(boxlite_box **out, boxlite_runtime *rt, const
     struct import im = {0};
     struct bl_box_row row = {0};
     json_t *root = NULL;
-    char id[13], *final = NULL, *lock = NULL;
+    char id[13];
     int lock_fd = -1, rc, have_row = 0;
     struct bl_box_row existing;
 
@@ -548,19 +525,11 @@ BOXLITE_API int boxlite_box_import(boxlite_box **out, boxlite_runtime *rt, const
         return bl_err(BOXLITE_EEXISTS, "a box named \"%s\" already exists", name);
     }
     rc = bl_random_id(id);
+    if (rc == 0)
+        rc = bl_box_stage(rt, id, &im.dir, &lock_fd);
     if (rc == 0) {
-        im.dir = bl_strdupf("%s/boxes/.new-%s", rt->home, id);
-        im.disk = bl_strdupf("%s/boxes/.new-%s/" DISK, rt->home, id);
-        lock = bl_strdupf("%s/boxes/.new-%s/lock", rt->home, id);
-        final = bl_strdupf("%s/boxes/%s", rt->home, id);
-        rc = im.dir && im.disk && lock && final ? 0 : bl_err(BOXLITE_ENOMEM, "out of memory");
-    }
-    if (rc == 0 && mkdir(im.dir, 0700) != 0)
-        rc = bl_err_errno(BOXLITE_EIO, errno, "create %s", im.dir);
-    if (rc == 0) {
-        lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-        if (lock_fd < 0 || flock(lock_fd, LOCK_EX) != 0)
-            rc = bl_err_errno(BOXLITE_EIO, errno, "lock %s", lock);
+        im.disk = bl_strdupf("%s/" DISK, im.dir);
+        rc = im.disk ? 0 : bl_err(BOXLITE_ENOMEM, "out of memory");
     }
     if (rc == 0)
         rc = read_archive(path, &im, &root,
@@ -572,20 +541,17 @@ BOXLITE_API int boxlite_box_import(boxlite_box **out, boxlite_runtime *rt, const
         rc = row_from_manifest(&row, root, id, name, rt, untrusted);
     have_row = rc == 0;
     if (rc == 0)
-        rc = bl_db_box_insert(rt->db, &row);
-    bl_test_crash("box-new:inserted");
-    if (rc == 0 && rename(im.dir, final) != 0) {
-        rc = bl_err_errno(BOXLITE_EIO, errno, "rename %s", im.dir);
-        bl_db_box_delete(rt->db, id);
-    }
+        rc = bl_box_publish(rt, &row, im.dir);
     if (rc != 0 && im.dir)
         bl_rm_rf(im.dir);
     if (lock_fd >= 0)
         close(lock_fd);
     if (rc == 0) {
         rc = boxlite_box_get(out, rt, id);
-        if (rc != 0 && bl_db_box_delete(rt->db, id) == 0)
-            bl_rm_rf(final); /* no handle (out of memory): a failed import leaves no box */
+        if (rc != 0) { /* no handle (out of memory): a failed import leaves no box */
+            bl_box_unpublish(rt, id, im.dir);
+            bl_rm_rf(im.dir);
+        }
     }
     if (have_row)
         bl_box_row_clear(&row);
@@ -593,8 +559,6 @@ BOXLITE_API int boxlite_box_import(boxlite_box **out, boxlite_runtime *rt, const
     free(im.dir);
     free(im.disk);
     free(im.manifest);
-    free(lock);
-    free(final);
     if (rc != 0)
         return bl_err_wrap(rc, "import %s", path);
     return 0;

@@ -5,6 +5,7 @@
 #include "box.h"
 #include "conn.h"
 #include "db.h"
+#include "disk.h"
 #include "error.h"
 #include "image.h"
 #include "runtime.h"
@@ -39,88 +40,11 @@ static char *snap_path(const boxlite_box *box, const char *name, const char *fil
     return bl_strdupf("%s/snapshots/%s%s%s", box->dir, name, file ? "/" : "", file ? file : "");
 }
 
-static void sync_dir(const char *path)
-{
-    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
-    }
-}
-
 static uint64_t file_bytes(const char *path)
 {
     struct stat st;
 
     return path && stat(path, &st) == 0 ? (uint64_t)st.st_blocks * 512 : 0;
-}
-
-/* The backing file name written in a qcow2 header (big-endian offset at 8, size at 16). */
-int bl_qcow2_backing(const char *path, char *out, size_t cap)
-{
-    unsigned char h[20];
-    uint64_t off = 0;
-    uint32_t len = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    int rc = -1;
-
-    out[0] = '\0';
-    if (fd >= 0 && pread(fd, h, sizeof(h), 0) == (ssize_t)sizeof(h) &&
-        memcmp(h, "QFI\xfb", 4) == 0) {
-        for (int i = 8; i < 16; i++)
-            off = off << 8 | h[i];
-        for (int i = 16; i < 20; i++)
-            len = len << 8 | h[i];
-        if (len < cap && (len == 0 || pread(fd, out, len, (off_t)off) == (ssize_t)len)) {
-            out[len] = '\0';
-            rc = 0;
-        }
-    }
-    if (fd >= 0)
-        close(fd);
-    return rc;
-}
-
-int bl_disk_rootfs(const char *disk, char **out)
-{
-    char cur[4096], next[4096];
-    char *hex = NULL;
-    long depth = 0;
-    int rc = 0;
-
-    snprintf(cur, sizeof(cur), "%s", disk);
-    /* bounded: a chain is as deep as a box has snapshots; a loop is a broken store */
-    for (; rc == 0 && !hex && depth < 1000000; depth++) {
-        size_t n = strlen(cur);
-        if (n > 5 && strcmp(cur + n - 5, ".ext4") == 0 && strstr(cur, "/images/rootfs/"))
-            hex = strndup(strrchr(cur, '/') + 1, strlen(strrchr(cur, '/') + 1) - 5);
-        else if (bl_qcow2_backing(cur, next, sizeof(next)) != 0)
-            rc = bl_err(BOXLITE_EIO, "read the qcow2 header of %s", cur);
-        else if (!next[0])
-            hex = strdup(""); /* stands alone */
-        else
-            memcpy(cur, next, sizeof(cur));
-    }
-    if (rc == 0 && !hex)
-        rc = bl_err(BOXLITE_ENOMEM, "out of memory (or a backing chain that loops: %s)", disk);
-    if (rc == 0)
-        *out = hex;
-    return rc;
-}
-
-/* qemu-img create -f qcow2 path over backing (absolute names: a layer can be hard-linked
- * elsewhere and still find its backing file). */
-static int new_overlay(const char *path, const char *backing)
-{
-    const char *fmt = strlen(backing) > 5 && strcmp(backing + strlen(backing) - 5, ".ext4") == 0
-                          ? "raw"
-                          : "qcow2";
-    const char *argv[] = {"qemu-img", "create", "-q",    "-f", "qcow2", "-F",
-                          fmt,        "-b",     backing, path, NULL};
-
-    unlink(path);
-    return bl_run_tool(argv);
 }
 
 /* ---- layers: boxes/<id>/layers/<id>.qcow2, disk.qcow2 a symlink to the top ---- */
@@ -151,8 +75,8 @@ int bl_box_layerize(boxlite_box *box)
     if (rc == 0 && rename(lnk, box->disk) != 0)
         rc = bl_err_errno(BOXLITE_EIO, errno, "rename %s", lnk);
     if (rc == 0) {
-        sync_dir(layers);
-        sync_dir(box->dir);
+        bl_disk_sync_dir(layers);
+        bl_disk_sync_dir(box->dir);
     }
 out:
     free(layers);
@@ -172,20 +96,13 @@ static char *layer_name(const boxlite_box *box)
 /* Point disk.qcow2 at layer (absolute, inside box->dir/layers) atomically. */
 static int switch_top(boxlite_box *box, const char *layer)
 {
-    char *lnk = bl_strdupf("%s/disk.qcow2.lnk", box->dir);
     const char *rel = strstr(layer, "/layers/");
-    int rc = 0;
 
-    if (!lnk || !rel)
-        rc = bl_err(BOXLITE_ENOMEM, "out of memory");
-    if (rc == 0) {
-        unlink(lnk);
-        if (symlink(rel + 1, lnk) != 0 || rename(lnk, box->disk) != 0)
-            rc = bl_err_errno(BOXLITE_EIO, errno, "switch %s to %s", box->disk, layer);
-        sync_dir(box->dir);
-    }
-    free(lnk);
-    return rc;
+    if (!rel)
+        return bl_err(BOXLITE_EINVAL, "layer %s is not in %s/layers", layer, box->dir);
+    if (bl_disk_switch_top(box->dir, rel + 1) != 0)
+        return bl_err_errno(BOXLITE_EIO, errno, "switch %s to %s", box->disk, layer);
+    return 0;
 }
 
 static void random_hex(char *out, size_t bytes)
@@ -309,7 +226,7 @@ static int create_offline(boxlite_box *box, const char *name)
         rc =
             bl_err_errno(errno == EEXIST ? BOXLITE_EEXISTS : BOXLITE_EIO, errno, "create %s", sdir);
     if (rc == 0)
-        rc = new_overlay(layer, top);
+        rc = bl_disk_overlay(layer, top, 0);
     bl_test_crash("snapshot-create:layered");
     if (rc == 0 && symlink(top, link_path) != 0)
         rc = bl_err_errno(BOXLITE_EIO, errno, "symlink %s", link_path);
@@ -317,7 +234,7 @@ static int create_offline(boxlite_box *box, const char *name)
     if (rc == 0)
         rc = switch_top(box, layer);
     if (rc == 0) {
-        sync_dir(sdir);
+        bl_disk_sync_dir(sdir);
     } else if (sdir) {
         if (layer)
             unlink(layer);
@@ -507,7 +424,7 @@ BOXLITE_API int boxlite_snapshot_restore(boxlite_box *box, const char *name, int
             rc = bl_err(BOXLITE_EIO, "snapshot \"%s\" has lost its disk layer", s.name);
     }
     if (rc == 0)
-        rc = new_overlay(tmp, layer);
+        rc = bl_disk_overlay(tmp, layer, 0);
     bl_test_crash("snapshot-restore:layered");
     if (rc == 0)
         rc = switch_top(box, tmp);
@@ -537,19 +454,13 @@ static int rebase_children(boxlite_box *box, const char *layer, const char *new_
     struct dirent *e;
     char b[4096];
     int rc = d ? 0 : bl_err_errno(BOXLITE_EIO, errno, "open %s", layers ? layers : box->dir);
-    const char *fmt =
-        strlen(new_backing) > 5 && strcmp(new_backing + strlen(new_backing) - 5, ".ext4") == 0
-            ? "raw"
-            : "qcow2";
 
     while (rc == 0 && (e = readdir(d)) != NULL) {
         char *child = e->d_name[0] == '.' ? NULL : bl_strdupf("%s/%s", layers, e->d_name);
-        const char *argv[] = {"qemu-img",  "rebase", "-q", "-f",  "qcow2", "-b",
-                              new_backing, "-F",     fmt,  child, NULL};
         if (e->d_name[0] != '.' && !child) /* never skip one: its backing is deleted next */
             rc = bl_err(BOXLITE_ENOMEM, "out of memory");
         else if (child && bl_qcow2_backing(child, b, sizeof(b)) == 0 && strcmp(b, layer) == 0)
-            rc = bl_run_tool(argv);
+            rc = bl_disk_rebase(child, new_backing);
         free(child);
     }
     if (d)
@@ -615,19 +526,6 @@ BOXLITE_API int boxlite_snapshot_remove(boxlite_box *box, const char *name)
 
 /* ---- new boxes from old: clone, fork ---- */
 
-/* boxes/.new-<id>, locked while it is being made: repair leaves locked ones alone. */
-static int new_box_dir(boxlite_runtime *rt, const char *id, char **dir_out, int *lock_out)
-{
-    char *dir = bl_strdupf("%s/boxes/.new-%s", rt->home, id);
-    int rc = dir ? bl_make_locked_dir(dir, lock_out) : BOXLITE_ENOMEM;
-
-    if (rc == 0)
-        *dir_out = dir;
-    else
-        free(dir);
-    return rc;
-}
-
 static char **dup_or_null(char **v, int *ok)
 {
     char **d = v ? bl_strv_dup((const char *const *)v) : NULL;
@@ -637,21 +535,15 @@ static char **dup_or_null(char **v, int *ok)
     return d;
 }
 
-/* A row for a new box like src: new id, name, stopped. */
+/* A row for a new box like src: new id, name, stopped (a copy never widens the policy). */
 static int copy_row(struct bl_box_row *r, const struct bl_box_row *src, const char *id,
                     const char *name, int keep_ports)
 {
-    char now[32];
     int ok = 1;
+    int rc = bl_box_row_init(r, id, name, src->image);
 
-    memset(r, 0, sizeof(*r));
-    bl_rfc3339_now(now);
-    snprintf(r->id, sizeof(r->id), "%s", id);
-    r->name = name ? strdup(name) : NULL;
-    r->image = strdup(src->image);
-    r->state = strdup("configured");
-    r->created_at = strdup(now);
-    r->reason = strdup("");
+    if (rc != 0)
+        return rc;
     r->cpus = src->cpus;
     r->memory_mib = src->memory_mib;
     r->disk_size_gb = src->disk_size_gb;
@@ -662,44 +554,21 @@ static int copy_row(struct bl_box_row *r, const struct bl_box_row *src, const ch
     r->workdir = src->workdir ? strdup(src->workdir) : NULL;
     r->user = src->user ? strdup(src->user) : NULL;
     r->network_disabled = src->network_disabled;
-    r->ports = keep_ports ? dup_or_null(src->ports, &ok) : calloc(1, sizeof(char *));
+    if (keep_ports) {
+        bl_strv_free(r->ports);
+        r->ports = dup_or_null(src->ports, &ok);
+    }
+    bl_strv_free(r->volumes);
     r->volumes = dup_or_null(src->volumes, &ok);
-    r->allow_net = dup_or_null(src->allow_net, &ok);            /* a copy never widens the policy */
+    r->allow_net = dup_or_null(src->allow_net, &ok);
     r->image_id = src->image_id ? strdup(src->image_id) : NULL; /* same image, same base */
     r->image_rootfs = src->image_rootfs ? strdup(src->image_rootfs) : NULL;
     if (!ok || (src->image_id && !r->image_id) || (src->image_rootfs && !r->image_rootfs) ||
-        (name && !r->name) || !r->image || !r->state || !r->created_at || !r->reason || !r->ports ||
         (src->workdir && !r->workdir) || (src->user && !r->user)) {
         bl_box_row_clear(r);
         return bl_err(BOXLITE_ENOMEM, "out of memory");
     }
     return 0;
-}
-
-/* Insert the row, then give the directory its real name: a crash in between is finished by
- * repair (a row whose boxes/<id> is missing but boxes/.new-<id> exists). With no handle at the
- * end (out of memory) it is unpublished, so a failed clone or fork leaves no box: the caller
- * removes tmpdir, and doctor an orphaned boxes/<id> should the rename back fail too. */
-static int publish_box(boxlite_box **out, boxlite_runtime *rt, struct bl_box_row *row,
-                       const char *tmpdir)
-{
-    char *dir = bl_strdupf("%s/boxes/%s", rt->home, row->id);
-    int rc = dir ? bl_db_box_insert(rt->db, row) : bl_err(BOXLITE_ENOMEM, "out of memory");
-
-    bl_test_crash("box-new:inserted");
-    if (rc != 0)
-        goto out;
-    if (rename(tmpdir, dir) != 0) {
-        rc = bl_err_errno(BOXLITE_EIO, errno, "rename %s", tmpdir);
-        bl_db_box_delete(rt->db, row->id);
-        goto out;
-    }
-    rc = boxlite_box_get(out, rt, row->id);
-    if (rc != 0 && bl_db_box_delete(rt->db, row->id) == 0)
-        rename(dir, tmpdir);
-out:
-    free(dir);
-    return rc;
 }
 
 /* Make a box from src's row and a disk made by make(tmpdir disk path, ctx). */
@@ -718,7 +587,7 @@ static int make_box(boxlite_box **out, boxlite_box *src, const char *name, const
         snprintf(row.parent, sizeof(row.parent), "%s", parent ? parent : "");
         if (fork)
             snprintf(row.backing_box, sizeof(row.backing_box), "%s", src->row.id);
-        rc = new_box_dir(src->rt, id, &tmpdir, &lock_fd);
+        rc = bl_box_stage(src->rt, id, &tmpdir, &lock_fd);
     }
     if (rc == 0) {
         disk = bl_strdupf("%s/disk.qcow2", tmpdir);
@@ -726,7 +595,12 @@ static int make_box(boxlite_box **out, boxlite_box *src, const char *name, const
     }
     bl_test_crash("box-new:disk");
     if (rc == 0)
-        rc = publish_box(out, src->rt, &row, tmpdir);
+        rc = bl_box_publish(src->rt, &row, tmpdir);
+    if (rc == 0) {
+        rc = boxlite_box_get(out, src->rt, row.id);
+        if (rc != 0) /* no handle (out of memory): a failed clone or fork leaves no box */
+            bl_box_unpublish(src->rt, row.id, tmpdir);
+    }
     if (rc != 0 && tmpdir)
         bl_rm_rf(tmpdir);
     if (lock_fd >= 0)
@@ -743,27 +617,17 @@ struct flatten_ctx {
     const char *base; /* the image's base, shared */
 };
 
-/* An empty layer over the source chain, then rebased onto the image's base: qemu-img copies
- * in every cluster where the chain differs from the base (`convert -B` would copy only the
- * top layer's clusters). No base (a standalone disk): rebased onto nothing, a full copy. */
+/* The source chain copied onto the image's base (bl_disk_flatten). */
 static int flatten_over_base(const char *disk, void *ctx)
 {
     struct flatten_ctx *f = ctx;
-    const char *onto[] = {"qemu-img", "rebase", "-q",  "-f", "qcow2", "-b",
-                          f->base,    "-F",     "raw", disk, NULL};
-    const char *alone[] = {"qemu-img", "rebase", "-q", "-f", "qcow2", "-b", "", disk, NULL};
-    char *src = realpath(f->src, NULL);
-    int rc = src ? new_overlay(disk, src) : bl_err_errno(BOXLITE_EIO, errno, "resolve %s", f->src);
 
-    if (rc == 0)
-        rc = bl_run_tool(f->base ? onto : alone);
-    free(src);
-    return rc;
+    return bl_disk_flatten(disk, f->src, f->base);
 }
 
 static int overlay_make(const char *disk, void *ctx)
 {
-    return new_overlay(disk, ctx);
+    return bl_disk_overlay(disk, ctx, 0);
 }
 
 BOXLITE_API int boxlite_box_clone(boxlite_box **out, boxlite_box *box, const char *name,
@@ -779,8 +643,6 @@ BOXLITE_API int boxlite_box_clone(boxlite_box **out, boxlite_box *box, const cha
     if (!out || !box)
         return bl_err(BOXLITE_EINVAL, "clone: bad arguments");
     rc = bl_box_reload(box);
-    if (rc == 0 && name)
-        rc = check_snap_name(name);
     if (rc == 0 && snapshot)
         rc = bl_db_snap_get(box->rt->db, box->row.id, snapshot, &s);
     else if (rc == 0 && bl_box_running(box))
@@ -814,8 +676,6 @@ BOXLITE_API int boxlite_box_fork(boxlite_box **out, boxlite_box *box, const char
     if (!out || !box || !snapshot)
         return bl_err(BOXLITE_EINVAL, "fork: bad arguments");
     rc = bl_box_reload(box);
-    if (rc == 0 && name)
-        rc = check_snap_name(name);
     if (rc == 0)
         rc = bl_db_snap_get(box->rt->db, box->row.id, snapshot, &s);
     if (rc == 0 && strcmp(s.kind, "full") != 0)
@@ -947,22 +807,18 @@ static int set_add(struct layer_set *s, const struct stat *st)
     return 1;
 }
 
-/* Mark path and everything below it; a chain already walked is not walked again. */
+static int mark_one(const char *file, const struct stat *st, void *ctx)
+{
+    int rc = st ? set_add(ctx, st) : 1;
+
+    return rc == 0 ? 1 : rc == 1 ? 0 : rc; /* walked already: stop there */
+}
+
+/* Mark path and everything below it; a chain already walked is not walked again. A header
+ * that cannot be read is an error: nothing is collected then. */
 static int mark_chain(struct layer_set *set, const char *path)
 {
-    char cur[4096], next[4096];
-    struct stat st;
-    int rc = 0;
-
-    snprintf(cur, sizeof(cur), "%s", path);
-    while (rc == 0 && stat(cur, &st) == 0) {
-        rc = set_add(set, &st);
-        if (rc <= 0 || bl_qcow2_backing(cur, next, sizeof(next)) != 0 || !next[0])
-            break; /* walked already, or the bottom (the raw base, or a standalone layer) */
-        memcpy(cur, next, sizeof(cur));
-        rc = 0;
-    }
-    return rc < 0 ? rc : 0;
+    return bl_disk_walk(path, mark_one, set);
 }
 
 /* Mark what the box in dir reaches: dir/disk.qcow2 and every snapshots/<name>/disk.qcow2;
@@ -1099,41 +955,4 @@ void bl_snapshot_repair(boxlite_box *box, struct bl_repair *rp)
 void bl_snapshot_repair_locked(boxlite_box *box)
 {
     repair_locked(box, NULL);
-}
-
-void bl_box_repair_new(boxlite_runtime *rt, struct bl_repair *rp)
-{
-    char *boxes = bl_strdupf("%s/boxes", rt->home);
-    DIR *d = boxes ? opendir(boxes) : NULL;
-    struct dirent *e;
-
-    while (d && (e = readdir(d)) != NULL) {
-        char *dir, *lock, *final;
-        struct bl_box_row row;
-        int fd;
-        if (strncmp(e->d_name, ".new-", 5) != 0 && strncmp(e->d_name, ".export-", 8) != 0)
-            continue;
-        dir = bl_strdupf("%s/%s", boxes, e->d_name);
-        lock = bl_strdupf("%s/%s/lock", boxes, e->d_name);
-        final = bl_strdupf("%s/%s", boxes, e->d_name + 5);
-        fd = lock ? open(lock, O_RDWR | O_CLOEXEC) : -1;
-        if (dir && final && (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) == 0)) {
-            if (e->d_name[1] == 'n' && bl_db_box_get(rt->db, e->d_name + 5, &row) == 0) {
-                if (bl_repair_note(rp, 1, row.id, "made, but not moved into place"))
-                    rename(dir, final); /* recorded: finish */
-                bl_box_row_clear(&row);
-            } else if (bl_repair_note(rp, 1, "", "%s: left half made", e->d_name)) {
-                bl_rm_rf(dir);
-            }
-        }
-        if (fd >= 0)
-            close(fd);
-        free(dir);
-        free(lock);
-        free(final);
-    }
-    if (d)
-        closedir(d);
-    free(boxes);
-    bl_err_clear();
 }
