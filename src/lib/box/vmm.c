@@ -139,6 +139,19 @@ static void argv_free(struct argv_buf *a)
         free(a->owned[i]);
 }
 
+/* *out = a copy of a's vector (bl_strv_free), and a freed; BOXLITE_ENOMEM (while what) when
+ * a failed to grow or the copy fails. */
+static int argv_finish(char ***out, struct argv_buf *a, const char *what)
+{
+    char **v = a->failed ? NULL : bl_strv_dup(a->v);
+    int rc = v ? 0 : bl_err(BOXLITE_ENOMEM, "out of memory %s", what);
+
+    argv_free(a);
+    if (rc == 0)
+        *out = v;
+    return rc;
+}
+
 /* A value inside a QEMU option list: commas are doubled. malloc'd. */
 static char *qemu_escape(const char *s)
 {
@@ -293,20 +306,9 @@ static void build_argv(struct argv_buf *a, const struct bl_vm_config *c)
 int bl_vmm_argv(char ***out, const struct bl_vm_config *cfg)
 {
     struct argv_buf a = {0};
-    char **v = NULL;
-    int rc = 0;
 
     build_argv(&a, cfg);
-    if (a.failed)
-        rc = bl_err(BOXLITE_ENOMEM, "out of memory building the QEMU command line");
-    if (rc == 0)
-        v = bl_strv_dup(a.v);
-    if (rc == 0 && !v)
-        rc = bl_err(BOXLITE_ENOMEM, "out of memory");
-    argv_free(&a);
-    if (rc == 0)
-        *out = v;
-    return rc;
+    return argv_finish(out, &a, "building the QEMU command line");
 }
 
 /* ---- what QEMU opens by name: the jail's specs (src/jail/jail.h) ---- */
@@ -374,8 +376,6 @@ static void add_qemu_tree(struct argv_buf *a, const char *qemu)
 int bl_vmm_jail_specs(char ***out, const struct bl_vm_config *c)
 {
     struct argv_buf a = {0};
-    char **v = NULL;
-    int rc = 0;
 
     add(&a, own(&a, bl_strdupf("exe:%s", c->qemu)));
     add_qemu_tree(&a, c->qemu);
@@ -390,14 +390,5 @@ int bl_vmm_jail_specs(char ***out, const struct bl_vm_config *c)
     add(&a, own(&a, bl_strdupf("mem:%u", c->memory_mib)));
     add(&a, own(&a, bl_strdupf("cpus:%u", c->cpus)));
     a.v[a.n] = NULL;
-    if (a.failed)
-        rc = bl_err(BOXLITE_ENOMEM, "out of memory listing the VMM's files");
-    if (rc == 0)
-        v = bl_strv_dup(a.v);
-    if (rc == 0 && !v)
-        rc = bl_err(BOXLITE_ENOMEM, "out of memory");
-    argv_free(&a);
-    if (rc == 0)
-        *out = v;
-    return rc;
+    return argv_finish(out, &a, "listing the VMM's files");
 }
