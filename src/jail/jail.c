@@ -290,12 +290,23 @@ static int add_system_mounts(struct bl_jail *j)
     return 0;
 }
 
+static int by_depth(const void *a, const void *b)
+{
+    size_t la = strlen(((const struct jail_mount *)a)->path);
+    size_t lb = strlen(((const struct jail_mount *)b)->path);
+
+    return la < lb ? -1 : la > lb;
+}
+
 static int ready_parent(struct bl_jail *j)
 {
     unsigned long long mem = (j->mem_mib + MEM_MARGIN_MIB) << 20;
 
     if (add_system_mounts(j) != 0)
         return -1;
+    /* a parent before what lies inside it: a volume of /home (or /tmp) holding the box's own
+     * files must not cover the box's layers mounted before it */
+    qsort(j->m, (size_t)j->n, sizeof(j->m[0]), by_depth);
     if (mkdir(j->root, 0700) != 0 && errno != EEXIST)
         return -1;
     j->cg = bl_jail_cgroup_new(j->id, j->mem_mib ? mem : 0, j->cpus, JAIL_PIDS, j->caller_root);

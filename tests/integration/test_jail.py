@@ -150,6 +150,21 @@ def test_guest_files_on_a_volume_are_owned_by_the_caller(cli, jailed):
     assert (rw / "made").read_text() == "hi\n"
 
 
+def test_a_volume_holding_the_boxes_own_files_does_not_cover_them(cli, home):
+    """-v $HOME:/home with BOXLITE_HOME inside it: the jail mounts the volume (read-only here)
+    before the box's layers inside it, so the box still boots on a writable disk."""
+    outer = pathlib.Path(home).resolve().parent
+    ok(cli.run("create", "--name", "nested-vol", "-v", f"{outer}:/outer:ro"))
+    try:
+        ok(cli.run("start", "nested-vol", timeout=300))
+        r = ok(cli.run("exec", "nested-vol", "--", "sh", "-c",
+                       f"echo w > /root/w && cat /root/w && ls /outer/{pathlib.Path(home).name}"))
+        assert r.stdout.splitlines()[0] == b"w", r.stdout
+        assert b"boxes" in r.stdout, r.stdout
+    finally:
+        cli.run("rm", "-f", "nested-vol")
+
+
 def test_jail_off_runs_qemu_in_the_shims_namespaces(cli):
     ok(cli.run("create", "--name", "unjailed"))
     try:
