@@ -3,7 +3,7 @@
 # package. It is the Python package of ./python (boxlite._core, libboxlite linked in) plus,
 # under boxlite/:
 #   libexec/  boxlite (the C CLI), boxlite-shim, qemu-system-x86_64, qemu-img
-#   lib/      libboxlite.so.0 (the CLI's) and every shared library these load that a bare
+#   lib/      libboxlite.so.MAJOR (the CLI's) and every shared library these load that a bare
 #             Debian lacks (scripts/bundle-libs.sh; run paths $ORIGIN-relative)
 #   share/boxlite/  the guest kernel, initramfs and default image
 #   share/qemu/     bios-microvm.bin (qboot)
@@ -36,17 +36,20 @@ pkg=$tree/boxlite
 # 2. what it carries
 install -d "$pkg/libexec" "$pkg/lib" "$pkg/share/boxlite" "$pkg/share/qemu"
 install -m 0755 "$BUILD/src/shim/boxlite-shim" "$BUILD/src/cli/boxlite" "$qemu"/bin/* "$pkg/libexec/"
-install -m 0755 "$(realpath "$BUILD/src/lib/libboxlite.so.0")" "$pkg/lib/libboxlite.so.0"
+# the soname the CLI was linked against (libboxlite.so.MAJOR), read from the library itself
+soname=$(objdump -p "$BUILD/src/lib/libboxlite.so" | awk '$1 == "SONAME" {print $2}')
+[ -n "$soname" ] || { echo "build-wheel: no SONAME in $BUILD/src/lib/libboxlite.so" >&2; exit 1; }
+install -m 0755 "$(realpath "$BUILD/src/lib/$soname")" "$pkg/lib/$soname"
 install -m 0644 "$qemu"/lib/* "$pkg/lib/"
 install -m 0644 "$qemu"/share/qemu/* "$pkg/share/qemu/"
 for f in vmlinux initramfs.cpio.gz default.ext4 default.ext4.sha256 kernel-version; do
   install -m 0644 "$BUILD/guest/$f" "$pkg/share/boxlite/"
 done
-strip --strip-unneeded "$pkg"/_core*.so "$pkg/lib/libboxlite.so.0" \
+strip --strip-unneeded "$pkg"/_core*.so "$pkg/lib/$soname" \
   "$pkg/libexec/boxlite" "$pkg/libexec/boxlite-shim"
 
 # 3. their libraries, with run paths relative to where they are
-"$ROOT/scripts/bundle-libs.sh" "$pkg/lib" '$ORIGIN' "$pkg/lib/libboxlite.so.0"
+"$ROOT/scripts/bundle-libs.sh" "$pkg/lib" '$ORIGIN' "$pkg/lib/$soname"
 "$ROOT/scripts/bundle-libs.sh" "$pkg/lib" '$ORIGIN/lib' "$pkg"/_core*.so
 "$ROOT/scripts/bundle-libs.sh" "$pkg/lib" '$ORIGIN/../lib' "$pkg/libexec/boxlite" \
   "$pkg/libexec/boxlite-shim"
