@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from conftest import config, wait_status
+from oci_helpers import config, wait_status
 
 
 def test_lifecycle_status_stdin_hostname(runtime, cli):

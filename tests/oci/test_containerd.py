@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import RUNTIME
+from oci_helpers import RUNTIME
 
 pytestmark = pytest.mark.skipif(not shutil.which("containerd") or not shutil.which("ctr"),
                                 reason="containerd not installed (scripts/install-deps.sh)")

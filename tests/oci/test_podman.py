@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import RUNTIME
+from oci_helpers import RUNTIME
 
 pytestmark = pytest.mark.skipif(not shutil.which("podman"), reason="podman not installed "
                                 "(scripts/install-deps.sh)")
