@@ -245,10 +245,29 @@ int bl_box_publish(boxlite_runtime *rt, const struct bl_box_row *row, const char
     bl_test_crash("box-new:inserted");
     if (rc == 0 && rename(staged, dir) != 0) {
         rc = bl_err_errno(BOXLITE_EIO, errno, "rename %s", staged);
-        bl_db_box_delete(rt->db, row->id);
+        bl_db_box_delete(rt->db, row->id); /* bl_box_abandon keeps the box should this fail */
     }
     free(dir);
     return rc;
+}
+
+int bl_box_abandon(boxlite_runtime *rt, const char *id, const char *staged, int rc)
+{
+    char msg[1024];
+    struct bl_box_row row;
+    int got = BOXLITE_ENOTFOUND;
+
+    snprintf(msg, sizeof(msg), "%s", boxlite_error_last());
+    if (id != NULL) /* NULL: never published, no row can name it */
+        got = bl_db_box_get(rt->db, id, &row);
+    if (got == 0) {
+        bl_box_row_clear(&row);
+        return bl_err(rc, "%s; the box is recorded and kept: doctor --fix finishes it", msg);
+    }
+    if (got != BOXLITE_ENOTFOUND) /* never remove what a row may name */
+        return bl_err(rc, "%s; the box may be recorded: doctor --fix finishes or drops it", msg);
+    bl_rm_rf(staged); /* what it leaves, repair drops: no row names it */
+    return bl_err(rc, "%s", msg);
 }
 
 void bl_box_unpublish(boxlite_runtime *rt, const char *id, const char *staged)
@@ -267,7 +286,7 @@ BOXLITE_API int boxlite_box_create(boxlite_box **out, boxlite_runtime *rt,
     struct bl_image *img = NULL;
     boxlite_box *box = NULL;
     char id[13], *staged = NULL, *disk = NULL;
-    int rc, lock_fd = -1;
+    int rc, lock_fd = -1, published = 0;
 
     bl_err_clear();
     if (!out || !rt)
@@ -305,12 +324,14 @@ BOXLITE_API int boxlite_box_create(boxlite_box **out, boxlite_runtime *rt,
         rc = disk ? make_disk(disk, box->image->base_path, opts->disk_size_gb)
                   : bl_err(BOXLITE_ENOMEM, "out of memory");
     }
-    if (rc == 0)
+    if (rc == 0) {
+        published = 1;
         rc = bl_box_publish(rt, &box->row, staged);
+    }
 out:
     bl_image_free(img);
     if (rc != 0 && staged)
-        bl_rm_rf(staged);
+        bl_box_abandon(rt, published ? id : NULL, staged, rc);
     if (lock_fd >= 0)
         close(lock_fd);
     free(staged);

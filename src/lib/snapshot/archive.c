@@ -512,7 +512,7 @@ BOXLITE_API int boxlite_box_import(boxlite_box **out, boxlite_runtime *rt, const
     struct bl_box_row row = {0};
     json_t *root = NULL;
     char id[13];
-    int lock_fd = -1, rc, have_row = 0;
+    int lock_fd = -1, rc, have_row = 0, published = 0;
     struct bl_box_row existing;
 
     bl_err_clear();
@@ -540,19 +540,19 @@ BOXLITE_API int boxlite_box_import(boxlite_box **out, boxlite_runtime *rt, const
     if (rc == 0)
         rc = row_from_manifest(&row, root, id, name, rt, untrusted);
     have_row = rc == 0;
-    if (rc == 0)
+    if (rc == 0) {
+        published = 1;
         rc = bl_box_publish(rt, &row, im.dir);
-    if (rc != 0 && im.dir)
-        bl_rm_rf(im.dir);
-    if (lock_fd >= 0)
-        close(lock_fd);
+    }
     if (rc == 0) {
         rc = boxlite_box_get(out, rt, id);
-        if (rc != 0) { /* no handle (out of memory): a failed import leaves no box */
+        if (rc != 0) /* no handle (out of memory): a failed import leaves no box */
             bl_box_unpublish(rt, id, im.dir);
-            bl_rm_rf(im.dir);
-        }
     }
+    if (rc != 0 && im.dir)
+        bl_box_abandon(rt, published ? id : NULL, im.dir, rc);
+    if (lock_fd >= 0)
+        close(lock_fd);
     if (have_row)
         bl_box_row_clear(&row);
     json_decref(root);

@@ -577,7 +577,7 @@ static int make_box(boxlite_box **out, boxlite_box *src, const char *name, const
 {
     struct bl_box_row row = {0};
     char id[13], *tmpdir = NULL, *disk = NULL;
-    int lock_fd = -1, rc, made = 0;
+    int lock_fd = -1, rc, made = 0, published = 0;
 
     rc = bl_random_id(id);
     if (rc == 0)
@@ -594,15 +594,17 @@ static int make_box(boxlite_box **out, boxlite_box *src, const char *name, const
         rc = disk ? make(disk, ctx) : bl_err(BOXLITE_ENOMEM, "out of memory");
     }
     bl_test_crash("box-new:disk");
-    if (rc == 0)
+    if (rc == 0) {
+        published = 1;
         rc = bl_box_publish(src->rt, &row, tmpdir);
+    }
     if (rc == 0) {
         rc = boxlite_box_get(out, src->rt, row.id);
         if (rc != 0) /* no handle (out of memory): a failed clone or fork leaves no box */
             bl_box_unpublish(src->rt, row.id, tmpdir);
     }
     if (rc != 0 && tmpdir)
-        bl_rm_rf(tmpdir);
+        bl_box_abandon(src->rt, published ? id : NULL, tmpdir, rc);
     if (lock_fd >= 0)
         close(lock_fd);
     if (made)
