@@ -29,7 +29,7 @@ FAULTY = BUILD / "tests" / "fault" / "boxlite-faulty"
 IMAGE = "localhost/fault:1"
 POINTS = int(os.environ.get("BOXLITE_FAULT_POINTS", "60"))
 SECONDS = float(os.environ.get("BOXLITE_FAULT_SECONDS", "150"))
-JUNK = (".new-", ".export-", ".tmp.", "memory.tmp")
+JUNK = (".new-", ".export-", ".rm-", ".tmp.", "memory.tmp")
 KEPT = b"the box is recorded and kept: doctor --fix finishes it"
 MAYBE = b"the box may be recorded: doctor --fix finishes or drops it"
 

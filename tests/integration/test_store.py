@@ -296,6 +296,20 @@ def test_doctor_reports_and_fixes_what_opening_the_runtime_leaves_alone(scli):
     half.mkdir()
     c.ok("ls")
     assert not half.exists()
+    # a remove that failed halfway: moved aside with its row still there → moved back; with
+    # no row left → dropped; a directory nothing marks and no row names → reported, kept
+    (c.home / "boxes" / bid).rename(c.home / "boxes" / (".rm-" + bid))
+    gone = c.home / "boxes" / ".rm-removed00000"
+    gone.mkdir()
+    stray = c.home / "boxes" / "unrecorded00"
+    stray.mkdir()
+    c.ok("ls")
+    assert bdir.exists() and not gone.exists() and c.ok("inspect", "d")
+    rc, text = doctor(c, "--fix")
+    assert rc == 1 and "unrecorded00: a box directory no record names" in text, text
+    assert stray.exists()
+    stray.rmdir()
+    assert doctor(c) == (0, "no problems found\n")
     # a base left by rmi -f once its last box is gone
     base = c.base_of(IMAGE)
     c.ok("rmi", "-f", IMAGE)

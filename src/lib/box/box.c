@@ -372,6 +372,38 @@ BOXLITE_API int boxlite_box_get(boxlite_box **out, boxlite_runtime *rt, const ch
     return 0;
 }
 
+/* The directory moves aside to boxes/.rm-<id> first, then the rows go, then the files: a
+ * failure before the rows are gone moves it back (the box stays whole); one after leaves a
+ * .rm- directory no row names, which repair drops. Never a row whose files are half gone,
+ * nor files without a row that nothing marks as removed. */
+static int remove_files_and_rows(boxlite_box *box)
+{
+    char *aside = bl_strdupf("%s/boxes/.rm-%s", box->rt->home, box->row.id);
+    int rc = aside ? 0 : bl_err(BOXLITE_ENOMEM, "out of memory"), moved = 0, lock_fd = -1;
+
+    if (rc == 0 && access(box->dir, F_OK) == 0) /* held while moved aside: repair waits */
+        rc = bl_box_lock(box, &lock_fd);
+    if (rc == 0 && rename(box->dir, aside) == 0)
+        moved = 1;
+    else if (rc == 0 && errno != ENOENT) /* ENOENT: its files are gone already */
+        rc = bl_err_errno(BOXLITE_EIO, errno, "rename %s", box->dir);
+    bl_test_crash("box-remove:aside");
+    if (rc == 0)
+        rc = bl_db_snap_delete_box(box->rt->db, box->row.id);
+    if (rc == 0)
+        rc = bl_db_box_delete(box->rt->db, box->row.id);
+    if (rc == BOXLITE_ENOTFOUND)
+        rc = 0;
+    if (rc != 0 && moved)
+        rename(aside, box->dir); /* should this fail too, repair moves it back */
+    if (lock_fd >= 0)
+        close(lock_fd);
+    if (rc == 0 && moved)
+        rc = bl_rm_rf(aside);
+    free(aside);
+    return rc;
+}
+
 BOXLITE_API int boxlite_box_remove(boxlite_box *box, int force)
 {
     int rc;
@@ -399,15 +431,7 @@ BOXLITE_API int boxlite_box_remove(boxlite_box *box, int force)
                           "box %s cannot be removed: the disks of boxes %s rest on its "
                           "snapshots (remove them first)",
                           box->row.id, deps);
-        /* rows first: a failure leaves the box whole, or gone from the store with at worst
-         * files behind, never a row whose directory is half removed */
-        rc = bl_db_snap_delete_box(box->rt->db, box->row.id);
-        if (rc == 0)
-            rc = bl_db_box_delete(box->rt->db, box->row.id);
-        if (rc == BOXLITE_ENOTFOUND)
-            rc = 0;
-        if (rc == 0)
-            rc = bl_rm_rf(box->dir);
+        rc = remove_files_and_rows(box);
     }
     if (rc == 0)
         box->removed = 1;
