@@ -215,13 +215,24 @@ def db_query(home, sql):
 
 
 PREVIOUS_SCHEMA = 4  # the last schema without the pins (4: allow_net)
-CURRENT_SCHEMA = 6   # 5: the pins, 6: accel
+CURRENT_SCHEMA = 7   # 5: the pins, 6: accel, 7: image records in the database
 
 
 def downgrade_to_previous_schema(home):
-    """What the previous schema was: the boxes table without the pins."""
+    """What the previous schema was: the boxes table without the pins, and the image records
+    as files images/refs/<sha256 of name>.json."""
+    import hashlib
     import sqlite3
     con = sqlite3.connect(home / "boxlite.db")
+    if con.execute("SELECT name FROM sqlite_master WHERE name = 'images'").fetchall():
+        refs = home / "images" / "refs"
+        refs.mkdir(exist_ok=True)
+        for name, manifest, config, rootfs, size, created in con.execute(
+                "SELECT name, manifest, config, rootfs, size, created FROM images"):
+            (refs / (hashlib.sha256(name.encode()).hexdigest() + ".json")).write_text(
+                json.dumps({"name": name, "manifest": manifest, "config": config,
+                            "rootfs": rootfs, "size": size, "created": created}))
+        con.execute("DROP TABLE images")
     con.executescript("DROP INDEX IF EXISTS boxes_image_rootfs;"
                       "ALTER TABLE boxes DROP COLUMN image_id;"
                       "ALTER TABLE boxes DROP COLUMN image_rootfs;"
@@ -247,9 +258,13 @@ def test_a_store_of_the_previous_schema_migrates_and_its_boxes_are_pinned(box_en
     if db_query(home, "PRAGMA user_version")[0][0] != PREVIOUS_SCHEMA:
         downgrade_to_previous_schema(home)
     assert db_query(home, "PRAGMA user_version") == [(PREVIOUS_SCHEMA,)]
+    assert len(list((home / "images" / "refs").iterdir())) == 1
     new = StoreCLI(box_env, home)
     assert {b["name"] for b in json.loads(new.ok("ls", "--format", "json"))} == {"old", "fresh"}
     assert db_query(home, "PRAGMA user_version") == [(CURRENT_SCHEMA,)]
+    # the image records moved into the database; their files are gone
+    assert [r[0] for r in db_query(home, "SELECT name FROM images")] == [IMAGE]
+    assert not (home / "images" / "refs").exists()
     assert "used by" in refused(new, "rmi", IMAGE)  # pins the old rows from their chains
     hexid = new.images()[IMAGE]["id"][7:]
     assert sorted(db_query(home, "SELECT name, image_id, image_rootfs FROM boxes")) == [

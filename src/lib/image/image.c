@@ -408,7 +408,7 @@ int bl_image_build(struct bl_image_record *out, boxlite_runtime *rt, const char 
             rc = bl_err(BOXLITE_ENOMEM, "out of memory");
     }
     if (rc == 0)
-        rc = bl_store_record_put(rt->home, &rec);
+        rc = bl_db_image_put(rt->db, &rec, 1);
     bl_store_unlock(lock);
     if (rc == 0 && out)
         *out = rec;
@@ -439,12 +439,12 @@ static int rootfs_present(const char *home, const struct bl_image_record *r)
     return ok;
 }
 
-static int find_by_id(struct bl_image_record *out, const char *home, const char *id)
+static int find_by_id(struct bl_image_record *out, boxlite_runtime *rt, const char *id)
 {
     const char *hex = strncmp(id, "sha256:", 7) == 0 ? id + 7 : id;
     struct bl_image_record *v = NULL;
     size_t n = 0, found = (size_t)-1;
-    int rc = bl_store_record_list(&v, &n, home);
+    int rc = bl_db_image_list(rt->db, &v, &n);
 
     for (size_t i = 0; rc == 0 && i < n; i++) {
         if (strncmp(v[i].config + 7, hex, strlen(hex)) != 0)
@@ -459,9 +459,7 @@ static int find_by_id(struct bl_image_record *out, const char *home, const char 
         *out = v[found];
         memset(&v[found], 0, sizeof(v[found]));
     }
-    for (size_t i = 0; i < n; i++)
-        bl_image_record_clear(&v[i]);
-    free(v);
+    bl_image_records_free(v, n);
     return rc;
 }
 
@@ -508,7 +506,7 @@ static int find_cached(struct bl_image_record *out, boxlite_runtime *rt, const c
     int rc;
 
     if (is_id(s)) {
-        rc = find_by_id(out, rt->home, s);
+        rc = find_by_id(out, rt, s);
         if (rc != BOXLITE_ENOTFOUND || strncmp(s, "sha256:", 7) == 0)
             return rc;
     }
@@ -518,7 +516,7 @@ static int find_cached(struct bl_image_record *out, boxlite_runtime *rt, const c
     for (size_t i = 0; rc == 0 && i < n; i++) {
         char *name = bl_ref_string(&cands[i]);
         struct bl_image_record r;
-        int g = name ? bl_store_record_get(&r, rt->home, name) : BOXLITE_ENOMEM;
+        int g = name ? bl_db_image_get(rt->db, name, &r) : BOXLITE_ENOMEM;
         free(name);
         if (g == 0 && rootfs_present(rt->home, &r)) {
             *out = r;
@@ -531,7 +529,7 @@ static int find_cached(struct bl_image_record *out, boxlite_runtime *rt, const c
     }
     if (rc == BOXLITE_ENOTFOUND && ref.short_name) { /* imported as docker.io/library/x */
         char *name = bl_ref_string(&ref);
-        rc = name ? bl_store_record_get(out, rt->home, name) : BOXLITE_ENOMEM;
+        rc = name ? bl_db_image_get(rt->db, name, out) : BOXLITE_ENOMEM;
         free(name);
     }
     if (rc == BOXLITE_ENOTFOUND)
@@ -811,7 +809,7 @@ BOXLITE_API int boxlite_image_list(boxlite_image_info **out, size_t *count_out, 
     bl_err_clear();
     if (!out || !count_out || !rt)
         return bl_err(BOXLITE_EINVAL, "image list: out, count_out and rt are required");
-    rc = bl_store_record_list(&v, &n, rt->home);
+    rc = bl_db_image_list(rt->db, &v, &n);
     if (rc == 0) {
         list = calloc(n + 1, sizeof(*list));
         if (!list)
@@ -823,9 +821,7 @@ BOXLITE_API int boxlite_image_list(boxlite_image_info **out, size_t *count_out, 
         rc = info_fill(&list[k], &v[i]);
         k++;
     }
-    for (size_t i = 0; i < n; i++)
-        bl_image_record_clear(&v[i]);
-    free(v);
+    bl_image_records_free(v, n);
     if (rc != 0) {
         boxlite_image_list_free(list, k);
         return rc;
@@ -890,7 +886,7 @@ void bl_images_doctor(boxlite_runtime *rt, struct bl_repair *rp)
     size_t n = 0;
 
     bl_box_pin_all(rt);
-    if (!dir || bl_store_record_list(&v, &n, rt->home) != 0 || bl_db_box_pins(rt->db, 1, &pins))
+    if (!dir || bl_db_image_list(rt->db, &v, &n) != 0 || bl_db_box_pins(rt->db, 1, &pins))
         goto out;
     named = calloc(n + 1, sizeof(*named));
     for (size_t i = 0; named && i < n; i++)
@@ -921,9 +917,7 @@ void bl_images_doctor(boxlite_runtime *rt, struct bl_repair *rp)
 out:
     if (d)
         closedir(d);
-    for (size_t i = 0; i < n; i++)
-        bl_image_record_clear(&v[i]);
-    free(v);
+    bl_image_records_free(v, n);
     free(named);
     bl_strv_free(pins);
     free(defhex);
@@ -946,7 +940,7 @@ BOXLITE_API int boxlite_image_remove(boxlite_runtime *rt, const char *ref, int f
         return bl_err(BOXLITE_EINVAL, "image remove: rt and ref are required");
     rc = find_cached(&rec, rt, ref);
     if (rc == 0)
-        rc = bl_store_record_list(&v, &n, rt->home);
+        rc = bl_db_image_list(rt->db, &v, &n);
     for (size_t i = 0; rc == 0 && i < n; i++)
         shared |= strcmp(v[i].name, rec.name) != 0 && strcmp(v[i].rootfs, rec.rootfs) == 0;
     if (rc == 0 && !shared) {
@@ -961,14 +955,12 @@ BOXLITE_API int boxlite_image_remove(boxlite_runtime *rt, const char *ref, int f
                         rec.name, users);
     }
     if (rc == 0)
-        rc = bl_store_record_remove(rt->home, rec.name);
+        rc = bl_db_image_remove(rt->db, rec.name);
     if (rc == 0 && base && used == 0)
         unlink(base);
     if (rc == 0)
         collect_garbage(rt);
-    for (size_t i = 0; i < n; i++)
-        bl_image_record_clear(&v[i]);
-    free(v);
+    bl_image_records_free(v, n);
     free(base);
     bl_image_record_clear(&rec);
     if (rc != 0)
@@ -1020,7 +1012,7 @@ static void collect_garbage(boxlite_runtime *rt)
 
     if (!keep || !dir || bl_store_lock(&lock, rt->home, "gc", 0) != 0)
         goto out;
-    if (bl_store_record_list(&v, &n, rt->home) != 0)
+    if (bl_db_image_list(rt->db, &v, &n) != 0)
         goto out;
     for (size_t i = 0; i < n && ok; i++)
         ok = keep_manifest_blobs(keep, rt->home, v[i].manifest) == 0;
@@ -1043,9 +1035,7 @@ out:
     if (d)
         closedir(d);
     bl_store_unlock(lock);
-    for (size_t i = 0; i < n; i++)
-        bl_image_record_clear(&v[i]);
-    free(v);
+    bl_image_records_free(v, n);
     bl_strv_free(pins);
     json_decref(keep);
     free(dir);

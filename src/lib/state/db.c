@@ -1,5 +1,6 @@
 /* db.c — the runtime's state in SQLite ($BOXLITE_HOME/boxlite.db, WAL): the schema and its
- * migrations, and the box rows that every process and every box's shim share. */
+ * migrations, the box rows that every process and every box's shim share, snapshot rows and
+ * image records. */
 #include "db.h"
 #include "error.h"
 #include "proto.h"
@@ -12,7 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SCHEMA_VERSION  6
+#define SCHEMA_VERSION  7
 #define BUSY_TIMEOUT_MS 30000
 
 struct bl_db {
@@ -62,6 +63,16 @@ static const char *const migrations[] = {
     "CREATE INDEX boxes_image_rootfs ON boxes (image_rootfs);",
     /* 6: the accelerator of the box's last boot (box info's accel) */
     "ALTER TABLE boxes ADD COLUMN accel TEXT NOT NULL DEFAULT '';",
+    /* 7: image records (were images/refs/<sha256 of name>.json: bl_store_records_migrate) */
+    "CREATE TABLE images ("
+    "  name TEXT PRIMARY KEY,"
+    "  manifest TEXT NOT NULL,"
+    "  config TEXT NOT NULL,"
+    "  rootfs TEXT NOT NULL,"
+    "  size INTEGER NOT NULL DEFAULT 0,"
+    "  created INTEGER NOT NULL DEFAULT 0"
+    ");"
+    "CREATE INDEX images_rootfs ON images (rootfs);",
 };
 
 void bl_rfc3339_now(char out[32])
@@ -758,4 +769,132 @@ int bl_db_box_dependents(struct bl_db *s, const char *box_id, const char *snap_i
     }
     sqlite3_finalize(st);
     return n;
+}
+
+/* ---- image records -------------------------------------------------------------------- */
+
+void bl_image_record_clear(struct bl_image_record *r)
+{
+    if (!r)
+        return;
+    free(r->name);
+    free(r->manifest);
+    free(r->config);
+    free(r->rootfs);
+    memset(r, 0, sizeof(*r));
+}
+
+int bl_db_image_put(struct bl_db *s, const struct bl_image_record *r, int replace)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = 0;
+
+    if (sqlite3_prepare_v2(s->db,
+                           replace ? "INSERT OR REPLACE INTO images VALUES (?1,?2,?3,?4,?5,?6)"
+                                   : "INSERT OR IGNORE INTO images VALUES (?1,?2,?3,?4,?5,?6)",
+                           -1, &st, NULL) != SQLITE_OK)
+        return db_err(s, "prepare image record");
+    sqlite3_bind_text(st, 1, r->name, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 2, r->manifest, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 3, r->config, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 4, r->rootfs, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 5, (sqlite3_int64)r->size);
+    sqlite3_bind_int64(st, 6, (sqlite3_int64)r->created);
+    if (sqlite3_step(st) != SQLITE_DONE)
+        rc = db_err(s, "write image record");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int read_image(sqlite3_stmt *st, struct bl_image_record *r)
+{
+    memset(r, 0, sizeof(*r));
+    r->name = column_str(st, 0);
+    r->manifest = column_str(st, 1);
+    r->config = column_str(st, 2);
+    r->rootfs = column_str(st, 3);
+    r->size = (uint64_t)sqlite3_column_int64(st, 4);
+    r->created = sqlite3_column_int64(st, 5);
+    if (r->name && r->manifest && r->config && r->rootfs)
+        return 0;
+    bl_image_record_clear(r);
+    return bl_err(BOXLITE_ENOMEM, "out of memory");
+}
+
+int bl_db_image_get(struct bl_db *s, const char *name, struct bl_image_record *out)
+{
+    sqlite3_stmt *st = NULL;
+    int rc, step;
+
+    if (sqlite3_prepare_v2(s->db, "SELECT * FROM images WHERE name = ?1", -1, &st, NULL) !=
+        SQLITE_OK)
+        return db_err(s, "prepare image get");
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
+    step = sqlite3_step(st);
+    if (step == SQLITE_ROW)
+        rc = read_image(st, out);
+    else if (step == SQLITE_DONE)
+        rc = bl_err(BOXLITE_ENOTFOUND, "image %s is not in the store", name);
+    else
+        rc = db_err(s, "read image record");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int bl_db_image_remove(struct bl_db *s, const char *name)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = 0;
+
+    if (sqlite3_prepare_v2(s->db, "DELETE FROM images WHERE name = ?1", -1, &st, NULL) != SQLITE_OK)
+        return db_err(s, "prepare image remove");
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
+    if (sqlite3_step(st) != SQLITE_DONE)
+        rc = db_err(s, "remove image record");
+    else if (sqlite3_changes(s->db) == 0)
+        rc = bl_err(BOXLITE_ENOTFOUND, "no image %s", name);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+void bl_image_records_free(struct bl_image_record *v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++)
+        bl_image_record_clear(&v[i]);
+    free(v);
+}
+
+int bl_db_image_list(struct bl_db *s, struct bl_image_record **out, size_t *n_out)
+{
+    sqlite3_stmt *st = NULL;
+    struct bl_image_record *v = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0, step = SQLITE_DONE;
+
+    if (sqlite3_prepare_v2(s->db, "SELECT * FROM images ORDER BY name", -1, &st, NULL) != SQLITE_OK)
+        return db_err(s, "prepare image list");
+    while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
+        if (n == cap) {
+            size_t ncap = cap ? cap * 2 : 8;
+            struct bl_image_record *nv = realloc(v, ncap * sizeof(*v));
+            if (!nv) {
+                rc = bl_err(BOXLITE_ENOMEM, "out of memory");
+                break;
+            }
+            v = nv;
+            cap = ncap;
+        }
+        rc = read_image(st, &v[n]);
+        n += rc == 0;
+    }
+    if (rc == 0 && step != SQLITE_DONE)
+        rc = db_err(s, "list images");
+    sqlite3_finalize(st);
+    if (rc != 0) {
+        bl_image_records_free(v, n);
+        return rc;
+    }
+    *out = v;
+    *n_out = n;
+    return 0;
 }

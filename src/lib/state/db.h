@@ -1,5 +1,6 @@
 /* db.h — the runtime's state in SQLite ($BOXLITE_HOME/boxlite.db, WAL): the schema and its
- * migrations, and the box rows that every process and every box's shim share. */
+ * migrations, the box rows that every process and every box's shim share, snapshot rows and
+ * image records. Every call is safe from any thread (the connection is FULLMUTEX). */
 #ifndef BL_DB_H
 #define BL_DB_H
 
@@ -109,5 +110,25 @@ void bl_box_rows_free(struct bl_box_row *rows, size_t count);
 
 /* Current UTC time as RFC 3339 into out[32]. */
 void bl_rfc3339_now(char out[32]);
+
+/* One image in the store, by the name it was pulled or imported as. Strings malloc'd. */
+struct bl_image_record {
+    char *name;     /* canonical reference, "registry/repo:tag" or "registry/repo@digest" */
+    char *manifest; /* manifest digest */
+    char *config;   /* config digest = image id */
+    char *rootfs;   /* hex of the rootfs file images/rootfs/<hex>.ext4 */
+    uint64_t size;  /* bytes of the base file */
+    int64_t created;
+};
+void bl_image_record_clear(struct bl_image_record *r);
+/* Free n records and the array (NULL accepted). */
+void bl_image_records_free(struct bl_image_record *v, size_t n);
+/* Write r under r->name: replace 1 overwrites a record of that name, 0 keeps it. */
+int bl_db_image_put(struct bl_db *s, const struct bl_image_record *r, int replace);
+/* BOXLITE_ENOTFOUND when no record has that name. *out: bl_image_record_clear. */
+int bl_db_image_get(struct bl_db *s, const char *name, struct bl_image_record *out);
+int bl_db_image_remove(struct bl_db *s, const char *name);
+/* Every record by name; *out: bl_image_records_free(*out, *n_out). */
+int bl_db_image_list(struct bl_db *s, struct bl_image_record **out, size_t *n_out);
 
 #endif
