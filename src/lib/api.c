@@ -82,8 +82,13 @@ BOXLITE_API int boxlite_pull_options_init(boxlite_pull_options *opts, unsigned v
 BOXLITE_API int boxlite_box_info_init(boxlite_box_info *info, unsigned version)
 {
     static const boxlite_box_info tmpl = BOXLITE_BOX_INFO_INIT;
-    static const size_t sizes[] = {sizeof(boxlite_box_info)};
+    static const size_t sizes[] = {offsetof(boxlite_box_info, image_ref), sizeof(boxlite_box_info)};
     return init_struct(info, version, sizes, BOXLITE_BOX_INFO_VERSION, &tmpl, "box info");
+}
+
+size_t bl_box_info_size(unsigned version)
+{
+    return version < 2 ? offsetof(boxlite_box_info, image_ref) : sizeof(boxlite_box_info);
 }
 
 BOXLITE_API int boxlite_box_stats_init(boxlite_box_stats *stats, unsigned version)
@@ -147,13 +152,13 @@ int bl_snapshot_kind_code(const char *kind)
 
 /* ---- versioned lists, frees, clone in fork's order ---- */
 
-/* At version 1 (the only one so far) an entry is the whole struct; when a struct grows,
- * these repack the current entries to the caller's version's size. */
+/* An entry of a versioned list is the struct as the caller's version has it: box info's
+ * entries are packed at that version's size (bl_box_list_at). */
 BOXLITE_API int boxlite_box_list_v2(boxlite_box_info **out, size_t *count_out, boxlite_runtime *rt,
                                     unsigned version)
 {
     int rc = bl_check_version(version, BOXLITE_BOX_INFO_VERSION, "box info");
-    return rc ? rc : boxlite_box_list(out, count_out, rt);
+    return rc ? rc : bl_box_list_at(out, count_out, rt, version);
 }
 
 BOXLITE_API void boxlite_box_list_free(boxlite_box_info *list, size_t count)
