@@ -31,7 +31,7 @@ class SyncImageHandle:
         self._runtime = runtime
 
     def pull(self, reference: str) -> "C.ImagePullResult":
-        return C.ImagePullResult(self._runtime._require()._core.image_pull(reference))
+        return C.ImagePullResult(self._runtime._require()._core.image_pull(reference), reference)
 
     def list(self) -> "List[C.ImageInfo]":
         return [C.ImageInfo(d) for d in self._runtime._require()._core.image_list()]
@@ -182,8 +182,8 @@ class SyncExecution:
         self._take("stderr")
         return SyncExecStderr(self, _core.STDERR)
 
-    @property
     def stdin(self) -> SyncExecStdin:
+        """The process's stdin: send_input(bytes) and close() (a method, as in BoxLite)."""
         if self._stdin is None:
             self._stdin = SyncExecStdin(self)
         return self._stdin
@@ -396,3 +396,6 @@ class SyncCodeBox(SyncSimpleBox):
         return pip_result(argv, self.exec(*argv))
 
 
+from ._skillbox import SyncSkillBox  # noqa: E402 - it builds on SyncSimpleBox above
+
+__all__.append("SyncSkillBox")
