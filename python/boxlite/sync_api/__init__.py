@@ -8,7 +8,7 @@ from .. import _common as C
 from .. import _core
 from .._async import Box, Boxlite
 from ..codebox import PYTHON, pip_argv, pip_result
-from ..exec import ExecResult
+from ..exec import ExecResult, raise_if_timed_out
 from ..options import BoxOptions, CopyOptions, Options
 
 __all__ = ["SyncBoxlite", "SyncBox", "SyncExecution", "SyncExecStdout", "SyncExecStderr",
@@ -358,6 +358,7 @@ class SyncSimpleBox:
         ex = box.exec(cmd, list(args), env, user=user, timeout_secs=timeout, cwd=cwd)
         out, err = C.collect(ex._core)
         res = ex.wait()
+        raise_if_timed_out(res.timed_out, cmd, args, timeout)
         return ExecResult(exit_code=res.exit_code,
                           stdout=out.decode("utf-8", errors="replace"),
                           stderr=err.decode("utf-8", errors="replace"),
