@@ -5,18 +5,11 @@
 
 #include "boxlite.h"
 
-#include <stddef.h>
-
 /* 0 when version is 1..current, else BOXLITE_EINVAL naming what (the struct). */
 int bl_check_version(unsigned version, unsigned current, const char *what);
 
-/* The bytes of a boxlite_box_info of the given (checked) version: what the library writes. */
+/* The size of a boxlite_box_info of the given version (1..current). */
 size_t bl_box_info_size(unsigned version);
-
-/* boxlite_box_list at the given (checked) version: entries packed at that version's size,
- * one allocation (boxlite_box_list_free). */
-int bl_box_list_at(boxlite_box_info **out, size_t *count_out, boxlite_runtime *rt,
-                   unsigned version);
 
 /* BOXLITE_BOX_STATE_* of a state name; BOXLITE_BOX_STATE_FAILED for an unknown one. */
 int bl_box_state_code(const char *state);

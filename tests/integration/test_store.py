@@ -215,17 +215,17 @@ def db_query(home, sql):
 
 
 PREVIOUS_SCHEMA = 4  # the last schema without the pins (4: allow_net)
-CURRENT_SCHEMA = 6   # 5: the pins, 6: accel
+CURRENT_SCHEMA = 7   # 5: the pins, 6: accel, 7: image_ref
 
 
 def downgrade_to_previous_schema(home):
     """What the previous schema was: the boxes table without the pins."""
     import sqlite3
     con = sqlite3.connect(home / "boxlite.db")
-    con.executescript("DROP INDEX IF EXISTS boxes_image_rootfs;"
-                      "ALTER TABLE boxes DROP COLUMN image_id;"
-                      "ALTER TABLE boxes DROP COLUMN image_rootfs;"
-                      "ALTER TABLE boxes DROP COLUMN accel;"
+    have = {row[1] for row in con.execute("PRAGMA table_info(boxes)")}
+    later = [c for c in ("image_id", "image_rootfs", "accel", "image_ref") if c in have]
+    con.executescript("DROP INDEX IF EXISTS boxes_image_rootfs;" +
+                      "".join(f"ALTER TABLE boxes DROP COLUMN {c};" for c in later) +
                       f"PRAGMA user_version = {PREVIOUS_SCHEMA};")
     con.close()
 
@@ -254,6 +254,8 @@ def test_a_store_of_the_previous_schema_migrates_and_its_boxes_are_pinned(box_en
     hexid = new.images()[IMAGE]["id"][7:]
     assert sorted(db_query(home, "SELECT name, image_id, image_rootfs FROM boxes")) == [
         ("fresh", "sha256:" + hexid, hexid), ("old", "sha256:" + hexid, hexid)]
+    # rows from before schema 7 have no reference as written: info shows the resolved name
+    assert db_query(home, "SELECT image_ref FROM boxes") == [(None,), (None,)]
     new.ok("start", "old")
     assert new.ok("exec", "old", "--", "sh", "-c", "cat /root/data; echo $GREETING") == \
         "kept\nfrom the image"

@@ -87,10 +87,11 @@ BOXLITE_API int boxlite_box_get_info(boxlite_box_info *out, boxlite_box *box)
 
 BOXLITE_API int boxlite_box_list(boxlite_box_info **out, size_t *count_out, boxlite_runtime *rt)
 {
-    return bl_box_list_at(out, count_out, rt, 1);
+    return bl_box_list_version(out, count_out, rt, 1);
 }
 
-int bl_box_list_at(boxlite_box_info **out, size_t *count_out, boxlite_runtime *rt, unsigned version)
+int bl_box_list_version(boxlite_box_info **out, size_t *count_out, boxlite_runtime *rt,
+                        unsigned version)
 {
     size_t size = bl_box_info_size(version);
     struct bl_box_row *rows = NULL;
