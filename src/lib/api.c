@@ -3,6 +3,7 @@
  * never written past its end), the names beside the state/kind/log-level numbers, and the
  * versioned list and clone entry points over the 1.0 ones. */
 #include "api.h"
+#include "box.h"
 
 #include <stddef.h>
 #include <string.h>
@@ -79,11 +80,19 @@ BOXLITE_API int boxlite_pull_options_init(boxlite_pull_options *opts, unsigned v
     return init_struct(opts, version, sizes, BOXLITE_PULL_OPTIONS_VERSION, &tmpl, "pull options");
 }
 
+static const size_t box_info_sizes[] = {offsetof(boxlite_box_info, image_ref),
+                                        sizeof(boxlite_box_info)};
+
+size_t bl_box_info_size(unsigned version)
+{
+    return version >= 1 && version <= BOXLITE_BOX_INFO_VERSION ? box_info_sizes[version - 1]
+                                                               : sizeof(boxlite_box_info);
+}
+
 BOXLITE_API int boxlite_box_info_init(boxlite_box_info *info, unsigned version)
 {
     static const boxlite_box_info tmpl = BOXLITE_BOX_INFO_INIT;
-    static const size_t sizes[] = {sizeof(boxlite_box_info)};
-    return init_struct(info, version, sizes, BOXLITE_BOX_INFO_VERSION, &tmpl, "box info");
+    return init_struct(info, version, box_info_sizes, BOXLITE_BOX_INFO_VERSION, &tmpl, "box info");
 }
 
 BOXLITE_API int boxlite_box_stats_init(boxlite_box_stats *stats, unsigned version)
@@ -147,13 +156,13 @@ int bl_snapshot_kind_code(const char *kind)
 
 /* ---- versioned lists, frees, clone in fork's order ---- */
 
-/* At version 1 (the only one so far) an entry is the whole struct; when a struct grows,
- * these repack the current entries to the caller's version's size. */
+/* An entry of a versioned list is the struct as the caller's version has it: box info's
+ * entries are packed at that version's size (bl_box_list_version). */
 BOXLITE_API int boxlite_box_list_v2(boxlite_box_info **out, size_t *count_out, boxlite_runtime *rt,
                                     unsigned version)
 {
     int rc = bl_check_version(version, BOXLITE_BOX_INFO_VERSION, "box info");
-    return rc ? rc : boxlite_box_list(out, count_out, rt);
+    return rc ? rc : bl_box_list_version(out, count_out, rt, version);
 }
 
 BOXLITE_API void boxlite_box_list_free(boxlite_box_info *list, size_t count)

@@ -215,7 +215,7 @@ def db_query(home, sql):
 
 
 PREVIOUS_SCHEMA = 4  # the last schema without the pins (4: allow_net)
-CURRENT_SCHEMA = 7   # 5: the pins, 6: accel, 7: image records in the database
+CURRENT_SCHEMA = 8   # 5: the pins, 6: accel, 7: image records in the database, 8: image_ref
 
 
 def downgrade_to_previous_schema(home):
@@ -233,10 +233,10 @@ def downgrade_to_previous_schema(home):
                 json.dumps({"name": name, "manifest": manifest, "config": config,
                             "rootfs": rootfs, "size": size, "created": created}))
         con.execute("DROP TABLE images")
-    con.executescript("DROP INDEX IF EXISTS boxes_image_rootfs;"
-                      "ALTER TABLE boxes DROP COLUMN image_id;"
-                      "ALTER TABLE boxes DROP COLUMN image_rootfs;"
-                      "ALTER TABLE boxes DROP COLUMN accel;"
+    have = {row[1] for row in con.execute("PRAGMA table_info(boxes)")}
+    later = [c for c in ("image_id", "image_rootfs", "accel", "image_ref") if c in have]
+    con.executescript("DROP INDEX IF EXISTS boxes_image_rootfs;" +
+                      "".join(f"ALTER TABLE boxes DROP COLUMN {c};" for c in later) +
                       f"PRAGMA user_version = {PREVIOUS_SCHEMA};")
     con.close()
 
@@ -269,6 +269,8 @@ def test_a_store_of_the_previous_schema_migrates_and_its_boxes_are_pinned(box_en
     hexid = new.images()[IMAGE]["id"][7:]
     assert sorted(db_query(home, "SELECT name, image_id, image_rootfs FROM boxes")) == [
         ("fresh", "sha256:" + hexid, hexid), ("old", "sha256:" + hexid, hexid)]
+    # rows from before schema 7 have no reference as written: info shows the resolved name
+    assert db_query(home, "SELECT image_ref FROM boxes") == [(None,), (None,)]
     new.ok("start", "old")
     assert new.ok("exec", "old", "--", "sh", "-c", "cat /root/data; echo $GREETING") == \
         "kept\nfrom the image"

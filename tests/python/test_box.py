@@ -142,7 +142,8 @@ async def test_info_metrics_and_lookups(runtime, shared_box):
     assert info.name == "shared" and info.image == "default"
     assert info.state.status == "running" and info.state.running and info.state.pid
     assert info.created_at.endswith("Z") and info.cpus == 1 and info.memory_mib == 512
-    assert (info.network, info.ports, info.volumes) == ("enabled", [], [])
+    assert (info.network.mode, info.network.published_ports, info.ports, info.volumes) == (
+        "enabled", [], [], [])
     m = await shared_box.metrics()
     assert m.commands_executed_total >= 1 and m.memory_bytes > 0
     assert (await runtime.get("shared")).id == shared_box.id
@@ -241,14 +242,15 @@ async def test_volumes_ports_and_network_options(runtime, tmp_path):
     port = free_port()
     off = await runtime.create(boxlite.BoxOptions(
         image="default", network=boxlite.NetworkSpec(mode="disabled")))
-    assert (await off.info()).network == "disabled"
+    assert (await off.info()).network.outbound.mode == "disabled"
     await runtime.remove(off.id)
     opts = dict(volumes=[(str(rw), "/data"), {"host_path": str(ro), "guest_path": "/ro",
                                                 "read_only": True}],
                 ports=[(port, 80)])
     async with boxlite.SimpleBox("default", runtime=runtime, **opts) as sb:
         info = await sb.info()
-        assert info.network == "enabled"
+        assert (info.network.outbound.mode, info.network.inbound.mode) == ("enabled", "enabled")
+        assert info.network.published_ports == [boxlite.PublishedPort(80, "127.0.0.1", port)]
         assert info.volumes == [f"{rw}:/data", f"{ro}:/ro:ro"]
         assert info.ports == [f"127.0.0.1:{port}->80/tcp"]
         r = await sb.exec("sh", "-c", "cat /data/from-host.txt /ro/r.txt; "

@@ -98,6 +98,10 @@ int bl_box_attach(boxlite_box *box);
 /* Check the options of a box create; BOXLITE_EINVAL with the message (options.c). */
 int bl_box_options_check(const boxlite_box_options *o);
 
+/* boxlite_box_list with entries of the given (checked) version. */
+int bl_box_list_version(boxlite_box_info **out, size_t *count_out, boxlite_runtime *rt,
+                        unsigned version);
+
 /* The one place a new box's row is born: r zeroed, then id, name (checked as a box name),
  * image, state "configured", created now, no reason, no ports, no volumes. On failure r
  * holds nothing (options.c). */

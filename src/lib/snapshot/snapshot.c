@@ -563,8 +563,10 @@ static int copy_row(struct bl_box_row *r, const struct bl_box_row *src, const ch
     r->allow_net = dup_or_null(src->allow_net, &ok);
     r->image_id = src->image_id ? strdup(src->image_id) : NULL; /* same image, same base */
     r->image_rootfs = src->image_rootfs ? strdup(src->image_rootfs) : NULL;
+    r->image_ref = src->image_ref ? strdup(src->image_ref) : NULL;
     if (!ok || (src->image_id && !r->image_id) || (src->image_rootfs && !r->image_rootfs) ||
-        (src->workdir && !r->workdir) || (src->user && !r->user)) {
+        (src->image_ref && !r->image_ref) || (src->workdir && !r->workdir) ||
+        (src->user && !r->user)) {
         bl_box_row_clear(r);
         return bl_err(BOXLITE_ENOMEM, "out of memory");
     }

@@ -13,7 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SCHEMA_VERSION  7
+#define SCHEMA_VERSION  8
 #define BUSY_TIMEOUT_MS 30000
 
 struct bl_db {
@@ -73,6 +73,9 @@ static const char *const migrations[] = {
     "  created INTEGER NOT NULL DEFAULT 0"
     ");"
     "CREATE INDEX images_rootfs ON images (rootfs);",
+    /* 8: the image reference as the box's creator wrote it, beside the name it resolved to
+     * (box info's image_ref; NULL: the same as image) */
+    "ALTER TABLE boxes ADD COLUMN image_ref TEXT;",
 };
 
 void bl_rfc3339_now(char out[32])
@@ -255,9 +258,9 @@ int bl_db_box_insert(struct bl_db *s, const struct bl_box_row *r)
         "INSERT INTO boxes (id, name, image, state, created_at, cpus, memory_mib, "
         "disk_size_gb, auto_remove, detach, env, entrypoint, cmd, workdir, user, "
         "network_disabled, ports, volumes, parent, backing_box, allow_net, image_id, "
-        "image_rootfs, seq) "
+        "image_rootfs, image_ref, seq) "
         "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, "
-        "?18, ?19, ?20, ?21, ?22, ?23, (SELECT IFNULL(MAX(seq), 0) + 1 FROM boxes))";
+        "?18, ?19, ?20, ?21, ?22, ?23, ?24, (SELECT IFNULL(MAX(seq), 0) + 1 FROM boxes))";
     sqlite3_stmt *st = NULL;
     int rc = 0;
 
@@ -286,6 +289,7 @@ int bl_db_box_insert(struct bl_db *s, const struct bl_box_row *r)
     bind_strv(st, 21, r->allow_net);
     bind_text_or_null(st, 22, r->image_id);
     bind_text_or_null(st, 23, r->image_rootfs);
+    bind_text_or_null(st, 24, r->image_ref);
     if (sqlite3_step(st) != SQLITE_DONE) {
         rc = db_err(s, "insert box");
         if (rc == BOXLITE_EEXISTS)
@@ -299,7 +303,7 @@ int bl_db_box_insert(struct bl_db *s, const struct bl_box_row *r)
     "id, name, image, state, created_at, reason, cpus, memory_mib, disk_size_gb, "                 \
     "auto_remove, detach, shim_pid, qemu_pid, env, entrypoint, cmd, workdir, user, "               \
     "network_disabled, ports, volumes, parent, backing_box, allow_net, image_id, image_rootfs, "   \
-    "accel"
+    "accel, image_ref"
 
 static int read_row(sqlite3_stmt *st, struct bl_box_row *r)
 {
@@ -336,7 +340,9 @@ static int read_row(sqlite3_stmt *st, struct bl_box_row *r)
     r->allow_net = column_strv(st, 23);
     r->image_id = column_str(st, 24);
     r->image_rootfs = column_str(st, 25);
+    r->image_ref = column_str(st, 27);
     if ((sqlite3_column_type(st, 24) != SQLITE_NULL && !r->image_id) ||
+        (sqlite3_column_type(st, 27) != SQLITE_NULL && !r->image_ref) ||
         (sqlite3_column_type(st, 25) != SQLITE_NULL && !r->image_rootfs) || !r->image ||
         !r->state || !r->created_at || !r->reason) {
         bl_box_row_clear(r);
@@ -591,6 +597,7 @@ void bl_box_row_clear(struct bl_box_row *r)
     free(r->user);
     free(r->image_id);
     free(r->image_rootfs);
+    free(r->image_ref);
     bl_strv_free(r->ports);
     bl_strv_free(r->volumes);
     bl_strv_free(r->allow_net);

@@ -41,6 +41,8 @@ struct bl_box_row {
     char *image_rootfs; /* <hex> of images/rootfs/<hex>.ext4 under every layer of its disk
                          * (its snapshots', its forks'), or "" when its disk stands alone */
     char accel[8];      /* "kvm" or "tcg": how its last boot ran; "" before one */
+    char *image_ref;    /* the reference as its creator wrote it ("python:3.11"), or NULL (the
+                         * built-in image, or a row of schema 6 and before): image then */
 };
 
 /* One snapshot of a box (fixed size, nothing to free). */
