@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <stdio.h>
 #include <unistd.h>
 
 #define MIN_FS_SIZE  (2ull << 30)
@@ -58,17 +59,42 @@ static int default_sum(char **out, boxlite_runtime *rt)
     return rc;
 }
 
+/* Put this build's default image into the store at dst: a copy of default.ext4 (a build tree
+ * or C install), else inflated from default.ext4.gz (the wheel: a zip keeps no holes, so the
+ * 512 MiB sparse file ships compressed), with one line on a terminal while it takes. */
+static int default_prepare(boxlite_runtime *rt, const char *dst, const char *sum)
+{
+    char *src = NULL;
+    int rc = bl_runtime_guest_file(&src, rt, "default.ext4");
+
+    if (rc == 0) {
+        rc = bl_copy_file_sparse(src, dst, 0444);
+    } else if ((rc = bl_runtime_guest_file(&src, rt, "default.ext4.gz")) == 0) {
+        int tty = isatty(STDERR_FILENO);
+        if (tty)
+            fprintf(stderr, "boxlite: preparing the built-in image (first use)...");
+        rc = bl_store_inflate_base(src, dst, sum, (uint64_t)64 << 30);
+        if (tty)
+            fprintf(stderr, rc == 0 ? " done\n" : " failed\n");
+    } else {
+        rc = bl_err(BOXLITE_ENOTFOUND,
+                    "guest file default.ext4 (or default.ext4.gz) is missing "
+                    "from %s (build the guest, or set BOXLITE_GUEST_DIR)",
+                    rt->guest_dir);
+    }
+    free(src);
+    return rc;
+}
+
 /* The default image ships as default.ext4 with default.ext4.sha256 beside it; the store keeps
  * its own copy under that digest so that rebuilding the guest never changes the base of an
  * existing box. */
 static int default_base(char **out, char **hex_out, boxlite_runtime *rt)
 {
-    char *src = NULL, *sum = NULL, *dst = NULL;
+    char *sum = NULL, *dst = NULL;
     int rc;
 
-    rc = bl_runtime_guest_file(&src, rt, "default.ext4");
-    if (rc == 0)
-        rc = default_sum(&sum, rt);
+    rc = default_sum(&sum, rt);
     if (rc != 0)
         goto out;
     dst = bl_strdupf("%s/images/rootfs/%s.ext4", rt->home, sum);
@@ -77,14 +103,13 @@ static int default_base(char **out, char **hex_out, boxlite_runtime *rt)
         goto out;
     }
     if (access(dst, R_OK) != 0)
-        rc = bl_copy_file_sparse(src, dst, 0444);
+        rc = default_prepare(rt, dst, sum);
     if (rc == 0) {
         *out = dst;
         *hex_out = sum;
         dst = sum = NULL;
     }
 out:
-    free(src);
     free(sum);
     free(dst);
     return rc;

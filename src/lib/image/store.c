@@ -6,6 +6,7 @@
 #include "reference.h"
 #include "util.h"
 
+#include <archive.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -284,6 +285,80 @@ void bl_store_unlock(int fd)
 {
     if (fd >= 0)
         close(fd);
+}
+
+/* ---- a base shipped gzip-compressed (the wheel's default image) ------------------------- */
+
+/* Write buf at *off, or skip it when it is all zeros (a hole): the base stays sparse. */
+static int put_sparse(int fd, const char *buf, size_t n, off_t *off)
+{
+    size_t z = 0;
+
+    while (z < n && buf[z] == 0)
+        z++;
+    if (z < n && pwrite(fd, buf, n, *off) != (ssize_t)n)
+        return -1;
+    *off += (off_t)n;
+    return 0;
+}
+
+static int inflate_into(struct archive *a, int fd, struct bl_sha256 *h, uint64_t max,
+                        const char *gz)
+{
+    enum { BUF = 64 * 1024 };
+    char *buf = malloc(BUF);
+    off_t off = 0;
+    la_ssize_t n = 0;
+    int rc = buf ? 0 : bl_err(BOXLITE_ENOMEM, "out of memory");
+
+    while (rc == 0 && (n = archive_read_data(a, buf, BUF)) > 0) {
+        if ((uint64_t)off + (uint64_t)n > max)
+            rc = bl_err(BOXLITE_EIO, "%s expands beyond %llu bytes", gz, (unsigned long long)max);
+        else if (bl_sha256_update(h, buf, (size_t)n), put_sparse(fd, buf, (size_t)n, &off) != 0)
+            rc = bl_err_errno(BOXLITE_EIO, errno, "write the base from %s", gz);
+    }
+    if (rc == 0 && n < 0)
+        rc = bl_err(BOXLITE_EIO, "%s: %s", gz, archive_error_string(a));
+    if (rc == 0 && (ftruncate(fd, off) != 0 || fsync(fd) != 0))
+        rc = bl_err_errno(BOXLITE_EIO, errno, "write the base from %s", gz);
+    free(buf);
+    return rc;
+}
+
+int bl_store_inflate_base(const char *gz, const char *dst, const char *hex, uint64_t max)
+{
+    struct archive *a = archive_read_new();
+    struct archive_entry *e;
+    struct bl_sha256 *h = NULL;
+    char *tmp = NULL, got[72];
+    int fd = -1, rc = a ? bl_sha256_new(&h) : bl_err(BOXLITE_ENOMEM, "out of memory");
+
+    if (rc == 0) {
+        archive_read_support_filter_gzip(a);
+        archive_read_support_format_raw(a);
+        if (archive_read_open_filename(a, gz, 64 * 1024) != ARCHIVE_OK ||
+            archive_read_next_header(a, &e) != ARCHIVE_OK)
+            rc = bl_err(BOXLITE_EIO, "open %s: %s", gz, archive_error_string(a));
+    }
+    if (rc == 0 && (fd = bl_open_temp(&tmp, dst, 0444)) < 0)
+        rc = fd;
+    if (rc == 0)
+        rc = inflate_into(a, fd, h, max, gz);
+    if (rc == 0) {
+        bl_sha256_final(h, got);
+        if (strcmp(got + 7, hex) != 0)
+            rc = bl_err(BOXLITE_EIO, "%s is damaged: it holds sha256 %s, not %s", gz, got + 7, hex);
+    }
+    if (rc == 0 && rename(tmp, dst) != 0)
+        rc = bl_err_errno(BOXLITE_EIO, errno, "rename %s", tmp);
+    if (fd >= 0)
+        close(fd);
+    if (rc != 0 && tmp)
+        unlink(tmp);
+    free(tmp);
+    bl_sha256_free(h);
+    archive_read_free(a);
+    return rc;
 }
 
 /* ---- records of stores made before schema 7: images/refs/<sha256 of name>.json ---------- */

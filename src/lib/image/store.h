@@ -54,6 +54,11 @@ void bl_store_unlock(int fd);
 /* A temp path under images/tmp (malloc'd), unique to this process and call. */
 char *bl_store_tmp_path(const char *home, const char *suffix);
 
+/* Write dst (atomically, mode 0444, sparse: zero blocks become holes) from the gzip file gz,
+ * checking that what it holds hashes to hex (sha256) and is at most max bytes; a damaged or
+ * oversized gz leaves no dst and an error naming it. */
+int bl_store_inflate_base(const char *gz, const char *dst, const char *hex, uint64_t max);
+
 /* Image records live in boxlite.db (db.h). A store made before schema 7 kept them as
  * images/refs/<sha256 of name>.json: move those into db (records already there win) and
  * remove the files. Cheap when there are none (one opendir). Called on runtime open. */
