@@ -252,6 +252,23 @@ static void bind_text_or_null(sqlite3_stmt *st, int idx, const char *s)
         sqlite3_bind_null(st, idx);
 }
 
+/* Room for one more element of size in the array *v holding n of *cap (doubling). */
+static int grow(void *v, size_t *cap, size_t n, size_t size)
+{
+    void **pv = v, *nv;
+    size_t ncap;
+
+    if (n < *cap)
+        return 0;
+    ncap = *cap ? *cap * 2 : 8;
+    nv = realloc(*pv, ncap * size);
+    if (!nv)
+        return bl_err(BOXLITE_ENOMEM, "out of memory");
+    *pv = nv;
+    *cap = ncap;
+    return 0;
+}
+
 int bl_db_box_insert(struct bl_db *s, const struct bl_box_row *r)
 {
     static const char sql[] =
@@ -409,17 +426,9 @@ int bl_db_box_list(struct bl_db *s, struct bl_box_row **out, size_t *count)
                            NULL) != SQLITE_OK)
         return db_err(s, "prepare list");
     while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
-        if (n == cap) {
-            size_t ncap = cap ? cap * 2 : 16;
-            struct bl_box_row *nr = realloc(rows, ncap * sizeof(*rows));
-            if (!nr) {
-                rc = bl_err(BOXLITE_ENOMEM, "out of memory");
-                break;
-            }
-            rows = nr;
-            cap = ncap;
-        }
-        rc = read_row(st, &rows[n]);
+        rc = grow(&rows, &cap, n, sizeof(*rows));
+        if (rc == 0)
+            rc = read_row(st, &rows[n]);
         n += rc == 0;
     }
     sqlite3_finalize(st);
@@ -674,17 +683,9 @@ int bl_db_snap_list(struct bl_db *s, const char *box_id, struct bl_snap_row **ou
         return db_err(s, "prepare snapshot list");
     sqlite3_bind_text(st, 1, box_id, -1, SQLITE_TRANSIENT);
     while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
-        if (n == cap) {
-            size_t ncap = cap ? cap * 2 : 8;
-            struct bl_snap_row *nr = realloc(rows, ncap * sizeof(*rows));
-            if (!nr) {
-                rc = bl_err(BOXLITE_ENOMEM, "out of memory");
-                break;
-            }
-            rows = nr;
-            cap = ncap;
-        }
-        read_snap(st, &rows[n++]);
+        rc = grow(&rows, &cap, n, sizeof(*rows));
+        if (rc == 0)
+            read_snap(st, &rows[n++]);
     }
     sqlite3_finalize(st);
     if (rc != 0) {
@@ -881,17 +882,9 @@ int bl_db_image_list(struct bl_db *s, struct bl_image_record **out, size_t *n_ou
     if (sqlite3_prepare_v2(s->db, "SELECT * FROM images ORDER BY name", -1, &st, NULL) != SQLITE_OK)
         return db_err(s, "prepare image list");
     while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
-        if (n == cap) {
-            size_t ncap = cap ? cap * 2 : 8;
-            struct bl_image_record *nv = realloc(v, ncap * sizeof(*v));
-            if (!nv) {
-                rc = bl_err(BOXLITE_ENOMEM, "out of memory");
-                break;
-            }
-            v = nv;
-            cap = ncap;
-        }
-        rc = read_image(st, &v[n]);
+        rc = grow(&v, &cap, n, sizeof(*v));
+        if (rc == 0)
+            rc = read_image(st, &v[n]);
         n += rc == 0;
     }
     if (rc == 0 && step != SQLITE_DONE)
