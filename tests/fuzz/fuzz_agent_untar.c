@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <sanitizer/common_interface_defs.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -32,7 +33,7 @@ int __real_chmod(const char *path, mode_t mode);
 int __real_utimensat(int dirfd, const char *path, const struct timespec t[2], int flags);
 
 static char base[64], dest[128], fresh[160], sentinel[128], real_dest[PATH_MAX];
-static int armed, memfd = -1, devnull = -1;
+static int armed, memfd = -1, devnull = -1, report = -1;
 
 #define KEEP "keep me\n"
 
@@ -177,8 +178,11 @@ static void setup(void)
     close(fd);
     memfd = memfd_create("fuzz-agent-untar", MFD_CLOEXEC);
     devnull = __real_open("/dev/null", O_WRONLY | O_CLOEXEC);
-    if (memfd < 0 || devnull < 0)
+    report = dup(2);
+    if (memfd < 0 || devnull < 0 || report < 0)
         abort();
+    /* the reader's messages go to fd 2, silenced while it runs; a sanitizer's report must not */
+    __sanitizer_set_report_fd((void *)(intptr_t)report);
     atexit(cleanup);
 }
 
