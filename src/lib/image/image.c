@@ -9,6 +9,7 @@
 #include "bounds.h"
 #include "manifest.h"
 #include "reference.h"
+#include "registries.h"
 #include "registry.h"
 #include "runtime.h"
 #include "store.h"
@@ -196,27 +197,37 @@ static int conf_add(struct bl_images *im, const char *host, int http, int skip_v
     return 0;
 }
 
-/* $BOXLITE_HOME/registries.json: {"registries": [{"host": …, "transport": "http", …}]} */
-static int load_config_file(struct bl_images *im, const char *home)
+struct bl_images *bl_images_new(void)
 {
-    char *path = bl_strdupf("%s/registries.json", home);
-    char *text = NULL;
-    size_t len = 0, i;
+    return calloc(1, sizeof(struct bl_images));
+}
+
+void bl_images_destroy(struct bl_images *im)
+{
+    if (!im)
+        return;
+    for (size_t i = 0; i < im->n; i++)
+        bl_registry_conf_clear(&im->regs[i]);
+    free(im->regs);
+    free(im);
+}
+
+const struct bl_registry_conf *bl_images_conf_at(const struct bl_images *im, size_t i)
+{
+    return im && i < im->n ? &im->regs[i] : NULL;
+}
+
+int bl_registries_parse(struct bl_images *im, const char *text, size_t len, const char *path)
+{
     json_error_t jerr;
-    json_t *root = NULL, *list, *e;
+    json_t *root = json_loadb(text, len, 0, &jerr), *list, *e;
+    size_t i;
     int rc = 0;
 
-    if (!path)
-        return BOXLITE_ENOMEM;
-    if (access(path, F_OK) != 0)
-        goto out;
-    rc = bl_read_file(&text, &len, path, REG_FILE_MAX);
-    if (rc != 0)
-        goto out;
-    root = json_loadb(text, len, 0, &jerr);
     list = json_object_get(root, "registries");
     if (!json_is_array(list)) {
-        rc = bl_err(BOXLITE_EINVAL, "%s: expected {\"registries\": [...]} (%s)", path, jerr.text);
+        rc = bl_err(BOXLITE_EINVAL, "%s: expected {\"registries\": [...]} (%s)", path,
+                    root ? "no such array" : jerr.text);
         goto out;
     }
     json_array_foreach(list, i, e)
@@ -242,6 +253,23 @@ static int load_config_file(struct bl_images *im, const char *home)
     }
 out:
     json_decref(root);
+    return rc;
+}
+
+/* $BOXLITE_HOME/registries.json, when there is one. */
+static int load_config_file(struct bl_images *im, const char *home)
+{
+    char *path = bl_strdupf("%s/registries.json", home);
+    char *text = NULL;
+    size_t len = 0;
+    int rc = 0;
+
+    if (!path)
+        return BOXLITE_ENOMEM;
+    if (access(path, F_OK) == 0)
+        rc = bl_read_file(&text, &len, path, REG_FILE_MAX);
+    if (rc == 0 && text)
+        rc = bl_registries_parse(im, text, len, path);
     free(text);
     free(path);
     return rc;
@@ -249,7 +277,7 @@ out:
 
 int bl_images_init(boxlite_runtime *rt, const boxlite_runtime_options *opts)
 {
-    struct bl_images *im = calloc(1, sizeof(*im));
+    struct bl_images *im = bl_images_new();
     int rc = 0;
 
     if (!im)
@@ -274,14 +302,9 @@ int bl_images_init(boxlite_runtime *rt, const boxlite_runtime_options *opts)
 
 void bl_images_free(boxlite_runtime *rt)
 {
-    struct bl_images *im = rt ? rt->images : NULL;
-
-    if (!im)
+    if (!rt)
         return;
-    for (size_t i = 0; i < im->n; i++)
-        bl_registry_conf_clear(&im->regs[i]);
-    free(im->regs);
-    free(im);
+    bl_images_destroy(rt->images);
     rt->images = NULL;
 }
 
