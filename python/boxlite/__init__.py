@@ -24,6 +24,7 @@ from .errors import (AlreadyExistsError, BoxliteError, ExecError,  # noqa: E402
 from .exec import ExecResult  # noqa: E402
 from .options import (BoxOptions, CloneOptions, CopyOptions, ExportOptions,  # noqa: E402
                       ImageRegistry, NetworkSpec, Options, SnapshotOptions)
+from .network import BoxTunnel, NetworkHandle, SyncBoxTunnel, SyncNetworkHandle  # noqa: E402
 from .simplebox import SimpleBox  # noqa: E402
 from .sync_api import (SyncBox, SyncBoxlite, SyncCodeBox, SyncExecStderr,  # noqa: E402
                        SyncExecStdin, SyncExecStdout, SyncExecution, SyncImageHandle,
@@ -44,7 +45,8 @@ __all__ = [
     "SnapshotOptions", "CloneOptions", "ExportOptions", "SnapshotInfo",
     "Boxlite", "Box", "Execution", "ExecStdout", "ExecStderr", "ExecStdin", "ImageHandle",
     "SnapshotHandle", "ImagePullResult", "ImageInfo", "BoxInfo", "BoxStateInfo", "BoxMetrics", "RuntimeMetrics",
-    "SimpleBox", "CodeBox", "ExecResult",
+    "SimpleBox", "CodeBox", "ExecResult", "BoxTunnel", "NetworkHandle", "SyncBoxTunnel",
+    "SyncNetworkHandle",
     "BoxliteError", "NativeError", "InvalidArgumentError", "NotFoundError",
     "AlreadyExistsError", "InvalidStateError", "StoppedError", "NotAvailableError",
     "ExecError", "TimeoutError", "ParseError",

@@ -23,7 +23,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define CONNECT_MS (60 * 1000) /* the guest's connect to 127.0.0.1 (a TCG guest is slow) */
+#define CONNECT_MS (30 * 1000) /* the guest's connect to 127.0.0.1 (a TCG guest is slow) */
 #define PUMP_BUF   (32u << 10)
 
 struct tunnel {
