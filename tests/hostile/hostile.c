@@ -563,14 +563,14 @@ static void m_tstray(void)
     send_exit(BL_EXIT_CODE, 0, "");
 }
 
-/* 2 MiB without waiting for credit, then the ends. */
+/* 16 MiB without waiting for credit, then the ends. */
 static void m_tflood(void)
 {
     static uint8_t blob[BL_DATA_CHUNK];
 
     memset(blob, 'F', sizeof(blob));
     tunnel_connected();
-    for (int i = 0; i < 64; i++)
+    for (int i = 0; i < 512; i++)
         frame(BL_F_STDOUT, stream, blob, sizeof(blob));
     end_streams();
     send_exit(BL_EXIT_CODE, 0, "");
