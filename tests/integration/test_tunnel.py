@@ -167,12 +167,6 @@ def test_a_port_nothing_listens_on_is_refused_clearly(cli, box):
     assert "connect 127.0.0.1:7999: Connection refused" in err, err
 
 
-def test_the_box_publishes_no_port(cli, box):
-    with PortForward(cli, box, ECHO):
-        r = ok(cli.run("inspect", box))
-    assert b"->" not in r.stdout.split(b'"published_ports"')[1].split(b"\n")[0], r.stdout
-
-
 def test_bad_specs_and_boxes(cli, box):
     r = cli.run("port-forward", box, "0")
     assert r.returncode == 2 and b"bad port spec" in r.stderr, r
