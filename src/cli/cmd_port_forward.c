@@ -38,9 +38,12 @@ struct half {
 
 static volatile sig_atomic_t stop_requested;
 
+/* The first SIGINT/SIGTERM ends the loop; a second one (the loop may be waiting for a
+ * tunnel's connect) exits at once. */
 static void on_stop(int signo)
 {
-    (void)signo;
+    if (stop_requested)
+        _exit(128 + signo);
     stop_requested = 1;
 }
 

@@ -44,14 +44,21 @@ class PortForward:
         self.port = int(line.split(":")[1].split()[0])
         return self
 
-    def stderr(self):
+    def stop(self):
+        """End it (SIGTERM; SIGKILL when it does not go in 30 s); its stderr."""
         self.p.terminate()
-        return self.p.communicate(timeout=30)[1].decode(errors="replace")
+        try:
+            return self.p.communicate(timeout=30)[1].decode(errors="replace")
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            return self.p.communicate()[1].decode(errors="replace") + "\n(killed)"
+
+    def stderr(self):
+        return self.stop()
 
     def __exit__(self, *exc):
         if self.p.poll() is None:
-            self.p.terminate()
-            self.p.communicate(timeout=30)
+            self.stop()
         return False
 
 
