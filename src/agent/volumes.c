@@ -52,7 +52,7 @@ static int mkdir_p(char *path)
     return mkdir(path, 0755) < 0 && errno != EEXIST ? -1 : 0;
 }
 
-static void mount_volume(const char *spec)
+void bl_mount_volume(const char *spec)
 {
     char buf[1024], dst[1200], tag[64], mode[8];
     char *path;
@@ -83,6 +83,6 @@ void bl_mount_volumes(void)
         snprintf(key, sizeof(key), "boxlite.vol%d", i);
         if (bl_cmdline_get(key, spec, sizeof(spec)) < 0)
             break;
-        mount_volume(spec);
+        bl_mount_volume(spec);
     }
 }

@@ -65,6 +65,11 @@ void bl_snapshot_repair(boxlite_box *box, struct bl_repair *rp);
 /* The same, the caller holding the box's lock. */
 void bl_snapshot_repair_locked(boxlite_box *box);
 
+/* A resumed box's identity fix-up (RNG, clock; with fork also hostname and MAC) and an agent
+ * built-in run as root (snapshot.c), shared with warm templates (src/lib/template/). */
+int bl_snapshot_fix_identity(boxlite_box *box, int fork);
+int bl_snapshot_builtin(boxlite_box *box, const char *const *argv);
+
 /* Finish or drop boxes a crash left half made (boxes/.new-<id>) (repair.c). */
 void bl_box_repair_new(boxlite_runtime *rt, struct bl_repair *rp);
 

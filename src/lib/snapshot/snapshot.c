@@ -377,6 +377,17 @@ static int fix_identity(boxlite_box *box, int fork)
     return run_builtin(box, argv);
 }
 
+/* The same for a box started from a warm template (src/lib/template/). */
+int bl_snapshot_fix_identity(boxlite_box *box, int fork)
+{
+    return fix_identity(box, fork);
+}
+
+int bl_snapshot_builtin(boxlite_box *box, const char *const *argv)
+{
+    return run_builtin(box, argv);
+}
+
 /* Boot the (stopped) box from a full snapshot's memory file. */
 static int resume(boxlite_box *box, const char *memory, int flags, int fork)
 {
