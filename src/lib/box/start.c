@@ -170,25 +170,43 @@ out:
     return rc;
 }
 
-/* Boot; when KVM was picked by itself and QEMU cannot run under it (a broken nested setup
- * opens /dev/kvm fine and then aborts), say so once and boot under TCG instead. When KVM is
- * required, that failure is the answer: no fallback. */
-/* A boot from a warm template that failed after its monitor started (a template QEMU could
- * not load, an attach that failed): end that boot and boot again; cold, building the template
- * anew when restoring it failed. Not when KVM itself failed: boot() falls back to TCG. */
-static int retry_cold(boxlite_box *box, int detached, int *kvm, enum bl_shim_code *code,
-                      struct bl_tmpl *t)
+/* After a boot that used a template (its monitor started): 1 when it is to be ended and done
+ * again. A build ends in a restore; a restore that failed (a template QEMU could not load, an
+ * attach that failed) rebuilds the template once, then boots cold like one whose build
+ * failed. Not when KVM itself failed: boot() falls back to TCG. */
+static int template_again(boxlite_box *box, int rc, int kvm, enum bl_shim_code code,
+                          struct bl_tmpl *t)
 {
     char why[300];
-    int started = 0;
 
+    if (rc == 0 || t->mode == BL_TMPL_NONE || (kvm && code == BL_SHIM_E_QEMU_EXITED))
+        return 0;
     snprintf(why, sizeof(why), "%s", boxlite_error_last());
     bl_template_abort_boot(box);
-    if (t->mode == BL_TMPL_RESTORE)
+    if (rc == BL_TMPL_BUILT)
+        return 1;
+    if (t->mode == BL_TMPL_RESTORE && !t->discarded) {
         bl_template_discard(t, box, why);
-    else
-        t->wanted = 0;
-    return boot_once(box, detached, kvm, code, t, &started);
+        return 1;
+    }
+    bl_log(box->rt, BL_LOG_WARN, "template %.12s: %s: cold boot without it", t->id, why);
+    t->wanted = 0;
+    return 1;
+}
+
+/* boot_once, again as long as template_again says. */
+static int boot_templated(boxlite_box *box, int detached, int *kvm, enum bl_shim_code *code,
+                          struct bl_tmpl *t)
+{
+    int rc = 0, started = 0;
+
+    for (int tries = 0; tries < 4; tries++) {
+        rc = boot_once(box, detached, kvm, code, t, &started);
+        if (!started || !template_again(box, rc, *kvm, *code, t))
+            break;
+    }
+    return rc == BL_TMPL_BUILT ? bl_err(BOXLITE_ERROR, "the box did not boot from its template")
+                               : rc;
 }
 
 /* Boot; when KVM was picked by itself and QEMU cannot run under it (a broken nested setup
@@ -199,16 +217,13 @@ static int boot(boxlite_box *box, int detached, int cold)
     int required = bl_vmm_kvm_required(box->rt->accel);
     struct bl_image *img = NULL;
     struct bl_tmpl t = BL_TMPL_INIT;
-    int kvm = 0, started = 0;
+    int kvm = 0;
     enum bl_shim_code code = BL_SHIM_E_SETUP;
     int rc = bl_box_image(box, &img); /* the image must still be there */
 
     t.wanted = !cold && !box->incoming && bl_templates_enabled();
     if (rc == 0)
-        rc = boot_once(box, detached, &kvm, &code, &t, &started);
-    if (rc != 0 && started && t.mode != BL_TMPL_NONE &&
-        !(kvm && code == BL_SHIM_E_QEMU_EXITED && t.mode == BL_TMPL_BUILD))
-        rc = retry_cold(box, detached, &kvm, &code, &t);
+        rc = boot_templated(box, detached, &kvm, &code, &t);
     if (rc != 0 && kvm && code == BL_SHIM_E_QEMU_EXITED && required)
         rc = bl_err_wrap(rc, "KVM is required and QEMU could not run under it (no fallback to "
                              "TCG emulation)");
@@ -224,7 +239,7 @@ static int boot(boxlite_box *box, int detached, int cold)
                (int)(next ? (size_t)(next - why) : strlen(why)), why);
         box->rt->kvm_broken = 1;
         bl_box_transition(box->rt->db, box->row.id, BL_BOX_CONFIGURED, 0, 0, "");
-        rc = boot_once(box, detached, &kvm, &code, &t, &started);
+        rc = boot_templated(box, detached, &kvm, &code, &t);
     }
     bl_template_clear(&t);
     return rc;

@@ -6,7 +6,8 @@
  *                                      snapshot's memory file)
  * $BOXLITE_HOME/templates/<id>/key     the key text, then "bytes N" (memory's size) and
  *                                      "created T"; written last: no key, no template
- * $BOXLITE_HOME/templates/.locks/<id>  flock: one builder per template across processes */
+ * $BOXLITE_HOME/templates/.locks/<id>  flock: one builder per template across processes
+ * $BOXLITE_HOME/templates/.build/<id>.qcow2  the blank disk a template boots on while built */
 #include "template.h"
 
 #include "api.h"
@@ -39,6 +40,7 @@
 #define MONITOR_MS   30000
 #define LOCK_WAIT_MS 300000 /* another process's cold boot and save, at worst */
 #define DEAD_WAIT_MS 10000
+#define PLACEHOLDER  "1M" /* any size: the attach tells the guest the box disk's */
 
 int bl_templates_enabled(void)
 {
@@ -185,6 +187,27 @@ static int keep_attach_args(struct bl_tmpl *t, const struct bl_vm_config *cfg)
     return rc == 0 && t->hostname && t->disk ? 0 : bl_err(BOXLITE_ENOMEM, "out of memory");
 }
 
+/* A blank qcow2 for the template's boot, so that nothing of a box (not even the sectors the
+ * kernel's partition scan reads) is in a template that every box of its shape restores. */
+static int make_placeholder(struct bl_tmpl *t, boxlite_runtime *rt)
+{
+    char *dir = bl_strdupf("%s/templates/.build", rt->home);
+    int rc = dir ? bl_mkdir_p(dir, 0700) : BOXLITE_ENOMEM;
+
+    free(t->placeholder);
+    t->placeholder = rc == 0 ? bl_strdupf("%s/%s.qcow2", dir, t->id) : NULL;
+    if (rc == 0 && !t->placeholder)
+        rc = BOXLITE_ENOMEM;
+    if (rc == 0) {
+        const char *argv[] = {"qemu-img", "create",       "-q",        "-f",
+                              "qcow2",    t->placeholder, PLACEHOLDER, NULL};
+        unlink(t->placeholder);
+        rc = bl_run_tool(argv);
+    }
+    free(dir);
+    return rc == 0 ? 0 : bl_err_wrap(rc, "make the blank disk of template %.12s", t->id);
+}
+
 int bl_template_prepare(struct bl_tmpl *t, boxlite_box *box, struct bl_vm_config *cfg,
                         const char **incoming_out)
 {
@@ -231,6 +254,12 @@ int bl_template_prepare(struct bl_tmpl *t, boxlite_box *box, struct bl_vm_config
     if (rc != 0)
         return rc;
     t->mode = t->lock_fd >= 0 ? BL_TMPL_BUILD : BL_TMPL_RESTORE;
+    if (t->mode == BL_TMPL_BUILD)
+        rc = make_placeholder(t, box->rt);
+    if (rc != 0)
+        return rc;
+    if (t->mode == BL_TMPL_BUILD) /* no byte of any box reaches a template */
+        cfg->disk = t->placeholder;
     cfg->template_mode = 1;
     cfg->incoming = t->mode == BL_TMPL_RESTORE;
     if (t->mode == BL_TMPL_RESTORE)
@@ -297,16 +326,16 @@ int bl_template_finish(struct bl_tmpl *t, boxlite_box *box)
     if (t->mode == BL_TMPL_NONE)
         return 0;
     if (t->mode == BL_TMPL_BUILD) {
-        if (save(t, box) != 0)
-            bl_log(box->rt, BL_LOG_WARN, "template %.12s could not be saved: %s", t->id,
-                   boxlite_error_last());
+        rc = save(t, box);
         drop_lock(t);
-        bl_err_clear();
+        if (t->placeholder)
+            unlink(t->placeholder);
+        return rc == 0 ? BL_TMPL_BUILT : bl_err_wrap(rc, "save template %.12s", t->id);
     }
     rc = attach(t, box);
     if (rc == 0) /* every box of a template: its own RNG state, MAC, hostname, clock */
         rc = bl_snapshot_fix_identity(box, 1);
-    return rc == 0 ? 0 : bl_err_wrap(rc, "attach the box to its template");
+    return rc == 0 ? 0 : bl_err_wrap(rc, "attach the box to template %.12s", t->id);
 }
 
 void bl_template_discard(struct bl_tmpl *t, boxlite_box *box, const char *why)
@@ -319,6 +348,7 @@ void bl_template_discard(struct bl_tmpl *t, boxlite_box *box, const char *why)
         return;
     }
     bl_rm_rf(t->dir);
+    t->discarded = 1;
 }
 
 void bl_template_abort_boot(boxlite_box *box)
@@ -336,7 +366,8 @@ void bl_template_abort_boot(boxlite_box *box)
     box->lifeline_fd = -1;
     bl_box_conn_drop(box);
     box->conn = NULL;
-    bl_box_transition(box->rt->db, box->row.id, BL_BOX_CONFIGURED, 0, 0, "");
+    /* any state may become stopped, and a stopped box may run */
+    bl_box_transition(box->rt->db, box->row.id, BL_BOX_STOPPED, 0, 0, "");
     bl_err_clear();
 }
 
@@ -348,6 +379,9 @@ void bl_template_clear(struct bl_tmpl *t)
     free(t->memory);
     free(t->hostname);
     free(t->disk);
+    if (t->placeholder)
+        unlink(t->placeholder);
+    free(t->placeholder);
     bl_strv_free(t->volume_specs);
     *t = (struct bl_tmpl)BL_TMPL_INIT;
 }

@@ -11,8 +11,12 @@ struct bl_vm_config;
 enum bl_tmpl_mode {
     BL_TMPL_NONE = 0, /* a cold boot as before (templates off, --cold, or not for this boot) */
     BL_TMPL_RESTORE,  /* restore the template, then attach the box */
-    BL_TMPL_BUILD,    /* cold boot in template mode, save the template, then attach the box */
+    BL_TMPL_BUILD,    /* cold boot in template mode on a blank placeholder disk, save the
+                       * template, end that boot: the next one restores it */
 };
+
+/* bl_template_finish after a build: the template is saved, boot again to restore it. */
+#define BL_TMPL_BUILT 1
 
 /* One boot's use of a template; bl_template_clear releases it. */
 struct bl_tmpl {
@@ -27,7 +31,9 @@ struct bl_tmpl {
     char *hostname;
     int network;
     char **volume_specs;
-    char *disk;
+    char *disk;        /* the box's (attached after a restore) */
+    char *placeholder; /* the blank disk a template is built on */
+    int discarded;     /* one restore failed and the template was removed */
 };
 #define BL_TMPL_INIT                                                                               \
     {                                                                                              \
@@ -45,8 +51,9 @@ int bl_templates_enabled(void);
 int bl_template_prepare(struct bl_tmpl *t, boxlite_box *box, struct bl_vm_config *cfg,
                         const char **incoming_out);
 
-/* After the agent answered: save the template (BUILD), then attach the box (its disk, mount,
- * hostname, network, volumes) and fix its identity (RNG, MAC, hostname, clock). */
+/* After the agent answered: BUILD saves the template and returns BL_TMPL_BUILT (the caller
+ * ends this boot and boots again); RESTORE attaches the box (its disk, mount, hostname,
+ * network, volumes) and fixes its identity (RNG, MAC, hostname, clock) as forks do. */
 int bl_template_finish(struct bl_tmpl *t, boxlite_box *box);
 
 /* A restore that failed: say so once, remove the template, and make the next prepare build it. */
