@@ -359,7 +359,10 @@ void bl_template_abort_boot(boxlite_box *box)
         kill(box->row.shim_pid, SIGKILL); /* QEMU has PDEATHSIG */
     if (box->row.qemu_pid > 0)
         kill(box->row.qemu_pid, SIGKILL);
-    while (bl_monitor_alive(box->rt->home, box->row.id) && bl_now_ms() < end)
+    /* until both are gone: a QEMU still holding the disk's lock would fail the next boot */
+    while ((bl_monitor_alive(box->rt->home, box->row.id) ||
+            (box->row.qemu_pid > 0 && kill(box->row.qemu_pid, 0) == 0)) &&
+           bl_now_ms() < end)
         usleep(20000);
     if (box->lifeline_fd >= 0)
         close(box->lifeline_fd);
