@@ -1,10 +1,8 @@
-""
-    "test_template.py — warm templates (docs/templates.md) on real VMs through the CLI: boxes
-    restored from one template have identities of their own and only their own disk;
-a stale, truncated or damaged template is passed over(cold boot, rebuilt);
-two processes starting the first box of a shape at once build it once;
---cold and BOXLITE_TEMPLATES = 0 boot cold;
-and one cold - boot test of each kind(lifecycle, exec, network, snapshot) now that the suite's boxes
+"""test_template.py — warm templates (docs/templates.md) on real VMs through the CLI: boxes
+restored from one template have identities of their own and only their own disk; a stale,
+truncated or damaged template is passed over (cold boot, rebuilt); two processes starting the
+first box of a shape at once build it once; --cold and BOXLITE_TEMPLATES=0 boot cold; and one
+cold-boot test of each kind (lifecycle, exec, network, snapshot) now that the suite's boxes
 start from templates.
 
 A guest restored from a template shows it in /proc/cmdline ("boxlite.template=1"): the kernel
@@ -99,8 +97,8 @@ def test_two_boxes_from_one_template_have_their_own_identity_and_disk(tcli, thom
     a, b = boxes("tmpl-a"), boxes("tmpl-b")
     for box in (a, b):
         ok(tcli.run("start", box))
-#the clock first : stepped to the host 's at the restore (a TCG guest' s clock drifts
-#later, as a cold - booted one's does: its TSC rate is read from /proc/cpuinfo)
+        # the clock first: stepped to the host's at the restore (a TCG guest's clock drifts
+        # later, as a cold-booted one's does: its TSC rate is read from /proc/cpuinfo)
         before = time.time()
         t = guest_clock(tcli, box)
         after = time.time()
@@ -119,7 +117,7 @@ def test_two_boxes_from_one_template_have_their_own_identity_and_disk(tcli, thom
     guest(tcli, a, "echo only-in-a > /root/mine; sync")
     assert guest(tcli, a, "cat /root/mine") == "only-in-a"
     assert tcli.run("exec", b, "--", "cat", "/root/mine").returncode != 0
-#the network works after a restore(the shim's NAT: DNS server and gateway configured)
+    # the network works after a restore (the shim's NAT: DNS server and gateway configured)
     assert "default via 10.0.2.2" in guest(tcli, b, "ip route")
 
 
@@ -228,24 +226,25 @@ def test_template_ls_prune_rm_and_info(tcli, thome):
     assert templates(tcli) == []
     assert [b for b in json.loads(out(tcli.run("ls", "-a", "--format", "json")))] == []
 
-#-- -- one cold boot of each kind : the rest of the suite starts its boxes from templates -- --
+
+# ---- one cold boot of each kind: the rest of the suite starts its boxes from templates ----
 
 def test_cold_lifecycle_exec_network_and_snapshot(tcli, boxes):
     box = boxes("cold-kinds")
     ok(tcli.run("start", "--cold", box))
     assert TEMPLATE_ARG not in guest(tcli, box, "cat /proc/cmdline")
-#exec : stdin, exit status, env
+    # exec: stdin, exit status, env
     r = tcli.run("exec", "-i", box, "--", "sh", "-c", "cat; exit 7", input=b"piped")
     assert r.returncode == 7 and r.stdout == b"piped"
-#network
+    # network
     assert "default via 10.0.2.2" in guest(tcli, box, "ip route")
     assert guest(tcli, box, "hostname") == box
-#lifecycle : stop and a cold start again keep the disk
+    # lifecycle: stop and a cold start again keep the disk
     guest(tcli, box, "echo kept > /root/kept; sync")
     ok(tcli.run("stop", box))
     ok(tcli.run("start", "--cold", box))
     assert guest(tcli, box, "cat /root/kept") == "kept"
-#snapshot : a full one of a cold - booted box restores with its processes
+    # snapshot: a full one of a cold-booted box restores with its processes
     guest(tcli, box, "echo in-ram > /dev/shm/x")
     ok(tcli.run("snapshot", "create", "--memory", box, "full"))
     ok(tcli.run("stop", box))
