@@ -194,6 +194,8 @@ static int make_placeholder(struct bl_tmpl *t, boxlite_runtime *rt)
     char *dir = bl_strdupf("%s/templates/.build", rt->home);
     int rc = dir ? bl_mkdir_p(dir, 0700) : BOXLITE_ENOMEM;
 
+    if (t->placeholder) /* a former try's (under another accelerator) */
+        unlink(t->placeholder);
     free(t->placeholder);
     t->placeholder = rc == 0 ? bl_strdupf("%s/%s.qcow2", dir, t->id) : NULL;
     if (rc == 0 && !t->placeholder)
