@@ -126,6 +126,9 @@ int bl_builtin_main(const struct bl_exec_req *req);
 /* ---- identity.c (runs in the child): "freeze", "thaw", "identity H MAC HEX NS"; -1 when
  * req names none of them. */
 int bl_builtin_identity(const struct bl_exec_req *req);
+/* The identity fix-up itself (hostname, MAC, RNG reseed, clock; "-" skips a part); 0 or 1
+ * with a line on stderr. */
+int bl_identity_apply(const char *host, const char *mac, const char *hex, const char *unix_ns);
 
 /* ---- user.c (runs in the child, after chroot) ---- */
 struct bl_user {

@@ -163,19 +163,14 @@ out:
     return ret;
 }
 
-void bl_set_hostname_to(const char *name)
-{
-    if (sethostname(name, strlen(name)) < 0)
-        bl_log("sethostname %s: %s", name, strerror(errno));
-}
-
 void bl_set_hostname(void)
 {
     char name[65];
 
     if (bl_cmdline_get("boxlite.hostname", name, sizeof name) < 0 || name[0] == '\0')
         snprintf(name, sizeof name, "boxlite");
-    bl_set_hostname_to(name);
+    if (sethostname(name, strlen(name)) < 0)
+        bl_log("sethostname %s: %s", name, strerror(errno));
 }
 
 static void unmount_one(const char *path)

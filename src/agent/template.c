@@ -71,7 +71,10 @@ static int fresh_disk(uint64_t want, char *msg, size_t cap)
     return rc;
 }
 
-/* attach HOSTNAME NET(user|none) DISK-BYTES [VOLUME-SPEC...] (specs as boxlite.volN takes). */
+/* attach HOSTNAME NET(user|none) DISK-BYTES MAC ENTROPY-HEX UNIX-NS [VOLUME-SPEC...]: the
+ * fork's identity fix-up first (the clock is stepped to the host's as soon as it arrives; the
+ * hostname is set before the network writes /etc/hosts), then the box disk, the network and
+ * the volumes (specs as boxlite.volN takes them). */
 static int attach(const struct bl_exec_req *req, char *msg, size_t cap)
 {
     char *end = NULL;
@@ -81,7 +84,7 @@ static int attach(const struct bl_exec_req *req, char *msg, size_t cap)
         snprintf(msg, cap, "attach: %s", attached ? "already attached" : "not a template");
         return -1;
     }
-    if (req->argc < 4 || req->argc > 4 + MAX_ATTACH_VOLUME || req->argv[1][0] == '\0' ||
+    if (req->argc < 7 || req->argc > 7 + MAX_ATTACH_VOLUME || req->argv[1][0] == '\0' ||
         strlen(req->argv[1]) > 64) {
         snprintf(msg, cap, "attach: bad arguments");
         return -1;
@@ -92,16 +95,19 @@ static int attach(const struct bl_exec_req *req, char *msg, size_t cap)
         snprintf(msg, cap, "attach: bad disk size");
         return -1;
     }
+    if (bl_identity_apply(req->argv[1], req->argv[4], req->argv[5], req->argv[6]) != 0) {
+        snprintf(msg, cap, "attach: the identity fix-up failed (see the console)");
+        return -1;
+    }
     if (fresh_disk(bytes, msg, cap) < 0)
         return -1;
-    bl_set_hostname_to(req->argv[1]);
     if (bl_mount_rootfs() < 0) {
         snprintf(msg, cap, "cannot mount the box disk (see the console)");
         return -1;
     }
     attached = 1;
     bl_net_setup_mode(strcmp(req->argv[2], "user") == 0);
-    for (uint32_t i = 4; i < req->argc; i++)
+    for (uint32_t i = 7; i < req->argc; i++)
         bl_mount_volume(req->argv[i]);
     return 0;
 }

@@ -181,10 +181,9 @@ static int keep_attach_args(struct bl_tmpl *t, const struct bl_vm_config *cfg)
 {
     int rc = bl_vmm_volume_specs(&t->volume_specs, cfg);
 
-    t->hostname = strdup(cfg->hostname);
     t->disk = strdup(cfg->disk);
     t->network = !cfg->network_disabled;
-    return rc == 0 && t->hostname && t->disk ? 0 : bl_err(BOXLITE_ENOMEM, "out of memory");
+    return rc == 0 && t->disk ? 0 : bl_err(BOXLITE_ENOMEM, "out of memory");
 }
 
 /* A blank qcow2 for the template's boot, so that nothing of a box (not even the sectors the
@@ -298,23 +297,29 @@ static int save(struct bl_tmpl *t, boxlite_box *box)
     return rc;
 }
 
+/* One round trip: the agent's `attach` does the box's part and the fork's identity fix-up. */
 static int attach(struct bl_tmpl *t, boxlite_box *box)
 {
     size_t nvol = bl_strv_len((const char *const *)t->volume_specs);
-    const char **argv = calloc(nvol + 5, sizeof(*argv));
+    const char **argv = calloc(nvol + 8, sizeof(*argv));
+    struct bl_identity id;
     char bytes[32];
     int rc = argv ? 0 : bl_err(BOXLITE_ENOMEM, "out of memory");
 
     snprintf(bytes, sizeof(bytes), "%llu", (unsigned long long)bl_disk_virtual_size(t->disk));
-    if (rc == 0 && t->mode == BL_TMPL_RESTORE) /* the guest learns the new disk's size */
+    if (rc == 0) /* the guest learns the new disk's size */
         rc = bl_conn_monitor(box->conn, BL_MON_TEMPLATE_DISK, "", MONITOR_MS);
     if (rc == 0) {
+        bl_snapshot_identity_args(&id, box, 1); /* last: its clock is the host's now */
         argv[0] = "attach";
-        argv[1] = t->hostname;
+        argv[1] = id.argv[1]; /* hostname */
         argv[2] = t->network ? "user" : "none";
         argv[3] = bytes;
+        argv[4] = id.argv[2]; /* MAC */
+        argv[5] = id.argv[3]; /* entropy */
+        argv[6] = id.argv[4]; /* unix ns */
         for (size_t i = 0; i < nvol; i++)
-            argv[4 + i] = t->volume_specs[i];
+            argv[7 + i] = t->volume_specs[i];
         rc = bl_snapshot_builtin(box, argv);
     }
     free(argv);
@@ -334,9 +339,7 @@ int bl_template_finish(struct bl_tmpl *t, boxlite_box *box)
             unlink(t->placeholder);
         return rc == 0 ? BL_TMPL_BUILT : bl_err_wrap(rc, "save template %.12s", t->id);
     }
-    rc = attach(t, box);
-    if (rc == 0) /* every box of a template: its own RNG state, MAC, hostname, clock */
-        rc = bl_snapshot_fix_identity(box, 1);
+    rc = attach(t, box); /* with the identity fix-up: RNG state, MAC, hostname, clock */
     return rc == 0 ? 0 : bl_err_wrap(rc, "attach the box to template %.12s", t->id);
 }
 
@@ -382,7 +385,6 @@ void bl_template_clear(struct bl_tmpl *t)
     free(t->key);
     free(t->dir);
     free(t->memory);
-    free(t->hostname);
     free(t->disk);
     if (t->placeholder)
         unlink(t->placeholder);

@@ -28,7 +28,6 @@ struct bl_tmpl {
     char *dir;    /* $BOXLITE_HOME/templates/<id> */
     char *memory; /* dir/memory */
     /* what the attach tells the agent, taken from the boot's VM config */
-    char *hostname;
     int network;
     char **volume_specs;
     char *disk;        /* the box's (attached after a restore) */
