@@ -179,8 +179,12 @@ static void drop_lock(struct bl_tmpl *t)
 
 static int keep_attach_args(struct bl_tmpl *t, const struct bl_vm_config *cfg)
 {
-    int rc = bl_vmm_volume_specs(&t->volume_specs, cfg);
+    int rc;
 
+    bl_strv_free(t->volume_specs); /* a former try's */
+    t->volume_specs = NULL;
+    free(t->disk);
+    rc = bl_vmm_volume_specs(&t->volume_specs, cfg);
     t->disk = strdup(cfg->disk);
     t->network = !cfg->network_disabled;
     return rc == 0 && t->disk ? 0 : bl_err(BOXLITE_ENOMEM, "out of memory");
