@@ -232,6 +232,14 @@ BOXLITE_API int boxlite_box_start(boxlite_box *box);
 /* Like boxlite_box_start, but the box keeps running after this process (the CLI's start). */
 BOXLITE_API int boxlite_box_start_detached(boxlite_box *box);
 
+#define BOXLITE_START_DETACHED 1u /* as boxlite_box_start_detached */
+#define BOXLITE_START_COLD     2u /* boot cold: no warm template used or built (docs/templates.md) */
+
+/* boxlite_box_start with flags (BOXLITE_START_*; others: BOXLITE_EINVAL). Without
+ * BOXLITE_START_COLD a start restores the warm template of the box's shape when there is one
+ * (saving it after a cold boot when there is not), unless $BOXLITE_TEMPLATES=0. */
+BOXLITE_API int boxlite_box_start_flags(boxlite_box *box, unsigned flags);
+
 /* Ask the guest to sync and power off; kill the VM when it has not after timeout_ms (< 0:
  * wait forever, never kill; 0: kill at once unless it is already off; the CLI gives
  * BOXLITE_STOP_TIMEOUT_DEFAULT_MS). Stopping a box that is not running succeeds. A box with
@@ -670,6 +678,44 @@ BOXLITE_API int boxlite_image_list(boxlite_image_info **out, size_t *count_out,
  * stay while a box rests on them (the box keeps running and starting), and
  * boxlite_runtime_doctor with fix removes the base once no box does. */
 BOXLITE_API int boxlite_image_remove(boxlite_runtime *rt, const char *ref, int force);
+
+/* ---- Warm templates (docs/templates.md) ------------------------------------------------ */
+
+typedef struct {
+    unsigned version; /* BOXLITE_TEMPLATE_INFO_VERSION, set by the caller */
+    char id[65];      /* sha256 of what it depends on */
+    int usable;       /* 0: unfinished, or its kernel, agent or QEMU changed since (stale) */
+    unsigned cpus;
+    unsigned memory_mib;
+    int network;      /* its box shape has a network device */
+    unsigned volumes; /* ... and this many volume devices */
+    char accel[8];    /* "kvm" or "tcg" */
+    uint64_t size;    /* bytes its files take on the host */
+    char created_at[32];
+} boxlite_template_info;
+#define BOXLITE_TEMPLATE_INFO_VERSION 1
+#define BOXLITE_TEMPLATE_INFO_INIT                                                                 \
+    {                                                                                              \
+        .version = BOXLITE_TEMPLATE_INFO_VERSION                                                   \
+    }
+
+/* The runtime's templates, oldest first, as entries of the given version. *out (*count_out
+ * entries) belongs to the caller: boxlite_template_list_free. */
+BOXLITE_API int boxlite_template_list(boxlite_template_info **out, size_t *count_out,
+                                      boxlite_runtime *rt, unsigned version);
+BOXLITE_API void boxlite_template_list_free(boxlite_template_info *list, size_t count);
+
+/* Remove the template with that id (or unique id prefix of at least 4 characters). A start
+ * that uses it at the same time is not disturbed (its QEMU has the file open). */
+BOXLITE_API int boxlite_template_remove(boxlite_runtime *rt, const char *id);
+
+/* Remove templates that are unusable (stale or unfinished), or with all every one; *removed_out
+ * (may be NULL) says how many went. One being built meanwhile is left alone. */
+BOXLITE_API int boxlite_template_prune(size_t *removed_out, boxlite_runtime *rt, int all);
+
+/* Make the template of a box shape now (a box of the default image with cpus and memory_mib,
+ * 0 for the defaults, and a network), so later starts do not pay the cold boot. */
+BOXLITE_API int boxlite_template_warm(boxlite_runtime *rt, unsigned cpus, unsigned memory_mib);
 
 #ifdef __cplusplus
 }

@@ -1,6 +1,6 @@
 """boxlite_paths.py — where the build under test is, for every test module (a plain module:
-`from conftest import ...` is ambiguous once tests/python has a conftest of its own), and
-which accelerator the suite's boxes use."""
+`from conftest import ...` is ambiguous once tests/python has a conftest of its own), which
+accelerator the suite's boxes use, and CLI, the runner of the boxlite CLI."""
 import os
 import pathlib
 import subprocess
@@ -37,3 +37,19 @@ def suite_accel():
     if forced:
         return forced
     return "kvm" if kvm_unusable_reason() is None else "tcg"
+
+
+class CLI:
+    """Runs the boxlite CLI with the session's environment."""
+
+    def __init__(self, env):
+        self.env = env
+
+    def run(self, *args, timeout=120, input=None, env=None, check=False):
+        e = dict(self.env)
+        e.update(env or {})
+        return subprocess.run([str(BOXLITE), *args], capture_output=True, timeout=timeout,
+                              input=input, env=e, check=check)
+
+    def popen(self, *args, **kw):
+        return subprocess.Popen([str(BOXLITE), *args], env=self.env, **kw)

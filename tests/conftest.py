@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from boxlite_paths import BOXLITE, BUILD, ROOT, suite_accel  # noqa: F401 (re-exported)
+from boxlite_paths import BOXLITE, BUILD, CLI, ROOT, suite_accel  # noqa: F401 (re-exported)
 
 
 @pytest.fixture(scope="session")
@@ -31,22 +31,6 @@ def box_env(home, build_dir):
     env["BOXLITE_ACCEL"] = suite_accel()
     env.pop("BOXLITE_GUEST_DIR", None)
     return env
-
-
-class CLI:
-    """Runs the boxlite CLI with the session's environment."""
-
-    def __init__(self, env):
-        self.env = env
-
-    def run(self, *args, timeout=120, input=None, env=None, check=False):
-        e = dict(self.env)
-        e.update(env or {})
-        return subprocess.run([str(BOXLITE), *args], capture_output=True, timeout=timeout,
-                              input=input, env=e, check=check)
-
-    def popen(self, *args, **kw):
-        return subprocess.Popen([str(BOXLITE), *args], env=self.env, **kw)
 
 
 @pytest.fixture(scope="session")

@@ -31,13 +31,16 @@ void bl_poweroff(void) __attribute__((noreturn)); /* sync, unmount, power off */
 void bl_fatal(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 
 /* ---- net.c, volumes.c ---- */
-void bl_net_setup(void);     /* lo, and eth0 + resolv.conf with boxlite.net=user */
-void bl_mount_volumes(void); /* boxlite.volN=TAG,ro|rw,PATH */
+void bl_net_setup(void);                /* lo, and eth0 + resolv.conf with boxlite.net=user */
+void bl_net_setup_mode(int user);       /* the same, told by the host (template.c) */
+void bl_mount_volumes(void);            /* boxlite.volN=TAG,ro|rw,PATH */
+void bl_mount_volume(const char *spec); /* one TAG,ro|rw,PATH (PATH percent-encoded) */
 
 /* ---- mounts.c ---- */
-int bl_mount_early(void);  /* /proc /sys /dev in the initramfs, console on fds 0-2 */
-int bl_mount_rootfs(void); /* wait for /dev/vda, mount it and its pseudo filesystems */
-void bl_set_hostname(void);
+int bl_mount_early(void);   /* /proc /sys /dev in the initramfs, console on fds 0-2 */
+int bl_mount_rootfs(void);  /* wait for /dev/vda, mount it and its pseudo filesystems */
+void bl_set_hostname(void); /* boxlite.hostname, else "boxlite" */
+void bl_set_hostname_to(const char *name);
 void bl_unmount_rootfs(void);
 
 /* ---- cgroup.c: the workload's cgroups (cgroup2 mounted by bl_mount_early) ---- */
@@ -50,6 +53,13 @@ void bl_cgroup_kill(unsigned id);    /* every process of the exec's group */
 void bl_cgroup_kill_all(void);       /* every process of the workload */
 void bl_cgroup_release(unsigned id); /* remove the group (later, while processes remain) */
 void bl_cgroup_sweep(void);          /* retry removing groups that still had processes */
+
+/* ---- template.c: a warm template's agent (boxlite.template=1) ---- */
+int bl_template_mode(void);    /* booted as a template: nothing box-specific at boot */
+int bl_template_waiting(void); /* a template not attached to its box yet */
+struct bl_exec_req;
+/* The `attach` built-in, in PID 1: answers STARTED and EXIT on stream. */
+void bl_template_attach(uint32_t stream, const struct bl_exec_req *req);
 
 /* ---- modules.c ---- */
 void bl_load_modules(const char *dir);
@@ -116,6 +126,9 @@ int bl_builtin_main(const struct bl_exec_req *req);
 /* ---- identity.c (runs in the child): "freeze", "thaw", "identity H MAC HEX NS"; -1 when
  * req names none of them. */
 int bl_builtin_identity(const struct bl_exec_req *req);
+/* The identity fix-up itself (hostname, MAC, RNG reseed, clock; "-" skips a part); 0 or 1
+ * with a line on stderr. */
+int bl_identity_apply(const char *host, const char *mac, const char *hex, const char *unix_ns);
 
 /* ---- tunnel.c (runs in the child): "tunnel PORT", a relay between stdin/stdout and a TCP
  * connection to 127.0.0.1:PORT; -1 when req names something else. */

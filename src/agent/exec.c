@@ -373,6 +373,14 @@ void bl_exec_start(uint32_t stream, const uint8_t *payload, size_t len)
         bl_send_error(stream, rc, "EXEC: %s", bl_proto_strerror(rc));
         return;
     }
+    if ((req.flags & BL_EXEC_BUILTIN) && strcmp(req.argv[0], "attach") == 0) {
+        bl_template_attach(stream, &req); /* in PID 1: its mounts are the agent's */
+        goto out;
+    }
+    if (bl_template_waiting()) {
+        send_nostart(stream, EAGAIN, "the box's disk is not attached yet");
+        goto out;
+    }
     /* The workload goes into a cgroup of its own; the agent's built-ins stay with the agent. */
     if (!(req.flags & BL_EXEC_BUILTIN))
         (void)bl_cgroup_new(&cg, &cg_fd);

@@ -109,20 +109,26 @@ static int step_clock(const char *unix_ns)
     return settimeofday(&tv, NULL) != 0 ? fail("settimeofday", errno) : 0;
 }
 
-/* identity HOSTNAME MAC ENTROPY-HEX UNIX-NS; "-" leaves that part alone. */
-static int identity(char **argv)
+/* identity HOSTNAME MAC ENTROPY-HEX UNIX-NS; "-" leaves that part alone. Also run in PID 1 by
+ * a template's attach (template.c). */
+int bl_identity_apply(const char *host, const char *mac, const char *hex, const char *unix_ns)
 {
     int rc = 0;
 
-    if (strcmp(argv[1], "-") != 0 && sethostname(argv[1], strlen(argv[1])) != 0)
+    if (strcmp(host, "-") != 0 && sethostname(host, strlen(host)) != 0)
         rc = fail("sethostname", errno);
-    if (rc == 0 && strcmp(argv[2], "-") != 0)
-        rc = set_mac(argv[2]);
-    if (rc == 0 && strcmp(argv[3], "-") != 0)
-        rc = reseed(argv[3]);
-    if (rc == 0 && strcmp(argv[4], "-") != 0)
-        rc = step_clock(argv[4]);
+    if (rc == 0 && strcmp(mac, "-") != 0)
+        rc = set_mac(mac);
+    if (rc == 0 && strcmp(hex, "-") != 0)
+        rc = reseed(hex);
+    if (rc == 0 && strcmp(unix_ns, "-") != 0)
+        rc = step_clock(unix_ns);
     return rc;
+}
+
+static int identity(char **argv)
+{
+    return bl_identity_apply(argv[1], argv[2], argv[3], argv[4]);
 }
 
 int bl_builtin_identity(const struct bl_exec_req *req)

@@ -93,6 +93,13 @@ static void write_hosts(void)
 void bl_net_setup(void)
 {
     char mode[16];
+
+    bl_net_setup_mode(bl_cmdline_get("boxlite.net", mode, sizeof(mode)) == 0 &&
+                      strcmp(mode, "user") == 0);
+}
+
+void bl_net_setup_mode(int user)
+{
     int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 
     if (fd < 0) {
@@ -103,7 +110,7 @@ void bl_net_setup(void)
         bl_log("bring up lo: %s", strerror(errno));
     (void)mkdir(ROOTFS "/etc", 0755);
     write_hosts();
-    if (bl_cmdline_get("boxlite.net", mode, sizeof(mode)) == 0 && strcmp(mode, "user") == 0) {
+    if (user) {
         if (set_addr(fd, "eth0", SIOCSIFADDR, GUEST_ADDR) < 0 ||
             set_addr(fd, "eth0", SIOCSIFNETMASK, NETMASK) < 0 || link_up(fd, "eth0") < 0 ||
             default_route(fd) < 0)

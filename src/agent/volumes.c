@@ -146,7 +146,7 @@ static int lock_readonly(const char *dst)
     return rc < 0 ? -1 : 0;
 }
 
-static void mount_volume(const char *spec)
+void bl_mount_volume(const char *spec)
 {
     char buf[1024], dst[1200], tag[64], mode[8];
     char *path;
@@ -181,6 +181,6 @@ void bl_mount_volumes(void)
         snprintf(key, sizeof(key), "boxlite.vol%d", i);
         if (bl_cmdline_get(key, spec, sizeof(spec)) < 0)
             break;
-        mount_volume(spec);
+        bl_mount_volume(spec);
     }
 }

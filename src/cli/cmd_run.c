@@ -14,23 +14,22 @@ static void run_usage(FILE *f)
                "Run CMD (default: the image's command) in a new box of IMAGE (default: the\n"
                "built-in image), attached to this terminal.\n\n" CLI_BOX_HELP
                "  -i, --interactive  forward stdin to the command\n"
-               "  -t, --tty          give the command a terminal\n");
+               "  -t, --tty          give the command a terminal\n"
+               "  --cold             boot cold: no warm template (docs/templates.md)\n");
 }
 
 struct run_args {
     struct cli_box_opts bo;
-    int interactive, tty;
+    int interactive, tty, cold;
     char **cmd; /* NULL-terminated, may be empty */
 };
 
 /* -1 usage error, 1 help, 0 ok. */
 static int parse(int argc, char **argv, struct run_args *ra)
 {
-    static const struct option longopts[] = {CLI_BOX_LONGOPTS,
-                                             {"interactive", 0, NULL, 'i'},
-                                             {"tty", 0, NULL, 't'},
-                                             {"help", 0, NULL, 'h'},
-                                             {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {CLI_BOX_LONGOPTS,       {"interactive", 0, NULL, 'i'},
+                                             {"tty", 0, NULL, 't'},  {"cold", 0, NULL, 'K'},
+                                             {"help", 0, NULL, 'h'}, {NULL, 0, NULL, 0}};
     int c, rc = 0;
 
     optind = 1;
@@ -42,6 +41,8 @@ static int parse(int argc, char **argv, struct run_args *ra)
             ra->interactive = 1;
         else if (c == 't')
             ra->tty = 1;
+        else if (c == 'K')
+            ra->cold = 1;
         else if (c == 'h')
             rc = 1;
         else
@@ -79,7 +80,7 @@ int cmd_run(int argc, char **argv)
         return status;
     if (boxlite_box_create(&box, rt, &ra.bo.box) != 0 ||
         boxlite_box_command(&command, box, (const char *const *)ra.cmd) != 0 ||
-        boxlite_box_start(box) != 0) {
+        boxlite_box_start_flags(box, ra.cold ? BOXLITE_START_COLD : 0) != 0) {
         status = cli_fail("run");
         if (box && ra.bo.box.auto_remove)
             boxlite_box_remove(box, 1);

@@ -1,5 +1,5 @@
-/* cmd_start.c — `boxlite start BOX...` and `boxlite restart BOX...`: boot boxes (they keep
- * running after the command returns) or stop and boot them again. */
+/* cmd_start.c — `boxlite start [--cold] BOX...` and `boxlite restart [--cold] BOX...`: boot
+ * boxes (they keep running after the command returns) or stop and boot them again. */
 #include "cli.h"
 
 #include <stdio.h>
@@ -8,19 +8,24 @@
 static int each(int argc, char **argv, int restart)
 {
     boxlite_runtime *rt = NULL;
-    int rc;
+    unsigned flags = BOXLITE_START_DETACHED;
+    int first = 1, rc;
 
-    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-        fprintf(argc < 2 ? stderr : stdout, "usage: boxlite %s BOX...\n", argv[0]);
-        return argc < 2 ? 2 : 0;
+    if (argc > 1 && strcmp(argv[1], "--cold") == 0) { /* no warm template: docs/templates.md */
+        flags |= BOXLITE_START_COLD;
+        first = 2;
+    }
+    if (argc <= first || strcmp(argv[first], "--help") == 0 || strcmp(argv[first], "-h") == 0) {
+        fprintf(argc <= first ? stderr : stdout, "usage: boxlite %s [--cold] BOX...\n", argv[0]);
+        return argc <= first ? 2 : 0;
     }
     rc = cli_open_runtime(&rt);
-    for (int i = 1; rc == 0 && i < argc; i++) {
+    for (int i = first; rc == 0 && i < argc; i++) {
         boxlite_box *box = NULL;
         rc = cli_get_box(&box, rt, argv[i]);
         if (rc == 0 && restart && boxlite_box_stop(box, BOXLITE_STOP_TIMEOUT_DEFAULT_MS) != 0)
             rc = cli_fail(argv[i]);
-        if (rc == 0 && boxlite_box_start_detached(box) != 0)
+        if (rc == 0 && boxlite_box_start_flags(box, flags) != 0)
             rc = cli_fail(argv[i]);
         if (rc == 0)
             printf("%s\n", argv[i]);

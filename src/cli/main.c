@@ -31,6 +31,8 @@ static const struct cli_verb verbs[] = {
     {"import-box", "make a box from a .boxlite archive", cmd_import_box},
     {"serve", "serve the Box API over HTTP", cmd_serve},
     {"doctor", "check the store; --fix mends it", cmd_doctor},
+    {"template", "list, remove, prune or make warm templates", cmd_template},
+    {"info", "show the runtime's home, version and templates", cmd_info},
     {"version", "print the version", cmd_version},
 };
 

@@ -153,6 +153,10 @@ int bl_u32x2_decode(const uint8_t *p, size_t len, uint32_t *a, uint32_t *b);
 enum bl_monitor_op {
     BL_MON_SNAPSHOT_DISK = 1, /* freeze, new qcow2 layer, thaw: snapshots/<name>/disk.qcow2 */
     BL_MON_SNAPSHOT_FULL = 2, /* pause, new layer, RAM+devices to snapshots/<name>/memory */
+    BL_MON_TEMPLATE_SAVE = 3, /* name = template id: pause, RAM+devices to
+                               * $BOXLITE_HOME/templates/<id>/memory, resume (no disk layer) */
+    BL_MON_TEMPLATE_DISK = 4, /* name unused: tell the guest the box disk's size (block_resize
+                               * to what it is), after a template restore */
 };
 
 const char *bl_proto_strerror(int code); /* code as in enum bl_proto_err, either sign */

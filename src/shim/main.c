@@ -317,6 +317,10 @@ static void monitor_work(struct shim *s)
     else if (op == BL_MON_SNAPSHOT_DISK || op == BL_MON_SNAPSHOT_FULL)
         rc = shim_snapshot(s->router, &s->qmp, s->dir, op == BL_MON_SNAPSHOT_FULL, name, msg,
                            sizeof(msg));
+    else if (op == BL_MON_TEMPLATE_SAVE) /* warm templates: docs/templates.md */
+        rc = shim_template_save(&s->qmp, s->home, name, msg, sizeof(msg));
+    else if (op == BL_MON_TEMPLATE_DISK)
+        rc = shim_template_disk(&s->qmp, msg, sizeof(msg));
     else
         snprintf(msg, sizeof(msg), "unknown monitor operation %u", op);
     shim_router_monitor_reply(s->router, client, rc == 0 ? 0 : 1, msg);

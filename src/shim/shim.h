@@ -91,6 +91,13 @@ int shim_router_builtin(struct shim_router *r, const char *const *argv, int time
  * RAM and device state through QMP migration. 0 or -1 with msg. */
 int shim_snapshot(struct shim_router *r, struct shim_qmp *q, const char *dir, int full,
                   const char *name, char *msg, size_t cap);
+/* Warm templates (docs/templates.md): save RAM and device state of the paused VM to
+ * home/templates/<id>/memory (id: 64 hex digits; the directory exists), through the same
+ * migration as a full snapshot. 0 or -1 with msg. */
+int shim_template_save(struct shim_qmp *q, const char *home, const char *id, char *msg, size_t cap);
+/* After a template restore: make QEMU tell the guest the size of the disk it now has (the box
+ * disk in the cwd, not the one the template was saved with). 0 or -1 with msg. */
+int shim_template_disk(struct shim_qmp *q, char *msg, size_t cap);
 
 /* ---- net.c: the box's network on the host side (libslirp behind the egress policy) ---- */
 struct shim_net;

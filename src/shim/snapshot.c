@@ -167,3 +167,40 @@ int shim_snapshot(struct shim_router *r, struct shim_qmp *q, const char *dir, in
         rmdir(s.sdir); /* only when nothing was made in it */
     return rc;
 }
+
+/* ---- warm templates: the same memory file, no disk layer (docs/templates.md) ---- */
+
+int shim_template_save(struct shim_qmp *q, const char *home, const char *id, char *msg, size_t cap)
+{
+    struct snap s = {.q = q, .msg = msg, .cap = cap};
+    int rc, n;
+
+    msg[0] = '\0';
+    if (strlen(id) != 64 || strspn(id, "0123456789abcdef") != 64)
+        return fail(&s, "bad template id");
+    n = snprintf(s.sdir, sizeof(s.sdir), "%s/templates/%s", home, id);
+    if (n < 0 || (size_t)n >= sizeof(s.sdir))
+        return fail(&s, "the template path is too long");
+    rc = qmp(&s, "{\"execute\":\"stop\"}", -1, QMP_MS);
+    if (rc == 0)
+        rc = save_memory(&s);
+    if (shim_qmp_cmd(q, "{\"execute\":\"cont\"}", -1, QMP_MS) != 0 && rc == 0)
+        rc = fail(&s, "resume the VM: %s", q->line);
+    return rc;
+}
+
+int shim_template_disk(struct shim_qmp *q, char *msg, size_t cap)
+{
+    struct snap s = {.q = q, .msg = msg, .cap = cap};
+    uint64_t size = bl_disk_virtual_size("disk.qcow2");
+    char cmd[256];
+
+    msg[0] = '\0';
+    if (size == 0)
+        return fail(&s, "cannot read the size of the box disk");
+    snprintf(cmd, sizeof(cmd),
+             "{\"execute\":\"block_resize\",\"arguments\":{\"device\":\"disk0\","
+             "\"size\":%llu}}",
+             (unsigned long long)size);
+    return qmp(&s, cmd, -1, QMP_MS);
+}

@@ -137,6 +137,18 @@ static void check_box(boxlite_runtime *rt)
           "box list");
     boxlite_box_list_free(list, n);
 
+    {
+        boxlite_template_info *tl = NULL;
+        size_t tn = 0;
+        CHECK(boxlite_template_list(&tl, &tn, rt, BOXLITE_TEMPLATE_INFO_VERSION + 1) ==
+                  BOXLITE_EINVAL,
+              "template list of a newer version");
+        CHECK(boxlite_template_list(&tl, &tn, rt, BOXLITE_TEMPLATE_INFO_VERSION) == 0,
+              "template list");
+        boxlite_template_list_free(tl, tn);
+        CHECK(boxlite_box_start_flags(box, 1u << 7) == BOXLITE_EINVAL, "start with unknown flags");
+    }
+
     /* clone_v2: out, source, snapshot, name (fork's order). */
     CHECK(boxlite_box_clone_v2(&clone, box, NULL, "copy") == 0 &&
               strcmp(boxlite_box_name(clone), "copy") == 0,

@@ -65,6 +65,16 @@ void bl_snapshot_repair(boxlite_box *box, struct bl_repair *rp);
 /* The same, the caller holding the box's lock. */
 void bl_snapshot_repair_locked(boxlite_box *box);
 
+/* A resumed box's identity fix-up (RNG, clock; with fork also hostname and MAC): the
+ * agent's `identity` built-in and its arguments (snapshot.c), shared with warm templates
+ * (src/lib/template/, whose `attach` takes the same four); and a built-in run as root. */
+struct bl_identity {
+    char entropy[129], now[32], mac[18];
+    const char *argv[6]; /* "identity", HOST, MAC, ENTROPY-HEX, UNIX-NS; "-" skips a part */
+};
+void bl_snapshot_identity_args(struct bl_identity *id, boxlite_box *box, int fork);
+int bl_snapshot_builtin(boxlite_box *box, const char *const *argv);
+
 /* Finish or drop boxes a crash left half made (boxes/.new-<id>) (repair.c). */
 void bl_box_repair_new(boxlite_runtime *rt, struct bl_repair *rp);
 

@@ -8,6 +8,7 @@
 #include "image.h"
 #include "monitor.h"
 #include "runtime.h"
+#include "template.h"
 #include "util.h"
 #include "vmm.h"
 
@@ -53,8 +54,9 @@ int bl_box_attach(boxlite_box *box)
 }
 
 /* The jail bind-mounts the console file, so it must exist before QEMU opens it. */
-static int vm_argv(boxlite_box *box, char ***out, char ***jail_out, int *kvm_out)
+static int vm_argv(boxlite_box *box, char ***out, char ***jail_out, int *kvm_out, struct bl_tmpl *t)
 {
+    const char *tmpl_memory = NULL;
     struct bl_vm_config cfg = {0};
     char *qemu = NULL, *kernel = NULL, *initrd = NULL, *console = NULL, *disk = NULL;
     const char *why_tcg = NULL;
@@ -98,6 +100,10 @@ static int vm_argv(boxlite_box *box, char ***out, char ***jail_out, int *kvm_out
     cfg.network_disabled = box->row.network_disabled;
     cfg.ports = box->row.network_disabled ? NULL : box->row.ports;
     cfg.volumes = box->row.volumes;
+    if (rc == 0 && !box->incoming) /* a warm template: docs/templates.md */
+        rc = bl_template_prepare(t, box, &cfg, &tmpl_memory);
+    if (rc == 0 && tmpl_memory)
+        box->incoming = tmpl_memory; /* for this boot only: boot_once clears it */
     if (rc == 0)
         rc = bl_box_check_ports_free(&box->row);
     if (rc == 0)
@@ -118,15 +124,18 @@ static int vm_argv(boxlite_box *box, char ***out, char ***jail_out, int *kvm_out
 /* Boot once; *kvm_out says which accelerator was tried, *code_out the monitor's report code
  * (BL_SHIM_E_QEMU_EXITED: QEMU ended by itself during the boot). The accelerator a box booted
  * with is kept in its row (box info's accel). */
-static int boot_once(boxlite_box *box, int detached, int *kvm_out, enum bl_shim_code *code_out)
+static int boot_once(boxlite_box *box, int detached, int *kvm_out, enum bl_shim_code *code_out,
+                     struct bl_tmpl *t, int *started_out)
 {
     struct bl_monitor_start m = {0};
     char **argv = NULL, **jail = NULL;
+    const char *incoming = box->incoming;
     int life[2] = {-1, -1};
     int rc;
 
     *code_out = BL_SHIM_E_SETUP;
-    rc = vm_argv(box, &argv, &jail, kvm_out);
+    *started_out = 0;
+    rc = vm_argv(box, &argv, &jail, kvm_out, t);
     if (rc == 0 && !detached && pipe2(life, O_CLOEXEC) != 0)
         rc = bl_err_errno(BOXLITE_EIO, errno, "pipe");
     if (rc != 0)
@@ -140,6 +149,7 @@ static int boot_once(boxlite_box *box, int detached, int *kvm_out, enum bl_shim_
     m.incoming = box->incoming;
     m.jail = jail;
     rc = bl_monitor_start(code_out, &m);
+    *started_out = 1;
     if (rc == 0)
         rc = bl_db_box_set_accel(box->rt->db, box->row.id, *kvm_out ? "kvm" : "tcg");
     if (rc == 0) {
@@ -147,7 +157,10 @@ static int boot_once(boxlite_box *box, int detached, int *kvm_out, enum bl_shim_
         life[1] = -1;
         rc = bl_box_attach(box);
     }
+    if (rc == 0)
+        rc = bl_template_finish(t, box);
 out:
+    box->incoming = incoming; /* a template's is for this boot only */
     if (life[0] >= 0)
         close(life[0]);
     if (life[1] >= 0)
@@ -157,19 +170,60 @@ out:
     return rc;
 }
 
+/* After a boot that used a template (its monitor started): 1 when it is to be ended and done
+ * again. A build ends in a restore; a restore that failed (a template QEMU could not load, an
+ * attach that failed) rebuilds the template once, then boots cold like one whose build
+ * failed. Not when KVM itself failed: boot() falls back to TCG. */
+static int template_again(boxlite_box *box, int rc, int kvm, enum bl_shim_code code,
+                          struct bl_tmpl *t)
+{
+    char why[300];
+
+    if (rc == 0 || t->mode == BL_TMPL_NONE || (kvm && code == BL_SHIM_E_QEMU_EXITED))
+        return 0;
+    snprintf(why, sizeof(why), "%s", boxlite_error_last());
+    bl_template_abort_boot(box);
+    if (rc == BL_TMPL_BUILT)
+        return 1;
+    if (t->mode == BL_TMPL_RESTORE && !t->discarded) {
+        bl_template_discard(t, box, why);
+        return 1;
+    }
+    bl_log(box->rt, BL_LOG_WARN, "template %.12s: %s: cold boot without it", t->id, why);
+    t->wanted = 0;
+    return 1;
+}
+
+/* boot_once, again as long as template_again says. */
+static int boot_templated(boxlite_box *box, int detached, int *kvm, enum bl_shim_code *code,
+                          struct bl_tmpl *t)
+{
+    int rc = 0, started = 0;
+
+    for (int tries = 0; tries < 4; tries++) {
+        rc = boot_once(box, detached, kvm, code, t, &started);
+        if (!started || !template_again(box, rc, *kvm, *code, t))
+            break;
+    }
+    return rc == BL_TMPL_BUILT ? bl_err(BOXLITE_ERROR, "the box did not boot from its template")
+                               : rc;
+}
+
 /* Boot; when KVM was picked by itself and QEMU cannot run under it (a broken nested setup
  * opens /dev/kvm fine and then aborts), say so once and boot under TCG instead. When KVM is
  * required, that failure is the answer: no fallback. */
-static int boot(boxlite_box *box, int detached)
+static int boot(boxlite_box *box, int detached, int cold)
 {
     int required = bl_vmm_kvm_required(box->rt->accel);
     struct bl_image *img = NULL;
+    struct bl_tmpl t = BL_TMPL_INIT;
     int kvm = 0;
     enum bl_shim_code code = BL_SHIM_E_SETUP;
     int rc = bl_box_image(box, &img); /* the image must still be there */
 
+    t.wanted = !cold && !box->incoming && bl_templates_enabled();
     if (rc == 0)
-        rc = boot_once(box, detached, &kvm, &code);
+        rc = boot_templated(box, detached, &kvm, &code, &t);
     if (rc != 0 && kvm && code == BL_SHIM_E_QEMU_EXITED && required)
         rc = bl_err_wrap(rc, "KVM is required and QEMU could not run under it (no fallback to "
                              "TCG emulation)");
@@ -185,8 +239,9 @@ static int boot(boxlite_box *box, int detached)
                (int)(next ? (size_t)(next - why) : strlen(why)), why);
         box->rt->kvm_broken = 1;
         bl_box_transition(box->rt->db, box->row.id, BL_BOX_CONFIGURED, 0, 0, "");
-        rc = boot_once(box, detached, &kvm, &code);
+        rc = boot_templated(box, detached, &kvm, &code, &t);
     }
+    bl_template_clear(&t);
     return rc;
 }
 
@@ -210,7 +265,7 @@ int bl_box_lock(boxlite_box *box, int *fd_out)
     return rc;
 }
 
-static int start_locked(boxlite_box *box, int detached)
+static int start_locked(boxlite_box *box, int detached, int cold)
 {
     int rc = bl_box_reload(box);
 
@@ -223,10 +278,10 @@ static int start_locked(boxlite_box *box, int detached)
     }
     bl_box_repair_row(box->rt, &box->row, NULL);
     bl_snapshot_repair_locked(box); /* what a crash left in its snapshots and layers */
-    return boot(box, detached || box->row.detach);
+    return boot(box, detached || box->row.detach, cold);
 }
 
-static int start(boxlite_box *box, int detached)
+static int start(boxlite_box *box, unsigned flags)
 {
     int lock_fd = -1;
     int rc;
@@ -240,7 +295,8 @@ static int start(boxlite_box *box, int detached)
         return 0;
     rc = bl_box_lock(box, &lock_fd);
     if (rc == 0) {
-        rc = start_locked(box, detached);
+        rc = start_locked(box, (flags & BOXLITE_START_DETACHED) != 0,
+                          (flags & BOXLITE_START_COLD) != 0);
         close(lock_fd);
     }
     bl_box_reload(box);
@@ -256,7 +312,14 @@ BOXLITE_API int boxlite_box_start(boxlite_box *box)
 
 BOXLITE_API int boxlite_box_start_detached(boxlite_box *box)
 {
-    return start(box, 1);
+    return start(box, BOXLITE_START_DETACHED);
+}
+
+BOXLITE_API int boxlite_box_start_flags(boxlite_box *box, unsigned flags)
+{
+    if (flags & ~(unsigned)(BOXLITE_START_DETACHED | BOXLITE_START_COLD))
+        return bl_err(BOXLITE_EINVAL, "start: unknown flags 0x%x", flags);
+    return start(box, flags);
 }
 
 int bl_box_conn(boxlite_box *box, struct bl_conn **out)

@@ -216,29 +216,52 @@ static const char *volume_model(const char *path)
     return "mapped-file";
 }
 
-/* One -fsdev + virtio-9p-device per volume; the agent mounts them (kernel command line). */
+/* The agent's spec of volume n: "volN,ro|rw,PATH" (PATH percent-encoded). malloc'd. */
+static char *volume_spec(size_t n, const char *mode, const char *guest_path)
+{
+    char *guest = percent_encode(guest_path);
+    char *spec =
+        guest ? bl_strdupf("vol%zu,%s,%s", n, strcmp(mode, "ro") == 0 ? "ro" : "rw", guest) : NULL;
+
+    free(guest);
+    return spec;
+}
+
+/* One -fsdev + virtio-9p-device per volume; the agent mounts them (kernel command line, or a
+ * template's attach). */
 static void add_volumes(struct argv_buf *a, const struct bl_vm_config *c, char **cmdline)
 {
     for (size_t i = 0, n = 0; c->volumes && c->volumes[i] && c->volumes[i + 1] && c->volumes[i + 2];
          i += 3, n++) {
         int ro = strcmp(c->volumes[i], "ro") == 0;
         char *path = qemu_escape(c->volumes[i + 1]);
-        char *guest = percent_encode(c->volumes[i + 2]);
-        char *more;
+        char *spec = c->template_mode ? NULL : volume_spec(n, c->volumes[i], c->volumes[i + 2]);
+        char *more = NULL;
         add(a, "-fsdev");
         add(a, own(a, path ? bl_strdupf("local,id=vol%zu,path=%s,security_model=%s%s", n, path,
                                         volume_model(c->volumes[i + 1]), ro ? ",readonly=on" : "")
                            : NULL));
         add(a, "-device");
         add(a, own(a, bl_strdupf("virtio-9p-device,fsdev=vol%zu,mount_tag=vol%zu", n, n)));
-        more = *cmdline && guest ? bl_strdupf("%s boxlite.vol%zu=vol%zu,%s,%s", *cmdline, n, n,
-                                              ro ? "ro" : "rw", guest)
-                                 : NULL;
-        free(*cmdline);
-        *cmdline = more;
+        if (!c->template_mode) {
+            more = *cmdline && spec ? bl_strdupf("%s boxlite.vol%zu=%s", *cmdline, n, spec) : NULL;
+            free(*cmdline);
+            *cmdline = more;
+        }
         free(path);
-        free(guest);
+        free(spec);
     }
+}
+
+int bl_vmm_volume_specs(char ***out, const struct bl_vm_config *c)
+{
+    struct argv_buf a = {0};
+
+    for (size_t i = 0, n = 0; c->volumes && c->volumes[i] && c->volumes[i + 1] && c->volumes[i + 2];
+         i += 3, n++)
+        add(&a, own(&a, volume_spec(n, c->volumes[i], c->volumes[i + 2])));
+    a.v[a.n] = NULL;
+    return argv_finish(out, &a, "listing the volumes");
 }
 
 /* The command line. Devices: one virtio-blk (the box disk), one virtio-serial port (the
@@ -246,9 +269,13 @@ static void add_volumes(struct argv_buf *a, const struct bl_vm_config *c, char *
  * serial console to the shim (console.sock); nothing else. */
 static void build_argv(struct argv_buf *a, const struct bl_vm_config *c)
 {
-    char *cmdline = bl_strdupf("console=ttyS0 quiet panic=-1 reboot=t%s boxlite.hostname=%s%s",
-                               c->kvm ? "" : tsc_param(), c->hostname,
-                               c->network_disabled ? "" : " boxlite.net=user");
+    char *cmdline =
+        c->template_mode
+            ? bl_strdupf("console=ttyS0 quiet panic=-1 reboot=t%s boxlite.template=1",
+                         c->kvm ? "" : tsc_param())
+            : bl_strdupf("console=ttyS0 quiet panic=-1 reboot=t%s boxlite.hostname=%s%s",
+                         c->kvm ? "" : tsc_param(), c->hostname,
+                         c->network_disabled ? "" : " boxlite.net=user");
 
     add(a, c->qemu);
     add(a, "-M");

@@ -10,8 +10,11 @@ struct bl_vm_config {
     const char *disk;    /* the box's qcow2 */
     const char *console; /* console.sock: the shim listens there and writes console.log, capped */
     const char *hostname;
-    const char *mac; /* the virtio-net MAC, "52:54:00:..." */
-    int incoming;    /* wait for a saved state on fd 5 (-incoming fd:5) */
+    const char *mac;   /* the virtio-net MAC, "52:54:00:..." */
+    int incoming;      /* wait for a saved state on fd 5 (-incoming fd:5) */
+    int template_mode; /* a warm template (docs/templates.md): the kernel command line says
+                        * nothing of the box (no hostname, network or volumes); the devices
+                        * are the same */
     unsigned cpus;
     unsigned memory_mib;
     int kvm;
@@ -38,6 +41,10 @@ int bl_vmm_kvm_required(const char *opt);
  * network stream fd 6 (unless network_disabled).
  * *out: bl_strv_free. */
 int bl_vmm_argv(char ***out, const struct bl_vm_config *cfg);
+
+/* The volumes as the agent takes them ("volN,ro|rw,PATH", PATH percent-encoded), for the
+ * kernel command line or a template's attach. *out: bl_strv_free. */
+int bl_vmm_volume_specs(char ***out, const struct bl_vm_config *cfg);
 
 /* What that command line makes QEMU open by name, as the jail's specs (src/jail/jail.h):
  * "exe:" the binary, "ro:"/"rw:" the kernel, initrd, console, the disk's directory, the disk

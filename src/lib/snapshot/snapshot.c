@@ -27,6 +27,8 @@
 #define MONITOR_MS  600000
 #define IDENTITY_MS 30000
 #define ENTROPY_LEN 64
+_Static_assert(sizeof(((struct bl_identity *)0)->entropy) == 2 * ENTROPY_LEN + 1,
+               "struct bl_identity holds ENTROPY_LEN bytes in hex");
 
 /* ---- paths and files ---- */
 
@@ -357,23 +359,35 @@ static int run_builtin(boxlite_box *box, const char *const *argv)
 }
 
 /* After a restore: the guest's clock is where it was at the snapshot and its RNG state is
- * the snapshot's. A fork also gets its own hostname and MAC. */
-static int fix_identity(boxlite_box *box, int fork)
+ * the snapshot's. A fork also gets its own hostname and MAC. The identity built-in's
+ * arguments (argv[1..4]) for box, held in id. */
+void bl_snapshot_identity_args(struct bl_identity *id, boxlite_box *box, int fork)
 {
-    char entropy[2 * ENTROPY_LEN + 1], now[32], mac[18];
-    const char *argv[6];
     struct timespec ts;
 
     clock_gettime(CLOCK_REALTIME, &ts);
-    snprintf(now, sizeof(now), "%lld", (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec);
-    random_hex(entropy, ENTROPY_LEN);
-    bl_box_mac(box->row.id, mac);
-    argv[0] = "identity";
-    argv[1] = fork ? (box->row.name ? box->row.name : box->row.id) : "-";
-    argv[2] = fork && !box->row.network_disabled ? mac : "-";
-    argv[3] = entropy;
-    argv[4] = now;
-    argv[5] = NULL;
+    snprintf(id->now, sizeof(id->now), "%lld", (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec);
+    random_hex(id->entropy, ENTROPY_LEN);
+    bl_box_mac(box->row.id, id->mac);
+    id->argv[0] = "identity";
+    id->argv[1] = fork ? (box->row.name ? box->row.name : box->row.id) : "-";
+    id->argv[2] = fork && !box->row.network_disabled ? id->mac : "-";
+    id->argv[3] = id->entropy;
+    id->argv[4] = id->now;
+    id->argv[5] = NULL;
+}
+
+static int fix_identity(boxlite_box *box, int fork)
+{
+    struct bl_identity id;
+
+    bl_snapshot_identity_args(&id, box, fork);
+    return run_builtin(box, id.argv);
+}
+
+/* An agent built-in run as root, for a box started from a warm template (src/lib/template/). */
+int bl_snapshot_builtin(boxlite_box *box, const char *const *argv)
+{
     return run_builtin(box, argv);
 }
 
