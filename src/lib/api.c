@@ -3,6 +3,7 @@
  * never written past its end), the names beside the state/kind/log-level numbers, and the
  * versioned list and clone entry points over the 1.0 ones. */
 #include "api.h"
+#include "box.h"
 
 #include <stddef.h>
 #include <string.h>
@@ -53,6 +54,7 @@ BOXLITE_API int boxlite_box_options_init(boxlite_box_options *opts, unsigned ver
 {
     static const boxlite_box_options tmpl = BOXLITE_BOX_OPTIONS_INIT;
     static const size_t sizes[] = {offsetof(boxlite_box_options, allow_net),
+                                   offsetof(boxlite_box_options, no_main),
                                    sizeof(boxlite_box_options)};
     return init_struct(opts, version, sizes, BOXLITE_BOX_OPTIONS_VERSION, &tmpl, "box options");
 }
@@ -79,11 +81,20 @@ BOXLITE_API int boxlite_pull_options_init(boxlite_pull_options *opts, unsigned v
     return init_struct(opts, version, sizes, BOXLITE_PULL_OPTIONS_VERSION, &tmpl, "pull options");
 }
 
+static const size_t box_info_sizes[] = {offsetof(boxlite_box_info, has_exit_code),
+                                        sizeof(boxlite_box_info)};
+
+size_t bl_box_info_size(unsigned version)
+{
+    return version >= 1 && version <= BOXLITE_BOX_INFO_VERSION ? box_info_sizes[version - 1]
+                                                               : sizeof(boxlite_box_info);
+}
+
 BOXLITE_API int boxlite_box_info_init(boxlite_box_info *info, unsigned version)
 {
     static const boxlite_box_info tmpl = BOXLITE_BOX_INFO_INIT;
-    static const size_t sizes[] = {sizeof(boxlite_box_info)};
-    return init_struct(info, version, sizes, BOXLITE_BOX_INFO_VERSION, &tmpl, "box info");
+    return init_struct(info, version, box_info_sizes, BOXLITE_BOX_INFO_VERSION, &tmpl,
+                       "box info");
 }
 
 BOXLITE_API int boxlite_box_stats_init(boxlite_box_stats *stats, unsigned version)
@@ -153,7 +164,7 @@ BOXLITE_API int boxlite_box_list_v2(boxlite_box_info **out, size_t *count_out, b
                                     unsigned version)
 {
     int rc = bl_check_version(version, BOXLITE_BOX_INFO_VERSION, "box info");
-    return rc ? rc : boxlite_box_list(out, count_out, rt);
+    return rc ? rc : bl_box_list_version(out, count_out, rt, version);
 }
 
 BOXLITE_API void boxlite_box_list_free(boxlite_box_info *list, size_t count)

@@ -215,7 +215,7 @@ def db_query(home, sql):
 
 
 PREVIOUS_SCHEMA = 4  # the last schema without the pins (4: allow_net)
-CURRENT_SCHEMA = 6   # 5: the pins, 6: accel
+CURRENT_SCHEMA = 7   # 5: the pins, 6: accel, 7: main process, auto_delete
 
 
 def downgrade_to_previous_schema(home):

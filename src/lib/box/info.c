@@ -11,6 +11,7 @@
 #include "runtime.h"
 #include "util.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +42,10 @@ static void row_to_info(boxlite_box_info *out, const struct bl_box_row *r)
     out->auto_remove = r->auto_remove;
     out->network_disabled = r->network_disabled;
     snprintf(out->accel, sizeof(out->accel), "%s", r->accel);
+    out->has_exit_code = r->has_exit_code;
+    out->exit_code = r->exit_code;
+    out->no_main = r->no_main;
+    out->auto_delete = (long)r->auto_delete;
     for (size_t i = 0; r->ports && r->ports[i] && r->ports[i + 3]; i += 4) {
         size_t n = strlen(out->ports);
         snprintf(out->ports + n, sizeof(out->ports) - n, "%s%s:%s->%s/%s", n ? ", " : "",
@@ -67,22 +72,29 @@ BOXLITE_API int boxlite_box_get_info(boxlite_box_info *out, boxlite_box *box)
                           : bl_box_reload(box);
     if (rc == 0 && bl_box_repair_row(box->rt, &box->row, NULL)) /* shown as it is now */
         rc = bl_box_reload(box);
-    if (rc == 0)
-        row_to_info(out, &box->row);
+    if (rc == 0) { /* only the fields the caller's version has */
+        boxlite_box_info all;
+        unsigned version = out->version;
+        row_to_info(&all, &box->row);
+        all.version = version;
+        memcpy(out, &all, bl_box_info_size(version));
+    }
     return rc;
 }
 
-BOXLITE_API int boxlite_box_list(boxlite_box_info **out, size_t *count_out, boxlite_runtime *rt)
+int bl_box_list_version(boxlite_box_info **out, size_t *count_out, boxlite_runtime *rt,
+                        unsigned version)
 {
     struct bl_box_row *rows = NULL;
-    boxlite_box_info *infos = NULL;
-    size_t n = 0;
+    unsigned char *infos = NULL;
+    size_t n = 0, stride = bl_box_info_size(version);
     int rc;
 
     bl_err_clear();
     if (!out || !count_out || !rt)
         return bl_err(BOXLITE_EINVAL, "box list: bad arguments");
     bl_box_repair_new(rt, NULL); /* one readdir: boxes a crash left half made, shown whole */
+    bl_box_sweep_expired(rt->db, rt->home, NULL); /* auto_delete that came due */
     rc = bl_db_box_list(rt->db, &rows, &n);
     for (size_t i = 0; rc == 0 && i < n; i++) {
         if (bl_box_repair_row(rt, &rows[i], NULL)) { /* shown as it is now */
@@ -93,17 +105,26 @@ BOXLITE_API int boxlite_box_list(boxlite_box_info **out, size_t *count_out, boxl
     }
     if (rc != 0)
         return rc;
-    infos = calloc(n ? n : 1, sizeof(*infos));
+    infos = calloc(n ? n : 1, stride);
     if (!infos)
         rc = bl_err(BOXLITE_ENOMEM, "out of memory");
-    for (size_t i = 0; infos && i < n; i++)
-        row_to_info(&infos[i], &rows[i]);
+    for (size_t i = 0; infos && i < n; i++) { /* entries of the caller's version */
+        boxlite_box_info all;
+        row_to_info(&all, &rows[i]);
+        all.version = version;
+        memcpy(infos + i * stride, &all, stride);
+    }
     bl_box_rows_free(rows, n);
     if (rc == 0) {
-        *out = infos;
+        *out = (boxlite_box_info *)infos;
         *count_out = n;
     }
     return rc;
+}
+
+BOXLITE_API int boxlite_box_list(boxlite_box_info **out, size_t *count_out, boxlite_runtime *rt)
+{
+    return bl_box_list_version(out, count_out, rt, 1);
 }
 
 static void proc_stats(int pid, boxlite_box_stats *out)
@@ -186,6 +207,79 @@ BOXLITE_API int boxlite_box_console(char **out, size_t *len_out, boxlite_box *bo
         if (len_out)
             *len_out = len;
     }
+    return rc;
+}
+
+/* Read up to cap bytes of path from offset into buf; the bytes read, 0 for none. */
+static size_t read_at(const char *path, uint64_t off, char *buf, size_t cap)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    size_t got = 0;
+
+    while (fd >= 0 && got < cap) {
+        ssize_t n = pread(fd, buf + got, cap - got, (off_t)(off + got));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    if (fd >= 0)
+        close(fd);
+    return got;
+}
+
+static uint64_t file_size(const char *path)
+{
+    struct stat st;
+
+    return lstat(path, &st) == 0 && S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0;
+}
+
+/* The log is main.log.1 (the older file, when the shim rotated) followed by main.log. */
+BOXLITE_API int boxlite_box_logs(char **out, size_t *len_out, uint64_t *next_out,
+                                 boxlite_box *box, uint64_t from)
+{
+    char *old = NULL, *cur = NULL, *data = NULL;
+    uint64_t n_old, n_cur, total;
+    size_t len = 0;
+    int rc = 0;
+
+    bl_err_clear();
+    if (!out || !box)
+        return bl_err(BOXLITE_EINVAL, "box logs: bad arguments");
+    old = bl_strdupf("%s/main.log.1", box->dir);
+    cur = bl_strdupf("%s/main.log", box->dir);
+    if (!old || !cur) {
+        rc = bl_err(BOXLITE_ENOMEM, "out of memory");
+        goto out;
+    }
+    n_old = file_size(old);
+    n_cur = file_size(cur);
+    total = n_old + n_cur;
+    if (from > total) /* cut since: continue at the start of the current file */
+        from = n_old;
+    data = malloc((size_t)(total - from) + 1);
+    if (!data) {
+        rc = bl_err(BOXLITE_ENOMEM, "out of memory");
+        goto out;
+    }
+    if (from < n_old)
+        len = read_at(old, from, data, (size_t)(n_old - from));
+    if (len == (from < n_old ? n_old - from : 0))
+        len += read_at(cur, from > n_old ? from - n_old : 0, data + len,
+                       (size_t)(total - from) - len);
+    data[len] = '\0';
+    *out = data;
+    data = NULL;
+    if (len_out)
+        *len_out = len;
+    if (next_out)
+        *next_out = from + len;
+out:
+    free(data);
+    free(old);
+    free(cur);
     return rc;
 }
 
