@@ -356,12 +356,12 @@ BOXLITE_API int boxlite_box_console(char **out, size_t *len_out, boxlite_box *bo
 
 /* The box's log: what its main process wrote to stdout and stderr, across its boots (capped:
  * the box keeps its current log file and the one before, each at most BOXLITE_MAX_MAIN_LOG,
- * 4 MiB by default), from byte `from` of the log as it is now (0: the start). *out (NUL-terminated, *len_out bytes: guest bytes,
- * sanitise them before a terminal) belongs to the caller: boxlite_free. *next_out (may be
- * NULL) is where the next call continues; when the log was cut since, reading restarts at
- * its start. */
-BOXLITE_API int boxlite_box_logs(char **out, size_t *len_out, uint64_t *next_out,
-                                 boxlite_box *box, uint64_t from);
+ * 4 MiB by default), from byte `from` of the log as it is now (0: the start). *out (NUL-terminated,
+ * *len_out bytes: guest bytes, sanitise them before a terminal) belongs to the caller:
+ * boxlite_free. *next_out (may be NULL) is where the next call continues; when the log was cut
+ * since, reading restarts at its start. */
+BOXLITE_API int boxlite_box_logs(char **out, size_t *len_out, uint64_t *next_out, boxlite_box *box,
+                                 uint64_t from);
 
 /* The command `run` executes: entrypoint (box's, else image's) followed by user_cmd when it
  * has arguments, else the cmd (box's, else image's). *out is a NULL-terminated vector that

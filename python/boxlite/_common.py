@@ -70,8 +70,9 @@ def create_kwargs(options: Optional[BoxOptions], name: Optional[str],
         "user": o.user,
         "entrypoint": o.entrypoint,
         "cmd": o.cmd,
-        "auto_remove": bool(o.auto_remove),
+        "auto_remove": True if o.auto_remove is None else bool(o.auto_remove),
         "detach": bool(o.detach),
+        "auto_delete": -1 if o.auto_delete is None else int(o.auto_delete),
         "network_disabled": o.network is not None and o.network.mode == "disabled",
         "volumes": list(o._volumes) or None,
         "ports": list(o._ports) or None,
@@ -157,6 +158,11 @@ class BoxInfo:
         self.volumes: List[str] = _split_list(d["volumes"])
         self.auto_remove: bool = d["auto_remove"]
         self.detach: bool = d["detach"]
+        #: seconds a stopped box is kept (BoxLite's: auto_delete, else 1 for auto_remove)
+        self.auto_delete: int = (d["auto_delete"] if d.get("auto_delete", -1) >= 0
+                                 else int(d["auto_remove"]))
+        #: the main process's exit status of the last boot, None while it runs or never ran
+        self.exit_code: Optional[int] = d.get("exit_code")
         self.reason: str = d["reason"]
         #: how the box's last boot ran: "kvm" (hardware-isolated), "tcg" (emulated: not a
         #: hardware boundary), or None before its first boot

@@ -40,9 +40,8 @@ static int box_live(boxlite_box *box)
 {
     boxlite_box_info info = BOXLITE_BOX_INFO_INIT;
 
-    return boxlite_box_get_info(&info, box) == 0 &&
-           (info.state_code == BOXLITE_BOX_STATE_RUNNING ||
-            info.state_code == BOXLITE_BOX_STATE_STOPPING);
+    return boxlite_box_get_info(&info, box) == 0 && (info.state_code == BOXLITE_BOX_STATE_RUNNING ||
+                                                     info.state_code == BOXLITE_BOX_STATE_STOPPING);
 }
 
 /* Follow: print what arrives until the box is no longer running (and its last words). */

@@ -93,8 +93,7 @@ size_t bl_box_info_size(unsigned version)
 BOXLITE_API int boxlite_box_info_init(boxlite_box_info *info, unsigned version)
 {
     static const boxlite_box_info tmpl = BOXLITE_BOX_INFO_INIT;
-    return init_struct(info, version, box_info_sizes, BOXLITE_BOX_INFO_VERSION, &tmpl,
-                       "box info");
+    return init_struct(info, version, box_info_sizes, BOXLITE_BOX_INFO_VERSION, &tmpl, "box info");
 }
 
 BOXLITE_API int boxlite_box_stats_init(boxlite_box_stats *stats, unsigned version)

@@ -54,7 +54,7 @@
 struct shim {
     const char *home, *id, *incoming, *main_req;
     struct shim_main *mainp; /* mainproc.c: the box's main process, NULL when none */
-    char *dir; /* absolute box directory (the cwd) */
+    char *dir;               /* absolute box directory (the cwd) */
     struct shim_qmp qmp;
     int incoming_fd;
     char **qemu_argv;

@@ -237,8 +237,8 @@ static uint64_t file_size(const char *path)
 }
 
 /* The log is main.log.1 (the older file, when the shim rotated) followed by main.log. */
-BOXLITE_API int boxlite_box_logs(char **out, size_t *len_out, uint64_t *next_out,
-                                 boxlite_box *box, uint64_t from)
+BOXLITE_API int boxlite_box_logs(char **out, size_t *len_out, uint64_t *next_out, boxlite_box *box,
+                                 uint64_t from)
 {
     char *old = NULL, *cur = NULL, *data = NULL;
     uint64_t n_old, n_cur, total;
@@ -267,8 +267,8 @@ BOXLITE_API int boxlite_box_logs(char **out, size_t *len_out, uint64_t *next_out
     if (from < n_old)
         len = read_at(old, from, data, (size_t)(n_old - from));
     if (len == (from < n_old ? n_old - from : 0))
-        len += read_at(cur, from > n_old ? from - n_old : 0, data + len,
-                       (size_t)(total - from) - len);
+        len +=
+            read_at(cur, from > n_old ? from - n_old : 0, data + len, (size_t)(total - from) - len);
     data[len] = '\0';
     *out = data;
     data = NULL;

@@ -127,7 +127,6 @@ static int sweep_one(struct bl_db *db, const char *home, const char *id)
     char **still = NULL, deps[64];
     int done = 0;
 
-
     /* boxes whose disks rest on its snapshots keep it (as boxlite_box_remove would refuse) */
     if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0 && !bl_run_lock_held(dir) &&
         bl_db_box_expired(db, id, &still) == 0 && still[0] &&

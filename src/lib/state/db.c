@@ -573,8 +573,8 @@ int bl_db_box_set_exit(struct bl_db *s, const char *id, int has_code, int code)
 {
     sqlite3_stmt *st = NULL;
 
-    if (sqlite3_prepare_v2(s->db, "UPDATE boxes SET exit_code = ?2 WHERE id = ?1", -1, &st,
-                           NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(s->db, "UPDATE boxes SET exit_code = ?2 WHERE id = ?1", -1, &st, NULL) !=
+        SQLITE_OK)
         return db_err(s, "prepare update");
     sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
     if (has_code)
