@@ -27,6 +27,12 @@ class StoreCLI:
         self.binary = str(binary)
 
     def run(self, *args, timeout=300):
+        if args[:1] == ("create",) and IMAGE in args and "--" not in args:
+            # the test image's entrypoint is echo, and a box stops when its main process
+            # ends: these boxes' main process sleeps instead
+            i = args.index(IMAGE)
+            args = (args[0], "--entrypoint", "/bin/sleep", *args[1:i + 1], "--", "100000",
+                    *args[i + 1:])
         return subprocess.run([self.binary, *args], capture_output=True, timeout=timeout,
                               env=self.env)
 
