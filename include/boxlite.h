@@ -307,13 +307,21 @@ typedef struct {
     char volumes[1024]; /* shared directories: "/host:/guest[:ro], ..." */
     char accel[8];      /* how its last boot ran: "kvm" (hardware-isolated), "tcg" (emulated: not a
                          * hardware boundary), "" before its first boot */
-    /* Version 2. */
+    /* version 2 */
+    char image_ref[512];  /* the image reference as the box's creator wrote it ("python:3.11"),
+                           * whichever registry or mirror served it; image is the name it
+                           * resolved to. The same as image for the built-in image and for
+                           * boxes made before version 2 */
+    char image_id[72];    /* "sha256:…" of the image config, or "" (the built-in image, or an
+                           * imported box not yet pinned) */
+    char allow_net[1024]; /* its egress allowlist: "example.com, *.example.org:443, ...", or "" */
+    /* Version 3. */
     int has_exit_code; /* 1 when the main process of its last boot exited */
     int exit_code;     /* its exit status then (128 + signal when killed) */
     int no_main;       /* created with no_main */
     long auto_delete;  /* as created: < 0 auto_remove decides, 0 kept, N s after it stopped */
 } boxlite_box_info;
-#define BOXLITE_BOX_INFO_VERSION 2
+#define BOXLITE_BOX_INFO_VERSION 3
 #define BOXLITE_BOX_INFO_INIT                                                                      \
     {                                                                                              \
         .version = BOXLITE_BOX_INFO_VERSION                                                        \

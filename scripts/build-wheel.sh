@@ -42,9 +42,13 @@ soname=$(objdump -p "$BUILD/src/lib/libboxlite.so" | awk '$1 == "SONAME" {print 
 install -m 0755 "$(realpath "$BUILD/src/lib/$soname")" "$pkg/lib/$soname"
 install -m 0644 "$qemu"/lib/* "$pkg/lib/"
 install -m 0644 "$qemu"/share/qemu/* "$pkg/share/qemu/"
-for f in vmlinux initramfs.cpio.gz default.ext4 default.ext4.sha256 kernel-version; do
+for f in vmlinux initramfs.cpio.gz default.ext4.sha256 kernel-version; do
   install -m 0644 "$BUILD/guest/$f" "$pkg/share/boxlite/"
 done
+# a zip keeps no holes: the sparse 512 MiB default image ships compressed and is inflated
+# (sparse, checked against default.ext4.sha256) into the store on first use
+gzip -6 -n -c "$BUILD/guest/default.ext4" > "$pkg/share/boxlite/default.ext4.gz"
+chmod 0644 "$pkg/share/boxlite/default.ext4.gz"
 strip --strip-unneeded "$pkg"/_core*.so "$pkg/lib/$soname" \
   "$pkg/libexec/boxlite" "$pkg/libexec/boxlite-shim"
 

@@ -1,5 +1,6 @@
-"""test_unit.py — runs the C unit tests (TAP) and a short libFuzzer pass of the protocol
-decoder, the host-side tar extraction and the image parsers, so that pytest's summary covers
+"""test_unit.py — runs the C unit tests (TAP) and a short libFuzzer pass of the fuzz targets
+(the protocol decoder, the host-side and the agent's tar extraction, the image parsers and
+import, .boxlite archives, registries.json, QMP replies, ...), so that pytest's summary covers
 them; and shows the extraction's harness stops on an escape planted in a copy of untar.c.
 `make fuzz` runs the full 60 s pass."""
 import os
@@ -13,7 +14,8 @@ BUILD = pathlib.Path(os.environ.get("BOXLITE_BUILD",
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.parametrize("name", ["test_proto", "test_reference", "test_netpolicy"])
+@pytest.mark.parametrize("name", ["test_proto", "test_reference", "test_netpolicy", "test_import",
+                                  "test_qmp"])
 def test_c_unit(name):
     exe = BUILD / "tests" / "unit" / name
     r = subprocess.run([str(exe)], capture_output=True, text=True, timeout=300)
@@ -25,7 +27,10 @@ def test_c_unit(name):
                                                 ("fuzz_untar", "corpus_untar"),
                                                 ("fuzz_text", "corpus_text"),
                                                 ("fuzz_dns", "corpus_dns"),
-                                                ("fuzz_qcow2", "corpus_qcow2")])
+                                                ("fuzz_qcow2", "corpus_qcow2"),
+                                                ("fuzz_agent_untar", "corpus_agent_untar"),
+                                                ("fuzz_qmp", "corpus_qmp"),
+                                                ("fuzz_oci_config", "corpus_oci_config")])
 def test_fuzz_short_run(tmp_path, target, corpus_dir):
     """The protocol decoder and the host's extraction of a box's tar, fuzzed briefly."""
     exe = BUILD / "fuzz" / target
@@ -41,8 +46,10 @@ def test_fuzz_short_run(tmp_path, target, corpus_dir):
     assert "Done" in r.stderr
 
 
-# images (issue 3): registry documents, references + WWW-Authenticate, layer tars → ext4.
-@pytest.mark.parametrize("target", ["manifest", "reference", "layer"])
+# images (issue 3): registry documents, references + WWW-Authenticate, layer tars → ext4;
+# (issue 11) docker-save / OCI-layout import, .boxlite archives, registries.json.
+@pytest.mark.parametrize("target", ["manifest", "reference", "layer", "import", "boxarchive",
+                                    "registries"])
 def test_fuzz_image_parsers_short_run(tmp_path, target):
     exe = BUILD / "fuzz" / f"fuzz_{target}"
     if not exe.exists():

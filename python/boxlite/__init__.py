@@ -15,19 +15,25 @@ _register_errors()
 
 from ._async import (Box, Boxlite, ExecStderr, ExecStdin, ExecStdout, Execution,  # noqa: E402
                      ImageHandle, SnapshotHandle)
-from ._common import (BoxInfo, BoxMetrics, BoxStateInfo, ImageInfo,  # noqa: E402
-                      ImagePullResult, RuntimeMetrics, SnapshotInfo)
+from ._common import (BoxInfo, BoxMetrics, BoxStateInfo, HealthState,  # noqa: E402
+                      HealthStatus, ImageInfo, ImagePullResult, NetworkDirectionInfo,
+                      NetworkInfo, PublishedPort, RuntimeMetrics, SnapshotInfo)
 from .codebox import CodeBox  # noqa: E402
-from .errors import (AlreadyExistsError, BoxliteError, ExecError,  # noqa: E402
-                     InvalidArgumentError, InvalidStateError, NativeError, NotAvailableError,
-                     NotFoundError, ParseError, StoppedError, TimeoutError)
+from .errors import (AlreadyExistsError, BoxliteError, ConfigError,  # noqa: E402
+                     DatabaseError, DeadlineError, EngineError, ExecError, ExecutionError,
+                     ImageError, InternalError, InvalidArgumentError, InvalidStateError,
+                     NativeError, NetworkError, NotAvailableError, NotFoundError, ParseError,
+                     PortalError, ResourceExhaustedError, RpcError, StoppedError, StorageError,
+                     TimeoutError)
 from .exec import ExecResult  # noqa: E402
-from .options import (BoxOptions, CloneOptions, CopyOptions, ExportOptions,  # noqa: E402
-                      ImageRegistry, NetworkSpec, Options, SnapshotOptions)
+from .options import (AdvancedBoxOptions, BoxOptions, CloneOptions,  # noqa: E402
+                      ContainerCapabilities, CopyOptions, ExportOptions, HealthCheckOptions,
+                      ImageRegistry, NetworkSpec, Options, SecurityOptions, SnapshotOptions)
 from .simplebox import SimpleBox  # noqa: E402
+from .skillbox import SkillBox  # noqa: E402
 from .sync_api import (SyncBox, SyncBoxlite, SyncCodeBox, SyncExecStderr,  # noqa: E402
                        SyncExecStdin, SyncExecStdout, SyncExecution, SyncImageHandle,
-                       SyncSimpleBox, SyncSnapshotHandle)
+                       SyncSimpleBox, SyncSkillBox, SyncSnapshotHandle)
 
 from .rest import ApiKeyCredential, BoxliteRestOptions, RestBoxlite  # noqa: E402
 
@@ -42,6 +48,11 @@ native_version = _core.version()
 __all__ = [
     "Options", "ImageRegistry", "BoxOptions", "NetworkSpec", "CopyOptions",
     "SnapshotOptions", "CloneOptions", "ExportOptions", "SnapshotInfo",
+    "AdvancedBoxOptions", "ContainerCapabilities", "SecurityOptions", "HealthCheckOptions",
+    "NetworkInfo", "NetworkDirectionInfo", "PublishedPort", "HealthState", "HealthStatus",
+    "SkillBox", "SyncSkillBox", "EngineError", "ConfigError", "StorageError", "ImageError",
+    "PortalError", "NetworkError", "RpcError", "InternalError", "ExecutionError",
+    "DatabaseError", "ResourceExhaustedError", "DeadlineError",
     "Boxlite", "Box", "Execution", "ExecStdout", "ExecStderr", "ExecStdin", "ImageHandle",
     "SnapshotHandle", "ImagePullResult", "ImageInfo", "BoxInfo", "BoxStateInfo", "BoxMetrics", "RuntimeMetrics",
     "SimpleBox", "CodeBox", "ExecResult",

@@ -26,7 +26,8 @@ class ImageHandle:
 
     async def pull(self, reference: str) -> "C.ImagePullResult":
         """Pull an image into the store (a cached image is only re-resolved)."""
-        return C.ImagePullResult(await C.call(self._runtime._core.image_pull, reference))
+        return C.ImagePullResult(await C.call(self._runtime._core.image_pull, reference),
+                                 reference)
 
     async def list(self) -> "List[C.ImageInfo]":
         """Every image in the store, sorted by name."""
@@ -51,7 +52,12 @@ class Boxlite:
         self._boxes: "weakref.WeakValueDictionary[str, Box]" = weakref.WeakValueDictionary()
         self._counters = C.new_runtime_counters()
         self._lock = threading.Lock()
-        self.images = ImageHandle(self)
+        self._images = ImageHandle(self)
+
+    @property
+    def images(self) -> ImageHandle:
+        """The runtime's images: pull and list."""
+        return self._images
 
     @staticmethod
     def default() -> "Boxlite":

@@ -58,6 +58,9 @@ def create_kwargs(options: Optional[BoxOptions], name: Optional[str],
         raise TypeError("options must be a BoxOptions")
     if o.secrets:
         raise not_available("secrets", "secret substitution in the C library")
+    if o.advanced is not None and o.advanced._unsupported():
+        raise not_available("AdvancedBoxOptions " + ", ".join(o.advanced._unsupported()),
+                            "capability, rlimit and health-check settings in the C library")
     image = imported if imported is not None else o.image
     return {
         "image": None if image == BUILTIN_IMAGE else image,
@@ -123,6 +126,12 @@ class BoxStateInfo:
     """A box's state: status is configured, running, stopping, stopped, paused, failed or
     unknown."""
 
+    __slots__ = ("status", "running", "pid", "reason")
+    status: str
+    running: bool
+    pid: Optional[int]
+    reason: str
+
     def __init__(self, status: str, pid: Optional[int], reason: str = ""):
         known = ("configured", "running", "stopping", "stopped", "paused", "failed")
         self.status = status if status in known else "unknown"
@@ -138,37 +147,206 @@ def _split_list(s: str) -> List[str]:
     return [x.strip() for x in s.split(", ") if x.strip()] if s else []
 
 
+class PublishedPort:
+    """One published port of a box: host_ip:host_port on the host → guest_port, protocol
+    "tcp" or "udp"."""
+
+    __slots__ = ("guest_port", "host_ip", "host_port", "protocol")
+    guest_port: int
+    host_ip: str
+    host_port: int
+    protocol: str
+
+    def __init__(self, guest_port: int, host_ip: str, host_port: int, protocol: str = "tcp"):
+        self.guest_port, self.host_ip = guest_port, host_ip
+        self.host_port, self.protocol = host_port, protocol
+
+    @classmethod
+    def _parse(cls, s: str) -> "PublishedPort":
+        """From the C library's "127.0.0.1:8080->80/tcp"."""
+        host, _, rest = s.partition("->")
+        guest, _, proto = rest.partition("/")
+        ip, _, port = host.rpartition(":")
+        return cls(int(guest), ip.strip("[]"), int(port), proto or "tcp")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, PublishedPort) and all(
+            getattr(self, k) == getattr(other, k) for k in self.__slots__)
+
+    def __repr__(self) -> str:
+        return (f"PublishedPort(guest_port={self.guest_port}, host_ip={self.host_ip!r}, "
+                f"host_port={self.host_port}, protocol={self.protocol!r})")
+
+
+class NetworkDirectionInfo:
+    """One direction of a box's network: mode "enabled" or "disabled", allow_net."""
+
+    __slots__ = ("mode", "allow_net")
+    mode: str
+    allow_net: List[str]
+
+    def __init__(self, mode: str, allow_net: Optional[List[str]] = None):
+        self.mode, self.allow_net = mode, list(allow_net or [])
+
+    def __repr__(self) -> str:
+        return f"NetworkDirectionInfo(mode={self.mode!r}, allow_net={self.allow_net!r})"
+
+
+class NetworkInfo:
+    """A box's network as resolved: outbound and inbound directions and the published ports
+    (None when not known). mode and allow_net are the outbound ones (BoxLite's older view)."""
+
+    __slots__ = ("outbound", "inbound", "published_ports")
+    outbound: NetworkDirectionInfo
+    inbound: NetworkDirectionInfo
+    published_ports: Optional[List[PublishedPort]]
+
+    def __init__(self, outbound: NetworkDirectionInfo, inbound: NetworkDirectionInfo,
+                 published_ports: Optional[List[PublishedPort]] = None):
+        self.outbound, self.inbound = outbound, inbound
+        self.published_ports = published_ports
+
+    @property
+    def mode(self) -> str:
+        return self.outbound.mode
+
+    @property
+    def allow_net(self) -> List[str]:
+        return list(self.outbound.allow_net)
+
+    def __repr__(self) -> str:
+        return (f"NetworkInfo(outbound={self.outbound!r}, inbound={self.inbound!r}, "
+                f"published_ports={self.published_ports!r})")
+
+
+class HealthState:
+    """A box's health: none, starting, healthy or unhealthy (str() is the value)."""
+
+    __slots__ = ("value",)
+    value: str
+
+    def __init__(self, value: str = "none"):
+        self.value = value
+
+    def is_none(self) -> bool:
+        return self.value == "none"
+
+    def is_starting(self) -> bool:
+        return self.value == "starting"
+
+    def is_healthy(self) -> bool:
+        return self.value == "healthy"
+
+    def is_unhealthy(self) -> bool:
+        return self.value == "unhealthy"
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __repr__(self) -> str:
+        return f"<HealthState: {self.value}>"
+
+
+class HealthStatus:
+    """The health check's state, failures in a row and last check time (RFC 3339 or None).
+    No health check runs here (docs/python.md): always state none."""
+
+    __slots__ = ("state", "failures", "last_check")
+    state: HealthState
+    failures: int
+    last_check: Optional[str]
+
+    def __init__(self, state: Optional[HealthState] = None, failures: int = 0,
+                 last_check: Optional[str] = None):
+        self.state = state if state is not None else HealthState()
+        self.failures, self.last_check = failures, last_check
+
+    def __repr__(self) -> str:
+        return f"HealthStatus(state={self.state.value!r}, failures={self.failures})"
+
+
+def _network_info(d: Dict[str, Any]) -> NetworkInfo:
+    """A box's NetworkInfo from the C info: outbound as the box was made, inbound through
+    published ports (the user-mode NAT takes no other inbound connections)."""
+    ports = [PublishedPort._parse(p) for p in _split_list(d.get("ports", ""))]
+    out = NetworkDirectionInfo("disabled" if d.get("network_disabled") else "enabled",
+                               _split_list(d.get("allow_net", "")))
+    inbound = NetworkDirectionInfo("enabled" if ports else "disabled")
+    return NetworkInfo(out, inbound, ports)
+
+
 class BoxInfo:
-    """What is known about a box. Also awaitable (await box.info() and box.info() both work)."""
+    """What is known about a box (BoxLite's fields first). image is the reference as it was
+    written at create ("python:3.11"), whichever registry or mirror served it; image_name
+    the name it resolved to, image_id the config digest. Also awaitable (await box.info()
+    and box.info() both work)."""
+
+    __slots__ = ("id", "name", "state", "created_at", "started_at", "image", "cpus",
+                 "memory_mib", "network", "auto_stop", "auto_delete", "auto_resume",
+                 "health_status", "status", "image_name", "image_id", "disk_size_gb", "ports",
+                 "volumes", "auto_remove", "detach", "reason", "accel", "hardware_isolated",
+                 "exit_code")
+    id: str
+    name: Optional[str]
+    state: BoxStateInfo
+    created_at: str
+    started_at: Optional[str]
+    image: str
+    cpus: int
+    memory_mib: int
+    network: Optional[NetworkInfo]
+    auto_stop: int
+    auto_delete: int
+    auto_resume: bool
+    health_status: HealthStatus
+    status: str
+    image_name: str
+    image_id: Optional[str]
+    disk_size_gb: Optional[int]
+    ports: List[str]
+    volumes: List[str]
+    auto_remove: bool
+    detach: bool
+    reason: str
+    accel: Optional[str]
+    hardware_isolated: bool
+    exit_code: Optional[int]
 
     def __init__(self, d: Dict[str, Any]):
-        self.id: str = d["id"]
-        self.name: Optional[str] = d["name"] or None
+        self.id = d["id"]
+        self.name = d["name"] or None
         self.state = BoxStateInfo(d["state"], d["pid"] or None, d["reason"])
         self.status = self.state.status
-        self.created_at: str = d["created_at"]
-        self.image: str = d["image"]
-        self.cpus: int = d["cpus"]
-        self.memory_mib: int = d["memory_mib"]
-        self.disk_size_gb: Optional[int] = d["disk_size_gb"] or None
-        self.network = "disabled" if d["network_disabled"] else "enabled"
-        #: published ports as "127.0.0.1:8080->80/tcp" strings
-        self.ports: List[str] = _split_list(d["ports"])
-        #: shared host directories as "/host:/guest[:ro]" strings
-        self.volumes: List[str] = _split_list(d["volumes"])
-        self.auto_remove: bool = d["auto_remove"]
-        self.detach: bool = d["detach"]
+        self.created_at = d["created_at"]
+        self.started_at = d.get("started_at") or None
+        #: the reference as written at create; image_name: what it resolved to
+        self.image = d.get("image_ref") or d["image"]
+        self.image_name = d["image"]
+        self.image_id = d.get("image_id") or None
+        self.cpus = d["cpus"]
+        self.memory_mib = d["memory_mib"]
+        self.disk_size_gb = d["disk_size_gb"] or None
+        self.network = _network_info(d)
+        self.auto_stop = 0
         #: seconds a stopped box is kept (BoxLite's: auto_delete, else 1 for auto_remove)
-        self.auto_delete: int = (d["auto_delete"] if d.get("auto_delete", -1) >= 0
-                                 else int(d["auto_remove"]))
-        #: the main process's exit status of the last boot, None while it runs or never ran
-        self.exit_code: Optional[int] = d.get("exit_code")
-        self.reason: str = d["reason"]
+        self.auto_delete = (d["auto_delete"] if d.get("auto_delete", -1) >= 0
+                            else int(d["auto_remove"]))
+        self.auto_resume = False
+        self.health_status = HealthStatus()
+        #: published ports as "127.0.0.1:8080->80/tcp" strings
+        self.ports = _split_list(d["ports"])
+        #: shared host directories as "/host:/guest[:ro]" strings
+        self.volumes = _split_list(d["volumes"])
+        self.auto_remove = d["auto_remove"]
+        self.detach = d["detach"]
+        #: the main process's exit status of its last boot; None while it runs or never ran
+        self.exit_code = d.get("exit_code")
+        self.reason = d["reason"]
         #: how the box's last boot ran: "kvm" (hardware-isolated), "tcg" (emulated: not a
         #: hardware boundary), or None before its first boot
-        self.accel: Optional[str] = d.get("accel") or None
+        self.accel = d.get("accel") or None
         #: True when the last boot ran under KVM (a hardware boundary)
-        self.hardware_isolated: bool = self.accel == "kvm"
+        self.hardware_isolated = self.accel == "kvm"
 
     def __await__(self):
         if False:  # pragma: no cover - makes this a generator
@@ -182,6 +360,26 @@ class BoxInfo:
 
 class BoxMetrics:
     """Per-box counters (kept by this process's handle) and resource use while running."""
+
+    __slots__ = ("commands_executed_total", "exec_errors_total", "bytes_sent_total",
+                 "bytes_received_total", "total_create_duration_ms", "guest_boot_duration_ms",
+                 "cpu_seconds", "cpu_percent", "memory_bytes", "disk_bytes",
+                 "network_bytes_sent", "network_bytes_received", "network_tcp_connections",
+                 "network_tcp_errors")
+    commands_executed_total: int
+    exec_errors_total: int
+    bytes_sent_total: int
+    bytes_received_total: int
+    total_create_duration_ms: Optional[int]
+    guest_boot_duration_ms: Optional[int]
+    cpu_seconds: Optional[float]
+    cpu_percent: Optional[float]
+    memory_bytes: Optional[int]
+    disk_bytes: Optional[int]
+    network_bytes_sent: Optional[int]
+    network_bytes_received: Optional[int]
+    network_tcp_connections: Optional[int]
+    network_tcp_errors: Optional[int]
 
     def __init__(self, counters: Dict[str, int], stats: Optional[Dict[str, Any]]):
         self.commands_executed_total = counters["commands"]
@@ -206,6 +404,17 @@ class BoxMetrics:
 
 class RuntimeMetrics:
     """Runtime counters, kept by this process's runtime object."""
+
+    __slots__ = ("boxes_created_total", "boxes_failed_total", "num_running_boxes",
+                 "total_commands_executed", "total_exec_errors", "image_disks_evicted_total",
+                 "image_disk_bytes_reclaimed_total")
+    boxes_created_total: int
+    boxes_failed_total: int
+    num_running_boxes: int
+    total_commands_executed: int
+    total_exec_errors: int
+    image_disks_evicted_total: int
+    image_disk_bytes_reclaimed_total: int
 
     def __init__(self, counters: Dict[str, int], running: int):
         self.boxes_created_total = counters["created"]
@@ -287,38 +496,73 @@ def copy_kwargs(copy_options: Any) -> Dict[str, bool]:
 
 
 class ImagePullResult:
-    """What images.pull returns: reference (the canonical name pulled), config_digest
-    ("sha256:…", the image id), layer_count."""
+    """What images.pull returns: reference (as the caller wrote it, "python:3.11", whichever
+    registry or mirror served it), config_digest ("sha256:…", the image id), layer_count;
+    and ours: name (the canonical name it resolved to), manifest_digest, size."""
 
-    def __init__(self, d: Dict[str, Any]):
-        self.reference: str = d["name"]
-        self.config_digest: str = d["id"]
-        self.layer_count: int = d.get("layers", 0)
-        self.manifest_digest: str = d["digest"]
-        self.size: int = d["size"]
+    __slots__ = ("reference", "config_digest", "layer_count", "name", "manifest_digest", "size")
+    reference: str
+    config_digest: str
+    layer_count: int
+    name: str
+    manifest_digest: str
+    size: int
+
+    def __init__(self, d: Dict[str, Any], reference: Optional[str] = None):
+        self.reference = reference if reference else d["name"]
+        self.config_digest = d["id"]
+        self.layer_count = d.get("layers", 0)
+        self.name = d["name"]
+        self.manifest_digest = d["digest"]
+        self.size = d["size"]
 
     def __repr__(self) -> str:
         return (f"ImagePullResult(reference={self.reference!r}, "
                 f"config_digest={self.config_digest!r}, layer_count={self.layer_count})")
 
 
+def rfc3339(unix_seconds: int) -> str:
+    """Unix seconds as BoxLite writes times: RFC 3339, UTC, "+00:00"."""
+    import datetime
+    return datetime.datetime.fromtimestamp(int(unix_seconds), datetime.timezone.utc).isoformat()
+
+
 class ImageInfo:
-    """An image in the runtime's store: repository, tag ("" when pulled by digest), id
-    ("sha256:…" of the config), cached_at (a timezone-aware datetime), size, digest, name."""
+    """An image in the runtime's store: reference (its canonical name), repository, tag (""
+    when pulled by digest), id ("sha256:…" of the config), cached_at (RFC 3339, as BoxLite),
+    size_bytes; and ours: name (= reference), digest (of the manifest), size (= size_bytes),
+    cached_at_datetime."""
+
+    __slots__ = ("reference", "repository", "tag", "id", "cached_at", "size_bytes", "name",
+                 "digest", "size", "cached_at_datetime")
+    reference: str
+    repository: str
+    tag: str
+    id: str
+    cached_at: str
+    size_bytes: Optional[int]
+    name: str
+    digest: str
+    size: int
+    cached_at_datetime: Any
 
     def __init__(self, d: Dict[str, Any]):
         import datetime
-        self.repository: str = d["repository"]
-        self.tag: str = d["tag"]
-        self.id: str = d["id"]
-        self.cached_at = datetime.datetime.fromtimestamp(d["cached_at"], datetime.timezone.utc)
-        self.size: int = d["size"]
-        self.digest: str = d["digest"]
-        self.name: str = d["name"]
+        self.reference = d["name"]
+        self.repository = d["repository"]
+        self.tag = d["tag"]
+        self.id = d["id"]
+        self.cached_at = rfc3339(d["cached_at"])
+        self.cached_at_datetime = datetime.datetime.fromtimestamp(d["cached_at"],
+                                                                  datetime.timezone.utc)
+        self.size_bytes = d["size"]
+        self.size = d["size"]
+        self.digest = d["digest"]
+        self.name = d["name"]
 
     def __repr__(self) -> str:
-        return (f"ImageInfo(repository={self.repository!r}, tag={self.tag!r}, id={self.id!r},"
-                f" cached_at={self.cached_at.isoformat()!r})")
+        return (f"ImageInfo(reference={self.reference!r}, id={self.id!r}, "
+                f"cached_at={self.cached_at!r})")
 
 
 # ---- snapshots, clones, forks, export ----
@@ -329,18 +573,30 @@ class SnapshotInfo:
     (bytes its files take on the host; also as size_bytes, BoxLite's name), created_at (unix
     seconds, as BoxLite) and created_at_rfc3339."""
 
+    __slots__ = ("id", "box_id", "name", "kind", "parent", "size", "size_bytes",
+                 "created_at_rfc3339", "created_at")
+    id: str
+    box_id: str
+    name: str
+    kind: str
+    parent: Optional[str]
+    size: int
+    size_bytes: int
+    created_at_rfc3339: str
+    created_at: int
+
     def __init__(self, d: Dict[str, Any]):
         import datetime
-        self.id: str = d["id"]
-        self.box_id: str = d["box_id"]
-        self.name: str = d["name"]
-        self.kind: str = d["kind"]
-        self.parent: Optional[str] = d["parent"] or None
-        self.size: int = d["size"]
-        self.size_bytes: int = d["size"]
-        self.created_at_rfc3339: str = d["created_at"]
+        self.id = d["id"]
+        self.box_id = d["box_id"]
+        self.name = d["name"]
+        self.kind = d["kind"]
+        self.parent = d["parent"] or None
+        self.size = d["size"]
+        self.size_bytes = d["size"]
+        self.created_at_rfc3339 = d["created_at"]
         when = datetime.datetime.fromisoformat(d["created_at"].replace("Z", "+00:00"))
-        self.created_at: int = int(when.timestamp())
+        self.created_at = int(when.timestamp())
 
     def __repr__(self) -> str:
         return (f"SnapshotInfo(name={self.name!r}, kind={self.kind!r}, box_id={self.box_id!r},"

@@ -3,8 +3,12 @@ NetworkSpec, CopyOptions. Plain Python; validated here or when a box is created.
 import re
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
+from .errors import ConfigError
+
 __all__ = ["Options", "ImageRegistry", "BoxOptions", "NetworkSpec", "CopyOptions",
-           "SnapshotOptions", "CloneOptions", "ExportOptions", "DEFAULT_IMAGE", "BUILTIN_IMAGE"]
+           "SnapshotOptions", "CloneOptions", "ExportOptions", "AdvancedBoxOptions",
+           "ContainerCapabilities", "SecurityOptions", "HealthCheckOptions", "DEFAULT_IMAGE",
+           "BUILTIN_IMAGE"]
 
 #: BoxLite's image when a box names none (and no rootfs_path).
 DEFAULT_IMAGE = "alpine:latest"
@@ -22,15 +26,15 @@ class ImageRegistry:
                  search: bool = False, username: Optional[str] = None,
                  password: Optional[str] = None, bearer_token: Optional[str] = None):
         if not host or not str(host).strip():
-            raise ValueError("image registry: host is required")
+            raise ConfigError("image registry: host is required")
         if not _HOSTPORT.match(host):
-            raise ValueError(f"image registry: invalid host {host!r}: expected host[:port] "
+            raise ConfigError(f"image registry: invalid host {host!r}: expected host[:port] "
                              "without a scheme or path")
         if transport not in ("https", "http"):
-            raise ValueError(f"image registry {host}: unsupported registry transport "
+            raise ConfigError(f"image registry {host}: unsupported registry transport "
                              f"{transport!r} (expected 'https' or 'http')")
         if (username is None) != (password is None):
-            raise ValueError(f"image registry {host}: username and password must be provided "
+            raise ConfigError(f"image registry {host}: username and password must be provided "
                              "together")
         self.host = host
         self.transport = transport
@@ -188,6 +192,128 @@ def _port(p: Any) -> Tuple[int, int, str, Optional[str]]:
     return int(host), int(guest), proto, ip
 
 
+class ContainerCapabilities:
+    """Linux capabilities added to / dropped from the box's process baseline (BoxLite's).
+    This build cannot change the guest's capability set: a non-empty policy is refused at
+    create (docs/python.md)."""
+
+    __slots__ = ("add", "drop")
+    add: List[str]
+    drop: List[str]
+
+    def __init__(self, add: Sequence[str] = (), drop: Sequence[str] = ()):
+        self.add, self.drop = list(add), list(drop)
+
+    def __repr__(self) -> str:
+        return f"ContainerCapabilities(add={self.add!r}, drop={self.drop!r})"
+
+
+class SecurityOptions:
+    """BoxLite's isolation settings of the host-side process. Here the jail
+    (docs/security.md) always applies; resource limits (max_*) cannot be set and are refused
+    at create."""
+
+    __slots__ = ("jailer_enabled", "seccomp_enabled", "max_open_files", "max_file_size",
+                 "max_processes", "max_memory", "max_cpu_time", "network_enabled", "close_fds")
+    jailer_enabled: bool
+    seccomp_enabled: bool
+    max_open_files: Optional[int]
+    max_file_size: Optional[int]
+    max_processes: Optional[int]
+    max_memory: Optional[int]
+    max_cpu_time: Optional[int]
+    network_enabled: bool
+    close_fds: bool
+
+    def __init__(self, jailer_enabled: bool = False, seccomp_enabled: bool = False,
+                 max_open_files: Optional[int] = None, max_file_size: Optional[int] = None,
+                 max_processes: Optional[int] = None, max_memory: Optional[int] = None,
+                 max_cpu_time: Optional[int] = None, network_enabled: bool = True,
+                 close_fds: bool = True):
+        self.jailer_enabled, self.seccomp_enabled = bool(jailer_enabled), bool(seccomp_enabled)
+        self.max_open_files, self.max_file_size = max_open_files, max_file_size
+        self.max_processes, self.max_memory = max_processes, max_memory
+        self.max_cpu_time = max_cpu_time
+        self.network_enabled, self.close_fds = bool(network_enabled), bool(close_fds)
+
+    @staticmethod
+    def development() -> "SecurityOptions":
+        return SecurityOptions(close_fds=False)
+
+    @staticmethod
+    def standard() -> "SecurityOptions":
+        return SecurityOptions(jailer_enabled=True, seccomp_enabled=True)
+
+    @staticmethod
+    def maximum() -> "SecurityOptions":
+        return SecurityOptions(jailer_enabled=True, seccomp_enabled=True, max_open_files=1024,
+                               max_file_size=1 << 30, max_processes=100)
+
+    def _limits(self) -> List[str]:
+        return [k for k in ("max_open_files", "max_file_size", "max_processes", "max_memory",
+                            "max_cpu_time") if getattr(self, k) is not None]
+
+    def __repr__(self) -> str:
+        return (f"SecurityOptions(jailer_enabled={self.jailer_enabled}, "
+                f"seccomp_enabled={self.seccomp_enabled}, "
+                f"max_open_files={self.max_open_files})")
+
+
+class HealthCheckOptions:
+    """BoxLite's periodic agent health check (seconds). No health checker runs here: refused
+    at create (docs/python.md)."""
+
+    __slots__ = ("interval", "timeout", "retries", "start_period")
+    interval: int
+    timeout: int
+    retries: int
+    start_period: int
+
+    def __init__(self, interval: int = 30, timeout: int = 10, retries: int = 3,
+                 start_period: int = 60):
+        self.interval, self.timeout = interval, timeout
+        self.retries, self.start_period = retries, start_period
+
+    def __repr__(self) -> str:
+        return (f"HealthCheckOptions(interval={self.interval}s, timeout={self.timeout}s, "
+                f"retries={self.retries}, start_period={self.start_period}s)")
+
+
+class AdvancedBoxOptions:
+    """Expert options of BoxOptions(advanced=...): security, health_check, capabilities."""
+
+    __slots__ = ("security", "health_check", "capabilities")
+    security: Optional[SecurityOptions]
+    health_check: Optional[HealthCheckOptions]
+    capabilities: Optional[ContainerCapabilities]
+
+    def __init__(self, security: Optional[SecurityOptions] = None,
+                 health_check: Optional[HealthCheckOptions] = None,
+                 capabilities: Optional[ContainerCapabilities] = None):
+        for name, v, cls in (("security", security, SecurityOptions),
+                             ("health_check", health_check, HealthCheckOptions),
+                             ("capabilities", capabilities, ContainerCapabilities)):
+            if v is not None and not isinstance(v, cls):
+                raise TypeError(f"{name} must be a boxlite.{cls.__name__}")
+        self.security, self.health_check = security, health_check
+        self.capabilities = capabilities
+
+    def _unsupported(self) -> List[str]:
+        """What of these options this build cannot apply (refused at create)."""
+        out = []
+        if self.security is not None:
+            out += [f"security.{k}" for k in self.security._limits()]
+        if self.health_check is not None:
+            out.append("health_check")
+        if self.capabilities is not None and (self.capabilities.add or self.capabilities.drop):
+            out.append("capabilities")
+        return out
+
+    def __repr__(self) -> str:
+        return (f"AdvancedBoxOptions(security={self.security!r}, "
+                f"health_check={self.health_check!r}, capabilities={self.capabilities!r})")
+
+
 class BoxOptions:
     """How to create a box. No image and no rootfs_path → "alpine:latest" (BoxLite's
     default); image="default" is the image built into this library."""
@@ -209,6 +335,8 @@ class BoxOptions:
                              "incompatible with a detached box")
         if network is not None and not isinstance(network, NetworkSpec):
             raise TypeError("network must be a NetworkSpec")
+        if advanced is not None and not isinstance(advanced, AdvancedBoxOptions):
+            raise TypeError("advanced must be a boxlite.AdvancedBoxOptions")
         for name, v in (("cpus", cpus), ("memory_mib", memory_mib),
                         ("disk_size_gb", disk_size_gb)):
             if v is not None and (not isinstance(v, int) or v < 0):

@@ -4,7 +4,7 @@ from typing import Any, Dict, Optional
 
 from . import _common as C
 from ._async import Box, Boxlite
-from .exec import ExecResult
+from .exec import ExecResult, raise_if_timed_out
 from .options import BoxOptions, CopyOptions
 
 __all__ = ["SimpleBox"]
@@ -87,13 +87,15 @@ class SimpleBox:
     async def exec(self, cmd: str, *args: str, env: Optional[Dict[str, str]] = None,
                    user: Optional[str] = None, timeout: Optional[float] = None,
                    cwd: Optional[str] = None) -> ExecResult:
-        """Run a command to its end; both streams are read concurrently."""
+        """Run a command to its end; both streams are read concurrently. A timeout raises
+        boxlite.TimeoutError, as in BoxLite."""
         box = self._require()
         execution = await box.exec(cmd, list(args), env, user=user, timeout_secs=timeout,
                                    cwd=cwd)
         out, err = await C.call(C.collect, execution._core)
         box._counters["received"] += len(out) + len(err)
         res = await execution.wait()
+        raise_if_timed_out(res.timed_out, cmd, args, timeout)
         return ExecResult(exit_code=res.exit_code,
                           stdout=out.decode("utf-8", errors="replace"),
                           stderr=err.decode("utf-8", errors="replace"),

@@ -468,14 +468,15 @@ PyObject *bp_info_dict(const boxlite_box_info *i)
 {
     PyObject *d, *code;
 
-    d = Py_BuildValue("{s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:i,s:i,s:O,s:O,s:O,s:s,s:s,s:s,s:l}",
-                      "id", i->id, "name", i->name, "image", i->image, "state", i->state,
-                      "created_at", i->created_at, "reason", i->reason, "cpus", i->cpus,
-                      "memory_mib", i->memory_mib, "disk_size_gb", i->disk_size_gb, "pid", i->pid,
-                      "qemu_pid", i->qemu_pid, "detach", i->detach ? Py_True : Py_False,
-                      "auto_remove", i->auto_remove ? Py_True : Py_False, "network_disabled",
-                      i->network_disabled ? Py_True : Py_False, "ports", i->ports, "volumes",
-                      i->volumes, "accel", i->accel, "auto_delete", i->auto_delete);
+    d = Py_BuildValue(
+        "{s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:i,s:i,s:O,s:O,s:O,s:s,s:s,s:s,s:s,s:s,s:s,s:l}",
+        "id", i->id, "name", i->name, "image", i->image, "state", i->state, "created_at",
+        i->created_at, "reason", i->reason, "cpus", i->cpus, "memory_mib", i->memory_mib,
+        "disk_size_gb", i->disk_size_gb, "pid", i->pid, "qemu_pid", i->qemu_pid, "detach",
+        i->detach ? Py_True : Py_False, "auto_remove", i->auto_remove ? Py_True : Py_False,
+        "network_disabled", i->network_disabled ? Py_True : Py_False, "ports", i->ports, "volumes",
+        i->volumes, "accel", i->accel, "image_ref", i->image_ref, "image_id", i->image_id,
+        "allow_net", i->allow_net, "auto_delete", i->auto_delete);
     code = i->has_exit_code ? PyLong_FromLong(i->exit_code) : (Py_INCREF(Py_None), Py_None);
     if (d && code && PyDict_SetItemString(d, "exit_code", code) == 0) {
         Py_DECREF(code);

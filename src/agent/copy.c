@@ -1,6 +1,7 @@
 /* copy.c — the agent's copy built-ins, run in an exec child after chroot and user switch:
  * copy-out writes a ustar+pax stream of a path to stdout, copy-in extracts one from stdin. */
 #include "agent.h"
+#include "copy.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -306,6 +307,7 @@ struct dirfix {
 };
 
 struct tr {
+    int in; /* the archive */
     const char *dest;
     int overwrite, include_parent, raw;
     char root[NAME_MAX_T];   /* directory entries are created under */
@@ -316,12 +318,12 @@ struct tr {
     size_t ndirs, capdirs;
 };
 
-static int read_full(void *buf, size_t n)
+static int read_full(const struct tr *t, void *buf, size_t n)
 {
     size_t got = 0;
 
     while (got < n) {
-        ssize_t r = bl_read(0, (char *)buf + got, n - got);
+        ssize_t r = bl_read(t->in, (char *)buf + got, n - got);
         if (r <= 0)
             return -1;
         got += (size_t)r;
@@ -329,14 +331,14 @@ static int read_full(void *buf, size_t n)
     return 0;
 }
 
-static int skip_data(uint64_t n)
+static int skip_data(const struct tr *t, uint64_t n)
 {
     static uint8_t buf[WBUF_SIZE];
 
     n = (n + BLK - 1) / BLK * BLK;
     while (n > 0) {
         size_t k = n < sizeof buf ? (size_t)n : sizeof buf;
-        if (read_full(buf, k) < 0)
+        if (read_full(t, buf, k) < 0)
             return -1;
         n -= k;
     }
@@ -507,7 +509,7 @@ static int extract_file(struct tr *t, const char *path, unsigned mode, uint64_t 
     while (left > 0) {
         size_t k = left < sizeof buf ? (size_t)left : sizeof buf;
         size_t wk = data < k ? (size_t)data : k;
-        if (read_full(buf, k) < 0) {
+        if (read_full(t, buf, k) < 0) {
             cp_err("copy-in: %s: the archive ended early", path);
             goto out;
         }
@@ -570,7 +572,7 @@ static int extract_one(struct tr *t, char type, char *name, const char *linkname
     int rc;
 
     if (type != '0' && type != '\0' && type != '5' && type != '2' && type != '1' && type != '7')
-        return skip_data(size);
+        return skip_data(t, size);
     if (clean_name(name) < 0) {
         cp_err("copy-in: refusing entry name \"%s\"", name);
         return -1;
@@ -580,7 +582,7 @@ static int extract_one(struct tr *t, char type, char *name, const char *linkname
     if (target(t, name, path, sizeof path) < 0)
         return -1;
     if (path[0] == '\0')
-        return skip_data(size);
+        return skip_data(t, size);
     make_parents(t, path);
     if (type == '5') {
         rc = make_room(t, path, 1);
@@ -588,7 +590,7 @@ static int extract_one(struct tr *t, char type, char *name, const char *linkname
             cp_err("copy-in: mkdir %s: %s", path, strerror(errno));
             return -1;
         }
-        return rc < 0 || remember_dir(t, path, mode, mtime) < 0 ? -1 : skip_data(size);
+        return rc < 0 || remember_dir(t, path, mode, mtime) < 0 ? -1 : skip_data(t, size);
     }
     if (type == '2') {
         if (make_room(t, path, 0) < 0 || symlink(linkname, path) < 0) {
@@ -596,7 +598,7 @@ static int extract_one(struct tr *t, char type, char *name, const char *linkname
             return -1;
         }
         (void)utimensat(AT_FDCWD, path, ts, AT_SYMLINK_NOFOLLOW);
-        return skip_data(size);
+        return skip_data(t, size);
     }
     if (type == '1') {
         char lname[NAME_MAX_T];
@@ -606,7 +608,7 @@ static int extract_one(struct tr *t, char type, char *name, const char *linkname
             cp_err("copy-in: hard link %s to %s failed", path, linkname);
             return -1;
         }
-        return skip_data(size);
+        return skip_data(t, size);
     }
     return extract_file(t, path, mode, size, mtime);
 }
@@ -647,7 +649,7 @@ static int parse_pax(char *body, size_t n, char *path, char *link, uint64_t *siz
     return 0;
 }
 
-static int read_body(uint64_t size, char **out)
+static int read_body(const struct tr *t, uint64_t size, char **out)
 {
     char *b;
 
@@ -656,7 +658,7 @@ static int read_body(uint64_t size, char **out)
         return -1;
     }
     b = malloc((size_t)size + BLK + 1);
-    if (!b || read_full(b, (size_t)((size + BLK - 1) / BLK * BLK)) < 0) {
+    if (!b || read_full(t, b, (size_t)((size + BLK - 1) / BLK * BLK)) < 0) {
         free(b);
         cp_err("copy-in: the archive ended early");
         return -1;
@@ -679,7 +681,7 @@ static int copy_in_loop(struct tr *t)
         char type, *body = NULL;
         uint64_t size;
         int rc = 0;
-        if (read_full(h, BLK) < 0)
+        if (read_full(t, h, BLK) < 0)
             return zeros > 0 ? 0 : (cp_err("copy-in: the archive ended early"), -1);
         if (h[0] == 0 && memcmp(h, h + 1, BLK - 1) == 0) {
             if (++zeros == 2)
@@ -694,7 +696,7 @@ static int copy_in_loop(struct tr *t)
         type = (char)h[156];
         size = num_field(h + 124, 12);
         if (type == 'x' || type == 'g' || type == 'L' || type == 'K') {
-            if (read_body(size, &body) < 0)
+            if (read_body(t, size, &body) < 0)
                 return -1;
             if (type == 'x')
                 rc = parse_pax(body, (size_t)size, xname, xlink, &xsize, &has_size, &xmtime,
@@ -729,14 +731,13 @@ static int copy_in_loop(struct tr *t)
     }
 }
 
-/* copy-in DEST OPTS: OPTS letters o (overwrite), p (include parent), x (raw: extract the
- * archive's names as they are into the directory DEST). */
-static int copy_in(const char *dest, const char *opts)
+int bl_copy_in(int in, const char *dest, const char *opts)
 {
     static struct tr t;
     int rc;
 
     memset(&t, 0, sizeof t);
+    t.in = in;
     t.dest = dest;
     t.overwrite = strchr(opts, 'o') != NULL;
     t.include_parent = strchr(opts, 'p') != NULL;
@@ -769,7 +770,7 @@ int bl_builtin_main(const struct bl_exec_req *req)
     if (req->argc == 3 && strcmp(req->argv[0], "copy-out") == 0)
         return copy_out(req->argv[1], req->argv[2]);
     if (req->argc == 3 && strcmp(req->argv[0], "copy-in") == 0)
-        return copy_in(req->argv[1], req->argv[2]);
+        return bl_copy_in(0, req->argv[1], req->argv[2]);
     cp_err("no built-in \"%s\" with %u arguments", req->argv[0], req->argc - 1);
     return 127;
 }

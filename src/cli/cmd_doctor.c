@@ -5,9 +5,10 @@
 #include <getopt.h>
 #include <stdio.h>
 
+/* ctx counts the findings left unfixed. */
 static void report(void *ctx, const char *box_id, const char *what, int fixed)
 {
-    (void)ctx;
+    *(unsigned *)ctx += !fixed;
     printf("%s%s: %s%s\n", *box_id ? "box " : "store", box_id, what, fixed ? " (fixed)" : "");
 }
 
@@ -16,7 +17,7 @@ int cmd_doctor(int argc, char **argv)
     static const struct option longopts[] = {
         {"fix", 0, NULL, 'f'}, {"help", 0, NULL, 'h'}, {NULL, 0, NULL, 0}};
     boxlite_runtime *rt = NULL;
-    unsigned found = 0;
+    unsigned found = 0, unfixed = 0;
     int c, fix = 0, status;
 
     optind = 1;
@@ -33,12 +34,12 @@ int cmd_doctor(int argc, char **argv)
     status = cli_open_runtime(&rt);
     if (status != 0)
         return status;
-    if (boxlite_runtime_doctor(rt, fix, report, NULL, &found) != 0)
+    if (boxlite_runtime_doctor(rt, fix, report, &unfixed, &found) != 0)
         status = cli_fail("doctor");
     else if (found == 0)
         printf("no problems found\n");
     else
-        status = fix ? 0 : 1;
+        status = unfixed ? 1 : 0;
     boxlite_runtime_free(rt);
     return status;
 }

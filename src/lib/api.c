@@ -81,7 +81,8 @@ BOXLITE_API int boxlite_pull_options_init(boxlite_pull_options *opts, unsigned v
     return init_struct(opts, version, sizes, BOXLITE_PULL_OPTIONS_VERSION, &tmpl, "pull options");
 }
 
-static const size_t box_info_sizes[] = {offsetof(boxlite_box_info, has_exit_code),
+static const size_t box_info_sizes[] = {offsetof(boxlite_box_info, image_ref),
+                                        offsetof(boxlite_box_info, has_exit_code),
                                         sizeof(boxlite_box_info)};
 
 size_t bl_box_info_size(unsigned version)
@@ -157,8 +158,8 @@ int bl_snapshot_kind_code(const char *kind)
 
 /* ---- versioned lists, frees, clone in fork's order ---- */
 
-/* At version 1 (the only one so far) an entry is the whole struct; when a struct grows,
- * these repack the current entries to the caller's version's size. */
+/* An entry of a versioned list is the struct as the caller's version has it: box info's
+ * entries are packed at that version's size (bl_box_list_version). */
 BOXLITE_API int boxlite_box_list_v2(boxlite_box_info **out, size_t *count_out, boxlite_runtime *rt,
                                     unsigned version)
 {

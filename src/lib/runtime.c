@@ -3,6 +3,7 @@
  * relative to where libboxlite itself is installed, or in this build's tree. */
 #include "runtime.h"
 #include "image.h"
+#include "store.h"
 #include "box.h"
 #include "db.h"
 #include "error.h"
@@ -258,6 +259,8 @@ BOXLITE_API int boxlite_runtime_open(boxlite_runtime **out, const boxlite_runtim
         rc = bl_images_init(rt, opts);
     if (rc == 0)
         rc = bl_db_open(&rt->db, rt->home); /* no repair here: opening stays cheap (doctor) */
+    if (rc == 0)
+        rc = bl_store_records_migrate(rt->home, rt->db);
     if (rc != 0)
         bl_err_wrap(rc, "open runtime home %s", rt->home);
 out:

@@ -17,8 +17,7 @@ void shim_qmp_init(struct shim_qmp *q, int fd)
     q->fd = fd;
 }
 
-/* One line (a JSON object) from QEMU into q->line; -1 on EOF, error or deadline. */
-static int read_line(struct shim_qmp *q, int64_t deadline)
+int shim_qmp_read_line(struct shim_qmp *q, int64_t deadline)
 {
     for (;;) {
         char *nl = memchr(q->buf, '\n', q->len);
@@ -28,14 +27,22 @@ static int read_line(struct shim_qmp *q, int64_t deadline)
         if (nl) {
             size_t k = (size_t)(nl - q->buf);
             size_t keep = k < sizeof(q->line) - 1 ? k : sizeof(q->line) - 1;
-            memcpy(q->line, q->buf, keep);
-            q->line[keep] = '\0';
+            int skipped = q->skip;
+            if (!skipped) {
+                memcpy(q->line, q->buf, keep);
+                q->line[keep] = '\0';
+            }
             memmove(q->buf, nl + 1, q->len - k - 1);
             q->len -= k + 1;
+            q->skip = 0;
+            if (skipped) /* the tail of a line too long to hold: not a line of its own */
+                continue;
             return 0;
         }
-        if (q->len == sizeof(q->buf)) /* a line longer than the buffer: drop its head */
+        if (q->len == sizeof(q->buf)) { /* a line longer than the buffer: drop all of it */
             q->len = 0;
+            q->skip = 1;
+        }
         if (left <= 0 || poll(&p, 1, (int)left) <= 0)
             return -1;
         n = read(q->fd, q->buf + q->len, sizeof(q->buf) - q->len);
@@ -85,7 +92,7 @@ static int handshake(struct shim_qmp *q, int64_t deadline)
 {
     if (q->ready)
         return 0;
-    if (read_line(q, deadline) != 0 || !strstr(q->line, "\"QMP\""))
+    if (shim_qmp_read_line(q, deadline) != 0 || !strstr(q->line, "\"QMP\""))
         return -1;
     q->ready = 1;
     if (shim_qmp_cmd(q, "{\"execute\":\"qmp_capabilities\"}", -1, 10000) != 0) {
@@ -108,7 +115,7 @@ int shim_qmp_cmd(struct shim_qmp *q, const char *cmd, int pass_fd, int timeout_m
         return -1;
     }
     for (;;) {
-        if (read_line(q, deadline) != 0) {
+        if (shim_qmp_read_line(q, deadline) != 0) {
             snprintf(q->line, sizeof(q->line), "QEMU's monitor did not answer in time");
             return -1;
         }

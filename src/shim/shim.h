@@ -10,6 +10,7 @@ struct pollfd;
 
 #include "frameio.h"
 #include "proto.h"
+#include "qmp.h"
 
 #define SHIM_MAX_CLIENTS 64
 #define SHIM_OUTQ_CAP    (64u << 20) /* a client that lets this much pile up is dropped */
@@ -103,20 +104,7 @@ int shim_main_take_exit(struct shim_main *m, int *status);
 /* Close the log and free. Accepts NULL. */
 void shim_main_close(struct shim_main *m);
 
-/* ---- qmp.c: QEMU's control monitor ---- */
-struct shim_qmp {
-    int fd;
-    int ready;
-    char buf[65536];
-    size_t len;
-    char line[4096]; /* the last reply (or event, or what went wrong) */
-};
-void shim_qmp_init(struct shim_qmp *q, int fd);
-/* Send one command (a JSON object, optionally with an fd for getfd) and wait for its answer;
- * 0 for {"return":...}, -1 for an error or no answer (q->line says which). */
-int shim_qmp_cmd(struct shim_qmp *q, const char *cmd, int pass_fd, int timeout_ms);
-/* Discard pending events (the shim is idle). */
-void shim_qmp_drain(struct shim_qmp *q);
+/* ---- qmp.c: QEMU's control monitor (qmp.h) ---- */
 
 /* ---- snapshot.c: snapshots taken by the shim of its running box ---- */
 /* Take snapshot name of the running VM in box directory dir (absolute; the cwd): a disk

@@ -68,6 +68,20 @@ static void check_versions(void)
             CHECK(buf[i] == 0xa5, "version 1 init writes past version 1's fields");
             break;
         }
+
+    /* A caller built against box info version 1: its struct ends before image_ref. */
+    {
+        unsigned char ib[sizeof(boxlite_box_info) + 16];
+        boxlite_box_info *bi = (boxlite_box_info *)(void *)ib;
+
+        memset(ib, 0xa5, sizeof(ib));
+        CHECK(boxlite_box_info_init(bi, 1) == 0 && bi->version == 1, "box info version 1");
+        for (size_t i = offsetof(boxlite_box_info, image_ref); i < sizeof(ib); i++)
+            if (ib[i] != 0xa5) {
+                CHECK(ib[i] == 0xa5, "box info version 1 init writes past its fields");
+                break;
+            }
+    }
 }
 
 static void check_names(void)

@@ -40,9 +40,11 @@ class Home:
     def store(self):
         """Everything the image store holds, by area (the home is made on first use)."""
         out = {}
-        for area in ["images/tmp", "images/rootfs", "images/blobs/sha256", "images/refs"]:
+        for area in ["images/tmp", "images/rootfs", "images/blobs/sha256"]:
             d = self.path / area
             out[area] = sorted(p.name for p in d.iterdir()) if d.exists() else []
+        out["records"] = sorted(i["name"] for i in
+                                json.loads(self.run("images", "--format", "json").stdout))
         return out
 
 

@@ -229,3 +229,69 @@ def test_hostile_copy_out_writes_nothing_outside(cli, box, tmp_path, case):
     assert (arena / "outside" / "keep").read_bytes() == b"keep"
     assert not os.path.exists("/tmp/boxlite-abs-escape")
     assert not os.path.exists("/tmp/boxlite-pwned")
+
+
+
+# ---- copy-in: a source tree that changes under the walk ----
+
+def test_copy_in_never_follows_a_symlink_swapped_in_mid_walk(cli, box, tmp_path, build_dir):
+    """`boxlite cp HOSTDIR BOX:/dst` while boxlite-flip (tests/hostile/flip.c) keeps exchanging
+    files and directories of the source tree with symlinks to a secret outside it, between the
+    walk's stat and its open. Each copy either succeeds or fails on the change; the secret's
+    content never reaches the box. Bounded: at most 300 copies and 120 s. (The race is narrow:
+    with O_NOFOLLOW and the inode check taken out, about 3% of copies leak here.)"""
+    flip = build_dir / "tests" / "hostile" / "boxlite-flip"
+    assert flip.exists(), f"{flip} missing: build first"
+    token = "TOPSECRET-" + os.urandom(8).hex()
+    secret = tmp_path / "secret"
+    secret.mkdir()
+    (secret / "key").write_text((token + "\n") * 32)
+    harmless = b"harmless\n" * 128  # longer than the secret: a leak shows all of it
+    src, stage = tmp_path / "src", tmp_path / "stage"
+    src.mkdir()
+    stage.mkdir()
+    pairs = []
+    for i in range(24):
+        (src / f"f{i}").write_bytes(harmless)
+        os.symlink(secret / "key", stage / f"f{i}")
+        pairs += [str(src / f"f{i}"), str(stage / f"f{i}")]
+    for i in range(8):
+        (src / f"d{i}").mkdir()
+        (src / f"d{i}" / "key").write_bytes(harmless)
+        os.symlink(secret, stage / f"d{i}")
+        pairs += [str(src / f"d{i}"), str(stage / f"d{i}")]
+    ok(cli.run("exec", box, "--", "sh", "-c", "rm -rf /swap && mkdir /swap"))
+    flipper = subprocess.Popen([str(flip), "140", *pairs], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    results = []
+    t0 = time.monotonic()
+    try:
+        for k in range(300):
+            if time.monotonic() - t0 > 120 or flipper.poll() is not None:
+                break
+            r = cli.run("cp", str(src), f"{box}:/swap/c{k}", timeout=300)
+            results.append((r.returncode, r.stderr.decode(errors="replace")[-400:]))
+    finally:
+        flipper.terminate()
+        out, err = flipper.communicate(timeout=30)
+    assert flipper.returncode == 0, err
+    flips = int(out)
+    for rc, err in results:
+        # a refused copy names the change: an inode that differs from what was stat'ed, a
+        # link where a file or directory was (O_NOFOLLOW: ELOOP/ENOTDIR), a file where a link
+        # was (readlink: EINVAL)
+        assert rc == 0 or any(w in err for w in (
+            "changed while it was copied", "symbolic links", "Not a directory",
+            "Invalid argument")), (rc, err)
+    # the tree as it is now (no flipping) copies whole: the check below is not vacuous
+    ok(cli.run("cp", str(src), f"{box}:/swap/final", timeout=300))
+    r = ok(cli.run("exec", box, "--", "sh", "-c",
+                   "cat /swap/final/f0 /swap/final/d0/key | wc -c; "
+                   f"grep -rl {token} /swap || true"))
+    lines = r.stdout.decode().split()
+    refused = sum(1 for rc, _ in results if rc != 0)
+    print(f"copy-in swap: {flips} exchanges in {time.monotonic() - t0:.0f} s, "
+          f"{len(results)} copies, {refused} refused")
+    assert lines[0] == str(2 * len(harmless)), r.stdout
+    assert not lines[1:], f"the secret reached the box in {lines[1:]}"
+    ok(cli.run("exec", box, "--", "rm", "-rf", "/swap"))

@@ -674,3 +674,45 @@ def test_python_slim_through_search_mirror(icli, registry, debian):
                  "stat -c '%u %a' /app/hello.py; test -e /etc/motd && echo motd || echo nomotd",
                  check=True)
     assert r.stdout == b"1000 644\nnomotd\n"
+
+
+# ---- the built-in image shipped compressed (the wheel) ------------------------------------------
+
+def test_a_compressed_default_image_is_inflated_sparse_and_checked(box_env, tmp_path):
+    """A guest directory with default.ext4.gz and no default.ext4 (what the wheel ships: a zip
+    keeps no holes) gives the store a sparse base that hashes to default.ext4.sha256; a damaged
+    or lying one fails naming the file, and leaves no base behind."""
+    from boxlite_paths import BUILD
+    src = BUILD / "guest"
+    guest = tmp_path / "guest"
+    guest.mkdir()
+    for f in ("vmlinux", "initramfs.cpio.gz", "default.ext4.sha256", "kernel-version"):
+        os.symlink(src / f, guest / f)
+    raw = (src / "default.ext4").read_bytes()
+    (guest / "default.ext4.gz").write_bytes(gzip.compress(raw, 1))
+    want = (src / "default.ext4.sha256").read_text().strip()
+
+    def create(home):
+        env = dict(box_env, BOXLITE_GUEST_DIR=str(guest), BOXLITE_HOME=str(home))
+        return subprocess.run([str(BOXLITE), "create"], capture_output=True, env=env,
+                              stdin=subprocess.DEVNULL, timeout=300)
+
+    r = create(tmp_path / "h1")
+    assert r.returncode == 0, r.stderr
+    assert b"preparing" not in r.stderr  # no terminal, no progress line
+    base = tmp_path / "h1" / "images" / "rootfs" / f"{want}.ext4"
+    st = base.stat()
+    assert st.st_size == len(raw) and st.st_blocks * 512 < len(raw) // 4, st  # holes kept
+    assert hashlib.sha256(base.read_bytes()).hexdigest() == want
+    assert (st.st_mode & 0o777) == 0o444
+    # a gz that inflates to other bytes: refused, named, nothing left in the store
+    (guest / "default.ext4.gz").write_bytes(gzip.compress(raw[:-1] + b"\x01", 1))
+    r = create(tmp_path / "h2")
+    assert r.returncode != 0 and b"default.ext4.gz is damaged" in r.stderr, r.stderr
+    assert not list((tmp_path / "h2" / "images" / "rootfs").iterdir())
+    assert not list((tmp_path / "h2" / "images" / "rootfs").glob("*.tmp.*"))
+    # a truncated one
+    (guest / "default.ext4.gz").write_bytes(gzip.compress(raw, 1)[:100000])
+    r = create(tmp_path / "h3")
+    assert r.returncode != 0 and b"default.ext4.gz" in r.stderr, r.stderr
+    assert not list((tmp_path / "h3" / "images" / "rootfs").iterdir())

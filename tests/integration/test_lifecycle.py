@@ -10,6 +10,7 @@ import threading
 import time
 
 import pytest
+from procs import gone
 
 
 def ok(r):
@@ -286,9 +287,7 @@ def test_a_dead_monitor_is_repaired_and_the_box_starts_again(cli):
         os.kill(i["state"]["pid"], signal.SIGKILL)  # the shim; QEMU dies with it
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
-            try:
-                os.kill(i["state"]["qemu_pid"], 0)
-            except ProcessLookupError:
+            if gone(i["state"]["qemu_pid"]):
                 break
             time.sleep(0.2)
         else:
@@ -317,9 +316,7 @@ def test_a_process_posing_as_the_dead_monitor_does_not_keep_the_box_running(cli,
         os.kill(i["state"]["pid"], signal.SIGKILL)  # the real monitor; QEMU dies with it
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
-            try:
-                os.kill(i["state"]["qemu_pid"], 0)
-            except ProcessLookupError:
+            if gone(i["state"]["qemu_pid"]):
                 break
             time.sleep(0.2)
         db = sqlite3.connect(str(home / "boxlite.db"), timeout=30)

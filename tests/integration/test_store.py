@@ -221,17 +221,30 @@ def db_query(home, sql):
 
 
 PREVIOUS_SCHEMA = 4  # the last schema without the pins (4: allow_net)
-CURRENT_SCHEMA = 7   # 5: the pins, 6: accel, 7: main process, auto_delete
+CURRENT_SCHEMA = 9   # 5: the pins, 6: accel, 7: image records in the database, 8: image_ref,
+                     # 9: main process, auto_delete
 
 
 def downgrade_to_previous_schema(home):
-    """What the previous schema was: the boxes table without the pins."""
+    """What the previous schema was: the boxes table without the pins, and the image records
+    as files images/refs/<sha256 of name>.json."""
+    import hashlib
     import sqlite3
     con = sqlite3.connect(home / "boxlite.db")
-    con.executescript("DROP INDEX IF EXISTS boxes_image_rootfs;"
-                      "ALTER TABLE boxes DROP COLUMN image_id;"
-                      "ALTER TABLE boxes DROP COLUMN image_rootfs;"
-                      "ALTER TABLE boxes DROP COLUMN accel;"
+    if con.execute("SELECT name FROM sqlite_master WHERE name = 'images'").fetchall():
+        refs = home / "images" / "refs"
+        refs.mkdir(exist_ok=True)
+        for name, manifest, config, rootfs, size, created in con.execute(
+                "SELECT name, manifest, config, rootfs, size, created FROM images"):
+            (refs / (hashlib.sha256(name.encode()).hexdigest() + ".json")).write_text(
+                json.dumps({"name": name, "manifest": manifest, "config": config,
+                            "rootfs": rootfs, "size": size, "created": created}))
+        con.execute("DROP TABLE images")
+    have = {row[1] for row in con.execute("PRAGMA table_info(boxes)")}
+    later = [c for c in ("image_id", "image_rootfs", "accel", "image_ref", "no_main", "exit_code",
+                         "auto_delete", "stopped_at") if c in have]
+    con.executescript("DROP INDEX IF EXISTS boxes_image_rootfs;" +
+                      "".join(f"ALTER TABLE boxes DROP COLUMN {c};" for c in later) +
                       f"PRAGMA user_version = {PREVIOUS_SCHEMA};")
     con.close()
 
@@ -253,13 +266,19 @@ def test_a_store_of_the_previous_schema_migrates_and_its_boxes_are_pinned(box_en
     if db_query(home, "PRAGMA user_version")[0][0] != PREVIOUS_SCHEMA:
         downgrade_to_previous_schema(home)
     assert db_query(home, "PRAGMA user_version") == [(PREVIOUS_SCHEMA,)]
+    assert len(list((home / "images" / "refs").iterdir())) == 1
     new = StoreCLI(box_env, home)
     assert {b["name"] for b in json.loads(new.ok("ls", "--format", "json"))} == {"old", "fresh"}
     assert db_query(home, "PRAGMA user_version") == [(CURRENT_SCHEMA,)]
+    # the image records moved into the database; their files are gone
+    assert [r[0] for r in db_query(home, "SELECT name FROM images")] == [IMAGE]
+    assert not (home / "images" / "refs").exists()
     assert "used by" in refused(new, "rmi", IMAGE)  # pins the old rows from their chains
     hexid = new.images()[IMAGE]["id"][7:]
     assert sorted(db_query(home, "SELECT name, image_id, image_rootfs FROM boxes")) == [
         ("fresh", "sha256:" + hexid, hexid), ("old", "sha256:" + hexid, hexid)]
+    # rows from before schema 7 have no reference as written: info shows the resolved name
+    assert db_query(home, "SELECT image_ref FROM boxes") == [(None,), (None,)]
     new.ok("start", "old")
     assert new.ok("exec", "old", "--", "sh", "-c", "cat /root/data; echo $GREETING") == \
         "kept\nfrom the image"
@@ -302,6 +321,20 @@ def test_doctor_reports_and_fixes_what_opening_the_runtime_leaves_alone(scli):
     half.mkdir()
     c.ok("ls")
     assert not half.exists()
+    # a remove that failed halfway: moved aside with its row still there → moved back; with
+    # no row left → dropped; a directory nothing marks and no row names → reported, kept
+    (c.home / "boxes" / bid).rename(c.home / "boxes" / (".rm-" + bid))
+    gone = c.home / "boxes" / ".rm-removed00000"
+    gone.mkdir()
+    stray = c.home / "boxes" / "unrecorded00"
+    stray.mkdir()
+    c.ok("ls")
+    assert bdir.exists() and not gone.exists() and c.ok("inspect", "d")
+    rc, text = doctor(c, "--fix")
+    assert rc == 1 and "unrecorded00: a box directory no record names" in text, text
+    assert stray.exists()
+    stray.rmdir()
+    assert doctor(c) == (0, "no problems found\n")
     # a base left by rmi -f once its last box is gone
     base = c.base_of(IMAGE)
     c.ok("rmi", "-f", IMAGE)

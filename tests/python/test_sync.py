@@ -27,8 +27,8 @@ SCRIPT = textwrap.dedent("""\
             assert (d / "s-back.txt").read_text() == "sync copy\\n"
             assert isinstance(rt.images.list(), list)
             ex = box.exec("sh", ["-c", "cat; seq 3 >&2"])
-            ex.stdin.send_input(b"a\\nb\\n")
-            ex.stdin.close()
+            ex.stdin().send_input(b"a\\nb\\n")
+            ex.stdin().close()
             assert list(ex.stdout()) == ["a\\n", "b\\n"]
             assert list(ex.stderr()) == ["1\\n", "2\\n", "3\\n"]
             assert ex.wait().exit_code == 0 and ex.id.startswith("exec-")

@@ -8,7 +8,7 @@ from .. import _common as C
 from .. import _core
 from .._async import Box, Boxlite
 from ..codebox import PYTHON, pip_argv, pip_result
-from ..exec import ExecResult
+from ..exec import ExecResult, raise_if_timed_out
 from ..options import BoxOptions, CopyOptions, Options
 
 __all__ = ["SyncBoxlite", "SyncBox", "SyncExecution", "SyncExecStdout", "SyncExecStderr",
@@ -31,7 +31,7 @@ class SyncImageHandle:
         self._runtime = runtime
 
     def pull(self, reference: str) -> "C.ImagePullResult":
-        return C.ImagePullResult(self._runtime._require()._core.image_pull(reference))
+        return C.ImagePullResult(self._runtime._require()._core.image_pull(reference), reference)
 
     def list(self) -> "List[C.ImageInfo]":
         return [C.ImageInfo(d) for d in self._runtime._require()._core.image_list()]
@@ -182,8 +182,8 @@ class SyncExecution:
         self._take("stderr")
         return SyncExecStderr(self, _core.STDERR)
 
-    @property
     def stdin(self) -> SyncExecStdin:
+        """The process's stdin: send_input(bytes) and close() (a method, as in BoxLite)."""
         if self._stdin is None:
             self._stdin = SyncExecStdin(self)
         return self._stdin
@@ -358,6 +358,7 @@ class SyncSimpleBox:
         ex = box.exec(cmd, list(args), env, user=user, timeout_secs=timeout, cwd=cwd)
         out, err = C.collect(ex._core)
         res = ex.wait()
+        raise_if_timed_out(res.timed_out, cmd, args, timeout)
         return ExecResult(exit_code=res.exit_code,
                           stdout=out.decode("utf-8", errors="replace"),
                           stderr=err.decode("utf-8", errors="replace"),
@@ -396,3 +397,6 @@ class SyncCodeBox(SyncSimpleBox):
         return pip_result(argv, self.exec(*argv))
 
 
+from ._skillbox import SyncSkillBox  # noqa: E402 - it builds on SyncSimpleBox above
+
+__all__.append("SyncSkillBox")

@@ -245,10 +245,29 @@ int bl_box_publish(boxlite_runtime *rt, const struct bl_box_row *row, const char
     bl_test_crash("box-new:inserted");
     if (rc == 0 && rename(staged, dir) != 0) {
         rc = bl_err_errno(BOXLITE_EIO, errno, "rename %s", staged);
-        bl_db_box_delete(rt->db, row->id);
+        bl_db_box_delete(rt->db, row->id); /* bl_box_abandon keeps the box should this fail */
     }
     free(dir);
     return rc;
+}
+
+int bl_box_abandon(boxlite_runtime *rt, const char *id, const char *staged, int rc)
+{
+    char msg[1024];
+    struct bl_box_row row;
+    int got = BOXLITE_ENOTFOUND;
+
+    snprintf(msg, sizeof(msg), "%s", boxlite_error_last());
+    if (id != NULL) /* NULL: never published, no row can name it */
+        got = bl_db_box_get(rt->db, id, &row);
+    if (got == 0) {
+        bl_box_row_clear(&row);
+        return bl_err(rc, "%s; the box is recorded and kept: doctor --fix finishes it", msg);
+    }
+    if (got != BOXLITE_ENOTFOUND) /* never remove what a row may name */
+        return bl_err(rc, "%s; the box may be recorded: doctor --fix finishes or drops it", msg);
+    bl_rm_rf(staged); /* what it leaves, repair drops: no row names it */
+    return bl_err(rc, "%s", msg);
 }
 
 void bl_box_unpublish(boxlite_runtime *rt, const char *id, const char *staged)
@@ -267,7 +286,7 @@ BOXLITE_API int boxlite_box_create(boxlite_box **out, boxlite_runtime *rt,
     struct bl_image *img = NULL;
     boxlite_box *box = NULL;
     char id[13], *staged = NULL, *disk = NULL;
-    int rc, lock_fd = -1;
+    int rc, lock_fd = -1, published = 0;
 
     bl_err_clear();
     if (!out || !rt)
@@ -307,12 +326,14 @@ BOXLITE_API int boxlite_box_create(boxlite_box **out, boxlite_runtime *rt,
         rc = disk ? make_disk(disk, box->image->base_path, opts->disk_size_gb)
                   : bl_err(BOXLITE_ENOMEM, "out of memory");
     }
-    if (rc == 0)
+    if (rc == 0) {
+        published = 1;
         rc = bl_box_publish(rt, &box->row, staged);
+    }
 out:
     bl_image_free(img);
     if (rc != 0 && staged)
-        bl_rm_rf(staged);
+        bl_box_abandon(rt, published ? id : NULL, staged, rc);
     if (lock_fd >= 0)
         close(lock_fd);
     free(staged);
@@ -354,6 +375,38 @@ BOXLITE_API int boxlite_box_get(boxlite_box **out, boxlite_runtime *rt, const ch
     return 0;
 }
 
+/* The directory moves aside to boxes/.rm-<id> first, then the rows go, then the files: a
+ * failure before the rows are gone moves it back (the box stays whole); one after leaves a
+ * .rm- directory no row names, which repair drops. Never a row whose files are half gone,
+ * nor files without a row that nothing marks as removed. */
+static int remove_files_and_rows(boxlite_box *box)
+{
+    char *aside = bl_strdupf("%s/boxes/.rm-%s", box->rt->home, box->row.id);
+    int rc = aside ? 0 : bl_err(BOXLITE_ENOMEM, "out of memory"), moved = 0, lock_fd = -1;
+
+    if (rc == 0 && access(box->dir, F_OK) == 0) /* held while moved aside: repair waits */
+        rc = bl_box_lock(box, &lock_fd);
+    if (rc == 0 && rename(box->dir, aside) == 0)
+        moved = 1;
+    else if (rc == 0 && errno != ENOENT) /* ENOENT: its files are gone already */
+        rc = bl_err_errno(BOXLITE_EIO, errno, "rename %s", box->dir);
+    bl_test_crash("box-remove:aside");
+    if (rc == 0)
+        rc = bl_db_snap_delete_box(box->rt->db, box->row.id);
+    if (rc == 0)
+        rc = bl_db_box_delete(box->rt->db, box->row.id);
+    if (rc == BOXLITE_ENOTFOUND)
+        rc = 0;
+    if (rc != 0 && moved)
+        rename(aside, box->dir); /* should this fail too, repair moves it back */
+    if (lock_fd >= 0)
+        close(lock_fd);
+    if (rc == 0 && moved)
+        rc = bl_rm_rf(aside);
+    free(aside);
+    return rc;
+}
+
 BOXLITE_API int boxlite_box_remove(boxlite_box *box, int force)
 {
     int rc;
@@ -381,15 +434,7 @@ BOXLITE_API int boxlite_box_remove(boxlite_box *box, int force)
                           "box %s cannot be removed: the disks of boxes %s rest on its "
                           "snapshots (remove them first)",
                           box->row.id, deps);
-        /* rows first: a failure leaves the box whole, or gone from the store with at worst
-         * files behind, never a row whose directory is half removed */
-        rc = bl_db_snap_delete_box(box->rt->db, box->row.id);
-        if (rc == 0)
-            rc = bl_db_box_delete(box->rt->db, box->row.id);
-        if (rc == BOXLITE_ENOTFOUND)
-            rc = 0;
-        if (rc == 0)
-            rc = bl_rm_rf(box->dir);
+        rc = remove_files_and_rows(box);
     }
     if (rc == 0)
         box->removed = 1;

@@ -124,11 +124,17 @@ int bl_box_stage(boxlite_runtime *rt, const char *id, char **dir_out, int *lock_
 
 /* Publish a staged box: insert its row, then give the directory its real name. A crash in
  * between is finished by repair (a row whose boxes/<id> is missing but boxes/.new-<id>
- * exists); a failed rename takes the row out again. The caller removes staged on failure. */
+ * exists); a failed rename takes the row out again. On failure the caller calls bl_box_abandon. */
 int bl_box_publish(boxlite_runtime *rt, const struct bl_box_row *row, const char *staged);
 
+/* After a failed publish or unpublish: remove staged unless a row still names the box (or
+ * the store cannot say), in which case the box is kept for repair to finish and the message
+ * says so. id NULL: publish was never tried, staged simply goes. Returns rc; the thread's
+ * message is the failure's, extended when kept. */
+int bl_box_abandon(boxlite_runtime *rt, const char *id, const char *staged, int rc);
+
 /* Undo bl_box_publish when its caller cannot finish (no handle): the row goes and the
- * directory back to staged (the caller removes it). */
+ * directory back to staged (the caller then calls bl_box_abandon). */
 void bl_box_unpublish(boxlite_runtime *rt, const char *id, const char *staged);
 
 /* A box the store calls running whose monitor is gone: record it as failed; 1 when so

@@ -42,14 +42,21 @@ static void row_to_info(boxlite_box_info *out, const struct bl_box_row *r)
     out->auto_remove = r->auto_remove;
     out->network_disabled = r->network_disabled;
     snprintf(out->accel, sizeof(out->accel), "%s", r->accel);
+    snprintf(out->image_ref, sizeof(out->image_ref), "%s", r->image_ref ? r->image_ref : r->image);
     out->has_exit_code = r->has_exit_code;
     out->exit_code = r->exit_code;
     out->no_main = r->no_main;
     out->auto_delete = (long)r->auto_delete;
+    snprintf(out->image_id, sizeof(out->image_id), "%s", r->image_id ? r->image_id : "");
     for (size_t i = 0; r->ports && r->ports[i] && r->ports[i + 3]; i += 4) {
         size_t n = strlen(out->ports);
         snprintf(out->ports + n, sizeof(out->ports) - n, "%s%s:%s->%s/%s", n ? ", " : "",
                  r->ports[i + 1], r->ports[i + 2], r->ports[i + 3], r->ports[i]);
+    }
+    for (size_t i = 0; r->allow_net && r->allow_net[i]; i++) {
+        size_t n = strlen(out->allow_net);
+        snprintf(out->allow_net + n, sizeof(out->allow_net) - n, "%s%s", n ? ", " : "",
+                 r->allow_net[i]);
     }
     for (size_t i = 0; r->volumes && r->volumes[i] && r->volumes[i + 2]; i += 3) {
         size_t n = strlen(out->volumes);
@@ -72,22 +79,29 @@ BOXLITE_API int boxlite_box_get_info(boxlite_box_info *out, boxlite_box *box)
                           : bl_box_reload(box);
     if (rc == 0 && bl_box_repair_row(box->rt, &box->row, NULL)) /* shown as it is now */
         rc = bl_box_reload(box);
-    if (rc == 0) { /* only the fields the caller's version has */
-        boxlite_box_info all;
+    if (rc == 0) {
         unsigned version = out->version;
-        row_to_info(&all, &box->row);
-        all.version = version;
-        memcpy(out, &all, bl_box_info_size(version));
+        boxlite_box_info full;
+
+        row_to_info(&full, &box->row);
+        memcpy(out, &full, bl_box_info_size(version)); /* no further than the caller's struct */
+        out->version = version;
     }
     return rc;
+}
+
+BOXLITE_API int boxlite_box_list(boxlite_box_info **out, size_t *count_out, boxlite_runtime *rt)
+{
+    return bl_box_list_version(out, count_out, rt, 1);
 }
 
 int bl_box_list_version(boxlite_box_info **out, size_t *count_out, boxlite_runtime *rt,
                         unsigned version)
 {
+    size_t size = bl_box_info_size(version);
     struct bl_box_row *rows = NULL;
-    unsigned char *infos = NULL;
-    size_t n = 0, stride = bl_box_info_size(version);
+    char *infos = NULL;
+    size_t n = 0;
     int rc;
 
     bl_err_clear();
@@ -105,14 +119,15 @@ int bl_box_list_version(boxlite_box_info **out, size_t *count_out, boxlite_runti
     }
     if (rc != 0)
         return rc;
-    infos = calloc(n ? n : 1, stride);
+    infos = calloc(n ? n : 1, size);
     if (!infos)
         rc = bl_err(BOXLITE_ENOMEM, "out of memory");
-    for (size_t i = 0; infos && i < n; i++) { /* entries of the caller's version */
-        boxlite_box_info all;
-        row_to_info(&all, &rows[i]);
-        all.version = version;
-        memcpy(infos + i * stride, &all, stride);
+    for (size_t i = 0; infos && i < n; i++) {
+        boxlite_box_info full;
+
+        row_to_info(&full, &rows[i]);
+        full.version = version;
+        memcpy(infos + i * size, &full, size);
     }
     bl_box_rows_free(rows, n);
     if (rc == 0) {
@@ -120,11 +135,6 @@ int bl_box_list_version(boxlite_box_info **out, size_t *count_out, boxlite_runti
         *count_out = n;
     }
     return rc;
-}
-
-BOXLITE_API int boxlite_box_list(boxlite_box_info **out, size_t *count_out, boxlite_runtime *rt)
-{
-    return bl_box_list_version(out, count_out, rt, 1);
 }
 
 static void proc_stats(int pid, boxlite_box_stats *out)

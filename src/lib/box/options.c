@@ -202,7 +202,9 @@ int bl_box_row_fill(struct bl_box_row *r, const char *id, const boxlite_box_opti
     r->ports = encode_ports(o);
     r->volumes = encode_volumes(o);
     r->allow_net = o->allow_net ? bl_strv_dup(o->allow_net) : NULL;
-    if (!r->ports || !r->volumes || (o->allow_net && !r->allow_net) || (o->env && !r->env) ||
+    r->image_ref = o->image && *o->image ? strdup(o->image) : NULL; /* as written */
+    if ((o->image && *o->image && !r->image_ref) || !r->ports || !r->volumes ||
+        (o->allow_net && !r->allow_net) || (o->env && !r->env) ||
         (o->entrypoint && !r->entrypoint) || (o->cmd && !r->cmd) ||
         (o->working_dir && !r->workdir) || (o->user && !r->user))
         return bl_err(BOXLITE_ENOMEM, "out of memory");

@@ -51,6 +51,32 @@ static void doctor_box(boxlite_box *box, struct bl_repair *rp)
     bl_snapshot_repair(box, rp);
 }
 
+/* A box directory no row names (not staged, not moved aside): reported, never removed — it
+ * may be all that is left of a box whose record was lost. */
+static void doctor_unrecorded(boxlite_runtime *rt, const struct bl_box_row *rows, size_t n,
+                              struct bl_repair *rp)
+{
+    char *boxes = bl_strdupf("%s/boxes", rt->home);
+    DIR *d = boxes ? opendir(boxes) : NULL;
+    struct dirent *e;
+
+    while (d && (e = readdir(d)) != NULL) {
+        size_t i = 0;
+        if (e->d_name[0] == '.')
+            continue;
+        while (i < n && strcmp(rows[i].id, e->d_name) != 0)
+            i++;
+        if (i == n)
+            bl_repair_note(rp, 0, "",
+                           "%s/%s: a box directory no record names (kept: move it "
+                           "away or remove it by hand)",
+                           boxes, e->d_name);
+    }
+    if (d)
+        closedir(d);
+    free(boxes);
+}
+
 void bl_box_doctor(boxlite_runtime *rt, struct bl_repair *rp)
 {
     struct bl_box_row *rows = NULL;
@@ -66,8 +92,39 @@ void bl_box_doctor(boxlite_runtime *rt, struct bl_repair *rp)
             doctor_box(box, rp);
         boxlite_box_free(box);
     }
+    doctor_unrecorded(rt, rows, n, rp);
     bl_box_rows_free(rows, n);
     bl_err_clear();
+}
+
+/* A box remove moved aside (boxes/.rm-<id>, box.c): with its row still there, the remove
+ * failed before the rows went, so it moves back; without, the files go. */
+static void repair_removed(boxlite_runtime *rt, const char *boxes, const char *name,
+                           struct bl_repair *rp)
+{
+    char *dir = bl_strdupf("%s/%s", boxes, name);
+    char *final = bl_strdupf("%s/%s", boxes, name + 4);
+    char *lock = bl_strdupf("%s/%s/lock", boxes, name);
+    int fd = lock ? open(lock, O_RDWR | O_CLOEXEC) : -1;
+    struct bl_box_row row;
+    int got = BOXLITE_ESTATE; /* neither found nor missing: left alone */
+
+    if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) == 0) /* locked: a remove under way */
+        got = bl_db_box_get(rt->db, name + 4, &row);
+    if (got == 0) {
+        bl_box_row_clear(&row);
+        if (dir && final && access(final, F_OK) != 0 &&
+            bl_repair_note(rp, 1, name + 4, "a failed remove left it moved aside"))
+            rename(dir, final);
+    } else if (got == BOXLITE_ENOTFOUND && dir &&
+               bl_repair_note(rp, 1, "", "%s: left half removed", name)) {
+        bl_rm_rf(dir);
+    }
+    if (fd >= 0)
+        close(fd);
+    free(dir);
+    free(final);
+    free(lock);
 }
 
 /* Staged boxes (bl_box_stage) a crash left: with a row, finish the publish; without, drop
@@ -82,6 +139,10 @@ void bl_box_repair_new(boxlite_runtime *rt, struct bl_repair *rp)
         char *dir, *lock, *final;
         struct bl_box_row row;
         int fd;
+        if (strncmp(e->d_name, ".rm-", 4) == 0) {
+            repair_removed(rt, boxes, e->d_name, rp);
+            continue;
+        }
         if (strncmp(e->d_name, ".new-", 5) != 0 && strncmp(e->d_name, ".export-", 8) != 0)
             continue;
         dir = bl_strdupf("%s/%s", boxes, e->d_name);

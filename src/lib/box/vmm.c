@@ -24,7 +24,8 @@
 #define NET_FD    6 /* the network stream's (src/shim/net.c) */
 #define MAX_ARGS  256
 #define MAX_OWNED 160
-#define MAX_CHAIN 64 /* backing files followed for the jail */
+#define MAX_CHAIN 64 /* files of a chain bound into the jail one by one; below: by directory */
+#define MAX_DIRS  16 /* directories bound for the layers below that */
 
 static int kvm_usable(const char **why)
 {
@@ -316,10 +317,39 @@ int bl_vmm_argv(char ***out, const struct bl_vm_config *cfg)
 struct chain_walk {
     struct argv_buf *a;
     int depth;
+    const char *own;      /* the box's layers directory (bound rw) */
+    char *dirs[MAX_DIRS]; /* directories bound read-only for layers below MAX_CHAIN */
+    int ndirs;
 };
 
+/* Below MAX_CHAIN, the directory holding file, read-only, once (none for the box's own layers
+ * directory, bound rw already): the jail's mounts stay bounded however deep a chain of
+ * snapshots grows, and its base still reaches QEMU. 1 to stop (too many directories). */
+static int add_backing_dir(struct chain_walk *w, const char *file)
+{
+    const char *slash = strrchr(file, '/');
+    char *dir = slash && slash != file ? strndup(file, (size_t)(slash - file)) : NULL;
+
+    if (!dir || strcmp(dir, w->own) == 0) {
+        free(dir);
+        return 0;
+    }
+    for (int i = 0; i < w->ndirs; i++)
+        if (strcmp(w->dirs[i], dir) == 0) {
+            free(dir);
+            return 0;
+        }
+    if (w->ndirs == MAX_DIRS) {
+        free(dir);
+        return 1;
+    }
+    w->dirs[w->ndirs++] = dir;
+    add(w->a, own(w->a, bl_strdupf("ro:%s", dir)));
+    return 0;
+}
+
 /* Below the top (added rw): each backing file read-only, down to a relative name (not made
- * by us), where the jail's list ends. */
+ * by us), where the jail's list ends; past MAX_CHAIN files, their directories. */
 static int add_backing(const char *file, const struct stat *st, void *ctx)
 {
     struct chain_walk *w = ctx;
@@ -327,15 +357,17 @@ static int add_backing(const char *file, const struct stat *st, void *ctx)
     (void)st;
     if (w->depth++ == 0)
         return 0;
-    if (file[0] != '/' || w->depth > MAX_CHAIN)
+    if (file[0] != '/')
         return 1;
+    if (w->depth > MAX_CHAIN)
+        return add_backing_dir(w, file);
     add(w->a, own(w->a, bl_strdupf("ro:%s", file)));
     return 0;
 }
 
 static void add_chain(struct argv_buf *a, const char *disk)
 {
-    struct chain_walk w = {a, 0};
+    struct chain_walk w = {a, 0, "", {NULL}, 0};
     char cur[4096];
     char *slash;
 
@@ -345,11 +377,14 @@ static void add_chain(struct argv_buf *a, const char *disk)
     if (slash && slash != cur) {
         *slash = '\0';
         add(a, own(a, bl_strdupf("rw:%s", cur)));
+        w.own = own(a, strdup(cur));
         *slash = '/';
     }
     add(a, own(a, bl_strdupf("rw:%s", cur)));
     if (bl_disk_walk(disk, add_backing, &w) != 0)
         bl_err_clear(); /* an unreadable layer: QEMU says so when it opens it */
+    for (int i = 0; i < w.ndirs; i++)
+        free(w.dirs[i]);
 }
 
 /* A relocatable QEMU (the wheel's, docs/packaging.md) loads its libraries from ../lib and its

@@ -9,6 +9,7 @@
 #include "bounds.h"
 #include "manifest.h"
 #include "reference.h"
+#include "registries.h"
 #include "registry.h"
 #include "runtime.h"
 #include "store.h"
@@ -23,6 +24,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <stdio.h>
 #include <unistd.h>
 
 #define MIN_FS_SIZE  (2ull << 30)
@@ -58,17 +60,42 @@ static int default_sum(char **out, boxlite_runtime *rt)
     return rc;
 }
 
+/* Put this build's default image into the store at dst: a copy of default.ext4 (a build tree
+ * or C install), else inflated from default.ext4.gz (the wheel: a zip keeps no holes, so the
+ * 512 MiB sparse file ships compressed), with one line on a terminal while it takes. */
+static int default_prepare(boxlite_runtime *rt, const char *dst, const char *sum)
+{
+    char *src = NULL;
+    int rc = bl_runtime_guest_file(&src, rt, "default.ext4");
+
+    if (rc == 0) {
+        rc = bl_copy_file_sparse(src, dst, 0444);
+    } else if ((rc = bl_runtime_guest_file(&src, rt, "default.ext4.gz")) == 0) {
+        int tty = isatty(STDERR_FILENO);
+        if (tty)
+            fprintf(stderr, "boxlite: preparing the built-in image (first use)...");
+        rc = bl_store_inflate_base(src, dst, sum, (uint64_t)64 << 30);
+        if (tty)
+            fprintf(stderr, rc == 0 ? " done\n" : " failed\n");
+    } else {
+        rc = bl_err(BOXLITE_ENOTFOUND,
+                    "guest file default.ext4 (or default.ext4.gz) is missing "
+                    "from %s (build the guest, or set BOXLITE_GUEST_DIR)",
+                    rt->guest_dir);
+    }
+    free(src);
+    return rc;
+}
+
 /* The default image ships as default.ext4 with default.ext4.sha256 beside it; the store keeps
  * its own copy under that digest so that rebuilding the guest never changes the base of an
  * existing box. */
 static int default_base(char **out, char **hex_out, boxlite_runtime *rt)
 {
-    char *src = NULL, *sum = NULL, *dst = NULL;
+    char *sum = NULL, *dst = NULL;
     int rc;
 
-    rc = bl_runtime_guest_file(&src, rt, "default.ext4");
-    if (rc == 0)
-        rc = default_sum(&sum, rt);
+    rc = default_sum(&sum, rt);
     if (rc != 0)
         goto out;
     dst = bl_strdupf("%s/images/rootfs/%s.ext4", rt->home, sum);
@@ -77,14 +104,13 @@ static int default_base(char **out, char **hex_out, boxlite_runtime *rt)
         goto out;
     }
     if (access(dst, R_OK) != 0)
-        rc = bl_copy_file_sparse(src, dst, 0444);
+        rc = default_prepare(rt, dst, sum);
     if (rc == 0) {
         *out = dst;
         *hex_out = sum;
         dst = sum = NULL;
     }
 out:
-    free(src);
     free(sum);
     free(dst);
     return rc;
@@ -171,27 +197,37 @@ static int conf_add(struct bl_images *im, const char *host, int http, int skip_v
     return 0;
 }
 
-/* $BOXLITE_HOME/registries.json: {"registries": [{"host": …, "transport": "http", …}]} */
-static int load_config_file(struct bl_images *im, const char *home)
+struct bl_images *bl_images_new(void)
 {
-    char *path = bl_strdupf("%s/registries.json", home);
-    char *text = NULL;
-    size_t len = 0, i;
+    return calloc(1, sizeof(struct bl_images));
+}
+
+void bl_images_destroy(struct bl_images *im)
+{
+    if (!im)
+        return;
+    for (size_t i = 0; i < im->n; i++)
+        bl_registry_conf_clear(&im->regs[i]);
+    free(im->regs);
+    free(im);
+}
+
+const struct bl_registry_conf *bl_images_conf_at(const struct bl_images *im, size_t i)
+{
+    return im && i < im->n ? &im->regs[i] : NULL;
+}
+
+int bl_registries_parse(struct bl_images *im, const char *text, size_t len, const char *path)
+{
     json_error_t jerr;
-    json_t *root = NULL, *list, *e;
+    json_t *root = json_loadb(text, len, 0, &jerr), *list, *e;
+    size_t i;
     int rc = 0;
 
-    if (!path)
-        return BOXLITE_ENOMEM;
-    if (access(path, F_OK) != 0)
-        goto out;
-    rc = bl_read_file(&text, &len, path, REG_FILE_MAX);
-    if (rc != 0)
-        goto out;
-    root = json_loadb(text, len, 0, &jerr);
     list = json_object_get(root, "registries");
     if (!json_is_array(list)) {
-        rc = bl_err(BOXLITE_EINVAL, "%s: expected {\"registries\": [...]} (%s)", path, jerr.text);
+        rc = bl_err(BOXLITE_EINVAL, "%s: expected {\"registries\": [...]} (%s)", path,
+                    root ? "no such array" : jerr.text);
         goto out;
     }
     json_array_foreach(list, i, e)
@@ -217,6 +253,23 @@ static int load_config_file(struct bl_images *im, const char *home)
     }
 out:
     json_decref(root);
+    return rc;
+}
+
+/* $BOXLITE_HOME/registries.json, when there is one. */
+static int load_config_file(struct bl_images *im, const char *home)
+{
+    char *path = bl_strdupf("%s/registries.json", home);
+    char *text = NULL;
+    size_t len = 0;
+    int rc = 0;
+
+    if (!path)
+        return BOXLITE_ENOMEM;
+    if (access(path, F_OK) == 0)
+        rc = bl_read_file(&text, &len, path, REG_FILE_MAX);
+    if (rc == 0 && text)
+        rc = bl_registries_parse(im, text, len, path);
     free(text);
     free(path);
     return rc;
@@ -224,7 +277,7 @@ out:
 
 int bl_images_init(boxlite_runtime *rt, const boxlite_runtime_options *opts)
 {
-    struct bl_images *im = calloc(1, sizeof(*im));
+    struct bl_images *im = bl_images_new();
     int rc = 0;
 
     if (!im)
@@ -249,14 +302,9 @@ int bl_images_init(boxlite_runtime *rt, const boxlite_runtime_options *opts)
 
 void bl_images_free(boxlite_runtime *rt)
 {
-    struct bl_images *im = rt ? rt->images : NULL;
-
-    if (!im)
+    if (!rt)
         return;
-    for (size_t i = 0; i < im->n; i++)
-        bl_registry_conf_clear(&im->regs[i]);
-    free(im->regs);
-    free(im);
+    bl_images_destroy(rt->images);
     rt->images = NULL;
 }
 
@@ -408,7 +456,7 @@ int bl_image_build(struct bl_image_record *out, boxlite_runtime *rt, const char 
             rc = bl_err(BOXLITE_ENOMEM, "out of memory");
     }
     if (rc == 0)
-        rc = bl_store_record_put(rt->home, &rec);
+        rc = bl_db_image_put(rt->db, &rec, 1);
     bl_store_unlock(lock);
     if (rc == 0 && out)
         *out = rec;
@@ -439,12 +487,12 @@ static int rootfs_present(const char *home, const struct bl_image_record *r)
     return ok;
 }
 
-static int find_by_id(struct bl_image_record *out, const char *home, const char *id)
+static int find_by_id(struct bl_image_record *out, boxlite_runtime *rt, const char *id)
 {
     const char *hex = strncmp(id, "sha256:", 7) == 0 ? id + 7 : id;
     struct bl_image_record *v = NULL;
     size_t n = 0, found = (size_t)-1;
-    int rc = bl_store_record_list(&v, &n, home);
+    int rc = bl_db_image_list(rt->db, &v, &n);
 
     for (size_t i = 0; rc == 0 && i < n; i++) {
         if (strncmp(v[i].config + 7, hex, strlen(hex)) != 0)
@@ -459,9 +507,7 @@ static int find_by_id(struct bl_image_record *out, const char *home, const char 
         *out = v[found];
         memset(&v[found], 0, sizeof(v[found]));
     }
-    for (size_t i = 0; i < n; i++)
-        bl_image_record_clear(&v[i]);
-    free(v);
+    bl_image_records_free(v, n);
     return rc;
 }
 
@@ -508,7 +554,7 @@ static int find_cached(struct bl_image_record *out, boxlite_runtime *rt, const c
     int rc;
 
     if (is_id(s)) {
-        rc = find_by_id(out, rt->home, s);
+        rc = find_by_id(out, rt, s);
         if (rc != BOXLITE_ENOTFOUND || strncmp(s, "sha256:", 7) == 0)
             return rc;
     }
@@ -518,7 +564,7 @@ static int find_cached(struct bl_image_record *out, boxlite_runtime *rt, const c
     for (size_t i = 0; rc == 0 && i < n; i++) {
         char *name = bl_ref_string(&cands[i]);
         struct bl_image_record r;
-        int g = name ? bl_store_record_get(&r, rt->home, name) : BOXLITE_ENOMEM;
+        int g = name ? bl_db_image_get(rt->db, name, &r) : BOXLITE_ENOMEM;
         free(name);
         if (g == 0 && rootfs_present(rt->home, &r)) {
             *out = r;
@@ -531,7 +577,7 @@ static int find_cached(struct bl_image_record *out, boxlite_runtime *rt, const c
     }
     if (rc == BOXLITE_ENOTFOUND && ref.short_name) { /* imported as docker.io/library/x */
         char *name = bl_ref_string(&ref);
-        rc = name ? bl_store_record_get(out, rt->home, name) : BOXLITE_ENOMEM;
+        rc = name ? bl_db_image_get(rt->db, name, out) : BOXLITE_ENOMEM;
         free(name);
     }
     if (rc == BOXLITE_ENOTFOUND)
@@ -811,7 +857,7 @@ BOXLITE_API int boxlite_image_list(boxlite_image_info **out, size_t *count_out, 
     bl_err_clear();
     if (!out || !count_out || !rt)
         return bl_err(BOXLITE_EINVAL, "image list: out, count_out and rt are required");
-    rc = bl_store_record_list(&v, &n, rt->home);
+    rc = bl_db_image_list(rt->db, &v, &n);
     if (rc == 0) {
         list = calloc(n + 1, sizeof(*list));
         if (!list)
@@ -823,9 +869,7 @@ BOXLITE_API int boxlite_image_list(boxlite_image_info **out, size_t *count_out, 
         rc = info_fill(&list[k], &v[i]);
         k++;
     }
-    for (size_t i = 0; i < n; i++)
-        bl_image_record_clear(&v[i]);
-    free(v);
+    bl_image_records_free(v, n);
     if (rc != 0) {
         boxlite_image_list_free(list, k);
         return rc;
@@ -890,7 +934,7 @@ void bl_images_doctor(boxlite_runtime *rt, struct bl_repair *rp)
     size_t n = 0;
 
     bl_box_pin_all(rt);
-    if (!dir || bl_store_record_list(&v, &n, rt->home) != 0 || bl_db_box_pins(rt->db, 1, &pins))
+    if (!dir || bl_db_image_list(rt->db, &v, &n) != 0 || bl_db_box_pins(rt->db, 1, &pins))
         goto out;
     named = calloc(n + 1, sizeof(*named));
     for (size_t i = 0; named && i < n; i++)
@@ -921,9 +965,7 @@ void bl_images_doctor(boxlite_runtime *rt, struct bl_repair *rp)
 out:
     if (d)
         closedir(d);
-    for (size_t i = 0; i < n; i++)
-        bl_image_record_clear(&v[i]);
-    free(v);
+    bl_image_records_free(v, n);
     free(named);
     bl_strv_free(pins);
     free(defhex);
@@ -946,7 +988,7 @@ BOXLITE_API int boxlite_image_remove(boxlite_runtime *rt, const char *ref, int f
         return bl_err(BOXLITE_EINVAL, "image remove: rt and ref are required");
     rc = find_cached(&rec, rt, ref);
     if (rc == 0)
-        rc = bl_store_record_list(&v, &n, rt->home);
+        rc = bl_db_image_list(rt->db, &v, &n);
     for (size_t i = 0; rc == 0 && i < n; i++)
         shared |= strcmp(v[i].name, rec.name) != 0 && strcmp(v[i].rootfs, rec.rootfs) == 0;
     if (rc == 0 && !shared) {
@@ -961,14 +1003,12 @@ BOXLITE_API int boxlite_image_remove(boxlite_runtime *rt, const char *ref, int f
                         rec.name, users);
     }
     if (rc == 0)
-        rc = bl_store_record_remove(rt->home, rec.name);
+        rc = bl_db_image_remove(rt->db, rec.name);
     if (rc == 0 && base && used == 0)
         unlink(base);
     if (rc == 0)
         collect_garbage(rt);
-    for (size_t i = 0; i < n; i++)
-        bl_image_record_clear(&v[i]);
-    free(v);
+    bl_image_records_free(v, n);
     free(base);
     bl_image_record_clear(&rec);
     if (rc != 0)
@@ -1020,7 +1060,7 @@ static void collect_garbage(boxlite_runtime *rt)
 
     if (!keep || !dir || bl_store_lock(&lock, rt->home, "gc", 0) != 0)
         goto out;
-    if (bl_store_record_list(&v, &n, rt->home) != 0)
+    if (bl_db_image_list(rt->db, &v, &n) != 0)
         goto out;
     for (size_t i = 0; i < n && ok; i++)
         ok = keep_manifest_blobs(keep, rt->home, v[i].manifest) == 0;
@@ -1043,9 +1083,7 @@ out:
     if (d)
         closedir(d);
     bl_store_unlock(lock);
-    for (size_t i = 0; i < n; i++)
-        bl_image_record_clear(&v[i]);
-    free(v);
+    bl_image_records_free(v, n);
     bl_strv_free(pins);
     json_decref(keep);
     free(dir);

@@ -2,6 +2,7 @@
  * save` tarball, or a plain root filesystem (directory or tarball) made into one layer. */
 #include "error.h"
 #include "image.h"
+#include "importplan.h"
 #include "layer.h"
 #include "manifest.h"
 #include "reference.h"
@@ -111,39 +112,38 @@ static uint64_t blob_size(const char *home, const char *digest)
     return n;
 }
 
-/* Store a manifest for config + layers (all in the store) and build the image. */
-static int finish(struct bl_image_record *out, boxlite_runtime *rt, const char *name,
-                  const char *config_digest, const char *const *layers, size_t n)
+/* Store a manifest for config + layers (all in the store) and plan the image by it. */
+static int make_manifest(struct bl_import_plan *p, const char *home, const char *name,
+                         const char *config_digest, const char *const *layers, size_t n)
 {
     json_t *man =
         json_pack("{s:i, s:s, s:{s:s, s:s, s:I}, s:[]}", "schemaVersion", 2, "mediaType",
                   BL_MT_OCI_MANIFEST, "config", "mediaType", BL_MT_OCI_CONFIG, "digest",
-                  config_digest, "size", (json_int_t)blob_size(rt->home, config_digest), "layers");
+                  config_digest, "size", (json_int_t)blob_size(home, config_digest), "layers");
     json_t *arr = json_object_get(man, "layers");
-    struct bl_manifest m = {0};
-    char mdigest[72];
     char *text = NULL;
     size_t len = 0;
     int rc = man ? 0 : bl_err(BOXLITE_ENOMEM, "out of memory");
 
     for (size_t i = 0; rc == 0 && i < n; i++) {
-        if (!bl_store_has_blob(rt->home, layers[i]))
+        if (!bl_store_has_blob(home, layers[i]))
             rc = bl_err(BOXLITE_ENOTFOUND, "layer %s is missing", layers[i]);
         else
-            json_array_append_new(arr, json_pack("{s:s, s:s, s:I}", "mediaType",
-                                                 sniff_layer_type(rt->home, layers[i]), "digest",
-                                                 layers[i], "size",
-                                                 (json_int_t)blob_size(rt->home, layers[i])));
+            json_array_append_new(arr,
+                                  json_pack("{s:s, s:s, s:I}", "mediaType",
+                                            sniff_layer_type(home, layers[i]), "digest", layers[i],
+                                            "size", (json_int_t)blob_size(home, layers[i])));
     }
     if (rc == 0)
-        rc = store_json(mdigest, NULL, rt->home, man);
+        rc = store_json(p->manifest_digest, NULL, home, man);
     if (rc == 0)
-        rc = bl_store_read_blob(&text, &len, rt->home, mdigest, BL_MANIFEST_MAX);
+        rc = bl_store_read_blob(&text, &len, home, p->manifest_digest, BL_MANIFEST_MAX);
     if (rc == 0)
-        rc = bl_manifest_parse(&m, text, len, NULL, "linux", bl_platform_arch());
-    if (rc == 0)
-        rc = bl_image_build(out, rt, name, mdigest, &m, NULL);
-    bl_manifest_clear(&m);
+        rc = bl_manifest_parse(&p->m, text, len, NULL, "linux", bl_platform_arch());
+    if (rc == 0) {
+        p->name = strdup(name);
+        rc = p->name ? 0 : bl_err(BOXLITE_ENOMEM, "out of memory");
+    }
     free(text);
     json_decref(man);
     return rc;
@@ -202,7 +202,7 @@ static char *default_name(const char *path, const char *tag)
 
 typedef int (*get_blob_fn)(void *ctx, const char *digest);
 
-static int from_oci_index(struct bl_image_record *out, boxlite_runtime *rt, const char *index_text,
+static int from_oci_index(struct bl_import_plan *p, const char *home, const char *index_text,
                           size_t index_len, get_blob_fn get, void *ctx, const char *path,
                           const char *name)
 {
@@ -225,7 +225,7 @@ static int from_oci_index(struct bl_image_record *out, boxlite_runtime *rt, cons
     for (int hop = 0; hop < 2 && rc == 0; hop++) {
         rc = get(ctx, mdigest);
         if (rc == 0)
-            rc = bl_store_read_blob(&text, &len, rt->home, mdigest, BL_MANIFEST_MAX);
+            rc = bl_store_read_blob(&text, &len, home, mdigest, BL_MANIFEST_MAX);
         if (rc == 0)
             rc = bl_manifest_parse(&m, text, len, NULL, "linux", bl_platform_arch());
         free(text);
@@ -251,8 +251,13 @@ static int from_oci_index(struct bl_image_record *out, boxlite_runtime *rt, cons
         final = default_name(path, refname && *refname ? refname : NULL);
     if (rc == 0 && !final)
         rc = BOXLITE_ENOMEM;
-    if (rc == 0)
-        rc = bl_image_build(out, rt, final, mdigest, &m, NULL);
+    if (rc == 0) { /* the plan takes the manifest and the name */
+        p->m = m;
+        memset(&m, 0, sizeof(m));
+        memcpy(p->manifest_digest, mdigest, 72);
+        p->name = final;
+        final = NULL;
+    }
 out:
     bl_manifest_clear(&m);
     json_decref(idx);
@@ -276,17 +281,17 @@ static int oci_dir_get(void *ctx, const char *digest)
     return rc;
 }
 
-static int import_oci_dir(struct bl_image_record *out, boxlite_runtime *rt, const char *dir,
+static int import_oci_dir(struct bl_import_plan *plan, const char *home, const char *dir,
                           const char *name)
 {
-    struct oci_dir d = {rt->home, dir};
+    struct oci_dir d = {home, dir};
     char *p = bl_strdupf("%s/index.json", dir);
     char *text = NULL;
     size_t len = 0;
     int rc = p ? bl_read_file(&text, &len, p, META_MAX) : BOXLITE_ENOMEM;
 
     if (rc == 0)
-        rc = from_oci_index(out, rt, text, len, oci_dir_get, &d, dir, name);
+        rc = from_oci_index(plan, home, text, len, oci_dir_get, &d, dir, name);
     free(text);
     free(p);
     return rc;
@@ -354,11 +359,16 @@ struct members {
     size_t manifest_len, index_len;
 };
 
-static int read_small(char **out, size_t *len_out, struct archive *a)
+/* A metadata member (manifest.json, index.json) into memory; a second copy of one is
+ * refused: which of two documents an image means is not ours to guess. */
+static int read_small(char **out, size_t *len_out, struct archive *a, const char *name)
 {
-    char *buf = malloc(META_MAX + 1);
+    char *buf = NULL;
     size_t n = 0;
 
+    if (*out)
+        return bl_err(BOXLITE_EPROTO, "the archive holds %s twice", name);
+    buf = malloc(META_MAX + 1);
     if (!buf)
         return bl_err(BOXLITE_ENOMEM, "out of memory");
     for (;;) {
@@ -408,11 +418,11 @@ static int copy_members(struct members *mb, const char *home, const char *path)
         if (rc != 0 || archive_entry_filetype(e) != AE_IFREG)
             continue;
         if (strcmp(n, "manifest.json") == 0) {
-            rc = read_small(&mb->manifest_json, &mb->manifest_len, a);
+            rc = read_small(&mb->manifest_json, &mb->manifest_len, a, n);
             continue;
         }
         if (strcmp(n, "index.json") == 0) {
-            rc = read_small(&mb->index_json, &mb->index_len, a);
+            rc = read_small(&mb->index_json, &mb->index_len, a, n);
             continue;
         }
         rc = bl_blob_begin(&w, home, (uint64_t)archive_entry_size(e));
@@ -454,7 +464,7 @@ static int archive_get(void *ctx, const char *digest)
     return 0;
 }
 
-static int import_docker_save(struct bl_image_record *out, boxlite_runtime *rt, struct members *mb,
+static int import_docker_save(struct bl_import_plan *p, const char *home, struct members *mb,
                               const char *path, const char *name)
 {
     json_t *root = json_loadb(mb->manifest_json, mb->manifest_len, 0, NULL);
@@ -481,24 +491,24 @@ static int import_docker_save(struct bl_image_record *out, boxlite_runtime *rt, 
     if (rc == 0 && !final)
         final = default_name(path, NULL);
     if (rc == 0)
-        rc = final ? finish(out, rt, final, cfg_digest, ld, n) : BOXLITE_ENOMEM;
+        rc = final ? make_manifest(p, home, final, cfg_digest, ld, n) : BOXLITE_ENOMEM;
     free(final);
     free(ld);
     json_decref(root);
     return rc;
 }
 
-static int import_image_archive(struct bl_image_record *out, boxlite_runtime *rt, const char *path,
+static int import_image_archive(struct bl_import_plan *p, const char *home, const char *path,
                                 const char *name)
 {
     struct members mb = {0};
-    struct archive_ctx ac = {rt->home};
-    int rc = copy_members(&mb, rt->home, path);
+    struct archive_ctx ac = {home};
+    int rc = copy_members(&mb, home, path);
 
     if (rc == 0 && mb.index_json)
-        rc = from_oci_index(out, rt, mb.index_json, mb.index_len, archive_get, &ac, path, name);
+        rc = from_oci_index(p, home, mb.index_json, mb.index_len, archive_get, &ac, path, name);
     else if (rc == 0 && mb.manifest_json)
-        rc = import_docker_save(out, rt, &mb, path, name);
+        rc = import_docker_save(p, home, &mb, path, name);
     else if (rc == 0)
         rc = bl_err(BOXLITE_EPROTO, "%s has neither index.json nor manifest.json", path);
     json_decref(mb.digests);
@@ -586,54 +596,84 @@ static int tar_dir(char digest_out[72], const char *home, const char *dir)
     return rc;
 }
 
-static int import_rootfs(struct bl_image_record *out, boxlite_runtime *rt, const char *path,
+static int import_rootfs(struct bl_import_plan *p, const char *home, const char *path,
                          const char *name, int is_dir)
 {
     char layer[72], cfg[72];
     const char *layers[1] = {layer};
     char *final = NULL;
-    int rc = is_dir ? tar_dir(layer, rt->home, path) : store_file(layer, rt->home, path, NULL);
+    int rc = is_dir ? tar_dir(layer, home, path) : store_file(layer, home, path, NULL);
 
     if (rc == 0)
-        rc = plain_config(cfg, rt->home, layer);
+        rc = plain_config(cfg, home, layer);
     if (rc == 0)
         rc = name ? canonical(&final, name) : 0;
     if (rc == 0 && !final)
         final = default_name(path, NULL);
     if (rc == 0)
-        rc = final ? finish(out, rt, final, cfg, layers, 1) : BOXLITE_ENOMEM;
+        rc = final ? make_manifest(p, home, final, cfg, layers, 1) : BOXLITE_ENOMEM;
     free(final);
+    return rc;
+}
+
+void bl_import_plan_clear(struct bl_import_plan *p)
+{
+    if (!p)
+        return;
+    free(p->name);
+    bl_manifest_clear(&p->m);
+    memset(p, 0, sizeof(*p));
+}
+
+int bl_image_import_plan(struct bl_import_plan *out, const char *home, const char *path,
+                         const char *name)
+{
+    struct bl_import_plan p = {0};
+    struct stat st;
+    char *layout = NULL;
+    int kind = 0, rc = 0;
+
+    if (stat(path, &st) != 0)
+        return bl_err_errno(bl_code_from_errno(errno), errno, "%s", path);
+    if (S_ISDIR(st.st_mode)) {
+        layout = bl_strdupf("%s/oci-layout", path);
+        if (layout && access(layout, F_OK) == 0)
+            rc = import_oci_dir(&p, home, path, name);
+        else
+            rc = import_rootfs(&p, home, path, name, 1);
+    } else {
+        rc = archive_kind(&kind, path);
+        if (rc == 0 && kind)
+            rc = import_image_archive(&p, home, path, name);
+        else if (rc == 0)
+            rc = import_rootfs(&p, home, path, name, 0);
+    }
+    free(layout);
+    if (rc == 0)
+        *out = p;
+    else
+        bl_import_plan_clear(&p);
     return rc;
 }
 
 int bl_image_import_record(struct bl_image_record *out, boxlite_runtime *rt, const char *path,
                            const char *name)
 {
+    struct bl_import_plan p = {0};
     struct stat st;
-    char *layout = NULL;
-    int kind = 0, gc = -1, rc;
+    int gc = -1, rc;
 
     if (stat(path, &st) != 0)
         return bl_err_errno(bl_code_from_errno(errno), errno, "%s", path);
     rc = bl_store_lock_shared(&gc, rt->home, "gc", BL_LOCK_TIMEOUT_MS);
     if (rc != 0)
         return rc;
-    if (S_ISDIR(st.st_mode)) {
-        layout = bl_strdupf("%s/oci-layout", path);
-        if (layout && access(layout, F_OK) == 0)
-            rc = import_oci_dir(out, rt, path, name);
-        else
-            rc = import_rootfs(out, rt, path, name, 1);
-    } else {
-        rc = archive_kind(&kind, path);
-        if (rc == 0 && kind)
-            rc = import_image_archive(out, rt, path, name);
-        else if (rc == 0)
-            rc = import_rootfs(out, rt, path, name, 0);
-    }
+    rc = bl_image_import_plan(&p, rt->home, path, name);
+    if (rc == 0)
+        rc = bl_image_build(out, rt, p.name, p.manifest_digest, &p.m, NULL);
     bl_store_unlock(gc);
     if (rc != 0) /* nothing of a refused import stays in the store */
         rc = bl_image_gc_failed(rt, rc);
-    free(layout);
+    bl_import_plan_clear(&p);
     return rc;
 }

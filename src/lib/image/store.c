@@ -1,10 +1,12 @@
 /* store.c — the content store: verified sha256 blobs under images/blobs, temp files under
- * images/tmp, flock(2) locks under images/locks, and image records under images/refs. */
+ * images/tmp, flock(2) locks under images/locks, and moving the image records older stores
+ * kept under images/refs into boxlite.db. */
 #include "store.h"
 #include "error.h"
 #include "reference.h"
 #include "util.h"
 
+#include <archive.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -75,7 +77,7 @@ void bl_sha256_buf(char out[72], const void *buf, size_t n)
 int bl_store_init(const char *home)
 {
     static const char *const sub[] = {"images/blobs/sha256", "images/tmp", "images/locks",
-                                      "images/refs", "images/rootfs"};
+                                      "images/rootfs"};
     int rc = 0;
 
     for (size_t i = 0; i < sizeof(sub) / sizeof(sub[0]) && rc == 0; i++) {
@@ -285,24 +287,81 @@ void bl_store_unlock(int fd)
         close(fd);
 }
 
-void bl_image_record_clear(struct bl_image_record *r)
+/* ---- a base shipped gzip-compressed (the wheel's default image) ------------------------- */
+
+/* Write buf at *off, or skip it when it is all zeros (a hole): the base stays sparse. */
+static int put_sparse(int fd, const char *buf, size_t n, off_t *off)
 {
-    if (!r)
-        return;
-    free(r->name);
-    free(r->manifest);
-    free(r->config);
-    free(r->rootfs);
-    memset(r, 0, sizeof(*r));
+    size_t z = 0;
+
+    while (z < n && buf[z] == 0)
+        z++;
+    if (z < n && pwrite(fd, buf, n, *off) != (ssize_t)n)
+        return -1;
+    *off += (off_t)n;
+    return 0;
 }
 
-static char *record_path(const char *home, const char *name)
+static int inflate_into(struct archive *a, int fd, struct bl_sha256 *h, uint64_t max,
+                        const char *gz)
 {
-    char d[72];
+    enum { BUF = 64 * 1024 };
+    char *buf = malloc(BUF);
+    off_t off = 0;
+    la_ssize_t n = 0;
+    int rc = buf ? 0 : bl_err(BOXLITE_ENOMEM, "out of memory");
 
-    bl_sha256_buf(d, name, strlen(name));
-    return bl_strdupf("%s/images/refs/%s.json", home, d + 7);
+    while (rc == 0 && (n = archive_read_data(a, buf, BUF)) > 0) {
+        if ((uint64_t)off + (uint64_t)n > max)
+            rc = bl_err(BOXLITE_EIO, "%s expands beyond %llu bytes", gz, (unsigned long long)max);
+        else if (bl_sha256_update(h, buf, (size_t)n), put_sparse(fd, buf, (size_t)n, &off) != 0)
+            rc = bl_err_errno(BOXLITE_EIO, errno, "write the base from %s", gz);
+    }
+    if (rc == 0 && n < 0)
+        rc = bl_err(BOXLITE_EIO, "%s: %s", gz, archive_error_string(a));
+    if (rc == 0 && (ftruncate(fd, off) != 0 || fsync(fd) != 0))
+        rc = bl_err_errno(BOXLITE_EIO, errno, "write the base from %s", gz);
+    free(buf);
+    return rc;
 }
+
+int bl_store_inflate_base(const char *gz, const char *dst, const char *hex, uint64_t max)
+{
+    struct archive *a = archive_read_new();
+    struct archive_entry *e;
+    struct bl_sha256 *h = NULL;
+    char *tmp = NULL, got[72];
+    int fd = -1, rc = a ? bl_sha256_new(&h) : bl_err(BOXLITE_ENOMEM, "out of memory");
+
+    if (rc == 0) {
+        archive_read_support_filter_gzip(a);
+        archive_read_support_format_raw(a);
+        if (archive_read_open_filename(a, gz, 64 * 1024) != ARCHIVE_OK ||
+            archive_read_next_header(a, &e) != ARCHIVE_OK)
+            rc = bl_err(BOXLITE_EIO, "open %s: %s", gz, archive_error_string(a));
+    }
+    if (rc == 0 && (fd = bl_open_temp(&tmp, dst, 0444)) < 0)
+        rc = fd;
+    if (rc == 0)
+        rc = inflate_into(a, fd, h, max, gz);
+    if (rc == 0) {
+        bl_sha256_final(h, got);
+        if (strcmp(got + 7, hex) != 0)
+            rc = bl_err(BOXLITE_EIO, "%s is damaged: it holds sha256 %s, not %s", gz, got + 7, hex);
+    }
+    if (rc == 0 && rename(tmp, dst) != 0)
+        rc = bl_err_errno(BOXLITE_EIO, errno, "rename %s", tmp);
+    if (fd >= 0)
+        close(fd);
+    if (rc != 0 && tmp)
+        unlink(tmp);
+    free(tmp);
+    bl_sha256_free(h);
+    archive_read_free(a);
+    return rc;
+}
+
+/* ---- records of stores made before schema 7: images/refs/<sha256 of name>.json ---------- */
 
 static char *dup_field(json_t *o, const char *key)
 {
@@ -339,106 +398,34 @@ static int record_load(struct bl_image_record *out, const char *path)
     return rc;
 }
 
-int bl_store_record_get(struct bl_image_record *out, const char *home, const char *name)
-{
-    char *p = record_path(home, name);
-    int rc;
-
-    if (!p)
-        return BOXLITE_ENOMEM;
-    if (access(p, F_OK) != 0) {
-        free(p);
-        return bl_err(BOXLITE_ENOTFOUND, "image %s is not in the store", name);
-    }
-    rc = record_load(out, p);
-    free(p);
-    return rc;
-}
-
-int bl_store_record_put(const char *home, const struct bl_image_record *r)
-{
-    char *p = record_path(home, r->name);
-    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I}", "name", r->name, "manifest",
-                          r->manifest, "config", r->config, "rootfs", r->rootfs, "size",
-                          (json_int_t)r->size, "created", (json_int_t)r->created);
-    char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
-    int rc;
-
-    if (!p || !text)
-        rc = bl_err(BOXLITE_ENOMEM, "out of memory");
-    else
-        rc = bl_write_file_atomic(p, text, strlen(text), 0600);
-    free(text);
-    json_decref(o);
-    free(p);
-    return rc;
-}
-
-int bl_store_record_remove(const char *home, const char *name)
-{
-    char *p = record_path(home, name);
-    int rc = 0;
-
-    if (!p)
-        return BOXLITE_ENOMEM;
-    if (unlink(p) != 0)
-        rc = errno == ENOENT ? bl_err(BOXLITE_ENOTFOUND, "no image %s", name)
-                             : bl_err_errno(BOXLITE_EIO, errno, "remove %s", p);
-    free(p);
-    return rc;
-}
-
-int bl_store_record_list(struct bl_image_record **out, size_t *n_out, const char *home)
+int bl_store_records_migrate(const char *home, struct bl_db *db)
 {
     char *dir = bl_strdupf("%s/images/refs", home);
-    struct bl_image_record *v = NULL;
-    size_t n = 0, cap = 0;
-    DIR *d = NULL;
+    DIR *d = dir ? opendir(dir) : NULL;
     struct dirent *de;
-    int rc = 0;
+    int rc = dir ? 0 : bl_err(BOXLITE_ENOMEM, "out of memory");
 
-    if (!dir)
-        return BOXLITE_ENOMEM;
-    d = opendir(dir);
-    if (!d) {
-        rc = errno == ENOENT ? 0 : bl_err_errno(BOXLITE_EIO, errno, "open %s", dir);
-        goto out;
-    }
-    for (de = readdir(d); de; de = readdir(d)) {
+    if (rc == 0 && !d && errno != ENOENT)
+        rc = bl_err_errno(BOXLITE_EIO, errno, "open %s", dir);
+    while (rc == 0 && d && (de = readdir(d)) != NULL) {
         size_t len = strlen(de->d_name);
         struct bl_image_record r;
         char *p;
         if (len != 69 || strcmp(de->d_name + 64, ".json") != 0)
             continue;
         p = bl_strdupf("%s/%s", dir, de->d_name);
-        if (!p || record_load(&r, p) != 0) {
-            free(p);
-            continue; /* a damaged or vanishing record is skipped */
+        if (p && record_load(&r, p) == 0) { /* a damaged record is left out, as before */
+            rc = bl_db_image_put(db, &r, 0);
+            bl_image_record_clear(&r);
         }
         free(p);
-        if (n == cap) {
-            struct bl_image_record *nv = realloc(v, (cap ? cap * 2 : 8) * sizeof(*v));
-            if (!nv) {
-                bl_image_record_clear(&r);
-                rc = bl_err(BOXLITE_ENOMEM, "out of memory");
-                goto out;
-            }
-            v = nv;
-            cap = cap ? cap * 2 : 8;
-        }
-        v[n++] = r;
     }
-out:
     if (d)
         closedir(d);
+    if (rc == 0 && d) /* every record is in the database: the files go */
+        bl_rm_rf(dir);
+    if (rc != 0)
+        bl_err_wrap(rc, "move the image records of %s into boxlite.db", home);
     free(dir);
-    if (rc != 0) {
-        for (size_t i = 0; i < n; i++)
-            bl_image_record_clear(&v[i]);
-        free(v);
-    } else {
-        *out = v;
-        *n_out = n;
-    }
     return rc;
 }

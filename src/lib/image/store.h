@@ -1,5 +1,6 @@
 /* store.h — the content store under $BOXLITE_HOME/images: sha256-verified blobs written
- * through temp files, per-name locks between processes, and the image records (refs). */
+ * through temp files, per-name locks between processes; image records are rows of
+ * boxlite.db (db.h), moved there from the files of older stores. */
 #ifndef BL_STORE_H
 #define BL_STORE_H
 
@@ -7,6 +8,7 @@
 #include <stdint.h>
 
 #include "boxlite.h"
+#include "db.h"
 
 #define BL_LOCK_TIMEOUT_MS (30 * 60 * 1000)
 
@@ -52,20 +54,14 @@ void bl_store_unlock(int fd);
 /* A temp path under images/tmp (malloc'd), unique to this process and call. */
 char *bl_store_tmp_path(const char *home, const char *suffix);
 
-/* Image records: images/refs/<sha256 of name>.json. */
-struct bl_image_record {
-    char *name;     /* canonical reference, "registry/repo:tag" or "registry/repo@digest" */
-    char *manifest; /* manifest digest */
-    char *config;   /* config digest = image id */
-    char *rootfs;   /* hex of the rootfs file images/rootfs/<hex>.ext4 */
-    uint64_t size;  /* bytes of the layers, uncompressed */
-    int64_t created;
-};
-void bl_image_record_clear(struct bl_image_record *r);
-int bl_store_record_get(struct bl_image_record *out, const char *home, const char *name);
-int bl_store_record_put(const char *home, const struct bl_image_record *r);
-int bl_store_record_remove(const char *home, const char *name);
-/* Every record; *out is a malloc'd array of *n_out records (free each, then the array). */
-int bl_store_record_list(struct bl_image_record **out, size_t *n_out, const char *home);
+/* Write dst (atomically, mode 0444, sparse: zero blocks become holes) from the gzip file gz,
+ * checking that what it holds hashes to hex (sha256) and is at most max bytes; a damaged or
+ * oversized gz leaves no dst and an error naming it. */
+int bl_store_inflate_base(const char *gz, const char *dst, const char *hex, uint64_t max);
+
+/* Image records live in boxlite.db (db.h). A store made before schema 7 kept them as
+ * images/refs/<sha256 of name>.json: move those into db (records already there win) and
+ * remove the files. Cheap when there are none (one opendir). Called on runtime open. */
+int bl_store_records_migrate(const char *home, struct bl_db *db);
 
 #endif

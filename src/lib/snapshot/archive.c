@@ -2,6 +2,7 @@
  * a standalone qcow2) and its import, which trusts nothing in the archive until checked. */
 #include "box.h"
 #include "bounds.h"
+#include "boxarchive.h"
 #include "db.h"
 #include "disk.h"
 #include "error.h"
@@ -244,9 +245,9 @@ BOXLITE_API int boxlite_box_export(boxlite_box *box, const char *snapshot, const
 /* ---- import ---- */
 
 struct import {
-    char *dir;      /* boxes/.new-<id> */
+    char *dir;      /* boxes/.new-<id> (boxlite_box_import) */
     char *disk;     /* dir/disk.qcow2 */
-    char *manifest; /* text */
+    char *manifest; /* text (read_archive) */
     uint64_t disk_size;
     char disk_sha[65];
     int have_disk;
@@ -391,6 +392,22 @@ out:
     return rc;
 }
 
+int bl_box_archive_read(json_t **manifest_out, const char *path, const char *disk, uint64_t cap)
+{
+    struct import im = {0};
+    json_t *m = NULL;
+    int rc;
+
+    im.disk = (char *)disk;
+    rc = read_archive(path, &im, &m, cap);
+    if (rc == 0)
+        *manifest_out = m;
+    else
+        json_decref(m);
+    free(im.manifest);
+    return rc;
+}
+
 /* A qcow2 (our header reader) with no backing file and no external data file; untrusted:
  * within the size limit and passing qemu-img's own check. */
 static int check_disk(const char *disk, int untrusted)
@@ -466,8 +483,8 @@ static int check_untrusted(boxlite_runtime *rt, const char *image, json_int_t cp
     return bl_image_check_untrusted(rt, image);
 }
 
-static int row_from_manifest(struct bl_box_row *r, json_t *root, const char *id, const char *name,
-                             boxlite_runtime *rt, int untrusted)
+int bl_box_archive_row(struct bl_box_row *r, json_t *root, const char *id, const char *name,
+                       boxlite_runtime *rt, int untrusted)
 {
     json_t *b = json_object_get(root, "box");
     const char *image = json_string_value(json_object_get(b, "image"));
@@ -512,7 +529,7 @@ BOXLITE_API int boxlite_box_import(boxlite_box **out, boxlite_runtime *rt, const
     struct bl_box_row row = {0};
     json_t *root = NULL;
     char id[13];
-    int lock_fd = -1, rc, have_row = 0;
+    int lock_fd = -1, rc, have_row = 0, published = 0;
     struct bl_box_row existing;
 
     bl_err_clear();
@@ -532,33 +549,32 @@ BOXLITE_API int boxlite_box_import(boxlite_box **out, boxlite_runtime *rt, const
         rc = im.disk ? 0 : bl_err(BOXLITE_ENOMEM, "out of memory");
     }
     if (rc == 0)
-        rc = read_archive(path, &im, &root,
-                          untrusted ? bl_limit(BL_LIMIT_IMPORT_DISK) << 30 : DISK_MAX);
+        rc = bl_box_archive_read(&root, path, im.disk,
+                                 untrusted ? bl_limit(BL_LIMIT_IMPORT_DISK) << 30 : DISK_MAX);
     bl_test_crash("import:extracted");
     if (rc == 0)
         rc = check_disk(im.disk, untrusted);
     if (rc == 0)
-        rc = row_from_manifest(&row, root, id, name, rt, untrusted);
+        rc = bl_box_archive_row(&row, root, id, name, rt, untrusted);
     have_row = rc == 0;
-    if (rc == 0)
+    if (rc == 0) {
+        published = 1;
         rc = bl_box_publish(rt, &row, im.dir);
-    if (rc != 0 && im.dir)
-        bl_rm_rf(im.dir);
-    if (lock_fd >= 0)
-        close(lock_fd);
+    }
     if (rc == 0) {
         rc = boxlite_box_get(out, rt, id);
-        if (rc != 0) { /* no handle (out of memory): a failed import leaves no box */
+        if (rc != 0) /* no handle (out of memory): a failed import leaves no box */
             bl_box_unpublish(rt, id, im.dir);
-            bl_rm_rf(im.dir);
-        }
     }
+    if (rc != 0 && im.dir)
+        bl_box_abandon(rt, published ? id : NULL, im.dir, rc);
+    if (lock_fd >= 0)
+        close(lock_fd);
     if (have_row)
         bl_box_row_clear(&row);
     json_decref(root);
     free(im.dir);
     free(im.disk);
-    free(im.manifest);
     if (rc != 0)
         return bl_err_wrap(rc, "import %s", path);
     return 0;

@@ -563,8 +563,10 @@ static int copy_row(struct bl_box_row *r, const struct bl_box_row *src, const ch
     r->allow_net = dup_or_null(src->allow_net, &ok);
     r->image_id = src->image_id ? strdup(src->image_id) : NULL; /* same image, same base */
     r->image_rootfs = src->image_rootfs ? strdup(src->image_rootfs) : NULL;
+    r->image_ref = src->image_ref ? strdup(src->image_ref) : NULL;
     if (!ok || (src->image_id && !r->image_id) || (src->image_rootfs && !r->image_rootfs) ||
-        (src->workdir && !r->workdir) || (src->user && !r->user)) {
+        (src->image_ref && !r->image_ref) || (src->workdir && !r->workdir) ||
+        (src->user && !r->user)) {
         bl_box_row_clear(r);
         return bl_err(BOXLITE_ENOMEM, "out of memory");
     }
@@ -577,7 +579,7 @@ static int make_box(boxlite_box **out, boxlite_box *src, const char *name, const
 {
     struct bl_box_row row = {0};
     char id[13], *tmpdir = NULL, *disk = NULL;
-    int lock_fd = -1, rc, made = 0;
+    int lock_fd = -1, rc, made = 0, published = 0;
 
     rc = bl_random_id(id);
     if (rc == 0)
@@ -594,15 +596,17 @@ static int make_box(boxlite_box **out, boxlite_box *src, const char *name, const
         rc = disk ? make(disk, ctx) : bl_err(BOXLITE_ENOMEM, "out of memory");
     }
     bl_test_crash("box-new:disk");
-    if (rc == 0)
+    if (rc == 0) {
+        published = 1;
         rc = bl_box_publish(src->rt, &row, tmpdir);
+    }
     if (rc == 0) {
         rc = boxlite_box_get(out, src->rt, row.id);
         if (rc != 0) /* no handle (out of memory): a failed clone or fork leaves no box */
             bl_box_unpublish(src->rt, row.id, tmpdir);
     }
     if (rc != 0 && tmpdir)
-        bl_rm_rf(tmpdir);
+        bl_box_abandon(src->rt, published ? id : NULL, tmpdir, rc);
     if (lock_fd >= 0)
         close(lock_fd);
     if (made)

@@ -1,5 +1,6 @@
 /* db.c — the runtime's state in SQLite ($BOXLITE_HOME/boxlite.db, WAL): the schema and its
- * migrations, and the box rows that every process and every box's shim share. */
+ * migrations, the box rows that every process and every box's shim share, snapshot rows and
+ * image records. */
 #include "db.h"
 #include "error.h"
 #include "proto.h"
@@ -12,7 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SCHEMA_VERSION  7
+#define SCHEMA_VERSION  9
 #define BUSY_TIMEOUT_MS 30000
 
 struct bl_db {
@@ -62,7 +63,20 @@ static const char *const migrations[] = {
     "CREATE INDEX boxes_image_rootfs ON boxes (image_rootfs);",
     /* 6: the accelerator of the box's last boot (box info's accel) */
     "ALTER TABLE boxes ADD COLUMN accel TEXT NOT NULL DEFAULT '';",
-    /* 7: the main process (its exit status, NULL while none; no_main: the box runs none) and
+    /* 7: image records (were images/refs/<sha256 of name>.json: bl_store_records_migrate) */
+    "CREATE TABLE images ("
+    "  name TEXT PRIMARY KEY,"
+    "  manifest TEXT NOT NULL,"
+    "  config TEXT NOT NULL,"
+    "  rootfs TEXT NOT NULL,"
+    "  size INTEGER NOT NULL DEFAULT 0,"
+    "  created INTEGER NOT NULL DEFAULT 0"
+    ");"
+    "CREATE INDEX images_rootfs ON images (rootfs);",
+    /* 8: the image reference as the box's creator wrote it, beside the name it resolved to
+     * (box info's image_ref; NULL: the same as image) */
+    "ALTER TABLE boxes ADD COLUMN image_ref TEXT;",
+    /* 9: the main process (its exit status, NULL while none; no_main: the box runs none) and
      * auto_delete (-1: auto_remove decides; 0: kept; N: deleted N s after it stopped) */
     "ALTER TABLE boxes ADD COLUMN no_main INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE boxes ADD COLUMN exit_code INTEGER;"
@@ -244,15 +258,33 @@ static void bind_text_or_null(sqlite3_stmt *st, int idx, const char *s)
         sqlite3_bind_null(st, idx);
 }
 
+/* Room for one more element of size in the array *v holding n of *cap (doubling). */
+static int grow(void *v, size_t *cap, size_t n, size_t size)
+{
+    void **pv = v, *nv;
+    size_t ncap;
+
+    if (n < *cap)
+        return 0;
+    ncap = *cap ? *cap * 2 : 8;
+    nv = realloc(*pv, ncap * size);
+    if (!nv)
+        return bl_err(BOXLITE_ENOMEM, "out of memory");
+    *pv = nv;
+    *cap = ncap;
+    return 0;
+}
+
 int bl_db_box_insert(struct bl_db *s, const struct bl_box_row *r)
 {
     static const char sql[] =
         "INSERT INTO boxes (id, name, image, state, created_at, cpus, memory_mib, "
         "disk_size_gb, auto_remove, detach, env, entrypoint, cmd, workdir, user, "
         "network_disabled, ports, volumes, parent, backing_box, allow_net, image_id, "
-        "image_rootfs, no_main, auto_delete, seq) "
+        "image_rootfs, image_ref, no_main, auto_delete, seq) "
         "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, "
-        "?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, (SELECT IFNULL(MAX(seq), 0) + 1 FROM boxes))";
+        "?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, "
+        "(SELECT IFNULL(MAX(seq), 0) + 1 FROM boxes))";
     sqlite3_stmt *st = NULL;
     int rc = 0;
 
@@ -281,8 +313,9 @@ int bl_db_box_insert(struct bl_db *s, const struct bl_box_row *r)
     bind_strv(st, 21, r->allow_net);
     bind_text_or_null(st, 22, r->image_id);
     bind_text_or_null(st, 23, r->image_rootfs);
-    sqlite3_bind_int(st, 24, r->no_main);
-    sqlite3_bind_int64(st, 25, r->auto_delete);
+    bind_text_or_null(st, 24, r->image_ref);
+    sqlite3_bind_int(st, 25, r->no_main);
+    sqlite3_bind_int64(st, 26, r->auto_delete);
     if (sqlite3_step(st) != SQLITE_DONE) {
         rc = db_err(s, "insert box");
         if (rc == BOXLITE_EEXISTS)
@@ -296,7 +329,7 @@ int bl_db_box_insert(struct bl_db *s, const struct bl_box_row *r)
     "id, name, image, state, created_at, reason, cpus, memory_mib, disk_size_gb, "                 \
     "auto_remove, detach, shim_pid, qemu_pid, env, entrypoint, cmd, workdir, user, "               \
     "network_disabled, ports, volumes, parent, backing_box, allow_net, image_id, image_rootfs, "   \
-    "accel, no_main, exit_code, auto_delete, stopped_at"
+    "accel, image_ref, no_main, exit_code, auto_delete, stopped_at"
 
 static int read_row(sqlite3_stmt *st, struct bl_box_row *r)
 {
@@ -333,12 +366,14 @@ static int read_row(sqlite3_stmt *st, struct bl_box_row *r)
     r->allow_net = column_strv(st, 23);
     r->image_id = column_str(st, 24);
     r->image_rootfs = column_str(st, 25);
-    r->no_main = sqlite3_column_int(st, 27);
-    r->has_exit_code = sqlite3_column_type(st, 28) != SQLITE_NULL;
-    r->exit_code = sqlite3_column_int(st, 28);
-    r->auto_delete = sqlite3_column_int64(st, 29);
-    r->stopped_at = sqlite3_column_int64(st, 30);
+    r->image_ref = column_str(st, 27);
+    r->no_main = sqlite3_column_int(st, 28);
+    r->has_exit_code = sqlite3_column_type(st, 29) != SQLITE_NULL;
+    r->exit_code = sqlite3_column_int(st, 29);
+    r->auto_delete = sqlite3_column_int64(st, 30);
+    r->stopped_at = sqlite3_column_int64(st, 31);
     if ((sqlite3_column_type(st, 24) != SQLITE_NULL && !r->image_id) ||
+        (sqlite3_column_type(st, 27) != SQLITE_NULL && !r->image_ref) ||
         (sqlite3_column_type(st, 25) != SQLITE_NULL && !r->image_rootfs) || !r->image ||
         !r->state || !r->created_at || !r->reason) {
         bl_box_row_clear(r);
@@ -405,17 +440,9 @@ int bl_db_box_list(struct bl_db *s, struct bl_box_row **out, size_t *count)
                            NULL) != SQLITE_OK)
         return db_err(s, "prepare list");
     while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
-        if (n == cap) {
-            size_t ncap = cap ? cap * 2 : 16;
-            struct bl_box_row *nr = realloc(rows, ncap * sizeof(*rows));
-            if (!nr) {
-                rc = bl_err(BOXLITE_ENOMEM, "out of memory");
-                break;
-            }
-            rows = nr;
-            cap = ncap;
-        }
-        rc = read_row(st, &rows[n]);
+        rc = grow(&rows, &cap, n, sizeof(*rows));
+        if (rc == 0)
+            rc = read_row(st, &rows[n]);
         n += rc == 0;
     }
     sqlite3_finalize(st);
@@ -619,6 +646,7 @@ void bl_box_row_clear(struct bl_box_row *r)
     free(r->user);
     free(r->image_id);
     free(r->image_rootfs);
+    free(r->image_ref);
     bl_strv_free(r->ports);
     bl_strv_free(r->volumes);
     bl_strv_free(r->allow_net);
@@ -695,17 +723,9 @@ int bl_db_snap_list(struct bl_db *s, const char *box_id, struct bl_snap_row **ou
         return db_err(s, "prepare snapshot list");
     sqlite3_bind_text(st, 1, box_id, -1, SQLITE_TRANSIENT);
     while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
-        if (n == cap) {
-            size_t ncap = cap ? cap * 2 : 8;
-            struct bl_snap_row *nr = realloc(rows, ncap * sizeof(*rows));
-            if (!nr) {
-                rc = bl_err(BOXLITE_ENOMEM, "out of memory");
-                break;
-            }
-            rows = nr;
-            cap = ncap;
-        }
-        read_snap(st, &rows[n++]);
+        rc = grow(&rows, &cap, n, sizeof(*rows));
+        if (rc == 0)
+            read_snap(st, &rows[n++]);
     }
     sqlite3_finalize(st);
     if (rc != 0) {
@@ -797,4 +817,124 @@ int bl_db_box_dependents(struct bl_db *s, const char *box_id, const char *snap_i
     }
     sqlite3_finalize(st);
     return n;
+}
+
+/* ---- image records -------------------------------------------------------------------- */
+
+void bl_image_record_clear(struct bl_image_record *r)
+{
+    if (!r)
+        return;
+    free(r->name);
+    free(r->manifest);
+    free(r->config);
+    free(r->rootfs);
+    memset(r, 0, sizeof(*r));
+}
+
+int bl_db_image_put(struct bl_db *s, const struct bl_image_record *r, int replace)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = 0;
+
+    if (sqlite3_prepare_v2(s->db,
+                           replace ? "INSERT OR REPLACE INTO images VALUES (?1,?2,?3,?4,?5,?6)"
+                                   : "INSERT OR IGNORE INTO images VALUES (?1,?2,?3,?4,?5,?6)",
+                           -1, &st, NULL) != SQLITE_OK)
+        return db_err(s, "prepare image record");
+    sqlite3_bind_text(st, 1, r->name, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 2, r->manifest, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 3, r->config, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 4, r->rootfs, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 5, (sqlite3_int64)r->size);
+    sqlite3_bind_int64(st, 6, (sqlite3_int64)r->created);
+    if (sqlite3_step(st) != SQLITE_DONE)
+        rc = db_err(s, "write image record");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int read_image(sqlite3_stmt *st, struct bl_image_record *r)
+{
+    memset(r, 0, sizeof(*r));
+    r->name = column_str(st, 0);
+    r->manifest = column_str(st, 1);
+    r->config = column_str(st, 2);
+    r->rootfs = column_str(st, 3);
+    r->size = (uint64_t)sqlite3_column_int64(st, 4);
+    r->created = sqlite3_column_int64(st, 5);
+    if (r->name && r->manifest && r->config && r->rootfs)
+        return 0;
+    bl_image_record_clear(r);
+    return bl_err(BOXLITE_ENOMEM, "out of memory");
+}
+
+int bl_db_image_get(struct bl_db *s, const char *name, struct bl_image_record *out)
+{
+    sqlite3_stmt *st = NULL;
+    int rc, step;
+
+    if (sqlite3_prepare_v2(s->db, "SELECT * FROM images WHERE name = ?1", -1, &st, NULL) !=
+        SQLITE_OK)
+        return db_err(s, "prepare image get");
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
+    step = sqlite3_step(st);
+    if (step == SQLITE_ROW)
+        rc = read_image(st, out);
+    else if (step == SQLITE_DONE)
+        rc = bl_err(BOXLITE_ENOTFOUND, "image %s is not in the store", name);
+    else
+        rc = db_err(s, "read image record");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int bl_db_image_remove(struct bl_db *s, const char *name)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = 0;
+
+    if (sqlite3_prepare_v2(s->db, "DELETE FROM images WHERE name = ?1", -1, &st, NULL) != SQLITE_OK)
+        return db_err(s, "prepare image remove");
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
+    if (sqlite3_step(st) != SQLITE_DONE)
+        rc = db_err(s, "remove image record");
+    else if (sqlite3_changes(s->db) == 0)
+        rc = bl_err(BOXLITE_ENOTFOUND, "no image %s", name);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+void bl_image_records_free(struct bl_image_record *v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++)
+        bl_image_record_clear(&v[i]);
+    free(v);
+}
+
+int bl_db_image_list(struct bl_db *s, struct bl_image_record **out, size_t *n_out)
+{
+    sqlite3_stmt *st = NULL;
+    struct bl_image_record *v = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0, step = SQLITE_DONE;
+
+    if (sqlite3_prepare_v2(s->db, "SELECT * FROM images ORDER BY name", -1, &st, NULL) != SQLITE_OK)
+        return db_err(s, "prepare image list");
+    while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
+        rc = grow(&v, &cap, n, sizeof(*v));
+        if (rc == 0)
+            rc = read_image(st, &v[n]);
+        n += rc == 0;
+    }
+    if (rc == 0 && step != SQLITE_DONE)
+        rc = db_err(s, "list images");
+    sqlite3_finalize(st);
+    if (rc != 0) {
+        bl_image_records_free(v, n);
+        return rc;
+    }
+    *out = v;
+    *n_out = n;
+    return 0;
 }

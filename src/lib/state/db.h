@@ -1,5 +1,6 @@
 /* db.h — the runtime's state in SQLite ($BOXLITE_HOME/boxlite.db, WAL): the schema and its
- * migrations, and the box rows that every process and every box's shim share. */
+ * migrations, the box rows that every process and every box's shim share, snapshot rows and
+ * image records. Every call is safe from any thread (the connection is FULLMUTEX). */
 #ifndef BL_DB_H
 #define BL_DB_H
 
@@ -36,13 +37,15 @@ struct bl_box_row {
     char **allow_net;     /* egress allowlist (netpolicy.h specs), NULL when none */
     /* The image the box was made from, pinned: start and exec never resolve the reference
      * again. NULL while not known (a row of an older schema, an imported box not yet pinned). */
-    char *image_id;      /* config digest "sha256:<hex>", or "" for the built-in default */
-    char *image_rootfs;  /* <hex> of images/rootfs/<hex>.ext4 under every layer of its disk
-                          * (its snapshots', its forks'), or "" when its disk stands alone */
-    char accel[8];       /* "kvm" or "tcg": how its last boot ran; "" before one */
-    int no_main;         /* 1: start no main process (the CLI's run runs its own command) */
-    int has_exit_code;   /* 1 once its main process of the last boot exited */
-    int exit_code;       /* that exit status (a shell's: 128+signal) */
+    char *image_id;     /* config digest "sha256:<hex>", or "" for the built-in default */
+    char *image_rootfs; /* <hex> of images/rootfs/<hex>.ext4 under every layer of its disk
+                         * (its snapshots', its forks'), or "" when its disk stands alone */
+    char accel[8];      /* "kvm" or "tcg": how its last boot ran; "" before one */
+    char *image_ref;    /* the reference as its creator wrote it ("python:3.11"), or NULL (the
+                         * built-in image, or a row of schema 6 and before): image then */
+    int no_main;        /* 1: start no main process (the CLI's run runs its own command) */
+    int has_exit_code;  /* 1 once its main process of the last boot exited */
+    int exit_code;      /* that exit status (a shell's: 128+signal) */
     int64_t auto_delete; /* -1: auto_remove decides; 0: kept when stopped; N: deleted N s
                           * after it stopped */
     int64_t stopped_at;  /* unix seconds of its last move to stopped, 0 before one */
@@ -122,5 +125,25 @@ void bl_box_rows_free(struct bl_box_row *rows, size_t count);
 
 /* Current UTC time as RFC 3339 into out[32]. */
 void bl_rfc3339_now(char out[32]);
+
+/* One image in the store, by the name it was pulled or imported as. Strings malloc'd. */
+struct bl_image_record {
+    char *name;     /* canonical reference, "registry/repo:tag" or "registry/repo@digest" */
+    char *manifest; /* manifest digest */
+    char *config;   /* config digest = image id */
+    char *rootfs;   /* hex of the rootfs file images/rootfs/<hex>.ext4 */
+    uint64_t size;  /* bytes of the base file */
+    int64_t created;
+};
+void bl_image_record_clear(struct bl_image_record *r);
+/* Free n records and the array (NULL accepted). */
+void bl_image_records_free(struct bl_image_record *v, size_t n);
+/* Write r under r->name: replace 1 overwrites a record of that name, 0 keeps it. */
+int bl_db_image_put(struct bl_db *s, const struct bl_image_record *r, int replace);
+/* BOXLITE_ENOTFOUND when no record has that name. *out: bl_image_record_clear. */
+int bl_db_image_get(struct bl_db *s, const char *name, struct bl_image_record *out);
+int bl_db_image_remove(struct bl_db *s, const char *name);
+/* Every record by name; *out: bl_image_records_free(*out, *n_out). */
+int bl_db_image_list(struct bl_db *s, struct bl_image_record **out, size_t *n_out);
 
 #endif

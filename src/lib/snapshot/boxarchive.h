@@ -1,0 +1,32 @@
+/* boxarchive.h — the reader of a `.boxlite` archive (archive.c) on its own: the archive is
+ * hostile until checked, and tests/fuzz/fuzz_boxarchive.c feeds the reader crafted ones.
+ * Importing a box from it (boxlite_box_import) is the public API; this is the part before the
+ * store. */
+#ifndef BL_BOXARCHIVE_H
+#define BL_BOXARCHIVE_H
+
+#include <stdint.h>
+
+#include "boxlite.h"
+
+struct json_t;
+struct bl_box_row;
+
+/* Read the archive at path: exactly manifest.json (a boxlite-box manifest, at most 1 MiB)
+ * then disk.qcow2, regular files; the disk's bytes go to the new file disk (created with
+ * O_EXCL; the caller removes it on failure) as they are hashed, at most the size the manifest
+ * states and at most cap bytes, and must match its sha256. The disk's content is not
+ * checked here. 0 and *manifest_out (json_decref), or BOXLITE_EINVAL/EIO/ENOMEM with a
+ * message. */
+int bl_box_archive_read(struct json_t **manifest_out, const char *path, const char *disk,
+                        uint64_t cap);
+
+/* The box row the manifest describes (id, name as given): image, cpus, memory, disk size,
+ * env, entrypoint, cmd, workdir, user, network — bounded (64 CPUs, 1 TiB, 16384 GB, env
+ * entries KEY=VALUE, absolute workdir) and, when untrusted, held to the host's limits and
+ * to images the user can reach (rt is used only then). 0 and *out (bl_box_row_clear), or
+ * BOXLITE_EINVAL with a message. */
+int bl_box_archive_row(struct bl_box_row *out, struct json_t *manifest, const char *id,
+                       const char *name, boxlite_runtime *rt, int untrusted);
+
+#endif
