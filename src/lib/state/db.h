@@ -37,15 +37,15 @@ struct bl_box_row {
     char **allow_net;     /* egress allowlist (netpolicy.h specs), NULL when none */
     /* The image the box was made from, pinned: start and exec never resolve the reference
      * again. NULL while not known (a row of an older schema, an imported box not yet pinned). */
-    char *image_id;     /* config digest "sha256:<hex>", or "" for the built-in default */
-    char *image_rootfs; /* <hex> of images/rootfs/<hex>.ext4 under every layer of its disk
-                         * (its snapshots', its forks'), or "" when its disk stands alone */
-    char accel[8];      /* "kvm" or "tcg": how its last boot ran; "" before one */
-    char *image_ref;    /* the reference as its creator wrote it ("python:3.11"), or NULL (the
-                         * built-in image, or a row of schema 6 and before): image then */
-    int no_main;        /* 1: start no main process (the CLI's run runs its own command) */
-    int has_exit_code;  /* 1 once its main process of the last boot exited */
-    int exit_code;      /* that exit status (a shell's: 128+signal) */
+    char *image_id;      /* config digest "sha256:<hex>", or "" for the built-in default */
+    char *image_rootfs;  /* <hex> of images/rootfs/<hex>.ext4 under every layer of its disk
+                          * (its snapshots', its forks'), or "" when its disk stands alone */
+    char accel[8];       /* "kvm" or "tcg": how its last boot ran; "" before one */
+    char *image_ref;     /* the reference as its creator wrote it ("python:3.11"), or NULL (the
+                          * built-in image, or a row of schema 6 and before): image then */
+    int no_main;         /* 1: start no main process (the CLI's run runs its own command) */
+    int has_exit_code;   /* 1 once its main process of the last boot exited */
+    int exit_code;       /* that exit status (a shell's: 128+signal) */
     int64_t auto_delete; /* -1: auto_remove decides; 0: kept when stopped; N: deleted N s
                           * after it stopped */
     int64_t stopped_at;  /* unix seconds of its last move to stopped, 0 before one */
