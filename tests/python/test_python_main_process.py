@@ -1,5 +1,5 @@
-"""test_main_process.py — a box's main process and its lifecycle options, written as a BoxLite
-user writes them (BoxLite's Python SDK: BoxOptions(image, cmd, entrypoint, auto_remove,
+"""test_python_main_process.py — a box's main process and its lifecycle options, written as a
+BoxLite user writes them (BoxLite's Python SDK: BoxOptions(image, cmd, entrypoint, auto_remove,
 auto_delete, detach), start(), exec(), info(), stop(), get()): a box of an HTTP-server image
 serves once started, its exit code is kept and it runs again after stop/start, auto_delete
 deletes a stopped box after that many seconds, stop() removes a never-started auto_remove box."""
