@@ -512,6 +512,20 @@ BOXLITE_API int boxlite_box_copy_out_tar(boxlite_box *box, const char *box_path,
  * it took in nanoseconds. */
 BOXLITE_API int boxlite_box_ping(uint64_t *out, boxlite_box *box);
 
+/* A tunnel: one TCP connection to 127.0.0.1:port inside the running box, made
+ * by the guest agent and carried over the box's agent channel; no host port is published.
+ * *out is the caller's end of a connected AF_UNIX stream socket (close-on-exec), which the
+ * caller owns and closes; its bytes are the connection's. shutdown(*out, SHUT_WR) ends the
+ * caller's direction (half-close); the guest side's end arrives as end of file; closing
+ * *out ends the caller's direction too, and the guest connection is dropped at the next
+ * byte the guest sends. Two threads of the library relay the other end until both
+ * directions have ended or the box stops or misbehaves (that end too reads as end of file);
+ * they hold their own reference to the box's channel, so the box handle may be freed first.
+ * Fails when the guest cannot connect (nothing listens on the port: BOXLITE_ERROR whose
+ * message carries the guest's "Connection refused"), with BOXLITE_ESTATE when the box is
+ * not running, BOXLITE_EINVAL for a port outside 1..65535. Call it once per connection. */
+BOXLITE_API int boxlite_box_tunnel(int *out, boxlite_box *box, unsigned port);
+
 /* ---- Snapshots, clones, forks, export ------------------------------------------------- */
 
 /* A snapshot's kind: the number beside the name. */

@@ -29,6 +29,7 @@ from .exec import ExecResult  # noqa: E402
 from .options import (AdvancedBoxOptions, BoxOptions, CloneOptions,  # noqa: E402
                       ContainerCapabilities, CopyOptions, ExportOptions, HealthCheckOptions,
                       ImageRegistry, NetworkSpec, Options, SecurityOptions, SnapshotOptions)
+from .network import BoxTunnel, NetworkHandle, SyncBoxTunnel, SyncNetworkHandle  # noqa: E402
 from .simplebox import SimpleBox  # noqa: E402
 from .skillbox import SkillBox  # noqa: E402
 from .sync_api import (SyncBox, SyncBoxlite, SyncCodeBox, SyncExecStderr,  # noqa: E402
@@ -55,7 +56,8 @@ __all__ = [
     "DatabaseError", "ResourceExhaustedError", "DeadlineError",
     "Boxlite", "Box", "Execution", "ExecStdout", "ExecStderr", "ExecStdin", "ImageHandle",
     "SnapshotHandle", "ImagePullResult", "ImageInfo", "BoxInfo", "BoxStateInfo", "BoxMetrics", "RuntimeMetrics",
-    "SimpleBox", "CodeBox", "ExecResult",
+    "SimpleBox", "CodeBox", "ExecResult", "BoxTunnel", "NetworkHandle", "SyncBoxTunnel",
+    "SyncNetworkHandle",
     "BoxliteError", "NativeError", "InvalidArgumentError", "NotFoundError",
     "AlreadyExistsError", "InvalidStateError", "StoppedError", "NotAvailableError",
     "ExecError", "TimeoutError", "ParseError",

@@ -11,6 +11,7 @@ from typing import Any, AsyncIterator, List, Optional, Tuple
 from . import _common as C
 from . import _core
 from .errors import InvalidStateError
+from .network import BoxNetwork
 from .options import BoxOptions, CloneOptions, CopyOptions, ExportOptions, Options
 
 __all__ = ["Boxlite", "ImageHandle", "Box", "SnapshotHandle", "Execution", "ExecStdout",
@@ -269,6 +270,7 @@ class Box:
         self._core = core_box
         self._counters = C.new_box_counters()
         self.snapshot = SnapshotHandle(self)
+        self.network = BoxNetwork(self)  # network.tunnel(port)
 
     @property
     def id(self) -> str:

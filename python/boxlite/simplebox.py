@@ -5,9 +5,10 @@ from typing import Any, Dict, Optional
 from . import _common as C
 from ._async import Box, Boxlite
 from .exec import ExecResult, raise_if_timed_out
+from .network import BoxTunnel, NetworkHandle
 from .options import BoxOptions, CopyOptions
 
-__all__ = ["SimpleBox"]
+__all__ = ["BoxTunnel", "NetworkHandle", "SimpleBox"]
 
 _NOT_STARTED = ("Box not started. Use 'async with SimpleBox(...) as box:' or call "
                 "'await box.start()' first.")
@@ -83,6 +84,15 @@ class SimpleBox:
 
     async def metrics(self) -> Any:
         return await self._require().metrics()
+
+    @property
+    def network(self) -> NetworkHandle:
+        """The box's network handle: `await box.network.tunnel(port)`."""
+        return NetworkHandle(self)
+
+    async def tunnel(self, port: int) -> BoxTunnel:
+        """A tunnel to port inside this box (network.tunnel)."""
+        return await self.network.tunnel(port)
 
     async def exec(self, cmd: str, *args: str, env: Optional[Dict[str, str]] = None,
                    user: Optional[str] = None, timeout: Optional[float] = None,

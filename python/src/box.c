@@ -102,7 +102,7 @@ static int claim(bp_box *b)
 
 /* ---- calls ---- */
 
-enum op { OP_START, OP_STOP, OP_REMOVE, OP_INFO, OP_STATS, OP_COPY_IN, OP_COPY_OUT };
+enum op { OP_START, OP_STOP, OP_REMOVE, OP_INFO, OP_STATS, OP_COPY_IN, OP_COPY_OUT, OP_TUNNEL };
 
 struct op_args {
     enum op op;
@@ -111,6 +111,7 @@ struct op_args {
     boxlite_copy_options copt;
     boxlite_box_info info;
     boxlite_box_stats stats;
+    int fd; /* OP_TUNNEL's result */
     char err[ERRMSG];
 };
 
@@ -156,6 +157,9 @@ static int run_op(bp_box *b, struct op_args *a)
             rc = boxlite_box_copy_in(b->box, a->src, a->dst, &a->copt);
         else if (rc == 0)
             rc = boxlite_box_copy_out(b->box, a->src, a->dst, &a->copt);
+        break;
+    case OP_TUNNEL:
+        rc = boxlite_box_tunnel(&a->fd, b->box, (unsigned)a->arg);
         break;
     }
     if (rc != 0)
@@ -230,6 +234,24 @@ static PyObject *box_info(bp_box *b, PyObject *unused)
         return NULL;
     Py_DECREF(r);
     return bp_info_dict(&a.info);
+}
+
+static PyObject *box_tunnel(bp_box *b, PyObject *args)
+{
+    struct op_args a = {.op = OP_TUNNEL, .fd = -1};
+    PyObject *r;
+
+    if (!PyArg_ParseTuple(args, "i:tunnel", &a.arg))
+        return NULL;
+    if (a.arg < 1 || a.arg > 65535) {
+        PyErr_SetString(PyExc_ValueError, "port must be an integer between 1 and 65535");
+        return NULL;
+    }
+    r = op_call(b, &a);
+    if (!r)
+        return NULL;
+    Py_DECREF(r);
+    return PyLong_FromLong(a.fd);
 }
 
 static PyObject *box_stats(bp_box *b, PyObject *unused)
@@ -426,6 +448,9 @@ static PyMethodDef box_methods[] = {
     {"remove", (PyCFunction)box_remove, METH_VARARGS, "remove(force=False)"},
     {"info", (PyCFunction)box_info, METH_NOARGS, "info() -> dict"},
     {"stats", (PyCFunction)box_stats, METH_NOARGS, "stats() -> dict (running boxes)"},
+    {"tunnel", (PyCFunction)box_tunnel, METH_VARARGS,
+     "tunnel(port) -> fd: a socket connected to 127.0.0.1:port inside the running box; the "
+     "caller owns and closes it"},
     {"exec", (PyCFunction)(void (*)(void))box_exec, METH_VARARGS | METH_KEYWORDS,
      "exec(argv, env=None, cwd=None, user=None, tty=False, timeout_ms=0) -> Exec"},
     {"copy_in", (PyCFunction)(void (*)(void))box_copy_in, METH_VARARGS | METH_KEYWORDS,

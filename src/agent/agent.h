@@ -117,6 +117,10 @@ int bl_builtin_main(const struct bl_exec_req *req);
  * req names none of them. */
 int bl_builtin_identity(const struct bl_exec_req *req);
 
+/* ---- tunnel.c (runs in the child): "tunnel PORT", a relay between stdin/stdout and a TCP
+ * connection to 127.0.0.1:PORT; -1 when req names something else. */
+int bl_builtin_tunnel(const struct bl_exec_req *req);
+
 /* ---- user.c (runs in the child, after chroot) ---- */
 struct bl_user {
     uid_t uid;

@@ -13,6 +13,7 @@ static const struct cli_verb verbs[] = {
     {"restart", "stop and start boxes", cmd_restart},
     {"exec", "run a command in a running box", cmd_exec},
     {"cp", "copy files between the host and a box", cmd_cp},
+    {"port-forward", "forward local ports to ports inside a box", cmd_port_forward},
     {"rm", "remove boxes", cmd_rm},
     {"ls", "list boxes", cmd_ls},
     {"ps", "list boxes (same as ls)", cmd_ls},

@@ -42,8 +42,10 @@ static pid_t tasks[MAX_TASKS];
 static int ntasks;
 static uint8_t in[BL_FRAME_HDR + BL_FRAME_MAX];
 static size_t in_len;
-static uint32_t credit; /* stdout credit the host gave the stream we answer */
-static uint32_t stream; /* the stream we answer, 0 until the EXEC arrives */
+static uint32_t credit;    /* stdout credit the host gave the stream we answer */
+static uint32_t stream;    /* the stream we answer, 0 until the EXEC arrives */
+static size_t stdin_bytes; /* STDIN data the host sent on it */
+static int stdin_ended;
 
 static void say(const char *fmt, ...)
 {
@@ -213,6 +215,10 @@ static void handle(const struct bl_frame *f)
     } else if (f->type == BL_F_WINDOW && f->stream == stream &&
                bl_u32x2_decode(f->payload, f->len, &fd, &n) == 0 && fd == 1)
         credit += n;
+    else if (f->type == BL_F_STDIN && f->stream == stream) {
+        stdin_bytes += f->len;
+        stdin_ended |= f->len == 0;
+    }
 }
 
 /* Read and handle frames until `until` says stop or ms pass; 0 when it said stop. */
@@ -536,6 +542,83 @@ static void m_hugechunk(void)
     send_exit(BL_EXIT_CODE, 0, "");
 }
 
+/* ---- tunnels (the `tunnel PORT` built-in): what a hostile relay can send ---- */
+
+static void tunnel_connected(void)
+{
+    frame_u32(BL_F_STARTED, stream, 4242);
+    frame(BL_F_STDERR, stream, NULL, 0); /* an empty stderr: "connected" */
+}
+
+/* Data on stream ids the host never opened, around our own. */
+static void m_tstray(void)
+{
+    tunnel_connected();
+    frame(BL_F_STDOUT, stream + 2, "stray-next\n", 11);
+    frame(BL_F_STDOUT, 0x7fffffff, "stray-far\n", 10);
+    frame(BL_F_STDOUT, 0, "stray-zero\n", 11);
+    send_stdout((const uint8_t *)"mine\n", 5);
+    frame(BL_F_STDOUT, stream + 4, "stray-late\n", 11);
+    end_streams();
+    send_exit(BL_EXIT_CODE, 0, "");
+}
+
+/* 16 MiB without waiting for credit, then the ends. */
+static void m_tflood(void)
+{
+    static uint8_t blob[BL_DATA_CHUNK];
+
+    memset(blob, 'F', sizeof(blob));
+    tunnel_connected();
+    for (int i = 0; i < 512; i++)
+        frame(BL_F_STDOUT, stream, blob, sizeof(blob));
+    end_streams();
+    send_exit(BL_EXIT_CODE, 0, "");
+}
+
+static int stdin_done(void)
+{
+    return stdin_ended;
+}
+
+/* Never reads: no WINDOW for stdin; count what the host sends anyway for 8 s. */
+static void m_tnoread(void)
+{
+    tunnel_connected();
+    pump(stdin_done, 8000);
+    say("stdin %zu", stdin_bytes);
+    end_streams();
+    send_exit(BL_EXIT_CODE, 0, "");
+}
+
+/* Sends as fast as the host's credit allows for 8 s (its reader reads nothing). */
+static void m_thoard(void)
+{
+    static uint8_t blob[BL_DATA_CHUNK];
+    size_t sent = 0;
+    long end = now_ms() + 8000;
+
+    memset(blob, 'H', sizeof(blob));
+    tunnel_connected();
+    while (now_ms() < end && sent < (64u << 20)) {
+        want = BL_DATA_CHUNK;
+        if (pump(have_credit, end - now_ms()) < 0)
+            break;
+        frame(BL_F_STDOUT, stream, blob, sizeof(blob));
+        credit -= BL_DATA_CHUNK;
+        sent += BL_DATA_CHUNK;
+    }
+    say("sent %zu", sent);
+    end_streams();
+    send_exit(BL_EXIT_CODE, 0, "");
+}
+
+/* Says nothing at all about the connect (no STARTED, no stderr). */
+static void m_tsilent(void)
+{
+    pump(never, 5000);
+}
+
 static void m_bigframe(void)
 {
     frame_u32(BL_F_STARTED, stream, 4242);
@@ -552,6 +635,8 @@ static const struct {
     {"size1t", m_size1t},     {"short", m_short},         {"exitcode", m_exitcode},
     {"exitkind", m_exitkind}, {"malformed", m_malformed}, {"overcredit", m_overcredit},
     {"bigframe", m_bigframe}, {"badhello", m_badhello},   {"hugechunk", m_hugechunk},
+    {"t-stray", m_tstray},    {"t-flood", m_tflood},      {"t-noread", m_tnoread},
+    {"t-hoard", m_thoard},    {"t-silent", m_tsilent},
 };
 
 /* --tar MODE: write the mode's archive to stdout (seed files for the untar fuzzer). */

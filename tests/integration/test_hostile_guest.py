@@ -11,11 +11,10 @@ import time
 
 import pytest
 
-from boxlite_paths import BOXLITE, BUILD
+from boxlite_paths import BOXLITE
+from hijack import IN_BOX, TOOL, Hijack
 
 BOX = "hostile-box"
-TOOL = BUILD / "tests" / "hostile" / "boxlite-hostile"
-IN_BOX = "/tmp/boxlite-hostile"
 BOUND_S = 90  # every hijacked call must end within this (TCG, a busy 2-core machine)
 
 
@@ -34,42 +33,6 @@ def box(cli):
     ok(cli.run("cp", str(TOOL), f"{BOX}:{IN_BOX}"))
     yield BOX
     cli.run("rm", "-f", BOX, timeout=120)
-
-
-def console(cli, box):
-    return cli.run("logs", "--console", box).stdout.decode(errors="replace")
-
-
-def wait_for(cli, box, word, before, what):
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        text = console(cli, box)
-        assert "boxlite-hostile: failed" not in text, text[-3000:]
-        if text.count(f"boxlite-hostile: {word}") > before:
-            return
-        time.sleep(0.5)
-    pytest.fail(f"the hostile tool never said {word} for {what}")
-
-
-class Hijack:
-    """`with Hijack(cli, box, mode):` — the tool holds the channel for the block's one request;
-    on leaving, the agent has it back and answers again."""
-
-    def __init__(self, cli, box, mode):
-        self.cli, self.box, self.mode = cli, box, mode
-
-    def __enter__(self):
-        text = console(self.cli, self.box)
-        self.ready = text.count("boxlite-hostile: ready")
-        self.done = text.count("boxlite-hostile: done")
-        ok(self.cli.run("exec", self.box, "--", IN_BOX, self.mode))
-        wait_for(self.cli, self.box, "ready", self.ready, self.mode)
-        return self
-
-    def __exit__(self, *exc):
-        if exc[0] is None:
-            wait_for(self.cli, self.box, "done", self.done, self.mode)
-        return False
 
 
 def timed(cli, *args, shell_umask=None, **kw):

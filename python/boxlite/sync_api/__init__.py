@@ -9,6 +9,7 @@ from .. import _core
 from .._async import Box, Boxlite
 from ..codebox import PYTHON, pip_argv, pip_result
 from ..exec import ExecResult, raise_if_timed_out
+from ..network import SyncBoxTunnel, SyncNetworkHandle
 from ..options import BoxOptions, CopyOptions, Options
 
 __all__ = ["SyncBoxlite", "SyncBox", "SyncExecution", "SyncExecStdout", "SyncExecStderr",
@@ -250,6 +251,14 @@ class SyncBox:
     def metrics(self) -> Any:
         return self._box._metrics_sync()
 
+    @property
+    def network(self) -> SyncNetworkHandle:
+        """The box's network handle: `box.network.tunnel(port).connect()`."""
+        return SyncNetworkHandle(lambda: self._box)
+
+    def tunnel(self, port: int) -> SyncBoxTunnel:
+        return self.network.tunnel(port)
+
     def exec(self, cmd: str, args: Optional[List[str]] = None, env: Any = None,
              tty: bool = False, user: Optional[str] = None,
              timeout_secs: Optional[float] = None, cwd: Optional[str] = None) -> SyncExecution:
@@ -350,6 +359,13 @@ class SyncSimpleBox:
 
     def metrics(self) -> Any:
         return self._require().metrics()
+
+    @property
+    def network(self) -> SyncNetworkHandle:
+        return SyncNetworkHandle(lambda: self._require()._box)
+
+    def tunnel(self, port: int) -> SyncBoxTunnel:
+        return self.network.tunnel(port)
 
     def exec(self, cmd: str, *args: str, env: Optional[Dict[str, str]] = None,
              user: Optional[str] = None, timeout: Optional[float] = None,
