@@ -206,12 +206,22 @@ typedef struct {
      * "203.0.113.0/24", "198.51.100.7", each with an optional ":PORT" (at most 64). NULL:
      * the internet, never the host, link-local or private ranges (docs/security.md). */
     const char *const *allow_net;
+    /* Version 3. The box's main process: unless no_main, each boot starts entrypoint + cmd
+     * (the box's, else the image's; none when both are empty) as the box's main process, its
+     * stdout and stderr into the box's log (boxlite_box_logs), its stdin an open pipe nothing
+     * writes to; when it exits the box stops and its exit status is kept (info.exit_code).
+     * no_main: the box runs only what is exec'd in it (the CLI's run, which runs its own). */
+    int no_main;
+    /* Seconds a stopped box is kept before it is deleted: < 0 (the default) → auto_remove
+     * decides (remove at stop, or keep); 0 → kept; N > 0 → deleted N s after it stopped
+     * (by its monitor as it exits, or by whichever process lists or opens boxes later). */
+    long auto_delete;
 } boxlite_box_options;
-#define BOXLITE_BOX_OPTIONS_VERSION 2 /* 1 is still accepted: the fields before allow_net */
+#define BOXLITE_BOX_OPTIONS_VERSION 3 /* 1 and 2 are still accepted: the fields before them */
 #define BOXLITE_BOX_OPTIONS_INIT                                                                   \
     {                                                                                              \
         BOXLITE_BOX_OPTIONS_VERSION, NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL, NULL, NULL, 0, 0,   \
-            NULL, 0, NULL, 0, NULL                                                                 \
+            NULL, 0, NULL, 0, NULL, 0, -1                                                          \
     }
 BOXLITE_API int boxlite_box_options_init(boxlite_box_options *opts, unsigned version);
 
@@ -313,8 +323,13 @@ typedef struct {
     char image_id[72];    /* "sha256:…" of the image config, or "" (the built-in image, or an
                            * imported box not yet pinned) */
     char allow_net[1024]; /* its egress allowlist: "example.com, *.example.org:443, ...", or "" */
+    /* Version 3. */
+    int has_exit_code; /* 1 when the main process of its last boot exited */
+    int exit_code;     /* its exit status then (128 + signal when killed) */
+    int no_main;       /* created with no_main */
+    long auto_delete;  /* as created: < 0 auto_remove decides, 0 kept, N s after it stopped */
 } boxlite_box_info;
-#define BOXLITE_BOX_INFO_VERSION 2
+#define BOXLITE_BOX_INFO_VERSION 3
 #define BOXLITE_BOX_INFO_INIT                                                                      \
     {                                                                                              \
         .version = BOXLITE_BOX_INFO_VERSION                                                        \
@@ -354,6 +369,15 @@ BOXLITE_API int boxlite_box_get_stats(boxlite_box_stats *out, boxlite_box *box);
 /* The guest console output of the box's last boot. *out (NUL-terminated, *len_out bytes,
  * at most the last 4 MiB) belongs to the caller: boxlite_free. */
 BOXLITE_API int boxlite_box_console(char **out, size_t *len_out, boxlite_box *box);
+
+/* The box's log: what its main process wrote to stdout and stderr, across its boots (capped:
+ * the box keeps its current log file and the one before, each at most BOXLITE_MAX_MAIN_LOG,
+ * 4 MiB by default), from byte `from` of the log as it is now (0: the start). *out (NUL-terminated,
+ * *len_out bytes: guest bytes, sanitise them before a terminal) belongs to the caller:
+ * boxlite_free. *next_out (may be NULL) is where the next call continues; when the log was cut
+ * since, reading restarts at its start. */
+BOXLITE_API int boxlite_box_logs(char **out, size_t *len_out, uint64_t *next_out, boxlite_box *box,
+                                 uint64_t from);
 
 /* The command `run` executes: entrypoint (box's, else image's) followed by user_cmd when it
  * has arguments, else the cmd (box's, else image's). *out is a NULL-terminated vector that

@@ -17,7 +17,7 @@ def ok(r):
 
 
 def console(cli, box):
-    return cli.run("logs", box).stdout.decode(errors="replace")
+    return cli.run("logs", "--console", box).stdout.decode(errors="replace")
 
 
 def wait_for(cli, box, word, before, what):

@@ -73,8 +73,9 @@ def create_kwargs(options: Optional[BoxOptions], name: Optional[str],
         "user": o.user,
         "entrypoint": o.entrypoint,
         "cmd": o.cmd,
-        "auto_remove": bool(o.auto_remove),
+        "auto_remove": True if o.auto_remove is None else bool(o.auto_remove),
         "detach": bool(o.detach),
+        "auto_delete": -1 if o.auto_delete is None else int(o.auto_delete),
         "network_disabled": o.network is not None and o.network.mode == "disabled",
         "volumes": list(o._volumes) or None,
         "ports": list(o._ports) or None,
@@ -283,7 +284,8 @@ class BoxInfo:
     __slots__ = ("id", "name", "state", "created_at", "started_at", "image", "cpus",
                  "memory_mib", "network", "auto_stop", "auto_delete", "auto_resume",
                  "health_status", "status", "image_name", "image_id", "disk_size_gb", "ports",
-                 "volumes", "auto_remove", "detach", "reason", "accel", "hardware_isolated")
+                 "volumes", "auto_remove", "detach", "reason", "accel", "hardware_isolated",
+                 "exit_code")
     id: str
     name: Optional[str]
     state: BoxStateInfo
@@ -308,6 +310,7 @@ class BoxInfo:
     reason: str
     accel: Optional[str]
     hardware_isolated: bool
+    exit_code: Optional[int]
 
     def __init__(self, d: Dict[str, Any]):
         self.id = d["id"]
@@ -325,7 +328,9 @@ class BoxInfo:
         self.disk_size_gb = d["disk_size_gb"] or None
         self.network = _network_info(d)
         self.auto_stop = 0
-        self.auto_delete = d.get("auto_delete") or 0
+        #: seconds a stopped box is kept (BoxLite's: auto_delete, else 1 for auto_remove)
+        self.auto_delete = (d["auto_delete"] if d.get("auto_delete", -1) >= 0
+                            else int(d["auto_remove"]))
         self.auto_resume = False
         self.health_status = HealthStatus()
         #: published ports as "127.0.0.1:8080->80/tcp" strings
@@ -334,6 +339,8 @@ class BoxInfo:
         self.volumes = _split_list(d["volumes"])
         self.auto_remove = d["auto_remove"]
         self.detach = d["detach"]
+        #: the main process's exit status of its last boot; None while it runs or never ran
+        self.exit_code = d.get("exit_code")
         self.reason = d["reason"]
         #: how the box's last boot ran: "kvm" (hardware-isolated), "tcg" (emulated: not a
         #: hardware boundary), or None before its first boot

@@ -324,7 +324,7 @@ class BoxOptions:
                  env: EnvLike = (), volumes: Sequence[Any] = (),
                  network: Optional[NetworkSpec] = None, ports: Sequence[Any] = (),
                  auto_remove: Optional[bool] = None, auto_pause: Optional[bool] = None,
-                 auto_delete: Optional[bool] = None, auto_resume: Optional[bool] = None,
+                 auto_delete: Optional[int] = None, auto_resume: Optional[bool] = None,
                  detach: Optional[bool] = None, entrypoint: Optional[Sequence[str]] = None,
                  cmd: Optional[Sequence[str]] = None, user: Optional[str] = None,
                  advanced: Any = None, secrets: Sequence[Any] = ()):
@@ -351,13 +351,17 @@ class BoxOptions:
         self._volumes = [_volume(v) for v in (volumes or [])]
         self.network = network
         self._ports = [_port(p) for p in (ports or [])]
-        # BoxLite: removed on stop by default; a detached box outlives its process, so only
-        # an explicit auto_remove=True conflicts with detach.
-        self.auto_remove = (not detach) if auto_remove is None else bool(auto_remove)
+        if auto_delete is not None and (isinstance(auto_delete, bool) or
+                                        not isinstance(auto_delete, int) or auto_delete < 0):
+            raise TypeError(f"auto_delete must be a non-negative int (seconds), "
+                            f"got {auto_delete!r}")
+        # As BoxLite's: None keeps the default, resolved when the box is created (auto_remove
+        # True, detach False; auto_delete, when set, overrides auto_remove): see box_kwargs.
+        self.auto_remove = auto_remove
         self.auto_pause = auto_pause
         self.auto_delete = auto_delete
         self.auto_resume = auto_resume
-        self.detach = bool(detach) if detach is not None else False
+        self.detach = detach
         self.entrypoint = list(entrypoint) if entrypoint is not None else None
         self.cmd = list(cmd) if cmd is not None else None
         self.user = user

@@ -349,12 +349,14 @@ static PyObject *rt_create(bp_runtime *self, PyObject *args, PyObject *kw)
                              "volumes",
                              "ports",
                              "allow_net",
+                             "auto_delete",
                              NULL};
     boxlite_box_options o = BOXLITE_BOX_OPTIONS_INIT;
     const char *image = NULL, *name = NULL, *wd = NULL, *user = NULL;
     PyObject *env = Py_None, *ep = Py_None, *cmd = Py_None, *vols = Py_None, *ports = Py_None;
     PyObject *allow = Py_None;
     unsigned cpus = 0, mem = 0, disk = 0;
+    long auto_delete = -1;
     int auto_remove = 0, detach = 0, net_off = 0, rc = 0;
     boxlite_volume *c_vols = NULL;
     boxlite_port *c_ports = NULL;
@@ -366,9 +368,9 @@ static PyObject *rt_create(bp_runtime *self, PyObject *args, PyObject *kw)
     PyThreadState *ts;
     char err[ERRMSG];
 
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|zzIIIOzzOOpppOOO:create", kwlist, &image, &name,
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|zzIIIOzzOOpppOOOl:create", kwlist, &image, &name,
                                      &cpus, &mem, &disk, &env, &wd, &user, &ep, &cmd, &auto_remove,
-                                     &detach, &net_off, &vols, &ports, &allow))
+                                     &detach, &net_off, &vols, &ports, &allow, &auto_delete))
         return NULL;
     if (strv_from(env, &envv, "env must be a list of str") != 0 ||
         strv_from(ep, &epv, "entrypoint must be a list of str") != 0 ||
@@ -398,6 +400,7 @@ static PyObject *rt_create(bp_runtime *self, PyObject *args, PyObject *kw)
     o.ports = c_ports;
     o.n_ports = n_ports;
     o.allow_net = (const char *const *)allowv;
+    o.auto_delete = auto_delete;
     if (bp_guard_enter(&self->g) != 0) {
         raise_closed();
         goto out;
@@ -463,15 +466,25 @@ PyObject *bp_info_dict(const boxlite_box_info *i);
 
 PyObject *bp_info_dict(const boxlite_box_info *i)
 {
-    return Py_BuildValue(
-        "{s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:i,s:i,s:O,s:O,s:O,s:s,s:s,s:s,s:s,s:s,s:s}", "id",
-        i->id, "name", i->name, "image", i->image, "state", i->state, "created_at", i->created_at,
-        "reason", i->reason, "cpus", i->cpus, "memory_mib", i->memory_mib, "disk_size_gb",
-        i->disk_size_gb, "pid", i->pid, "qemu_pid", i->qemu_pid, "detach",
+    PyObject *d, *code;
+
+    d = Py_BuildValue(
+        "{s:s,s:s,s:s,s:s,s:s,s:s,s:I,s:I,s:I,s:i,s:i,s:O,s:O,s:O,s:s,s:s,s:s,s:s,s:s,s:s,s:l}",
+        "id", i->id, "name", i->name, "image", i->image, "state", i->state, "created_at",
+        i->created_at, "reason", i->reason, "cpus", i->cpus, "memory_mib", i->memory_mib,
+        "disk_size_gb", i->disk_size_gb, "pid", i->pid, "qemu_pid", i->qemu_pid, "detach",
         i->detach ? Py_True : Py_False, "auto_remove", i->auto_remove ? Py_True : Py_False,
         "network_disabled", i->network_disabled ? Py_True : Py_False, "ports", i->ports, "volumes",
         i->volumes, "accel", i->accel, "image_ref", i->image_ref, "image_id", i->image_id,
-        "allow_net", i->allow_net);
+        "allow_net", i->allow_net, "auto_delete", i->auto_delete);
+    code = i->has_exit_code ? PyLong_FromLong(i->exit_code) : (Py_INCREF(Py_None), Py_None);
+    if (d && code && PyDict_SetItemString(d, "exit_code", code) == 0) {
+        Py_DECREF(code);
+        return d;
+    }
+    Py_XDECREF(code);
+    Py_XDECREF(d);
+    return NULL;
 }
 
 static PyObject *rt_list(bp_runtime *self, PyObject *unused)

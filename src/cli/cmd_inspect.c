@@ -16,6 +16,10 @@ static void print_info(const boxlite_box_info *b, const char *const *allow_net)
     printf(", \"running\": %s, \"pid\": %d, \"qemu_pid\": %d, \"reason\": ",
            b->pid > 0 ? "true" : "false", b->pid, b->qemu_pid);
     cli_json_str(stdout, b->reason);
+    if (b->has_exit_code)
+        printf(", \"exit_code\": %d", b->exit_code);
+    else
+        printf(", \"exit_code\": null");
     printf("},\n    \"accel\": ");
     cli_json_str(stdout, b->accel);
     printf(",\n    \"network\": \"%s\",\n    \"published_ports\": ",
@@ -32,9 +36,10 @@ static void print_info(const boxlite_box_info *b, const char *const *allow_net)
     printf(",\n    \"created_at\": ");
     cli_json_str(stdout, b->created_at);
     printf(",\n    \"cpus\": %u,\n    \"memory_mib\": %u,\n    \"disk_size_gb\": %u,\n"
-           "    \"detach\": %s,\n    \"auto_remove\": %s\n  }",
+           "    \"detach\": %s,\n    \"auto_remove\": %s,\n    \"auto_delete\": %ld,\n"
+           "    \"main_process\": %s\n  }",
            b->cpus, b->memory_mib, b->disk_size_gb, b->detach ? "true" : "false",
-           b->auto_remove ? "true" : "false");
+           b->auto_remove ? "true" : "false", b->auto_delete, b->no_main ? "false" : "true");
 }
 
 int cmd_inspect(int argc, char **argv)

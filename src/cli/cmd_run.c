@@ -70,6 +70,7 @@ int cmd_run(int argc, char **argv)
     int status;
 
     cli_box_opts_init(&ra.bo);
+    ra.bo.box.no_main = 1; /* the command run here is the box's work: never the image's twice */
     status = parse(argc, argv, &ra);
     if (status != 0) {
         run_usage(status > 0 ? stdout : stderr);

@@ -157,6 +157,8 @@ enum bl_monitor_op {
                                * $BOXLITE_HOME/templates/<id>/memory, resume (no disk layer) */
     BL_MON_TEMPLATE_DISK = 4, /* name unused: tell the guest the box disk's size (block_resize
                                * to what it is), after a template restore */
+    BL_MON_MAIN_START = 5,    /* name unused: start the box's main process now — after a
+                               * template restore's attach (a cold boot starts it when ready) */
 };
 
 const char *bl_proto_strerror(int code); /* code as in enum bl_proto_err, either sign */

@@ -54,6 +54,7 @@ BOXLITE_API int boxlite_box_options_init(boxlite_box_options *opts, unsigned ver
 {
     static const boxlite_box_options tmpl = BOXLITE_BOX_OPTIONS_INIT;
     static const size_t sizes[] = {offsetof(boxlite_box_options, allow_net),
+                                   offsetof(boxlite_box_options, no_main),
                                    sizeof(boxlite_box_options)};
     return init_struct(opts, version, sizes, BOXLITE_BOX_OPTIONS_VERSION, &tmpl, "box options");
 }
@@ -81,6 +82,7 @@ BOXLITE_API int boxlite_pull_options_init(boxlite_pull_options *opts, unsigned v
 }
 
 static const size_t box_info_sizes[] = {offsetof(boxlite_box_info, image_ref),
+                                        offsetof(boxlite_box_info, has_exit_code),
                                         sizeof(boxlite_box_info)};
 
 size_t bl_box_info_size(unsigned version)

@@ -17,6 +17,7 @@ enum bl_limit {
     BL_LIMIT_IMPORT_CPUS,   /* cpus an untrusted archive may ask for (0: the host's) */
     BL_LIMIT_IMPORT_MEMORY, /* memory (MiB) an untrusted archive may ask for (0: the host's) */
     BL_LIMIT_IMPORT_DISK,   /* disk size (GB) an untrusted archive may ask for */
+    BL_LIMIT_MAIN_LOG,      /* main.log of a box: its main process's output (one older kept) */
     BL_LIMIT_COUNT
 };
 

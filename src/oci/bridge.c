@@ -197,6 +197,7 @@ int bl_oci_box_make(boxlite_box **out, boxlite_runtime *rt, const struct bl_oci_
     o.image = image_name;
     o.volumes = vols;
     o.network_disabled = spec->netns == 1; /* a new, empty namespace: loopback only */
+    o.no_main = 1; /* the container's process is exec'd by the keeper (keeper.c) */
     /* the guest's hostname is the box's name: the container's hostname when it is free */
     o.name = name_ok(spec->hostname) ? spec->hostname : NULL;
     if (rc == 0 && o.name && boxlite_box_create(&box, rt, &o) == BOXLITE_EEXISTS)

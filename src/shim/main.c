@@ -3,7 +3,11 @@
  * record the outcome in the store.
  *
  * usage: boxlite-shim --home H --id ID --status-fd N [--lifeline-fd N] [--boot-timeout-ms N]
- *                     [--auto-remove] [--incoming FILE] [--jail SPEC]... -- QEMU-ARGV...
+ *                     [--auto-remove] [--incoming FILE] [--main FILE] [--jail SPEC]...
+ *                     -- QEMU-ARGV...
+ * --main: the box's main process (mainproc.c), started once the guest answers; when it exits
+ * the box stops. A stopped box with auto_delete N > 0 (its row) is deleted N s later: this
+ * process waits that long after recording the end, then deletes it if still due.
  * QEMU's agent chardev is fd 3, its QMP monitor fd 4, and with --incoming the saved state of a
  * full snapshot is fd 5 (`-incoming fd:5`). QEMU runs in the jail (src/jail) the SPECs
  * describe. */
@@ -48,8 +52,9 @@
 #define JAIL_SHARE_HOST_NET 0
 
 struct shim {
-    const char *home, *id, *incoming;
-    char *dir; /* absolute box directory (the cwd) */
+    const char *home, *id, *incoming, *main_req;
+    struct shim_main *mainp; /* mainproc.c: the box's main process, NULL when none */
+    char *dir;               /* absolute box directory (the cwd) */
     struct shim_qmp qmp;
     int incoming_fd;
     char **qemu_argv;
@@ -126,6 +131,8 @@ static int parse_args(struct shim *s, int argc, char **argv)
             s->lifeline_fd = atoi(v);
         else if (strcmp(a, "--incoming") == 0)
             s->incoming = v;
+        else if (strcmp(a, "--main") == 0)
+            s->main_req = v;
         else if (strcmp(a, "--boot-timeout-ms") == 0)
             s->boot_ms = atoi(v);
         else if (strcmp(a, "--jail") == 0 && s->njail < MAX_JAIL_SPECS)
@@ -259,6 +266,19 @@ static void begin_stop(struct shim *s, const char *why)
     }
 }
 
+/* Start the box's main process (--main), once. 0 when started or there is none. */
+static int start_main(struct shim *s)
+{
+    if (!s->main_req || s->mainp)
+        return 0;
+    s->mainp = shim_main_open(s->main_req);
+    if (s->mainp && shim_main_start(s->mainp, s->router) != 0) {
+        shim_main_close(s->mainp);
+        s->mainp = NULL;
+    }
+    return s->mainp ? 0 : -1;
+}
+
 static void on_ready(struct shim *s)
 {
     s->reason[0] = '\0';
@@ -269,6 +289,26 @@ static void on_ready(struct shim *s)
         return;
     }
     report(s, BL_SHIM_OK, "ok");
+    /* A restored guest's main process (if any) was restored with it; its output is not
+     * routed here (docs/snapshots.md). A template's box asks for it after its attach
+     * (BL_MON_MAIN_START). */
+    if (!s->incoming)
+        start_main(s);
+}
+
+/* The main process ended: keep its status, and stop the box (Docker's and BoxLite's rule). */
+static void on_main_exit(struct shim *s)
+{
+    char why[96];
+    int status = 0;
+
+    if (!shim_main_take_exit(s->mainp, &status))
+        return;
+    if (bl_db_box_set_exit(s->db, s->id, 1, status) != 0)
+        fprintf(stderr, "boxlite-shim: %s\n", boxlite_error_last());
+    snprintf(why, sizeof(why), "the main process exited with status %d", status);
+    if (!s->stopping)
+        begin_stop(s, why);
 }
 
 static void on_timers(struct shim *s)
@@ -321,6 +361,8 @@ static void monitor_work(struct shim *s)
         rc = shim_template_save(&s->qmp, s->home, name, msg, sizeof(msg));
     else if (op == BL_MON_TEMPLATE_DISK)
         rc = shim_template_disk(&s->qmp, msg, sizeof(msg));
+    else if (op == BL_MON_MAIN_START && (rc = start_main(s)) != 0)
+        snprintf(msg, sizeof(msg), "the box's main process could not be started");
     else
         snprintf(msg, sizeof(msg), "unknown monitor operation %u", op);
     shim_router_monitor_reply(s->router, client, rc == 0 ? 0 : 1, msg);
@@ -391,6 +433,7 @@ static void serve(struct shim *s)
         }
         if (shim_router_take_shutdown(s->router))
             begin_stop(s, "");
+        on_main_exit(s);
         monitor_work(s);
         on_timers(s);
     }
@@ -458,6 +501,8 @@ static void finish(struct shim *s)
     s->jail = NULL;
     state = outcome(s, status, was_ready);
     unlink("shim.sock");
+    shim_main_close(s->mainp);
+    s->mainp = NULL;
     if (s->auto_remove && state == BL_BOX_STOPPED) {
         char *dir = bl_strdupf("%s/boxes/%s", s->home, s->id);
         if (bl_db_box_delete(s->db, s->id) == 0 && dir)
@@ -474,6 +519,28 @@ static void finish(struct shim *s)
         close(s->run_lock);
     s->run_lock = -1;
     report(s, s->qemu_exited ? BL_SHIM_E_QEMU_EXITED : BL_SHIM_E_BOOT, s->reason);
+}
+
+/* auto_delete N > 0: the box is deleted N s after it stopped. Without a daemon, the monitor
+ * that recorded the stop waits that long (it holds no lock meanwhile: the box may be started
+ * again, and then it is no longer due) and sweeps it; any process that lists boxes sweeps too
+ * (a long N, a reboot). */
+#define AUTO_DELETE_WAIT_MAX (24 * 3600)
+static void auto_delete_later(struct shim *s)
+{
+    struct bl_box_row row;
+    int64_t wait_s = 0;
+
+    if (bl_db_box_get(s->db, s->id, &row) != 0)
+        return;
+    if (strcmp(row.state, "stopped") == 0 && row.auto_delete > 0)
+        wait_s = row.auto_delete;
+    bl_box_row_clear(&row);
+    if (wait_s <= 0 || wait_s > AUTO_DELETE_WAIT_MAX)
+        return;
+    for (int64_t end = bl_now_ms() + wait_s * 1000 + 200; bl_now_ms() < end;)
+        usleep(100000);
+    bl_box_sweep_expired(s->db, s->home, s->id);
 }
 
 int main(int argc, char **argv)
@@ -543,6 +610,8 @@ int main(int argc, char **argv)
     finish(&s);
     shim_net_free(s.net);
     shim_router_free(s.router);
+    close(s.listen_fd);
+    auto_delete_later(&s);
     bl_db_close(s.db);
     free(dir);
     return 0;

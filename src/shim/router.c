@@ -15,6 +15,7 @@
 #define AGENT_BACKLOG (8u << 20) /* stop reading clients while this much waits for the agent */
 #define PING_RING     256        /* PINGs forwarded to the agent and not yet answered */
 #define INTERNAL      (-2)       /* route.client of the shim's own streams */
+#define MAIN          (-3)       /* route.client of the box's main process (mainproc.c) */
 #define RESTORED_PING "boxlite-restored"
 
 /* ---- one framed connection ---- */
@@ -123,6 +124,8 @@ struct shim_router {
     int internal_done;
     int internal_status;
     char internal_err[256];
+    void (*main_fn)(void *ctx, const struct bl_frame *f); /* the main process's frames */
+    void *main_ctx;
     int pings[PING_RING]; /* client of each PING the agent has not answered, oldest first */
     unsigned ping_head, ping_len;
 };
@@ -314,6 +317,13 @@ static void on_agent_frame(void *ctx, const struct bl_frame *f)
     }
     if (rt->client == INTERNAL) {
         internal_frame(r, f);
+    } else if (rt->client == MAIN) {
+        if (r->main_fn)
+            r->main_fn(r->main_ctx, f);
+        if (f->type == BL_F_STDOUT || f->type == BL_F_STDERR)
+            return_credit(r, f); /* written to its log at once: nothing waits on a reader */
+        if (f->type == BL_F_ERROR)
+            route_delete(r, rt);
     } else if (rt->client < 0 && (f->type == BL_F_STDOUT || f->type == BL_F_STDERR))
         return_credit(r, f);
     else
@@ -587,4 +597,21 @@ int shim_router_builtin(struct shim_router *r, const char *const *argv, int time
         route_delete(r, rt);
     r->internal_g = 0;
     return rc;
+}
+
+int shim_router_start_main(struct shim_router *r, const void *req, size_t len,
+                           void (*fn)(void *ctx, const struct bl_frame *f), void *ctx)
+{
+    struct route *rt = calloc(1, sizeof(*rt));
+
+    if (!rt)
+        return -1;
+    rt->g = r->next_g++;
+    rt->client = MAIN;
+    rt->next = r->routes;
+    r->routes = rt;
+    r->main_fn = fn;
+    r->main_ctx = ctx;
+    to_agent(r, BL_F_EXEC, rt->g, req, len);
+    return 0;
 }

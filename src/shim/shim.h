@@ -83,6 +83,27 @@ void shim_router_monitor_reply(struct shim_router *r, int client, uint32_t statu
 int shim_router_builtin(struct shim_router *r, const char *const *argv, int timeout_ms, char *err,
                         size_t cap);
 
+/* Start the box's main process: req is an encoded EXEC request (bl_exec_req). Its frames
+ * (STARTED, STDOUT, STDERR, EXIT, ERROR) go to fn(ctx, f), which must not keep f; its output
+ * credit is returned as soon as fn has it. -1 when out of memory. */
+int shim_router_start_main(struct shim_router *r, const void *req, size_t len,
+                           void (*fn)(void *ctx, const struct bl_frame *f), void *ctx);
+
+/* ---- mainproc.c: the box's main process ---- */
+
+struct shim_main;
+/* Read the main process's request from path (written by the library at each start) and
+ * open main.log (in the cwd, the box directory) to append its output to, moving a full file
+ * to main.log.1 (BOXLITE_MAX_MAIN_LOG). NULL when there is none or it cannot be read. */
+struct shim_main *shim_main_open(const char *path);
+/* Start it on the agent through r. -1 on failure (nothing is started). */
+int shim_main_start(struct shim_main *m, struct shim_router *r);
+/* 1 once, when it has ended: *status is its exit status (a shell's: 128+signal, 127 when it
+ * could not start). */
+int shim_main_take_exit(struct shim_main *m, int *status);
+/* Close the log and free. Accepts NULL. */
+void shim_main_close(struct shim_main *m);
+
 /* ---- qmp.c: QEMU's control monitor (qmp.h) ---- */
 
 /* ---- snapshot.c: snapshots taken by the shim of its running box ---- */

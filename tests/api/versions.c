@@ -114,6 +114,21 @@ static void check_box(boxlite_runtime *rt)
     boxlite_box_info_init(&info, BOXLITE_BOX_INFO_VERSION);
     CHECK(boxlite_box_get_info(&info, box) == 0 && info.version == BOXLITE_BOX_INFO_VERSION,
           "box info");
+    {
+        /* a caller built against box info version 1: nothing past its fields is written */
+        unsigned char ib[sizeof(boxlite_box_info) + 16];
+        boxlite_box_info *i1 = (boxlite_box_info *)(void *)ib;
+        int past_ok = 1;
+        memset(ib, 0xa5, sizeof(ib));
+        CHECK(boxlite_box_info_init(i1, 1) == 0 && boxlite_box_get_info(i1, box) == 0 &&
+                  i1->version == 1 && strcmp(i1->id, boxlite_box_id(box)) == 0,
+              "box info version 1");
+        for (size_t i = offsetof(boxlite_box_info, has_exit_code); i < sizeof(ib); i++)
+            past_ok &= ib[i] == 0xa5;
+        CHECK(past_ok, "box info version 1 is not written past its fields");
+        CHECK(info.has_exit_code == 0 && info.auto_delete == -1 && info.no_main == 0,
+              "box info version 2: no exit yet, auto_delete unset, a main process");
+    }
     CHECK(info.state_code == BOXLITE_BOX_STATE_CONFIGURED &&
               strcmp(info.state, boxlite_box_state_name(info.state_code)) == 0,
           "state and state_code agree");

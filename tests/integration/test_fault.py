@@ -87,7 +87,8 @@ def store(box_env, tmp_path_factory):
     s = Store(box_env, tmp / "home")
     s.layout = gz
     s.ok("import", str(gz), IMAGE)
-    s.ok("create", "--name", "src", IMAGE)
+    # the image's entrypoint is echo: its main process would end (and stop) the box at once
+    s.ok("create", "--name", "src", "--entrypoint", "/bin/sleep", IMAGE, "--", "100000")
     s.ok("start", "src", timeout=600)
     try:
         s.ok("exec", "src", "--", "sh", "-c", "echo precious > /root/data; sync")

@@ -123,7 +123,7 @@ def test_guest_control_sequences_come_out_escaped(cli):
     r = cli.run("run", "--name", name, "--", "sh", "-c", seq, timeout=300)
     try:
         assert r.returncode == 0, r.stderr.decode()
-        out = cli.run("logs", name).stdout
+        out = cli.run("logs", "--console", name).stdout
         assert b"MARK" in out, out[-2000:]
         line = out[out.index(b"MARK"):].split(b"\n")[0].rstrip(b"\r")
         assert line == rb"MARK\x1b]0;pwn\x07\x1b[2J\u009b\xff" + "€end".encode(), line
@@ -265,7 +265,7 @@ def test_console_flood_stays_under_the_cap(cli):
             time.sleep(0.5)
         sizes = [(d / f).stat().st_size for f in ["console.log", "console.log.1"]]
         assert max(sizes) <= cap, sizes
-        assert b"FLOOD-END" in cli.run("logs", name).stdout
+        assert b"FLOOD-END" in cli.run("logs", "--console", name).stdout
         assert cli.run("exec", name, "--", "true", timeout=120).returncode == 0
         print(f"8 MB through the console in {took:.1f}s (TCG)")
     finally:

@@ -78,8 +78,8 @@ def test_info_and_list(cli, box):
     # the guest console is kept: a line written to it in the box comes back from `logs`
     ok(cli.run("exec", box, "--", "sh", "-c", "echo console-mark-$((6*7)) > /dev/console"))
     deadline = time.monotonic() + 30
-    while b"console-mark-42" not in ok(cli.run("logs", box)).stdout:
-        assert time.monotonic() < deadline, ok(cli.run("logs", box)).stdout[-2000:]
+    while b"console-mark-42" not in ok(cli.run("logs", "--console", box)).stdout:
+        assert time.monotonic() < deadline, ok(cli.run("logs", "--console", box)).stdout[-2000:]
         time.sleep(0.5)
 
 

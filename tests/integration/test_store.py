@@ -27,6 +27,12 @@ class StoreCLI:
         self.binary = str(binary)
 
     def run(self, *args, timeout=300):
+        if args[:1] == ("create",) and IMAGE in args and "--" not in args:
+            # the test image's entrypoint is echo, and a box stops when its main process
+            # ends: these boxes' main process sleeps instead
+            i = args.index(IMAGE)
+            args = (args[0], "--entrypoint", "/bin/sleep", *args[1:i + 1], "--", "100000",
+                    *args[i + 1:])
         return subprocess.run([self.binary, *args], capture_output=True, timeout=timeout,
                               env=self.env)
 
@@ -215,7 +221,8 @@ def db_query(home, sql):
 
 
 PREVIOUS_SCHEMA = 4  # the last schema without the pins (4: allow_net)
-CURRENT_SCHEMA = 8   # 5: the pins, 6: accel, 7: image records in the database, 8: image_ref
+CURRENT_SCHEMA = 9   # 5: the pins, 6: accel, 7: image records in the database, 8: image_ref,
+                     # 9: main process, auto_delete
 
 
 def downgrade_to_previous_schema(home):
@@ -234,7 +241,8 @@ def downgrade_to_previous_schema(home):
                             "rootfs": rootfs, "size": size, "created": created}))
         con.execute("DROP TABLE images")
     have = {row[1] for row in con.execute("PRAGMA table_info(boxes)")}
-    later = [c for c in ("image_id", "image_rootfs", "accel", "image_ref") if c in have]
+    later = [c for c in ("image_id", "image_rootfs", "accel", "image_ref", "no_main", "exit_code",
+                         "auto_delete", "stopped_at") if c in have]
     con.executescript("DROP INDEX IF EXISTS boxes_image_rootfs;" +
                       "".join(f"ALTER TABLE boxes DROP COLUMN {c};" for c in later) +
                       f"PRAGMA user_version = {PREVIOUS_SCHEMA};")

@@ -28,13 +28,16 @@ def test_options_and_box_options_defaults():
     assert o.home_dir is None and o.image_registries == []
     b = boxlite.BoxOptions()
     assert b.image == "alpine:latest"  # BoxLite's default, kept
-    assert b.auto_remove is True and b.detach is False
+    # BoxLite's: None until the box is made (auto_remove True, detach False then)
+    assert b.auto_remove is None and b.detach is None and b.auto_delete is None
     b = boxlite.BoxOptions(image="default", cpus=2, memory_mib=256, env=[("A", "1")],
                            working_dir="/tmp", user="1000", entrypoint=["sh"], cmd=["-c", "x"])
     assert (b.image, b.cpus, b.memory_mib, b.env, b.working_dir, b.user) == (
         "default", 2, 256, [("A", "1")], "/tmp", "1000")
     assert boxlite.BoxOptions(rootfs_path="/x").image is None
-    assert boxlite.BoxOptions(detach=True).auto_remove is False
+    assert boxlite.BoxOptions(detach=True, auto_delete=0).auto_delete == 0
+    with pytest.raises(TypeError):
+        boxlite.BoxOptions(auto_delete=-1)
     with pytest.raises(TypeError):
         boxlite.BoxOptions(imagee="x")
     with pytest.raises(ValueError, match="remove-on-stop is incompatible"):

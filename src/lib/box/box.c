@@ -292,8 +292,10 @@ BOXLITE_API int boxlite_box_create(boxlite_box **out, boxlite_runtime *rt,
     if (!out || !rt)
         return bl_err(BOXLITE_EINVAL, "box create: out and rt are required");
     opts = opts ? opts : &defaults;
-    if (opts->version == 1) { /* a caller built before allow_net: its struct ends before it */
-        memcpy(&v2, opts, offsetof(boxlite_box_options, allow_net));
+    if (opts->version == 1 || opts->version == 2) { /* an older caller's struct ends early */
+        memcpy(&v2, opts,
+               opts->version == 1 ? offsetof(boxlite_box_options, allow_net)
+                                  : offsetof(boxlite_box_options, no_main));
         v2.version = BOXLITE_BOX_OPTIONS_VERSION;
         opts = &v2;
     }
@@ -355,6 +357,7 @@ BOXLITE_API int boxlite_box_get(boxlite_box **out, boxlite_runtime *rt, const ch
     bl_err_clear();
     if (!out || !rt || !id_or_name)
         return bl_err(BOXLITE_EINVAL, "box get: bad arguments");
+    bl_box_sweep_expired(rt->db, rt->home, NULL); /* auto_delete that came due */
     rc = bl_db_box_get(rt->db, id_or_name, &row);
     if (rc == 0)
         rc = box_new(&box, rt, row.id);

@@ -108,6 +108,12 @@ int bl_box_attach(boxlite_box *box);
 /* Check the options of a box create; BOXLITE_EINVAL with the message (options.c). */
 int bl_box_options_check(const boxlite_box_options *o);
 
+/* Encode the EXEC request of o (argv, env over the image's and the box's, cwd, user) into w.
+ * Used by exec and for the box's main process (start.c). */
+struct bl_wbuf;
+int bl_exec_encode(struct bl_wbuf *w, const boxlite_exec_options *o, uint32_t flags,
+                   const struct bl_image *img, const struct bl_box_row *row);
+
 /* boxlite_box_list with entries of the given (checked) version. */
 int bl_box_list_version(boxlite_box_info **out, size_t *count_out, boxlite_runtime *rt,
                         unsigned version);

@@ -172,8 +172,8 @@ static char **merge_env(char *const *a, char *const *b, const char *const *c, ui
     return out;
 }
 
-static int encode_request(struct bl_wbuf *w, const boxlite_exec_options *o, uint32_t flags,
-                          const struct bl_image *img, const struct bl_box_row *row)
+int bl_exec_encode(struct bl_wbuf *w, const boxlite_exec_options *o, uint32_t flags,
+                   const struct bl_image *img, const struct bl_box_row *row)
 {
     struct bl_exec_req req = {0};
     size_t argc = 0, envc = 0;
@@ -241,7 +241,7 @@ int bl_exec_start_flags(boxlite_exec **out, boxlite_box *box, const boxlite_exec
     if (rc == 0 && opts->version >= 2 && opts->detach)
         flags |= BL_EXEC_DETACH;
     if (rc == 0)
-        rc = encode_request(&w, opts, flags, img, &box->row);
+        rc = bl_exec_encode(&w, opts, flags, img, &box->row);
     if (rc != 0)
         goto out;
     ex = calloc(1, sizeof(*ex));

@@ -11,6 +11,7 @@
 #include "runtime.h"
 #include "util.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +43,10 @@ static void row_to_info(boxlite_box_info *out, const struct bl_box_row *r)
     out->network_disabled = r->network_disabled;
     snprintf(out->accel, sizeof(out->accel), "%s", r->accel);
     snprintf(out->image_ref, sizeof(out->image_ref), "%s", r->image_ref ? r->image_ref : r->image);
+    out->has_exit_code = r->has_exit_code;
+    out->exit_code = r->exit_code;
+    out->no_main = r->no_main;
+    out->auto_delete = (long)r->auto_delete;
     snprintf(out->image_id, sizeof(out->image_id), "%s", r->image_id ? r->image_id : "");
     for (size_t i = 0; r->ports && r->ports[i] && r->ports[i + 3]; i += 4) {
         size_t n = strlen(out->ports);
@@ -103,6 +108,7 @@ int bl_box_list_version(boxlite_box_info **out, size_t *count_out, boxlite_runti
     if (!out || !count_out || !rt)
         return bl_err(BOXLITE_EINVAL, "box list: bad arguments");
     bl_box_repair_new(rt, NULL); /* one readdir: boxes a crash left half made, shown whole */
+    bl_box_sweep_expired(rt->db, rt->home, NULL); /* auto_delete that came due */
     rc = bl_db_box_list(rt->db, &rows, &n);
     for (size_t i = 0; rc == 0 && i < n; i++) {
         if (bl_box_repair_row(rt, &rows[i], NULL)) { /* shown as it is now */
@@ -211,6 +217,79 @@ BOXLITE_API int boxlite_box_console(char **out, size_t *len_out, boxlite_box *bo
         if (len_out)
             *len_out = len;
     }
+    return rc;
+}
+
+/* Read up to cap bytes of path from offset into buf; the bytes read, 0 for none. */
+static size_t read_at(const char *path, uint64_t off, char *buf, size_t cap)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    size_t got = 0;
+
+    while (fd >= 0 && got < cap) {
+        ssize_t n = pread(fd, buf + got, cap - got, (off_t)(off + got));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    if (fd >= 0)
+        close(fd);
+    return got;
+}
+
+static uint64_t file_size(const char *path)
+{
+    struct stat st;
+
+    return lstat(path, &st) == 0 && S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0;
+}
+
+/* The log is main.log.1 (the older file, when the shim rotated) followed by main.log. */
+BOXLITE_API int boxlite_box_logs(char **out, size_t *len_out, uint64_t *next_out, boxlite_box *box,
+                                 uint64_t from)
+{
+    char *old = NULL, *cur = NULL, *data = NULL;
+    uint64_t n_old, n_cur, total;
+    size_t len = 0;
+    int rc = 0;
+
+    bl_err_clear();
+    if (!out || !box)
+        return bl_err(BOXLITE_EINVAL, "box logs: bad arguments");
+    old = bl_strdupf("%s/main.log.1", box->dir);
+    cur = bl_strdupf("%s/main.log", box->dir);
+    if (!old || !cur) {
+        rc = bl_err(BOXLITE_ENOMEM, "out of memory");
+        goto out;
+    }
+    n_old = file_size(old);
+    n_cur = file_size(cur);
+    total = n_old + n_cur;
+    if (from > total) /* cut since: continue at the start of the current file */
+        from = n_old;
+    data = malloc((size_t)(total - from) + 1);
+    if (!data) {
+        rc = bl_err(BOXLITE_ENOMEM, "out of memory");
+        goto out;
+    }
+    if (from < n_old)
+        len = read_at(old, from, data, (size_t)(n_old - from));
+    if (len == (from < n_old ? n_old - from : 0))
+        len +=
+            read_at(cur, from > n_old ? from - n_old : 0, data + len, (size_t)(total - from) - len);
+    data[len] = '\0';
+    *out = data;
+    data = NULL;
+    if (len_out)
+        *len_out = len;
+    if (next_out)
+        *next_out = from + len;
+out:
+    free(data);
+    free(old);
+    free(cur);
     return rc;
 }
 

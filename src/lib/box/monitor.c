@@ -88,6 +88,10 @@ static char **shim_argv(const char *shim, const struct bl_monitor_start *m, int 
         ADD(strdup("--incoming"));
         ADD(strdup(m->incoming));
     }
+    if (m->main_req) {
+        ADD(strdup("--main"));
+        ADD(strdup(m->main_req));
+    }
     for (size_t i = 0; i < nj; i++) {
         ADD(strdup("--jail"));
         ADD(strdup(m->jail[i]));

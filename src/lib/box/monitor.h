@@ -15,6 +15,7 @@ struct bl_monitor_start {
     int boot_timeout_ms;
     const char *incoming; /* a full snapshot's memory file to restore from, or NULL */
     char **jail;          /* the jail's specs (bl_vmm_jail_specs), or NULL */
+    const char *main_req; /* the main process's request file (start.c), or NULL for none */
 };
 
 /* Start the shim and wait for its report: 0 once the agent answered, else the shim's

@@ -92,10 +92,10 @@ int bl_box_options_check(const boxlite_box_options *o)
         return bl_err(BOXLITE_EINVAL, "memory_mib %u: expected 128 MiB or more", o->memory_mib);
     if (o->disk_size_gb > 16384)
         return bl_err(BOXLITE_EINVAL, "disk_size_gb %u is too large", o->disk_size_gb);
-    if (o->auto_remove && o->detach)
+    if ((o->auto_delete > 0 || (o->auto_delete < 0 && o->auto_remove)) && o->detach)
         return bl_err(BOXLITE_EINVAL,
-                      "auto_remove with detach: remove-on-stop is incompatible with a "
-                      "detached box");
+                      "auto_remove or auto_delete with detach: remove-on-stop is incompatible "
+                      "with a detached box (use auto_delete=0 or auto_remove=false)");
     if (o->working_dir && o->working_dir[0] != '/')
         return bl_err(BOXLITE_EINVAL, "working_dir \"%s\" is not an absolute path", o->working_dir);
     if (o->n_volumes > 16 || o->n_ports > 64)
@@ -161,6 +161,7 @@ int bl_box_row_init(struct bl_box_row *r, const char *id, const char *name, cons
         return BOXLITE_EINVAL;
     bl_rfc3339_now(now);
     snprintf(r->id, sizeof(r->id), "%s", id);
+    r->auto_delete = -1; /* auto_remove decides */
     r->name = name ? strdup(name) : NULL;
     r->image = strdup(image);
     r->state = strdup("configured");
@@ -188,6 +189,8 @@ int bl_box_row_fill(struct bl_box_row *r, const char *id, const boxlite_box_opti
     r->disk_size_gb = o->disk_size_gb;
     r->auto_remove = o->auto_remove;
     r->detach = o->detach;
+    r->no_main = o->no_main != 0;
+    r->auto_delete = o->auto_delete < 0 ? -1 : o->auto_delete;
     r->env = o->env ? bl_strv_dup(o->env) : NULL;
     r->entrypoint = o->entrypoint ? bl_strv_dup(o->entrypoint) : NULL;
     r->cmd = o->cmd ? bl_strv_dup(o->cmd) : NULL;

@@ -7,6 +7,7 @@
 #include "error.h"
 #include "image.h"
 #include "monitor.h"
+#include "proto.h"
 #include "runtime.h"
 #include "template.h"
 #include "util.h"
@@ -21,6 +22,7 @@
 #include <unistd.h>
 
 #define BOOT_TIMEOUT_MS 60000
+#define MAIN_START_MS   10000 /* the shim starts a main process after a template's attach */
 
 static int boot_timeout_ms(void)
 {
@@ -121,6 +123,44 @@ static int vm_argv(boxlite_box *box, char ***out, char ***jail_out, int *kvm_out
     return rc;
 }
 
+/* The box's main process (entrypoint + cmd, the box's else the image's) as an EXEC request in
+ * boxes/<id>/main.req for its monitor (--main). *path_out stays NULL when the box runs none:
+ * created with no_main, or neither it nor its image names a command. */
+static int write_main_req(boxlite_box *box, char **path_out)
+{
+    boxlite_exec_options eo = BOXLITE_EXEC_OPTIONS_INIT;
+    struct bl_wbuf w = {0};
+    struct bl_image *img = NULL;
+    char **argv = NULL;
+    char *path = bl_strdupf("%s/main.req", box->dir);
+    int rc = path ? 0 : bl_err(BOXLITE_ENOMEM, "out of memory");
+
+    *path_out = NULL;
+    if (rc == 0)
+        unlink(path);
+    if (rc != 0 || box->row.no_main)
+        goto out;
+    rc = bl_box_image(box, &img);
+    if (rc == 0 && boxlite_box_command(&argv, box, NULL) != 0) {
+        bl_err_clear(); /* no command: the box runs without a main process */
+        goto out;
+    }
+    eo.argv = (const char *const *)argv;
+    if (rc == 0)
+        rc = bl_exec_encode(&w, &eo, 0, img, &box->row);
+    if (rc == 0)
+        rc = bl_write_file_atomic(path, w.data, w.len, 0600);
+    if (rc == 0) {
+        *path_out = path;
+        path = NULL;
+    }
+out:
+    bl_wbuf_free(&w);
+    bl_strv_free(argv);
+    free(path);
+    return rc;
+}
+
 /* Boot once; *kvm_out says which accelerator was tried, *code_out the monitor's report code
  * (BL_SHIM_E_QEMU_EXITED: QEMU ended by itself during the boot). The accelerator a box booted
  * with is kept in its row (box info's accel). */
@@ -128,7 +168,7 @@ static int boot_once(boxlite_box *box, int detached, int *kvm_out, enum bl_shim_
                      struct bl_tmpl *t, int *started_out)
 {
     struct bl_monitor_start m = {0};
-    char **argv = NULL, **jail = NULL;
+    char **argv = NULL, **jail = NULL, *main_req = NULL;
     const char *incoming = box->incoming;
     int life[2] = {-1, -1};
     int rc;
@@ -136,6 +176,10 @@ static int boot_once(boxlite_box *box, int detached, int *kvm_out, enum bl_shim_
     *code_out = BL_SHIM_E_SETUP;
     *started_out = 0;
     rc = vm_argv(box, &argv, &jail, kvm_out, t);
+    if (rc == 0)
+        rc = write_main_req(box, &main_req);
+    if (rc == 0) /* this boot's main process has not exited yet */
+        rc = bl_db_box_set_exit(box->rt->db, box->row.id, 0, 0);
     if (rc == 0 && !detached && pipe2(life, O_CLOEXEC) != 0)
         rc = bl_err_errno(BOXLITE_EIO, errno, "pipe");
     if (rc != 0)
@@ -144,7 +188,8 @@ static int boot_once(boxlite_box *box, int detached, int *kvm_out, enum bl_shim_
     m.id = box->row.id;
     m.qemu_argv = argv;
     m.lifeline_fd = life[0];
-    m.auto_remove = box->row.auto_remove;
+    m.auto_remove = box->row.auto_delete < 0 && box->row.auto_remove; /* else auto_delete rules */
+    m.main_req = t->mode == BL_TMPL_BUILD ? NULL : main_req; /* a template holds no box's */
     m.boot_timeout_ms = boot_timeout_ms();
     m.incoming = box->incoming;
     m.jail = jail;
@@ -159,6 +204,8 @@ static int boot_once(boxlite_box *box, int detached, int *kvm_out, enum bl_shim_
     }
     if (rc == 0)
         rc = bl_template_finish(t, box);
+    if (rc == 0 && t->mode == BL_TMPL_RESTORE && main_req) /* attached: now it may run */
+        rc = bl_conn_monitor(box->conn, BL_MON_MAIN_START, "", MAIN_START_MS);
 out:
     box->incoming = incoming; /* a template's is for this boot only */
     if (life[0] >= 0)
@@ -167,6 +214,7 @@ out:
         close(life[1]);
     bl_strv_free(argv);
     bl_strv_free(jail);
+    free(main_req);
     return rc;
 }
 

@@ -11,6 +11,7 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -67,6 +68,17 @@ static int stop_running(boxlite_box *box, int timeout_ms, int *killed)
     return 0;
 }
 
+/* Stopping a box that never ran applies its end-of-life rule as a stop would (BoxLite):
+ * auto_remove removes it now; auto_delete N > 0 records it stopped, to be deleted N s later. */
+static int stop_never_started(boxlite_box *box)
+{
+    if (box->row.auto_delete > 0)
+        return bl_box_transition(box->rt->db, box->row.id, BL_BOX_STOPPED, 0, 0, "");
+    if (box->row.auto_delete < 0 && box->row.auto_remove)
+        return boxlite_box_remove(box, 0);
+    return 0;
+}
+
 BOXLITE_API int boxlite_box_stop_v2(int *killed_out, boxlite_box *box, int timeout_ms)
 {
     int killed = 0;
@@ -78,6 +90,8 @@ BOXLITE_API int boxlite_box_stop_v2(int *killed_out, boxlite_box *box, int timeo
     rc = box->removed ? 0 : bl_box_reload(box);
     if (rc == 0 && !box->removed && bl_box_live_state(box->row.state))
         rc = stop_running(box, timeout_ms, &killed);
+    else if (rc == 0 && !box->removed && strcmp(box->row.state, "configured") == 0)
+        rc = stop_never_started(box);
     if (box->lifeline_fd >= 0) {
         close(box->lifeline_fd);
         box->lifeline_fd = -1;

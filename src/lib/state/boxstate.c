@@ -115,6 +115,47 @@ int bl_run_lock_held(const char *box_dir)
     return held;
 }
 
+/* ---- auto_delete ---- */
+
+/* Delete box id when it is still due, under its box lock taken without waiting (a process
+ * starting or removing it now goes first; the next sweep looks again). */
+static int sweep_one(struct bl_db *db, const char *home, const char *id)
+{
+    char *dir = bl_strdupf("%s/boxes/%s", home, id);
+    char *lock = dir ? bl_strdupf("%s/lock", dir) : NULL;
+    int fd = lock ? open(lock, O_RDWR | O_CLOEXEC) : -1;
+    char **still = NULL, deps[64];
+    int done = 0;
+
+    /* boxes whose disks rest on its snapshots keep it (as boxlite_box_remove would refuse) */
+    if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0 && !bl_run_lock_held(dir) &&
+        bl_db_box_expired(db, id, &still) == 0 && still[0] &&
+        bl_db_box_dependents(db, id, NULL, deps, sizeof(deps)) == 0 &&
+        bl_db_snap_delete_box(db, id) == 0 && bl_db_box_delete(db, id) == 0) {
+        bl_rm_rf(dir);
+        done = 1;
+    }
+    bl_strv_free(still);
+    if (fd >= 0)
+        close(fd);
+    free(lock);
+    free(dir);
+    return done;
+}
+
+int bl_box_sweep_expired(struct bl_db *db, const char *home, const char *id)
+{
+    char **ids = NULL;
+    int n = 0;
+
+    if (bl_db_box_expired(db, id, &ids) != 0)
+        return 0;
+    for (size_t i = 0; ids[i]; i++)
+        n += sweep_one(db, home, ids[i]);
+    bl_strv_free(ids);
+    return n;
+}
+
 /* ---- the readiness report ---- */
 
 void bl_shim_report_format(char *out, size_t cap, enum bl_shim_code code, const char *msg)

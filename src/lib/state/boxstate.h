@@ -46,6 +46,13 @@ int bl_run_lock_take(const char *box_dir, int wait_ms);
 /* 1 when a live process holds box_dir's run lock; never reads /proc. */
 int bl_run_lock_held(const char *box_dir);
 
+/* ---- auto_delete ---- */
+
+/* Delete every stopped box (only box id, when not NULL) whose auto_delete seconds have passed
+ * since it stopped: its row and its directory, each under the box's lock taken without
+ * waiting. Returns how many were deleted; errors leave a box for the next sweep. */
+int bl_box_sweep_expired(struct bl_db *db, const char *home, const char *id);
+
 /* ---- the monitor's readiness report (one line on the status pipe: "<code> <message>") ---- */
 
 enum bl_shim_code {

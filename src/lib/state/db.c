@@ -13,7 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SCHEMA_VERSION  8
+#define SCHEMA_VERSION  9
 #define BUSY_TIMEOUT_MS 30000
 
 struct bl_db {
@@ -76,6 +76,12 @@ static const char *const migrations[] = {
     /* 8: the image reference as the box's creator wrote it, beside the name it resolved to
      * (box info's image_ref; NULL: the same as image) */
     "ALTER TABLE boxes ADD COLUMN image_ref TEXT;",
+    /* 9: the main process (its exit status, NULL while none; no_main: the box runs none) and
+     * auto_delete (-1: auto_remove decides; 0: kept; N: deleted N s after it stopped) */
+    "ALTER TABLE boxes ADD COLUMN no_main INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE boxes ADD COLUMN exit_code INTEGER;"
+    "ALTER TABLE boxes ADD COLUMN auto_delete INTEGER NOT NULL DEFAULT -1;"
+    "ALTER TABLE boxes ADD COLUMN stopped_at INTEGER NOT NULL DEFAULT 0;",
 };
 
 void bl_rfc3339_now(char out[32])
@@ -275,9 +281,10 @@ int bl_db_box_insert(struct bl_db *s, const struct bl_box_row *r)
         "INSERT INTO boxes (id, name, image, state, created_at, cpus, memory_mib, "
         "disk_size_gb, auto_remove, detach, env, entrypoint, cmd, workdir, user, "
         "network_disabled, ports, volumes, parent, backing_box, allow_net, image_id, "
-        "image_rootfs, image_ref, seq) "
+        "image_rootfs, image_ref, no_main, auto_delete, seq) "
         "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, "
-        "?18, ?19, ?20, ?21, ?22, ?23, ?24, (SELECT IFNULL(MAX(seq), 0) + 1 FROM boxes))";
+        "?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, "
+        "(SELECT IFNULL(MAX(seq), 0) + 1 FROM boxes))";
     sqlite3_stmt *st = NULL;
     int rc = 0;
 
@@ -307,6 +314,8 @@ int bl_db_box_insert(struct bl_db *s, const struct bl_box_row *r)
     bind_text_or_null(st, 22, r->image_id);
     bind_text_or_null(st, 23, r->image_rootfs);
     bind_text_or_null(st, 24, r->image_ref);
+    sqlite3_bind_int(st, 25, r->no_main);
+    sqlite3_bind_int64(st, 26, r->auto_delete);
     if (sqlite3_step(st) != SQLITE_DONE) {
         rc = db_err(s, "insert box");
         if (rc == BOXLITE_EEXISTS)
@@ -320,7 +329,7 @@ int bl_db_box_insert(struct bl_db *s, const struct bl_box_row *r)
     "id, name, image, state, created_at, reason, cpus, memory_mib, disk_size_gb, "                 \
     "auto_remove, detach, shim_pid, qemu_pid, env, entrypoint, cmd, workdir, user, "               \
     "network_disabled, ports, volumes, parent, backing_box, allow_net, image_id, image_rootfs, "   \
-    "accel, image_ref"
+    "accel, image_ref, no_main, exit_code, auto_delete, stopped_at"
 
 static int read_row(sqlite3_stmt *st, struct bl_box_row *r)
 {
@@ -358,6 +367,11 @@ static int read_row(sqlite3_stmt *st, struct bl_box_row *r)
     r->image_id = column_str(st, 24);
     r->image_rootfs = column_str(st, 25);
     r->image_ref = column_str(st, 27);
+    r->no_main = sqlite3_column_int(st, 28);
+    r->has_exit_code = sqlite3_column_type(st, 29) != SQLITE_NULL;
+    r->exit_code = sqlite3_column_int(st, 29);
+    r->auto_delete = sqlite3_column_int64(st, 30);
+    r->stopped_at = sqlite3_column_int64(st, 31);
     if ((sqlite3_column_type(st, 24) != SQLITE_NULL && !r->image_id) ||
         (sqlite3_column_type(st, 27) != SQLITE_NULL && !r->image_ref) ||
         (sqlite3_column_type(st, 25) != SQLITE_NULL && !r->image_rootfs) || !r->image ||
@@ -480,7 +494,9 @@ int bl_db_box_set_state_from(struct bl_db *s, const char *id, const char *state,
 
     if (sqlite3_prepare_v2(s->db,
                            "UPDATE boxes SET state = ?2, shim_pid = ?3, qemu_pid = ?4, "
-                           "reason = ?5 WHERE id = ?1 AND instr(?6, ',' || state || ',') > 0",
+                           "reason = ?5, stopped_at = CASE WHEN ?2 = 'stopped' THEN "
+                           "CAST(strftime('%s', 'now') AS INTEGER) ELSE stopped_at END "
+                           "WHERE id = ?1 AND instr(?6, ',' || state || ',') > 0",
                            -1, &st, NULL) != SQLITE_OK)
         return db_err(s, "prepare update");
     sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
@@ -578,6 +594,30 @@ int bl_db_box_set_accel(struct bl_db *s, const char *id, const char *accel)
     sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 2, accel, -1, SQLITE_TRANSIENT);
     return changes_one(s, st, id, "record the box's accelerator");
+}
+
+int bl_db_box_set_exit(struct bl_db *s, const char *id, int has_code, int code)
+{
+    sqlite3_stmt *st = NULL;
+
+    if (sqlite3_prepare_v2(s->db, "UPDATE boxes SET exit_code = ?2 WHERE id = ?1", -1, &st, NULL) !=
+        SQLITE_OK)
+        return db_err(s, "prepare update");
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+    if (has_code)
+        sqlite3_bind_int(st, 2, code);
+    else
+        sqlite3_bind_null(st, 2);
+    return changes_one(s, st, id, "record the main process's exit status");
+}
+
+int bl_db_box_expired(struct bl_db *s, const char *id, char ***out)
+{
+    return box_strings(s,
+                       "SELECT id FROM boxes WHERE state = 'stopped' AND auto_delete > 0 AND "
+                       "stopped_at > 0 AND stopped_at + auto_delete <= "
+                       "CAST(strftime('%s', 'now') AS INTEGER) AND (?1 IS NULL OR id = ?1)",
+                       id, out);
 }
 
 int bl_db_box_delete(struct bl_db *s, const char *id)

@@ -37,12 +37,18 @@ struct bl_box_row {
     char **allow_net;     /* egress allowlist (netpolicy.h specs), NULL when none */
     /* The image the box was made from, pinned: start and exec never resolve the reference
      * again. NULL while not known (a row of an older schema, an imported box not yet pinned). */
-    char *image_id;     /* config digest "sha256:<hex>", or "" for the built-in default */
-    char *image_rootfs; /* <hex> of images/rootfs/<hex>.ext4 under every layer of its disk
-                         * (its snapshots', its forks'), or "" when its disk stands alone */
-    char accel[8];      /* "kvm" or "tcg": how its last boot ran; "" before one */
-    char *image_ref;    /* the reference as its creator wrote it ("python:3.11"), or NULL (the
-                         * built-in image, or a row of schema 6 and before): image then */
+    char *image_id;      /* config digest "sha256:<hex>", or "" for the built-in default */
+    char *image_rootfs;  /* <hex> of images/rootfs/<hex>.ext4 under every layer of its disk
+                          * (its snapshots', its forks'), or "" when its disk stands alone */
+    char accel[8];       /* "kvm" or "tcg": how its last boot ran; "" before one */
+    char *image_ref;     /* the reference as its creator wrote it ("python:3.11"), or NULL (the
+                          * built-in image, or a row of schema 6 and before): image then */
+    int no_main;         /* 1: start no main process (the CLI's run runs its own command) */
+    int has_exit_code;   /* 1 once its main process of the last boot exited */
+    int exit_code;       /* that exit status (a shell's: 128+signal) */
+    int64_t auto_delete; /* -1: auto_remove decides; 0: kept when stopped; N: deleted N s
+                          * after it stopped */
+    int64_t stopped_at;  /* unix seconds of its last move to stopped, 0 before one */
 };
 
 /* One snapshot of a box (fixed size, nothing to free). */
@@ -93,6 +99,13 @@ int bl_db_box_set_state_from(struct bl_db *s, const char *id, const char *state,
 int bl_db_box_set_accel(struct bl_db *s, const char *id, const char *accel);
 
 int bl_db_box_delete(struct bl_db *s, const char *id);
+
+/* Ids of the stopped boxes whose auto_delete time has come (only id's, when not NULL).
+ * *out: NULL-terminated, bl_strv_free. */
+int bl_db_box_expired(struct bl_db *s, const char *id, char ***out);
+
+/* Record the main process's exit status (has_code 0: clear it, at the start of a boot). */
+int bl_db_box_set_exit(struct bl_db *s, const char *id, int has_code, int code);
 
 /* Pin box id to its image (NULL → not known). */
 int bl_db_box_set_image(struct bl_db *s, const char *id, const char *image_id, const char *rootfs);

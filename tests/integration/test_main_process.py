@@ -1,0 +1,120 @@
+"""test_main_process.py — a box's main process through the CLI, as a BoxLite/Docker user sees
+it: `create IMAGE -- CMD` + `start` runs entrypoint + cmd with the box, its output is the box's
+log (`logs`, `logs -f`; guest bytes escaped, capped), exec runs beside it, its exit stops the
+box and is kept (`inspect`), it runs again after stop/start, and `run -- CMD` runs CMD only."""
+import json
+import os
+import time
+
+import pytest
+
+
+def ok(r):
+    assert r.returncode == 0, (r.returncode, r.stdout[-2000:], r.stderr[-2000:])
+    return r
+
+
+def info(cli, box):
+    return json.loads(ok(cli.run("inspect", box)).stdout)[0]
+
+
+def wait_for(pred, what, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.3)
+    raise AssertionError(f"not within {timeout}s: {what}")
+
+
+def logs(cli, box, *flags, **kw):
+    return ok(cli.run("logs", *flags, box, **kw)).stdout
+
+
+@pytest.fixture
+def name(cli, request):
+    n = request.node.name.replace("[", "-").replace("]", "")[:60]
+    yield n
+    cli.run("rm", "-f", n)
+
+
+def create(cli, name, script, *flags):
+    ok(cli.run("create", "--name", name, *flags, "--entrypoint", "/bin/sh", "default", "--",
+               "-c", script))
+
+
+def test_main_process_runs_with_the_box_and_exec_runs_beside_it(cli, name):
+    create(cli, name, "echo main-out; echo main-err >&2; exec sleep 1000")
+    assert info(cli, name)["main_process"] is True
+    ok(cli.run("start", name))
+    wait_for(lambda: b"main-out" in logs(cli, name), "the main process's output in logs")
+    out = logs(cli, name)
+    assert b"main-out\n" in out and b"main-err\n" in out
+    assert b"boxlite-agent" not in out  # the console is apart: logs --console
+    # exec runs beside it: the main process is there, and the box still runs
+    r = ok(cli.run("exec", name, "--", "sh", "-c", "ps; echo beside"))
+    assert b"sleep 1000" in r.stdout and r.stdout.endswith(b"beside\n")
+    i = info(cli, name)
+    assert i["state"]["status"] == "running" and i["state"]["exit_code"] is None
+    # stop/start: it starts again with the box; the log keeps both boots
+    ok(cli.run("stop", name))
+    ok(cli.run("start", name))
+    wait_for(lambda: logs(cli, name).count(b"main-out\n") == 2, "a second boot's output")
+    assert ok(cli.run("exec", name, "--", "pidof", "sleep")).stdout.strip()
+
+
+def test_main_process_exit_stops_the_box_and_is_recorded(cli, name):
+    create(cli, name, "echo working; sleep 1; echo done; exit 7")
+    ok(cli.run("start", name))
+    wait_for(lambda: info(cli, name)["state"]["status"] == "stopped", "the box stopped", 90)
+    st = info(cli, name)["state"]
+    assert st["exit_code"] == 7, st
+    assert "main process exited with status 7" in st["reason"]
+    assert logs(cli, name) == b"working\ndone\n"
+    # killed from beside it: 128 + SIGTERM
+    ok(cli.run("rm", "-f", name))
+    create(cli, name, "exec sleep 1000")
+    ok(cli.run("start", name))
+    # (the box may stop before this exec's own exit is told: its status is not checked)
+    cli.run("exec", name, "--", "sh", "-c", "kill $(pidof sleep)")
+    wait_for(lambda: info(cli, name)["state"]["status"] == "stopped", "the box stopped", 90)
+    assert info(cli, name)["state"]["exit_code"] == 143
+
+
+def test_logs_follow_until_the_box_stops(cli, name):
+    create(cli, name, "echo first; sleep 3; echo second")
+    ok(cli.run("start", name))
+    r = ok(cli.run("logs", "-f", name, timeout=120))
+    assert r.stdout == b"first\nsecond\n"
+    assert info(cli, name)["state"]["exit_code"] == 0
+
+
+def test_logs_escape_guest_bytes_and_are_capped(cli, name):
+    # 300 KiB of output with a terminal escape, then a last marker; files capped at 64 KiB
+    create(cli, name, "printf 'evil\\033]0;title\\007\\n'; "
+           "i=0; while [ $i -lt 3000 ]; do echo line-$i-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+           "xxxxxxxxxxxxxxxxxxxxxxxxxx; i=$((i+1)); done; echo last-marker")
+    ok(cli.run("start", name, env={"BOXLITE_MAX_MAIN_LOG": "64k"}))
+    wait_for(lambda: info(cli, name)["state"]["status"] == "stopped", "the box stopped", 120)
+    home = cli.env["BOXLITE_HOME"]
+    bid = info(cli, name)["id"]
+    d = os.path.join(home, "boxes", bid)
+    assert os.path.getsize(os.path.join(d, "main.log")) <= 64 << 10
+    assert os.path.getsize(os.path.join(d, "main.log.1")) <= 64 << 10
+    out = logs(cli, name)
+    assert len(out) <= 128 << 10 and out.endswith(b"last-marker\n")
+    assert b"\x1b" not in out and b"\x07" not in out
+    # the escape as the first line, before any rotation
+    ok(cli.run("rm", "-f", name))
+    create(cli, name, "printf 'evil\\033]0;title\\007\\n'")
+    ok(cli.run("start", name))
+    wait_for(lambda: info(cli, name)["state"]["status"] == "stopped", "the box stopped", 90)
+    out = logs(cli, name)
+    assert out.startswith(b"evil") and b"\x1b" not in out and b"\x07" not in out
+
+
+def test_run_runs_its_command_not_the_images(cli):
+    # the default image's cmd is `sh`: it must not run beside run's own command
+    r = ok(cli.run("run", "--rm", "default", "--", "sh", "-c", "ps | grep -c ' sh$'; true"))
+    assert r.stdout.split()[0] == b"0", r.stdout
