@@ -49,7 +49,8 @@
 
 struct shim {
     const char *home, *id, *incoming;
-    char *dir; /* absolute box directory (the cwd) */
+    const char *ram; /* the box's own RAM file, mapped shared (jail spec "ram:"), or NULL */
+    char *dir;       /* absolute box directory (the cwd) */
     struct shim_qmp qmp;
     int incoming_fd;
     char **qemu_argv;
@@ -134,6 +135,9 @@ static int parse_args(struct shim *s, int argc, char **argv)
             return -1;
         i++;
     }
+    for (int i = 0; i < s->njail; i++)
+        if (strncmp(s->jail_specs[i], "ram:", 4) == 0)
+            s->ram = s->jail_specs[i] + 4;
     return s->home && s->id && s->qemu_argv && s->qemu_argv[0] && s->boot_ms > 0 ? 0 : -1;
 }
 
@@ -315,19 +319,24 @@ static void monitor_work(struct shim *s)
     if (s->stopping)
         snprintf(msg, sizeof(msg), "the box is stopping");
     else if (op == BL_MON_SNAPSHOT_DISK || op == BL_MON_SNAPSHOT_FULL)
-        rc = shim_snapshot(s->router, &s->qmp, s->dir, op == BL_MON_SNAPSHOT_FULL, name, msg,
-                           sizeof(msg));
+        rc = shim_snapshot(s->router, &s->qmp, s->dir, op == BL_MON_SNAPSHOT_FULL, s->ram, name,
+                           msg, sizeof(msg));
     else
         snprintf(msg, sizeof(msg), "unknown monitor operation %u", op);
     shim_router_monitor_reply(s->router, client, rc == 0 ? 0 : 1, msg);
 }
 
-/* A full snapshot is saved paused, and QEMU keeps the state it loads: once the incoming
- * state is in, resume the guest. */
+/* QEMU waits (-incoming defer) for the saved state on fd 5: x-ignore-shared on (RAM the
+ * snapshot keeps in its RAM file is not in the stream), then the stream. A full snapshot is
+ * saved paused, and QEMU keeps the state it loads: once the state is in, resume the guest. */
 static int resume_incoming(struct shim *s)
 {
     int64_t deadline = bl_now_ms() + s->boot_ms;
 
+    if (shim_qmp_cmd(&s->qmp, SHIM_QMP_IGNORE_SHARED, -1, 5000) != 0 ||
+        shim_qmp_cmd(&s->qmp, "{\"execute\":\"migrate-incoming\",\"arguments\":{\"uri\":\"fd:5\"}}",
+                     -1, 5000) != 0)
+        deadline = 0;
     while (bl_now_ms() < deadline) {
         if (shim_qmp_cmd(&s->qmp, "{\"execute\":\"query-status\"}", -1, 5000) != 0)
             break;
@@ -448,6 +457,8 @@ static void finish(struct shim *s)
     kill(s->qemu, SIGKILL); /* no-op when it is gone; sure when we left serve() early */
     while (waitpid(s->qemu, &status, 0) < 0 && errno == EINTR)
         ;
+    if (s->ram)
+        unlink(s->ram);             /* the guest's RAM: a full snapshot keeps its own copy */
     shim_console_close(s->console); /* console.log complete before its tail is read */
     s->console = NULL;
     bl_jail_free(s->jail); /* its cgroup goes once QEMU is reaped */

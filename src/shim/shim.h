@@ -100,9 +100,21 @@ void shim_qmp_drain(struct shim_qmp *q);
 /* ---- snapshot.c: snapshots taken by the shim of its running box ---- */
 /* Take snapshot name of the running VM in box directory dir (absolute; the cwd): a disk
  * snapshot (agent freeze, new qcow2 layer, thaw) or, with full, a paused one that also saves
- * RAM and device state through QMP migration. 0 or -1 with msg. */
+ * the VM (shim_save_vm; ram as there). 0 or -1 with msg. */
 int shim_snapshot(struct shim_router *r, struct shim_qmp *q, const char *dir, int full,
-                  const char *name, char *msg, size_t cap);
+                  const char *ram, const char *name, char *msg, size_t cap);
+
+/* QMP: turn on x-ignore-shared (RAM in a shared file is not streamed), on both ends. */
+#define SHIM_QMP_IGNORE_SHARED                                                                     \
+    "{\"execute\":\"migrate-set-capabilities\",\"arguments\":{\"capabilities\":"                   \
+    "[{\"capability\":\"x-ignore-shared\",\"state\":true}]}}"
+
+/* Save the paused VM into directory sdir (exists; relative to the cwd or absolute): with ram
+ * (the box's RAM file, mapped shared by QEMU) a sparse copy of it as sdir/ram and the device
+ * state as sdir/memory; without (RAM mapped privately from an earlier snapshot), RAM and
+ * device state both streamed into sdir/memory. Restore: docs/snapshots.md. The VM stays
+ * paused. 0 or -1 with msg. */
+int shim_save_vm(struct shim_qmp *q, const char *sdir, const char *ram, char *msg, size_t cap);
 
 /* ---- net.c: the box's network on the host side (libslirp behind the egress policy) ---- */
 struct shim_net;

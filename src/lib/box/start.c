@@ -56,7 +56,7 @@ int bl_box_attach(boxlite_box *box)
 static int vm_argv(boxlite_box *box, char ***out, char ***jail_out, int *kvm_out)
 {
     struct bl_vm_config cfg = {0};
-    char *qemu = NULL, *kernel = NULL, *initrd = NULL, *console = NULL, *disk = NULL;
+    char *qemu = NULL, *kernel = NULL, *initrd = NULL, *console = NULL, *disk = NULL, *ram;
     const char *why_tcg = NULL;
     char mac[18];
     int rc;
@@ -93,6 +93,14 @@ static int vm_argv(boxlite_box *box, char ***out, char ***jail_out, int *kvm_out
     bl_box_mac(box->row.id, mac);
     cfg.mac = mac;
     cfg.incoming = box->incoming != NULL;
+    /* guest RAM: a full snapshot's file mapped privately, or the box's own (vmm.h) */
+    cfg.ram_private = box->incoming_ram != NULL;
+    ram = cfg.ram_private ? strdup(box->incoming_ram) : bl_strdupf("%s/ram", box->dir);
+    cfg.ram = ram;
+    if (rc == 0 && !ram)
+        rc = BOXLITE_ENOMEM;
+    if (rc == 0 && !cfg.ram_private)
+        rc = bl_vmm_ram_create(ram, box->row.memory_mib);
     cfg.cpus = box->row.cpus;
     cfg.memory_mib = box->row.memory_mib;
     cfg.network_disabled = box->row.network_disabled;
@@ -108,6 +116,7 @@ static int vm_argv(boxlite_box *box, char ***out, char ***jail_out, int *kvm_out
         rc = bl_vmm_jail_specs(jail_out, &cfg);
     *kvm_out = cfg.kvm;
     free(disk);
+    free(ram);
     free(qemu);
     free(kernel);
     free(initrd);

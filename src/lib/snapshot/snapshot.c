@@ -166,12 +166,13 @@ static int register_snapshot(boxlite_box *box, const char *name, struct bl_snap_
 {
     char *disk = snap_path(box, name, "disk.qcow2");
     char *mem = snap_path(box, name, "memory");
+    char *ram = snap_path(box, name, "ram");
     char backing[4096], prefix[1024];
     struct bl_snap_row r = {0}, p;
     struct stat st;
     int rc = 0;
 
-    if (!disk || !mem) {
+    if (!disk || !mem || !ram) {
         rc = bl_err(BOXLITE_ENOMEM, "out of memory");
         goto out;
     }
@@ -180,7 +181,7 @@ static int register_snapshot(boxlite_box *box, const char *name, struct bl_snap_
     snprintf(r.name, sizeof(r.name), "%s", name);
     snprintf(r.kind, sizeof(r.kind), "%s", stat(mem, &st) == 0 ? "full" : "disk");
     bl_rfc3339_now(r.created_at);
-    r.size = file_bytes(disk) + file_bytes(mem);
+    r.size = file_bytes(disk) + file_bytes(mem) + file_bytes(ram);
     snprintf(prefix, sizeof(prefix), "%s/layers/", box->dir);
     if (rc == 0 && bl_qcow2_backing(disk, backing, sizeof(backing)) == 0 &&
         strncmp(backing, prefix, strlen(prefix)) == 0) {
@@ -196,6 +197,7 @@ static int register_snapshot(boxlite_box *box, const char *name, struct bl_snap_
 out:
     free(disk);
     free(mem);
+    free(ram);
     return rc;
 }
 
@@ -377,17 +379,27 @@ static int fix_identity(boxlite_box *box, int fork)
     return run_builtin(box, argv);
 }
 
-/* Boot the (stopped) box from a full snapshot's memory file. */
-static int resume(boxlite_box *box, const char *memory, int flags, int fork)
+int bl_snapshot_resume(boxlite_box *box, const char *sdir, int flags, int fork)
 {
-    int rc;
+    char *mem = bl_strdupf("%s/memory", sdir), *ram = bl_strdupf("%s/ram", sdir);
+    struct stat st;
+    int rc = mem && ram ? 0 : bl_err(BOXLITE_ENOMEM, "out of memory");
 
-    box->incoming = memory;
-    rc = flags & BOXLITE_SNAPSHOT_DETACH ? boxlite_box_start_detached(box) : boxlite_box_start(box);
-    box->incoming = NULL;
+    if (rc == 0 && stat(mem, &st) != 0)
+        rc = bl_err_errno(BOXLITE_EIO, errno, "the saved VM %s", mem);
+    if (rc == 0) {
+        box->incoming = mem;
+        box->incoming_ram = stat(ram, &st) == 0 ? ram : NULL; /* else RAM is in the stream */
+        rc = flags & BOXLITE_SNAPSHOT_DETACH ? boxlite_box_start_detached(box)
+                                             : boxlite_box_start(box);
+        box->incoming = NULL;
+        box->incoming_ram = NULL;
+    }
     bl_test_crash("resume:started");
     if (rc == 0)
         rc = fix_identity(box, fork);
+    free(mem);
+    free(ram);
     return rc;
 }
 
@@ -396,7 +408,7 @@ static int resume(boxlite_box *box, const char *memory, int flags, int fork)
 BOXLITE_API int boxlite_snapshot_restore(boxlite_box *box, const char *name, int flags)
 {
     struct bl_snap_row s, other;
-    char *layer = NULL, *mem = NULL, *tmp = NULL, *old = NULL;
+    char *layer = NULL, *sdir = NULL, *tmp = NULL, *old = NULL;
     int lock_fd = -1, rc;
 
     bl_err_clear();
@@ -417,10 +429,10 @@ BOXLITE_API int boxlite_snapshot_restore(boxlite_box *box, const char *name, int
         char *link = snap_path(box, s.name, "disk.qcow2");
         layer = link ? realpath(link, NULL) : NULL;
         free(link);
-        mem = snap_path(box, s.name, "memory");
+        sdir = snap_path(box, s.name, NULL);
         tmp = layer_name(box);
         old = realpath(box->disk, NULL);
-        if (!layer || !mem || !tmp || !old)
+        if (!layer || !sdir || !tmp || !old)
             rc = bl_err(BOXLITE_EIO, "snapshot \"%s\" has lost its disk layer", s.name);
     }
     if (rc == 0)
@@ -434,9 +446,9 @@ BOXLITE_API int boxlite_snapshot_restore(boxlite_box *box, const char *name, int
     if (lock_fd >= 0)
         close(lock_fd);
     if (rc == 0 && strcmp(s.kind, "full") == 0)
-        rc = resume(box, mem, flags, 0);
+        rc = bl_snapshot_resume(box, sdir, flags, 0);
     free(layer);
-    free(mem);
+    free(sdir);
     free(tmp);
     free(old);
     if (rc != 0)
@@ -669,7 +681,7 @@ BOXLITE_API int boxlite_box_fork(boxlite_box **out, boxlite_box *box, const char
 {
     struct bl_snap_row s = {0};
     boxlite_box *nb = NULL;
-    char *layer = NULL, *mem = NULL;
+    char *layer = NULL, *sdir = NULL;
     int rc;
 
     bl_err_clear();
@@ -685,15 +697,15 @@ BOXLITE_API int boxlite_box_fork(boxlite_box **out, boxlite_box *box, const char
         char *link = snap_path(box, s.name, "disk.qcow2");
         layer = link ? realpath(link, NULL) : NULL;
         free(link);
-        mem = snap_path(box, s.name, "memory");
-        rc = layer && mem ? 0 : bl_err(BOXLITE_EIO, "snapshot \"%s\" has lost its layer", s.name);
+        sdir = snap_path(box, s.name, NULL);
+        rc = layer && sdir ? 0 : bl_err(BOXLITE_EIO, "snapshot \"%s\" has lost its layer", s.name);
     }
     if (rc == 0)
         rc = make_box(&nb, box, name, s.id, 1, overlay_make, layer);
     if (rc == 0)
-        rc = resume(nb, mem, flags, 1);
+        rc = bl_snapshot_resume(nb, sdir, flags, 1);
     free(layer);
-    free(mem);
+    free(sdir);
     if (rc != 0) {
         if (nb)
             boxlite_box_remove(nb, 1);
@@ -728,11 +740,12 @@ static void repair_snapshot_dir(boxlite_box *box, const char *name, const char *
     char *sdir = snap_path(box, name, NULL);
     char *link = snap_path(box, name, "disk.qcow2");
     char *memtmp = snap_path(box, name, "memory.tmp");
+    char *ramtmp = snap_path(box, name, "ram.tmp");
     char *layer = link ? realpath(link, NULL) : NULL;
     struct bl_snap_row r;
     struct stat st;
 
-    if (!sdir || !link || !memtmp)
+    if (!sdir || !link || !memtmp || !ramtmp)
         goto out;
     if (name[0] == '.') { /* .trash-*: a removal that got as far as the rename */
         if (bl_repair_note(rp, 1, box->row.id, "snapshot removal cut short: %s", name))
@@ -742,6 +755,9 @@ static void repair_snapshot_dir(boxlite_box *box, const char *name, const char *
     if (lstat(memtmp, &st) == 0 &&
         bl_repair_note(rp, 1, box->row.id, "snapshot \"%s\": half-written memory file", name))
         unlink(memtmp);
+    if (lstat(ramtmp, &st) == 0 &&
+        bl_repair_note(rp, 1, box->row.id, "snapshot \"%s\": half-written RAM file", name))
+        unlink(ramtmp);
     if (!layer && lstat(link, &st) == 0) {
         /* the link is there, its layer is not: data lost, not a crash mid-way; say so */
         bl_repair_note(rp, 0, box->row.id, "snapshot \"%s\" has lost its disk layer", name);
@@ -761,6 +777,7 @@ out:
     free(sdir);
     free(link);
     free(memtmp);
+    free(ramtmp);
     free(layer);
 }
 
