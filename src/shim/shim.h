@@ -104,10 +104,11 @@ void shim_qmp_drain(struct shim_qmp *q);
 int shim_snapshot(struct shim_router *r, struct shim_qmp *q, const char *dir, int full,
                   const char *ram, const char *name, char *msg, size_t cap);
 
-/* QMP: turn on x-ignore-shared (RAM in a shared file is not streamed), on both ends. */
-#define SHIM_QMP_IGNORE_SHARED                                                                     \
+/* QMP: turn on x-ignore-shared (RAM in a shared file is not streamed). It changes the
+ * stream's format: on at both ends iff the snapshot has its RAM in a file. */
+#define SHIM_QMP_IGNORE_SHARED(on)                                                                 \
     "{\"execute\":\"migrate-set-capabilities\",\"arguments\":{\"capabilities\":"                   \
-    "[{\"capability\":\"x-ignore-shared\",\"state\":true}]}}"
+    "[{\"capability\":\"x-ignore-shared\",\"state\":" #on "}]}}"
 
 /* Save the paused VM into directory sdir (exists; relative to the cwd or absolute): with ram
  * (the box's RAM file, mapped shared by QEMU) a sparse copy of it as sdir/ram and the device

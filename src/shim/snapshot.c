@@ -162,9 +162,9 @@ static int copy_ram(struct snap *s, const char *ram)
     return rc;
 }
 
-/* Device state, and RAM unless it sits in a shared file (x-ignore-shared), through
- * `migrate fd:` into sdir/memory. */
-static int save_memory(struct snap *s)
+/* Device state, and RAM unless ram (the shared file it sits in, copied: x-ignore-shared),
+ * through `migrate fd:` into sdir/memory. */
+static int save_memory(struct snap *s, const char *ram)
 {
     char tmp[600], final[600];
     int fd, rc = 0;
@@ -179,8 +179,8 @@ static int save_memory(struct snap *s)
              "{\"execute\":\"migrate-set-parameters\",\"arguments\":"
              "{\"max-bandwidth\":68719476736}}",
              -1, QMP_MS);
-    if (rc == 0)
-        rc = qmp(s, SHIM_QMP_IGNORE_SHARED, -1, QMP_MS);
+    if (rc == 0) /* the stream's format depends on it: on iff RAM is in a file */
+        rc = qmp(s, ram ? SHIM_QMP_IGNORE_SHARED(true) : SHIM_QMP_IGNORE_SHARED(false), -1, QMP_MS);
     if (rc == 0)
         rc = qmp(s, "{\"execute\":\"getfd\",\"arguments\":{\"fdname\":\"snapmem\"}}", fd, QMP_MS);
     if (rc == 0)
@@ -217,7 +217,7 @@ int shim_save_vm(struct shim_qmp *q, const char *sdir, const char *ram, char *ms
     if (ram)
         rc = copy_ram(&s, ram);
     if (rc == 0)
-        rc = save_memory(&s);
+        rc = save_memory(&s, ram);
     if (rc != 0) {
         char path[600];
         snprintf(path, sizeof(path), "%s/ram", sdir);

@@ -39,7 +39,7 @@ int bl_vmm_kvm_required(const char *opt);
     "TCG emulation (slower, and not a hardware boundary: the emulator is the only isolation)"
 
 /* The TCG translation cache, MiB (-accel tcg,tb-size=): chosen by measurement, docs/snapshots.md */
-#define BL_VMM_TB_MIB 32
+#define BL_VMM_TB_MIB 16
 
 /* Make path the box's own RAM file: a sparse file of mib MiB (any old one truncated first).
  * QEMU maps it shared, so a full snapshot copies it instead of streaming RAM. */

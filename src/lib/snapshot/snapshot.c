@@ -384,6 +384,7 @@ int bl_snapshot_resume(boxlite_box *box, const char *sdir, int flags, int fork)
     char *mem = bl_strdupf("%s/memory", sdir), *ram = bl_strdupf("%s/ram", sdir);
     struct stat st;
     int rc = mem && ram ? 0 : bl_err(BOXLITE_ENOMEM, "out of memory");
+    int64_t t0 = bl_now_ms(), t1 = t0;
 
     if (rc == 0 && stat(mem, &st) != 0)
         rc = bl_err_errno(BOXLITE_EIO, errno, "the saved VM %s", mem);
@@ -396,8 +397,14 @@ int bl_snapshot_resume(boxlite_box *box, const char *sdir, int flags, int fork)
         box->incoming_ram = NULL;
     }
     bl_test_crash("resume:started");
+    t1 = bl_now_ms();
     if (rc == 0)
         rc = fix_identity(box, fork);
+    if (rc == 0) /* where a fork's time goes: bench/snapshot prints these */
+        bl_log(box->rt, BL_LOG_INFO, "resumed box %s: start %lld ms (RAM %s), identity %lld ms",
+               box->row.id, (long long)(t1 - t0),
+               stat(ram, &st) == 0 ? "mapped from the snapshot" : "streamed",
+               (long long)(bl_now_ms() - t1));
     free(mem);
     free(ram);
     return rc;
@@ -700,17 +707,25 @@ BOXLITE_API int boxlite_box_fork(boxlite_box **out, boxlite_box *box, const char
         sdir = snap_path(box, s.name, NULL);
         rc = layer && sdir ? 0 : bl_err(BOXLITE_EIO, "snapshot \"%s\" has lost its layer", s.name);
     }
-    if (rc == 0)
+    if (rc == 0) {
+        int64_t t0 = bl_now_ms();
         rc = make_box(&nb, box, name, s.id, 1, overlay_make, layer);
+        if (rc == 0)
+            bl_log(box->rt, BL_LOG_INFO, "fork %s: box and disk layer %lld ms", nb->row.id,
+                   (long long)(bl_now_ms() - t0));
+    }
     if (rc == 0)
         rc = bl_snapshot_resume(nb, sdir, flags, 1);
     free(layer);
     free(sdir);
     if (rc != 0) {
+        char *why = strdup(boxlite_error_last()); /* the removal below clears it */
         if (nb)
             boxlite_box_remove(nb, 1);
         boxlite_box_free(nb);
-        return bl_err_wrap(rc, "fork box %s from \"%s\"", box->row.id, snapshot);
+        rc = bl_err(rc, "fork box %s from \"%s\": %s", box->row.id, snapshot, why ? why : "");
+        free(why);
+        return rc;
     }
     *out = nb;
     return 0;
