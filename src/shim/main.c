@@ -39,7 +39,8 @@
 #define NET_FD           6 /* the network stream (net.c), as vmm.c names it */
 #define STOP_GRACE_MS    10000
 #define DEFAULT_BOOT_MS  60000
-#define RUN_LOCK_WAIT_MS 5000 /* a monitor that recorded its end exits within this */
+#define RUN_LOCK_WAIT_MS 5000
+#define QEMU_LOG_CAP     (1 << 20) /* a monitor that recorded its end exits within this */
 #define POLL_MAX         (SHIM_MAX_CLIENTS + 8)
 #define MAX_JAIL_SPECS   128
 /* The one switch for the jail's network namespace. The guest network reaches QEMU as an fd
@@ -51,6 +52,7 @@ struct shim {
     const char *home, *id, *incoming;
     const char *ram; /* the box's own RAM file, mapped shared (jail spec "ram:"), or NULL */
     int cow_ram;     /* RAM mapped privately from a snapshot's file (jail spec "cow-ram:") */
+    int log_fd;      /* qemu.log (O_APPEND, QEMU's stderr too), kept under QEMU_LOG_CAP */
     char *dir;       /* absolute box directory (the cwd) */
     struct shim_qmp qmp;
     int incoming_fd;
@@ -188,10 +190,11 @@ static int start_qemu(struct shim *s)
 {
     int sv[2], qv[2];
     pid_t parent = getpid();
-    int log_fd = open("qemu.log", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    int log_fd = open("qemu.log", O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
 
     if (log_fd < 0)
         return -1;
+    s->log_fd = fcntl(log_fd, F_DUPFD_CLOEXEC, 0);
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
         return -1;
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, qv) != 0)
@@ -308,6 +311,20 @@ static int poll_timeout(const struct shim *s)
     return t < 0 ? 0 : (t > 1000 ? 1000 : (int)t);
 }
 
+/* QEMU's stderr is qemu.log, and a guest can make QEMU write to it (e.g. one line per free
+ * page report a fork's jail refuses, docs/snapshots.md): past the cap, cut it back to the cap
+ * (QEMU appends: its next line lands at the new end) and say so. Checked once a second. */
+static void cap_qemu_log(struct shim *s)
+{
+    static const char note[] = "\n[boxlite-shim: qemu.log capped here; later lines dropped]\n";
+    struct stat st;
+
+    if (s->log_fd < 0 || fstat(s->log_fd, &st) != 0 || st.st_size <= QEMU_LOG_CAP)
+        return;
+    if (ftruncate(s->log_fd, QEMU_LOG_CAP) == 0)
+        (void)bl_write_all(s->log_fd, note, sizeof(note) - 1);
+}
+
 /* A client's request for snapshot work, done here, synchronously (clients wait meanwhile). */
 static void monitor_work(struct shim *s)
 {
@@ -372,6 +389,7 @@ static void serve(struct shim *s)
             break;
         if (pfd[0].revents)
             break;
+        cap_qemu_log(s);
         if (pfd[1].revents) {
             struct signalfd_siginfo si;
             while (read(s->sig_fd, &si, sizeof(si)) > 0)
@@ -500,6 +518,7 @@ int main(int argc, char **argv)
     dir = bl_strdupf("%s/boxes/%s", s.home, s.id);
     s.dir = dir;
     s.incoming_fd = -1;
+    s.log_fd = -1;
     s.run_lock = -1;
     s.qmp.fd = -1;
     if (dir && bl_jail_new(&s.jail, s.id, dir, s.jail_specs, s.njail, JAIL_SHARE_HOST_NET, s.reason,

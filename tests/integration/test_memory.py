@@ -106,6 +106,23 @@ def test_forks_share_clean_ram_and_keep_writes_private(cli, home, box):
     ok(cli.run("exec", forks[0], "--", "sh", "-c", "rm /dev/shm/ballast; sleep 6"))
     assert out(cli.run("exec", forks[1], "--", "md5sum", "/dev/shm/ballast")).split()[0] == md5
     assert sha256(ram) == before
+    assert b"Failed to fallocate" in (pathlib.Path(home) / "boxes" / forks[0] / "qemu.log").read_bytes()
+
+
+def test_qemu_log_is_capped(cli, home, box):
+    """A guest can make QEMU write to qemu.log (a fork's refused free page reports): the
+    monitor keeps it under 1 MiB while the box runs."""
+    name, box_id, _ = box
+    ok(cli.run("start", name))
+    log = pathlib.Path(home) / "boxes" / box_id / "qemu.log"
+    with open(log, "ab") as f:  # as QEMU would: appending
+        f.write((b"y" * 99 + b"\n") * 30000)
+    deadline = time.monotonic() + 10
+    while log.stat().st_size > MIB + 4096 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert log.stat().st_size <= MIB + 4096, log.stat().st_size
+    assert log.read_bytes().rstrip().endswith(b"later lines dropped]")
+    assert out(cli.run("exec", name, "--", "echo", "alive")) == "alive"
 
 
 def test_snapshot_of_a_restored_box_streams_its_ram(cli, home, box):
