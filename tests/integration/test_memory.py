@@ -125,6 +125,29 @@ def test_qemu_log_is_capped(cli, home, box):
     assert out(cli.run("exec", name, "--", "echo", "alive")) == "alive"
 
 
+def test_ram_file_of_a_killed_monitor_is_dropped(cli, home, box):
+    name, box_id, _ = box
+    ok(cli.run("start", name))
+    boxdir = pathlib.Path(home) / "boxes" / box_id
+    ram = boxdir / "ram"
+    assert ram.exists()
+    ok(cli.run("doctor", "--fix"))  # a running box's RAM file is QEMU's: left alone
+    assert ram.exists()
+    pids = [int(p) for p in filter(str.isdigit, os.listdir("/proc"))
+            if os.path.exists(f"/proc/{p}/cwd") and os.readlink(f"/proc/{p}/cwd") == str(boxdir)]
+    assert len(pids) == 2, pids  # the monitor and QEMU
+    for p in pids:
+        os.kill(p, 9)
+    deadline = time.monotonic() + 10
+    while any(os.path.exists(f"/proc/{p}") for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert ram.exists()  # nobody deleted it
+    r = ok(cli.run("doctor", "--fix"))
+    assert not ram.exists(), r.stdout
+    ok(cli.run("start", name))
+    assert out(cli.run("exec", name, "--", "echo", "back")) == "back"
+
+
 def test_snapshot_of_a_restored_box_streams_its_ram(cli, home, box):
     name, box_id, made = box
     ok(cli.run("start", name))

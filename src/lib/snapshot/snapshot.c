@@ -8,6 +8,7 @@
 #include "disk.h"
 #include "error.h"
 #include "image.h"
+#include "monitor.h"
 #include "runtime.h"
 #include "util.h"
 
@@ -921,6 +922,19 @@ static void collect_layers(boxlite_box *box, struct bl_repair *rp)
     free(layers);
 }
 
+/* A box's RAM file outlives its monitor only when the monitor was killed: the guest's RAM,
+ * up to its size on disk. Never while a monitor runs the box (QEMU maps it). */
+static void drop_stale_ram(boxlite_box *box, struct bl_repair *rp)
+{
+    char *ram = bl_strdupf("%s/ram", box->dir);
+    struct stat st;
+
+    if (ram && lstat(ram, &st) == 0 && !bl_monitor_alive(box->rt->home, box->row.id) &&
+        bl_repair_note(rp, 1, box->row.id, "the RAM file of a monitor that was killed"))
+        unlink(ram);
+    free(ram);
+}
+
 static void repair_locked(boxlite_box *box, struct bl_repair *rp)
 {
     char *snaps = bl_strdupf("%s/snapshots", box->dir);
@@ -934,6 +948,7 @@ static void repair_locked(boxlite_box *box, struct bl_repair *rp)
 
     if (!snaps || !lnk)
         goto out;
+    drop_stale_ram(box, rp);
     if (lstat(lnk, &st) == 0 && bl_repair_note(rp, 1, box->row.id, "a disk switch cut short"))
         unlink(lnk);
     if (lstat(box->disk, &st) != 0 || !S_ISLNK(st.st_mode))
