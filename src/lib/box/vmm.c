@@ -244,8 +244,7 @@ static void add_volumes(struct argv_buf *a, const struct bl_vm_config *c, char *
  * copies the file and migrates only device state (x-ignore-shared); or a full snapshot's
  * mapped private, so every box restored or forked from it shares its clean pages through
  * the page cache. The backend keeps the name "-m" gives it, microvm.ram, so streams saved
- * with RAM in them still load. The balloon reports freed guest pages: QEMU punches them out
- * of the shared file, or drops the private copies. */
+ * with RAM in them still load. */
 static void add_memory(struct argv_buf *a, const struct bl_vm_config *c)
 {
     char *path = qemu_escape(c->ram);
@@ -255,9 +254,16 @@ static void add_memory(struct argv_buf *a, const struct bl_vm_config *c)
                                     "share=%s",
                                     c->memory_mib, path, c->ram_private ? "off" : "on")
                        : NULL));
+    free(path);
+}
+
+/* The balloon reports freed guest pages: QEMU punches them out of the shared file, or drops
+ * the private copies. Last of the devices: the virtio-mmio slots of the others stay where
+ * full snapshots made before it expect them. */
+static void add_balloon(struct argv_buf *a)
+{
     add(a, "-device");
     add(a, "virtio-balloon-device,free-page-reporting=on");
-    free(path);
 }
 
 int bl_vmm_ram_create(const char *path, unsigned mib)
@@ -332,6 +338,7 @@ static void build_argv(struct argv_buf *a, const struct bl_vm_config *c)
     if (!c->network_disabled)
         add_network(a, c);
     add_volumes(a, c, &cmdline);
+    add_balloon(a);
     add(a, "-append");
     add(a, own(a, cmdline));
     add(a, "-sandbox");
