@@ -20,7 +20,7 @@ CACHE=$OUT/cache
 # group is required when built as modules (crc32c_generic: ext4's softdep, needed for
 # metadata_csum since the guest has no modprobe); the rest are for later features.
 REQUIRED="virtio_mmio virtio_blk virtio_console crc32c_generic ext4"
-OPTIONAL="9p 9pnet 9pnet_virtio netfs fscache virtio_net failover net_failover"
+OPTIONAL="9p 9pnet 9pnet_virtio netfs fscache virtio_net failover net_failover virtio_balloon"
 
 for tool in apt-cache apt-get dpkg-deb awk sed sort; do
     command -v "$tool" >/dev/null 2>&1 || die "missing tool: $tool"

@@ -343,19 +343,47 @@ class Box:
 
     def _fork_sync(self, snapshot: str, count: int, name: Optional[str],
                    detach: bool) -> "List[Box]":
-        made: "List[Box]" = []
-        try:
-            for n in C.fork_names(name, count):
-                made.append(self._runtime._wrap(self._core.fork(snapshot, n, detach)))
-                self._runtime._counters["created"] += 1
-        except BaseException:
+        names = C.fork_names(name, count)
+        made: "List[Optional[Box]]" = [None] * len(names)
+        jobs = min(len(names), C.fork_jobs())
+        errors: "List[BaseException]" = []
+        lock = threading.Lock()
+        todo = iter(range(len(names)))
+
+        def worker() -> None:
+            # a handle of its own on this box: a handle is one thread's at a time
+            src = self._core if jobs == 1 else self._runtime._core.get(self.id)
+            while src is not None:
+                with lock:
+                    i = next(todo, None) if not errors else None
+                if i is None:
+                    return
+                try:
+                    box = self._runtime._wrap(src.fork(snapshot, names[i], detach))
+                except BaseException as e:  # noqa: BLE001 - raised below, in the caller
+                    with lock:
+                        errors.append(e)
+                    return
+                with lock:
+                    made[i] = box
+                    self._runtime._counters["created"] += 1
+
+        threads = [threading.Thread(target=worker, daemon=True) for _ in range(jobs)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if not errors and any(b is None for b in made):
+            errors.append(InvalidStateError(f"box {self.id} is gone"))
+        if errors:
             for box in made:  # all or nothing
                 try:
-                    box._core.remove(True)
+                    if box is not None:
+                        box._core.remove(True)
                 except Exception:  # noqa: BLE001 - the first error is the one to raise
                     pass
-            raise
-        return made
+            raise errors[0]
+        return [b for b in made if b is not None]
 
     def _export_sync(self, options: Any, dest: Any) -> str:
         snapshot = C.option_snapshot(options, ExportOptions)
@@ -372,8 +400,8 @@ class Box:
     async def fork(self, snapshot: str, count: int = 1, *, name: Optional[str] = None,
                    detach: bool = False) -> "List[Box]":
         """Our extension: count new running boxes resumed from this box's full snapshot, each
-        with its own copy-on-write disk and a fresh identity (hostname, MAC, RNG reseeded,
-        clock set to now). Names: name for one, name-1 ... name-N for more. While forks rest
+        with its own copy-on-write disk and RAM and a fresh identity (hostname, MAC, RNG
+        reseeded, clock set to now), started a few at a time (C.fork_jobs()). Names: name for one, name-1 ... name-N for more. While forks rest
         on the snapshot, neither it nor this box can be removed."""
         return await C.call(self._fork_sync, snapshot, count, name, detach)
 

@@ -633,6 +633,12 @@ def export_path(dest: Any, box_id: str, box_name: Optional[str]) -> str:
     return os.path.abspath(path)
 
 
+def fork_jobs() -> int:
+    """How many forks start at once: two per CPU, at most 16 (as `boxlite fork -j`)."""
+    cpus = os.cpu_count() or 1
+    return 16 if cpus > 8 else 2 * cpus
+
+
 def fork_names(name: Optional[str], count: int) -> List[Optional[str]]:
     """The names of count forks: name itself for one, name-1 ... name-N for more."""
     if not isinstance(count, int) or isinstance(count, bool) or count < 1:

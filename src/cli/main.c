@@ -3,6 +3,7 @@
 #include "cli.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const struct cli_verb verbs[] = {
@@ -46,8 +47,10 @@ static void usage(FILE *f)
 
 static void log_to_stderr(void *ctx, int level, const char *message)
 {
+    const char *verbose = getenv("BOXLITE_VERBOSE"); /* "1": the library's notes too */
+
     (void)ctx;
-    if (level >= 2)
+    if (level >= 2 || (level == 1 && verbose && strcmp(verbose, "1") == 0))
         fprintf(stderr, "boxlite: %s\n", message);
 }
 

@@ -62,6 +62,7 @@ struct bl_jail {
     int n;
     unsigned long long mem_mib;
     unsigned cpus;
+    int no_punch; /* "cow-ram:": the RAM file is shared by other boxes, no hole punching */
     uid_t uid;
     gid_t gid;
     gid_t kvm_gid; /* root callers: /dev/kvm's group, kept as a supplementary group, or 0 */
@@ -107,6 +108,14 @@ static int add_spec(struct bl_jail *j, const char *spec)
 {
     if (strncmp(spec, "ro:", 3) == 0 || strncmp(spec, "rw:", 3) == 0)
         return add_mount(j, spec + 3, spec[1] == 'w', 1);
+    if (strncmp(spec, "ram:", 4) == 0)
+        return add_mount(j, spec + 4, 1, 1);
+    if (strncmp(spec, "cow-ram:", 8) == 0) {
+        /* QEMU 7.2 opens the file read-write even to map it privately (readonly=on would make
+         * guest RAM a ROM), and punches freed pages out of it: refuse that */
+        j->no_punch = 1;
+        return add_mount(j, spec + 8, 1, 1);
+    }
     if (strncmp(spec, "exe:", 4) == 0)
         return add_mount(j, spec + 4, 0, 0);
     if (strncmp(spec, "mem:", 4) == 0)
@@ -572,6 +581,11 @@ static int set_limits(const struct bl_jail *j)
 int bl_jail_exec(struct bl_jail *j, char **argv)
 {
     if (!j->enabled) {
+        if (j->no_punch &&
+            (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 || bl_jail_seccomp_no_punch() != 0)) {
+            dprintf(2, "boxlite jail: seccomp: %s\n", strerror(errno));
+            return -1;
+        }
         execv(argv[0], argv);
         return -1;
     }
@@ -580,7 +594,7 @@ int bl_jail_exec(struct bl_jail *j, char **argv)
     if (!j->failed[0] && j->caller_root && keep_caps() != 0)
         snprintf(j->failed, sizeof(j->failed), "capabilities: %s", strerror(errno));
     if (!j->failed[0] &&
-        (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 || bl_jail_seccomp_load() != 0))
+        (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 || bl_jail_seccomp_load(j->no_punch) != 0))
         snprintf(j->failed, sizeof(j->failed), "no_new_privs or seccomp: %s", strerror(errno));
     if (!j->failed[0])
         execv(argv[0], argv);

@@ -11,7 +11,9 @@ struct bl_jail;
 
 /* A jail for box `id` whose directory is `dir` (absolute; the jail's root is dir/jail).
  * specs: what the VMM needs, each "ro:PATH" or "rw:PATH" (bind-mounted at the same path),
- * "exe:PATH" (the VMM binary), "mem:MIB" (guest memory: sizes the address-space and memory limits)
+ * "exe:PATH" (the VMM binary), "ram:PATH" (the guest RAM file, rw), "cow-ram:PATH" (a RAM
+ * file other boxes map too: rw, as QEMU 7.2 wants it, and fallocate fails with EOPNOTSUPP so
+ * nothing punches holes in it), "mem:MIB" (guest memory: sizes the address-space and memory limits)
  * or "cpus:N". BOXLITE_JAIL=0 in the environment makes a jail that does nothing (for debugging).
  * share_net: keep the host's network namespace (QEMU's -netdev user needs it today).
  * *out: bl_jail_free. Returns 0, or -1 with a message in err. */
@@ -40,7 +42,8 @@ int bl_jail_exec(struct bl_jail *j, char **argv);
 void bl_jail_free(struct bl_jail *j);
 
 /* Internal to src/jail: the seccomp allowlist (seccomp.c) and the cgroup (cgroup.c). */
-int bl_jail_seccomp_load(void);
+int bl_jail_seccomp_load(int no_punch);
+int bl_jail_seccomp_no_punch(void); /* only fallocate refused: for a jail that is off */
 struct bl_jail_cgroup;
 struct bl_jail_cgroup *bl_jail_cgroup_new(const char *id, unsigned long long mem_bytes,
                                           unsigned cpus, unsigned pids, int caller_root);

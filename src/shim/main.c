@@ -43,7 +43,8 @@
 #define NET_FD           6 /* the network stream (net.c), as vmm.c names it */
 #define STOP_GRACE_MS    10000
 #define DEFAULT_BOOT_MS  60000
-#define RUN_LOCK_WAIT_MS 5000 /* a monitor that recorded its end exits within this */
+#define RUN_LOCK_WAIT_MS 5000
+#define QEMU_LOG_CAP     (1 << 20) /* a monitor that recorded its end exits within this */
 #define POLL_MAX         (SHIM_MAX_CLIENTS + 8)
 #define MAX_JAIL_SPECS   128
 /* The one switch for the jail's network namespace. The guest network reaches QEMU as an fd
@@ -54,7 +55,10 @@
 struct shim {
     const char *home, *id, *incoming, *main_req;
     struct shim_main *mainp; /* mainproc.c: the box's main process, NULL when none */
-    char *dir;               /* absolute box directory (the cwd) */
+    const char *ram;         /* the box's own RAM file, mapped shared (jail spec "ram:"), or NULL */
+    int cow_ram; /* RAM mapped privately from a snapshot's file (jail spec "cow-ram:") */
+    int log_fd;  /* qemu.log (O_APPEND, QEMU's stderr too), kept under QEMU_LOG_CAP */
+    char *dir;   /* absolute box directory (the cwd) */
     struct shim_qmp qmp;
     int incoming_fd;
     char **qemu_argv;
@@ -141,6 +145,11 @@ static int parse_args(struct shim *s, int argc, char **argv)
             return -1;
         i++;
     }
+    for (int i = 0; i < s->njail; i++)
+        if (strncmp(s->jail_specs[i], "ram:", 4) == 0)
+            s->ram = s->jail_specs[i] + 4;
+        else if (strncmp(s->jail_specs[i], "cow-ram:", 8) == 0)
+            s->cow_ram = 1;
     return s->home && s->id && s->qemu_argv && s->qemu_argv[0] && s->boot_ms > 0 ? 0 : -1;
 }
 
@@ -188,10 +197,11 @@ static int start_qemu(struct shim *s)
 {
     int sv[2], qv[2];
     pid_t parent = getpid();
-    int log_fd = open("qemu.log", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    int log_fd = open("qemu.log", O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
 
     if (log_fd < 0)
         return -1;
+    s->log_fd = fcntl(log_fd, F_DUPFD_CLOEXEC, 0);
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
         return -1;
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, qv) != 0)
@@ -341,6 +351,20 @@ static int poll_timeout(const struct shim *s)
     return t < 0 ? 0 : (t > 1000 ? 1000 : (int)t);
 }
 
+/* QEMU's stderr is qemu.log, and a guest can make QEMU write to it (e.g. one line per free
+ * page report a fork's jail refuses, docs/snapshots.md): past the cap, cut it back to the cap
+ * (QEMU appends: its next line lands at the new end) and say so. Checked once a second. */
+static void cap_qemu_log(struct shim *s)
+{
+    static const char note[] = "\n[boxlite-shim: qemu.log capped here; later lines dropped]\n";
+    struct stat st;
+
+    if (s->log_fd < 0 || fstat(s->log_fd, &st) != 0 || st.st_size <= QEMU_LOG_CAP)
+        return;
+    if (ftruncate(s->log_fd, QEMU_LOG_CAP) == 0)
+        (void)bl_write_all(s->log_fd, note, sizeof(note) - 1);
+}
+
 /* A client's request for snapshot work, done here, synchronously (clients wait meanwhile). */
 static void monitor_work(struct shim *s)
 {
@@ -355,10 +379,10 @@ static void monitor_work(struct shim *s)
     if (s->stopping)
         snprintf(msg, sizeof(msg), "the box is stopping");
     else if (op == BL_MON_SNAPSHOT_DISK || op == BL_MON_SNAPSHOT_FULL)
-        rc = shim_snapshot(s->router, &s->qmp, s->dir, op == BL_MON_SNAPSHOT_FULL, name, msg,
-                           sizeof(msg));
+        rc = shim_snapshot(s->router, &s->qmp, s->dir, op == BL_MON_SNAPSHOT_FULL, s->ram, name,
+                           msg, sizeof(msg));
     else if (op == BL_MON_TEMPLATE_SAVE) /* warm templates: docs/templates.md */
-        rc = shim_template_save(&s->qmp, s->home, name, msg, sizeof(msg));
+        rc = shim_template_save(&s->qmp, s->home, name, s->ram, msg, sizeof(msg));
     else if (op == BL_MON_TEMPLATE_DISK)
         rc = shim_template_disk(&s->qmp, msg, sizeof(msg));
     else if (op == BL_MON_MAIN_START && (rc = start_main(s)) != 0)
@@ -368,12 +392,18 @@ static void monitor_work(struct shim *s)
     shim_router_monitor_reply(s->router, client, rc == 0 ? 0 : 1, msg);
 }
 
-/* A full snapshot is saved paused, and QEMU keeps the state it loads: once the incoming
- * state is in, resume the guest. */
+/* QEMU waits (-incoming defer) for the saved state on fd 5: x-ignore-shared on when RAM is
+ * mapped from the snapshot's RAM file (then it is not in the stream), then the stream. A full
+ * snapshot is saved paused, and QEMU keeps the state it loads: once the state is in, resume the
+ * guest. */
 static int resume_incoming(struct shim *s)
 {
     int64_t deadline = bl_now_ms() + s->boot_ms;
 
+    if ((s->cow_ram && shim_qmp_cmd(&s->qmp, SHIM_QMP_IGNORE_SHARED(true), -1, 5000) != 0) ||
+        shim_qmp_cmd(&s->qmp, "{\"execute\":\"migrate-incoming\",\"arguments\":{\"uri\":\"fd:5\"}}",
+                     -1, 5000) != 0)
+        deadline = 0;
     while (bl_now_ms() < deadline) {
         if (shim_qmp_cmd(&s->qmp, "{\"execute\":\"query-status\"}", -1, 5000) != 0)
             break;
@@ -405,6 +435,7 @@ static void serve(struct shim *s)
             break;
         if (pfd[0].revents)
             break;
+        cap_qemu_log(s);
         if (pfd[1].revents) {
             struct signalfd_siginfo si;
             while (read(s->sig_fd, &si, sizeof(si)) > 0)
@@ -495,6 +526,8 @@ static void finish(struct shim *s)
     kill(s->qemu, SIGKILL); /* no-op when it is gone; sure when we left serve() early */
     while (waitpid(s->qemu, &status, 0) < 0 && errno == EINTR)
         ;
+    if (s->ram)
+        unlink(s->ram);             /* the guest's RAM: a full snapshot keeps its own copy */
     shim_console_close(s->console); /* console.log complete before its tail is read */
     s->console = NULL;
     bl_jail_free(s->jail); /* its cgroup goes once QEMU is reaped */
@@ -556,6 +589,7 @@ int main(int argc, char **argv)
     dir = bl_strdupf("%s/boxes/%s", s.home, s.id);
     s.dir = dir;
     s.incoming_fd = -1;
+    s.log_fd = -1;
     s.run_lock = -1;
     s.qmp.fd = -1;
     if (dir && bl_jail_new(&s.jail, s.id, dir, s.jail_specs, s.njail, JAIL_SHARE_HOST_NET, s.reason,

@@ -109,13 +109,27 @@ void shim_main_close(struct shim_main *m);
 /* ---- snapshot.c: snapshots taken by the shim of its running box ---- */
 /* Take snapshot name of the running VM in box directory dir (absolute; the cwd): a disk
  * snapshot (agent freeze, new qcow2 layer, thaw) or, with full, a paused one that also saves
- * RAM and device state through QMP migration. 0 or -1 with msg. */
+ * the VM (shim_save_vm; ram as there). 0 or -1 with msg. */
 int shim_snapshot(struct shim_router *r, struct shim_qmp *q, const char *dir, int full,
-                  const char *name, char *msg, size_t cap);
-/* Warm templates (docs/templates.md): save RAM and device state of the paused VM to
- * home/templates/<id>/memory (id: 64 hex digits; the directory exists), through the same
- * migration as a full snapshot. 0 or -1 with msg. */
-int shim_template_save(struct shim_qmp *q, const char *home, const char *id, char *msg, size_t cap);
+                  const char *ram, const char *name, char *msg, size_t cap);
+
+/* QMP: turn on x-ignore-shared (RAM in a shared file is not streamed). It changes the
+ * stream's format: on at both ends iff the snapshot has its RAM in a file. */
+#define SHIM_QMP_IGNORE_SHARED(on)                                                                 \
+    "{\"execute\":\"migrate-set-capabilities\",\"arguments\":{\"capabilities\":"                   \
+    "[{\"capability\":\"x-ignore-shared\",\"state\":" #on "}]}}"
+
+/* Save the paused VM into directory sdir (exists; relative to the cwd or absolute): with ram
+ * (the box's RAM file, mapped shared by QEMU) a sparse copy of it as sdir/ram and the device
+ * state as sdir/memory; without (RAM mapped privately from an earlier snapshot), RAM and
+ * device state both streamed into sdir/memory. Restore: docs/snapshots.md. The VM stays
+ * paused. 0 or -1 with msg. */
+int shim_save_vm(struct shim_qmp *q, const char *sdir, const char *ram, char *msg, size_t cap);
+/* Warm templates (docs/templates.md): pause, save the VM as shim_save_vm does into
+ * home/templates/<id>/ (id: 64 hex digits; the directory exists) — its RAM file (ram: the
+ * box's own, mapped shared) and device state — and resume. 0 or -1 with msg. */
+int shim_template_save(struct shim_qmp *q, const char *home, const char *id, const char *ram,
+                       char *msg, size_t cap);
 /* After a template restore: make QEMU tell the guest the size of the disk it now has (the box
  * disk in the cwd, not the one the template was saved with). 0 or -1 with msg. */
 int shim_template_disk(struct shim_qmp *q, char *msg, size_t cap);

@@ -1,6 +1,7 @@
 /* snapshot.c — snapshots the shim takes of its running box: the disk cut (agent freeze, a new
- * qcow2 layer through QMP, thaw) and the full one (pause, the layer, RAM + device state
- * migrated to a file through an fd handed to QEMU, resume). Layout: docs/snapshots.md. */
+ * qcow2 layer through QMP, thaw) and the full one (pause, the layer, the guest RAM file
+ * copied and device state migrated to a file through an fd handed to QEMU, resume).
+ * Layout: docs/snapshots.md. */
 #include "shim.h"
 
 #include "boxlite.h"
@@ -11,6 +12,7 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -19,12 +21,15 @@
 #define MIGRATE_MS 600000
 #define FREEZE_MS  30000
 #define MEM_TMP    "memory.tmp"
+#define RAM_TMP    "ram.tmp"
+#define PAGE       4096
+#define CHUNK      (1 << 20)
 
 struct snap {
     struct shim_router *r;
     struct shim_qmp *q;
     const char *dir, *name;
-    char sdir[256]; /* snapshots/<name>, relative to dir (the cwd) */
+    char sdir[512]; /* snapshots/<name>, relative to dir (the cwd), or save_vm's directory */
     char *msg;
     size_t cap;
 };
@@ -56,7 +61,7 @@ static int qmp(struct snap *s, const char *cmd, int pass_fd, int timeout_ms)
  * snapshot pointing at the top: the next open drops it (and the unused new layer). */
 static int new_layer(struct snap *s)
 {
-    char cmd[1536], top[512], link_path[512], layer[64];
+    char cmd[1536], top[512], link_path[600], layer[64];
     ssize_t n = readlink("disk.qcow2", top, sizeof(top) - 1);
     unsigned char rnd[8];
     int fd;
@@ -90,10 +95,78 @@ static int new_layer(struct snap *s)
     return 0;
 }
 
-/* RAM and device state through `migrate fd:` into snapshots/<name>/memory. */
-static int save_memory(struct snap *s)
+/* 1 when the page is all zeros. */
+static int zero_page(const unsigned char *p)
 {
-    char tmp[512], final[512];
+    static const unsigned char zero[PAGE];
+
+    return memcmp(p, zero, PAGE) == 0;
+}
+
+/* Copy the pages of [off, end) of in that are not zero into out at the same offsets (holes
+ * elsewhere). */
+static int copy_range(int in, int out, off_t off, off_t end, unsigned char *buf)
+{
+    while (off < end) {
+        size_t want = (size_t)(end - off < CHUNK ? end - off : CHUNK);
+        ssize_t n = pread(in, buf, want, off);
+        if (n <= 0)
+            return -1;
+        for (ssize_t p = 0; p < n; p += PAGE) {
+            size_t len = (size_t)(n - p < PAGE ? n - p : PAGE);
+            if ((len == PAGE && zero_page(buf + p)) ||
+                pwrite(out, buf + p, len, off + p) == (ssize_t)len)
+                continue;
+            return -1;
+        }
+        off += n;
+    }
+    return 0;
+}
+
+/* The paused guest's RAM file (mapped shared by QEMU) into sdir/ram: the pages it holds, zero
+ * pages left out, so the copy is sparse. Boxes restored from it map it privately. */
+static int copy_ram(struct snap *s, const char *ram)
+{
+    char tmp[600], final[600];
+    unsigned char *buf = malloc(CHUNK);
+    int in = open(ram, O_RDONLY | O_CLOEXEC), out = -1, rc = 0;
+    off_t size = in >= 0 ? lseek(in, 0, SEEK_END) : -1, off = 0;
+
+    snprintf(tmp, sizeof(tmp), "%s/" RAM_TMP, s->sdir);
+    snprintf(final, sizeof(final), "%s/ram", s->sdir);
+    if (buf && in >= 0 && size > 0)
+        out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (out < 0 || ftruncate(out, size) != 0)
+        rc = fail(s, "copy the RAM file %s: %s", ram, strerror(errno));
+    while (rc == 0 && off < size) {
+        off_t data = lseek(in, off, SEEK_DATA), hole;
+        if (data < 0 && errno == ENXIO)
+            break; /* holes to the end */
+        hole = data >= 0 ? lseek(in, data, SEEK_HOLE) : -1;
+        if (hole < 0 || copy_range(in, out, data, hole, buf) != 0)
+            rc = fail(s, "copy the RAM file %s: %s", ram, strerror(errno));
+        off = hole;
+    }
+    if (rc == 0 && fsync(out) != 0)
+        rc = fail(s, "fsync the RAM file copy: %s", strerror(errno));
+    if (rc == 0 && rename(tmp, final) != 0)
+        rc = fail(s, "rename the RAM file copy: %s", strerror(errno));
+    if (rc != 0)
+        unlink(tmp);
+    if (in >= 0)
+        close(in);
+    if (out >= 0)
+        close(out);
+    free(buf);
+    return rc;
+}
+
+/* Device state, and RAM unless ram (the shared file it sits in, copied: x-ignore-shared),
+ * through `migrate fd:` into sdir/memory. */
+static int save_memory(struct snap *s, const char *ram)
+{
+    char tmp[600], final[600];
     int fd, rc = 0;
     int64_t deadline = bl_now_ms() + MIGRATE_MS;
 
@@ -106,6 +179,8 @@ static int save_memory(struct snap *s)
              "{\"execute\":\"migrate-set-parameters\",\"arguments\":"
              "{\"max-bandwidth\":68719476736}}",
              -1, QMP_MS);
+    if (rc == 0) /* the stream's format depends on it: on iff RAM is in a file */
+        rc = qmp(s, ram ? SHIM_QMP_IGNORE_SHARED(true) : SHIM_QMP_IGNORE_SHARED(false), -1, QMP_MS);
     if (rc == 0)
         rc = qmp(s, "{\"execute\":\"getfd\",\"arguments\":{\"fdname\":\"snapmem\"}}", fd, QMP_MS);
     if (rc == 0)
@@ -132,8 +207,27 @@ static int save_memory(struct snap *s)
     return rc;
 }
 
+int shim_save_vm(struct shim_qmp *q, const char *sdir, const char *ram, char *msg, size_t cap)
+{
+    struct snap s = {.q = q, .msg = msg, .cap = cap};
+    int rc = 0;
+
+    msg[0] = '\0';
+    snprintf(s.sdir, sizeof(s.sdir), "%s", sdir);
+    if (ram)
+        rc = copy_ram(&s, ram);
+    if (rc == 0)
+        rc = save_memory(&s, ram);
+    if (rc != 0) {
+        char path[600];
+        snprintf(path, sizeof(path), "%s/ram", sdir);
+        unlink(path);
+    }
+    return rc;
+}
+
 int shim_snapshot(struct shim_router *r, struct shim_qmp *q, const char *dir, int full,
-                  const char *name, char *msg, size_t cap)
+                  const char *ram, const char *name, char *msg, size_t cap)
 {
     struct snap s = {.r = r, .q = q, .dir = dir, .name = name, .msg = msg, .cap = cap};
     const char *freeze[] = {"freeze", NULL};
@@ -157,7 +251,7 @@ int shim_snapshot(struct shim_router *r, struct shim_qmp *q, const char *dir, in
     if (rc == 0)
         rc = new_layer(&s);
     if (rc == 0 && full)
-        rc = save_memory(&s);
+        rc = shim_save_vm(q, s.sdir, ram, msg, cap);
     if (held && full && shim_qmp_cmd(q, "{\"execute\":\"cont\"}", -1, QMP_MS) != 0 && rc == 0)
         rc = fail(&s, "resume the VM: %s", q->line);
     if (held && !full && shim_router_builtin(r, thaw, FREEZE_MS, thaw_err, sizeof(thaw_err)) != 0 &&
@@ -168,9 +262,10 @@ int shim_snapshot(struct shim_router *r, struct shim_qmp *q, const char *dir, in
     return rc;
 }
 
-/* ---- warm templates: the same memory file, no disk layer (docs/templates.md) ---- */
+/* ---- warm templates: saved as a full snapshot's VM is, no disk layer (docs/templates.md) ---- */
 
-int shim_template_save(struct shim_qmp *q, const char *home, const char *id, char *msg, size_t cap)
+int shim_template_save(struct shim_qmp *q, const char *home, const char *id, const char *ram,
+                       char *msg, size_t cap)
 {
     struct snap s = {.q = q, .msg = msg, .cap = cap};
     int rc, n;
@@ -182,8 +277,8 @@ int shim_template_save(struct shim_qmp *q, const char *home, const char *id, cha
     if (n < 0 || (size_t)n >= sizeof(s.sdir))
         return fail(&s, "the template path is too long");
     rc = qmp(&s, "{\"execute\":\"stop\"}", -1, QMP_MS);
-    if (rc == 0)
-        rc = save_memory(&s);
+    if (rc == 0) /* its RAM file (mapped privately by every box restored from it) + devices */
+        rc = shim_save_vm(q, s.sdir, ram, msg, cap);
     if (shim_qmp_cmd(q, "{\"execute\":\"cont\"}", -1, QMP_MS) != 0 && rc == 0)
         rc = fail(&s, "resume the VM: %s", q->line);
     return rc;

@@ -121,13 +121,13 @@ def test_qemu_sees_only_what_it_needs(jailed, home):
     root = pathlib.Path(f"/proc/{pid}/root")
     boxdir = pathlib.Path(home).resolve() / "boxes" / box
     needed = [BUILD.resolve() / "guest" / "vmlinux", BUILD.resolve() / "guest" / "initramfs.cpio.gz",
-              boxdir / "console.sock", boxdir / "layers", rw, ro]
+              boxdir / "console.sock", boxdir / "layers", boxdir / "ram", rw, ro]
     tops = {p.parts[1] for p in needed} | {"usr", "lib", "lib64", "bin", "dev", "proc", "etc"}
     assert set(os.listdir(root)) <= tops, sorted(os.listdir(root))
     for p in needed:
         assert (root / str(p)[1:]).exists(), p
     # nothing else of the box, the home, the host
-    assert sorted(os.listdir(root / str(boxdir)[1:])) == ["console.sock", "layers"]
+    assert sorted(os.listdir(root / str(boxdir)[1:])) == ["console.sock", "layers", "ram"]
     assert sorted(os.listdir(root / str(boxdir.parent)[1:])) == [box]
     assert set(os.listdir(root / "dev")) <= {"null", "zero", "urandom", "random", "kvm"}
     assert set(os.listdir(root / "etc")) <= {"resolv.conf"}

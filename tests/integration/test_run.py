@@ -242,7 +242,7 @@ def accel_of_a_box(cli, accel):
         pid = json.loads(run_ok(cli, "inspect", name).stdout)[0]["state"]["qemu_pid"]
         with open(f"/proc/{pid}/cmdline", "rb") as f:
             argv = f.read().split(b"\0")
-        return argv[argv.index(b"-accel") + 1].decode(), r.stderr.decode()
+        return argv[argv.index(b"-accel") + 1].decode().split(",")[0], r.stderr.decode()  # tcg,tb-size=
     finally:
         cli.run("rm", "-f", name)
 

@@ -18,7 +18,8 @@ struct boxlite_box {
     struct bl_conn *conn;   /* to the monitor, while attached */
     int lifeline_fd;        /* write end held while this handle's boot is not detached */
     int removed;
-    const char *incoming; /* set for the next boot only: restore this memory file */
+    const char *incoming;     /* set for the next boot only: restore this memory file */
+    const char *incoming_ram; /* with it, the snapshot's RAM file to map privately, or NULL */
 };
 
 /* One starter (or snapshot operation) at a time per box, across processes: *fd_out holds
@@ -74,6 +75,13 @@ struct bl_identity {
 };
 void bl_snapshot_identity_args(struct bl_identity *id, boxlite_box *box, int fork);
 int bl_snapshot_builtin(boxlite_box *box, const char *const *argv);
+
+/* Start the stopped box from the VM saved in directory sdir (absolute: sdir/memory, the
+ * device state — with RAM in it when sdir/ram is absent — and sdir/ram, the guest RAM file,
+ * mapped privately: copy-on-write, clean pages shared by every box started from it; the
+ * file is never written). Then its identity is fixed up (clock, RNG; with fork also hostname
+ * and MAC). flags: BOXLITE_SNAPSHOT_DETACH. The saving side is the shim's shim_save_vm. */
+int bl_snapshot_resume(boxlite_box *box, const char *sdir, int flags, int fork);
 
 /* Finish or drop boxes a crash left half made (boxes/.new-<id>) (repair.c). */
 void bl_box_repair_new(boxlite_runtime *rt, struct bl_repair *rp);

@@ -60,7 +60,7 @@ static int vm_argv(boxlite_box *box, char ***out, char ***jail_out, int *kvm_out
 {
     const char *tmpl_memory = NULL;
     struct bl_vm_config cfg = {0};
-    char *qemu = NULL, *kernel = NULL, *initrd = NULL, *console = NULL, *disk = NULL;
+    char *qemu = NULL, *kernel = NULL, *initrd = NULL, *console = NULL, *disk = NULL, *ram;
     const char *why_tcg = NULL;
     char mac[18];
     int rc;
@@ -106,6 +106,17 @@ static int vm_argv(boxlite_box *box, char ***out, char ***jail_out, int *kvm_out
         rc = bl_template_prepare(t, box, &cfg, &tmpl_memory);
     if (rc == 0 && tmpl_memory)
         box->incoming = tmpl_memory; /* for this boot only: boot_once clears it */
+    /* guest RAM: a full snapshot's or a template's file mapped privately (clean pages shared
+     * by every box started from it), or the box's own (vmm.h) */
+    cfg.ram_private = box->incoming_ram != NULL || tmpl_memory != NULL;
+    ram = box->incoming_ram ? strdup(box->incoming_ram)
+          : tmpl_memory     ? bl_strdupf("%s/ram", t->dir)
+                            : bl_strdupf("%s/ram", box->dir);
+    cfg.ram = ram;
+    if (rc == 0 && !ram)
+        rc = BOXLITE_ENOMEM;
+    if (rc == 0 && !cfg.ram_private)
+        rc = bl_vmm_ram_create(ram, box->row.memory_mib);
     if (rc == 0)
         rc = bl_box_check_ports_free(&box->row);
     if (rc == 0)
@@ -116,6 +127,7 @@ static int vm_argv(boxlite_box *box, char ***out, char ***jail_out, int *kvm_out
         rc = bl_vmm_jail_specs(jail_out, &cfg);
     *kvm_out = cfg.kvm;
     free(disk);
+    free(ram);
     free(qemu);
     free(kernel);
     free(initrd);

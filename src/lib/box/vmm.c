@@ -264,9 +264,49 @@ int bl_vmm_volume_specs(char ***out, const struct bl_vm_config *c)
     return argv_finish(out, &a, "listing the volumes");
 }
 
+/* Guest RAM in a file (docs/snapshots.md): the box's own mapped shared, so a full snapshot
+ * copies the file and migrates only device state (x-ignore-shared); or a full snapshot's
+ * mapped private, so every box restored or forked from it shares its clean pages through
+ * the page cache. The backend keeps the name "-m" gives it, microvm.ram, so streams saved
+ * with RAM in them still load. */
+static void add_memory(struct argv_buf *a, const struct bl_vm_config *c)
+{
+    char *path = qemu_escape(c->ram);
+
+    add(a, "-object");
+    add(a, own(a, path ? bl_strdupf("memory-backend-file,id=microvm.ram,size=%uM,mem-path=%s,"
+                                    "share=%s",
+                                    c->memory_mib, path, c->ram_private ? "off" : "on")
+                       : NULL));
+    free(path);
+}
+
+/* The balloon reports freed guest pages: QEMU punches them out of the shared file, or drops
+ * the private copies. Last of the devices: the virtio-mmio slots of the others stay where
+ * full snapshots made before it expect them. */
+static void add_balloon(struct argv_buf *a)
+{
+    add(a, "-device");
+    add(a, "virtio-balloon-device,free-page-reporting=on");
+}
+
+int bl_vmm_ram_create(const char *path, unsigned mib)
+{
+    int fd, rc = 0;
+
+    unlink(path);
+    fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return bl_err_errno(BOXLITE_EIO, errno, "create the RAM file %s", path);
+    if (ftruncate(fd, (off_t)mib << 20) != 0)
+        rc = bl_err_errno(BOXLITE_EIO, errno, "size the RAM file %s", path);
+    close(fd);
+    return rc;
+}
+
 /* The command line. Devices: one virtio-blk (the box disk), one virtio-serial port (the
  * agent channel), virtio-net unless the network is off, a virtio-9p per volume, the ISA
- * serial console to the shim (console.sock); nothing else. */
+ * serial console to the shim (console.sock), the balloon; nothing else. */
 static void build_argv(struct argv_buf *a, const struct bl_vm_config *c)
 {
     char *cmdline =
@@ -279,9 +319,11 @@ static void build_argv(struct argv_buf *a, const struct bl_vm_config *c)
 
     add(a, c->qemu);
     add(a, "-M");
-    add(a, "microvm,x-option-roms=off,pit=off,pic=off,isa-serial=on,rtc=on,acpi=on");
+    add(a, "microvm,x-option-roms=off,pit=off,pic=off,isa-serial=on,rtc=on,acpi=on,"
+           "memory-backend=microvm.ram");
     add(a, "-accel");
-    add(a, c->kvm ? "kvm" : "tcg");
+    add(a, c->kvm ? "kvm" : own(a, bl_strdupf("tcg,tb-size=%u", BL_VMM_TB_MIB)));
+    add_memory(a, c);
     add(a, "-cpu");
     add(a, c->kvm ? "host" : "max");
     add(a, "-m");
@@ -319,11 +361,12 @@ static void build_argv(struct argv_buf *a, const struct bl_vm_config *c)
     add(a, "chardev=qmp,mode=control");
     if (c->incoming) {
         add(a, "-incoming");
-        add(a, "fd:5");
+        add(a, "defer"); /* the shim sets x-ignore-shared, then migrate-incoming fd:5 */
     }
     if (!c->network_disabled)
         add_network(a, c);
     add_volumes(a, c, &cmdline);
+    add_balloon(a);
     add(a, "-append");
     add(a, own(a, cmdline));
     add(a, "-sandbox");
@@ -449,6 +492,7 @@ int bl_vmm_jail_specs(char ***out, const struct bl_vm_config *c)
          i += 3)
         add(&a, own(&a, bl_strdupf("%s:%s", strcmp(c->volumes[i], "ro") == 0 ? "ro" : "rw",
                                    c->volumes[i + 1])));
+    add(&a, own(&a, bl_strdupf("%s:%s", c->ram_private ? "cow-ram" : "ram", c->ram)));
     add(&a, own(&a, bl_strdupf("mem:%u", c->memory_mib)));
     add(&a, own(&a, bl_strdupf("cpus:%u", c->cpus)));
     a.v[a.n] = NULL;

@@ -11,10 +11,15 @@ struct bl_vm_config {
     const char *console; /* console.sock: the shim listens there and writes console.log, capped */
     const char *hostname;
     const char *mac;   /* the virtio-net MAC, "52:54:00:..." */
-    int incoming;      /* wait for a saved state on fd 5 (-incoming fd:5) */
+    int incoming;      /* wait for a saved state on fd 5 (-incoming defer; the shim sends
+                        * migrate-incoming fd:5 with x-ignore-shared on) */
     int template_mode; /* a warm template (docs/templates.md): the kernel command line says
                         * nothing of the box (no hostname, network or volumes); the devices
                         * are the same */
+    const char *ram;   /* the guest RAM file (memory-backend-file "microvm.ram"): the box's own,
+                        * mapped shared, or with ram_private a full snapshot's or a template's,
+                        * mapped private */
+    int ram_private;   /* map ram copy-on-write: the box's writes never reach the file */
     unsigned cpus;
     unsigned memory_mib;
     int kvm;
@@ -37,6 +42,13 @@ int bl_vmm_kvm_required(const char *opt);
 #define BL_TCG_NOTICE                                                                              \
     "TCG emulation (slower, and not a hardware boundary: the emulator is the only isolation)"
 
+/* The TCG translation cache, MiB (-accel tcg,tb-size=): chosen by measurement, docs/snapshots.md */
+#define BL_VMM_TB_MIB 16
+
+/* Make path the box's own RAM file: a sparse file of mib MiB (any old one truncated first).
+ * QEMU maps it shared, so a full snapshot copies it instead of streaming RAM. */
+int bl_vmm_ram_create(const char *path, unsigned mib);
+
 /* The QEMU command line for cfg; the agent chardev is fd 3, the QMP monitor fd 4, the
  * network stream fd 6 (unless network_disabled).
  * *out: bl_strv_free. */
@@ -49,7 +61,9 @@ int bl_vmm_volume_specs(char ***out, const struct bl_vm_config *cfg);
 /* What that command line makes QEMU open by name, as the jail's specs (src/jail/jail.h):
  * "exe:" the binary, "ro:"/"rw:" the kernel, initrd, console, the disk's directory, the disk
  * and its backing chain (absolute names, followed from the qcow2 headers), each volume; and
- * "mem:"/"cpus:". The files must exist. *out: bl_strv_free. */
+ * "mem:"/"cpus:", and "ram:PATH" for the RAM file ("cow-ram:PATH" when mapped privately: the
+ * jail then refuses hole punching, which QEMU 7.2 would do to the shared file when the
+ * balloon reports free pages). The files must exist. *out: bl_strv_free. */
 int bl_vmm_jail_specs(char ***out, const struct bl_vm_config *cfg);
 
 #endif

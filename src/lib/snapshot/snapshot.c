@@ -8,6 +8,7 @@
 #include "disk.h"
 #include "error.h"
 #include "image.h"
+#include "monitor.h"
 #include "runtime.h"
 #include "util.h"
 
@@ -168,12 +169,13 @@ static int register_snapshot(boxlite_box *box, const char *name, struct bl_snap_
 {
     char *disk = snap_path(box, name, "disk.qcow2");
     char *mem = snap_path(box, name, "memory");
+    char *ram = snap_path(box, name, "ram");
     char backing[4096], prefix[1024];
     struct bl_snap_row r = {0}, p;
     struct stat st;
     int rc = 0;
 
-    if (!disk || !mem) {
+    if (!disk || !mem || !ram) {
         rc = bl_err(BOXLITE_ENOMEM, "out of memory");
         goto out;
     }
@@ -182,7 +184,7 @@ static int register_snapshot(boxlite_box *box, const char *name, struct bl_snap_
     snprintf(r.name, sizeof(r.name), "%s", name);
     snprintf(r.kind, sizeof(r.kind), "%s", stat(mem, &st) == 0 ? "full" : "disk");
     bl_rfc3339_now(r.created_at);
-    r.size = file_bytes(disk) + file_bytes(mem);
+    r.size = file_bytes(disk) + file_bytes(mem) + file_bytes(ram);
     snprintf(prefix, sizeof(prefix), "%s/layers/", box->dir);
     if (rc == 0 && bl_qcow2_backing(disk, backing, sizeof(backing)) == 0 &&
         strncmp(backing, prefix, strlen(prefix)) == 0) {
@@ -198,6 +200,7 @@ static int register_snapshot(boxlite_box *box, const char *name, struct bl_snap_
 out:
     free(disk);
     free(mem);
+    free(ram);
     return rc;
 }
 
@@ -391,17 +394,34 @@ int bl_snapshot_builtin(boxlite_box *box, const char *const *argv)
     return run_builtin(box, argv);
 }
 
-/* Boot the (stopped) box from a full snapshot's memory file. */
-static int resume(boxlite_box *box, const char *memory, int flags, int fork)
+int bl_snapshot_resume(boxlite_box *box, const char *sdir, int flags, int fork)
 {
-    int rc;
+    char *mem = bl_strdupf("%s/memory", sdir), *ram = bl_strdupf("%s/ram", sdir);
+    struct stat st;
+    int rc = mem && ram ? 0 : bl_err(BOXLITE_ENOMEM, "out of memory");
+    int64_t t0 = bl_now_ms(), t1 = t0;
 
-    box->incoming = memory;
-    rc = flags & BOXLITE_SNAPSHOT_DETACH ? boxlite_box_start_detached(box) : boxlite_box_start(box);
-    box->incoming = NULL;
+    if (rc == 0 && stat(mem, &st) != 0)
+        rc = bl_err_errno(BOXLITE_EIO, errno, "the saved VM %s", mem);
+    if (rc == 0) {
+        box->incoming = mem;
+        box->incoming_ram = stat(ram, &st) == 0 ? ram : NULL; /* else RAM is in the stream */
+        rc = flags & BOXLITE_SNAPSHOT_DETACH ? boxlite_box_start_detached(box)
+                                             : boxlite_box_start(box);
+        box->incoming = NULL;
+        box->incoming_ram = NULL;
+    }
     bl_test_crash("resume:started");
+    t1 = bl_now_ms();
     if (rc == 0)
         rc = fix_identity(box, fork);
+    if (rc == 0) /* where a fork's time goes: bench/snapshot prints these */
+        bl_log(box->rt, BL_LOG_INFO, "resumed box %s: start %lld ms (RAM %s), identity %lld ms",
+               box->row.id, (long long)(t1 - t0),
+               stat(ram, &st) == 0 ? "mapped from the snapshot" : "streamed",
+               (long long)(bl_now_ms() - t1));
+    free(mem);
+    free(ram);
     return rc;
 }
 
@@ -410,7 +430,7 @@ static int resume(boxlite_box *box, const char *memory, int flags, int fork)
 BOXLITE_API int boxlite_snapshot_restore(boxlite_box *box, const char *name, int flags)
 {
     struct bl_snap_row s, other;
-    char *layer = NULL, *mem = NULL, *tmp = NULL, *old = NULL;
+    char *layer = NULL, *sdir = NULL, *tmp = NULL, *old = NULL;
     int lock_fd = -1, rc;
 
     bl_err_clear();
@@ -431,10 +451,10 @@ BOXLITE_API int boxlite_snapshot_restore(boxlite_box *box, const char *name, int
         char *link = snap_path(box, s.name, "disk.qcow2");
         layer = link ? realpath(link, NULL) : NULL;
         free(link);
-        mem = snap_path(box, s.name, "memory");
+        sdir = snap_path(box, s.name, NULL);
         tmp = layer_name(box);
         old = realpath(box->disk, NULL);
-        if (!layer || !mem || !tmp || !old)
+        if (!layer || !sdir || !tmp || !old)
             rc = bl_err(BOXLITE_EIO, "snapshot \"%s\" has lost its disk layer", s.name);
     }
     if (rc == 0)
@@ -448,9 +468,9 @@ BOXLITE_API int boxlite_snapshot_restore(boxlite_box *box, const char *name, int
     if (lock_fd >= 0)
         close(lock_fd);
     if (rc == 0 && strcmp(s.kind, "full") == 0)
-        rc = resume(box, mem, flags, 0);
+        rc = bl_snapshot_resume(box, sdir, flags, 0);
     free(layer);
-    free(mem);
+    free(sdir);
     free(tmp);
     free(old);
     if (rc != 0)
@@ -687,7 +707,7 @@ BOXLITE_API int boxlite_box_fork(boxlite_box **out, boxlite_box *box, const char
 {
     struct bl_snap_row s = {0};
     boxlite_box *nb = NULL;
-    char *layer = NULL, *mem = NULL;
+    char *layer = NULL, *sdir = NULL;
     int rc;
 
     bl_err_clear();
@@ -703,20 +723,28 @@ BOXLITE_API int boxlite_box_fork(boxlite_box **out, boxlite_box *box, const char
         char *link = snap_path(box, s.name, "disk.qcow2");
         layer = link ? realpath(link, NULL) : NULL;
         free(link);
-        mem = snap_path(box, s.name, "memory");
-        rc = layer && mem ? 0 : bl_err(BOXLITE_EIO, "snapshot \"%s\" has lost its layer", s.name);
+        sdir = snap_path(box, s.name, NULL);
+        rc = layer && sdir ? 0 : bl_err(BOXLITE_EIO, "snapshot \"%s\" has lost its layer", s.name);
+    }
+    if (rc == 0) {
+        int64_t t0 = bl_now_ms();
+        rc = make_box(&nb, box, name, s.id, 1, overlay_make, layer);
+        if (rc == 0)
+            bl_log(box->rt, BL_LOG_INFO, "fork %s: box and disk layer %lld ms", nb->row.id,
+                   (long long)(bl_now_ms() - t0));
     }
     if (rc == 0)
-        rc = make_box(&nb, box, name, s.id, 1, overlay_make, layer);
-    if (rc == 0)
-        rc = resume(nb, mem, flags, 1);
+        rc = bl_snapshot_resume(nb, sdir, flags, 1);
     free(layer);
-    free(mem);
+    free(sdir);
     if (rc != 0) {
+        char *why = strdup(boxlite_error_last()); /* the removal below clears it */
         if (nb)
             boxlite_box_remove(nb, 1);
         boxlite_box_free(nb);
-        return bl_err_wrap(rc, "fork box %s from \"%s\"", box->row.id, snapshot);
+        rc = bl_err(rc, "fork box %s from \"%s\": %s", box->row.id, snapshot, why ? why : "");
+        free(why);
+        return rc;
     }
     *out = nb;
     return 0;
@@ -746,11 +774,12 @@ static void repair_snapshot_dir(boxlite_box *box, const char *name, const char *
     char *sdir = snap_path(box, name, NULL);
     char *link = snap_path(box, name, "disk.qcow2");
     char *memtmp = snap_path(box, name, "memory.tmp");
+    char *ramtmp = snap_path(box, name, "ram.tmp");
     char *layer = link ? realpath(link, NULL) : NULL;
     struct bl_snap_row r;
     struct stat st;
 
-    if (!sdir || !link || !memtmp)
+    if (!sdir || !link || !memtmp || !ramtmp)
         goto out;
     if (name[0] == '.') { /* .trash-*: a removal that got as far as the rename */
         if (bl_repair_note(rp, 1, box->row.id, "snapshot removal cut short: %s", name))
@@ -760,6 +789,9 @@ static void repair_snapshot_dir(boxlite_box *box, const char *name, const char *
     if (lstat(memtmp, &st) == 0 &&
         bl_repair_note(rp, 1, box->row.id, "snapshot \"%s\": half-written memory file", name))
         unlink(memtmp);
+    if (lstat(ramtmp, &st) == 0 &&
+        bl_repair_note(rp, 1, box->row.id, "snapshot \"%s\": half-written RAM file", name))
+        unlink(ramtmp);
     if (!layer && lstat(link, &st) == 0) {
         /* the link is there, its layer is not: data lost, not a crash mid-way; say so */
         bl_repair_note(rp, 0, box->row.id, "snapshot \"%s\" has lost its disk layer", name);
@@ -779,6 +811,7 @@ out:
     free(sdir);
     free(link);
     free(memtmp);
+    free(ramtmp);
     free(layer);
 }
 
@@ -907,6 +940,19 @@ static void collect_layers(boxlite_box *box, struct bl_repair *rp)
     free(layers);
 }
 
+/* A box's RAM file outlives its monitor only when the monitor was killed: the guest's RAM,
+ * up to its size on disk. Never while a monitor runs the box (QEMU maps it). */
+static void drop_stale_ram(boxlite_box *box, struct bl_repair *rp)
+{
+    char *ram = bl_strdupf("%s/ram", box->dir);
+    struct stat st;
+
+    if (ram && lstat(ram, &st) == 0 && !bl_monitor_alive(box->rt->home, box->row.id) &&
+        bl_repair_note(rp, 1, box->row.id, "the RAM file of a monitor that was killed"))
+        unlink(ram);
+    free(ram);
+}
+
 static void repair_locked(boxlite_box *box, struct bl_repair *rp)
 {
     char *snaps = bl_strdupf("%s/snapshots", box->dir);
@@ -920,6 +966,7 @@ static void repair_locked(boxlite_box *box, struct bl_repair *rp)
 
     if (!snaps || !lnk)
         goto out;
+    drop_stale_ram(box, rp);
     if (lstat(lnk, &st) == 0 && bl_repair_note(rp, 1, box->row.id, "a disk switch cut short"))
         unlink(lnk);
     if (lstat(box->disk, &st) != 0 || !S_ISLNK(st.st_mode))

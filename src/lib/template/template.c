@@ -34,7 +34,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define KEY_FORMAT   "boxlite-template 1"
+#define KEY_FORMAT   "boxlite-template 2" /* 2: RAM in its own file, ram */
 #define KEY_MAX      8192
 #define SAVE_MS      600000
 #define MONITOR_MS   30000
@@ -105,7 +105,7 @@ static int set_key(struct bl_tmpl *t, boxlite_runtime *rt, char *key)
 static const char *unusable(const char *dir, const char *key, char **key_out)
 {
     char *path = bl_strdupf("%s/key", dir), *mem = bl_strdupf("%s/memory", dir);
-    char *text = NULL, *bytes;
+    char *ram = bl_strdupf("%s/ram", dir), *text = NULL, *bytes;
     const char *why = NULL;
     unsigned long long want = 0;
     struct stat st;
@@ -118,6 +118,8 @@ static const char *unusable(const char *dir, const char *key, char **key_out)
         why = "its key file is damaged";
     else if (stat(mem, &st) != 0 || (unsigned long long)st.st_size != want)
         why = "its memory file is missing or truncated";
+    else if (!ram || stat(ram, &st) != 0)
+        why = "its RAM file is missing";
     bl_err_clear();
     if (key_out && text) {
         *key_out = text;
@@ -126,6 +128,7 @@ static const char *unusable(const char *dir, const char *key, char **key_out)
     free(text);
     free(path);
     free(mem);
+    free(ram);
     return why;
 }
 

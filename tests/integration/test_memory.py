@@ -1,0 +1,189 @@
+"""test_memory.py — guest RAM on real VMs: forks of one full snapshot share its clean pages
+through the page cache (copy-on-write from the snapshot's RAM file), a fork's writes reach
+neither its sibling nor the file, a snapshot of a restored box (RAM streamed) restores and
+forks, and memory a guest frees goes back to the host (virtio-balloon free page reporting).
+Bounds are generous; bench/density and bench/snapshot print the real figures."""
+import hashlib
+import os
+import pathlib
+import time
+
+import pytest
+
+MIB = 1 << 20
+BALLAST = "head -c 67108864 /dev/urandom > /dev/shm/ballast; sync"
+
+
+def ok(r):
+    assert r.returncode == 0, (r.returncode, r.stdout[-2000:], r.stderr[-2000:])
+    return r
+
+
+def out(r):
+    return ok(r).stdout.decode().strip()
+
+
+def qemu_pid(home, box_id):
+    """The pid of the box's QEMU: the qemu process whose working directory is the box's."""
+    want = str(pathlib.Path(home) / "boxes" / box_id)
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if (open(f"/proc/{pid}/comm").read().startswith("qemu-system")
+                    and os.readlink(f"/proc/{pid}/cwd") == want):
+                return int(pid)
+        except OSError:
+            continue
+    raise AssertionError(f"no QEMU for box {box_id}")
+
+
+def rollup(pid):
+    """Rss and Pss of the process, bytes."""
+    r = {}
+    for line in open(f"/proc/{pid}/smaps_rollup"):
+        k, _, v = line.partition(":")
+        if k in ("Rss", "Pss"):
+            r[k] = int(v.split()[0]) * 1024
+    return r
+
+
+def mapping(pid, path):
+    """Rss and Pss of the process's mappings of file path, bytes (zeros when not mapped)."""
+    r, inside = {"Rss": 0, "Pss": 0}, False
+    for line in open(f"/proc/{pid}/smaps"):
+        head = line.split()
+        if head and "-" in head[0] and len(head) >= 5 and ":" not in head[0]:
+            inside = len(head) >= 6 and head[5] == path
+        elif inside and head and head[0] in ("Rss:", "Pss:"):
+            r[head[0][:-1]] += int(head[1]) * 1024
+    return r
+
+
+def sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(MIB), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+@pytest.fixture
+def box(cli, request):
+    name = request.node.name[:40]
+    box_id = out(cli.run("create", "--name", name))
+    made = []
+    yield name, box_id, made
+    for b in made:
+        cli.run("rm", "-f", b)
+    cli.run("rm", "-f", name)
+
+
+def test_forks_share_clean_ram_and_keep_writes_private(cli, home, box):
+    name, box_id, made = box
+    ok(cli.run("start", name))
+    ok(cli.run("exec", name, "--", "sh", "-c", BALLAST))
+    md5 = out(cli.run("exec", name, "--", "md5sum", "/dev/shm/ballast")).split()[0]
+    ok(cli.run("snapshot", "create", "--memory", name, "base"))
+    ram = str(pathlib.Path(home) / "boxes" / box_id / "snapshots" / "base" / "ram")
+    before = sha256(ram)
+    ok(cli.run("stop", name))
+    forks = out(cli.run("fork", "-n", "2", name, "base", timeout=300)).split()
+    made.extend(forks)
+    assert len(forks) == 2
+    for f in forks:  # each reads the whole ballast: its pages come from the file
+        assert out(cli.run("exec", f, "--", "md5sum", "/dev/shm/ballast")).split()[0] == md5
+    maps = [mapping(qemu_pid(home, f), ram) for f in forks]
+    # the snapshot's file is what both map; its clean pages are counted half to each
+    assert all(m["Rss"] >= 48 * MIB for m in maps), maps
+    assert sum(m["Pss"] for m in maps) < 0.7 * sum(m["Rss"] for m in maps), maps
+    total = [rollup(qemu_pid(home, f)) for f in forks]
+    assert sum(t["Pss"] for t in total) < 0.9 * sum(t["Rss"] for t in total), total
+
+    # a write in one fork: not in the other, not in the file
+    ok(cli.run("exec", forks[0], "--", "sh", "-c", BALLAST))
+    assert out(cli.run("exec", forks[0], "--", "md5sum", "/dev/shm/ballast")).split()[0] != md5
+    assert out(cli.run("exec", forks[1], "--", "md5sum", "/dev/shm/ballast")).split()[0] == md5
+    # freed pages reported by a fork's balloon must not punch holes in the shared file
+    ok(cli.run("exec", forks[0], "--", "sh", "-c", "rm /dev/shm/ballast; sleep 6"))
+    assert out(cli.run("exec", forks[1], "--", "md5sum", "/dev/shm/ballast")).split()[0] == md5
+    assert sha256(ram) == before
+    assert b"Failed to fallocate" in (pathlib.Path(home) / "boxes" / forks[0] / "qemu.log").read_bytes()
+
+
+def test_qemu_log_is_capped(cli, home, box):
+    """A guest can make QEMU write to qemu.log (a fork's refused free page reports): the
+    monitor keeps it under 1 MiB while the box runs."""
+    name, box_id, _ = box
+    ok(cli.run("start", name))
+    log = pathlib.Path(home) / "boxes" / box_id / "qemu.log"
+    with open(log, "ab") as f:  # as QEMU would: appending
+        f.write((b"y" * 99 + b"\n") * 30000)
+    deadline = time.monotonic() + 10
+    while log.stat().st_size > MIB + 4096 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert log.stat().st_size <= MIB + 4096, log.stat().st_size
+    assert log.read_bytes().rstrip().endswith(b"later lines dropped]")
+    assert out(cli.run("exec", name, "--", "echo", "alive")) == "alive"
+
+
+def test_ram_file_of_a_killed_monitor_is_dropped(cli, home, box):
+    name, box_id, _ = box
+    ok(cli.run("start", name))
+    boxdir = pathlib.Path(home) / "boxes" / box_id
+    ram = boxdir / "ram"
+    assert ram.exists()
+    ok(cli.run("doctor", "--fix"))  # a running box's RAM file is QEMU's: left alone
+    assert ram.exists()
+    pids = [int(p) for p in filter(str.isdigit, os.listdir("/proc"))
+            if os.path.exists(f"/proc/{p}/cwd") and os.readlink(f"/proc/{p}/cwd") == str(boxdir)]
+    assert len(pids) == 2, pids  # the monitor and QEMU
+    for p in pids:
+        os.kill(p, 9)
+    deadline = time.monotonic() + 10
+    while any(os.path.exists(f"/proc/{p}") for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert ram.exists()  # nobody deleted it
+    r = ok(cli.run("doctor", "--fix"))
+    assert not ram.exists(), r.stdout
+    ok(cli.run("start", name))
+    assert out(cli.run("exec", name, "--", "echo", "back")) == "back"
+
+
+def test_snapshot_of_a_restored_box_streams_its_ram(cli, home, box):
+    name, box_id, made = box
+    ok(cli.run("start", name))
+    ok(cli.run("snapshot", "create", "--memory", name, "one"))
+    ok(cli.run("stop", name))
+    ok(cli.run("snapshot", "restore", name, "one"))  # RAM now the snapshot's, private
+    ok(cli.run("exec", name, "--", "sh", "-c", "echo again > /dev/shm/mark"))
+    ok(cli.run("snapshot", "create", "--memory", name, "two"))
+    sdir = pathlib.Path(home) / "boxes" / box_id / "snapshots"
+    assert (sdir / "one" / "ram").exists() and not (sdir / "two" / "ram").exists()
+    f = out(cli.run("fork", name, "two", timeout=300))
+    made.append(f)
+    assert out(cli.run("exec", f, "--", "cat", "/dev/shm/mark")) == "again"
+    ok(cli.run("stop", name))
+    ok(cli.run("snapshot", "restore", name, "two"))
+    assert out(cli.run("exec", name, "--", "cat", "/dev/shm/mark")) == "again"
+
+
+def wait_pss(pid, below, seconds):
+    deadline = time.monotonic() + seconds
+    pss = rollup(pid)["Pss"]
+    while pss >= below and time.monotonic() < deadline:
+        time.sleep(1)
+        pss = rollup(pid)["Pss"]
+    return pss
+
+
+def test_freed_guest_memory_returns_to_the_host(cli, home, box):
+    name, box_id, _ = box
+    ok(cli.run("start", name))
+    pid = qemu_pid(home, box_id)
+    ok(cli.run("exec", name, "--", "sh", "-c",
+               "mkdir -p /mnt/big && mount -t tmpfs -o size=320m tmpfs /mnt/big && "
+               "head -c 314572800 /dev/zero > /mnt/big/fill && sync"))
+    full = rollup(pid)["Pss"]
+    ok(cli.run("exec", name, "--", "sh", "-c", "rm /mnt/big/fill && umount /mnt/big"))
+    # the guest reports freed 2 MiB blocks a few seconds later; QEMU punches them out
+    after = wait_pss(pid, full - 200 * MIB, 30)
+    assert full - after >= 200 * MIB, (full // MIB, after // MIB)
