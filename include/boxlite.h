@@ -150,6 +150,36 @@ BOXLITE_API void boxlite_runtime_free(boxlite_runtime *rt);
 /* The home directory in use. Borrowed from rt. */
 BOXLITE_API const char *boxlite_runtime_home(const boxlite_runtime *rt);
 
+/* What this runtime is and where its files are (boxlite info). Fixed-size strings, nothing
+ * to free. */
+typedef struct {
+    unsigned version; /* BOXLITE_RUNTIME_INFO_VERSION, set by the caller */
+    char boxlite_version[32];
+    char home[1024];      /* $BOXLITE_HOME */
+    char guest_dir[1024]; /* the guest kernel, initramfs and built-in image */
+    char kernel_version[64];
+    char qemu[1024];        /* the qemu-system-x86_64 boxes run under ("" when not found) */
+    char qemu_version[64];  /* its --version ("" when not found) */
+    char shim[1024];        /* boxlite-shim ("" when not found) */
+    char accel[8];          /* what a box started now gets: "kvm" or "tcg" */
+    char accel_reason[256]; /* with tcg, why not KVM; "" with kvm */
+    int hardware_isolated;  /* 1 with kvm: the VM is a hardware boundary; 0 under TCG */
+    unsigned boxes, images, templates;
+    uint64_t boxes_bytes;     /* on the host, under home/boxes */
+    uint64_t images_bytes;    /* home/images */
+    uint64_t templates_bytes; /* home/templates */
+} boxlite_runtime_info;
+#define BOXLITE_RUNTIME_INFO_VERSION 1
+#define BOXLITE_RUNTIME_INFO_INIT                                                                  \
+    {                                                                                              \
+        .version = BOXLITE_RUNTIME_INFO_VERSION                                                    \
+    }
+
+/* Fill *out (its version set by the caller) for rt: versions, paths, the accelerator a box
+ * started now would get, and what the store holds and takes on disk (walks the home: cost
+ * grows with the files in it). Thread-safe like every runtime call. */
+BOXLITE_API int boxlite_runtime_get_info(boxlite_runtime_info *out, boxlite_runtime *rt);
+
 /* One finding of boxlite_runtime_doctor: the box it concerns ("" for the image store), what
  * was found (borrowed for the call), and 1 when it was mended. */
 typedef void (*boxlite_doctor_fn)(void *ctx, const char *box_id, const char *what, int fixed);

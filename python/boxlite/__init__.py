@@ -46,8 +46,23 @@ __version__ = "0.1.0"
 #: the C library's version
 native_version = _core.version()
 
+
+def info(options: "Options | None" = None) -> dict:
+    """What `boxlite info` prints, as a dict: versions, where the files are (home, guest
+    files, QEMU, the shim), the accelerator a box started now gets and whether that is a
+    hardware boundary, and what the store holds and takes on disk. Without options, the
+    default runtime's."""
+    if options is None:
+        return Boxlite.default()._core.info()
+    rt = Boxlite(options)
+    try:
+        return rt._core.info()
+    finally:
+        rt._core.close()
+
+
 __all__ = [
-    "Options", "ImageRegistry", "BoxOptions", "NetworkSpec", "CopyOptions",
+    "info", "Options", "ImageRegistry", "BoxOptions", "NetworkSpec", "CopyOptions",
     "SnapshotOptions", "CloneOptions", "ExportOptions", "SnapshotInfo",
     "AdvancedBoxOptions", "ContainerCapabilities", "SecurityOptions", "HealthCheckOptions",
     "NetworkInfo", "NetworkDirectionInfo", "PublishedPort", "HealthState", "HealthStatus",

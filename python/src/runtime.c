@@ -517,6 +517,42 @@ static PyObject *rt_list(bp_runtime *self, PyObject *unused)
     return list;
 }
 
+/* boxlite_runtime_get_info as a dict (boxlite.info()). */
+static PyObject *rt_info(bp_runtime *self, PyObject *unused)
+{
+    boxlite_runtime_info *i = calloc(1, sizeof(*i));
+    PyThreadState *ts;
+    PyObject *d = NULL;
+    char err[ERRMSG];
+    int rc;
+
+    if (!i)
+        return PyErr_NoMemory();
+    if (bp_guard_enter(&self->g) != 0) {
+        free(i);
+        return raise_closed();
+    }
+    i->version = BOXLITE_RUNTIME_INFO_VERSION;
+    ts = PyEval_SaveThread();
+    rc = boxlite_runtime_get_info(i, self->rt);
+    if (rc != 0)
+        bp_copy_error(err, sizeof(err));
+    PyEval_RestoreThread(ts);
+    bp_guard_leave(&self->g);
+    if (rc == 0)
+        d = Py_BuildValue(
+            "{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:O, s:I, s:K, s:I, s:K, s:I, s:K}",
+            "version", i->boxlite_version, "home", i->home, "guest_dir", i->guest_dir,
+            "kernel_version", i->kernel_version, "qemu", i->qemu, "qemu_version", i->qemu_version,
+            "shim", i->shim, "accel", i->accel, "accel_reason", i->accel_reason,
+            "hardware_isolated", i->hardware_isolated ? Py_True : Py_False, "boxes", i->boxes,
+            "boxes_bytes", (unsigned long long)i->boxes_bytes, "images", i->images, "images_bytes",
+            (unsigned long long)i->images_bytes, "templates", i->templates, "templates_bytes",
+            (unsigned long long)i->templates_bytes);
+    free(i);
+    return rc == 0 ? d : bp_raise(rc, err);
+}
+
 static PyObject *rt_remove(bp_runtime *self, PyObject *args)
 {
     const char *key;
@@ -632,6 +668,8 @@ static PyMethodDef rt_methods[] = {
      "[(host_path, guest_path, read_only)], ports: [(host_port, guest_port, protocol, host_ip)]"},
     {"get", (PyCFunction)rt_get, METH_VARARGS, "get(id_or_name) -> Box or None"},
     {"list", (PyCFunction)rt_list, METH_NOARGS, "list() -> [info dict], newest first"},
+    {"info", (PyCFunction)rt_info, METH_NOARGS,
+     "info() -> dict: versions, paths, accel, what the store holds and takes on disk"},
     {"remove", (PyCFunction)rt_remove, METH_VARARGS, "remove(id_or_name, force=False)"},
     {"close", (PyCFunction)rt_close, METH_VARARGS,
      "close(stop_timeout_ms=10000): stop the boxes this runtime started and free it"},

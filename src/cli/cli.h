@@ -109,7 +109,7 @@ int cmd_fork(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_import_box(int argc, char **argv);
 int cmd_doctor(int argc, char **argv);
-int cmd_template(int argc, char **argv); /* cmd_template.c, with cmd_info */
+int cmd_template(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 
 /* ---- cli_registry.c: --registry SPEC (see cmd_pull.c's usage) ---- */

@@ -1,6 +1,5 @@
 /* cmd_template.c — `boxlite template ls [--format json] | rm ID | prune [--all] |
- * warm [--cpus N] [--memory MIB]`: the runtime's warm templates (docs/templates.md); and
- * `boxlite info`: the runtime's home, version and what its templates take. */
+ * warm [--cpus N] [--memory MIB]`: the runtime's warm templates (docs/templates.md). */
 #include "cli.h"
 
 #include <stdio.h>
@@ -115,30 +114,4 @@ int cmd_template(int argc, char **argv)
         rc = warm(rt, argc - 2, argv + 2);
     boxlite_runtime_free(rt);
     return rc;
-}
-
-int cmd_info(int argc, char **argv)
-{
-    boxlite_runtime *rt = NULL;
-    boxlite_template_info *t = NULL;
-    size_t n = 0;
-    uint64_t bytes = 0;
-
-    (void)argv;
-    if (argc > 1)
-        return fprintf(stderr, "usage: boxlite info\n"), 2;
-    if (cli_open_runtime(&rt) != 0)
-        return 1;
-    if (boxlite_template_list(&t, &n, rt, BOXLITE_TEMPLATE_INFO_VERSION) != 0) {
-        boxlite_runtime_free(rt);
-        return cli_fail("info");
-    }
-    for (size_t i = 0; i < n; i++)
-        bytes += t[i].size;
-    printf("version:    %s\n", boxlite_version());
-    printf("home:       %s\n", boxlite_runtime_home(rt));
-    printf("templates:  %zu, %.1f MiB on disk\n", n, (double)bytes / 1048576.0);
-    boxlite_template_list_free(t, n);
-    boxlite_runtime_free(rt);
-    return 0;
 }

@@ -76,4 +76,8 @@ void bl_test_crash(const char *step);
 /* write() all of buf, retrying on EINTR; 0 or -errno. */
 int bl_write_all(int fd, const void *buf, size_t len);
 
+/* Bytes the files under path take on disk (st_blocks, links not followed, each hard link
+ * counted); 0 when it is missing. What cannot be read is skipped. */
+uint64_t bl_du(const char *path);
+
 #endif

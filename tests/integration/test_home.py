@@ -270,3 +270,32 @@ def test_console_flood_stays_under_the_cap(cli):
         print(f"8 MB through the console in {took:.1f}s (TCG)")
     finally:
         cli.run("rm", "-f", name)
+
+
+def test_info_says_versions_paths_accel_and_what_the_store_takes(box_env, tmp_path):
+    """`boxlite info`: where every file is, the accelerator a box gets now and whether that is
+    a hardware boundary, and what the store holds (no VM)."""
+    home = tmp_path / "home"
+    env = dict(box_env, BOXLITE_ACCEL="tcg")
+    r = run(env, home, "info", "--format", "json")
+    assert r.returncode == 0, r.stderr
+    i = json.loads(r.stdout)
+    assert i["home"] == str(home) and i["version"] and i["kernel_version"]
+    assert pathlib.Path(i["guest_dir"], "vmlinux").exists()
+    assert os.access(i["qemu"], os.X_OK) and i["qemu_version"][0].isdigit()
+    assert os.access(i["shim"], os.X_OK)
+    assert i["accel"] == "tcg" and i["hardware_isolated"] is False and i["accel_reason"]
+    assert (i["boxes"], i["images"], i["templates"]) == (0, 0, 0)
+    # an image and a box show up, with what they take on disk
+    rootfs = tmp_path / "rootfs"
+    (rootfs / "etc").mkdir(parents=True)
+    (rootfs / "etc" / "hello").write_bytes(os.urandom(1 << 20))
+    assert run(env, home, "import", str(rootfs), "localhost/info:1").returncode == 0
+    assert run(env, home, "create", "localhost/info:1").returncode == 0
+    i = json.loads(run(env, home, "info", "--format", "json").stdout)
+    assert (i["boxes"], i["images"]) == (1, 1), i
+    assert i["images_bytes"] >= 1 << 20 and i["boxes_bytes"] > 0, i
+    # a QEMU that is not there is said, not hidden
+    r = run(dict(env, BOXLITE_QEMU=str(tmp_path / "no-qemu")), home, "info")
+    assert r.returncode == 0 and b"qemu:        (not found)" in r.stdout, r.stdout
+    assert b"tcg (emulated: not a hardware boundary)" in r.stdout

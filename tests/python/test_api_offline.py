@@ -216,3 +216,12 @@ def test_calls_run_off_the_event_loop(shared_box):
         return ticks
 
     assert asyncio.run(main()) >= 50, "the event loop stood still during the call"
+
+
+def test_info_is_what_boxlite_info_says(tmp_path):
+    i = boxlite.info(boxlite.Options(home_dir=str(tmp_path / "home")))
+    assert i["home"] == str(tmp_path / "home")
+    assert i["version"] == boxlite.native_version
+    assert i["accel"] in ("kvm", "tcg") and i["hardware_isolated"] == (i["accel"] == "kvm")
+    assert (i["boxes"], i["images"], i["templates"]) == (0, 0, 0)
+    assert i["qemu"] and i["shim"] and i["guest_dir"]

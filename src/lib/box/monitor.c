@@ -30,7 +30,7 @@
 
 /* $BOXLITE_SHIM, else the install root's (runtime.c), else the build tree this library was
  * built in, else the configured install path. */
-static int find_shim(char **out)
+int bl_monitor_find_shim(char **out)
 {
     const char *env = getenv("BOXLITE_SHIM");
     char *installed = bl_install_file(BL_REL_LIBEXECDIR "/boxlite-shim");
@@ -173,7 +173,7 @@ int bl_monitor_start(enum bl_shim_code *code_out, const struct bl_monitor_start 
     pid_t pid;
 
     *code_out = BL_SHIM_E_SETUP;
-    rc = find_shim(&shim);
+    rc = bl_monitor_find_shim(&shim);
     if (rc != 0)
         return rc;
     if (pipe2(pipefd, O_CLOEXEC) != 0) {

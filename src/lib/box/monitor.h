@@ -31,4 +31,8 @@ int bl_monitor_alive(const char *home, const char *id);
 /* Connect to the shim of the box in dir; *fd_out is a connected stream socket. */
 int bl_monitor_connect(int *fd_out, const char *dir);
 
+/* boxlite-shim's path: $BOXLITE_SHIM, else the install root's, else the build tree's, else
+ * the configured install path. *out malloc'd. BOXLITE_ENOTFOUND naming where it looked. */
+int bl_monitor_find_shim(char **out);
+
 #endif
