@@ -110,6 +110,8 @@ static int add_spec(struct bl_jail *j, const char *spec)
         return add_mount(j, spec + 3, spec[1] == 'w', 1);
     if (strncmp(spec, "ram:", 4) == 0)
         return add_mount(j, spec + 4, 1, 1);
+    if (strncmp(spec, "ram-loaded:", 11) == 0) /* the box's own, holding saved RAM */
+        return add_mount(j, spec + 11, 1, 1);
     if (strncmp(spec, "cow-ram:", 8) == 0) {
         /* QEMU 7.2 opens the file read-write even to map it privately (readonly=on would make
          * guest RAM a ROM), and punches freed pages out of it: refuse that */

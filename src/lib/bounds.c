@@ -24,6 +24,7 @@ static const struct {
     [BL_LIMIT_IMPORT_MEMORY] = {"BOXLITE_MAX_IMPORT_MEMORY", 0},
     [BL_LIMIT_IMPORT_DISK] = {"BOXLITE_MAX_IMPORT_DISK", 256},
     [BL_LIMIT_MAIN_LOG] = {"BOXLITE_MAX_MAIN_LOG", 4 * MiB},
+    [BL_LIMIT_SHARED_RAM] = {"BOXLITE_SHARED_RAM", 0},
 };
 
 uint64_t bl_limit(enum bl_limit which)

@@ -56,9 +56,10 @@ struct shim {
     const char *home, *id, *incoming, *main_req;
     struct shim_main *mainp; /* mainproc.c: the box's main process, NULL when none */
     const char *ram;         /* the box's own RAM file, mapped shared (jail spec "ram:"), or NULL */
-    int cow_ram; /* RAM mapped privately from a snapshot's file (jail spec "cow-ram:") */
-    int log_fd;  /* qemu.log (O_APPEND, QEMU's stderr too), kept under QEMU_LOG_CAP */
-    char *dir;   /* absolute box directory (the cwd) */
+    int cow_ram;    /* RAM mapped privately from a snapshot's file (jail spec "cow-ram:") */
+    int ram_loaded; /* ram (the box's own) holds the incoming RAM already ("ram-loaded:") */
+    int log_fd;     /* qemu.log (O_APPEND, QEMU's stderr too), kept under QEMU_LOG_CAP */
+    char *dir;      /* absolute box directory (the cwd) */
     struct shim_qmp qmp;
     int incoming_fd;
     char **qemu_argv;
@@ -148,6 +149,8 @@ static int parse_args(struct shim *s, int argc, char **argv)
     for (int i = 0; i < s->njail; i++)
         if (strncmp(s->jail_specs[i], "ram:", 4) == 0)
             s->ram = s->jail_specs[i] + 4;
+        else if (strncmp(s->jail_specs[i], "ram-loaded:", 11) == 0)
+            s->ram = s->jail_specs[i] + 11, s->ram_loaded = 1;
         else if (strncmp(s->jail_specs[i], "cow-ram:", 8) == 0)
             s->cow_ram = 1;
     return s->home && s->id && s->qemu_argv && s->qemu_argv[0] && s->boot_ms > 0 ? 0 : -1;
@@ -393,14 +396,16 @@ static void monitor_work(struct shim *s)
 }
 
 /* QEMU waits (-incoming defer) for the saved state on fd 5: x-ignore-shared on when RAM is
- * mapped from the snapshot's RAM file (then it is not in the stream), then the stream. A full
+ * mapped from the snapshot's RAM file or the box's own copy of it (then it is not in the
+ * stream), then the stream. A full
  * snapshot is saved paused, and QEMU keeps the state it loads: once the state is in, resume the
  * guest. */
 static int resume_incoming(struct shim *s)
 {
     int64_t deadline = bl_now_ms() + s->boot_ms;
 
-    if ((s->cow_ram && shim_qmp_cmd(&s->qmp, SHIM_QMP_IGNORE_SHARED(true), -1, 5000) != 0) ||
+    if (((s->cow_ram || s->ram_loaded) &&
+         shim_qmp_cmd(&s->qmp, SHIM_QMP_IGNORE_SHARED(true), -1, 5000) != 0) ||
         shim_qmp_cmd(&s->qmp, "{\"execute\":\"migrate-incoming\",\"arguments\":{\"uri\":\"fd:5\"}}",
                      -1, 5000) != 0)
         deadline = 0;

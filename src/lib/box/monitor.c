@@ -64,7 +64,8 @@ static char **shim_argv(const char *shim, const struct bl_monitor_start *m, int 
 {
     size_t nq = bl_strv_len((const char *const *)m->qemu_argv);
     size_t nj = m->jail ? bl_strv_len((const char *const *)m->jail) : 0;
-    char **v = calloc(nq + 2 * nj + 16, sizeof(*v));
+    /* the fixed options below take at most 17 slots, and one more ends the vector */
+    char **v = calloc(nq + 2 * nj + 18, sizeof(*v));
     size_t n = 0;
     int ok = v != NULL;
 

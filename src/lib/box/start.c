@@ -2,6 +2,7 @@
  * (with the KVM to TCG fallback), attaching to a running box, the per-box lock. */
 #include "box.h"
 #include "boxstate.h"
+#include "bounds.h"
 #include "conn.h"
 #include "db.h"
 #include "error.h"
@@ -55,12 +56,43 @@ int bl_box_attach(boxlite_box *box)
     return rc;
 }
 
+/* Guest RAM (vmm.h): a cold box's own file, mapped shared. A box started from a full
+ * snapshot or a template gets its own sparse copy of that RAM file (boxes/<id>/ram), mapped
+ * shared like a cold box's, the stream skipping it: QEMU 7.2 opens even a private mapping's
+ * file read-write, so mapping the saved file itself would let a compromised QEMU write what
+ * every box started from it reads. BOXLITE_SHARED_RAM=1 maps the saved file itself, privately:
+ * clean pages shared by all its boxes (docs/security.md). *ram_out malloc'd. */
+static int guest_ram(boxlite_box *box, const struct bl_tmpl *t, int from_template,
+                     struct bl_vm_config *cfg, char **ram_out)
+{
+    char *src = box->incoming_ram ? strdup(box->incoming_ram)
+                : from_template   ? bl_strdupf("%s/ram", t->dir)
+                                  : NULL;
+    char *ram = NULL;
+    int rc = 0, saved = box->incoming_ram != NULL || from_template;
+
+    if (saved && !src)
+        rc = bl_err(BOXLITE_ENOMEM, "out of memory");
+    else if (saved && bl_limit(BL_LIMIT_SHARED_RAM) != 0)
+        ram = src, src = NULL, cfg->ram_private = 1;
+    else if ((ram = bl_strdupf("%s/ram", box->dir)) != NULL && saved)
+        rc = bl_copy_file_sparse(src, ram, 0600), cfg->ram_loaded = 1;
+    else if (ram)
+        rc = bl_vmm_ram_create(ram, box->row.memory_mib);
+    if (rc == 0 && !ram)
+        rc = bl_err(BOXLITE_ENOMEM, "out of memory");
+    free(src);
+    cfg->ram = ram;
+    *ram_out = ram;
+    return rc;
+}
+
 /* The jail bind-mounts the console file, so it must exist before QEMU opens it. */
 static int vm_argv(boxlite_box *box, char ***out, char ***jail_out, int *kvm_out, struct bl_tmpl *t)
 {
     const char *tmpl_memory = NULL;
     struct bl_vm_config cfg = {0};
-    char *qemu = NULL, *kernel = NULL, *initrd = NULL, *console = NULL, *disk = NULL, *ram;
+    char *qemu = NULL, *kernel = NULL, *initrd = NULL, *console = NULL, *disk = NULL, *ram = NULL;
     const char *why_tcg = NULL;
     char mac[18];
     int rc;
@@ -106,17 +138,8 @@ static int vm_argv(boxlite_box *box, char ***out, char ***jail_out, int *kvm_out
         rc = bl_template_prepare(t, box, &cfg, &tmpl_memory);
     if (rc == 0 && tmpl_memory)
         box->incoming = tmpl_memory; /* for this boot only: boot_once clears it */
-    /* guest RAM: a full snapshot's or a template's file mapped privately (clean pages shared
-     * by every box started from it), or the box's own (vmm.h) */
-    cfg.ram_private = box->incoming_ram != NULL || tmpl_memory != NULL;
-    ram = box->incoming_ram ? strdup(box->incoming_ram)
-          : tmpl_memory     ? bl_strdupf("%s/ram", t->dir)
-                            : bl_strdupf("%s/ram", box->dir);
-    cfg.ram = ram;
-    if (rc == 0 && !ram)
-        rc = BOXLITE_ENOMEM;
-    if (rc == 0 && !cfg.ram_private)
-        rc = bl_vmm_ram_create(ram, box->row.memory_mib);
+    if (rc == 0)
+        rc = guest_ram(box, t, tmpl_memory != NULL, &cfg, &ram);
     if (rc == 0)
         rc = bl_box_check_ports_free(&box->row);
     if (rc == 0)

@@ -492,7 +492,11 @@ int bl_vmm_jail_specs(char ***out, const struct bl_vm_config *c)
          i += 3)
         add(&a, own(&a, bl_strdupf("%s:%s", strcmp(c->volumes[i], "ro") == 0 ? "ro" : "rw",
                                    c->volumes[i + 1])));
-    add(&a, own(&a, bl_strdupf("%s:%s", c->ram_private ? "cow-ram" : "ram", c->ram)));
+    add(&a, own(&a, bl_strdupf("%s:%s",
+                               c->ram_private  ? "cow-ram"
+                               : c->ram_loaded ? "ram-loaded"
+                                               : "ram",
+                               c->ram)));
     add(&a, own(&a, bl_strdupf("mem:%u", c->memory_mib)));
     add(&a, own(&a, bl_strdupf("cpus:%u", c->cpus)));
     a.v[a.n] = NULL;

@@ -20,6 +20,8 @@ struct bl_vm_config {
                         * mapped shared, or with ram_private a full snapshot's or a template's,
                         * mapped private */
     int ram_private;   /* map ram copy-on-write: the box's writes never reach the file */
+    int ram_loaded;    /* ram is the box's own (shared) but already holds the saved RAM of
+                        * incoming: a copy of a snapshot's or template's (x-ignore-shared) */
     unsigned cpus;
     unsigned memory_mib;
     int kvm;
