@@ -181,7 +181,8 @@ def test_snapshot_of_a_restored_box_streams_its_ram(cli, home, box):
     ok(cli.run("start", name))
     ok(cli.run("snapshot", "create", "--memory", name, "one"))
     ok(cli.run("stop", name))
-    ok(cli.run("snapshot", "restore", name, "one"))  # RAM now the snapshot's, private
+    # RAM now the snapshot's file itself, private (opt-in: by default its own copy, shared)
+    ok(cli.run("snapshot", "restore", name, "one", env={"BOXLITE_SHARED_RAM": "1"}))
     ok(cli.run("exec", name, "--", "sh", "-c", "echo again > /dev/shm/mark"))
     ok(cli.run("snapshot", "create", "--memory", name, "two"))
     sdir = pathlib.Path(home) / "boxes" / box_id / "snapshots"

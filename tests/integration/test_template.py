@@ -209,7 +209,7 @@ def test_cold_flag_and_env_boot_without_a_template(tcli, thome, boxes):
 def test_template_ls_prune_rm_and_info(tcli, thome):
     tdir = warm(tcli, thome)
     info = out(tcli.run("info"))
-    assert "templates:  1," in info and "MiB on disk" in info
+    assert "templates:   1," in info and "MiB on disk" in info
     (tdir / "key").unlink()  # unfinished
     assert [t["usable"] for t in templates(tcli)] == [False]
     assert out(tcli.run("template", "prune")) == "1 removed"

@@ -2,8 +2,10 @@
  * whole or not at all), restoring and attaching, discarding a bad one; and the Templates API
  * (list, remove, prune, warm). Layout and rules: docs/templates.md.
  *
- * $BOXLITE_HOME/templates/<id>/memory  RAM + device state (the shim's migration, as a full
+ * $BOXLITE_HOME/templates/<id>/memory  device state (the shim's migration, as a full
  *                                      snapshot's memory file)
+ * $BOXLITE_HOME/templates/<id>/ram     guest RAM (sparse), copied by each box restored from
+ *                                      it (or mapped privately: BOXLITE_SHARED_RAM)
  * $BOXLITE_HOME/templates/<id>/key     the key text, then "bytes N" (memory's size) and
  *                                      "created T"; written last: no key, no template
  * $BOXLITE_HOME/templates/.locks/<id>  flock: one builder per template across processes
@@ -430,10 +432,10 @@ static int files_unchanged(const char *key)
 
 static uint64_t dir_bytes(const char *dir)
 {
-    const char *files[] = {"memory", "key"};
+    const char *files[] = {"memory", "ram", "key"};
     uint64_t sum = 0;
 
-    for (size_t i = 0; i < 2; i++) {
+    for (size_t i = 0; i < 3; i++) {
         char *p = bl_strdupf("%s/%s", dir, files[i]);
         struct stat st;
         if (p && stat(p, &st) == 0)
