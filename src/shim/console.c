@@ -25,40 +25,12 @@
 #define DRAIN_MS     2000 /* after QEMU ended: what is still buffered, at most this long */
 
 struct shim_console {
-    int listen_fd, conn_fd, log_fd, stop_pipe[2];
-    uint64_t cap, used;
+    int listen_fd, conn_fd, stop_pipe[2];
+    struct shim_caplog log;
     pthread_t thread;
     int started;
     char buf[BUF_SIZE];
 };
-
-static int open_log(void)
-{
-    return open(CONSOLE_LOG, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-}
-
-/* n bytes into the log; a full log becomes console.log.1 and a new one starts. */
-static void put(struct shim_console *c, const char *p, size_t n)
-{
-    while (n > 0 && c->log_fd >= 0) {
-        size_t room = c->cap > c->used ? (size_t)(c->cap - c->used) : 0;
-        size_t k = n < room ? n : room;
-        ssize_t w = k ? write(c->log_fd, p, k) : 0;
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            return; /* a full disk: the console is dropped, the box goes on */
-        c->used += (uint64_t)w;
-        p += w;
-        n -= (size_t)w;
-        if (c->used >= c->cap) {
-            close(c->log_fd);
-            rename(CONSOLE_LOG, CONSOLE_OLD);
-            c->log_fd = open_log();
-            c->used = 0;
-        }
-    }
-}
 
 /* Read what is there; 0 at EOF or on an error, 1 otherwise. */
 static int pump(struct shim_console *c)
@@ -69,7 +41,7 @@ static int pump(struct shim_console *c)
         return 1;
     if (n <= 0)
         return 0;
-    put(c, c->buf, (size_t)n);
+    shim_caplog_put(&c->log, c->buf, (size_t)n);
     return 1;
 }
 
@@ -110,15 +82,11 @@ struct shim_console *shim_console_open(void)
     if (!c)
         return NULL;
     c->conn_fd = c->stop_pipe[0] = c->stop_pipe[1] = -1;
-    c->cap = bl_limit(BL_LIMIT_CONSOLE);
-    if (c->cap < 4096)
-        c->cap = 4096;
     strcpy(sa.sun_path, CONSOLE_SOCK);
     unlink(CONSOLE_SOCK);
-    unlink(CONSOLE_OLD);
-    c->log_fd = open_log();
+    shim_caplog_open(&c->log, CONSOLE_LOG, CONSOLE_OLD, bl_limit(BL_LIMIT_CONSOLE), 0);
     c->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (c->log_fd < 0 || c->listen_fd < 0 || pipe2(c->stop_pipe, O_CLOEXEC) != 0 ||
+    if (c->log.fd < 0 || c->listen_fd < 0 || pipe2(c->stop_pipe, O_CLOEXEC) != 0 ||
         bind(c->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
         listen(c->listen_fd, 1) != 0) {
         shim_console_close(c);
@@ -139,7 +107,7 @@ int shim_console_run(struct shim_console *c)
 
 void shim_console_close(struct shim_console *c)
 {
-    int fds[5];
+    int fds[4];
 
     if (!c)
         return;
@@ -151,9 +119,9 @@ void shim_console_close(struct shim_console *c)
     }
     fds[0] = c->listen_fd;
     fds[1] = c->conn_fd;
-    fds[2] = c->log_fd;
-    fds[3] = c->stop_pipe[0];
-    fds[4] = c->stop_pipe[1];
+    fds[2] = c->stop_pipe[0];
+    fds[3] = c->stop_pipe[1];
+    shim_caplog_close(&c->log);
     for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
         if (fds[i] >= 0)
             close(fds[i]);

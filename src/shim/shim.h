@@ -15,6 +15,20 @@ struct pollfd;
 #define SHIM_MAX_CLIENTS 64
 #define SHIM_OUTQ_CAP    (64u << 20) /* a client that lets this much pile up is dropped */
 
+/* ---- caplog.c: a log the guest fills, capped (one older file kept) ---- */
+
+struct shim_caplog {
+    const char *name, *old; /* the log and what a full one becomes (static strings) */
+    int fd;
+    uint64_t cap, used;
+};
+/* Open name for appending (keep 0: name and old removed first, a fresh log); cap at least
+ * 4 KiB. -1 when it cannot be opened (puts are then dropped). Not thread-safe: one writer. */
+int shim_caplog_open(struct shim_caplog *l, const char *name, const char *old, uint64_t cap,
+                     int keep);
+void shim_caplog_put(struct shim_caplog *l, const void *buf, size_t n);
+void shim_caplog_close(struct shim_caplog *l);
+
 /* ---- console.c: the guest console, capped ---- */
 
 struct shim_console;
