@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 FUZZ_SECONDS ?= 60
 CLANG   ?= clang-14
 # src/lib's subsystem folders, as src/lib/meson.build's lib_inc
-LIB_INC  = -Isrc/lib -Isrc/lib/state -Isrc/lib/image -Isrc/lib/box -Isrc/lib/snapshot -Isrc/lib/net -Isrc/lib/disk
+LIB_INC  = -Isrc/lib -Isrc/lib/state -Isrc/lib/image -Isrc/lib/box -Isrc/lib/snapshot -Isrc/lib/net -Isrc/lib/disk -Isrc/lib/template
 SOURCES  = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
 
 .PHONY: all deps build python python-install wheel demo test unit check-format check-abi format fuzz fuzz-build fault bench clean
@@ -110,7 +110,7 @@ fuzz-build: deps $(BUILD)/fuzz/libboxlite-fuzz.a
 	# change names held to the work directory by the harness
 	$(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -D_GNU_SOURCE \
 	  -Isrc/agent -Isrc/common src/agent/copy.c src/agent/util.c src/agent/identity.c \
-	  src/agent/mounts.c tests/fuzz/fuzz_agent_untar.c \
+	  src/agent/mounts.c src/agent/tunnel.c tests/fuzz/fuzz_agent_untar.c \
 	  -Wl,--wrap=open,--wrap=mkdir,--wrap=symlink,--wrap=link,--wrap=unlink,--wrap=chmod,--wrap=utimensat \
 	  -o $(BUILD)/fuzz/fuzz_agent_untar
 	# issue 11: QEMU's QMP replies as the shim reads them (QEMU is not a boundary under TCG)
