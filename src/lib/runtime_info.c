@@ -66,7 +66,8 @@ static void accel(boxlite_runtime_info *out, boxlite_runtime *rt)
         put(out->accel_reason, sizeof(out->accel_reason), boxlite_error_last());
         bl_err_clear();
     } else if (!kvm) {
-        put(out->accel_reason, sizeof(out->accel_reason), why ? why : "asked for (the accel option or BOXLITE_ACCEL)");
+        put(out->accel_reason, sizeof(out->accel_reason),
+            why ? why : "asked for (the accel option or BOXLITE_ACCEL)");
     }
     if (kvm && rt->kvm_broken) {
         kvm = 0;

@@ -2,8 +2,10 @@
 
 - the fresh-machine test: a bare Debian bookworm root (minbase + python3 + python3-pip only;
   tests/package/mkroot.sh, cached) entered with unshare + pivot_root, the wheel pip-installed
-  offline, a SimpleBox of the default image and the `boxlite` CLI's `run`, then
-  `pip uninstall` leaves nothing but $BOXLITE_HOME;
+  offline, the seed's lines with the default image and with an image pulled by its short
+  name from a registry on 127.0.0.1 (a real docker-registry, configured as a search
+  registry), the `boxlite` CLI's `run`, then `pip uninstall` leaves nothing but
+  $BOXLITE_HOME;
 - a wheel whose QEMU is missing or corrupt fails at the first start naming the file;
 - the C install (meson install into a scratch prefix) with the build tree moved away:
   examples/hello.c built with `pkg-config --cflags --libs boxlite` runs a box.
@@ -18,6 +20,7 @@ import sys
 
 import pytest
 
+import registry_fixture as rf
 from boxlite_paths import BUILD, ROOT, suite_accel
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -75,8 +78,34 @@ with boxlite.SyncSimpleBox("default") as box:
     print(r.stdout, end="")
 """
 
+# the seed's lines with an image pulled by its short name from the search registry {host}
+SEED_PULL = """
+import boxlite
+boxlite.Boxlite.init_default(boxlite.Options(image_registries=[
+    boxlite.ImageRegistry("{host}", transport="http", search=True)]))
+with boxlite.SyncSimpleBox("seed/busybox:1") as box:
+    r = box.exec("sh", "-c", "echo pulled-says-hi; cat /etc/os-release 2>/dev/null | head -1")
+    print(r.stdout, end="")
+"""
 
-def test_fresh_machine(bare_root, wheel):
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory):
+    work = tmp_path_factory.mktemp("pkg-registry")
+    layers, _ = rf.busybox_layers()
+    layout = work / "image"
+    # a shell as the main process, as python:slim's python3: it waits on its stdin, the box
+    # stays up (the test image's own entrypoint, echo, would end it at once)
+    rf.write_layout(layout, [(l.raw(), "gzip") for l in layers],
+                    dict({k: v for k, v in rf.BUSYBOX_CONFIG.items() if k != "Entrypoint"},
+                         Cmd=["/bin/sh"]))
+    reg = rf.Registry(work / "registry")
+    reg.push(layout, "seed/busybox:1")
+    yield reg
+    reg.stop()
+
+
+def test_fresh_machine(bare_root, wheel, registry):
     """pip install the wheel on a bare Debian, run a box from Python and from the CLI,
     uninstall, and find the machine as it was but for $BOXLITE_HOME."""
     for tool in ("qemu-system-x86_64", "qemu-img", "cc", "busybox"):
@@ -90,6 +119,9 @@ def test_fresh_machine(bare_root, wheel):
     r = in_root(bare_root, wheel, f"python3 -c '{SEED}'")
     assert r.returncode == 0, r.stdout + r.stderr
     assert r.stdout.splitlines() == ["seed-says-hi", "Linux"], r.stdout + r.stderr
+    r = in_root(bare_root, wheel, "python3 -c '" + SEED_PULL.replace("{host}", registry.host) + "'")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.splitlines()[0] == "pulled-says-hi", r.stdout + r.stderr
     r = in_root(bare_root, wheel, "boxlite run --rm -- echo cli-says-hi")
     assert r.returncode == 0, r.stdout + r.stderr
     assert r.stdout.strip() == "cli-says-hi", r.stdout + r.stderr
@@ -108,7 +140,7 @@ def installed(wheel, tmp_path):
     subprocess.run([PY, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--target",
                     str(target), str(wheel)], check=True, timeout=300)
     yield target
-    shutil.rmtree(tmp_path, ignore_errors=True)  # 625 MiB installed
+    shutil.rmtree(tmp_path, ignore_errors=True)
 
 
 @pytest.mark.parametrize("damage", ["missing", "corrupt", "not-executable"])

@@ -108,7 +108,10 @@ async def test_codebox_on_debian_python_image(python_runtime, tmp_path):
 
 async def test_rootfs_path_imports_a_local_oci_layout(runtime, tmp_path):
     gz, _, _ = rf.build_busybox(tmp_path)  # the busybox test image as an OCI layout dir
-    async with boxlite.SimpleBox(rootfs_path=str(gz), runtime=runtime) as sb:
+    # its entrypoint (echo) ends at once, and the box with it (BoxLite's rule): a shell
+    # waiting on its stdin keeps this one up
+    async with boxlite.SimpleBox(rootfs_path=str(gz), runtime=runtime,
+                                 entrypoint=["/bin/sh"], cmd=[]) as sb:
         assert sb.info().image == boxlite._common.rootfs_image_name(str(gz))
         assert sb.info().image.startswith("localhost/busybox-oci-")
         r = await sb.exec("sh", "-c", "cat /etc/os-release; pwd; echo $GREETING")
