@@ -11,7 +11,7 @@ import time
 import pytest
 
 import boxlite
-from conftest import BUILD
+from boxlite_paths import BUILD
 
 pytestmark = pytest.mark.asyncio
 
