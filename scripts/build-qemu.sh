@@ -2,7 +2,7 @@
 # build-qemu.sh — builds the QEMU boxlite ships in its wheel, from Debian's qemu source package
 # (apt's deb-src for the archive the machine already uses; no other download), configured for
 # what src/lib/vmm.c asks of it and nothing else: x86_64 system emulation, -M microvm, the
-# virtio-mmio devices boxes attach (blk, serial, net over -netdev stream, 9p), TCG and KVM,
+# virtio-mmio devices boxes attach (blk, serial, net over -netdev stream, 9p, balloon), TCG and KVM,
 # -sandbox (seccomp), qcow2/raw/file, QMP and -incoming fd; plus qemu-img and qboot (microvm's
 # firmware, built from the same source). No GUI, audio, USB devices, slirp or other targets.
 #
@@ -29,7 +29,8 @@ DEVICES='CONFIG_MICROVM=y
 CONFIG_VIRTIO_BLK=y
 CONFIG_VIRTIO_SERIAL=y
 CONFIG_VIRTIO_NET=y
-CONFIG_VIRTIO_9P=y'
+CONFIG_VIRTIO_9P=y
+CONFIG_VIRTIO_BALLOON=y'
 
 CONFIGURE_FLAGS=(
   # any prefix but "/" (7.2 relocates only paths below a real prefix): QEMU finds its data
