@@ -15,7 +15,7 @@
 static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct sbox *reg_head;
 
-/* ---- per-key box allowance: which principal made which box (this server's life) --------- */
+/* ---- per-key box allowance: which principal made which box (kept in serve.db) ---------- */
 
 struct owner {
     struct owner *next;
@@ -43,6 +43,7 @@ static int owner_check(struct req *r)
             i++;
         if (i == n) { /* gone */
             *pp = o->next;
+            state_owner_del(o->box_id);
             free(o);
             continue;
         }
@@ -70,6 +71,25 @@ static void owner_add(struct req *r, const char *box_id)
     o->next = owners;
     owners = o;
     pthread_mutex_unlock(&owner_mu);
+    state_owner_put(o->box_id, o->principal);
+}
+
+static void owner_load_one(void *ctx, const char *box_id, const char *principal)
+{
+    struct owner *o = calloc(1, sizeof(*o));
+
+    (void)ctx;
+    if (o == NULL)
+        return;
+    snprintf(o->box_id, sizeof(o->box_id), "%s", box_id);
+    snprintf(o->principal, sizeof(o->principal), "%s", principal);
+    o->next = owners; /* start-up only: no request runs yet */
+    owners = o;
+}
+
+void owners_load(void)
+{
+    state_owner_load(owner_load_one, NULL);
 }
 
 static void sbox_destroy(struct sbox *b)

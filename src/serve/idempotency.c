@@ -1,7 +1,7 @@
 /* idempotency.c — the spec's Idempotency-Key: a repeated key (same principal) returns the
  * first response without running the request again; the same key with another method, path,
- * query or body is refused (422); one still running answers 409. Kept in memory for 24 hours,
- * at most IDEM_MAX keys. */
+ * query or body is refused (422); one still running answers 409. Kept for 24 hours, at most
+ * IDEM_MAX keys, in memory and in serve.db (state.c), so a restart still replays them. */
 #include "serve.h"
 
 #include <openssl/evp.h>
@@ -70,6 +70,7 @@ static void prune_locked(time_t now)
         if (e->done && now - e->at > IDEM_TTL) {
             *pp = e->next;
             idem_count--;
+            state_idem_del(e->key);
             idem_free(e);
             continue;
         }
@@ -83,6 +84,7 @@ static void prune_locked(time_t now)
         ;
     *pp = oldest_done->next;
     idem_count--;
+    state_idem_del(oldest_done->key);
     idem_free(oldest_done);
 }
 
@@ -178,7 +180,40 @@ enum MHD_Result idem_run(struct req *r)
         snprintf(e->location, sizeof(e->location), "%s", r->cap_location);
         r->cap_body = NULL;
         e->done = 1;
+        state_idem_put(e->key, e->fp, e->at, e->status, e->body, e->len, e->location);
     }
     pthread_mutex_unlock(&idem_mu);
     return ret;
+}
+
+/* One kept row back into the list (newest first: rows come oldest first). Start-up only. */
+static void load_one(void *ctx, const struct state_idem *k)
+{
+    struct idem *e = calloc(1, sizeof(*e));
+
+    (void)ctx;
+    if (e == NULL || (k->len > 0 && (e->body = malloc(k->len)) == NULL)) {
+        free(e);
+        return;
+    }
+    snprintf(e->key, sizeof(e->key), "%s", k->key);
+    memcpy(e->fp, k->fp, sizeof(e->fp));
+    e->at = (time_t)k->at;
+    e->done = 1;
+    e->status = k->status;
+    if (k->len > 0)
+        memcpy(e->body, k->body, k->len);
+    e->len = k->len;
+    snprintf(e->location, sizeof(e->location), "%s", k->location);
+    e->next = idem_head;
+    idem_head = e;
+    idem_count++;
+}
+
+void idem_load(void)
+{
+    state_idem_load(load_one, NULL);
+    pthread_mutex_lock(&idem_mu);
+    prune_locked(time(NULL));
+    pthread_mutex_unlock(&idem_mu);
 }

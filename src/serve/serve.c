@@ -244,6 +244,10 @@ int serve_run(const struct serve_config *cfg)
         fprintf(stderr, "boxlite serve: %s\n", boxlite_error_last());
         goto out;
     }
+    if (state_open(boxlite_runtime_home(s.rt)) != 0)
+        goto out;
+    idem_load();
+    owners_load();
     sigemptyset(&set);
     sigaddset(&set, SIGHUP);
     sigaddset(&set, SIGTERM);
@@ -269,6 +273,7 @@ out:
     if (wd_started)
         pthread_join(wd, NULL);
     boxes_shutdown();
+    state_close();
     boxlite_runtime_free(s.rt);
     keys_free(s.keys);
     free(cert);

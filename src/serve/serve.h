@@ -167,6 +167,36 @@ void watch_headers_done(struct MHD_Connection *conn);
 /* Run r's handler, or replay the first response to its Idempotency-Key. */
 enum MHD_Result idem_run(struct req *r);
 
+/* Load the kept results (serve.db) into memory; at server start, before any request. */
+void idem_load(void);
+
+/* ---- durable state: $BOXLITE_HOME/serve.db (state.c) ------------------------------------- */
+
+/* One kept Idempotency-Key result as state_idem_load hands it over (borrowed for the call). */
+struct state_idem {
+    const char *key; /* principal + " " + the client's key */
+    const unsigned char *fp;
+    int64_t at;
+    unsigned status;
+    const void *body;
+    size_t len;
+    const char *location;
+};
+
+/* Open (creating) the file; -1 with a message on stderr. Writes before it, or after a failed
+ * open, are dropped: the server then forgets on restart, as before. */
+int state_open(const char *home);
+void state_close(void);
+/* Each write is one transaction; -1 (logged) when it fails. Thread-safe. */
+int state_idem_put(const char *key, const unsigned char fp[32], int64_t at, unsigned status,
+                   const char *body, size_t len, const char *location);
+int state_idem_del(const char *key);
+int state_owner_put(const char *box_id, const char *principal);
+int state_owner_del(const char *box_id);
+/* Call cb for each kept row (oldest first for keys). cb must not call back into state.c. */
+int state_idem_load(void (*cb)(void *ctx, const struct state_idem *e), void *ctx);
+int state_owner_load(void (*cb)(void *ctx, const char *box_id, const char *principal), void *ctx);
+
 /* ---- router (router.c) -------------------------------------------------------------------- */
 
 /* Find the route for method and path (after /v1 and the prefix), filling r->params.
@@ -195,6 +225,8 @@ void sbox_put(struct sbox *b);
 /* Start the box (detached when it was created so) unless it is running. */
 int sbox_ensure_running(struct sbox *b);
 void boxes_shutdown(void);
+/* Load who made which box (serve.db); at server start. */
+void owners_load(void);
 json_t *box_json(struct sbox *b); /* NULL on failure (boxlite_error_last) */
 
 enum MHD_Result h_box_create(struct req *r);

@@ -347,3 +347,27 @@ def test_per_key_box_limit(make):
     assert one.call("POST", "/boxes", {"name": "quota-3"})[0] == 201
     for n in ("quota-2", "quota-3", "quota-o"):
         assert one.call("DELETE", f"/boxes/{n}")[0] == 204
+
+
+def test_idempotency_and_ownership_survive_a_restart(make):
+    """Keys' results and who made which box live in $BOXLITE_HOME/serve.db."""
+    extra = ("--max-boxes-per-key", "1")
+    k = {"Idempotency-Key": "restart-7f3a9c"}
+    s = make(keys=(KEY, "other-key"), extra=extra)
+    st, h, first = Api(s.port).call("POST", "/boxes", {"name": "restart-1"}, headers=k)
+    assert st == 201, first
+    s.stop()
+    s = make(keys=(KEY, "other-key"), extra=extra)
+    one, other = Api(s.port), Api(s.port, key="other-key")
+    st, h2, again = one.call("POST", "/boxes", {"name": "restart-1"}, headers=k)
+    assert st == 201 and again == first and h2.get("idempotent-replayed") == "true", again
+    assert h2["location"] == h["location"]
+    st, _, b = one.call("POST", "/boxes", {"name": "restart-1b"}, headers=k)
+    assert st == 422, b  # the same key with another body, still known
+    st, _, b = one.call("POST", "/boxes", {"name": "restart-2"})
+    assert st == 429 and b["error"]["code"] == "resource_exhausted", b  # restart-1 is still KEY's
+    assert other.call("POST", "/boxes", {"name": "restart-o"})[0] == 201
+    for n in ("restart-1", "restart-o"):
+        assert one.call("DELETE", f"/boxes/{n}")[0] == 204
+    assert one.call("POST", "/boxes", {"name": "restart-2"})[0] == 201
+    assert one.call("DELETE", "/boxes/restart-2")[0] == 204
