@@ -1,6 +1,6 @@
 /* boxes.c — the Box API's box resources: the registry of box handles the server holds
  * (shared by requests and executions, counted references), create/list/get/remove,
- * start/stop, clone, export and import, per-box metrics, and the refused tunnel. */
+ * start/stop, clone, export and import, and the refused tunnel. */
 #include "serve.h"
 
 #include <errno.h>
@@ -122,6 +122,7 @@ int sbox_open(struct sbox **out, const char *id_or_name)
         b->box = box;
         box = NULL;
         pthread_mutex_init(&b->mu, NULL);
+        b->create_ms = b->boot_ms = -1;
         b->refs = 1; /* the registry's */
         b->next = reg_head;
         reg_head = b;
@@ -201,9 +202,13 @@ int sbox_ensure_running(struct sbox *b)
     pthread_mutex_lock(&b->mu);
     rc = boxlite_box_get_info(&info, b->box);
     if (rc == 0 && strcmp(info.state, "running") != 0) {
+        double t0 = now_monotonic();
         rc = info.detach ? boxlite_box_start_detached(b->box) : boxlite_box_start(b->box);
         if (rc != 0)
             __atomic_add_fetch(&g_serve->counters.boxes_failed, 1, __ATOMIC_RELAXED);
+        else
+            __atomic_store_n(&b->boot_ms, (int64_t)((now_monotonic() - t0) * 1000),
+                             __ATOMIC_RELAXED);
     }
     pthread_mutex_unlock(&b->mu);
     return rc;
@@ -413,6 +418,7 @@ enum MHD_Result h_box_create(struct req *r)
     json_int_t cpus = 0, mem = 0, disk = 0;
     json_t *net;
     enum MHD_Result ret = MHD_YES;
+    double t0;
     int rc;
 
     if (r->json == NULL)
@@ -447,6 +453,7 @@ enum MHD_Result h_box_create(struct req *r)
     o.volumes = vols;
     if (owner_check(r) != 0)
         goto out;
+    t0 = now_monotonic();
     rc = boxlite_box_create(&box, g_serve->rt, &o);
     if (rc != 0) {
         ret = rc == BOXLITE_ENOTFOUND ? reply_error(r, 422, "ImageError", "image_pull_failed",
@@ -457,6 +464,8 @@ enum MHD_Result h_box_create(struct req *r)
     __atomic_add_fetch(&g_serve->counters.boxes_created, 1, __ATOMIC_RELAXED);
     owner_add(r, boxlite_box_id(box));
     rc = sbox_open(&b, boxlite_box_id(box));
+    if (rc == 0)
+        __atomic_store_n(&b->create_ms, (int64_t)((now_monotonic() - t0) * 1000), __ATOMIC_RELAXED);
     ret = rc != 0 ? reply_boxlite(r, rc, "box") : reply_box(r, b, 201, 1);
 out:
     boxlite_box_free(box);
@@ -740,27 +749,7 @@ static enum MHD_Result import_end(struct req *r)
 
 const struct body_stream box_import_stream = {import_begin, import_data, import_end};
 
-/* ---- metrics and the tunnel we do not have ------------------------------------------------ */
-
-enum MHD_Result h_box_metrics(struct req *r)
-{
-    struct sbox *b = sbox_get(r, r->params[0]);
-    boxlite_box_stats st = BOXLITE_BOX_STATS_INIT;
-    json_t *o;
-
-    if (b == NULL)
-        return MHD_YES;
-    o = json_pack("{s:I, s:I, s:I, s:I, s:n, s:n, s:n, s:n, s:n, s:n, s:{}}",
-                  "commands_executed_total", (json_int_t)b->execs, "exec_errors_total",
-                  (json_int_t)b->exec_errors, "bytes_sent_total", (json_int_t)b->bytes_in,
-                  "bytes_received_total", (json_int_t)b->bytes_out, "cpu_percent", "memory_bytes",
-                  "network_bytes_sent", "network_bytes_received", "network_tcp_connections",
-                  "network_tcp_errors", "boot_timing");
-    if (o != NULL && boxlite_box_get_stats(&st, b->box) == 0)
-        json_object_set_new(o, "memory_bytes", json_integer((json_int_t)st.memory_bytes));
-    sbox_put(b);
-    return reply_json(r, 200, o);
-}
+/* ---- the tunnel we do not have ------------------------------------------------ */
 
 enum MHD_Result h_box_tunnel(struct req *r)
 {

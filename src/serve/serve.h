@@ -63,6 +63,7 @@ struct sbox {
     int refs;           /* guarded by the registry's lock */
     int removed;
     uint64_t execs, exec_errors, bytes_in, bytes_out; /* __atomic */
+    int64_t create_ms, boot_ms; /* as this server timed them, -1 unknown (__atomic) */
 };
 
 /* ---- one request ---------------------------------------------------------------------- */
@@ -239,8 +240,11 @@ enum MHD_Result h_box_stop(struct req *r);
 enum MHD_Result h_box_clone(struct req *r);
 enum MHD_Result h_box_export(struct req *r);
 extern const struct body_stream box_import_stream;
-enum MHD_Result h_box_metrics(struct req *r);
 enum MHD_Result h_box_tunnel(struct req *r);
+
+/* ---- per-box metrics (metrics.c) ---------------------------------------------------------- */
+
+enum MHD_Result h_box_metrics(struct req *r);
 
 /* ---- executions (exec.c, attach.c) -------------------------------------------------------- */
 
