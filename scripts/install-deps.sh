@@ -35,8 +35,14 @@ install_prism() {
   command -v npm >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends npm >&2 || return 0
   npm install -g --no-audit --no-fund @stoplight/prism-cli@5 >&2 || echo "install-deps: prism not installed" >&2
 }
+# autocannon (npm): the HTTP load generator of bench/serve, installed beside Prism (npm -g).
+install_autocannon() {
+  command -v autocannon >/dev/null && return 0
+  [ "$(id -u)" -eq 0 ] && command -v npm >/dev/null || return 0
+  npm install -g --no-audit --no-fund autocannon@7 >&2 || echo "install-deps: autocannon not installed" >&2
+}
 
-if [ ${#missing[@]} -eq 0 ]; then install_prism; exit 0; fi
+if [ ${#missing[@]} -eq 0 ]; then install_prism; install_autocannon; exit 0; fi
 
 SUDO=()
 if [ "$(id -u)" -ne 0 ]; then
@@ -48,3 +54,4 @@ export DEBIAN_FRONTEND=noninteractive
 "${SUDO[@]}" apt-get update -q >&2
 "${SUDO[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
 install_prism
+install_autocannon

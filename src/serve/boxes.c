@@ -92,10 +92,21 @@ void owners_load(void)
     state_owner_load(owner_load_one, NULL);
 }
 
+void sbox_lock(struct sbox *b)
+{
+    pthread_mutex_lock(&b->use);
+}
+
+void sbox_unlock(struct sbox *b)
+{
+    pthread_mutex_unlock(&b->use);
+}
+
 static void sbox_destroy(struct sbox *b)
 {
     boxlite_box_free(b->box);
     pthread_mutex_destroy(&b->mu);
+    pthread_mutex_destroy(&b->use);
     free(b);
 }
 
@@ -122,6 +133,7 @@ int sbox_open(struct sbox **out, const char *id_or_name)
         b->box = box;
         box = NULL;
         pthread_mutex_init(&b->mu, NULL);
+        pthread_mutex_init(&b->use, NULL);
         b->create_ms = b->boot_ms = -1;
         b->refs = 1; /* the registry's */
         b->next = reg_head;
@@ -200,6 +212,7 @@ int sbox_ensure_running(struct sbox *b)
     int rc;
 
     pthread_mutex_lock(&b->mu);
+    sbox_lock(b);
     rc = boxlite_box_get_info(&info, b->box);
     if (rc == 0 && strcmp(info.state, "running") != 0) {
         double t0 = now_monotonic();
@@ -210,6 +223,7 @@ int sbox_ensure_running(struct sbox *b)
             __atomic_store_n(&b->boot_ms, (int64_t)((now_monotonic() - t0) * 1000),
                              __ATOMIC_RELAXED);
     }
+    sbox_unlock(b);
     pthread_mutex_unlock(&b->mu);
     return rc;
 }
@@ -234,9 +248,12 @@ json_t *box_json(struct sbox *b)
 {
     boxlite_box_info info = BOXLITE_BOX_INFO_INIT;
 
-    if (boxlite_box_get_info(&info, b->box) != 0)
-        return NULL;
-    return info_json(&info);
+    int rc;
+
+    sbox_lock(b);
+    rc = boxlite_box_get_info(&info, b->box);
+    sbox_unlock(b);
+    return rc == 0 ? info_json(&info) : NULL;
 }
 
 static enum MHD_Result reply_box(struct req *r, struct sbox *b, unsigned status, int location)
@@ -543,7 +560,9 @@ enum MHD_Result h_box_delete(struct req *r)
     if (b == NULL)
         return MHD_YES;
     pthread_mutex_lock(&b->mu);
+    sbox_lock(b);
     rc = boxlite_box_remove(b->box, force);
+    sbox_unlock(b);
     if (rc == 0)
         b->removed = 1;
     pthread_mutex_unlock(&b->mu);
@@ -585,7 +604,9 @@ enum MHD_Result h_box_stop(struct req *r)
     if (b == NULL)
         return MHD_YES;
     pthread_mutex_lock(&b->mu);
+    sbox_lock(b);
     rc = boxlite_box_stop(b->box, (int)(secs * 1000));
+    sbox_unlock(b);
     pthread_mutex_unlock(&b->mu);
     if (rc == 0)
         __atomic_add_fetch(&g_serve->counters.boxes_stopped, 1, __ATOMIC_RELAXED);
@@ -610,7 +631,9 @@ enum MHD_Result h_box_clone(struct req *r)
     if (b == NULL)
         return MHD_YES;
     pthread_mutex_lock(&b->mu);
+    sbox_lock(b);
     rc = boxlite_box_clone_v2(&clone, b->box, NULL, name);
+    sbox_unlock(b);
     pthread_mutex_unlock(&b->mu);
     if (rc == 0) {
         owner_add(r, boxlite_box_id(clone));
@@ -639,7 +662,9 @@ enum MHD_Result h_box_export(struct req *r)
         return MHD_YES;
     snprintf(path, sizeof(path), "%s/export-%s-%s.boxlite", g_serve->tmp_dir, b->id, r->request_id);
     pthread_mutex_lock(&b->mu);
+    sbox_lock(b);
     rc = boxlite_box_export(b->box, NULL, path);
+    sbox_unlock(b);
     pthread_mutex_unlock(&b->mu);
     sbox_put(b);
     if (rc != 0) {

@@ -338,7 +338,9 @@ enum MHD_Result h_exec_create(struct req *r)
     }
     o.argv = (const char *const *)argv;
     o.env = (const char *const *)env;
+    sbox_lock(b);
     rc = boxlite_exec_start(&ex, b->box, &o);
+    sbox_unlock(b);
     __atomic_add_fetch(&g_serve->counters.execs, 1, __ATOMIC_RELAXED);
     __atomic_add_fetch(&b->execs, 1, __ATOMIC_RELAXED);
     if (rc != 0) {

@@ -45,8 +45,13 @@ static void xfer_put(struct xfer *t)
 static void *xfer_thread(void *arg)
 {
     struct xfer *t = arg;
-    int rc = t->out ? boxlite_box_copy_out_tar(t->b->box, t->path, t->fd, &t->opts)
-                    : boxlite_box_copy_in_tar(t->b->box, t->fd, t->path, &t->opts);
+    boxlite_box *h = NULL; /* its own handle: a long copy must not hold the shared one */
+    int rc = boxlite_box_get(&h, g_serve->rt, t->b->id);
+
+    if (rc == 0)
+        rc = t->out ? boxlite_box_copy_out_tar(h, t->path, t->fd, &t->opts)
+                    : boxlite_box_copy_in_tar(h, t->fd, t->path, &t->opts);
+    boxlite_box_free(h);
 
     pthread_mutex_lock(&t->mu);
     t->rc = rc;
@@ -66,7 +71,7 @@ static struct xfer *xfer_start(struct req *r, int out)
     int flag = req_query_bool(r, out ? "follow_symlinks" : "overwrite", out ? 0 : 1);
     struct xfer *t = NULL;
     boxlite_box_info info = BOXLITE_BOX_INFO_INIT;
-    int p[2] = {-1, -1};
+    int p[2] = {-1, -1}, rc;
     pthread_t th;
 
     if (flag < 0)
@@ -95,7 +100,10 @@ static struct xfer *xfer_start(struct req *r, int out)
     t->b = sbox_get(r, r->params[0]);
     if (t->b == NULL)
         goto fail;
-    if (boxlite_box_get_info(&info, t->b->box) != 0 || strcmp(info.state, "running") != 0) {
+    sbox_lock(t->b);
+    rc = boxlite_box_get_info(&info, t->b->box);
+    sbox_unlock(t->b);
+    if (rc != 0 || strcmp(info.state, "running") != 0) {
         reply_error(r, 409, "InvalidStateError", "invalid_state", "box %s is not running",
                     t->b->id);
         goto fail;

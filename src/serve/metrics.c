@@ -84,8 +84,16 @@ static int read_guest_net(struct sbox *b, struct net_stats *out)
 
     o.argv = argv;
     o.timeout_ms = NET_EXEC_MS;
-    if (buf == NULL || boxlite_exec_start(&ex, b->box, &o) != 0)
+    if (buf == NULL)
         goto out;
+    sbox_lock(b);
+    rc = boxlite_exec_start(&ex, b->box, &o);
+    sbox_unlock(b);
+    if (rc != 0) {
+        rc = -1;
+        goto out;
+    }
+    rc = -1;
     while (len < NET_READ_CAP && now_monotonic() < deadline) {
         if (boxlite_exec_read(ex, BOXLITE_STDOUT, &which, buf + len, NET_READ_CAP - len, &n,
                               1000) == BOXLITE_EAGAIN)
@@ -115,12 +123,19 @@ static double cpu_percent(struct sbox *b, unsigned cpus)
 {
     boxlite_box_stats s1 = BOXLITE_BOX_STATS_INIT, s2 = BOXLITE_BOX_STATS_INIT;
     double t1, t2, pct = 0;
+    int rc;
 
-    if (boxlite_box_get_stats(&s1, b->box) != 0)
+    sbox_lock(b);
+    rc = boxlite_box_get_stats(&s1, b->box);
+    sbox_unlock(b);
+    if (rc != 0)
         goto out;
     t1 = now_monotonic();
     usleep(CPU_WINDOW_MS * 1000);
-    if (boxlite_box_get_stats(&s2, b->box) != 0)
+    sbox_lock(b);
+    rc = boxlite_box_get_stats(&s2, b->box);
+    sbox_unlock(b);
+    if (rc != 0)
         goto out;
     t2 = now_monotonic();
     pct = (s2.cpu_seconds - s1.cpu_seconds) * 100.0 / ((t2 - t1) * (cpus ? cpus : 1));
@@ -166,8 +181,10 @@ enum MHD_Result h_box_metrics(struct req *r)
 
     if (b == NULL)
         return MHD_YES;
+    sbox_lock(b);
     running = boxlite_box_get_info(&info, b->box) == 0 && strcmp(info.state, "running") == 0 &&
               boxlite_box_get_stats(&st, b->box) == 0;
+    sbox_unlock(b);
     if (running) {
         cpu = cpu_percent(b, info.cpus);
         have_net = read_guest_net(b, &net) == 0;

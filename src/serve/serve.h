@@ -59,8 +59,10 @@ struct sbox {
     struct sbox *next;
     char id[13];
     boxlite_box *box;
-    pthread_mutex_t mu; /* serialises start/stop/remove/snapshot on this box */
-    int refs;           /* guarded by the registry's lock */
+    pthread_mutex_t mu;  /* serialises start/stop/remove/snapshot on this box */
+    pthread_mutex_t use; /* the library's rule: one thread at a time on a box handle; held
+                          * around every call on box (sbox_lock), after mu when both */
+    int refs;            /* guarded by the registry's lock */
     int removed;
     uint64_t execs, exec_errors, bytes_in, bytes_out; /* __atomic */
     int64_t create_ms, boot_ms; /* as this server timed them, -1 unknown (__atomic) */
@@ -223,6 +225,9 @@ struct sbox *sbox_get(struct req *r, const char *id_or_name);
 /* Same without a request: rc is the boxlite code. */
 int sbox_open(struct sbox **out, const char *id_or_name);
 void sbox_put(struct sbox *b);
+/* Hold b->use around a call on b->box; a long call holds back the box's other requests. */
+void sbox_lock(struct sbox *b);
+void sbox_unlock(struct sbox *b);
 /* Start the box (detached when it was created so) unless it is running. */
 int sbox_ensure_running(struct sbox *b);
 void boxes_shutdown(void);

@@ -29,7 +29,9 @@ enum MHD_Result h_snap_create(struct req *r)
     if (b == NULL)
         return MHD_YES;
     pthread_mutex_lock(&b->mu);
+    sbox_lock(b);
     rc = boxlite_snapshot_create(&info, b->box, name, 0);
+    sbox_unlock(b);
     pthread_mutex_unlock(&b->mu);
     sbox_put(b);
     return rc == 0 ? reply_json(r, 201, snap_json(&info)) : reply_boxlite(r, rc, "snapshot");
@@ -45,7 +47,9 @@ enum MHD_Result h_snap_list(struct req *r)
 
     if (b == NULL)
         return MHD_YES;
+    sbox_lock(b);
     rc = boxlite_snapshot_list_v2(&list, &n, b->box, BOXLITE_SNAPSHOT_INFO_VERSION);
+    sbox_unlock(b);
     sbox_put(b);
     if (rc != 0)
         return reply_boxlite(r, rc, "list snapshots");
@@ -66,7 +70,9 @@ enum MHD_Result h_snap_get(struct req *r)
 
     if (b == NULL)
         return MHD_YES;
+    sbox_lock(b);
     rc = boxlite_snapshot_list_v2(&list, &n, b->box, BOXLITE_SNAPSHOT_INFO_VERSION);
+    sbox_unlock(b);
     sbox_put(b);
     if (rc != 0)
         return reply_boxlite(r, rc, "list snapshots");
@@ -88,8 +94,10 @@ static enum MHD_Result snap_act(struct req *r, int restore)
     if (b == NULL)
         return MHD_YES;
     pthread_mutex_lock(&b->mu);
+    sbox_lock(b);
     rc = restore ? boxlite_snapshot_restore(b->box, r->params[1], 0)
                  : boxlite_snapshot_remove(b->box, r->params[1]);
+    sbox_unlock(b);
     pthread_mutex_unlock(&b->mu);
     sbox_put(b);
     return rc == 0 ? reply_empty(r, 204)
