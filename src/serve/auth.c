@@ -119,7 +119,11 @@ int keys_reload(const char *path)
 
 int auth_check(struct req *r, char out[32])
 {
-    const char *h = req_header(r, "Authorization");
+    return auth_check_value(req_header(r, "Authorization"), out);
+}
+
+int auth_check_value(const char *h, char out[32])
+{
     unsigned char d[SHA256_DIGEST_LENGTH];
     int ok = 0;
     size_t match = 0;

@@ -1,6 +1,6 @@
 /* boxes.c — the Box API's box resources: the registry of box handles the server holds
  * (shared by requests and executions, counted references), create/list/get/remove,
- * start/stop, clone, export and import, and the refused tunnel. */
+ * start/stop, clone, export and import. */
 #include "serve.h"
 
 #include <errno.h>
@@ -773,11 +773,3 @@ static enum MHD_Result import_end(struct req *r)
 }
 
 const struct body_stream box_import_stream = {import_begin, import_data, import_end};
-
-/* ---- the tunnel we do not have ------------------------------------------------ */
-
-enum MHD_Result h_box_tunnel(struct req *r)
-{
-    return reply_error(r, 400, "UnsupportedError", "unsupported",
-                       "service tunnels are not supported by this server");
-}

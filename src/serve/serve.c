@@ -222,6 +222,7 @@ int serve_run(const struct serve_config *cfg)
         fprintf(stderr, "boxlite serve: --listen wants ADDR:PORT, not %s\n", cfg->listen);
         goto out;
     }
+    s.loopback = loopback;
     if (!loopback && (cfg->tls_cert == NULL || cfg->api_key_file == NULL)) {
         fprintf(stderr,
                 "boxlite serve: refusing to listen on %s (not loopback) without "
@@ -272,6 +273,7 @@ out:
         MHD_stop_daemon(d);
     if (wd_started)
         pthread_join(wd, NULL);
+    tunnels_shutdown();
     boxes_shutdown();
     state_close();
     boxlite_runtime_free(s.rt);

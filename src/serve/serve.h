@@ -51,6 +51,7 @@ struct serve {
     struct serve_counters counters;
     char tmp_dir[4096]; /* imports and exports pass through here */
     volatile int stopping;
+    int loopback; /* the listen address is a loopback one */
 };
 extern struct serve *g_serve;
 
@@ -216,6 +217,8 @@ int keys_reload(const char *path);
 /* 1 when the request's bearer token is one of the keys (or there are no keys); the
  * principal's name goes to out. */
 int auth_check(struct req *r, char out[32]);
+/* The same for an Authorization header's value (h may be NULL). */
+int auth_check_value(const char *h, char out[32]);
 
 /* ---- boxes (boxes.c) ---------------------------------------------------------------------- */
 
@@ -245,11 +248,16 @@ enum MHD_Result h_box_stop(struct req *r);
 enum MHD_Result h_box_clone(struct req *r);
 enum MHD_Result h_box_export(struct req *r);
 extern const struct body_stream box_import_stream;
-enum MHD_Result h_box_tunnel(struct req *r);
 
 /* ---- per-box metrics (metrics.c) ---------------------------------------------------------- */
 
 enum MHD_Result h_box_metrics(struct req *r);
+
+/* ---- tunnels (tunnel.c) ------------------------------------------------------------------ */
+
+enum MHD_Result h_box_tunnel(struct req *r);
+/* After the daemon has stopped (g_serve->stopping set): close every tunnel listener. */
+void tunnels_shutdown(void);
 
 /* ---- executions (exec.c, attach.c) -------------------------------------------------------- */
 

@@ -9,6 +9,7 @@ import json
 import pathlib
 import shutil
 import signal
+import socket
 import subprocess
 import tarfile
 import time
@@ -96,6 +97,59 @@ def test_discovery_and_errors_match_the_spec(prism):
     checked(prism, "GET", "/metrics", expect=200)
 
 
+def connect(uri, authority, key, timeout=60):
+    """A raw socket to the tunnel URI after an HTTP/1.1 CONNECT: (socket, status line)."""
+    host, port = uri.removeprefix("http://").split(":")
+    s = socket.create_connection((host, int(port)), timeout=timeout)
+    head = f"CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n"
+    if key is not None:
+        head += f"Proxy-Authorization: Bearer {key}\r\n"
+    s.sendall((head + "\r\n").encode())
+    got = b""
+    while b"\r\n\r\n" not in got:
+        d = s.recv(1)
+        if not d:
+            break
+        got += d
+    return s, got.split(b"\r\n", 1)[0].decode()
+
+
+def tunnel_round_trip(prism, bid):
+    """prepareTunnel through Prism, then CONNECTs to the URI reach an echo server in the box."""
+    direct = prism["direct"]
+    _, _, ex = checked(prism, "POST", f"/boxes/{bid}/exec",
+                       {"command": "sh", "args": ["-c", "(setsid nc -ll -p 7000 -e cat "
+                                                  "</dev/null >/dev/null 2>&1 &); sleep 1"]},
+                       expect=201)
+    ws = attach(direct, bid, ex["execution_id"])
+    assert read_until_exit(ws)[2] == 0
+    ws.close()
+    _, _, t = checked(prism, "POST", f"/boxes/{bid}/network/tunnel?port=7000", expect=200)
+    _, _, again = checked(prism, "POST", f"/boxes/{bid}/network/tunnel?port=7000", expect=200)
+    assert t["uri"].startswith("http://127.0.0.1:") and again == t
+    authority = t["uri"].removeprefix("http://")
+    for i in range(2):  # each CONNECT is its own connection to the in-box port
+        s, status = connect(t["uri"], authority, direct.key)
+        assert status == "HTTP/1.1 200 Connection Established", status
+        s.sendall(b"through the tunnel %d\n" % i)
+        got = b""
+        while not got.endswith(b"\n"):
+            d = s.recv(100)
+            assert d, got
+            got += d
+        assert got == b"through the tunnel %d\n" % i
+        s.close()
+    # hostile: no key, a wrong key, another authority, another method, a closed port
+    assert connect(t["uri"], authority, None)[1].startswith("HTTP/1.1 407"), "no key"
+    assert connect(t["uri"], authority, "wrong")[1].startswith("HTTP/1.1 407"), "wrong key"
+    assert connect(t["uri"], "10.0.0.1:7000", direct.key)[1].startswith("HTTP/1.1 400")
+    _, _, closed = checked(prism, "POST", f"/boxes/{bid}/network/tunnel?port=7001", expect=200)
+    assert connect(closed["uri"], closed["uri"].removeprefix("http://"),
+                   direct.key)[1].startswith("HTTP/1.1 502")
+    assert direct.call("POST", f"/boxes/{bid}/network/tunnel?port=0")[0] == 400
+    assert direct.call("POST", f"/boxes/no-such/network/tunnel?port=7000")[0] == 404
+
+
 def test_box_lifecycle_exec_files_snapshots_match_the_spec(prism):
     st, h, box = checked(prism, "POST", "/boxes", {"name": "serve-prism", "memory_mib": 256},
                          expect=201)
@@ -124,7 +178,7 @@ def test_box_lifecycle_exec_files_snapshots_match_the_spec(prism):
         checked(prism, "GET", f"/boxes/{bid}/files?path=/tmp/p.txt", expect=200)
         checked(prism, "GET", f"/boxes/{bid}/files?path=/nope", expect=404)
         checked(prism, "GET", f"/boxes/{bid}/metrics", expect=200)
-        checked(prism, "POST", f"/boxes/{bid}/network/tunnel?port=80", expect=400)
+        tunnel_round_trip(prism, bid)
         checked(prism, "POST", f"/boxes/{bid}/stop", {"timeout_seconds": 20}, expect=200)
         checked(prism, "POST", f"/boxes/{bid}/snapshots", {"name": "p1"}, expect=201)
         checked(prism, "GET", f"/boxes/{bid}/snapshots", expect=200)

@@ -1,0 +1,345 @@
+/* tunnel.c — POST /boxes/{id}/network/tunnel?port=N (the spec's prepareTunnel): a listener on
+ * 127.0.0.1 per (box, port), created on the first call and returned thereafter as the
+ * TunnelDescriptor's URI. Each connection to it sends one HTTP/1.1 CONNECT for that URI's
+ * authority with the API key (Proxy-Authorization or Authorization: Bearer); a good one gets
+ * 200 and becomes one boxlite_box_tunnel connection to the in-box port, relayed both ways
+ * (half-close kept) by one thread with poll. Only the CONNECT head is read here: one request
+ * line and header lines, at most TUNNEL_HEAD bytes within --header-timeout. */
+#include "serve.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define TUNNEL_HEAD  8192
+#define TUNNEL_MAX   64 /* listeners */
+#define TUNNEL_RELAY (32 * 1024)
+
+struct tunnel {
+    struct tunnel *next;
+    char box_id[13];
+    unsigned port;  /* in the box */
+    unsigned lport; /* ours, on 127.0.0.1 */
+    int lfd;
+    pthread_t th;
+};
+
+struct tconn {
+    struct tunnel *t;
+    int fd;
+};
+
+static pthread_mutex_t tun_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct tunnel *tun_head;
+static unsigned tun_count, conns_live; /* conns_live: __atomic */
+
+/* ---- the CONNECT head ------------------------------------------------------------------- */
+
+/* Read until the blank line; the head is NUL-terminated in buf, *head_len its length, the
+ * bytes after it (already the client's stream) follow. -1 on EOF, timeout or a head too big. */
+static int read_head(int fd, char *buf, size_t cap, size_t *head_len, size_t *total)
+{
+    size_t n = 0;
+
+    while (n < cap - 1) {
+        ssize_t got = recv(fd, buf + n, cap - 1 - n, 0);
+        char *end;
+        if (got <= 0)
+            return -1;
+        n += (size_t)got;
+        buf[n] = '\0';
+        end = strstr(buf, "\r\n\r\n");
+        if (end != NULL) {
+            *head_len = (size_t)(end - buf) + 4;
+            *total = n;
+            end[2] = '\0'; /* keep the last header's CRLF, drop the blank line */
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* The value of header `name` in head (after the request line), or NULL. Borrowed. */
+static const char *head_value(char *head, const char *name, char *out, size_t cap)
+{
+    size_t nl = strlen(name);
+
+    for (char *line = strstr(head, "\r\n"); line != NULL; line = strstr(line, "\r\n")) {
+        line += 2;
+        if (strncasecmp(line, name, nl) == 0 && line[nl] == ':') {
+            const char *v = line + nl + 1, *e = strstr(v, "\r\n");
+            size_t len;
+            while (*v == ' ' || *v == '\t')
+                v++;
+            len = e != NULL ? (size_t)(e - v) : strlen(v);
+            if (len >= cap)
+                return NULL;
+            memcpy(out, v, len);
+            out[len] = '\0';
+            return out;
+        }
+    }
+    return NULL;
+}
+
+/* 0 when head is "CONNECT <authority> HTTP/1.x" for t with a good key; else the status. */
+static unsigned check_head(struct tunnel *t, char *head)
+{
+    char want[64], auth[512], principal[32];
+    const char *a;
+
+    snprintf(want, sizeof(want), "CONNECT 127.0.0.1:%u HTTP/1.", t->lport);
+    if (strncmp(head, "CONNECT ", 8) != 0)
+        return 405;
+    if (strncmp(head, want, strlen(want)) != 0)
+        return 400;
+    a = head_value(head, "Proxy-Authorization", auth, sizeof(auth));
+    if (a == NULL)
+        a = head_value(head, "Authorization", auth, sizeof(auth));
+    if (!auth_check_value(a, principal))
+        return 407;
+    return 0;
+}
+
+/* ---- one connection ------------------------------------------------------------------------ */
+
+static int write_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* Copy both ways until both directions have ended (or the server stops). */
+static void relay(int a, int b)
+{
+    struct pollfd p[2] = {{a, POLLIN, 0}, {b, POLLIN, 0}};
+    int open_dirs = 2;
+    char *buf = malloc(TUNNEL_RELAY);
+
+    while (buf != NULL && open_dirs > 0 && !g_serve->stopping) {
+        int n = poll(p, 2, 1000);
+        if (n < 0 && errno != EINTR)
+            break;
+        for (int i = 0; i < 2 && n > 0; i++) {
+            ssize_t got;
+            if (p[i].fd < 0 || !(p[i].revents & (POLLIN | POLLHUP | POLLERR)))
+                continue;
+            got = recv(p[i].fd, buf, TUNNEL_RELAY, 0);
+            if (got > 0 && write_all(i ? a : b, buf, (size_t)got) == 0)
+                continue;
+            if (got < 0 && errno == EINTR)
+                continue;
+            shutdown(i ? a : b, SHUT_WR); /* this direction ended: pass the end on */
+            p[i].fd = -1;
+            open_dirs--;
+        }
+    }
+    free(buf);
+}
+
+static void *conn_thread(void *arg)
+{
+    struct tconn *c = arg;
+    struct timeval tv = {(time_t)g_serve->cfg->header_timeout, 0};
+    char *buf = malloc(TUNNEL_HEAD);
+    size_t head_len = 0, total = 0;
+    struct sbox *b = NULL;
+    unsigned status = 400;
+    int tfd = -1, rc;
+    char line[128];
+
+    setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    if (buf == NULL || read_head(c->fd, buf, TUNNEL_HEAD, &head_len, &total) != 0)
+        goto out;
+    status = check_head(c->t, buf);
+    if (status != 0)
+        goto reply;
+    rc = sbox_open(&b, c->t->box_id);
+    if (rc == 0) {
+        sbox_lock(b);
+        rc = boxlite_box_tunnel(&tfd, b->box, c->t->port);
+        sbox_unlock(b);
+    }
+    status = rc == 0 ? 200 : rc == BOXLITE_ENOTFOUND ? 404 : 502;
+reply:
+    snprintf(line, sizeof(line), "HTTP/1.1 %u %s\r\n%s\r\n", status,
+             status == 200   ? "Connection Established"
+             : status == 407 ? "Proxy Authentication Required"
+             : status == 405 ? "Method Not Allowed"
+             : status == 404 ? "Not Found"
+             : status == 502 ? "Bad Gateway"
+                             : "Bad Request",
+             status == 407 ? "Proxy-Authenticate: Bearer\r\n" : "");
+    if (write_all(c->fd, line, strlen(line)) != 0 || status != 200)
+        goto out;
+    tv.tv_sec = 0;
+    setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    if (total > head_len && write_all(tfd, buf + head_len, total - head_len) != 0)
+        goto out;
+    relay(c->fd, tfd);
+out:
+    sbox_put(b);
+    if (tfd >= 0)
+        close(tfd);
+    close(c->fd);
+    free(buf);
+    free(c);
+    __atomic_sub_fetch(&conns_live, 1, __ATOMIC_RELAXED);
+    return NULL;
+}
+
+static void *accept_thread(void *arg)
+{
+    struct tunnel *t = arg;
+    struct pollfd p = {t->lfd, POLLIN, 0};
+
+    while (!g_serve->stopping) {
+        struct tconn *c;
+        pthread_t th;
+        pthread_attr_t at;
+        int fd;
+        if (poll(&p, 1, 500) <= 0)
+            continue;
+        fd = accept4(t->lfd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd < 0)
+            continue;
+        c = calloc(1, sizeof(*c));
+        if (c == NULL ||
+            __atomic_add_fetch(&conns_live, 1, __ATOMIC_RELAXED) > g_serve->cfg->max_connections) {
+            if (c != NULL)
+                __atomic_sub_fetch(&conns_live, 1, __ATOMIC_RELAXED);
+            free(c);
+            close(fd);
+            continue;
+        }
+        c->t = t;
+        c->fd = fd;
+        pthread_attr_init(&at);
+        pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+        if (pthread_create(&th, &at, conn_thread, c) != 0) {
+            __atomic_sub_fetch(&conns_live, 1, __ATOMIC_RELAXED);
+            close(fd);
+            free(c);
+        }
+        pthread_attr_destroy(&at);
+    }
+    return NULL;
+}
+
+/* ---- the listeners -------------------------------------------------------------------------- */
+
+static int listen_loopback(unsigned *port_out)
+{
+    struct sockaddr_in a = {0};
+    socklen_t len = sizeof(a);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0 || listen(fd, 64) != 0 ||
+        getsockname(fd, (struct sockaddr *)&a, &len) != 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    *port_out = ntohs(a.sin_port);
+    return fd;
+}
+
+/* The (box, port) tunnel, made on the first call. Under tun_mu. NULL: errno-ish failure. */
+static struct tunnel *tunnel_get_locked(const char *box_id, unsigned port)
+{
+    struct tunnel *t;
+
+    for (t = tun_head; t != NULL; t = t->next)
+        if (t->port == port && strcmp(t->box_id, box_id) == 0)
+            return t;
+    if (tun_count >= TUNNEL_MAX || (t = calloc(1, sizeof(*t))) == NULL)
+        return NULL;
+    snprintf(t->box_id, sizeof(t->box_id), "%s", box_id);
+    t->port = port;
+    t->lfd = listen_loopback(&t->lport);
+    if (t->lfd < 0 || pthread_create(&t->th, NULL, accept_thread, t) != 0) {
+        if (t->lfd >= 0)
+            close(t->lfd);
+        free(t);
+        return NULL;
+    }
+    t->next = tun_head;
+    tun_head = t;
+    tun_count++;
+    return t;
+}
+
+enum MHD_Result h_box_tunnel(struct req *r)
+{
+    const char *ps = req_query(r, "port");
+    char *end = NULL, uri[64];
+    long port = ps != NULL ? strtol(ps, &end, 10) : 0;
+    boxlite_box_info info = BOXLITE_BOX_INFO_INIT;
+    struct sbox *b;
+    struct tunnel *t;
+    int rc;
+
+    if (ps == NULL || end == ps || *end != '\0' || port < 1 || port > 65535)
+        return reply_error(r, 400, "InvalidArgumentError", "invalid_argument",
+                           "port must be an integer from 1 to 65535");
+    if (!g_serve->loopback || g_serve->cfg->tls_cert != NULL)
+        return reply_error(r, 400, "UnsupportedError", "unsupported",
+                           "tunnels are served on 127.0.0.1 only: the server must listen on "
+                           "loopback without TLS");
+    b = sbox_get(r, r->params[0]);
+    if (b == NULL)
+        return MHD_YES;
+    sbox_lock(b);
+    rc = boxlite_box_get_info(&info, b->box);
+    sbox_unlock(b);
+    if (rc != 0 || strcmp(info.state, "running") != 0) {
+        sbox_put(b);
+        return rc != 0 ? reply_boxlite(r, rc, "box info")
+                       : reply_error(r, 409, "InvalidStateError", "invalid_state",
+                                     "box %s is not running", b->id);
+    }
+    pthread_mutex_lock(&tun_mu);
+    t = tunnel_get_locked(b->id, (unsigned)port);
+    if (t != NULL)
+        snprintf(uri, sizeof(uri), "http://127.0.0.1:%u", t->lport);
+    pthread_mutex_unlock(&tun_mu);
+    sbox_put(b);
+    if (t == NULL)
+        return reply_error(r, 503, "ResourceExhaustedError", "resource_exhausted",
+                           "no tunnel listener (at most %d)", TUNNEL_MAX);
+    return reply_json(r, 200, json_pack("{s:s}", "uri", uri));
+}
+
+void tunnels_shutdown(void)
+{
+    struct tunnel *t;
+
+    pthread_mutex_lock(&tun_mu);
+    while ((t = tun_head) != NULL) {
+        tun_head = t->next;
+        pthread_join(t->th, NULL); /* g_serve->stopping is set: it ends within 500 ms */
+        close(t->lfd);
+        free(t);
+    }
+    tun_count = 0;
+    pthread_mutex_unlock(&tun_mu);
+    for (int i = 0; i < 30 && __atomic_load_n(&conns_live, __ATOMIC_RELAXED) > 0; i++)
+        usleep(100 * 1000); /* relays see stopping within a second */
+}
