@@ -458,6 +458,15 @@ BOXLITE_API int boxlite_exec_start(boxlite_exec **out, boxlite_box *box,
 BOXLITE_API int boxlite_exec_read(boxlite_exec *ex, int streams, int *which_out, void *buf,
                                   size_t cap, size_t *n_out, int timeout_ms);
 
+/* A file descriptor for poll/epoll (curl-multi style: one thread watches many executions):
+ * readable (POLLIN) exactly while boxlite_exec_read with both streams and timeout_ms 0 has
+ * something to return — output, or the end of the streams (n_out 0) — and it stays readable
+ * once they have ended. Level-triggered: reading the output clears it. The fd belongs to the
+ * handle (valid until boxlite_exec_free): only poll it, never read, write or close it. A
+ * process with timeout_ms has a host-side deadline that advances only inside calls on the
+ * handle: a poller also calls boxlite_exec_read(…, 0) on it about once a second. */
+BOXLITE_API int boxlite_exec_fd(int *out, boxlite_exec *ex);
+
 /* Send bytes to the process's stdin (blocks while the guest's window is full). */
 BOXLITE_API int boxlite_exec_write(boxlite_exec *ex, const void *buf, size_t len);
 

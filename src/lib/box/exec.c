@@ -15,6 +15,8 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,7 +55,26 @@ struct boxlite_exec {
     int64_t started_ms;    /* when the request was sent */
     int watchdog;          /* a built-in (copy): fail when the box stops answering */
     int expired;           /* ended by host_deadline; SIGKILL to send */
+    int efd;               /* boxlite_exec_fd's eventfd, -1 until asked for */
+    int efd_set;           /* it is readable now */
 };
+
+/* Make the pollable fd say whether a read (both streams, no wait) has something: unread
+ * output or the end of the streams. Under conn->mu, after every change of either. */
+static void ready_update_locked(struct boxlite_exec *ex)
+{
+    int ready = ex->out[0].len > ex->out[0].off || ex->out[1].len > ex->out[1].off ||
+                (ex->out[0].eof && ex->out[1].eof) || ex->exited || ex->failed;
+    uint64_t v = 1;
+
+    if (ex->efd < 0 || ready == ex->efd_set)
+        return;
+    if (ready)
+        (void)!write(ex->efd, &v, sizeof(v));
+    else
+        (void)!read(ex->efd, &v, sizeof(v)); /* the counter back to 0: not readable */
+    ex->efd_set = ready;
+}
 
 struct boxlite_exec *bl_exec_next(struct boxlite_exec *ex)
 {
@@ -72,6 +93,7 @@ static void fail_locked(struct boxlite_exec *ex, const char *msg)
     ex->failed = 1;
     snprintf(ex->fail_msg, sizeof(ex->fail_msg), "%s", msg);
     ex->out[0].eof = ex->out[1].eof = 1;
+    ready_update_locked(ex);
 }
 
 void bl_exec_on_close(struct boxlite_exec *ex)
@@ -148,6 +170,7 @@ void bl_exec_on_frame(struct boxlite_exec *ex, const struct bl_frame *f)
     default:
         break;
     }
+    ready_update_locked(ex);
     free(msg);
 }
 
@@ -250,6 +273,7 @@ int bl_exec_start_flags(boxlite_exec **out, boxlite_box *box, const boxlite_exec
         goto out;
     }
     ex->conn = c;
+    ex->efd = -1;
     bl_conn_ref(c);
     snprintf(ex->box_id, sizeof(ex->box_id), "%s", boxlite_box_id(box));
     ex->tty = opts->tty;
@@ -337,6 +361,7 @@ static void expire_locked(struct boxlite_exec *ex)
     ex->exited = 1;
     ex->expired = 1;
     ex->out[0].eof = ex->out[1].eof = 1;
+    ready_update_locked(ex);
 }
 
 /* The watchdog of a built-in (a copy has no timeout of its own and nobody to press ^C):
@@ -456,6 +481,7 @@ BOXLITE_API int boxlite_exec_read(boxlite_exec *ex, int streams, int *which_out,
             b->unacked = 0;
         }
     }
+    ready_update_locked(ex);
     pthread_mutex_unlock(&ex->conn->mu);
     kill_expired(ex);
     if (rc == BOXLITE_EAGAIN)
@@ -474,6 +500,26 @@ static int running_check_locked(boxlite_exec *ex)
     if (ex->exited)
         return bl_err(BOXLITE_ESTATE, "the process has exited");
     return 0;
+}
+
+BOXLITE_API int boxlite_exec_fd(int *out, boxlite_exec *ex)
+{
+    int rc = 0;
+
+    if (!ex || !out)
+        return bl_err(BOXLITE_EINVAL, "exec fd: bad arguments");
+    pthread_mutex_lock(&ex->conn->mu);
+    if (ex->efd < 0) {
+        ex->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (ex->efd < 0)
+            rc = bl_err(BOXLITE_ERROR, "eventfd: %s", strerror(errno));
+        ex->efd_set = 0;
+        ready_update_locked(ex);
+    }
+    if (rc == 0)
+        *out = ex->efd;
+    pthread_mutex_unlock(&ex->conn->mu);
+    return rc;
 }
 
 BOXLITE_API int boxlite_exec_write(boxlite_exec *ex, const void *buf, size_t len)
@@ -588,6 +634,8 @@ BOXLITE_API void boxlite_exec_free(boxlite_exec *ex)
     if (running)
         send_u32s(ex, BL_F_SIGNAL, SIGKILL, 0, 0);
     bl_conn_unref(ex->conn);
+    if (ex->efd >= 0)
+        close(ex->efd);
     free(ex->out[0].data);
     free(ex->out[1].data);
     free(ex->result.message);
