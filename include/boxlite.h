@@ -459,9 +459,11 @@ BOXLITE_API int boxlite_exec_read(boxlite_exec *ex, int streams, int *which_out,
                                   size_t cap, size_t *n_out, int timeout_ms);
 
 /* A file descriptor for poll/epoll (curl-multi style: one thread watches many executions):
- * readable (POLLIN) exactly while boxlite_exec_read with both streams and timeout_ms 0 has
- * something to return — output, or the end of the streams (n_out 0) — and it stays readable
- * once they have ended. Level-triggered: reading the output clears it. The fd belongs to the
+ * readable (POLLIN) exactly while there is unread output (boxlite_exec_read with both streams
+ * and timeout_ms 0 returns it) or the process has ended (boxlite_exec_wait_v2 with 0 answers;
+ * reads then drain what is left and end with n_out 0); once ended it stays readable.
+ * Level-triggered: reading the output clears it. A read may report the streams' end (n_out 0)
+ * a moment before the process's end makes the fd readable. The fd belongs to the
  * handle (valid until boxlite_exec_free): only poll it, never read, write or close it. A
  * process with timeout_ms has a host-side deadline that advances only inside calls on the
  * handle: a poller also calls boxlite_exec_read(…, 0) on it about once a second. */

@@ -31,6 +31,7 @@ struct attach {
     pthread_mutex_t mu; /* ws, closing, inbox */
     int closing;
     int wake[2]; /* the pump pokes the thread when it queued output */
+    int full;    /* the pump was told the queue is full: wake it once it drains (a->mu) */
     unsigned char *pre;
     size_t pre_len, pre_off;
     struct inmsg *inbox, **inbox_tail;
@@ -139,15 +140,15 @@ int attach_send_output(struct attach *a, const unsigned char *frame, size_t len)
     int rc = -1;
 
     pthread_mutex_lock(&a->mu);
-    /* a client that does not read: wait for the queue to drain, never grow past the bound */
-    while (!a->closing && !g_serve->stopping &&
-           wslay_event_get_queued_msg_length(a->ws) > ATTACH_QUEUE_MAX) {
-        pthread_mutex_unlock(&a->mu);
-        usleep(5000);
-        pthread_mutex_lock(&a->mu);
-    }
-    if (!a->closing && !g_serve->stopping)
+    /* a client that does not read: never grow past the bound; the pump holds the frame and
+     * this thread wakes it once the queue has drained */
+    if (!a->closing && !g_serve->stopping &&
+        wslay_event_get_queued_msg_length(a->ws) > ATTACH_QUEUE_MAX) {
+        a->full = 1;
+        rc = 1;
+    } else if (!a->closing && !g_serve->stopping) {
         rc = queue_locked(a, WSLAY_BINARY_FRAME, frame, len);
+    }
     pthread_mutex_unlock(&a->mu);
     poke(a);
     return rc;
@@ -282,6 +283,7 @@ static void join(struct attach *a)
         attach_send_exit(a, x->wait_rc == 0 ? x->res.exit_code : -1);
     pthread_cond_broadcast(&x->dcond);
     pthread_mutex_unlock(&x->dmu);
+    exec_pump_wake();
 }
 
 static void leave(struct attach *a)
@@ -296,6 +298,7 @@ static void leave(struct attach *a)
     x->unattached_since = now_monotonic();
     pthread_cond_broadcast(&x->dcond);
     pthread_mutex_unlock(&x->dmu);
+    exec_pump_wake();
     pthread_mutex_lock(&x->mu);
     x->attach_reserved = 0;
     pthread_mutex_unlock(&x->mu);
@@ -310,7 +313,7 @@ static void *attach_thread(void *arg)
     for (;;) {
         struct pollfd p[2] = {{a->sock, 0, 0}, {a->wake[0], POLLIN, 0}};
         double now;
-        int rd, wr, bad = 0;
+        int rd, wr, bad = 0, drained;
         char junk[64];
 
         pthread_mutex_lock(&a->mu);
@@ -341,6 +344,9 @@ static void *attach_thread(void *arg)
             a->close_code = 1001;
         if (!bad && wslay_event_want_write(a->ws))
             bad |= wslay_event_send(a->ws) != 0;
+        drained = a->full && wslay_event_get_queued_msg_length(a->ws) <= ATTACH_QUEUE_MAX;
+        if (drained)
+            a->full = 0;
         if (!bad && a->close_code != 0 && a->close_at == 0 &&
             wslay_event_get_queued_msg_count(a->ws) == 0) {
             wslay_event_queue_close(a->ws, (uint16_t)a->close_code, NULL, 0);
@@ -348,6 +354,8 @@ static void *attach_thread(void *arg)
             a->close_at = now;
         }
         pthread_mutex_unlock(&a->mu);
+        if (drained)
+            exec_pump_wake();
         if (bad || now - a->last_rx > 45 || (a->close_at != 0 && now - a->close_at > 5))
             break;
         drain_inbox(a);

@@ -1,12 +1,14 @@
 /* exec.c — the Box API's executions: start (POST /exec), status, kill, signal and resize; the
- * registry of executions; and each execution's output pump, which hands output to the
- * attached WebSocket or keeps a bounded backlog (then stops reading: the process waits)
- * while nobody is attached. The library's exec calls block, so each execution has one pump
- * thread for now (issue 16 item 2 replaces it with a pollable core). */
+ * registry of executions; and the output pump, one thread that polls every running
+ * execution's fd (boxlite_exec_fd) and hands output to the attached WebSocket or keeps a
+ * bounded backlog while nobody is attached (then stops reading it: the process waits). */
 #include "exec.h"
 
+#include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/eventfd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -130,74 +132,215 @@ static void reap_if_orphaned(struct sexec *x)
     pthread_mutex_unlock(&x->dmu);
 }
 
-static void deliver(struct sexec *x, const unsigned char *frame, size_t len)
+/* Hand one frame on: to the attachment, or the backlog while nobody is attached. 1 when
+ * neither has room now (the pump holds it and stops reading: the process waits with it). */
+static int try_deliver(struct sexec *x, const unsigned char *frame, size_t len)
 {
+    int rc = 0;
+
     pthread_mutex_lock(&x->dmu);
-    while (!g_serve->stopping) {
-        struct timespec ts;
-        if (x->att != NULL && attach_send_output(x->att, frame, len) == 0)
-            break;
-        if (x->att == NULL && x->blen + len + 4 <= EXEC_BACKLOG_MAX) {
-            uint32_t l = (uint32_t)len;
-            unsigned char *grown = realloc(x->backlog, x->blen + len + 4);
-            if (grown == NULL)
-                break;
+    if (g_serve->stopping) {
+        rc = 0; /* dropped: the server is going */
+    } else if (x->att != NULL) {
+        rc = attach_send_output(x->att, frame, len) == 0 ? 0 : 1;
+    } else if (x->blen + len + 4 <= EXEC_BACKLOG_MAX) {
+        uint32_t l = (uint32_t)len;
+        unsigned char *grown = realloc(x->backlog, x->blen + len + 4);
+        if (grown != NULL) {
             x->backlog = grown;
             memcpy(x->backlog + x->blen, &l, 4);
             memcpy(x->backlog + x->blen + 4, frame, len);
             x->blen += len + 4;
-            break;
         }
-        /* an attachment closing, or the backlog full: wait (the process waits with us) */
+    } else {
         reap_if_orphaned_locked(x);
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += 1;
-        pthread_cond_timedwait(&x->dcond, &x->dmu, &ts);
+        rc = 1;
     }
     pthread_mutex_unlock(&x->dmu);
+    return rc;
 }
 
-static void *pump(void *arg)
+/* The process has ended (or the server stops): record it, tell the attachment. */
+static void finish(struct sexec *x, int rc, const boxlite_exec_result *res)
 {
-    struct sexec *x = arg;
-    unsigned char buf[32768];
-    boxlite_exec_result res;
-    int rc = 0, which = 0;
-    size_t n = 0;
-
-    for (;;) {
-        rc = boxlite_exec_read(x->ex, BOXLITE_STDOUT | BOXLITE_STDERR, &which, buf + 1,
-                               sizeof(buf) - 1, &n, 1000);
-        if (rc == BOXLITE_EAGAIN && !g_serve->stopping) {
-            reap_if_orphaned(x);
-            continue;
-        }
-        if (rc != 0 || n == 0)
-            break;
-        buf[0] = which == BOXLITE_STDERR ? 2 : 1;
-        __atomic_add_fetch(&x->box->bytes_out, n, __ATOMIC_RELAXED);
-        deliver(x, buf, n + 1);
-    }
-    boxlite_exec_result_init(&res, BOXLITE_EXEC_RESULT_VERSION);
-    rc = boxlite_exec_wait_v2(&res, x->ex, g_serve->stopping || rc != 0 ? 2000 : -1);
     pthread_mutex_lock(&x->mu);
     x->wait_rc = rc;
-    x->res = res;
+    x->res = *res;
     x->duration_ms = (now_monotonic() - x->started_mono) * 1000;
     __atomic_store_n(&x->finished, 1, __ATOMIC_RELEASE);
     pthread_mutex_unlock(&x->mu);
-    if (rc != 0 || res.message[0] != '\0') {
+    if (rc != 0 || res->message[0] != '\0') {
         __atomic_add_fetch(&x->box->exec_errors, 1, __ATOMIC_RELAXED);
         __atomic_add_fetch(&g_serve->counters.exec_errors, 1, __ATOMIC_RELAXED);
     }
     pthread_mutex_lock(&x->dmu);
-    if (x->att != NULL)
-        attach_send_exit(x->att, rc == 0 ? res.exit_code : -1);
+    /* a process the stopping server abandons has not exited: its attachment gets 1001 */
+    if (x->att != NULL && !(g_serve->stopping && rc == BOXLITE_ETIMEOUT))
+        attach_send_exit(x->att, rc == 0 ? res->exit_code : -1);
     pthread_cond_broadcast(&x->dcond);
     pthread_mutex_unlock(&x->dmu);
+}
+
+/* ---- the pump: one thread polls every running execution's fd (boxlite_exec_fd) ------------ */
+
+#define PUMP_CHUNK  32768
+#define PUMP_ROUNDS 16 /* reads per execution per wake: fairness between busy ones */
+
+static pthread_mutex_t pump_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct sexec *pump_head; /* each holds a reference: the pump's */
+static int pump_wake_fd = -1, pump_started;
+static pthread_t pump_th;
+
+void exec_pump_wake(void)
+{
+    uint64_t v = 1;
+
+    if (pump_wake_fd >= 0)
+        (void)!write(pump_wake_fd, &v, sizeof(v));
+}
+
+/* Move x on as far as it goes without waiting. 1 when it has finished (drop it). */
+static int pump_one(struct sexec *x, unsigned char *buf)
+{
+    boxlite_exec_result res;
+    int rc = 0, which = 0;
+    size_t n = 0;
+
+    if (x->held != NULL) {
+        if (try_deliver(x, x->held, x->held_len) != 0)
+            return 0;
+        free(x->held);
+        x->held = NULL;
+    }
+    for (int k = 0; k < PUMP_ROUNDS && !x->streams_done; k++) {
+        rc = boxlite_exec_read(x->ex, BOXLITE_STDOUT | BOXLITE_STDERR, &which, buf + 1,
+                               PUMP_CHUNK - 1, &n, 0);
+        if (rc == BOXLITE_EAGAIN && !g_serve->stopping)
+            return 0;
+        if (rc == BOXLITE_EAGAIN)
+            break;
+        if (rc != 0 || n == 0) {
+            x->streams_done = 1;
+            break;
+        }
+        buf[0] = which == BOXLITE_STDERR ? 2 : 1;
+        __atomic_add_fetch(&x->box->bytes_out, n, __ATOMIC_RELAXED);
+        if (try_deliver(x, buf, n + 1) != 0) {
+            x->held = malloc(n + 1);
+            if (x->held != NULL) {
+                memcpy(x->held, buf, n + 1);
+                x->held_len = n + 1;
+            }
+            return 0;
+        }
+    }
+    if (!x->streams_done && !g_serve->stopping)
+        return 0;
+    boxlite_exec_result_init(&res, BOXLITE_EXEC_RESULT_VERSION);
+    rc = boxlite_exec_wait_v2(&res, x->ex, 0);
+    if (rc == BOXLITE_ETIMEOUT && !g_serve->stopping)
+        return 0; /* the exit is a frame away: the fd says when */
+    finish(x, rc, &res);
+    return 1;
+}
+
+/* Drop x from the list (only this thread removes). */
+static void pump_remove(struct sexec *x)
+{
+    pthread_mutex_lock(&pump_mu);
+    for (struct sexec **pp = &pump_head; *pp != NULL; pp = &(*pp)->pnext)
+        if (*pp == x) {
+            *pp = x->pnext;
+            break;
+        }
+    pthread_mutex_unlock(&pump_mu);
+    free(x->held);
+    x->held = NULL;
     __atomic_sub_fetch(&pumps_running, 1, __ATOMIC_RELAXED);
     sexec_put(x);
+}
+
+static void *pump_main(void *arg)
+{
+    unsigned char *buf = malloc(PUMP_CHUNK);
+    struct pollfd *p = NULL;
+    struct sexec **xs = NULL;
+    size_t cap = 0;
+    double last_tick = now_monotonic();
+
+    (void)arg;
+    while (buf != NULL) {
+        size_t n = 0;
+        int tick;
+        pthread_mutex_lock(&pump_mu);
+        for (struct sexec *x = pump_head; x != NULL; x = x->pnext)
+            n++;
+        if (n + 1 > cap) {
+            size_t nc = (n + 1) * 2;
+            struct pollfd *np = realloc(p, nc * sizeof(*p));
+            struct sexec **nx = np != NULL ? realloc(xs, nc * sizeof(*xs)) : NULL;
+            p = np != NULL ? np : p;
+            xs = nx != NULL ? nx : xs;
+            cap = np != NULL && nx != NULL ? nc : cap;
+        }
+        n = 0;
+        for (struct sexec *x = pump_head; x != NULL && n + 1 < cap; x = x->pnext) {
+            xs[n] = x;
+            p[n] = (struct pollfd){x->held != NULL ? -1 : x->efd, POLLIN, 0};
+            n++;
+        }
+        pthread_mutex_unlock(&pump_mu);
+        if (g_serve->stopping && n == 0)
+            break;
+        p[n] = (struct pollfd){pump_wake_fd, POLLIN, 0};
+        if (poll(p, n + 1, 1000) < 0 && errno != EINTR)
+            continue;
+        if (p[n].revents & POLLIN) {
+            uint64_t v;
+            (void)!read(pump_wake_fd, &v, sizeof(v));
+        }
+        /* once a second every execution is moved on: host deadlines, orphans, held frames */
+        tick = now_monotonic() - last_tick >= 1 || (p[n].revents & POLLIN) || g_serve->stopping;
+        if (now_monotonic() - last_tick >= 1)
+            last_tick = now_monotonic();
+        for (size_t i = 0; i < n; i++) {
+            struct sexec *x = xs[i];
+            if (!(p[i].revents & (POLLIN | POLLERR | POLLHUP)) && !tick)
+                continue;
+            if (tick)
+                reap_if_orphaned(x);
+            if (pump_one(x, buf))
+                pump_remove(x);
+        }
+    }
+    free(buf);
+    free(p);
+    free(xs);
     return NULL;
+}
+
+/* Give x (with the reference the caller hands over) to the pump thread, starting it first. */
+static int pump_add(struct sexec *x)
+{
+    int rc = 0;
+
+    pthread_mutex_lock(&pump_mu);
+    if (!pump_started) {
+        pump_wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        rc = pump_wake_fd < 0 || pthread_create(&pump_th, NULL, pump_main, NULL) != 0 ? -1 : 0;
+        pump_started = rc == 0;
+    }
+    if (rc == 0 && boxlite_exec_fd(&x->efd, x->ex) != 0)
+        rc = -1;
+    if (rc == 0) {
+        x->pnext = pump_head;
+        pump_head = x;
+        __atomic_add_fetch(&pumps_running, 1, __ATOMIC_RELAXED);
+    }
+    pthread_mutex_unlock(&pump_mu);
+    if (rc == 0)
+        exec_pump_wake();
+    return rc;
 }
 
 /* ---- requests ----------------------------------------------------------------------------- */
@@ -300,7 +443,6 @@ enum MHD_Result h_exec_create(struct req *r)
     struct sbox *b = NULL;
     boxlite_exec *ex = NULL;
     struct sexec *x = NULL;
-    pthread_t th;
     int rc;
 
     if (r->json == NULL) {
@@ -362,16 +504,13 @@ enum MHD_Result h_exec_create(struct req *r)
     exec_head = x;
     exec_count++;
     pthread_mutex_unlock(&exec_mu);
-    __atomic_add_fetch(&pumps_running, 1, __ATOMIC_RELAXED);
-    if (pthread_create(&th, NULL, pump, x) != 0) {
-        __atomic_sub_fetch(&pumps_running, 1, __ATOMIC_RELAXED);
+    if (pump_add(x) != 0) {
         boxlite_exec_signal(x->ex, SIGKILL);
         evict(x);
         sexec_put(x);
-        reply_error(r, 503, "ResourceExhaustedError", "resource_exhausted", "no thread");
+        reply_error(r, 503, "ResourceExhaustedError", "resource_exhausted", "no pump");
         goto out;
     }
-    pthread_detach(th);
     snprintf(loc, sizeof(loc), "%s/boxes/%s/executions/%s", serve_base(), x->box->id, x->id);
     reply_json_location(r, 201, json_pack("{s:s}", "execution_id", x->id), loc);
 out:
@@ -518,11 +657,21 @@ unsigned execs_running(void)
 
 void execs_shutdown(void)
 {
-    /* attachments see g_serve->stopping within a second and close; pumps end their reads */
+    /* attachments see g_serve->stopping within a second and close; the pump finishes every
+     * execution and ends */
+    exec_pump_wake();
     for (int i = 0;
          i < 100 && (attach_count() > 0 || __atomic_load_n(&pumps_running, __ATOMIC_RELAXED) > 0);
          i++)
         usleep(100 * 1000);
+    pthread_mutex_lock(&pump_mu);
+    if (pump_started && __atomic_load_n(&pumps_running, __ATOMIC_RELAXED) == 0) {
+        pthread_mutex_unlock(&pump_mu);
+        pthread_join(pump_th, NULL);
+        pthread_mutex_lock(&pump_mu);
+        pump_started = 0;
+    }
+    pthread_mutex_unlock(&pump_mu);
     pthread_mutex_lock(&exec_mu);
     while (exec_head != NULL) {
         struct sexec *x = exec_head;

@@ -34,6 +34,13 @@ struct sexec {
     int reaped;
     unsigned char *backlog; /* frames: [u32 len][channel][bytes] */
     size_t blen;
+
+    /* the pump thread's own (exec.c): */
+    struct sexec *pnext; /* in its list */
+    int efd;             /* boxlite_exec_fd */
+    int streams_done;    /* the output has ended; the exit is awaited */
+    unsigned char *held; /* a frame neither the attachment nor the backlog had room for */
+    size_t held_len;
 };
 
 /* Find an execution of box_id (box id as the registry knows it) and take a reference. */
@@ -43,10 +50,12 @@ void sexec_ref(struct sexec *x);
 /* The execution named by the request path (box, exec) with a reference; NULL (404 queued). */
 struct sexec *exec_from_path(struct req *r);
 
-/* attach.c: send output, the exit frame, to an attachment. -1 when it is closing. Called
- * with x->dmu held. */
+/* attach.c: send output, the exit frame, to an attachment. -1 when it is closing; output
+ * also 1 when its queue is full (try again after exec_pump_wake). Called with x->dmu held. */
 int attach_send_output(struct attach *a, const unsigned char *frame, size_t len);
 int attach_send_exit(struct attach *a, int exit_code);
+/* Wake the pump thread: an attachment came, went or drained its queue. Any thread. */
+void exec_pump_wake(void);
 /* The signals a client may send (exec.c): the spec's list, SIGKILL not among them. */
 int signal_allowed(int sig);
 /* The number of WebSocket attachments open. */

@@ -1,8 +1,8 @@
 /* exec_poll.c — boxlite_exec_fd through the public API, run by test_serve_exec_poll.py: one
  * thread polls three executions of one box and reads each with boxlite_exec_read(…, 0) only
  * when its fd says so. Checks that an fd is not readable before output, is readable when
- * output or the end arrives, is cleared by reading, and that every byte and every end is
- * seen. Exit 0 when all hold. */
+ * output or the end arrives, is cleared by reading, stays readable once the process has
+ * ended, and that every byte and every end is seen. Exit 0 when all hold. */
 #include <boxlite.h>
 #include <poll.h>
 #include <stdio.h>
@@ -73,7 +73,9 @@ int main(void)
                 continue;
             }
             len[i] += n;
-            if (n == 0) { /* the end: it stays readable, stop watching */
+            if (n == 0) { /* the end: once the exit is in it stays readable; stop watching */
+                boxlite_exec_result res = BOXLITE_EXEC_RESULT_INIT;
+                CHECK(boxlite_exec_wait_v2(&res, ex[i], 30000) == 0 && res.exit_code == 0, "exit");
                 CHECK(readable(p[i].fd), "ended: still readable");
                 p[i].fd = -1;
                 ended++;

@@ -3,6 +3,7 @@ start → exec with a WebSocket attach (stdin echo, stdout/stderr channels, exit
 reattach → signal → files round trip → snapshot/restore/clone → export/import → delete."""
 import io
 import json
+import os
 import tarfile
 import time
 
@@ -191,6 +192,27 @@ def test_a_websocket_that_never_reads_keeps_server_memory_bounded(api, box, serv
     ws.close()
     assert len(out) == size and code == 0
     assert grown < 12 * 1024, f"server RSS grew {grown} KiB while the client did not read"
+
+
+def threads(pid):
+    return len(os.listdir(f"/proc/{pid}/task"))
+
+
+def test_one_pump_thread_serves_many_executions(api, box, server):
+    """Output of every execution is pumped by one thread polling boxlite_exec_fd: 24 running
+    executions add no thread per execution, and each one's output still arrives."""
+    before = threads(server.proc.pid)
+    ids = [start_exec(api, box, "sh", "-c", f"echo started-{i}; sleep 20") for i in range(24)]
+    time.sleep(2)
+    during = threads(server.proc.pid)
+    assert during - before < 6, (before, during)
+    for i in (0, 23):
+        ws = attach(api, box, ids[i])
+        op, data = ws.recv_data()
+        assert data == b"\x01" + f"started-{i}\n".encode(), data
+        ws.close()
+    for eid in ids:
+        assert api.call("DELETE", f"/boxes/{box}/executions/{eid}")[0] == 204
 
 
 def test_attach_over_tls_and_graceful_sigterm(box, box_env, tmp_path):

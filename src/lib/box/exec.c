@@ -59,12 +59,13 @@ struct boxlite_exec {
     int efd_set;           /* it is readable now */
 };
 
-/* Make the pollable fd say whether a read (both streams, no wait) has something: unread
- * output or the end of the streams. Under conn->mu, after every change of either. */
+/* Make the pollable fd say whether there is something to take without waiting: unread
+ * output, or the process's end (exit or failure). The streams' own end comes just before
+ * the exit and is not signalled apart. Under conn->mu, after every change of either. */
 static void ready_update_locked(struct boxlite_exec *ex)
 {
-    int ready = ex->out[0].len > ex->out[0].off || ex->out[1].len > ex->out[1].off ||
-                (ex->out[0].eof && ex->out[1].eof) || ex->exited || ex->failed;
+    int ready = ex->out[0].len > ex->out[0].off || ex->out[1].len > ex->out[1].off || ex->exited ||
+                ex->failed;
     uint64_t v = 1;
 
     if (ex->efd < 0 || ready == ex->efd_set)
