@@ -292,6 +292,10 @@ static void *pump_main(void *arg)
         pthread_mutex_unlock(&pump_mu);
         if (g_serve->stopping && n == 0)
             break;
+        if (p == NULL) { /* no memory for the poll set yet: try again shortly */
+            usleep(100 * 1000);
+            continue;
+        }
         p[n] = (struct pollfd){pump_wake_fd, POLLIN, 0};
         if (poll(p, n + 1, 1000) < 0 && errno != EINTR)
             continue;
