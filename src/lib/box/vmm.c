@@ -418,8 +418,18 @@ static int add_backing_dir(struct chain_walk *w, const char *file)
     return 0;
 }
 
+/* Whether file lies directly in the box's own layers directory (bound rw as a whole). */
+static int in_own_dir(const struct chain_walk *w, const char *file)
+{
+    size_t n = strlen(w->own);
+
+    return n && strncmp(file, w->own, n) == 0 && file[n] == '/' && !strchr(file + n + 1, '/');
+}
+
 /* Below the top (added rw): each backing file read-only, down to a relative name (not made
- * by us), where the jail's list ends; past MAX_CHAIN files, their directories. */
+ * by us), where the jail's list ends; past MAX_CHAIN files, the directories of other boxes'
+ * and images' layers. The box's own older layers are always bound read-only one by one, at
+ * any depth: its directory is writable, and its snapshots rest on them. */
 static int add_backing(const char *file, const struct stat *st, void *ctx)
 {
     struct chain_walk *w = ctx;
@@ -429,7 +439,7 @@ static int add_backing(const char *file, const struct stat *st, void *ctx)
         return 0;
     if (file[0] != '/')
         return 1;
-    if (w->depth > MAX_CHAIN)
+    if (w->depth > MAX_CHAIN && !in_own_dir(w, file))
         return add_backing_dir(w, file);
     add(w->a, own(w->a, bl_strdupf("ro:%s", file)));
     return 0;
