@@ -46,7 +46,7 @@
 #define RUN_LOCK_WAIT_MS 5000
 #define QEMU_LOG_CAP     (1 << 20) /* a monitor that recorded its end exits within this */
 #define POLL_MAX         (SHIM_MAX_CLIENTS + 8)
-#define MAX_JAIL_SPECS   128
+#define MAX_JAIL_SPECS   4096 /* as the jail's mounts: a box's own layers come one by one */
 /* The one switch for the jail's network namespace. The guest network reaches QEMU as an fd
  * (-netdev stream, the shim's slirp behind the policy filter: net.c), so QEMU runs in an
  * empty network namespace of its own: it can open no host socket at all. */
