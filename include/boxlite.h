@@ -397,7 +397,9 @@ BOXLITE_API int boxlite_box_stats_init(boxlite_box_stats *stats, unsigned versio
 BOXLITE_API int boxlite_box_get_stats(boxlite_box_stats *out, boxlite_box *box);
 
 /* The guest console output of the box's last boot. *out (NUL-terminated, *len_out bytes,
- * at most the last 4 MiB) belongs to the caller: boxlite_free. */
+ * at most the last 4 MiB) belongs to the caller: boxlite_free. These are the guest's bytes as
+ * it wrote them (it may be hostile: escape sequences, invalid UTF-8, NULs): sanitise them
+ * before a terminal, as `boxlite logs --console` does. */
 BOXLITE_API int boxlite_box_console(char **out, size_t *len_out, boxlite_box *box);
 
 /* The box's log: what its main process wrote to stdout and stderr, across its boots (capped:
