@@ -57,6 +57,13 @@ strip --strip-unneeded "$pkg"/_core*.so "$pkg/lib/$soname" \
 "$ROOT/scripts/bundle-libs.sh" "$pkg/lib" '$ORIGIN/lib' "$pkg"/_core*.so
 "$ROOT/scripts/bundle-libs.sh" "$pkg/lib" '$ORIGIN/../lib' "$pkg/libexec/boxlite" \
   "$pkg/libexec/boxlite-shim"
+# libcurl is loaded when the first registry is opened (src/lib/image/curl_lazy.c), not
+# linked, so no ldd above names it: carry it and what it loads, found through the run paths
+curl=$(ldconfig -p | awk '$1 == "libcurl.so.4" && /x86-64/ { print $NF; exit }')
+[ -n "$curl" ] || { echo "build-wheel: libcurl.so.4 not found (ldconfig -p)" >&2; exit 1; }
+install -m 0644 "$(realpath "$curl")" "$pkg/lib/libcurl.so.4"
+strip --strip-unneeded "$pkg/lib/libcurl.so.4"
+"$ROOT/scripts/bundle-libs.sh" "$pkg/lib" '$ORIGIN' "$pkg/lib/libcurl.so.4"
 
 mkdir -p "$DIST"
 "$PYTHON" -m wheel pack -d "$DIST" "$tree" >&2
