@@ -2,7 +2,8 @@
 # build-wheel.sh — `make wheel`: dist/boxlite-<version>-<tags>.whl, one self-contained
 # package. It is the Python package of ./python (boxlite._core, libboxlite linked in) plus,
 # under boxlite/:
-#   libexec/  boxlite (the C CLI), boxlite-shim, qemu-system-x86_64, qemu-img
+#   libexec/  boxlite (the C CLI), boxlite-serve (its `serve`), boxlite-shim, qemu-system-x86_64,
+#             qemu-img
 #   lib/      libboxlite.so.MAJOR (the CLI's) and every shared library these load that a bare
 #             Debian lacks (scripts/bundle-libs.sh; run paths $ORIGIN-relative)
 #   share/boxlite/  the guest kernel, initramfs and default image
@@ -35,7 +36,8 @@ pkg=$tree/boxlite
 
 # 2. what it carries
 install -d "$pkg/libexec" "$pkg/lib" "$pkg/share/boxlite" "$pkg/share/qemu"
-install -m 0755 "$BUILD/src/shim/boxlite-shim" "$BUILD/src/cli/boxlite" "$qemu"/bin/* "$pkg/libexec/"
+install -m 0755 "$BUILD/src/shim/boxlite-shim" "$BUILD/src/cli/boxlite" "$BUILD/src/cli/boxlite-serve" \
+  "$qemu"/bin/* "$pkg/libexec/"
 # the soname the CLI was linked against (libboxlite.so.MAJOR), read from the library itself
 soname=$(objdump -p "$BUILD/src/lib/libboxlite.so" | awk '$1 == "SONAME" {print $2}')
 [ -n "$soname" ] || { echo "build-wheel: no SONAME in $BUILD/src/lib/libboxlite.so" >&2; exit 1; }
@@ -50,13 +52,13 @@ done
 gzip -6 -n -c "$BUILD/guest/default.ext4" > "$pkg/share/boxlite/default.ext4.gz"
 chmod 0644 "$pkg/share/boxlite/default.ext4.gz"
 strip --strip-unneeded "$pkg"/_core*.so "$pkg/lib/$soname" \
-  "$pkg/libexec/boxlite" "$pkg/libexec/boxlite-shim"
+  "$pkg/libexec/boxlite" "$pkg/libexec/boxlite-serve" "$pkg/libexec/boxlite-shim"
 
 # 3. their libraries, with run paths relative to where they are
 "$ROOT/scripts/bundle-libs.sh" "$pkg/lib" '$ORIGIN' "$pkg/lib/$soname"
 "$ROOT/scripts/bundle-libs.sh" "$pkg/lib" '$ORIGIN/lib' "$pkg"/_core*.so
 "$ROOT/scripts/bundle-libs.sh" "$pkg/lib" '$ORIGIN/../lib' "$pkg/libexec/boxlite" \
-  "$pkg/libexec/boxlite-shim"
+  "$pkg/libexec/boxlite-serve" "$pkg/libexec/boxlite-shim"
 # libcurl is loaded when the first registry is opened (src/lib/image/curl_lazy.c), not
 # linked, so no ldd above names it: carry it and what it loads, found through the run paths
 curl=$(ldconfig -p | awk '$1 == "libcurl.so.4" && /x86-64/ { print $NF; exit }')
