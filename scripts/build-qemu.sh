@@ -5,6 +5,7 @@
 # virtio-mmio devices boxes attach (blk, serial, net over -netdev stream, 9p, balloon), TCG and KVM,
 # -sandbox (seccomp), qcow2/raw/file, QMP and -incoming fd; plus qemu-img and qboot (microvm's
 # firmware, built from the same source). No GUI, audio, USB devices, slirp or other targets.
+# Our own changes to the source are the patches in scripts/qemu-patches/ (each says why).
 #
 # The result is cached outside the work tree, in
 #   ${BOXLITE_QEMU_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/boxlite/qemu}/<key>/
@@ -50,7 +51,7 @@ CONFIGURE_FLAGS=(
 )
 
 # Debian packages the configuration above needs (and nothing a full build-dep would pull in).
-BUILD_DEPS=(build-essential pkg-config meson ninja-build python3 dpkg-dev patchelf
+BUILD_DEPS=(build-essential pkg-config meson ninja-build python3 dpkg-dev patchelf patch
             libglib2.0-dev libpixman-1-dev libfdt-dev libseccomp-dev libcap-ng-dev zlib1g-dev)
 
 die() { echo "build-qemu: $*" >&2; exit 1; }
@@ -85,7 +86,7 @@ install_build_deps() {
 
 cache_key() {
   local ver=$1
-  { printf '%s\n' "${CONFIGURE_FLAGS[@]}"; printf '%s\n' "$DEVICES"; cat "$0" "$HERE/bundle-libs.sh" "$HERE/debian12-base-libs.txt"; } |
+  { printf '%s\n' "${CONFIGURE_FLAGS[@]}"; printf '%s\n' "$DEVICES"; cat "$0" "$HERE/bundle-libs.sh" "$HERE/debian12-base-libs.txt" "$HERE"/qemu-patches/*.patch; } |
     sha256sum | cut -c1-16 | sed "s/^/${ver//[^A-Za-z0-9.+~-]/_}-/"
 }
 
@@ -115,6 +116,10 @@ build() {
   # hw/i386/acpi-common.c, each defining pc_madt_cpu_entry: make the stub's weak.
   sed -i 's/^void pc_madt_cpu_entry(/__attribute__((weak)) void pc_madt_cpu_entry(/' \
     "$work/src/hw/acpi/acpi-x86-stub.c"
+  local p
+  for p in "$HERE"/qemu-patches/*.patch; do
+    patch -d "$work/src" -p1 --forward --quiet < "$p" >&2 || die "patch $(basename "$p") does not apply"
+  done
   mkdir -p "$work/build"
   (cd "$work/build" && ../src/configure "${CONFIGURE_FLAGS[@]}" >&2)
   ninja -C "$work/build" -j"$JOBS" qemu-system-x86_64 qemu-img >&2

@@ -126,6 +126,10 @@ static int add_spec(struct bl_jail *j, const char *spec)
         j->no_punch = 1;
         return add_mount(j, spec + 8, 1, 1);
     }
+    if (strncmp(spec, "ro-ram:", 7) == 0) { /* opened read-only by our QEMU (x-cow) */
+        j->no_punch = 1;
+        return add_mount(j, spec + 7, 0, 1);
+    }
     if (strncmp(spec, "exe:", 4) == 0)
         return add_mount(j, spec + 4, 0, 0);
     if (strncmp(spec, "mem:", 4) == 0)

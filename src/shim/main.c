@@ -56,7 +56,7 @@ struct shim {
     const char *home, *id, *incoming, *main_req;
     struct shim_main *mainp; /* mainproc.c: the box's main process, NULL when none */
     const char *ram;         /* the box's own RAM file, mapped shared (jail spec "ram:"), or NULL */
-    int cow_ram;    /* RAM mapped privately from a snapshot's file (jail spec "cow-ram:") */
+    int cow_ram;    /* RAM mapped privately from a saved file (jail spec "cow-ram:"/"ro-ram:") */
     int ram_loaded; /* ram (the box's own) holds the incoming RAM already ("ram-loaded:") */
     int log_fd;     /* qemu.log (O_APPEND, QEMU's stderr too), kept under QEMU_LOG_CAP */
     char *dir;      /* absolute box directory (the cwd) */
@@ -151,7 +151,8 @@ static int parse_args(struct shim *s, int argc, char **argv)
             s->ram = s->jail_specs[i] + 4;
         else if (strncmp(s->jail_specs[i], "ram-loaded:", 11) == 0)
             s->ram = s->jail_specs[i] + 11, s->ram_loaded = 1;
-        else if (strncmp(s->jail_specs[i], "cow-ram:", 8) == 0)
+        else if (strncmp(s->jail_specs[i], "cow-ram:", 8) == 0 ||
+                 strncmp(s->jail_specs[i], "ro-ram:", 7) == 0)
             s->cow_ram = 1;
     return s->home && s->id && s->qemu_argv && s->qemu_argv[0] && s->boot_ms > 0 ? 0 : -1;
 }
