@@ -542,9 +542,19 @@ int bl_box_archive_row(struct bl_box_row *r, json_t *root, const char *id, const
     json_int_t disk = json_integer_value(json_object_get(b, "disk_size_gb"));
     int ok = 1, rc;
 
-    if (!image || cpus < 1 || cpus > 64 || mem < 128 || mem > 1024 * 1024 || disk < 0 ||
-        disk > 16384 || (wd && wd[0] != '/'))
-        return bl_err(BOXLITE_EINVAL, MANIFEST ": invalid box settings");
+    if (!image)
+        return bl_err(BOXLITE_EINVAL, MANIFEST ": invalid box settings: no image");
+    if (cpus < 1 || cpus > 64)
+        return bl_err(BOXLITE_EINVAL, MANIFEST ": invalid box settings: %lld cpus (1 to 64)",
+                      (long long)cpus);
+    if (mem < 128 || mem > 1024 * 1024)
+        return bl_err(BOXLITE_EINVAL,
+                      MANIFEST ": invalid box settings: %lld MiB of memory (128 to 1048576)",
+                      (long long)mem);
+    if (disk < 0 || disk > 16384 || (wd && wd[0] != '/'))
+        return bl_err(BOXLITE_EINVAL,
+                      MANIFEST ": invalid box settings: disk_size_gb (0 to 16384) or workdir "
+                               "(absolute)");
     if (untrusted && check_untrusted(rt, image, cpus, mem, disk) != 0)
         return bl_err_wrap(BOXLITE_EINVAL, "untrusted archive");
     rc = bl_box_row_init(r, id, name, image);
