@@ -234,3 +234,22 @@ def test_symlinked_disk_member_refused(cli, home, boxlite_disk, tmp_path):
     r = cli.run("import-box", "--name", "bad-link", str(p))
     assert r.returncode != 0 and b"not a regular file" in r.stderr, r.stderr
     assert listing(cli, home) == before
+
+
+def test_our_own_archives_stay_plain_tar(cli, home, tmp_path):
+    """Reading zstd is for BoxLite's archives: one of ours compressed is refused."""
+    name = "bxl-ours"
+    ok(cli.run("create", "--name", name))
+    try:
+        arch = tmp_path / "ours.boxlite"
+        ok(cli.run("export", name, str(arch)))
+        z = tmp_path / "c0.boxlite"
+        subprocess.run(["zstd", "-q", "-f", str(arch), "-o", str(z)], check=True)
+        before = listing(cli, home)
+        r = cli.run("import-box", "--name", "bxl-ours-z", str(z))
+        assert r.returncode != 0 and b"is a plain tar" in r.stderr, r.stderr
+        assert listing(cli, home) == before
+        ok(cli.run("import-box", "--name", "bxl-ours-2", str(arch)))
+        cli.run("rm", "-f", "bxl-ours-2")
+    finally:
+        cli.run("rm", "-f", name)
