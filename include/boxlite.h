@@ -646,7 +646,8 @@ BOXLITE_API int boxlite_box_fork(boxlite_box **out, boxlite_box *box, const char
  * member, disk.qcow2 standalone). */
 BOXLITE_API int boxlite_box_export(boxlite_box *box, const char *snapshot, const char *dest);
 
-/* Make a new box from an archive written by boxlite_box_export. Everything is checked before
+/* Make a new box from an archive written by boxlite_box_export, or by BoxLite's (the Rust
+ * project's) export (docs/snapshots.md "BoxLite's archives"). Everything is checked before
  * anything lands in the store: member names, types and sizes, checksums, and that the disk is
  * a qcow2 with no backing or data file. untrusted adds a consistency check of the image.
  * name may be NULL. *out: boxlite_box_free. */
