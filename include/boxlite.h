@@ -393,6 +393,12 @@ typedef struct {
     }
 BOXLITE_API int boxlite_box_stats_init(boxlite_box_stats *stats, unsigned version);
 
+/* Pause a running box's VM (its vCPUs stop through QEMU's monitor; its memory, devices and
+ * connections stay) and resume it. BOXLITE_ESTATE when the box is not running. Pausing a paused
+ * box, or resuming a running one, succeeds. Execs of a paused box wait until it resumes. */
+BOXLITE_API int boxlite_box_pause(boxlite_box *box);
+BOXLITE_API int boxlite_box_resume(boxlite_box *box);
+
 /* Resource use of a running box (BOXLITE_ESTATE when it is not running). */
 BOXLITE_API int boxlite_box_get_stats(boxlite_box_stats *out, boxlite_box *box);
 

@@ -159,6 +159,8 @@ enum bl_monitor_op {
                                * to what it is), after a template restore */
     BL_MON_MAIN_START = 5,    /* name unused: start the box's main process now — after a
                                * template restore's attach (a cold boot starts it when ready) */
+    BL_MON_PAUSE = 6,         /* name unused: QMP stop (the vCPUs halt; boxlite_box_pause) */
+    BL_MON_RESUME = 7,        /* name unused: QMP cont */
 };
 
 const char *bl_proto_strerror(int code); /* code as in enum bl_proto_err, either sign */

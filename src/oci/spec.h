@@ -25,6 +25,15 @@ struct bl_oci_mount {
     int read_only;     /* an "ro" option */
 };
 
+/* linux.resources (config.json, and update's --resources document): what a VM can be sized
+ * by. Negative values in the document mean unlimited (0 here). */
+struct bl_oci_resources {
+    uint64_t memory_limit; /* memory.limit in bytes, 0 when none */
+    unsigned cpus;         /* ceil(cpu.quota/cpu.period), 0 when none */
+    uint64_t pids_limit;   /* pids.limit, 0 when none */
+    int has_other;         /* fields a VM does not apply (blockIO, devices, hugepage, ...) */
+};
+
 struct bl_oci_spec {
     char *root_path; /* as written: absolute, or relative to the bundle (no ".." out of it) */
     int root_readonly;
@@ -33,10 +42,9 @@ struct bl_oci_spec {
     struct bl_oci_process process;
     struct bl_oci_mount *mounts;
     size_t n_mounts;
-    uint64_t memory_limit; /* linux.resources.memory.limit in bytes, 0 when none */
-    unsigned cpus;         /* ceil(quota/period), 0 when none */
-    int netns;             /* 0: no network namespace (the host's), 1: a new one, 2: a path */
-    char *netns_path;      /* with netns 2 */
+    struct bl_oci_resources res; /* linux.resources */
+    int netns;                   /* 0: no network namespace (the host's), 1: a new one, 2: a path */
+    char *netns_path;            /* with netns 2 */
 };
 
 /* Parse config.json text (len bytes, not NUL-terminated). 0, or -1 with err filled. Every
@@ -45,6 +53,10 @@ struct bl_oci_spec {
 int bl_oci_spec_parse(struct bl_oci_spec *out, const char *text, size_t len, char *err,
                       size_t errlen);
 void bl_oci_spec_free(struct bl_oci_spec *s);
+
+/* Parse a LinuxResources document (`update --resources`), as config.json's linux.resources. */
+int bl_oci_resources_parse(struct bl_oci_resources *out, const char *text, size_t len, char *err,
+                           size_t errlen);
 
 /* Parse a process object document (exec --process). Same rules as config.json's process. */
 int bl_oci_process_parse(struct bl_oci_process *out, const char *text, size_t len, char *err,

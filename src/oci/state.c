@@ -1,7 +1,8 @@
 /* state.c — a container's state directory <root>/<id>/: state.json (keeper pid and start
- * time, bundle, box, image), the "started" mark and the keeper's ctl socket; and the status
- * the runtime-spec defines, derived from the keeper's life: no state.json yet → creating,
- * keeper alive → created or (after start) running, keeper gone → stopped. */
+ * time, bundle, box, image), the "started" and "paused" marks and the keeper's ctl socket; and
+ * the status the runtime-spec defines, derived from the keeper's life: no state.json yet →
+ * creating, keeper alive → created or (after start) running, or paused (pause), keeper gone →
+ * stopped. */
 #include "oci.h"
 
 #include <errno.h>
@@ -34,7 +35,7 @@ int bl_oci_path(char *buf, size_t cap, const char *id, const char *name)
 
 const char *bl_oci_status_name(enum bl_oci_status s)
 {
-    static const char *names[] = {"creating", "created", "running", "stopped"};
+    static const char *names[] = {"creating", "created", "running", "stopped", "paused"};
 
     return names[s];
 }
@@ -142,6 +143,9 @@ int bl_oci_state_load(struct bl_oci_state *out, const char *id)
         st.status = BL_OCI_STOPPED;
     else
         st.status = access(path, F_OK) == 0 ? BL_OCI_RUNNING : BL_OCI_CREATED;
+    bl_oci_path(path, sizeof path, id, "paused");
+    if (st.status != BL_OCI_STOPPED && access(path, F_OK) == 0)
+        st.status = BL_OCI_PAUSED;
     *out = st;
     rc = 0;
 out:
@@ -151,7 +155,7 @@ out:
 
 void bl_oci_state_remove(const char *id)
 {
-    static const char *files[] = {"state.json", "state.json.tmp", "started", "ctl.sock"};
+    static const char *files[] = {"state.json", "state.json.tmp", "started", "paused", "ctl.sock"};
     char path[4200];
 
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
