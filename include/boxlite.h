@@ -429,6 +429,13 @@ BOXLITE_API void boxlite_strv_free(char **v);
 
 typedef struct boxlite_exec boxlite_exec;
 
+/* A resource limit the process gets in the guest (setrlimit there, not on the host). */
+typedef struct {
+    int resource;  /* a Linux RLIMIT_* number (RLIMIT_NOFILE, ...), 0..15 */
+    uint64_t soft; /* at most hard; UINT64_MAX: unlimited */
+    uint64_t hard;
+} boxlite_rlimit;
+
 typedef struct {
     unsigned version;        /* BOXLITE_EXEC_OPTIONS_VERSION */
     const char *const *argv; /* argv[0] is the command; NULL-terminated; required */
@@ -442,11 +449,17 @@ typedef struct {
     /* Version 2: */
     int detach; /* the process keeps running when this handle is freed or this process exits;
                  * its output is discarded once nobody reads it */
+    /* Version 3: */
+    const boxlite_rlimit *rlimits; /* n_rlimits limits (at most 16, each resource once), set in
+                                    * the guest before the process runs; may be NULL */
+    size_t n_rlimits;
+    int read_only_root; /* the process sees the box's root filesystem read-only (volumes keep
+                         * their own mode) */
 } boxlite_exec_options;
-#define BOXLITE_EXEC_OPTIONS_VERSION 2
+#define BOXLITE_EXEC_OPTIONS_VERSION 3
 #define BOXLITE_EXEC_OPTIONS_INIT                                                                  \
     {                                                                                              \
-        BOXLITE_EXEC_OPTIONS_VERSION, NULL, NULL, NULL, NULL, 0, 0, 0                              \
+        BOXLITE_EXEC_OPTIONS_VERSION, NULL, NULL, NULL, NULL, 0, 0, 0, NULL, 0, 0                  \
     }
 BOXLITE_API int boxlite_exec_options_init(boxlite_exec_options *opts, unsigned version);
 

@@ -114,6 +114,7 @@ int bl_oci_cmd_create(int argc, char **argv)
     k.image_name = image;
     k.console_socket = console;
     k.pid_file = pid_file;
+    k.read_only_root = spec.root_readonly;
     if (rc == 0)
         rc = bl_oci_keeper_spawn(&st.pid, st.box_id, &k);
     if (rc == 0) {
@@ -124,6 +125,7 @@ int bl_oci_cmd_create(int argc, char **argv)
                  getenv("BOXLITE_HOME") ? getenv("BOXLITE_HOME") : "");
         strftime(st.created, sizeof st.created, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
         st.starttime = bl_oci_proc_starttime(st.pid);
+        st.read_only_root = spec.root_readonly;
         rc = bl_oci_state_save(&st);
         if (rc != 0)
             kill(st.pid, SIGKILL); /* no state, no container: its VM goes with it */

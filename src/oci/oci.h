@@ -58,6 +58,7 @@ struct bl_oci_state {
     pid_t pid;       /* the keeper */
     unsigned long long starttime;
     char created[40];
+    int read_only_root; /* root.readonly, for exec's processes too */
     enum bl_oci_status status;
 };
 
@@ -97,6 +98,7 @@ struct bl_oci_keeper {
     const char *box_id;                   /* exec */
     const char *console_socket;           /* NULL, or where the pty master goes */
     const char *pid_file;
+    int read_only_root; /* root.readonly: the process sees the container's root read-only */
 };
 /* Fork the keeper; return in the parent once it is ready (created, or the exec process
  * started): 0 with *pid_out and box_id_out filled, or 1 with the error reported. The keeper

@@ -109,6 +109,40 @@ static int u32_get(unsigned *out, json_t *v, const char *what, char *err, size_t
     return 0;
 }
 
+/* process.rlimits: [{"type":"RLIMIT_NOFILE","soft":N,"hard":N}], each type once, soft <= hard,
+ * applied in the guest (keeper.c). */
+static int rlimits_from(struct bl_oci_process *p, json_t *arr, char *err, size_t errlen)
+{
+    static const char *names[BL_OCI_MAX_RLIMITS] = {
+        "CPU",     "FSIZE", "DATA",  "STACK",      "CORE",     "RSS",  "NPROC",  "NOFILE",
+        "MEMLOCK", "AS",    "LOCKS", "SIGPENDING", "MSGQUEUE", "NICE", "RTPRIO", "RTTIME"};
+    unsigned seen = 0;
+
+    if (arr && (!json_is_array(arr) || json_array_size(arr) > BL_OCI_MAX_RLIMITS))
+        return fail(err, errlen, "process.rlimits: not an array of at most %d", BL_OCI_MAX_RLIMITS);
+    for (size_t i = 0; i < json_array_size(arr); i++) {
+        json_t *o = json_array_get(arr, i), *soft = json_object_get(o, "soft");
+        json_t *hard = json_object_get(o, "hard");
+        const char *type = str_ok(json_object_get(o, "type"), 32);
+        int r = -1;
+        for (int k = 0; type && k < BL_OCI_MAX_RLIMITS; k++)
+            if (strncmp(type, "RLIMIT_", 7) == 0 && strcmp(type + 7, names[k]) == 0)
+                r = k;
+        if (r < 0 || (seen & (1u << r)))
+            return fail(err, errlen, "process.rlimits[%zu].type: a known RLIMIT_ name, once", i);
+        /* jansson's integers are signed: 2^63 and above (unlimited) do not parse as JSON
+         * here; -1 is not accepted either: soft/hard are unsigned in the spec */
+        if (!json_is_integer(soft) || !json_is_integer(hard) || json_integer_value(soft) < 0 ||
+            json_integer_value(hard) < json_integer_value(soft))
+            return fail(err, errlen,
+                        "process.rlimits[%zu]: soft and hard integers, 0 <= soft <= hard", i);
+        seen |= 1u << r;
+        p->rlimits[p->n_rlimits++] = (struct bl_oci_rlimit){r, (uint64_t)json_integer_value(soft),
+                                                            (uint64_t)json_integer_value(hard)};
+    }
+    return 0;
+}
+
 static int process_from(struct bl_oci_process *out, json_t *o, char *err, size_t errlen)
 {
     struct bl_oci_process p = {0};
@@ -139,6 +173,8 @@ static int process_from(struct bl_oci_process *out, json_t *o, char *err, size_t
         rc = u32_get(&p.rows, json_object_get(size, "height"), "consoleSize.height", err, errlen);
     if (rc == 0)
         rc = u32_get(&p.cols, json_object_get(size, "width"), "consoleSize.width", err, errlen);
+    if (rc == 0)
+        rc = rlimits_from(&p, json_object_get(o, "rlimits"), err, errlen);
     p.terminal = json_is_true(term);
     if (rc == 0 && !(p.cwd = strdup(cwd)))
         rc = fail(err, errlen, "out of memory");

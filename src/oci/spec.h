@@ -8,13 +8,22 @@
 
 #define BL_OCI_DOC_MAX (4u << 20) /* bytes of one config.json or process.json */
 
+#define BL_OCI_MAX_RLIMITS 16 /* Linux's RLIMIT_* resources */
+
+struct bl_oci_rlimit {
+    int resource; /* RLIMIT_* number */
+    uint64_t soft, hard;
+};
+
 struct bl_oci_process {
     char **args; /* NULL-terminated, at least one */
     char **env;  /* NULL-terminated, may be empty */
     char *cwd;   /* absolute */
     unsigned uid, gid;
     int terminal;
-    unsigned rows, cols; /* consoleSize, 0 when absent */
+    unsigned rows, cols;                              /* consoleSize, 0 when absent */
+    struct bl_oci_rlimit rlimits[BL_OCI_MAX_RLIMITS]; /* process.rlimits: each resource once */
+    size_t n_rlimits;
 };
 
 struct bl_oci_mount {

@@ -79,10 +79,10 @@ int bl_oci_alive(pid_t pid, unsigned long long starttime)
 int bl_oci_state_save(const struct bl_oci_state *st)
 {
     char path[4200], tmp[4200];
-    json_t *o =
-        json_pack("{s:s, s:s, s:s, s:s, s:i, s:I, s:s, s:s}", "id", st->id, "bundle", st->bundle,
-                  "box", st->box_id, "image", st->image, "pid", (int)st->pid, "starttime",
-                  (json_int_t)st->starttime, "created", st->created, "home", st->home);
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:i, s:I, s:s, s:s, s:b}", "id", st->id, "bundle",
+                          st->bundle, "box", st->box_id, "image", st->image, "pid", (int)st->pid,
+                          "starttime", (json_int_t)st->starttime, "created", st->created, "home",
+                          st->home, "readonly", st->read_only_root);
     int rc = 1;
 
     if (!o || bl_oci_path(path, sizeof path, st->id, "state.json") < 0 ||
@@ -137,6 +137,7 @@ int bl_oci_state_load(struct bl_oci_state *out, const char *id)
         goto out;
     }
     st.pid = (pid_t)json_integer_value(json_object_get(o, "pid"));
+    st.read_only_root = json_is_true(json_object_get(o, "readonly"));
     st.starttime = (unsigned long long)json_integer_value(json_object_get(o, "starttime"));
     bl_oci_path(path, sizeof path, id, "started");
     if (!bl_oci_alive(st.pid, st.starttime))
