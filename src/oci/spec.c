@@ -318,6 +318,26 @@ static int namespaces_from(struct bl_oci_spec *s, json_t *arr, char *err, size_t
     return 0;
 }
 
+/* annotations: an object of strings (at most 1024); only the engine is read from it. */
+static int annotations_from(struct bl_oci_spec *s, json_t *o, char *err, size_t errlen)
+{
+    const char *key;
+    json_t *v;
+
+    if (o && (!json_is_object(o) || json_object_size(o) > 1024))
+        return fail(err, errlen, "annotations: not an object of at most 1024 entries");
+    json_object_foreach(o, key, v)
+    {
+        if (!str_ok(v, MAX_STR))
+            return fail(err, errlen, "annotations: a value is not a string");
+        if (strcmp(key, "io.container.manager") == 0 && strcmp(json_string_value(v), "libpod") == 0)
+            s->engine = "podman";
+        else if (strncmp(key, "io.kubernetes.cri.", 18) == 0)
+            s->engine = "kubernetes";
+    }
+    return 0;
+}
+
 static int spec_from(struct bl_oci_spec *s, json_t *root, char *err, size_t errlen)
 {
     json_t *r = json_object_get(root, "root"), *linux_ = json_object_get(root, "linux");
@@ -350,6 +370,8 @@ static int spec_from(struct bl_oci_spec *s, json_t *root, char *err, size_t errl
         rc = resources_from(&s->res, json_object_get(linux_, "resources"), err, errlen);
     if (rc == 0)
         rc = namespaces_from(s, json_object_get(linux_, "namespaces"), err, errlen);
+    if (rc == 0)
+        rc = annotations_from(s, json_object_get(root, "annotations"), err, errlen);
     return rc;
 }
 

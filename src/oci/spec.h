@@ -52,6 +52,8 @@ struct bl_oci_spec {
     struct bl_oci_mount *mounts;
     size_t n_mounts;
     struct bl_oci_resources res; /* linux.resources */
+    const char *engine;          /* from annotations: "podman" (io.container.manager libpod),
+                                  * "kubernetes" (io.kubernetes.cri.*), or NULL: unknown (static) */
     int netns;                   /* 0: no network namespace (the host's), 1: a new one, 2: a path */
     char *netns_path;            /* with netns 2 */
 };

@@ -73,6 +73,8 @@ HOSTILE = {
     "resources not an object": config(["/bin/true"], linux={"resources": [1]}),
     "memory limit a string": config(["/bin/true"], linux={"resources": {"memory": {"limit": "1G"}}}),
     "absurd pids": config(["/bin/true"], linux={"resources": {"pids": {"limit": 1 << 50}}}),
+    "annotations not an object": config(["/bin/true"], annotations=["io.container.manager"]),
+    "annotation not a string": config(["/bin/true"], annotations={"io.container.manager": 1}),
 }
 
 
@@ -88,3 +90,20 @@ def test_hostile_rlimits_readonly_refused(runtime, cli, name):
     assert lines and lines[-1]["level"] == "error" and "config.json" in lines[-1]["msg"], lines
     assert not (runtime.tmp / "h.pid").exists() and not (runtime.root / "hc").exists()
     assert cli.run("ls", "-a", "-q").stdout == before
+
+
+@pytest.mark.parametrize("annotations,engine", [({"io.container.manager": "libpod"}, "podman"),
+                                                ({"io.kubernetes.cri.container-type": "sandbox"},
+                                                 "kubernetes"),
+                                                ({"other": "x"}, "oci")])
+def test_box_marked_as_engine_managed(runtime, cli, annotations, engine):
+    """boxlite ls / inspect say which engine manages a box boxlite-runtime made."""
+    cfg = config(["/bin/sleep", "600"], annotations=annotations)
+    runtime.create("cm", runtime.bundle("bm", cfg))
+    box = runtime.state("cm")["annotations"]["io.boxlite.box"]
+    assert json.loads(cli.run("inspect", box).stdout)[0]["managed_by"] == engine
+    mine = [b for b in json.loads(cli.run("ls", "-a", "--format", "json").stdout)
+            if b["id"] == box]
+    assert mine[0]["managed_by"] == engine
+    assert f"localhost/oci-{engine}"[:24] in cli.run("ls", "-a").stdout.decode()
+    assert runtime.run("delete", "--force", "cm").returncode == 0
