@@ -393,6 +393,12 @@ typedef struct {
     }
 BOXLITE_API int boxlite_box_stats_init(boxlite_box_stats *stats, unsigned version);
 
+/* Pause a running box's VM (its vCPUs stop through QEMU's monitor; its memory, devices and
+ * connections stay) and resume it. BOXLITE_ESTATE when the box is not running. Pausing a paused
+ * box, or resuming a running one, succeeds. Execs of a paused box wait until it resumes. */
+BOXLITE_API int boxlite_box_pause(boxlite_box *box);
+BOXLITE_API int boxlite_box_resume(boxlite_box *box);
+
 /* Resource use of a running box (BOXLITE_ESTATE when it is not running). */
 BOXLITE_API int boxlite_box_get_stats(boxlite_box_stats *out, boxlite_box *box);
 
@@ -425,6 +431,13 @@ BOXLITE_API void boxlite_strv_free(char **v);
 
 typedef struct boxlite_exec boxlite_exec;
 
+/* A resource limit the process gets in the guest (setrlimit there, not on the host). */
+typedef struct {
+    int resource;  /* a Linux RLIMIT_* number (RLIMIT_NOFILE, ...), 0..15 */
+    uint64_t soft; /* at most hard; UINT64_MAX: unlimited */
+    uint64_t hard;
+} boxlite_rlimit;
+
 typedef struct {
     unsigned version;        /* BOXLITE_EXEC_OPTIONS_VERSION */
     const char *const *argv; /* argv[0] is the command; NULL-terminated; required */
@@ -438,11 +451,17 @@ typedef struct {
     /* Version 2: */
     int detach; /* the process keeps running when this handle is freed or this process exits;
                  * its output is discarded once nobody reads it */
+    /* Version 3: */
+    const boxlite_rlimit *rlimits; /* n_rlimits limits (at most 16, each resource once), set in
+                                    * the guest before the process runs; may be NULL */
+    size_t n_rlimits;
+    int read_only_root; /* the process sees the box's root filesystem read-only (volumes keep
+                         * their own mode) */
 } boxlite_exec_options;
-#define BOXLITE_EXEC_OPTIONS_VERSION 2
+#define BOXLITE_EXEC_OPTIONS_VERSION 3
 #define BOXLITE_EXEC_OPTIONS_INIT                                                                  \
     {                                                                                              \
-        BOXLITE_EXEC_OPTIONS_VERSION, NULL, NULL, NULL, NULL, 0, 0, 0                              \
+        BOXLITE_EXEC_OPTIONS_VERSION, NULL, NULL, NULL, NULL, 0, 0, 0, NULL, 0, 0                  \
     }
 BOXLITE_API int boxlite_exec_options_init(boxlite_exec_options *opts, unsigned version);
 

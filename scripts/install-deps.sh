@@ -21,6 +21,8 @@ PACKAGES=(
 
 # OCI runtime tests (tests/oci/): the engines that drive boxlite-runtime
 PACKAGES+=(podman conmon crun runc containerd)
+# deploy/ manifests parsed by tests/oci/test_deploy.py
+PACKAGES+=(python3-yaml)
 missing=()
 for p in "${PACKAGES[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

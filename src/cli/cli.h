@@ -83,6 +83,10 @@ void cli_text_puts(FILE *f, const char *s);
 
 /* ---- cli_json.c ---- */
 void cli_json_str(FILE *f, const char *s);
+/* The engine that manages a box boxlite-runtime made ("podman", "containerd", "kubernetes",
+ * "oci"), read from its image name (localhost/oci-<engine>:<hash>, src/oci/cmd_create.c)
+ * into buf; NULL for a box of boxlite's own. */
+const char *cli_oci_engine(const char *image, char *buf, size_t cap);
 
 int cmd_run(int argc, char **argv);
 int cmd_create(int argc, char **argv);

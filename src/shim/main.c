@@ -369,6 +369,17 @@ static void cap_qemu_log(struct shim *s)
         (void)bl_write_all(s->log_fd, note, sizeof(note) - 1);
 }
 
+/* QMP stop or cont: the VM's vCPUs halt or go on (the OCI runtime's pause/resume). */
+static int pause_resume(struct shim *s, int pause, char *msg, size_t cap)
+{
+    const char *cmd = pause ? "{\"execute\":\"stop\"}" : "{\"execute\":\"cont\"}";
+
+    if (shim_qmp_cmd(&s->qmp, cmd, -1, 10000) == 0)
+        return 0;
+    snprintf(msg, cap, "QEMU refused %s", pause ? "stop" : "cont");
+    return -1;
+}
+
 /* A client's request for snapshot work, done here, synchronously (clients wait meanwhile). */
 static void monitor_work(struct shim *s)
 {
@@ -389,6 +400,8 @@ static void monitor_work(struct shim *s)
         rc = shim_template_save(&s->qmp, s->home, name, s->ram, msg, sizeof(msg));
     else if (op == BL_MON_TEMPLATE_DISK)
         rc = shim_template_disk(&s->qmp, msg, sizeof(msg));
+    else if (op == BL_MON_PAUSE || op == BL_MON_RESUME) /* boxlite_box_pause / _resume */
+        rc = pause_resume(s, op == BL_MON_PAUSE, msg, sizeof(msg));
     else if (op == BL_MON_MAIN_START && (rc = start_main(s)) != 0)
         snprintf(msg, sizeof(msg), "the box's main process could not be started");
     else
