@@ -5,12 +5,12 @@
  * usage: boxlite-shim --home H --id ID --status-fd N [--lifeline-fd N] [--boot-timeout-ms N]
  *                     [--auto-remove] [--incoming FILE] [--main FILE] [--jail SPEC]...
  *                     -- QEMU-ARGV...
- * --main: the box's main process (mainproc.c), started once the guest answers; when it exits
- * the box stops. A stopped box with auto_delete N > 0 (its row) is deleted N s later: this
- * process waits that long after recording the end, then deletes it if still due.
- * QEMU's agent chardev is fd 3, its QMP monitor fd 4, and with --incoming the saved state of a
- * full snapshot is fd 5 (`-incoming fd:5`). QEMU runs in the jail (src/jail) the SPECs
- * describe. */
+ * --main: the box's main process (mainproc.c), started once the guest answers (a guest
+ * restored with --incoming runs on the one its snapshot saved); when it exits the box stops. A
+ * stopped box with auto_delete N > 0 (its row) is deleted N s later: this process waits that long
+ * after recording the end, then deletes it if still due. QEMU's agent chardev is fd 3, its QMP
+ * monitor fd 4, and with --incoming the saved state of a full snapshot is fd 5 (`-incoming fd:5`).
+ * QEMU runs in the jail (src/jail) the SPECs describe. */
 #include "shim.h"
 
 #include "jail.h"
@@ -292,6 +292,19 @@ static int start_main(struct shim *s)
     return s->mainp ? 0 : -1;
 }
 
+/* A guest restored from a full snapshot runs the main process it ran when saved: take it as
+ * this box's, before any of its frames is read (mainproc.c). */
+static void adopt_main(struct shim *s)
+{
+    if (!s->incoming || !s->main_req)
+        return;
+    s->mainp = shim_main_open(s->main_req);
+    if (s->mainp && shim_main_adopt(s->mainp, s->router, s->incoming) != 1) {
+        shim_main_close(s->mainp);
+        s->mainp = NULL;
+    }
+}
+
 static void on_ready(struct shim *s)
 {
     s->reason[0] = '\0';
@@ -302,9 +315,8 @@ static void on_ready(struct shim *s)
         return;
     }
     report(s, BL_SHIM_OK, "ok");
-    /* A restored guest's main process (if any) was restored with it; its output is not
-     * routed here (docs/snapshots.md). A template's box asks for it after its attach
-     * (BL_MON_MAIN_START). */
+    /* A restored guest's main process (if any) was restored with it (adopt_main). A
+     * template's box asks for its own after its attach (BL_MON_MAIN_START). */
     if (!s->incoming)
         start_main(s);
 }
@@ -641,6 +653,7 @@ int main(int argc, char **argv)
         return 1;
     }
     s.boot_deadline = bl_now_ms() + s.boot_ms;
+    adopt_main(&s);
     if (s.incoming && resume_incoming(&s) != 0) {
         s.stopping = 1;
         s.stop_deadline = 0;

@@ -118,3 +118,40 @@ def test_run_runs_its_command_not_the_images(cli):
     # the default image's cmd is `sh`: it must not run beside run's own command
     r = ok(cli.run("run", "--rm", "default", "--", "sh", "-c", "ps | grep -c ' sh$'; true"))
     assert r.stdout.split()[0] == b"0", r.stdout
+
+
+# The main process waits for /tmp/quit, then exits with the code written there.
+WAITER = ("echo started; while [ ! -f /tmp/quit ]; do sleep 0.2; done; "
+          "echo quitting-$(cat /tmp/quit); exit $(cat /tmp/quit)")
+
+
+def quit_main(cli, box, code):
+    # (the box may stop before this exec's own exit is told: its status is not checked)
+    cli.run("exec", box, "--", "sh", "-c", f"echo {code} > /tmp/quit")
+    wait_for(lambda: info(cli, box)["state"]["status"] == "stopped", f"{box} stopped", 90)
+
+
+def test_restored_and_forked_boxes_run_their_main_process(cli, name):
+    """A box resumed from a full snapshot (restore, fork) goes on with the main process it
+    ran when saved, as a cold-started box does: its output in the box's log, its exit
+    recorded as exit_code and stopping the box."""
+    create(cli, name, WAITER)
+    ok(cli.run("start", name))
+    wait_for(lambda: b"started" in logs(cli, name), "the main process started")
+    ok(cli.run("snapshot", "create", "--memory", name, "live"))
+    fork = ok(cli.run("fork", "-n", "1", name, "live", timeout=300)).stdout.decode().split()[0]
+    try:
+        assert info(cli, fork)["state"]["status"] == "running"
+        quit_main(cli, fork, 9)
+        assert info(cli, fork)["state"]["exit_code"] == 9
+        assert b"quitting-9\n" in logs(cli, fork)
+        assert info(cli, name)["state"]["status"] == "running"  # the origin's runs on
+        ok(cli.run("stop", name))
+        ok(cli.run("snapshot", "restore", name, "live"))
+        assert info(cli, name)["state"]["exit_code"] is None
+        quit_main(cli, name, 4)
+        st = info(cli, name)["state"]
+        assert st["exit_code"] == 4 and "main process exited with status 4" in st["reason"], st
+        assert logs(cli, name).endswith(b"quitting-4\n")
+    finally:
+        cli.run("rm", "-f", fork)
