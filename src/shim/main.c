@@ -504,6 +504,20 @@ static void tail_of(const char *path, char *out, size_t cap)
     free(data);
 }
 
+/* The box stopped with its main process still running (a stop, a guest power-off): the agent
+ * ends it with SIGTERM, SIGKILL after a grace, and tells no exit. Record what Docker reports
+ * for a stopped container: 143 (128 + SIGTERM), 137 when QEMU itself had to be killed. An exit
+ * told but not yet taken is recorded as it was. */
+static void main_stopped(struct shim *s)
+{
+    int status = s->killed_by_us ? 128 + SIGKILL : 128 + SIGTERM;
+
+    if (!shim_main_take_exit(s->mainp, &status) && !shim_main_running(s->mainp))
+        return;
+    if (bl_db_box_set_exit(s->db, s->id, 1, status) != 0)
+        fprintf(stderr, "boxlite-shim: %s\n", boxlite_error_last());
+}
+
 /* The final state and reason from how QEMU ended. */
 static enum bl_box_state outcome(struct shim *s, int status, int was_ready)
 {
@@ -551,6 +565,8 @@ static void finish(struct shim *s)
     s->jail = NULL;
     state = outcome(s, status, was_ready);
     unlink("shim.sock");
+    if (state == BL_BOX_STOPPED)
+        main_stopped(s);
     shim_main_close(s->mainp);
     s->mainp = NULL;
     if (s->auto_remove && state == BL_BOX_STOPPED) {

@@ -123,6 +123,11 @@ int shim_main_take_exit(struct shim_main *m, int *status)
     return 1;
 }
 
+int shim_main_running(const struct shim_main *m)
+{
+    return m && !m->ended;
+}
+
 void shim_main_close(struct shim_main *m)
 {
     if (!m)

@@ -129,6 +129,8 @@ int shim_main_adopt(struct shim_main *m, struct shim_router *r, const char *inco
 /* 1 once, when it has ended: *status is its exit status (a shell's: 128+signal, 127 when it
  * could not start). */
 int shim_main_take_exit(struct shim_main *m, int *status);
+/* 1 while it runs (started or taken over, no exit told yet); 0 for NULL. */
+int shim_main_running(const struct shim_main *m);
 /* Close the log and free. Accepts NULL. */
 void shim_main_close(struct shim_main *m);
 

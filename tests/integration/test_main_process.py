@@ -1,7 +1,9 @@
 """test_main_process.py — a box's main process through the CLI, as a BoxLite/Docker user sees
 it: `create IMAGE -- CMD` + `start` runs entrypoint + cmd with the box, its output is the box's
 log (`logs`, `logs -f`; guest bytes escaped, capped), exec runs beside it, its exit stops the
-box and is kept (`inspect`), it runs again after stop/start, and `run -- CMD` runs CMD only."""
+box and is kept (`inspect`; 143 when a stop ended it, as Docker reports), it runs again after
+stop/start and goes on in a box restored or forked from a full snapshot, and `run -- CMD` runs
+CMD only."""
 import json
 import os
 import time
@@ -57,9 +59,13 @@ def test_main_process_runs_with_the_box_and_exec_runs_beside_it(cli, name):
     assert b"sleep 1000" in r.stdout and r.stdout.endswith(b"beside\n")
     i = info(cli, name)
     assert i["state"]["status"] == "running" and i["state"]["exit_code"] is None
-    # stop/start: it starts again with the box; the log keeps both boots
+    # stop: it is ended by the stop's SIGTERM, recorded as Docker records it (128 + 15)
     ok(cli.run("stop", name))
+    st = info(cli, name)["state"]
+    assert st["status"] == "stopped" and st["exit_code"] == 143, st
+    # start: it starts again with the box (no exit yet); the log keeps both boots
     ok(cli.run("start", name))
+    assert info(cli, name)["state"]["exit_code"] is None
     wait_for(lambda: logs(cli, name).count(b"main-out\n") == 2, "a second boot's output")
     assert ok(cli.run("exec", name, "--", "pidof", "sleep")).stdout.strip()
 
