@@ -161,3 +161,51 @@ def test_restored_and_forked_boxes_run_their_main_process(cli, name):
         assert logs(cli, name).endswith(b"quitting-4\n")
     finally:
         cli.run("rm", "-f", fork)
+
+
+def gone(cli, box):
+    r = cli.run("inspect", box)
+    return r.returncode != 0 and b"no such box" in r.stderr
+
+
+def test_create_no_main_runs_only_what_is_execd(cli, name):
+    # BoxLite's/Docker's entrypoint + cmd are kept, but --no-main runs neither
+    ok(cli.run("create", "--name", name, "--no-main", "--entrypoint", "/bin/sh", "default",
+               "--", "-c", "echo main-ran; exit 3"))
+    assert info(cli, name)["main_process"] is False
+    ok(cli.run("start", name))
+    assert ok(cli.run("exec", name, "--", "echo", "beside")).stdout == b"beside\n"
+    time.sleep(1)
+    st = info(cli, name)["state"]
+    assert st["status"] == "running" and st["exit_code"] is None, st
+    assert b"main-ran" not in logs(cli, name)
+    ok(cli.run("stop", name))
+    assert info(cli, name)["state"]["exit_code"] is None  # no main process: nothing ended
+
+
+def test_auto_delete_flag_deletes_the_stopped_box_later(cli, name):
+    # BoxLite's auto_delete (seconds after the stop), given on the command line
+    create(cli, name, "echo bye", "--auto-delete", "3")
+    assert info(cli, name)["auto_delete"] == 3
+    ok(cli.run("start", name))
+    wait_for(lambda: info(cli, name)["state"]["status"] == "stopped" or gone(cli, name),
+             "the box stopped", 90)
+    wait_for(lambda: gone(cli, name), "the box deleted after 3 s", 60)
+    # 0 keeps it, even with --rm (auto_delete overrides auto_remove)
+    create(cli, name, "echo bye", "--rm", "--auto-delete", "0")
+    assert info(cli, name)["auto_delete"] == 0
+    ok(cli.run("start", name))
+    wait_for(lambda: info(cli, name)["state"]["status"] == "stopped", "the box stopped", 90)
+    time.sleep(2)
+    assert info(cli, name)["state"]["exit_code"] == 0
+    # a bad value is refused before anything is made
+    r = cli.run("create", "--name", name + "-x", "--auto-delete", "-1", "default")
+    assert r.returncode == 2 and b"--auto-delete" in r.stderr
+    assert gone(cli, name + "-x")
+
+
+def test_run_auto_delete_and_no_main(cli, name):
+    r = ok(cli.run("run", "--name", name, "--no-main", "--auto-delete", "1", "default", "--",
+                   "sh", "-c", "echo ran"))
+    assert r.stdout == b"ran\n"
+    wait_for(lambda: gone(cli, name), "run's box deleted 1 s after its stop", 60)
