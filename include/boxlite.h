@@ -354,8 +354,9 @@ typedef struct {
                            * imported box not yet pinned) */
     char allow_net[1024]; /* its egress allowlist: "example.com, *.example.org:443, ...", or "" */
     /* Version 3. */
-    int has_exit_code; /* 1 when the main process of its last boot exited */
-    int exit_code;     /* its exit status then (128 + signal when killed) */
+    int has_exit_code; /* 1 when the main process of its last boot ended */
+    int exit_code;     /* its exit status then (128 + signal when killed; 143 when a stop
+                        * ended it, 137 when the stop had to kill the VM, as Docker) */
     int no_main;       /* created with no_main */
     long auto_delete;  /* as created: < 0 auto_remove decides, 0 kept, N s after it stopped */
 } boxlite_box_info;

@@ -5,12 +5,12 @@
  * usage: boxlite-shim --home H --id ID --status-fd N [--lifeline-fd N] [--boot-timeout-ms N]
  *                     [--auto-remove] [--incoming FILE] [--main FILE] [--jail SPEC]...
  *                     -- QEMU-ARGV...
- * --main: the box's main process (mainproc.c), started once the guest answers; when it exits
- * the box stops. A stopped box with auto_delete N > 0 (its row) is deleted N s later: this
- * process waits that long after recording the end, then deletes it if still due.
- * QEMU's agent chardev is fd 3, its QMP monitor fd 4, and with --incoming the saved state of a
- * full snapshot is fd 5 (`-incoming fd:5`). QEMU runs in the jail (src/jail) the SPECs
- * describe. */
+ * --main: the box's main process (mainproc.c), started once the guest answers (a guest
+ * restored with --incoming runs on the one its snapshot saved); when it exits the box stops. A
+ * stopped box with auto_delete N > 0 (its row) is deleted N s later: this process waits that long
+ * after recording the end, then deletes it if still due. QEMU's agent chardev is fd 3, its QMP
+ * monitor fd 4, and with --incoming the saved state of a full snapshot is fd 5 (`-incoming fd:5`).
+ * QEMU runs in the jail (src/jail) the SPECs describe. */
 #include "shim.h"
 
 #include "jail.h"
@@ -293,6 +293,19 @@ static int start_main(struct shim *s)
     return s->mainp ? 0 : -1;
 }
 
+/* A guest restored from a full snapshot runs the main process it ran when saved: take it as
+ * this box's, before any of its frames is read (mainproc.c). */
+static void adopt_main(struct shim *s)
+{
+    if (!s->incoming || !s->main_req)
+        return;
+    s->mainp = shim_main_open(s->main_req);
+    if (s->mainp && shim_main_adopt(s->mainp, s->router, s->incoming) != 1) {
+        shim_main_close(s->mainp);
+        s->mainp = NULL;
+    }
+}
+
 static void on_ready(struct shim *s)
 {
     s->reason[0] = '\0';
@@ -303,9 +316,8 @@ static void on_ready(struct shim *s)
         return;
     }
     report(s, BL_SHIM_OK, "ok");
-    /* A restored guest's main process (if any) was restored with it; its output is not
-     * routed here (docs/snapshots.md). A template's box asks for it after its attach
-     * (BL_MON_MAIN_START). */
+    /* A restored guest's main process (if any) was restored with it (adopt_main). A
+     * template's box asks for its own after its attach (BL_MON_MAIN_START). */
     if (!s->incoming)
         start_main(s);
 }
@@ -506,6 +518,20 @@ static void tail_of(const char *path, char *out, size_t cap)
     free(data);
 }
 
+/* The box stopped with its main process still running (a stop, a guest power-off): the agent
+ * ends it with SIGTERM, SIGKILL after a grace, and tells no exit. Record what Docker reports
+ * for a stopped container: 143 (128 + SIGTERM), 137 when QEMU itself had to be killed. An exit
+ * told but not yet taken is recorded as it was. */
+static void main_stopped(struct shim *s)
+{
+    int status = s->killed_by_us ? 128 + SIGKILL : 128 + SIGTERM;
+
+    if (!shim_main_take_exit(s->mainp, &status) && !shim_main_running(s->mainp))
+        return;
+    if (bl_db_box_set_exit(s->db, s->id, 1, status) != 0)
+        fprintf(stderr, "boxlite-shim: %s\n", boxlite_error_last());
+}
+
 /* The final state and reason from how QEMU ended. */
 static enum bl_box_state outcome(struct shim *s, int status, int was_ready)
 {
@@ -553,6 +579,8 @@ static void finish(struct shim *s)
     s->jail = NULL;
     state = outcome(s, status, was_ready);
     unlink("shim.sock");
+    if (state == BL_BOX_STOPPED)
+        main_stopped(s);
     shim_main_close(s->mainp);
     s->mainp = NULL;
     if (s->auto_remove && state == BL_BOX_STOPPED) {
@@ -655,6 +683,7 @@ int main(int argc, char **argv)
         return 1;
     }
     s.boot_deadline = bl_now_ms() + s.boot_ms;
+    adopt_main(&s);
     if (s.incoming && resume_incoming(&s) != 0) {
         s.stopping = 1;
         s.stop_deadline = 0;
