@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # build-libarchive.sh — the static libarchive the wheel links (scripts/build-wheel.sh), from
-# Debian's libarchive source package (apt's deb-src, as scripts/build-qemu.sh does for QEMU;
+# Debian's libarchive source package (apt's deb-src, scripts/debsrc.sh, as for QEMU;
 # no other download), with Debian's patches, configured for what src/lib uses and nothing else:
 # reading tar (layers, imports, copies, .boxlite archives) and raw (the wheel's default.ext4.gz),
 # writing pax, the gzip (zlib) and zstd filters, xattrs. No xar (libxml2, and through it ICU:
@@ -9,16 +9,16 @@
 #
 # The result is cached outside the work tree, in
 #   ${BOXLITE_LIBARCHIVE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/boxlite/libarchive}/<key>/
-# key = source version + hash(configure flags, this script), like the QEMU cache. Layout:
+# key = source version + hash(configure flags, this script, debsrc.sh), like the QEMU cache. Layout:
 #   include/archive.h include/archive_entry.h
 #   lib/libarchive.a (PIC)  lib/pkgconfig/libarchive.pc (static only: Libs names the .a and
 #   -lzstd -lz)
 # Prints the cache directory on stdout (last line); progress and the build time on stderr.
 set -euo pipefail
 
+HERE=$(cd "$(dirname "$0")" && pwd)
 JOBS=${JOBS:-2}
 CACHE=${BOXLITE_LIBARCHIVE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/boxlite/libarchive}
-SRC_CACHE=$CACHE/src
 
 CONFIGURE_FLAGS=(
   --prefix=/usr --disable-shared --enable-static --with-pic
@@ -34,38 +34,17 @@ BUILD_DEPS=(build-essential pkg-config dpkg-dev autoconf automake libtool zlib1g
 
 die() { echo "build-libarchive: $*" >&2; exit 1; }
 
-source_version() {
-  apt-cache showsrc libarchive 2>/dev/null | sed -n 's/^Version: //p' | sort -V | tail -1
-}
-
-install_build_deps() {
-  local missing=() p
-  for p in "${BUILD_DEPS[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-  done
-  [ ${#missing[@]} -eq 0 ] && return 0
-  [ "$(id -u)" -eq 0 ] || die "need root to install: ${missing[*]}"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
-}
-
-cache_key() {
-  local ver=$1
-  { printf '%s\n' "${CONFIGURE_FLAGS[@]}"; cat "$0"; } |
-    sha256sum | cut -c1-16 | sed "s/^/${ver//[^A-Za-z0-9.+~-]/_}-/"
-}
+. "$HERE/debsrc.sh"
 
 WORK=
 cleanup() { [ -z "$WORK" ] || rm -rf "$WORK"; }
 trap cleanup EXIT
 
 build() {
-  local ver=$1 dest=$2 work dsc d
+  local ver=$1 dest=$2 work d
   work=$(mktemp -d "$CACHE/.build.XXXXXX")
   WORK=$work
-  mkdir -p "$SRC_CACHE"
-  (cd "$SRC_CACHE" && apt-get source --download-only -q "libarchive=$ver" >&2)
-  dsc=$(ls "$SRC_CACHE"/libarchive_"${ver#*:}".dsc)
-  (cd "$work" && dpkg-source -x "$dsc" src >&2)
+  debsrc_extract libarchive "$ver" "$work/src"
   (cd "$work/src" && autoreconf -fi >&2)
   mkdir -p "$work/build"
   (cd "$work/build" && ../src/configure "${CONFIGURE_FLAGS[@]}" >&2)
@@ -96,19 +75,17 @@ EOF
 
 main() {
   local ver key dest start
-  ver=$(source_version)
-  [ -n "$ver" ] || die "apt has no source for libarchive: add deb-src (scripts/build-qemu.sh does)"
-  key=$(cache_key "$ver")
+  debsrc_ensure libarchive
+  ver=$(debsrc_version libarchive)
+  key=$({ printf '%s\n' "${CONFIGURE_FLAGS[@]}"; cat "$0"; } | debsrc_key "$ver")
   dest=$CACHE/$key
-  mkdir -p "$CACHE"
-  exec 9> "$CACHE/.lock" # one build at a time; a second caller waits, then finds it cached
-  flock 9
+  debsrc_lock
   if [ -f "$dest/lib/libarchive.a" ]; then
     echo "build-libarchive: cached $dest" >&2
     echo "$dest"
     return 0
   fi
-  install_build_deps
+  debsrc_install_deps "${BUILD_DEPS[@]}"
   start=$(date +%s)
   echo "build-libarchive: building libarchive $ver (-j$JOBS) into $dest" >&2
   build "$ver" "$dest"
