@@ -15,6 +15,8 @@ PACKAGES=(
   python3-wheel patchelf dpkg-dev
   # scripts/build-qemu.sh: what our QEMU's configuration needs from Debian
   libglib2.0-dev libpixman-1-dev libfdt-dev libseccomp-dev libcap-ng-dev zlib1g-dev
+  # scripts/build-libarchive.sh: the wheel's static libarchive (Debian's patches need autoreconf)
+  autoconf automake libtool libzstd-dev
   # the ABI check of libboxlite against its 1.0 baseline: abidw, abidiff (scripts/check-abi.sh)
   abigail-tools
 )
