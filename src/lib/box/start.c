@@ -56,14 +56,16 @@ int bl_box_attach(boxlite_box *box)
     return rc;
 }
 
-/* Guest RAM (vmm.h): a cold box's own file, mapped shared. A box started from a full
- * snapshot or a template maps that saved RAM file itself, copy-on-write, when its QEMU can
- * open it read-only (x-cow, our QEMU: clean pages shared by every box started from it, and
- * no QEMU can write it). Otherwise it gets its own sparse copy (boxes/<id>/ram), mapped shared
- * like a cold box's, the stream skipping it: stock QEMU 7.2 opens even a private mapping's
- * file read-write, so mapping the saved file itself would let a compromised QEMU write what
- * every box started from it reads — unless BOXLITE_SHARED_RAM=1 asks for exactly that
- * (docs/security.md). *ram_out malloc'd. */
+/* Guest RAM (vmm.h): a cold box's own file, mapped shared. A box restored or forked from a
+ * full snapshot maps that saved RAM file itself, copy-on-write, when its QEMU can open it
+ * read-only (x-cow, our QEMU: clean pages shared by every box started from it, and no QEMU
+ * can write it). Otherwise — and always for a box started from a warm template, whose own
+ * full snapshots then copy its RAM file instead of streaming RAM, so forks of them share —
+ * it gets its own sparse copy (boxes/<id>/ram), mapped shared like a cold box's, the stream
+ * skipping it: stock QEMU 7.2 opens even a private mapping's file read-write, so mapping the
+ * saved file itself would let a compromised QEMU write what every box started from it reads
+ * — unless BOXLITE_SHARED_RAM=1 asks for exactly that (docs/security.md). *ram_out
+ * malloc'd. */
 static int guest_ram(boxlite_box *box, const struct bl_tmpl *t, int from_template,
                      struct bl_vm_config *cfg, char **ram_out)
 {
@@ -75,7 +77,7 @@ static int guest_ram(boxlite_box *box, const struct bl_tmpl *t, int from_templat
 
     if (saved && !src)
         rc = bl_err(BOXLITE_ENOMEM, "out of memory");
-    else if (saved && (cfg->ram_cow = bl_vmm_qemu_has_cow(cfg->qemu)) != 0)
+    else if (box->incoming_ram && (cfg->ram_cow = bl_vmm_qemu_has_cow(cfg->qemu)) != 0)
         ram = src, src = NULL, cfg->ram_private = 1;
     else if (saved && bl_limit(BL_LIMIT_SHARED_RAM) != 0)
         ram = src, src = NULL, cfg->ram_private = 1;
