@@ -292,8 +292,23 @@ static int start_main(struct shim *s)
     return s->mainp ? 0 : -1;
 }
 
+/* A box with secrets: its guest trusts the box's CA before anything runs there (the
+ * certificate only; docs/security.md, Secrets). A failure is logged: TLS to the intercepted
+ * hosts then fails in the guest, nothing else. */
+static void trust_secrets_ca(struct shim *s)
+{
+    const char *pem = shim_net_secrets_ca(s->net);
+    const char *argv[] = {"trust-ca", pem, NULL};
+    char err[300];
+
+    if (pem && shim_router_builtin(s->router, argv, 20000, err, sizeof(err)) != 0)
+        fprintf(stderr, "boxlite-shim: the guest could not be made to trust the secrets CA: %s\n",
+                err);
+}
+
 static void on_ready(struct shim *s)
 {
+    trust_secrets_ca(s);
     s->reason[0] = '\0';
     if (set_state(s, BL_BOX_RUNNING, getpid(), s->qemu) != 0) {
         snprintf(s->reason, sizeof(s->reason), "the box's state could not be recorded as running");
