@@ -99,12 +99,23 @@ struct conn {
 
 /* ---- I/O ---- */
 
+/* Bytes read, 0 at the end, -1 on an error, AGAIN when TLS read only records of its own (a
+ * session ticket): SSL_MODE_AUTO_RETRY is off, so that this never waits for more after
+ * poll said there was something. */
+#define AGAIN (-2)
 static ssize_t side_read(struct side *x, void *buf, size_t len)
 {
+    int r, e;
+
     if (!x->ssl)
         return read(x->fd, buf, len);
-    int r = SSL_read(x->ssl, buf, (int)len);
-    return r > 0 ? r : SSL_get_error(x->ssl, r) == SSL_ERROR_ZERO_RETURN ? 0 : -1;
+    r = SSL_read(x->ssl, buf, (int)len);
+    if (r > 0)
+        return r;
+    e = SSL_get_error(x->ssl, r);
+    return e == SSL_ERROR_ZERO_RETURN                               ? 0
+           : e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE ? AGAIN
+                                                                    : -1;
 }
 
 static int side_write(struct side *x, const void *buf, size_t len)
@@ -269,6 +280,8 @@ static int tls_setup(struct shim_secrets *s)
     SSL_CTX_set_min_proto_version(s->server, TLS1_2_VERSION);
     SSL_CTX_set_min_proto_version(s->client, TLS1_2_VERSION);
     SSL_CTX_set_verify(s->client, SSL_VERIFY_PEER, NULL);
+    SSL_CTX_clear_mode(s->server, SSL_MODE_AUTO_RETRY);
+    SSL_CTX_clear_mode(s->client, SSL_MODE_AUTO_RETRY);
     if (test_ca && *test_ca) /* tests: a server made by the test */
         return SSL_CTX_load_verify_locations(s->client, test_ca, NULL) == 1 ? 0 : -1;
     return SSL_CTX_set_default_verify_paths(s->client) == 1 ? 0 : -1;
@@ -653,11 +666,15 @@ static void serve(struct conn *c)
             return;
         if (gp || (pfd[0].revents & (POLLIN | POLLHUP | POLLERR))) {
             n = side_read(&c->g, buf, sizeof(buf));
+            if (n == AGAIN)
+                continue;
             if (n <= 0 || from_guest(c, buf, (size_t)n, &raw) != 0)
                 return;
         }
         if (c->connected && (up || (pfd[1].revents & (POLLIN | POLLHUP | POLLERR)))) {
             n = side_read(&c->u, buf, sizeof(buf));
+            if (n == AGAIN)
+                continue;
             if (n <= 0 || side_write(&c->g, buf, (size_t)n) != 0)
                 return;
         }

@@ -10,6 +10,7 @@
 #include "monitor.h"
 #include "proto.h"
 #include "runtime.h"
+#include "secrets.h"
 #include "template.h"
 #include "util.h"
 #include "vmm.h"
@@ -295,6 +296,15 @@ static int boot_templated(boxlite_box *box, int detached, int *kvm, enum bl_shim
 /* Boot; when KVM was picked by itself and QEMU cannot run under it (a broken nested setup
  * opens /dev/kvm fine and then aborts), say so once and boot under TCG instead. When KVM is
  * required, that failure is the answer: no fallback. */
+static int has_secrets(const boxlite_box *box)
+{
+    char *path = bl_strdupf("%s/" BL_SECRETS_FILE, box->dir);
+    int yes = !path || access(path, F_OK) == 0; /* out of memory: the safe answer */
+
+    free(path);
+    return yes;
+}
+
 static int boot(boxlite_box *box, int detached, int cold)
 {
     int required = bl_vmm_kvm_required(box->rt->accel);
@@ -304,7 +314,9 @@ static int boot(boxlite_box *box, int detached, int cold)
     enum bl_shim_code code = BL_SHIM_E_SETUP;
     int rc = bl_box_image(box, &img); /* the image must still be there */
 
-    t.wanted = !cold && !box->incoming && bl_templates_enabled();
+    /* A box with secrets boots cold: its guest must trust the box's CA before anything runs,
+     * which the monitor does as the agent first answers (docs/security.md, Secrets). */
+    t.wanted = !cold && !box->incoming && bl_templates_enabled() && !has_secrets(box);
     if (rc == 0)
         rc = boot_templated(box, detached, &kvm, &code, &t);
     if (rc != 0 && kvm && code == BL_SHIM_E_QEMU_EXITED && required)

@@ -1,0 +1,234 @@
+"""test_secrets.py — secrets that never enter the box (docs/security.md, Secrets), through real
+boxes of the Debian + python3 image. The peers are HTTPS servers with a certificate of a CA
+this file makes, in the namespaces test_netpolicy.py's `nets` fixture creates (allowed.test is
+203.0.113.10, denied.test 203.0.113.20, the box's "host" has servers on its 127.0.0.1 and its
+own address). No packet leaves those namespaces; the registry the image comes from is on
+127.0.0.1."""
+import json
+import os
+import pathlib
+import secrets as pysecrets
+import ssl
+import subprocess
+import sys
+import threading
+import http.server
+
+import pytest
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
+import registry_fixture as rf  # noqa: E402
+from boxlite_paths import BOXLITE  # noqa: E402
+from test_netpolicy import in_netns, nets, ns_cli  # noqa: E402,F401  (nets: a fixture)
+from test_network import ok  # noqa: E402
+
+PORT = 8443
+VALUE = "s3cr3t-" + pysecrets.token_hex(12)
+PH = "<BOXLITE_SECRET:API_KEY>"
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    """A test CA and a certificate for allowed.test and denied.test signed by it."""
+    d = tmp_path_factory.mktemp("secrets-pki")
+
+    def run(*a):
+        subprocess.run(a, check=True, capture_output=True, cwd=d, timeout=60)
+    run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        "-subj", "/CN=boxlite test CA", "-keyout", "ca.key", "-out", "ca.crt",
+        "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=keyCertSign")
+    run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=allowed.test",
+        "-keyout", "srv.key", "-out", "srv.csr")
+    (d / "ext").write_text("subjectAltName=DNS:allowed.test,DNS:denied.test\n")
+    run("openssl", "x509", "-req", "-in", "srv.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+        "-CAcreateserial", "-days", "2", "-extfile", "ext", "-out", "srv.crt")
+    return d
+
+
+class Seen(http.server.BaseHTTPRequestHandler):
+    log = []
+
+    def do_GET(self):
+        Seen.log.append((self.server.server_address[0], self.path,
+                         self.headers.get("Authorization", "")))
+        body = b"ok\n"  # never echoes what it got: the guest must not learn it that way
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *a):
+        pass
+
+
+@pytest.fixture(scope="module")
+def https(nets, pki):
+    """HTTPS servers on allowed.test and denied.test (port 8443) in the "internet" netns."""
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(pki / "srv.crt", pki / "srv.key")
+    servers = []
+    for addr in ("203.0.113.10", "203.0.113.20"):
+        srv = in_netns(nets["box"].replace("-box-", "-net-"),
+                       lambda a=addr: http.server.ThreadingHTTPServer((a, PORT), Seen))
+        srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        servers.append(srv)
+    yield Seen.log
+    for s in servers:
+        s.shutdown()
+        s.server_close()
+
+
+@pytest.fixture(scope="module")
+def image(box_env, tmp_path_factory):
+    """The Debian + python3 image, pulled into the suite's home from a registry on 127.0.0.1."""
+    work = tmp_path_factory.mktemp("secrets-img")
+    reg = rf.Registry(work / "registry")
+    try:
+        reg.push(rf.build_debian(work), "library/python:slim", "v2s2")
+        ref = f"{reg.host}/library/python:slim"
+        ok(subprocess.run([str(BOXLITE), "pull", "-q", "--registry", f"{reg.host},http", ref],
+                          env=box_env, capture_output=True, timeout=900))
+        return ref
+    finally:
+        reg.stop()
+
+
+@pytest.fixture
+def env(box_env, pki):
+    e = dict(box_env, API_KEY=VALUE, BOXLITE_SECRETS_UPSTREAM_CA=str(pki / "ca.crt"))
+    return e
+
+
+GUEST = r'''
+import json, os, socket, sys, urllib.request
+out = {"env": os.environ.get("API_KEY")}
+for host in sys.argv[1:]:
+    req = urllib.request.Request("https://%s:8443/q?key=%s" % (host, os.environ["API_KEY"]),
+                                 headers={"Authorization": "Bearer " + os.environ["API_KEY"]})
+    try:
+        out[host] = urllib.request.urlopen(req, timeout=60).read().decode().strip()
+    except Exception as e:
+        out[host] = "ERR %r" % (e,)
+print(json.dumps(out))
+'''
+
+CONNECT = r'''
+import json, socket, sys
+out = {}
+for t in sys.argv[1:]:
+    try:
+        with socket.create_connection(("10.0.2.100", 3128), timeout=30) as c:
+            c.sendall(("CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (t, t)).encode())
+            out[t] = c.recv(400).decode(errors="replace").split("\r\n")[0]
+    except Exception as e:
+        out[t] = "ERR %r" % (e,)
+print(json.dumps(out))
+'''
+
+# What the guest can see of itself after the requests: the value must be nowhere. It comes in
+# two halves so that the scan's own command line does not hold it whole.
+LEAKS = r'''
+import glob, os, sys
+value = (sys.argv[1] + sys.argv[2]).encode()
+found, keys = [], []
+paths = glob.glob("/proc/[0-9]*/environ") + glob.glob("/proc/[0-9]*/cmdline")
+for top in ("/etc", "/root", "/tmp", "/app", "/var/log"):
+    for d, _, files in os.walk(top):
+        paths += [os.path.join(d, f) for f in files]
+for p in paths:
+    try:
+        with open(p, "rb") as f:
+            data = f.read(4 << 20)
+    except OSError:
+        continue
+    if value in data:
+        found.append(p)
+    if b"PRIVATE KEY" in data and not p.startswith("/proc"):
+        keys.append(p)
+print("found:", found)
+print("keys:", keys)
+print("ca:", sorted(os.listdir("/etc/boxlite")))
+'''
+
+
+def last_json(r):
+    out = r.stdout.decode()
+    return json.loads(out.strip().splitlines()[-1]), out + r.stderr.decode()
+
+
+def box_dir(box_env, env_, nets, name):
+    box_id = json.loads(ok(ns_cli(env_, nets, "inspect", name)).stdout)[0]["id"]
+    return pathlib.Path(box_env["BOXLITE_HOME"]) / "boxes" / box_id
+
+
+def test_secret_goes_only_to_its_host_and_never_into_the_box(box_env, env, nets, https, image,
+                                                             pki):
+    name = f"sec-{os.getpid()}"
+    https.clear()
+    ok(ns_cli(env, nets, "create", "--name", name, "--secret", "API_KEY@allowed.test", image,
+              "--", "sleep", "3600"))
+    try:
+        ok(ns_cli(env, nets, "start", name))
+        # the test servers' CA, as a system CA would be (the image has none): the host that
+        # is only tunnelled shows the guest its real certificate
+        ok(ns_cli(env, nets, "exec", name, "--", "sh", "-c",
+                  'printf "%s\\n" "$1" >> /etc/boxlite/ca-bundle.crt', "sh",
+                  (pki / "ca.crt").read_text()))
+        got, out = last_json(ns_cli(env, nets, "exec", name, "--", "python3", "-c", GUEST,
+                                    "allowed.test", "denied.test"))
+        out += (box_dir(box_env, env, nets, name) / "shim.log").read_text()
+        assert got["env"] == PH, out
+        assert got["allowed.test"] == "ok" and got["denied.test"] == "ok", out
+        seen = {a: (p, h) for a, p, h in https}
+        # the allowed host got the value in the header and the request line ...
+        assert seen["203.0.113.10"] == (f"/q?key={VALUE}", f"Bearer {VALUE}"), https
+        # ... the other one only the placeholder, as the guest wrote it
+        assert seen["203.0.113.20"] == (f"/q?key={PH}", f"Bearer {PH}"), https
+        r = ok(ns_cli(env, nets, "exec", name, "--", "python3", "-c", LEAKS, VALUE[:9],
+                      VALUE[9:]))
+        lines = r.stdout.decode().splitlines()
+        assert lines[-3] == "found: []", r.stdout  # no file, environ or cmdline holds it
+        assert lines[-2] == "keys: []", r.stdout  # no private key in the guest
+        assert lines[-1] == "ca: ['ca-bundle.crt', 'ca.crt']", r.stdout
+        d = box_dir(box_env, env, nets, name)
+        pem = (d / "secrets-ca.crt").read_text()
+        assert pem == open_guest(env, nets, name), r.stdout
+        assert oct((d / "secrets-ca.key").stat().st_mode & 0o777) == "0o600"
+        assert oct((d / "secrets").stat().st_mode & 0o777) == "0o600"
+        ok(ns_cli(env, nets, "exec", name, "--", "sync"))
+        ok(ns_cli(env, nets, "stop", name))
+        # nor did the guest's disk get it, nor the box's logs
+        for f in d.iterdir():
+            if f.is_file() and f.name not in ("secrets",):
+                assert VALUE.encode() not in f.read_bytes(), f
+    finally:
+        ns_cli(env, nets, "rm", "-f", name)
+
+
+def open_guest(env, nets, name):
+    return ok(ns_cli(env, nets, "exec", name, "--", "cat", "/etc/boxlite/ca.crt")).stdout.decode()
+
+
+def test_proxy_keeps_the_network_policy(env, nets, https, image):
+    """Through the proxy as directly: the host's loopback and own address, private addresses,
+    and (with allow_net) hosts the allowlist does not name are refused."""
+    lo, me = nets["lo_port"], nets["self_port"]
+    r = ns_cli(env, nets, "run", "--rm", "--secret", "API_KEY@allowed.test",
+               "--allow-net", "allowed.test:8443", image, "--", "python3", "-c", CONNECT,
+               f"127.0.0.1:{lo}", f"198.51.100.1:{me}", "10.99.0.10:8080", "localhost:%d" % lo,
+               "denied.test:8443", "203.0.113.20:8443", "allowed.test:8080", "allowed.test:8443")
+    got, out = last_json(r)
+    for t in (f"127.0.0.1:{lo}", f"198.51.100.1:{me}", "10.99.0.10:8080", f"localhost:{lo}",
+              "denied.test:8443", "203.0.113.20:8443", "allowed.test:8080"):
+        assert got[t].startswith("HTTP/1.1 403"), (t, out)
+        assert "hello" not in got[t], (t, out)
+    assert got["allowed.test:8443"].startswith("HTTP/1.1 200"), out
+
+
+def test_bad_secrets_are_refused_at_create(cli):
+    for spec in ("1BAD=x", "A=", "A=x\x01y", "A=x@ho st"):
+        r = cli.run("create", "--name", "sec-bad", "--secret", spec)
+        assert r.returncode == 125 and b"secret" in r.stderr, (spec, r.stderr)
+    r = cli.run("create", "--name", "sec-bad", "--network", "none", "--secret", "A=x")
+    assert r.returncode == 125 and b"secret" in r.stderr, r.stderr
