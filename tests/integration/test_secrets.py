@@ -49,7 +49,7 @@ class Seen(http.server.BaseHTTPRequestHandler):
     log = []
 
     def do_GET(self):
-        Seen.log.append((self.server.server_address[0], self.path,
+        Seen.log.append((*self.server.server_address[:2], self.path,
                          self.headers.get("Authorization", "")))
         body = b"ok\n"  # never echoes what it got: the guest must not learn it that way
         self.send_response(200)
@@ -63,14 +63,17 @@ class Seen(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def https(nets, pki):
-    """HTTPS servers on allowed.test and denied.test (port 8443) in the "internet" netns."""
+    """HTTPS (port 8443) and HTTP (8088) servers on allowed.test and denied.test in the
+    "internet" netns."""
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(pki / "srv.crt", pki / "srv.key")
     servers = []
-    for addr in ("203.0.113.10", "203.0.113.20"):
+    for addr, port in (("203.0.113.10", PORT), ("203.0.113.20", PORT), ("203.0.113.10", 8088),
+                       ("203.0.113.20", 8088)):
         srv = in_netns(nets["box"].replace("-box-", "-net-"),
-                       lambda a=addr: http.server.ThreadingHTTPServer((a, PORT), Seen))
-        srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+                       lambda a=addr, p=port: http.server.ThreadingHTTPServer((a, p), Seen))
+        if port == PORT:
+            srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
         threading.Thread(target=srv.serve_forever, daemon=True).start()
         servers.append(srv)
     yield Seen.log
@@ -103,13 +106,13 @@ def env(box_env, pki):
 GUEST = r'''
 import json, os, socket, sys, urllib.request
 out = {"env": os.environ.get("API_KEY")}
-for host in sys.argv[1:]:
-    req = urllib.request.Request("https://%s:8443/q?key=%s" % (host, os.environ["API_KEY"]),
+for url in sys.argv[1:]:
+    req = urllib.request.Request("%s/q?key=%s" % (url, os.environ["API_KEY"]),
                                  headers={"Authorization": "Bearer " + os.environ["API_KEY"]})
     try:
-        out[host] = urllib.request.urlopen(req, timeout=60).read().decode().strip()
+        out[url] = urllib.request.urlopen(req, timeout=60).read().decode().strip()
     except Exception as e:
-        out[host] = "ERR %r" % (e,)
+        out[url] = "ERR %r" % (e,)
 print(json.dumps(out))
 '''
 
@@ -175,16 +178,20 @@ def test_secret_goes_only_to_its_host_and_never_into_the_box(box_env, env, nets,
         ok(ns_cli(env, nets, "exec", name, "--", "sh", "-c",
                   'printf "%s\\n" "$1" >> /etc/boxlite/ca-bundle.crt', "sh",
                   (pki / "ca.crt").read_text()))
+        urls = ("https://allowed.test:8443", "https://denied.test:8443",
+                "http://allowed.test:8088", "http://denied.test:8088")
         got, out = last_json(ns_cli(env, nets, "exec", name, "--", "python3", "-c", GUEST,
-                                    "allowed.test", "denied.test"))
+                                    *urls))
         out += (box_dir(box_env, env, nets, name) / "shim.log").read_text()
         assert got["env"] == PH, out
-        assert got["allowed.test"] == "ok" and got["denied.test"] == "ok", out
-        seen = {a: (p, h) for a, p, h in https}
-        # the allowed host got the value in the header and the request line ...
-        assert seen["203.0.113.10"] == (f"/q?key={VALUE}", f"Bearer {VALUE}"), https
-        # ... the other one only the placeholder, as the guest wrote it
-        assert seen["203.0.113.20"] == (f"/q?key={PH}", f"Bearer {PH}"), https
+        assert all(got[u] == "ok" for u in urls), out
+        seen = {(a, port): (p, h) for a, port, p, h in https}
+        # the allowed host got the value in the header and the request line, over HTTPS
+        # (intercepted) and plain HTTP ...
+        for port in (8443, 8088):
+            assert seen[("203.0.113.10", port)] == (f"/q?key={VALUE}", f"Bearer {VALUE}"), https
+            # ... the other one only the placeholder, as the guest wrote it
+            assert seen[("203.0.113.20", port)] == (f"/q?key={PH}", f"Bearer {PH}"), https
         r = ok(ns_cli(env, nets, "exec", name, "--", "python3", "-c", LEAKS, VALUE[:9],
                       VALUE[9:]))
         lines = r.stdout.decode().splitlines()
