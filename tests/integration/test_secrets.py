@@ -18,7 +18,7 @@ import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 import registry_fixture as rf  # noqa: E402
-from boxlite_paths import BOXLITE  # noqa: E402
+from boxlite_paths import BOXLITE, BUILD  # noqa: E402
 from test_netpolicy import in_netns, nets, ns_cli  # noqa: E402,F401  (nets: a fixture)
 from test_network import ok  # noqa: E402
 
@@ -239,3 +239,32 @@ def test_bad_secrets_are_refused_at_create(cli):
         assert r.returncode == 125 and b"secret" in r.stderr, (spec, r.stderr)
     r = cli.run("create", "--name", "sec-bad", "--network", "none", "--secret", "A=x")
     assert r.returncode == 125 and b"secret" in r.stderr, r.stderr
+
+
+SDK_PROGRAM = r'''
+import asyncio, sys
+import boxlite
+
+async def main(home, image, value, guest):
+    rt = boxlite.Boxlite(boxlite.Options(home_dir=home))
+    secret = boxlite.Secret(name="API_KEY", value=value, hosts=["allowed.test"])
+    async with boxlite.SimpleBox(image=image, runtime=rt, secrets=[secret]) as box:
+        r = await box.exec("python3", "-c", guest, "https://allowed.test:8443")
+        print(r.stdout.strip().splitlines()[-1])
+
+asyncio.run(main(*sys.argv[1:]))
+'''
+
+
+def test_boxlite_style_python_program(box_env, env, nets, https, image):
+    """BoxOptions(secrets=[boxlite.Secret(...)]) as a BoxLite program writes it."""
+    https.clear()
+    cmd = ["ip", "netns", "exec", nets["box"], "unshare", "-m", "sh", "-c",
+           'mount --bind "$0" /etc/resolv.conf && exec "$@"', str(nets["resolv"]),
+           "/usr/bin/python3", "-c", SDK_PROGRAM, box_env["BOXLITE_HOME"], image, VALUE, GUEST]
+    r = subprocess.run(cmd, capture_output=True, env=dict(env, PYTHONPATH=str(BUILD / "python")),
+                       timeout=600)
+    assert r.stdout.strip(), r.stderr.decode()
+    got, out = last_json(r)
+    assert got["env"] == PH and got["https://allowed.test:8443"] == "ok", out
+    assert [(p, h) for _, _, p, h in https] == [(f"/q?key={VALUE}", f"Bearer {VALUE}")], https
