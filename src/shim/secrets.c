@@ -113,9 +113,9 @@ static ssize_t side_read(struct side *x, void *buf, size_t len)
     if (r > 0)
         return r;
     e = SSL_get_error(x->ssl, r);
-    return e == SSL_ERROR_ZERO_RETURN                               ? 0
+    return e == SSL_ERROR_ZERO_RETURN                              ? 0
            : e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE ? AGAIN
-                                                                    : -1;
+                                                                   : -1;
 }
 
 static int side_write(struct side *x, const void *buf, size_t len)
