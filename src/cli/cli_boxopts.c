@@ -51,9 +51,14 @@ static int parse_secret(struct cli_box_opts *o, const char *arg)
     eq = strchr(s, '=');
     if (eq)
         *eq++ = '\0';
-    for (char *save = NULL, *h = at ? strtok_r(at, ",", &save) : NULL; h && nh < 16;
-         h = strtok_r(NULL, ",", &save))
+    for (char *save = NULL, *h = at ? strtok_r(at, ",", &save) : NULL; h;
+         h = strtok_r(NULL, ",", &save)) {
+        if (nh >= 16) {
+            fprintf(stderr, "boxlite: --secret %s: at most 16 hosts\n", s);
+            return -1;
+        }
         o->secret_hosts[o->box.n_secrets][nh++] = h;
+    }
     *sec = (boxlite_secret){s, eq ? eq : getenv(s), o->secret_hosts[o->box.n_secrets], NULL};
     if (!sec->value) {
         fprintf(stderr, "boxlite: --secret %s: no =VALUE and no $%s to take it from\n", s, s);

@@ -233,6 +233,39 @@ def test_proxy_keeps_the_network_policy(env, nets, https, image):
     assert got["allowed.test:8443"].startswith("HTTP/1.1 200"), out
 
 
+IDLE = r'''
+import socket, time
+held, closed = [], 0
+for i in range(80):  # never send a byte: each holds one proxy connection
+    c = socket.create_connection(("10.0.2.100", 3128), timeout=30)
+    held.append(c)
+time.sleep(3)
+for c in held:
+    c.settimeout(0.5)
+    try:
+        closed += c.recv(1) == b""
+    except socket.timeout:
+        pass
+print("closed:", closed)
+for c in held:
+    c.close()
+time.sleep(3)
+c = socket.create_connection(("10.0.2.100", 3128), timeout=30)
+c.sendall(b"CONNECT allowed.test:8443 HTTP/1.1\r\nHost: x\r\n\r\n")
+print("after:", c.recv(400).decode().split("\r\n")[0])
+'''
+
+
+def test_proxy_bounds_idle_connections(env, nets, https, image):
+    """Peers that never send hold at most 64 connections; the rest are closed at once, and
+    the proxy serves again once they are gone."""
+    r = ns_cli(env, nets, "run", "--rm", "--secret", "API_KEY@allowed.test", image, "--",
+               "python3", "-c", IDLE)
+    out = r.stdout.decode() + r.stderr.decode()
+    assert "closed: 16" in out, out
+    assert "after: HTTP/1.1 200" in out, out
+
+
 def test_bad_secrets_are_refused_at_create(cli):
     for spec in ("1BAD=x", "A=", "A=x\x01y", "A=x@ho st"):
         r = cli.run("create", "--name", "sec-bad", "--secret", spec)
