@@ -485,19 +485,22 @@ static int send_head(struct conn *c)
     size_t olen = 0, path_off = 0;
     struct http_parser_url u;
     char line[64];
-    int rc = o ? 0 : -1;
+    int rc = o ? 0 : -1, root = 0;
 
     if (rc == 0 && !c->g.ssl) { /* a proxy request: GET http://host/path → GET /path */
         http_parser_url_init(&u);
-        if (http_parser_parse_url(c->url, c->url_len, 0, &u) == 0 && (u.field_set & (1 << UF_PATH)))
-            path_off = u.field_data[UF_PATH].off;
-        else
-            rc = -1;
+        rc = http_parser_parse_url(c->url, c->url_len, 0, &u) == 0 ? 0 : -1;
+        root = !(u.field_set & (1 << UF_PATH)) && !(u.field_set & (1 << UF_QUERY));
+        path_off = u.field_set & (1 << UF_PATH)    ? u.field_data[UF_PATH].off
+                   : u.field_set & (1 << UF_QUERY) ? (size_t)u.field_data[UF_QUERY].off - 1
+                                                   : c->url_len;
     }
     if (rc == 0)
         rc = put(o, &olen, http_method_str((enum http_method)c->p.method));
     if (rc == 0)
-        rc = put(o, &olen, " ");
+        rc = put(o, &olen, root ? " /" : " ");
+    if (rc == 0 && !root && !c->g.ssl && c->url[path_off] == '?')
+        rc = put(o, &olen, "/");
     if (rc == 0)
         rc = put_subst(c, o, &olen, c->url + path_off, c->url_len - path_off);
     snprintf(line, sizeof(line), " HTTP/%u.%u\r\n", c->p.http_major, c->p.http_minor);
