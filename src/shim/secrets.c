@@ -29,6 +29,7 @@
 #include <openssl/x509v3.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +45,7 @@
 #define PROXY_CONNS  64
 #define HEAD_MAX     (32u << 10) /* a request's line and headers, as read */
 #define OUT_MAX      (64u << 10) /* the same after substitution */
+#define BODY_MAX     (1u << 20)  /* a larger body goes on as it comes, unsubstituted */
 #define HDRS_MAX     128
 #define IO_TIMEOUT_S 30
 #define IDLE_MS      300000
@@ -94,6 +96,8 @@ struct conn {
     int tunnel;  /* CONNECT: after its head, bytes are relayed (or intercepted) */
     int failed;  /* a callback gave up: the connection ends */
     int chunked; /* the message being forwarded is chunked: its body is framed again */
+    char *body;  /* a Content-Length body held for substitution (BODY_MAX at most) */
+    size_t body_len, body_want;
     char why[160];
 };
 
@@ -297,9 +301,11 @@ static int wants_secrets(const struct shim_secrets *s, const char *host, uint16_
     return 0;
 }
 
-/* Append in[0..len) to out (at *olen, cap OUT_MAX) with each placeholder of a secret that
- * may go to the connection's host replaced by its value. -1 when it does not fit. */
-static int put_subst(struct conn *c, char *out, size_t *olen, const char *in, size_t len)
+/* Append in[0..len) to out (at *olen, at most cap bytes in all; out NULL: only count) with
+ * each placeholder of a secret that may go to the connection's host replaced by its value.
+ * -1 when it does not fit. */
+static int subst(const struct conn *c, char *out, size_t *olen, size_t cap, const char *in,
+                 size_t len)
 {
     for (size_t i = 0; i < len;) {
         const char *rep = NULL;
@@ -313,13 +319,19 @@ static int put_subst(struct conn *c, char *out, size_t *olen, const char *in, si
         }
         const char *src = rep ? rep : in + i;
         size_t n = rep ? strlen(rep) : 1;
-        if (*olen + n > OUT_MAX)
+        if (*olen + n > cap)
             return -1;
-        memcpy(out + *olen, src, n);
+        if (out)
+            memcpy(out + *olen, src, n);
         *olen += n;
         i += rep ? plen : 1;
     }
     return 0;
+}
+
+static int put_subst(const struct conn *c, char *out, size_t *olen, const char *in, size_t len)
+{
+    return subst(c, out, olen, OUT_MAX, in, len);
 }
 
 static int put(char *out, size_t *olen, const char *s)
@@ -478,8 +490,9 @@ static int target_of(struct conn *c, int is_connect)
     return 0;
 }
 
-/* The request's head as it goes on: placeholders replaced, an absolute URL made a path. */
-static int send_head(struct conn *c)
+/* The request's head as it goes on: placeholders replaced, an absolute URL made a path,
+ * Content-Length clen unless clen < 0. */
+static int send_head(struct conn *c, long long clen)
 {
     char *o = malloc(OUT_MAX);
     size_t olen = 0, path_off = 0;
@@ -510,6 +523,11 @@ static int send_head(struct conn *c)
         const struct hdr *h = &c->h[i];
         if (field_is(c, h, "proxy-connection") || field_is(c, h, "proxy-authorization"))
             continue;
+        if (clen >= 0 && field_is(c, h, "content-length")) {
+            snprintf(line, sizeof(line), "Content-Length: %lld\r\n", clen);
+            rc = put(o, &olen, line);
+            continue;
+        }
         rc = put_subst(c, o, &olen, c->hb + h->f_off, h->f_len);
         if (rc == 0)
             rc = put(o, &olen, ": ");
@@ -525,6 +543,42 @@ static int send_head(struct conn *c)
     if (o)
         memset(o, 0, olen); /* it held the real values */
     free(o);
+    return rc;
+}
+
+/* A body is substituted when it has a Content-Length of at most BODY_MAX and the client
+ * does not wait for a 100 Continue before sending it (it would wait for the head that waits
+ * for its body). */
+static int holds_body(const struct conn *c)
+{
+    if (!c->substitute || c->chunked || !(c->p.flags & F_CONTENTLENGTH) ||
+        c->p.content_length == 0 || c->p.content_length > BODY_MAX)
+        return 0;
+    for (size_t i = 0; i < c->nh; i++)
+        if (field_is(c, &c->h[i], "expect"))
+            return 0;
+    return 1;
+}
+
+/* The held body, substituted, after its head with the new length. */
+static int send_held(struct conn *c)
+{
+    size_t need = 0, len = 0;
+    char *out = NULL;
+    int rc = subst(c, NULL, &need, SIZE_MAX, c->body, c->body_len);
+
+    out = rc == 0 ? malloc(need ? need : 1) : NULL;
+    rc = out ? subst(c, out, &len, need, c->body, c->body_len) : -1;
+    if (rc == 0)
+        rc = send_head(c, (long long)len);
+    if (rc == 0)
+        rc = side_write(&c->u, out, len);
+    if (out)
+        memset(out, 0, len);
+    free(out);
+    free(c->body);
+    c->body = NULL;
+    c->body_len = c->body_want = 0;
     return rc;
 }
 
@@ -550,7 +604,13 @@ static int on_headers(http_parser *p)
             return c->failed = 1, -1;
     }
     c->chunked = (p->flags & F_CHUNKED) != 0;
-    if (send_head(c) != 0)
+    if (holds_body(c)) { /* the head goes with the body, once it is all here */
+        c->body_want = (size_t)p->content_length;
+        c->body_len = 0;
+        c->body = malloc(c->body_want);
+        return c->body ? 0 : (c->failed = 1, -1);
+    }
+    if (send_head(c, -1) != 0)
         return c->failed = 1, -1;
     return 0;
 }
@@ -562,6 +622,13 @@ static int on_body(http_parser *p, const char *at, size_t len)
 
     if (c->tunnel && !c->g.ssl)
         return 0;
+    if (c->body) {
+        if (len > c->body_want - c->body_len)
+            return c->failed = 1, -1;
+        memcpy(c->body + c->body_len, at, len);
+        c->body_len += len;
+        return 0;
+    }
     snprintf(size, sizeof(size), "%zx\r\n", len);
     if ((c->chunked && side_write(&c->u, size, strlen(size)) != 0) ||
         side_write(&c->u, at, len) != 0 || (c->chunked && side_write(&c->u, "\r\n", 2) != 0))
@@ -573,6 +640,8 @@ static int on_complete(http_parser *p)
 {
     struct conn *c = p->data;
 
+    if (c->body && send_held(c) != 0)
+        return c->failed = 1, -1;
     if (c->chunked && side_write(&c->u, "0\r\n\r\n", 5) != 0)
         return c->failed = 1, -1;
     return 0;
@@ -694,6 +763,7 @@ static void conn_end(struct conn *c, int slot)
         SSL_free(c->u.ssl);
     if (c->u.fd >= 0)
         close(c->u.fd);
+    free(c->body);
     pthread_mutex_lock(&s->mu);
     close(c->g.fd);
     s->fds[slot] = -1;

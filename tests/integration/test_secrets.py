@@ -49,13 +49,16 @@ class Seen(http.server.BaseHTTPRequestHandler):
     log = []
 
     def do_GET(self):
-        Seen.log.append((*self.server.server_address[:2], self.path,
-                         self.headers.get("Authorization", "")))
+        n = int(self.headers.get("Content-Length") or 0)
+        Seen.log.append((*self.server.server_address[:2], self.command, self.path,
+                         self.headers.get("Authorization", ""), self.rfile.read(n).decode()))
         body = b"ok\n"  # never echoes what it got: the guest must not learn it that way
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+    do_POST = do_GET
 
     def log_message(self, *a):
         pass
@@ -106,13 +109,17 @@ def env(box_env, pki):
 GUEST = r'''
 import json, os, socket, sys, urllib.request
 out = {"env": os.environ.get("API_KEY")}
+key = os.environ["API_KEY"]
 for url in sys.argv[1:]:
-    req = urllib.request.Request("%s/q?key=%s" % (url, os.environ["API_KEY"]),
-                                 headers={"Authorization": "Bearer " + os.environ["API_KEY"]})
-    try:
-        out[url] = urllib.request.urlopen(req, timeout=60).read().decode().strip()
-    except Exception as e:
-        out[url] = "ERR %r" % (e,)
+    got = []
+    for data in (None, ('{"key": "%s"}' % key).encode()):
+        req = urllib.request.Request("%s/q?key=%s" % (url, key), data=data,
+                                     headers={"Authorization": "Bearer " + key})
+        try:
+            got.append(urllib.request.urlopen(req, timeout=60).read().decode().strip())
+        except Exception as e:
+            got.append("ERR %r" % (e,))
+    out[url] = ",".join(got)
 print(json.dumps(out))
 '''
 
@@ -184,14 +191,20 @@ def test_secret_goes_only_to_its_host_and_never_into_the_box(box_env, env, nets,
                                     *urls))
         out += (box_dir(box_env, env, nets, name) / "shim.log").read_text()
         assert got["env"] == PH, out
-        assert all(got[u] == "ok" for u in urls), out
-        seen = {(a, port): (p, h) for a, port, p, h in https}
-        # the allowed host got the value in the header and the request line, over HTTPS
-        # (intercepted) and plain HTTP ...
+        assert all(got[u] == "ok,ok" for u in urls), out
+        seen = {(a, port, m): (p, h, b) for a, port, m, p, h, b in https}
+        # the allowed host got the value in the header, the request line and a body with a
+        # Content-Length, over HTTPS (intercepted) and plain HTTP ...
         for port in (8443, 8088):
-            assert seen[("203.0.113.10", port)] == (f"/q?key={VALUE}", f"Bearer {VALUE}"), https
+            assert seen[("203.0.113.10", port, "GET")] == (f"/q?key={VALUE}", f"Bearer {VALUE}",
+                                                           ""), https
+            assert seen[("203.0.113.10", port, "POST")] == (
+                f"/q?key={VALUE}", f"Bearer {VALUE}", f'{{"key": "{VALUE}"}}'), https
             # ... the other one only the placeholder, as the guest wrote it
-            assert seen[("203.0.113.20", port)] == (f"/q?key={PH}", f"Bearer {PH}"), https
+            assert seen[("203.0.113.20", port, "GET")] == (f"/q?key={PH}", f"Bearer {PH}",
+                                                           ""), https
+            assert seen[("203.0.113.20", port, "POST")] == (
+                f"/q?key={PH}", f"Bearer {PH}", f'{{"key": "{PH}"}}'), https
         r = ok(ns_cli(env, nets, "exec", name, "--", "python3", "-c", LEAKS, VALUE[:9],
                       VALUE[9:]))
         lines = r.stdout.decode().splitlines()
@@ -299,5 +312,6 @@ def test_boxlite_style_python_program(box_env, env, nets, https, image):
                        timeout=600)
     assert r.stdout.strip(), r.stderr.decode()
     got, out = last_json(r)
-    assert got["env"] == PH and got["https://allowed.test:8443"] == "ok", out
-    assert [(p, h) for _, _, p, h in https] == [(f"/q?key={VALUE}", f"Bearer {VALUE}")], https
+    assert got["env"] == PH and got["https://allowed.test:8443"] == "ok,ok", out
+    assert [(p, h) for _, _, _, p, h, _ in https] == [(f"/q?key={VALUE}", f"Bearer {VALUE}")] * 2, \
+        https
