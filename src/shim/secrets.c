@@ -2,14 +2,16 @@
  * reaches at 10.0.2.100:3128 (a slirp forward to secrets.sock in the box directory). CONNECT
  * to a host that some secret may go to is intercepted: TLS is ended with a certificate for
  * that host made by the box's own CA (secrets-ca.key, 0600, never leaves the host), each
- * request is parsed (libhttp-parser) and the placeholders in its request line and header
- * values are replaced by the real values; the request goes on over TLS to the real server,
+ * request is parsed (libhttp-parser) and the placeholders in its request line, headers and
+ * Content-Length body (<= BODY_MAX) are replaced by the real values; it goes on over TLS to
+ * the real server,
  * whose certificate is verified. Plain-HTTP requests are treated the same without TLS. Any
  * other CONNECT is a plain tunnel. Every destination passes the box's egress policy first
  * (shim_net_dest_allowed), as a direct connection would.
  *
  * One thread accepts; one thread a connection (at most PROXY_CONNS), blocking sockets with
- * send/receive timeouts, fixed buffers: a peer that stalls only holds its own connection,
+ * send/receive timeouts, fixed buffers (plus one held body): a peer that stalls only holds
+ * its own connection,
  * for at most IO_TIMEOUT_S a step and IDLE_MS without traffic. */
 #include "shim.h"
 
