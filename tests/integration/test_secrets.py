@@ -222,7 +222,17 @@ def test_secret_goes_only_to_its_host_and_never_into_the_box(box_env, env, nets,
         for f in d.iterdir():
             if f.is_file() and f.name not in ("secrets",):
                 assert VALUE.encode() not in f.read_bytes(), f
+        # a clone keeps the secrets (with a CA of its own)
+        https.clear()
+        ok(ns_cli(env, nets, "clone", name, name + "-c"))
+        ok(ns_cli(env, nets, "start", name + "-c"))
+        got, out = last_json(ns_cli(env, nets, "exec", name + "-c", "--", "python3", "-c", GUEST,
+                                    "https://allowed.test:8443"))
+        assert got["https://allowed.test:8443"] == "ok,ok", out
+        assert [(p, h) for _, _, _, p, h, _ in https] == [(f"/q?key={VALUE}", f"Bearer {VALUE}")] * 2
+        assert (box_dir(box_env, env, nets, name + "-c") / "secrets-ca.crt").read_text() != pem
     finally:
+        ns_cli(env, nets, "rm", "-f", name + "-c")
         ns_cli(env, nets, "rm", "-f", name)
 
 

@@ -7,9 +7,11 @@
 #include "util.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static int printable(const char *s, size_t max)
 {
@@ -166,6 +168,28 @@ void bl_secrets_free(struct bl_secret *s, size_t n)
         free(s[i].placeholder);
     }
     free(s);
+}
+
+int bl_secrets_copy(const char *src_dir, const char *dst_dir)
+{
+    char *src = bl_strdupf("%s/" BL_SECRETS_FILE, src_dir);
+    char *dst = bl_strdupf("%s/" BL_SECRETS_FILE, dst_dir);
+    char *text = NULL;
+    size_t len = 0;
+    int rc = src && dst ? 0 : bl_err(BOXLITE_ENOMEM, "out of memory");
+
+    if (rc == 0 && access(src, F_OK) == 0)
+        rc = bl_read_file(&text, &len, src, 1u << 20);
+    else if (rc == 0 && errno != ENOENT)
+        rc = bl_err_errno(BOXLITE_EIO, errno, "%s", src);
+    if (rc == 0 && text)
+        rc = bl_write_file_atomic(dst, text, len, 0600);
+    if (text)
+        memset(text, 0, len);
+    free(text);
+    free(src);
+    free(dst);
+    return rc;
 }
 
 static int env_has(char *const *env, const char *kv)

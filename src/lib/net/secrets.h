@@ -41,6 +41,10 @@ char *bl_secrets_encode(const boxlite_secret *s, size_t n);
 int bl_secrets_parse(struct bl_secret **out, size_t *n, const char *text);
 void bl_secrets_free(struct bl_secret *s, size_t n);
 
+/* Copy a box directory's secrets file from src_dir to dst_dir (a clone or fork: the copy
+ * keeps the secrets; it makes a CA of its own). 0 also when src_dir has none. */
+int bl_secrets_copy(const char *src_dir, const char *dst_dir);
+
 /* The box's env with what the guest gets for n secrets appended (NAME=placeholder, the
  * proxy, the CA bundle), unless env sets the variable already: a new strv, or NULL when out
  * of memory. */
