@@ -292,9 +292,10 @@ static int start_main(struct shim *s)
     return s->mainp ? 0 : -1;
 }
 
-/* A box with secrets: its guest trusts the box's CA before anything runs there (the
- * certificate only; docs/security.md, Secrets). A failure is logged: TLS to the intercepted
- * hosts then fails in the guest, nothing else. */
+/* A box with secrets, booted cold: its guest trusts the box's CA before anything runs there
+ * (the certificate only; docs/security.md, Secrets; after a warm template's attach the
+ * library does it). A failure is logged: TLS to the intercepted hosts then fails in the
+ * guest, nothing else. */
 static void trust_secrets_ca(struct shim *s)
 {
     const char *pem = shim_net_secrets_ca(s->net);
@@ -308,7 +309,8 @@ static void trust_secrets_ca(struct shim *s)
 
 static void on_ready(struct shim *s)
 {
-    trust_secrets_ca(s);
+    if (!s->incoming) /* a snapshot's guest trusts it already; a template's: after its attach */
+        trust_secrets_ca(s);
     s->reason[0] = '\0';
     if (set_state(s, BL_BOX_RUNNING, getpid(), s->qemu) != 0) {
         snprintf(s->reason, sizeof(s->reason), "the box's state could not be recorded as running");

@@ -197,6 +197,32 @@ out:
     return rc;
 }
 
+/* A box with secrets restored from a warm template: its guest trusts the box's CA (made by its
+ * monitor as it started) once attached. A cold boot's monitor does this itself as the agent
+ * first answers (docs/security.md, Secrets). */
+static int trust_secrets_ca(boxlite_box *box)
+{
+    char *sec = bl_strdupf("%s/" BL_SECRETS_FILE, box->dir);
+    char *ca = bl_strdupf("%s/secrets-ca.crt", box->dir);
+    char *pem = NULL;
+    size_t len = 0;
+    int rc = sec && ca ? 0 : bl_err(BOXLITE_ENOMEM, "out of memory");
+
+    if (rc == 0 && access(sec, F_OK) == 0) {
+        rc = bl_read_file(&pem, &len, ca, 64 * 1024);
+        if (rc == 0) {
+            const char *argv[] = {"trust-ca", pem, NULL};
+            rc = bl_snapshot_builtin(box, argv);
+        }
+        if (rc != 0)
+            rc = bl_err_wrap(rc, "make the box trust its secrets CA");
+    }
+    free(pem);
+    free(sec);
+    free(ca);
+    return rc;
+}
+
 /* Boot once; *kvm_out says which accelerator was tried, *code_out the monitor's report code
  * (BL_SHIM_E_QEMU_EXITED: QEMU ended by itself during the boot). The accelerator a box booted
  * with is kept in its row (box info's accel). */
@@ -240,6 +266,8 @@ static int boot_once(boxlite_box *box, int detached, int *kvm_out, enum bl_shim_
     }
     if (rc == 0)
         rc = bl_template_finish(t, box);
+    if (rc == 0 && t->mode == BL_TMPL_RESTORE) /* before the main process, as a cold boot's */
+        rc = trust_secrets_ca(box);
     if (rc == 0 && t->mode == BL_TMPL_RESTORE && main_req) /* attached: now it may run */
         rc = bl_conn_monitor(box->conn, BL_MON_MAIN_START, "", MAIN_START_MS);
 out:
@@ -296,15 +324,6 @@ static int boot_templated(boxlite_box *box, int detached, int *kvm, enum bl_shim
 /* Boot; when KVM was picked by itself and QEMU cannot run under it (a broken nested setup
  * opens /dev/kvm fine and then aborts), say so once and boot under TCG instead. When KVM is
  * required, that failure is the answer: no fallback. */
-static int has_secrets(const boxlite_box *box)
-{
-    char *path = bl_strdupf("%s/" BL_SECRETS_FILE, box->dir);
-    int yes = !path || access(path, F_OK) == 0; /* out of memory: the safe answer */
-
-    free(path);
-    return yes;
-}
-
 static int boot(boxlite_box *box, int detached, int cold)
 {
     int required = bl_vmm_kvm_required(box->rt->accel);
@@ -314,9 +333,7 @@ static int boot(boxlite_box *box, int detached, int cold)
     enum bl_shim_code code = BL_SHIM_E_SETUP;
     int rc = bl_box_image(box, &img); /* the image must still be there */
 
-    /* A box with secrets boots cold: its guest must trust the box's CA before anything runs,
-     * which the monitor does as the agent first answers (docs/security.md, Secrets). */
-    t.wanted = !cold && !box->incoming && bl_templates_enabled() && !has_secrets(box);
+    t.wanted = !cold && !box->incoming && bl_templates_enabled();
     if (rc == 0)
         rc = boot_templated(box, detached, &kvm, &code, &t);
     if (rc != 0 && kvm && code == BL_SHIM_E_QEMU_EXITED && required)
