@@ -307,9 +307,20 @@ static void trust_secrets_ca(struct shim *s)
                 err);
 }
 
+/* The guest's agent waits for a warm template's attach (boxlite.template=1 on its kernel
+ * command line, as the agent reads it). */
+static int awaits_attach(const struct shim *s)
+{
+    for (char **a = s->qemu_argv; *a; a++)
+        if (strstr(*a, "boxlite.template=1"))
+            return 1;
+    return 0;
+}
+
 static void on_ready(struct shim *s)
 {
-    if (!s->incoming) /* a snapshot's guest trusts it already; a template's: after its attach */
+    /* a snapshot's guest trusts it already; a template's after its attach (the library) */
+    if (!s->incoming && !awaits_attach(s))
         trust_secrets_ca(s);
     s->reason[0] = '\0';
     if (set_state(s, BL_BOX_RUNNING, getpid(), s->qemu) != 0) {
