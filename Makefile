@@ -82,7 +82,7 @@ fuzz-build: deps $(BUILD)/fuzz/libboxlite-fuzz.a
 	for t in manifest reference layer; do \
 	  $(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -D_GNU_SOURCE \
 	    -Iinclude -Isrc/common $(LIB_INC) $$(pkg-config --cflags ext2fs) tests/fuzz/fuzz_$$t.c \
-	    src/lib/image/reference.c src/lib/image/manifest.c src/lib/image/registry.c \
+	    src/lib/image/reference.c src/lib/image/manifest.c src/lib/image/registry.c src/lib/image/curl_lazy.c \
 	    src/lib/image/store.c src/lib/image/layer.c src/lib/state/db.c src/common/proto.c \
 	    src/lib/image/ext4.c src/lib/error.c src/lib/util.c src/lib/bounds.c \
 	    -lcurl -larchive -lext2fs -lcom_err -ljansson -lcrypto -lsqlite3 \

@@ -370,8 +370,9 @@ typedef struct {
                            * imported box not yet pinned) */
     char allow_net[1024]; /* its egress allowlist: "example.com, *.example.org:443, ...", or "" */
     /* Version 3. */
-    int has_exit_code; /* 1 when the main process of its last boot exited */
-    int exit_code;     /* its exit status then (128 + signal when killed) */
+    int has_exit_code; /* 1 when the main process of its last boot ended */
+    int exit_code;     /* its exit status then (128 + signal when killed; 143 when a stop
+                        * ended it, 137 when the stop had to kill the VM, as Docker) */
     int no_main;       /* created with no_main */
     long auto_delete;  /* as created: < 0 auto_remove decides, 0 kept, N s after it stopped */
 } boxlite_box_info;
@@ -409,11 +410,19 @@ typedef struct {
     }
 BOXLITE_API int boxlite_box_stats_init(boxlite_box_stats *stats, unsigned version);
 
+/* Pause a running box's VM (its vCPUs stop through QEMU's monitor; its memory, devices and
+ * connections stay) and resume it. BOXLITE_ESTATE when the box is not running. Pausing a paused
+ * box, or resuming a running one, succeeds. Execs of a paused box wait until it resumes. */
+BOXLITE_API int boxlite_box_pause(boxlite_box *box);
+BOXLITE_API int boxlite_box_resume(boxlite_box *box);
+
 /* Resource use of a running box (BOXLITE_ESTATE when it is not running). */
 BOXLITE_API int boxlite_box_get_stats(boxlite_box_stats *out, boxlite_box *box);
 
 /* The guest console output of the box's last boot. *out (NUL-terminated, *len_out bytes,
- * at most the last 4 MiB) belongs to the caller: boxlite_free. */
+ * at most the last 4 MiB) belongs to the caller: boxlite_free. These are the guest's bytes as
+ * it wrote them (it may be hostile: escape sequences, invalid UTF-8, NULs): sanitise them
+ * before a terminal, as `boxlite logs --console` does. */
 BOXLITE_API int boxlite_box_console(char **out, size_t *len_out, boxlite_box *box);
 
 /* The box's log: what its main process wrote to stdout and stderr, across its boots (capped:
@@ -439,6 +448,13 @@ BOXLITE_API void boxlite_strv_free(char **v);
 
 typedef struct boxlite_exec boxlite_exec;
 
+/* A resource limit the process gets in the guest (setrlimit there, not on the host). */
+typedef struct {
+    int resource;  /* a Linux RLIMIT_* number (RLIMIT_NOFILE, ...), 0..15 */
+    uint64_t soft; /* at most hard; UINT64_MAX: unlimited */
+    uint64_t hard;
+} boxlite_rlimit;
+
 typedef struct {
     unsigned version;        /* BOXLITE_EXEC_OPTIONS_VERSION */
     const char *const *argv; /* argv[0] is the command; NULL-terminated; required */
@@ -452,11 +468,17 @@ typedef struct {
     /* Version 2: */
     int detach; /* the process keeps running when this handle is freed or this process exits;
                  * its output is discarded once nobody reads it */
+    /* Version 3: */
+    const boxlite_rlimit *rlimits; /* n_rlimits limits (at most 16, each resource once), set in
+                                    * the guest before the process runs; may be NULL */
+    size_t n_rlimits;
+    int read_only_root; /* the process sees the box's root filesystem read-only (volumes keep
+                         * their own mode) */
 } boxlite_exec_options;
-#define BOXLITE_EXEC_OPTIONS_VERSION 2
+#define BOXLITE_EXEC_OPTIONS_VERSION 3
 #define BOXLITE_EXEC_OPTIONS_INIT                                                                  \
     {                                                                                              \
-        BOXLITE_EXEC_OPTIONS_VERSION, NULL, NULL, NULL, NULL, 0, 0, 0                              \
+        BOXLITE_EXEC_OPTIONS_VERSION, NULL, NULL, NULL, NULL, 0, 0, 0, NULL, 0, 0                  \
     }
 BOXLITE_API int boxlite_exec_options_init(boxlite_exec_options *opts, unsigned version);
 
@@ -660,7 +682,8 @@ BOXLITE_API int boxlite_box_fork(boxlite_box **out, boxlite_box *box, const char
  * member, disk.qcow2 standalone). */
 BOXLITE_API int boxlite_box_export(boxlite_box *box, const char *snapshot, const char *dest);
 
-/* Make a new box from an archive written by boxlite_box_export. Everything is checked before
+/* Make a new box from an archive written by boxlite_box_export, or by BoxLite's (the Rust
+ * project's) export (docs/snapshots.md "BoxLite's archives"). Everything is checked before
  * anything lands in the store: member names, types and sizes, checksums, and that the disk is
  * a qcow2 with no backing or data file. untrusted adds a consistency check of the image.
  * name may be NULL. *out: boxlite_box_free. */

@@ -15,12 +15,16 @@ PACKAGES=(
   python3-wheel patchelf dpkg-dev
   # scripts/build-qemu.sh: what our QEMU's configuration needs from Debian
   libglib2.0-dev libpixman-1-dev libfdt-dev libseccomp-dev libcap-ng-dev zlib1g-dev
+  # scripts/build-libarchive.sh: the wheel's static libarchive (Debian's patches need autoreconf)
+  autoconf automake libtool libzstd-dev
   # the ABI check of libboxlite against its 1.0 baseline: abidw, abidiff (scripts/check-abi.sh)
   abigail-tools
 )
 
 # OCI runtime tests (tests/oci/): the engines that drive boxlite-runtime
 PACKAGES+=(podman conmon crun runc containerd)
+# deploy/ manifests parsed by tests/oci/test_deploy.py
+PACKAGES+=(python3-yaml)
 missing=()
 for p in "${PACKAGES[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

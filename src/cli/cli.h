@@ -45,8 +45,8 @@ struct cli_box_opts {
     {"user", 1, NULL, 'u'}, {"cpus", 1, NULL, 'c'}, {"memory", 1, NULL, 'm'},                      \
     {"disk-size", 1, NULL, 'D'}, {"detach", 0, NULL, 'd'}, {"rm", 0, NULL, 'r'},                   \
     {"publish", 1, NULL, 'p'}, {"volume", 1, NULL, 'v'}, {"network", 1, NULL, 'N'},                \
-    {"registry", 1, NULL, 'R'}, {"entrypoint", 1, NULL, 'E'}, {"allow-net", 1, NULL, 'A'},    \
-    {"secret", 1, NULL, 'S'}
+    {"registry", 1, NULL, 'R'}, {"entrypoint", 1, NULL, 'E'}, {"allow-net", 1, NULL, 'A'},        \
+    {"auto-delete", 1, NULL, 'a'}, {"no-main", 0, NULL, 'M'}, {"secret", 1, NULL, 'S'}
 /* clang-format on */
 #define CLI_BOX_HELP                                                                               \
     "  --name NAME        name the box\n"                                                          \
@@ -58,6 +58,10 @@ struct cli_box_opts {
     "  --disk-size GB     size of the box's filesystem in GiB (default: the image's)\n"            \
     "  -d, --detach       keep the box running after this command exits\n"                         \
     "  --rm               remove the box when it stops\n"                                          \
+    "  --auto-delete S    delete the box S seconds after it stopped (0: keep it; overrides\n"      \
+    "                     --rm)\n"                                                                 \
+    "  --no-main          run no main process: only what is exec'd in the box (by default\n"       \
+    "                     each start runs entrypoint + cmd; its exit stops the box)\n"             \
     "  -p, --publish [IP:]HOST:GUEST[/tcp|udp]  publish a guest port (IP default 127.0.0.1)\n"     \
     "  -v, --volume HOST:GUEST[:ro]  share a host directory\n"                                     \
     "  --network none|user  no network but loopback, or NAT (default)\n"                           \
@@ -90,6 +94,10 @@ void cli_text_puts(FILE *f, const char *s);
 
 /* ---- cli_json.c ---- */
 void cli_json_str(FILE *f, const char *s);
+/* The engine that manages a box boxlite-runtime made ("podman", "containerd", "kubernetes",
+ * "oci"), read from its image name (localhost/oci-<engine>:<hash>, src/oci/cmd_create.c)
+ * into buf; NULL for a box of boxlite's own. */
+const char *cli_oci_engine(const char *image, char *buf, size_t cap);
 
 int cmd_run(int argc, char **argv);
 int cmd_create(int argc, char **argv);

@@ -1,6 +1,6 @@
 /* cli_boxopts.c — the box flags that `create` and `run` share (--name, -e, -w, -u, --cpus,
- * --memory, --disk-size, -d, --rm, -p, -v, --network, --allow-net), parsed into
- * boxlite_box_options. */
+ * --memory, --disk-size, -d, --rm, --auto-delete, --no-main, -p, -v, --network, --allow-net),
+ * parsed into boxlite_box_options. */
 #include "cli.h"
 
 #include <errno.h>
@@ -172,6 +172,15 @@ int cli_box_opt(struct cli_box_opts *o, int c, const char *arg)
         break;
     case 'r':
         o->box.auto_remove = 1;
+        break;
+    case 'a': { /* seconds; the library says what < 0 and 0 mean: never < 0 from here */
+        unsigned secs = 0;
+        rc = cli_parse_uint(arg, &secs, "--auto-delete");
+        o->box.auto_delete = (long)secs;
+        break;
+    }
+    case 'M':
+        o->box.no_main = 1;
         break;
     case 'R':
         rc = cli_registry_opt(arg) == 0 ? 0 : -1;

@@ -63,6 +63,7 @@ BOXLITE_API int boxlite_exec_options_init(boxlite_exec_options *opts, unsigned v
 {
     static const boxlite_exec_options tmpl = BOXLITE_EXEC_OPTIONS_INIT;
     static const size_t sizes[] = {offsetof(boxlite_exec_options, detach),
+                                   offsetof(boxlite_exec_options, rlimits),
                                    sizeof(boxlite_exec_options)};
     return init_struct(opts, version, sizes, BOXLITE_EXEC_OPTIONS_VERSION, &tmpl, "exec options");
 }

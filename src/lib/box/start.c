@@ -58,11 +58,13 @@ int bl_box_attach(boxlite_box *box)
 }
 
 /* Guest RAM (vmm.h): a cold box's own file, mapped shared. A box started from a full
- * snapshot or a template gets its own sparse copy of that RAM file (boxes/<id>/ram), mapped
- * shared like a cold box's, the stream skipping it: QEMU 7.2 opens even a private mapping's
+ * snapshot or a template maps that saved RAM file itself, copy-on-write, when its QEMU can
+ * open it read-only (x-cow, our QEMU: clean pages shared by every box started from it, and
+ * no QEMU can write it). Otherwise it gets its own sparse copy (boxes/<id>/ram), mapped shared
+ * like a cold box's, the stream skipping it: stock QEMU 7.2 opens even a private mapping's
  * file read-write, so mapping the saved file itself would let a compromised QEMU write what
- * every box started from it reads. BOXLITE_SHARED_RAM=1 maps the saved file itself, privately:
- * clean pages shared by all its boxes (docs/security.md). *ram_out malloc'd. */
+ * every box started from it reads — unless BOXLITE_SHARED_RAM=1 asks for exactly that
+ * (docs/security.md). *ram_out malloc'd. */
 static int guest_ram(boxlite_box *box, const struct bl_tmpl *t, int from_template,
                      struct bl_vm_config *cfg, char **ram_out)
 {
@@ -74,6 +76,8 @@ static int guest_ram(boxlite_box *box, const struct bl_tmpl *t, int from_templat
 
     if (saved && !src)
         rc = bl_err(BOXLITE_ENOMEM, "out of memory");
+    else if (saved && (cfg->ram_cow = bl_vmm_qemu_has_cow(cfg->qemu)) != 0)
+        ram = src, src = NULL, cfg->ram_private = 1;
     else if (saved && bl_limit(BL_LIMIT_SHARED_RAM) != 0)
         ram = src, src = NULL, cfg->ram_private = 1;
     else if ((ram = bl_strdupf("%s/ram", box->dir)) != NULL && saved)
