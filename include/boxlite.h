@@ -213,6 +213,19 @@ typedef struct {
     const char *host_ip;  /* address to bind on the host; NULL → "127.0.0.1" */
 } boxlite_port;
 
+/* A secret that never enters the box: the guest sees only placeholder (in its env as
+ * NAME=placeholder when name is an env name); the box's monitor puts value in its place in the
+ * request line and headers of outbound HTTP(S) requests to hosts, through a proxy of its own
+ * that intercepts TLS with a per-box CA the guest trusts (docs/security.md, Secrets). */
+typedef struct boxlite_secret {
+    const char *name;  /* [A-Za-z_][A-Za-z0-9_]*, at most 64 bytes */
+    const char *value; /* 1-4096 printable bytes (no control characters) */
+    /* NULL-terminated host names ("api.example.com", "*.example.com"), or NULL / empty: any
+     * host. */
+    const char *const *hosts;
+    const char *placeholder; /* NULL → "<BOXLITE_SECRET:NAME>" */
+} boxlite_secret;
+
 typedef struct {
     unsigned version;              /* BOXLITE_BOX_OPTIONS_VERSION */
     const char *image;             /* NULL or "" → the built-in default image */
@@ -246,12 +259,15 @@ typedef struct {
      * decides (remove at stop, or keep); 0 → kept; N > 0 → deleted N s after it stopped
      * (by its monitor as it exits, or by whichever process lists or opens boxes later). */
     long auto_delete;
+    /* Version 4. n_secrets secrets that never enter the box (docs/security.md, Secrets). */
+    const struct boxlite_secret *secrets;
+    size_t n_secrets;
 } boxlite_box_options;
-#define BOXLITE_BOX_OPTIONS_VERSION 3 /* 1 and 2 are still accepted: the fields before them */
+#define BOXLITE_BOX_OPTIONS_VERSION 4 /* 1 to 3 are still accepted: the fields before them */
 #define BOXLITE_BOX_OPTIONS_INIT                                                                   \
     {                                                                                              \
         BOXLITE_BOX_OPTIONS_VERSION, NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL, NULL, NULL, 0, 0,   \
-            NULL, 0, NULL, 0, NULL, 0, -1                                                          \
+            NULL, 0, NULL, 0, NULL, 0, -1, NULL, 0                                                 \
     }
 BOXLITE_API int boxlite_box_options_init(boxlite_box_options *opts, unsigned version);
 

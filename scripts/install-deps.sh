@@ -6,7 +6,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential pkg-config meson ninja-build musl-tools clang-format
   qemu-system-x86 qemu-utils e2fsprogs cpio kmod busybox-static zstd
-  libsqlite3-dev libslirp-dev tmux valgrind
+  libsqlite3-dev libslirp-dev libhttp-parser-dev tmux valgrind
   libcurl4-openssl-dev libarchive-dev libext2fs-dev libjansson-dev libssl-dev
   libmicrohttpd-dev libwslay-dev python3-websocket
   docker-registry skopeo mmdebstrap openssl

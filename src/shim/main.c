@@ -293,6 +293,31 @@ static int start_main(struct shim *s)
     return s->mainp ? 0 : -1;
 }
 
+/* A box with secrets, booted cold: its guest trusts the box's CA before anything runs there
+ * (the certificate only; docs/security.md, Secrets; after a warm template's attach the
+ * library does it). A failure is logged: TLS to the intercepted hosts then fails in the
+ * guest, nothing else. */
+static void trust_secrets_ca(struct shim *s)
+{
+    const char *pem = shim_net_secrets_ca(s->net);
+    const char *argv[] = {"trust-ca", pem, NULL};
+    char err[300];
+
+    if (pem && shim_router_builtin(s->router, argv, 20000, err, sizeof(err)) != 0)
+        fprintf(stderr, "boxlite-shim: the guest could not be made to trust the secrets CA: %s\n",
+                err);
+}
+
+/* The guest's agent waits for a warm template's attach (boxlite.template=1 on its kernel
+ * command line, as the agent reads it). */
+static int awaits_attach(const struct shim *s)
+{
+    for (char **a = s->qemu_argv; *a; a++)
+        if (strstr(*a, "boxlite.template=1"))
+            return 1;
+    return 0;
+}
+
 /* A guest restored from a full snapshot runs the main process it ran when saved: take it as
  * this box's, before any of its frames is read (mainproc.c). */
 static void adopt_main(struct shim *s)
@@ -308,6 +333,9 @@ static void adopt_main(struct shim *s)
 
 static void on_ready(struct shim *s)
 {
+    /* a snapshot's guest trusts it already; a template's after its attach (the library) */
+    if (!s->incoming && !awaits_attach(s))
+        trust_secrets_ca(s);
     s->reason[0] = '\0';
     if (set_state(s, BL_BOX_RUNNING, getpid(), s->qemu) != 0) {
         snprintf(s->reason, sizeof(s->reason), "the box's state could not be recorded as running");

@@ -179,5 +179,28 @@ int shim_net_start(struct shim_net **out, int *qemu_fd, struct bl_db *db, const 
 int shim_net_run(struct shim_net *n, char *err, size_t cap);
 
 void shim_net_free(struct shim_net *n);
+/* May the box open a TCP connection to ip (host byte order) at port, asked for by name (as
+ * the client wrote it: a name or an IPv4 literal)? The egress policy as for a direct
+ * connection, with a name rule matching name itself. Thread-safe (reads only what set-up
+ * wrote). */
+int shim_net_dest_allowed(const struct shim_net *n, const char *name, uint32_t ip, uint16_t port);
+/* The box's secrets CA certificate (PEM) for the guest to trust, or NULL when the box has no
+ * secrets. */
+const char *shim_net_secrets_ca(const struct shim_net *n);
+
+/* ---- secrets.c: the secrets proxy (docs/security.md, Secrets) ---- */
+struct shim_secrets;
+/* Read the box directory's (the cwd's) secrets file and get the proxy ready: its socket
+ * (shim_secrets_sock(), in the cwd), the box's CA (made once, kept in the cwd, key 0600). No
+ * secrets file: 0 with *out NULL. -1 with err. Destinations are checked with
+ * shim_net_dest_allowed(net, ...). *out: shim_secrets_free. */
+int shim_secrets_open(struct shim_secrets **out, const struct shim_net *net, const char *id,
+                      char *err, size_t cap);
+const char *shim_secrets_sock(void);
+const char *shim_secrets_ca_pem(const struct shim_secrets *s);
+/* Start accepting (threads: only after QEMU is forked). NULL: a no-op. */
+int shim_secrets_run(struct shim_secrets *s);
+/* Stop, end every connection, free. Accepts NULL. */
+void shim_secrets_free(struct shim_secrets *s);
 
 #endif

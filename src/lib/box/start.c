@@ -10,6 +10,7 @@
 #include "monitor.h"
 #include "proto.h"
 #include "runtime.h"
+#include "secrets.h"
 #include "template.h"
 #include "util.h"
 #include "vmm.h"
@@ -202,6 +203,32 @@ out:
     return rc;
 }
 
+/* A box with secrets restored from a warm template: its guest trusts the box's CA (made by its
+ * monitor as it started) once attached. A cold boot's monitor does this itself as the agent
+ * first answers (docs/security.md, Secrets). */
+static int trust_secrets_ca(boxlite_box *box)
+{
+    char *sec = bl_strdupf("%s/" BL_SECRETS_FILE, box->dir);
+    char *ca = bl_strdupf("%s/secrets-ca.crt", box->dir);
+    char *pem = NULL;
+    size_t len = 0;
+    int rc = sec && ca ? 0 : bl_err(BOXLITE_ENOMEM, "out of memory");
+
+    if (rc == 0 && access(sec, F_OK) == 0) {
+        rc = bl_read_file(&pem, &len, ca, 64 * 1024);
+        if (rc == 0) {
+            const char *argv[] = {"trust-ca", pem, NULL};
+            rc = bl_snapshot_builtin(box, argv);
+        }
+        if (rc != 0)
+            rc = bl_err_wrap(rc, "make the box trust its secrets CA");
+    }
+    free(pem);
+    free(sec);
+    free(ca);
+    return rc;
+}
+
 /* Boot once; *kvm_out says which accelerator was tried, *code_out the monitor's report code
  * (BL_SHIM_E_QEMU_EXITED: QEMU ended by itself during the boot). The accelerator a box booted
  * with is kept in its row (box info's accel). */
@@ -245,6 +272,8 @@ static int boot_once(boxlite_box *box, int detached, int *kvm_out, enum bl_shim_
     }
     if (rc == 0)
         rc = bl_template_finish(t, box);
+    if (rc == 0 && t->mode == BL_TMPL_RESTORE) /* before the main process, as a cold boot's */
+        rc = trust_secrets_ca(box);
     if (rc == 0 && t->mode == BL_TMPL_RESTORE && main_req) /* attached: now it may run */
         rc = bl_conn_monitor(box->conn, BL_MON_MAIN_START, "", MAIN_START_MS);
 out:
