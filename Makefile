@@ -82,7 +82,7 @@ fuzz-build: deps $(BUILD)/fuzz/libboxlite-fuzz.a
 	for t in manifest reference layer; do \
 	  $(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -D_GNU_SOURCE \
 	    -Iinclude -Isrc/common $(LIB_INC) $$(pkg-config --cflags ext2fs) tests/fuzz/fuzz_$$t.c \
-	    src/lib/image/reference.c src/lib/image/manifest.c src/lib/image/registry.c \
+	    src/lib/image/reference.c src/lib/image/manifest.c src/lib/image/registry.c src/lib/image/curl_lazy.c \
 	    src/lib/image/store.c src/lib/image/layer.c src/lib/state/db.c src/common/proto.c \
 	    src/lib/image/ext4.c src/lib/error.c src/lib/util.c src/lib/bounds.c \
 	    -lcurl -larchive -lext2fs -lcom_err -ljansson -lcrypto -lsqlite3 \
@@ -110,7 +110,7 @@ fuzz-build: deps $(BUILD)/fuzz/libboxlite-fuzz.a
 	# change names held to the work directory by the harness
 	$(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -D_GNU_SOURCE \
 	  -Isrc/agent -Isrc/common src/agent/copy.c src/agent/util.c src/agent/identity.c \
-	  src/agent/mounts.c src/agent/tunnel.c tests/fuzz/fuzz_agent_untar.c \
+	  src/agent/mounts.c src/agent/tunnel.c src/agent/trustca.c tests/fuzz/fuzz_agent_untar.c \
 	  -Wl,--wrap=open,--wrap=mkdir,--wrap=symlink,--wrap=link,--wrap=unlink,--wrap=chmod,--wrap=utimensat \
 	  -o $(BUILD)/fuzz/fuzz_agent_untar
 	# issue 11: QEMU's QMP replies as the shim reads them (QEMU is not a boundary under TCG)

@@ -213,6 +213,19 @@ typedef struct {
     const char *host_ip;  /* address to bind on the host; NULL → "127.0.0.1" */
 } boxlite_port;
 
+/* A secret that never enters the box: the guest sees only placeholder (in its env as
+ * NAME=placeholder when name is an env name); the box's monitor puts value in its place in the
+ * request line and headers of outbound HTTP(S) requests to hosts, through a proxy of its own
+ * that intercepts TLS with a per-box CA the guest trusts (docs/security.md, Secrets). */
+typedef struct boxlite_secret {
+    const char *name;  /* [A-Za-z_][A-Za-z0-9_]*, at most 64 bytes */
+    const char *value; /* 1-4096 printable bytes (no control characters) */
+    /* NULL-terminated host names ("api.example.com", "*.example.com"), or NULL / empty: any
+     * host. */
+    const char *const *hosts;
+    const char *placeholder; /* NULL → "<BOXLITE_SECRET:NAME>" */
+} boxlite_secret;
+
 typedef struct {
     unsigned version;              /* BOXLITE_BOX_OPTIONS_VERSION */
     const char *image;             /* NULL or "" → the built-in default image */
@@ -246,12 +259,15 @@ typedef struct {
      * decides (remove at stop, or keep); 0 → kept; N > 0 → deleted N s after it stopped
      * (by its monitor as it exits, or by whichever process lists or opens boxes later). */
     long auto_delete;
+    /* Version 4. n_secrets secrets that never enter the box (docs/security.md, Secrets). */
+    const struct boxlite_secret *secrets;
+    size_t n_secrets;
 } boxlite_box_options;
-#define BOXLITE_BOX_OPTIONS_VERSION 3 /* 1 and 2 are still accepted: the fields before them */
+#define BOXLITE_BOX_OPTIONS_VERSION 4 /* 1 to 3 are still accepted: the fields before them */
 #define BOXLITE_BOX_OPTIONS_INIT                                                                   \
     {                                                                                              \
         BOXLITE_BOX_OPTIONS_VERSION, NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL, NULL, NULL, 0, 0,   \
-            NULL, 0, NULL, 0, NULL, 0, -1                                                          \
+            NULL, 0, NULL, 0, NULL, 0, -1, NULL, 0                                                 \
     }
 BOXLITE_API int boxlite_box_options_init(boxlite_box_options *opts, unsigned version);
 
@@ -354,8 +370,9 @@ typedef struct {
                            * imported box not yet pinned) */
     char allow_net[1024]; /* its egress allowlist: "example.com, *.example.org:443, ...", or "" */
     /* Version 3. */
-    int has_exit_code; /* 1 when the main process of its last boot exited */
-    int exit_code;     /* its exit status then (128 + signal when killed) */
+    int has_exit_code; /* 1 when the main process of its last boot ended */
+    int exit_code;     /* its exit status then (128 + signal when killed; 143 when a stop
+                        * ended it, 137 when the stop had to kill the VM, as Docker) */
     int no_main;       /* created with no_main */
     long auto_delete;  /* as created: < 0 auto_remove decides, 0 kept, N s after it stopped */
 } boxlite_box_info;
@@ -393,11 +410,19 @@ typedef struct {
     }
 BOXLITE_API int boxlite_box_stats_init(boxlite_box_stats *stats, unsigned version);
 
+/* Pause a running box's VM (its vCPUs stop through QEMU's monitor; its memory, devices and
+ * connections stay) and resume it. BOXLITE_ESTATE when the box is not running. Pausing a paused
+ * box, or resuming a running one, succeeds. Execs of a paused box wait until it resumes. */
+BOXLITE_API int boxlite_box_pause(boxlite_box *box);
+BOXLITE_API int boxlite_box_resume(boxlite_box *box);
+
 /* Resource use of a running box (BOXLITE_ESTATE when it is not running). */
 BOXLITE_API int boxlite_box_get_stats(boxlite_box_stats *out, boxlite_box *box);
 
 /* The guest console output of the box's last boot. *out (NUL-terminated, *len_out bytes,
- * at most the last 4 MiB) belongs to the caller: boxlite_free. */
+ * at most the last 4 MiB) belongs to the caller: boxlite_free. These are the guest's bytes as
+ * it wrote them (it may be hostile: escape sequences, invalid UTF-8, NULs): sanitise them
+ * before a terminal, as `boxlite logs --console` does. */
 BOXLITE_API int boxlite_box_console(char **out, size_t *len_out, boxlite_box *box);
 
 /* The box's log: what its main process wrote to stdout and stderr, across its boots (capped:
@@ -423,6 +448,13 @@ BOXLITE_API void boxlite_strv_free(char **v);
 
 typedef struct boxlite_exec boxlite_exec;
 
+/* A resource limit the process gets in the guest (setrlimit there, not on the host). */
+typedef struct {
+    int resource;  /* a Linux RLIMIT_* number (RLIMIT_NOFILE, ...), 0..15 */
+    uint64_t soft; /* at most hard; UINT64_MAX: unlimited */
+    uint64_t hard;
+} boxlite_rlimit;
+
 typedef struct {
     unsigned version;        /* BOXLITE_EXEC_OPTIONS_VERSION */
     const char *const *argv; /* argv[0] is the command; NULL-terminated; required */
@@ -436,11 +468,17 @@ typedef struct {
     /* Version 2: */
     int detach; /* the process keeps running when this handle is freed or this process exits;
                  * its output is discarded once nobody reads it */
+    /* Version 3: */
+    const boxlite_rlimit *rlimits; /* n_rlimits limits (at most 16, each resource once), set in
+                                    * the guest before the process runs; may be NULL */
+    size_t n_rlimits;
+    int read_only_root; /* the process sees the box's root filesystem read-only (volumes keep
+                         * their own mode) */
 } boxlite_exec_options;
-#define BOXLITE_EXEC_OPTIONS_VERSION 2
+#define BOXLITE_EXEC_OPTIONS_VERSION 3
 #define BOXLITE_EXEC_OPTIONS_INIT                                                                  \
     {                                                                                              \
-        BOXLITE_EXEC_OPTIONS_VERSION, NULL, NULL, NULL, NULL, 0, 0, 0                              \
+        BOXLITE_EXEC_OPTIONS_VERSION, NULL, NULL, NULL, NULL, 0, 0, 0, NULL, 0, 0                  \
     }
 BOXLITE_API int boxlite_exec_options_init(boxlite_exec_options *opts, unsigned version);
 
@@ -655,7 +693,8 @@ BOXLITE_API int boxlite_box_fork(boxlite_box **out, boxlite_box *box, const char
  * member, disk.qcow2 standalone). */
 BOXLITE_API int boxlite_box_export(boxlite_box *box, const char *snapshot, const char *dest);
 
-/* Make a new box from an archive written by boxlite_box_export. Everything is checked before
+/* Make a new box from an archive written by boxlite_box_export, or by BoxLite's (the Rust
+ * project's) export (docs/snapshots.md "BoxLite's archives"). Everything is checked before
  * anything lands in the store: member names, types and sizes, checksums, and that the disk is
  * a qcow2 with no backing or data file. untrusted adds a consistency check of the image.
  * name may be NULL. *out: boxlite_box_free. */

@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # build-qemu.sh — builds the QEMU boxlite ships in its wheel, from Debian's qemu source package
-# (apt's deb-src for the archive the machine already uses; no other download), configured for
+# (apt's deb-src for the archive the machine already uses, scripts/debsrc.sh; no other
+# download), configured for
 # what src/lib/vmm.c asks of it and nothing else: x86_64 system emulation, -M microvm, the
 # virtio-mmio devices boxes attach (blk, serial, net over -netdev stream, 9p, balloon), TCG and KVM,
 # -sandbox (seccomp), qcow2/raw/file, QMP and -incoming fd; plus qemu-img and qboot (microvm's
 # firmware, built from the same source). No GUI, audio, USB devices, slirp or other targets.
+# Our own changes to the source are the patches in scripts/qemu-patches/ (each says why).
 #
 # The result is cached outside the work tree, in
 #   ${BOXLITE_QEMU_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/boxlite/qemu}/<key>/
-# key = source version + hash(configure flags, device list, this script), so a second
+# key = source version + hash(configure flags, device list, this script, bundle-libs.sh, the
+# base library list, debsrc.sh), so a second
 # `make wheel` (or CI on the same machine) does not rebuild. Layout of <key>/:
 #   bin/qemu-system-x86_64 bin/qemu-img   (run path $ORIGIN/../lib)
 #   lib/*.so.*                             (what a bare Debian lacks; scripts/bundle-libs.sh)
@@ -21,7 +24,6 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 JOBS=${JOBS:-2}
 CACHE=${BOXLITE_QEMU_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/boxlite/qemu}
-SRC_CACHE=$CACHE/src
 
 # What src/lib/vmm.c puts on QEMU's command line, as Kconfig symbols: the microvm board selects
 # the virtio-mmio transport, the ISA serial port, the RTC and the reduced-hardware ACPI.
@@ -50,44 +52,12 @@ CONFIGURE_FLAGS=(
 )
 
 # Debian packages the configuration above needs (and nothing a full build-dep would pull in).
-BUILD_DEPS=(build-essential pkg-config meson ninja-build python3 dpkg-dev patchelf
+BUILD_DEPS=(build-essential pkg-config meson ninja-build python3 dpkg-dev patchelf patch
             libglib2.0-dev libpixman-1-dev libfdt-dev libseccomp-dev libcap-ng-dev zlib1g-dev)
 
 die() { echo "build-qemu: $*" >&2; exit 1; }
 
-# The source version apt would fetch: the candidate of the qemu source package.
-source_version() {
-  apt-cache showsrc qemu 2>/dev/null | sed -n 's/^Version: //p' | sort -V | tail -1
-}
-
-# deb-src for the same archive(s) as the existing deb822 sources, if none is configured yet.
-ensure_deb_src() {
-  [ -n "$(source_version)" ] && return 0
-  [ "$(id -u)" -eq 0 ] || die "no deb-src for qemu; as root add one (see docs/packaging.md)"
-  local f
-  for f in /etc/apt/sources.list.d/*.sources; do
-    grep -q '^Types: deb$' "$f" || continue
-    sed 's/^Types: deb$/Types: deb-src/' "$f" > "/etc/apt/sources.list.d/boxlite-src-$(basename "$f")"
-  done
-  apt-get update -q >&2
-  [ -n "$(source_version)" ] || die "apt has no source for qemu after adding deb-src entries"
-}
-
-install_build_deps() {
-  local missing=() p
-  for p in "${BUILD_DEPS[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-  done
-  [ ${#missing[@]} -eq 0 ] && return 0
-  [ "$(id -u)" -eq 0 ] || die "need root to install: ${missing[*]}"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
-}
-
-cache_key() {
-  local ver=$1
-  { printf '%s\n' "${CONFIGURE_FLAGS[@]}"; printf '%s\n' "$DEVICES"; cat "$0" "$HERE/bundle-libs.sh" "$HERE/debian12-base-libs.txt"; } |
-    sha256sum | cut -c1-16 | sed "s/^/${ver//[^A-Za-z0-9.+~-]/_}-/"
-}
+. "$HERE/debsrc.sh"
 
 # qboot: microvm's default firmware (bios-microvm.bin), 64 KiB, from roms/qboot.
 build_qboot() {
@@ -105,16 +75,16 @@ build() {
   local ver=$1 dest=$2 work
   work=$(mktemp -d "$CACHE/.build.XXXXXX")
   WORK=$work
-  mkdir -p "$SRC_CACHE"
-  (cd "$SRC_CACHE" && apt-get source --download-only -q "qemu=$ver" >&2)
-  local dsc
-  dsc=$(ls "$SRC_CACHE"/qemu_"${ver#*:}".dsc)
-  (cd "$work" && dpkg-source -x "$dsc" src >&2)
+  debsrc_extract qemu "$ver" "$work/src"
   printf '%s\n' "$DEVICES" > "$work/src/configs/devices/x86_64-softmmu/boxlite.mak"
   # QEMU 7.2 without the PC boards links both hw/acpi/acpi-x86-stub.c and
   # hw/i386/acpi-common.c, each defining pc_madt_cpu_entry: make the stub's weak.
   sed -i 's/^void pc_madt_cpu_entry(/__attribute__((weak)) void pc_madt_cpu_entry(/' \
     "$work/src/hw/acpi/acpi-x86-stub.c"
+  local p
+  for p in "$HERE"/qemu-patches/*.patch; do
+    patch -d "$work/src" -p1 --forward --quiet < "$p" >&2 || die "patch $(basename "$p") does not apply"
+  done
   mkdir -p "$work/build"
   (cd "$work/build" && ../src/configure "${CONFIGURE_FLAGS[@]}" >&2)
   ninja -C "$work/build" -j"$JOBS" qemu-system-x86_64 qemu-img >&2
@@ -127,21 +97,21 @@ build() {
 }
 
 main() {
-  ensure_deb_src
+  debsrc_ensure qemu
   local ver key dest start
-  ver=$(source_version)
-  key=$(cache_key "$ver")
+  ver=$(debsrc_version qemu)
+  key=$({ printf '%s\n' "${CONFIGURE_FLAGS[@]}"; printf '%s\n' "$DEVICES"
+          cat "$0" "$HERE/bundle-libs.sh" "$HERE/debian12-base-libs.txt" "$HERE"/qemu-patches/*.patch
+        } | debsrc_key "$ver")
   dest=$CACHE/$key
   if [ "${1:-}" = "--print-dir" ]; then echo "$dest"; return 0; fi
-  mkdir -p "$CACHE"
-  exec 9> "$CACHE/.lock" # one build at a time; a second caller waits, then finds it cached
-  flock 9
+  debsrc_lock
   if [ -x "$dest/bin/qemu-system-x86_64" ]; then
     echo "build-qemu: cached $dest" >&2
     echo "$dest"
     return 0
   fi
-  install_build_deps
+  debsrc_install_deps "${BUILD_DEPS[@]}"
   start=$(date +%s)
   echo "build-qemu: building QEMU $ver (-j$JOBS) into $dest" >&2
   build "$ver" "$dest"

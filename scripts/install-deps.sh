@@ -6,7 +6,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential pkg-config meson ninja-build musl-tools clang-format
   qemu-system-x86 qemu-utils e2fsprogs cpio kmod busybox-static zstd
-  libsqlite3-dev libslirp-dev tmux valgrind
+  libsqlite3-dev libslirp-dev libhttp-parser-dev tmux valgrind
   libcurl4-openssl-dev libarchive-dev libext2fs-dev libjansson-dev libssl-dev
   libmicrohttpd-dev libwslay-dev python3-websocket
   docker-registry skopeo mmdebstrap openssl
@@ -15,12 +15,16 @@ PACKAGES=(
   python3-wheel patchelf dpkg-dev
   # scripts/build-qemu.sh: what our QEMU's configuration needs from Debian
   libglib2.0-dev libpixman-1-dev libfdt-dev libseccomp-dev libcap-ng-dev zlib1g-dev
+  # scripts/build-libarchive.sh: the wheel's static libarchive (Debian's patches need autoreconf)
+  autoconf automake libtool libzstd-dev
   # the ABI check of libboxlite against its 1.0 baseline: abidw, abidiff (scripts/check-abi.sh)
   abigail-tools
 )
 
 # OCI runtime tests (tests/oci/): the engines that drive boxlite-runtime
 PACKAGES+=(podman conmon crun runc containerd)
+# deploy/ manifests parsed by tests/oci/test_deploy.py
+PACKAGES+=(python3-yaml)
 missing=()
 for p in "${PACKAGES[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

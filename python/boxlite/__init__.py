@@ -28,7 +28,8 @@ from .errors import (AlreadyExistsError, BoxliteError, ConfigError,  # noqa: E40
 from .exec import ExecResult  # noqa: E402
 from .options import (AdvancedBoxOptions, BoxOptions, CloneOptions,  # noqa: E402
                       ContainerCapabilities, CopyOptions, ExportOptions, HealthCheckOptions,
-                      ImageRegistry, NetworkSpec, Options, SecurityOptions, SnapshotOptions)
+                      ImageRegistry, NetworkSpec, Options, Secret, SecurityOptions,
+                      SnapshotOptions)
 from .network import BoxTunnel, NetworkHandle, SyncBoxTunnel, SyncNetworkHandle  # noqa: E402
 from .simplebox import SimpleBox  # noqa: E402
 from .skillbox import SkillBox  # noqa: E402
@@ -62,7 +63,7 @@ def info(options: "Options | None" = None) -> dict:
 
 
 __all__ = [
-    "info", "Options", "ImageRegistry", "BoxOptions", "NetworkSpec", "CopyOptions",
+    "info", "Options", "ImageRegistry", "BoxOptions", "NetworkSpec", "CopyOptions", "Secret",
     "SnapshotOptions", "CloneOptions", "ExportOptions", "SnapshotInfo",
     "AdvancedBoxOptions", "ContainerCapabilities", "SecurityOptions", "HealthCheckOptions",
     "NetworkInfo", "NetworkDirectionInfo", "PublishedPort", "HealthState", "HealthStatus",

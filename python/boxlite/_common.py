@@ -14,7 +14,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 from . import _core
 from .errors import not_available
-from .options import BUILTIN_IMAGE, BoxOptions, CopyOptions, env_pairs
+from .options import BUILTIN_IMAGE, BoxOptions, CopyOptions, Secret, env_pairs
 
 # One worker per blocking call; the C calls release the GIL and wait in short slices.
 _executor = concurrent.futures.ThreadPoolExecutor(max_workers=64, thread_name_prefix="boxlite")
@@ -56,8 +56,9 @@ def create_kwargs(options: Optional[BoxOptions], name: Optional[str],
     o = options if options is not None else BoxOptions()
     if not isinstance(o, BoxOptions):
         raise TypeError("options must be a BoxOptions")
-    if o.secrets:
-        raise not_available("secrets", "secret substitution in the C library")
+    for sec in o.secrets:
+        if not isinstance(sec, Secret):
+            raise TypeError("secrets must be a list of boxlite.Secret")
     if o.advanced is not None and o.advanced._unsupported():
         raise not_available("AdvancedBoxOptions " + ", ".join(o.advanced._unsupported()),
                             "capability, rlimit and health-check settings in the C library")
@@ -81,6 +82,7 @@ def create_kwargs(options: Optional[BoxOptions], name: Optional[str],
         "ports": list(o._ports) or None,
         "allow_net": list(o.network.allow_net) if o.network is not None and
         o.network.allow_net else None,
+        "secrets": [(x.name, x.value, list(x.hosts), x.placeholder) for x in o.secrets] or None,
     }
 
 

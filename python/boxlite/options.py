@@ -314,6 +314,33 @@ class AdvancedBoxOptions:
                 f"health_check={self.health_check!r}, capabilities={self.capabilities!r})")
 
 
+class Secret:
+    """A secret that never enters the box: the box sees only placeholder (in its env as
+    NAME=placeholder); the box's monitor puts value in its place in the request line and
+    headers of outbound HTTP(S) requests to hosts (empty: any host). See docs/security.md."""
+
+    __slots__ = ("name", "value", "hosts", "placeholder")
+    name: str
+    value: str
+    hosts: List[str]
+    placeholder: str
+
+    def __init__(self, name: str, value: str, hosts: Sequence[str] = (),
+                 placeholder: Optional[str] = None):
+        if not isinstance(name, str) or not name or not isinstance(value, str) or not value:
+            raise ValueError("Secret needs a name and a value (non-empty str)")
+        if isinstance(hosts, str):
+            raise TypeError("hosts must be a list of str")
+        self.name = name
+        self.value = value
+        self.hosts = list(hosts or [])
+        self.placeholder = placeholder if placeholder is not None else f"<BOXLITE_SECRET:{name}>"
+
+    def __repr__(self) -> str:  # never the value
+        return (f"Secret(name={self.name!r}, value='***', hosts={self.hosts!r}, "
+                f"placeholder={self.placeholder!r})")
+
+
 class BoxOptions:
     """How to create a box. No image and no rootfs_path → "alpine:latest" (BoxLite's
     default); image="default" is the image built into this library."""

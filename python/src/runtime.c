@@ -331,6 +331,66 @@ static int ports_from(PyObject *obj, boxlite_port **out, size_t *n_out)
     return 0;
 }
 
+static void secrets_free(boxlite_secret *v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++) {
+        free((char *)v[i].name);
+        if (v[i].value)
+            memset((char *)v[i].value, 0, strlen(v[i].value));
+        free((char *)v[i].value);
+        free((char *)v[i].placeholder);
+        strv_free((char **)v[i].hosts);
+    }
+    free(v);
+}
+
+/* obj: None, or a sequence of (name, value, [hosts], placeholder or None). */
+static int secrets_from(PyObject *obj, boxlite_secret **out, size_t *n_out)
+{
+    boxlite_secret *v;
+    PyObject *seq;
+    Py_ssize_t n;
+    int ok;
+
+    *out = NULL;
+    *n_out = 0;
+    if (obj == Py_None)
+        return 0;
+    seq = PySequence_Fast(obj, "secrets must be a list of tuples");
+    if (!seq)
+        return -1;
+    n = PySequence_Fast_GET_SIZE(seq);
+    v = calloc((size_t)n + 1, sizeof(*v));
+    ok = v != NULL;
+    if (!ok)
+        PyErr_NoMemory();
+    for (Py_ssize_t i = 0; ok && i < n; i++) {
+        const char *name = NULL, *value = NULL, *ph = NULL;
+        PyObject *hosts = Py_None, *t = PySequence_Fast_GET_ITEM(seq, i);
+        char **hv = NULL;
+        ok = PyTuple_Check(t) && PyArg_ParseTuple(t, "ss|Oz:secret", &name, &value, &hosts, &ph) &&
+             strv_from(hosts, &hv, "secret hosts must be a list of str") == 0;
+        if (!ok)
+            break;
+        v[i] =
+            (boxlite_secret){strdup(name), strdup(value), (const char *const *)hv, dup_or_null(ph)};
+        *n_out = (size_t)i + 1;
+        ok = v[i].name && v[i].value && (!ph || v[i].placeholder);
+        if (!ok)
+            PyErr_NoMemory();
+    }
+    Py_DECREF(seq);
+    if (!ok) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, "secrets must be a list of tuples");
+        secrets_free(v, *n_out);
+        *n_out = 0;
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
 static PyObject *rt_create(bp_runtime *self, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = {"image",
@@ -350,11 +410,14 @@ static PyObject *rt_create(bp_runtime *self, PyObject *args, PyObject *kw)
                              "ports",
                              "allow_net",
                              "auto_delete",
+                             "secrets",
                              NULL};
     boxlite_box_options o = BOXLITE_BOX_OPTIONS_INIT;
     const char *image = NULL, *name = NULL, *wd = NULL, *user = NULL;
     PyObject *env = Py_None, *ep = Py_None, *cmd = Py_None, *vols = Py_None, *ports = Py_None;
-    PyObject *allow = Py_None;
+    PyObject *allow = Py_None, *secrets = Py_None;
+    boxlite_secret *c_secrets = NULL;
+    size_t n_secrets = 0;
     unsigned cpus = 0, mem = 0, disk = 0;
     long auto_delete = -1;
     int auto_remove = 0, detach = 0, net_off = 0, rc = 0;
@@ -368,15 +431,17 @@ static PyObject *rt_create(bp_runtime *self, PyObject *args, PyObject *kw)
     PyThreadState *ts;
     char err[ERRMSG];
 
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|zzIIIOzzOOpppOOOl:create", kwlist, &image, &name,
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|zzIIIOzzOOpppOOOlO:create", kwlist, &image, &name,
                                      &cpus, &mem, &disk, &env, &wd, &user, &ep, &cmd, &auto_remove,
-                                     &detach, &net_off, &vols, &ports, &allow, &auto_delete))
+                                     &detach, &net_off, &vols, &ports, &allow, &auto_delete,
+                                     &secrets))
         return NULL;
     if (strv_from(env, &envv, "env must be a list of str") != 0 ||
         strv_from(ep, &epv, "entrypoint must be a list of str") != 0 ||
         strv_from(cmd, &cmdv, "cmd must be a list of str") != 0 ||
         strv_from(allow, &allowv, "allow_net must be a list of str") != 0 ||
-        vols_from(vols, &c_vols, &n_vols) != 0 || ports_from(ports, &c_ports, &n_ports) != 0)
+        vols_from(vols, &c_vols, &n_vols) != 0 || ports_from(ports, &c_ports, &n_ports) != 0 ||
+        secrets_from(secrets, &c_secrets, &n_secrets) != 0)
         goto out;
     c_image = dup_or_null(image);
     c_name = dup_or_null(name);
@@ -401,6 +466,8 @@ static PyObject *rt_create(bp_runtime *self, PyObject *args, PyObject *kw)
     o.n_ports = n_ports;
     o.allow_net = (const char *const *)allowv;
     o.auto_delete = auto_delete;
+    o.secrets = c_secrets;
+    o.n_secrets = n_secrets;
     if (bp_guard_enter(&self->g) != 0) {
         raise_closed();
         goto out;
@@ -426,6 +493,7 @@ out:
     free(c_user);
     vols_free(c_vols, n_vols);
     ports_free(c_ports, n_ports);
+    secrets_free(c_secrets, n_secrets);
     return result;
 }
 

@@ -134,6 +134,10 @@ int bl_identity_apply(const char *host, const char *mac, const char *hex, const 
  * connection to 127.0.0.1:PORT; -1 when req names something else. */
 int bl_builtin_tunnel(const struct bl_exec_req *req);
 
+/* ---- trustca.c (runs in the child): "trust-ca PEM", the box's secrets CA made trusted; -1
+ * when req names something else. */
+int bl_builtin_trust_ca(const struct bl_exec_req *req);
+
 /* ---- user.c (runs in the child, after chroot) ---- */
 struct bl_user {
     uid_t uid;

@@ -767,6 +767,8 @@ int bl_builtin_main(const struct bl_exec_req *req)
 
     if (rc < 0)
         rc = bl_builtin_tunnel(req);
+    if (rc < 0)
+        rc = bl_builtin_trust_ca(req);
     if (rc >= 0)
         return rc;
     if (req->argc == 3 && strcmp(req->argv[0], "copy-out") == 0)

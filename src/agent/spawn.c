@@ -10,7 +10,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #define DEFAULT_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -149,6 +152,30 @@ static void child_reset_signals(void)
     sigprocmask(SIG_SETMASK, &all, NULL);
 }
 
+/* BL_EXEC_RO_ROOT: a mount namespace of the process's own where the box's root is a read-only
+ * bind (the filesystem stays writable for the agent and other processes; volumes and the
+ * guest's /proc, /dev keep their own mounts and modes). */
+static int child_ro_root(void)
+{
+    if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+        return -1;
+    return mount(NULL, ROOTFS, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL);
+}
+
+/* The request's rlimits (the OCI process.rlimits), set as root before the user switch, so
+ * limits above the agent's own are allowed; UINT64_MAX is RLIM_INFINITY. */
+static void child_rlimits(const struct bl_exec_req *req, int errpipe)
+{
+    for (uint32_t i = 0; i < req->nrlimits; i++) {
+        const struct bl_exec_rlimit *l = &req->rlimits[i];
+        struct rlimit r = {l->soft == UINT64_MAX ? RLIM_INFINITY : (rlim_t)l->soft,
+                           l->hard == UINT64_MAX ? RLIM_INFINITY : (rlim_t)l->hard};
+        if (setrlimit((int)l->resource, &r) < 0)
+            child_fail(errpipe, errno, "setrlimit %u (%llu/%llu) in the guest: %s", l->resource,
+                       (unsigned long long)l->soft, (unsigned long long)l->hard, strerror(errno));
+    }
+}
+
 static void child_user(const struct bl_user *u, int errpipe, const char *spec)
 {
     if (setgroups((size_t)u->ngroups, u->groups) < 0 || setgid(u->gid) < 0 || setuid(u->uid) < 0)
@@ -170,10 +197,13 @@ child_main(const struct bl_exec_req *req, const struct child_fds *c, int cg_fd, 
     if (bl_cgroup_enter(cg_fd) < 0)
         child_fail(errpipe, errno, "enter the workload's cgroup: %s", strerror(errno));
     child_stdio(c, errpipe);
+    if ((req->flags & BL_EXEC_RO_ROOT) && child_ro_root() < 0)
+        child_fail(errpipe, errno, "read-only root: %s", strerror(errno));
     if (chroot(ROOTFS) < 0 || chdir("/") < 0)
         child_fail(errpipe, errno, "chroot %s: %s", ROOTFS, strerror(errno));
     if (bl_user_resolve(req->user, &u, msg, sizeof msg) < 0)
         child_fail(errpipe, errno, "%s", msg);
+    child_rlimits(req, errpipe);
     cwd = req->cwd != NULL && req->cwd[0] != '\0' ? req->cwd : "/";
     if (chdir(cwd) < 0)
         child_fail(errpipe, errno, "chdir \"%s\": %s", cwd, strerror(errno));

@@ -35,6 +35,8 @@ struct cli_box_opts {
     boxlite_volume volumes[16];
     const char *allow_net[65]; /* --allow-net, NULL-terminated */
     int nallow;
+    boxlite_secret secrets[32];           /* --secret */
+    const char *secret_hosts[32][16 + 1]; /* each one's hosts, NULL-terminated */
 };
 #define CLI_BOX_SHORTOPTS "e:w:u:dp:v:"
 /* clang-format off */
@@ -43,7 +45,8 @@ struct cli_box_opts {
     {"user", 1, NULL, 'u'}, {"cpus", 1, NULL, 'c'}, {"memory", 1, NULL, 'm'},                      \
     {"disk-size", 1, NULL, 'D'}, {"detach", 0, NULL, 'd'}, {"rm", 0, NULL, 'r'},                   \
     {"publish", 1, NULL, 'p'}, {"volume", 1, NULL, 'v'}, {"network", 1, NULL, 'N'},                \
-    {"registry", 1, NULL, 'R'}, {"entrypoint", 1, NULL, 'E'}, {"allow-net", 1, NULL, 'A'}
+    {"registry", 1, NULL, 'R'}, {"entrypoint", 1, NULL, 'E'}, {"allow-net", 1, NULL, 'A'},        \
+    {"auto-delete", 1, NULL, 'a'}, {"no-main", 0, NULL, 'M'}, {"secret", 1, NULL, 'S'}
 /* clang-format on */
 #define CLI_BOX_HELP                                                                               \
     "  --name NAME        name the box\n"                                                          \
@@ -55,6 +58,10 @@ struct cli_box_opts {
     "  --disk-size GB     size of the box's filesystem in GiB (default: the image's)\n"            \
     "  -d, --detach       keep the box running after this command exits\n"                         \
     "  --rm               remove the box when it stops\n"                                          \
+    "  --auto-delete S    delete the box S seconds after it stopped (0: keep it; overrides\n"      \
+    "                     --rm)\n"                                                                 \
+    "  --no-main          run no main process: only what is exec'd in the box (by default\n"       \
+    "                     each start runs entrypoint + cmd; its exit stops the box)\n"             \
     "  -p, --publish [IP:]HOST:GUEST[/tcp|udp]  publish a guest port (IP default 127.0.0.1)\n"     \
     "  -v, --volume HOST:GUEST[:ro]  share a host directory\n"                                     \
     "  --network none|user  no network but loopback, or NAT (default)\n"                           \
@@ -62,7 +69,11 @@ struct cli_box_opts {
     "                     CIDR, each with an optional :PORT; by default the internet but\n"        \
     "                     never the host, link-local or private addresses\n"                       \
     "  --registry SPEC    registry settings for pulling the image (see boxlite pull --help)\n"     \
-    "  --entrypoint PROG  override the image's entrypoint (\"\" clears it)\n"
+    "  --entrypoint PROG  override the image's entrypoint (\"\" clears it)\n"                      \
+    "  --secret NAME[=VALUE][@HOST,...]  a secret the box sees only as a placeholder ($NAME\n"     \
+    "                     there); the real value (without =VALUE: this command's $NAME) goes\n"    \
+    "                     only into HTTP(S) requests to HOSTs (none: any host). A VALUE\n"         \
+    "                     with @ in it needs a final @[HOSTS]\n"
 void cli_box_opts_init(struct cli_box_opts *o);
 /* 0 when c was a box flag and is applied, 1 when c is not a box flag, -1 on a bad value. */
 int cli_box_opt(struct cli_box_opts *o, int c, const char *arg);
@@ -83,6 +94,10 @@ void cli_text_puts(FILE *f, const char *s);
 
 /* ---- cli_json.c ---- */
 void cli_json_str(FILE *f, const char *s);
+/* The engine that manages a box boxlite-runtime made ("podman", "containerd", "kubernetes",
+ * "oci"), read from its image name (localhost/oci-<engine>:<hash>, src/oci/cmd_create.c)
+ * into buf; NULL for a box of boxlite's own. */
+const char *cli_oci_engine(const char *image, char *buf, size_t cap);
 
 int cmd_run(int argc, char **argv);
 int cmd_create(int argc, char **argv);

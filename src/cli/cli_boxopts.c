@@ -1,6 +1,6 @@
 /* cli_boxopts.c — the box flags that `create` and `run` share (--name, -e, -w, -u, --cpus,
- * --memory, --disk-size, -d, --rm, -p, -v, --network, --allow-net), parsed into
- * boxlite_box_options. */
+ * --memory, --disk-size, -d, --rm, --auto-delete, --no-main, -p, -v, --network, --allow-net),
+ * parsed into boxlite_box_options. */
 #include "cli.h"
 
 #include <errno.h>
@@ -28,6 +28,44 @@ int cli_parse_uint(const char *s, unsigned *out, const char *what)
         return -1;
     }
     *out = (unsigned)v;
+    return 0;
+}
+
+/* --secret NAME[=VALUE][@HOST,HOST...]: the value from our env when not given (it then
+ * stays out of the process list). The strings live until the CLI exits. */
+static int parse_secret(struct cli_box_opts *o, const char *arg)
+{
+    char *s = strdup(arg), *at, *eq;
+    boxlite_secret *sec;
+    size_t nh = 0;
+
+    if (!s || o->box.n_secrets >= sizeof(o->secrets) / sizeof(o->secrets[0])) {
+        fprintf(stderr, "boxlite: too many --secret (at most 32)\n");
+        free(s);
+        return -1;
+    }
+    sec = &o->secrets[o->box.n_secrets];
+    at = strrchr(s, '@');
+    if (at)
+        *at++ = '\0';
+    eq = strchr(s, '=');
+    if (eq)
+        *eq++ = '\0';
+    for (char *save = NULL, *h = at ? strtok_r(at, ",", &save) : NULL; h;
+         h = strtok_r(NULL, ",", &save)) {
+        if (nh >= 16) {
+            fprintf(stderr, "boxlite: --secret %s: at most 16 hosts\n", s);
+            return -1;
+        }
+        o->secret_hosts[o->box.n_secrets][nh++] = h;
+    }
+    *sec = (boxlite_secret){s, eq ? eq : getenv(s), o->secret_hosts[o->box.n_secrets], NULL};
+    if (!sec->value) {
+        fprintf(stderr, "boxlite: --secret %s: no =VALUE and no $%s to take it from\n", s, s);
+        return -1;
+    }
+    o->box.secrets = o->secrets;
+    o->box.n_secrets++;
     return 0;
 }
 
@@ -135,6 +173,15 @@ int cli_box_opt(struct cli_box_opts *o, int c, const char *arg)
     case 'r':
         o->box.auto_remove = 1;
         break;
+    case 'a': { /* seconds; the library says what < 0 and 0 mean: never < 0 from here */
+        unsigned secs = 0;
+        rc = cli_parse_uint(arg, &secs, "--auto-delete");
+        o->box.auto_delete = (long)secs;
+        break;
+    }
+    case 'M':
+        o->box.no_main = 1;
+        break;
     case 'R':
         rc = cli_registry_opt(arg) == 0 ? 0 : -1;
         break;
@@ -158,6 +205,9 @@ int cli_box_opt(struct cli_box_opts *o, int c, const char *arg)
             o->allow_net[o->nallow] = NULL;
             o->box.allow_net = o->allow_net;
         }
+        break;
+    case 'S':
+        rc = parse_secret(o, arg);
         break;
     case 'N':
         o->box.network_disabled = strcmp(arg, "none") == 0;

@@ -4,6 +4,22 @@
 
 #include <string.h>
 
+const char *cli_oci_engine(const char *image, char *buf, size_t cap)
+{
+    static const char prefix[] = "localhost/oci-";
+    size_t n;
+
+    if (strncmp(image, prefix, sizeof prefix - 1) != 0)
+        return NULL;
+    image += sizeof prefix - 1;
+    n = strcspn(image, ":/");
+    if (n == 0 || n >= cap || image[n] != ':')
+        return NULL;
+    memcpy(buf, image, n);
+    buf[n] = '\0';
+    return buf;
+}
+
 void cli_json_str(FILE *f, const char *s)
 {
     const unsigned char *p = (const unsigned char *)(s ? s : "");

@@ -9,8 +9,15 @@ static void print_info(const boxlite_box_info *b, const char *const *allow_net)
     cli_json_str(stdout, b->id);
     printf(",\n    \"name\": ");
     cli_json_str(stdout, b->name);
+    char engine[64];
+
     printf(",\n    \"image\": ");
     cli_json_str(stdout, b->image);
+    printf(",\n    \"managed_by\": "); /* an engine's container (boxlite-runtime), else null */
+    if (cli_oci_engine(b->image, engine, sizeof engine))
+        cli_json_str(stdout, engine);
+    else
+        printf("null");
     printf(",\n    \"state\": {\"status\": ");
     cli_json_str(stdout, b->state);
     printf(", \"running\": %s, \"pid\": %d, \"qemu_pid\": %d, \"reason\": ",

@@ -8,6 +8,8 @@
 
 static void print_json(const boxlite_box_info *b, size_t n)
 {
+    char engine[64];
+
     printf("[");
     for (size_t i = 0; i < n; i++) {
         printf("%s{\"id\":", i ? "," : "");
@@ -16,6 +18,11 @@ static void print_json(const boxlite_box_info *b, size_t n)
         cli_json_str(stdout, b[i].name);
         printf(",\"image\":");
         cli_json_str(stdout, b[i].image);
+        printf(",\"managed_by\":");
+        if (cli_oci_engine(b[i].image, engine, sizeof engine))
+            cli_json_str(stdout, engine);
+        else
+            printf("null");
         printf(",\"status\":");
         cli_json_str(stdout, b[i].state);
         printf(",\"created_at\":");

@@ -1,4 +1,5 @@
-/* cmd_serve.c — `boxlite serve`: parse the options and run the Box API server (src/serve/). */
+/* cmd_serve.c — the `boxlite-serve` program (`boxlite serve` execs it: cmd_serve_exec.c):
+ * parse the options and run the Box API server (src/serve/). */
 #include "cli.h"
 #include "../serve/serve.h"
 
@@ -29,7 +30,7 @@ static int parse_u64(const char *s, uint64_t *out, const char *what)
     return 0;
 }
 
-int cmd_serve(int argc, char **argv)
+static int serve_main(int argc, char **argv)
 {
     static const struct option longopts[] = {
         {"listen", required_argument, NULL, 'l'},
@@ -131,4 +132,9 @@ int cmd_serve(int argc, char **argv)
         return 2;
     }
     return serve_run(&cfg);
+}
+
+int main(int argc, char **argv)
+{
+    return serve_main(argc, argv);
 }

@@ -227,11 +227,33 @@ static int strv_ok(char *const *v, uint32_t n)
     return 1;
 }
 
+/* At most BL_MAX_RLIMITS, each a known resource, once, soft <= hard. */
+static int rlimits_ok(const struct bl_exec_req *req)
+{
+    uint32_t seen = 0;
+
+    if (req->nrlimits > BL_MAX_RLIMITS)
+        return 0;
+    for (uint32_t i = 0; i < req->nrlimits; i++) {
+        const struct bl_exec_rlimit *l = &req->rlimits[i];
+        if (l->resource >= BL_MAX_RLIMITS || (seen & (1u << l->resource)) || l->soft > l->hard)
+            return 0;
+        seen |= 1u << l->resource;
+    }
+    return 1;
+}
+
 static int exec_req_valid(const struct bl_exec_req *req)
 {
     return req->argc >= 1 && req->argc <= BL_MAX_ARGS && req->envc <= BL_MAX_ENV &&
            strv_ok(req->argv, req->argc) && strv_ok(req->env, req->envc) && str_ok(req->cwd) &&
-           str_ok(req->user);
+           str_ok(req->user) && rlimits_ok(req);
+}
+
+static void put_u64(struct bl_wbuf *w, uint64_t v)
+{
+    bl_wbuf_put_u32(w, (uint32_t)v);
+    bl_wbuf_put_u32(w, (uint32_t)(v >> 32));
 }
 
 static void put_strv(struct bl_wbuf *w, char *const *v, uint32_t n)
@@ -255,6 +277,13 @@ int bl_exec_req_encode(struct bl_wbuf *w, const struct bl_exec_req *req)
     bl_wbuf_put_u32(w, req->timeout_ms);
     bl_wbuf_put_u32(w, req->rows);
     bl_wbuf_put_u32(w, req->cols);
+    if (req->nrlimits > 0)
+        bl_wbuf_put_u32(w, req->nrlimits);
+    for (uint32_t i = 0; i < req->nrlimits; i++) {
+        bl_wbuf_put_u32(w, req->rlimits[i].resource);
+        put_u64(w, req->rlimits[i].soft);
+        put_u64(w, req->rlimits[i].hard);
+    }
     return w->failed ? -w->failed : 0;
 }
 
@@ -301,6 +330,43 @@ out:
     return rc;
 }
 
+static int get_u64(struct bl_rbuf *r, uint64_t *out)
+{
+    uint32_t lo = 0, hi = 0;
+    int rc = bl_rbuf_u32(r, &lo);
+
+    if (rc == 0)
+        rc = bl_rbuf_u32(r, &hi);
+    *out = (uint64_t)hi << 32 | lo;
+    return rc;
+}
+
+/* The optional tail: rlimits (absent in older peers' requests). */
+static int get_rlimits(struct bl_exec_req *req, struct bl_rbuf *r)
+{
+    int rc;
+
+    if (rbuf_left(r) == 0)
+        return 0;
+    if (rbuf_left(r) < 4)
+        return -BL_PE_INVALID; /* stray trailing bytes, not a tail */
+    rc = bl_rbuf_u32(r, &req->nrlimits);
+    if (rc == 0 && (req->nrlimits == 0 || req->nrlimits > BL_MAX_RLIMITS))
+        rc = -BL_PE_INVALID;
+    for (uint32_t i = 0; rc == 0 && i < req->nrlimits; i++) {
+        rc = bl_rbuf_u32(r, &req->rlimits[i].resource);
+        if (rc == 0)
+            rc = get_u64(r, &req->rlimits[i].soft);
+        if (rc == 0)
+            rc = get_u64(r, &req->rlimits[i].hard);
+    }
+    if (rc == 0 && !rlimits_ok(req))
+        rc = -BL_PE_INVALID;
+    if (rc != 0)
+        req->nrlimits = 0;
+    return rc;
+}
+
 static int exec_req_read(struct bl_exec_req *req, struct bl_rbuf *r)
 {
     int rc;
@@ -322,6 +388,8 @@ static int exec_req_read(struct bl_exec_req *req, struct bl_rbuf *r)
         rc = bl_rbuf_u32(r, &req->rows);
     if (rc == 0)
         rc = bl_rbuf_u32(r, &req->cols);
+    if (rc == 0)
+        rc = get_rlimits(req, r);
     if (rc == 0)
         rc = bl_rbuf_done(r);
     return rc;

@@ -100,7 +100,17 @@ int bl_rbuf_done(const struct bl_rbuf *r); /* -BL_PE_INVALID when bytes are left
 #define BL_EXEC_TTY     1u /* run on a pty */
 #define BL_EXEC_BUILTIN 2u /* argv[0] names an agent built-in (copy-out, copy-in), not a file */
 #define BL_EXEC_DETACH  4u /* for the monitor: the process outlives its client's connection */
-#define BL_EXEC_FLAGS   (BL_EXEC_TTY | BL_EXEC_BUILTIN | BL_EXEC_DETACH)
+/* BL_EXEC_RO_ROOT: the process sees the box's root filesystem read-only (a mount namespace of
+ * its own; volumes keep their own mode) */
+#define BL_EXEC_RO_ROOT 8u
+#define BL_EXEC_FLAGS   (BL_EXEC_TTY | BL_EXEC_BUILTIN | BL_EXEC_DETACH | BL_EXEC_RO_ROOT)
+#define BL_MAX_RLIMITS  16 /* RLIMIT_* resources are 0..15 */
+
+/* A resource limit set in the guest before the process runs (setrlimit). */
+struct bl_exec_rlimit {
+    uint32_t resource;   /* RLIMIT_*, < BL_MAX_RLIMITS */
+    uint64_t soft, hard; /* soft <= hard; UINT64_MAX is unlimited */
+};
 
 struct bl_exec_req {
     uint32_t flags; /* BL_EXEC_* */
@@ -112,9 +122,13 @@ struct bl_exec_req {
     char *user;          /* "" → root; "name", "uid" or "uid:gid" */
     uint32_t timeout_ms; /* 0 → none */
     uint32_t rows, cols; /* initial tty size when BL_EXEC_TTY */
+    uint32_t nrlimits;   /* at most BL_MAX_RLIMITS, each resource once */
+    struct bl_exec_rlimit rlimits[BL_MAX_RLIMITS];
 };
 /* Payload order: u32 flags, u32 argc, argc×str, u32 envc, envc×str, str cwd, str user,
- * u32 timeout_ms, u32 rows, u32 cols. */
+ * u32 timeout_ms, u32 rows, u32 cols, then only when nrlimits > 0 (older peers send and
+ * expect nothing more): u32 nrlimits, nrlimits × (u32 resource, u32 soft lo, u32 soft hi,
+ * u32 hard lo, u32 hard hi). */
 int bl_exec_req_encode(struct bl_wbuf *w, const struct bl_exec_req *req);
 /* Fills *out (all fields malloc'd, freed with bl_exec_req_clear) or returns -BL_PE_* and
  * leaves nothing allocated. */
@@ -159,6 +173,8 @@ enum bl_monitor_op {
                                * to what it is), after a template restore */
     BL_MON_MAIN_START = 5,    /* name unused: start the box's main process now — after a
                                * template restore's attach (a cold boot starts it when ready) */
+    BL_MON_PAUSE = 6,         /* name unused: QMP stop (the vCPUs halt; boxlite_box_pause) */
+    BL_MON_RESUME = 7,        /* name unused: QMP cont */
 };
 
 const char *bl_proto_strerror(int code); /* code as in enum bl_proto_err, either sign */

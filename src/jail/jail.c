@@ -22,7 +22,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define MAX_MOUNTS 96
+#define MAX_MOUNTS 4096 /* a box's own layers are bound one by one: grows with its snapshots */
 /* Root callers: each box's VMM runs as its own uid, BASE + a hash of the box id (docs). */
 #define JAIL_UID_BASE  0x60000000u
 #define JAIL_UID_SLOTS 0x00100000u
@@ -56,10 +56,10 @@ struct jail_mount {
 struct bl_jail {
     int enabled, share_net, caller_root;
     char *id, *root;
-    char *cwd;        /* the box directory: the VMM's working directory inside the root too */
-    char failed[512]; /* a step in the child that failed, said by bl_jail_exec */
-    struct jail_mount m[MAX_MOUNTS];
-    int n;
+    char *cwd;            /* the box directory: the VMM's working directory inside the root too */
+    char failed[512];     /* a step in the child that failed, said by bl_jail_exec */
+    struct jail_mount *m; /* grown as specs come */
+    int n, cap;
     unsigned long long mem_mib;
     unsigned cpus;
     int no_punch; /* "cow-ram:": the RAM file is shared by other boxes, no hole punching */
@@ -79,6 +79,14 @@ static int add_mount(struct bl_jail *j, const char *path, int rw, int data)
 {
     if (j->n >= MAX_MOUNTS || path[0] != '/')
         return -1;
+    if (j->n == j->cap) {
+        int cap = j->cap ? j->cap * 2 : 64;
+        struct jail_mount *m = realloc(j->m, (size_t)cap * sizeof(*m));
+        if (!m)
+            return -1;
+        j->m = m;
+        j->cap = cap;
+    }
     j->m[j->n] = (struct jail_mount){.path = strdup(path), .rw = rw, .data = data, .fd = -1};
     return j->m[j->n++].path ? 0 : -1;
 }
@@ -117,6 +125,10 @@ static int add_spec(struct bl_jail *j, const char *spec)
          * guest RAM a ROM), and punches freed pages out of it: refuse that */
         j->no_punch = 1;
         return add_mount(j, spec + 8, 1, 1);
+    }
+    if (strncmp(spec, "ro-ram:", 7) == 0) { /* opened read-only by our QEMU (x-cow) */
+        j->no_punch = 1;
+        return add_mount(j, spec + 7, 0, 1);
     }
     if (strncmp(spec, "exe:", 4) == 0)
         return add_mount(j, spec + 4, 0, 0);
@@ -614,6 +626,7 @@ void bl_jail_free(struct bl_jail *j)
     close_trees(j);
     for (int i = 0; i < j->n; i++)
         free(j->m[i].path);
+    free(j->m);
     free(j->id);
     free(j->cwd);
     free(j->root);

@@ -13,7 +13,8 @@ struct bl_jail;
  * specs: what the VMM needs, each "ro:PATH" or "rw:PATH" (bind-mounted at the same path),
  * "exe:PATH" (the VMM binary), "ram:PATH" (the guest RAM file, rw), "cow-ram:PATH" (a RAM
  * file other boxes map too: rw, as QEMU 7.2 wants it, and fallocate fails with EOPNOTSUPP so
- * nothing punches holes in it), "mem:MIB" (guest memory: sizes the address-space and memory limits)
+ * nothing punches holes in it), "ro-ram:PATH" (such a file that QEMU opens read-only, x-cow:
+ * bound read-only), "mem:MIB" (guest memory: sizes the address-space and memory limits)
  * or "cpus:N". BOXLITE_JAIL=0 in the environment makes a jail that does nothing (for debugging).
  * share_net: keep the host's network namespace (QEMU's -netdev user needs it today).
  * *out: bl_jail_free. Returns 0, or -1 with a message in err. */

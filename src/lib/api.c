@@ -53,9 +53,9 @@ BOXLITE_API int boxlite_runtime_options_init(boxlite_runtime_options *opts, unsi
 BOXLITE_API int boxlite_box_options_init(boxlite_box_options *opts, unsigned version)
 {
     static const boxlite_box_options tmpl = BOXLITE_BOX_OPTIONS_INIT;
-    static const size_t sizes[] = {offsetof(boxlite_box_options, allow_net),
-                                   offsetof(boxlite_box_options, no_main),
-                                   sizeof(boxlite_box_options)};
+    static const size_t sizes[] = {
+        offsetof(boxlite_box_options, allow_net), offsetof(boxlite_box_options, no_main),
+        offsetof(boxlite_box_options, secrets), sizeof(boxlite_box_options)};
     return init_struct(opts, version, sizes, BOXLITE_BOX_OPTIONS_VERSION, &tmpl, "box options");
 }
 
@@ -63,6 +63,7 @@ BOXLITE_API int boxlite_exec_options_init(boxlite_exec_options *opts, unsigned v
 {
     static const boxlite_exec_options tmpl = BOXLITE_EXEC_OPTIONS_INIT;
     static const size_t sizes[] = {offsetof(boxlite_exec_options, detach),
+                                   offsetof(boxlite_exec_options, rlimits),
                                    sizeof(boxlite_exec_options)};
     return init_struct(opts, version, sizes, BOXLITE_EXEC_OPTIONS_VERSION, &tmpl, "exec options");
 }

@@ -18,9 +18,11 @@ enum bl_limit {
     BL_LIMIT_IMPORT_MEMORY, /* memory (MiB) an untrusted archive may ask for (0: the host's) */
     BL_LIMIT_IMPORT_DISK,   /* disk size (GB) an untrusted archive may ask for */
     BL_LIMIT_MAIN_LOG,      /* main.log of a box: its main process's output (one older kept) */
-    BL_LIMIT_SHARED_RAM,    /* 1: boxes map a template's or snapshot's RAM file itself (clean
-                             * pages shared; QEMU 7.2 opens it read-write, so a compromised
-                             * QEMU could write what other boxes read); 0: each its own copy */
+    BL_LIMIT_SHARED_RAM,    /* with a QEMU without x-cow (ours has it: shared, read-only,
+                             * always): 1 maps a template's or snapshot's RAM file itself
+                             * (clean pages shared; that QEMU opens it read-write, so a
+                             * compromised one could write what other boxes read); 0: each its
+                             * own copy */
     BL_LIMIT_COUNT
 };
 

@@ -626,3 +626,17 @@ uint64_t bl_du(const char *path)
         bl_err_clear(); /* what could be read is counted */
     return du_sum;
 }
+
+int bl_progress_begin(const char *what)
+{
+    if (!isatty(STDERR_FILENO))
+        return 0;
+    fprintf(stderr, "boxlite: %s...", what);
+    return 1;
+}
+
+void bl_progress_end(int shown, int rc)
+{
+    if (shown)
+        fprintf(stderr, rc == 0 ? " done\n" : " failed\n");
+}

@@ -80,4 +80,11 @@ int bl_write_all(int fd, const void *buf, size_t len);
  * counted); 0 when it is missing. What cannot be read is skipped. */
 uint64_t bl_du(const char *path);
 
+/* The one-time work a first use does (inflating the default image, building a warm template):
+ * one line on stderr when it is a terminal ("boxlite: <what>... done"), nothing otherwise.
+ * bl_progress_begin prints the start and returns 1 when it printed; bl_progress_end(shown, rc)
+ * ends that line with "done" (rc 0) or "failed", and does nothing when shown is 0. */
+int bl_progress_begin(const char *what);
+void bl_progress_end(int shown, int rc);
+
 #endif

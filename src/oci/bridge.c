@@ -90,15 +90,15 @@ static int resources(boxlite_box_options *o, const struct bl_oci_spec *spec)
     uint64_t host = pages > 0 && psize > 0 ? (uint64_t)pages * (uint64_t)psize : 0;
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 
-    if (spec->memory_limit && host && spec->memory_limit > host)
+    if (spec->res.memory_limit && host && spec->res.memory_limit > host)
         return bl_oci_fail("linux.resources.memory.limit %llu bytes: more than the host's %llu",
-                           (unsigned long long)spec->memory_limit, (unsigned long long)host);
-    if (spec->cpus && cpus > 0 && spec->cpus > (unsigned)cpus)
-        return bl_oci_fail("linux.resources.cpu: %u CPUs asked, the host has %ld", spec->cpus,
+                           (unsigned long long)spec->res.memory_limit, (unsigned long long)host);
+    if (spec->res.cpus && cpus > 0 && spec->res.cpus > (unsigned)cpus)
+        return bl_oci_fail("linux.resources.cpu: %u CPUs asked, the host has %ld", spec->res.cpus,
                            cpus);
-    o->cpus = spec->cpus;
-    if (spec->memory_limit) {
-        o->memory_mib = (unsigned)(spec->memory_limit >> 20);
+    o->cpus = spec->res.cpus;
+    if (spec->res.memory_limit) {
+        o->memory_mib = (unsigned)(spec->res.memory_limit >> 20);
         if (o->memory_mib < MIN_MEMORY_MIB) /* the guest kernel and agent need this much */
             o->memory_mib = MIN_MEMORY_MIB;
     }
@@ -218,6 +218,20 @@ int bl_oci_box_make(boxlite_box **out, boxlite_runtime *rt, const struct bl_oci_
     if (rc != 0 && imported)
         boxlite_image_remove(rt, image_name, 1);
     return rc;
+}
+
+int bl_oci_box_open(boxlite_runtime **rt_out, boxlite_box **box_out, const struct bl_oci_state *st)
+{
+    *rt_out = NULL;
+    *box_out = NULL;
+    if (bl_oci_runtime_open(rt_out) != 0)
+        return 1;
+    if (boxlite_box_get(box_out, *rt_out, st->box_id) == 0)
+        return 0;
+    bl_oci_fail("%s: box %s: %s", st->id, st->box_id, boxlite_error_last());
+    boxlite_runtime_free(*rt_out);
+    *rt_out = NULL;
+    return 1;
 }
 
 void bl_oci_box_remove(const char *box_id, const char *image)

@@ -12,14 +12,19 @@
 #include <time.h>
 #include <unistd.h>
 
-/* localhost/oci-<FNV-1a of the id>: a valid reference whatever the id's characters. */
-static void image_name(char *out, size_t cap, const char *id)
+/* localhost/oci-<engine>:<FNV-1a of the id>: a valid reference whatever the id's characters,
+ * and the mark `boxlite ls`/`inspect` read (src/cli/cli_json.c, cli_oci_engine): the box is
+ * managed by that engine. The engine: config.json's annotations (spec.c), else containerd
+ * when its runc shim's --root (/run/containerd/runc/<namespace>) says so, else "oci". */
+static void image_name(char *out, size_t cap, const char *id, const char *engine)
 {
     uint64_t h = 1469598103934665603ULL;
 
     for (const char *p = id; *p; p++)
         h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-    snprintf(out, cap, "localhost/boxlite-oci-%016llx:latest", (unsigned long long)h);
+    if (!engine)
+        engine = strstr(bl_oci_g.root, "/containerd/") ? "containerd" : "oci";
+    snprintf(out, cap, "localhost/oci-%s:%016llx", engine, (unsigned long long)h);
 }
 
 static int load_spec(struct bl_oci_spec *out, const char *bundle)
@@ -106,7 +111,7 @@ int bl_oci_cmd_create(int argc, char **argv)
     if (rc == 0)
         rc = make_state_dir(pos[0]);
     have_dir = rc == 0;
-    image_name(image, sizeof image, rc == 0 ? pos[0] : "");
+    image_name(image, sizeof image, rc == 0 ? pos[0] : "", rc == 0 ? spec.engine : NULL);
     k.id = rc == 0 ? pos[0] : NULL;
     k.spec = &spec;
     k.process = &spec.process;
@@ -114,6 +119,7 @@ int bl_oci_cmd_create(int argc, char **argv)
     k.image_name = image;
     k.console_socket = console;
     k.pid_file = pid_file;
+    k.read_only_root = spec.root_readonly;
     if (rc == 0)
         rc = bl_oci_keeper_spawn(&st.pid, st.box_id, &k);
     if (rc == 0) {
@@ -124,6 +130,7 @@ int bl_oci_cmd_create(int argc, char **argv)
                  getenv("BOXLITE_HOME") ? getenv("BOXLITE_HOME") : "");
         strftime(st.created, sizeof st.created, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
         st.starttime = bl_oci_proc_starttime(st.pid);
+        st.read_only_root = spec.root_readonly;
         rc = bl_oci_state_save(&st);
         if (rc != 0)
             kill(st.pid, SIGKILL); /* no state, no container: its VM goes with it */

@@ -29,9 +29,9 @@ int bl_oci_cmd_delete(int argc, char **argv)
         return bl_oci_fail("delete: usage: delete [--force] ID");
     if (bl_oci_state_load(&st, pos[0]) != 0)
         return 1;
-    if (st.status == BL_OCI_RUNNING && !force)
+    if ((st.status == BL_OCI_RUNNING || st.status == BL_OCI_PAUSED) && !force)
         return bl_oci_fail("%s: cannot delete a running container (use --force)", pos[0]);
-    if (st.status == BL_OCI_CREATED || st.status == BL_OCI_RUNNING) {
+    if (BL_OCI_LIVE(st.status)) {
         kill(st.pid, SIGKILL);
         if (wait_gone(&st) != 0)
             return bl_oci_fail("%s: keeper %d did not end", pos[0], (int)st.pid);

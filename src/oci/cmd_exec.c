@@ -67,6 +67,7 @@ int bl_oci_cmd_exec(int argc, char **argv)
     k.id = pos[0];
     k.process = &proc;
     k.box_id = st.box_id;
+    k.read_only_root = st.read_only_root;
     k.console_socket = console;
     k.pid_file = pid_file;
     if (rc == 0)

@@ -49,7 +49,7 @@ int bl_oci_cmd_kill(int argc, char **argv)
         return bl_oci_fail("kill: unknown signal \"%s\"", pos[1]);
     if (bl_oci_state_load(&st, pos[0]) != 0)
         return 1;
-    if (st.status != BL_OCI_CREATED && st.status != BL_OCI_RUNNING)
+    if (!BL_OCI_LIVE(st.status))
         return bl_oci_fail("%s: container not running (%s)", pos[0], bl_oci_status_name(st.status));
     if (kill(st.pid, sig) < 0)
         return bl_oci_fail("%s: kill %d: %s", pos[0], (int)st.pid, strerror(errno));

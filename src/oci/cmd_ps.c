@@ -18,7 +18,7 @@ int bl_oci_cmd_ps(int argc, char **argv)
         return bl_oci_fail("ps: usage: ps [--format json] ID");
     if (bl_oci_state_load(&st, pos[0]) != 0)
         return 1;
-    alive = st.status == BL_OCI_CREATED || st.status == BL_OCI_RUNNING;
+    alive = BL_OCI_LIVE(st.status);
     if (strcmp(format, "json") == 0)
         printf(alive ? "[%d]\n" : "[]\n", (int)st.pid);
     else

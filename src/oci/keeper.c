@@ -4,7 +4,8 @@
  * boots the box (the VM's lifeline is this process: if it dies, even by SIGKILL, the VM
  * stops), waits for `start` on <root>/<id>/ctl.sock, starts the process, pumps the caller's
  * stdio (pipes, or the pty whose master went to --console-socket) and forwards the signals
- * it receives to the guest process. */
+ * it receives to the guest process. The process's rlimits and the read-only root are the
+ * guest's business (the agent sets them before the process runs), never the host's. */
 #include "oci.h"
 
 #include <boxlite.h>
@@ -126,10 +127,18 @@ static void forward(boxlite_exec *ex, int tty)
     }
 }
 
-static int exec_begin(boxlite_exec **out, boxlite_box *box, const struct bl_oci_process *p)
+static int exec_begin(boxlite_exec **out, boxlite_box *box, const struct bl_oci_process *p,
+                      int read_only_root)
 {
     boxlite_exec_options o = BOXLITE_EXEC_OPTIONS_INIT;
+    boxlite_rlimit lim[BL_OCI_MAX_RLIMITS];
     char user[32];
+
+    for (size_t i = 0; i < p->n_rlimits; i++) /* set in the guest, never on the host */
+        lim[i] = (boxlite_rlimit){p->rlimits[i].resource, p->rlimits[i].soft, p->rlimits[i].hard};
+    o.rlimits = lim;
+    o.n_rlimits = p->n_rlimits;
+    o.read_only_root = read_only_root;
 
     snprintf(user, sizeof user, "%u:%u", p->uid, p->gid);
     o.argv = (const char *const *)p->args;
@@ -292,7 +301,7 @@ static int keeper_run(const struct bl_oci_keeper *k, int status_fd)
         bl_oci_fail("%s: control socket: %s", k->id, strerror(errno));
         goto out;
     }
-    if (!k->spec && exec_begin(&ex, box, k->process) != 0)
+    if (!k->spec && exec_begin(&ex, box, k->process, k->read_only_root) != 0)
         goto out;
     snprintf(msg, sizeof msg, "ok %s\n", boxlite_box_id(box));
     report(status_fd, msg);
@@ -303,7 +312,7 @@ static int keeper_run(const struct bl_oci_keeper *k, int status_fd)
             code = 128 - conn;
             goto out;
         }
-        if (exec_begin(&ex, box, k->process) != 0) {
+        if (exec_begin(&ex, box, k->process, k->read_only_root) != 0) {
             report(conn, "error\n");
             goto out;
         }

@@ -133,14 +133,16 @@ static const struct {
 } verbs[] = {
     {"create", bl_oci_cmd_create}, {"start", bl_oci_cmd_start},       {"state", bl_oci_cmd_state},
     {"kill", bl_oci_cmd_kill},     {"delete", bl_oci_cmd_delete},     {"exec", bl_oci_cmd_exec},
-    {"ps", bl_oci_cmd_ps},         {"features", bl_oci_cmd_features},
+    {"ps", bl_oci_cmd_ps},         {"features", bl_oci_cmd_features}, {"pause", bl_oci_cmd_pause},
+    {"resume", bl_oci_cmd_resume}, {"events", bl_oci_cmd_events},     {"update", bl_oci_cmd_update},
 };
 
 static int usage(void)
 {
     fprintf(stderr, "usage: boxlite-runtime [--root DIR] [--log FILE] [--log-format text|json] "
                     "[--systemd-cgroup] [--boxlite-home DIR] VERB ...\n"
-                    "verbs: create start state kill delete exec ps features\n");
+                    "verbs: create start state kill delete exec ps features pause resume events "
+                    "update\n");
     return 2;
 }
 

@@ -1,6 +1,6 @@
 /* oci.h — boxlite-runtime's shared pieces: global options and the error log (main.c), the
  * state directory under --root (state.c), the container's host process (keeper.c) and the
- * bridge to libboxlite (bridge.c). One cmd_<verb>.c per verb. */
+ * bridge to libboxlite (bridge.c). One cmd_<verb>.c per verb (pause and resume share one). */
 #ifndef BL_OCI_H
 #define BL_OCI_H
 
@@ -39,7 +39,15 @@ int bl_oci_args(int argc, char **argv, const struct bl_oci_opt *opts, char **pos
                 int *npos_out, int flags_until);
 
 /* ---- state.c: <root>/<id>/ ---- */
-enum bl_oci_status { BL_OCI_CREATING, BL_OCI_CREATED, BL_OCI_RUNNING, BL_OCI_STOPPED };
+enum bl_oci_status {
+    BL_OCI_CREATING,
+    BL_OCI_CREATED,
+    BL_OCI_RUNNING,
+    BL_OCI_STOPPED,
+    BL_OCI_PAUSED
+};
+/* created, running or paused: its keeper (and VM) is alive */
+#define BL_OCI_LIVE(s) ((s) == BL_OCI_CREATED || (s) == BL_OCI_RUNNING || (s) == BL_OCI_PAUSED)
 
 struct bl_oci_state {
     char id[1025];
@@ -50,6 +58,7 @@ struct bl_oci_state {
     pid_t pid;       /* the keeper */
     unsigned long long starttime;
     char created[40];
+    int read_only_root; /* root.readonly, for exec's processes too */
     enum bl_oci_status status;
 };
 
@@ -73,6 +82,10 @@ int bl_oci_runtime_open(struct boxlite_runtime **out);
 int bl_oci_box_make(struct boxlite_box **out, struct boxlite_runtime *rt,
                     const struct bl_oci_spec *spec, const char *bundle, const char *image_name);
 void bl_oci_box_remove(const char *box_id, const char *image);
+/* Open the runtime and the container's box: 0, or 1 with the error reported (*rt_out and
+ * *box_out then NULL). Release with boxlite_box_free and boxlite_runtime_free. */
+int bl_oci_box_open(struct boxlite_runtime **rt_out, struct boxlite_box **box_out,
+                    const struct bl_oci_state *st);
 /* Read a whole file of at most max bytes into a NUL-terminated buffer. */
 int bl_oci_read_file(char **out, size_t *len_out, const char *path, size_t max);
 
@@ -85,6 +98,7 @@ struct bl_oci_keeper {
     const char *box_id;                   /* exec */
     const char *console_socket;           /* NULL, or where the pty master goes */
     const char *pid_file;
+    int read_only_root; /* root.readonly: the process sees the container's root read-only */
 };
 /* Fork the keeper; return in the parent once it is ready (created, or the exec process
  * started): 0 with *pid_out and box_id_out filled, or 1 with the error reported. The keeper
@@ -101,5 +115,9 @@ int bl_oci_cmd_delete(int argc, char **argv);
 int bl_oci_cmd_exec(int argc, char **argv);
 int bl_oci_cmd_ps(int argc, char **argv);
 int bl_oci_cmd_features(int argc, char **argv);
+int bl_oci_cmd_pause(int argc, char **argv);
+int bl_oci_cmd_resume(int argc, char **argv);
+int bl_oci_cmd_events(int argc, char **argv);
+int bl_oci_cmd_update(int argc, char **argv);
 
 #endif

@@ -1,5 +1,6 @@
 /* spec.c — the one parser of OCI runtime-spec documents for boxlite-runtime: config.json
- * (process, root, hostname, mounts, linux.resources, linux.namespaces) and process.json.
+ * (process, root, hostname, mounts, linux.resources, linux.namespaces), process.json and
+ * update's resources document.
  * Input comes from the engine's bundle and is treated as hostile: types, counts and lengths
  * are capped, paths may not climb out with "..". Fuzzed by tests/fuzz/fuzz_oci_config.c. */
 #include "spec.h"
@@ -108,6 +109,40 @@ static int u32_get(unsigned *out, json_t *v, const char *what, char *err, size_t
     return 0;
 }
 
+/* process.rlimits: [{"type":"RLIMIT_NOFILE","soft":N,"hard":N}], each type once, soft <= hard,
+ * applied in the guest (keeper.c). */
+static int rlimits_from(struct bl_oci_process *p, json_t *arr, char *err, size_t errlen)
+{
+    static const char *names[BL_OCI_MAX_RLIMITS] = {
+        "CPU",     "FSIZE", "DATA",  "STACK",      "CORE",     "RSS",  "NPROC",  "NOFILE",
+        "MEMLOCK", "AS",    "LOCKS", "SIGPENDING", "MSGQUEUE", "NICE", "RTPRIO", "RTTIME"};
+    unsigned seen = 0;
+
+    if (arr && (!json_is_array(arr) || json_array_size(arr) > BL_OCI_MAX_RLIMITS))
+        return fail(err, errlen, "process.rlimits: not an array of at most %d", BL_OCI_MAX_RLIMITS);
+    for (size_t i = 0; i < json_array_size(arr); i++) {
+        json_t *o = json_array_get(arr, i), *soft = json_object_get(o, "soft");
+        json_t *hard = json_object_get(o, "hard");
+        const char *type = str_ok(json_object_get(o, "type"), 32);
+        int r = -1;
+        for (int k = 0; type && k < BL_OCI_MAX_RLIMITS; k++)
+            if (strncmp(type, "RLIMIT_", 7) == 0 && strcmp(type + 7, names[k]) == 0)
+                r = k;
+        if (r < 0 || (seen & (1u << r)))
+            return fail(err, errlen, "process.rlimits[%zu].type: a known RLIMIT_ name, once", i);
+        /* jansson's integers are signed: 2^63 and above (unlimited) do not parse as JSON
+         * here; -1 is not accepted either: soft/hard are unsigned in the spec */
+        if (!json_is_integer(soft) || !json_is_integer(hard) || json_integer_value(soft) < 0 ||
+            json_integer_value(hard) < json_integer_value(soft))
+            return fail(err, errlen,
+                        "process.rlimits[%zu]: soft and hard integers, 0 <= soft <= hard", i);
+        seen |= 1u << r;
+        p->rlimits[p->n_rlimits++] = (struct bl_oci_rlimit){r, (uint64_t)json_integer_value(soft),
+                                                            (uint64_t)json_integer_value(hard)};
+    }
+    return 0;
+}
+
 static int process_from(struct bl_oci_process *out, json_t *o, char *err, size_t errlen)
 {
     struct bl_oci_process p = {0};
@@ -138,6 +173,8 @@ static int process_from(struct bl_oci_process *out, json_t *o, char *err, size_t
         rc = u32_get(&p.rows, json_object_get(size, "height"), "consoleSize.height", err, errlen);
     if (rc == 0)
         rc = u32_get(&p.cols, json_object_get(size, "width"), "consoleSize.width", err, errlen);
+    if (rc == 0)
+        rc = rlimits_from(&p, json_object_get(o, "rlimits"), err, errlen);
     p.terminal = json_is_true(term);
     if (rc == 0 && !(p.cwd = strdup(cwd)))
         rc = fail(err, errlen, "out of memory");
@@ -197,26 +234,62 @@ static int mounts_from(struct bl_oci_spec *s, json_t *arr, char *err, size_t err
     return rc;
 }
 
-/* linux.resources: memory.limit, cpu.quota/period. Negative means unlimited. */
-static int resources_from(struct bl_oci_spec *s, json_t *res, char *err, size_t errlen)
-{
-    json_t *mem = json_object_get(json_object_get(res, "memory"), "limit");
-    json_t *cpu = json_object_get(res, "cpu");
-    json_t *quota = json_object_get(cpu, "quota"), *period = json_object_get(cpu, "period");
+#define MAX_MEMORY (1ULL << 50) /* 1 PiB: past any host's memory, well inside uint64 */
+#define MAX_PIDS   (1LL << 32)
 
-    if ((mem && !json_is_integer(mem)) || (quota && !json_is_integer(quota)) ||
-        (period && !json_is_integer(period)))
-        return fail(err, errlen, "linux.resources: memory.limit/cpu.quota/cpu.period not integers");
-    if (mem && json_integer_value(mem) > 0)
-        s->memory_limit = (uint64_t)json_integer_value(mem);
-    if (quota && json_integer_value(quota) > 0) {
-        json_int_t q = json_integer_value(quota);
-        json_int_t p = period ? json_integer_value(period) : 100000;
-        if (p <= 0 || p > 1000000000 || q > 1000000000000LL)
-            return fail(err, errlen, "linux.resources.cpu: period %lld, quota %lld out of range",
-                        (long long)p, (long long)q);
-        s->cpus = (unsigned)((q + p - 1) / p);
-    }
+/* An integer field of obj, or absent; *out unchanged when absent. */
+static int int_get(json_int_t *out, json_t *obj, const char *key, const char *what, char *err,
+                   size_t errlen)
+{
+    json_t *v = json_object_get(obj, key);
+
+    if (!v)
+        return 0;
+    if (!json_is_integer(v))
+        return fail(err, errlen, "linux.resources.%s.%s: not an integer", what, key);
+    *out = json_integer_value(v);
+    return 0;
+}
+
+/* An object field of obj, or absent (NULL). -1 when present and not an object. */
+static int obj_get(json_t **out, json_t *obj, const char *key, char *err, size_t errlen)
+{
+    *out = json_object_get(obj, key);
+    if (*out && !json_is_object(*out))
+        return fail(err, errlen, "linux.resources.%s: not an object", key);
+    return 0;
+}
+
+/* linux.resources: memory.limit, cpu.quota/period, pids.limit. Negative means unlimited. */
+static int resources_from(struct bl_oci_resources *r, json_t *res, char *err, size_t errlen)
+{
+    static const char *others[] = {"blockIO", "devices", "hugepageLimits",
+                                   "network", "rdma",    "unified"};
+    json_int_t mem = 0, quota = 0, period = 100000, pids = 0;
+    json_t *m = NULL, *cpu = NULL, *p = NULL;
+
+    if (res && !json_is_object(res))
+        return fail(err, errlen, "linux.resources: not an object");
+    if (obj_get(&m, res, "memory", err, errlen) != 0 ||
+        obj_get(&cpu, res, "cpu", err, errlen) != 0 || obj_get(&p, res, "pids", err, errlen) != 0 ||
+        int_get(&mem, m, "limit", "memory", err, errlen) != 0 ||
+        int_get(&quota, cpu, "quota", "cpu", err, errlen) != 0 ||
+        int_get(&period, cpu, "period", "cpu", err, errlen) != 0 ||
+        int_get(&pids, p, "limit", "pids", err, errlen) != 0)
+        return -1;
+    if (mem > (json_int_t)MAX_MEMORY)
+        return fail(err, errlen, "linux.resources.memory.limit %lld: more than 1 PiB",
+                    (long long)mem);
+    if (pids > MAX_PIDS)
+        return fail(err, errlen, "linux.resources.pids.limit %lld: out of range", (long long)pids);
+    if (quota > 0 && (period <= 0 || period > 1000000000 || quota > 1000000000000LL))
+        return fail(err, errlen, "linux.resources.cpu: period %lld, quota %lld out of range",
+                    (long long)period, (long long)quota);
+    r->memory_limit = mem > 0 ? (uint64_t)mem : 0;
+    r->cpus = quota > 0 ? (unsigned)((quota + period - 1) / period) : 0;
+    r->pids_limit = pids > 0 ? (uint64_t)pids : 0;
+    for (size_t i = 0; i < sizeof others / sizeof others[0]; i++)
+        r->has_other |= json_object_get(res, others[i]) != NULL;
     return 0;
 }
 
@@ -245,6 +318,26 @@ static int namespaces_from(struct bl_oci_spec *s, json_t *arr, char *err, size_t
     return 0;
 }
 
+/* annotations: an object of strings (at most 1024); only the engine is read from it. */
+static int annotations_from(struct bl_oci_spec *s, json_t *o, char *err, size_t errlen)
+{
+    const char *key;
+    json_t *v;
+
+    if (o && (!json_is_object(o) || json_object_size(o) > 1024))
+        return fail(err, errlen, "annotations: not an object of at most 1024 entries");
+    json_object_foreach(o, key, v)
+    {
+        if (!str_ok(v, MAX_STR))
+            return fail(err, errlen, "annotations: a value is not a string");
+        if (strcmp(key, "io.container.manager") == 0 && strcmp(json_string_value(v), "libpod") == 0)
+            s->engine = "podman";
+        else if (strncmp(key, "io.kubernetes.cri.", 18) == 0)
+            s->engine = "kubernetes";
+    }
+    return 0;
+}
+
 static int spec_from(struct bl_oci_spec *s, json_t *root, char *err, size_t errlen)
 {
     json_t *r = json_object_get(root, "root"), *linux_ = json_object_get(root, "linux");
@@ -262,6 +355,8 @@ static int spec_from(struct bl_oci_spec *s, json_t *root, char *err, size_t errl
         return fail(err, errlen, "hostname: not a string of at most %d bytes", MAX_HOST);
     if (linux_ && !json_is_object(linux_))
         return fail(err, errlen, "linux: not an object");
+    if (json_object_get(r, "readonly") && !json_is_boolean(json_object_get(r, "readonly")))
+        return fail(err, errlen, "root.readonly: not a boolean");
     s->root_readonly = json_is_true(json_object_get(r, "readonly"));
     s->root_path = strdup(path);
     s->hostname = strdup(host ? json_string_value(host) : "");
@@ -272,9 +367,11 @@ static int spec_from(struct bl_oci_spec *s, json_t *root, char *err, size_t errl
     if (rc == 0)
         rc = mounts_from(s, json_object_get(root, "mounts"), err, errlen);
     if (rc == 0)
-        rc = resources_from(s, json_object_get(linux_, "resources"), err, errlen);
+        rc = resources_from(&s->res, json_object_get(linux_, "resources"), err, errlen);
     if (rc == 0)
         rc = namespaces_from(s, json_object_get(linux_, "namespaces"), err, errlen);
+    if (rc == 0)
+        rc = annotations_from(s, json_object_get(root, "annotations"), err, errlen);
     return rc;
 }
 
@@ -305,6 +402,23 @@ int bl_oci_spec_parse(struct bl_oci_spec *out, const char *text, size_t len, cha
         *out = s;
     else
         bl_oci_spec_free(&s);
+    return rc;
+}
+
+int bl_oci_resources_parse(struct bl_oci_resources *out, const char *text, size_t len, char *err,
+                           size_t errlen)
+{
+    struct bl_oci_resources r = {0};
+    json_t *root = load(text, len, err, errlen);
+    int rc = -1;
+
+    if (root && !json_is_object(root))
+        fail(err, errlen, "resources: not a JSON object");
+    else if (root)
+        rc = resources_from(&r, root, err, errlen);
+    json_decref(root);
+    if (rc == 0)
+        *out = r;
     return rc;
 }
 

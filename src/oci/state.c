@@ -1,7 +1,8 @@
 /* state.c — a container's state directory <root>/<id>/: state.json (keeper pid and start
- * time, bundle, box, image), the "started" mark and the keeper's ctl socket; and the status
- * the runtime-spec defines, derived from the keeper's life: no state.json yet → creating,
- * keeper alive → created or (after start) running, keeper gone → stopped. */
+ * time, bundle, box, image), the "started" and "paused" marks and the keeper's ctl socket; and
+ * the status the runtime-spec defines, derived from the keeper's life: no state.json yet →
+ * creating, keeper alive → created or (after start) running, or paused (pause), keeper gone →
+ * stopped. */
 #include "oci.h"
 
 #include <errno.h>
@@ -34,7 +35,7 @@ int bl_oci_path(char *buf, size_t cap, const char *id, const char *name)
 
 const char *bl_oci_status_name(enum bl_oci_status s)
 {
-    static const char *names[] = {"creating", "created", "running", "stopped"};
+    static const char *names[] = {"creating", "created", "running", "stopped", "paused"};
 
     return names[s];
 }
@@ -78,10 +79,10 @@ int bl_oci_alive(pid_t pid, unsigned long long starttime)
 int bl_oci_state_save(const struct bl_oci_state *st)
 {
     char path[4200], tmp[4200];
-    json_t *o =
-        json_pack("{s:s, s:s, s:s, s:s, s:i, s:I, s:s, s:s}", "id", st->id, "bundle", st->bundle,
-                  "box", st->box_id, "image", st->image, "pid", (int)st->pid, "starttime",
-                  (json_int_t)st->starttime, "created", st->created, "home", st->home);
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:i, s:I, s:s, s:s, s:b}", "id", st->id, "bundle",
+                          st->bundle, "box", st->box_id, "image", st->image, "pid", (int)st->pid,
+                          "starttime", (json_int_t)st->starttime, "created", st->created, "home",
+                          st->home, "readonly", st->read_only_root);
     int rc = 1;
 
     if (!o || bl_oci_path(path, sizeof path, st->id, "state.json") < 0 ||
@@ -136,12 +137,16 @@ int bl_oci_state_load(struct bl_oci_state *out, const char *id)
         goto out;
     }
     st.pid = (pid_t)json_integer_value(json_object_get(o, "pid"));
+    st.read_only_root = json_is_true(json_object_get(o, "readonly"));
     st.starttime = (unsigned long long)json_integer_value(json_object_get(o, "starttime"));
     bl_oci_path(path, sizeof path, id, "started");
     if (!bl_oci_alive(st.pid, st.starttime))
         st.status = BL_OCI_STOPPED;
     else
         st.status = access(path, F_OK) == 0 ? BL_OCI_RUNNING : BL_OCI_CREATED;
+    bl_oci_path(path, sizeof path, id, "paused");
+    if (st.status != BL_OCI_STOPPED && access(path, F_OK) == 0)
+        st.status = BL_OCI_PAUSED;
     *out = st;
     rc = 0;
 out:
@@ -151,7 +156,7 @@ out:
 
 void bl_oci_state_remove(const char *id)
 {
-    static const char *files[] = {"state.json", "state.json.tmp", "started", "ctl.sock"};
+    static const char *files[] = {"state.json", "state.json.tmp", "started", "paused", "ctl.sock"};
     char path[4200];
 
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)

@@ -239,7 +239,7 @@ static json_t *info_json(const boxlite_box_info *in)
     json_object_set_new(o, "name", in->name[0] ? json_string(in->name) : json_null());
     json_object_set_new(o, "pid", in->pid > 0 ? json_integer(in->pid) : json_null());
     json_object_set_new(o, "auto_pause", json_integer(0));
-    json_object_set_new(o, "auto_delete", json_integer(0));
+    json_object_set_new(o, "auto_delete", json_integer(in->auto_delete > 0 ? in->auto_delete : 0));
     json_object_set_new(o, "auto_resume", json_false());
     return o;
 }
@@ -268,6 +268,8 @@ static enum MHD_Result reply_box(struct req *r, struct sbox *b, unsigned status,
 }
 
 /* ---- create ------------------------------------------------------------------------------- */
+
+#define AUTO_DELETE_MAX (10LL * 365 * 24 * 3600) /* seconds: ten years */
 
 /* A NULL-terminated vector from a JSON array of strings (or "K=V" from an object). */
 static int strv_from_json(struct req *r, const char *key, int object, char ***out)
@@ -351,7 +353,6 @@ static int refuse_unsupported(struct req *r)
 {
     static const char *const fields[] = {"rootfs_path", "secrets", "advanced"};
     json_t *net = json_object_get(r->json, "network"), *sec = json_object_get(r->json, "security");
-    json_t *ad = json_object_get(r->json, "auto_delete");
 
     for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
         if (json_object_get(r->json, fields[i]) != NULL) {
@@ -368,10 +369,6 @@ static int refuse_unsupported(struct req *r)
     if (sec != NULL && (!json_is_string(sec) || strcmp(json_string_value(sec), "standard") != 0)) {
         reply_error(r, 400, "UnsupportedError", "unsupported",
                     "security presets other than standard are not supported");
-        return -1;
-    }
-    if (ad != NULL && !(json_is_integer(ad) && json_integer_value(ad) == 0)) {
-        reply_error(r, 400, "UnsupportedError", "unsupported", "auto_delete is not supported");
         return -1;
     }
     return 0;
@@ -432,7 +429,7 @@ enum MHD_Result h_box_create(struct req *r)
     struct sbox *b = NULL;
     char **env = NULL, **ep = NULL, **cmd = NULL, **vpaths = NULL;
     boxlite_volume *vols = NULL;
-    json_int_t cpus = 0, mem = 0, disk = 0;
+    json_int_t cpus = 0, mem = 0, disk = 0, auto_delete = 0; /* the spec's default: kept */
     json_t *net;
     enum MHD_Result ret = MHD_YES;
     double t0;
@@ -447,6 +444,7 @@ enum MHD_Result h_box_create(struct req *r)
         json_get_int(r, "cpus", 1, 32, &cpus) != 0 ||
         json_get_int(r, "memory_mib", 128, 1 << 20, &mem) != 0 ||
         json_get_int(r, "disk_size_gb", 1, 1 << 16, &disk) != 0 ||
+        json_get_int(r, "auto_delete", 0, AUTO_DELETE_MAX, &auto_delete) != 0 ||
         json_get_str(r, "working_dir", &o.working_dir) != 0 ||
         json_get_str(r, "user", &o.user) != 0 || json_get_bool(r, "detach", &o.detach) != 0 ||
         strv_from_json(r, "env", 1, &env) != 0 || strv_from_json(r, "entrypoint", 0, &ep) != 0 ||
@@ -464,6 +462,7 @@ enum MHD_Result h_box_create(struct req *r)
     o.cpus = (unsigned)cpus;
     o.memory_mib = (unsigned)mem;
     o.disk_size_gb = (unsigned)disk;
+    o.auto_delete = (long)auto_delete; /* N > 0: deleted N s after a stop (docs/serve.md) */
     o.env = (const char *const *)env;
     o.entrypoint = (const char *const *)ep;
     o.cmd = (const char *const *)cmd;

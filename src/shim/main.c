@@ -5,12 +5,12 @@
  * usage: boxlite-shim --home H --id ID --status-fd N [--lifeline-fd N] [--boot-timeout-ms N]
  *                     [--auto-remove] [--incoming FILE] [--main FILE] [--jail SPEC]...
  *                     -- QEMU-ARGV...
- * --main: the box's main process (mainproc.c), started once the guest answers; when it exits
- * the box stops. A stopped box with auto_delete N > 0 (its row) is deleted N s later: this
- * process waits that long after recording the end, then deletes it if still due.
- * QEMU's agent chardev is fd 3, its QMP monitor fd 4, and with --incoming the saved state of a
- * full snapshot is fd 5 (`-incoming fd:5`). QEMU runs in the jail (src/jail) the SPECs
- * describe. */
+ * --main: the box's main process (mainproc.c), started once the guest answers (a guest
+ * restored with --incoming runs on the one its snapshot saved); when it exits the box stops. A
+ * stopped box with auto_delete N > 0 (its row) is deleted N s later: this process waits that long
+ * after recording the end, then deletes it if still due. QEMU's agent chardev is fd 3, its QMP
+ * monitor fd 4, and with --incoming the saved state of a full snapshot is fd 5 (`-incoming fd:5`).
+ * QEMU runs in the jail (src/jail) the SPECs describe. */
 #include "shim.h"
 
 #include "jail.h"
@@ -46,7 +46,7 @@
 #define RUN_LOCK_WAIT_MS 5000
 #define QEMU_LOG_CAP     (1 << 20) /* a monitor that recorded its end exits within this */
 #define POLL_MAX         (SHIM_MAX_CLIENTS + 8)
-#define MAX_JAIL_SPECS   128
+#define MAX_JAIL_SPECS   4096 /* as the jail's mounts: a box's own layers come one by one */
 /* The one switch for the jail's network namespace. The guest network reaches QEMU as an fd
  * (-netdev stream, the shim's slirp behind the policy filter: net.c), so QEMU runs in an
  * empty network namespace of its own: it can open no host socket at all. */
@@ -56,7 +56,7 @@ struct shim {
     const char *home, *id, *incoming, *main_req;
     struct shim_main *mainp; /* mainproc.c: the box's main process, NULL when none */
     const char *ram;         /* the box's own RAM file, mapped shared (jail spec "ram:"), or NULL */
-    int cow_ram;    /* RAM mapped privately from a snapshot's file (jail spec "cow-ram:") */
+    int cow_ram;    /* RAM mapped privately from a saved file (jail spec "cow-ram:"/"ro-ram:") */
     int ram_loaded; /* ram (the box's own) holds the incoming RAM already ("ram-loaded:") */
     int log_fd;     /* qemu.log (O_APPEND, QEMU's stderr too), kept under QEMU_LOG_CAP */
     char *dir;      /* absolute box directory (the cwd) */
@@ -151,7 +151,8 @@ static int parse_args(struct shim *s, int argc, char **argv)
             s->ram = s->jail_specs[i] + 4;
         else if (strncmp(s->jail_specs[i], "ram-loaded:", 11) == 0)
             s->ram = s->jail_specs[i] + 11, s->ram_loaded = 1;
-        else if (strncmp(s->jail_specs[i], "cow-ram:", 8) == 0)
+        else if (strncmp(s->jail_specs[i], "cow-ram:", 8) == 0 ||
+                 strncmp(s->jail_specs[i], "ro-ram:", 7) == 0)
             s->cow_ram = 1;
     return s->home && s->id && s->qemu_argv && s->qemu_argv[0] && s->boot_ms > 0 ? 0 : -1;
 }
@@ -292,8 +293,49 @@ static int start_main(struct shim *s)
     return s->mainp ? 0 : -1;
 }
 
+/* A box with secrets, booted cold: its guest trusts the box's CA before anything runs there
+ * (the certificate only; docs/security.md, Secrets; after a warm template's attach the
+ * library does it). A failure is logged: TLS to the intercepted hosts then fails in the
+ * guest, nothing else. */
+static void trust_secrets_ca(struct shim *s)
+{
+    const char *pem = shim_net_secrets_ca(s->net);
+    const char *argv[] = {"trust-ca", pem, NULL};
+    char err[300];
+
+    if (pem && shim_router_builtin(s->router, argv, 20000, err, sizeof(err)) != 0)
+        fprintf(stderr, "boxlite-shim: the guest could not be made to trust the secrets CA: %s\n",
+                err);
+}
+
+/* The guest's agent waits for a warm template's attach (boxlite.template=1 on its kernel
+ * command line, as the agent reads it). */
+static int awaits_attach(const struct shim *s)
+{
+    for (char **a = s->qemu_argv; *a; a++)
+        if (strstr(*a, "boxlite.template=1"))
+            return 1;
+    return 0;
+}
+
+/* A guest restored from a full snapshot runs the main process it ran when saved: take it as
+ * this box's, before any of its frames is read (mainproc.c). */
+static void adopt_main(struct shim *s)
+{
+    if (!s->incoming || !s->main_req)
+        return;
+    s->mainp = shim_main_open(s->main_req);
+    if (s->mainp && shim_main_adopt(s->mainp, s->router, s->incoming) != 1) {
+        shim_main_close(s->mainp);
+        s->mainp = NULL;
+    }
+}
+
 static void on_ready(struct shim *s)
 {
+    /* a snapshot's guest trusts it already; a template's after its attach (the library) */
+    if (!s->incoming && !awaits_attach(s))
+        trust_secrets_ca(s);
     s->reason[0] = '\0';
     if (set_state(s, BL_BOX_RUNNING, getpid(), s->qemu) != 0) {
         snprintf(s->reason, sizeof(s->reason), "the box's state could not be recorded as running");
@@ -302,9 +344,8 @@ static void on_ready(struct shim *s)
         return;
     }
     report(s, BL_SHIM_OK, "ok");
-    /* A restored guest's main process (if any) was restored with it; its output is not
-     * routed here (docs/snapshots.md). A template's box asks for it after its attach
-     * (BL_MON_MAIN_START). */
+    /* A restored guest's main process (if any) was restored with it (adopt_main). A
+     * template's box asks for its own after its attach (BL_MON_MAIN_START). */
     if (!s->incoming)
         start_main(s);
 }
@@ -368,6 +409,17 @@ static void cap_qemu_log(struct shim *s)
         (void)bl_write_all(s->log_fd, note, sizeof(note) - 1);
 }
 
+/* QMP stop or cont: the VM's vCPUs halt or go on (the OCI runtime's pause/resume). */
+static int pause_resume(struct shim *s, int pause, char *msg, size_t cap)
+{
+    const char *cmd = pause ? "{\"execute\":\"stop\"}" : "{\"execute\":\"cont\"}";
+
+    if (shim_qmp_cmd(&s->qmp, cmd, -1, 10000) == 0)
+        return 0;
+    snprintf(msg, cap, "QEMU refused %s", pause ? "stop" : "cont");
+    return -1;
+}
+
 /* A client's request for snapshot work, done here, synchronously (clients wait meanwhile). */
 static void monitor_work(struct shim *s)
 {
@@ -388,6 +440,8 @@ static void monitor_work(struct shim *s)
         rc = shim_template_save(&s->qmp, s->home, name, s->ram, msg, sizeof(msg));
     else if (op == BL_MON_TEMPLATE_DISK)
         rc = shim_template_disk(&s->qmp, msg, sizeof(msg));
+    else if (op == BL_MON_PAUSE || op == BL_MON_RESUME) /* boxlite_box_pause / _resume */
+        rc = pause_resume(s, op == BL_MON_PAUSE, msg, sizeof(msg));
     else if (op == BL_MON_MAIN_START && (rc = start_main(s)) != 0)
         snprintf(msg, sizeof(msg), "the box's main process could not be started");
     else
@@ -492,6 +546,20 @@ static void tail_of(const char *path, char *out, size_t cap)
     free(data);
 }
 
+/* The box stopped with its main process still running (a stop, a guest power-off): the agent
+ * ends it with SIGTERM, SIGKILL after a grace, and tells no exit. Record what Docker reports
+ * for a stopped container: 143 (128 + SIGTERM), 137 when QEMU itself had to be killed. An exit
+ * told but not yet taken is recorded as it was. */
+static void main_stopped(struct shim *s)
+{
+    int status = s->killed_by_us ? 128 + SIGKILL : 128 + SIGTERM;
+
+    if (!shim_main_take_exit(s->mainp, &status) && !shim_main_running(s->mainp))
+        return;
+    if (bl_db_box_set_exit(s->db, s->id, 1, status) != 0)
+        fprintf(stderr, "boxlite-shim: %s\n", boxlite_error_last());
+}
+
 /* The final state and reason from how QEMU ended. */
 static enum bl_box_state outcome(struct shim *s, int status, int was_ready)
 {
@@ -539,6 +607,8 @@ static void finish(struct shim *s)
     s->jail = NULL;
     state = outcome(s, status, was_ready);
     unlink("shim.sock");
+    if (state == BL_BOX_STOPPED)
+        main_stopped(s);
     shim_main_close(s->mainp);
     s->mainp = NULL;
     if (s->auto_remove && state == BL_BOX_STOPPED) {
@@ -641,6 +711,7 @@ int main(int argc, char **argv)
         return 1;
     }
     s.boot_deadline = bl_now_ms() + s.boot_ms;
+    adopt_main(&s);
     if (s.incoming && resume_incoming(&s) != 0) {
         s.stopping = 1;
         s.stop_deadline = 0;

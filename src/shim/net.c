@@ -5,6 +5,7 @@
 
 #include "db.h"
 #include "netpolicy.h"
+#include "secrets.h"
 #include "util.h"
 
 #include <arpa/inet.h>
@@ -78,6 +79,7 @@ struct shim_net {
     uint8_t *out;
     size_t out_off, out_len, out_cap;
     unsigned denials;
+    struct shim_secrets *secrets; /* secrets.c: the proxy, NULL when the box has none */
 };
 
 static uint16_t rd16(const uint8_t *p)
@@ -176,7 +178,9 @@ static int allowed(struct shim_net *n, int proto, uint16_t sport, uint32_t dst, 
     if (proto == 17 && n->n_udp_ports && udp_peer_known(n, sport, dst, dport))
         return 1;
     if ((dst & 0xffffff00u) == VNET)
-        return dst == VDNS && dport == 53 && proto != 1;
+        return (dst == VDNS && dport == 53 && proto != 1) ||
+               (n->secrets && dst == BL_SECRETS_PROXY_VIP && dport == BL_SECRETS_PROXY_PORT &&
+                proto == 6);
     if (bl_net_classify(dst) == BL_NET_NEVER || is_host_addr(n, dst))
         return 0;
     if (bl_net_classify(dst) == BL_NET_PRIVATE)
@@ -184,6 +188,41 @@ static int allowed(struct shim_net *n, int proto, uint16_t sport, uint32_t dst, 
     if (n->nrules == 0)
         return 1;
     return cidr_allows(n, dst, dport) || learned_allows(n, dst, dport);
+}
+
+/* ip is one of the host's own addresses now (a fresh look: any thread may ask). */
+static int on_host_now(uint32_t ip)
+{
+    struct ifaddrs *ifa = NULL;
+    int found = 0;
+
+    if (getifaddrs(&ifa) != 0)
+        return 1; /* cannot tell: deny */
+    for (struct ifaddrs *i = ifa; i && !found; i = i->ifa_next)
+        found = i->ifa_addr && i->ifa_addr->sa_family == AF_INET &&
+                ntohl(((struct sockaddr_in *)(void *)i->ifa_addr)->sin_addr.s_addr) == ip;
+    freeifaddrs(ifa);
+    return found;
+}
+
+int shim_net_dest_allowed(const struct shim_net *n, const char *name, uint32_t ip, uint16_t port)
+{
+    if ((ip & 0xffffff00u) == VNET || bl_net_classify(ip) == BL_NET_NEVER || on_host_now(ip))
+        return 0;
+    if (bl_net_classify(ip) == BL_NET_PRIVATE)
+        return cidr_allows(n, ip, port);
+    if (n->nrules == 0 || cidr_allows(n, ip, port))
+        return 1;
+    for (size_t i = 0; i < n->nrules; i++)
+        if (n->rules[i].kind != BL_NET_CIDR && port_ok(&n->rules[i], port) &&
+            bl_net_rule_matches_name(&n->rules[i], name))
+            return 1;
+    return 0;
+}
+
+const char *shim_net_secrets_ca(const struct shim_net *n)
+{
+    return n ? shim_secrets_ca_pem(n->secrets) : NULL;
 }
 
 static void learn(void *ctx, const char *qname, uint32_t ip, uint32_t ttl)
@@ -610,7 +649,17 @@ static int net_setup(struct shim_net *n, const struct bl_box_row *row, char *err
         snprintf(err, cap, "the user-mode network stack did not start");
         return -1;
     }
-    return add_forwards(n, row->ports, err, cap);
+    if (add_forwards(n, row->ports, err, cap) != 0 ||
+        shim_secrets_open(&n->secrets, n, row->id, err, cap) != 0)
+        return -1;
+    if (n->secrets) {
+        struct in_addr vip = {htonl(BL_SECRETS_PROXY_VIP)};
+        if (slirp_add_unix(n->slirp, shim_secrets_sock(), &vip, BL_SECRETS_PROXY_PORT) != 0) {
+            snprintf(err, cap, "the secrets proxy could not be reached from the box");
+            return -1;
+        }
+    }
+    return 0;
 }
 
 int shim_net_start(struct shim_net **out, int *qemu_fd, struct bl_db *db, const char *id, char *err,
@@ -668,7 +717,7 @@ int shim_net_run(struct shim_net *n, char *err, size_t cap)
 {
     if (!n || n->started)
         return 0;
-    if (pthread_create(&n->thread, NULL, net_main, n) != 0) {
+    if (shim_secrets_run(n->secrets) != 0 || pthread_create(&n->thread, NULL, net_main, n) != 0) {
         snprintf(err, cap, "the network thread did not start");
         return -1;
     }
@@ -687,6 +736,7 @@ void shim_net_free(struct shim_net *n)
             fprintf(stderr, "boxlite-shim: net: cannot stop the network thread\n");
         pthread_join(n->thread, NULL);
     }
+    shim_secrets_free(n->secrets);
     if (n->slirp)
         slirp_cleanup(n->slirp);
     while (n->timers)

@@ -599,19 +599,45 @@ int shim_router_builtin(struct shim_router *r, const char *const *argv, int time
     return rc;
 }
 
-int shim_router_start_main(struct shim_router *r, const void *req, size_t len,
-                           void (*fn)(void *ctx, const struct bl_frame *f), void *ctx)
+/* The main process's route on agent stream g (not yet in use here). */
+static struct route *main_route(struct shim_router *r, uint32_t g,
+                                void (*fn)(void *ctx, const struct bl_frame *f), void *ctx)
 {
-    struct route *rt = calloc(1, sizeof(*rt));
+    struct route *rt = g != 0 && !route_by_g(r, g) ? calloc(1, sizeof(*rt)) : NULL;
 
     if (!rt)
-        return -1;
-    rt->g = r->next_g++;
+        return NULL;
+    rt->g = g;
     rt->client = MAIN;
     rt->next = r->routes;
     r->routes = rt;
     r->main_fn = fn;
     r->main_ctx = ctx;
+    return rt;
+}
+
+int shim_router_start_main(struct shim_router *r, const void *req, size_t len,
+                           void (*fn)(void *ctx, const struct bl_frame *f), void *ctx)
+{
+    struct route *rt = main_route(r, r->next_g++, fn, ctx);
+
+    if (!rt)
+        return -1;
     to_agent(r, BL_F_EXEC, rt->g, req, len);
     return 0;
+}
+
+int shim_router_adopt_main(struct shim_router *r, uint32_t g,
+                           void (*fn)(void *ctx, const struct bl_frame *f), void *ctx)
+{
+    return main_route(r, g, fn, ctx) ? 0 : -1;
+}
+
+uint32_t shim_router_main_stream(struct shim_router *r)
+{
+    struct route *rt = r->routes;
+
+    while (rt && rt->client != MAIN)
+        rt = rt->next;
+    return rt ? rt->g : 0;
 }

@@ -102,6 +102,13 @@ int shim_router_builtin(struct shim_router *r, const char *const *argv, int time
  * credit is returned as soon as fn has it. -1 when out of memory. */
 int shim_router_start_main(struct shim_router *r, const void *req, size_t len,
                            void (*fn)(void *ctx, const struct bl_frame *f), void *ctx);
+/* A restored guest's main process, already running on agent stream g (as saved with its
+ * snapshot: shim_router_main_stream): its frames go to fn(ctx, f) as above. -1 when g is 0 or
+ * in use, or out of memory. */
+int shim_router_adopt_main(struct shim_router *r, uint32_t g,
+                           void (*fn)(void *ctx, const struct bl_frame *f), void *ctx);
+/* The agent stream of the main process while it runs (its EXIT not yet seen), else 0. */
+uint32_t shim_router_main_stream(struct shim_router *r);
 
 /* ---- mainproc.c: the box's main process ---- */
 
@@ -112,9 +119,18 @@ struct shim_main;
 struct shim_main *shim_main_open(const char *path);
 /* Start it on the agent through r. -1 on failure (nothing is started). */
 int shim_main_start(struct shim_main *m, struct shim_router *r);
+/* A full snapshot's (docs/snapshots.md): the agent stream its guest's main process ran on,
+ * saved as sdir/main while the VM is paused; 0 when there was none. */
+int shim_main_save(struct shim_router *r, const char *sdir);
+/* In a guest restored from the saved VM whose memory file is incoming: take the main process
+ * it was running (sdir/main) as this box's, its output and exit as if started here. 1 when
+ * taken, 0 when the saved VM had none (or a template's), -1 on failure. */
+int shim_main_adopt(struct shim_main *m, struct shim_router *r, const char *incoming);
 /* 1 once, when it has ended: *status is its exit status (a shell's: 128+signal, 127 when it
  * could not start). */
 int shim_main_take_exit(struct shim_main *m, int *status);
+/* 1 while it runs (started or taken over, no exit told yet); 0 for NULL. */
+int shim_main_running(const struct shim_main *m);
 /* Close the log and free. Accepts NULL. */
 void shim_main_close(struct shim_main *m);
 
@@ -163,5 +179,28 @@ int shim_net_start(struct shim_net **out, int *qemu_fd, struct bl_db *db, const 
 int shim_net_run(struct shim_net *n, char *err, size_t cap);
 
 void shim_net_free(struct shim_net *n);
+/* May the box open a TCP connection to ip (host byte order) at port, asked for by name (as
+ * the client wrote it: a name or an IPv4 literal)? The egress policy as for a direct
+ * connection, with a name rule matching name itself. Thread-safe (reads only what set-up
+ * wrote). */
+int shim_net_dest_allowed(const struct shim_net *n, const char *name, uint32_t ip, uint16_t port);
+/* The box's secrets CA certificate (PEM) for the guest to trust, or NULL when the box has no
+ * secrets. */
+const char *shim_net_secrets_ca(const struct shim_net *n);
+
+/* ---- secrets.c: the secrets proxy (docs/security.md, Secrets) ---- */
+struct shim_secrets;
+/* Read the box directory's (the cwd's) secrets file and get the proxy ready: its socket
+ * (shim_secrets_sock(), in the cwd), the box's CA (made once, kept in the cwd, key 0600). No
+ * secrets file: 0 with *out NULL. -1 with err. Destinations are checked with
+ * shim_net_dest_allowed(net, ...). *out: shim_secrets_free. */
+int shim_secrets_open(struct shim_secrets **out, const struct shim_net *net, const char *id,
+                      char *err, size_t cap);
+const char *shim_secrets_sock(void);
+const char *shim_secrets_ca_pem(const struct shim_secrets *s);
+/* Start accepting (threads: only after QEMU is forked). NULL: a no-op. */
+int shim_secrets_run(struct shim_secrets *s);
+/* Stop, end every connection, free. Accepts NULL. */
+void shim_secrets_free(struct shim_secrets *s);
 
 #endif

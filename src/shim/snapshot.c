@@ -250,6 +250,8 @@ int shim_snapshot(struct shim_router *r, struct shim_qmp *q, const char *dir, in
     held = rc == 0;
     if (rc == 0)
         rc = new_layer(&s);
+    if (rc == 0 && full && shim_main_save(r, s.sdir) != 0) /* paused: it cannot end now */
+        rc = fail(&s, "save the main process's stream: %s", boxlite_error_last());
     if (rc == 0 && full)
         rc = shim_save_vm(q, s.sdir, ram, msg, cap);
     if (held && full && shim_qmp_cmd(q, "{\"execute\":\"cont\"}", -1, QMP_MS) != 0 && rc == 0)

@@ -1,5 +1,6 @@
 /* fuzz_oci_config.c — libFuzzer target for boxlite-runtime's one parser of OCI runtime-spec
- * documents: the input is parsed as a bundle's config.json and as exec's process.json, and
+ * documents: the input is parsed as a bundle's config.json, as exec's process.json and as
+ * update's resources document, and
  * what a successful parse returns is checked against the parser's promises. */
 #include "spec.h"
 
@@ -34,6 +35,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct bl_oci_spec s;
     struct bl_oci_process p;
+    struct bl_oci_resources r;
     char err[256];
 
     if (bl_oci_spec_parse(&s, (const char *)data, size, err, sizeof err) == 0) {
@@ -50,6 +52,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (bl_oci_process_parse(&p, (const char *)data, size, err, sizeof err) == 0) {
         check_process(&p);
         bl_oci_process_free(&p);
+    }
+    if (bl_oci_resources_parse(&r, (const char *)data, size, err, sizeof err) == 0) {
+        if (r.memory_limit > (1ULL << 50) || r.pids_limit > (1ULL << 32))
+            abort(); /* absurd values are refused, not passed on */
+    } else if (!err[0]) {
+        abort();
     }
     return 0;
 }

@@ -199,6 +199,52 @@ def boxarchive_seeds():
           raw_header("manifest.json", 0, size_field=b"77777777777\0") + b"\0" * 1024)
 
 
+def boxlite_rust_seeds():
+    """Archives as BoxLite (the Rust project) exports them (docs/snapshots.md "BoxLite's
+    archives"): GNU tar, manifest.json with version/image/box_options/container_disk_checksum,
+    then disk.qcow2; zstd-compressed when the zstd tool is there (skipped otherwise)."""
+    import shutil
+    import subprocess
+    c = "corpus_boxarchive"
+    disk = b"QFI\xfb" + bytes(508)
+
+    def manifest(d=disk, version=3, **opts):
+        o = {"cpus": 1, "memory_mib": 256, "disk_size_gb": None, "working_dir": "/w",
+             "env": [["A", "1"]], "rootfs": {"Image": "default"}, "volumes": [],
+             "network": {"Enabled": {"allow_net": []}}, "ports": [], "auto_remove": False,
+             "detach": False, "advanced": {}, "entrypoint": ["/bin/sh"], "cmd": ["-c", "x"],
+             "user": None, "tty": False, "secrets": []}
+        o.update(opts)
+        m = {"version": version, "box_name": "b", "image": "default", "box_options": o,
+             "guest_disk_checksum": "", "container_disk_checksum": sha(d),
+             "exported_at": "2026-11-30T00:00:00+00:00"}
+        if version < 3:
+            del m["box_options"]
+        return json.dumps(m, indent=2).encode()
+
+    gnu = tarfile.GNU_FORMAT
+    plain = tar([("manifest.json", "f", manifest()), ("disk.qcow2", "f", disk)], gnu)
+    write(c, "boxlite-rust-v3.tar", plain)
+    write(c, "boxlite-rust-v2-guest.tar", tar([("manifest.json", "f", manifest(version=2)),
+                                               ("guest-rootfs.qcow2", "f", disk),
+                                               ("disk.qcow2", "f", disk)], gnu))
+    if shutil.which("zstd"):
+        z = subprocess.run(["zstd", "-q", "-c", "-3"], input=plain, capture_output=True,
+                           check=True).stdout
+        write(c, "boxlite-rust-v3.tar.zst", z)
+    write(c, "nasty-boxlite-rust-v1.tar", tar([("manifest.json", "f", manifest(
+        version=1, container_disk_checksum="")), ("disk.qcow2", "f", disk)], gnu))
+    write(c, "nasty-boxlite-rust-opts.tar", tar([("manifest.json", "f", manifest(
+        cpus=1 << 40, memory_mib="8G", env=[["=", 1]], rootfs={"RootfsPath": "/"},
+        volumes=[{"host_path": "/", "guest_path": "/h"}],
+        network={"Enabled": {"allow_net": ["x"]}})), ("disk.qcow2", "f", disk)], gnu))
+    write(c, "nasty-boxlite-rust-two-guests.tar", tar(
+        [("manifest.json", "f", manifest(version=2)), ("guest-rootfs.qcow2", "f", disk),
+         ("guest-rootfs.qcow2", "f", disk), ("disk.qcow2", "f", disk)], gnu))
+    write(c, "nasty-boxlite-rust-huge-disk.tar", tar([("manifest.json", "f", manifest())], gnu)[
+        :-1024] + raw_header("disk.qcow2", 0, size_field=b"77777777777\0") + b"\0" * 1024)
+
+
 def registries_seeds():
     c = "corpus_registries"
     write(c, "valid.json", json.dumps({"registries": [
@@ -241,5 +287,6 @@ if __name__ == "__main__":
     agent_untar()
     import_seeds()
     boxarchive_seeds()
+    boxlite_rust_seeds()
     registries_seeds()
     qmp_seeds()

@@ -135,6 +135,21 @@ def test_registry_flag_with_search_resolves_short_names(icli, registry):
     assert r.returncode != 0 and b"docker.io" in r.stderr, r.stderr
 
 
+def test_libcurl_is_loaded_only_by_a_pull(icli, registry):
+    """Issue 12, load what a verb needs: listing images never loads libcurl (nor do exec, ls,
+    --version: they go nowhere near a registry); a pull loads it when it opens the registry.
+    The dynamic loader's own trace (LD_DEBUG=files) says which objects came in."""
+    trace = {"LD_DEBUG": "files"}
+    for verb in (["--version"], ["images"], ["ls"]):
+        r = icli.run(*verb, env_extra=trace)
+        assert r.returncode == 0, r.stderr
+        assert b"libcurl" not in r.stderr, (verb, r.stderr[-2000:])
+    r = icli.run("--registry", f"{registry.host},http,search", "pull", "-q", "test/busybox:oci",
+                 env_extra=trace)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert b"libcurl.so.4" in r.stderr, r.stderr[-2000:]
+
+
 def test_stored_image_needs_no_network(icli, work, busybox):
     """A second pull is served from the store, and a stored image runs, with the registry
     stopped (by tag and by digest)."""

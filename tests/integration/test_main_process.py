@@ -1,7 +1,9 @@
 """test_main_process.py — a box's main process through the CLI, as a BoxLite/Docker user sees
 it: `create IMAGE -- CMD` + `start` runs entrypoint + cmd with the box, its output is the box's
 log (`logs`, `logs -f`; guest bytes escaped, capped), exec runs beside it, its exit stops the
-box and is kept (`inspect`), it runs again after stop/start, and `run -- CMD` runs CMD only."""
+box and is kept (`inspect`; 143 when a stop ended it, as Docker reports), it runs again after
+stop/start and goes on in a box restored or forked from a full snapshot, and `run -- CMD` runs
+CMD only."""
 import json
 import os
 import time
@@ -57,9 +59,13 @@ def test_main_process_runs_with_the_box_and_exec_runs_beside_it(cli, name):
     assert b"sleep 1000" in r.stdout and r.stdout.endswith(b"beside\n")
     i = info(cli, name)
     assert i["state"]["status"] == "running" and i["state"]["exit_code"] is None
-    # stop/start: it starts again with the box; the log keeps both boots
+    # stop: it is ended by the stop's SIGTERM, recorded as Docker records it (128 + 15)
     ok(cli.run("stop", name))
+    st = info(cli, name)["state"]
+    assert st["status"] == "stopped" and st["exit_code"] == 143, st
+    # start: it starts again with the box (no exit yet); the log keeps both boots
     ok(cli.run("start", name))
+    assert info(cli, name)["state"]["exit_code"] is None
     wait_for(lambda: logs(cli, name).count(b"main-out\n") == 2, "a second boot's output")
     assert ok(cli.run("exec", name, "--", "pidof", "sleep")).stdout.strip()
 
@@ -118,3 +124,88 @@ def test_run_runs_its_command_not_the_images(cli):
     # the default image's cmd is `sh`: it must not run beside run's own command
     r = ok(cli.run("run", "--rm", "default", "--", "sh", "-c", "ps | grep -c ' sh$'; true"))
     assert r.stdout.split()[0] == b"0", r.stdout
+
+
+# The main process waits for /tmp/quit, then exits with the code written there.
+WAITER = ("echo started; while [ ! -f /tmp/quit ]; do sleep 0.2; done; "
+          "echo quitting-$(cat /tmp/quit); exit $(cat /tmp/quit)")
+
+
+def quit_main(cli, box, code):
+    # (the box may stop before this exec's own exit is told: its status is not checked)
+    cli.run("exec", box, "--", "sh", "-c", f"echo {code} > /tmp/quit")
+    wait_for(lambda: info(cli, box)["state"]["status"] == "stopped", f"{box} stopped", 90)
+
+
+def test_restored_and_forked_boxes_run_their_main_process(cli, name):
+    """A box resumed from a full snapshot (restore, fork) goes on with the main process it
+    ran when saved, as a cold-started box does: its output in the box's log, its exit
+    recorded as exit_code and stopping the box."""
+    create(cli, name, WAITER)
+    ok(cli.run("start", name))
+    wait_for(lambda: b"started" in logs(cli, name), "the main process started")
+    ok(cli.run("snapshot", "create", "--memory", name, "live"))
+    fork = ok(cli.run("fork", "-n", "1", name, "live", timeout=300)).stdout.decode().split()[0]
+    try:
+        assert info(cli, fork)["state"]["status"] == "running"
+        quit_main(cli, fork, 9)
+        assert info(cli, fork)["state"]["exit_code"] == 9
+        assert b"quitting-9\n" in logs(cli, fork)
+        assert info(cli, name)["state"]["status"] == "running"  # the origin's runs on
+        ok(cli.run("stop", name))
+        ok(cli.run("snapshot", "restore", name, "live"))
+        assert info(cli, name)["state"]["exit_code"] is None
+        quit_main(cli, name, 4)
+        st = info(cli, name)["state"]
+        assert st["exit_code"] == 4 and "main process exited with status 4" in st["reason"], st
+        assert logs(cli, name).endswith(b"quitting-4\n")
+    finally:
+        cli.run("rm", "-f", fork)
+
+
+def gone(cli, box):
+    r = cli.run("inspect", box)
+    return r.returncode != 0 and b"no such box" in r.stderr
+
+
+def test_create_no_main_runs_only_what_is_execd(cli, name):
+    # BoxLite's/Docker's entrypoint + cmd are kept, but --no-main runs neither
+    ok(cli.run("create", "--name", name, "--no-main", "--entrypoint", "/bin/sh", "default",
+               "--", "-c", "echo main-ran; exit 3"))
+    assert info(cli, name)["main_process"] is False
+    ok(cli.run("start", name))
+    assert ok(cli.run("exec", name, "--", "echo", "beside")).stdout == b"beside\n"
+    time.sleep(1)
+    st = info(cli, name)["state"]
+    assert st["status"] == "running" and st["exit_code"] is None, st
+    assert b"main-ran" not in logs(cli, name)
+    ok(cli.run("stop", name))
+    assert info(cli, name)["state"]["exit_code"] is None  # no main process: nothing ended
+
+
+def test_auto_delete_flag_deletes_the_stopped_box_later(cli, name):
+    # BoxLite's auto_delete (seconds after the stop), given on the command line
+    create(cli, name, "echo bye", "--auto-delete", "3")
+    assert info(cli, name)["auto_delete"] == 3
+    ok(cli.run("start", name))
+    wait_for(lambda: info(cli, name)["state"]["status"] == "stopped" or gone(cli, name),
+             "the box stopped", 90)
+    wait_for(lambda: gone(cli, name), "the box deleted after 3 s", 60)
+    # 0 keeps it, even with --rm (auto_delete overrides auto_remove)
+    create(cli, name, "echo bye", "--rm", "--auto-delete", "0")
+    assert info(cli, name)["auto_delete"] == 0
+    ok(cli.run("start", name))
+    wait_for(lambda: info(cli, name)["state"]["status"] == "stopped", "the box stopped", 90)
+    time.sleep(2)
+    assert info(cli, name)["state"]["exit_code"] == 0
+    # a bad value is refused before anything is made
+    r = cli.run("create", "--name", name + "-x", "--auto-delete", "-1", "default")
+    assert r.returncode == 2 and b"--auto-delete" in r.stderr
+    assert gone(cli, name + "-x")
+
+
+def test_run_auto_delete_and_no_main(cli, name):
+    r = ok(cli.run("run", "--name", name, "--no-main", "--auto-delete", "1", "default", "--",
+                   "sh", "-c", "echo ran"))
+    assert r.stdout == b"ran\n"
+    wait_for(lambda: gone(cli, name), "run's box deleted 1 s after its stop", 60)

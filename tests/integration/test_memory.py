@@ -137,6 +137,74 @@ def test_by_default_a_box_maps_its_own_copy_of_saved_ram(cli, home, box):
     assert sha256(ram) == before
 
 
+def our_qemu():
+    """The QEMU our wheel carries (scripts/build-qemu.sh's cache: `make test` builds it before
+    the suite), or None when it has not been built on this machine."""
+    import subprocess
+    root = pathlib.Path(__file__).resolve().parents[2]
+    r = subprocess.run([str(root / "scripts" / "build-qemu.sh"), "--print-dir"],
+                       capture_output=True, text=True, timeout=60)
+    q = pathlib.Path(r.stdout.strip().splitlines()[-1]) / "bin" / "qemu-system-x86_64" \
+        if r.returncode == 0 and r.stdout.strip() else None
+    return str(q) if q and q.exists() else None
+
+
+def fds_of(pid, path):
+    """The open flags (fdinfo) of each fd of pid that names path."""
+    flags = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") == path:
+                for line in open(f"/proc/{pid}/fdinfo/{fd}"):
+                    if line.startswith("flags:"):
+                        flags.append(int(line.split()[1], 8))
+        except OSError:
+            continue
+    return flags
+
+
+def test_our_qemu_maps_saved_ram_itself_read_only(cli, home, box):
+    """With our QEMU (memory-backend-file x-cow, scripts/qemu-patches/x-cow.patch) forks map
+    the snapshot's RAM file itself, so its clean pages are shared by default, yet QEMU holds it
+    only read-only (its fd O_RDONLY, the jail's bind read-only): a QEMU taken over by its guest
+    cannot write what its siblings read. Writes stay private; freed pages reported by the
+    balloon drop the private copy and never touch the file."""
+    qemu = our_qemu()
+    if not qemu:
+        pytest.skip("our QEMU is not built here (make wheel builds it; `make test` does)")
+    env = {"BOXLITE_QEMU": qemu}
+    name, box_id, made = box
+    ok(cli.run("start", name, env=env))
+    ok(cli.run("exec", name, "--", "sh", "-c", BALLAST))
+    md5 = out(cli.run("exec", name, "--", "md5sum", "/dev/shm/ballast")).split()[0]
+    ok(cli.run("snapshot", "create", "--memory", name, "base", env=env))
+    ram = str(pathlib.Path(home) / "boxes" / box_id / "snapshots" / "base" / "ram")
+    before = sha256(ram)
+    ok(cli.run("stop", name))
+    forks = out(cli.run("fork", "-n", "2", name, "base", timeout=300, env=env)).split()
+    made.extend(forks)
+    pids = [qemu_pid(home, f) for f in forks]
+    for pid in pids:
+        assert "x-cow=on" in open(f"/proc/{pid}/cmdline").read().replace("\0", " ")
+        flags = fds_of(pid, ram)
+        assert flags and all(f & os.O_ACCMODE == os.O_RDONLY for f in flags), flags
+        mounts = [m.split() for m in open(f"/proc/{pid}/mountinfo")]
+        assert [m[5].split(",")[0] for m in mounts if m[4] == ram] == ["ro"], ram
+    for f in forks:
+        assert out(cli.run("exec", f, "--", "md5sum", "/dev/shm/ballast")).split()[0] == md5
+    maps = [mapping(pid, ram) for pid in pids]
+    assert all(m["Rss"] >= 48 * MIB for m in maps), maps
+    assert sum(m["Pss"] for m in maps) < 0.7 * sum(m["Rss"] for m in maps), maps
+    ok(cli.run("exec", forks[0], "--", "sh", "-c", BALLAST))
+    assert out(cli.run("exec", forks[0], "--", "md5sum", "/dev/shm/ballast")).split()[0] != md5
+    assert out(cli.run("exec", forks[1], "--", "md5sum", "/dev/shm/ballast")).split()[0] == md5
+    ok(cli.run("exec", forks[0], "--", "sh", "-c", "rm /dev/shm/ballast; sleep 6"))
+    assert out(cli.run("exec", forks[1], "--", "md5sum", "/dev/shm/ballast")).split()[0] == md5
+    assert sha256(ram) == before
+    log = (pathlib.Path(home) / "boxes" / forks[0] / "qemu.log").read_bytes()
+    assert b"Failed to fallocate" not in log and b"Failed to discard" not in log, log[-2000:]
+
+
 def test_qemu_log_is_capped(cli, home, box):
     """A guest can make QEMU write to qemu.log (a fork's refused free page reports): the
     monitor keeps it under 1 MiB while the box runs."""

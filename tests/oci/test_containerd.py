@@ -3,6 +3,7 @@ sockets, running boxlite-runtime through its runc v2 shim (`ctr run --runc-binar
 image pulled with ctr from a registry at 127.0.0.1, output, exit status, `ctr task exec`,
 `ctr task kill`. The runtime's home reaches it through containerd's environment, which the
 shim passes on."""
+import json
 import os
 import shutil
 import subprocess
@@ -66,13 +67,15 @@ def test_run_output_and_exit_status(ctr, image):
     assert (r.returncode, r.stdout) == (6, "hello from ctr\n"), r.stderr
 
 
-def test_exec_and_kill(ctr, image):
+def test_exec_and_kill(ctr, image, cli):
     r = ctr("run", "-d", "--snapshotter", "native", "--runtime", "io.containerd.runc.v2",
             "--runc-binary", str(RUNTIME), image, "t2", "sleep", "600")
     assert r.returncode == 0, r.stderr
     r = ctr("task", "exec", "--exec-id", "e1", "t2", "sh", "-c", "echo exec in $(pwd); exit 9")
     assert (r.returncode, r.stdout) == (9, "exec in /\n"), r.stderr
     assert "RUNNING" in ctr("task", "ls").stdout
+    boxes = json.loads(cli.run("ls", "--format", "json").stdout)
+    assert [b["managed_by"] for b in boxes] == ["containerd"], boxes  # its shim's --root says so
     assert ctr("task", "kill", "-s", "SIGTERM", "t2").returncode == 0
     for _ in range(100):
         if "STOPPED" in ctr("task", "ls").stdout:

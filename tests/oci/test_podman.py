@@ -2,6 +2,7 @@
 pushed to a registry on 127.0.0.1, run in a micro-VM per container through conmon: output,
 exit codes, -i stdin, -t, exec, logs, stop, kill, a bind-mounted volume. Private --root/--runroot,
 vfs storage; the runtime's home goes through --runtime-flag (conmon drops our environment)."""
+import json
 import shutil
 import subprocess
 import time
@@ -77,6 +78,8 @@ def test_exec_stop_kill(podman, image, cli):
     assert (r.returncode, r.stdout) == (4, "exec /\n"), r.stderr
     r = podman("exec", "-i", "long", "cat", input="through exec\n")
     assert r.stdout == "through exec\n", r.stderr
+    boxes = json.loads(cli.run("ls", "--format", "json").stdout)
+    assert [b["managed_by"] for b in boxes] == ["podman"], boxes  # marked as podman's
     r = podman("stop", "-t", "5", "long")
     assert r.returncode == 0, r.stderr
     assert podman("inspect", "long", "--format", "{{.State.ExitCode}}").stdout.strip() == "143"
@@ -90,4 +93,21 @@ def test_exec_stop_kill(podman, image, cli):
     # podman's delete carries no --runtime-flag: the state remembers the home, so every box
     # and imported rootfs made for these containers is gone
     assert cli.run("ls", "-a", "-q").stdout.decode().split() == []
-    assert "boxlite-oci" not in cli.run("images").stdout.decode()
+    assert "localhost/oci-" not in cli.run("images").stdout.decode()
+
+
+def test_ulimits_and_read_only_root(podman, image):
+    """podman as root asks for rlimits above the host's (crun fails here with "setrlimit
+    RLIMIT_NPROC: Operation not permitted"); ours are set in the guest. --read-only: the
+    root is read-only in the guest (podman's /tmp tmpfs mounts are the guest's business and
+    not made: /tmp is read-only too)."""
+    r = run(podman, image, "--ulimit", "nofile=555:666", "--read-only",
+            ["sh", "-c", 'echo "$(ulimit -Sn) $(ulimit -Hn) $(ulimit -Hu)"; '
+                         "touch /x 2>/dev/null && echo rw || echo ro"])
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].split()[:2] == ["555", "666"], r.stdout
+    assert int(lines[0].split()[2]) >= 1024, r.stdout  # podman's nproc default reached the guest
+    assert lines[1] == "ro", r.stdout
+    r = run(podman, image, ["sh", "-c", "touch /x && echo rw"])
+    assert r.stdout == "rw\n", r.stderr

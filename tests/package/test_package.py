@@ -7,6 +7,8 @@
   registry), the `boxlite` CLI's `run`, then `pip uninstall` leaves nothing but
   $BOXLITE_HOME;
 - a wheel whose QEMU is missing or corrupt fails at the first start naming the file;
+- the first start of an installed wheel (the default image inflated, the warm template built)
+  says so in one line each on a terminal, and nothing when stderr is not one;
 - the C install (meson install into a scratch prefix) with the build tree moved away:
   examples/hello.c built with `pkg-config --cflags --libs boxlite` runs a box.
 
@@ -14,6 +16,7 @@ The wheel is $BOXLITE_WHEEL, else the newest dist/boxlite-*.whl (`make wheel`; `
 builds it first). Needs root (chroot, mounts)."""
 import os
 import pathlib
+import select
 import shutil
 import subprocess
 import sys
@@ -166,6 +169,57 @@ def test_broken_qemu_is_named(installed, tmp_path, damage):
     r = subprocess.run([PY, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("ERROR:") and str(qemu) in r.stdout, r.stdout + r.stderr
+
+
+FIRST_RUN_LINES = ["boxlite: preparing the built-in image (first use)... done",
+                   "boxlite: building the warm template (first start of this shape)... done"]
+
+
+def run_with_stderr_on_pty(argv, env, timeout):
+    """Run argv with stderr on a new pseudo-terminal (stdout a pipe): (rc, stdout, stderr)."""
+    master, slave = os.openpty()
+    try:
+        p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=slave, env=env, text=True)
+        os.close(slave)
+        slave = -1
+        out, err = p.communicate(timeout=timeout)[0], b""
+        while select.select([master], [], [], 0.5)[0]:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO: the last writer has gone
+                break
+            if not chunk:
+                break
+            err += chunk
+    finally:
+        os.close(master)
+        if slave >= 0:
+            os.close(slave)
+    return p.returncode, out, err.decode(errors="replace").replace("\r\n", "\n")
+
+
+@pytest.mark.parametrize("stderr_kind", ["pipe", "terminal"])
+def test_first_run_progress(installed, tmp_path, stderr_kind):
+    """The first SimpleBox of a fresh install inflates the default image and builds the warm
+    template: one line each on a terminal, nothing on stderr otherwise (a pipe, a log file)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BOXLITE_")}
+    env.update(PYTHONPATH=str(installed), BOXLITE_HOME=str(tmp_path / "home"),
+               BOXLITE_ACCEL=suite_accel())
+    code = ("import boxlite\n"
+            "with boxlite.SyncSimpleBox('default') as box:\n"
+            "    print(box.exec('echo', 'first-run').stdout, end='')\n")
+    if stderr_kind == "pipe":
+        r = subprocess.run([PY, "-c", code], capture_output=True, text=True, env=env,
+                           timeout=600)
+        rc, out, err = r.returncode, r.stdout, r.stderr
+    else:
+        rc, out, err = run_with_stderr_on_pty([PY, "-c", code], env, 600)
+    assert rc == 0 and out == "first-run\n", out + err
+    if stderr_kind == "pipe":
+        assert err == "", err
+    else:
+        assert err.splitlines() == FIRST_RUN_LINES, err
+    assert any((tmp_path / "home" / "templates").iterdir())  # a template was built
 
 
 def test_c_install_without_build_tree(tmp_path):

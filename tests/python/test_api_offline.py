@@ -138,9 +138,20 @@ async def test_allow_net_reaches_the_c_library(runtime, tmp_path):
 
 
 @pytest.mark.asyncio
-async def test_entries_still_waiting_say_so(runtime, tmp_path):
-    with pytest.raises(NotImplementedError, match="secrets"):
+async def test_secrets_reach_the_c_library(runtime, tmp_path):
+    s = boxlite.Secret("API_KEY", "v-hidden-1", hosts=["api.example.com"])
+    assert "v-hidden-1" not in repr(s) and s.placeholder == "<BOXLITE_SECRET:API_KEY>"
+    with pytest.raises(TypeError, match="Secret"):
         await runtime.create(boxlite.BoxOptions(image="default", secrets=["x"]))
+    for bad in (boxlite.Secret("1x", "v"), boxlite.Secret("A", "v\r\nX-Injected: 1"),
+                boxlite.Secret("A", "v", hosts=["not a host!"])):
+        with pytest.raises(RuntimeError, match="secret"):
+            await runtime.create(boxlite.BoxOptions(image="default", secrets=[bad]))
+    with pytest.raises(RuntimeError, match="secret"):
+        await runtime.create(boxlite.BoxOptions(image="default", secrets=[s],
+                                                network=boxlite.NetworkSpec(mode="disabled")))
+    box = await runtime.create(boxlite.BoxOptions(image="default", secrets=[s]))
+    await runtime.remove(box.id)
 
 
 @pytest.mark.asyncio

@@ -78,6 +78,33 @@ def test_rest_runtime_end_to_end(server, tmp_path):
     asyncio.run(main())
 
 
+def test_rest_create_passes_auto_delete(server):
+    """BoxOptions(auto_delete=N) reaches the server (CreateBoxRequest.auto_delete): the box
+    reports it, and goes N s after it stopped; without it the box is kept (the spec's 0)."""
+    async def main():
+        rt = rest(server.port)
+        box = await rt.create(boxlite.BoxOptions(image="default", memory_mib=256,
+                                                 auto_delete=2), name="serve-rest-ad")
+        kept = await rt.create(boxlite.BoxOptions(image="default"), name="serve-rest-kept")
+        try:
+            assert (await box.info()).auto_delete == 2
+            assert (await kept.info()).auto_delete == 0
+            await box.start()
+            await box.stop()
+            for _ in range(120):
+                if await rt.get(box.id) is None:
+                    break
+                await asyncio.sleep(0.5)
+            assert await rt.get(box.id) is None, "not deleted 2 s after its stop"
+            assert await rt.get(kept.id) is not None
+        finally:
+            await rt.remove(kept.id, force=True)
+            if await rt.get(box.id) is not None:
+                await rt.remove(box.id, force=True)
+
+    asyncio.run(main())
+
+
 def test_rest_wrong_key_is_an_error(server):
     async def main():
         with pytest.raises(RuntimeError, match="API key"):

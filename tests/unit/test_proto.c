@@ -335,6 +335,54 @@ static void test_exec_roundtrip(void)
     bl_wbuf_free(&w);
 }
 
+/* rlimits ride after the tty size, only when there are some; hostile ones are refused. */
+static void test_exec_rlimits(void)
+{
+    struct bl_exec_req in = sample_req(), out;
+    struct bl_wbuf w = {0};
+    size_t plain;
+
+    CHECK_EQ(bl_exec_req_encode(&w, &in), 0, "exec: encode without rlimits");
+    plain = w.len;
+    in.flags |= BL_EXEC_RO_ROOT;
+    in.nrlimits = 2;
+    in.rlimits[0] = (struct bl_exec_rlimit){7, 1024, 4096};
+    in.rlimits[1] = (struct bl_exec_rlimit){6, UINT64_MAX, UINT64_MAX};
+    bl_wbuf_reset(&w);
+    CHECK_EQ(bl_exec_req_encode(&w, &in), 0, "exec: encode rlimits");
+    CHECK(w.len == plain + 4 + 2 * 20, "exec: rlimits add u32 n and 20 bytes each");
+    CHECK_EQ(bl_exec_req_decode(&out, w.data, w.len), 0, "exec: decode rlimits");
+    CHECK(out.flags == (BL_EXEC_TTY | BL_EXEC_RO_ROOT) && out.nrlimits == 2 &&
+              out.rlimits[0].resource == 7 && out.rlimits[0].soft == 1024 &&
+              out.rlimits[0].hard == 4096 && out.rlimits[1].soft == UINT64_MAX,
+          "exec: rlimits and the read-only root round-trip");
+    bl_exec_req_clear(&out);
+    in.rlimits[1].resource = 7;
+    bl_wbuf_reset(&w);
+    CHECK_EQ(bl_exec_req_encode(&w, &in), -BL_PE_INVALID, "exec: a resource twice refused");
+    in.rlimits[1] = (struct bl_exec_rlimit){16, 1, 1};
+    bl_wbuf_reset(&w);
+    CHECK_EQ(bl_exec_req_encode(&w, &in), -BL_PE_INVALID, "exec: resource 16 refused");
+    in.rlimits[1] = (struct bl_exec_rlimit){5, 2, 1};
+    bl_wbuf_reset(&w);
+    CHECK_EQ(bl_exec_req_encode(&w, &in), -BL_PE_INVALID, "exec: soft above hard refused");
+    /* a hostile peer's tail: count 0, count 17, a resource out of range */
+    in.nrlimits = 0;
+    bl_wbuf_reset(&w);
+    bl_exec_req_encode(&w, &in);
+    bl_wbuf_put_u32(&w, 0);
+    CHECK_EQ(bl_exec_req_decode(&out, w.data, w.len), -BL_PE_INVALID, "exec: tail count 0");
+    w.len -= 4;
+    bl_wbuf_put_u32(&w, 17);
+    CHECK(bl_exec_req_decode(&out, w.data, w.len) < 0 && out.nrlimits == 0, "exec: tail count 17");
+    w.len -= 4;
+    bl_wbuf_put_u32(&w, 1);
+    for (int i = 0; i < 5; i++)
+        bl_wbuf_put_u32(&w, i == 0 ? 99 : 1);
+    CHECK_EQ(bl_exec_req_decode(&out, w.data, w.len), -BL_PE_INVALID, "exec: resource 99");
+    bl_wbuf_free(&w);
+}
+
 static void test_exec_truncated(void)
 {
     struct bl_exec_req in = sample_req(), out;
@@ -421,7 +469,7 @@ static void test_exec_hostile(void)
               "exec: BUILTIN and DETACH flags round-trip");
         if (rc == 0)
             bl_exec_req_clear(&out);
-        in.flags = 8;
+        in.flags = BL_EXEC_FLAGS + 1; /* the next bit past the known ones */
         bl_wbuf_reset(&w);
         rc = bl_exec_req_encode(&w, &in);
         CHECK_EQ(bl_exec_req_decode(&out, w.data, w.len), -BL_PE_INVALID,
@@ -629,6 +677,7 @@ int main(void)
     test_split_toobig();
     test_check();
     test_exec_roundtrip();
+    test_exec_rlimits();
     test_exec_truncated();
     test_exec_hostile();
     test_exec_nomem();

@@ -115,7 +115,7 @@ def _info(b: Dict[str, Any]) -> BoxInfo:
         "pid": b.get("pid") or 0, "reason": "", "created_at": b["created_at"],
         "image": b["image"], "cpus": b["cpus"], "memory_mib": b["memory_mib"],
         "disk_size_gb": 0, "network_disabled": False, "ports": "", "volumes": "",
-        "auto_remove": False, "detach": False})
+        "auto_remove": False, "detach": False, "auto_delete": b.get("auto_delete") or 0})
 
 
 class RestBoxlite:
@@ -149,6 +149,8 @@ class RestBoxlite:
                 body["env"] = dict(options.env)
             if options.detach:
                 body["detach"] = True
+            if getattr(options, "auto_delete", None) is not None:  # seconds; 0 keeps it
+                body["auto_delete"] = options.auto_delete
             body = {k: v for k, v in body.items() if v is not None}
         if name is not None:
             body["name"] = name

@@ -12,6 +12,7 @@
 #include "monitor.h"
 #include "store.h"
 #include "runtime.h"
+#include "secrets.h"
 #include "util.h"
 
 #include <errno.h>
@@ -210,6 +211,21 @@ out:
 
 /* ---- create / get ---- */
 
+/* The real values live only here (mode 0600), for the box's monitor (secrets.h). */
+static int write_secrets(const char *dir, const boxlite_box_options *o)
+{
+    char *text = bl_secrets_encode(o->secrets, o->n_secrets);
+    char *path = bl_strdupf("%s/%s", dir, BL_SECRETS_FILE);
+    int rc = text && path ? bl_write_file_atomic(path, text, strlen(text), 0600)
+                          : bl_err(BOXLITE_ENOMEM, "out of memory");
+
+    if (text)
+        memset(text, 0, strlen(text));
+    free(text);
+    free(path);
+    return rc;
+}
+
 static int make_disk(const char *disk, const char *base, unsigned size_gb)
 {
     struct stat st;
@@ -292,10 +308,11 @@ BOXLITE_API int boxlite_box_create(boxlite_box **out, boxlite_runtime *rt,
     if (!out || !rt)
         return bl_err(BOXLITE_EINVAL, "box create: out and rt are required");
     opts = opts ? opts : &defaults;
-    if (opts->version == 1 || opts->version == 2) { /* an older caller's struct ends early */
+    if (opts->version >= 1 && opts->version <= 3) { /* an older caller's struct ends early */
         memcpy(&v2, opts,
-               opts->version == 1 ? offsetof(boxlite_box_options, allow_net)
-                                  : offsetof(boxlite_box_options, no_main));
+               opts->version == 1   ? offsetof(boxlite_box_options, allow_net)
+               : opts->version == 2 ? offsetof(boxlite_box_options, no_main)
+                                    : offsetof(boxlite_box_options, secrets));
         v2.version = BOXLITE_BOX_OPTIONS_VERSION;
         opts = &v2;
     }
@@ -326,6 +343,8 @@ BOXLITE_API int boxlite_box_create(boxlite_box **out, boxlite_runtime *rt,
         rc = disk ? make_disk(disk, box->image->base_path, opts->disk_size_gb)
                   : bl_err(BOXLITE_ENOMEM, "out of memory");
     }
+    if (rc == 0 && opts->n_secrets)
+        rc = write_secrets(staged, opts);
     if (rc == 0) {
         published = 1;
         rc = bl_box_publish(rt, &box->row, staged);

@@ -196,12 +196,35 @@ static char **merge_env(char *const *a, char *const *b, const char *const *c, ui
     return out;
 }
 
+/* Version 3's rlimits and read-only root into the request (checked again by the encoder). */
+static int exec_limits(struct bl_exec_req *req, const boxlite_exec_options *o)
+{
+    uint32_t seen = 0;
+
+    if (o->n_rlimits > BL_MAX_RLIMITS || (o->n_rlimits && !o->rlimits))
+        return bl_err(BOXLITE_EINVAL, "at most %d rlimits", BL_MAX_RLIMITS);
+    for (size_t i = 0; i < o->n_rlimits; i++) {
+        const boxlite_rlimit *l = &o->rlimits[i];
+        if (l->resource < 0 || l->resource >= BL_MAX_RLIMITS || (seen & (1u << l->resource)))
+            return bl_err(BOXLITE_EINVAL, "rlimit %d: not a resource 0..15 given once",
+                          l->resource);
+        if (l->soft > l->hard)
+            return bl_err(BOXLITE_EINVAL, "rlimit %d: soft %llu above hard %llu", l->resource,
+                          (unsigned long long)l->soft, (unsigned long long)l->hard);
+        seen |= 1u << l->resource;
+        req->rlimits[i] = (struct bl_exec_rlimit){(uint32_t)l->resource, l->soft, l->hard};
+    }
+    req->nrlimits = (uint32_t)o->n_rlimits;
+    req->flags |= o->read_only_root ? BL_EXEC_RO_ROOT : 0;
+    return 0;
+}
+
 int bl_exec_encode(struct bl_wbuf *w, const boxlite_exec_options *o, uint32_t flags,
                    const struct bl_image *img, const struct bl_box_row *row)
 {
     struct bl_exec_req req = {0};
     size_t argc = 0, envc = 0;
-    int rc = 0;
+    int rc;
 
     while (o->argv[argc])
         argc++;
@@ -218,9 +241,10 @@ int bl_exec_encode(struct bl_wbuf *w, const boxlite_exec_options *o, uint32_t fl
     req.timeout_ms = o->timeout_ms;
     req.rows = 24;
     req.cols = 80;
-    if (!req.env)
+    rc = o->version >= 3 ? exec_limits(&req, o) : 0;
+    if (rc == 0 && !req.env)
         rc = bl_err(BOXLITE_ENOMEM, "out of memory");
-    else if (req.envc > BL_MAX_ENV || bl_exec_req_encode(w, &req) != 0 || w->failed)
+    else if (rc == 0 && (req.envc > BL_MAX_ENV || bl_exec_req_encode(w, &req) != 0 || w->failed))
         rc = bl_err(BOXLITE_EINVAL, "the command line and environment are too large");
     free(req.env);
     return rc;

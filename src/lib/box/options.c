@@ -3,6 +3,7 @@
 #include "box.h"
 #include "error.h"
 #include "netpolicy.h"
+#include "secrets.h"
 #include "util.h"
 
 #include <arpa/inet.h>
@@ -106,6 +107,10 @@ int bl_box_options_check(const boxlite_box_options *o)
         return bl_err(BOXLITE_EINVAL, "allow_net with the network disabled: choose one");
     if (bl_net_specs_check(o->allow_net) != 0)
         return BOXLITE_EINVAL;
+    if (o->n_secrets && (o->network_disabled || !o->secrets))
+        return bl_err(BOXLITE_EINVAL, "secrets need the network (and a secrets array)");
+    if (bl_secrets_check(o->secrets, o->n_secrets) != 0)
+        return BOXLITE_EINVAL;
     return check_name(o->name);
 }
 
@@ -191,7 +196,9 @@ int bl_box_row_fill(struct bl_box_row *r, const char *id, const boxlite_box_opti
     r->detach = o->detach;
     r->no_main = o->no_main != 0;
     r->auto_delete = o->auto_delete < 0 ? -1 : o->auto_delete;
-    r->env = o->env ? bl_strv_dup(o->env) : NULL;
+    r->env = o->n_secrets ? bl_secrets_env(o->env, o->secrets, o->n_secrets)
+             : o->env     ? bl_strv_dup(o->env)
+                          : NULL;
     r->entrypoint = o->entrypoint ? bl_strv_dup(o->entrypoint) : NULL;
     r->cmd = o->cmd ? bl_strv_dup(o->cmd) : NULL;
     r->workdir = o->working_dir ? strdup(o->working_dir) : NULL;
@@ -204,7 +211,7 @@ int bl_box_row_fill(struct bl_box_row *r, const char *id, const boxlite_box_opti
     r->allow_net = o->allow_net ? bl_strv_dup(o->allow_net) : NULL;
     r->image_ref = o->image && *o->image ? strdup(o->image) : NULL; /* as written */
     if ((o->image && *o->image && !r->image_ref) || !r->ports || !r->volumes ||
-        (o->allow_net && !r->allow_net) || (o->env && !r->env) ||
+        (o->allow_net && !r->allow_net) || ((o->env || o->n_secrets) && !r->env) ||
         (o->entrypoint && !r->entrypoint) || (o->cmd && !r->cmd) ||
         (o->working_dir && !r->workdir) || (o->user && !r->user))
         return bl_err(BOXLITE_ENOMEM, "out of memory");

@@ -10,6 +10,7 @@
 #include "monitor.h"
 #include "proto.h"
 #include "runtime.h"
+#include "secrets.h"
 #include "template.h"
 #include "util.h"
 #include "vmm.h"
@@ -56,12 +57,16 @@ int bl_box_attach(boxlite_box *box)
     return rc;
 }
 
-/* Guest RAM (vmm.h): a cold box's own file, mapped shared. A box started from a full
- * snapshot or a template gets its own sparse copy of that RAM file (boxes/<id>/ram), mapped
- * shared like a cold box's, the stream skipping it: QEMU 7.2 opens even a private mapping's
- * file read-write, so mapping the saved file itself would let a compromised QEMU write what
- * every box started from it reads. BOXLITE_SHARED_RAM=1 maps the saved file itself, privately:
- * clean pages shared by all its boxes (docs/security.md). *ram_out malloc'd. */
+/* Guest RAM (vmm.h): a cold box's own file, mapped shared. A box restored or forked from a
+ * full snapshot maps that saved RAM file itself, copy-on-write, when its QEMU can open it
+ * read-only (x-cow, our QEMU: clean pages shared by every box started from it, and no QEMU
+ * can write it). Otherwise — and always for a box started from a warm template, whose own
+ * full snapshots then copy its RAM file instead of streaming RAM, so forks of them share —
+ * it gets its own sparse copy (boxes/<id>/ram), mapped shared like a cold box's, the stream
+ * skipping it: stock QEMU 7.2 opens even a private mapping's file read-write, so mapping the
+ * saved file itself would let a compromised QEMU write what every box started from it reads
+ * — unless BOXLITE_SHARED_RAM=1 asks for exactly that (docs/security.md). *ram_out
+ * malloc'd. */
 static int guest_ram(boxlite_box *box, const struct bl_tmpl *t, int from_template,
                      struct bl_vm_config *cfg, char **ram_out)
 {
@@ -73,6 +78,8 @@ static int guest_ram(boxlite_box *box, const struct bl_tmpl *t, int from_templat
 
     if (saved && !src)
         rc = bl_err(BOXLITE_ENOMEM, "out of memory");
+    else if (box->incoming_ram && (cfg->ram_cow = bl_vmm_qemu_has_cow(cfg->qemu)) != 0)
+        ram = src, src = NULL, cfg->ram_private = 1;
     else if (saved && bl_limit(BL_LIMIT_SHARED_RAM) != 0)
         ram = src, src = NULL, cfg->ram_private = 1;
     else if ((ram = bl_strdupf("%s/ram", box->dir)) != NULL && saved)
@@ -196,6 +203,32 @@ out:
     return rc;
 }
 
+/* A box with secrets restored from a warm template: its guest trusts the box's CA (made by its
+ * monitor as it started) once attached. A cold boot's monitor does this itself as the agent
+ * first answers (docs/security.md, Secrets). */
+static int trust_secrets_ca(boxlite_box *box)
+{
+    char *sec = bl_strdupf("%s/" BL_SECRETS_FILE, box->dir);
+    char *ca = bl_strdupf("%s/secrets-ca.crt", box->dir);
+    char *pem = NULL;
+    size_t len = 0;
+    int rc = sec && ca ? 0 : bl_err(BOXLITE_ENOMEM, "out of memory");
+
+    if (rc == 0 && access(sec, F_OK) == 0) {
+        rc = bl_read_file(&pem, &len, ca, 64 * 1024);
+        if (rc == 0) {
+            const char *argv[] = {"trust-ca", pem, NULL};
+            rc = bl_snapshot_builtin(box, argv);
+        }
+        if (rc != 0)
+            rc = bl_err_wrap(rc, "make the box trust its secrets CA");
+    }
+    free(pem);
+    free(sec);
+    free(ca);
+    return rc;
+}
+
 /* Boot once; *kvm_out says which accelerator was tried, *code_out the monitor's report code
  * (BL_SHIM_E_QEMU_EXITED: QEMU ended by itself during the boot). The accelerator a box booted
  * with is kept in its row (box info's accel). */
@@ -239,6 +272,8 @@ static int boot_once(boxlite_box *box, int detached, int *kvm_out, enum bl_shim_
     }
     if (rc == 0)
         rc = bl_template_finish(t, box);
+    if (rc == 0 && t->mode == BL_TMPL_RESTORE) /* before the main process, as a cold boot's */
+        rc = trust_secrets_ca(box);
     if (rc == 0 && t->mode == BL_TMPL_RESTORE && main_req) /* attached: now it may run */
         rc = bl_conn_monitor(box->conn, BL_MON_MAIN_START, "", MAIN_START_MS);
 out:

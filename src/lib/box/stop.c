@@ -1,5 +1,5 @@
 /* stop.c — stopping a box: SHUTDOWN through its monitor, then SIGTERM, then SIGKILL and the
- * store fixed by hand. */
+ * store fixed by hand; and pausing/resuming its VM (QMP stop/cont, done by its monitor). */
 #include "box.h"
 #include "boxstate.h"
 #include "conn.h"
@@ -117,4 +117,36 @@ BOXLITE_API int boxlite_box_stop_v2(int *killed_out, boxlite_box *box, int timeo
 BOXLITE_API int boxlite_box_stop(boxlite_box *box, int timeout_ms)
 {
     return boxlite_box_stop_v2(NULL, box, timeout_ms);
+}
+
+#define PAUSE_MS 15000
+
+static int pause_op(boxlite_box *box, uint32_t op)
+{
+    struct bl_conn *c = NULL;
+    int rc;
+
+    bl_err_clear();
+    if (!box)
+        return bl_err(BOXLITE_EINVAL, "box is NULL");
+    rc = bl_box_reload(box);
+    if (rc == 0 && !bl_box_running(box))
+        rc = bl_err(BOXLITE_ESTATE, "box %s is %s, not running", box->row.id, box->row.state);
+    if (rc == 0)
+        rc = bl_box_conn(box, &c);
+    if (rc == 0)
+        rc = bl_conn_monitor(c, op, "", PAUSE_MS);
+    if (rc != 0)
+        return bl_err_wrap(rc, "%s box %s", op == BL_MON_PAUSE ? "pause" : "resume", box->row.id);
+    return 0;
+}
+
+BOXLITE_API int boxlite_box_pause(boxlite_box *box)
+{
+    return pause_op(box, BL_MON_PAUSE);
+}
+
+BOXLITE_API int boxlite_box_resume(boxlite_box *box)
+{
+    return pause_op(box, BL_MON_RESUME);
 }

@@ -12,10 +12,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/kvm.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -275,10 +277,62 @@ static void add_memory(struct argv_buf *a, const struct bl_vm_config *c)
 
     add(a, "-object");
     add(a, own(a, path ? bl_strdupf("memory-backend-file,id=microvm.ram,size=%uM,mem-path=%s,"
-                                    "share=%s",
-                                    c->memory_mib, path, c->ram_private ? "off" : "on")
+                                    "share=%s%s",
+                                    c->memory_mib, path, c->ram_private ? "off" : "on",
+                                    c->ram_private && c->ram_cow ? ",x-cow=on" : "")
                        : NULL));
     free(path);
+}
+
+static pthread_mutex_t cow_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+    char path[4096];
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtime;
+    int has;
+} cow_seen; /* the last QEMU asked about; guarded by cow_mu */
+
+/* Whether st is the binary cow_seen describes. Caller holds cow_mu. */
+static int cow_seen_is(const char *qemu, const struct stat *st)
+{
+    return strcmp(cow_seen.path, qemu) == 0 && cow_seen.dev == st->st_dev &&
+           cow_seen.ino == st->st_ino && cow_seen.size == st->st_size &&
+           cow_seen.mtime.tv_sec == st->st_mtim.tv_sec &&
+           cow_seen.mtime.tv_nsec == st->st_mtim.tv_nsec;
+}
+
+int bl_vmm_qemu_has_cow(const char *qemu)
+{
+    static const char prop[] = "\0x-cow"; /* the property's name, NUL-terminated, in .rodata */
+    struct stat st;
+    void *map;
+    int has = 0, fd = open(qemu, O_RDONLY | O_CLOEXEC);
+
+    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= 0)
+        goto out;
+    pthread_mutex_lock(&cow_mu);
+    if (cow_seen_is(qemu, &st)) {
+        has = cow_seen.has;
+    } else {
+        map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (map != MAP_FAILED) {
+            has = memmem(map, (size_t)st.st_size, prop, sizeof(prop)) != NULL;
+            munmap(map, (size_t)st.st_size);
+        }
+        snprintf(cow_seen.path, sizeof(cow_seen.path), "%s", qemu);
+        cow_seen.dev = st.st_dev;
+        cow_seen.ino = st.st_ino;
+        cow_seen.size = st.st_size;
+        cow_seen.mtime = st.st_mtim;
+        cow_seen.has = has;
+    }
+    pthread_mutex_unlock(&cow_mu);
+out:
+    if (fd >= 0)
+        close(fd);
+    return has;
 }
 
 /* The balloon reports freed guest pages: QEMU punches them out of the shared file, or drops
@@ -418,8 +472,18 @@ static int add_backing_dir(struct chain_walk *w, const char *file)
     return 0;
 }
 
+/* Whether file lies directly in the box's own layers directory (bound rw as a whole). */
+static int in_own_dir(const struct chain_walk *w, const char *file)
+{
+    size_t n = strlen(w->own);
+
+    return n && strncmp(file, w->own, n) == 0 && file[n] == '/' && !strchr(file + n + 1, '/');
+}
+
 /* Below the top (added rw): each backing file read-only, down to a relative name (not made
- * by us), where the jail's list ends; past MAX_CHAIN files, their directories. */
+ * by us), where the jail's list ends; past MAX_CHAIN files, the directories of other boxes'
+ * and images' layers. The box's own older layers are always bound read-only one by one, at
+ * any depth: its directory is writable, and its snapshots rest on them. */
 static int add_backing(const char *file, const struct stat *st, void *ctx)
 {
     struct chain_walk *w = ctx;
@@ -429,7 +493,7 @@ static int add_backing(const char *file, const struct stat *st, void *ctx)
         return 0;
     if (file[0] != '/')
         return 1;
-    if (w->depth > MAX_CHAIN)
+    if (w->depth > MAX_CHAIN && !in_own_dir(w, file))
         return add_backing_dir(w, file);
     add(w->a, own(w->a, bl_strdupf("ro:%s", file)));
     return 0;
@@ -493,9 +557,10 @@ int bl_vmm_jail_specs(char ***out, const struct bl_vm_config *c)
         add(&a, own(&a, bl_strdupf("%s:%s", strcmp(c->volumes[i], "ro") == 0 ? "ro" : "rw",
                                    c->volumes[i + 1])));
     add(&a, own(&a, bl_strdupf("%s:%s",
-                               c->ram_private  ? "cow-ram"
-                               : c->ram_loaded ? "ram-loaded"
-                                               : "ram",
+                               c->ram_private && c->ram_cow ? "ro-ram"
+                               : c->ram_private             ? "cow-ram"
+                               : c->ram_loaded              ? "ram-loaded"
+                                                            : "ram",
                                c->ram)));
     add(&a, own(&a, bl_strdupf("mem:%u", c->memory_mib)));
     add(&a, own(&a, bl_strdupf("cpus:%u", c->cpus)));

@@ -20,6 +20,8 @@ struct bl_vm_config {
                         * mapped shared, or with ram_private a full snapshot's or a template's,
                         * mapped private */
     int ram_private;   /* map ram copy-on-write: the box's writes never reach the file */
+    int ram_cow;       /* with ram_private: QEMU opens the file read-only (x-cow, our QEMU:
+                        * scripts/qemu-patches/x-cow.patch), bound read-only into the jail */
     int ram_loaded;    /* ram is the box's own (shared) but already holds the saved RAM of
                         * incoming: a copy of a snapshot's or template's (x-ignore-shared) */
     unsigned cpus;
@@ -60,12 +62,21 @@ int bl_vmm_argv(char ***out, const struct bl_vm_config *cfg);
  * kernel command line or a template's attach. *out: bl_strv_free. */
 int bl_vmm_volume_specs(char ***out, const struct bl_vm_config *cfg);
 
+/* 1 when the QEMU at path has memory-backend-file's x-cow (scripts/qemu-patches): a saved
+ * RAM file can then be mapped copy-on-write without QEMU being able to write it, so boxes
+ * started from it share its clean pages safely. Read once per binary per process (keyed by
+ * device, inode, size and mtime): the property's name, "x-cow" NUL-terminated, is in the
+ * binary — a few ms, where asking QEMU (-object memory-backend-file,help) costs a start
+ * ~50-150 ms. Thread-safe. */
+int bl_vmm_qemu_has_cow(const char *qemu);
+
 /* What that command line makes QEMU open by name, as the jail's specs (src/jail/jail.h):
  * "exe:" the binary, "ro:"/"rw:" the kernel, initrd, console, the disk's directory, the disk
  * and its backing chain (absolute names, followed from the qcow2 headers), each volume; and
  * "mem:"/"cpus:", and "ram:PATH" for the RAM file ("cow-ram:PATH" when mapped privately: the
  * jail then refuses hole punching, which QEMU 7.2 would do to the shared file when the
- * balloon reports free pages). The files must exist. *out: bl_strv_free. */
+ * balloon reports free pages; "ro-ram:PATH" when QEMU opens it read-only, ram_cow). The files
+ * must exist. *out: bl_strv_free. */
 int bl_vmm_jail_specs(char ***out, const struct bl_vm_config *cfg);
 
 #endif

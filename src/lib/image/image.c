@@ -71,12 +71,9 @@ static int default_prepare(boxlite_runtime *rt, const char *dst, const char *sum
     if (rc == 0) {
         rc = bl_copy_file_sparse(src, dst, 0444);
     } else if ((rc = bl_runtime_guest_file(&src, rt, "default.ext4.gz")) == 0) {
-        int tty = isatty(STDERR_FILENO);
-        if (tty)
-            fprintf(stderr, "boxlite: preparing the built-in image (first use)...");
+        int shown = bl_progress_begin("preparing the built-in image (first use)");
         rc = bl_store_inflate_base(src, dst, sum, (uint64_t)64 << 30);
-        if (tty)
-            fprintf(stderr, rc == 0 ? " done\n" : " failed\n");
+        bl_progress_end(shown, rc);
     } else {
         rc = bl_err(BOXLITE_ENOTFOUND,
                     "guest file default.ext4 (or default.ext4.gz) is missing "

@@ -2,14 +2,13 @@
  * WWW-Authenticate challenge, basic auth, static tokens, TLS options, bounded transfers. */
 #include "registry.h"
 #include "bounds.h"
+#include "curl_lazy.h"
 #include "error.h"
 #include "manifest.h"
 #include "util.h"
 
 #include <ctype.h>
-#include <curl/curl.h>
 #include <jansson.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -131,28 +130,26 @@ struct bl_registry {
     int64_t deadline_ms; /* the whole pull (BOXLITE_PULL_TIMEOUT) */
 };
 
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-
-static void curl_init_once(void)
-{
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-}
+static const struct bl_curl *cu; /* libcurl's table, set by the first bl_registry_open */
 
 int bl_registry_open(struct bl_registry **out, const char *host, const char *repository,
                      const struct bl_registry_conf *conf)
 {
-    struct bl_registry *r = calloc(1, sizeof(*r));
+    struct bl_registry *r;
     const char *api = strcmp(host, "docker.io") == 0 ? "registry-1.docker.io" : host;
+    int rc = bl_curl_load(&cu);
 
+    if (rc != 0)
+        return rc;
+    r = calloc(1, sizeof(*r));
     if (!r)
         return bl_err(BOXLITE_ENOMEM, "out of memory");
-    pthread_once(&curl_once, curl_init_once);
     if (conf)
         r->conf = *conf;
     r->host = strdup(host);
     r->repo = strdup(repository);
     r->base = bl_strdupf("%s://%s", r->conf.http ? "http" : "https", api);
-    r->curl = curl_easy_init();
+    r->curl = cu->easy_init();
     r->deadline_ms = bl_now_ms() + (int64_t)bl_limit(BL_LIMIT_PULL_SECS) * 1000;
     if (r->conf.token && *r->conf.token)
         r->bearer = strdup(r->conf.token);
@@ -170,7 +167,7 @@ void bl_registry_free(struct bl_registry *r)
     if (!r)
         return;
     if (r->curl)
-        curl_easy_cleanup(r->curl);
+        cu->easy_cleanup(r->curl);
     free(r->host);
     free(r->base);
     free(r->repo);
@@ -232,7 +229,7 @@ static size_t on_body(char *buf, size_t size, size_t nmemb, void *arg)
     size_t n = size * nmemb;
     long code = 0;
 
-    curl_easy_getinfo(x->curl, CURLINFO_RESPONSE_CODE, &code);
+    cu->easy_getinfo(x->curl, CURLINFO_RESPONSE_CODE, &code);
     if (code != 200 && code != 206) {
         size_t c = n < sizeof(x->errbody) - 1 - x->errlen ? n : sizeof(x->errbody) - 1 - x->errlen;
         memcpy(x->errbody + x->errlen, buf, c);
@@ -261,24 +258,24 @@ static void set_common(struct bl_registry *r, CURL *c, int64_t timeout_ms)
 {
     const char *protos = r->conf.http ? "http,https" : "https";
 
-    curl_easy_reset(c);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
-    curl_easy_setopt(c, CURLOPT_MAXREDIRS, 5L);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, protos);
-    curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, protos);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)CONNECT_TIMEOUT_MS);
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, (long)bl_limit(BL_LIMIT_STALL_SECS));
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)(timeout_ms > 0 ? timeout_ms : 1));
-    curl_easy_setopt(c, CURLOPT_USERAGENT, "boxlite/" BOXLITE_VERSION);
-    curl_easy_setopt(c, CURLOPT_NOPROXY, "127.0.0.1,localhost,::1");
+    cu->easy_reset(c);
+    cu->easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    cu->easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
+    cu->easy_setopt(c, CURLOPT_MAXREDIRS, 5L);
+    cu->easy_setopt(c, CURLOPT_PROTOCOLS_STR, protos);
+    cu->easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, protos);
+    cu->easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)CONNECT_TIMEOUT_MS);
+    cu->easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    cu->easy_setopt(c, CURLOPT_LOW_SPEED_TIME, (long)bl_limit(BL_LIMIT_STALL_SECS));
+    cu->easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)(timeout_ms > 0 ? timeout_ms : 1));
+    cu->easy_setopt(c, CURLOPT_USERAGENT, "boxlite/" BOXLITE_VERSION);
+    cu->easy_setopt(c, CURLOPT_NOPROXY, "127.0.0.1,localhost,::1");
     if (r->conf.skip_verify) {
-        curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
-        curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
+        cu->easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
+        cu->easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
     }
     if (r->conf.ca_file && *r->conf.ca_file)
-        curl_easy_setopt(c, CURLOPT_CAINFO, r->conf.ca_file);
+        cu->easy_setopt(c, CURLOPT_CAINFO, r->conf.ca_file);
 }
 
 /* One GET; *code_out is the final HTTP status. Transport failures are errors. */
@@ -301,25 +298,25 @@ static int http_get(long *code_out, struct bl_registry *r, const char *url, cons
     }
     set_common(r, r->curl, ms);
     x->curl = r->curl;
-    curl_easy_setopt(r->curl, CURLOPT_URL, url);
-    curl_easy_setopt(r->curl, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(r->curl, CURLOPT_HEADERDATA, x);
-    curl_easy_setopt(r->curl, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(r->curl, CURLOPT_WRITEDATA, x);
+    cu->easy_setopt(r->curl, CURLOPT_URL, url);
+    cu->easy_setopt(r->curl, CURLOPT_HEADERFUNCTION, on_header);
+    cu->easy_setopt(r->curl, CURLOPT_HEADERDATA, x);
+    cu->easy_setopt(r->curl, CURLOPT_WRITEFUNCTION, on_body);
+    cu->easy_setopt(r->curl, CURLOPT_WRITEDATA, x);
     if (acc)
-        hdrs = curl_slist_append(hdrs, acc);
+        hdrs = cu->slist_append(hdrs, acc);
     if (with_auth && r->bearer) {
         auth = bl_strdupf("Authorization: Bearer %s", r->bearer);
         if (auth)
-            hdrs = curl_slist_append(hdrs, auth);
+            hdrs = cu->slist_append(hdrs, auth);
     } else if (with_auth && r->use_basic) {
-        curl_easy_setopt(r->curl, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
-        curl_easy_setopt(r->curl, CURLOPT_USERNAME, r->conf.username);
-        curl_easy_setopt(r->curl, CURLOPT_PASSWORD, r->conf.password ? r->conf.password : "");
+        cu->easy_setopt(r->curl, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+        cu->easy_setopt(r->curl, CURLOPT_USERNAME, r->conf.username);
+        cu->easy_setopt(r->curl, CURLOPT_PASSWORD, r->conf.password ? r->conf.password : "");
     }
-    curl_easy_setopt(r->curl, CURLOPT_HTTPHEADER, hdrs);
-    cc = curl_easy_perform(r->curl);
-    curl_easy_getinfo(r->curl, CURLINFO_RESPONSE_CODE, &code);
+    cu->easy_setopt(r->curl, CURLOPT_HTTPHEADER, hdrs);
+    cc = cu->easy_perform(r->curl);
+    cu->easy_getinfo(r->curl, CURLINFO_RESPONSE_CODE, &code);
     if (cc == CURLE_WRITE_ERROR && x->sink_failed) {
         rc = BOXLITE_EIO; /* the sink set the message */
     } else if (cc == CURLE_OPERATION_TIMEDOUT && by_pull) {
@@ -330,7 +327,7 @@ static int http_get(long *code_out, struct bl_registry *r, const char *url, cons
         rc = bl_err(BL_REGISTRY_RETRYABLE,
                     "GET %s: %s (limits: %llu s per request, %s; %llu s "
                     "without a byte, %s)",
-                    url, curl_easy_strerror(cc), (unsigned long long)bl_limit(BL_LIMIT_BLOB_SECS),
+                    url, cu->easy_strerror(cc), (unsigned long long)bl_limit(BL_LIMIT_BLOB_SECS),
                     bl_limit_env(BL_LIMIT_BLOB_SECS),
                     (unsigned long long)bl_limit(BL_LIMIT_STALL_SECS),
                     bl_limit_env(BL_LIMIT_STALL_SECS));
@@ -339,10 +336,10 @@ static int http_get(long *code_out, struct bl_registry *r, const char *url, cons
                     cc == CURLE_OPERATION_TIMEDOUT || cc == CURLE_GOT_NOTHING ||
                     cc == CURLE_SEND_ERROR || cc == CURLE_COULDNT_CONNECT;
         rc = bl_err(retry ? BL_REGISTRY_RETRYABLE : BOXLITE_EIO, "GET %s: %s", url,
-                    curl_easy_strerror(cc));
+                    cu->easy_strerror(cc));
     }
-    curl_easy_setopt(r->curl, CURLOPT_HTTPHEADER, NULL);
-    curl_slist_free_all(hdrs);
+    cu->easy_setopt(r->curl, CURLOPT_HTTPHEADER, NULL);
+    cu->slist_free_all(hdrs);
     free(acc);
     free(auth);
     if (rc == 0)
@@ -429,8 +426,8 @@ static int fetch_token(struct bl_registry *r, const struct bl_www_auth *a)
                       "URL",
                       r->host, a->realm ? a->realm : "(none)");
     scope = bl_strdupf("repository:%s:pull", r->repo);
-    esc_scope = scope ? curl_easy_escape(r->curl, scope, 0) : NULL;
-    service = a->service ? curl_easy_escape(r->curl, a->service, 0) : NULL;
+    esc_scope = scope ? cu->easy_escape(r->curl, scope, 0) : NULL;
+    service = a->service ? cu->easy_escape(r->curl, a->service, 0) : NULL;
     url =
         bl_strdupf("%s%sscope=%s%s%s", a->realm, strchr(a->realm, '?') ? "&" : "?",
                    esc_scope ? esc_scope : "", service ? "&service=" : "", service ? service : "");
@@ -470,8 +467,8 @@ static int fetch_token(struct bl_registry *r, const struct bl_www_auth *a)
 out:
     json_decref(o);
     free(mb.data);
-    curl_free(esc_scope);
-    curl_free(service);
+    cu->free(esc_scope);
+    cu->free(service);
     free(scope);
     free(url);
     return rc;

@@ -26,6 +26,7 @@
 #define FORMAT       "boxlite-box"
 #define MANIFEST     "manifest.json"
 #define DISK         "disk.qcow2"
+#define GUEST        "guest-rootfs.qcow2" /* in BoxLite's older archives */
 #define MANIFEST_MAX (1u << 20)
 #define DISK_MAX     (1ull << 40)
 #define CHUNK        (1u << 20)
@@ -301,17 +302,29 @@ out:
     return rc;
 }
 
-/* The manifest's word on the disk member: its size and sha256. */
-static int manifest_disk(const char *text, uint64_t *size, const char **sha, json_t **root)
+/* The manifest's word on the disk member: its size and sha256 (*foreign: BoxLite's manifest,
+ * translated; its disk's size is the tar header's, capped). */
+static int manifest_disk(const char *text, uint64_t *size, const char **sha, json_t **root,
+                         int *foreign)
 {
     json_error_t je;
-    json_t *m = json_loads(text, JSON_REJECT_DUPLICATES, &je);
-    json_t *files = m ? json_object_get(m, "files") : NULL;
-    json_t *f = files && json_array_size(files) == 1 ? json_array_get(files, 0) : NULL;
-    const char *fmt = m ? json_string_value(json_object_get(m, "format")) : NULL;
-    const char *name = f ? json_string_value(json_object_get(f, "name")) : NULL;
-    json_t *sz = f ? json_object_get(f, "size") : NULL;
+    json_t *m = json_loads(text, JSON_REJECT_DUPLICATES, &je), *t = NULL;
+    json_t *files, *f, *sz;
+    const char *fmt, *name;
 
+    *foreign = bl_box_archive_is_boxlite(m);
+    if (*foreign) {
+        int rc = bl_box_archive_from_boxlite(&t, m);
+        json_decref(m);
+        if (rc != 0)
+            return rc;
+        m = t;
+    }
+    files = m ? json_object_get(m, "files") : NULL;
+    f = files && json_array_size(files) == 1 ? json_array_get(files, 0) : NULL;
+    fmt = m ? json_string_value(json_object_get(m, "format")) : NULL;
+    name = f ? json_string_value(json_object_get(f, "name")) : NULL;
+    sz = f ? json_object_get(f, "size") : NULL;
     *sha = f ? json_string_value(json_object_get(f, "sha256")) : NULL;
     if (!m || !fmt || strcmp(fmt, FORMAT) != 0 || !name || strcmp(name, DISK) != 0 ||
         !json_is_integer(sz) || json_integer_value(sz) < 0 ||
@@ -321,44 +334,72 @@ static int manifest_disk(const char *text, uint64_t *size, const char **sha, jso
         return bl_err(BOXLITE_EINVAL, MANIFEST " is not a boxlite box manifest%s%s", m ? "" : ": ",
                       m ? "" : je.text);
     }
-    *size = (uint64_t)json_integer_value(sz);
+    *size = *foreign ? UINT64_MAX : (uint64_t)json_integer_value(sz);
     *root = m;
     return 0;
 }
 
-/* Member names: exactly manifest.json then disk.qcow2, regular files, nothing else. */
+/* A member's name, type and size against what may come at this point: manifest.json first;
+ * then disk.qcow2 once; in BoxLite's archives also guest-rootfs.qcow2 once (skipped). */
+static int check_member(struct archive *a, struct archive_entry *e, int idx, int foreign,
+                        int *guest_seen, const struct import *im, uint64_t want, uint64_t cap)
+{
+    const char *name = archive_entry_pathname(e);
+    la_int64_t size = archive_entry_size(e);
+    int is_disk = idx > 0 && name && strcmp(name, DISK) == 0 && !im->have_disk;
+    int is_guest = idx > 0 && foreign && name && strcmp(name, GUEST) == 0 && !*guest_seen;
+
+    if (!name || strchr(name, '/') || strstr(name, "..") ||
+        !((idx == 0 && strcmp(name, MANIFEST) == 0) || is_disk || is_guest))
+        return bl_err(BOXLITE_EINVAL, "unexpected member \"%s\" (expected %s)", name ? name : "?",
+                      idx == 0                    ? MANIFEST
+                      : im->have_disk && !foreign ? "nothing more"
+                                                  : DISK);
+    if (archive_entry_filetype(e) != AE_IFREG || archive_entry_hardlink(e) ||
+        archive_entry_symlink(e))
+        return bl_err(BOXLITE_EINVAL, "member \"%s\" is not a regular file", name);
+    if (idx == 0 && (size <= 0 || size > (la_int64_t)MANIFEST_MAX))
+        return bl_err(BOXLITE_EINVAL, MANIFEST " has a bad size");
+    if (idx == 1 && !foreign && archive_filter_code(a, 0) != ARCHIVE_FILTER_NONE)
+        return bl_err(BOXLITE_EINVAL,
+                      "a " FORMAT " archive is a plain tar: this one is "
+                      "compressed (%s)",
+                      archive_filter_name(a, 0));
+    if (idx > 0 && !foreign && is_disk && (size < 0 || (uint64_t)size != want))
+        return bl_err(BOXLITE_EINVAL, DISK " is %lld bytes, the manifest says %llu",
+                      (long long)size, (unsigned long long)want);
+    if (idx > 0 && foreign && (size < 0 || (uint64_t)size > cap))
+        return bl_err(
+            BOXLITE_EINVAL, "%s is %lld bytes, over the %llu GiB limit for this import (%s)", name,
+            (long long)size, (unsigned long long)(cap >> 30), bl_limit_env(BL_LIMIT_IMPORT_DISK));
+    *guest_seen |= is_guest;
+    return 0;
+}
+
+/* Member names: exactly manifest.json then disk.qcow2, regular files, nothing else (in
+ * BoxLite's archives an old guest-rootfs.qcow2 besides, skipped). */
 static int read_archive(const char *path, struct import *im, json_t **root, uint64_t cap)
 {
     struct archive *a = archive_read_new();
     struct archive_entry *e;
     uint64_t want = 0;
     const char *sha = NULL;
-    int rc = 0, r, idx = 0;
+    int rc = 0, r, idx = 0, foreign = 0, guest_seen = 0;
 
     if (!a)
         return bl_err(BOXLITE_ENOMEM, "out of memory");
     archive_read_support_format_tar(a);
     archive_read_support_filter_none(a);
+    archive_read_support_filter_zstd(a); /* BoxLite's; ours is refused compressed */
     if (archive_read_open_filename(a, path, 1 << 16) != ARCHIVE_OK) {
         rc = bl_err(BOXLITE_EIO, "open %s: %s", path, archive_error_string(a));
         goto out;
     }
     while (rc == 0 && (r = archive_read_next_header(a, &e)) == ARCHIVE_OK) {
-        const char *name = archive_entry_pathname(e);
         la_int64_t size = archive_entry_size(e);
-        const char *expect = idx == 0 ? MANIFEST : DISK;
-        if (!name || strchr(name, '/') || strstr(name, "..") || idx > 1 ||
-            strcmp(name, expect) != 0)
-            rc = bl_err(BOXLITE_EINVAL, "unexpected member \"%s\" (expected %s)", name ? name : "?",
-                        idx > 1 ? "nothing more" : expect);
-        else if (archive_entry_filetype(e) != AE_IFREG || archive_entry_hardlink(e) ||
-                 archive_entry_symlink(e))
-            rc = bl_err(BOXLITE_EINVAL, "member \"%s\" is not a regular file", name);
-        else if (idx == 0 && (size <= 0 || size > (la_int64_t)MANIFEST_MAX))
-            rc = bl_err(BOXLITE_EINVAL, MANIFEST " has a bad size");
-        else if (idx == 1 && (size < 0 || (uint64_t)size != want))
-            rc = bl_err(BOXLITE_EINVAL, DISK " is %lld bytes, the manifest says %llu",
-                        (long long)size, (unsigned long long)want);
+        const char *name = archive_entry_pathname(e);
+
+        rc = check_member(a, e, idx, foreign, &guest_seen, im, want, cap);
         if (rc == 0 && idx == 0) {
             im->manifest = calloc(1, (size_t)size + 1);
             if (!im->manifest)
@@ -366,15 +407,18 @@ static int read_archive(const char *path, struct import *im, json_t **root, uint
             else if (archive_read_data(a, im->manifest, (size_t)size) != size)
                 rc = bl_err(BOXLITE_EINVAL, "read " MANIFEST ": truncated");
             else
-                rc = manifest_disk(im->manifest, &want, &sha, root);
-            if (rc == 0 && want > cap)
+                rc = manifest_disk(im->manifest, &want, &sha, root, &foreign);
+            if (rc == 0 && want > cap && !foreign)
                 rc = bl_err(BOXLITE_EINVAL,
                             DISK " is %llu bytes, over the %llu GiB limit for an untrusted "
                                  "archive (%s)",
                             (unsigned long long)want, (unsigned long long)(cap >> 30),
                             bl_limit_env(BL_LIMIT_IMPORT_DISK));
+        } else if (rc == 0 && strcmp(name, GUEST) == 0) {
+            if (archive_read_data_skip(a) != ARCHIVE_OK)
+                rc = bl_err(BOXLITE_EINVAL, "read " GUEST ": %s", archive_error_string(a));
         } else if (rc == 0) {
-            rc = extract_disk(a, im, want);
+            rc = extract_disk(a, im, foreign ? (uint64_t)size : want);
             if (rc == 0 && strcmp(im->disk_sha, sha) != 0)
                 rc = bl_err(BOXLITE_EINVAL,
                             "checksum mismatch: " DISK " has sha256 %s, the "
@@ -387,6 +431,9 @@ static int read_archive(const char *path, struct import *im, json_t **root, uint
         rc = bl_err(BOXLITE_EINVAL, "read %s: %s", path, archive_error_string(a));
     if (rc == 0 && !im->have_disk)
         rc = bl_err(BOXLITE_EINVAL, "the archive has no " DISK);
+    if (rc == 0 && foreign) /* the size the manifest did not state: what was read */
+        json_object_set_new(json_array_get(json_object_get(*root, "files"), 0), "size",
+                            json_integer((json_int_t)im->disk_size));
 out:
     archive_read_free(a);
     return rc;
@@ -495,9 +542,19 @@ int bl_box_archive_row(struct bl_box_row *r, json_t *root, const char *id, const
     json_int_t disk = json_integer_value(json_object_get(b, "disk_size_gb"));
     int ok = 1, rc;
 
-    if (!image || cpus < 1 || cpus > 64 || mem < 128 || mem > 1024 * 1024 || disk < 0 ||
-        disk > 16384 || (wd && wd[0] != '/'))
-        return bl_err(BOXLITE_EINVAL, MANIFEST ": invalid box settings");
+    if (!image)
+        return bl_err(BOXLITE_EINVAL, MANIFEST ": invalid box settings: no image");
+    if (cpus < 1 || cpus > 64)
+        return bl_err(BOXLITE_EINVAL, MANIFEST ": invalid box settings: %lld cpus (1 to 64)",
+                      (long long)cpus);
+    if (mem < 128 || mem > 1024 * 1024)
+        return bl_err(BOXLITE_EINVAL,
+                      MANIFEST ": invalid box settings: %lld MiB of memory (128 to 1048576)",
+                      (long long)mem);
+    if (disk < 0 || disk > 16384 || (wd && wd[0] != '/'))
+        return bl_err(BOXLITE_EINVAL,
+                      MANIFEST ": invalid box settings: disk_size_gb (0 to 16384) or workdir "
+                               "(absolute)");
     if (untrusted && check_untrusted(rt, image, cpus, mem, disk) != 0)
         return bl_err_wrap(BOXLITE_EINVAL, "untrusted archive");
     rc = bl_box_row_init(r, id, name, image);

@@ -10,6 +10,7 @@
 #include "image.h"
 #include "monitor.h"
 #include "runtime.h"
+#include "secrets.h"
 #include "util.h"
 
 #include <dirent.h>
@@ -629,6 +630,8 @@ static int make_box(boxlite_box **out, boxlite_box *src, const char *name, const
         disk = bl_strdupf("%s/disk.qcow2", tmpdir);
         rc = disk ? make(disk, ctx) : bl_err(BOXLITE_ENOMEM, "out of memory");
     }
+    if (rc == 0) /* the copy keeps the secrets (docs/security.md, Secrets) */
+        rc = bl_secrets_copy(src->dir, tmpdir);
     bl_test_crash("box-new:disk");
     if (rc == 0) {
         published = 1;

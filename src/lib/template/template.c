@@ -264,6 +264,8 @@ int bl_template_prepare(struct bl_tmpl *t, boxlite_box *box, struct bl_vm_config
     if (rc != 0)
         return rc;
     t->mode = t->lock_fd >= 0 ? BL_TMPL_BUILD : BL_TMPL_RESTORE;
+    if (t->mode == BL_TMPL_BUILD && !t->progress) /* ends in finish, or failed in clear */
+        t->progress = bl_progress_begin("building the warm template (first start of this shape)");
     if (t->mode == BL_TMPL_BUILD)
         rc = make_placeholder(t, box->rt);
     if (rc != 0)
@@ -343,6 +345,8 @@ int bl_template_finish(struct bl_tmpl *t, boxlite_box *box)
         return 0;
     if (t->mode == BL_TMPL_BUILD) {
         rc = save(t, box);
+        bl_progress_end(t->progress, rc);
+        t->progress = 0;
         drop_lock(t);
         if (t->placeholder)
             unlink(t->placeholder);
@@ -390,6 +394,7 @@ void bl_template_abort_boot(boxlite_box *box)
 
 void bl_template_clear(struct bl_tmpl *t)
 {
+    bl_progress_end(t->progress, -1); /* a build that never reached finish */
     drop_lock(t);
     free(t->key);
     free(t->dir);
