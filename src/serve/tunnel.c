@@ -3,12 +3,13 @@
  * TunnelDescriptor's URI. Each connection to it sends one HTTP/1.1 CONNECT for that URI's
  * authority with the API key (Proxy-Authorization or Authorization: Bearer); a good one gets
  * 200 and becomes one boxlite_box_tunnel connection to the in-box port, relayed both ways
- * (half-close kept) by one thread with poll. Only the CONNECT head is read here: one request
- * line and header lines, at most TUNNEL_HEAD bytes within --header-timeout. */
+ * (half-close kept) by one thread with poll. Only the CONNECT head is read here, parsed by
+ * libhttp-parser: at most TUNNEL_HEAD bytes within --header-timeout. */
 #include "serve.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <http_parser.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
@@ -42,68 +43,124 @@ static unsigned tun_count, conns_live; /* conns_live: __atomic */
 
 /* ---- the CONNECT head ------------------------------------------------------------------- */
 
-/* Read until the blank line; the head is NUL-terminated in buf, *head_len its length, the
- * bytes after it (already the client's stream) follow. -1 on EOF, timeout or a head too big. */
-static int read_head(int fd, char *buf, size_t cap, size_t *head_len, size_t *total)
+/* What Debian's libhttp-parser (the secrets proxy's parser too) hands us of a request head:
+ * the request target and the two headers that may carry the key. */
+struct head {
+    http_parser p;
+    char url[64];
+    size_t url_len;
+    int in_value;      /* between a header's value callbacks */
+    char *value;       /* where that value is kept (NULL: not wanted) */
+    size_t *value_len; /* its length so far */
+    char name[32];     /* the header name being collected (truncated: compared only) */
+    size_t name_len;
+    char pauth[512], auth[512]; /* Proxy-Authorization, Authorization */
+    size_t pauth_len, auth_len;
+    int too_long, done;
+};
+
+/* Append [at, at+len) to dst (cap bytes, NUL kept) or mark the head too long. */
+static void add(struct head *h, char *dst, size_t *n, size_t cap, const char *at, size_t len)
+{
+    if (*n + len >= cap) {
+        h->too_long = 1;
+        return;
+    }
+    memcpy(dst + *n, at, len);
+    *n += len;
+    dst[*n] = '\0';
+}
+
+static int on_url(http_parser *p, const char *at, size_t len)
+{
+    struct head *h = p->data;
+
+    add(h, h->url, &h->url_len, sizeof(h->url), at, len);
+    return h->too_long;
+}
+
+static int on_field(http_parser *p, const char *at, size_t len)
+{
+    struct head *h = p->data;
+
+    if (h->in_value) /* a new header begins */
+        h->in_value = 0, h->name_len = 0;
+    if (h->name_len + len < sizeof(h->name)) {
+        memcpy(h->name + h->name_len, at, len);
+        h->name_len += len;
+    } else {
+        h->name_len = sizeof(h->name) - 1; /* longer than any we want */
+    }
+    h->name[h->name_len] = '\0';
+    return 0;
+}
+
+static int on_value(http_parser *p, const char *at, size_t len)
+{
+    struct head *h = p->data;
+
+    if (!h->in_value) {
+        h->in_value = 1;
+        h->value = NULL;
+        if (strcasecmp(h->name, "Proxy-Authorization") == 0)
+            h->value = h->pauth, h->value_len = &h->pauth_len, h->pauth_len = 0;
+        else if (strcasecmp(h->name, "Authorization") == 0)
+            h->value = h->auth, h->value_len = &h->auth_len, h->auth_len = 0;
+    }
+    if (h->value != NULL)
+        add(h, h->value, h->value_len, sizeof(h->pauth), at, len);
+    return h->too_long;
+}
+
+static int on_headers(http_parser *p)
+{
+    ((struct head *)p->data)->done = 1;
+    return 0;
+}
+
+static const http_parser_settings head_settings = {
+    .on_url = on_url,
+    .on_header_field = on_field,
+    .on_header_value = on_value,
+    .on_headers_complete = on_headers,
+};
+
+/* Read and parse the head: 0 with h->done, *head_len the bytes it took of buf and *total the
+ * bytes read (those after the head are already the client's stream); -1 on EOF, timeout or a
+ * head over cap bytes; -2 for one the parser refuses (not HTTP/1.x, a header too long). */
+static int read_head(int fd, struct head *h, char *buf, size_t cap, size_t *head_len, size_t *total)
 {
     size_t n = 0;
 
-    while (n < cap - 1) {
-        ssize_t got = recv(fd, buf + n, cap - 1 - n, 0);
-        char *end;
+    http_parser_init(&h->p, HTTP_REQUEST);
+    h->p.data = h;
+    while (!h->done && n < cap) {
+        ssize_t got = recv(fd, buf + n, cap - n, 0);
+        size_t used;
         if (got <= 0)
             return -1;
+        used = http_parser_execute(&h->p, &head_settings, buf + n, (size_t)got);
+        if (HTTP_PARSER_ERRNO(&h->p) != HPE_OK && !h->done)
+            return -2;
         n += (size_t)got;
-        buf[n] = '\0';
-        end = strstr(buf, "\r\n\r\n");
-        if (end != NULL) {
-            *head_len = (size_t)(end - buf) + 4;
-            *total = n;
-            end[2] = '\0'; /* keep the last header's CRLF, drop the blank line */
-            return 0;
-        }
+        *head_len = n - (size_t)got + used;
     }
-    return -1;
+    *total = n;
+    return h->done ? 0 : -1;
 }
 
-/* The value of header `name` in head (after the request line), or NULL. Borrowed. */
-static const char *head_value(char *head, const char *name, char *out, size_t cap)
+/* 0 when the head is "CONNECT 127.0.0.1:<our port> HTTP/1.x" with a good key; else the
+ * status. */
+static unsigned check_head(struct tunnel *t, const struct head *h)
 {
-    size_t nl = strlen(name);
+    char want[32], principal[32];
 
-    for (char *line = strstr(head, "\r\n"); line != NULL; line = strstr(line, "\r\n")) {
-        line += 2;
-        if (strncasecmp(line, name, nl) == 0 && line[nl] == ':') {
-            const char *v = line + nl + 1, *e = strstr(v, "\r\n");
-            size_t len;
-            while (*v == ' ' || *v == '\t')
-                v++;
-            len = e != NULL ? (size_t)(e - v) : strlen(v);
-            if (len >= cap)
-                return NULL;
-            memcpy(out, v, len);
-            out[len] = '\0';
-            return out;
-        }
-    }
-    return NULL;
-}
-
-/* 0 when head is "CONNECT <authority> HTTP/1.x" for t with a good key; else the status. */
-static unsigned check_head(struct tunnel *t, char *head)
-{
-    char want[64], auth[512], principal[32];
-    const char *a;
-
-    snprintf(want, sizeof(want), "CONNECT 127.0.0.1:%u HTTP/1.", t->lport);
-    if (strncmp(head, "CONNECT ", 8) != 0)
+    snprintf(want, sizeof(want), "127.0.0.1:%u", t->lport);
+    if (h->p.method != HTTP_CONNECT)
         return 405;
-    if (strncmp(head, want, strlen(want)) != 0)
+    if (h->p.http_major != 1 || strcmp(h->url, want) != 0)
         return 400;
-    a = head_value(head, "Proxy-Authorization", auth, sizeof(auth));
-    if (a == NULL)
-        a = head_value(head, "Authorization", auth, sizeof(auth));
-    if (!auth_check_value(a, principal))
+    if (!auth_check_value(h->pauth_len ? h->pauth : h->auth_len ? h->auth : NULL, principal))
         return 407;
     return 0;
 }
@@ -157,6 +214,7 @@ static void *conn_thread(void *arg)
     struct tconn *c = arg;
     struct timeval tv = {(time_t)g_serve->cfg->header_timeout, 0};
     char *buf = malloc(TUNNEL_HEAD);
+    struct head *h = calloc(1, sizeof(*h));
     size_t head_len = 0, total = 0;
     struct sbox *b = NULL;
     unsigned status = 400;
@@ -164,9 +222,10 @@ static void *conn_thread(void *arg)
     char line[128];
 
     setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    if (buf == NULL || read_head(c->fd, buf, TUNNEL_HEAD, &head_len, &total) != 0)
+    rc = buf != NULL && h != NULL ? read_head(c->fd, h, buf, TUNNEL_HEAD, &head_len, &total) : -1;
+    if (rc == -1)
         goto out;
-    status = check_head(c->t, buf);
+    status = rc == -2 ? 400 : check_head(c->t, h);
     if (status != 0)
         goto reply;
     rc = sbox_open(&b, c->t->box_id);
@@ -197,6 +256,7 @@ out:
     if (tfd >= 0)
         close(tfd);
     close(c->fd);
+    free(h);
     free(buf);
     free(c);
     __atomic_sub_fetch(&conns_live, 1, __ATOMIC_RELAXED);

@@ -143,6 +143,13 @@ def tunnel_round_trip(prism, bid):
     assert connect(t["uri"], authority, None)[1].startswith("HTTP/1.1 407"), "no key"
     assert connect(t["uri"], authority, "wrong")[1].startswith("HTTP/1.1 407"), "wrong key"
     assert connect(t["uri"], "10.0.0.1:7000", direct.key)[1].startswith("HTTP/1.1 400")
+    for raw, want in ((f"GET / HTTP/1.1\r\nHost: {authority}\r\n"
+                       f"Proxy-Authorization: Bearer {direct.key}\r\n\r\n", "HTTP/1.1 405"),
+                      ("\x00\x01 not http at all\r\n\r\n", "HTTP/1.1 400")):
+        host, port = authority.split(":")
+        with socket.create_connection((host, int(port)), timeout=60) as s:
+            s.sendall(raw.encode())
+            assert s.recv(200).startswith(want.encode()), raw
     _, _, closed = checked(prism, "POST", f"/boxes/{bid}/network/tunnel?port=7001", expect=200)
     assert connect(closed["uri"], closed["uri"].removeprefix("http://"),
                    direct.key)[1].startswith("HTTP/1.1 502")
