@@ -272,9 +272,9 @@ static enum MHD_Result reply_box(struct req *r, struct sbox *b, unsigned status,
 #define AUTO_DELETE_MAX (10LL * 365 * 24 * 3600) /* seconds: ten years */
 
 /* A NULL-terminated vector from a JSON array of strings (or "K=V" from an object). */
-static int strv_from_json(struct req *r, const char *key, int object, char ***out)
+static int strv_from_value(struct req *r, json_t *v, const char *key, int object, char ***out)
 {
-    json_t *v = json_object_get(r->json, key), *item;
+    json_t *item;
     const char *k;
     size_t i = 0, n;
     char **vec;
@@ -316,6 +316,11 @@ static int strv_from_json(struct req *r, const char *key, int object, char ***ou
     return 0;
 }
 
+static int strv_from_json(struct req *r, const char *key, int object, char ***out)
+{
+    return strv_from_value(r, json_object_get(r->json, key), key, object, out);
+}
+
 static void strv_free(char **v)
 {
     for (size_t i = 0; v != NULL && v[i] != NULL; i++)
@@ -351,8 +356,8 @@ static int refuse_unknown(struct req *r)
 /* Fields the spec has that this server cannot honour: refused, never silently dropped. */
 static int refuse_unsupported(struct req *r)
 {
-    static const char *const fields[] = {"rootfs_path", "secrets", "advanced"};
-    json_t *net = json_object_get(r->json, "network"), *sec = json_object_get(r->json, "security");
+    static const char *const fields[] = {"rootfs_path", "advanced"};
+    json_t *sec = json_object_get(r->json, "security");
 
     for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
         if (json_object_get(r->json, fields[i]) != NULL) {
@@ -360,12 +365,6 @@ static int refuse_unsupported(struct req *r)
                         "%s is not supported by this server (see GET /v1/config)", fields[i]);
             return -1;
         }
-    if (net != NULL && json_object_get(net, "allow_net") != NULL &&
-        json_array_size(json_object_get(net, "allow_net")) > 0) {
-        reply_error(r, 400, "UnsupportedError", "unsupported",
-                    "network.allow_net is not supported by this server");
-        return -1;
-    }
     if (sec != NULL && (!json_is_string(sec) || strcmp(json_string_value(sec), "standard") != 0)) {
         reply_error(r, 400, "UnsupportedError", "unsupported",
                     "security presets other than standard are not supported");
@@ -422,13 +421,65 @@ static int parse_volumes(struct req *r, boxlite_volume **out, size_t *n_out, cha
     return 0;
 }
 
+/* The spec's SecretSpec list → boxlite_secret (names, values and hosts are checked by the
+ * library: a bad one is its 400). Strings are borrowed from the request's JSON; *hosts holds
+ * each secret's host list for the caller to free (strv_free each, then free). */
+static int parse_secrets(struct req *r, boxlite_secret **out, size_t *n_out, char ****hosts)
+{
+    json_t *v = json_object_get(r->json, "secrets"), *item;
+    size_t i, n = json_array_size(v);
+
+    *out = NULL;
+    *n_out = 0;
+    *hosts = NULL;
+    if (v == NULL || json_is_null(v) || (json_is_array(v) && n == 0))
+        return 0;
+    if (!json_is_array(v) || n > 64)
+        return reply_error(r, 400, "InvalidArgumentError", "invalid_argument",
+                           "secrets must be an array of at most 64 SecretSpec objects"),
+               -1;
+    *out = calloc(n, sizeof(**out));
+    *hosts = calloc(n, sizeof(**hosts));
+    if (*out == NULL || *hosts == NULL)
+        return reply_error(r, 503, "ResourceExhaustedError", "resource_exhausted", "memory"), -1;
+    *n_out = n;
+    json_array_foreach(v, i, item)
+    {
+        json_t *ph = json_object_get(item, "placeholder");
+        (*out)[i].name = json_string_value(json_object_get(item, "name"));
+        (*out)[i].value = json_string_value(json_object_get(item, "value"));
+        (*out)[i].placeholder = json_string_value(ph);
+        if (!json_is_object(item) || (*out)[i].name == NULL || (*out)[i].value == NULL ||
+            (ph != NULL && !json_is_null(ph) && (*out)[i].placeholder == NULL))
+            return reply_error(r, 400, "InvalidArgumentError", "invalid_argument",
+                               "secrets[%zu]: name and value are strings (placeholder too, "
+                               "when given)",
+                               i),
+                   -1;
+        if (strv_from_value(r, json_object_get(item, "hosts"), "secrets[].hosts", 0,
+                            &(*hosts)[i]) != 0)
+            return -1;
+        (*out)[i].hosts = (const char *const *)(*hosts)[i];
+    }
+    return 0;
+}
+
+static void secrets_free(boxlite_secret *sec, size_t n, char ***hosts)
+{
+    for (size_t i = 0; hosts != NULL && i < n; i++)
+        strv_free(hosts[i]);
+    free(hosts);
+    free(sec);
+}
+
 enum MHD_Result h_box_create(struct req *r)
 {
     boxlite_box_options o = BOXLITE_BOX_OPTIONS_INIT;
     boxlite_box *box = NULL;
     struct sbox *b = NULL;
-    char **env = NULL, **ep = NULL, **cmd = NULL, **vpaths = NULL;
+    char **env = NULL, **ep = NULL, **cmd = NULL, **vpaths = NULL, **allow = NULL, ***hosts = NULL;
     boxlite_volume *vols = NULL;
+    boxlite_secret *secrets = NULL;
     json_int_t cpus = 0, mem = 0, disk = 0, auto_delete = 0; /* the spec's default: kept */
     json_t *net;
     enum MHD_Result ret = MHD_YES;
@@ -448,7 +499,10 @@ enum MHD_Result h_box_create(struct req *r)
         json_get_str(r, "working_dir", &o.working_dir) != 0 ||
         json_get_str(r, "user", &o.user) != 0 || json_get_bool(r, "detach", &o.detach) != 0 ||
         strv_from_json(r, "env", 1, &env) != 0 || strv_from_json(r, "entrypoint", 0, &ep) != 0 ||
-        strv_from_json(r, "cmd", 0, &cmd) != 0 || parse_volumes(r, &vols, &o.n_volumes, &vpaths))
+        strv_from_json(r, "cmd", 0, &cmd) != 0 || parse_volumes(r, &vols, &o.n_volumes, &vpaths) ||
+        parse_secrets(r, &secrets, &o.n_secrets, &hosts) != 0 ||
+        (net != NULL && strv_from_value(r, json_object_get(net, "allow_net"), "network.allow_net",
+                                        0, &allow) != 0))
         goto out;
     if (net != NULL) {
         const char *mode = json_string_value(json_object_get(net, "mode"));
@@ -467,6 +521,8 @@ enum MHD_Result h_box_create(struct req *r)
     o.entrypoint = (const char *const *)ep;
     o.cmd = (const char *const *)cmd;
     o.volumes = vols;
+    o.secrets = secrets;
+    o.allow_net = allow != NULL && allow[0] != NULL ? (const char *const *)allow : NULL;
     if (owner_check(r) != 0)
         goto out;
     t0 = now_monotonic();
@@ -490,6 +546,8 @@ out:
     strv_free(ep);
     strv_free(cmd);
     strv_free(vpaths);
+    strv_free(allow);
+    secrets_free(secrets, o.n_secrets, hosts);
     free(vols);
     return r->replied ? MHD_YES : ret;
 }

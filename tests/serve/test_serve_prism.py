@@ -236,3 +236,38 @@ def test_images_match_the_spec(prism):
     checked(prism, "HEAD", f"/images/{img['id']}", expect=204)
     checked(prism, "POST", "/images/pull", {"reference": f"{prism['registry'].host}/no/such:x"},
             expect=422)
+
+
+def test_create_with_secrets_and_allow_net_matches_the_spec(prism):
+    """CreateBoxRequest.secrets (SecretSpec) and network.allow_net reach the library: the box
+    sees the placeholder, never the value (the substitution itself: tests/integration/
+    test_secrets.py); malformed ones are the spec's 400."""
+    value = "rest-s3cr3t-value"
+    body = {"name": "serve-secrets", "memory_mib": 256,
+            "secrets": [{"name": "API_KEY", "value": value, "hosts": ["api.example.test"]}],
+            "network": {"mode": "enabled", "allow_net": ["api.example.test"]}}
+    _, _, box = checked(prism, "POST", "/boxes", body, expect=201)
+    bid = box["box_id"]
+    try:
+        checked(prism, "POST", f"/boxes/{bid}/start", expect=200)
+        _, _, ex = checked(prism, "POST", f"/boxes/{bid}/exec",
+                           {"command": "sh", "args": ["-c", "env; cat /proc/1/environ"]},
+                           expect=201)
+        ws = attach(prism["direct"], bid, ex["execution_id"])
+        out, _, code, _ = read_until_exit(ws)
+        ws.close()
+        assert code == 0 and b"API_KEY=<BOXLITE_SECRET:API_KEY>" in out, out[-2000:]
+        assert value.encode() not in out
+    finally:
+        checked(prism, "DELETE", f"/boxes/{bid}?force=true", expect=204)
+    direct = prism["direct"]
+    for bad in ([{"name": "API_KEY", "value": "line\nbreak"}],  # header injection
+                [{"name": "API_KEY", "value": "v", "hosts": "not-a-list"}],
+                [{"name": "bad name", "value": "v"}],
+                [{"value": "no name"}]):
+        st = direct.call("POST", "/boxes", {"name": "serve-bad-secret", "secrets": bad})[0]
+        assert st == 400, (bad, st)
+    st = direct.call("POST", "/boxes", {"name": "serve-bad-net", "network": {
+        "mode": "enabled", "allow_net": ["not a host!"]}})[0]
+    assert st == 400, st
+    assert direct.call("GET", "/boxes/serve-bad-secret")[0] == 404
