@@ -45,10 +45,13 @@ void bl_unmount_rootfs(void);
 
 /* ---- cgroup.c: the workload's cgroups (cgroup2 mounted by bl_mount_early) ---- */
 void bl_cgroup_setup(void); /* agent and work groups, the workload's limits */
-/* A new per-exec group: *id_out (0: the shared group) and an fd on its cgroup.procs for the
- * child to enter with bl_cgroup_enter; -1 (fd -1) without cgroups. */
-int bl_cgroup_new(unsigned *id_out, int *procs_fd_out);
-int bl_cgroup_enter(int procs_fd);   /* in the child: move itself there */
+/* A new per-exec group: *id_out (0: the shared group) and an fd on its directory for
+ * bl_cgroup_fork; -1 (fd -1) without cgroups. */
+int bl_cgroup_new(unsigned *id_out, int *dir_fd_out);
+/* fork() with the child born in the group dir_fd (*entered = 1), else in the agent's group
+ * (*entered = 0: the child must bl_cgroup_enter before it execs). */
+pid_t bl_cgroup_fork(int dir_fd, int *entered);
+int bl_cgroup_enter(int dir_fd);     /* in the child: move itself there */
 void bl_cgroup_kill(unsigned id);    /* every process of the exec's group */
 void bl_cgroup_kill_all(void);       /* every process of the workload */
 void bl_cgroup_release(unsigned id); /* remove the group (later, while processes remain) */
@@ -111,8 +114,8 @@ struct spawn_io {
     int err_r; /* agent's end of stderr (-1 for tty) */
     int pty;   /* pty master, for TIOCSWINSZ (-1 without tty) */
 };
-/* Fork and exec req inside ROOTFS, the child first entering the cgroup whose cgroup.procs
- * is cg_fd (-1: stay in the agent's). Returns the pid and fills *io, or -1 with errno set
+/* Fork and exec req inside ROOTFS, the child in the cgroup whose directory is cg_fd (-1:
+ * stay in the agent's). Returns the pid and fills *io, or -1 with errno set
  * and a message in msg (for EXIT NOSTART). */
 pid_t bl_spawn(const struct bl_exec_req *req, struct spawn_io *io, int cg_fd, char *msg,
                size_t msglen);

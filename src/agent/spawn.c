@@ -194,7 +194,7 @@ child_main(const struct bl_exec_req *req, const struct child_fds *c, int cg_fd, 
     child_reset_signals();
     if (setsid() < 0)
         child_fail(errpipe, errno, "setsid: %s", strerror(errno));
-    if (bl_cgroup_enter(cg_fd) < 0)
+    if (cg_fd >= 0 && bl_cgroup_enter(cg_fd) < 0)
         child_fail(errpipe, errno, "enter the workload's cgroup: %s", strerror(errno));
     child_stdio(c, errpipe);
     if ((req->flags & BL_EXEC_RO_ROOT) && child_ro_root() < 0)
@@ -333,7 +333,7 @@ pid_t bl_spawn(const struct bl_exec_req *req, struct spawn_io *io, int cg_fd, ch
     struct child_fds c = {-1, -1, -1, -1};
     int errpipe[2] = {-1, -1};
     pid_t pid = -1;
-    int err = 0;
+    int err = 0, entered;
     int rc;
 
     *io = (struct spawn_io){-1, -1, -1, -1};
@@ -343,7 +343,7 @@ pid_t bl_spawn(const struct bl_exec_req *req, struct spawn_io *io, int cg_fd, ch
         snprintf(msg, msglen, "%s: %s", (req->flags & BL_EXEC_TTY) ? "pty" : "pipe", strerror(err));
         goto out;
     }
-    pid = fork();
+    pid = bl_cgroup_fork(cg_fd, &entered);
     if (pid < 0) {
         err = errno;
         snprintf(msg, msglen, "fork: %s", strerror(err));
@@ -351,7 +351,7 @@ pid_t bl_spawn(const struct bl_exec_req *req, struct spawn_io *io, int cg_fd, ch
     }
     if (pid == 0) {
         close(errpipe[0]);
-        child_main(req, &c, cg_fd, errpipe[1]);
+        child_main(req, &c, entered ? -1 : cg_fd, errpipe[1]);
     }
     close_fd(&errpipe[1]);
     if (wait_exec(errpipe[0], msg, msglen) < 0) {

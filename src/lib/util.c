@@ -213,12 +213,31 @@ out:
     return rc;
 }
 
+/* copy_file_range while the kernel takes it (it copies without user buffers); *off advanced.
+ * 0 at end; -1 where the kernel or filesystem cannot (then the read/write loop goes on). */
+static int copy_range_kernel(int in, int out, off_t *off, off_t end)
+{
+    while (*off < end) {
+        off_t o_in = *off, o_out = *off;
+        ssize_t n = copy_file_range(in, &o_in, out, &o_out, (size_t)(end - *off), 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -1;
+        *off += n;
+    }
+    return 0;
+}
+
 static int copy_range(int in, int out, off_t off, off_t end)
 {
     static const size_t chunk = 1 << 20;
-    char *buf = malloc(chunk);
+    char *buf;
     int rc = 0;
 
+    if (copy_range_kernel(in, out, &off, end) == 0)
+        return 0;
+    buf = malloc(chunk);
     if (!buf)
         return -ENOMEM;
     while (off < end && rc == 0) {
@@ -238,7 +257,7 @@ static int copy_range(int in, int out, off_t off, off_t end)
     return rc;
 }
 
-int bl_copy_file_sparse(const char *src, const char *dst, unsigned mode)
+int bl_copy_file_sparse(const char *src, const char *dst, unsigned mode, int flags)
 {
     char *tmp = NULL;
     int in = -1, out = -1, rc = 0, err = 0;
@@ -269,7 +288,7 @@ int bl_copy_file_sparse(const char *src, const char *dst, unsigned mode)
         err = copy_range(in, out, data, hole);
         data = hole;
     }
-    if (err == 0 && fsync(out) != 0)
+    if (err == 0 && !(flags & BL_COPY_NOSYNC) && fsync(out) != 0)
         err = -errno;
     if (err == 0 && rename(tmp, dst) != 0)
         err = -errno;

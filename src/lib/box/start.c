@@ -83,7 +83,7 @@ static int guest_ram(boxlite_box *box, const struct bl_tmpl *t, int from_templat
     else if (saved && bl_limit(BL_LIMIT_SHARED_RAM) != 0)
         ram = src, src = NULL, cfg->ram_private = 1;
     else if ((ram = bl_strdupf("%s/ram", box->dir)) != NULL && saved)
-        rc = bl_copy_file_sparse(src, ram, 0600), cfg->ram_loaded = 1;
+        rc = bl_copy_file_sparse(src, ram, 0600, BL_COPY_NOSYNC), cfg->ram_loaded = 1;
     else if (ram)
         rc = bl_vmm_ram_create(ram, box->row.memory_mib);
     if (rc == 0 && !ram)

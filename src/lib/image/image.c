@@ -69,7 +69,7 @@ static int default_prepare(boxlite_runtime *rt, const char *dst, const char *sum
     int rc = bl_runtime_guest_file(&src, rt, "default.ext4");
 
     if (rc == 0) {
-        rc = bl_copy_file_sparse(src, dst, 0444);
+        rc = bl_copy_file_sparse(src, dst, 0444, 0);
     } else if ((rc = bl_runtime_guest_file(&src, rt, "default.ext4.gz")) == 0) {
         int shown = bl_progress_begin("preparing the built-in image (first use)");
         rc = bl_store_inflate_base(src, dst, sum, (uint64_t)64 << 30);
