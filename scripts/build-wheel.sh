@@ -37,7 +37,7 @@ if [ "$(cat "$HOST/.libarchive" 2>/dev/null)" != "$libarchive" ]; then
   echo "$libarchive" > "$HOST/.libarchive"
 fi
 # (the CLI brings libboxlite.so)
-ninja -C "$HOST" src/lib/libboxlite.a src/cli/boxlite src/shim/boxlite-shim >&2
+ninja -C "$HOST" src/lib/libboxlite.a src/cli/boxlite src/cli/boxlite-serve src/shim/boxlite-shim >&2
 
 # 2. the plain wheel of ./python: the extension, linked against that libboxlite.a
 rm -rf "$ROOT/python/build"
