@@ -44,19 +44,23 @@ def link_libraries():
             names = [n.strip() for n in line.split(":", 1)[1].split(",") if n.strip()]
     flags = subprocess.run(["pkg-config", "--libs"] + names, check=True, capture_output=True,
                            text=True).stdout.split()
-    return [f[2:] for f in flags if f.startswith("-l")], [f for f in flags if not f.startswith("-l")]
+    # a static archive named by path (the wheel's libarchive) goes with the objects, ahead of
+    # the -l libraries it needs: at the end of the line --as-needed would have dropped them
+    return ([f[2:] for f in flags if f.startswith("-l")],
+            [f for f in flags if not f.startswith("-l") and not f.endswith(".a")],
+            [f for f in flags if f.endswith(".a")])
 
 
 ensure_built()
 
-LIBS, LINK_FLAGS = link_libraries()
+LIBS, LINK_FLAGS, ARCHIVES = link_libraries()
 
 core = Extension(
     "boxlite._core",
     sources=sorted(str(p.relative_to(HERE)) for p in (HERE / "src").glob("*.c")),
     depends=[str(p.relative_to(HERE)) for p in (HERE / "src").glob("*.h")] + [str(LIB)],
     include_dirs=[str(ROOT / "include")],
-    extra_objects=[str(LIB)],
+    extra_objects=[str(LIB)] + ARCHIVES,
     libraries=LIBS + ["pthread"],
     extra_compile_args=["-std=c11", "-D_GNU_SOURCE", "-Wall", "-Wextra", "-Werror",
                         "-Wno-unused-parameter", "-Wno-missing-field-initializers",
