@@ -20,9 +20,23 @@ from serve_helpers import Api, Server, attach, free_port, read_until_exit, serve
 from boxlite_paths import ROOT
 import registry_fixture as rf
 
-SPEC = pathlib.Path(
-    __import__("os").environ.get("BOXLITE_SERVE_SPEC",
-                                 ROOT.parent / "shared" / "reference" / "box.openapi.yaml"))
+
+
+def find_spec():
+    """The Box API spec the server is judged by: $BOXLITE_SERVE_SPEC, else the workplace's
+    reference copy (`shared/reference/box.openapi.yaml`, read-only, never copied into the
+    tree) beside this checkout or above it, wherever the clone lives (CI clones elsewhere)."""
+    env = __import__("os").environ.get("BOXLITE_SERVE_SPEC")
+    if env:
+        return pathlib.Path(env)
+    for d in [ROOT.parent, *ROOT.parent.parents, pathlib.Path("/work")]:
+        spec = d / "shared" / "reference" / "box.openapi.yaml"
+        if spec.exists():
+            return spec
+    return ROOT.parent / "shared" / "reference" / "box.openapi.yaml"
+
+
+SPEC = find_spec()
 
 
 @pytest.fixture(scope="module")
