@@ -297,6 +297,28 @@ def test_bad_secrets_are_refused_at_create(cli):
     assert r.returncode == 125 and b"secret" in r.stderr, r.stderr
 
 
+def test_an_exported_box_carries_placeholders_not_the_proxy(cli, tmp_path):
+    """An archive is for another machine: the secret's value never goes (it lives only with
+    the box's monitor), and neither does the env that points at this box's proxy and CA —
+    an imported box has no proxy there. The placeholder stays."""
+    import tarfile
+    try:
+        ok(cli.run("create", "--name", "sec-export", "--secret",
+                   f"API_KEY={VALUE}@allowed.test"))
+        arch = tmp_path / "sec.boxlite"
+        ok(cli.run("export", "sec-export", str(arch)))
+        with tarfile.open(arch) as t:
+            manifest = json.loads(t.extractfile("manifest.json").read())
+        env = manifest["box"]["env"]
+        assert f"API_KEY={PH}" in env, env
+        assert not [e for e in env if e.split("=", 1)[0] in (
+            "HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy",
+            "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "NODE_EXTRA_CA_CERTS")], env
+        assert VALUE.encode() not in arch.read_bytes()
+    finally:
+        cli.run("rm", "-f", "sec-export")
+
+
 SDK_PROGRAM = r'''
 import asyncio, sys
 import boxlite

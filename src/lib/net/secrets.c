@@ -223,20 +223,30 @@ static int env_add(char ***env, size_t *n, char *kv)
     return 0;
 }
 
+/* What every box with secrets gets in its env besides the placeholders: the proxy, the CA. */
+static const char *const fixed[] = {
+    "HTTPS_PROXY=http://" BL_SECRETS_PROXY_IP ":3128",
+    "https_proxy=http://" BL_SECRETS_PROXY_IP ":3128",
+    "HTTP_PROXY=http://" BL_SECRETS_PROXY_IP ":3128",
+    "http_proxy=http://" BL_SECRETS_PROXY_IP ":3128",
+    "NO_PROXY=localhost,127.0.0.1,::1",
+    "no_proxy=localhost,127.0.0.1,::1",
+    "SSL_CERT_FILE=" BL_SECRETS_GUEST_BUNDLE,
+    "REQUESTS_CA_BUNDLE=" BL_SECRETS_GUEST_BUNDLE,
+    "CURL_CA_BUNDLE=" BL_SECRETS_GUEST_BUNDLE,
+    "NODE_EXTRA_CA_CERTS=" BL_SECRETS_GUEST_CA,
+};
+
+int bl_secrets_env_is_wiring(const char *kv)
+{
+    for (size_t i = 0; kv && i < sizeof(fixed) / sizeof(fixed[0]); i++)
+        if (strcmp(kv, fixed[i]) == 0)
+            return 1;
+    return 0;
+}
+
 char **bl_secrets_env(const char *const *env, const boxlite_secret *s, size_t n)
 {
-    static const char *const fixed[] = {
-        "HTTPS_PROXY=http://" BL_SECRETS_PROXY_IP ":3128",
-        "https_proxy=http://" BL_SECRETS_PROXY_IP ":3128",
-        "HTTP_PROXY=http://" BL_SECRETS_PROXY_IP ":3128",
-        "http_proxy=http://" BL_SECRETS_PROXY_IP ":3128",
-        "NO_PROXY=localhost,127.0.0.1,::1",
-        "no_proxy=localhost,127.0.0.1,::1",
-        "SSL_CERT_FILE=" BL_SECRETS_GUEST_BUNDLE,
-        "REQUESTS_CA_BUNDLE=" BL_SECRETS_GUEST_BUNDLE,
-        "CURL_CA_BUNDLE=" BL_SECRETS_GUEST_BUNDLE,
-        "NODE_EXTRA_CA_CERTS=" BL_SECRETS_GUEST_CA,
-    };
     char **out = env ? bl_strv_dup(env) : calloc(1, sizeof(char *));
     size_t len = 0;
     int rc = out ? 0 : -1;

@@ -50,6 +50,10 @@ int bl_secrets_copy(const char *src_dir, const char *dst_dir);
  * of memory. */
 char **bl_secrets_env(const char *const *env, const boxlite_secret *s, size_t n);
 
+/* 1 when kv is one of the entries bl_secrets_env adds for the proxy and the CA (not a
+ * placeholder): what a box carried to another machine must not keep, as no proxy is there. */
+int bl_secrets_env_is_wiring(const char *kv);
+
 /* 1 when secret s may be sent to host (a name or IPv4 literal as the client wrote it) at
  * port. */
 int bl_secret_applies(const struct bl_secret *s, const char *host, uint16_t port);

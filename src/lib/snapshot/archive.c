@@ -8,6 +8,7 @@
 #include "error.h"
 #include "image.h"
 #include "runtime.h"
+#include "secrets.h"
 #include "util.h"
 
 #include <archive.h>
@@ -81,13 +82,29 @@ static json_t *strv_json(char **v)
     return a;
 }
 
+/* The box's env as an archive carries it: without the secrets proxy's and CA's entries (the
+ * values never leave the box's monitor, so an imported box has no proxy to point at; the
+ * placeholders stay, as the box's programs may name them). */
+static json_t *env_json(char **v)
+{
+    json_t *a = strv_json(v);
+    size_t i = 0;
+
+    while (v && json_is_array(a) && i < json_array_size(a))
+        if (bl_secrets_env_is_wiring(json_string_value(json_array_get(a, i))))
+            json_array_remove(a, i);
+        else
+            i++;
+    return a;
+}
+
 static char *manifest_text(const struct bl_box_row *r, const char *sha, uint64_t size)
 {
     json_t *m = json_pack("{s:s, s:i, s:{s:s, s:i, s:i, s:i, s:o, s:o, s:o, s:s?, s:s?, s:b}, "
                           "s:[{s:s, s:I, s:s}]}",
                           "format", FORMAT, "version", 1, "box", "image", r->image, "cpus",
                           (int)r->cpus, "memory_mib", (int)r->memory_mib, "disk_size_gb",
-                          (int)r->disk_size_gb, "env", strv_json(r->env), "entrypoint",
+                          (int)r->disk_size_gb, "env", env_json(r->env), "entrypoint",
                           strv_json(r->entrypoint), "cmd", strv_json(r->cmd), "workdir", r->workdir,
                           "user", r->user, "network_disabled", r->network_disabled, "files", "name",
                           DISK, "size", (json_int_t)size, "sha256", sha);
