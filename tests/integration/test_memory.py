@@ -66,6 +66,21 @@ def sha256(path):
     return h.hexdigest()
 
 
+def shared_then_private(cli, home, forks, ram, md5, before):
+    """Two forks of one full snapshot map its RAM file ram (digest before) and share its clean
+    pages (counted half to each); a write in one reaches neither the other nor the file, and
+    pages a fork's balloon reports freed are never punched out of the file."""
+    maps = [mapping(qemu_pid(home, f), ram) for f in forks]
+    assert all(m["Rss"] >= 48 * MIB for m in maps), maps
+    assert sum(m["Pss"] for m in maps) < 0.7 * sum(m["Rss"] for m in maps), maps
+    ok(cli.run("exec", forks[0], "--", "sh", "-c", BALLAST))
+    assert out(cli.run("exec", forks[0], "--", "md5sum", "/dev/shm/ballast")).split()[0] != md5
+    assert out(cli.run("exec", forks[1], "--", "md5sum", "/dev/shm/ballast")).split()[0] == md5
+    ok(cli.run("exec", forks[0], "--", "sh", "-c", "rm /dev/shm/ballast; sleep 6"))
+    assert out(cli.run("exec", forks[1], "--", "md5sum", "/dev/shm/ballast")).split()[0] == md5
+    assert sha256(ram) == before
+
+
 @pytest.fixture
 def box(cli, request):
     name = request.node.name[:40]
@@ -93,21 +108,9 @@ def test_forks_share_clean_ram_and_keep_writes_private(cli, home, box):
     assert len(forks) == 2
     for f in forks:  # each reads the whole ballast: its pages come from the file
         assert out(cli.run("exec", f, "--", "md5sum", "/dev/shm/ballast")).split()[0] == md5
-    maps = [mapping(qemu_pid(home, f), ram) for f in forks]
-    # the snapshot's file is what both map; its clean pages are counted half to each
-    assert all(m["Rss"] >= 48 * MIB for m in maps), maps
-    assert sum(m["Pss"] for m in maps) < 0.7 * sum(m["Rss"] for m in maps), maps
     total = [rollup(qemu_pid(home, f)) for f in forks]
     assert sum(t["Pss"] for t in total) < 0.9 * sum(t["Rss"] for t in total), total
-
-    # a write in one fork: not in the other, not in the file
-    ok(cli.run("exec", forks[0], "--", "sh", "-c", BALLAST))
-    assert out(cli.run("exec", forks[0], "--", "md5sum", "/dev/shm/ballast")).split()[0] != md5
-    assert out(cli.run("exec", forks[1], "--", "md5sum", "/dev/shm/ballast")).split()[0] == md5
-    # freed pages reported by a fork's balloon must not punch holes in the shared file
-    ok(cli.run("exec", forks[0], "--", "sh", "-c", "rm /dev/shm/ballast; sleep 6"))
-    assert out(cli.run("exec", forks[1], "--", "md5sum", "/dev/shm/ballast")).split()[0] == md5
-    assert sha256(ram) == before
+    shared_then_private(cli, home, forks, ram, md5, before)
     assert b"Failed to fallocate" in (pathlib.Path(home) / "boxes" / forks[0] / "qemu.log").read_bytes()
 
 
@@ -192,15 +195,7 @@ def test_our_qemu_maps_saved_ram_itself_read_only(cli, home, box):
         assert [m[5].split(",")[0] for m in mounts if m[4] == ram] == ["ro"], ram
     for f in forks:
         assert out(cli.run("exec", f, "--", "md5sum", "/dev/shm/ballast")).split()[0] == md5
-    maps = [mapping(pid, ram) for pid in pids]
-    assert all(m["Rss"] >= 48 * MIB for m in maps), maps
-    assert sum(m["Pss"] for m in maps) < 0.7 * sum(m["Rss"] for m in maps), maps
-    ok(cli.run("exec", forks[0], "--", "sh", "-c", BALLAST))
-    assert out(cli.run("exec", forks[0], "--", "md5sum", "/dev/shm/ballast")).split()[0] != md5
-    assert out(cli.run("exec", forks[1], "--", "md5sum", "/dev/shm/ballast")).split()[0] == md5
-    ok(cli.run("exec", forks[0], "--", "sh", "-c", "rm /dev/shm/ballast; sleep 6"))
-    assert out(cli.run("exec", forks[1], "--", "md5sum", "/dev/shm/ballast")).split()[0] == md5
-    assert sha256(ram) == before
+    shared_then_private(cli, home, forks, ram, md5, before)
     log = (pathlib.Path(home) / "boxes" / forks[0] / "qemu.log").read_bytes()
     assert b"Failed to fallocate" not in log and b"Failed to discard" not in log, log[-2000:]
 
