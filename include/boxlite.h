@@ -503,9 +503,20 @@ BOXLITE_API int boxlite_exec_read(boxlite_exec *ex, int streams, int *which_out,
  * Level-triggered: reading the output clears it. A read may report the streams' end (n_out 0)
  * a moment before the process's end makes the fd readable. The fd belongs to the
  * handle (valid until boxlite_exec_free): only poll it, never read, write or close it. A
- * process with timeout_ms has a host-side deadline that advances only inside calls on the
- * handle: a poller also calls boxlite_exec_read(…, 0) on it about once a second. */
+ * process with timeout_ms also has a host-side deadline (the guest failed to end it): a
+ * poller sleeps at most what boxlite_exec_timeout says, then calls in. The fd answers for
+ * both streams and the end together: a poller waiting for one of them only drains the rest
+ * (or stops polling), else it wakes at once. The blocking reads and waits are the
+ * non-blocking step (timeout 0) repeated, sleeping in between. */
 BOXLITE_API int boxlite_exec_fd(int *out, boxlite_exec *ex);
+
+/* curl_multi_timeout for one execution: *ms_out is how long a poller of boxlite_exec_fd may
+ * sleep before it must call in (-1: as long as it likes, the fd alone will say; 0: now).
+ * Calling in means boxlite_exec_timeout again, or boxlite_exec_read/_wait_v2 with timeout
+ * 0: each first runs the host-side deadlines that are due (a timed process the guest did not
+ * end is then ended as timed out and sent SIGKILL, and the fd turns readable). Never waits.
+ * Thread-safe like the other calls on the handle. */
+BOXLITE_API int boxlite_exec_timeout(int *ms_out, boxlite_exec *ex);
 
 /* Send bytes to the process's stdin (blocks while the guest's window is full). */
 BOXLITE_API int boxlite_exec_write(boxlite_exec *ex, const void *buf, size_t len);
