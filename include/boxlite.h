@@ -561,6 +561,14 @@ BOXLITE_API int boxlite_exec_pid(const boxlite_exec *ex);
 
 /* ---- Files between the host and a box ------------------------------------------------ */
 
+/* The copies block, by design, with no pollable shape: their host side is files and
+ * libarchive (regular files never poll as "not ready"; the archive's read/write callbacks
+ * block), the guest side is a built-in exec whose watchdog (no frame for 20 s, then 20 s
+ * more after a PING) bounds a stalled box, and one copy is one bulk transfer, not a stream
+ * a loop interleaves. An event loop runs a copy on one worker thread (the Python module
+ * does), or streams it itself through boxlite_box_copy_in_tar/_out_tar with a pipe whose
+ * other end it polls. */
+
 typedef struct {
     unsigned version;     /* BOXLITE_COPY_OPTIONS_VERSION */
     int recursive;        /* copy directories (else a directory source is refused); default 1 */
@@ -621,7 +629,10 @@ BOXLITE_API int boxlite_box_ping(uint64_t *out, boxlite_box *box);
  * they hold their own reference to the box's channel, so the box handle may be freed first.
  * Fails when the guest cannot connect (nothing listens on the port: BOXLITE_ERROR whose
  * message carries the guest's "Connection refused"), with BOXLITE_ESTATE when the box is
- * not running, BOXLITE_EINVAL for a port outside 1..65535. Call it once per connection. */
+ * not running, BOXLITE_EINVAL for a port outside 1..65535. Call it once per connection.
+ * *out is the pollable shape: poll/epoll it like any socket (POLLIN, POLLOUT, end of file),
+ * set O_NONBLOCK on it if the caller's loop wants; nothing else on the tunnel needs a call.
+ * The call itself blocks until the guest has connected (at most 30 s). */
 BOXLITE_API int boxlite_box_tunnel(int *out, boxlite_box *box, unsigned port);
 
 /* ---- Snapshots, clones, forks, export ------------------------------------------------- */

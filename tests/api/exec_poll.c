@@ -2,14 +2,18 @@
  * tests/integration/test_c_api.py): boxlite_exec_timeout's value, EAGAIN and ETIMEOUT from
  * the timeout-0 steps, the blocking read and wait honouring their timeouts, a wait-0 polling
  * loop, and a hung guest (QEMU stopped) whose timed process a poller ends with nothing but
- * poll(boxlite_exec_fd, boxlite_exec_timeout) and the timeout-0 calls. Exit 0 when all hold. */
+ * poll(boxlite_exec_fd, boxlite_exec_timeout) and the timeout-0 calls; a tunnel's socket
+ * driven by poll alone (non-blocking). Exit 0 when all hold. */
 #include <boxlite.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #define CHECK(cond, what)                                                                          \
     do {                                                                                           \
@@ -152,6 +156,62 @@ static void check_hung_guest(boxlite_box *box, int qemu)
     boxlite_exec_free(ex2);
 }
 
+/* One poll-driven exchange on a non-blocking tunnel socket: send all of out (POLLOUT), then
+ * half-close, then read (POLLIN) to end of file. The bytes read, or -1. */
+static long poll_exchange(int fd, const char *out, size_t len, char *in, size_t cap)
+{
+    int64_t until = now_ms() + 60000;
+    size_t sent = 0, got = 0;
+    int eof = 0;
+
+    while (!eof && now_ms() < until) {
+        struct pollfd p = {.fd = fd, .events = POLLIN | (sent < len ? POLLOUT : 0)};
+        ssize_t k;
+        if (poll(&p, 1, 1000) <= 0)
+            continue;
+        if ((p.revents & POLLOUT) && sent < len) {
+            k = send(fd, out + sent, len - sent, MSG_NOSIGNAL);
+            sent += k > 0 ? (size_t)k : 0;
+            if (sent == len)
+                shutdown(fd, SHUT_WR);
+        }
+        if (p.revents & (POLLIN | POLLHUP)) {
+            k = recv(fd, in + got, cap - got, 0);
+            if (k == 0)
+                eof = 1;
+            got += k > 0 ? (size_t)k : 0;
+        }
+    }
+    return eof ? (long)got : -1;
+}
+
+/* A tunnel is a connected socket: poll says when it can take bytes and when the guest's echo
+ * (busybox nc -e cat) has arrived and ended. */
+static void check_tunnel_polls(boxlite_box *box)
+{
+    static char out[300000], in[300001];
+    boxlite_exec *srv = start(box,
+                              "(setsid nc -ll -p 7000 -e cat </dev/null >/dev/null 2>&1 &); "
+                              "for i in $(seq 50); do netstat -ltn | grep -q :7000 && exit 0; "
+                              "sleep 0.2; done; exit 1",
+                              0);
+    boxlite_exec_result res = BOXLITE_EXEC_RESULT_INIT;
+    int fd = -1;
+    long got;
+
+    CHECK(boxlite_exec_wait_v2(&res, srv, 60000) == 0 && res.exit_code == 0, "echo server");
+    boxlite_exec_free(srv);
+    for (size_t i = 0; i < sizeof out; i++)
+        out[i] = (char)(i * 7 + i / 251);
+    CHECK(boxlite_box_tunnel(&fd, box, 7000) == 0, "tunnel");
+    if (fd < 0)
+        return;
+    CHECK(fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) == 0, "non-blocking");
+    got = poll_exchange(fd, out, sizeof out, in, sizeof in);
+    CHECK(got == (long)sizeof out && memcmp(in, out, sizeof out) == 0, "the echo, by poll alone");
+    close(fd);
+}
+
 int main(void)
 {
     boxlite_runtime *rt = NULL;
@@ -169,6 +229,7 @@ int main(void)
         check_steps(box);
         check_wait_polling(box);
         check_timeout_value(box);
+        check_tunnel_polls(box);
         CHECK(boxlite_box_get_info(&info, box) == 0 && info.qemu_pid > 0, "qemu pid");
         if (info.qemu_pid > 0)
             check_hung_guest(box, info.qemu_pid);
