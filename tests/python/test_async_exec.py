@@ -26,7 +26,8 @@ FIFTY = textwrap.dedent("""\
 
     async def main():
         rt = boxlite.Boxlite(boxlite.Options(home_dir=sys.argv[1]))
-        box = await rt.get("shared")
+        box = await rt.create(boxlite.BoxOptions(image="default"))  # its own: not shared
+        await box.start()
         execs = []
         for i in range(50):  # started one by one: one worker thread, reused
             execs.append(await box.exec("sh", ["-c",
@@ -59,13 +60,14 @@ FIFTY = textwrap.dedent("""\
             return [line async for line in ex.stderr()]
         err = await asyncio.wait_for(stderr_of(execs[7]), 60)
         assert err == ["err-7\\n"], err
+        await box.stop()  # auto_remove (the default) removes it
         rt.close()
 
     asyncio.run(main())
     """)
 
 
-def test_fifty_async_execs_add_no_thread_each(shared_box, py_home):
+def test_fifty_async_execs_add_no_thread_each(py_home):
     env = dict(os.environ, PYTHONPATH=str(SITE))
     r = subprocess.run([sys.executable, "-c", FIFTY, str(py_home)], capture_output=True,
                        env=env, timeout=600)

@@ -1,4 +1,4 @@
-/* exec_poll.c — the non-blocking exec core through the public API (run by
+/* exec_nonblock.c — the non-blocking exec core through the public API (run by
  * tests/integration/test_c_api.py): boxlite_exec_timeout's value, EAGAIN and ETIMEOUT from
  * the timeout-0 steps, the blocking read and wait honouring their timeouts, a wait-0 polling
  * loop, and a hung guest (QEMU stopped) whose timed process a poller ends with nothing but
