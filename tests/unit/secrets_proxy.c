@@ -4,6 +4,7 @@
  * replaced by one that allows 127.0.0.1 only, where the test's servers are. */
 #include "shim.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -17,6 +18,7 @@ int main(int argc, char **argv)
     struct shim_secrets *s = NULL;
     char err[200] = "", buf[64];
 
+    signal(SIGPIPE, SIG_IGN); /* as the shim does (main.c) */
     if (argc != 2 || chdir(argv[1]) != 0) {
         fprintf(stderr, "usage: secrets_proxy DIR\n");
         return 2;
