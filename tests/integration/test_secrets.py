@@ -348,3 +348,30 @@ def test_boxlite_style_python_program(box_env, env, nets, https, image):
     assert got["env"] == PH and got["https://allowed.test:8443"] == "ok,ok", out
     assert [(p, h) for _, _, _, p, h, _ in https] == [(f"/q?key={VALUE}", f"Bearer {VALUE}")] * 2, \
         https
+
+
+def test_inspect_lists_secret_names_and_hosts_never_values(cli, box_env):
+    """`boxlite inspect` shows each secret's name and hosts; the value is in no inspect
+    output, no file of the home (store, logs) but the box's own secrets file."""
+    other = "v2-" + pysecrets.token_hex(12)
+    try:
+        ok(cli.run("create", "--name", "sec-inspect", "--secret",
+                   f"API_KEY={VALUE}@allowed.test,*.example.org:443", "--secret",
+                   f"OTHER={other}"))
+        r = ok(cli.run("inspect", "sec-inspect"))
+        info = json.loads(r.stdout)[0]
+        assert info["secrets"] == [{"name": "API_KEY", "hosts": ["allowed.test",
+                                                                  "*.example.org:443"]},
+                                   {"name": "OTHER", "hosts": []}], r.stdout
+        out = r.stdout + r.stderr + ok(cli.run("ls", "-a")).stdout
+        assert VALUE.encode() not in out and other.encode() not in out
+        home = pathlib.Path(box_env["BOXLITE_HOME"])
+        secrets_file = home / "boxes" / info["id"] / "secrets"
+        assert VALUE in secrets_file.read_text()
+        for f in home.rglob("*"):
+            if f.is_file() and not f.is_symlink() and f != secrets_file and \
+                    f.stat().st_size < (64 << 20):
+                data = f.read_bytes()
+                assert VALUE.encode() not in data and other.encode() not in data, f
+    finally:
+        cli.run("rm", "-f", "sec-inspect")
