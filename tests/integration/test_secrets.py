@@ -289,6 +289,21 @@ def test_proxy_bounds_idle_connections(env, nets, https, image):
     assert "after: HTTP/1.1 200" in out, out
 
 
+def test_a_non_root_image_user_trusts_the_ca(env, nets, https, image):
+    """A box whose processes run as uid 1000 (a user override, as an image's USER would):
+    trust-ca still runs as root before them, and the unprivileged client verifies the
+    intercepted TLS with the box's CA (the value reaches the allowed host)."""
+    https.clear()
+    guest = GUEST.replace('out = {"env": os.environ.get("API_KEY")}',
+                          'out = {"env": os.environ.get("API_KEY"), "uid": os.getuid()}')
+    r = ns_cli(env, nets, "run", "--rm", "-u", "1000:1000", "--secret", "API_KEY@allowed.test",
+               image, "--", "python3", "-c", guest, "https://allowed.test:8443", timeout=600)
+    got, out = last_json(r)
+    assert got["uid"] == 1000 and got["env"] == PH, out
+    assert got["https://allowed.test:8443"] == "ok,ok", out
+    assert [(p, h) for _, _, _, p, h, _ in https] == [(f"/q?key={VALUE}", f"Bearer {VALUE}")] * 2
+
+
 def test_bad_secrets_are_refused_at_create(cli):
     for spec in ("1BAD=x", "A=", "A=x\x01y", "A=x@ho st"):
         r = cli.run("create", "--name", "sec-bad", "--secret", spec)
