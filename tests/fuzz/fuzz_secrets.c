@@ -87,9 +87,11 @@ static int c_done(http_parser *p)
 
 static void canon(struct canon *c, const struct out *o)
 {
-    static const http_parser_settings st = {.on_url = c_url, .on_header_field = c_field,
+    static const http_parser_settings st = {.on_url = c_url,
+                                            .on_header_field = c_field,
                                             .on_header_value = c_value,
-                                            .on_headers_complete = c_headers, .on_body = c_body,
+                                            .on_headers_complete = c_headers,
+                                            .on_body = c_body,
                                             .on_message_complete = c_done};
     http_parser p;
     size_t took;
@@ -123,8 +125,13 @@ static int run(struct out *o, uint8_t mode, const char *in, size_t len, size_t s
 
     if (!x)
         abort();
-    *x = (struct sx){.sec = sec, .nsec = nsec, .send = sink, .route = route, .ctx = o,
-                     .tls = !(mode & 2), .port = 443};
+    *x = (struct sx){.sec = sec,
+                     .nsec = nsec,
+                     .send = sink,
+                     .route = route,
+                     .ctx = o,
+                     .tls = !(mode & 2),
+                     .port = 443};
     snprintf(x->host, sizeof(x->host), "%s", mode & 1 ? "evil.test" : "api.test");
     x->substitute = x->tls && sx_wants(sec, nsec, x->host, x->port);
     sx_init(x);
