@@ -112,7 +112,9 @@ static int ob_put(struct sx *x, const char *src, size_t n)
 {
     if (x->ob_len + n > SX_CHUNK && ob_flush(x) != 0)
         return -1;
-    memcpy(x->ob + x->ob_len, src, n); /* n <= BL_SECRET_VALUE_MAX: ob has room */
+    if (n > sizeof(x->ob)) /* a value longer than create allows (a damaged file): as is */
+        return send_chunk(x, src, n);
+    memcpy(x->ob + x->ob_len, src, n);
     x->ob_len += n;
     return 0;
 }
