@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -38,7 +39,10 @@ static int route(void *ctx, struct sx *x)
 {
     struct out *o = ctx;
 
-    o->api = strcmp(x->host, "api.test") == 0;
+    size_t n = strlen(x->host);
+
+    /* names compare case-blind, a trailing dot allowed (as DNS does) */
+    o->api = strncasecmp(x->host, "api.test", 8) == 0 && (n == 8 || (n == 9 && x->host[8] == '.'));
     return strcmp(x->host, "fail.test") == 0 ? -1 : 0;
 }
 
