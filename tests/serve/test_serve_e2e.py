@@ -194,6 +194,27 @@ def test_a_websocket_that_never_reads_keeps_server_memory_bounded(api, box, serv
     assert grown < 12 * 1024, f"server RSS grew {grown} KiB while the client did not read"
 
 
+def test_a_late_reader_gets_everything_after_the_close_grace(api, box):
+    """The exit frame and the close go out while megabytes of output still sit in the socket
+    buffers; a client that reads only later, and sends something first (here a ping; a pong
+    to the server's keepalive is the same), still gets every byte and the exit frame. The
+    server used to close the socket 5 s after its close frame: the late bytes then met a
+    closed socket, whose reset threw away the output in flight (the flake of the test above)."""
+    size = 3 << 20  # fits in the attachment's queue and the kernel's buffers: the exec ends
+    eid = start_exec(api, box, "head", "-c", str(size), "/dev/zero")
+    ws = attach(api, box, eid)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if api.call("GET", f"/boxes/{box}/executions/{eid}")[2]["status"] != "running":
+            break
+        time.sleep(0.5)
+    time.sleep(7)  # past the server's 5 s close grace
+    ws.ping(b"late")
+    out, _, code, _ = read_until_exit(ws)
+    ws.close()
+    assert (len(out), code) == (size, 0)
+
+
 def threads(pid):
     return len(os.listdir(f"/proc/{pid}/task"))
 
@@ -294,4 +315,32 @@ def test_orphaned_execution_gets_sighup(box, box_env, tmp_path):
         assert info["status"] == "completed" and info["exit_code"] == 129, info
         assert time.monotonic() - (deadline - 30) < 15
     finally:
+        s.stop()
+
+
+def test_one_event_thread_serves_200_attachments(box, box_env, tmp_path):
+    """Every WebSocket attachment is served by one event loop (plus a fixed pool of stdin
+    writers), not a thread each: 200 executions attached at once leave the server at a bounded
+    thread count, and every one still takes its stdin and gets its output and exit frame."""
+    from serve_helpers import Api, Server, serve_env
+    n = 200
+    s = Server(serve_env(box_env), tmp_path, extra=("--max-connections", str(n + 40),
+                                                     "--max-execs-per-key", str(n + 40)))
+    socks = []
+    try:
+        api = Api(s.port)
+        ids = [start_exec(api, box, "sh", "-c", f"read x; echo out-{i}-$x; exit {i % 7}")
+               for i in range(n)]
+        socks = [attach(api, box, eid, timeout=120) for eid in ids]
+        time.sleep(1)
+        during = threads(s.proc.pid)
+        for i, ws in enumerate(socks):
+            ws.send_binary(f"in{i}\n".encode())
+        for i, ws in enumerate(socks):
+            out, err, code, errors = read_until_exit(ws, limit_s=300)
+            assert (out, err, code, errors) == (f"out-{i}-in{i}\n".encode(), b"", i % 7, []), i
+        assert during <= 16, f"{during} server threads with {n} attachments"
+    finally:
+        for ws in socks:
+            ws.close()
         s.stop()
