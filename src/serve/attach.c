@@ -54,6 +54,7 @@ struct attach {
     unsigned char *pre;         /* bytes that came with the upgrade request */
     size_t pre_len, pre_off;
     double last_rx, last_ping, close_at, linger_at;
+    int left; /* leave() done: the execution may be attached again */
 
     /* under loop_mu: */
     struct attach *dnext, *fnext; /* dirty list, new list */
@@ -398,6 +399,9 @@ static void leave(struct attach *a)
 {
     struct sexec *x = a->x;
 
+    if (a->left)
+        return;
+    a->left = 1;
     pthread_mutex_lock(&a->mu);
     a->closing = 1;
     pthread_mutex_unlock(&a->mu);
@@ -437,6 +441,7 @@ static int linger_start(struct attach *a, double now)
         return 1;
     a->events = EPOLLIN;
     a->linger_at = now;
+    leave(a); /* what is left of the socket is no attachment: a reattach may come */
     return 0;
 }
 
