@@ -5,6 +5,7 @@ import io
 import json
 import os
 import tarfile
+import threading
 import time
 
 import pytest
@@ -234,6 +235,71 @@ def test_one_pump_thread_serves_many_executions(api, box, server):
         ws.close()
     for eid in ids:
         assert api.call("DELETE", f"/boxes/{box}/executions/{eid}")[0] == 204
+
+
+def tunnel_connect(uri, key):
+    """A raw socket through the tunnel URI after an HTTP/1.1 CONNECT, past the 200."""
+    import socket
+    authority = uri.removeprefix("http://")
+    host, port = authority.split(":")
+    s = socket.create_connection((host, int(port)), timeout=120)
+    s.sendall(f"CONNECT {authority} HTTP/1.1\r\nProxy-Authorization: Bearer {key}\r\n\r\n"
+              .encode())
+    got = b""
+    while b"\r\n\r\n" not in got:
+        d = s.recv(1)
+        assert d, got
+        got += d
+    assert got.startswith(b"HTTP/1.1 200"), got
+    return s
+
+
+def test_tunnels_share_one_relay_thread(api, box, server):
+    """Tunnel connections are copied by one relay thread: 40 open at once add no server thread,
+    every one echoes through an in-box server, and 1 MiB with a half-close comes back whole."""
+    import socket
+    eid = start_exec(api, box, "sh", "-c", "(setsid nc -ll -p 7100 -e cat </dev/null >/dev/null "
+                     "2>&1 &); sleep 1")
+    ws = attach(api, box, eid)
+    assert read_until_exit(ws)[2] == 0
+    ws.close()
+    st, _, t = api.call("POST", f"/boxes/{box}/network/tunnel?port=7100")
+    assert st == 200, t
+    before = threads(server.proc.pid)
+    socks = [tunnel_connect(t["uri"], api.key) for _ in range(40)]
+    try:
+        time.sleep(1)
+        during = threads(server.proc.pid)
+        for i, s in enumerate(socks):
+            s.sendall(b"tunnel %d\n" % i)
+        for i, s in enumerate(socks):
+            got = b""
+            while not got.endswith(b"\n"):
+                d = s.recv(100)
+                assert d, (i, got)
+                got += d
+            assert got == b"tunnel %d\n" % i
+    finally:
+        for s in socks:
+            s.close()
+    # the library still pumps each tunnel with two threads of its own (src/lib/box/tunnel.c);
+    # the server adds none per tunnel (it had a relay thread each: 3 per tunnel)
+    assert during - before <= 2 * 40 + 4, (before, during)
+    big = os.urandom(1 << 20)
+    with tunnel_connect(t["uri"], api.key) as s:
+        def send():  # beside the reading below: the echo comes back while we send
+            s.sendall(big)
+            s.shutdown(socket.SHUT_WR)  # the end passes on: cat ends, nc closes, we see EOF
+        sender = threading.Thread(target=send)
+        sender.start()
+        back = bytearray()
+        while len(back) <= len(big):
+            d = s.recv(65536)
+            if not d:
+                break
+            back += d
+        sender.join(60)
+    assert len(back) == len(big) and bytes(back) == big
 
 
 def test_attach_over_tls_and_graceful_sigterm(box, box_env, tmp_path):
