@@ -1,6 +1,7 @@
 """test_serve_e2e.py — the Box API end to end over HTTP on 127.0.0.1 with a real VM: create →
 start → exec with a WebSocket attach (stdin echo, stdout/stderr channels, exit frame) →
 reattach → signal → files round trip → snapshot/restore/clone → export/import → delete."""
+import hashlib
 import io
 import json
 import os
@@ -54,6 +55,20 @@ def test_exec_attach_stdin_echo_channels_exit(api, box):
     assert (out, err, code) == (b"hello over websocket\n", b"to-err\n", 3)
     st, _, info = api.call("GET", f"/boxes/{box}/executions/{eid}")
     assert st == 200 and info["status"] == "completed" and info["exit_code"] == 3
+
+
+def test_stdin_megabytes_in_order_then_eof(api, box):
+    """Stdin goes through the writer pool in order, stdin_eof after it, however far the
+    writers fall behind the socket (the loop stops reading at 1 MiB waiting)."""
+    data = os.urandom(4 << 20)
+    eid = start_exec(api, box, "sh", "-c", "md5sum | cut -c1-32")
+    ws = attach(api, box, eid, timeout=300)
+    for off in range(0, len(data), 65536):
+        ws.send_binary(data[off:off + 65536])
+    ws.send(json.dumps({"type": "stdin_eof"}))
+    out, err, code, errors = read_until_exit(ws, limit_s=300)
+    ws.close()
+    assert (out, err, code, errors) == (hashlib.md5(data).hexdigest().encode() + b"\n", b"", 0, [])
 
 
 def test_second_attach_conflicts_and_bad_signal_is_an_error_frame(api, box):
