@@ -228,11 +228,8 @@ static void relay_dir(struct relay *r, int d)
 {
     for (int k = 0; k < 16 && !r->done[d]; k++) {
         ssize_t n;
-        if (r->len[d] == 0 && r->eof[d]) {
-            shutdown(r->fd[!d], SHUT_WR); /* this direction ended: pass the end on */
-            r->done[d] = 1;
-            break;
-        }
+        if (r->len[d] == 0 && r->eof[d])
+            break; /* this direction ended: the end is passed on below */
         if (r->len[d] == 0) {
             n = recv(r->fd[d], r->buf[d], TUNNEL_RELAY, MSG_DONTWAIT);
             if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
@@ -252,6 +249,10 @@ static void relay_dir(struct relay *r, int d)
         }
         r->off[d] += (size_t)n;
         r->len[d] -= (size_t)n;
+    }
+    if (!r->done[d] && r->len[d] == 0 && r->eof[d]) { /* the bound may end the loop first */
+        shutdown(r->fd[!d], SHUT_WR);
+        r->done[d] = 1;
     }
 }
 
