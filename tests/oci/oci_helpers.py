@@ -18,7 +18,7 @@ from registry_fixture import Layer, Registry, write_layout
 RUNTIME = BUILD / "src" / "oci" / "boxlite-runtime"
 PR_SET_CHILD_SUBREAPER = 36
 APPLETS = ["sh", "echo", "cat", "sleep", "hostname", "id", "pwd", "env", "true", "false", "ls",
-           "test", "wc", "touch"]
+           "test", "wc", "touch", "httpd", "wget", "seq"]
 
 
 @pytest.fixture(scope="module", autouse=True)
