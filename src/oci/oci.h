@@ -98,7 +98,7 @@ int bl_oci_read_file(char **out, size_t *len_out, const char *path, size_t max);
 
 /* ---- pod.c: containers of one pod in the sandbox's VM ---- */
 /* Load the sandbox a pod container names: 0, or 1 with the error reported (no such
- * container under --root, not a sandbox, not live). */
+ * container under --root, not a sandbox, not running). */
 int bl_oci_pod_sandbox(struct bl_oci_state *out, const char *sandbox_id);
 /* The container's root inside the VM: /.boxlite-pod.<id>. */
 void bl_oci_pod_root(char *out, size_t cap, const char *id);

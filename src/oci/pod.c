@@ -3,7 +3,7 @@
  * that VM: its rootfs is copied in at /.boxlite-pod.<id> (beside the sandbox's root) and its
  * processes start through boxlite-pod-enter (pod_enter.c), which gives them that root in a
  * mount namespace of their own. The sandbox is found only under this runtime's --root, and
- * only a live sandbox takes containers. docs/kubernetes.md says why. */
+ * only a running sandbox takes containers. docs/kubernetes.md says why. */
 #include "oci.h"
 
 #include <boxlite.h>
@@ -34,7 +34,7 @@ int bl_oci_pod_sandbox(struct bl_oci_state *out, const char *sandbox_id)
                            bl_oci_g.root);
     if (out->pod_role != BL_OCI_POD_SANDBOX)
         return bl_oci_fail("pod sandbox %s: not a pod sandbox", sandbox_id);
-    if (out->status != BL_OCI_CREATED && out->status != BL_OCI_RUNNING)
+    if (out->status != BL_OCI_RUNNING) /* CRI starts the sandbox before its containers */
         return bl_oci_fail("pod sandbox %s: %s, not running", sandbox_id,
                            bl_oci_status_name(out->status));
     if (out->home[0] && setenv("BOXLITE_HOME", out->home, 1) != 0) /* the pod's boxlite home */

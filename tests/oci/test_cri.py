@@ -82,7 +82,7 @@ def cri(tmp_path_factory, image, home, api):
     log = open(d / "containerd.log", "w")
     proc = subprocess.Popen(["containerd", "--config", str(d / "config.toml")], env=env,
                             stdout=log, stderr=log, start_new_session=True)
-    channel = None
+    channel, pods = None, []
     try:
         for _ in range(100):
             if (d / "containerd.sock").exists():
@@ -98,10 +98,18 @@ def cri(tmp_path_factory, image, home, api):
             except grpc.RpcError:
                 time.sleep(0.2)
         else:
-            pytest.fail("containerd's CRI plugin did not load: " + (d / "containerd.log").read_text()[-2000:])
+            pytest.fail("containerd's CRI plugin did not load: "
+                        + (d / "containerd.log").read_text()[-2000:])
         ims.PullImage(pb2.PullImageRequest(image=pb2.ImageSpec(image=image)), timeout=300)
-        yield d, pb2, rt
+        yield d, pb2, rt, pods
     finally:
+        for pod in pods:  # what a failed test left: no VM outlives us
+            for call, req in ((rt.StopPodSandbox, pb2.StopPodSandboxRequest),
+                              (rt.RemovePodSandbox, pb2.RemovePodSandboxRequest)):
+                try:
+                    call(req(pod_sandbox_id=pod), timeout=120)
+                except grpc.RpcError:
+                    pass
         if channel:
             channel.close()
         proc.terminate()
@@ -118,7 +126,7 @@ def mounts_under(path):
 
 
 def test_pod_of_two_containers_is_one_vm(cri, image, home, cli):
-    d, pb2, rt = cri
+    d, pb2, rt, pods = cri
     sandbox_cfg = pb2.PodSandboxConfig(
         metadata=pb2.PodSandboxMetadata(name="pod", uid="uid-1", namespace="default"),
         hostname="pod", linux=pb2.LinuxPodSandboxConfig(
@@ -127,6 +135,7 @@ def test_pod_of_two_containers_is_one_vm(cri, image, home, cli):
     qemu_before = set(qemus(home))
     pod = rt.RunPodSandbox(pb2.RunPodSandboxRequest(config=sandbox_cfg, runtime_handler="boxlite"),
                            timeout=300).pod_sandbox_id
+    pods.append(pod)
     pod_qemus = set(qemus(home)) - qemu_before
     assert len(pod_qemus) == 1
 

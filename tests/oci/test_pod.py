@@ -2,7 +2,7 @@
 annotations: a sandbox makes the VM, two containers of the pod run inside it, each in its own
 root, sharing the VM's localhost; exec, kill and state act on one container only; the sandbox
 is not deleted under running containers; a container naming a sandbox that is missing, not a
-sandbox, or under another --root is refused with the JSON log and nothing started."""
+sandbox, not running, or under another --root is refused with the JSON log and nothing started."""
 import json
 import os
 
@@ -95,11 +95,14 @@ def test_exec_kill_state_act_on_one_container(runtime, sandbox):
     assert runtime.state("b")["status"] == "stopped"
 
 
-@pytest.mark.parametrize("sandbox_id", ["nosuchpod", "../pod1", "srv0"])
+@pytest.mark.parametrize("sandbox_id", ["nosuchpod", "../pod1", "srv0", "idle"])
 def test_hostile_sandbox_id_refused(runtime, tmp_path, box_env, sandbox_id):
     if sandbox_id == "srv0":  # a container of the root that is not a sandbox
         b0 = pod_bundle(runtime, "s0", config(["/bin/sleep", "600"]), "plain")
         runtime.create("srv0", b0)
+    if sandbox_id == "idle":  # a sandbox created, not started: CRI starts it first
+        b0 = pod_bundle(runtime, "s0", pod_cfg(["/pause"], "sandbox", "idle"), "idle")
+        runtime.create("idle", b0)
     b = pod_bundle(runtime, "bad", pod_cfg(["/bin/echo", "never"], "container", sandbox_id), "x")
     before = qemus(box_env["BOXLITE_HOME"])
     r = runtime.run("create", "--bundle", b, "c-bad")
