@@ -43,8 +43,10 @@ int bl_oci_cmd_delete(int argc, char **argv)
         if (wait_gone(&st) != 0)
             return bl_oci_fail("%s: keeper %d did not end", pos[0], (int)st.pid);
     }
-    if (st.pod_role != BL_OCI_POD_CONTAINER) /* a pod container's VM is its sandbox's */
+    if (st.pod_role != BL_OCI_POD_CONTAINER)
         bl_oci_box_remove(st.box_id, st.image);
+    else /* the VM is the sandbox's: only the container's root in it goes */
+        bl_oci_pod_remove(&st);
     bl_oci_state_remove(pos[0]);
     return 0;
 }

@@ -109,6 +109,9 @@ int bl_oci_pod_prepare(struct boxlite_box *box, const char *id, const struct bl_
  * helper switches to p's uid/gid). Free with bl_oci_pod_argv_free. */
 int bl_oci_pod_argv(char ***out, const struct bl_oci_process *p, const char *id, int read_only);
 void bl_oci_pod_argv_free(char **v);
+/* At a pod container's delete: its root in the VM goes (best effort, warnings in the log),
+ * while the sandbox's VM runs. */
+void bl_oci_pod_remove(const struct bl_oci_state *st);
 /* How many live containers name sandbox_id; with kill_them, each keeper gets SIGKILL (its
  * process in the VM ends with it) and is waited for. */
 int bl_oci_pod_members(const char *sandbox_id, int kill_them);

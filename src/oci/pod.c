@@ -130,6 +130,43 @@ int bl_oci_pod_argv(char ***out, const struct bl_oci_process *p, const char *id,
     return 0;
 }
 
+/* boxlite-pod-enter --remove ROOT in the pod's VM, waited for at most REMOVE_MS. */
+#define REMOVE_MS 60000
+static void remove_in_vm(boxlite_box *box, const char *root)
+{
+    const char *argv[] = {ENTER_IN_VM, "--remove", root, NULL};
+    boxlite_exec_options o = BOXLITE_EXEC_OPTIONS_INIT;
+    boxlite_exec_result res = BOXLITE_EXEC_RESULT_INIT;
+    boxlite_exec *ex = NULL;
+
+    o.argv = argv;
+    o.user = "0:0";
+    o.cwd = "/";
+    if (boxlite_exec_start(&ex, box, &o) != 0 || boxlite_exec_wait_v2(&res, ex, REMOVE_MS) != 0 ||
+        res.exit_code != 0)
+        bl_oci_log("warning", "%s: not removed from the pod's VM: %s", root,
+                   ex ? "boxlite-pod-enter --remove failed" : boxlite_error_last());
+    boxlite_exec_free(ex);
+}
+
+void bl_oci_pod_remove(const struct bl_oci_state *st)
+{
+    struct bl_oci_state sb;
+    boxlite_runtime *rt = NULL;
+    boxlite_box *box = NULL;
+    char root[1100];
+
+    if (bl_oci_state_peek(&sb, st->sandbox) != 0 || !BL_OCI_LIVE(sb.status) ||
+        strcmp(sb.box_id, st->box_id) != 0)
+        return; /* the VM is gone, or going: its disk takes the copy with it */
+    bl_oci_pod_root(root, sizeof root, st->id);
+    if (boxlite_runtime_open(&rt, NULL) == 0 && boxlite_box_get(&box, rt, st->box_id) == 0 &&
+        boxlite_box_start(box) == 0)
+        remove_in_vm(box, root);
+    boxlite_box_free(box);
+    boxlite_runtime_free(rt);
+}
+
 void bl_oci_pod_argv_free(char **v)
 {
     for (size_t i = 0; v && v[i]; i++)

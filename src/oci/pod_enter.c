@@ -3,6 +3,7 @@
  * for each process of a pod container. It gives the process the container's own root:
  *
  *   boxlite-pod-enter ROOT UID GID RO CWD -- ARGV...
+ *   boxlite-pod-enter --remove ROOT      (at the container's delete: ROOT goes)
  *
  * a mount namespace of its own (the VM's other containers are untouched), ROOT bound onto
  * itself (read-only when RO is 1), the guest's /proc, /sys and /dev inside it, chroot into it,
@@ -10,6 +11,7 @@
  * with the environment the agent gave (the container's). Network, hostname and IPC stay the
  * VM's: a pod shares them, as Kubernetes expects. Errors go to stderr, exit status 127. */
 #include <errno.h>
+#include <ftw.h>
 #include <grp.h>
 #include <sched.h>
 #include <stdio.h>
@@ -52,12 +54,35 @@ static void guest_dir(const char *root, const char *dir)
         die("mount", path);
 }
 
+static int remove_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)ftw;
+    if ((flag == FTW_DP ? rmdir(path) : unlink(path)) < 0 && errno != ENOENT)
+        fprintf(stderr, "boxlite-pod-enter: remove %s: %s\n", path, strerror(errno));
+    return 0;
+}
+
+/* Only a container root the runtime made: /.boxlite-pod.<id>, one component, not a mount
+ * crossed (FTW_MOUNT), links not followed (FTW_PHYS). */
+static int remove_root(const char *root)
+{
+    if (strncmp(root, "/.boxlite-pod.", 14) != 0 || !root[14] || strchr(root + 1, '/') ||
+        strcmp(root + 14, ".") == 0 || strcmp(root + 14, "..") == 0) {
+        fprintf(stderr, "boxlite-pod-enter: --remove %s: not a pod container's root\n", root);
+        return 127;
+    }
+    return nftw(root, remove_one, 64, FTW_DEPTH | FTW_PHYS | FTW_MOUNT) < 0 && errno != ENOENT;
+}
+
 int main(int argc, char **argv)
 {
     const char *root, *cwd;
     unsigned uid, gid;
     int ro;
 
+    if (argc == 3 && strcmp(argv[1], "--remove") == 0)
+        return remove_root(argv[2]);
     if (argc < 8 || strcmp(argv[6], "--") != 0) {
         fprintf(stderr, "usage: boxlite-pod-enter ROOT UID GID RO CWD -- ARGV...\n");
         return 127;

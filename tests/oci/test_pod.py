@@ -58,8 +58,14 @@ def test_two_containers_one_vm_own_roots_shared_localhost(runtime, sandbox, box_
     assert runtime.state("pod1")["status"] == "running"  # the sandbox outlives its containers
     assert len(qemus(box_env["BOXLITE_HOME"])) == 1  # one VM for the pod
     assert len(json.loads(cli.run("ls", "--format", "json").stdout)) == 1  # one box per pod
+    def pod_roots():
+        r = cli.run("exec", box, "--", "ls", "-a", "/")
+        assert r.returncode == 0, r.stderr
+        return sorted(n for n in r.stdout.decode().split() if n.startswith(".boxlite-pod."))
+    assert pod_roots() == [".boxlite-pod.cli", ".boxlite-pod.srv"]  # beside the sandbox's root
     for c in ("srv", "cli"):
         assert runtime.run("delete", c).returncode == 0
+    assert pod_roots() == []  # a deleted container's root leaves the VM
     assert runtime.run("kill", "pod1", "KILL").returncode == 0
     assert wait_status(sandbox) == -9  # SIGKILL ends the keeper itself
     assert runtime.run("delete", "pod1").returncode == 0
