@@ -70,17 +70,19 @@ static char *shape_key(const struct bl_vm_config *c)
     char *k = fingerprint("kernel", c->kernel);
     char *i = fingerprint("initrd", c->initrd);
     char *q = fingerprint("qemu", c->qemu);
+    char *cmdline = bl_vmm_template_cmdline(c);
     size_t nvol = 0;
     char *key = NULL;
 
     while (c->volumes && c->volumes[3 * nvol] && c->volumes[3 * nvol + 1] &&
            c->volumes[3 * nvol + 2])
         nvol++;
-    if (k && i && q)
+    if (k && i && q && cmdline)
         key = bl_strdupf(KEY_FORMAT "\n%s%s%saccel %s\ncpus %u\nmemory %u\nnetwork %d\n"
-                                    "volumes %zu\n",
+                                    "volumes %zu\ncmdline %s\n",
                          k, i, q, c->kvm ? "kvm" : "tcg", c->cpus, c->memory_mib,
-                         !c->network_disabled, nvol);
+                         !c->network_disabled, nvol, cmdline);
+    free(cmdline);
     free(k);
     free(i);
     free(q);
