@@ -321,13 +321,14 @@ static int template_again(boxlite_box *box, int rc, int kvm, enum bl_shim_code c
     return 1;
 }
 
-/* boot_once, again as long as template_again says. */
+/* boot_once, again as long as template_again says: at most build, restore (fails), rebuild,
+ * restore (fails again), cold boot. */
 static int boot_templated(boxlite_box *box, int detached, int *kvm, enum bl_shim_code *code,
                           struct bl_tmpl *t)
 {
     int rc = 0, started = 0;
 
-    for (int tries = 0; tries < 4; tries++) {
+    for (int tries = 0; tries < 5; tries++) {
         rc = boot_once(box, detached, kvm, code, t, &started);
         if (!started || !template_again(box, rc, *kvm, *code, t))
             break;
