@@ -472,8 +472,8 @@ static int resume_incoming(struct shim *s)
     while (bl_now_ms() < deadline) {
         if (shim_qmp_cmd(&s->qmp, "{\"execute\":\"query-status\"}", -1, 5000) != 0)
             break;
-        if (strstr(s->qmp.line, "inmigrate")) {
-            usleep(5000);
+        if (strstr(s->qmp.line, "inmigrate")) { /* device state loads in a few ms */
+            usleep(1000);
             continue;
         }
         running = strstr(s->qmp.line, "\"running\": true") != NULL;
