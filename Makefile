@@ -117,6 +117,11 @@ fuzz-build: deps $(BUILD)/fuzz/libboxlite-fuzz.a
 	$(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -D_GNU_SOURCE \
 	  -Isrc/shim -Isrc/common $(LIB_INC) -Iinclude src/shim/qmp.c src/lib/util.c src/lib/error.c \
 	  tests/fuzz/fuzz_qmp.c -o $(BUILD)/fuzz/fuzz_qmp
+	# issue 15: the secrets proxy's request rewriter (guest bytes), on the real bl_secret code
+	$(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -D_GNU_SOURCE \
+	  -Isrc/shim -Isrc/common $(LIB_INC) -Iinclude src/shim/secrets_http.c src/lib/net/secrets.c \
+	  src/lib/net/netpolicy.c src/lib/util.c src/lib/error.c tests/fuzz/fuzz_secrets.c \
+	  -lhttp_parser -o $(BUILD)/fuzz/fuzz_secrets
 	# issue 11: docker-save / OCI-layout import, .boxlite archives, registries.json
 	for t in $(FUZZ_LIB_TARGETS); do \
 	  $(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer tests/fuzz/fuzz_$$t.c \
@@ -127,7 +132,7 @@ fuzz-build: deps $(BUILD)/fuzz/libboxlite-fuzz.a
 # of its seed corpus (tests/fuzz/corpus_<name>; the protocol decoder's is tests/fuzz/corpus);
 # FUZZ_TARGETS picks some. docs/testing.md lists them.
 FUZZ_TARGETS ?= proto untar agent_untar text dns qcow2 manifest reference layer import \
-  boxarchive registries qmp oci_config
+  boxarchive registries qmp oci_config secrets
 fuzz: fuzz-build
 	for t in $(FUZZ_TARGETS); do \
 	  c=tests/fuzz/corpus_$$t; [ $$t = proto ] && c=tests/fuzz/corpus; \

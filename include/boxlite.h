@@ -328,6 +328,11 @@ BOXLITE_API const char *boxlite_box_name(const boxlite_box *box);
  * it has none (the default policy). Borrowed from box. */
 BOXLITE_API const char *const *boxlite_box_allow_net(const boxlite_box *box);
 
+/* The box's secrets without their values (docs/security.md, Secrets): *out a NULL-terminated
+ * vector of "NAME" (any host) or "NAME@HOST,HOST...", empty when it has none; the caller's:
+ * boxlite_strv_free. */
+BOXLITE_API int boxlite_box_secrets(char ***out, boxlite_box *box);
+
 /* A box's state: the number beside the name. */
 enum {
     BOXLITE_BOX_STATE_CONFIGURED = 0, /* created, never booted */

@@ -23,6 +23,8 @@ PACKAGES=(
 
 # OCI runtime tests (tests/oci/): the engines that drive boxlite-runtime
 PACKAGES+=(podman conmon crun runc containerd)
+# tests/oci/test_cri.py: its CRI client (gRPC, and protoc for its cri_min.proto)
+PACKAGES+=(python3-grpcio python3-grpc-tools)
 # deploy/ manifests parsed by tests/oci/test_deploy.py
 PACKAGES+=(python3-yaml)
 missing=()

@@ -15,7 +15,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.parametrize("name", ["test_proto", "test_reference", "test_netpolicy", "test_import",
-                                  "test_qmp"])
+                                  "test_qmp", "test_secrets_http"])
 def test_c_unit(name):
     exe = BUILD / "tests" / "unit" / name
     r = subprocess.run([str(exe)], capture_output=True, text=True, timeout=300)
@@ -30,7 +30,8 @@ def test_c_unit(name):
                                                 ("fuzz_qcow2", "corpus_qcow2"),
                                                 ("fuzz_agent_untar", "corpus_agent_untar"),
                                                 ("fuzz_qmp", "corpus_qmp"),
-                                                ("fuzz_oci_config", "corpus_oci_config")])
+                                                ("fuzz_oci_config", "corpus_oci_config"),
+                                                ("fuzz_secrets", "corpus_secrets")])
 def test_fuzz_short_run(tmp_path, target, corpus_dir):
     """The protocol decoder and the host's extraction of a box's tar, fuzzed briefly."""
     exe = BUILD / "fuzz" / target

@@ -2,7 +2,8 @@
  * the guest trust its box's secrets CA (docs/security.md, Secrets). It writes the certificate
  * to /etc/boxlite/ca.crt, the system bundle plus it to /etc/boxlite/ca-bundle.crt (the box's
  * SSL_CERT_FILE), and appends it to the system bundle when there is one and it is not there
- * yet. Only a certificate comes this way: its key never leaves the host. */
+ * yet. Only a certificate comes this way: its key never leaves the host. What it writes is
+ * 0644 under a 0755 directory whatever the umask: a non-root image user must trust it too. */
 #include "agent.h"
 
 #include <errno.h>
@@ -22,6 +23,8 @@ static int write_file(const char *path, const char *a, size_t alen, const char *
                   0644);
     int rc = fd < 0 ? -1 : 0;
 
+    if (rc == 0 && !append && fchmod(fd, 0644) != 0) /* whatever the umask: every user reads it */
+        rc = -1;
     if (rc == 0 && alen && write(fd, a, alen) != (ssize_t)alen)
         rc = -1;
     if (rc == 0 && b && write(fd, b, strlen(b)) != (ssize_t)strlen(b))
@@ -61,7 +64,7 @@ static int trust(const char *pem)
         fprintf(stderr, "trust-ca: not a certificate\n");
         return 1;
     }
-    if (mkdir("/etc/boxlite", 0755) != 0 && errno != EEXIST) {
+    if ((mkdir("/etc/boxlite", 0755) != 0 && errno != EEXIST) || chmod("/etc/boxlite", 0755) != 0) {
         fprintf(stderr, "trust-ca: /etc/boxlite: %s\n", strerror(errno));
         return 1;
     }

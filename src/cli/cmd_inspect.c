@@ -1,9 +1,32 @@
-/* cmd_inspect.c — `boxlite inspect BOX...`: a JSON array with each box's info. */
+/* cmd_inspect.c — `boxlite inspect BOX...`: a JSON array with each box's info (its secrets
+ * by name and hosts only, never their values). */
 #include "cli.h"
 
 #include <stdio.h>
+#include <string.h>
 
-static void print_info(const boxlite_box_info *b, const char *const *allow_net)
+/* "secrets": [{"name": N, "hosts": [...]}]: names and hosts only, never a value. */
+static void print_secrets(char **sec)
+{
+    printf(",\n    \"secrets\": [");
+    for (size_t i = 0; sec && sec[i]; i++) {
+        char *at = strchr(sec[i], '@'), *save = NULL;
+        if (at)
+            *at++ = '\0';
+        printf("%s{\"name\": ", i ? ", " : "");
+        cli_json_str(stdout, sec[i]);
+        printf(", \"hosts\": [");
+        int k = 0;
+        for (char *h = at ? strtok_r(at, ",", &save) : NULL; h; h = strtok_r(NULL, ",", &save)) {
+            printf("%s", k++ ? ", " : "");
+            cli_json_str(stdout, h);
+        }
+        printf("]}");
+    }
+    printf("]");
+}
+
+static void print_info(const boxlite_box_info *b, const char *const *allow_net, char **sec)
 {
     printf("  {\n    \"id\": ");
     cli_json_str(stdout, b->id);
@@ -38,6 +61,7 @@ static void print_info(const boxlite_box_info *b, const char *const *allow_net)
         cli_json_str(stdout, allow_net[i]);
     }
     printf("]");
+    print_secrets(sec);
     printf(",\n    \"volumes\": ");
     cli_json_str(stdout, b->volumes);
     printf(",\n    \"created_at\": ");
@@ -64,13 +88,16 @@ int cmd_inspect(int argc, char **argv)
     for (int i = 1; rc == 0 && i < argc; i++) {
         boxlite_box *box = NULL;
         boxlite_box_info info = BOXLITE_BOX_INFO_INIT;
+        char **sec = NULL;
         rc = cli_get_box(&box, rt, argv[i]);
-        if (rc == 0 && boxlite_box_get_info(&info, box) != 0)
+        if (rc == 0 &&
+            (boxlite_box_get_info(&info, box) != 0 || boxlite_box_secrets(&sec, box) != 0))
             rc = cli_fail(argv[i]);
         if (rc == 0) {
             printf("%s", i > 1 ? ",\n" : "");
-            print_info(&info, boxlite_box_allow_net(box));
+            print_info(&info, boxlite_box_allow_net(box), sec);
         }
+        boxlite_strv_free(sec);
         boxlite_box_free(box);
     }
     if (rc == 0)

@@ -257,12 +257,29 @@ static int copy_range(int in, int out, off_t off, off_t end)
     return rc;
 }
 
+int bl_copy_fd_sparse(int in, int out, off_t size)
+{
+    off_t data = 0, hole;
+    int err = 0;
+
+    while (err == 0) {
+        data = lseek(in, data, SEEK_DATA);
+        if (data < 0)
+            break; /* ENXIO: no more data */
+        hole = lseek(in, data, SEEK_HOLE);
+        if (hole < 0)
+            hole = size;
+        err = copy_range(in, out, data, hole);
+        data = hole;
+    }
+    return err;
+}
+
 int bl_copy_file_sparse(const char *src, const char *dst, unsigned mode, int flags)
 {
     char *tmp = NULL;
     int in = -1, out = -1, rc = 0, err = 0;
     struct stat st;
-    off_t data = 0, hole;
 
     in = open(src, O_RDONLY | O_CLOEXEC);
     if (in < 0 || fstat(in, &st) != 0) {
@@ -278,16 +295,7 @@ int bl_copy_file_sparse(const char *src, const char *dst, unsigned mode, int fla
         rc = bl_err_errno(BOXLITE_EIO, errno, "create %s", tmp);
         goto out;
     }
-    while (err == 0) {
-        data = lseek(in, data, SEEK_DATA);
-        if (data < 0)
-            break; /* ENXIO: no more data */
-        hole = lseek(in, data, SEEK_HOLE);
-        if (hole < 0)
-            hole = st.st_size;
-        err = copy_range(in, out, data, hole);
-        data = hole;
-    }
+    err = bl_copy_fd_sparse(in, out, st.st_size);
     if (err == 0 && !(flags & BL_COPY_NOSYNC) && fsync(out) != 0)
         err = -errno;
     if (err == 0 && rename(tmp, dst) != 0)

@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* malloc'd formatted string, NULL on failure (error set). Caller frees. */
 char *bl_strdupf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -37,6 +38,10 @@ int bl_read_file(char **out, size_t *len_out, const char *path, size_t max);
  * 0.4-1 s on a busy disk). */
 #define BL_COPY_NOSYNC 1
 int bl_copy_file_sparse(const char *src, const char *dst, unsigned mode, int flags);
+
+/* The data of in (size bytes, holes skipped) written into out at the same offsets: out is
+ * neither truncated nor synced. 0, or -errno. */
+int bl_copy_fd_sparse(int in, int out, off_t size);
 
 /* 12 random base62 characters and a NUL. */
 int bl_random_id(char out[13]);

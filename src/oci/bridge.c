@@ -62,7 +62,7 @@ int bl_oci_runtime_open(boxlite_runtime **out)
 
 /* The rootfs directory: absolute as given, or inside the bundle (resolved, it must stay
  * there: a symlink may not lead out). */
-static int rootfs_resolve(char *out, const struct bl_oci_spec *spec, const char *bundle)
+int bl_oci_rootfs_resolve(char *out, const struct bl_oci_spec *spec, const char *bundle)
 {
     char joined[PATH_MAX * 2], real_bundle[PATH_MAX];
     struct stat sb;
@@ -185,7 +185,7 @@ int bl_oci_box_make(boxlite_box **out, boxlite_runtime *rt, const struct bl_oci_
     boxlite_volume *vols = NULL;
     boxlite_box *box = NULL;
     char rootfs[PATH_MAX];
-    int rc = rootfs_resolve(rootfs, spec, bundle), imported = 0;
+    int rc = bl_oci_rootfs_resolve(rootfs, spec, bundle), imported = 0;
 
     if (rc == 0)
         rc = resources(&o, spec);

@@ -83,7 +83,7 @@ static int make_state_dir(const char *id)
 int bl_oci_cmd_create(int argc, char **argv)
 {
     const char *bundle = ".", *pid_file = NULL, *console = NULL, *ignored = NULL;
-    struct bl_oci_state st = {0};
+    struct bl_oci_state st = {0}, sandbox = {0};
     struct bl_oci_spec spec = {0};
     struct bl_oci_keeper k = {0};
     char *pos[1], real_bundle[PATH_MAX], image[128];
@@ -108,6 +108,8 @@ int bl_oci_cmd_create(int argc, char **argv)
         rc = bl_oci_fail("bundle %s: %s", bundle, strerror(errno));
     if (rc == 0)
         rc = load_spec(&spec, real_bundle);
+    if (rc == 0 && spec.pod_role == BL_OCI_POD_CONTAINER) /* before anything is made */
+        rc = bl_oci_pod_sandbox(&sandbox, spec.sandbox_id);
     if (rc == 0)
         rc = make_state_dir(pos[0]);
     have_dir = rc == 0;
@@ -120,12 +122,18 @@ int bl_oci_cmd_create(int argc, char **argv)
     k.console_socket = console;
     k.pid_file = pid_file;
     k.read_only_root = spec.root_readonly;
+    k.pod_role = spec.pod_role;
+    k.box_id = sandbox.box_id; /* a pod container joins its sandbox's VM */
     if (rc == 0)
         rc = bl_oci_keeper_spawn(&st.pid, st.box_id, &k);
     if (rc == 0) {
         snprintf(st.id, sizeof st.id, "%s", pos[0]);
         snprintf(st.bundle, sizeof st.bundle, "%s", real_bundle);
-        snprintf(st.image, sizeof st.image, "%s", image);
+        /* a pod container imports no image: its rootfs went into the sandbox's VM */
+        snprintf(st.image, sizeof st.image, "%s",
+                 spec.pod_role == BL_OCI_POD_CONTAINER ? "" : image);
+        snprintf(st.sandbox, sizeof st.sandbox, "%s", sandbox.id);
+        st.pod_role = spec.pod_role;
         snprintf(st.home, sizeof st.home, "%s",
                  getenv("BOXLITE_HOME") ? getenv("BOXLITE_HOME") : "");
         strftime(st.created, sizeof st.created, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));

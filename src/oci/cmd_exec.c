@@ -68,6 +68,7 @@ int bl_oci_cmd_exec(int argc, char **argv)
     k.process = &proc;
     k.box_id = st.box_id;
     k.read_only_root = st.read_only_root;
+    k.pod_role = st.pod_role == BL_OCI_POD_CONTAINER ? BL_OCI_POD_CONTAINER : 0;
     k.console_socket = console;
     k.pid_file = pid_file;
     if (rc == 0)

@@ -127,18 +127,19 @@ static void forward(boxlite_exec *ex, int tty)
     }
 }
 
-static int exec_begin(boxlite_exec **out, boxlite_box *box, const struct bl_oci_process *p,
-                      int read_only_root)
+static int exec_begin(boxlite_exec **out, boxlite_box *box, const struct bl_oci_keeper *k)
 {
+    const struct bl_oci_process *p = k->process;
     boxlite_exec_options o = BOXLITE_EXEC_OPTIONS_INIT;
     boxlite_rlimit lim[BL_OCI_MAX_RLIMITS];
-    char user[32];
+    char user[32], **pod_argv = NULL;
+    int rc = 0;
 
     for (size_t i = 0; i < p->n_rlimits; i++) /* set in the guest, never on the host */
         lim[i] = (boxlite_rlimit){p->rlimits[i].resource, p->rlimits[i].soft, p->rlimits[i].hard};
     o.rlimits = lim;
     o.n_rlimits = p->n_rlimits;
-    o.read_only_root = read_only_root;
+    o.read_only_root = k->read_only_root;
 
     snprintf(user, sizeof user, "%u:%u", p->uid, p->gid);
     o.argv = (const char *const *)p->args;
@@ -146,11 +147,20 @@ static int exec_begin(boxlite_exec **out, boxlite_box *box, const struct bl_oci_
     o.cwd = p->cwd;
     o.user = user;
     o.tty = p->terminal;
+    if (k->pod_role == BL_OCI_POD_CONTAINER) { /* its own root, through boxlite-pod-enter */
+        if (bl_oci_pod_argv(&pod_argv, p, k->id, k->read_only_root) != 0)
+            return 1;
+        o.argv = (const char *const *)pod_argv;
+        o.user = "0:0";
+        o.cwd = "/";
+        o.read_only_root = 0; /* the sandbox's root is not the container's */
+    }
     if (boxlite_exec_start(out, box, &o) != 0)
-        return bl_oci_fail("exec %s: %s", p->args[0], boxlite_error_last());
-    if (p->terminal && p->rows && p->cols)
+        rc = bl_oci_fail("exec %s: %s", p->args[0], boxlite_error_last());
+    else if (p->terminal && p->rows && p->cols)
         boxlite_exec_resize(*out, p->rows, p->cols);
-    return 0;
+    bl_oci_pod_argv_free(pod_argv);
+    return rc;
 }
 
 /* Pump output until the process's streams end, then wait for it: its exit status. */
@@ -264,7 +274,7 @@ static int enter_netns(const struct bl_oci_spec *spec)
 {
     int fd;
 
-    if (!spec || spec->netns != 2)
+    if (!spec || spec->netns != 2 || spec->pod_role == BL_OCI_POD_CONTAINER)
         return 0;
     fd = open(spec->netns_path, O_RDONLY | O_CLOEXEC);
     if (fd < 0 || setns(fd, CLONE_NEWNET) < 0) {
@@ -277,13 +287,32 @@ static int enter_netns(const struct bl_oci_spec *spec)
     return 0;
 }
 
+/* A container's own box, or (exec, a pod container) the running box it joins; a pod
+ * container's rootfs goes into it now. */
 static int keeper_boot(boxlite_box **box, boxlite_runtime *rt, const struct bl_oci_keeper *k)
 {
-    if (k->spec)
+    if (k->spec && k->pod_role != BL_OCI_POD_CONTAINER)
         return bl_oci_box_make(box, rt, k->spec, k->bundle, k->image_name);
     if (boxlite_box_get(box, rt, k->box_id) != 0 || boxlite_box_start(*box) != 0)
         return bl_oci_fail("box %s: %s", k->box_id, boxlite_error_last());
+    if (k->spec)
+        return bl_oci_pod_prepare(*box, k->id, k->spec, k->bundle);
     return 0;
+}
+
+/* A pod's sandbox runs no process: the VM holds the pod's namespaces, which is all a pause
+ * process is for. It is "running" until a signal that ends a process arrives. */
+static int hold_pod(void)
+{
+    for (;;) {
+        struct pollfd p = {sig_pipe[0], POLLIN, 0};
+        int sig;
+        if (poll(&p, 1, -1) < 0 && errno != EINTR)
+            return 255;
+        while ((sig = signal_next()) != 0)
+            if (sig != SIGWINCH && sig != SIGCONT && sig != SIGUSR1 && sig != SIGUSR2)
+                return 128 + sig;
+    }
 }
 
 static int keeper_run(const struct bl_oci_keeper *k, int status_fd)
@@ -301,7 +330,7 @@ static int keeper_run(const struct bl_oci_keeper *k, int status_fd)
         bl_oci_fail("%s: control socket: %s", k->id, strerror(errno));
         goto out;
     }
-    if (!k->spec && exec_begin(&ex, box, k->process, k->read_only_root) != 0)
+    if (!k->spec && exec_begin(&ex, box, k) != 0)
         goto out;
     snprintf(msg, sizeof msg, "ok %s\n", boxlite_box_id(box));
     report(status_fd, msg);
@@ -312,22 +341,23 @@ static int keeper_run(const struct bl_oci_keeper *k, int status_fd)
             code = 128 - conn;
             goto out;
         }
-        if (exec_begin(&ex, box, k->process, k->read_only_root) != 0) {
+        if (k->pod_role != BL_OCI_POD_SANDBOX && exec_begin(&ex, box, k) != 0) {
             report(conn, "error\n");
             goto out;
         }
         mark_started(k->id);
         report(conn, "ok\n");
     }
-    code = exec_finish(ex, k->process->terminal);
+    code = k->spec && k->pod_role == BL_OCI_POD_SANDBOX ? hold_pod()
+                                                        : exec_finish(ex, k->process->terminal);
 out:
     if (status_fd >= 0)
         report(status_fd, "error\n");
     if (lfd >= 0)
         close(lfd);
     boxlite_exec_free(ex);
-    if (box && k->spec)
-        boxlite_box_stop(box, 2000);
+    if (box && k->spec && k->pod_role != BL_OCI_POD_CONTAINER)
+        boxlite_box_stop(box, 2000); /* a pod's VM goes with its sandbox only */
     boxlite_box_free(box);
     boxlite_runtime_free(rt);
     return code;

@@ -59,6 +59,8 @@ struct bl_oci_state {
     unsigned long long starttime;
     char created[40];
     int read_only_root; /* root.readonly, for exec's processes too */
+    int pod_role;       /* BL_OCI_POD_SANDBOX, BL_OCI_POD_CONTAINER or 0 (spec.h) */
+    char sandbox[1025]; /* a pod container's sandbox id ("" otherwise); box_id is its VM */
     enum bl_oci_status status;
 };
 
@@ -70,6 +72,8 @@ int bl_oci_state_save(const struct bl_oci_state *st);
  * $BOXLITE_HOME (engines do not pass --boxlite-home on every call: podman's delete).
  * -1 (with the error reported) when no such container. */
 int bl_oci_state_load(struct bl_oci_state *out, const char *id);
+/* The same, quietly, for scans (pod.c): no error reported, $BOXLITE_HOME untouched. */
+int bl_oci_state_peek(struct bl_oci_state *out, const char *id);
 /* Remove the state directory and what it holds. */
 void bl_oci_state_remove(const char *id);
 const char *bl_oci_status_name(enum bl_oci_status s);
@@ -86,8 +90,31 @@ void bl_oci_box_remove(const char *box_id, const char *image);
  * *box_out then NULL). Release with boxlite_box_free and boxlite_runtime_free. */
 int bl_oci_box_open(struct boxlite_runtime **rt_out, struct boxlite_box **box_out,
                     const struct bl_oci_state *st);
+/* The bundle's rootfs directory, resolved (it may not lead out of the bundle) into out
+ * (PATH_MAX bytes); 1 with the error reported. */
+int bl_oci_rootfs_resolve(char *out, const struct bl_oci_spec *spec, const char *bundle);
 /* Read a whole file of at most max bytes into a NUL-terminated buffer. */
 int bl_oci_read_file(char **out, size_t *len_out, const char *path, size_t max);
+
+/* ---- pod.c: containers of one pod in the sandbox's VM ---- */
+/* Load the sandbox a pod container names: 0, or 1 with the error reported (no such
+ * container under --root, not a sandbox, not running). */
+int bl_oci_pod_sandbox(struct bl_oci_state *out, const char *sandbox_id);
+/* The container's root inside the VM: /.boxlite-pod.<id>. */
+void bl_oci_pod_root(char *out, size_t cap, const char *id);
+/* Copy boxlite-pod-enter, the container's rootfs and its file mounts into the pod's VM. */
+int bl_oci_pod_prepare(struct boxlite_box *box, const char *id, const struct bl_oci_spec *spec,
+                       const char *bundle);
+/* The argv that runs p in the container's root through boxlite-pod-enter (as root: the
+ * helper switches to p's uid/gid). Free with bl_oci_pod_argv_free. */
+int bl_oci_pod_argv(char ***out, const struct bl_oci_process *p, const char *id, int read_only);
+void bl_oci_pod_argv_free(char **v);
+/* At a pod container's delete: its root in the VM goes (best effort, warnings in the log),
+ * while the sandbox's VM runs. */
+void bl_oci_pod_remove(const struct bl_oci_state *st);
+/* How many live containers name sandbox_id; with kill_them, each keeper gets SIGKILL (its
+ * process in the VM ends with it) and is waited for. */
+int bl_oci_pod_members(const char *sandbox_id, int kill_them);
 
 /* ---- keeper.c: the host process that stands for the container ---- */
 struct bl_oci_keeper {
@@ -99,6 +126,9 @@ struct bl_oci_keeper {
     const char *console_socket;           /* NULL, or where the pty master goes */
     const char *pid_file;
     int read_only_root; /* root.readonly: the process sees the container's root read-only */
+    int pod_role;       /* BL_OCI_POD_SANDBOX: no process, the keeper holds the pod's VM;
+                         * BL_OCI_POD_CONTAINER: box_id is the pod's VM, the process runs in
+                         * the container's own root there (pod.c) */
 };
 /* Fork the keeper; return in the parent once it is ready (created, or the exec process
  * started): 0 with *pid_out and box_id_out filled, or 1 with the error reported. The keeper

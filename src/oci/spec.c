@@ -318,7 +318,26 @@ static int namespaces_from(struct bl_oci_spec *s, json_t *arr, char *err, size_t
     return 0;
 }
 
-/* annotations: an object of strings (at most 1024); only the engine is read from it. */
+/* io.kubernetes.cri.container-type and io.kubernetes.cri.sandbox-id: a pod's sandbox, or a
+ * container naming its sandbox (checked as a container id: it names a state directory). */
+static int pod_from(struct bl_oci_spec *s, const char *key, const char *v, char *err, size_t errlen)
+{
+    if (strcmp(key, "io.kubernetes.cri.container-type") == 0) {
+        if (strcmp(v, "sandbox") == 0)
+            s->pod_role = BL_OCI_POD_SANDBOX;
+        else if (strcmp(v, "container") == 0)
+            s->pod_role = BL_OCI_POD_CONTAINER;
+        else
+            return fail(err, errlen, "annotations: container-type \"%.64s\" unknown", v);
+    } else if (strcmp(key, "io.kubernetes.cri.sandbox-id") == 0) {
+        free(s->sandbox_id);
+        if (!(s->sandbox_id = strdup(v)))
+            return fail(err, errlen, "out of memory");
+    }
+    return 0;
+}
+
+/* annotations: an object of strings (at most 1024); the engine and the pod are read from it. */
 static int annotations_from(struct bl_oci_spec *s, json_t *o, char *err, size_t errlen)
 {
     const char *key;
@@ -334,7 +353,12 @@ static int annotations_from(struct bl_oci_spec *s, json_t *o, char *err, size_t 
             s->engine = "podman";
         else if (strncmp(key, "io.kubernetes.cri.", 18) == 0)
             s->engine = "kubernetes";
+        if (pod_from(s, key, json_string_value(v), err, errlen) != 0)
+            return -1;
     }
+    if (s->pod_role == BL_OCI_POD_CONTAINER && !s->sandbox_id)
+        return fail(err, errlen,
+                    "annotations: a pod container without io.kubernetes.cri.sandbox-id");
     return 0;
 }
 
@@ -456,5 +480,6 @@ void bl_oci_spec_free(struct bl_oci_spec *s)
     }
     free(s->mounts);
     free(s->netns_path);
+    free(s->sandbox_id);
     memset(s, 0, sizeof *s);
 }

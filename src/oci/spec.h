@@ -43,6 +43,9 @@ struct bl_oci_resources {
     int has_other;         /* fields a VM does not apply (blockIO, devices, hugepage, ...) */
 };
 
+#define BL_OCI_POD_SANDBOX   1 /* the pod's sandbox ("pause") container: it makes the VM */
+#define BL_OCI_POD_CONTAINER 2 /* a container of the pod: runs inside the sandbox's VM */
+
 struct bl_oci_spec {
     char *root_path; /* as written: absolute, or relative to the bundle (no ".." out of it) */
     int root_readonly;
@@ -54,6 +57,9 @@ struct bl_oci_spec {
     struct bl_oci_resources res; /* linux.resources */
     const char *engine;          /* from annotations: "podman" (io.container.manager libpod),
                                   * "kubernetes" (io.kubernetes.cri.*), or NULL: unknown (static) */
+    int pod_role;                /* containerd's CRI io.kubernetes.cri.container-type: 0 none,
+                                  * BL_OCI_POD_SANDBOX or BL_OCI_POD_CONTAINER */
+    char *sandbox_id;            /* io.kubernetes.cri.sandbox-id, NULL when absent */
     int netns;                   /* 0: no network namespace (the host's), 1: a new one, 2: a path */
     char *netns_path;            /* with netns 2 */
 };

@@ -79,10 +79,11 @@ int bl_oci_alive(pid_t pid, unsigned long long starttime)
 int bl_oci_state_save(const struct bl_oci_state *st)
 {
     char path[4200], tmp[4200];
-    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:i, s:I, s:s, s:s, s:b}", "id", st->id, "bundle",
-                          st->bundle, "box", st->box_id, "image", st->image, "pid", (int)st->pid,
-                          "starttime", (json_int_t)st->starttime, "created", st->created, "home",
-                          st->home, "readonly", st->read_only_root);
+    json_t *o =
+        json_pack("{s:s, s:s, s:s, s:s, s:i, s:I, s:s, s:s, s:b, s:i, s:s}", "id", st->id, "bundle",
+                  st->bundle, "box", st->box_id, "image", st->image, "pid", (int)st->pid,
+                  "starttime", (json_int_t)st->starttime, "created", st->created, "home", st->home,
+                  "readonly", st->read_only_root, "pod_role", st->pod_role, "sandbox", st->sandbox);
     int rc = 1;
 
     if (!o || bl_oci_path(path, sizeof path, st->id, "state.json") < 0 ||
@@ -106,7 +107,8 @@ static int copy_str(char *dst, size_t cap, json_t *v)
     return 0;
 }
 
-int bl_oci_state_load(struct bl_oci_state *out, const char *id)
+/* quiet: no error reported, $BOXLITE_HOME left alone (bl_oci_state_peek). */
+static int state_load(struct bl_oci_state *out, const char *id, int quiet)
 {
     char path[4200];
     struct bl_oci_state st = {0};
@@ -115,7 +117,7 @@ int bl_oci_state_load(struct bl_oci_state *out, const char *id)
     int rc = 1;
 
     if (!bl_oci_id_ok(id) || bl_oci_path(path, sizeof path, id, NULL) < 0 || stat(path, &sb) < 0)
-        return bl_oci_fail("container \"%s\" does not exist", id);
+        return quiet ? 1 : bl_oci_fail("container \"%s\" does not exist", id);
     snprintf(st.id, sizeof st.id, "%s", id);
     bl_oci_path(path, sizeof path, id, "state.json");
     o = json_load_file(path, 0, NULL);
@@ -128,16 +130,19 @@ int bl_oci_state_load(struct bl_oci_state *out, const char *id)
         copy_str(st.box_id, sizeof st.box_id, json_object_get(o, "box")) < 0 ||
         copy_str(st.image, sizeof st.image, json_object_get(o, "image")) < 0 ||
         copy_str(st.created, sizeof st.created, json_object_get(o, "created")) < 0 ||
-        copy_str(st.home, sizeof st.home, json_object_get(o, "home")) < 0) {
-        bl_oci_fail("%s: state.json is damaged", id);
+        copy_str(st.home, sizeof st.home, json_object_get(o, "home")) < 0 ||
+        copy_str(st.sandbox, sizeof st.sandbox, json_object_get(o, "sandbox")) < 0) {
+        if (!quiet)
+            bl_oci_fail("%s: state.json is damaged", id);
         goto out;
     }
-    if (st.home[0] && setenv("BOXLITE_HOME", st.home, 1) != 0) {
+    if (!quiet && st.home[0] && setenv("BOXLITE_HOME", st.home, 1) != 0) {
         bl_oci_fail("%s: %s", id, strerror(errno));
         goto out;
     }
     st.pid = (pid_t)json_integer_value(json_object_get(o, "pid"));
     st.read_only_root = json_is_true(json_object_get(o, "readonly"));
+    st.pod_role = (int)json_integer_value(json_object_get(o, "pod_role"));
     st.starttime = (unsigned long long)json_integer_value(json_object_get(o, "starttime"));
     bl_oci_path(path, sizeof path, id, "started");
     if (!bl_oci_alive(st.pid, st.starttime))
@@ -152,6 +157,16 @@ int bl_oci_state_load(struct bl_oci_state *out, const char *id)
 out:
     json_decref(o);
     return rc;
+}
+
+int bl_oci_state_load(struct bl_oci_state *out, const char *id)
+{
+    return state_load(out, id, 0);
+}
+
+int bl_oci_state_peek(struct bl_oci_state *out, const char *id)
+{
+    return state_load(out, id, 1);
 }
 
 void bl_oci_state_remove(const char *id)

@@ -1,20 +1,30 @@
 /* attach.c — GET /executions/{id}/attach: the WebSocket upgrade (handshake through
- * libmicrohttpd, frames through wslay) and one thread per attachment that carries stdin and
- * control messages in, output and the exit frame out, with keepalive pings, a bounded send
- * queue and the spec's single-attach rule. */
+ * libmicrohttpd, frames through wslay) and the attachments' event loop: one thread polls
+ * (epoll) every attached socket plus a wake eventfd and carries output and the exit frame
+ * out, with keepalive pings, a bounded send queue and the spec's single-attach rule; a small
+ * fixed pool of writer threads hands stdin and control messages to the library (its stdin
+ * write blocks while the guest's window is full, which must not stop the loop). */
 #include "exec.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
 #include <openssl/sha.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <wslay/wslay.h>
+
+#define ATTACH_WRITERS   2          /* threads that write stdin for every attachment */
+#define ATTACH_INBOX_MAX (1u << 20) /* stdin taken in and not yet written: then stop reading */
+#define ATTACH_PING_S    15
+#define ATTACH_SILENT_S  45 /* a peer silent this long is dropped */
+#define ATTACH_CLOSE_S   5  /* a close frame unanswered this long: we stop writing */
+#define ATTACH_LINGER_S  30 /* then what the peer sends is dropped until it closes, this long */
 
 struct inmsg {
     struct inmsg *next;
@@ -24,19 +34,33 @@ struct inmsg {
 };
 
 struct attach {
-    struct sexec *x;
+    struct sexec *x; /* a reference, dropped with the last of refs */
     int sock;
     struct MHD_UpgradeResponseHandle *urh;
     wslay_event_context_ptr ws;
-    pthread_mutex_t mu; /* ws, closing, inbox */
+    int refs; /* atomic: the loop's, and a writer's while it has the inbox */
+
+    pthread_mutex_t mu; /* ws, closing, full, inbox, in_bytes, writing, close_code */
     int closing;
-    int wake[2]; /* the pump pokes the thread when it queued output */
-    int full;    /* the pump was told the queue is full: wake it once it drains (a->mu) */
-    unsigned char *pre;
-    size_t pre_len, pre_off;
+    int full; /* the pump was told the queue is full: wake it once it drains */
     struct inmsg *inbox, **inbox_tail;
-    double last_rx, close_at;
-    int close_code; /* queue a close with it once the data queue is empty */
+    size_t in_bytes; /* in the inbox or being written */
+    int writing;     /* a writer has the inbox */
+    int close_code;  /* queue a close with it once the data queue is empty */
+
+    /* the loop's own: */
+    struct attach *prev, *next; /* every attachment */
+    unsigned events;            /* epoll interest now */
+    unsigned char *pre;         /* bytes that came with the upgrade request */
+    size_t pre_len, pre_off;
+    double last_rx, last_ping, close_at, linger_at;
+    int left; /* leave() done: the execution may be attached again */
+
+    /* under loop_mu: */
+    struct attach *dnext, *fnext; /* dirty list, new list */
+    int dirty, gone;
+
+    struct attach *wnext; /* writer queue (writer_mu) */
 };
 
 static unsigned n_attached;
@@ -44,6 +68,43 @@ static unsigned n_attached;
 unsigned attach_count(void)
 {
     return __atomic_load_n(&n_attached, __ATOMIC_RELAXED);
+}
+
+/* The loop: adopted attachments, and the ones others asked it to look at. */
+static pthread_mutex_t loop_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct attach *fresh_head, *dirty_head; /* loop_mu */
+static int loop_ep = -1, loop_wake = -1, loop_started, loop_stop;
+static pthread_t loop_th;
+static struct attach *all_head; /* the loop thread's */
+
+/* The writers: a queue of attachments whose inbox has something. */
+static pthread_mutex_t writer_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t writer_cond = PTHREAD_COND_INITIALIZER;
+static struct attach *wq_head, **wq_tail = &wq_head;
+
+static void loop_poke(void)
+{
+    uint64_t v = 1;
+
+    if (loop_wake >= 0)
+        (void)!write(loop_wake, &v, sizeof(v));
+}
+
+/* Ask the loop to look at a (output queued, stdin written, ...). Any thread. */
+static void mark_dirty(struct attach *a)
+{
+    int poke = 0;
+
+    pthread_mutex_lock(&loop_mu);
+    if (!a->gone && !a->dirty) {
+        a->dirty = 1;
+        a->dnext = dirty_head;
+        dirty_head = a;
+        poke = 1;
+    }
+    pthread_mutex_unlock(&loop_mu);
+    if (poke)
+        loop_poke();
 }
 
 /* ---- wslay callbacks ---------------------------------------------------------------------- */
@@ -116,18 +177,12 @@ static void on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
     im->len = m->msg_length;
     memcpy(im->data, m->msg, m->msg_length);
     im->data[m->msg_length] = '\0';
+    a->in_bytes += m->msg_length;
     *a->inbox_tail = im;
     a->inbox_tail = &im->next;
 }
 
-/* ---- sending (pump side and this thread) --------------------------------------------------- */
-
-static void poke(struct attach *a)
-{
-    char c = 1;
-    ssize_t n = write(a->wake[1], &c, 1);
-    (void)n;
-}
+/* ---- sending (the pump, the writers and the loop) ----------------------------------------- */
 
 static int queue_locked(struct attach *a, int opcode, const void *data, size_t len)
 {
@@ -141,7 +196,7 @@ int attach_send_output(struct attach *a, const unsigned char *frame, size_t len)
 
     pthread_mutex_lock(&a->mu);
     /* a client that does not read: never grow past the bound; the pump holds the frame and
-     * this thread wakes it once the queue has drained */
+     * the loop wakes it once the queue has drained */
     if (!a->closing && !g_serve->stopping &&
         wslay_event_get_queued_msg_length(a->ws) > ATTACH_QUEUE_MAX) {
         a->full = 1;
@@ -150,7 +205,8 @@ int attach_send_output(struct attach *a, const unsigned char *frame, size_t len)
         rc = queue_locked(a, WSLAY_BINARY_FRAME, frame, len);
     }
     pthread_mutex_unlock(&a->mu);
-    poke(a);
+    if (rc == 0)
+        mark_dirty(a);
     return rc;
 }
 
@@ -166,7 +222,7 @@ int attach_send_exit(struct attach *a, int exit_code)
         a->close_code = 1000; /* wslay sends control frames first: close once this is out */
     }
     pthread_mutex_unlock(&a->mu);
-    poke(a);
+    mark_dirty(a);
     return rc;
 }
 
@@ -179,6 +235,7 @@ static void send_error(struct attach *a, const char *message)
     if (text != NULL && !a->closing)
         queue_locked(a, WSLAY_TEXT_FRAME, text, strlen(text));
     pthread_mutex_unlock(&a->mu);
+    mark_dirty(a);
     free(text);
     json_decref(o);
 }
@@ -217,30 +274,7 @@ static void control(struct attach *a, const char *text)
     json_decref(o);
 }
 
-static void drain_inbox(struct attach *a)
-{
-    struct inmsg *list;
-
-    pthread_mutex_lock(&a->mu);
-    list = a->inbox;
-    a->inbox = NULL;
-    a->inbox_tail = &a->inbox;
-    pthread_mutex_unlock(&a->mu);
-    while (list != NULL) {
-        struct inmsg *m = list;
-        list = m->next;
-        if (m->opcode == WSLAY_BINARY_FRAME && m->len > 0) {
-            /* outside a->mu: a full stdin window must not stop output */
-            if (boxlite_exec_write(a->x->ex, m->data, m->len) == 0)
-                __atomic_add_fetch(&a->x->box->bytes_in, m->len, __ATOMIC_RELAXED);
-        } else if (m->opcode == WSLAY_TEXT_FRAME) {
-            control(a, (const char *)m->data);
-        }
-        free(m);
-    }
-}
-
-/* ---- the attachment's thread ---------------------------------------------------------------- */
+/* ---- the writers: stdin and control messages, in the order they came ---------------------- */
 
 static void attach_free(struct attach *a)
 {
@@ -252,14 +286,89 @@ static void attach_free(struct attach *a)
     }
     if (a->ws != NULL)
         wslay_event_context_free(a->ws);
-    if (a->wake[0] >= 0)
-        close(a->wake[0]);
-    if (a->wake[1] >= 0)
-        close(a->wake[1]);
     pthread_mutex_destroy(&a->mu);
     free(a->pre);
     free(a);
 }
+
+static void attach_put(struct attach *a)
+{
+    struct sexec *x = a->x;
+
+    if (__atomic_sub_fetch(&a->refs, 1, __ATOMIC_ACQ_REL) != 0)
+        return;
+    attach_free(a);
+    sexec_put(x);
+}
+
+/* Hand a's inbox to the library: 1 when a has nothing more (the writer lets go of it). */
+static int drain_inbox(struct attach *a)
+{
+    struct inmsg *list;
+    size_t taken = 0;
+    int done;
+
+    pthread_mutex_lock(&a->mu);
+    list = a->inbox;
+    a->inbox = NULL;
+    a->inbox_tail = &a->inbox;
+    pthread_mutex_unlock(&a->mu);
+    while (list != NULL) {
+        struct inmsg *m = list;
+        list = m->next;
+        taken += m->len;
+        if (m->opcode == WSLAY_BINARY_FRAME && m->len > 0) {
+            /* may wait for the guest's window: this writer only, never the loop */
+            if (boxlite_exec_write(a->x->ex, m->data, m->len) == 0)
+                __atomic_add_fetch(&a->x->box->bytes_in, m->len, __ATOMIC_RELAXED);
+        } else if (m->opcode == WSLAY_TEXT_FRAME) {
+            control(a, (const char *)m->data);
+        }
+        free(m);
+    }
+    pthread_mutex_lock(&a->mu);
+    a->in_bytes -= taken;
+    done = a->inbox == NULL;
+    if (done)
+        a->writing = 0;
+    pthread_mutex_unlock(&a->mu);
+    mark_dirty(a); /* the loop reads the socket again if it had stopped */
+    return done;
+}
+
+static void *writer_main(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        struct attach *a;
+        pthread_mutex_lock(&writer_mu);
+        while (wq_head == NULL)
+            pthread_cond_wait(&writer_cond, &writer_mu);
+        a = wq_head;
+        wq_head = a->wnext;
+        if (wq_head == NULL)
+            wq_tail = &wq_head;
+        pthread_mutex_unlock(&writer_mu);
+        while (!drain_inbox(a))
+            ;
+        attach_put(a);
+    }
+    return NULL;
+}
+
+/* Give a (with a reference taken for the writer) to a writer. */
+static void writer_push(struct attach *a)
+{
+    __atomic_add_fetch(&a->refs, 1, __ATOMIC_RELAXED);
+    pthread_mutex_lock(&writer_mu);
+    a->wnext = NULL;
+    *wq_tail = a;
+    wq_tail = &a->wnext;
+    pthread_cond_signal(&writer_cond);
+    pthread_mutex_unlock(&writer_mu);
+}
+
+/* ---- the loop ------------------------------------------------------------------------------ */
 
 /* Attach: what was kept while nobody listened goes first, then the exit if it came. */
 static void join(struct attach *a)
@@ -290,6 +399,9 @@ static void leave(struct attach *a)
 {
     struct sexec *x = a->x;
 
+    if (a->left)
+        return;
+    a->left = 1;
     pthread_mutex_lock(&a->mu);
     a->closing = 1;
     pthread_mutex_unlock(&a->mu);
@@ -304,69 +416,241 @@ static void leave(struct attach *a)
     pthread_mutex_unlock(&x->mu);
 }
 
-static void *attach_thread(void *arg)
+/* After the close grace our side is shut for writing (the FIN follows the output still in
+ * the kernel's buffer) and what the peer sends is read and dropped until it closes: a late
+ * pong or close reply must never meet a closed socket, whose reset would throw away the output
+ * the peer has not read yet. 1 when it is over. */
+static int linger(struct attach *a, unsigned revents, double now)
 {
-    struct attach *a = arg;
-    double last_ping = now_monotonic();
+    char junk[4096];
+    ssize_t n = 1;
 
-    join(a);
-    for (;;) {
-        struct pollfd p[2] = {{a->sock, 0, 0}, {a->wake[0], POLLIN, 0}};
-        double now;
-        int rd, wr, bad = 0, drained;
-        char junk[64];
+    for (int k = 0; k < 16 && (revents & (EPOLLIN | EPOLLHUP | EPOLLERR)) && n > 0; k++)
+        n = recv(a->sock, junk, sizeof(junk), MSG_DONTWAIT);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+        return 1;
+    return now - a->linger_at > ATTACH_LINGER_S || g_serve->stopping;
+}
 
-        pthread_mutex_lock(&a->mu);
-        rd = wslay_event_want_read(a->ws);
-        wr = wslay_event_want_write(a->ws);
-        pthread_mutex_unlock(&a->mu);
-        if (!rd && !wr)
-            break;
-        p[0].events = (short)((rd ? POLLIN : 0) | (wr ? POLLOUT : 0));
-        if (a->pre_off < a->pre_len)
-            p[0].revents = POLLIN;
-        else if (poll(p, 2, 1000) < 0 && errno != EINTR)
-            break;
-        if (p[1].revents & POLLIN) {
-            ssize_t n = read(a->wake[0], junk, sizeof(junk));
-            (void)n;
-        }
-        now = now_monotonic();
-        pthread_mutex_lock(&a->mu);
-        if (p[0].revents & (POLLIN | POLLHUP | POLLERR))
-            bad |= wslay_event_recv(a->ws) != 0;
-        if (!bad && now - last_ping >= 15) {
-            struct wslay_event_msg ping = {WSLAY_PING, (const uint8_t *)"", 0};
-            wslay_event_queue_msg(a->ws, &ping);
-            last_ping = now;
-        }
-        if (g_serve->stopping && a->close_code == 0)
-            a->close_code = 1001;
-        if (!bad && wslay_event_want_write(a->ws))
-            bad |= wslay_event_send(a->ws) != 0;
-        drained = a->full && wslay_event_get_queued_msg_length(a->ws) <= ATTACH_QUEUE_MAX;
-        if (drained)
-            a->full = 0;
-        if (!bad && a->close_code != 0 && a->close_at == 0 &&
-            wslay_event_get_queued_msg_count(a->ws) == 0) {
-            wslay_event_queue_close(a->ws, (uint16_t)a->close_code, NULL, 0);
-            bad |= wslay_event_send(a->ws) != 0;
-            a->close_at = now;
-        }
-        pthread_mutex_unlock(&a->mu);
-        if (drained)
-            exec_pump_wake();
-        if (bad || now - a->last_rx > 45 || (a->close_at != 0 && now - a->close_at > 5))
-            break;
-        drain_inbox(a);
+static int linger_start(struct attach *a, double now)
+{
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = a};
+
+    if (g_serve->stopping || shutdown(a->sock, SHUT_WR) != 0 ||
+        epoll_ctl(loop_ep, EPOLL_CTL_MOD, a->sock, &ev) != 0)
+        return 1;
+    a->events = EPOLLIN;
+    a->linger_at = now;
+    leave(a); /* what is left of the socket is no attachment: a reattach may come */
+    return 0;
+}
+
+/* Move a on as far as it goes without waiting; revents from epoll (0: a timer or a wake).
+ * 1 when it is over (the caller tears it down). */
+static int step(struct attach *a, unsigned revents, double now)
+{
+    int rd, wr, bad = 0, drained, give = 0, paused;
+    unsigned want;
+
+    if (a->linger_at != 0)
+        return linger(a, revents, now);
+    pthread_mutex_lock(&a->mu);
+    if (a->pre_off < a->pre_len || (revents & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+        bad |= wslay_event_recv(a->ws) != 0;
+    if (!bad && now - a->last_ping >= ATTACH_PING_S) {
+        struct wslay_event_msg ping = {WSLAY_PING, (const uint8_t *)"", 0};
+        wslay_event_queue_msg(a->ws, &ping);
+        a->last_ping = now;
     }
+    if (g_serve->stopping && a->close_code == 0)
+        a->close_code = 1001;
+    if (!bad && wslay_event_want_write(a->ws))
+        bad |= wslay_event_send(a->ws) != 0;
+    drained = a->full && wslay_event_get_queued_msg_length(a->ws) <= ATTACH_QUEUE_MAX;
+    if (drained)
+        a->full = 0;
+    if (!bad && a->close_code != 0 && a->close_at == 0 &&
+        wslay_event_get_queued_msg_count(a->ws) == 0) {
+        wslay_event_queue_close(a->ws, (uint16_t)a->close_code, NULL, 0);
+        bad |= wslay_event_send(a->ws) != 0;
+        a->close_at = now;
+    }
+    if (!bad && a->inbox != NULL && !a->writing) {
+        a->writing = 1;
+        give = 1;
+    }
+    rd = wslay_event_want_read(a->ws);
+    wr = wslay_event_want_write(a->ws);
+    paused = a->in_bytes > ATTACH_INBOX_MAX; /* stdin the writers have not caught up with */
+    pthread_mutex_unlock(&a->mu);
+    if (drained)
+        exec_pump_wake();
+    if (give)
+        writer_push(a);
+    if (bad || (!rd && !wr) || now - a->last_rx > ATTACH_SILENT_S)
+        return 1;
+    if (a->close_at != 0 && now - a->close_at > ATTACH_CLOSE_S)
+        return linger_start(a, now);
+    want = (rd && !paused ? EPOLLIN : 0) | (wr ? EPOLLOUT : 0);
+    if (want != a->events) {
+        struct epoll_event ev = {.events = want, .data.ptr = a};
+        if (epoll_ctl(loop_ep, EPOLL_CTL_MOD, a->sock, &ev) != 0)
+            return 1;
+        a->events = want;
+    }
+    return 0;
+}
+
+static void teardown(struct attach *a)
+{
     leave(a);
+    epoll_ctl(loop_ep, EPOLL_CTL_DEL, a->sock, NULL);
+    if (a->prev != NULL)
+        a->prev->next = a->next;
+    else
+        all_head = a->next;
+    if (a->next != NULL)
+        a->next->prev = a->prev;
+    pthread_mutex_lock(&loop_mu);
+    a->gone = 1;
+    if (a->dirty)
+        for (struct attach **pp = &dirty_head; *pp != NULL; pp = &(*pp)->dnext)
+            if (*pp == a) {
+                *pp = a->dnext;
+                break;
+            }
+    pthread_mutex_unlock(&loop_mu);
     MHD_upgrade_action(a->urh, MHD_UPGRADE_ACTION_CLOSE);
-    sexec_put(a->x);
-    attach_free(a);
     __atomic_sub_fetch(&n_attached, 1, __ATOMIC_RELAXED);
+    attach_put(a);
+}
+
+/* Take a new attachment into the loop. */
+static void adopt(struct attach *a, double now)
+{
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = a};
+
+    a->next = all_head;
+    if (all_head != NULL)
+        all_head->prev = a;
+    all_head = a;
+    a->last_ping = now;
+    a->events = EPOLLIN;
+    join(a);
+    if (epoll_ctl(loop_ep, EPOLL_CTL_ADD, a->sock, &ev) != 0 || step(a, 0, now))
+        teardown(a);
+}
+
+/* The lists others filled: new attachments first, then the ones that want a look. */
+static void take_lists(double now)
+{
+    struct attach *fresh, *dirty;
+
+    pthread_mutex_lock(&loop_mu);
+    fresh = fresh_head;
+    fresh_head = NULL;
+    pthread_mutex_unlock(&loop_mu);
+    while (fresh != NULL) {
+        struct attach *a = fresh;
+        fresh = a->fnext;
+        adopt(a, now);
+    }
+    pthread_mutex_lock(&loop_mu);
+    dirty = dirty_head;
+    dirty_head = NULL;
+    pthread_mutex_unlock(&loop_mu);
+    /* each stays marked until its turn (nobody relinks it meanwhile); only this thread tears
+     * down, and only the one it steps */
+    while (dirty != NULL) {
+        struct attach *a = dirty;
+        pthread_mutex_lock(&loop_mu);
+        dirty = a->dnext;
+        a->dirty = 0;
+        pthread_mutex_unlock(&loop_mu);
+        if (step(a, 0, now))
+            teardown(a);
+    }
+}
+
+static void *loop_main(void *arg)
+{
+    struct epoll_event ev[64];
+    double last_sweep = now_monotonic();
+
+    (void)arg;
+    for (;;) {
+        int n = epoll_wait(loop_ep, ev, 64, 1000);
+        double now = now_monotonic();
+        for (int i = 0; i < n; i++) {
+            struct attach *a = ev[i].data.ptr;
+            if (a == NULL) {
+                uint64_t v;
+                (void)!read(loop_wake, &v, sizeof(v));
+            } else if (step(a, ev[i].events, now)) {
+                teardown(a);
+            }
+        }
+        take_lists(now);
+        /* once a second every attachment: pings, silent peers, close graces, stopping */
+        if (now - last_sweep >= 1 || g_serve->stopping) {
+            last_sweep = now;
+            for (struct attach *a = all_head, *next; a != NULL; a = next) {
+                next = a->next;
+                if (step(a, 0, now))
+                    teardown(a);
+            }
+        }
+        if (__atomic_load_n(&loop_stop, __ATOMIC_ACQUIRE) && all_head == NULL)
+            break;
+    }
     return NULL;
 }
+
+/* The loop and its writers, started with the first attachment. Called with loop_mu held. */
+static int loop_start_locked(void)
+{
+    static int writers;
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+    pthread_t th;
+
+    if (loop_started)
+        return 0;
+    if (loop_ep >= 0)
+        close(loop_ep);
+    if (loop_wake >= 0)
+        close(loop_wake);
+    loop_ep = epoll_create1(EPOLL_CLOEXEC);
+    loop_wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (loop_ep < 0 || loop_wake < 0 || epoll_ctl(loop_ep, EPOLL_CTL_ADD, loop_wake, &ev) != 0)
+        goto fail;
+    for (; writers < ATTACH_WRITERS; writers++) {
+        if (pthread_create(&th, NULL, writer_main, NULL) != 0)
+            goto fail; /* the ones started wait on an empty queue: a retry starts the rest */
+        pthread_detach(th);
+    }
+    if (pthread_create(&loop_th, NULL, loop_main, NULL) != 0)
+        goto fail;
+    loop_started = 1;
+    return 0;
+fail:
+    return -1;
+}
+
+void attach_loop_stop(void)
+{
+    int started;
+
+    pthread_mutex_lock(&loop_mu);
+    started = loop_started;
+    pthread_mutex_unlock(&loop_mu);
+    if (!started)
+        return;
+    __atomic_store_n(&loop_stop, 1, __ATOMIC_RELEASE);
+    loop_poke();
+    pthread_join(loop_th, NULL);
+}
+
+/* ---- the upgrade ------------------------------------------------------------------------- */
 
 static void on_upgrade(void *cls, struct MHD_Connection *conn, void *con_cls, const char *extra,
                        size_t extra_len, MHD_socket sock, struct MHD_UpgradeResponseHandle *urh)
@@ -375,7 +659,7 @@ static void on_upgrade(void *cls, struct MHD_Connection *conn, void *con_cls, co
     struct req *r = con_cls;
     struct attach *a = calloc(1, sizeof(*a));
     struct wslay_event_callbacks cb = {on_recv, on_send, on_genmask, NULL, NULL, NULL, on_msg};
-    pthread_t th;
+    int rc;
 
     (void)conn;
     if (r != NULL)
@@ -385,7 +669,7 @@ static void on_upgrade(void *cls, struct MHD_Connection *conn, void *con_cls, co
     a->x = x;
     a->sock = sock;
     a->urh = urh;
-    a->wake[0] = a->wake[1] = -1;
+    a->refs = 1;
     a->inbox_tail = &a->inbox;
     a->last_rx = now_monotonic();
     pthread_mutex_init(&a->mu, NULL);
@@ -396,16 +680,20 @@ static void on_upgrade(void *cls, struct MHD_Connection *conn, void *con_cls, co
         memcpy(a->pre, extra, extra_len);
         a->pre_len = extra_len;
     }
-    if (pipe2(a->wake, O_CLOEXEC | O_NONBLOCK) != 0 ||
-        wslay_event_context_server_init(&a->ws, &cb, a) != 0)
+    if (wslay_event_context_server_init(&a->ws, &cb, a) != 0)
         goto fail;
     wslay_event_config_set_max_recv_msg_length(a->ws, 1 << 20);
-    __atomic_add_fetch(&n_attached, 1, __ATOMIC_RELAXED);
-    if (pthread_create(&th, NULL, attach_thread, a) != 0) {
-        __atomic_sub_fetch(&n_attached, 1, __ATOMIC_RELAXED);
-        goto fail;
+    pthread_mutex_lock(&loop_mu);
+    rc = loop_start_locked();
+    if (rc == 0) {
+        a->fnext = fresh_head;
+        fresh_head = a;
+        __atomic_add_fetch(&n_attached, 1, __ATOMIC_RELAXED);
     }
-    pthread_detach(th);
+    pthread_mutex_unlock(&loop_mu);
+    if (rc != 0)
+        goto fail;
+    loop_poke();
     return;
 fail:
     pthread_mutex_lock(&x->mu);

@@ -668,6 +668,8 @@ void execs_shutdown(void)
          i < 100 && (attach_count() > 0 || __atomic_load_n(&pumps_running, __ATOMIC_RELAXED) > 0);
          i++)
         usleep(100 * 1000);
+    if (attach_count() == 0)
+        attach_loop_stop();
     pthread_mutex_lock(&pump_mu);
     if (pump_started && __atomic_load_n(&pumps_running, __ATOMIC_RELAXED) == 0) {
         pthread_mutex_unlock(&pump_mu);

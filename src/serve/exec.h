@@ -60,5 +60,7 @@ void exec_pump_wake(void);
 int signal_allowed(int sig);
 /* The number of WebSocket attachments open. */
 unsigned attach_count(void);
+/* End the attachments' loop thread once none is left (shutdown). */
+void attach_loop_stop(void);
 
 #endif

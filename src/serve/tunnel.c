@@ -2,9 +2,10 @@
  * 127.0.0.1 per (box, port), created on the first call and returned thereafter as the
  * TunnelDescriptor's URI. Each connection to it sends one HTTP/1.1 CONNECT for that URI's
  * authority with the API key (Proxy-Authorization or Authorization: Bearer); a good one gets
- * 200 and becomes one boxlite_box_tunnel connection to the in-box port, relayed both ways
- * (half-close kept) by one thread with poll. Only the CONNECT head is read here, parsed by
- * libhttp-parser: at most TUNNEL_HEAD bytes within --header-timeout. */
+ * 200 and becomes one boxlite_box_tunnel connection to the in-box port. A short-lived thread
+ * per connection reads the head and opens the tunnel (both block); then one relay thread
+ * (epoll) copies every tunnel both ways, half-close kept. Only the CONNECT head is read here,
+ * parsed by libhttp-parser: at most TUNNEL_HEAD bytes within --header-timeout. */
 #include "serve.h"
 
 #include <arpa/inet.h>
@@ -16,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -181,32 +184,212 @@ static int write_all(int fd, const char *p, size_t n)
     return 0;
 }
 
-/* Copy both ways until both directions have ended (or the server stops). */
-static void relay(int a, int b)
-{
-    struct pollfd p[2] = {{a, POLLIN, 0}, {b, POLLIN, 0}};
-    int open_dirs = 2;
-    char *buf = malloc(TUNNEL_RELAY);
+/* ---- the relay: one thread, every tunnel ---------------------------------------------------
+ * Direction d copies fd[d] to fd[!d] through buf[d]: it reads only while buf[d] is empty (the
+ * slower side holds the faster back) and, once fd[d] has ended and buf[d] is out, passes the
+ * end on with shutdown(fd[!d], SHUT_WR). A tunnel is over when both directions are. */
 
-    while (buf != NULL && open_dirs > 0 && !g_serve->stopping) {
-        int n = poll(p, 2, 1000);
-        if (n < 0 && errno != EINTR)
-            break;
-        for (int i = 0; i < 2 && n > 0; i++) {
-            ssize_t got;
-            if (p[i].fd < 0 || !(p[i].revents & (POLLIN | POLLHUP | POLLERR)))
-                continue;
-            got = recv(p[i].fd, buf, TUNNEL_RELAY, 0);
-            if (got > 0 && write_all(i ? a : b, buf, (size_t)got) == 0)
-                continue;
-            if (got < 0 && errno == EINTR)
-                continue;
-            shutdown(i ? a : b, SHUT_WR); /* this direction ended: pass the end on */
-            p[i].fd = -1;
-            open_dirs--;
-        }
+struct rside {
+    struct relay *r;
+    int i; /* which fd */
+};
+
+struct relay {
+    struct relay *next; /* the loop's list */
+    int fd[2];          /* client, box */
+    struct rside side[2];
+    unsigned events[2]; /* epoll interest now */
+    int reg[2];         /* fd[i] is in the epoll set */
+    int hup[2];         /* epoll said fd[i] hung up: out of the set while nothing is wanted */
+    int eof[2], done[2], dead;
+    size_t len[2], off[2];
+    char buf[2][TUNNEL_RELAY];
+};
+
+static pthread_mutex_t relay_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct relay *relay_new_head; /* handed over, not yet taken (relay_mu) */
+static struct relay *relay_head;     /* the loop's */
+static int relay_ep = -1, relay_wake = -1, relay_started;
+static pthread_t relay_th;
+
+static void relay_free(struct relay *r)
+{
+    for (int i = 0; i < 2; i++) {
+        if (r->reg[i])
+            epoll_ctl(relay_ep, EPOLL_CTL_DEL, r->fd[i], NULL);
+        close(r->fd[i]);
     }
-    free(buf);
+    free(r);
+    __atomic_sub_fetch(&conns_live, 1, __ATOMIC_RELAXED);
+}
+
+/* Move direction d on as far as it goes now. */
+static void relay_dir(struct relay *r, int d)
+{
+    for (int k = 0; k < 16 && !r->done[d]; k++) {
+        ssize_t n;
+        if (r->len[d] == 0 && r->eof[d])
+            break; /* this direction ended: the end is passed on below */
+        if (r->len[d] == 0) {
+            n = recv(r->fd[d], r->buf[d], TUNNEL_RELAY, MSG_DONTWAIT);
+            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+                break;
+            r->eof[d] = n <= 0;
+            r->len[d] = n > 0 ? (size_t)n : 0;
+            r->off[d] = 0;
+            continue;
+        }
+        n = send(r->fd[!d], r->buf[d] + r->off[d], r->len[d], MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+            break;
+        if (n <= 0) { /* the other side is gone: what is left here cannot go anywhere */
+            r->len[d] = 0;
+            r->eof[d] = 1;
+            continue;
+        }
+        r->off[d] += (size_t)n;
+        r->len[d] -= (size_t)n;
+    }
+    if (!r->done[d] && r->len[d] == 0 && r->eof[d]) { /* the bound may end the loop first */
+        shutdown(r->fd[!d], SHUT_WR);
+        r->done[d] = 1;
+    }
+}
+
+/* Both directions, then the interest they leave. 1 when the tunnel is over. */
+static int relay_step(struct relay *r)
+{
+    for (int d = 0; d < 2; d++)
+        relay_dir(r, d);
+    if ((r->done[0] && r->done[1]) || g_serve->stopping)
+        return 1;
+    for (int i = 0; i < 2; i++) {
+        /* fd[i] is read for direction i and written for direction !i; a hung-up fd that we
+         * want nothing of leaves the set (its HUP would wake us forever) until we do */
+        unsigned want = (!r->done[i] && r->len[i] == 0 && !r->eof[i] ? EPOLLIN : 0) |
+                        (r->len[!i] > 0 ? EPOLLOUT : 0);
+        struct epoll_event ev = {.events = want, .data.ptr = &r->side[i]};
+        int op = !r->reg[i]               ? EPOLL_CTL_ADD
+                 : want == 0 && r->hup[i] ? EPOLL_CTL_DEL
+                                          : EPOLL_CTL_MOD;
+        if (r->reg[i] && op == EPOLL_CTL_MOD && want == r->events[i])
+            continue;
+        if (!r->reg[i] && want == 0 && r->hup[i])
+            continue;
+        if (epoll_ctl(relay_ep, op, r->fd[i], &ev) != 0)
+            return 1;
+        r->reg[i] = op != EPOLL_CTL_DEL;
+        r->events[i] = want;
+    }
+    return 0;
+}
+
+static void relay_drop(struct relay *r)
+{
+    for (struct relay **pp = &relay_head; *pp != NULL; pp = &(*pp)->next)
+        if (*pp == r) {
+            *pp = r->next;
+            break;
+        }
+    relay_free(r);
+}
+
+/* The tunnels handed over since the last look: into the epoll set. */
+static void relay_take_new(void)
+{
+    struct relay *fresh;
+
+    pthread_mutex_lock(&relay_mu);
+    fresh = relay_new_head;
+    relay_new_head = NULL;
+    pthread_mutex_unlock(&relay_mu);
+    while (fresh != NULL) {
+        struct relay *r = fresh;
+        fresh = r->next;
+        r->next = relay_head;
+        relay_head = r;
+        if (relay_step(r))
+            relay_drop(r);
+    }
+}
+
+static void *relay_main(void *arg)
+{
+    struct epoll_event ev[64];
+
+    (void)arg;
+    for (;;) {
+        int n = epoll_wait(relay_ep, ev, 64, 1000);
+        for (int i = 0; i < n; i++) {
+            struct rside *sd = ev[i].data.ptr;
+            if (sd == NULL) {
+                uint64_t v;
+                (void)!read(relay_wake, &v, sizeof(v));
+                continue;
+            }
+            if (ev[i].events & (EPOLLHUP | EPOLLERR))
+                sd->r->hup[sd->i] = 1;
+            /* dropped after the batch: its other fd may be further on in it */
+            sd->r->dead = sd->r->dead || relay_step(sd->r);
+        }
+        for (struct relay *r = relay_head, *next; r != NULL; r = next) {
+            next = r->next;
+            if (r->dead || g_serve->stopping)
+                relay_drop(r);
+        }
+        relay_take_new();
+        if (g_serve->stopping && relay_head == NULL)
+            break;
+    }
+    return NULL;
+}
+
+/* Hand a connected pair (client, box; with pre bytes of the client's stream already read)
+ * to the relay thread, which owns both fds from here, also on failure. */
+static int relay_add(int cfd, int tfd, const char *pre, size_t pre_len)
+{
+    struct relay *r = calloc(1, sizeof(*r));
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+    uint64_t one = 1;
+    int rc = 0;
+
+    if (r == NULL || pre_len > TUNNEL_RELAY) {
+        free(r);
+        close(cfd);
+        close(tfd);
+        return -1;
+    }
+    r->fd[0] = cfd;
+    r->fd[1] = tfd;
+    for (int i = 0; i < 2; i++)
+        r->side[i] = (struct rside){r, i};
+    memcpy(r->buf[0], pre, pre_len);
+    r->len[0] = pre_len;
+    pthread_mutex_lock(&relay_mu);
+    if (!relay_started) {
+        relay_ep = relay_ep >= 0 ? relay_ep : epoll_create1(EPOLL_CLOEXEC);
+        relay_wake = relay_wake >= 0 ? relay_wake : eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        rc = relay_ep < 0 || relay_wake < 0 ||
+                     epoll_ctl(relay_ep, EPOLL_CTL_ADD, relay_wake, &ev) != 0 ||
+                     pthread_create(&relay_th, NULL, relay_main, NULL) != 0
+                 ? -1
+                 : 0;
+        relay_started = rc == 0;
+    }
+    if (rc == 0) {
+        __atomic_add_fetch(&conns_live, 1, __ATOMIC_RELAXED);
+        r->next = relay_new_head;
+        relay_new_head = r;
+    }
+    pthread_mutex_unlock(&relay_mu);
+    if (rc != 0) {
+        close(cfd);
+        close(tfd);
+        free(r);
+        return -1;
+    }
+    (void)!write(relay_wake, &one, sizeof(one));
+    return 0;
 }
 
 static void *conn_thread(void *arg)
@@ -246,16 +429,15 @@ reply:
              status == 407 ? "Proxy-Authenticate: Bearer\r\n" : "");
     if (write_all(c->fd, line, strlen(line)) != 0 || status != 200)
         goto out;
-    tv.tv_sec = 0;
-    setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    if (total > head_len && write_all(tfd, buf + head_len, total - head_len) != 0)
-        goto out;
-    relay(c->fd, tfd);
+    /* the relay thread owns both fds from here; what came after the head goes first */
+    relay_add(c->fd, tfd, buf + head_len, total - head_len);
+    c->fd = tfd = -1;
 out:
     sbox_put(b);
     if (tfd >= 0)
         close(tfd);
-    close(c->fd);
+    if (c->fd >= 0)
+        close(c->fd);
     free(h);
     free(buf);
     free(c);
@@ -401,5 +583,14 @@ void tunnels_shutdown(void)
     tun_count = 0;
     pthread_mutex_unlock(&tun_mu);
     for (int i = 0; i < 30 && __atomic_load_n(&conns_live, __ATOMIC_RELAXED) > 0; i++)
-        usleep(100 * 1000); /* relays see stopping within a second */
+        usleep(100 * 1000); /* the relay sees stopping within a second */
+    pthread_mutex_lock(&relay_mu);
+    if (relay_started) {
+        (void)!write(relay_wake, &(uint64_t){1}, sizeof(uint64_t));
+        pthread_mutex_unlock(&relay_mu);
+        pthread_join(relay_th, NULL);
+        pthread_mutex_lock(&relay_mu);
+        relay_started = 0;
+    }
+    pthread_mutex_unlock(&relay_mu);
 }

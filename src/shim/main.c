@@ -3,8 +3,8 @@
  * record the outcome in the store.
  *
  * usage: boxlite-shim --home H --id ID --status-fd N [--lifeline-fd N] [--boot-timeout-ms N]
- *                     [--auto-remove] [--incoming FILE] [--main FILE] [--jail SPEC]...
- *                     -- QEMU-ARGV...
+ *                     [--auto-remove] [--incoming FILE] [--main FILE] [--ram-fill FILE]
+ *                     [--jail SPEC]... -- QEMU-ARGV...
  * --main: the box's main process (mainproc.c), started once the guest answers (a guest
  * restored with --incoming runs on the one its snapshot saved); when it exits the box stops. A
  * stopped box with auto_delete N > 0 (its row) is deleted N s later: this process waits that long
@@ -57,9 +57,10 @@ struct shim {
     struct shim_main *mainp; /* mainproc.c: the box's main process, NULL when none */
     const char *ram;         /* the box's own RAM file, mapped shared (jail spec "ram:"), or NULL */
     int cow_ram;    /* RAM mapped privately from a saved file (jail spec "cow-ram:"/"ro-ram:") */
-    int ram_loaded; /* ram (the box's own) holds the incoming RAM already ("ram-loaded:") */
-    int log_fd;     /* qemu.log (O_APPEND, QEMU's stderr too), kept under QEMU_LOG_CAP */
-    char *dir;      /* absolute box directory (the cwd) */
+    int ram_loaded; /* ram (the box's own) holds the incoming RAM ("ram-loaded:"), once filled */
+    const char *ram_fill; /* a saved RAM file to copy into ram while QEMU starts, or NULL */
+    int log_fd;           /* qemu.log (O_APPEND, QEMU's stderr too), kept under QEMU_LOG_CAP */
+    char *dir;            /* absolute box directory (the cwd) */
     struct shim_qmp qmp;
     int incoming_fd;
     char **qemu_argv;
@@ -138,6 +139,8 @@ static int parse_args(struct shim *s, int argc, char **argv)
             s->incoming = v;
         else if (strcmp(a, "--main") == 0)
             s->main_req = v;
+        else if (strcmp(a, "--ram-fill") == 0)
+            s->ram_fill = v;
         else if (strcmp(a, "--boot-timeout-ms") == 0)
             s->boot_ms = atoi(v);
         else if (strcmp(a, "--jail") == 0 && s->njail < MAX_JAIL_SPECS)
@@ -451,12 +454,15 @@ static void monitor_work(struct shim *s)
 
 /* QEMU waits (-incoming defer) for the saved state on fd 5: x-ignore-shared on when RAM is
  * mapped from the snapshot's RAM file or the box's own copy of it (then it is not in the
- * stream), then the stream. A full
- * snapshot is saved paused, and QEMU keeps the state it loads: once the state is in, resume the
- * guest. */
+ * stream), then the stream. A full snapshot is saved paused, and QEMU keeps the state it
+ * loads: once the state is in, resume the guest. A warm template's guest first gets the box
+ * disk's size (block_resize: the config-change interrupt waits for it), so it has read the
+ * new capacity by the time the library's attach arrives (docs/templates.md). */
 static int resume_incoming(struct shim *s)
 {
     int64_t deadline = bl_now_ms() + s->boot_ms;
+    char why[256] = "";
+    int running;
 
     if (((s->cow_ram || s->ram_loaded) &&
          shim_qmp_cmd(&s->qmp, SHIM_QMP_IGNORE_SHARED(true), -1, 5000) != 0) ||
@@ -466,14 +472,44 @@ static int resume_incoming(struct shim *s)
     while (bl_now_ms() < deadline) {
         if (shim_qmp_cmd(&s->qmp, "{\"execute\":\"query-status\"}", -1, 5000) != 0)
             break;
-        if (strstr(s->qmp.line, "\"running\": true"))
-            return 0;
-        if (!strstr(s->qmp.line, "inmigrate"))
-            return shim_qmp_cmd(&s->qmp, "{\"execute\":\"cont\"}", -1, 5000);
-        usleep(5000);
+        if (strstr(s->qmp.line, "inmigrate")) { /* device state loads in a few ms */
+            usleep(1000);
+            continue;
+        }
+        running = strstr(s->qmp.line, "\"running\": true") != NULL;
+        if (awaits_attach(s) && shim_template_disk(&s->qmp, why, sizeof(why)) != 0)
+            break;
+        return running ? 0 : shim_qmp_cmd(&s->qmp, "{\"execute\":\"cont\"}", -1, 5000);
     }
-    snprintf(s->reason, sizeof(s->reason), "restoring the saved state failed: %.200s", s->qmp.line);
+    snprintf(s->reason, sizeof(s->reason), "restoring the saved state failed: %.200s",
+             why[0] ? why : s->qmp.line);
     return -1;
+}
+
+/* --ram-fill: the saved RAM (a warm template's) copied into the box's own RAM file, made
+ * empty by the library, while QEMU starts in parallel: QEMU touches no guest RAM before the
+ * incoming state (-incoming defer), so the copy only has to end before migrate-incoming. */
+static int fill_ram(struct shim *s)
+{
+    int in = open(s->ram_fill, O_RDONLY | O_CLOEXEC);
+    int out = s->ram && s->ram_loaded ? open(s->ram, O_WRONLY | O_CLOEXEC) : -1;
+    struct stat si, so;
+    int err = in < 0 || out < 0 ? errno : 0;
+
+    if (err == 0 && (fstat(in, &si) != 0 || fstat(out, &so) != 0))
+        err = errno;
+    if (err == 0 && si.st_size != so.st_size)
+        err = EINVAL;
+    if (err == 0)
+        err = -bl_copy_fd_sparse(in, out, si.st_size);
+    if (in >= 0)
+        close(in);
+    if (out >= 0)
+        close(out);
+    if (err != 0)
+        snprintf(s->reason, sizeof(s->reason), "copy the saved RAM %.200s: %s", s->ram_fill,
+                 err == EINVAL ? "not the size of the box's RAM" : strerror(err));
+    return err == 0 ? 0 : -1;
 }
 
 /* Serve until QEMU exits. */
@@ -712,7 +748,7 @@ int main(int argc, char **argv)
     }
     s.boot_deadline = bl_now_ms() + s.boot_ms;
     adopt_main(&s);
-    if (s.incoming && resume_incoming(&s) != 0) {
+    if (s.incoming && ((s.ram_fill && fill_ram(&s) != 0) || resume_incoming(&s) != 0)) {
         s.stopping = 1;
         s.stop_deadline = 0;
     }

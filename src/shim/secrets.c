@@ -1,27 +1,25 @@
 /* secrets.c — the box's secrets proxy (docs/security.md, Secrets): an HTTP proxy the guest
  * reaches at 10.0.2.100:3128 (a slirp forward to secrets.sock in the box directory). CONNECT
  * to a host that some secret may go to is intercepted: TLS is ended with a certificate for
- * that host made by the box's own CA (secrets-ca.key, 0600, never leaves the host), each
- * request is parsed (libhttp-parser) and the placeholders in its request line, headers and
- * Content-Length body (<= BODY_MAX) are replaced by the real values; it goes on over TLS to
- * the real server,
- * whose certificate is verified. Plain-HTTP requests are treated the same without TLS. Any
- * other CONNECT is a plain tunnel. Every destination passes the box's egress policy first
+ * that host made by the box's own CA (secrets-ca.key, 0600, never leaves the host; ALPN
+ * offers http/1.1 only), each request is rewritten by secrets_http.c (placeholders replaced
+ * in its line, headers and body) and goes on over TLS to the real server, whose certificate
+ * is verified. Plain-HTTP requests are treated the same without TLS. Any other CONNECT is a
+ * plain tunnel. Every destination passes the box's egress policy first
  * (shim_net_dest_allowed), as a direct connection would.
  *
  * One thread accepts; one thread a connection (at most PROXY_CONNS), blocking sockets with
  * send/receive timeouts, fixed buffers (plus one held body): a peer that stalls only holds
- * its own connection,
- * for at most IO_TIMEOUT_S a step and IDLE_MS without traffic. */
+ * its own connection, for at most IO_TIMEOUT_S a step and IDLE_MS without traffic. */
 #include "shim.h"
 
 #include "secrets.h"
+#include "secrets_http.h"
 #include "util.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <http_parser.h>
 #include <netdb.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -45,10 +43,6 @@
 #define CA_KEY       "secrets-ca.key"
 #define CA_CERT      "secrets-ca.crt"
 #define PROXY_CONNS  64
-#define HEAD_MAX     (32u << 10) /* a request's line and headers, as read */
-#define OUT_MAX      (64u << 10) /* the same after substitution */
-#define BODY_MAX     (1u << 20)  /* a larger body goes on as it comes, unsubstituted */
-#define HDRS_MAX     128
 #define IO_TIMEOUT_S 30
 #define IDLE_MS      300000
 #define BUF          16384
@@ -76,31 +70,11 @@ struct side {
     SSL *ssl;
 };
 
-struct hdr {
-    size_t f_off, f_len, v_off, v_len;
-};
-
 struct conn {
     struct shim_secrets *s;
     struct side g, u; /* the guest, the upstream server */
-    http_parser p;
-    char url[HEAD_MAX];
-    size_t url_len;
-    char hb[HEAD_MAX];
-    size_t hb_len;
-    struct hdr h[HDRS_MAX];
-    size_t nh;
-    int in_value;
-    char host[256];
-    uint16_t port;
-    int connected; /* u is open */
-    int substitute;
-    int tunnel;  /* CONNECT: after its head, bytes are relayed (or intercepted) */
-    int failed;  /* a callback gave up: the connection ends */
-    int chunked; /* the message being forwarded is chunked: its body is framed again */
-    char *body;  /* a Content-Length body held for substitution (BODY_MAX at most) */
-    size_t body_len, body_want;
-    char why[160];
+    int connected;    /* u is open */
+    struct sx x;      /* the guest's requests (x.host, x.port: where they go) */
 };
 
 /* ---- I/O ---- */
@@ -275,8 +249,23 @@ static X509 *leaf_for(struct shim_secrets *s, const char *host)
     return NULL;
 }
 
+/* The guest's side of an intercepted TLS speaks HTTP/1.1 only (the rewriter parses
+ * HTTP/1.x): h2 is never chosen, so a client that offers it falls back. */
+static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+                       const unsigned char *in, unsigned int inlen, void *arg)
+{
+    for (unsigned int i = 0; i < inlen; i += 1u + in[i])
+        if (in[i] == 8 && i + 9 <= inlen && memcmp(in + i + 1, "http/1.1", 8) == 0) {
+            *out = in + i + 1;
+            *outlen = 8;
+            return SSL_TLSEXT_ERR_OK;
+        }
+    return SSL_TLSEXT_ERR_NOACK;
+}
+
 static int tls_setup(struct shim_secrets *s)
 {
+    static const unsigned char http11[] = "\x08http/1.1";
     const char *test_ca = getenv("BOXLITE_SECRETS_UPSTREAM_CA");
 
     s->server = SSL_CTX_new(TLS_server_method());
@@ -288,63 +277,12 @@ static int tls_setup(struct shim_secrets *s)
     SSL_CTX_set_verify(s->client, SSL_VERIFY_PEER, NULL);
     SSL_CTX_clear_mode(s->server, SSL_MODE_AUTO_RETRY);
     SSL_CTX_clear_mode(s->client, SSL_MODE_AUTO_RETRY);
+    SSL_CTX_set_alpn_select_cb(s->server, alpn_select, NULL);
+    if (SSL_CTX_set_alpn_protos(s->client, http11, sizeof(http11) - 1) != 0)
+        return -1;
     if (test_ca && *test_ca) /* tests: a server made by the test */
         return SSL_CTX_load_verify_locations(s->client, test_ca, NULL) == 1 ? 0 : -1;
     return SSL_CTX_set_default_verify_paths(s->client) == 1 ? 0 : -1;
-}
-
-/* ---- substitution ---- */
-
-static int wants_secrets(const struct shim_secrets *s, const char *host, uint16_t port)
-{
-    for (size_t i = 0; i < s->nsec; i++)
-        if (bl_secret_applies(&s->sec[i], host, port))
-            return 1;
-    return 0;
-}
-
-/* Append in[0..len) to out (at *olen, at most cap bytes in all; out NULL: only count) with
- * each placeholder of a secret that may go to the connection's host replaced by its value.
- * -1 when it does not fit. */
-static int subst(const struct conn *c, char *out, size_t *olen, size_t cap, const char *in,
-                 size_t len)
-{
-    for (size_t i = 0; i < len;) {
-        const char *rep = NULL;
-        size_t plen = 0;
-        for (size_t k = 0; c->substitute && k < c->s->nsec && !rep; k++) {
-            const struct bl_secret *sc = &c->s->sec[k];
-            plen = strlen(sc->placeholder);
-            if (plen <= len - i && memcmp(in + i, sc->placeholder, plen) == 0 &&
-                bl_secret_applies(sc, c->host, c->port))
-                rep = sc->value;
-        }
-        const char *src = rep ? rep : in + i;
-        size_t n = rep ? strlen(rep) : 1;
-        if (*olen + n > cap)
-            return -1;
-        if (out)
-            memcpy(out + *olen, src, n);
-        *olen += n;
-        i += rep ? plen : 1;
-    }
-    return 0;
-}
-
-static int put_subst(const struct conn *c, char *out, size_t *olen, const char *in, size_t len)
-{
-    return subst(c, out, olen, OUT_MAX, in, len);
-}
-
-static int put(char *out, size_t *olen, const char *s)
-{
-    size_t n = strlen(s);
-
-    if (*olen + n > OUT_MAX)
-        return -1;
-    memcpy(out + *olen, s, n);
-    *olen += n;
-    return 0;
 }
 
 /* ---- the upstream connection ---- */
@@ -355,14 +293,14 @@ static int connect_to(struct conn *c)
     char port[8];
     int fd = -1, policy = 0;
 
-    snprintf(port, sizeof(port), "%u", c->port);
-    if (getaddrinfo(c->host, port, &hints, &res) != 0) {
-        snprintf(c->why, sizeof(c->why), "cannot resolve %.100s", c->host);
+    snprintf(port, sizeof(port), "%u", c->x.port);
+    if (getaddrinfo(c->x.host, port, &hints, &res) != 0) {
+        snprintf(c->x.why, sizeof(c->x.why), "cannot resolve %.100s", c->x.host);
         return -1;
     }
     for (struct addrinfo *a = res; a && fd < 0; a = a->ai_next) {
         uint32_t ip = ntohl(((struct sockaddr_in *)(void *)a->ai_addr)->sin_addr.s_addr);
-        if (!shim_net_dest_allowed(c->s->net, c->host, ip, c->port))
+        if (!shim_net_dest_allowed(c->s->net, c->x.host, ip, c->x.port))
             continue;
         policy = 1;
         fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -374,10 +312,10 @@ static int connect_to(struct conn *c)
     }
     freeaddrinfo(res);
     if (fd < 0) {
-        snprintf(c->why, sizeof(c->why), "%s %.100s:%u",
-                 policy ? "cannot connect to" : "the box's network policy denies", c->host,
-                 c->port);
-        fprintf(stderr, "boxlite-shim: secrets proxy: %s\n", c->why);
+        snprintf(c->x.why, sizeof(c->x.why), "%s %.100s:%u",
+                 policy ? "cannot connect to" : "the box's network policy denies", c->x.host,
+                 c->x.port);
+        fprintf(stderr, "boxlite-shim: secrets proxy: %s\n", c->x.why);
         return -1;
     }
     c->u.fd = fd;
@@ -389,10 +327,10 @@ static int upstream_tls(struct conn *c)
 {
     c->u.ssl = SSL_new(c->s->client);
     if (!c->u.ssl || !SSL_set_fd(c->u.ssl, c->u.fd) ||
-        !SSL_set_tlsext_host_name(c->u.ssl, c->host) || !SSL_set1_host(c->u.ssl, c->host) ||
+        !SSL_set_tlsext_host_name(c->u.ssl, c->x.host) || !SSL_set1_host(c->u.ssl, c->x.host) ||
         SSL_connect(c->u.ssl) != 1) {
-        snprintf(c->why, sizeof(c->why), "TLS to %.100s failed (its certificate?)", c->host);
-        fprintf(stderr, "boxlite-shim: secrets proxy: %s\n", c->why);
+        snprintf(c->x.why, sizeof(c->x.why), "TLS to %.100s failed (its certificate?)", c->x.host);
+        fprintf(stderr, "boxlite-shim: secrets proxy: %s\n", c->x.why);
         return -1;
     }
     return 0;
@@ -400,7 +338,7 @@ static int upstream_tls(struct conn *c)
 
 static int guest_tls(struct conn *c)
 {
-    X509 *leaf = leaf_for(c->s, c->host);
+    X509 *leaf = leaf_for(c->s, c->x.host);
     int ok;
 
     c->g.ssl = leaf ? SSL_new(c->s->server) : NULL;
@@ -411,255 +349,22 @@ static int guest_tls(struct conn *c)
     return ok ? 0 : -1;
 }
 
-/* ---- the parser's callbacks: a request head collected, then forwarded rewritten ---- */
-
-static int on_begin(http_parser *p)
-{
-    struct conn *c = p->data;
-
-    c->url_len = c->hb_len = c->nh = 0;
-    c->in_value = 0;
-    return 0;
-}
-
-static int on_url(http_parser *p, const char *at, size_t len)
-{
-    struct conn *c = p->data;
-
-    if (c->url_len + len >= sizeof(c->url))
-        return 1;
-    memcpy(c->url + c->url_len, at, len);
-    c->url_len += len;
-    c->url[c->url_len] = '\0';
-    return 0;
-}
-
-static int append(struct conn *c, const char *at, size_t len)
-{
-    if (c->hb_len + len > sizeof(c->hb))
-        return 1;
-    memcpy(c->hb + c->hb_len, at, len);
-    c->hb_len += len;
-    return 0;
-}
-
-static int on_field(http_parser *p, const char *at, size_t len)
-{
-    struct conn *c = p->data;
-
-    if (c->in_value || c->nh == 0) {
-        if (c->nh >= HDRS_MAX)
-            return 1;
-        c->h[c->nh++] = (struct hdr){c->hb_len, 0, c->hb_len, 0};
-        c->in_value = 0;
-    }
-    c->h[c->nh - 1].f_len += len;
-    c->h[c->nh - 1].v_off = c->hb_len + len;
-    return append(c, at, len);
-}
-
-static int on_value(http_parser *p, const char *at, size_t len)
-{
-    struct conn *c = p->data;
-
-    if (c->nh == 0)
-        return 1;
-    c->in_value = 1;
-    c->h[c->nh - 1].v_len += len;
-    return append(c, at, len);
-}
-
-static int field_is(const struct conn *c, const struct hdr *h, const char *name)
-{
-    return h->f_len == strlen(name) && strncasecmp(c->hb + h->f_off, name, h->f_len) == 0;
-}
-
-/* CONNECT host:port, or an absolute http:// URL: c->host and c->port. */
-static int target_of(struct conn *c, int is_connect)
-{
-    struct http_parser_url u;
-
-    http_parser_url_init(&u);
-    if (http_parser_parse_url(c->url, c->url_len, is_connect, &u) != 0 ||
-        !(u.field_set & (1 << UF_HOST)) || u.field_data[UF_HOST].len >= sizeof(c->host))
-        return -1;
-    if (!is_connect && (!(u.field_set & (1 << UF_SCHEMA)) || u.field_data[UF_SCHEMA].len != 4 ||
-                        strncasecmp(c->url + u.field_data[UF_SCHEMA].off, "http", 4) != 0))
-        return -1;
-    memcpy(c->host, c->url + u.field_data[UF_HOST].off, u.field_data[UF_HOST].len);
-    c->host[u.field_data[UF_HOST].len] = '\0';
-    c->port = u.field_set & (1 << UF_PORT) ? u.port : 80;
-    return 0;
-}
-
-/* The request's head as it goes on: placeholders replaced, an absolute URL made a path,
- * Content-Length clen unless clen < 0. */
-static int send_head(struct conn *c, long long clen)
-{
-    char *o = malloc(OUT_MAX);
-    size_t olen = 0, path_off = 0;
-    struct http_parser_url u;
-    char line[64];
-    int rc = o ? 0 : -1, root = 0;
-
-    if (rc == 0 && !c->g.ssl) { /* a proxy request: GET http://host/path → GET /path */
-        http_parser_url_init(&u);
-        rc = http_parser_parse_url(c->url, c->url_len, 0, &u) == 0 ? 0 : -1;
-        root = !(u.field_set & (1 << UF_PATH)) && !(u.field_set & (1 << UF_QUERY));
-        path_off = u.field_set & (1 << UF_PATH)    ? u.field_data[UF_PATH].off
-                   : u.field_set & (1 << UF_QUERY) ? (size_t)u.field_data[UF_QUERY].off - 1
-                                                   : c->url_len;
-    }
-    if (rc == 0)
-        rc = put(o, &olen, http_method_str((enum http_method)c->p.method));
-    if (rc == 0)
-        rc = put(o, &olen, root ? " /" : " ");
-    if (rc == 0 && !root && !c->g.ssl && c->url[path_off] == '?')
-        rc = put(o, &olen, "/");
-    if (rc == 0)
-        rc = put_subst(c, o, &olen, c->url + path_off, c->url_len - path_off);
-    snprintf(line, sizeof(line), " HTTP/%u.%u\r\n", c->p.http_major, c->p.http_minor);
-    if (rc == 0)
-        rc = put(o, &olen, line);
-    for (size_t i = 0; rc == 0 && i < c->nh; i++) {
-        const struct hdr *h = &c->h[i];
-        if (field_is(c, h, "proxy-connection") || field_is(c, h, "proxy-authorization"))
-            continue;
-        if (clen >= 0 && field_is(c, h, "content-length")) {
-            snprintf(line, sizeof(line), "Content-Length: %lld\r\n", clen);
-            rc = put(o, &olen, line);
-            continue;
-        }
-        rc = put_subst(c, o, &olen, c->hb + h->f_off, h->f_len);
-        if (rc == 0)
-            rc = put(o, &olen, ": ");
-        if (rc == 0)
-            rc = put_subst(c, o, &olen, c->hb + h->v_off, h->v_len);
-        if (rc == 0)
-            rc = put(o, &olen, "\r\n");
-    }
-    if (rc == 0)
-        rc = put(o, &olen, "\r\n");
-    if (rc == 0)
-        rc = side_write(&c->u, o, olen);
-    if (o)
-        memset(o, 0, olen); /* it held the real values */
-    free(o);
-    return rc;
-}
-
-/* A body is substituted when it has a Content-Length of at most BODY_MAX and the client
- * does not wait for a 100 Continue before sending it (it would wait for the head that waits
- * for its body). */
-static int holds_body(const struct conn *c)
-{
-    if (!c->substitute || c->chunked || !(c->p.flags & F_CONTENTLENGTH) ||
-        c->p.content_length == 0 || c->p.content_length > BODY_MAX)
-        return 0;
-    for (size_t i = 0; i < c->nh; i++)
-        if (field_is(c, &c->h[i], "expect"))
-            return 0;
-    return 1;
-}
-
-/* The held body, substituted, after its head with the new length. */
-static int send_held(struct conn *c)
-{
-    size_t need = 0, len = 0;
-    char *out = NULL;
-    int rc = subst(c, NULL, &need, SIZE_MAX, c->body, c->body_len);
-
-    out = rc == 0 ? malloc(need ? need : 1) : NULL;
-    rc = out ? subst(c, out, &len, need, c->body, c->body_len) : -1;
-    if (rc == 0)
-        rc = send_head(c, (long long)len);
-    if (rc == 0)
-        rc = side_write(&c->u, out, len);
-    if (out)
-        memset(out, 0, len);
-    free(out);
-    free(c->body);
-    c->body = NULL;
-    c->body_len = c->body_want = 0;
-    return rc;
-}
-
-static int on_headers(http_parser *p)
-{
-    struct conn *c = p->data;
-    char host[sizeof(c->host)];
-    uint16_t port = c->port;
-
-    if (p->method == HTTP_CONNECT) {
-        if (c->connected || c->g.ssl || target_of(c, 1) != 0)
-            return c->failed = 1, -1;
-        c->tunnel = 1;
-        return 0;
-    }
-    if (!c->g.ssl) { /* plain HTTP through the proxy: one upstream per connection */
-        snprintf(host, sizeof(host), "%s", c->host);
-        if (target_of(c, 0) != 0 ||
-            (c->connected && (strcmp(host, c->host) != 0 || port != c->port)))
-            return c->failed = 1, -1;
-        c->substitute = wants_secrets(c->s, c->host, c->port);
-        if (!c->connected && connect_to(c) != 0)
-            return c->failed = 1, -1;
-    }
-    c->chunked = (p->flags & F_CHUNKED) != 0;
-    if (holds_body(c)) { /* the head goes with the body, once it is all here */
-        c->body_want = (size_t)p->content_length;
-        c->body_len = 0;
-        c->body = malloc(c->body_want);
-        return c->body ? 0 : (c->failed = 1, -1);
-    }
-    if (send_head(c, -1) != 0)
-        return c->failed = 1, -1;
-    return 0;
-}
-
-static int on_body(http_parser *p, const char *at, size_t len)
-{
-    struct conn *c = p->data;
-    char size[24];
-
-    if (c->tunnel && !c->g.ssl)
-        return 0;
-    if (c->body) {
-        if (len > c->body_want - c->body_len)
-            return c->failed = 1, -1;
-        memcpy(c->body + c->body_len, at, len);
-        c->body_len += len;
-        return 0;
-    }
-    snprintf(size, sizeof(size), "%zx\r\n", len);
-    if ((c->chunked && side_write(&c->u, size, strlen(size)) != 0) ||
-        side_write(&c->u, at, len) != 0 || (c->chunked && side_write(&c->u, "\r\n", 2) != 0))
-        return c->failed = 1, -1;
-    return 0;
-}
-
-static int on_complete(http_parser *p)
-{
-    struct conn *c = p->data;
-
-    if (c->body && send_held(c) != 0)
-        return c->failed = 1, -1;
-    if (c->chunked && side_write(&c->u, "0\r\n\r\n", 5) != 0)
-        return c->failed = 1, -1;
-    return 0;
-}
-
-static const http_parser_settings settings = {
-    .on_message_begin = on_begin,
-    .on_url = on_url,
-    .on_header_field = on_field,
-    .on_header_value = on_value,
-    .on_headers_complete = on_headers,
-    .on_body = on_body,
-    .on_message_complete = on_complete,
-};
-
 /* ---- a connection ---- */
+
+static int to_upstream(void *ctx, const void *buf, size_t len)
+{
+    struct conn *c = ctx;
+
+    return side_write(&c->u, buf, len);
+}
+
+/* A plain proxy request's destination (x->host:x->port, the first of the connection). */
+static int route(void *ctx, struct sx *x)
+{
+    struct conn *c = ctx;
+
+    return c->connected ? 0 : connect_to(c);
+}
 
 static void answer(struct conn *c, const char *status)
 {
@@ -668,7 +373,7 @@ static void answer(struct conn *c, const char *status)
     snprintf(msg, sizeof(msg),
              "HTTP/1.1 %s\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n"
              "Connection: close\r\n\r\n%s\n",
-             status, strlen(c->why) + 1, c->why);
+             status, strlen(c->x.why) + 1, c->x.why);
     (void)side_write(&c->g, msg, strlen(msg));
 }
 
@@ -683,16 +388,15 @@ static int open_tunnel(struct conn *c, size_t leftover)
     }
     if (side_write(&c->g, ok, sizeof(ok) - 1) != 0)
         return -1;
-    if (!wants_secrets(c->s, c->host, c->port))
+    if (!sx_wants(c->s->sec, c->s->nsec, c->x.host, c->x.port))
         return 1; /* relayed as it is */
     if (leftover) /* a client that sent its TLS hello before the answer */
         return -1;
-    c->substitute = 1;
+    c->x.substitute = 1;
     if (guest_tls(c) != 0 || upstream_tls(c) != 0)
         return -1;
-    http_parser_init(&c->p, HTTP_REQUEST);
-    c->p.data = c;
-    c->tunnel = 0;
+    c->x.tls = 1;
+    sx_init(&c->x);
     return 0;
 }
 
@@ -705,16 +409,16 @@ static int from_guest(struct conn *c, const char *buf, size_t n, int *raw)
 
     if (*raw)
         return side_write(&c->u, buf, n);
-    done = http_parser_execute(&c->p, &settings, buf, n);
-    if (c->failed || HTTP_PARSER_ERRNO(&c->p) != HPE_OK) {
-        if (!c->why[0])
-            snprintf(c->why, sizeof(c->why), "a request the proxy does not understand");
+    done = sx_feed(&c->x, buf, n);
+    if (sx_failed(&c->x)) {
+        if (!c->x.why[0])
+            snprintf(c->x.why, sizeof(c->x.why), "a request the proxy does not understand");
         answer(c, c->connected ? "502 Bad Gateway" : "403 Forbidden");
         return -1;
     }
-    if (!c->p.upgrade)
+    if (!c->x.p.upgrade)
         return 0;
-    if (c->tunnel) {
+    if (c->x.tunnel) {
         rc = open_tunnel(c, n - done);
         if (rc < 0)
             return -1;
@@ -730,8 +434,7 @@ static void serve(struct conn *c)
     char buf[BUF];
     int raw = 0;
 
-    http_parser_init(&c->p, HTTP_REQUEST);
-    c->p.data = c;
+    sx_init(&c->x);
     for (;;) {
         struct pollfd pfd[2] = {{c->g.fd, POLLIN, 0}, {c->connected ? c->u.fd : -1, POLLIN, 0}};
         int gp = c->g.ssl && SSL_pending(c->g.ssl) > 0, up = c->u.ssl && SSL_pending(c->u.ssl) > 0;
@@ -765,7 +468,7 @@ static void conn_end(struct conn *c, int slot)
         SSL_free(c->u.ssl);
     if (c->u.fd >= 0)
         close(c->u.fd);
-    free(c->body);
+    sx_clear(&c->x);
     pthread_mutex_lock(&s->mu);
     close(c->g.fd);
     s->fds[slot] = -1;
@@ -817,6 +520,8 @@ static void take(struct shim_secrets *s, int fd)
         return;
     }
     *c = (struct conn){.s = s, .g = {fd, NULL}, .u = {-1, NULL}};
+    c->x =
+        (struct sx){.sec = s->sec, .nsec = s->nsec, .send = to_upstream, .route = route, .ctx = c};
     *j = (struct job){c, slot};
     timeouts(fd);
     pthread_attr_init(&attr);

@@ -289,6 +289,21 @@ def test_proxy_bounds_idle_connections(env, nets, https, image):
     assert "after: HTTP/1.1 200" in out, out
 
 
+def test_a_non_root_image_user_trusts_the_ca(env, nets, https, image):
+    """A box whose processes run as uid 1000 (a user override, as an image's USER would):
+    trust-ca still runs as root before them, and the unprivileged client verifies the
+    intercepted TLS with the box's CA (the value reaches the allowed host)."""
+    https.clear()
+    guest = GUEST.replace('out = {"env": os.environ.get("API_KEY")}',
+                          'out = {"env": os.environ.get("API_KEY"), "uid": os.getuid()}')
+    r = ns_cli(env, nets, "run", "--rm", "-u", "1000:1000", "--secret", "API_KEY@allowed.test",
+               image, "--", "python3", "-c", guest, "https://allowed.test:8443", timeout=600)
+    got, out = last_json(r)
+    assert got["uid"] == 1000 and got["env"] == PH, out
+    assert got["https://allowed.test:8443"] == "ok,ok", out
+    assert [(p, h) for _, _, _, p, h, _ in https] == [(f"/q?key={VALUE}", f"Bearer {VALUE}")] * 2
+
+
 def test_bad_secrets_are_refused_at_create(cli):
     for spec in ("1BAD=x", "A=", "A=x\x01y", "A=x@ho st"):
         r = cli.run("create", "--name", "sec-bad", "--secret", spec)
@@ -348,3 +363,30 @@ def test_boxlite_style_python_program(box_env, env, nets, https, image):
     assert got["env"] == PH and got["https://allowed.test:8443"] == "ok,ok", out
     assert [(p, h) for _, _, _, p, h, _ in https] == [(f"/q?key={VALUE}", f"Bearer {VALUE}")] * 2, \
         https
+
+
+def test_inspect_lists_secret_names_and_hosts_never_values(cli, box_env):
+    """`boxlite inspect` shows each secret's name and hosts; the value is in no inspect
+    output, no file of the home (store, logs) but the box's own secrets file."""
+    other = "v2-" + pysecrets.token_hex(12)
+    try:
+        ok(cli.run("create", "--name", "sec-inspect", "--secret",
+                   f"API_KEY={VALUE}@allowed.test,*.example.org:443", "--secret",
+                   f"OTHER={other}"))
+        r = ok(cli.run("inspect", "sec-inspect"))
+        info = json.loads(r.stdout)[0]
+        assert info["secrets"] == [{"name": "API_KEY", "hosts": ["allowed.test",
+                                                                  "*.example.org:443"]},
+                                   {"name": "OTHER", "hosts": []}], r.stdout
+        out = r.stdout + r.stderr + ok(cli.run("ls", "-a")).stdout
+        assert VALUE.encode() not in out and other.encode() not in out
+        home = pathlib.Path(box_env["BOXLITE_HOME"])
+        secrets_file = home / "boxes" / info["id"] / "secrets"
+        assert VALUE in secrets_file.read_text()
+        for f in home.rglob("*"):
+            if f.is_file() and not f.is_symlink() and f != secrets_file and \
+                    f.stat().st_size < (64 << 20):
+                data = f.read_bytes()
+                assert VALUE.encode() not in data and other.encode() not in data, f
+    finally:
+        cli.run("rm", "-f", "sec-inspect")

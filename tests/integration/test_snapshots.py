@@ -13,7 +13,9 @@ import time
 
 import pytest
 
-COUNTER = ('i=0; while true; do i=$((i+1)); echo "$$ $i" > /dev/shm/count; sleep 0.2; done')
+# The count is written aside and renamed in, so a reader never sees the file truncated.
+COUNTER = ('i=0; while true; do i=$((i+1)); echo "$$ $i" > /dev/shm/count.new; '
+           'mv /dev/shm/count.new /dev/shm/count; sleep 0.2; done')
 
 
 def ok(r):

@@ -18,7 +18,7 @@ from registry_fixture import Layer, Registry, write_layout
 RUNTIME = BUILD / "src" / "oci" / "boxlite-runtime"
 PR_SET_CHILD_SUBREAPER = 36
 APPLETS = ["sh", "echo", "cat", "sleep", "hostname", "id", "pwd", "env", "true", "false", "ls",
-           "test", "wc", "touch"]
+           "test", "wc", "touch", "httpd", "wget", "seq"]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -147,3 +147,18 @@ def image(tmp_path_factory):
         yield f"{reg.host}/oci/busybox:1"
     finally:
         reg.stop()
+
+
+def qemus(home):
+    """The pids of the QEMUs of boxes under home (their working directory is the box's)."""
+    want = str(pathlib.Path(home) / "boxes") + "/"
+    pids = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if (open(f"/proc/{pid}/comm").read().startswith("qemu-system")
+                    and os.readlink(f"/proc/{pid}/cwd").startswith(want)
+                    and open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1][1] != "Z"):
+                pids.append(int(pid))
+        except (OSError, IndexError):
+            continue
+    return pids

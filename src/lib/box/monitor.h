@@ -16,6 +16,8 @@ struct bl_monitor_start {
     const char *incoming; /* a full snapshot's memory file to restore from, or NULL */
     char **jail;          /* the jail's specs (bl_vmm_jail_specs), or NULL */
     const char *main_req; /* the main process's request file (start.c), or NULL for none */
+    const char *ram_fill; /* a saved RAM file the shim copies into the box's own (empty, the
+                           * "ram-loaded:" jail spec) before the state comes in, or NULL */
 };
 
 /* Start the shim and wait for its report: 0 once the agent answered, else the shim's

@@ -65,10 +65,11 @@ int bl_box_attach(boxlite_box *box)
  * it gets its own sparse copy (boxes/<id>/ram), mapped shared like a cold box's, the stream
  * skipping it: stock QEMU 7.2 opens even a private mapping's file read-write, so mapping the
  * saved file itself would let a compromised QEMU write what every box started from it reads
- * — unless BOXLITE_SHARED_RAM=1 asks for exactly that (docs/security.md). *ram_out
- * malloc'd. */
+ * — unless BOXLITE_SHARED_RAM=1 asks for exactly that (docs/security.md). A template's copy
+ * is made empty here and filled by the shim while QEMU starts (the copy then costs a start
+ * no time): *fill_out names the file to fill it from. *ram_out, *fill_out malloc'd. */
 static int guest_ram(boxlite_box *box, const struct bl_tmpl *t, int from_template,
-                     struct bl_vm_config *cfg, char **ram_out)
+                     struct bl_vm_config *cfg, char **ram_out, char **fill_out)
 {
     char *src = box->incoming_ram ? strdup(box->incoming_ram)
                 : from_template   ? bl_strdupf("%s/ram", t->dir)
@@ -82,10 +83,15 @@ static int guest_ram(boxlite_box *box, const struct bl_tmpl *t, int from_templat
         ram = src, src = NULL, cfg->ram_private = 1;
     else if (saved && bl_limit(BL_LIMIT_SHARED_RAM) != 0)
         ram = src, src = NULL, cfg->ram_private = 1;
-    else if ((ram = bl_strdupf("%s/ram", box->dir)) != NULL && saved)
+    else if ((ram = bl_strdupf("%s/ram", box->dir)) != NULL && saved && !from_template)
         rc = bl_copy_file_sparse(src, ram, 0600, BL_COPY_NOSYNC), cfg->ram_loaded = 1;
     else if (ram)
         rc = bl_vmm_ram_create(ram, box->row.memory_mib);
+    if (rc == 0 && ram && from_template && !cfg->ram_private) {
+        cfg->ram_loaded = 1; /* once the shim filled it */
+        *fill_out = src;
+        src = NULL;
+    }
     if (rc == 0 && !ram)
         rc = bl_err(BOXLITE_ENOMEM, "out of memory");
     free(src);
@@ -95,7 +101,8 @@ static int guest_ram(boxlite_box *box, const struct bl_tmpl *t, int from_templat
 }
 
 /* The jail bind-mounts the console file, so it must exist before QEMU opens it. */
-static int vm_argv(boxlite_box *box, char ***out, char ***jail_out, int *kvm_out, struct bl_tmpl *t)
+static int vm_argv(boxlite_box *box, char ***out, char ***jail_out, int *kvm_out, struct bl_tmpl *t,
+                   char **fill_out)
 {
     const char *tmpl_memory = NULL;
     struct bl_vm_config cfg = {0};
@@ -146,7 +153,7 @@ static int vm_argv(boxlite_box *box, char ***out, char ***jail_out, int *kvm_out
     if (rc == 0 && tmpl_memory)
         box->incoming = tmpl_memory; /* for this boot only: boot_once clears it */
     if (rc == 0)
-        rc = guest_ram(box, t, tmpl_memory != NULL, &cfg, &ram);
+        rc = guest_ram(box, t, tmpl_memory != NULL, &cfg, &ram, fill_out);
     if (rc == 0)
         rc = bl_box_check_ports_free(&box->row);
     if (rc == 0)
@@ -236,14 +243,14 @@ static int boot_once(boxlite_box *box, int detached, int *kvm_out, enum bl_shim_
                      struct bl_tmpl *t, int *started_out)
 {
     struct bl_monitor_start m = {0};
-    char **argv = NULL, **jail = NULL, *main_req = NULL;
+    char **argv = NULL, **jail = NULL, *main_req = NULL, *ram_fill = NULL;
     const char *incoming = box->incoming;
     int life[2] = {-1, -1};
     int rc;
 
     *code_out = BL_SHIM_E_SETUP;
     *started_out = 0;
-    rc = vm_argv(box, &argv, &jail, kvm_out, t);
+    rc = vm_argv(box, &argv, &jail, kvm_out, t, &ram_fill);
     if (rc == 0)
         rc = write_main_req(box, &main_req);
     if (rc == 0) /* this boot's main process has not exited yet */
@@ -261,6 +268,7 @@ static int boot_once(boxlite_box *box, int detached, int *kvm_out, enum bl_shim_
     m.boot_timeout_ms = boot_timeout_ms();
     m.incoming = box->incoming;
     m.jail = jail;
+    m.ram_fill = ram_fill;
     rc = bl_monitor_start(code_out, &m);
     *started_out = 1;
     if (rc == 0)
@@ -285,6 +293,7 @@ out:
     bl_strv_free(argv);
     bl_strv_free(jail);
     free(main_req);
+    free(ram_fill);
     return rc;
 }
 
@@ -312,13 +321,14 @@ static int template_again(boxlite_box *box, int rc, int kvm, enum bl_shim_code c
     return 1;
 }
 
-/* boot_once, again as long as template_again says. */
+/* boot_once, again as long as template_again says: at most build, restore (fails), rebuild,
+ * restore (fails again), cold boot. */
 static int boot_templated(boxlite_box *box, int detached, int *kvm, enum bl_shim_code *code,
                           struct bl_tmpl *t)
 {
     int rc = 0, started = 0;
 
-    for (int tries = 0; tries < 4; tries++) {
+    for (int tries = 0; tries < 5; tries++) {
         rc = boot_once(box, detached, kvm, code, t, &started);
         if (!started || !template_again(box, rc, *kvm, *code, t))
             break;

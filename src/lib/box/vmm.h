@@ -58,6 +58,9 @@ int bl_vmm_ram_create(const char *path, unsigned mib);
  * *out: bl_strv_free. */
 int bl_vmm_argv(char ***out, const struct bl_vm_config *cfg);
 
+/* A warm template's kernel command line (malloc'd; NULL: out of memory). */
+char *bl_vmm_template_cmdline(const struct bl_vm_config *c);
+
 /* The volumes as the agent takes them ("volN,ro|rw,PATH", PATH percent-encoded), for the
  * kernel command line or a template's attach. *out: bl_strv_free. */
 int bl_vmm_volume_specs(char ***out, const struct bl_vm_config *cfg);

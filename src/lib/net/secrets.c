@@ -3,6 +3,7 @@
  * character, so the format needs no quoting), the guest's env, host matching. */
 #include "secrets.h"
 
+#include "box.h"
 #include "error.h"
 #include "util.h"
 
@@ -132,7 +133,8 @@ static int parse_line(struct bl_secret *s, char *line)
     snprintf(s->name, sizeof(s->name), "%s", f[0]);
     s->value = strdup(f[1]);
     s->placeholder = strdup(f[2]);
-    if (!s->value || !s->placeholder)
+    s->hosts_spec = strdup(f[3]);
+    if (!s->value || !s->placeholder || !s->hosts_spec)
         return -1;
     return parse_hosts(s, f[3]);
 }
@@ -166,6 +168,7 @@ void bl_secrets_free(struct bl_secret *s, size_t n)
             memset(s[i].value, 0, strlen(s[i].value));
         free(s[i].value);
         free(s[i].placeholder);
+        free(s[i].hosts_spec);
     }
     free(s);
 }
@@ -285,4 +288,41 @@ int bl_secret_applies(const struct bl_secret *s, const char *host, uint16_t port
         }
     }
     return 0;
+}
+
+/* The box's secrets without their values, for inspect: "NAME" or "NAME@HOST,HOST". */
+BOXLITE_API int boxlite_box_secrets(char ***out, boxlite_box *box)
+{
+    char *path = box ? bl_strdupf("%s/" BL_SECRETS_FILE, box->dir) : NULL, *text = NULL;
+    struct bl_secret *sec = NULL;
+    size_t len = 0, n = 0;
+    char **v = NULL;
+    int rc = path ? 0 : bl_err(box ? BOXLITE_ENOMEM : BOXLITE_EINVAL, "no box");
+
+    if (rc == 0 && access(path, F_OK) == 0)
+        rc = bl_read_file(&text, &len, path, 1u << 20);
+    else if (rc == 0 && errno != ENOENT)
+        rc = bl_err_errno(BOXLITE_EIO, errno, "%s", path);
+    if (rc == 0 && text)
+        rc = bl_secrets_parse(&sec, &n, text);
+    if (rc == 0 && !(v = calloc(n + 1, sizeof(*v))))
+        rc = bl_err(BOXLITE_ENOMEM, "out of memory");
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        v[i] = bl_strdupf("%s%s%s", sec[i].name, *sec[i].hosts_spec ? "@" : "", sec[i].hosts_spec);
+        if (!v[i])
+            rc = bl_err(BOXLITE_ENOMEM, "out of memory");
+    }
+    if (rc == 0) {
+        *out = v;
+        v = NULL;
+    }
+    if (text)
+        memset(text, 0, len);
+    free(text);
+    bl_secrets_free(sec, n);
+    for (size_t i = 0; v && v[i]; i++) /* bl_core has no boxlite_strv_free */
+        free(v[i]);
+    free(v);
+    free(path);
+    return rc;
 }

@@ -27,7 +27,8 @@ struct bl_secret {
     char name[65];
     char *value, *placeholder;
     struct bl_net_rule hosts[BL_SECRET_HOSTS_MAX];
-    size_t nhosts; /* 0: any host */
+    size_t nhosts;    /* 0: any host */
+    char *hosts_spec; /* the hosts as given: "h1,h2" ("" for any host) */
 };
 
 /* Validate n secrets (options); BOXLITE_EINVAL with a message naming the bad one. */

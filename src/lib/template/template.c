@@ -39,7 +39,6 @@
 #define KEY_FORMAT   "boxlite-template 2" /* 2: RAM in its own file, ram */
 #define KEY_MAX      8192
 #define SAVE_MS      600000
-#define MONITOR_MS   30000
 #define LOCK_WAIT_MS 300000 /* another process's cold boot and save, at worst */
 #define DEAD_WAIT_MS 10000
 #define PLACEHOLDER  "1M" /* any size: the attach tells the guest the box disk's */
@@ -70,17 +69,19 @@ static char *shape_key(const struct bl_vm_config *c)
     char *k = fingerprint("kernel", c->kernel);
     char *i = fingerprint("initrd", c->initrd);
     char *q = fingerprint("qemu", c->qemu);
+    char *cmdline = bl_vmm_template_cmdline(c);
     size_t nvol = 0;
     char *key = NULL;
 
     while (c->volumes && c->volumes[3 * nvol] && c->volumes[3 * nvol + 1] &&
            c->volumes[3 * nvol + 2])
         nvol++;
-    if (k && i && q)
+    if (k && i && q && cmdline)
         key = bl_strdupf(KEY_FORMAT "\n%s%s%saccel %s\ncpus %u\nmemory %u\nnetwork %d\n"
-                                    "volumes %zu\n",
+                                    "volumes %zu\ncmdline %s\n",
                          k, i, q, c->kvm ? "kvm" : "tcg", c->cpus, c->memory_mib,
-                         !c->network_disabled, nvol);
+                         !c->network_disabled, nvol, cmdline);
+    free(cmdline);
     free(k);
     free(i);
     free(q);
@@ -317,9 +318,8 @@ static int attach(struct bl_tmpl *t, boxlite_box *box)
     char bytes[32];
     int rc = argv ? 0 : bl_err(BOXLITE_ENOMEM, "out of memory");
 
+    /* the shim resized the guest's disk to this before resuming it (src/shim/main.c) */
     snprintf(bytes, sizeof(bytes), "%llu", (unsigned long long)bl_disk_virtual_size(t->disk));
-    if (rc == 0) /* the guest learns the new disk's size */
-        rc = bl_conn_monitor(box->conn, BL_MON_TEMPLATE_DISK, "", MONITOR_MS);
     if (rc == 0) {
         bl_snapshot_identity_args(&id, box, 1); /* last: its clock is the host's now */
         argv[0] = "attach";
