@@ -508,9 +508,20 @@ BOXLITE_API int boxlite_exec_read(boxlite_exec *ex, int streams, int *which_out,
  * Level-triggered: reading the output clears it. A read may report the streams' end (n_out 0)
  * a moment before the process's end makes the fd readable. The fd belongs to the
  * handle (valid until boxlite_exec_free): only poll it, never read, write or close it. A
- * process with timeout_ms has a host-side deadline that advances only inside calls on the
- * handle: a poller also calls boxlite_exec_read(…, 0) on it about once a second. */
+ * process with timeout_ms also has a host-side deadline (the guest failed to end it): a
+ * poller sleeps at most what boxlite_exec_timeout says, then calls in. The fd answers for
+ * both streams and the end together: a poller waiting for one of them only drains the rest
+ * (or stops polling), else it wakes at once. The blocking reads and waits are the
+ * non-blocking step (timeout 0) repeated, sleeping in between. */
 BOXLITE_API int boxlite_exec_fd(int *out, boxlite_exec *ex);
+
+/* curl_multi_timeout for one execution: *ms_out is how long a poller of boxlite_exec_fd may
+ * sleep before it must call in (-1: as long as it likes, the fd alone will say; 0: now).
+ * Calling in means boxlite_exec_timeout again, or boxlite_exec_read/_wait_v2 with timeout
+ * 0: each first runs the host-side deadlines that are due (a timed process the guest did not
+ * end is then ended as timed out and sent SIGKILL, and the fd turns readable). Never waits.
+ * Thread-safe like the other calls on the handle. */
+BOXLITE_API int boxlite_exec_timeout(int *ms_out, boxlite_exec *ex);
 
 /* Send bytes to the process's stdin (blocks while the guest's window is full). */
 BOXLITE_API int boxlite_exec_write(boxlite_exec *ex, const void *buf, size_t len);
@@ -554,6 +565,14 @@ BOXLITE_API void boxlite_exec_free(boxlite_exec *ex);
 BOXLITE_API int boxlite_exec_pid(const boxlite_exec *ex);
 
 /* ---- Files between the host and a box ------------------------------------------------ */
+
+/* The copies block, by design, with no pollable shape: their host side is files and
+ * libarchive (regular files never poll as "not ready"; the archive's read/write callbacks
+ * block), the guest side is a built-in exec whose watchdog (no frame for 20 s, then 20 s
+ * more after a PING) bounds a stalled box, and one copy is one bulk transfer, not a stream
+ * a loop interleaves. An event loop runs a copy on one worker thread (the Python module
+ * does), or streams it itself through boxlite_box_copy_in_tar/_out_tar with a pipe whose
+ * other end it polls. */
 
 typedef struct {
     unsigned version;     /* BOXLITE_COPY_OPTIONS_VERSION */
@@ -615,7 +634,10 @@ BOXLITE_API int boxlite_box_ping(uint64_t *out, boxlite_box *box);
  * they hold their own reference to the box's channel, so the box handle may be freed first.
  * Fails when the guest cannot connect (nothing listens on the port: BOXLITE_ERROR whose
  * message carries the guest's "Connection refused"), with BOXLITE_ESTATE when the box is
- * not running, BOXLITE_EINVAL for a port outside 1..65535. Call it once per connection. */
+ * not running, BOXLITE_EINVAL for a port outside 1..65535. Call it once per connection.
+ * *out is the pollable shape: poll/epoll it like any socket (POLLIN, POLLOUT, end of file),
+ * set O_NONBLOCK on it if the caller's loop wants; nothing else on the tunnel needs a call.
+ * The call itself blocks until the guest has connected (at most 30 s). */
 BOXLITE_API int boxlite_box_tunnel(int *out, boxlite_box *box, unsigned port);
 
 /* ---- Snapshots, clones, forks, export ------------------------------------------------- */

@@ -1,5 +1,9 @@
 """_async.py — the async API: Boxlite (runtime), ImageHandle, Box, Execution and its
-streams. Each blocking native call runs on a worker thread with the GIL released."""
+streams. Each blocking native call runs on a worker thread with the GIL released, except an
+execution's output and exit: those wait on its fd in the event loop (loop.add_reader on
+boxlite_exec_fd, woken by boxlite_exec_timeout's deadline too) and then take what is there
+with the non-blocking read(mask, 0) / wait(0), so no thread waits per execution."""
+import asyncio
 import collections
 import os
 import signal as _signal
@@ -439,7 +443,7 @@ class _Stream:
         while not self._lines:
             if self._ended:
                 raise StopAsyncIteration
-            _, data = await C.call(self._ex._core.read, self._mask, -1)
+            data = await self._ex._next_bytes(0 if self._mask == _core.STDOUT else 1)
             if data:
                 self._ex._box._counters["received"] += len(data)
                 self._lines.extend(self._split.feed(data))
@@ -473,8 +477,20 @@ class ExecStdin:
         await C.call(self._ex._core.close_stdin)
 
 
+# Bytes of one stream an Execution takes from the library before anyone asks for them (so
+# that a wait, or a reader of the other stream, does not find the fd readable for ever);
+# past it that stream stays in the library, whose credit window then holds the process.
+_HOLD = 1 << 20
+_NAP_S = 0.05  # the wait while a stream is held full: its unread output keeps the fd readable
+
+
 class Execution:
-    """A running process: its streams, its stdin, signals and its exit."""
+    """A running process: its streams, its stdin, signals and its exit.
+
+    Output and the exit come through one driver on the event loop: _sleep waits on the
+    process's fd (one add_reader for all the coroutines awaiting this execution) or until
+    its deadline, and _step takes what the library has, without waiting, into per-stream
+    buffers (at most _HOLD each) and the result."""
 
     def __init__(self, box: Box, core_exec: "_core.Exec", tty: bool):
         self._box = box
@@ -482,6 +498,88 @@ class Execution:
         self._tty = tty
         self._id = C.next_exec_id()
         self._taken = set()
+        self._bufs: "Tuple[collections.deque[bytes], collections.deque[bytes]]" = (
+            collections.deque(), collections.deque())
+        self._held = [0, 0]
+        self._eof = [False, False]
+        self._result: Optional[C.NativeExecResult] = None
+        self._error: Optional[BaseException] = None
+        self._fd: Optional[int] = None
+        self._waiters: "set[asyncio.Future[None]]" = set()
+
+    def _step(self) -> None:
+        """The non-blocking step: buffered output (up to _HOLD a stream), then the result."""
+        for i, mask in enumerate((_core.STDOUT, _core.STDERR)):
+            while not self._eof[i] and self._held[i] < _HOLD:
+                got = self._core.read(mask, 0)
+                if got is None:
+                    break
+                if not got[1]:
+                    self._eof[i] = True
+                    break
+                self._bufs[i].append(got[1])
+                self._held[i] += len(got[1])
+        if self._result is None and self._error is None:
+            try:
+                r = self._core.wait(0)
+            except Exception as e:  # noqa: BLE001 - kept and raised by wait()
+                self._error = e
+            else:
+                if r is not None:
+                    self._result = C.NativeExecResult(r)
+
+    def _wake(self) -> None:
+        for f in self._waiters:
+            if not f.done():
+                f.set_result(None)
+
+    async def _sleep(self) -> None:
+        """Until the fd turns readable or the library's deadline for this process is due."""
+        loop = asyncio.get_running_loop()
+        ms = self._core.timeout()
+        if any(self._held[i] >= _HOLD and not self._eof[i] for i in (0, 1)):
+            await asyncio.sleep(_NAP_S if ms < 0 else min(_NAP_S, ms / 1000))
+            return
+        if self._fd is None:
+            self._fd = self._core.fd()
+        fut = loop.create_future()
+        if not self._waiters:
+            loop.add_reader(self._fd, self._wake)
+        self._waiters.add(fut)
+        timer = loop.call_later(ms / 1000, self._wake) if ms >= 0 else None
+        try:
+            await fut
+        finally:
+            if timer is not None:
+                timer.cancel()
+            self._waiters.discard(fut)
+            if not self._waiters:
+                loop.remove_reader(self._fd)
+
+    async def _next_bytes(self, i: int) -> bytes:
+        """The next bytes of stream i (0 stdout, 1 stderr); b"" at its end."""
+        while not self._bufs[i] and not self._eof[i]:
+            self._step()
+            if self._bufs[i] or self._eof[i]:
+                break
+            await self._sleep()
+        if not self._bufs[i]:
+            return b""
+        data = self._bufs[i].popleft()
+        self._held[i] -= len(data)
+        return data
+
+    async def _collect(self) -> "Tuple[bytes, bytes]":
+        """Both streams to their end, read together (SimpleBox.exec)."""
+        async def drain(i: int) -> bytes:
+            got = bytearray()
+            while True:
+                data = await self._next_bytes(i)
+                if not data:
+                    return bytes(got)
+                got.extend(data)
+        out, err = await asyncio.gather(drain(0), drain(1))
+        return out, err
 
     def id(self) -> str:
         return self._id
@@ -504,7 +602,13 @@ class Execution:
         return ExecStdin(self)
 
     async def wait(self) -> C.NativeExecResult:
-        return C.NativeExecResult(await C.call(self._core.wait, -1))
+        while self._result is None and self._error is None:
+            self._step()
+            if self._result is None and self._error is None:
+                await self._sleep()
+        if self._error is not None:
+            raise self._error
+        return self._result
 
     async def kill(self) -> None:
         await self.signal(_signal.SIGKILL)

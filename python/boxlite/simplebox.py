@@ -2,7 +2,6 @@
 end with exec(), removed on exit unless auto_remove=False."""
 from typing import Any, Dict, Optional
 
-from . import _common as C
 from ._async import Box, Boxlite
 from .exec import ExecResult, raise_if_timed_out
 from .network import BoxTunnel, NetworkHandle
@@ -102,7 +101,7 @@ class SimpleBox:
         box = self._require()
         execution = await box.exec(cmd, list(args), env, user=user, timeout_secs=timeout,
                                    cwd=cwd)
-        out, err = await C.call(C.collect, execution._core)
+        out, err = await execution._collect()
         box._counters["received"] += len(out) + len(err)
         res = await execution.wait()
         raise_if_timed_out(res.timed_out, cmd, args, timeout)

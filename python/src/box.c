@@ -319,6 +319,7 @@ static bp_exec *exec_new(bp_box *b)
     e->have_result = 0;
     boxlite_exec_result_init(&e->result, BOXLITE_EXEC_RESULT_VERSION);
     e->lost[0] = '\0';
+    e->pollfd = -1;
     return e;
 }
 

@@ -76,6 +76,7 @@ struct bp_exec {
     int have_result;
     boxlite_exec_result result;
     char lost[256]; /* why there is no result, when !have_result */
+    int pollfd;     /* fd(): a dup of boxlite_exec_fd (readable for ever once drained), or -1 */
 };
 
 extern PyTypeObject bp_runtime_type;

@@ -1,11 +1,16 @@
 /* exec.c — boxlite._core.Exec: one process in a box. Reads and waits run without the GIL in
  * short slices, so a box stop can "drain" the exec (keep its buffered output and result, free
- * the C handle) while readers are parked; afterwards the exec answers from what was kept. */
+ * the C handle) while readers are parked; afterwards the exec answers from what was kept.
+ * fd() and timeout() are the event loop's side (boxlite_exec_fd, boxlite_exec_timeout): the
+ * async API waits on them and then calls read(mask, 0) / wait(0), with no thread. */
 #include "core.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #define ERRMSG     1024
 #define SLICE_MS   200
@@ -68,6 +73,10 @@ void bp_exec_drain_claimed(bp_exec *e, const char *why)
     bp_lock();
     e->ex = NULL;
     e->drained = 1;
+    if (e->pollfd >= 0) { /* wake an event loop: from now on every call answers at once */
+        uint64_t one = 1;
+        (void)!write(e->pollfd, &one, sizeof(one));
+    }
     for (pp = &e->owner->execs; *pp && *pp != e; pp = &(*pp)->next)
         ;
     if (*pp)
@@ -210,6 +219,68 @@ static PyObject *exec_wait(bp_exec *e, PyObject *args)
     return result_tuple(&res);
 }
 
+/* fd() -> int: for loop.add_reader. Readable while output is unread or the process has
+ * ended (boxlite_exec_fd's rule), and for ever once the exec is drained. It belongs to this
+ * object (closed with it; the same fd every call): only poll it. */
+static PyObject *exec_fd(bp_exec *e, PyObject *unused)
+{
+    PyThreadState *ts;
+    char err[ERRMSG];
+    int fd = -1, rc = 0, drained;
+
+    if (e->pollfd >= 0)
+        return PyLong_FromLong(e->pollfd);
+    ts = PyEval_SaveThread();
+    bp_lock();
+    drained = use_locked(e);
+    bp_unlock();
+    if (drained) {
+        fd = eventfd(1, EFD_CLOEXEC | EFD_NONBLOCK);
+    } else {
+        rc = boxlite_exec_fd(&fd, e->ex);
+        if (rc == 0)
+            fd = fcntl(fd, F_DUPFD_CLOEXEC, 0); /* ours: outlives a drain's exec_free */
+        else
+            bp_copy_error(err, sizeof(err));
+    }
+    bp_lock();
+    if (rc == 0 && fd >= 0)
+        e->pollfd = fd;
+    bp_unlock();
+    if (!drained)
+        bp_guard_leave(&e->g);
+    PyEval_RestoreThread(ts);
+    if (rc != 0)
+        return bp_raise(rc, err);
+    if (fd < 0)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    return PyLong_FromLong(fd);
+}
+
+/* timeout() -> int: how many ms an event loop may sleep on fd() before it calls in again (read
+ * or wait with 0, or timeout()); -1: no limit (boxlite_exec_timeout). Never waits. */
+static PyObject *exec_timeout(bp_exec *e, PyObject *unused)
+{
+    PyThreadState *ts = PyEval_SaveThread();
+    char err[ERRMSG];
+    int ms = -1, rc = 0;
+
+    bp_lock();
+    if (use_locked(e) == 0) {
+        bp_unlock();
+        rc = boxlite_exec_timeout(&ms, e->ex);
+        if (rc != 0)
+            bp_copy_error(err, sizeof(err));
+        bp_guard_leave(&e->g);
+    } else {
+        bp_unlock();
+    }
+    PyEval_RestoreThread(ts);
+    if (rc != 0)
+        return bp_raise(rc, err);
+    return PyLong_FromLong(ms);
+}
+
 enum { X_WRITE, X_CLOSE_STDIN, X_SIGNAL, X_RESIZE };
 
 /* One call on the live C handle; BOXLITE_ESTATE with a message once drained. */
@@ -302,6 +373,8 @@ static void exec_dealloc(bp_exec *e)
     if (claimed) /* nobody else holds this object: no users; free the C handle */
         bp_exec_drain_claimed(e, "");
     PyEval_RestoreThread(ts);
+    if (e->pollfd >= 0)
+        close(e->pollfd);
     free(e->out[0].data);
     free(e->out[1].data);
     Py_XDECREF(e->owner);
@@ -313,6 +386,10 @@ static PyMethodDef exec_methods[] = {
      "read(mask, timeout_ms=-1) -> (which, bytes); b'' at the end; None on timeout"},
     {"wait", (PyCFunction)exec_wait, METH_VARARGS,
      "wait(timeout_ms=-1) -> (exit_code, signal, timed_out, message) or None on timeout"},
+    {"fd", (PyCFunction)exec_fd, METH_NOARGS,
+     "fd() -> int: poll it (loop.add_reader); readable while output is unread or it ended"},
+    {"timeout", (PyCFunction)exec_timeout, METH_NOARGS,
+     "timeout() -> int: ms a poller may sleep before calling in; -1: no limit"},
     {"write", (PyCFunction)exec_write, METH_VARARGS, "write(data): send bytes to stdin"},
     {"close_stdin", (PyCFunction)exec_close_stdin, METH_NOARGS, "close_stdin()"},
     {"signal", (PyCFunction)exec_signal, METH_VARARGS, "signal(signo)"},

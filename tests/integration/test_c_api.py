@@ -41,3 +41,14 @@ def test_handle_lifetimes_are_memory_safe(box_env):
     r = subprocess.run(cmd, capture_output=True, env=box_env, timeout=300)
     assert r.returncode == 0, r.stdout.decode() + r.stderr.decode()[-4000:]
     assert r.stdout.endswith(b"ok\n")
+
+
+def test_exec_nonblocking_core_timeouts_and_hung_guest(box_env):
+    """tests/api/exec_nonblock.c: boxlite_exec_timeout, the timeout-0 steps (EAGAIN,
+    ETIMEOUT), the blocking read and wait rebuilt on them honouring their timeouts, a poller
+    ending a hung guest's timed process with poll(fd, boxlite_exec_timeout) alone, and a
+    tunnel's socket driven by poll."""
+    r = subprocess.run([str(BUILD / "tests" / "api" / "exec_nonblock")], capture_output=True,
+                       env=box_env, timeout=400)
+    assert r.returncode == 0, r.stdout.decode() + r.stderr.decode()[-4000:]
+    assert r.stdout.endswith(b"ok\n")

@@ -31,6 +31,7 @@ void bl_conn_mark_closed_locked(struct bl_conn *c, const char *reason)
         for (struct boxlite_exec *ex = c->execs; ex; ex = bl_exec_next(ex))
             bl_exec_on_close(ex);
     }
+    c->gen++;
     pthread_cond_broadcast(&c->cond);
 }
 
@@ -79,6 +80,7 @@ static void *reader_main(void *arg)
         while ((n = bl_frame_next(&in, &f)) > 0)
             if (bl_frame_check(&f) == 0)
                 dispatch_locked(c, &f);
+        c->gen++;
         pthread_cond_broadcast(&c->cond);
         pthread_mutex_unlock(&c->mu);
         if (n < 0)

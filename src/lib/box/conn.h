@@ -18,6 +18,7 @@ struct bl_conn {
     int refs;            /* the box's and each exec's; guarded by mu */
     pthread_mutex_t mu;  /* guards everything below and every exec's state */
     pthread_cond_t cond; /* broadcast after every frame and on close */
+    uint64_t gen;        /* counts those broadcasts: a waiter sleeps while it is unchanged */
     pthread_mutex_t wmu; /* serialises writes to fd */
     int closed;
     char close_reason[256];

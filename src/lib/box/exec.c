@@ -14,6 +14,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -391,7 +392,8 @@ static void expire_locked(struct boxlite_exec *ex)
 
 /* The watchdog of a built-in (a copy has no timeout of its own and nobody to press ^C):
  * after SILENCE_MS without a frame from the box, PING it; ANSWER_MS more of silence fail the
- * exec. Returns the time of its next step; may drop and retake c->mu to send the PING. */
+ * exec. Returns the time of its next step (-1 once it has failed the exec); may drop and
+ * retake c->mu to send the PING. */
 static int64_t watchdog_locked(struct boxlite_exec *ex, int64_t now)
 {
     struct bl_conn *c = ex->conn;
@@ -402,50 +404,61 @@ static int64_t watchdog_locked(struct boxlite_exec *ex, int64_t now)
         snprintf(msg, sizeof(msg), "the box has not answered for %d s (not even a PING)",
                  (SILENCE_MS + ANSWER_MS) / 1000);
         fail_locked(ex, msg);
-        return 0;
+        return -1;
     }
     if (now >= heard + SILENCE_MS && c->last_ping_ms < heard) {
         c->last_ping_ms = now;
         pthread_mutex_unlock(&c->mu);
         (void)bl_conn_send(c, BL_F_PING, 0, "watchdog", 8);
         pthread_mutex_lock(&c->mu);
-        return 0;
     }
     return now < heard + SILENCE_MS ? heard + SILENCE_MS : heard + SILENCE_MS + ANSWER_MS;
 }
 
-/* Wait for the next frame (or close) up to deadline (< 0: none); BOXLITE_EAGAIN once it has
- * passed. The host deadline of a timed process ends the wait too (see expire_locked), and a
- * built-in's watchdog (watchdog_locked). */
-static int wait_locked(struct boxlite_exec *ex, int64_t deadline)
+static int64_t earlier(int64_t a, int64_t b)
 {
-    int64_t now = bl_now_ms(), until = deadline;
+    return a < 0 ? b : b < 0 ? a : a < b ? a : b;
+}
+
+/* The non-blocking core, under c->mu: run the host-side deadlines due by now (the expiry of
+ * a timed process, see expire_locked; a built-in's watchdog, see watchdog_locked) and return
+ * the CLOCK_MONOTONIC ms at which the next one falls due, -1 when none will. Every read, wait
+ * and write runs it; boxlite_exec_timeout reports it to a poller; the blocking calls sleep no
+ * longer than it. May drop and retake c->mu (the watchdog's PING). */
+static int64_t step_locked(struct boxlite_exec *ex)
+{
+    int64_t now = bl_now_ms(), due = -1;
+
+    if (ex->watchdog && !ex->exited && !ex->failed)
+        due = watchdog_locked(ex, now);
+    if (ex->host_deadline > 0 && !ex->exited && !ex->failed) {
+        if (now >= ex->host_deadline)
+            expire_locked(ex);
+        else
+            due = earlier(due, ex->host_deadline);
+    }
+    return ex->exited || ex->failed ? -1 : due;
+}
+
+/* How a blocking call waits between two non-blocking steps: until the channel changes after
+ * gen (a frame arrived, or it closed) or until `until` (< 0: no limit). Under c->mu. Not a
+ * poll on boxlite_exec_fd: that fd is readable while any output is unread, so a waiter for
+ * the exit alone (or for one stream) with output left unread would spin on it, and several
+ * threads may wait on one handle. The decisions are the step's alone. */
+static void sleep_locked(struct boxlite_exec *ex, uint64_t gen, int64_t until)
+{
     struct timespec ts;
 
-    if (ex->watchdog && !ex->exited && !ex->failed) {
-        int64_t next = watchdog_locked(ex, now);
-        if (next == 0)
-            return 0;
-        if (until < 0 || next < until)
-            until = next;
-    }
-    if (ex->host_deadline > 0 && !ex->exited && !ex->failed) {
-        if (now >= ex->host_deadline) {
-            expire_locked(ex);
-            return 0;
-        }
-        if (until < 0 || ex->host_deadline < until)
-            until = ex->host_deadline;
-    }
-    if (deadline >= 0 && now >= deadline)
-        return BOXLITE_EAGAIN;
+    if (ex->conn->gen != gen)
+        return;
     if (until < 0) {
         pthread_cond_wait(&ex->conn->cond, &ex->conn->mu);
-        return 0;
+        return;
     }
+    if (bl_now_ms() >= until)
+        return;
     bl_deadline_ts(&ts, until);
     pthread_cond_timedwait(&ex->conn->cond, &ex->conn->mu, &ts);
-    return 0;
 }
 
 static int send_u32s(boxlite_exec *ex, uint8_t type, uint32_t a, uint32_t b, int two)
@@ -476,35 +489,55 @@ static void kill_expired(boxlite_exec *ex)
         (void)send_u32s(ex, BL_F_SIGNAL, SIGKILL, 0, 0);
 }
 
+/* boxlite_exec_read with timeout 0, under c->mu: take what is buffered now into buf
+ * (*i_out: the stream, -1 with *n_out 0 when every stream in mask has ended; *credit_out: the
+ * credit to return to the agent), else BOXLITE_EAGAIN with *due_out set (step_locked). */
+static int read_step_locked(struct boxlite_exec *ex, int mask, void *buf, size_t cap, int *i_out,
+                            size_t *n_out, uint32_t *credit_out, int64_t *due_out)
+{
+    int64_t due = step_locked(ex);
+    int i = pick_stream_locked(ex, mask);
+    struct outbuf *b;
+    size_t n;
+
+    *due_out = due;
+    *i_out = i;
+    *n_out = 0;
+    *credit_out = 0;
+    if (i < 0)
+        return all_ended_locked(ex, mask) ? 0 : BOXLITE_EAGAIN;
+    b = &ex->out[i];
+    n = b->len - b->off < cap ? b->len - b->off : cap;
+    memcpy(buf, b->data + b->off, n);
+    b->off += n;
+    b->unacked += (uint32_t)n;
+    ex->last_served = i;
+    if (b->unacked >= BL_WINDOW_INIT / 4 && !b->eof) {
+        *credit_out = b->unacked;
+        b->unacked = 0;
+    }
+    *n_out = n;
+    return 0;
+}
+
 BOXLITE_API int boxlite_exec_read(boxlite_exec *ex, int streams, int *which_out, void *buf,
                                   size_t cap, size_t *n_out, int timeout_ms)
 {
-    int64_t deadline = timeout_ms < 0 ? -1 : bl_now_ms() + timeout_ms;
+    int64_t deadline = timeout_ms < 0 ? -1 : bl_now_ms() + timeout_ms, due = -1;
     uint32_t credit = 0;
     int mask = streams & (BOXLITE_STDOUT | BOXLITE_STDERR);
-    int i = -1, rc = 0;
+    int i = -1, rc;
     size_t n = 0;
 
-    if (!ex || !buf || cap == 0 || mask == 0)
+    if (!ex || !buf || cap == 0 || mask == 0 || !which_out || !n_out)
         return bl_err(BOXLITE_EINVAL, "exec read: bad arguments");
     pthread_mutex_lock(&ex->conn->mu);
-    while (rc == 0) {
-        i = pick_stream_locked(ex, mask);
-        if (i >= 0 || all_ended_locked(ex, mask))
+    for (;;) {
+        uint64_t gen = ex->conn->gen;
+        rc = read_step_locked(ex, mask, buf, cap, &i, &n, &credit, &due);
+        if (rc != BOXLITE_EAGAIN || (deadline >= 0 && bl_now_ms() >= deadline))
             break;
-        rc = wait_locked(ex, deadline);
-    }
-    if (i >= 0) {
-        struct outbuf *b = &ex->out[i];
-        n = b->len - b->off < cap ? b->len - b->off : cap;
-        memcpy(buf, b->data + b->off, n);
-        b->off += n;
-        b->unacked += (uint32_t)n;
-        ex->last_served = i;
-        if (b->unacked >= BL_WINDOW_INIT / 4 && !b->eof) {
-            credit = b->unacked;
-            b->unacked = 0;
-        }
+        sleep_locked(ex, gen, earlier(deadline, due));
     }
     ready_update_locked(ex);
     pthread_mutex_unlock(&ex->conn->mu);
@@ -515,6 +548,21 @@ BOXLITE_API int boxlite_exec_read(boxlite_exec *ex, int streams, int *which_out,
         send_u32s(ex, BL_F_WINDOW, (uint32_t)i + 1, credit, 1);
     *which_out = i >= 0 ? (i == 0 ? BOXLITE_STDOUT : BOXLITE_STDERR) : 0;
     *n_out = n;
+    return 0;
+}
+
+BOXLITE_API int boxlite_exec_timeout(int *ms_out, boxlite_exec *ex)
+{
+    int64_t due, left;
+
+    if (!ex || !ms_out)
+        return bl_err(BOXLITE_EINVAL, "exec timeout: bad arguments");
+    pthread_mutex_lock(&ex->conn->mu);
+    due = step_locked(ex);
+    pthread_mutex_unlock(&ex->conn->mu);
+    kill_expired(ex);
+    left = due < 0 ? -1 : due - bl_now_ms();
+    *ms_out = due < 0 ? -1 : left < 0 ? 0 : left > INT_MAX ? INT_MAX : (int)left;
     return 0;
 }
 
@@ -557,10 +605,13 @@ BOXLITE_API int boxlite_exec_write(boxlite_exec *ex, const void *buf, size_t len
     while (len > 0 && rc == 0) {
         size_t k;
         pthread_mutex_lock(&ex->conn->mu);
-        rc = running_check_locked(ex);
-        while (rc == 0 && ex->stdin_credit == 0 && !ex->stdin_closed) {
-            (void)wait_locked(ex, -1); /* the host deadline and the watchdog hold here too */
+        for (;;) { /* the host deadline and the watchdog hold here too */
+            uint64_t gen = ex->conn->gen;
+            int64_t due = step_locked(ex);
             rc = running_check_locked(ex);
+            if (rc != 0 || ex->stdin_credit > 0 || ex->stdin_closed)
+                break;
+            sleep_locked(ex, gen, due);
         }
         if (rc == 0 && ex->stdin_closed)
             rc = bl_err(BOXLITE_ESTATE, "stdin is closed");
@@ -623,26 +674,41 @@ static void fill_result(boxlite_exec_result *out, const struct boxlite_exec *ex)
              ex->result.message ? ex->result.message : "");
 }
 
+/* boxlite_exec_wait_v2 with timeout 0, under c->mu: the result once the process has ended,
+ * else BOXLITE_ETIMEOUT with *due_out set (step_locked). */
+static int wait_step_locked(boxlite_exec_result *out, struct boxlite_exec *ex, int64_t *due_out)
+{
+    *due_out = step_locked(ex);
+    if (ex->exited) {
+        fill_result(out, ex);
+        return 0;
+    }
+    if (ex->failed)
+        return bl_err(BOXLITE_EPROTO, "box %s: %s", ex->box_id, ex->fail_msg);
+    return BOXLITE_ETIMEOUT;
+}
+
 BOXLITE_API int boxlite_exec_wait(boxlite_exec *ex, boxlite_exec_result *out, int timeout_ms)
 {
-    int64_t deadline = timeout_ms < 0 ? -1 : bl_now_ms() + timeout_ms;
-    int rc = 0;
+    int64_t deadline = timeout_ms < 0 ? -1 : bl_now_ms() + timeout_ms, due = -1;
+    int rc;
 
     if (!ex || !out)
         return bl_err(BOXLITE_EINVAL, "exec wait: bad arguments");
     if (bl_check_version(out->version, BOXLITE_EXEC_RESULT_VERSION, "exec result") != 0)
         return BOXLITE_EINVAL;
     pthread_mutex_lock(&ex->conn->mu);
-    while (!ex->exited && !ex->failed && rc == 0)
-        rc = wait_locked(ex, deadline);
-    if (ex->exited)
-        fill_result(out, ex);
-    else if (ex->failed)
-        rc = bl_err(BOXLITE_EPROTO, "box %s: %s", ex->box_id, ex->fail_msg);
-    else
-        rc = bl_err(BOXLITE_ETIMEOUT, "the process is still running");
+    for (;;) {
+        uint64_t gen = ex->conn->gen;
+        rc = wait_step_locked(out, ex, &due);
+        if (rc != BOXLITE_ETIMEOUT || (deadline >= 0 && bl_now_ms() >= deadline))
+            break;
+        sleep_locked(ex, gen, earlier(deadline, due));
+    }
     pthread_mutex_unlock(&ex->conn->mu);
     kill_expired(ex);
+    if (rc == BOXLITE_ETIMEOUT)
+        return bl_err(BOXLITE_ETIMEOUT, "the process is still running");
     return rc;
 }
 
