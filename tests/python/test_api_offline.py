@@ -236,3 +236,23 @@ def test_info_is_what_boxlite_info_says(tmp_path):
     assert i["accel"] in ("kvm", "tcg") and i["hardware_isolated"] == (i["accel"] == "kvm")
     assert (i["boxes"], i["images"], i["templates"]) == (0, 0, 0)
     assert i["qemu"] and i["shim"] and i["guest_dir"]
+
+
+def test_core_rejects_malformed_option_tuples(tmp_path):
+    """The native module's list-of-tuples options (registries, volumes, ports, secrets) refuse
+    what is not one, naming the option; nothing is made (no box, no VM)."""
+    from boxlite import _core
+
+    with pytest.raises(TypeError, match="registries must be a list of tuples"):
+        _core.Runtime(str(tmp_path), ["localhost:5000"])
+    with pytest.raises(TypeError, match="integer"):
+        _core.Runtime(str(tmp_path), [("localhost:5000", "http")])  # transport: an int
+    rt = _core.Runtime(str(tmp_path), [("localhost:5000", 1, False, True)])
+    bad = {"volumes": [("/a", "/b"), "/c:/d"], "ports": [(80,)], "secrets": [("K", 1)]}
+    for opt, value in bad.items():
+        with pytest.raises(TypeError, match=opt[:-1]):
+            rt.create(image="default", **{opt: value})
+    with pytest.raises(TypeError, match="secret hosts must be a list of str"):
+        rt.create(image="default", secrets=[("K", "v", [1])])
+    assert rt.list() == []
+    rt.close()
