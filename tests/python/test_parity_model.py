@@ -65,6 +65,7 @@ SYNC_MODULES = {
     "boxlite.sync_api._simplebox": ["SyncSimpleBox"],
     "boxlite.sync_api._codebox": ["SyncCodeBox"],
     "boxlite.sync_api._skillbox": ["SyncSkillBox"],
+    "boxlite.sync_api._network": ["SyncNetworkHandle", "SyncBoxTunnel"],
     "boxlite.skillbox": ["SkillBox"],
     "boxlite.simplebox": ["SimpleBox"],
     "boxlite.codebox": ["CodeBox"],
