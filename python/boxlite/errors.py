@@ -104,7 +104,7 @@ class ResourceExhaustedError(NativeError, BoxliteError):
     """A resource ran out (BOXLITE_ENOMEM)."""
 
 
-class StoppedError(InvalidStateError, BoxliteError):
+class StoppedError(NativeError, BoxliteError):
     """The runtime has been shut down, or the handle closed."""
 
 

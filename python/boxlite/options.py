@@ -357,9 +357,8 @@ class BoxOptions:
                  advanced: Any = None, secrets: Sequence[Any] = ()):
         if image is None and rootfs_path is None:
             image = DEFAULT_IMAGE
-        if auto_remove and detach:
-            raise ValueError("auto_remove=True with detach=True: remove-on-stop is "
-                             "incompatible with a detached box")
+        # auto_remove with detach is refused at create() (RuntimeError), as BoxLite does:
+        # auto_delete=0 may still override it there
         if network is not None and not isinstance(network, NetworkSpec):
             raise TypeError("network must be a NetworkSpec")
         if advanced is not None and not isinstance(advanced, AdvancedBoxOptions):

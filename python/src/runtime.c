@@ -18,8 +18,60 @@ static char *dup_or_null(const char *s)
     return s ? strdup(s) : NULL;
 }
 
-static void regs_free(boxlite_registry *r, size_t n)
+/* One tuple → one element (zeroed before): 0, or -1 with an exception set (or none, then
+ * tuples_from raises TypeError); what it allocated before failing is freed with the rest. */
+typedef int (*tuple_item_fn)(PyObject *t, void *elem);
+
+static int no_memory(void)
 {
+    PyErr_NoMemory();
+    return -1;
+}
+
+/* obj: None or a sequence of tuples → *out, a calloc'd array of n + 1 elements of `size`
+ * bytes (the last zeroed), each filled by item(). On failure the elements made so far go to
+ * free_arr, *out stays NULL and an exception is set (TypeError `what` unless item set one). */
+static int tuples_from(PyObject *obj, const char *what, size_t size, tuple_item_fn item,
+                       void (*free_arr)(void *, size_t), void **out, size_t *n_out)
+{
+    PyObject *seq;
+    Py_ssize_t n;
+    char *v;
+    int ok;
+
+    *out = NULL;
+    *n_out = 0;
+    if (obj == Py_None)
+        return 0;
+    seq = PySequence_Fast(obj, what);
+    if (!seq)
+        return -1;
+    n = PySequence_Fast_GET_SIZE(seq);
+    v = calloc((size_t)n + 1, size);
+    ok = v != NULL;
+    if (!ok)
+        PyErr_NoMemory();
+    for (Py_ssize_t i = 0; ok && i < n; i++) {
+        PyObject *t = PySequence_Fast_GET_ITEM(seq, i);
+        ok = PyTuple_Check(t) && item(t, v + (size_t)i * size) == 0;
+        *n_out = (size_t)i + 1;
+    }
+    Py_DECREF(seq);
+    if (!ok) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, what);
+        free_arr(v, *n_out);
+        *n_out = 0;
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static void regs_free(void *arr, size_t n)
+{
+    boxlite_registry *r = arr;
+
     for (size_t i = 0; r && i < n; i++) {
         free((char *)r[i].host);
         free((char *)r[i].username);
@@ -30,61 +82,35 @@ static void regs_free(boxlite_registry *r, size_t n)
     free(r);
 }
 
-/* obj: None or a sequence of (host, transport, skip_verify, search, username, password,
- * token[, ca_file]) tuples → a malloc'd array whose strings are copies. */
+/* (host, transport, skip_verify, search, username, password, token[, ca_file]) → *elem,
+ * its strings copies. */
+static int reg_item(PyObject *t, void *elem)
+{
+    boxlite_registry *r = elem;
+    const char *host, *user = NULL, *pass = NULL, *token = NULL, *ca = NULL;
+    int transport = 0, skip = 0, search = 0;
+
+    if (!PyArg_ParseTuple(t, "si|ppzzzz:registry", &host, &transport, &skip, &search, &user, &pass,
+                          &token, &ca))
+        return -1;
+    r->host = strdup(host);
+    r->transport = transport;
+    r->skip_verify = skip;
+    r->search = search;
+    r->username = dup_or_null(user);
+    r->password = dup_or_null(pass);
+    r->token = dup_or_null(token);
+    r->ca_file = dup_or_null(ca);
+    return r->host && (!user || r->username) && (!pass || r->password) && (!token || r->token) &&
+                   (!ca || r->ca_file)
+               ? 0
+               : no_memory();
+}
+
 static int regs_from(PyObject *obj, boxlite_registry **out, size_t *n_out)
 {
-    boxlite_registry *r = NULL;
-    PyObject *seq;
-    Py_ssize_t n;
-    int ok = 1;
-
-    *out = NULL;
-    *n_out = 0;
-    if (obj == Py_None)
-        return 0;
-    seq = PySequence_Fast(obj, "registries must be a list of tuples");
-    if (!seq)
-        return -1;
-    n = PySequence_Fast_GET_SIZE(seq);
-    r = calloc((size_t)n + 1, sizeof(*r));
-    ok = r != NULL;
-    for (Py_ssize_t i = 0; ok && i < n; i++) {
-        const char *host, *user = NULL, *pass = NULL, *token = NULL, *ca = NULL;
-        int transport = 0, skip = 0, search = 0;
-        PyObject *t = PySequence_Fast_GET_ITEM(seq, i);
-        ok = PyTuple_Check(t) && PyArg_ParseTuple(t, "si|ppzzzz:registry", &host, &transport, &skip,
-                                                  &search, &user, &pass, &token, &ca);
-        if (!ok)
-            break;
-        r[i].host = strdup(host);
-        r[i].transport = transport;
-        r[i].skip_verify = skip;
-        r[i].search = search;
-        r[i].username = dup_or_null(user);
-        r[i].password = dup_or_null(pass);
-        r[i].token = dup_or_null(token);
-        r[i].ca_file = dup_or_null(ca);
-        *n_out = (size_t)i + 1;
-        ok = r[i].host && (!user || r[i].username) && (!pass || r[i].password) &&
-             (!token || r[i].token) && (!ca || r[i].ca_file);
-        if (!ok)
-            PyErr_NoMemory();
-    }
-    Py_DECREF(seq);
-    if (!ok) {
-        if (!PyErr_Occurred()) {
-            if (r)
-                PyErr_SetString(PyExc_TypeError, "registries must be a list of tuples");
-            else
-                PyErr_NoMemory();
-        }
-        regs_free(r, *n_out);
-        *n_out = 0;
-        return -1;
-    }
-    *out = r;
-    return 0;
+    return tuples_from(obj, "registries must be a list of tuples", sizeof(**out), reg_item,
+                       regs_free, (void **)out, n_out);
 }
 
 static int rt_init(bp_runtime *self, PyObject *args, PyObject *kw)
@@ -157,7 +183,10 @@ static int strv_from(PyObject *obj, char ***out, const char *what)
     n = PySequence_Fast_GET_SIZE(seq);
     v = calloc((size_t)n + 1, sizeof(*v));
     for (Py_ssize_t i = 0; v && i < n; i++) {
-        const char *s = PyUnicode_AsUTF8(PySequence_Fast_GET_ITEM(seq, i));
+        PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
+        const char *s = PyUnicode_Check(item) ? PyUnicode_AsUTF8(item) : NULL;
+        if (!s && !PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, what); /* a non-str item: say which option */
         if (!s || !(v[i] = strdup(s))) {
             strv_free(v);
             v = NULL;
@@ -218,8 +247,10 @@ bp_box *bp_box_wrap(bp_runtime *self, boxlite_box *box)
     return b;
 }
 
-static void vols_free(boxlite_volume *v, size_t n)
+static void vols_free(void *arr, size_t n)
 {
+    boxlite_volume *v = arr;
+
     for (size_t i = 0; v && i < n; i++) {
         free((char *)v[i].host_path);
         free((char *)v[i].guest_path);
@@ -227,55 +258,31 @@ static void vols_free(boxlite_volume *v, size_t n)
     free(v);
 }
 
-/* obj: None or a sequence of (host_path, guest_path, read_only) tuples. */
-static int vols_from(PyObject *obj, boxlite_volume **out, size_t *n_out)
+/* (host_path, guest_path[, read_only]) → *elem. */
+static int vol_item(PyObject *t, void *elem)
 {
-    boxlite_volume *v;
-    PyObject *seq;
-    Py_ssize_t n;
-    int ok;
+    boxlite_volume *v = elem;
+    const char *host, *guest;
+    int ro = 0;
 
-    *out = NULL;
-    *n_out = 0;
-    if (obj == Py_None)
-        return 0;
-    seq = PySequence_Fast(obj, "volumes must be a list of tuples");
-    if (!seq)
+    if (!PyArg_ParseTuple(t, "ss|p:volume", &host, &guest, &ro))
         return -1;
-    n = PySequence_Fast_GET_SIZE(seq);
-    v = calloc((size_t)n + 1, sizeof(*v));
-    ok = v != NULL;
-    if (!ok)
-        PyErr_NoMemory();
-    for (Py_ssize_t i = 0; ok && i < n; i++) {
-        const char *host, *guest;
-        int ro = 0;
-        PyObject *t = PySequence_Fast_GET_ITEM(seq, i);
-        ok = PyTuple_Check(t) && PyArg_ParseTuple(t, "ss|p:volume", &host, &guest, &ro);
-        if (!ok)
-            break;
-        v[i].host_path = strdup(host);
-        v[i].guest_path = strdup(guest);
-        v[i].read_only = ro;
-        *n_out = (size_t)i + 1;
-        ok = v[i].host_path && v[i].guest_path;
-        if (!ok)
-            PyErr_NoMemory();
-    }
-    Py_DECREF(seq);
-    if (!ok) {
-        if (!PyErr_Occurred())
-            PyErr_SetString(PyExc_TypeError, "volumes must be a list of tuples");
-        vols_free(v, *n_out);
-        *n_out = 0;
-        return -1;
-    }
-    *out = v;
-    return 0;
+    v->host_path = strdup(host);
+    v->guest_path = strdup(guest);
+    v->read_only = ro;
+    return v->host_path && v->guest_path ? 0 : no_memory();
 }
 
-static void ports_free(boxlite_port *p, size_t n)
+static int vols_from(PyObject *obj, boxlite_volume **out, size_t *n_out)
 {
+    return tuples_from(obj, "volumes must be a list of tuples", sizeof(**out), vol_item, vols_free,
+                       (void **)out, n_out);
+}
+
+static void ports_free(void *arr, size_t n)
+{
+    boxlite_port *p = arr;
+
     for (size_t i = 0; p && i < n; i++) {
         free((char *)p[i].protocol);
         free((char *)p[i].host_ip);
@@ -283,56 +290,32 @@ static void ports_free(boxlite_port *p, size_t n)
     free(p);
 }
 
-/* obj: None or a sequence of (host_port, guest_port, protocol, host_ip) tuples. */
-static int ports_from(PyObject *obj, boxlite_port **out, size_t *n_out)
+/* (host_port, guest_port[, protocol[, host_ip]]) → *elem. */
+static int port_item(PyObject *t, void *elem)
 {
-    boxlite_port *p;
-    PyObject *seq;
-    Py_ssize_t n;
-    int ok;
+    boxlite_port *p = elem;
+    const char *proto = NULL, *ip = NULL;
+    unsigned host = 0, guest = 0;
 
-    *out = NULL;
-    *n_out = 0;
-    if (obj == Py_None)
-        return 0;
-    seq = PySequence_Fast(obj, "ports must be a list of tuples");
-    if (!seq)
+    if (!PyArg_ParseTuple(t, "II|zz:port", &host, &guest, &proto, &ip))
         return -1;
-    n = PySequence_Fast_GET_SIZE(seq);
-    p = calloc((size_t)n + 1, sizeof(*p));
-    ok = p != NULL;
-    if (!ok)
-        PyErr_NoMemory();
-    for (Py_ssize_t i = 0; ok && i < n; i++) {
-        const char *proto = NULL, *ip = NULL;
-        unsigned host = 0, guest = 0;
-        PyObject *t = PySequence_Fast_GET_ITEM(seq, i);
-        ok = PyTuple_Check(t) && PyArg_ParseTuple(t, "II|zz:port", &host, &guest, &proto, &ip);
-        if (!ok)
-            break;
-        p[i].host_port = host;
-        p[i].guest_port = guest;
-        p[i].protocol = dup_or_null(proto);
-        p[i].host_ip = dup_or_null(ip);
-        *n_out = (size_t)i + 1;
-        ok = (!proto || p[i].protocol) && (!ip || p[i].host_ip);
-        if (!ok)
-            PyErr_NoMemory();
-    }
-    Py_DECREF(seq);
-    if (!ok) {
-        if (!PyErr_Occurred())
-            PyErr_SetString(PyExc_TypeError, "ports must be a list of tuples");
-        ports_free(p, *n_out);
-        *n_out = 0;
-        return -1;
-    }
-    *out = p;
-    return 0;
+    p->host_port = host;
+    p->guest_port = guest;
+    p->protocol = dup_or_null(proto);
+    p->host_ip = dup_or_null(ip);
+    return (!proto || p->protocol) && (!ip || p->host_ip) ? 0 : no_memory();
 }
 
-static void secrets_free(boxlite_secret *v, size_t n)
+static int ports_from(PyObject *obj, boxlite_port **out, size_t *n_out)
 {
+    return tuples_from(obj, "ports must be a list of tuples", sizeof(**out), port_item, ports_free,
+                       (void **)out, n_out);
+}
+
+static void secrets_free(void *arr, size_t n)
+{
+    boxlite_secret *v = arr;
+
     for (size_t i = 0; v && i < n; i++) {
         free((char *)v[i].name);
         if (v[i].value)
@@ -344,51 +327,25 @@ static void secrets_free(boxlite_secret *v, size_t n)
     free(v);
 }
 
-/* obj: None, or a sequence of (name, value, [hosts], placeholder or None). */
+/* (name, value[, [hosts][, placeholder or None]]) → *elem. */
+static int secret_item(PyObject *t, void *elem)
+{
+    boxlite_secret *v = elem;
+    const char *name = NULL, *value = NULL, *ph = NULL;
+    PyObject *hosts = Py_None;
+    char **hv = NULL;
+
+    if (!PyArg_ParseTuple(t, "ss|Oz:secret", &name, &value, &hosts, &ph) ||
+        strv_from(hosts, &hv, "secret hosts must be a list of str") != 0)
+        return -1;
+    *v = (boxlite_secret){strdup(name), strdup(value), (const char *const *)hv, dup_or_null(ph)};
+    return v->name && v->value && (!ph || v->placeholder) ? 0 : no_memory();
+}
+
 static int secrets_from(PyObject *obj, boxlite_secret **out, size_t *n_out)
 {
-    boxlite_secret *v;
-    PyObject *seq;
-    Py_ssize_t n;
-    int ok;
-
-    *out = NULL;
-    *n_out = 0;
-    if (obj == Py_None)
-        return 0;
-    seq = PySequence_Fast(obj, "secrets must be a list of tuples");
-    if (!seq)
-        return -1;
-    n = PySequence_Fast_GET_SIZE(seq);
-    v = calloc((size_t)n + 1, sizeof(*v));
-    ok = v != NULL;
-    if (!ok)
-        PyErr_NoMemory();
-    for (Py_ssize_t i = 0; ok && i < n; i++) {
-        const char *name = NULL, *value = NULL, *ph = NULL;
-        PyObject *hosts = Py_None, *t = PySequence_Fast_GET_ITEM(seq, i);
-        char **hv = NULL;
-        ok = PyTuple_Check(t) && PyArg_ParseTuple(t, "ss|Oz:secret", &name, &value, &hosts, &ph) &&
-             strv_from(hosts, &hv, "secret hosts must be a list of str") == 0;
-        if (!ok)
-            break;
-        v[i] =
-            (boxlite_secret){strdup(name), strdup(value), (const char *const *)hv, dup_or_null(ph)};
-        *n_out = (size_t)i + 1;
-        ok = v[i].name && v[i].value && (!ph || v[i].placeholder);
-        if (!ok)
-            PyErr_NoMemory();
-    }
-    Py_DECREF(seq);
-    if (!ok) {
-        if (!PyErr_Occurred())
-            PyErr_SetString(PyExc_TypeError, "secrets must be a list of tuples");
-        secrets_free(v, *n_out);
-        *n_out = 0;
-        return -1;
-    }
-    *out = v;
-    return 0;
+    return tuples_from(obj, "secrets must be a list of tuples", sizeof(**out), secret_item,
+                       secrets_free, (void **)out, n_out);
 }
 
 static PyObject *rt_create(bp_runtime *self, PyObject *args, PyObject *kw)

@@ -102,6 +102,7 @@ int bl_streams_count(void);
 int bl_streams_poll_fill(struct pollfd *pfd, int max, int out_ok);
 void bl_streams_poll_done(const struct pollfd *pfd, int n);
 void bl_streams_reaped(pid_t pid, int status);
+void bl_streams_end_exited(void);        /* shutdown: EOF + EXIT for each exited process now */
 void bl_streams_timers(void);            /* deadlines (timeouts, drain grace) */
 uint64_t bl_streams_next_deadline(void); /* 0 when none */
 int bl_streams_work_pending(void);       /* a stream can make progress without polling */

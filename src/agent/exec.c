@@ -525,6 +525,26 @@ void bl_streams_reaped(pid_t pid, int status)
     sweep();
 }
 
+/* Shutdown: each exited process's stream ends now — what its pipes hold within credit, EOF,
+ * EXIT with its real status — whatever else still holds the pipes, so the host records how
+ * each process ended (a main process that trapped SIGTERM: its own code) before the VM goes. */
+void bl_streams_end_exited(void)
+{
+    struct stream *s;
+
+    for (s = streams; s != NULL; s = s->next) {
+        if (!s->exited || s->dead)
+            continue;
+        for (int w = 1; w <= 2; w++) {
+            for (int i = 0; i < 16 && s->out_fd[w] >= 0 && s->credit[w] > 0; i++)
+                read_out(s, w);
+            if (s->out_fd[w] >= 0)
+                out_eof(s, w);
+        }
+    }
+    sweep();
+}
+
 static void timeout_step(struct stream *s, uint64_t now)
 {
     if (s->exited)

@@ -37,16 +37,19 @@ static void reap_all(void)
     bl_cgroup_sweep();
 }
 
-/* Wait (bounded) until no child is left; 0 when all are gone. */
+/* Wait (bounded) until no child is left, each exit told to its stream; 0 when all are gone. */
 static int reap_until_echild(unsigned ms)
 {
     uint64_t end = bl_now_ms() + ms;
     pid_t pid;
+    int status;
 
     for (;;) {
-        pid = waitpid(-1, NULL, WNOHANG);
+        pid = waitpid(-1, &status, WNOHANG);
         if (pid < 0 && errno == ECHILD)
             return 0;
+        if (pid > 0)
+            bl_streams_reaped(pid, status);
         if (pid > 0 || (pid < 0 && errno == EINTR))
             continue;
         if (bl_now_ms() >= end)
@@ -55,6 +58,8 @@ static int reap_until_echild(unsigned ms)
     }
 }
 
+/* SHUTDOWN: SIGTERM to all, SIGKILL after a grace; then every stream's real exit status goes
+ * to the host (a process may trap SIGTERM and exit with its own code) before the power-off. */
 static void __attribute__((noreturn)) do_shutdown(void)
 {
     bl_dbg("shutdown");
@@ -64,6 +69,8 @@ static void __attribute__((noreturn)) do_shutdown(void)
         (void)kill(-1, SIGKILL);
         (void)reap_until_echild(TERM_GRACE_MS);
     }
+    bl_streams_end_exited();
+    bl_chan_flush(TERM_GRACE_MS);
     bl_poweroff();
 }
 

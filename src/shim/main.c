@@ -582,10 +582,9 @@ static void tail_of(const char *path, char *out, size_t cap)
     free(data);
 }
 
-/* The box stopped with its main process still running (a stop, a guest power-off): the agent
- * ends it with SIGTERM, SIGKILL after a grace, and tells no exit. Record what Docker reports
- * for a stopped container: 143 (128 + SIGTERM), 137 when QEMU itself had to be killed. An exit
- * told but not yet taken is recorded as it was. */
+/* The box stopped: on a stop the agent ends the main process (SIGTERM, SIGKILL after a grace)
+ * and tells its real exit, recorded as it was. Where none was told (the guest died, QEMU had
+ * to be killed) record what Docker reports: 143 (128 + SIGTERM), 137 when QEMU was killed. */
 static void main_stopped(struct shim *s)
 {
     int status = s->killed_by_us ? 128 + SIGKILL : 128 + SIGTERM;

@@ -1,9 +1,10 @@
 """test_main_process.py — a box's main process through the CLI, as a BoxLite/Docker user sees
 it: `create IMAGE -- CMD` + `start` runs entrypoint + cmd with the box, its output is the box's
 log (`logs`, `logs -f`; guest bytes escaped, capped), exec runs beside it, its exit stops the
-box and is kept (`inspect`; 143 when a stop ended it, as Docker reports), it runs again after
-stop/start and goes on in a box restored or forked from a full snapshot, and `run -- CMD` runs
-CMD only."""
+box and is kept (`inspect`; when a stop ended it, its real status: 143 when SIGTERM killed it,
+as Docker reports, its own code when it trapped SIGTERM, 137 when SIGKILLed after the grace),
+it runs again after stop/start and goes on in a box restored or forked from a full snapshot,
+and `run -- CMD` runs CMD only."""
 import json
 import os
 import time
@@ -86,6 +87,23 @@ def test_main_process_exit_stops_the_box_and_is_recorded(cli, name):
     cli.run("exec", name, "--", "sh", "-c", "kill $(pidof sleep)")
     wait_for(lambda: info(cli, name)["state"]["status"] == "stopped", "the box stopped", 90)
     assert info(cli, name)["state"]["exit_code"] == 143
+
+
+@pytest.mark.parametrize("script,code", [
+    ("trap 'echo bye; exit 7' TERM; echo up; while :; do sleep 0.2; done", 7),
+    ("trap '' TERM; echo up; while :; do sleep 0.2; done", 137),
+], ids=["traps-term", "ignores-term"])
+def test_stop_records_the_main_process_real_status(cli, name, script, code):
+    # a stop's SIGTERM: a main process that traps it exits with its own code, recorded as is
+    # (not a made-up 143); one that ignores it is SIGKILLed after the grace: 128 + 9
+    create(cli, name, script)
+    ok(cli.run("start", name))
+    wait_for(lambda: b"up\n" in logs(cli, name), "the main process runs")
+    ok(cli.run("stop", name))
+    st = info(cli, name)["state"]
+    assert st["status"] == "stopped" and st["exit_code"] == code, st
+    if code == 7:
+        assert b"up\nbye\n" in logs(cli, name)  # its last words, said after the SIGTERM
 
 
 def test_logs_follow_until_the_box_stops(cli, name):

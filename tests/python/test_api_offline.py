@@ -40,8 +40,9 @@ def test_options_and_box_options_defaults():
         boxlite.BoxOptions(auto_delete=-1)
     with pytest.raises(TypeError):
         boxlite.BoxOptions(imagee="x")
-    with pytest.raises(ValueError, match="remove-on-stop is incompatible"):
-        boxlite.BoxOptions(auto_remove=True, detach=True)
+    # a conflict BoxLite refuses at create(), not here (test_detach_resolves_as_boxlite)
+    b = boxlite.BoxOptions(auto_remove=True, detach=True)
+    assert (b.auto_remove, b.detach) == (True, True)
     # volumes and ports accept BoxLite's shapes
     boxlite.BoxOptions(volumes=[("/a", "/b"), ("/a", "/c", True),
                                 {"host_path": "/a", "guest_path": "/d", "ro": True}],
@@ -236,3 +237,23 @@ def test_info_is_what_boxlite_info_says(tmp_path):
     assert i["accel"] in ("kvm", "tcg") and i["hardware_isolated"] == (i["accel"] == "kvm")
     assert (i["boxes"], i["images"], i["templates"]) == (0, 0, 0)
     assert i["qemu"] and i["shim"] and i["guest_dir"]
+
+
+def test_core_rejects_malformed_option_tuples(tmp_path):
+    """The native module's list-of-tuples options (registries, volumes, ports, secrets) refuse
+    what is not one, naming the option; nothing is made (no box, no VM)."""
+    from boxlite import _core
+
+    with pytest.raises(TypeError, match="registries must be a list of tuples"):
+        _core.Runtime(str(tmp_path), ["localhost:5000"])
+    with pytest.raises(TypeError, match="integer"):
+        _core.Runtime(str(tmp_path), [("localhost:5000", "http")])  # transport: an int
+    rt = _core.Runtime(str(tmp_path), [("localhost:5000", 1, False, True)])
+    bad = {"volumes": [("/a", "/b"), "/c:/d"], "ports": [(80,)], "secrets": [("K", 1)]}
+    for opt, value in bad.items():
+        with pytest.raises(TypeError, match=opt[:-1]):
+            rt.create(image="default", **{opt: value})
+    with pytest.raises(TypeError, match="secret hosts must be a list of str"):
+        rt.create(image="default", secrets=[("K", "v", [1])])
+    assert rt.list() == []
+    rt.close()

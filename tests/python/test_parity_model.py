@@ -65,6 +65,7 @@ SYNC_MODULES = {
     "boxlite.sync_api._simplebox": ["SyncSimpleBox"],
     "boxlite.sync_api._codebox": ["SyncCodeBox"],
     "boxlite.sync_api._skillbox": ["SyncSkillBox"],
+    "boxlite.sync_api._network": ["SyncNetworkHandle", "SyncBoxTunnel"],
     "boxlite.skillbox": ["SkillBox"],
     "boxlite.simplebox": ["SimpleBox"],
     "boxlite.codebox": ["CodeBox"],
@@ -111,8 +112,9 @@ def test_error_types_of_boxlite(name):
     assert getattr(errors, name) is cls and name in errors.__all__
     assert boxlite.BoxliteError in cls.__bases__  # BoxLite's flat hierarchy
     assert issubclass(cls, RuntimeError)          # a native failure is a RuntimeError
-    sibling = boxlite.EngineError if cls is not boxlite.EngineError else boxlite.ConfigError
-    assert not issubclass(sibling, cls) or sibling is cls
+    # siblings: catching one catches no other (BoxLite's are flat)
+    caught = [n for n in RUST_MAPPED if n != name and issubclass(getattr(boxlite, n), cls)]
+    assert caught == [], f"except {name} also catches {caught}"
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [

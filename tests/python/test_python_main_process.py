@@ -133,8 +133,14 @@ async def test_detach_resolves_as_boxlite(runtime):
         await runtime.create(boxlite.BoxOptions(image="default", detach=True))
     with pytest.raises(RuntimeError, match="remove-on-stop is incompatible"):
         await runtime.create(boxlite.BoxOptions(image="default", detach=True, auto_delete=5))
+    # both given: made as options, refused at create() (BoxLite's moment and type)
+    with pytest.raises(RuntimeError, match="remove-on-stop is incompatible"):
+        await runtime.create(boxlite.BoxOptions(image="default", auto_remove=True, detach=True))
     for opts in (boxlite.BoxOptions(image="default", detach=True, auto_remove=False),
-                 boxlite.BoxOptions(image="default", detach=True, auto_delete=0)):
+                 boxlite.BoxOptions(image="default", detach=True, auto_delete=0),
+                 # auto_delete=0 overrides auto_remove=True (BoxLite): a kept detached box
+                 boxlite.BoxOptions(image="default", auto_remove=True, auto_delete=0,
+                                    detach=True)):
         box = await runtime.create(opts)
         info = await box.info()
         assert info.detach is True and info.auto_delete == 0

@@ -15,7 +15,8 @@ SCRIPT = textwrap.dedent("""\
     from boxlite import BoxOptions, Options, SyncBoxlite, SyncCodeBox, SyncSimpleBox
 
     with SyncBoxlite(Options(home_dir=sys.argv[1])) as rt:
-        with SyncSimpleBox(image="default", runtime=rt) as sb:
+        with SyncSimpleBox(image="default", runtime=rt, name="sync-simple") as sb:
+            assert sb.name == "sync-simple" and sb.created is True
             r = sb.exec("sh", "-c", "echo hi; echo err >&2; exit 2")
             assert (r.exit_code, r.stdout, r.stderr) == (2, "hi\\n", "err\\n"), r
             assert sb.info().state.running

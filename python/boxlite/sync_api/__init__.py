@@ -351,6 +351,10 @@ class SyncSimpleBox:
         return self._require().id
 
     @property
+    def name(self) -> Optional[str]:
+        return self._require().name
+
+    @property
     def created(self) -> Optional[bool]:
         return self._created
 
