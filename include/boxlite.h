@@ -321,6 +321,12 @@ BOXLITE_API void boxlite_box_free(boxlite_box *box);
 /* The box's id: 12 base62 characters. Borrowed from box. */
 BOXLITE_API const char *boxlite_box_id(const boxlite_box *box);
 
+/* 1 when this handle booted the box without detach, so that freeing it stops the box (a
+ * handle that found the box already running, or that stopped it since, gives 0); else 0.
+ * A language binding asks this before stopping "the boxes it started" at its shutdown. Same
+ * thread rules as the handle's other calls. */
+BOXLITE_API int boxlite_box_booted_here(const boxlite_box *box);
+
 /* The box's name, or "" when it has none. Borrowed from box. */
 BOXLITE_API const char *boxlite_box_name(const boxlite_box *box);
 

@@ -66,8 +66,9 @@ void bp_box_close_claimed(bp_box *b, int stop_timeout_ms, const char *why)
     bp_unlock();
     pthread_mutex_lock(&b->op_mu);
     drain_execs(b, 1, why);
-    if (stop_timeout_ms != -2 && b->started_here && boxlite_box_get_info(&info, b->box) == 0 &&
-        !info.detach && strcmp(info.state, "running") == 0)
+    if (stop_timeout_ms != -2 && boxlite_box_booted_here(b->box) &&
+        boxlite_box_get_info(&info, b->box) == 0 && !info.detach &&
+        strcmp(info.state, "running") == 0)
         boxlite_box_stop(b->box, stop_timeout_ms);
     boxlite_box_free(b->box);
     b->box = NULL;
@@ -128,8 +129,6 @@ static int run_op(bp_box *b, struct op_args *a)
     case OP_START:
         drain_execs(b, 0, "");
         rc = boxlite_box_start(b->box);
-        if (rc == 0)
-            b->started_here = 1;
         break;
     case OP_STOP:
         drain_execs(b, 1, "the box was stopped before the process ended");
@@ -151,8 +150,6 @@ static int run_op(bp_box *b, struct op_args *a)
         /* like exec: a copy is a process in the box, which boots it when needed */
         drain_execs(b, 0, "");
         rc = boxlite_box_start(b->box);
-        if (rc == 0)
-            b->started_here = 1;
         if (rc == 0 && a->op == OP_COPY_IN)
             rc = boxlite_box_copy_in(b->box, a->src, a->dst, &a->copt);
         else if (rc == 0)
@@ -368,10 +365,8 @@ static PyObject *box_exec(bp_box *b, PyObject *args, PyObject *kw)
     pthread_mutex_lock(&b->op_mu);
     drain_execs(b, 0, "");
     rc = boxlite_box_start(b->box);
-    if (rc == 0) {
-        b->started_here = 1;
+    if (rc == 0)
         rc = boxlite_exec_start(&e->ex, b->box, &o);
-    }
     if (rc != 0) {
         bp_copy_error(err, sizeof(err));
     } else {

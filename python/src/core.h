@@ -57,7 +57,6 @@ struct bp_box {
     bp_box *next;          /* in owner->boxes */
     bp_exec *execs;        /* linked through bp_exec.next; under bp_lock */
     PyObject *id, *name;
-    int started_here;
     char closed_why[160];
 };
 

@@ -232,7 +232,6 @@ bp_box *bp_box_wrap(bp_runtime *self, boxlite_box *box)
     memset(&b->g, 0, sizeof(b->g));
     pthread_mutex_init(&b->op_mu, NULL);
     b->execs = NULL;
-    b->started_here = 0;
     b->closed_why[0] = '\0';
     b->id = PyUnicode_FromString(boxlite_box_id(box));
     b->name = PyUnicode_FromString(boxlite_box_name(box));

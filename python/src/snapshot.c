@@ -107,11 +107,8 @@ PyObject *bp_box_snapshot_list(bp_box *b, PyObject *unused)
 static int do_restore(bp_box *b, void *arg)
 {
     struct snap_args *a = arg;
-    int rc = boxlite_snapshot_restore(b->box, a->name, a->flags);
 
-    if (rc == 0)
-        b->started_here = 1; /* a full snapshot resumes the box, as a start would */
-    return rc;
+    return boxlite_snapshot_restore(b->box, a->name, a->flags);
 }
 
 /* snapshot_restore(name, detach=False) */
@@ -181,19 +178,15 @@ static int do_fork(bp_box *b, void *arg)
 
 /* A call that makes a new box: run inside the runtime's guard too, so that a shutdown cannot
  * miss the new handle; the handle is wrapped before the guard is left. */
-static PyObject *make_box(bp_box *b, int (*fn)(bp_box *, void *), struct snap_args *a, int started)
+static PyObject *make_box(bp_box *b, int (*fn)(bp_box *, void *), struct snap_args *a)
 {
     bp_runtime *rt = b->owner;
     PyObject *r = NULL;
 
     if (bp_guard_enter(&rt->g) != 0)
         return bp_raise(BOXLITE_ESTATE, "the boxlite runtime has been shut down");
-    if (run(b, fn, a) == 0) {
-        bp_box *nb = bp_box_wrap(rt, a->made);
-        if (nb)
-            nb->started_here = started;
-        r = (PyObject *)nb;
-    }
+    if (run(b, fn, a) == 0)
+        r = (PyObject *)bp_box_wrap(rt, a->made);
     bp_guard_leave(&rt->g);
     return r;
 }
@@ -216,7 +209,7 @@ PyObject *bp_box_clone(bp_box *b, PyObject *args, PyObject *kw)
     else {
         a.name = c_name;
         a.snapshot = c_snap;
-        r = make_box(b, do_clone, &a, 0);
+        r = make_box(b, do_clone, &a);
     }
     free(c_name);
     free(c_snap);
@@ -243,7 +236,7 @@ PyObject *bp_box_fork(bp_box *b, PyObject *args, PyObject *kw)
         a.name = c_name;
         a.snapshot = c_snap;
         a.flags = detach ? BOXLITE_SNAPSHOT_DETACH : 0;
-        r = make_box(b, do_fork, &a, 1);
+        r = make_box(b, do_fork, &a);
     }
     free(c_name);
     free(c_snap);

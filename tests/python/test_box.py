@@ -315,3 +315,45 @@ async def test_a_program_killed_by_sigkill_stops_its_boxes(runtime, py_home):
         p.kill()
         if await runtime.get_info("owned-by-killed") is not None:
             await runtime.remove("owned-by-killed", force=True)
+
+
+BORROWER = """
+import asyncio, sys, boxlite
+
+async def main():
+    rt = boxlite.Boxlite(boxlite.Options(home_dir=sys.argv[1]))
+    box = await rt.get(sys.argv[2])
+    ex = await box.exec("sh", ["-c", "echo borrowed > /root/borrowed"])  # boots nothing
+    assert (await ex.wait()).exit_code == 0
+    await box.copy_out("/root/borrowed", sys.argv[3])  # a copy "starts" it as well
+    await rt.shutdown()  # stops the boxes this runtime started: none
+
+asyncio.run(main())
+"""
+
+
+async def test_a_process_that_only_uses_a_running_box_leaves_it_running(runtime, py_home,
+                                                                        tmp_path):
+    """Another process's exec and copy on a box this one started, then its runtime's
+    shutdown: the box stays running (an auto-remove box was deleted with its disk)."""
+    import os
+    import subprocess
+    import sys
+    site = os.path.dirname(os.path.dirname(boxlite.__file__))
+    box = await runtime.create(boxlite.BoxOptions(image="default"), name="lent")
+    try:
+        await box.start()
+        qemu = (await runtime.get_info("lent")).state.pid
+        r = subprocess.run([sys.executable, "-c", BORROWER, str(py_home), "lent",
+                            str(tmp_path / "out")], capture_output=True, timeout=300,
+                           env=dict(os.environ, PYTHONPATH=site))
+        assert r.returncode == 0, r.stderr.decode()[-2000:]
+        assert (tmp_path / "out").read_text() == "borrowed\n"
+        info = await runtime.get_info("lent")
+        assert info is not None, "the borrower's shutdown removed the lender's box"
+        assert info.state.status == "running" and info.state.pid == qemu
+        res, out, _ = await run(box, "cat", "/root/borrowed")
+        assert (res.exit_code, out) == (0, "borrowed\n")
+    finally:
+        if await runtime.get_info("lent") is not None:
+            await runtime.remove("lent", force=True)

@@ -29,6 +29,11 @@ BOXLITE_API const char *boxlite_box_id(const boxlite_box *box)
     return box ? box->row.id : "";
 }
 
+BOXLITE_API int boxlite_box_booted_here(const boxlite_box *box)
+{
+    return box && box->lifeline_fd >= 0;
+}
+
 BOXLITE_API const char *boxlite_box_name(const boxlite_box *box)
 {
     return box && box->row.name ? box->row.name : "";
