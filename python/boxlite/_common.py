@@ -476,11 +476,13 @@ def collect(ex: "_core.Exec") -> "tuple[bytes, bytes]":
 
 
 class NativeExecResult:
-    """What Execution.wait() returns: exit_code (shell status), error_message (why it could
-    not start, or None), timed_out, signal (the signal that ended it, or 0)."""
+    """What Execution.wait() returns: exit_code (the process's code, or minus the signal that
+    ended it, -9 for SIGKILL, as BoxLite's), error_message (why it could not start, or None),
+    timed_out, signal (the signal that ended it, or 0)."""
 
     def __init__(self, t: "tuple[int, int, bool, str]"):
-        self.exit_code, self.signal, self.timed_out, msg = t
+        code, self.signal, self.timed_out, msg = t
+        self.exit_code = -self.signal if self.signal > 0 else code
         self.error_message = msg or None
 
     def __repr__(self) -> str:

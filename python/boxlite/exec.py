@@ -11,8 +11,8 @@ __all__ = ["ExecResult"]
 class ExecResult:
     """Result of SimpleBox.exec.
 
-    exit_code: the status a shell reports (128+N when killed by signal N, 127 when the
-    command does not exist); stdout/stderr: the whole output, decoded as UTF-8;
+    exit_code: the process's code, or -N when signal N ended it (BoxLite's rule; 127 when
+    the command does not exist); stdout/stderr: the whole output, decoded as UTF-8;
     error_message: why the process could not start, else None; timed_out: ended by timeout."""
 
     exit_code: int

@@ -389,7 +389,7 @@ static void join(struct attach *a)
     pthread_mutex_unlock(&a->mu);
     x->att = a;
     if (__atomic_load_n(&x->finished, __ATOMIC_ACQUIRE))
-        attach_send_exit(a, x->wait_rc == 0 ? x->res.exit_code : -1);
+        attach_send_exit(a, sexec_exit_code(x->wait_rc, &x->res));
     pthread_cond_broadcast(&x->dcond);
     pthread_mutex_unlock(&x->dmu);
     exec_pump_wake();

@@ -176,7 +176,7 @@ static void finish(struct sexec *x, int rc, const boxlite_exec_result *res)
     pthread_mutex_lock(&x->dmu);
     /* a process the stopping server abandons has not exited: its attachment gets 1001 */
     if (x->att != NULL && !(g_serve->stopping && rc == BOXLITE_ETIMEOUT))
-        attach_send_exit(x->att, rc == 0 ? res->exit_code : -1);
+        attach_send_exit(x->att, sexec_exit_code(rc, res));
     pthread_cond_broadcast(&x->dcond);
     pthread_mutex_unlock(&x->dmu);
 }
@@ -188,6 +188,13 @@ static void finish(struct sexec *x, int rc, const boxlite_exec_result *res)
 
 static pthread_mutex_t pump_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct sexec *pump_head; /* each holds a reference: the pump's */
+int sexec_exit_code(int wait_rc, const boxlite_exec_result *r)
+{
+    if (wait_rc != 0)
+        return -1;
+    return r->signal > 0 ? -r->signal : r->exit_code;
+}
+
 static int pump_wake_fd = -1, pump_started;
 static pthread_t pump_th;
 
@@ -561,8 +568,9 @@ enum MHD_Result h_exec_get(struct req *r)
     o = json_pack("{s:s, s:s, s:s}", "execution_id", x->id, "status", status, "started_at",
                   started);
     json_object_set_new(o, "exit_code",
-                        x->finished && x->wait_rc == 0 ? json_integer(x->res.exit_code)
-                                                       : json_null());
+                        x->finished && x->wait_rc == 0
+                            ? json_integer(sexec_exit_code(x->wait_rc, &x->res))
+                            : json_null());
     json_object_set_new(o, "duration_ms",
                         x->finished ? json_integer((json_int_t)x->duration_ms) : json_null());
     json_object_set_new(o, "error_message",

@@ -53,6 +53,10 @@ struct sexec *exec_from_path(struct req *r);
 /* attach.c: send output, the exit frame, to an attachment. -1 when it is closing; output
  * also 1 when its queue is full (try again after exec_pump_wake). Called with x->dmu held. */
 int attach_send_output(struct attach *a, const unsigned char *frame, size_t len);
+/* The exit code the Box API reports for a wait that answered wait_rc with *r: as BoxLite's
+ * core, the process's code, or minus the signal that ended it (-9 for SIGKILL); -1 when the
+ * wait failed. */
+int sexec_exit_code(int wait_rc, const boxlite_exec_result *r);
 int attach_send_exit(struct attach *a, int exit_code);
 /* Wake the pump thread: an attachment came, went or drained its queue. Any thread. */
 void exec_pump_wake(void);

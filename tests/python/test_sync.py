@@ -35,7 +35,7 @@ SCRIPT = textwrap.dedent("""\
             assert ex.wait().exit_code == 0 and ex.id.startswith("exec-")
             ex = box.exec("sleep", ["60"])
             ex.kill()
-            assert ex.wait().exit_code == 137
+            assert ex.wait().exit_code == -9
             try:
                 box.exec("true").resize_tty(10, 10)
             except RuntimeError as e:

@@ -48,7 +48,7 @@ def test_rest_runtime_end_to_end(server, tmp_path):
             with pytest.raises(RuntimeError):
                 await ex.resize_tty(24, 80)
             await ex.signal(15)
-            assert (await ex.wait()).exit_code == 143
+            assert (await ex.wait()).exit_code == -15
 
             src = tmp_path / "src"
             src.mkdir()
