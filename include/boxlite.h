@@ -21,7 +21,10 @@
  *    thread. Error messages are per thread.
  *  - Lifetimes: free each box before its runtime. An exec handle keeps its own reference to
  *    the box's agent channel: after its box is stopped or freed its calls fail cleanly
- *    (BOXLITE_EPROTO or BOXLITE_ESTATE) until it is freed; free it before the runtime.
+ *    (BOXLITE_EPROTO or BOXLITE_ESTATE) until it is freed, except that output already sent
+ *    stays readable and a wait answers the status the guest's shutdown gave the process
+ *    (SIGTERM, or SIGKILL after the grace) when the guest reported it before powering off;
+ *    free it before the runtime.
  *  - One free rule: a single object from **out has its type's _free (boxlite_box_free,
  *    boxlite_exec_free, boxlite_image_info_free, ...); an array from a _list call has the
  *    type's _list_free(list, count); plain memory (bytes, strings) has boxlite_free, string

@@ -1,5 +1,6 @@
 /* lifetimes.c — handle lifetimes through the public API, run under valgrind by
- * tests/integration/test_c_api.py: an exec outlives its box's stop, a second handle attaches
+ * tests/integration/test_c_api.py: an exec outlives its box's stop (and its wait has the status
+ * the guest's shutdown gave the process), a second handle attaches
  * to a running box, every call on a stopped box fails cleanly, and a caller built against
  * box options version 1 (they end before allow_net) is read no further. Exit 0 when all hold. */
 #include <boxlite.h>
@@ -7,14 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define CHECK(cond, what)                                                                          \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "FAIL %s: %s (%s)\n", what, #cond, boxlite_error_last());              \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
+#include "check.h"
 
 int main(void)
 {
@@ -50,7 +44,10 @@ int main(void)
     CHECK(boxlite_box_stop(box, 10000) == 0, "stop");
     CHECK(boxlite_exec_read(ex, BOXLITE_STDOUT, &which, buf, sizeof buf, &n, 5000) == 0 && n == 0,
           "read after stop ends");
-    CHECK(boxlite_exec_wait(ex, &res, 5000) == BOXLITE_EPROTO, "wait after stop fails");
+    /* the guest's shutdown SIGTERMed it and reported that before powering off */
+    CHECK(boxlite_exec_wait(ex, &res, 5000) == 0 && res.signal == 15 && res.exit_code == 143,
+          "wait after stop has the status the shutdown gave it");
+    CHECK(boxlite_exec_write(ex, "x", 1) != 0, "stdin after stop fails");
     CHECK(boxlite_exec_signal(ex, 15) == BOXLITE_ESTATE, "signal after stop");
     boxlite_exec_free(ex);
     ex = NULL;

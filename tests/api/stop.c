@@ -4,14 +4,7 @@
 #include <boxlite.h>
 #include <stdio.h>
 #include <string.h>
-
-#define CHECK(cond, what)                                                                          \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "FAIL %s: %s (%s)\n", what, #cond, boxlite_error_last());              \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
+#include "check.h"
 
 /* A process that ignores SIGTERM holds the guest's shutdown for the agent's grace (1 s).
  * *out is kept until after the stop: freeing a running exec kills its process. */

@@ -9,16 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "check.h"
 
 static int failures;
-
-#define CHECK(cond, what)                                                                          \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "FAIL %s: %s (%s)\n", what, #cond, boxlite_error_last());              \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
 
 /* init(p, v) refuses 0 and current+1, gives the _INIT macro's bytes at current. */
 #define CHECK_INIT(type, fn, current, macro)                                                       \

@@ -8,18 +8,11 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include "../api/check.h"
 
 #define N 3
 
 static int failures;
-#define CHECK(cond, what)                                                                          \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "FAIL %s: %s (%s)\n", what, #cond, boxlite_error_last());              \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
-
 static int readable(int fd)
 {
     struct pollfd p = {fd, POLLIN, 0};
