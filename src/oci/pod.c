@@ -30,7 +30,7 @@
 /* A directory mount's bound: its tree, walked without following links, holds at most this many
  * bytes of regular files and this many entries; a larger source fails the container's create. */
 #define VOL_MAX_BYTES   (256ull << 20)
-#define VOL_MAX_ENTRIES 16384
+#define VOL_MAX_ENTRIES 4096
 #define MOUNTS_MAX      (1u << 20) /* bytes of <root>/<id>/mounts */
 
 void bl_oci_pod_root(char *out, size_t cap, const char *id)
@@ -177,10 +177,11 @@ static int vol_copy(boxlite_box *box, const char *sandbox, const char *source, c
     lfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (lfd < 0 || flock(lfd, LOCK_EX) != 0)
         rc = bl_oci_fail("%s: %s", lock, strerror(errno));
-    if (rc == 0 && bl_oci_read_file(&have, &len, marker, PATH_MAX) == 0) {
-        if (strcmp(have, source) != 0)
+    if (rc == 0 && access(marker, F_OK) == 0) { /* copied by an earlier container of the pod */
+        rc = bl_oci_read_file(&have, &len, marker, PATH_MAX);
+        if (rc == 0 && strcmp(have, source) != 0)
             rc = bl_oci_fail("mount source %s: its pod volume %s holds %s", source, vol, have);
-        goto out; /* copied by an earlier container of the pod */
+        goto out;
     }
     if (rc == 0 && boxlite_box_copy_in(box, source, vol, NULL) != 0)
         rc = bl_oci_fail("mount source %s: into the pod's VM: %s", source, boxlite_error_last());
@@ -274,10 +275,12 @@ int bl_oci_pod_argv(char ***out, const struct bl_oci_process *p, const char *id,
 
     while (p->args[n])
         n++;
-    if (bl_oci_path(path, sizeof path, id, "mounts") == 0 &&
-        bl_oci_read_file(&list, &len, path, MOUNTS_MAX) == 0) /* none before this change */
-        for (size_t i = 0; i < len; i++)
-            fields += list[i] == '\0';
+    if (bl_oci_path(path, sizeof path, id, "mounts") != 0)
+        return bl_oci_fail("%s: state path too long", id);
+    if (access(path, F_OK) == 0 && bl_oci_read_file(&list, &len, path, MOUNTS_MAX) != 0)
+        return 1;
+    for (size_t i = 0; i < len; i++)
+        fields += list[i] == '\0';
     if (fields % 3 != 0 || (len && list[len - 1] != '\0')) {
         free(list);
         return bl_oci_fail("%s: a damaged mounts list", path);
