@@ -110,6 +110,8 @@ int bl_oci_cmd_create(int argc, char **argv)
         rc = load_spec(&spec, real_bundle);
     if (rc == 0 && spec.pod_role == BL_OCI_POD_CONTAINER) /* before anything is made */
         rc = bl_oci_pod_sandbox(&sandbox, spec.sandbox_id);
+    if (rc == 0 && spec.pod_role == BL_OCI_POD_CONTAINER)
+        rc = bl_oci_pod_check(&spec, real_bundle);
     if (rc == 0)
         rc = make_state_dir(pos[0]);
     have_dir = rc == 0;

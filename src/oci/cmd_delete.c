@@ -47,6 +47,8 @@ int bl_oci_cmd_delete(int argc, char **argv)
         bl_oci_box_remove(st.box_id, st.image);
     else /* the VM is the sandbox's: only the container's root in it goes */
         bl_oci_pod_remove(&st);
+    if (st.pod_role)
+        bl_oci_pod_forget(pos[0]);
     bl_oci_state_remove(pos[0]);
     return 0;
 }

@@ -100,9 +100,13 @@ int bl_oci_read_file(char **out, size_t *len_out, const char *path, size_t max);
 /* Load the sandbox a pod container names: 0, or 1 with the error reported (no such
  * container under --root, not a sandbox, not running). */
 int bl_oci_pod_sandbox(struct bl_oci_state *out, const char *sandbox_id);
+/* At create, before anything is made: each bind mount's destination may not lead out of the
+ * container's root through a symlink of the rootfs, and a directory source is at most 256 MiB
+ * in 16384 entries (it is copied into the VM). 0, or 1 with the error reported. */
+int bl_oci_pod_check(const struct bl_oci_spec *spec, const char *bundle);
 /* The container's root inside the VM: /.boxlite-pod.<id>. */
 void bl_oci_pod_root(char *out, size_t cap, const char *id);
-/* Copy boxlite-pod-enter, the container's rootfs and its file mounts into the pod's VM. */
+/* Copy boxlite-pod-enter, the container's rootfs and its mounts into the pod's VM. */
 int bl_oci_pod_prepare(struct boxlite_box *box, const char *id, const struct bl_oci_spec *spec,
                        const char *bundle);
 /* The argv that runs p in the container's root through boxlite-pod-enter (as root: the
@@ -112,6 +116,10 @@ void bl_oci_pod_argv_free(char **v);
 /* At a pod container's delete: its root in the VM goes (best effort, warnings in the log),
  * while the sandbox's VM runs. */
 void bl_oci_pod_remove(const struct bl_oci_state *st);
+/* At a pod member's delete, before its state directory goes: the pod's bookkeeping in it (a
+ * container's mounts list; a sandbox's volume markers and lock). The volumes themselves live
+ * on the VM's disk and go with the sandbox's box. */
+void bl_oci_pod_forget(const char *id);
 /* How many live containers name sandbox_id; with kill_them, each keeper gets SIGKILL (its
  * process in the VM ends with it) and is waited for. */
 int bl_oci_pod_members(const char *sandbox_id, int kill_them);

@@ -3,22 +3,35 @@
  * that VM: its rootfs is copied in at /.boxlite-pod.<id> (beside the sandbox's root) and its
  * processes start through boxlite-pod-enter (pod_enter.c), which gives them that root in a
  * mount namespace of their own. The sandbox is found only under this runtime's --root, and
- * only a running sandbox takes containers. docs/kubernetes.md says why. */
+ * only a running sandbox takes containers. A container's directory bind mounts (emptyDir,
+ * hostPath, configmaps, the service-account token) are copied into the VM once per pod, at
+ * /.boxlite-pod-vol.<hash of the host source>, and bound at their destinations by
+ * boxlite-pod-enter: the pod's containers naming one source share one copy; writes stay in
+ * the VM. docs/kubernetes.md says why. */
 #include "oci.h"
 
 #include <boxlite.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #define ENTER_IN_VM "/.boxlite-pod-enter"
+
+/* A directory mount's bound: its tree, walked without following links, holds at most this many
+ * bytes of regular files and this many entries; a larger source fails the container's create. */
+#define VOL_MAX_BYTES   (256ull << 20)
+#define VOL_MAX_ENTRIES 4096
+#define MOUNTS_MAX      (1u << 20) /* bytes of <root>/<id>/mounts */
 
 void bl_oci_pod_root(char *out, size_t cap, const char *id)
 {
@@ -60,20 +73,159 @@ static int enter_path(char *out, size_t cap)
     return 0;
 }
 
-/* Regular-file bind mounts (CRI's /etc/hosts, /etc/hostname, /etc/resolv.conf,
- * /dev/termination-log) are copied into the container's root; directories cannot join a
- * running VM (its volumes are fixed at boot) and are left out with a warning. */
-static void pod_files(boxlite_box *box, const struct bl_oci_spec *spec, const char *root)
+/* The VM's copy of a directory mount's host source: /.boxlite-pod-vol.<FNV-1a 64 of the path>.
+ * Two sources with one hash are told apart by the marker (vol_copy), never merged. */
+static void vol_path(char *out, size_t cap, const char *source)
 {
+    unsigned long long h = 0xcbf29ce484222325ull;
+
+    for (const unsigned char *c = (const unsigned char *)source; *c; c++)
+        h = (h ^ *c) * 0x100000001b3ull;
+    snprintf(out, cap, "/.boxlite-pod-vol.%016llx", h);
+}
+
+/* A mount that pod_mounts copies: a bind of a regular file or directory, not under /dev. */
+static int pod_mount_kind(const struct bl_oci_mount *m)
+{
+    struct stat sb;
+
+    if (!m->bind || strncmp(m->destination, "/dev/", 5) == 0 || stat(m->source, &sb) < 0)
+        return 0;
+    return S_ISREG(sb.st_mode) ? S_IFREG : S_ISDIR(sb.st_mode) ? S_IFDIR : 0;
+}
+
+static _Thread_local unsigned long long walk_bytes, walk_entries;
+
+static int walk_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)path;
+    (void)flag;
+    (void)ftw;
+    walk_entries++;
+    if (S_ISREG(sb->st_mode))
+        walk_bytes += (unsigned long long)sb->st_size;
+    return walk_bytes > VOL_MAX_BYTES || walk_entries > VOL_MAX_ENTRIES;
+}
+
+/* The destination's path in the bundle's rootfs: a symlink on it whose relative target climbs
+ * with ".." is refused (it means to leave the root); absolute links are the container's own
+ * (boxlite-pod-enter resolves every link inside the root, so none can lead out). */
+static int dest_check(const char *rootfs, const struct bl_oci_mount *m)
+{
+    char path[PATH_MAX], target[PATH_MAX];
+    size_t base = strlen(rootfs);
+    struct stat sb;
+
+    if (snprintf(path, sizeof path, "%s%s", rootfs, m->destination) >= (int)sizeof path)
+        return bl_oci_fail("mount %s: path too long", m->destination);
+    for (size_t i = base + 1; path[i - 1]; i++) {
+        char keep = path[i];
+        ssize_t n;
+        if (keep != '/' && keep != '\0')
+            continue;
+        path[i] = '\0';
+        n = lstat(path, &sb) == 0 && S_ISLNK(sb.st_mode) ? readlink(path, target, sizeof target - 1)
+                                                         : -1;
+        path[i] = keep;
+        if (n < 0 || target[0] == '/')
+            continue;
+        target[n] = '\0';
+        if (strcmp(target, "..") == 0 || strncmp(target, "../", 3) == 0 || strstr(target, "/../") ||
+            (n >= 3 && strcmp(target + n - 3, "/..") == 0))
+            return bl_oci_fail("mount %s: the rootfs's symlink %.*s -> %s leads out of the "
+                               "container's root",
+                               m->destination, (int)(i - base), path + base, target);
+    }
+    return 0;
+}
+
+int bl_oci_pod_check(const struct bl_oci_spec *spec, const char *bundle)
+{
+    char rootfs[PATH_MAX];
+
+    if (bl_oci_rootfs_resolve(rootfs, spec, bundle) != 0)
+        return 1;
     for (size_t i = 0; i < spec->n_mounts; i++) {
         const struct bl_oci_mount *m = &spec->mounts[i];
-        char dest[8400];
-        struct stat sb;
-        if (!m->bind || stat(m->source, &sb) < 0 || strncmp(m->destination, "/dev/", 5) == 0)
+        int kind = pod_mount_kind(m);
+        if (!kind)
             continue;
-        if (!S_ISREG(sb.st_mode)) {
-            bl_oci_log("warning", "mount %s: a pod container's directory mounts are not shared",
-                       m->destination);
+        if (dest_check(rootfs, m) != 0)
+            return 1;
+        if (kind != S_IFDIR)
+            continue;
+        walk_bytes = walk_entries = 0;
+        if (nftw(m->source, walk_one, 32, FTW_PHYS) != 0)
+            return bl_oci_fail("mount %s: source %s: over %llu MiB or %u entries, or unreadable "
+                               "(a pod's directory mounts are copied into its VM)",
+                               m->destination, m->source, VOL_MAX_BYTES >> 20, VOL_MAX_ENTRIES);
+    }
+    return 0;
+}
+
+/* Copy a directory source into the pod's VM once per pod: a marker in the sandbox's state
+ * directory (naming the source) says it is there; a lock on it orders the pod's containers. */
+static int vol_copy(boxlite_box *box, const char *sandbox, const char *source, const char *vol)
+{
+    char lock[PATH_MAX], marker[PATH_MAX], *have = NULL;
+    size_t len = 0;
+    int lfd = -1, rc = 0;
+
+    if (bl_oci_path(lock, sizeof lock, sandbox, "volumes.lock") != 0 ||
+        bl_oci_path(marker, sizeof marker, sandbox, vol + 2) != 0)
+        return bl_oci_fail("pod %s: state path too long", sandbox);
+    lfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (lfd < 0 || flock(lfd, LOCK_EX) != 0)
+        rc = bl_oci_fail("%s: %s", lock, strerror(errno));
+    if (rc == 0 && access(marker, F_OK) == 0) { /* copied by an earlier container of the pod */
+        rc = bl_oci_read_file(&have, &len, marker, PATH_MAX);
+        if (rc == 0 && strcmp(have, source) != 0)
+            rc = bl_oci_fail("mount source %s: its pod volume %s holds %s", source, vol, have);
+        goto out;
+    }
+    if (rc == 0 && boxlite_box_copy_in(box, source, vol, NULL) != 0)
+        rc = bl_oci_fail("mount source %s: into the pod's VM: %s", source, boxlite_error_last());
+    if (rc == 0) {
+        FILE *f = fopen(marker, "we");
+        if (!f || fputs(source, f) < 0 || fclose(f) != 0)
+            rc = bl_oci_fail("%s: %s", marker, strerror(errno));
+    }
+out:
+    free(have);
+    if (lfd >= 0)
+        close(lfd); /* drops the lock */
+    return rc;
+}
+
+/* Regular-file bind mounts (CRI's /etc/hosts, /etc/hostname, /etc/resolv.conf,
+ * /dev/termination-log) are copied into the container's root; directories go to the pod's
+ * volumes (vol_copy) and are listed in <root>/<id>/mounts, NUL-separated "VOL DEST RO"
+ * triples that bl_oci_pod_argv hands boxlite-pod-enter for every process of the container. */
+static int pod_mounts(boxlite_box *box, const char *id, const struct bl_oci_spec *spec,
+                      const char *root)
+{
+    char path[PATH_MAX];
+    FILE *list = NULL;
+    int rc = 0;
+
+    if (bl_oci_path(path, sizeof path, id, "mounts") != 0 || !(list = fopen(path, "we")))
+        return bl_oci_fail("%s: mounts list: %s", id, strerror(errno));
+    for (size_t i = 0; rc == 0 && i < spec->n_mounts; i++) {
+        const struct bl_oci_mount *m = &spec->mounts[i];
+        char dest[8400], vol[64];
+        int kind = pod_mount_kind(m);
+        if (kind == S_IFDIR) {
+            vol_path(vol, sizeof vol, m->source);
+            rc = vol_copy(box, spec->sandbox_id, m->source, vol);
+            if (rc == 0 &&
+                fprintf(list, "%s%c%s%c%d%c", vol, 0, m->destination, 0, m->read_only, 0) < 0)
+                rc = bl_oci_fail("%s: %s", path, strerror(errno));
+            continue;
+        }
+        if (kind != S_IFREG) {
+            if (m->bind && strncmp(m->destination, "/dev/", 5) != 0)
+                bl_oci_log("warning", "mount %s: source %s is not a file or directory: left out",
+                           m->destination, m->source);
             continue;
         }
         snprintf(dest, sizeof dest, "%s%s", root, m->destination);
@@ -81,6 +233,9 @@ static void pod_files(boxlite_box *box, const struct bl_oci_spec *spec, const ch
             bl_oci_log("warning", "mount %s: copy of %s not made: %s", m->destination, m->source,
                        boxlite_error_last());
     }
+    if (fclose(list) != 0 && rc == 0)
+        rc = bl_oci_fail("%s: %s", path, strerror(errno));
+    return rc;
 }
 
 int bl_oci_pod_prepare(boxlite_box *box, const char *id, const struct bl_oci_spec *spec,
@@ -95,20 +250,46 @@ int bl_oci_pod_prepare(boxlite_box *box, const char *id, const struct bl_oci_spe
         return bl_oci_fail("%s: into the pod's VM: %s", enter, boxlite_error_last());
     if (boxlite_box_copy_in(box, rootfs, root, NULL) != 0)
         return bl_oci_fail("rootfs %s: into the pod's VM: %s", rootfs, boxlite_error_last());
-    pod_files(box, spec, root);
-    return 0;
+    return pod_mounts(box, id, spec, root);
+}
+
+/* The container's volume binds (<root>/<id>/mounts, pod_mounts): "--bind VOL DEST RO" each. */
+static size_t bind_args(char **v, const char *list, size_t len)
+{
+    size_t k = 0, at = 0;
+
+    while (list && at < len) {
+        v[k++] = strdup("--bind");
+        for (int f = 0; f < 3 && at < len; f++) {
+            v[k++] = strdup(list + at);
+            at += strlen(list + at) + 1;
+        }
+    }
+    return k;
 }
 
 int bl_oci_pod_argv(char ***out, const struct bl_oci_process *p, const char *id, int read_only)
 {
-    size_t n = 0, k = 0;
-    char root[1100], uid[16], gid[16], **v;
+    size_t n = 0, k = 0, len = 0, fields = 0;
+    char root[1100], uid[16], gid[16], path[PATH_MAX], **v, *list = NULL;
 
     while (p->args[n])
         n++;
-    v = calloc(n + 8, sizeof *v);
-    if (!v)
+    if (bl_oci_path(path, sizeof path, id, "mounts") != 0)
+        return bl_oci_fail("%s: state path too long", id);
+    if (access(path, F_OK) == 0 && bl_oci_read_file(&list, &len, path, MOUNTS_MAX) != 0)
+        return 1;
+    for (size_t i = 0; i < len; i++)
+        fields += list[i] == '\0';
+    if (fields % 3 != 0 || (len && list[len - 1] != '\0')) {
+        free(list);
+        return bl_oci_fail("%s: a damaged mounts list", path);
+    }
+    v = calloc(n + 8 + fields / 3 * 4, sizeof *v);
+    if (!v) {
+        free(list);
         return bl_oci_fail("out of memory");
+    }
     bl_oci_pod_root(root, sizeof root, id);
     snprintf(uid, sizeof uid, "%u", p->uid);
     snprintf(gid, sizeof gid, "%u", p->gid);
@@ -118,6 +299,8 @@ int bl_oci_pod_argv(char ***out, const struct bl_oci_process *p, const char *id,
     v[k++] = strdup(gid);
     v[k++] = strdup(read_only ? "1" : "0");
     v[k++] = strdup(p->cwd);
+    k += bind_args(v + k, list, len);
+    free(list);
     v[k++] = strdup("--");
     for (size_t i = 0; i < n; i++)
         v[k++] = strdup(p->args[i]);
@@ -165,6 +348,21 @@ void bl_oci_pod_remove(const struct bl_oci_state *st)
         remove_in_vm(box, root);
     boxlite_box_free(box);
     boxlite_runtime_free(rt);
+}
+
+void bl_oci_pod_forget(const char *id)
+{
+    char path[PATH_MAX];
+    DIR *d;
+    struct dirent *e;
+
+    if (bl_oci_path(path, sizeof path, id, NULL) != 0 || !(d = opendir(path)))
+        return;
+    while ((e = readdir(d)) != NULL)
+        if (strcmp(e->d_name, "mounts") == 0 || strcmp(e->d_name, "volumes.lock") == 0 ||
+            strncmp(e->d_name, "boxlite-pod-vol.", 16) == 0)
+            unlinkat(dirfd(d), e->d_name, 0);
+    closedir(d);
 }
 
 void bl_oci_pod_argv_free(char **v)

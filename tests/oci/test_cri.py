@@ -139,10 +139,16 @@ def test_pod_of_two_containers_is_one_vm(cri, image, home, cli):
     pod_qemus = set(qemus(home)) - qemu_before
     assert len(pod_qemus) == 1
 
+    vol = d / "hostpath"  # a volume of the pod: copied into its VM once, shared by both
+    vol.mkdir()
+    (vol / "seed").write_text("from-host")
+
     def container(name, *cmd):
         cfg = pb2.ContainerConfig(metadata=pb2.ContainerMetadata(name=name),
                                   image=pb2.ImageSpec(image=image), command=list(cmd),
-                                  envs=[pb2.KeyValue(key="WHO", value=name)])
+                                  envs=[pb2.KeyValue(key="WHO", value=name)],
+                                  mounts=[pb2.Mount(container_path="/shared",
+                                                    host_path=str(vol))])
         cid = rt.CreateContainer(pb2.CreateContainerRequest(
             pod_sandbox_id=pod, config=cfg, sandbox_config=sandbox_cfg), timeout=300).container_id
         rt.StartContainer(pb2.StartContainerRequest(container_id=cid), timeout=300)
@@ -154,7 +160,7 @@ def test_pod_of_two_containers_is_one_vm(cri, image, home, cli):
                        f"echo client-root > /marker; for i in $(seq 150); do "
                        f"got=$(wget -q -O - http://127.0.0.1:{PORT}/marker) && break; sleep 0.2; "
                        f"done; test \"$got\" = server-root && test $(cat /marker) = client-root "
-                       f"&& exit 3; exit 1")
+                       f"&& echo from-client > /shared/c && exit 3; exit 1")
     for _ in range(600):
         st = rt.ContainerStatus(pb2.ContainerStatusRequest(container_id=client), timeout=30).status
         if st.state == pb2.CONTAINER_EXITED:
@@ -162,9 +168,11 @@ def test_pod_of_two_containers_is_one_vm(cri, image, home, cli):
         time.sleep(0.2)
     assert (st.state, st.exit_code) == (pb2.CONTAINER_EXITED, 3), st  # localhost was shared
     r = rt.ExecSync(pb2.ExecSyncRequest(container_id=server, timeout=120,
-                                        cmd=["sh", "-c", "cat /marker; echo $WHO; exit 5"]),
+                                        cmd=["sh", "-c", "cat /marker; echo $WHO; "
+                                             "cat /shared/seed /shared/c; exit 5"]),
                     timeout=300)
-    assert (r.exit_code, r.stdout) == (5, b"server-root\nserver\n"), r.stderr
+    assert (r.exit_code, r.stdout) == (5, b"server-root\nserver\nfrom-hostfrom-client\n"), r.stderr
+    assert sorted(p.name for p in vol.iterdir()) == ["seed"]  # writes stay in the pod's VM
     st = rt.ContainerStatus(pb2.ContainerStatusRequest(container_id=server), timeout=30).status
     assert st.state == pb2.CONTAINER_RUNNING
     assert set(qemus(home)) - qemu_before == pod_qemus  # still the pod's one VM

@@ -2,9 +2,12 @@
 annotations: a sandbox makes the VM, two containers of the pod run inside it, each in its own
 root, sharing the VM's localhost; exec, kill and state act on one container only; the sandbox
 is not deleted under running containers; a container naming a sandbox that is missing, not a
-sandbox, not running, or under another --root is refused with the JSON log and nothing started."""
+sandbox, not running, or under another --root is refused with the JSON log and nothing started.
+Directory mounts are copied into the VM once per pod and shared by its containers (read-only
+where asked); hostile destinations and oversized sources are refused before anything starts."""
 import json
 import os
+import subprocess
 
 import pytest
 
@@ -128,3 +131,76 @@ def test_sandbox_of_another_root_refused(runtime, sandbox, tmp_path, box_env):
     assert "does not exist" in other.log_lines()[-1]["msg"]
     assert not (other.root / "c-other").exists()
     assert len(qemus(box_env["BOXLITE_HOME"])) == 1  # only the pod's own VM
+
+
+def bind(source, dest, *opts):
+    return {"destination": dest, "type": "bind", "source": str(source),
+            "options": ["rbind", *opts]}
+
+
+def vol_cfg(args, sandbox, *mounts):
+    c = pod_cfg(args, "container", sandbox)
+    c["mounts"] = c["mounts"] + list(mounts)
+    return c
+
+
+def test_directory_mounts_shared_in_pod_read_only_kept(runtime, sandbox, box_env, cli, tmp_path):
+    vol = tmp_path / "emptydir"
+    vol.mkdir()
+    (vol / "seed").write_text("from-host")
+    (tmp_path / "empty").mkdir()  # a fresh emptyDir
+    writer = pod_bundle(runtime, "w", vol_cfg(
+        ["/bin/sh", "-c", "cat /data/seed; echo; echo from-w > /data/out; "
+         "echo s > /scratch/s && cat /scratch/s"], "pod1",
+        bind(vol, "/data", "rw"), bind(tmp_path / "empty", "/scratch")), "w")
+    reader = pod_bundle(runtime, "r", vol_cfg(["/bin/sleep", "600"], "pod1",
+                                              bind(vol, "/var/shared", "rw"),
+                                              bind(vol, "/ro", "ro"),
+                                              bind(vol, "/abs/v", "ro")), "r")
+    os.symlink("/etc", reader / "rootfs" / "abs")  # resolved in the container's root
+    wpid, wout, werr = runtime.create("w", writer)
+    assert runtime.run("start", "w").returncode == 0
+    assert wait_status(wpid) == 0, werr.read_text()
+    assert wout.read_text() == "from-host\ns\n"
+    rpid, _, rerr = runtime.create("r", reader)
+    assert runtime.run("start", "r").returncode == 0
+    proc = runtime.tmp / "p.json"
+    proc.write_text(json.dumps({
+        "args": ["/bin/sh", "-c", "cat /var/shared/out /ro/out; echo x > /ro/new && exit 9; "
+                 "echo y > /var/shared/new && cat /ro/new /etc/v/new"],
+        "cwd": "/", "env": ["PATH=/bin"], "user": {"uid": 0, "gid": 0}}))
+    r = runtime.run("exec", "--process", proc, "r")  # an exec sees the container's volumes
+    assert (r.returncode, r.stdout) == (0, "from-w\nfrom-w\ny\ny\n"), r.stderr
+    assert "Read-only file system" in r.stderr
+    assert sorted(p.name for p in vol.iterdir()) == ["seed"]  # writes stay in the VM
+    box = runtime.state("pod1")["annotations"]["io.boxlite.box"]
+    ls = cli.run("exec", box, "--", "ls", "-a", "/").stdout.decode().split()
+    assert len([n for n in ls if n.startswith(".boxlite-pod-vol.")]) == 2  # one copy a source
+    assert cli.run("exec", box, "--", "ls", "/etc/v").returncode != 0  # not the VM's /etc
+    assert runtime.run("delete", "--force", "pod1").returncode == 0
+    assert wait_status(rpid) == -9, rerr.read_text()
+    assert not (runtime.root / "pod1").exists()
+    assert box not in cli.run("ls", "-a").stdout.decode()  # the volumes went with the VM
+
+
+@pytest.mark.parametrize("attack", ["dotdot", "symlink", "huge"])
+def test_hostile_mount_refused(runtime, sandbox, box_env, tmp_path, attack):
+    src = tmp_path / "src"
+    src.mkdir()
+    dest = {"dotdot": "/../../etc", "symlink": "/esc/x", "huge": "/data"}[attack]
+    if attack == "huge":  # one entry over the bound
+        for i in range(4096):
+            (src / str(i)).touch()
+    b = pod_bundle(runtime, "bad", vol_cfg(["/bin/echo", "never"], "pod1", bind(src, dest)), "x")
+    if attack == "symlink":
+        os.symlink("../../../../etc", b / "rootfs" / "esc")
+    before = qemus(box_env["BOXLITE_HOME"])
+    r = runtime.run("create", "--bundle", b, "c-bad", timeout=120, capture_output=False,
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # a keeper holds no pipe
+    assert r.returncode != 0
+    err = runtime.log_lines()[-1]
+    assert err["level"] == "error", err
+    assert {"dotdot": "destination", "symlink": "leads out", "huge": "4096 entries"}[attack] in err["msg"]
+    assert not (runtime.root / "c-bad").exists()
+    assert qemus(box_env["BOXLITE_HOME"]) == before
+    assert not list((runtime.root / "pod1").glob("boxlite-pod-vol.*"))
