@@ -10,5 +10,6 @@ def test_fifty_tunnels_share_one_relay_thread(box_env):
     r = subprocess.run([str(BUILD / "tests" / "api" / "tunnel_threads")], capture_output=True,
                        env=box_env, timeout=600)
     out = r.stdout.decode() + r.stderr.decode()[-4000:]
+    print(out)
     assert r.returncode == 0, out
     assert r.stdout.endswith(b"ok\n"), out

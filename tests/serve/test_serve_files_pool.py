@@ -37,8 +37,11 @@ def tar_of(name, data):
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as t:
         ti = tarfile.TarInfo(name)
-        ti.size = len(data)
-        t.addfile(ti, io.BytesIO(data))
+        if data is None:
+            ti.type, ti.mode = tarfile.DIRTYPE, 0o755
+        else:
+            ti.size = len(data)
+        t.addfile(ti, io.BytesIO(data or b""))
     return buf.getvalue()
 
 
@@ -49,6 +52,9 @@ def payload(i):
 def test_twenty_transfers_bounded_threads_and_the_next_refused(api, server, box):
     pid = server.proc.pid
     base = threads(pid)
+    st, _, b = api.call("PUT", f"/boxes/{box}/files?path=/tmp", tar_of("pool", None),
+                        headers={"Content-Type": "application/x-tar"}, timeout=BOUND_S)
+    assert st == 204, b
     bodies = [tar_of(f"f{i}.bin", payload(i)) for i in range(N)]
     conns = []
     for i, body in enumerate(bodies):  # each sends its head and 16 KiB, then waits

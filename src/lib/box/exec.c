@@ -134,6 +134,15 @@ static void append_output(struct boxlite_exec *ex, struct outbuf *b, const struc
     b->len += f->len;
 }
 
+/* Tell bl_exec_set_wake's fd (stdin credit came back, or a stream ended). */
+static void wake(struct boxlite_exec *ex)
+{
+    uint64_t one = 1;
+
+    if (ex->wake_fd >= 0)
+        (void)!write(ex->wake_fd, &one, sizeof(one));
+}
+
 void bl_exec_on_frame(struct boxlite_exec *ex, const struct bl_frame *f)
 {
     uint32_t a = 0, b = 0;
@@ -149,14 +158,14 @@ void bl_exec_on_frame(struct boxlite_exec *ex, const struct bl_frame *f)
     case BL_F_STDOUT:
     case BL_F_STDERR:
         append_output(ex, &ex->out[f->type == BL_F_STDERR], f);
+        if (f->len == 0)
+            wake(ex); /* a stream's end does not make the fd readable */
         break;
     case BL_F_WINDOW:
         if (bl_u32x2_decode(f->payload, f->len, &a, &b) == 0 && a == 0 && b <= BL_WINDOW_INIT &&
             ex->stdin_credit + b <= BL_WINDOW_INIT) {
-            uint64_t one = 1;
             ex->stdin_credit += b;
-            if (ex->wake_fd >= 0)
-                (void)!write(ex->wake_fd, &one, sizeof(one));
+            wake(ex);
         }
         break;
     case BL_F_EXIT:

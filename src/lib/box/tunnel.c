@@ -5,9 +5,9 @@
  * The caller gets one end of an AF_UNIX socketpair. ONE relay thread per process (epoll,
  * started with the first tunnel, ending with the last) pumps the other end of every tunnel of
  * every box: the exec's pollable fd says when the guest sent bytes, an eventfd when it
- * returned stdin credit, the socket when the caller wrote or made room. Each tunnel buffers at
- * most PUMP_BUF bytes per direction here; past that the relay stops taking: a caller that
- * does not read leaves the guest's output unread (its credit is not returned, the guest
+ * returned stdin credit or ended its output, the socket when the caller wrote or made room. Each
+ * tunnel buffers at most PUMP_BUF bytes per direction here; past that the relay stops taking: a
+ * caller that does not read leaves the guest's output unread (its credit is not returned, the guest
  * stops), a guest that returns no credit leaves the socket unread (the caller's send
  * blocks). Ends: the guest's EOF is shutdown(SHUT_WR) on the socket, the caller's
  * shutdown(SHUT_WR) is an end of input to the guest (half-close both ways); a caller that
