@@ -4,7 +4,8 @@
  * grow by at most MAX_EXTRA over its count before the first tunnel (the library's relay is
  * one thread for all of them, not two per tunnel). Every tunnel sends its own bytes (BIG on
  * the first NBIG, 16 KiB on the others), half-closes, and must read back exactly those bytes
- * and then the end. Exit 0 when all hold. */
+ * and then the end. Then a box that stops is the end of file on an open tunnel. Exit 0 when
+ * all hold. */
 #include <boxlite.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -152,6 +153,29 @@ static void check_many(boxlite_box *box)
     }
 }
 
+/* A box that stops is the end of file on its open tunnels (the relay frees them). */
+static void check_box_stop(boxlite_box *box)
+{
+    char c = 0;
+    int fd = -1;
+    ssize_t k = -1;
+
+    CHECK(boxlite_box_tunnel(&fd, box, 7000) == 0, "tunnel before the stop");
+    if (fd < 0)
+        return;
+    CHECK(send(fd, "x", 1, MSG_NOSIGNAL) == 1 && recv(fd, &c, 1, 0) == 1 && c == 'x', "echo");
+    CHECK(boxlite_box_stop(box, 20000) == 0, "stop");
+    for (int64_t until = now_ms() + 60000; now_ms() < until;) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 1000) == 1) {
+            k = recv(fd, &c, 1, 0);
+            break;
+        }
+    }
+    CHECK(k == 0, "the box's stop is the end of file on its tunnel");
+    close(fd);
+}
+
 int main(void)
 {
     boxlite_runtime *rt = NULL;
@@ -165,6 +189,8 @@ int main(void)
     CHECK(failures == 0 && start_echo(box), "echo server");
     if (failures == 0)
         check_many(box);
+    if (failures == 0)
+        check_box_stop(box);
     CHECK(boxlite_box_remove(box, 1) == 0, "remove");
     boxlite_box_free(box);
     boxlite_runtime_free(rt);

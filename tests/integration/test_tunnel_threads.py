@@ -1,6 +1,7 @@
 """test_tunnel_threads.py — tests/api/tunnel_threads.c: 50 tunnels open at once from one
 process cost at most 4 threads more (one relay thread for all of them), and each carries its
-bytes exactly both ways (1 MiB on four of them) with half-close."""
+bytes exactly both ways (1 MiB on four of them) with half-close; a box's stop is end of file
+on its open tunnel."""
 import subprocess
 
 from boxlite_paths import BUILD
