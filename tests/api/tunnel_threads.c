@@ -17,20 +17,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "check.h"
+
 #define NTUN      50
 #define NBIG      4
 #define BIG       (1u << 20)
 #define SMALL     (16u << 10)
 #define MAX_EXTRA 4
 #define BOUND_MS  (300 * 1000)
-
-#define CHECK(cond, what)                                                                          \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "FAIL %s: %s (%s)\n", what, #cond, boxlite_error_last());              \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
 
 static int failures;
 
