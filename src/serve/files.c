@@ -1,5 +1,9 @@
 /* files.c — PUT/GET /boxes/{id}/files: tar streams between the HTTP body and the running box,
- * through a pipe and one transfer thread each, never held whole in memory. */
+ * through a pipe each, never held whole in memory. The copies themselves block, so they run
+ * on a fixed pool of XFER_WORKERS threads (started with the first transfer, kept for the
+ * process) fed by a queue of at most XFER_QUEUE waiting transfers; one more than that is
+ * refused with 503 ResourceExhaustedError at once. A queued upload whose request has ended is
+ * dropped unrun. */
 #include "serve.h"
 
 #include <errno.h>
@@ -11,8 +15,12 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
-/* One transfer, shared by the request and its thread (two references). */
+#define XFER_WORKERS 4
+#define XFER_QUEUE   16
+
+/* One transfer, shared by the request and its worker (two references). */
 struct xfer {
+    struct xfer *next; /* in the queue */
     int refs;
     pthread_mutex_t mu;
     pthread_cond_t cond;
@@ -20,7 +28,7 @@ struct xfer {
     char err[512];
     struct sbox *b;
     char *path;
-    int fd; /* the thread's end of the pipe; the thread closes it */
+    int fd; /* the worker's end of the pipe; the worker closes it */
     int out;
     boxlite_copy_options opts;
     int req_fd; /* the request's end (upload: write end) */
@@ -42,11 +50,23 @@ static void xfer_put(struct xfer *t)
     free(t);
 }
 
-static void *xfer_thread(void *arg)
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    struct xfer *head, *tail;
+    int queued, started;
+} pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, NULL, 0, 0};
+
+/* Run one transfer on a worker. */
+static void xfer_run(struct xfer *t)
 {
-    struct xfer *t = arg;
     boxlite_box *h = NULL; /* its own handle: a long copy must not hold the shared one */
-    int rc = boxlite_box_get(&h, g_serve->rt, t->b->id);
+    int rc = 0, gone;
+
+    pthread_mutex_lock(&t->mu);
+    gone = !t->out && t->refs == 1; /* an upload nobody sends any more */
+    pthread_mutex_unlock(&t->mu);
+    rc = gone ? BOXLITE_ESTATE : boxlite_box_get(&h, g_serve->rt, t->b->id);
 
     if (rc == 0)
         rc = t->out ? boxlite_box_copy_out_tar(h, t->path, t->fd, &t->opts)
@@ -61,10 +81,57 @@ static void *xfer_thread(void *arg)
     pthread_mutex_unlock(&t->mu);
     close(t->fd); /* after done: the reader's hang-up means the result is there */
     xfer_put(t);
+}
+
+static void *xfer_worker(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        struct xfer *t;
+        pthread_mutex_lock(&pool.mu);
+        while (pool.head == NULL)
+            pthread_cond_wait(&pool.cond, &pool.mu);
+        t = pool.head;
+        pool.head = t->next;
+        if (pool.head == NULL)
+            pool.tail = NULL;
+        pool.queued--;
+        pthread_mutex_unlock(&pool.mu);
+        xfer_run(t);
+    }
     return NULL;
 }
 
-/* Check the box and path, open the pipe and start the thread. NULL with a reply queued. */
+/* Queue t for the pool (starting the workers the first time). 0, or -1 when the queue is
+ * full or no worker could start (t untouched). */
+static int xfer_enqueue(struct xfer *t)
+{
+    int rc = 0;
+
+    pthread_mutex_lock(&pool.mu);
+    for (; pool.started < XFER_WORKERS; pool.started++) {
+        pthread_t th;
+        if (pthread_create(&th, NULL, xfer_worker, NULL) != 0)
+            break;
+        pthread_detach(th);
+    }
+    if (pool.started == 0 || pool.queued >= XFER_QUEUE) {
+        rc = -1;
+    } else {
+        t->next = NULL;
+        if (pool.tail)
+            pool.tail->next = t;
+        else
+            pool.head = t;
+        pool.tail = t;
+        pool.queued++;
+        pthread_cond_signal(&pool.cond);
+    }
+    pthread_mutex_unlock(&pool.mu);
+    return rc;
+}
+
+/* Check the box and path, open the pipe and queue the copy. NULL with a reply queued. */
 static struct xfer *xfer_start(struct req *r, int out)
 {
     const char *path = req_query(r, "path");
@@ -72,7 +139,6 @@ static struct xfer *xfer_start(struct req *r, int out)
     struct xfer *t = NULL;
     boxlite_box_info info = BOXLITE_BOX_INFO_INIT;
     int p[2] = {-1, -1}, rc;
-    pthread_t th;
 
     if (flag < 0)
         return NULL;
@@ -116,15 +182,15 @@ static struct xfer *xfer_start(struct req *r, int out)
     t->fd = out ? p[1] : p[0];
     t->req_fd = out ? p[0] : p[1];
     t->refs = 2;
-    if (pthread_create(&th, NULL, xfer_thread, t) != 0) {
+    if (xfer_enqueue(t) != 0) {
         close(p[0]);
         close(p[1]);
         t->req_fd = -1;
         t->refs = 1;
-        reply_error(r, 503, "ResourceExhaustedError", "resource_exhausted", "no thread");
+        reply_error(r, 503, "ResourceExhaustedError", "resource_exhausted",
+                    "%d file transfers run and %d wait; try again later", XFER_WORKERS, XFER_QUEUE);
         goto fail;
     }
-    pthread_detach(th);
     return t;
 fail:
     xfer_put(t);
@@ -246,6 +312,6 @@ enum MHD_Result h_files_download(struct req *r)
         return MHD_NO;
     }
     MHD_add_response_header(resp, "Content-Type", "application/x-tar");
-    xfer_put(t); /* the thread ends with EPIPE if the client goes away */
+    xfer_put(t); /* the worker ends with EPIPE if the client goes away */
     return reply_response(r, 200, resp);
 }

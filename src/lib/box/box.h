@@ -97,6 +97,16 @@ int bl_box_image(boxlite_box *box, struct bl_image **out);
 int bl_exec_start_flags(boxlite_exec **out, boxlite_box *box, const boxlite_exec_options *opts,
                         uint32_t flags);
 
+/* For the tunnel relay (tunnel.c): send what the guest's stdin credit allows of buf now,
+ * never waiting for credit (*n_out may be 0); BOXLITE_ESTATE once the process ended or stdin
+ * is closed. The send itself may wait for room on the channel like every write. */
+int bl_exec_write_some(boxlite_exec *ex, const void *buf, size_t len, size_t *n_out);
+
+/* Write 1 to the eventfd fd (-1: none) whenever the guest returns stdin credit or ends an
+ * output stream (neither makes boxlite_exec_fd readable). The fd must outlive the handle or
+ * be unset first. */
+void bl_exec_set_wake(boxlite_exec *ex, int fd);
+
 /* Check (and with rp->fix mend) every box: boxlite_runtime_doctor. */
 void bl_box_doctor(boxlite_runtime *rt, struct bl_repair *rp);
 

@@ -58,6 +58,7 @@ struct boxlite_exec {
     int expired;           /* ended by host_deadline; SIGKILL to send */
     int efd;               /* boxlite_exec_fd's eventfd, -1 until asked for */
     int efd_set;           /* it is readable now */
+    int wake_fd;           /* bl_exec_set_wake's eventfd (the tunnel relay), -1 without */
 };
 
 /* Make the pollable fd say whether there is something to take without waiting: unread
@@ -133,6 +134,15 @@ static void append_output(struct boxlite_exec *ex, struct outbuf *b, const struc
     b->len += f->len;
 }
 
+/* Tell bl_exec_set_wake's fd (stdin credit came back, or a stream ended). */
+static void wake(struct boxlite_exec *ex)
+{
+    uint64_t one = 1;
+
+    if (ex->wake_fd >= 0)
+        (void)!write(ex->wake_fd, &one, sizeof(one));
+}
+
 void bl_exec_on_frame(struct boxlite_exec *ex, const struct bl_frame *f)
 {
     uint32_t a = 0, b = 0;
@@ -148,11 +158,15 @@ void bl_exec_on_frame(struct boxlite_exec *ex, const struct bl_frame *f)
     case BL_F_STDOUT:
     case BL_F_STDERR:
         append_output(ex, &ex->out[f->type == BL_F_STDERR], f);
+        if (f->len == 0)
+            wake(ex); /* a stream's end does not make the fd readable */
         break;
     case BL_F_WINDOW:
         if (bl_u32x2_decode(f->payload, f->len, &a, &b) == 0 && a == 0 && b <= BL_WINDOW_INIT &&
-            ex->stdin_credit + b <= BL_WINDOW_INIT)
+            ex->stdin_credit + b <= BL_WINDOW_INIT) {
             ex->stdin_credit += b;
+            wake(ex);
+        }
         break;
     case BL_F_EXIT:
         if (!ex->exited && !ex->failed && bl_exit_decode(&ex->result, f->payload, f->len) == 0) {
@@ -300,6 +314,7 @@ int bl_exec_start_flags(boxlite_exec **out, boxlite_box *box, const boxlite_exec
     }
     ex->conn = c;
     ex->efd = -1;
+    ex->wake_fd = -1;
     bl_conn_ref(c);
     snprintf(ex->box_id, sizeof(ex->box_id), "%s", boxlite_box_id(box));
     ex->tty = opts->tty;
@@ -625,6 +640,35 @@ BOXLITE_API int boxlite_exec_write(boxlite_exec *ex, const void *buf, size_t len
         p += k;
         len -= k;
     }
+    return rc;
+}
+
+void bl_exec_set_wake(boxlite_exec *ex, int fd)
+{
+    pthread_mutex_lock(&ex->conn->mu);
+    ex->wake_fd = fd;
+    pthread_mutex_unlock(&ex->conn->mu);
+}
+
+int bl_exec_write_some(boxlite_exec *ex, const void *buf, size_t len, size_t *n_out)
+{
+    size_t k = 0;
+    int rc;
+
+    pthread_mutex_lock(&ex->conn->mu);
+    (void)step_locked(ex);
+    rc = running_check_locked(ex);
+    if (rc == 0 && ex->stdin_closed)
+        rc = bl_err(BOXLITE_ESTATE, "stdin is closed");
+    if (rc == 0) {
+        k = len < ex->stdin_credit ? len : ex->stdin_credit;
+        k = k < BL_DATA_CHUNK ? k : BL_DATA_CHUNK;
+        ex->stdin_credit -= (uint32_t)k;
+    }
+    pthread_mutex_unlock(&ex->conn->mu);
+    if (rc == 0 && k > 0)
+        rc = bl_conn_send(ex->conn, BL_F_STDIN, ex->stream, buf, k);
+    *n_out = rc == 0 ? k : 0;
     return rc;
 }
 

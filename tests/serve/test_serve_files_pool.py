@@ -1,0 +1,94 @@
+"""test_serve_files_pool.py — file transfers run on a fixed pool (src/serve/files.c: 4
+workers, 16 waiting): 20 uploads held open at once cost the server one thread per HTTP
+connection (libmicrohttpd's) plus the pool (and a box connection reader per running copy),
+not more per transfer; a 21st is refused
+with 503 resource_exhausted at once; then all 20 complete and their files read back exact."""
+import http.client
+import io
+import tarfile
+import time
+
+import pytest
+
+N = 20          # XFER_WORKERS + XFER_QUEUE
+POOL = 4        # XFER_WORKERS
+SIZE = 256 << 10
+BOUND_S = 120
+
+
+@pytest.fixture(scope="module")
+def box(api):
+    st, _, b = api.call("POST", "/boxes", {"name": "serve-files-pool", "memory_mib": 256})
+    assert st == 201, b
+    st, _, b2 = api.call("POST", f"/boxes/{b['box_id']}/start")
+    assert st == 200 and b2["status"] == "running", b2
+    yield b["box_id"]
+    api.call("DELETE", f"/boxes/{b['box_id']}?force=true")
+
+
+def threads(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("Threads:"):
+                return int(line.split()[1])
+    raise AssertionError("no Threads line")
+
+
+def tar_of(name, data):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as t:
+        ti = tarfile.TarInfo(name)
+        if data is None:
+            ti.type, ti.mode = tarfile.DIRTYPE, 0o755
+        else:
+            ti.size = len(data)
+        t.addfile(ti, io.BytesIO(data or b""))
+    return buf.getvalue()
+
+
+def payload(i):
+    return bytes((j * 7 + i * 13 + j // 251) & 255 for j in range(SIZE))
+
+
+def test_twenty_transfers_bounded_threads_and_the_next_refused(api, server, box):
+    pid = server.proc.pid
+    base = threads(pid)
+    st, _, b = api.call("PUT", f"/boxes/{box}/files?path=/tmp", tar_of("pool", None),
+                        headers={"Content-Type": "application/x-tar"}, timeout=BOUND_S)
+    assert st == 204, b
+    bodies = [tar_of(f"f{i}.bin", payload(i)) for i in range(N)]
+    conns = []
+    for i, body in enumerate(bodies):  # each sends its head and 16 KiB, then waits
+        c = http.client.HTTPConnection("127.0.0.1", api.port, timeout=BOUND_S)
+        c.putrequest("PUT", f"{api.base}/boxes/{box}/files?path=/tmp/pool")
+        for k, v in api.headers({"Content-Type": "application/x-tar",
+                                 "Content-Length": str(len(body))}).items():
+            c.putheader(k, v)
+        c.endheaders()
+        c.send(body[:16384])
+        conns.append(c)
+    deadline = time.monotonic() + BOUND_S
+    while threads(pid) < base + N and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(3)  # every request has reached its begin: 4 copying, 16 waiting
+    most = threads(pid)
+    # libmicrohttpd's thread per connection, the pool, the library's reader thread of each
+    # running copy's own box handle (src/lib/box/conn.c), 2 to spare; not threads per copy
+    assert most - base <= N + 2 * POOL + 2, (base, most)
+    st, _, b = api.call("PUT", f"/boxes/{box}/files?path=/tmp/pool", tar_of("x", b"x"),
+                        headers={"Content-Type": "application/x-tar"}, timeout=BOUND_S)
+    assert st == 503 and b["error"]["code"] == "resource_exhausted", (st, b)
+    for c, body in zip(conns, bodies):
+        c.send(body[16384:])
+    for c in conns:
+        r = c.getresponse()
+        assert r.status == 204, (r.status, r.read())
+        r.read()
+        c.close()
+    for i in range(N):
+        st, _, data = api.call("GET", f"/boxes/{box}/files?path=/tmp/pool/f{i}.bin",
+                               timeout=BOUND_S)
+        assert st == 200
+        with tarfile.open(fileobj=io.BytesIO(data)) as t:
+            got = t.extractfile(t.getmembers()[0]).read()
+        assert got == payload(i), i
