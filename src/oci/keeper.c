@@ -4,7 +4,8 @@
  * boots the box (the VM's lifeline is this process: if it dies, even by SIGKILL, the VM
  * stops), waits for `start` on <root>/<id>/ctl.sock, starts the process, pumps the caller's
  * stdio (pipes, or the pty whose master went to --console-socket) and forwards the signals
- * it receives to the guest process. The process's rlimits and the read-only root are the
+ * it receives to the guest process; in a network namespace of the container's own it relays
+ * inbound TCP into the VM (inbound.c). The process's rlimits and the read-only root are the
  * guest's business (the agent sets them before the process runs), never the host's. */
 #include "oci.h"
 
