@@ -4,7 +4,8 @@
  * boots the box (the VM's lifeline is this process: if it dies, even by SIGKILL, the VM
  * stops), waits for `start` on <root>/<id>/ctl.sock, starts the process, pumps the caller's
  * stdio (pipes, or the pty whose master went to --console-socket) and forwards the signals
- * it receives to the guest process. The process's rlimits and the read-only root are the
+ * it receives to the guest process; in a network namespace of the container's own it relays
+ * inbound TCP into the VM (inbound.c). The process's rlimits and the read-only root are the
  * guest's business (the agent sets them before the process runs), never the host's. */
 #include "oci.h"
 
@@ -270,10 +271,13 @@ static void report(int fd, const char *msg)
     close(fd);
 }
 
-static int enter_netns(const struct bl_oci_spec *spec)
+/* Into spec's network namespace, if it names one; *started_in: the namespace before. */
+static int enter_netns(const struct bl_oci_spec *spec, struct stat *started_in)
 {
     int fd;
 
+    if (stat("/proc/self/ns/net", started_in) != 0)
+        memset(started_in, 0, sizeof *started_in);
     if (!spec || spec->netns != 2 || spec->pod_role == BL_OCI_POD_CONTAINER)
         return 0;
     fd = open(spec->netns_path, O_RDONLY | O_CLOEXEC);
@@ -320,11 +324,16 @@ static int keeper_run(const struct bl_oci_keeper *k, int status_fd)
     boxlite_runtime *rt = NULL;
     boxlite_box *box = NULL;
     boxlite_exec *ex = NULL;
+    struct bl_oci_inbound *in = NULL;
+    struct stat ns0;
     char msg[64];
     int code = 255, lfd = -1, conn = -1;
 
-    if (signals_setup() < 0 || enter_netns(k->spec) != 0 || bl_oci_runtime_open(&rt) != 0 ||
+    if (signals_setup() < 0 || enter_netns(k->spec, &ns0) != 0 || bl_oci_runtime_open(&rt) != 0 ||
         keeper_boot(&box, rt, k) != 0)
+        goto out;
+    if (k->spec && k->pod_role != BL_OCI_POD_CONTAINER &&
+        bl_oci_inbound_start(&in, rt, box, k->spec, &ns0) != 0)
         goto out;
     if (k->spec && (lfd = ctl_listen(k->id)) < 0) {
         bl_oci_fail("%s: control socket: %s", k->id, strerror(errno));
@@ -355,6 +364,7 @@ out:
         report(status_fd, "error\n");
     if (lfd >= 0)
         close(lfd);
+    bl_oci_inbound_stop(in);
     boxlite_exec_free(ex);
     if (box && k->spec && k->pod_role != BL_OCI_POD_CONTAINER)
         boxlite_box_stop(box, 2000); /* a pod's VM goes with its sandbox only */

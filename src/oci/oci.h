@@ -11,6 +11,7 @@
 
 struct boxlite_box;
 struct boxlite_runtime;
+struct stat;
 
 struct bl_oci_global {
     const char *root;     /* --root: state directories, one per container */
@@ -123,6 +124,19 @@ void bl_oci_pod_forget(const char *id);
 /* How many live containers name sandbox_id; with kill_them, each keeper gets SIGKILL (its
  * process in the VM ends with it) and is waited for. */
 int bl_oci_pod_members(const char *sandbox_id, int kill_them);
+
+/* ---- inbound.c: inbound TCP from the container's own network namespace into its VM ---- */
+struct bl_oci_inbound;
+/* Called in the keeper once it is inside spec's namespace and the box runs: when that namespace
+ * is a path and not the host's (pid 1's; started_in, the keeper's first namespace, when pid
+ * 1's cannot be read), listen there, add the nat REDIRECT rule and relay each inbound
+ * TCP connection to the same port inside box (own handle; box stays the caller's). *out is
+ * NULL when there is nothing to do. 1 (reported) on failure. */
+int bl_oci_inbound_start(struct bl_oci_inbound **out, struct boxlite_runtime *rt,
+                         struct boxlite_box *box, const struct bl_oci_spec *spec,
+                         const struct stat *started_in);
+/* Stop accepting and remove the rule (NULL: nothing). */
+void bl_oci_inbound_stop(struct bl_oci_inbound *in);
 
 /* ---- keeper.c: the host process that stands for the container ---- */
 struct bl_oci_keeper {

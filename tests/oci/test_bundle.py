@@ -1,15 +1,55 @@
 """test_bundle.py — boxlite-runtime driven directly with a bundle, as the runtime-spec's
 lifecycle says: create → created → start → running → the guest's exit status → stopped →
-delete; stdin from the caller, kill reaching the guest process, exec --process, and hostile
-bundles refused with a JSON log line and nothing started."""
+delete; stdin from the caller, kill reaching the guest process, exec --process, hostile
+bundles refused with a JSON log line and nothing started, and inbound TCP through a network
+namespace the test makes (inbound.c)."""
 import json
 import os
+import shutil
 import signal
+import socket
 import subprocess
+import time
 
 import pytest
 
 from oci_helpers import config, wait_status
+
+NS_HOST, NS_GUEST = "10.123.0.1", "10.123.0.2"  # the test's veth pair, nothing else
+
+
+@pytest.fixture
+def netns():
+    """A network namespace of the test's own, joined to this one by a veth pair 10.123.0.0/30."""
+    if os.geteuid() != 0 or not shutil.which("ip") or not shutil.which("iptables"):
+        pytest.skip("needs root, ip and iptables")
+    name, veth = f"bltest{os.getpid()}", f"blv{os.getpid()}"
+    for c in (f"netns add {name}", f"link add {veth}a type veth peer name {veth}b",
+              f"link set {veth}b netns {name}", f"addr add {NS_HOST}/30 dev {veth}a",
+              f"link set {veth}a up", f"-n {name} addr add {NS_GUEST}/30 dev {veth}b",
+              f"-n {name} link set {veth}b up", f"-n {name} link set lo up"):
+        subprocess.run(["ip"] + c.split(), check=True)
+    yield name
+    subprocess.run(["ip", "link", "del", f"{veth}a"])
+    subprocess.run(["ip", "netns", "del", name])
+
+
+def http_get(host, port, deadline):
+    """One GET /, retried until deadline (the VM boots under TCG): the body, or None."""
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=10) as s:
+                s.settimeout(20)
+                s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+                data = b""
+                while chunk := s.recv(4096):
+                    data += chunk
+            if b"\r\n\r\n" in data:
+                return data.split(b"\r\n\r\n", 1)[1].decode()
+        except OSError:
+            pass
+        time.sleep(1)
+    return None
 
 
 def test_lifecycle_status_stdin_hostname(runtime, cli):
@@ -119,3 +159,27 @@ def test_network_namespace_path(runtime, cli):
         assert runtime.run("delete", "--force", "cn").returncode == 0
     finally:
         subprocess.run(["ip", "netns", "del", name], timeout=30)
+
+
+def test_inbound_tcp_through_netns(runtime, netns):
+    """config.json names a namespace of its own: a TCP connection to the namespace's address
+    reaches httpd inside the VM (the keeper's REDIRECT rule and relay); a port nobody listens
+    on in the guest is accepted and closed (end of file); the keeper removes its rule as it ends."""
+    nspath = f"/run/netns/{netns}"
+    b = runtime.bundle("bn", config(["/bin/sh", "-c", "echo from-the-vm > /index.html; "
+                                     "exec httpd -f -p 8080 -h /"],
+                                    linux={"namespaces": [{"type": "network", "path": nspath}]}))
+    pid, _, err = runtime.create("cn", b)
+    try:
+        assert runtime.run("start", "cn").returncode == 0
+        assert http_get(NS_GUEST, 8080, time.monotonic() + 180) == "from-the-vm\n", err.read_text()
+        with socket.create_connection((NS_GUEST, 9999), timeout=30) as s:
+            s.settimeout(30)
+            assert s.recv(10) == b""
+        assert runtime.run("kill", "cn", "TERM").returncode == 0
+        assert wait_status(pid) == 128 + signal.SIGTERM  # the keeper ends with its process
+    finally:
+        runtime.run("delete", "--force", "cn")
+    rules = subprocess.run(["ip", "netns", "exec", netns, "iptables", "-t", "nat", "-S"],
+                           capture_output=True, text=True).stdout
+    assert "REDIRECT" not in rules, rules

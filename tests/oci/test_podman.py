@@ -1,11 +1,14 @@
 """test_podman.py — podman 4.3 (Debian) with boxlite-runtime as its OCI runtime: an image
 pushed to a registry on 127.0.0.1, run in a micro-VM per container through conmon: output,
-exit codes, -i stdin, -t, exec, logs, stop, kill, a bind-mounted volume. Private --root/--runroot,
+exit codes, -i stdin, -t, exec, logs, stop, kill, a bind-mounted volume, a published port (-p) answered from inside the VM
+through podman's CNI network namespace (inbound.c). Private --root/--runroot,
 vfs storage; the runtime's home goes through --runtime-flag (conmon drops our environment)."""
 import json
 import shutil
+import socket
 import subprocess
 import time
+import urllib.request
 
 import pytest
 
@@ -111,3 +114,42 @@ def test_ulimits_and_read_only_root(podman, image):
     assert lines[1] == "ro", r.stdout
     r = run(podman, image, ["sh", "-c", "touch /x && echo rw"])
     assert r.stdout == "rw\n", r.stderr
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def fetch(url, deadline):
+    """The page at url, retried until deadline (the VM boots under TCG); None if never."""
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=10) as r:
+                return r.read().decode()
+        except OSError:
+            time.sleep(1)
+    return None
+
+
+def test_published_port(podman, image):
+    """podman's default network (CNI bridge, 10.88.0.0/16): a -p port on the host's 127.0.0.1
+    reaches httpd inside the VM; so does the container's own address. A port nobody listens
+    on in the guest is accepted and closed at once (end of file, no data). Traffic goes only
+    to 127.0.0.1 and the container's address in the namespace podman made."""
+    port = free_port()
+    r = podman("run", "-d", "--name", "web", "-p", f"127.0.0.1:{port}:8080", image, "sh", "-c",
+               "echo served-from-the-vm > /index.html; exec httpd -f -p 8080 -h /")
+    assert r.returncode == 0, r.stderr
+    try:
+        page = fetch(f"http://127.0.0.1:{port}/", time.monotonic() + 180)
+        assert page == "served-from-the-vm\n", podman("logs", "web").stdout
+        ip = podman("inspect", "web", "--format", "{{.NetworkSettings.IPAddress}}").stdout.strip()
+        assert ip.startswith("10.88."), ip
+        assert fetch(f"http://{ip}:8080/", time.monotonic() + 30) == "served-from-the-vm\n"
+        with socket.create_connection((ip, 9999), timeout=30) as s:
+            s.settimeout(30)
+            assert s.recv(10) == b""
+    finally:
+        assert podman("rm", "-f", "-t", "0", "web").returncode == 0
