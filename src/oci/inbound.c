@@ -90,20 +90,6 @@ static int iptables(const char *op, unsigned port)
     return 0;
 }
 
-static int write_all(int fd, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 /* Copy src to dst until src's end of file, then end dst's direction. A failure on either
  * side ends both directions of both sockets (the other copier wakes). */
 static void copy(int src, int dst)
@@ -118,7 +104,7 @@ static void copy(int src, int dst)
             shutdown(dst, SHUT_WR);
             return;
         }
-        if (n < 0 || write_all(dst, buf, (size_t)n) != 0) {
+        if (n < 0 || bl_oci_write_all(dst, buf, (size_t)n) != 0) {
             shutdown(src, SHUT_RDWR);
             shutdown(dst, SHUT_RDWR);
             return;

@@ -63,17 +63,18 @@ static int signal_next(void)
     return read(sig_pipe[0], &c, 1) == 1 ? c : 0;
 }
 
-static void write_all(int fd, const char *p, size_t n)
+int bl_oci_write_all(int fd, const char *p, size_t n)
 {
     while (n > 0) {
         ssize_t w = write(fd, p, n);
         if (w < 0 && errno == EINTR)
             continue;
         if (w <= 0)
-            return; /* the reader went away: output is dropped, the process goes on */
+            return -1;
         p += w;
         n -= (size_t)w;
     }
+    return 0;
 }
 
 int bl_oci_write_pid_file(const char *path, pid_t pid)
@@ -87,7 +88,7 @@ int bl_oci_write_pid_file(const char *path, pid_t pid)
     fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
         return bl_oci_fail("pid file %s: %s", tmp, strerror(errno));
-    write_all(fd, buf, (size_t)n);
+    (void)bl_oci_write_all(fd, buf, (size_t)n);
     if (close(fd) != 0 || rename(tmp, path) != 0)
         return bl_oci_fail("pid file %s: %s", path, strerror(errno));
     return 0;
@@ -186,7 +187,8 @@ static int exec_finish(boxlite_exec *ex, int tty)
             continue;
         if (rc != 0 || n == 0)
             break;
-        write_all(which == BOXLITE_STDERR ? 2 : 1, buf, n);
+        /* a reader that went away drops the output; the process goes on */
+        (void)bl_oci_write_all(which == BOXLITE_STDERR ? 2 : 1, buf, n);
     }
     do {
         forward(ex, tty);
@@ -267,7 +269,7 @@ static void mark_started(const char *id)
 
 static void report(int fd, const char *msg)
 {
-    write_all(fd, msg, strlen(msg));
+    (void)bl_oci_write_all(fd, msg, strlen(msg));
     close(fd);
 }
 

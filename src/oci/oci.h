@@ -156,6 +156,9 @@ struct bl_oci_keeper {
  * started): 0 with *pid_out and box_id_out filled, or 1 with the error reported. The keeper
  * itself never returns: it exits with the container process's status. */
 int bl_oci_keeper_spawn(pid_t *pid_out, char box_id_out[16], const struct bl_oci_keeper *k);
+/* Write all n bytes to fd (EINTR retried); -1 when the reader went away. The keeper ignores
+ * SIGPIPE, so sockets are fine. */
+int bl_oci_write_all(int fd, const char *p, size_t n);
 int bl_oci_write_pid_file(const char *path, pid_t pid);
 
 /* ---- verbs ---- */
