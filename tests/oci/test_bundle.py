@@ -6,6 +6,7 @@ namespace the test makes (inbound.c)."""
 import json
 import os
 import shutil
+import select
 import signal
 import socket
 import subprocess
@@ -176,6 +177,24 @@ def test_inbound_tcp_through_netns(runtime, netns):
         with socket.create_connection((NS_GUEST, 9999), timeout=30) as s:
             s.settimeout(30)
             assert s.recv(10) == b""
+        # hostile peers: 300 connections that never send; the keeper relays at most 256 at
+        # once and closes the rest at accept; once they go, it serves again
+        held = []
+        try:
+            for _ in range(300):
+                held.append(socket.create_connection((NS_GUEST, 8080), timeout=30))
+            open_ = set(held)
+            deadline = time.monotonic() + 60
+            while len(open_) > 256 and time.monotonic() < deadline:
+                ready, _, _ = select.select(list(open_), [], [], 1)
+                for c in ready:  # readable with nothing sent: the keeper closed it
+                    if c.recv(1) == b"":
+                        open_.discard(c)
+            assert len(open_) <= 256, len(open_)  # the rest were closed at accept
+        finally:
+            for c in held:
+                c.close()
+        assert http_get(NS_GUEST, 8080, time.monotonic() + 180) == "from-the-vm\n"
         assert runtime.run("kill", "cn", "TERM").returncode == 0
         assert wait_status(pid) == 128 + signal.SIGTERM  # the keeper ends with its process
     finally:
