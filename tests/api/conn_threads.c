@@ -136,7 +136,7 @@ static void check_kill(boxlite_box **box, int k)
             check_exec(box[i], i);
 }
 
-/* A second handle's channel, let go (the exec's hold last) while `yes` streams into it. */
+/* A second handle's channel, let go (the box handle's hold last) while `yes` streams in. */
 static void check_free_while_streaming(boxlite_runtime *rt, const char *id)
 {
     for (int round = 0; round < STREAMS; round++) {
@@ -154,8 +154,8 @@ static void check_free_while_streaming(boxlite_runtime *rt, const char *id)
                 n > 0)
                 got++;
         CHECK(got == 64, "output streams");
-        boxlite_box_free(h);   /* the exec still holds the channel; the box runs on */
-        boxlite_exec_free(ex); /* the last hold: freed while frames arrive */
+        boxlite_exec_free(ex); /* frames of its output are still on their way */
+        boxlite_box_free(h);   /* the last hold, while they arrive; the box runs on */
     }
 }
 
