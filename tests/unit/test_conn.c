@@ -1,9 +1,9 @@
 /* test_conn.c — the host end of the agent channel (src/lib/box/conn.c) on socketpairs, no VM:
  * every channel of the process is read by one thread (40 channels cost no more threads than
  * 2), HELLO and PONG reach their channel, the peer's end and an oversized frame close the
- * channel with their reasons, and 200 channels whose last hold is dropped while the peer floods
+ * channel with their reasons, 200 channels whose last hold is dropped while the peer floods
  * them are freed without a race with the reader (a build with -Db_sanitize=address reports a
- * use after free when the free does not wait out the reader). */
+ * use after free when the free does not wait it out), and a forked child reads its own. */
 #include "boxlite.h"
 #include "conn.h"
 #include "frameio.h"
@@ -11,10 +11,12 @@
 #include "util.h"
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define MANY   40
@@ -223,10 +225,42 @@ static void free_while_flooded(void)
         close(old_peer);
 }
 
+/* A child forked while the reader runs gets its own reader for the channels it opens. */
+static void after_fork(void)
+{
+    int peer = -1, status = -1;
+    struct bl_conn *c = open_pair(&peer);
+    pid_t pid;
+
+    CHECK(c && bl_conn_wait_hello(c, bl_now_ms() + 10000, NULL, NULL) == 0, "a channel before");
+    pid = fork();
+    if (pid == 0) {
+        int p2 = -1;
+        struct bl_conn *c2 = open_pair(&p2);
+        int ok = c2 && bl_conn_wait_hello(c2, bl_now_ms() + 5000, NULL, NULL) == 0;
+        bl_conn_unref(c2); /* (not c: its free would shut the socket it shares with us) */
+        _exit(ok ? 0 : 1);
+    }
+    for (int64_t until = bl_now_ms() + 20000; pid > 0 && bl_now_ms() < until; usleep(10000))
+        if (waitpid(pid, &status, WNOHANG) == pid)
+            break;
+    if (pid > 0 && status == -1) { /* hung: killed, and a failure */
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+    }
+    CHECK(pid > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+          "a channel opened in a forked child is read there");
+    send_frame(peer, BL_F_PONG, "boxlite", 7);
+    CHECK(c && pongs_soon(c, 1), "the parent's channel is still read");
+    bl_conn_unref(c);
+    close(peer);
+}
+
 int main(void)
 {
     one_thread_for_all();
     ends();
     free_while_flooded();
+    after_fork();
     return tap_done();
 }
