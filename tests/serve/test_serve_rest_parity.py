@@ -1,6 +1,7 @@
 """test_serve_rest_parity.py — the REST client shaped as BoxLite's SDK: options and credential
 from the environment (and the `{prefix}` they route to), the sync runtime
-(SyncBoxlite.rest) and SimpleBox on a REST runtime against a real `boxlite serve` on
+(SyncBoxlite.rest: exec streams, files, snapshots, a tunnel) and SimpleBox on a REST
+runtime against a real `boxlite serve` on
 127.0.0.1, and what the Box API cannot do raising BoxLite's class (EngineError). One VM at a
 time: the sync test's box, then SimpleBox's."""
 import asyncio
@@ -82,7 +83,7 @@ def test_from_env_routes_through_the_prefix(box_env, tmp_path, monkeypatch):
         s.stop()
 
 
-def bounded(fn, seconds=180):
+def bounded(fn, seconds=60):
     """fn() on a thread, its result within seconds (a hung stream fails, never hangs)."""
     out = []
     t = threading.Thread(target=lambda: out.append(fn()), daemon=True)
@@ -143,6 +144,19 @@ def test_sync_rest_runtime(server, tmp_path):
             box.start()
             assert run(box, "cat /root/mark") == ("one\n", 0)
 
+            # a tunnel to an in-box port, through the server's listener and a CONNECT
+            assert run(box, "(setsid nc -ll -p 7100 -e cat </dev/null >/dev/null 2>&1 &); "
+                            "sleep 1")[1] == 0
+            with box.network.tunnel(7100).connect() as sock:
+                sock.settimeout(60)
+                sock.sendall(b"through the tunnel\n")
+                got = b""
+                while not got.endswith(b"\n"):
+                    d = sock.recv(100)
+                    assert d, got
+                    got += d
+                assert got == b"through the tunnel\n"
+
             # what the Box API cannot do: BoxLite's class (EngineError), before any request
             with pytest.raises(boxlite.EngineError, match="fork"):
                 box.fork("before")
@@ -168,6 +182,13 @@ def test_simplebox_on_a_rest_runtime(server, tmp_path):
     its stop."""
     async def main():
         rt = boxlite.Boxlite.rest(rest_opts(server.port))
+        try:
+            await body(rt)
+        finally:
+            if await rt.get("rest-simple") is not None:
+                await rt.remove("rest-simple", force=True)
+
+    async def body(rt):
         async with boxlite.SimpleBox(image="default", memory_mib=256, runtime=rt,
                                      name="rest-simple") as sb:
             r = await sb.exec("sh", "-c", "echo hi; echo oops >&2; exit 2")
@@ -188,7 +209,6 @@ def test_simplebox_on_a_rest_runtime(server, tmp_path):
                 break
             await asyncio.sleep(0.5)
         else:
-            await rt.remove(box_id, force=True)
             pytest.fail("SimpleBox's box was not removed after its stop")
 
     asyncio.run(main())

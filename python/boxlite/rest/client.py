@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import signal as _signal
+import socket
 import tarfile
 import tempfile
 import threading
@@ -20,6 +21,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from .. import _common as C
 from .. import _core
+from ..network import BoxNetwork
 from ..errors import (AlreadyExistsError, EngineError, InvalidArgumentError,
                       InvalidStateError, NativeError, NotAvailableError, NotFoundError,
                       ResourceExhaustedError, StoppedError)
@@ -459,6 +461,36 @@ class _BoxCore:
             finally:
                 shutil.rmtree(stage, ignore_errors=True)
 
+    def tunnel(self, port: int) -> int:
+        """A connected socket (its fd, the caller's) to port inside the box: the server's
+        tunnel listener for (box, port), then an HTTP/1.1 CONNECT with the key."""
+        uri = self._call("POST", f"/network/tunnel?port={int(port)}")["uri"]
+        u = urllib.parse.urlsplit(uri)
+        if u.scheme != "http" or not u.hostname or not u.port:
+            raise NativeError(f"tunnel: the server answered an odd URI {uri[:100]!r}")
+        authority = f"{u.hostname}:{u.port}"
+        auth = self._box._rt._http.headers().get("Authorization")
+        s = socket.create_connection((u.hostname, u.port), timeout=self._box._rt._http.timeout)
+        try:
+            s.sendall((f"CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n" +
+                       (f"Proxy-Authorization: {auth}\r\n" if auth else "") + "\r\n").encode())
+            head = b""
+            while not head.endswith(b"\r\n\r\n"):  # byte by byte: what follows is the box's
+                d = s.recv(1)
+                if not d or len(head) > 8192:
+                    raise NativeError(f"tunnel: no answer to CONNECT ({head[:100]!r})")
+                head += d
+            status = head.split(b" ", 2)[1] if head.count(b" ") >= 2 else b"?"
+            if status != b"200":
+                cls = {b"404": NotFoundError, b"409": InvalidStateError,
+                       b"400": InvalidArgumentError}.get(status, NativeError)
+                raise cls(f"tunnel to port {port}: " + head.split(b"\r\n", 1)[0].decode(
+                    "utf-8", "replace"))
+            s.settimeout(None)
+            return s.detach()
+        finally:
+            s.close()  # nothing to close once detached
+
     def snapshot_create(self, name: str, memory: bool) -> Dict[str, Any]:
         if memory:
             raise unsupported("A full snapshot (memory=True)")
@@ -500,6 +532,7 @@ class RestBox:
         self._core = _BoxCore(self)
         self._counters = C.new_box_counters()
         self.snapshot = _Snapshots(self)
+        self.network = BoxNetwork(self)  # network.tunnel(port), through the server
 
     # ---- blocking (boxlite.sync_api's SyncBox calls these) ----
 
