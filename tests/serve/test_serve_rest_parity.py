@@ -119,6 +119,10 @@ def test_sync_rest_runtime(server, tmp_path):
             assert list(ex.stderr()) == ["err\n"]
             res = ex.wait()
             assert (res.exit_code, res.timed_out) == (3, False)
+            m = box.metrics()
+            assert isinstance(m, boxlite.BoxMetrics) and m.commands_executed_total >= 1
+            assert m.bytes_received_total >= len("first\nsecond go\nerr\n")
+            assert m.memory_bytes > 0
 
             # files: a tree into a directory, a file out as a path, a tree out into a dir
             src = tmp_path / "tree"

@@ -191,6 +191,21 @@ def _image_dict(i: Dict[str, Any]) -> Dict[str, Any]:
             "size": i.get("size_bytes") or 0}
 
 
+def _box_metrics(m: Dict[str, Any]) -> "C.BoxMetrics":
+    """The server's BoxMetrics (its counters for the box, from every client of it)."""
+    bm = C.BoxMetrics({"commands": m.get("commands_executed_total", 0),
+                       "errors": m.get("exec_errors_total", 0),
+                       "sent": m.get("bytes_sent_total", 0),
+                       "received": m.get("bytes_received_total", 0)}, None)
+    timing = m.get("boot_timing") or {}
+    bm.total_create_duration_ms = timing.get("total_create_ms")
+    bm.guest_boot_duration_ms = timing.get("guest_boot_ms")
+    for k in ("cpu_percent", "memory_bytes", "network_bytes_sent", "network_bytes_received",
+              "network_tcp_connections", "network_tcp_errors"):
+        setattr(bm, k, m.get(k))
+    return bm
+
+
 def _create_body(options: Any, name: Optional[str]) -> Dict[str, Any]:
     """CreateBoxRequest from BoxOptions; what the Box API has no field for is refused here
     (as BoxLite's REST runtime refuses ports and host binds) rather than dropped."""
@@ -558,8 +573,8 @@ class RestBox:
             raise
         return _ExecCore(self, r["execution_id"], bool(kw.get("timeout_ms")))
 
-    def _metrics_sync(self) -> Dict[str, Any]:
-        return self._core._call("GET", "/metrics")
+    def _metrics_sync(self) -> "C.BoxMetrics":
+        return _box_metrics(self._core._call("GET", "/metrics"))
 
     def _clone_sync(self, options: Any, name: Optional[str]) -> "RestBox":
         if C.option_snapshot(options, CloneOptions) is not None:
@@ -591,7 +606,7 @@ class RestBox:
     async def stop(self, timeout: float = 30) -> None:
         await asyncio.to_thread(self._core.stop, timeout)
 
-    async def metrics(self) -> Dict[str, Any]:
+    async def metrics(self) -> "C.BoxMetrics":
         return await asyncio.to_thread(self._metrics_sync)
 
     async def exec(self, command: str, args: Optional[List[str]] = None, env: Any = None,
