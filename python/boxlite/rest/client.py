@@ -25,7 +25,7 @@ from ..network import BoxNetwork
 from ..errors import (AlreadyExistsError, EngineError, InvalidArgumentError,
                       InvalidStateError, NativeError, NotAvailableError, NotFoundError,
                       ResourceExhaustedError, StoppedError)
-from ..options import CloneOptions, CopyOptions, ExportOptions
+from ..options import BoxOptions, CloneOptions, CopyOptions, ExportOptions
 from .credential import Credential
 
 _OUT, _ERR = _core.STDOUT, _core.STDERR
@@ -214,7 +214,7 @@ def _create_body(options: Any, name: Optional[str]) -> Dict[str, Any]:
     if name is not None:
         body["name"] = name
     if options is None:
-        return body
+        options = BoxOptions()  # its image: BoxLite's default, as the local create's
     if options._ports:
         raise unsupported("Host port publication (ports) — use the server's tunnels")
     if options._volumes:
