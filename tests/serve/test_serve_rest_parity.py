@@ -170,7 +170,14 @@ def test_sync_rest_runtime(server, tmp_path):
                 rt.create(boxlite.BoxOptions(image="default", ports=[(8080, 80)]))
             with pytest.raises(boxlite.EngineError, match="user"):
                 box.exec("id", user="nobody")
-            box.stop()
+
+            # SyncSimpleBox on the same runtime, reusing this box by name; its exit stops it
+            with boxlite.SyncSimpleBox(image="default", runtime=rt, name="rest-sync",
+                                       reuse_existing=True) as sb:
+                assert (sb.created, sb.id) == (False, box.id)
+                r = sb.exec("sh", "-c", "echo sync simple; echo e >&2")
+                assert (r.stdout, r.stderr, r.exit_code) == ("sync simple\n", "e\n", 0)
+            assert box.info().state.status == "stopped"
             box.snapshot.remove("before")
         finally:
             rt.remove(box.id, force=True)
