@@ -134,6 +134,13 @@ def test_sync_rest_runtime(server, tmp_path):
             (tmp_path / "out").mkdir()
             box.copy_out("/root/tree", str(tmp_path / "out"))
             assert (tmp_path / "out" / "tree" / "a.txt").read_text() == "alpha\n"
+            # the guest's archive is hostile: a link in it is refused, nothing is written
+            assert run(box, "ln -s /etc/passwd /root/tree/evil")[1] == 0
+            with pytest.raises(boxlite.InvalidArgumentError, match="evil"):
+                box.copy_out("/root/tree", str(tmp_path / "hostile"))
+            assert not (tmp_path / "hostile").exists()
+            assert not [p for p in tmp_path.iterdir() if p.name.startswith(".boxlite-copy")]
+            assert run(box, "rm /root/tree/evil")[1] == 0
 
             # snapshot (running), change, stop, restore, start: the change is gone
             assert run(box, "echo one > /root/mark; sync") == ("", 0)
