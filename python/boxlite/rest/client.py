@@ -455,7 +455,9 @@ class _BoxCore:
             f.seek(0)
             parent = os.path.dirname(os.path.abspath(host_dest))
             os.makedirs(parent, exist_ok=True)
-            stage = tempfile.mkdtemp(dir=parent, prefix=".boxlite-copy-")
+            # staged beside the result (one filesystem: the moves are renames)
+            stage = tempfile.mkdtemp(dir=host_dest if os.path.isdir(host_dest) else parent,
+                                     prefix=".boxlite-copy-")
             try:
                 with tarfile.open(fileobj=f) as t:
                     t.extractall(stage, members=_safe_members(t))
