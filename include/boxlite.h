@@ -389,8 +389,10 @@ typedef struct {
                         * ended it, 137 when the stop had to kill the VM, as Docker) */
     int no_main;       /* created with no_main */
     long auto_delete;  /* as created: < 0 auto_remove decides, 0 kept, N s after it stopped */
+    /* Version 4. */
+    char updated_at[32]; /* RFC 3339, UTC: its last change of state (created_at before one) */
 } boxlite_box_info;
-#define BOXLITE_BOX_INFO_VERSION 3
+#define BOXLITE_BOX_INFO_VERSION 4
 #define BOXLITE_BOX_INFO_INIT                                                                      \
     {                                                                                              \
         .version = BOXLITE_BOX_INFO_VERSION                                                        \

@@ -231,7 +231,7 @@ int sbox_ensure_running(struct sbox *b)
 static json_t *info_json(const boxlite_box_info *in)
 {
     json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:i}", "box_id", in->id, "status",
-                          in->state, "created_at", in->created_at, "updated_at", in->created_at,
+                          in->state, "created_at", in->created_at, "updated_at", in->updated_at,
                           "image", in->image, "cpus", (int)(in->cpus ? in->cpus : 1), "memory_mib",
                           (int)(in->memory_mib ? in->memory_mib : 512));
     if (o == NULL)

@@ -37,6 +37,8 @@ def start_exec(api, box, *argv, **kw):
 def test_get_list_head(api, box):
     st, _, b = api.call("GET", "/boxes/serve-e2e")
     assert st == 200 and b["box_id"] == box and b["pid"] > 0
+    # updated_at is its last change of state: the start, seconds after its creation
+    assert b["updated_at"] > b["created_at"], (b["created_at"], b["updated_at"])
     st, _, b = api.call("GET", "/boxes?status=running")
     assert st == 200 and box in [x["box_id"] for x in b["boxes"]]
     assert api.call("HEAD", f"/boxes/{box}")[0] == 204
