@@ -407,6 +407,7 @@ enum MHD_Result h_files_download(struct req *r)
         goto out;
     }
     if (xfer_enqueue(r, t, p[1]) != 0) {
+        close(p[0]);
         close(p[1]);
         goto out;
     }
