@@ -748,6 +748,7 @@ enum MHD_Result h_box_export(struct req *r)
 
 struct import_state {
     int fd;
+    uint64_t reserved; /* of the server's transfer spool (files.c) */
     char path[4200];
 };
 
@@ -760,6 +761,7 @@ static void import_cleanup(struct req *r)
     if (s->fd >= 0)
         close(s->fd);
     unlink(s->path);
+    spool_release(s->reserved);
     free(s);
     r->stream_state = NULL;
 }
@@ -784,6 +786,12 @@ static int import_data(struct req *r, const char *buf, size_t n)
 {
     struct import_state *s = r->stream_state;
 
+    if (spool_reserve(n) != 0)
+        return reply_error(r, 503, "ResourceExhaustedError", "resource_exhausted",
+                           "the server's transfer spool (%llu bytes) is full; try again later",
+                           (unsigned long long)g_serve->cfg->max_spool_bytes),
+               -1;
+    s->reserved += n;
     while (n > 0) {
         ssize_t w = write(s->fd, buf, n);
         if (w < 0 && errno == EINTR)
