@@ -61,8 +61,8 @@ def test_exec_attach_stdin_echo_channels_exit(api, box):
 
 
 def test_stdin_megabytes_in_order_then_eof(api, box):
-    """Stdin goes through the writer pool in order, stdin_eof after it, however far the
-    writers fall behind the socket (the loop stops reading at 1 MiB waiting)."""
+    """Stdin goes through the attach loop's non-blocking writes in order, stdin_eof after it,
+    however far the guest falls behind the socket (the loop stops reading at 1 MiB waiting)."""
     data = os.urandom(4 << 20)
     eid = start_exec(api, box, "sh", "-c", "md5sum | cut -c1-32")
     ws = attach(api, box, eid, timeout=300)
@@ -422,8 +422,8 @@ def test_orphaned_execution_gets_sighup(box, box_env, tmp_path):
 
 
 def test_one_event_thread_serves_200_attachments(box, box_env, tmp_path):
-    """Every WebSocket attachment is served by one event loop (plus a fixed pool of stdin
-    writers), not a thread each: 200 executions attached at once leave the server at a bounded
+    """Every WebSocket attachment is served by one event loop (stdin included), not a thread
+    each: 200 executions attached at once leave the server at a bounded
     thread count, and every one still takes its stdin and gets its output and exit frame."""
     from serve_helpers import Api, Server, serve_env
     n = 200
