@@ -389,8 +389,10 @@ typedef struct {
                         * ended it, 137 when the stop had to kill the VM, as Docker) */
     int no_main;       /* created with no_main */
     long auto_delete;  /* as created: < 0 auto_remove decides, 0 kept, N s after it stopped */
+    /* Version 4. */
+    char updated_at[32]; /* RFC 3339, UTC: its last change of state (created_at before one) */
 } boxlite_box_info;
-#define BOXLITE_BOX_INFO_VERSION 3
+#define BOXLITE_BOX_INFO_VERSION 4
 #define BOXLITE_BOX_INFO_INIT                                                                      \
     {                                                                                              \
         .version = BOXLITE_BOX_INFO_VERSION                                                        \
@@ -521,7 +523,12 @@ BOXLITE_API int boxlite_exec_read(boxlite_exec *ex, int streams, int *which_out,
  * poller sleeps at most what boxlite_exec_timeout says, then calls in. The fd answers for
  * both streams and the end together: a poller waiting for one of them only drains the rest
  * (or stops polling), else it wakes at once. The blocking reads and waits are the
- * non-blocking step (timeout 0) repeated, sleeping in between. */
+ * non-blocking step (timeout 0) repeated, sleeping in between.
+ * Stdin: after a boxlite_exec_write_v2 with timeout_ms >= 0 that left bytes untaken (it
+ * answered BOXLITE_EAGAIN or *n_out < len), the fd is also readable while the guest's window
+ * has room again (credit came back); the next boxlite_exec_write_v2 (0 bytes will do: a
+ * writer that gives up) or boxlite_exec_close_stdin clears that. A poller that wrote that
+ * way writes again when the fd turns readable; one that never writes so is not disturbed. */
 BOXLITE_API int boxlite_exec_fd(int *out, boxlite_exec *ex);
 
 /* curl_multi_timeout for one execution: *ms_out is how long a poller of boxlite_exec_fd may
@@ -534,6 +541,17 @@ BOXLITE_API int boxlite_exec_timeout(int *ms_out, boxlite_exec *ex);
 
 /* Send bytes to the process's stdin (blocks while the guest's window is full). */
 BOXLITE_API int boxlite_exec_write(boxlite_exec *ex, const void *buf, size_t len);
+
+/* Send up to len bytes to the process's stdin, what the guest's window takes (curl-multi
+ * style, like boxlite_exec_read): *n_out says how many were taken (in order; the rest is the
+ * caller's to send again). Waits up to timeout_ms for room (< 0 → until all len are taken,
+ * which is boxlite_exec_write; 0 → never waits): BOXLITE_EAGAIN when none was taken in time,
+ * else 0 with *n_out <= len. After such a short write boxlite_exec_fd turns readable once
+ * the window has room again (see there). BOXLITE_ESTATE once the process has ended or stdin
+ * was closed (*n_out: what was taken before). Thread-safe like the other calls on the handle;
+ * concurrent writers interleave by chunk. */
+BOXLITE_API int boxlite_exec_write_v2(boxlite_exec *ex, const void *buf, size_t len, size_t *n_out,
+                                      int timeout_ms);
 
 /* End the process's stdin. */
 BOXLITE_API int boxlite_exec_close_stdin(boxlite_exec *ex);

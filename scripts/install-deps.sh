@@ -8,7 +8,7 @@ PACKAGES=(
   qemu-system-x86 qemu-utils e2fsprogs cpio kmod busybox-static zstd
   libsqlite3-dev libslirp-dev libhttp-parser-dev tmux valgrind
   libcurl4-openssl-dev libarchive-dev libext2fs-dev libjansson-dev libssl-dev
-  libmicrohttpd-dev libwslay-dev python3-websocket
+  libmicrohttpd-dev libgnutls28-dev libwslay-dev python3-websocket
   docker-registry skopeo mmdebstrap openssl
   clang-14 libclang-rt-14-dev
   python3 python3-pytest python3-pytest-asyncio python3-setuptools python3-dev python3-pip

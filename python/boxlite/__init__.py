@@ -37,7 +37,8 @@ from .sync_api import (SyncBox, SyncBoxlite, SyncCodeBox, SyncExecStderr,  # noq
                        SyncExecStdin, SyncExecStdout, SyncExecution, SyncImageHandle,
                        SyncSimpleBox, SyncSkillBox, SyncSnapshotHandle)
 
-from .rest import ApiKeyCredential, BoxliteRestOptions, RestBoxlite  # noqa: E402
+from .rest import (AccessToken, ApiKeyCredential, BoxliteRestOptions,  # noqa: E402
+                   Credential, RestBoxlite)
 
 #: Boxlite.rest(BoxliteRestOptions(url=..., credential=ApiKeyCredential(...))): a runtime
 #: over the Box API (`boxlite serve`), as in BoxLite's SDK
@@ -79,5 +80,5 @@ __all__ = [
     "ExecError", "TimeoutError", "ParseError",
     "SyncBoxlite", "SyncBox", "SyncExecution", "SyncExecStdout", "SyncExecStderr",
     "SyncExecStdin", "SyncImageHandle", "SyncSnapshotHandle", "SyncSimpleBox", "SyncCodeBox",
-    "ApiKeyCredential", "BoxliteRestOptions", "RestBoxlite",
+    "ApiKeyCredential", "BoxliteRestOptions", "RestBoxlite", "Credential", "AccessToken",
 ]

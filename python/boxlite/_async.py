@@ -1,8 +1,8 @@
 """_async.py — the async API: Boxlite (runtime), ImageHandle, Box, Execution and its
 streams. Each blocking native call runs on a worker thread with the GIL released, except an
-execution's output and exit: those wait on its fd in the event loop (loop.add_reader on
+execution's output, exit and stdin: those wait on its fd in the event loop (loop.add_reader on
 boxlite_exec_fd, woken by boxlite_exec_timeout's deadline too) and then take what is there
-with the non-blocking read(mask, 0) / wait(0), so no thread waits per execution."""
+with the non-blocking read(mask, 0) / wait(0) / write_some, so no thread waits per execution."""
 import asyncio
 import collections
 import os
@@ -468,9 +468,19 @@ class ExecStdin:
         self._ex = execution
 
     async def send_input(self, data: bytes) -> None:
+        """On the event loop, no thread: what the guest's window takes now
+        (write_some), then wait on the process's fd, which turns readable once the window
+        has room again (output taken meanwhile, so unread output does not keep it so)."""
         if isinstance(data, str):
             data = data.encode()
-        await C.call(self._ex._core.write, bytes(data))
+        view = memoryview(bytes(data))
+        off = 0
+        while True:
+            off += self._ex._core.write_some(view[off:])
+            if off >= len(view):
+                break
+            self._ex._step()
+            await self._ex._sleep()
         self._ex._box._counters["sent"] += len(data)
 
     async def close(self) -> None:

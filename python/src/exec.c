@@ -281,7 +281,7 @@ static PyObject *exec_timeout(bp_exec *e, PyObject *unused)
     return PyLong_FromLong(ms);
 }
 
-enum { X_WRITE, X_CLOSE_STDIN, X_SIGNAL, X_RESIZE };
+enum { X_WRITE, X_WRITE_SOME, X_CLOSE_STDIN, X_SIGNAL, X_RESIZE };
 
 /* One call on the live C handle; BOXLITE_ESTATE with a message once drained. */
 static PyObject *simple_call(bp_exec *e, int what, const char *data, size_t len, int a, int b)
@@ -289,6 +289,7 @@ static PyObject *simple_call(bp_exec *e, int what, const char *data, size_t len,
     PyThreadState *ts;
     char err[ERRMSG];
     int rc = 0, drained;
+    size_t n = 0;
 
     ts = PyEval_SaveThread();
     bp_lock();
@@ -297,12 +298,16 @@ static PyObject *simple_call(bp_exec *e, int what, const char *data, size_t len,
     if (!drained) {
         if (what == X_WRITE)
             rc = boxlite_exec_write(e->ex, data, len);
+        else if (what == X_WRITE_SOME) /* what the window takes now; EAGAIN: none */
+            rc = boxlite_exec_write_v2(e->ex, data, len, &n, 0);
         else if (what == X_CLOSE_STDIN)
             rc = boxlite_exec_close_stdin(e->ex);
         else if (what == X_SIGNAL)
             rc = boxlite_exec_signal(e->ex, a);
         else
             rc = boxlite_exec_resize(e->ex, (unsigned)a, (unsigned)b);
+        if (what == X_WRITE_SOME && rc == BOXLITE_EAGAIN)
+            rc = 0;
         if (rc != 0)
             bp_copy_error(err, sizeof(err));
         bp_guard_leave(&e->g);
@@ -315,7 +320,23 @@ static PyObject *simple_call(bp_exec *e, int what, const char *data, size_t len,
     }
     if (rc != 0)
         return bp_raise(rc, err);
+    if (what == X_WRITE_SOME)
+        return PyLong_FromSize_t(n);
     Py_RETURN_NONE;
+}
+
+/* write_some(data) -> int: the bytes of data the guest's window takes now (0: none; then
+ * fd() turns readable once it has room again). Never waits (boxlite_exec_write_v2, 0). */
+static PyObject *exec_write_some(bp_exec *e, PyObject *args)
+{
+    Py_buffer view;
+    PyObject *r;
+
+    if (!PyArg_ParseTuple(args, "y*:write_some", &view))
+        return NULL;
+    r = simple_call(e, X_WRITE_SOME, view.buf, (size_t)view.len, 0, 0);
+    PyBuffer_Release(&view);
+    return r;
 }
 
 static PyObject *exec_write(bp_exec *e, PyObject *args)
@@ -391,6 +412,8 @@ static PyMethodDef exec_methods[] = {
     {"timeout", (PyCFunction)exec_timeout, METH_NOARGS,
      "timeout() -> int: ms a poller may sleep before calling in; -1: no limit"},
     {"write", (PyCFunction)exec_write, METH_VARARGS, "write(data): send bytes to stdin"},
+    {"write_some", (PyCFunction)exec_write_some, METH_VARARGS,
+     "write_some(data) -> int: the bytes stdin takes now, never waiting"},
     {"close_stdin", (PyCFunction)exec_close_stdin, METH_NOARGS, "close_stdin()"},
     {"signal", (PyCFunction)exec_signal, METH_VARARGS, "signal(signo)"},
     {"resize", (PyCFunction)exec_resize, METH_VARARGS, "resize(rows, cols): tty execs"},

@@ -31,14 +31,16 @@ void bl_poweroff(void) __attribute__((noreturn)); /* sync, unmount, power off */
 void bl_fatal(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 
 /* ---- net.c, volumes.c ---- */
+void bl_net_loopback(void);             /* lo up: the same in every box (a template's too) */
 void bl_net_setup(void);                /* lo, and eth0 + resolv.conf with boxlite.net=user */
-void bl_net_setup_mode(int user);       /* the same, told by the host (template.c) */
+void bl_net_setup_mode(int user);       /* the box's part (no lo), told by the host (template.c) */
 void bl_mount_volumes(void);            /* boxlite.volN=TAG,ro|rw,PATH */
 void bl_mount_volume(const char *spec); /* one TAG,ro|rw,PATH (PATH percent-encoded) */
 
 /* ---- mounts.c ---- */
 int bl_mount_early(void);   /* /proc /sys /dev in the initramfs, console on fds 0-2 */
 int bl_mount_rootfs(void);  /* wait for /dev/vda, mount it and its pseudo filesystems */
+void bl_disk_tune(void);    /* /dev/vda's read-ahead (a template's before it is saved) */
 void bl_set_hostname(void); /* boxlite.hostname, else "boxlite" */
 void bl_set_hostname_to(const char *name);
 void bl_unmount_rootfs(void);

@@ -138,12 +138,15 @@ static void setup(void)
     if (bl_cmdline_get("boxlite.debug", v, sizeof v) == 0 && strcmp(v, "0") != 0)
         bl_debug = 1;
     bl_load_modules("/lib/modules");
+    bl_disk_tune();
     if (!bl_template_mode()) { /* a template does this on `attach` (template.c) */
         if (bl_mount_rootfs() < 0)
             bl_fatal("cannot mount the box disk");
         bl_set_hostname();
         bl_net_setup();
         bl_mount_volumes();
+    } else {
+        bl_net_loopback(); /* the same in every box: done before the template is saved */
     }
     bl_cgroup_setup();
     setup_signals();

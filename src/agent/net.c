@@ -1,5 +1,6 @@
-/* net.c — the box's network inside the guest: loopback always; with boxlite.net=user on the
- * kernel command line, eth0 set up for QEMU's user-mode network and /etc/resolv.conf. */
+/* net.c — the box's network inside the guest: loopback always (a template's before it is
+ * saved); with boxlite.net=user on the kernel command line (or `attach`'s NET), eth0 set up
+ * for QEMU's user-mode network and /etc/resolv.conf. */
 #include "agent.h"
 
 #include <arpa/inet.h>
@@ -90,32 +91,40 @@ static void write_hosts(void)
     write_box_file(ROOTFS "/etc/hosts", text);
 }
 
+/* Loopback: the same in every box, so a template brings it up before it is saved. */
+void bl_net_loopback(void)
+{
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+    if (fd < 0 || link_up(fd, "lo") < 0)
+        bl_log("bring up lo: %s", strerror(errno));
+    if (fd >= 0)
+        close(fd);
+}
+
 void bl_net_setup(void)
 {
     char mode[16];
 
+    bl_net_loopback();
     bl_net_setup_mode(bl_cmdline_get("boxlite.net", mode, sizeof(mode)) == 0 &&
                       strcmp(mode, "user") == 0);
 }
 
 void bl_net_setup_mode(int user)
 {
-    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    int fd;
 
-    if (fd < 0) {
-        bl_log("socket: %s", strerror(errno));
-        return;
-    }
-    if (link_up(fd, "lo") < 0)
-        bl_log("bring up lo: %s", strerror(errno));
     (void)mkdir(ROOTFS "/etc", 0755);
     write_hosts();
-    if (user) {
-        if (set_addr(fd, "eth0", SIOCSIFADDR, GUEST_ADDR) < 0 ||
-            set_addr(fd, "eth0", SIOCSIFNETMASK, NETMASK) < 0 || link_up(fd, "eth0") < 0 ||
-            default_route(fd) < 0)
-            bl_log("configure eth0: %s", strerror(errno));
-        write_box_file(ROOTFS "/etc/resolv.conf", "nameserver " DNS "\n");
-    }
-    close(fd);
+    if (!user)
+        return;
+    fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || set_addr(fd, "eth0", SIOCSIFADDR, GUEST_ADDR) < 0 ||
+        set_addr(fd, "eth0", SIOCSIFNETMASK, NETMASK) < 0 || link_up(fd, "eth0") < 0 ||
+        default_route(fd) < 0)
+        bl_log("configure eth0: %s", strerror(errno));
+    if (fd >= 0)
+        close(fd);
+    write_box_file(ROOTFS "/etc/resolv.conf", "nameserver " DNS "\n");
 }

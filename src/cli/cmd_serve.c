@@ -11,8 +11,9 @@
 static const char usage_text[] =
     "usage: boxlite serve [--listen ADDR:PORT] [--tls-cert FILE --tls-key FILE]\n"
     "                     [--api-key-file FILE] [--prefix PREFIX] [--volume-root DIR]\n"
-    "                     [--max-body BYTES] [--max-upload BYTES] [--header-timeout SECONDS]\n"
-    "                     [--idle-timeout SECONDS] [--max-connections N] [--max-execs-per-key N]\n"
+    "                     [--max-body BYTES] [--max-upload BYTES] [--max-spool BYTES]\n"
+    "                     [--header-timeout SECONDS] [--idle-timeout SECONDS]\n"
+    "                     [--max-connections N] [--max-execs-per-key N]\n"
     "                     [--orphan-timeout SECONDS] [--max-boxes-per-key N]\n"
     "Serve the BoxLite Box API over HTTP (default 127.0.0.1:8100, /v1/...). A non-loopback\n"
     "address needs TLS and --api-key-file. SIGHUP reloads the key file; SIGTERM stops.\n";
@@ -41,6 +42,7 @@ static int serve_main(int argc, char **argv)
         {"volume-root", required_argument, NULL, 'V'},
         {"max-body", required_argument, NULL, 'b'},
         {"max-upload", required_argument, NULL, 'u'},
+        {"max-spool", required_argument, NULL, 'S'},
         {"header-timeout", required_argument, NULL, 'H'},
         {"idle-timeout", required_argument, NULL, 'I'},
         {"max-connections", required_argument, NULL, 'C'},
@@ -54,6 +56,7 @@ static int serve_main(int argc, char **argv)
         .listen = "127.0.0.1:8100",
         .max_json_bytes = 1 << 20,
         .max_file_bytes = (uint64_t)8 << 30,
+        .max_spool_bytes = (uint64_t)16 << 30,
         .max_connections = 64,
         .header_timeout = 10,
         .idle_timeout = 60,
@@ -91,6 +94,9 @@ static int serve_main(int argc, char **argv)
             break;
         case 'u':
             rc = parse_u64(optarg, &cfg.max_file_bytes, "--max-upload");
+            break;
+        case 'S':
+            rc = parse_u64(optarg, &cfg.max_spool_bytes, "--max-spool");
             break;
         case 'H':
             rc = parse_u64(optarg, &v, "--header-timeout");

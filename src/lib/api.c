@@ -82,9 +82,9 @@ BOXLITE_API int boxlite_pull_options_init(boxlite_pull_options *opts, unsigned v
     return init_struct(opts, version, sizes, BOXLITE_PULL_OPTIONS_VERSION, &tmpl, "pull options");
 }
 
-static const size_t box_info_sizes[] = {offsetof(boxlite_box_info, image_ref),
-                                        offsetof(boxlite_box_info, has_exit_code),
-                                        sizeof(boxlite_box_info)};
+static const size_t box_info_sizes[] = {
+    offsetof(boxlite_box_info, image_ref), offsetof(boxlite_box_info, has_exit_code),
+    offsetof(boxlite_box_info, updated_at), sizeof(boxlite_box_info)};
 
 size_t bl_box_info_size(unsigned version)
 {

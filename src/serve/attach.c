@@ -1,9 +1,11 @@
 /* attach.c — GET /executions/{id}/attach: the WebSocket upgrade (handshake through
  * libmicrohttpd, frames through wslay) and the attachments' event loop: one thread polls
  * (epoll) every attached socket plus a wake eventfd and carries output and the exit frame
- * out, with keepalive pings, a bounded send queue and the spec's single-attach rule; a small
- * fixed pool of writer threads hands stdin and control messages to the library (its stdin
- * write blocks while the guest's window is full, which must not stop the loop). */
+ * out, with keepalive pings, a bounded send queue and the spec's single-attach rule. The same
+ * loop hands stdin and control messages to the library in the order they came, stdin with
+ * the non-blocking write (boxlite_exec_write_v2, timeout 0): what the guest's window does not
+ * take waits in the attachment's bounded inbox (its socket is not read meanwhile) until the
+ * pump sees the credit come back on the execution's fd and marks the attachment dirty. */
 #include "exec.h"
 
 #include <errno.h>
@@ -19,7 +21,6 @@
 #include <unistd.h>
 #include <wslay/wslay.h>
 
-#define ATTACH_WRITERS   2          /* threads that write stdin for every attachment */
 #define ATTACH_INBOX_MAX (1u << 20) /* stdin taken in and not yet written: then stop reading */
 #define ATTACH_PING_S    15
 #define ATTACH_SILENT_S  45 /* a peer silent this long is dropped */
@@ -30,6 +31,7 @@ struct inmsg {
     struct inmsg *next;
     int opcode;
     size_t len;
+    size_t off; /* stdin: bytes the library has taken */
     unsigned char data[];
 };
 
@@ -38,15 +40,16 @@ struct attach {
     int sock;
     struct MHD_UpgradeResponseHandle *urh;
     wslay_event_context_ptr ws;
-    int refs; /* atomic: the loop's, and a writer's while it has the inbox */
+    int refs; /* atomic: the loop's */
 
-    pthread_mutex_t mu; /* ws, closing, full, inbox, in_bytes, writing, close_code */
+    pthread_mutex_t mu; /* ws, closing, full, close_code */
     int closing;
-    int full; /* the pump was told the queue is full: wake it once it drains */
-    struct inmsg *inbox, **inbox_tail;
-    size_t in_bytes; /* in the inbox or being written */
-    int writing;     /* a writer has the inbox */
-    int close_code;  /* queue a close with it once the data queue is empty */
+    int full;       /* the pump was told the queue is full: wake it once it drains */
+    int close_code; /* queue a close with it once the data queue is empty */
+
+    /* the loop's own: */
+    struct inmsg *inbox, **inbox_tail; /* stdin and control messages not yet handed on */
+    size_t in_bytes;                   /* the inbox's */
 
     /* the loop's own: */
     struct attach *prev, *next; /* every attachment */
@@ -59,8 +62,6 @@ struct attach {
     /* under loop_mu: */
     struct attach *dnext, *fnext; /* dirty list, new list */
     int dirty, gone;
-
-    struct attach *wnext; /* writer queue (writer_mu) */
 };
 
 static unsigned n_attached;
@@ -76,11 +77,6 @@ static struct attach *fresh_head, *dirty_head; /* loop_mu */
 static int loop_ep = -1, loop_wake = -1, loop_started, loop_stop;
 static pthread_t loop_th;
 static struct attach *all_head; /* the loop thread's */
-
-/* The writers: a queue of attachments whose inbox has something. */
-static pthread_mutex_t writer_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t writer_cond = PTHREAD_COND_INITIALIZER;
-static struct attach *wq_head, **wq_tail = &wq_head;
 
 static void loop_poke(void)
 {
@@ -173,6 +169,7 @@ static void on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
     if (im == NULL)
         return;
     im->next = NULL;
+    im->off = 0;
     im->opcode = m->opcode;
     im->len = m->msg_length;
     memcpy(im->data, m->msg, m->msg_length);
@@ -182,7 +179,7 @@ static void on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
     a->inbox_tail = &im->next;
 }
 
-/* ---- sending (the pump, the writers and the loop) ----------------------------------------- */
+/* ---- sending (the pump and the loop) ----------------------------------------- */
 
 static int queue_locked(struct attach *a, int opcode, const void *data, size_t len)
 {
@@ -274,7 +271,7 @@ static void control(struct attach *a, const char *text)
     json_decref(o);
 }
 
-/* ---- the writers: stdin and control messages, in the order they came ---------------------- */
+/* ---- stdin and control messages, in the order they came, never waiting ----------------------- */
 
 static void attach_free(struct attach *a)
 {
@@ -301,71 +298,45 @@ static void attach_put(struct attach *a)
     sexec_put(x);
 }
 
-/* Hand a's inbox to the library: 1 when a has nothing more (the writer lets go of it). */
-static int drain_inbox(struct attach *a)
+void attach_stdin_credit(struct attach *a)
 {
-    struct inmsg *list;
-    size_t taken = 0;
-    int done;
+    mark_dirty(a);
+}
 
-    pthread_mutex_lock(&a->mu);
-    list = a->inbox;
-    a->inbox = NULL;
-    a->inbox_tail = &a->inbox;
-    pthread_mutex_unlock(&a->mu);
-    while (list != NULL) {
-        struct inmsg *m = list;
-        list = m->next;
-        taken += m->len;
-        if (m->opcode == WSLAY_BINARY_FRAME && m->len > 0) {
-            /* may wait for the guest's window: this writer only, never the loop */
-            if (boxlite_exec_write(a->x->ex, m->data, m->len) == 0)
-                __atomic_add_fetch(&a->x->box->bytes_in, m->len, __ATOMIC_RELAXED);
+/* Hand a's inbox to the library in order, as far as the guest's window takes stdin now; a
+ * message it stopped at stays first with what is left of it, and the rest waits behind it
+ * (the execution's fd says when the window has room: the pump tells attach_stdin_credit).
+ * The loop's thread, without a->mu (a control message may queue an error). */
+static void feed(struct attach *a)
+{
+    struct inmsg *m;
+
+    while ((m = a->inbox) != NULL) {
+        if (m->opcode == WSLAY_BINARY_FRAME && m->off < m->len) {
+            size_t n = 0;
+            int rc = boxlite_exec_write_v2(a->x->ex, m->data + m->off, m->len - m->off, &n, 0);
+            m->off += n;
+            __atomic_add_fetch(&a->x->box->bytes_in, n, __ATOMIC_RELAXED);
+            if (rc == BOXLITE_EAGAIN || (rc == 0 && m->off < m->len))
+                return; /* the window is full */
+            /* else written, or stdin is over (the process ended, stdin_eof): dropped */
         } else if (m->opcode == WSLAY_TEXT_FRAME) {
             control(a, (const char *)m->data);
         }
+        a->inbox = m->next;
+        if (a->inbox == NULL)
+            a->inbox_tail = &a->inbox;
+        a->in_bytes -= m->len;
         free(m);
     }
-    pthread_mutex_lock(&a->mu);
-    a->in_bytes -= taken;
-    done = a->inbox == NULL;
-    if (done)
-        a->writing = 0;
-    pthread_mutex_unlock(&a->mu);
-    mark_dirty(a); /* the loop reads the socket again if it had stopped */
-    return done;
 }
 
-static void *writer_main(void *arg)
+/* The pump stopped watching the execution's fd for the credit it saw (stdin_wait): now that
+ * the write has run again (and re-armed or cleared the library's notice), it may again. */
+static void stdin_rearm(struct attach *a)
 {
-    (void)arg;
-    for (;;) {
-        struct attach *a;
-        pthread_mutex_lock(&writer_mu);
-        while (wq_head == NULL)
-            pthread_cond_wait(&writer_cond, &writer_mu);
-        a = wq_head;
-        wq_head = a->wnext;
-        if (wq_head == NULL)
-            wq_tail = &wq_head;
-        pthread_mutex_unlock(&writer_mu);
-        while (!drain_inbox(a))
-            ;
-        attach_put(a);
-    }
-    return NULL;
-}
-
-/* Give a (with a reference taken for the writer) to a writer. */
-static void writer_push(struct attach *a)
-{
-    __atomic_add_fetch(&a->refs, 1, __ATOMIC_RELAXED);
-    pthread_mutex_lock(&writer_mu);
-    a->wnext = NULL;
-    *wq_tail = a;
-    wq_tail = &a->wnext;
-    pthread_cond_signal(&writer_cond);
-    pthread_mutex_unlock(&writer_mu);
+    if (__atomic_exchange_n(&a->x->stdin_wait, 0, __ATOMIC_ACQ_REL))
+        exec_pump_wake();
 }
 
 /* ---- the loop ------------------------------------------------------------------------------ */
@@ -399,17 +370,21 @@ static void leave(struct attach *a)
 {
     struct sexec *x = a->x;
 
+    size_t n;
+
     if (a->left)
         return;
     a->left = 1;
     pthread_mutex_lock(&a->mu);
     a->closing = 1;
     pthread_mutex_unlock(&a->mu);
+    (void)boxlite_exec_write_v2(x->ex, NULL, 0, &n, 0); /* no more stdin: no credit notice */
     pthread_mutex_lock(&x->dmu);
     x->att = NULL;
     x->unattached_since = now_monotonic();
     pthread_cond_broadcast(&x->dcond);
     pthread_mutex_unlock(&x->dmu);
+    __atomic_store_n(&x->stdin_wait, 0, __ATOMIC_RELEASE);
     exec_pump_wake();
     pthread_mutex_lock(&x->mu);
     x->attach_reserved = 0;
@@ -449,7 +424,7 @@ static int linger_start(struct attach *a, double now)
  * 1 when it is over (the caller tears it down). */
 static int step(struct attach *a, unsigned revents, double now)
 {
-    int rd, wr, bad = 0, drained, give = 0, paused;
+    int rd, wr, bad = 0, drained, paused;
     unsigned want;
 
     if (a->linger_at != 0)
@@ -475,18 +450,15 @@ static int step(struct attach *a, unsigned revents, double now)
         bad |= wslay_event_send(a->ws) != 0;
         a->close_at = now;
     }
-    if (!bad && a->inbox != NULL && !a->writing) {
-        a->writing = 1;
-        give = 1;
-    }
     rd = wslay_event_want_read(a->ws);
     wr = wslay_event_want_write(a->ws);
-    paused = a->in_bytes > ATTACH_INBOX_MAX; /* stdin the writers have not caught up with */
     pthread_mutex_unlock(&a->mu);
     if (drained)
         exec_pump_wake();
-    if (give)
-        writer_push(a);
+    if (!bad)
+        feed(a);
+    stdin_rearm(a);
+    paused = a->in_bytes > ATTACH_INBOX_MAX; /* stdin the guest has not taken yet */
     if (bad || (!rd && !wr) || now - a->last_rx > ATTACH_SILENT_S)
         return 1;
     if (a->close_at != 0 && now - a->close_at > ATTACH_CLOSE_S)
@@ -606,12 +578,10 @@ static void *loop_main(void *arg)
     return NULL;
 }
 
-/* The loop and its writers, started with the first attachment. Called with loop_mu held. */
+/* The loop, started with the first attachment. Called with loop_mu held. */
 static int loop_start_locked(void)
 {
-    static int writers;
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
-    pthread_t th;
 
     if (loop_started)
         return 0;
@@ -623,11 +593,6 @@ static int loop_start_locked(void)
     loop_wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (loop_ep < 0 || loop_wake < 0 || epoll_ctl(loop_ep, EPOLL_CTL_ADD, loop_wake, &ev) != 0)
         goto fail;
-    for (; writers < ATTACH_WRITERS; writers++) {
-        if (pthread_create(&th, NULL, writer_main, NULL) != 0)
-            goto fail; /* the ones started wait on an empty queue: a retry starts the rest */
-        pthread_detach(th);
-    }
     if (pthread_create(&loop_th, NULL, loop_main, NULL) != 0)
         goto fail;
     loop_started = 1;

@@ -231,7 +231,7 @@ int sbox_ensure_running(struct sbox *b)
 static json_t *info_json(const boxlite_box_info *in)
 {
     json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:i}", "box_id", in->id, "status",
-                          in->state, "created_at", in->created_at, "updated_at", in->created_at,
+                          in->state, "created_at", in->created_at, "updated_at", in->updated_at,
                           "image", in->image, "cpus", (int)(in->cpus ? in->cpus : 1), "memory_mib",
                           (int)(in->memory_mib ? in->memory_mib : 512));
     if (o == NULL)
@@ -748,6 +748,7 @@ enum MHD_Result h_box_export(struct req *r)
 
 struct import_state {
     int fd;
+    uint64_t reserved; /* of the server's transfer spool (files.c) */
     char path[4200];
 };
 
@@ -760,6 +761,7 @@ static void import_cleanup(struct req *r)
     if (s->fd >= 0)
         close(s->fd);
     unlink(s->path);
+    spool_release(s->reserved);
     free(s);
     r->stream_state = NULL;
 }
@@ -784,6 +786,12 @@ static int import_data(struct req *r, const char *buf, size_t n)
 {
     struct import_state *s = r->stream_state;
 
+    if (spool_reserve(n) != 0)
+        return reply_error(r, 503, "ResourceExhaustedError", "resource_exhausted",
+                           "the server's transfer spool (%llu bytes) is full; try again later",
+                           (unsigned long long)g_serve->cfg->max_spool_bytes),
+               -1;
+    s->reserved += n;
     while (n > 0) {
         ssize_t w = write(s->fd, buf, n);
         if (w < 0 && errno == EINTR)

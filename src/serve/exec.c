@@ -206,8 +206,22 @@ void exec_pump_wake(void)
         (void)!write(pump_wake_fd, &v, sizeof(v));
 }
 
-/* Move x on as far as it goes without waiting. 1 when it has finished (drop it). */
-static int pump_one(struct sexec *x, unsigned char *buf)
+/* The fd was readable with no output and no end: the guest returned stdin credit to a
+ * write the attachment could not finish. The attachment writes; until then the fd (which
+ * stays readable) is left out of the poll. */
+static void stdin_credit(struct sexec *x)
+{
+    pthread_mutex_lock(&x->dmu);
+    if (x->att != NULL) {
+        __atomic_store_n(&x->stdin_wait, 1, __ATOMIC_RELEASE);
+        attach_stdin_credit(x->att);
+    }
+    pthread_mutex_unlock(&x->dmu);
+}
+
+/* Move x on as far as it goes without waiting (readable: the fd said so). 1 when it has
+ * finished (drop it). */
+static int pump_one(struct sexec *x, unsigned char *buf, int readable)
 {
     boxlite_exec_result res;
     int rc = 0, which = 0;
@@ -222,8 +236,11 @@ static int pump_one(struct sexec *x, unsigned char *buf)
     for (int k = 0; k < PUMP_ROUNDS && !x->streams_done; k++) {
         rc = boxlite_exec_read(x->ex, BOXLITE_STDOUT | BOXLITE_STDERR, &which, buf + 1,
                                PUMP_CHUNK - 1, &n, 0);
-        if (rc == BOXLITE_EAGAIN && !g_serve->stopping)
+        if (rc == BOXLITE_EAGAIN && !g_serve->stopping) {
+            if (readable && k == 0)
+                stdin_credit(x);
             return 0;
+        }
         if (rc == BOXLITE_EAGAIN)
             break;
         if (rc != 0 || n == 0) {
@@ -293,7 +310,8 @@ static void *pump_main(void *arg)
         n = 0;
         for (struct sexec *x = pump_head; x != NULL && n + 1 < cap; x = x->pnext) {
             xs[n] = x;
-            p[n] = (struct pollfd){x->held != NULL ? -1 : x->efd, POLLIN, 0};
+            int off = x->held != NULL || __atomic_load_n(&x->stdin_wait, __ATOMIC_ACQUIRE);
+            p[n] = (struct pollfd){off ? -1 : x->efd, POLLIN, 0};
             n++;
         }
         pthread_mutex_unlock(&pump_mu);
@@ -320,7 +338,7 @@ static void *pump_main(void *arg)
                 continue;
             if (tick)
                 reap_if_orphaned(x);
-            if (pump_one(x, buf))
+            if (pump_one(x, buf, (p[i].revents & POLLIN) != 0))
                 pump_remove(x);
         }
     }

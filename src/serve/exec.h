@@ -41,6 +41,9 @@ struct sexec {
     int streams_done;    /* the output has ended; the exit is awaited */
     unsigned char *held; /* a frame neither the attachment nor the backlog had room for */
     size_t held_len;
+    /* atomic; set under dmu: the fd said stdin credit came back; the pump leaves the fd alone
+     * until the attachment has written again (attach.c clears it and wakes the pump) */
+    int stdin_wait;
 };
 
 /* Find an execution of box_id (box id as the registry knows it) and take a reference. */
@@ -58,6 +61,9 @@ int attach_send_output(struct attach *a, const unsigned char *frame, size_t len)
  * wait failed. */
 int sexec_exit_code(int wait_rc, const boxlite_exec_result *r);
 int attach_send_exit(struct attach *a, int exit_code);
+/* The execution's fd told of stdin credit: the loop writes a's pending stdin again. Called
+ * with x->dmu held, after setting x->stdin_wait. */
+void attach_stdin_credit(struct attach *a);
 /* Wake the pump thread: an attachment came, went or drained its queue. Any thread. */
 void exec_pump_wake(void);
 /* The signals a client may send (exec.c): the spec's list, SIGKILL not among them. */

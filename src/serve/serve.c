@@ -1,7 +1,9 @@
-/* serve.c — `boxlite serve`'s process: the listening address and its safety rules, TLS, the
- * libmicrohttpd daemon (one thread per connection, a bounded number of them), the header
- * deadline watchdog against slow clients, and signals (SIGHUP reloads keys, SIGTERM stops). */
+/* serve.c — `boxlite serve`'s process: the listening address and its safety rules, the
+ * libmicrohttpd daemon (one thread per connection, a bounded number of them; behind tls.c's
+ * front when TLS is on), the header deadline watchdog against slow clients, and signals (SIGHUP
+ * reloads keys, SIGTERM stops). */
 #include "serve.h"
+#include "tls.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -157,29 +159,25 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     vfprintf(stderr, fmt, ap);
 }
 
+/* The daemon: plain HTTP on sa, or, with TLS, no socket of its own: tls.c listens, does the
+ * TLS on one thread and hands it each client's plaintext. */
 static struct MHD_Daemon *start_daemon(const struct serve_config *cfg,
-                                       const struct sockaddr_storage *sa, char *cert, char *key)
+                                       const struct sockaddr_storage *sa, int tls)
 {
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
                      MHD_ALLOW_UPGRADE | MHD_USE_ERROR_LOG | MHD_USE_POLL;
-    struct MHD_OptionItem tls[3] = {
-        {MHD_OPTION_END, 0, NULL}, {MHD_OPTION_END, 0, NULL}, {MHD_OPTION_END, 0, NULL}};
 
     if (sa->ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
-    if (cert != NULL) {
-        flags |= MHD_USE_TLS;
-        tls[0] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, cert};
-        tls[1] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, key};
-    }
+    if (tls)
+        flags |= MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC;
     return MHD_start_daemon(
         flags, 0, NULL, NULL, http_access, NULL, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
         MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)sa, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned)cfg->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
         (unsigned)cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->idle_timeout,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024, MHD_OPTION_NOTIFY_COMPLETED,
-        http_request_done, NULL, MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL,
-        MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
+        http_request_done, NULL, MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL, MHD_OPTION_END);
 }
 
 static int make_tmp_dir(struct serve *s)
@@ -255,9 +253,15 @@ int serve_run(const struct serve_config *cfg)
     sigaddset(&set, SIGINT);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
-    d = start_daemon(cfg, &sa, cert, key);
+    d = start_daemon(cfg, &sa, cert != NULL);
     if (d == NULL) {
         fprintf(stderr, "boxlite serve: cannot listen on %s: %s\n", cfg->listen, strerror(errno));
+        goto out;
+    }
+    if (cert != NULL && tls_front_start(d, &sa, cert, key, cfg->header_timeout) != 0) {
+        if (errno != 0) /* else tls.c said why */
+            fprintf(stderr, "boxlite serve: cannot listen on %s: %s\n", cfg->listen,
+                    strerror(errno));
         goto out;
     }
     wd_started = pthread_create(&wd, NULL, watchdog, NULL) == 0;
@@ -268,9 +272,11 @@ int serve_run(const struct serve_config *cfg)
     rc = 0;
 out:
     s.stopping = 1;
-    execs_shutdown(); /* closes attachments so the daemon's threads can end */
+    execs_shutdown();    /* closes attachments so the daemon's threads can end */
+    tls_front_quiesce(); /* nothing is handed to the daemon any more */
     if (d != NULL)
         MHD_stop_daemon(d);
+    tls_front_stop(); /* relays the daemon's last bytes (close frames), then closes */
     if (wd_started)
         pthread_join(wd, NULL);
     tunnels_shutdown();

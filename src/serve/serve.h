@@ -23,6 +23,7 @@ struct serve_config {
     const char *volume_root;    /* NULL: volumes refused; else host paths must lie inside */
     uint64_t max_json_bytes;    /* JSON request bodies */
     uint64_t max_file_bytes;    /* tar uploads and box imports */
+    uint64_t max_spool_bytes;   /* transfer spools (uploads, downloads, imports) in use at once */
     unsigned max_connections;   /* concurrent HTTP connections (one thread each) */
     unsigned header_timeout;    /* seconds to receive a request's headers (slowloris) */
     unsigned idle_timeout;      /* seconds of silence before a connection is dropped */
@@ -274,6 +275,13 @@ unsigned execs_running(void);
 /* ---- files (files.c) ---------------------------------------------------------------------- */
 
 extern const struct body_stream files_upload_stream;
+/* The transfer spool in g_serve->tmp_dir: an anonymous file (O_TMPFILE, else unlinked at once,
+ * mode 0600) the caller owns and closes, or -1 with errno. spool_reserve takes n bytes of the
+ * server-wide bound (--max-spool): 0, or -1 when they would pass it; spool_release gives them
+ * back. Thread-safe. */
+int spool_open(void);
+int spool_reserve(uint64_t n);
+void spool_release(uint64_t n);
 enum MHD_Result h_files_download(struct req *r);
 
 /* ---- snapshots (snapshots.c) -------------------------------------------------------------- */

@@ -221,8 +221,8 @@ def db_query(home, sql):
 
 
 PREVIOUS_SCHEMA = 4  # the last schema without the pins (4: allow_net)
-CURRENT_SCHEMA = 9   # 5: the pins, 6: accel, 7: image records in the database, 8: image_ref,
-                     # 9: main process, auto_delete
+CURRENT_SCHEMA = 10  # 5: the pins, 6: accel, 7: image records in the database, 8: image_ref,
+                     # 9: main process, auto_delete, 10: state_at (updated_at)
 
 
 def downgrade_to_previous_schema(home):
@@ -242,7 +242,7 @@ def downgrade_to_previous_schema(home):
         con.execute("DROP TABLE images")
     have = {row[1] for row in con.execute("PRAGMA table_info(boxes)")}
     later = [c for c in ("image_id", "image_rootfs", "accel", "image_ref", "no_main", "exit_code",
-                         "auto_delete", "stopped_at") if c in have]
+                         "auto_delete", "stopped_at", "state_at") if c in have]
     con.executescript("DROP INDEX IF EXISTS boxes_image_rootfs;" +
                       "".join(f"ALTER TABLE boxes DROP COLUMN {c};" for c in later) +
                       f"PRAGMA user_version = {PREVIOUS_SCHEMA};")

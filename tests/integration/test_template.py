@@ -193,6 +193,42 @@ def test_two_processes_starting_the_first_box_of_a_shape_build_one_template(tcli
     assert not list((thome / "templates" / ".build").iterdir())  # no blank disk left
 
 
+SETUP_PROBE = ("cat /proc/cmdline; echo ra=$(cat /sys/block/vda/queue/read_ahead_kb); "
+               "grep ' / ' /proc/mounts; echo lazyinit=$(ps | grep -c '[e]xt4lazyinit'); "
+               "echo nets=$(ls /sys/class/net | tr '\\n' ,); "
+               "mkdir -p /lo && echo via-loopback > /lo/i && httpd -p 127.0.0.1:8099 -h /lo && "
+               "printf 'GET /i HTTP/1.0\\r\\n\\r\\n' | nc -w 5 127.0.0.1 8099 | tail -1")
+
+
+@pytest.mark.parametrize("flags, template, nets", [
+    ((), True, "eth0,lo,"),
+    (("--network", "none"), True, "lo,"),
+    (("--cold",), False, "eth0,lo,"),
+])
+def test_the_box_independent_setup_holds_in_restored_and_cold_boxes(tcli, thome, flags,
+                                                                     template, nets):
+    """What a template does before it is saved (loopback up, the box disk's read-ahead) holds
+    in every box restored from it, with or without a network (a box without one gets no eth0
+    from it), as in a cold-booted box; and the box disk is mounted with no ext4lazyinit thread
+    behind the first exec, its journal kept."""
+    if template:
+        r = ok(tcli.run("run", "--rm", *flags, "--", "true"))  # builds the shape's template
+    r = ok(tcli.run("run", "--rm", *flags, "--", "sh", "-c", SETUP_PROBE))
+    text = r.stdout.decode()
+    assert (TEMPLATE_ARG in text) == template, text
+    assert "ra=1024" in text, text
+    root = next(line for line in text.split("\n") if line.startswith("/dev/vda / ext4 "))
+    opts = root.split()[3].split(",")
+    assert "noinit_itable" in opts and "no_prefetch_block_bitmaps" in opts, root
+    assert "data=" not in root and "noload" not in opts, root  # the journal is in use
+    assert "lazyinit=0" in text, text
+    assert f"nets={nets}" in text, text
+    assert text.endswith("via-loopback\n"), text
+    for t in templates(tcli):  # the other tests expect the default shape's template alone
+        if not t["network"]:
+            ok(tcli.run("template", "rm", t["id"][:8]))
+
+
 def test_cold_flag_and_env_boot_without_a_template(tcli, thome, boxes):
     warm(tcli, thome)
     r = ok(tcli.run("run", "--rm", "--cold", "--name", "cold-run", "--", "cat", "/proc/cmdline"))

@@ -20,6 +20,7 @@ def box(api):
     assert st == 201, b
     assert h["location"] == f"/v1/boxes/{b['box_id']}"
     assert b["status"] == "configured" and b["name"] == "serve-e2e"
+    time.sleep(1.1)  # a warm start can end within the second it was created (updated_at)
     st, _, b2 = api.call("POST", f"/boxes/{b['box_id']}/start")
     assert st == 200 and b2["status"] == "running", b2
     yield b["box_id"]
@@ -37,6 +38,8 @@ def start_exec(api, box, *argv, **kw):
 def test_get_list_head(api, box):
     st, _, b = api.call("GET", "/boxes/serve-e2e")
     assert st == 200 and b["box_id"] == box and b["pid"] > 0
+    # updated_at is its last change of state: the start, seconds after its creation
+    assert b["updated_at"] > b["created_at"], (b["created_at"], b["updated_at"])
     st, _, b = api.call("GET", "/boxes?status=running")
     assert st == 200 and box in [x["box_id"] for x in b["boxes"]]
     assert api.call("HEAD", f"/boxes/{box}")[0] == 204
@@ -58,8 +61,8 @@ def test_exec_attach_stdin_echo_channels_exit(api, box):
 
 
 def test_stdin_megabytes_in_order_then_eof(api, box):
-    """Stdin goes through the writer pool in order, stdin_eof after it, however far the
-    writers fall behind the socket (the loop stops reading at 1 MiB waiting)."""
+    """Stdin goes through the attach loop's non-blocking writes in order, stdin_eof after it,
+    however far the guest falls behind the socket (the loop stops reading at 1 MiB waiting)."""
     data = os.urandom(4 << 20)
     eid = start_exec(api, box, "sh", "-c", "md5sum | cut -c1-32")
     ws = attach(api, box, eid, timeout=300)
@@ -419,8 +422,8 @@ def test_orphaned_execution_gets_sighup(box, box_env, tmp_path):
 
 
 def test_one_event_thread_serves_200_attachments(box, box_env, tmp_path):
-    """Every WebSocket attachment is served by one event loop (plus a fixed pool of stdin
-    writers), not a thread each: 200 executions attached at once leave the server at a bounded
+    """Every WebSocket attachment is served by one event loop (stdin included), not a thread
+    each: 200 executions attached at once leave the server at a bounded
     thread count, and every one still takes its stdin and gets its output and exit frame."""
     from serve_helpers import Api, Server, serve_env
     n = 200

@@ -7,8 +7,14 @@ box.openapi.yaml), shaped like the local one:
     ex = await box.exec("echo", ["hi"])
     async for line in ex.stdout(): ...
 
-HTTP is the standard library's http.client (run in worker threads); the attach WebSocket is
-python3-websocket. Server errors become the same exception classes as local failures."""
-from .client import ApiKeyCredential, BoxliteRestOptions, RestBox, RestBoxlite, RestExecution
+    with boxlite.SyncBoxlite.rest(boxlite.BoxliteRestOptions.from_env()) as rt: ...
 
-__all__ = ["ApiKeyCredential", "BoxliteRestOptions", "RestBoxlite", "RestBox", "RestExecution"]
+HTTP is the standard library's http.client; the attach WebSocket is python3-websocket.
+Server errors become the same exception classes as local failures; what the API cannot do
+raises UnsupportedError (an EngineError, as BoxLite's REST runtime raises)."""
+from .client import (BoxliteRestOptions, RestBox, RestBoxlite, RestExecution,
+                     UnsupportedError)
+from .credential import AccessToken, ApiKeyCredential, Credential
+
+__all__ = ["AccessToken", "ApiKeyCredential", "BoxliteRestOptions", "Credential", "RestBoxlite",
+           "RestBox", "RestExecution", "UnsupportedError"]

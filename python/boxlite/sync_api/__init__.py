@@ -52,6 +52,16 @@ class SyncBoxlite:
         inst._started = False
         return inst
 
+    @staticmethod
+    def rest(options: Any) -> "SyncBoxlite":
+        """A SyncBoxlite over a Box API server (BoxliteRestOptions): the same SyncBox,
+        SyncExecution and SyncSimpleBox, on boxlite.rest's blocking cores."""
+        from ..rest import RestBoxlite
+        inst = object.__new__(SyncBoxlite)
+        inst._boxlite = RestBoxlite(options)
+        inst._started = False
+        return inst
+
     def start(self) -> "SyncBoxlite":
         _no_loop("SyncBoxlite")
         self._started = True

@@ -46,6 +46,7 @@ struct boxlite_exec {
     int last_served;
     uint32_t stdin_credit;
     int stdin_closed;
+    int stdin_want; /* a write with a timeout left bytes untaken: the fd tells of credit */
     int started;
     uint32_t pid;
     int exited;
@@ -61,13 +62,14 @@ struct boxlite_exec {
     int wake_fd;           /* bl_exec_set_wake's eventfd (the tunnel relay), -1 without */
 };
 
-/* Make the pollable fd say whether there is something to take without waiting: unread
- * output, or the process's end (exit or failure). The streams' own end comes just before
- * the exit and is not signalled apart. Under conn->mu, after every change of either. */
+/* Make the pollable fd say whether there is something to do without waiting: unread
+ * output, the process's end (exit or failure), or stdin credit for a write that could not
+ * finish (stdin_want). The streams' own end comes just before the exit and is not signalled
+ * apart. Under conn->mu, after every change of any of them. */
 static void ready_update_locked(struct boxlite_exec *ex)
 {
     int ready = ex->out[0].len > ex->out[0].off || ex->out[1].len > ex->out[1].off || ex->exited ||
-                ex->failed;
+                ex->failed || (ex->stdin_want && ex->stdin_credit > 0 && !ex->stdin_closed);
     uint64_t v = 1;
 
     if (ex->efd < 0 || ready == ex->efd_set)
@@ -610,37 +612,66 @@ BOXLITE_API int boxlite_exec_fd(int *out, boxlite_exec *ex)
     return rc;
 }
 
-BOXLITE_API int boxlite_exec_write(boxlite_exec *ex, const void *buf, size_t len)
+/* The write's step, under c->mu: the bytes the guest's window takes now (at most one
+ * frame), 0 when it is full; an error when stdin cannot take any more at all. */
+static int write_step_locked(struct boxlite_exec *ex, size_t left, size_t *k_out)
 {
+    size_t k = left < ex->stdin_credit ? left : ex->stdin_credit;
+    int rc = running_check_locked(ex);
+
+    if (rc == 0 && ex->stdin_closed)
+        rc = bl_err(BOXLITE_ESTATE, "stdin is closed");
+    *k_out = rc == 0 ? (k < BL_DATA_CHUNK ? k : BL_DATA_CHUNK) : 0;
+    ex->stdin_credit -= (uint32_t)*k_out;
+    return rc;
+}
+
+BOXLITE_API int boxlite_exec_write_v2(boxlite_exec *ex, const void *buf, size_t len, size_t *n_out,
+                                      int timeout_ms)
+{
+    int64_t deadline = timeout_ms < 0 ? -1 : bl_now_ms() + timeout_ms;
     const uint8_t *p = buf;
+    size_t done = 0, k = 0;
     int rc = 0;
 
-    if (!ex || (!buf && len > 0))
+    if (!ex || (!buf && len > 0) || !n_out)
         return bl_err(BOXLITE_EINVAL, "exec write: bad arguments");
-    while (len > 0 && rc == 0) {
-        size_t k;
-        pthread_mutex_lock(&ex->conn->mu);
-        for (;;) { /* the host deadline and the watchdog hold here too */
-            uint64_t gen = ex->conn->gen;
-            int64_t due = step_locked(ex);
-            rc = running_check_locked(ex);
-            if (rc != 0 || ex->stdin_credit > 0 || ex->stdin_closed)
+    pthread_mutex_lock(&ex->conn->mu);
+    ex->stdin_want = 0;
+    while (done < len) {
+        uint64_t gen = ex->conn->gen;
+        int64_t due = step_locked(ex); /* the host deadline and the watchdog hold here too */
+        rc = write_step_locked(ex, len - done, &k);
+        if (rc != 0)
+            break;
+        if (k > 0) {
+            pthread_mutex_unlock(&ex->conn->mu);
+            rc = bl_conn_send(ex->conn, BL_F_STDIN, ex->stream, p + done, k);
+            pthread_mutex_lock(&ex->conn->mu);
+            if (rc != 0)
                 break;
-            sleep_locked(ex, gen, due);
+            done += k;
+        } else if (deadline >= 0 && bl_now_ms() >= deadline) {
+            ex->stdin_want = 1; /* the fd turns readable when credit comes back */
+            break;
+        } else {
+            sleep_locked(ex, gen, earlier(deadline, due));
         }
-        if (rc == 0 && ex->stdin_closed)
-            rc = bl_err(BOXLITE_ESTATE, "stdin is closed");
-        k = len < ex->stdin_credit ? len : ex->stdin_credit;
-        k = k < BL_DATA_CHUNK ? k : BL_DATA_CHUNK;
-        if (rc == 0)
-            ex->stdin_credit -= (uint32_t)k;
-        pthread_mutex_unlock(&ex->conn->mu);
-        if (rc == 0)
-            rc = bl_conn_send(ex->conn, BL_F_STDIN, ex->stream, p, k);
-        p += k;
-        len -= k;
     }
+    ready_update_locked(ex);
+    pthread_mutex_unlock(&ex->conn->mu);
+    kill_expired(ex);
+    *n_out = done;
+    if (rc == 0 && done == 0 && len > 0)
+        rc = bl_err(BOXLITE_EAGAIN, "the process's stdin window is full");
     return rc;
+}
+
+BOXLITE_API int boxlite_exec_write(boxlite_exec *ex, const void *buf, size_t len)
+{
+    size_t n;
+
+    return boxlite_exec_write_v2(ex, buf, len, &n, -1);
 }
 
 void bl_exec_set_wake(boxlite_exec *ex, int fd)
@@ -657,14 +688,7 @@ int bl_exec_write_some(boxlite_exec *ex, const void *buf, size_t len, size_t *n_
 
     pthread_mutex_lock(&ex->conn->mu);
     (void)step_locked(ex);
-    rc = running_check_locked(ex);
-    if (rc == 0 && ex->stdin_closed)
-        rc = bl_err(BOXLITE_ESTATE, "stdin is closed");
-    if (rc == 0) {
-        k = len < ex->stdin_credit ? len : ex->stdin_credit;
-        k = k < BL_DATA_CHUNK ? k : BL_DATA_CHUNK;
-        ex->stdin_credit -= (uint32_t)k;
-    }
+    rc = write_step_locked(ex, len, &k);
     pthread_mutex_unlock(&ex->conn->mu);
     if (rc == 0 && k > 0)
         rc = bl_conn_send(ex->conn, BL_F_STDIN, ex->stream, buf, k);
@@ -681,6 +705,8 @@ BOXLITE_API int boxlite_exec_close_stdin(boxlite_exec *ex)
     pthread_mutex_lock(&ex->conn->mu);
     rc = ex->stdin_closed || ex->exited || ex->failed;
     ex->stdin_closed = 1;
+    ex->stdin_want = 0;
+    ready_update_locked(ex);
     pthread_mutex_unlock(&ex->conn->mu);
     return rc ? 0 : bl_conn_send(ex->conn, BL_F_STDIN, ex->stream, NULL, 0);
 }

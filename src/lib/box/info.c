@@ -32,6 +32,10 @@ static void row_to_info(boxlite_box_info *out, const struct bl_box_row *r)
     snprintf(out->state, sizeof(out->state), "%s", r->state);
     out->state_code = bl_box_state_code(r->state);
     snprintf(out->created_at, sizeof(out->created_at), "%s", r->created_at);
+    if (r->state_at > 0)
+        bl_rfc3339(out->updated_at, (time_t)r->state_at);
+    else
+        snprintf(out->updated_at, sizeof(out->updated_at), "%s", r->created_at);
     snprintf(out->reason, sizeof(out->reason), "%s", r->reason);
     out->cpus = r->cpus;
     out->memory_mib = r->memory_mib;

@@ -13,7 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define SCHEMA_VERSION  9
+#define SCHEMA_VERSION  10
 #define BUSY_TIMEOUT_MS 30000
 
 struct bl_db {
@@ -82,16 +82,24 @@ static const char *const migrations[] = {
     "ALTER TABLE boxes ADD COLUMN exit_code INTEGER;"
     "ALTER TABLE boxes ADD COLUMN auto_delete INTEGER NOT NULL DEFAULT -1;"
     "ALTER TABLE boxes ADD COLUMN stopped_at INTEGER NOT NULL DEFAULT 0;",
+    /* 10: when its state last changed (unix seconds; 0: not since it was created) */
+    "ALTER TABLE boxes ADD COLUMN state_at INTEGER NOT NULL DEFAULT 0;",
 };
+
+void bl_rfc3339(char out[32], time_t secs)
+{
+    struct tm tm;
+
+    if (gmtime_r(&secs, &tm) == NULL || strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        out[0] = '\0';
+}
 
 void bl_rfc3339_now(char out[32])
 {
     struct timespec ts;
-    struct tm tm;
 
     clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    bl_rfc3339(out, ts.tv_sec);
 }
 
 static int db_err(struct bl_db *s, const char *what)
@@ -329,7 +337,7 @@ int bl_db_box_insert(struct bl_db *s, const struct bl_box_row *r)
     "id, name, image, state, created_at, reason, cpus, memory_mib, disk_size_gb, "                 \
     "auto_remove, detach, shim_pid, qemu_pid, env, entrypoint, cmd, workdir, user, "               \
     "network_disabled, ports, volumes, parent, backing_box, allow_net, image_id, image_rootfs, "   \
-    "accel, image_ref, no_main, exit_code, auto_delete, stopped_at"
+    "accel, image_ref, no_main, exit_code, auto_delete, stopped_at, state_at"
 
 static int read_row(sqlite3_stmt *st, struct bl_box_row *r)
 {
@@ -372,6 +380,7 @@ static int read_row(sqlite3_stmt *st, struct bl_box_row *r)
     r->exit_code = sqlite3_column_int(st, 29);
     r->auto_delete = sqlite3_column_int64(st, 30);
     r->stopped_at = sqlite3_column_int64(st, 31);
+    r->state_at = sqlite3_column_int64(st, 32);
     if ((sqlite3_column_type(st, 24) != SQLITE_NULL && !r->image_id) ||
         (sqlite3_column_type(st, 27) != SQLITE_NULL && !r->image_ref) ||
         (sqlite3_column_type(st, 25) != SQLITE_NULL && !r->image_rootfs) || !r->image ||
@@ -495,7 +504,8 @@ int bl_db_box_set_state_from(struct bl_db *s, const char *id, const char *state,
     if (sqlite3_prepare_v2(s->db,
                            "UPDATE boxes SET state = ?2, shim_pid = ?3, qemu_pid = ?4, "
                            "reason = ?5, stopped_at = CASE WHEN ?2 = 'stopped' THEN "
-                           "CAST(strftime('%s', 'now') AS INTEGER) ELSE stopped_at END "
+                           "CAST(strftime('%s', 'now') AS INTEGER) ELSE stopped_at END, "
+                           "state_at = CAST(strftime('%s', 'now') AS INTEGER) "
                            "WHERE id = ?1 AND instr(?6, ',' || state || ',') > 0",
                            -1, &st, NULL) != SQLITE_OK)
         return db_err(s, "prepare update");

@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 struct bl_db;
 
@@ -49,6 +50,7 @@ struct bl_box_row {
     int64_t auto_delete; /* -1: auto_remove decides; 0: kept when stopped; N: deleted N s
                           * after it stopped */
     int64_t stopped_at;  /* unix seconds of its last move to stopped, 0 before one */
+    int64_t state_at;    /* unix seconds of its last change of state, 0 before one */
 };
 
 /* One snapshot of a box (fixed size, nothing to free). */
@@ -123,6 +125,8 @@ int bl_db_box_pins(struct bl_db *s, int rootfs, char ***out);
 void bl_box_row_clear(struct bl_box_row *row);
 void bl_box_rows_free(struct bl_box_row *rows, size_t count);
 
+/* secs (unix time) as RFC 3339, UTC, into out[32] ("" if it cannot be written). */
+void bl_rfc3339(char out[32], time_t secs);
 /* Current UTC time as RFC 3339 into out[32]. */
 void bl_rfc3339_now(char out[32]);
 
