@@ -1,15 +1,18 @@
-/* conn.c — the host end of one agent channel: framed, locked writes, and a reader thread
- * that splits incoming frames and hands each to the exec that owns its stream. */
+/* conn.c — the host end of one agent channel: framed, locked writes, and the reader (one
+ * epoll thread per process for every channel) that splits incoming frames and hands each to
+ * the exec that owns its stream. */
 #include "conn.h"
 #include "error.h"
 #include "frameio.h"
 #include "util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -64,44 +67,214 @@ static void dispatch_locked(struct bl_conn *c, const struct bl_frame *f)
     /* A frame for a stream nobody holds any more (a freed exec): dropped. */
 }
 
-static void *reader_main(void *arg)
-{
-    struct bl_conn *c = arg;
-    struct bl_frame_reader in = {0};
-    const char *reason = "the agent closed the channel (the VM stopped)";
-    struct bl_frame f;
-    enum bl_fio got;
-    int n = 0;
+/* ---- the reader: ONE thread per process reads every channel ------------------------------
+ *
+ * An epoll loop (level-triggered, EPOLLIN) started with the first channel and ending with the
+ * last (like the tunnel relay, which it does not share: a tunnel's pump may block in
+ * bl_conn_send for up to SEND_TIMEOUT_MS, which would stall every box's reading). Each turn
+ * takes one read (bl_frame_fill, the fd non-blocking) per ready channel, so that a chatty box
+ * cannot starve the others, and dispatches the whole frames under that channel's mu.
+ *
+ * Freeing a channel: the epoll registration carries an id, never a pointer (an event already
+ * taken by epoll_wait may name a channel that is gone); the thread finds the channel by id in
+ * rd.list and marks it rd.busy while it reads and dispatches. bl_conn_unref's last hold takes
+ * the channel off the list and out of epoll, then waits until it is not busy.
+ * Lock order: rd.mu and a channel's mu are never held together; the thread takes rd.mu to
+ * claim, drops it, takes c->mu to dispatch, drops it, then rd.mu to release.
+ * fork(): the child gets no thread; pthread_atfork resets this state in the child so that a
+ * channel opened there starts its own reader (channels inherited from the parent stay
+ * unread there, as they were with a thread per channel). */
 
-    /* c->fd blocks: each fill reads something or says the channel ended */
-    while ((got = bl_frame_fill(&in, c->fd, 0)) >= BL_FIO_AGAIN) {
-        pthread_mutex_lock(&c->mu);
+#define READER_NAP_MS 1000 /* the longest epoll wait: the thread ends soon after the last */
+
+static struct {
+    pthread_mutex_t mu;  /* guards everything here and each channel's r* fields */
+    pthread_cond_t idle; /* broadcast when busy is cleared */
+    int ep;
+    pthread_t th;
+    int running;  /* the thread runs and will look at count again before it ends */
+    int joinable; /* th was started and not joined */
+    int count;    /* channels registered */
+    unsigned epoch;
+    uint64_t next_id;
+    struct bl_conn *list;
+    struct bl_conn *busy; /* the channel being read and dispatched now */
+} rd = {.mu = PTHREAD_MUTEX_INITIALIZER, .idle = PTHREAD_COND_INITIALIZER, .ep = -1};
+
+static pthread_once_t rd_once = PTHREAD_ONCE_INIT;
+
+static void rd_prepare(void)
+{
+    pthread_mutex_lock(&rd.mu);
+}
+
+static void rd_parent(void)
+{
+    pthread_mutex_unlock(&rd.mu);
+}
+
+static void rd_child(void)
+{
+    if (rd.ep >= 0)
+        close(rd.ep); /* the parent's epoll instance: not ours to add to */
+    rd.ep = -1;
+    rd.running = rd.joinable = rd.count = 0;
+    rd.list = rd.busy = NULL;
+    rd.epoch++;
+    pthread_mutex_init(&rd.mu, NULL);
+    pthread_cond_init(&rd.idle, NULL);
+}
+
+static void rd_init(void)
+{
+    (void)pthread_atfork(rd_prepare, rd_parent, rd_child);
+}
+
+/* Under rd.mu: take c off the list and out of epoll (if this process's reader has it). */
+static void rd_unlink_locked(struct bl_conn *c)
+{
+    if (!c->rlisted || c->repoch != rd.epoch)
+        return;
+    for (struct bl_conn **pp = &rd.list; *pp; pp = &(*pp)->rnext)
+        if (*pp == c) {
+            *pp = c->rnext;
+            break;
+        }
+    (void)epoll_ctl(rd.ep, EPOLL_CTL_DEL, c->fd, NULL);
+    c->rlisted = 0;
+    rd.count--;
+}
+
+/* The registered channel with this id, marked busy; NULL when it is gone. */
+static struct bl_conn *rd_claim(uint64_t id)
+{
+    struct bl_conn *c;
+
+    pthread_mutex_lock(&rd.mu);
+    for (c = rd.list; c && c->rid != id; c = c->rnext)
+        ;
+    rd.busy = c;
+    pthread_mutex_unlock(&rd.mu);
+    return c;
+}
+
+static void rd_release(struct bl_conn *c, int over)
+{
+    pthread_mutex_lock(&rd.mu);
+    if (over)
+        rd_unlink_locked(c);
+    rd.busy = NULL;
+    pthread_cond_broadcast(&rd.idle);
+    pthread_mutex_unlock(&rd.mu);
+}
+
+/* One read from c and the frames it completes; 1 when the channel ended. */
+static int read_turn(struct bl_conn *c)
+{
+    const char *reason = "the agent closed the channel (the VM stopped)";
+    enum bl_fio got = bl_frame_fill(&c->in, c->fd, 0);
+    int err = errno, n = 0, over;
+    struct bl_frame f;
+
+    pthread_mutex_lock(&c->mu);
+    if (got == BL_FIO_READ) {
         c->last_rx_ms = bl_now_ms();
-        while ((n = bl_frame_next(&in, &f)) > 0)
+        while ((n = bl_frame_next(&c->in, &f)) > 0)
             if (bl_frame_check(&f) == 0)
                 dispatch_locked(c, &f);
         c->gen++;
         pthread_cond_broadcast(&c->cond);
-        pthread_mutex_unlock(&c->mu);
-        if (n < 0)
-            break;
     }
+    over = n < 0 || got < BL_FIO_AGAIN;
     if (n < 0)
         reason = "the agent sent a frame over the size limit";
-    else if (got == BL_FIO_ERROR && errno == ENOMEM)
+    else if (got == BL_FIO_ERROR && err == ENOMEM)
         reason = "out of memory";
-    pthread_mutex_lock(&c->mu);
-    bl_conn_mark_closed_locked(c, reason);
+    if (over)
+        bl_conn_mark_closed_locked(c, reason);
     pthread_mutex_unlock(&c->mu);
-    bl_frame_reader_free(&in);
+    if (over)
+        bl_frame_reader_free(&c->in);
+    return over;
+}
+
+/* Whether the thread goes on: it ends (under rd.mu, so an opener restarts it) with no channel. */
+static int reader_more(void)
+{
+    int more;
+
+    pthread_mutex_lock(&rd.mu);
+    more = rd.count > 0;
+    if (!more)
+        rd.running = 0;
+    pthread_mutex_unlock(&rd.mu);
+    return more;
+}
+
+static void *reader_main(void *arg)
+{
+    struct epoll_event evs[64];
+
+    (void)arg;
+    do {
+        int n = epoll_wait(rd.ep, evs, 64, READER_NAP_MS);
+        for (int i = 0; i < n; i++) {
+            struct bl_conn *c = rd_claim(evs[i].data.u64);
+            if (c)
+                rd_release(c, read_turn(c));
+        }
+    } while (reader_more());
     return NULL;
+}
+
+/* Hand c to the reader thread, starting it if none runs. */
+static int reader_add(struct bl_conn *c)
+{
+    struct epoll_event ev = {.events = EPOLLIN};
+    int rc = 0, err;
+
+    (void)pthread_once(&rd_once, rd_init);
+    pthread_mutex_lock(&rd.mu);
+    if (rd.ep < 0 && (rd.ep = epoll_create1(EPOLL_CLOEXEC)) < 0)
+        rc = bl_err_errno(BOXLITE_EIO, errno, "epoll_create1");
+    if (rc == 0 && !rd.running) {
+        if (rd.joinable)
+            pthread_join(rd.th, NULL); /* the last one, ended or ending (it holds nothing) */
+        err = pthread_create(&rd.th, NULL, reader_main, NULL);
+        rd.running = rd.joinable = err == 0;
+        if (err != 0)
+            rc = bl_err_errno(BOXLITE_ERROR, err, "start the channel reader thread");
+    }
+    c->rid = ev.data.u64 = ++rd.next_id;
+    if (rc == 0 && epoll_ctl(rd.ep, EPOLL_CTL_ADD, c->fd, &ev) != 0)
+        rc = bl_err_errno(BOXLITE_EIO, errno, "epoll_ctl");
+    if (rc == 0) {
+        c->rnext = rd.list;
+        rd.list = c;
+        rd.count++;
+        c->rlisted = 1;
+        c->repoch = rd.epoch;
+    }
+    pthread_mutex_unlock(&rd.mu);
+    return rc;
+}
+
+/* Take c from the reader and wait until no frame of it is being dispatched. Not from the
+ * reader thread (dispatch never drops a hold). */
+static void reader_remove(struct bl_conn *c)
+{
+    pthread_mutex_lock(&rd.mu);
+    rd_unlink_locked(c);
+    while (rd.busy == c)
+        pthread_cond_wait(&rd.idle, &rd.mu);
+    pthread_mutex_unlock(&rd.mu);
 }
 
 int bl_conn_open(struct bl_conn **out, int fd, const char *label)
 {
     struct bl_conn *c = calloc(1, sizeof(*c));
     pthread_condattr_t ca;
-    int err;
+    int flags, rc;
 
     if (!c) {
         close(fd);
@@ -118,12 +291,15 @@ int bl_conn_open(struct bl_conn **out, int fd, const char *label)
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&c->cond, &ca);
     pthread_condattr_destroy(&ca);
-    err = pthread_create(&c->reader, NULL, reader_main, c);
-    if (err != 0) {
+    /* reads must not block the shared thread; writes poll with a deadline either way */
+    flags = fcntl(fd, F_GETFL);
+    rc = flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0
+             ? bl_err_errno(BOXLITE_EIO, errno, "%s: make the channel non-blocking", c->label)
+             : reader_add(c);
+    if (rc != 0) {
         bl_conn_unref(c);
-        return bl_err_errno(BOXLITE_ERROR, err, "start the reader thread");
+        return rc;
     }
-    c->reader_started = 1;
     *out = c;
     return 0;
 }
@@ -281,11 +457,10 @@ void bl_conn_unref(struct bl_conn *c)
     pthread_mutex_unlock(&c->mu);
     if (!last)
         return;
-    if (c->reader_started) {
-        shutdown(c->fd, SHUT_RDWR);
-        pthread_join(c->reader, NULL);
-    }
+    reader_remove(c);
+    shutdown(c->fd, SHUT_RDWR);
     close(c->fd);
+    bl_frame_reader_free(&c->in);
     pthread_cond_destroy(&c->cond);
     pthread_mutex_destroy(&c->mu);
     pthread_mutex_destroy(&c->wmu);

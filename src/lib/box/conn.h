@@ -1,5 +1,6 @@
-/* conn.h — the host end of one agent channel: framed, locked writes, and a reader thread
- * that splits incoming frames and hands each to the exec that owns its stream. */
+/* conn.h — the host end of one agent channel: framed, locked writes, and the reader (one
+ * epoll thread per process for every channel, conn.c) that splits incoming frames and hands
+ * each to the exec that owns its stream. */
 #ifndef BL_CONN_H
 #define BL_CONN_H
 
@@ -7,19 +8,23 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "frameio.h"
 #include "proto.h"
 
 struct boxlite_exec;
 
 struct bl_conn {
-    int fd;
-    pthread_t reader;
-    int reader_started;
-    int refs;            /* the box's and each exec's; guarded by mu */
-    pthread_mutex_t mu;  /* guards everything below and every exec's state */
-    pthread_cond_t cond; /* broadcast after every frame and on close */
-    uint64_t gen;        /* counts those broadcasts: a waiter sleeps while it is unchanged */
-    pthread_mutex_t wmu; /* serialises writes to fd */
+    int fd;                    /* non-blocking */
+    struct bl_frame_reader in; /* the reader thread's alone while the channel is registered */
+    uint64_t rid;              /* the reader's fields (conn.c's rd.mu): its epoll id, */
+    int rlisted;               /* ... whether it is registered, */
+    unsigned repoch;           /* ... in which process (a fork starts again), */
+    struct bl_conn *rnext;     /* ... the next registered channel */
+    int refs;                  /* the box's and each exec's; guarded by mu */
+    pthread_mutex_t mu;        /* guards everything below and every exec's state */
+    pthread_cond_t cond;       /* broadcast after every frame and on close */
+    uint64_t gen;              /* counts those broadcasts: a waiter sleeps while it is unchanged */
+    pthread_mutex_t wmu;       /* serialises writes to fd */
     int closed;
     char close_reason[256];
     int hello;
@@ -35,7 +40,8 @@ struct bl_conn {
     char label[64];             /* "box <id>" for messages */
 };
 
-/* Take ownership of fd (a connected stream socket) and start the reader thread.
+/* Take ownership of fd (a connected stream socket), make it non-blocking and hand it to the
+ * process's reader thread (started with the first channel, ending with the last).
  * *out holds one reference: bl_conn_unref. */
 int bl_conn_open(struct bl_conn **out, int fd, const char *label);
 
@@ -62,7 +68,8 @@ void bl_deadline_ts(struct timespec *ts, int64_t deadline_ms);
 /* Another holder of c (an exec handle): released with bl_conn_unref. */
 void bl_conn_ref(struct bl_conn *c);
 
-/* Drop one hold; the last one stops the reader (shutdown + join), closes fd and frees.
+/* Drop one hold; the last one takes the channel from the reader (waiting out a dispatch in
+ * progress), closes fd and frees. Never called by the reader thread.
  * Until then a closed channel stays valid memory for the execs that point into it.
  * Accepts NULL. */
 void bl_conn_unref(struct bl_conn *c);
