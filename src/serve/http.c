@@ -3,7 +3,6 @@
  * access log. */
 #include "serve.h"
 
-#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
