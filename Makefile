@@ -122,6 +122,10 @@ fuzz-build: deps $(BUILD)/fuzz/libboxlite-fuzz.a
 	  -Isrc/shim -Isrc/common $(LIB_INC) -Iinclude src/shim/secrets_http.c src/lib/net/secrets.c \
 	  src/lib/net/netpolicy.c src/lib/util.c src/lib/error.c tests/fuzz/fuzz_secrets.c \
 	  -lhttp_parser -o $(BUILD)/fuzz/fuzz_secrets
+	# issue 16: `boxlite serve`'s request decoders (bodies, query values, attach control frames)
+	$(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -D_GNU_SOURCE \
+	  -Iinclude -Isrc/serve $$(pkg-config --cflags jansson) src/serve/decode.c \
+	  tests/fuzz/fuzz_serve_decode.c -ljansson -o $(BUILD)/fuzz/fuzz_serve_decode
 	# issue 11: docker-save / OCI-layout import, .boxlite archives, registries.json
 	for t in $(FUZZ_LIB_TARGETS); do \
 	  $(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer tests/fuzz/fuzz_$$t.c \
@@ -132,7 +136,7 @@ fuzz-build: deps $(BUILD)/fuzz/libboxlite-fuzz.a
 # of its seed corpus (tests/fuzz/corpus_<name>; the protocol decoder's is tests/fuzz/corpus);
 # FUZZ_TARGETS picks some. docs/testing.md lists them.
 FUZZ_TARGETS ?= proto untar agent_untar text dns qcow2 manifest reference layer import \
-  boxarchive registries qmp oci_config secrets
+  boxarchive registries qmp oci_config secrets serve_decode
 fuzz: fuzz-build
 	for t in $(FUZZ_TARGETS); do \
 	  c=tests/fuzz/corpus_$$t; [ $$t = proto ] && c=tests/fuzz/corpus; \

@@ -241,34 +241,19 @@ static void send_error(struct attach *a, const char *message)
 
 static void control(struct attach *a, const char *text)
 {
-    json_t *o = json_loads(text, 0, NULL);
-    const char *type = json_string_value(json_object_get(o, "type"));
-    json_t *cols = json_object_get(o, "cols"), *rows = json_object_get(o, "rows");
-    json_t *sig = json_object_get(o, "sig");
+    struct dec_control c;
+    struct dec_err e;
 
-    if (type == NULL) {
-        send_error(a, "control messages are JSON objects with a type");
-    } else if (strcmp(type, "resize") == 0) {
-        if (!json_is_integer(cols) || !json_is_integer(rows) || json_integer_value(cols) < 1 ||
-            json_integer_value(rows) < 1 || json_integer_value(cols) > 65535 ||
-            json_integer_value(rows) > 65535)
-            send_error(a, "resize wants integer cols and rows from 1 to 65535");
-        else if (!a->x->tty)
-            send_error(a, "the execution has no tty");
-        else if (boxlite_exec_resize(a->x->ex, (unsigned)json_integer_value(rows),
-                                     (unsigned)json_integer_value(cols)) != 0)
-            send_error(a, boxlite_error_last());
-    } else if (strcmp(type, "signal") == 0) {
-        if (!json_is_integer(sig) || !signal_allowed((int)json_integer_value(sig)))
-            send_error(a, "signal not allowed (HUP INT QUIT ABRT USR1 USR2 TERM WINCH)");
-        else if (boxlite_exec_signal(a->x->ex, (int)json_integer_value(sig)) != 0)
-            send_error(a, boxlite_error_last());
-    } else if (strcmp(type, "stdin_eof") == 0) {
+    if (dec_control(&c, text, strlen(text), &e) != 0)
+        send_error(a, e.msg);
+    else if (c.type == DEC_CONTROL_RESIZE && !a->x->tty)
+        send_error(a, "the execution has no tty");
+    else if (c.type == DEC_CONTROL_RESIZE && boxlite_exec_resize(a->x->ex, c.rows, c.cols) != 0)
+        send_error(a, boxlite_error_last());
+    else if (c.type == DEC_CONTROL_SIGNAL && boxlite_exec_signal(a->x->ex, c.sig) != 0)
+        send_error(a, boxlite_error_last());
+    else if (c.type == DEC_CONTROL_STDIN_EOF)
         boxlite_exec_close_stdin(a->x->ex);
-    } else {
-        send_error(a, "unknown control message type");
-    }
-    json_decref(o);
 }
 
 /* ---- stdin and control messages, in the order they came, never waiting ----------------------- */

@@ -5,7 +5,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -269,264 +268,24 @@ static enum MHD_Result reply_box(struct req *r, struct sbox *b, unsigned status,
 
 /* ---- create ------------------------------------------------------------------------------- */
 
-#define AUTO_DELETE_MAX (10LL * 365 * 24 * 3600) /* seconds: ten years */
-
-/* A NULL-terminated vector from a JSON array of strings (or "K=V" from an object). */
-static int strv_from_value(struct req *r, json_t *v, const char *key, int object, char ***out)
-{
-    json_t *item;
-    const char *k;
-    size_t i = 0, n;
-    char **vec;
-
-    *out = NULL;
-    if (v == NULL || json_is_null(v))
-        return 0;
-    if (object ? !json_is_object(v) : !json_is_array(v)) {
-        reply_error(r, 400, "InvalidArgumentError", "invalid_argument", "%s must be %s", key,
-                    object ? "an object of strings" : "an array of strings");
-        return -1;
-    }
-    n = object ? json_object_size(v) : json_array_size(v);
-    vec = calloc(n + 1, sizeof(*vec));
-    if (vec == NULL)
-        return reply_error(r, 503, "ResourceExhaustedError", "resource_exhausted", "memory"), -1;
-    *out = vec;
-    if (object) {
-        json_object_foreach(v, k, item)
-        {
-            if (!json_is_string(item) || k[0] == '\0' || strchr(k, '=') != NULL ||
-                asprintf(&vec[i++], "%s=%s", k, json_string_value(item)) < 0) {
-                reply_error(r, 400, "InvalidArgumentError", "invalid_argument",
-                            "%s: each name must be non-empty without '=', each value a string",
-                            key);
-                return -1;
-            }
-        }
-        return 0;
-    }
-    json_array_foreach(v, i, item)
-    {
-        if (!json_is_string(item) || (vec[i] = strdup(json_string_value(item))) == NULL) {
-            reply_error(r, 400, "InvalidArgumentError", "invalid_argument",
-                        "%s must be an array of strings", key);
-            return -1;
-        }
-    }
-    return 0;
-}
-
-static int strv_from_json(struct req *r, const char *key, int object, char ***out)
-{
-    return strv_from_value(r, json_object_get(r->json, key), key, object, out);
-}
-
-static void strv_free(char **v)
-{
-    for (size_t i = 0; v != NULL && v[i] != NULL; i++)
-        free(v[i]);
-    free(v);
-}
-
-/* CreateBoxRequest admits no other fields (additionalProperties: false). */
-static int refuse_unknown(struct req *r)
-{
-    static const char *const known[] = {"advanced",    "security",   "name",        "image",
-                                        "rootfs_path", "cpus",       "memory_mib",  "disk_size_gb",
-                                        "working_dir", "env",        "entrypoint",  "cmd",
-                                        "user",        "volumes",    "network",     "secrets",
-                                        "detach",      "auto_pause", "auto_delete", "auto_resume"};
-    const char *k;
-    json_t *v;
-
-    json_object_foreach(r->json, k, v)
-    {
-        size_t i = 0;
-        while (i < sizeof(known) / sizeof(known[0]) && strcmp(known[i], k) != 0)
-            i++;
-        if (i == sizeof(known) / sizeof(known[0])) {
-            reply_error(r, 400, "InvalidArgumentError", "invalid_argument",
-                        "unknown field in the box request: %.64s", k);
-            return -1;
-        }
-    }
-    return 0;
-}
-
-/* Fields the spec has that this server cannot honour: refused, never silently dropped. */
-static int refuse_unsupported(struct req *r)
-{
-    static const char *const fields[] = {"rootfs_path", "advanced"};
-    json_t *sec = json_object_get(r->json, "security");
-
-    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
-        if (json_object_get(r->json, fields[i]) != NULL) {
-            reply_error(r, 400, "UnsupportedError", "unsupported",
-                        "%s is not supported by this server (see GET /v1/config)", fields[i]);
-            return -1;
-        }
-    if (sec != NULL && (!json_is_string(sec) || strcmp(json_string_value(sec), "standard") != 0)) {
-        reply_error(r, 400, "UnsupportedError", "unsupported",
-                    "security presets other than standard are not supported");
-        return -1;
-    }
-    return 0;
-}
-
-/* Volumes: refused unless the operator set --volume-root; then each host path must resolve
- * inside it. The resolved paths go to *paths (freed by the caller). */
-static int parse_volumes(struct req *r, boxlite_volume **out, size_t *n_out, char ***paths)
-{
-    json_t *v = json_object_get(r->json, "volumes"), *item;
-    const char *root = g_serve->cfg->volume_root;
-    char rroot[PATH_MAX];
-    size_t i, n = json_array_size(v);
-
-    *out = NULL;
-    *n_out = 0;
-    *paths = NULL;
-    if (v == NULL || n == 0)
-        return 0;
-    if (!json_is_array(v))
-        return reply_error(r, 400, "InvalidArgumentError", "invalid_argument",
-                           "volumes must be an array"),
-               -1;
-    if (root == NULL || realpath(root, rroot) == NULL)
-        return reply_error(r, 400, "UnsupportedError", "unsupported",
-                           "volumes are not allowed on this server (no --volume-root)"),
-               -1;
-    *out = calloc(n, sizeof(**out));
-    *paths = calloc(n + 1, sizeof(**paths));
-    if (*out == NULL || *paths == NULL)
-        return reply_error(r, 503, "ResourceExhaustedError", "resource_exhausted", "memory"), -1;
-    json_array_foreach(v, i, item)
-    {
-        const char *hp = json_string_value(json_object_get(item, "host_path"));
-        const char *gp = json_string_value(json_object_get(item, "guest_path"));
-        char real[PATH_MAX];
-        size_t rl = strlen(rroot);
-        if (hp == NULL || gp == NULL || realpath(hp, real) == NULL ||
-            strncmp(real, rroot, rl) != 0 || (real[rl] != '/' && real[rl] != '\0'))
-            return reply_error(r, 400, "InvalidArgumentError", "invalid_argument",
-                               "volume %zu: host_path must be an existing directory inside "
-                               "the server's volume root",
-                               i),
-                   -1;
-        (*paths)[i] = strdup(real);
-        (*out)[i].host_path = (*paths)[i];
-        (*out)[i].guest_path = gp;
-        (*out)[i].read_only = json_is_true(json_object_get(item, "read_only"));
-    }
-    *n_out = n;
-    return 0;
-}
-
-/* The spec's SecretSpec list → boxlite_secret (names, values and hosts are checked by the
- * library: a bad one is its 400). Strings are borrowed from the request's JSON; *hosts holds
- * each secret's host list for the caller to free (strv_free each, then free). */
-static int parse_secrets(struct req *r, boxlite_secret **out, size_t *n_out, char ****hosts)
-{
-    json_t *v = json_object_get(r->json, "secrets"), *item;
-    size_t i, n = json_array_size(v);
-
-    *out = NULL;
-    *n_out = 0;
-    *hosts = NULL;
-    if (v == NULL || json_is_null(v) || (json_is_array(v) && n == 0))
-        return 0;
-    if (!json_is_array(v) || n > 64)
-        return reply_error(r, 400, "InvalidArgumentError", "invalid_argument",
-                           "secrets must be an array of at most 64 SecretSpec objects"),
-               -1;
-    *out = calloc(n, sizeof(**out));
-    *hosts = calloc(n, sizeof(**hosts));
-    if (*out == NULL || *hosts == NULL)
-        return reply_error(r, 503, "ResourceExhaustedError", "resource_exhausted", "memory"), -1;
-    *n_out = n;
-    json_array_foreach(v, i, item)
-    {
-        json_t *ph = json_object_get(item, "placeholder");
-        (*out)[i].name = json_string_value(json_object_get(item, "name"));
-        (*out)[i].value = json_string_value(json_object_get(item, "value"));
-        (*out)[i].placeholder = json_string_value(ph);
-        if (!json_is_object(item) || (*out)[i].name == NULL || (*out)[i].value == NULL ||
-            (ph != NULL && !json_is_null(ph) && (*out)[i].placeholder == NULL))
-            return reply_error(r, 400, "InvalidArgumentError", "invalid_argument",
-                               "secrets[%zu]: name and value are strings (placeholder too, "
-                               "when given)",
-                               i),
-                   -1;
-        if (strv_from_value(r, json_object_get(item, "hosts"), "secrets[].hosts", 0,
-                            &(*hosts)[i]) != 0)
-            return -1;
-        (*out)[i].hosts = (const char *const *)(*hosts)[i];
-    }
-    return 0;
-}
-
-static void secrets_free(boxlite_secret *sec, size_t n, char ***hosts)
-{
-    for (size_t i = 0; hosts != NULL && i < n; i++)
-        strv_free(hosts[i]);
-    free(hosts);
-    free(sec);
-}
-
+/* The body is decoded by dec_box_create (decode.c); what is left here is the server's own:
+ * the per-key allowance, the library call and the reply. */
 enum MHD_Result h_box_create(struct req *r)
 {
-    boxlite_box_options o = BOXLITE_BOX_OPTIONS_INIT;
+    struct dec_box d;
+    struct dec_err e;
     boxlite_box *box = NULL;
     struct sbox *b = NULL;
-    char **env = NULL, **ep = NULL, **cmd = NULL, **vpaths = NULL, **allow = NULL, ***hosts = NULL;
-    boxlite_volume *vols = NULL;
-    boxlite_secret *secrets = NULL;
-    json_int_t cpus = 0, mem = 0, disk = 0, auto_delete = 0; /* the spec's default: kept */
-    json_t *net;
     enum MHD_Result ret = MHD_YES;
     double t0;
     int rc;
 
-    if (r->json == NULL)
-        return reply_error(r, 400, "InvalidArgumentError", "invalid_argument",
-                           "a JSON body is required");
-    net = json_object_get(r->json, "network");
-    if (refuse_unknown(r) != 0 || refuse_unsupported(r) != 0 ||
-        json_get_str(r, "name", &o.name) != 0 || json_get_str(r, "image", &o.image) != 0 ||
-        json_get_int(r, "cpus", 1, 32, &cpus) != 0 ||
-        json_get_int(r, "memory_mib", 128, 1 << 20, &mem) != 0 ||
-        json_get_int(r, "disk_size_gb", 1, 1 << 16, &disk) != 0 ||
-        json_get_int(r, "auto_delete", 0, AUTO_DELETE_MAX, &auto_delete) != 0 ||
-        json_get_str(r, "working_dir", &o.working_dir) != 0 ||
-        json_get_str(r, "user", &o.user) != 0 || json_get_bool(r, "detach", &o.detach) != 0 ||
-        strv_from_json(r, "env", 1, &env) != 0 || strv_from_json(r, "entrypoint", 0, &ep) != 0 ||
-        strv_from_json(r, "cmd", 0, &cmd) != 0 || parse_volumes(r, &vols, &o.n_volumes, &vpaths) ||
-        parse_secrets(r, &secrets, &o.n_secrets, &hosts) != 0 ||
-        (net != NULL && strv_from_value(r, json_object_get(net, "allow_net"), "network.allow_net",
-                                        0, &allow) != 0))
-        goto out;
-    if (net != NULL) {
-        const char *mode = json_string_value(json_object_get(net, "mode"));
-        if (mode == NULL || (strcmp(mode, "enabled") != 0 && strcmp(mode, "disabled") != 0)) {
-            ret = reply_error(r, 400, "InvalidArgumentError", "invalid_argument",
-                              "network.mode must be enabled or disabled");
-            goto out;
-        }
-        o.network_disabled = strcmp(mode, "disabled") == 0;
-    }
-    o.cpus = (unsigned)cpus;
-    o.memory_mib = (unsigned)mem;
-    o.disk_size_gb = (unsigned)disk;
-    o.auto_delete = (long)auto_delete; /* N > 0: deleted N s after a stop (docs/serve.md) */
-    o.env = (const char *const *)env;
-    o.entrypoint = (const char *const *)ep;
-    o.cmd = (const char *const *)cmd;
-    o.volumes = vols;
-    o.secrets = secrets;
-    o.allow_net = allow != NULL && allow[0] != NULL ? (const char *const *)allow : NULL;
+    if (dec_box_create(&d, r->json, g_serve->cfg->volume_root, &e) != 0)
+        return reply_dec(r, &e);
     if (owner_check(r) != 0)
         goto out;
     t0 = now_monotonic();
-    rc = boxlite_box_create(&box, g_serve->rt, &o);
+    rc = boxlite_box_create(&box, g_serve->rt, &d.o);
     if (rc != 0) {
         ret = rc == BOXLITE_ENOTFOUND ? reply_error(r, 422, "ImageError", "image_pull_failed",
                                                     "create box: %s", boxlite_error_last())
@@ -542,13 +301,7 @@ enum MHD_Result h_box_create(struct req *r)
 out:
     boxlite_box_free(box);
     sbox_put(b);
-    strv_free(env);
-    strv_free(ep);
-    strv_free(cmd);
-    strv_free(vpaths);
-    strv_free(allow);
-    secrets_free(secrets, o.n_secrets, hosts);
-    free(vols);
+    dec_box_free(&d);
     return r->replied ? MHD_YES : ret;
 }
 
@@ -645,18 +398,14 @@ enum MHD_Result h_box_start(struct req *r)
 
 enum MHD_Result h_box_stop(struct req *r)
 {
-    json_t *t = r->json != NULL ? json_object_get(r->json, "timeout_seconds") : NULL;
-    double secs = 30;
+    struct dec_err e;
+    double secs;
     struct sbox *b;
     enum MHD_Result ret;
     int rc;
 
-    if (t != NULL &&
-        (!json_is_number(t) || json_number_value(t) < 0 || json_number_value(t) > 3600))
-        return reply_error(r, 400, "InvalidArgumentError", "invalid_argument",
-                           "timeout_seconds must be a number from 0 to 3600");
-    if (t != NULL)
-        secs = json_number_value(t);
+    if (dec_box_stop(r->json, &secs, &e) != 0)
+        return reply_dec(r, &e);
     b = sbox_get(r, r->params[0]);
     if (b == NULL)
         return MHD_YES;

@@ -374,68 +374,6 @@ static int pump_add(struct sexec *x)
 
 /* ---- requests ----------------------------------------------------------------------------- */
 
-static int build_argv(struct req *r, char ***out)
-{
-    const char *cmd = NULL;
-    json_t *args = json_object_get(r->json, "args"), *a;
-    size_t i, n = json_array_size(args);
-    char **v;
-
-    if (json_get_str(r, "command", &cmd) != 0)
-        return -1;
-    if (cmd == NULL || cmd[0] == '\0')
-        return reply_error(r, 400, "InvalidArgumentError", "invalid_argument",
-                           "command is required"),
-               -1;
-    if (args != NULL && !json_is_null(args) && !json_is_array(args))
-        return reply_error(r, 400, "InvalidArgumentError", "invalid_argument",
-                           "args must be an array of strings"),
-               -1;
-    v = calloc(n + 2, sizeof(*v));
-    if (v == NULL)
-        return reply_error(r, 503, "ResourceExhaustedError", "resource_exhausted", "memory"), -1;
-    *out = v;
-    v[0] = (char *)cmd;
-    json_array_foreach(args, i, a)
-    {
-        if (!json_is_string(a))
-            return reply_error(r, 400, "InvalidArgumentError", "invalid_argument",
-                               "args must be an array of strings"),
-                   -1;
-        v[i + 1] = (char *)json_string_value(a);
-    }
-    return 0;
-}
-
-static int build_env(struct req *r, char ***out)
-{
-    json_t *env = json_object_get(r->json, "env"), *val;
-    const char *k;
-    size_t i = 0;
-    char **v;
-
-    *out = NULL;
-    if (env == NULL || json_is_null(env))
-        return 0;
-    if (!json_is_object(env))
-        return reply_error(r, 400, "InvalidArgumentError", "invalid_argument",
-                           "env must be an object of strings"),
-               -1;
-    v = calloc(json_object_size(env) + 1, sizeof(*v));
-    if (v == NULL)
-        return reply_error(r, 503, "ResourceExhaustedError", "resource_exhausted", "memory"), -1;
-    *out = v;
-    json_object_foreach(env, k, val)
-    {
-        if (!json_is_string(val) || k[0] == '\0' || strchr(k, '=') != NULL ||
-            asprintf(&v[i++], "%s=%s", k, json_string_value(val)) < 0)
-            return reply_error(r, 400, "InvalidArgumentError", "invalid_argument",
-                               "env: names must be non-empty without '=', values strings"),
-                   -1;
-    }
-    return 0;
-}
-
 static struct sexec *sexec_new(struct sbox *b, boxlite_exec *ex, int tty)
 {
     struct sexec *x = calloc(1, sizeof(*x));
@@ -466,29 +404,18 @@ static struct sexec *sexec_new(struct sbox *b, boxlite_exec *ex, int tty)
 
 enum MHD_Result h_exec_create(struct req *r)
 {
-    boxlite_exec_options o = BOXLITE_EXEC_OPTIONS_INIT;
-    json_t *t = r->json != NULL ? json_object_get(r->json, "timeout_seconds") : NULL;
-    char **argv = NULL, **env = NULL, loc[512];
+    struct dec_exec d = {0};
+    struct dec_err e;
+    char loc[512];
     struct sbox *b = NULL;
     boxlite_exec *ex = NULL;
     struct sexec *x = NULL;
     int rc;
 
-    if (r->json == NULL) {
-        reply_error(r, 400, "InvalidArgumentError", "invalid_argument", "a JSON body is required");
+    if (dec_exec_create(&d, r->json, &e) != 0) {
+        reply_dec(r, &e);
         goto out;
     }
-    if (build_argv(r, &argv) != 0 || build_env(r, &env) != 0 ||
-        json_get_str(r, "working_dir", &o.cwd) != 0 || json_get_bool(r, "tty", &o.tty) != 0)
-        goto out;
-    if (t != NULL &&
-        (!json_is_number(t) || json_number_value(t) < 0.1 || json_number_value(t) > 86400)) {
-        reply_error(r, 400, "InvalidArgumentError", "invalid_argument",
-                    "timeout_seconds must be a number from 0.1 to 86400");
-        goto out;
-    }
-    if (t != NULL)
-        o.timeout_ms = (unsigned)(json_number_value(t) * 1000);
     if (running_for(r->principal) >= g_serve->cfg->max_execs_per_key) {
         reply_error(r, 429, "ResourceExhaustedError", "resource_exhausted",
                     "%u executions of this key are running", g_serve->cfg->max_execs_per_key);
@@ -507,10 +434,8 @@ enum MHD_Result h_exec_create(struct req *r)
         reply_boxlite(r, rc, "start box");
         goto out;
     }
-    o.argv = (const char *const *)argv;
-    o.env = (const char *const *)env;
     sbox_lock(b);
-    rc = boxlite_exec_start(&ex, b->box, &o);
+    rc = boxlite_exec_start(&ex, b->box, &d.o);
     sbox_unlock(b);
     __atomic_add_fetch(&g_serve->counters.execs, 1, __ATOMIC_RELAXED);
     __atomic_add_fetch(&b->execs, 1, __ATOMIC_RELAXED);
@@ -520,7 +445,7 @@ enum MHD_Result h_exec_create(struct req *r)
         reply_boxlite(r, rc, "exec");
         goto out;
     }
-    x = sexec_new(b, ex, o.tty);
+    x = sexec_new(b, ex, d.o.tty);
     if (x == NULL) {
         reply_error(r, 503, "ResourceExhaustedError", "resource_exhausted", "memory");
         goto out;
@@ -545,11 +470,7 @@ enum MHD_Result h_exec_create(struct req *r)
 out:
     boxlite_exec_free(ex);
     sbox_put(b);
-    if (argv != NULL)
-        free(argv); /* borrowed strings */
-    for (size_t i = 0; env != NULL && env[i] != NULL; i++)
-        free(env[i]);
-    free(env);
+    dec_exec_free(&d);
     return MHD_YES;
 }
 
@@ -615,34 +536,19 @@ enum MHD_Result h_exec_delete(struct req *r)
     return reply_empty(r, 204);
 }
 
-/* The signals the spec lets a client send (SIGKILL goes through DELETE). */
-int signal_allowed(int sig)
-{
-    return sig == SIGHUP || sig == SIGINT || sig == SIGQUIT || sig == SIGABRT || sig == SIGUSR1 ||
-           sig == SIGUSR2 || sig == SIGTERM || sig == SIGWINCH;
-}
-
 enum MHD_Result h_exec_signal(struct req *r)
 {
-    json_int_t sig = 0;
+    struct dec_err e;
     struct sexec *x;
-    int rc, finished;
+    int sig, rc, finished;
 
-    if (r->json == NULL || json_object_get(r->json, "signal") == NULL ||
-        json_get_int(r, "signal", 1, 64, &sig) != 0)
-        return r->replied ? MHD_YES
-                          : reply_error(r, 400, "InvalidArgumentError", "invalid_argument",
-                                        "signal is required");
-    if (!signal_allowed((int)sig))
-        return reply_error(r, 400, "InvalidArgumentError", "invalid_argument",
-                           "signal %d is not allowed (HUP INT QUIT ABRT USR1 USR2 TERM WINCH; "
-                           "use DELETE to kill)",
-                           (int)sig);
+    if (dec_exec_signal(r->json, &sig, &e) != 0)
+        return reply_dec(r, &e);
     x = exec_from_path(r);
     if (x == NULL)
         return MHD_YES;
     finished = __atomic_load_n(&x->finished, __ATOMIC_ACQUIRE);
-    rc = finished ? BOXLITE_ESTATE : boxlite_exec_signal(x->ex, (int)sig);
+    rc = finished ? BOXLITE_ESTATE : boxlite_exec_signal(x->ex, sig);
     sexec_put(x);
     if (finished)
         return reply_error(r, 409, "InvalidStateError", "invalid_state",
@@ -652,21 +558,18 @@ enum MHD_Result h_exec_signal(struct req *r)
 
 enum MHD_Result h_exec_resize(struct req *r)
 {
-    json_int_t cols = 0, rows = 0;
+    struct dec_err e;
+    unsigned cols, rows;
     struct sexec *x;
     int rc, tty;
 
-    if (r->json == NULL || json_object_get(r->json, "cols") == NULL ||
-        json_object_get(r->json, "rows") == NULL || json_get_int(r, "cols", 1, 65535, &cols) ||
-        json_get_int(r, "rows", 1, 65535, &rows))
-        return r->replied ? MHD_YES
-                          : reply_error(r, 400, "InvalidArgumentError", "invalid_argument",
-                                        "cols and rows are required");
+    if (dec_exec_resize(r->json, &cols, &rows, &e) != 0)
+        return reply_dec(r, &e);
     x = exec_from_path(r);
     if (x == NULL)
         return MHD_YES;
     tty = x->tty;
-    rc = tty ? boxlite_exec_resize(x->ex, (unsigned)rows, (unsigned)cols) : BOXLITE_ESTATE;
+    rc = tty ? boxlite_exec_resize(x->ex, rows, cols) : BOXLITE_ESTATE;
     sexec_put(x);
     if (!tty)
         return reply_error(r, 409, "InvalidStateError", "invalid_state",

@@ -66,8 +66,7 @@ int attach_send_exit(struct attach *a, int exit_code);
 void attach_stdin_credit(struct attach *a);
 /* Wake the pump thread: an attachment came, went or drained its queue. Any thread. */
 void exec_pump_wake(void);
-/* The signals a client may send (exec.c): the spec's list, SIGKILL not among them. */
-int signal_allowed(int sig);
+/* signal_allowed: the signals a client may send (decode.h). */
 /* The number of WebSocket attachments open. */
 unsigned attach_count(void);
 /* End the attachments' loop thread once none is left (shutdown). */

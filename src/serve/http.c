@@ -3,7 +3,6 @@
  * access log. */
 #include "serve.h"
 
-#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -171,92 +170,47 @@ const char *req_header(struct req *r, const char *name)
 
 int req_query_bool(struct req *r, const char *name, int dflt)
 {
-    const char *v = req_query(r, name);
+    struct dec_err e;
+    int v;
 
-    if (v == NULL)
-        return dflt;
-    if (strcmp(v, "true") == 0 || strcmp(v, "1") == 0)
-        return 1;
-    if (strcmp(v, "false") == 0 || strcmp(v, "0") == 0)
-        return 0;
-    reply_error(r, 400, "InvalidArgumentError", "invalid_argument",
-                "query parameter %s must be true or false", name);
-    return -1;
+    if (dec_query_bool(name, req_query(r, name), dflt, &v, &e) != 0)
+        return reply_dec(r, &e), -1;
+    return v;
+}
+
+enum MHD_Result reply_dec(struct req *r, const struct dec_err *e)
+{
+    return reply_error(r, e->status, e->type, e->code, "%s", e->msg);
 }
 
 int json_get_str(struct req *r, const char *key, const char **out)
 {
-    json_t *v = r->json != NULL ? json_object_get(r->json, key) : NULL;
+    struct dec_err e;
 
-    if (v == NULL || json_is_null(v))
-        return 0;
-    if (!json_is_string(v)) {
-        reply_error(r, 400, "InvalidArgumentError", "invalid_argument", "%s must be a string", key);
-        return -1;
-    }
-    *out = json_string_value(v);
-    return 0;
+    return dec_str(r->json, key, out, &e) != 0 ? (reply_dec(r, &e), -1) : 0;
 }
 
 int json_get_int(struct req *r, const char *key, json_int_t lo, json_int_t hi, json_int_t *out)
 {
-    json_t *v = r->json != NULL ? json_object_get(r->json, key) : NULL;
+    struct dec_err e;
 
-    if (v == NULL || json_is_null(v))
-        return 0;
-    if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi) {
-        reply_error(r, 400, "InvalidArgumentError", "invalid_argument",
-                    "%s must be an integer from %lld to %lld", key, (long long)lo, (long long)hi);
-        return -1;
-    }
-    *out = json_integer_value(v);
-    return 0;
+    return dec_int(r->json, key, lo, hi, out, &e) != 0 ? (reply_dec(r, &e), -1) : 0;
 }
 
 int json_get_bool(struct req *r, const char *key, int *out)
 {
-    json_t *v = r->json != NULL ? json_object_get(r->json, key) : NULL;
+    struct dec_err e;
 
-    if (v == NULL || json_is_null(v))
-        return 0;
-    if (!json_is_boolean(v)) {
-        reply_error(r, 400, "InvalidArgumentError", "invalid_argument", "%s must be a boolean",
-                    key);
-        return -1;
-    }
-    *out = json_is_true(v);
-    return 0;
+    return dec_bool(r->json, key, out, &e) != 0 ? (reply_dec(r, &e), -1) : 0;
 }
 
 int page_bounds(struct req *r, size_t total, size_t *start, size_t *end, char next[24])
 {
-    const char *ps = req_query(r, "pageSize"), *pt = req_query(r, "pageToken");
-    unsigned long size = 100, off = 0;
-    char *e = NULL;
+    struct dec_err e;
 
-    next[0] = '\0';
-    if (ps != NULL) {
-        errno = 0;
-        size = strtoul(ps, &e, 10);
-        if (errno != 0 || *e != '\0' || ps[0] == '\0' || ps[0] == '-' || size < 1 || size > 1000) {
-            reply_error(r, 400, "InvalidArgumentError", "invalid_argument",
-                        "pageSize must be an integer from 1 to 1000");
-            return -1;
-        }
-    }
-    if (pt != NULL && pt[0] != '\0') {
-        errno = 0;
-        off = pt[0] == 'o' ? strtoul(pt + 1, &e, 10) : 0;
-        if (pt[0] != 'o' || pt[1] == '\0' || pt[1] == '-' || errno != 0 || *e != '\0') {
-            reply_error(r, 400, "InvalidArgumentError", "invalid_argument",
-                        "pageToken is not one this server issued");
-            return -1;
-        }
-    }
-    *start = off < total ? off : total;
-    *end = total - *start > size ? *start + size : total;
-    if (*end < total)
-        snprintf(next, 24, "o%zu", *end);
+    if (dec_page(req_query(r, "pageSize"), req_query(r, "pageToken"), total, start, end, next,
+                 &e) != 0)
+        return reply_dec(r, &e), -1;
     return 0;
 }
 
@@ -404,20 +358,12 @@ static int take_body(struct req *r, const char *data, size_t n)
 
 static enum MHD_Result finish_request(struct req *r)
 {
-    json_error_t jerr;
+    struct dec_err e;
 
     if (r->route->body == ROUTE_BODY_STREAM)
         return r->route->stream->end(r);
-    if (r->route->body == ROUTE_BODY_JSON && r->json_len > 0) {
-        r->json = json_loadb(r->json_buf, r->json_len, JSON_REJECT_DUPLICATES, &jerr);
-        if (r->json == NULL)
-            return reply_error(r, 400, "InvalidArgumentError", "invalid_argument",
-                               "request body is not JSON: %s (at byte %d)", jerr.text,
-                               jerr.position);
-        if (!json_is_object(r->json))
-            return reply_error(r, 400, "InvalidArgumentError", "invalid_argument",
-                               "request body must be a JSON object");
-    }
+    if (r->route->body == ROUTE_BODY_JSON && dec_body(&r->json, r->json_buf, r->json_len, &e) != 0)
+        return reply_dec(r, &e);
     return r->route->idempotent ? idem_run(r) : r->route->handler(r);
 }
 

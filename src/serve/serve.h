@@ -5,6 +5,7 @@
 #define BOXLITE_SERVE_H
 
 #include "boxlite.h"
+#include "decode.h"
 
 #include <jansson.h>
 #include <microhttpd.h>
@@ -133,6 +134,8 @@ enum MHD_Result reply_error(struct req *r, unsigned status, const char *type, co
                             const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 /* A libboxlite failure (rc < 0, boxlite_error_last()) mapped onto the spec's error model. */
 enum MHD_Result reply_boxlite(struct req *r, int rc, const char *what);
+/* A decoder's failure (decode.h) as the spec's error. */
+enum MHD_Result reply_dec(struct req *r, const struct dec_err *e);
 enum MHD_Result reply_response(struct req *r, unsigned status, struct MHD_Response *resp);
 
 /* Query and header values (borrowed from the connection; NULL when absent). */

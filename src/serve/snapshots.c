@@ -17,14 +17,12 @@ enum MHD_Result h_snap_create(struct req *r)
 {
     const char *name = NULL;
     boxlite_snapshot_info info = BOXLITE_SNAPSHOT_INFO_INIT;
+    struct dec_err e;
     struct sbox *b;
     int rc;
 
-    if (json_get_str(r, "name", &name) != 0)
-        return MHD_YES;
-    if (name == NULL || name[0] == '\0' || strlen(name) > 128)
-        return reply_error(r, 400, "InvalidArgumentError", "invalid_argument",
-                           "name is required (1 to 128 characters)");
+    if (dec_snap_create(r->json, &name, &e) != 0)
+        return reply_dec(r, &e);
     b = sbox_get(r, r->params[0]);
     if (b == NULL)
         return MHD_YES;

@@ -530,17 +530,16 @@ static struct tunnel *tunnel_get_locked(const char *box_id, unsigned port)
 
 enum MHD_Result h_box_tunnel(struct req *r)
 {
-    const char *ps = req_query(r, "port");
-    char *end = NULL, uri[64];
-    long port = ps != NULL ? strtol(ps, &end, 10) : 0;
     boxlite_box_info info = BOXLITE_BOX_INFO_INIT;
+    struct dec_err e;
     struct sbox *b;
     struct tunnel *t;
+    unsigned port;
+    char uri[64];
     int rc;
 
-    if (ps == NULL || end == ps || *end != '\0' || port < 1 || port > 65535)
-        return reply_error(r, 400, "InvalidArgumentError", "invalid_argument",
-                           "port must be an integer from 1 to 65535");
+    if (dec_port(req_query(r, "port"), &port, &e) != 0)
+        return reply_dec(r, &e);
     if (!g_serve->loopback || g_serve->cfg->tls_cert != NULL)
         return reply_error(r, 400, "UnsupportedError", "unsupported",
                            "tunnels are served on 127.0.0.1 only: the server must listen on "
@@ -558,7 +557,7 @@ enum MHD_Result h_box_tunnel(struct req *r)
                                      "box %s is not running", b->id);
     }
     pthread_mutex_lock(&tun_mu);
-    t = tunnel_get_locked(b->id, (unsigned)port);
+    t = tunnel_get_locked(b->id, port);
     if (t != NULL)
         snprintf(uri, sizeof(uri), "http://127.0.0.1:%u", t->lport);
     pthread_mutex_unlock(&tun_mu);

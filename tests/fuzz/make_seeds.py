@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """make_seeds.py — writes the seed corpora of the issue-11 fuzz targets: fuzz_agent_untar
 (corpus_agent_untar), fuzz_import (corpus_import), fuzz_boxarchive (corpus_boxarchive),
-fuzz_registries (corpus_registries) and fuzz_qmp (corpus_qmp). Each gets valid inputs and a
+fuzz_registries (corpus_registries), fuzz_qmp (corpus_qmp) and fuzz_serve_decode
+(corpus_serve_decode). Each gets valid inputs and a
 few known-nasty ones. Deterministic; run from anywhere; the seeds are committed, this says
 how they were made."""
 import gzip
@@ -283,6 +284,66 @@ def qmp_seeds():
     write(c, "nasty-no-newline", b"\x00" + greet.rstrip())
 
 
+def serve_decode_seeds():
+    """fuzz_serve_decode: byte 0 picks the decoder (0/1 CreateBoxRequest without/with the
+    volume root /usr/share, 2 exec, 3 signal, 4 resize, 5 snapshot, 6 stop, 7 clone, 8 an
+    attach control frame, 9 pageSize\\npageToken, 10 ?force=, 11 ?port=); byte 1 is the list
+    length for 9, anything for the others. Requests from the spec's examples and our tests."""
+    c = "corpus_serve_decode"
+    j = lambda o: json.dumps(o).encode()
+    box = [
+        {"name": "serve-prism", "memory_mib": 256},
+        {"name": "b", "image": "busybox:latest", "cpus": 2, "memory_mib": 512, "disk_size_gb": 4,
+         "working_dir": "/", "env": {"A": "1", "B": ""}, "entrypoint": ["/bin/sh", "-c"],
+         "cmd": ["sleep 1"], "user": "root", "detach": True, "auto_delete": 60,
+         "security": "standard", "auto_pause": 0, "auto_resume": False},
+        {"secrets": [{"name": "API_KEY", "value": "s3cret", "hosts": ["api.example.com"],
+                      "placeholder": "<K>"}, {"name": "B", "value": "v", "hosts": None}]},
+        {"network": {"mode": "enabled", "allow_net": ["example.com", "*.example.com:443",
+                                                      "203.0.113.0/24"]}},
+        {"network": {"mode": "disabled"}},
+        {"rootfs_path": "/"}, {"advanced": {}}, {"security": "maximum"}, {"bogus": 1},
+        {"auto_delete": -1}, {"cpus": 33}, {"env": {"=x": "1"}}, {"cmd": [1]},
+        {"secrets": [{"name": "X"}]}, {"network": {"mode": "on"}}, {"volumes": "x"},
+    ]
+    for i, b in enumerate(box):
+        write(c, f"box{i}", b"\x00" + j(b))
+    vols = [{"volumes": [{"host_path": "/usr/share/doc", "guest_path": "/mnt", "read_only": True}]},
+            {"volumes": [{"host_path": "/usr/share/../../etc", "guest_path": "/mnt"}]},
+            {"volumes": [{"host_path": "/etc", "guest_path": "/etc"}]}, {"volumes": []}]
+    for i, b in enumerate(vols):
+        write(c, f"vol{i}", b"\x01" + j(b))
+    execs = [{"command": "echo", "args": ["hi"], "env": {"A": "b"}, "working_dir": "/tmp",
+              "tty": True, "timeout_seconds": 2.5},
+             {"command": "sh", "args": None, "timeout_seconds": 86400}, {"command": ""},
+             {"command": "x", "args": "y"}, {"command": "x", "timeout_seconds": 0.01}]
+    for i, b in enumerate(execs):
+        write(c, f"exec{i}", b"\x02" + j(b))
+    for i, b in enumerate([{"signal": 15}, {"signal": 9}, {"signal": 4294967311}, {}]):
+        write(c, f"signal{i}", b"\x03" + j(b))
+    for i, b in enumerate([{"cols": 80, "rows": 24}, {"cols": 0, "rows": 1},
+                           {"cols": None, "rows": None}]):
+        write(c, f"resize{i}", b"\x04" + j(b))
+    for i, b in enumerate([{"name": "snap-1"}, {"name": "x" * 129}, {}]):
+        write(c, f"snap{i}", b"\x05" + j(b))
+    for i, b in enumerate([b"", j({"timeout_seconds": 10}), j({"timeout_seconds": -1})]):
+        write(c, f"stop{i}", b"\x06" + b)
+    for i, b in enumerate([j({"name": "clone-1"}), b'{"name": 1}', b'{"a":1,"a":2}', b"[1]",
+                           b'{"x": "\\u0000"}', b"{"]):
+        write(c, f"clone{i}", b"\x07" + b)
+    for i, m in enumerate([{"type": "resize", "cols": 120, "rows": 40},
+                           {"type": "signal", "sig": 2}, {"type": "stdin_eof"},
+                           {"type": "signal", "sig": 4294967298}, {"type": "nope"}, [1]]):
+        write(c, f"control{i}", b"\x08" + j(m))
+    for i, q in enumerate([b"2\n", b"2\no2", b"\no1", b"1001\n", b"x\nzzz", b"\no-1",
+                           b"1000\no99999999999999999999"]):
+        write(c, f"page{i}", b"\x09\x05" + q)
+    for i, q in enumerate([b"true", b"0", b"yes", b""]):
+        write(c, f"force{i}", b"\x0a\x00" + q)
+    for i, q in enumerate([b"8080", b"0", b"65536", b"80x", b"-1"]):
+        write(c, f"port{i}", b"\x0b\x00" + q)
+
+
 if __name__ == "__main__":
     agent_untar()
     import_seeds()
@@ -290,3 +351,4 @@ if __name__ == "__main__":
     boxlite_rust_seeds()
     registries_seeds()
     qmp_seeds()
+    serve_decode_seeds()

@@ -149,6 +149,23 @@ def test_volumes_cannot_name_host_paths(make, tmp_path):
     assert st == 400, b
     st, _, b = api.call("POST", "/boxes", {"rootfs_path": "/"})
     assert st == 400 and b["error"]["code"] == "unsupported"
+    # volumes of another type than an array were once ignored (the box made without them)
+    for bad in ("/etc", {"host_path": "/etc"}, 1):
+        st, _, b = api2.call("POST", "/boxes", {"volumes": bad})
+        assert st == 400 and b["error"]["message"] == "volumes must be an array", bad
+
+
+def test_decoders_refuse_before_any_lookup(api):
+    """Found with fuzz_serve_decode (src/serve/decode.c): a resize with null cols and rows
+    once reached the library as 0x0; it is refused before the box is looked up."""
+    for body in ({"cols": None, "rows": None}, {"cols": 0, "rows": 5}, {"rows": 5}):
+        st, _, b = api.call("POST", "/boxes/nobox/executions/noexec/resize", body)
+        assert st == 400 and b["error"]["code"] == "invalid_argument", (body, b)
+    for body in ({"signal": None}, {"signal": 9}, {"signal": 4294967311}):
+        st, _, b = api.call("POST", "/boxes/nobox/executions/noexec/signal", body)
+        assert st == 400 and b["error"]["code"] == "invalid_argument", (body, b)
+    st, _, b = api.call("POST", "/boxes/nobox/network/tunnel?port=65536")
+    assert st == 400 and "port" in b["error"]["message"]
 
 
 def test_prefix_routes(make):
