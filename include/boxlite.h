@@ -910,8 +910,9 @@ BOXLITE_API int boxlite_template_warm(boxlite_runtime *rt, unsigned cpus, unsign
  *   When a start boots more than once (a template built then restored, a template that failed
  *   and was rebuilt, KVM that fell back to TCG), each stage is the sum over those boots.
  *   A start of a box that already runs only attaches: start_ms is set, the stages are -1.
- *   box_spawn_ms is -1 when QEMU never answered its control socket before the guest did (then
- *   guest_boot_ms runs from the monitor's spawn).
+ *   When the monitor could not say when QEMU answered, box_spawn_ms ends as the monitor is
+ *   spawned and guest_boot_ms runs from there. A failed start leaves start_ms -1 and its
+ *   stages as far as they got.
  * total_create_ms        create_ms + start_ms when this handle did both, else -1.
  * The handle's thread (like every box call); *out is the caller's. */
 typedef struct {
