@@ -909,7 +909,8 @@ BOXLITE_API int boxlite_template_warm(boxlite_runtime *rt, unsigned cpus, unsign
  *   start_ms             the whole call
  *   When a start boots more than once (a template built then restored, a template that failed
  *   and was rebuilt, KVM that fell back to TCG), each stage is the sum over those boots.
- *   A start of a box that already runs only attaches: start_ms is set, the stages are -1.
+ *   A start of a box that already runs only attaches: start_ms is set, the stages are -1. A
+ *   start on a handle still attached to its running box does nothing and changes nothing.
  *   When the monitor could not say when QEMU answered, box_spawn_ms ends as the monitor is
  *   spawned and guest_boot_ms runs from there. A failed start leaves start_ms -1 and its
  *   stages as far as they got.

@@ -1,10 +1,10 @@
 /* timing.c — boxlite_box_get_timing through the public API (run by
  * tests/integration/test_box_timing.py): the version rules (0 and newer refused, only the
  * struct's own bytes written); a create's stages, then a cold start's, a start that only
- * attaches, and a start restored from a warm template, each stage >= 0 where the path has it,
- * -1 where it has not, and the stages of a call summing to at most that call's total, which
- * is at most the wall time this program measured around it. Prints each call's timing;
- * exit 0 when all hold. */
+ * attaches, and a start restored from a warm template: each stage >= 0 where the path has it,
+ * -1 where it has not, and a call's stages summing to at most its total, itself at most the
+ * wall time this program measured around it; a start on a handle still attached leaves it
+ * be. Prints each call's timing; exit 0 when all hold. */
 #include <boxlite.h>
 #include <stdio.h>
 #include <string.h>
@@ -120,6 +120,12 @@ int main(void)
     check_boot(&t, now_ms() - t0, "cold start stages");
     check_create(&t, t.create_ms); /* kept from the create */
     CHECK(t.total_create_ms == t.create_ms + t.start_ms, "total = create + start");
+    {
+        boxlite_box_timing again = BOXLITE_BOX_TIMING_INIT;
+        CHECK(boxlite_box_start(box) == 0 && boxlite_box_get_timing(&again, box) == 0 &&
+                  memcmp(&again, &t, sizeof(t)) == 0,
+              "a start on the attached handle changes nothing");
+    }
 
     CHECK(boxlite_box_get(&other, rt, "timer") == 0, "a second handle");
     CHECK(boxlite_box_get_timing(&t, other) == 0, "timing of a handle that did nothing");

@@ -444,11 +444,9 @@ static int start(boxlite_box *box, unsigned flags)
         return bl_err(BOXLITE_EINVAL, "box is NULL");
     if (box->removed)
         return bl_err(BOXLITE_ENOTFOUND, "box %s has been removed", box->row.id);
+    if (box->conn && !box->conn->closed)
+        return 0; /* already attached: no start, its timing stays */
     bl_timing_clear(&box->timing, 0, 1);
-    if (box->conn && !box->conn->closed) {
-        bl_timing_add(&box->timing.start_ms, t0, bl_now_ms());
-        return 0;
-    }
     rc = bl_box_lock(box, &lock_fd);
     if (rc == 0) {
         rc = start_locked(box, (flags & BOXLITE_START_DETACHED) != 0,
