@@ -152,7 +152,8 @@ async def test_info_metrics_and_lookups(runtime, shared_box):
     for k in stages + ("total_create_duration_ms", "guest_boot_duration_ms"):
         assert type(getattr(m, k)) is int and getattr(m, k) >= 0, (k, getattr(m, k))
     assert m.guest_boot_duration_ms > 0 and m.stage_box_spawn_ms > 0
-    assert sum(getattr(m, k) for k in stages) + m.guest_boot_duration_ms <= m.total_create_duration_ms
+    total = m.total_create_duration_ms
+    assert sum(getattr(m, k) for k in stages) + m.guest_boot_duration_ms <= total, m
     assert (await runtime.get("shared")).id == shared_box.id
     assert (await runtime.get(shared_box.id)) is shared_box
     assert (await runtime.get_info("shared")).id == shared_box.id
