@@ -875,6 +875,71 @@ BOXLITE_API int boxlite_template_prune(size_t *removed_out, boxlite_runtime *rt,
  * 0 for the defaults, and a network), so later starts do not pay the cold boot. */
 BOXLITE_API int boxlite_template_warm(boxlite_runtime *rt, unsigned cpus, unsigned memory_mib);
 
+/* Where the time of a box's making and booting went: this handle's last boxlite_box_create
+ * and its last start (any boxlite_box_start*, a snapshot restore or fork's start included),
+ * timed where the work happens with one monotonic clock. Every field is milliseconds, -1 when
+ * not measured: the handle did not create the box (boxlite_box_get), has not started it, or
+ * the path had no such stage (each field says when). The stages of one call never overlap,
+ * so each call's stages sum to at most its total.
+ *
+ * create (boxlite_box_create):
+ *   image_prepare_ms     the image opened: resolved in the store, pulled with its layers
+ *                        unpacked and its base ext4 built when missing (one step: a pull
+ *                        builds the base, so the base's build is counted here, not in
+ *                        guest_rootfs_ms); when the image is already prepared, the store
+ *                        look-up it took
+ *   filesystem_setup_ms  the box's directory made and its disk layer (qcow2 over the base)
+ *   box_config_ms        the options checked and the box's row (resources, ports, volumes,
+ *                        network policy, secrets) written and published
+ *   create_ms            the whole call
+ * start:
+ *   guest_rootfs_ms      the guest's root disk readied for this boot: the image's base
+ *                        pinned and checked present, the box disk made a layer
+ *   box_spawn_ms         this boot's VM set up (command line, guest RAM file, a warm
+ *                        template's disk, the main process's request), the monitor and QEMU
+ *                        spawned, until QEMU answered on its control socket (for a warm
+ *                        template or snapshot, after the monitor copied the saved RAM)
+ *   guest_boot_ms        from QEMU's answer until the guest's agent answered: a cold boot's
+ *                        kernel and agent start, or a template or snapshot's saved state
+ *                        loaded until the restored guest answers
+ *   container_init_ms    the box readied after its agent answered: attached, a template's
+ *                        attach (disk, mounts, identity), its secrets CA, its main process
+ *                        started (a cold boot's main process is started by the monitor as
+ *                        the agent answers, inside guest_boot_ms)
+ *   start_ms             the whole call
+ *   When a start boots more than once (a template built then restored, a template that failed
+ *   and was rebuilt, KVM that fell back to TCG), each stage is the sum over those boots.
+ *   A start of a box that already runs only attaches: start_ms is set, the stages are -1. A
+ *   start on a handle still attached to its running box does nothing and changes nothing.
+ *   When the monitor could not say when QEMU answered, box_spawn_ms ends as the monitor is
+ *   spawned and guest_boot_ms runs from there. A failed start leaves start_ms -1 and its
+ *   stages as far as they got.
+ * total_create_ms        create_ms + start_ms when this handle did both, else -1.
+ * The handle's thread (like every box call); *out is the caller's. */
+typedef struct {
+    unsigned version; /* BOXLITE_BOX_TIMING_VERSION, set by the caller */
+    int64_t image_prepare_ms;
+    int64_t filesystem_setup_ms;
+    int64_t box_config_ms;
+    int64_t create_ms;
+    int64_t guest_rootfs_ms;
+    int64_t box_spawn_ms;
+    int64_t guest_boot_ms;
+    int64_t container_init_ms;
+    int64_t start_ms;
+    int64_t total_create_ms;
+} boxlite_box_timing;
+#define BOXLITE_BOX_TIMING_VERSION 1
+#define BOXLITE_BOX_TIMING_INIT                                                                    \
+    {                                                                                              \
+        .version = BOXLITE_BOX_TIMING_VERSION                                                      \
+    }
+BOXLITE_API int boxlite_box_timing_init(boxlite_box_timing *timing, unsigned version);
+
+/* This handle's timing (above) into out, which must have its version set; only that
+ * version's fields are written. Never fails for a valid handle, running or not. */
+BOXLITE_API int boxlite_box_get_timing(boxlite_box_timing *out, boxlite_box *box);
+
 #ifdef __cplusplus
 }
 #endif

@@ -8,7 +8,6 @@ import collections
 import os
 import signal as _signal
 import threading
-import time
 import weakref
 from typing import Any, AsyncIterator, List, Optional, Tuple
 
@@ -106,7 +105,6 @@ class Boxlite:
 
     def _create_sync(self, options: Optional[BoxOptions], name: Optional[str]) -> "Box":
         C.create_kwargs(options, name)  # validate before any import
-        t0 = time.monotonic()
         try:
             imported = None
             if options is not None and options.rootfs_path is not None:
@@ -119,9 +117,7 @@ class Boxlite:
             self._counters["failed"] += 1
             raise
         self._counters["created"] += 1
-        box = self._wrap(core_box)
-        box._counters["create_ms"] = int((time.monotonic() - t0) * 1000)
-        return box
+        return self._wrap(core_box)
 
     def _get_sync(self, id_or_name: str) -> "Optional[Box]":
         core_box = self._core.get(id_or_name)
@@ -285,9 +281,7 @@ class Box:
         return self._core.name or None
 
     def _start_sync(self) -> None:
-        t0 = time.monotonic()
         self._core.start()
-        self._counters.setdefault("boot_ms", int((time.monotonic() - t0) * 1000))
 
     def _exec_sync(self, kw: dict) -> "Any":
         self._counters["commands"] += 1
@@ -302,7 +296,7 @@ class Box:
     def _metrics_sync(self) -> "C.BoxMetrics":
         info = self._core.info()
         stats = self._core.stats() if info["state"] == "running" else None
-        return C.BoxMetrics(self._counters, stats)
+        return C.BoxMetrics(self._counters, stats, self._core.timing())
 
     async def start(self) -> None:
         await C.call(self._start_sync)

@@ -360,14 +360,26 @@ class BoxInfo:
                 f"image={self.image!r}, created_at={self.created_at!r})")
 
 
+# BoxMetrics' boot timing attributes and the BootTiming names (the library's timing() and the
+# Box API's boot_timing) they come from: None where the stage was not measured.
+BOOT_TIMING = (("total_create_duration_ms", "total_create_ms"),
+               ("guest_boot_duration_ms", "guest_boot_ms"),
+               ("stage_filesystem_setup_ms", "filesystem_setup_ms"),
+               ("stage_image_prepare_ms", "image_prepare_ms"),
+               ("stage_init_rootfs_ms", "guest_rootfs_ms"),
+               ("stage_box_config_ms", "box_config_ms"),
+               ("stage_box_spawn_ms", "box_spawn_ms"),
+               ("stage_container_init_ms", "container_init_ms"))
+
+
 class BoxMetrics:
-    """Per-box counters (kept by this process's handle) and resource use while running."""
+    """Per-box counters (kept by this process's handle), resource use while running, and the
+    stages of the handle's create and last start (boxlite_box_get_timing, docs/api.md)."""
 
     __slots__ = ("commands_executed_total", "exec_errors_total", "bytes_sent_total",
-                 "bytes_received_total", "total_create_duration_ms", "guest_boot_duration_ms",
-                 "cpu_seconds", "cpu_percent", "memory_bytes", "disk_bytes",
-                 "network_bytes_sent", "network_bytes_received", "network_tcp_connections",
-                 "network_tcp_errors")
+                 "bytes_received_total", "cpu_seconds", "cpu_percent", "memory_bytes",
+                 "disk_bytes", "network_bytes_sent", "network_bytes_received",
+                 "network_tcp_connections", "network_tcp_errors") + tuple(a for a, _ in BOOT_TIMING)
     commands_executed_total: int
     exec_errors_total: int
     bytes_sent_total: int
@@ -382,14 +394,21 @@ class BoxMetrics:
     network_bytes_received: Optional[int]
     network_tcp_connections: Optional[int]
     network_tcp_errors: Optional[int]
+    stage_filesystem_setup_ms: Optional[int]
+    stage_image_prepare_ms: Optional[int]
+    stage_init_rootfs_ms: Optional[int]
+    stage_box_config_ms: Optional[int]
+    stage_box_spawn_ms: Optional[int]
+    stage_container_init_ms: Optional[int]
 
-    def __init__(self, counters: Dict[str, int], stats: Optional[Dict[str, Any]]):
+    def __init__(self, counters: Dict[str, int], stats: Optional[Dict[str, Any]],
+                 timing: Optional[Dict[str, Optional[int]]] = None):
         self.commands_executed_total = counters["commands"]
         self.exec_errors_total = counters["errors"]
         self.bytes_sent_total = counters["sent"]
         self.bytes_received_total = counters["received"]
-        self.total_create_duration_ms = counters.get("create_ms")
-        self.guest_boot_duration_ms = counters.get("boot_ms")
+        for attr, key in BOOT_TIMING:
+            setattr(self, attr, (timing or {}).get(key))
         self.cpu_seconds = stats["cpu_seconds"] if stats else None
         self.cpu_percent = None
         self.memory_bytes = stats["memory_bytes"] if stats else None

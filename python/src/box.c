@@ -103,7 +103,17 @@ static int claim(bp_box *b)
 
 /* ---- calls ---- */
 
-enum op { OP_START, OP_STOP, OP_REMOVE, OP_INFO, OP_STATS, OP_COPY_IN, OP_COPY_OUT, OP_TUNNEL };
+enum op {
+    OP_START,
+    OP_STOP,
+    OP_REMOVE,
+    OP_INFO,
+    OP_STATS,
+    OP_TIMING,
+    OP_COPY_IN,
+    OP_COPY_OUT,
+    OP_TUNNEL
+};
 
 struct op_args {
     enum op op;
@@ -112,6 +122,7 @@ struct op_args {
     boxlite_copy_options copt;
     boxlite_box_info info;
     boxlite_box_stats stats;
+    boxlite_box_timing timing;
     int fd; /* OP_TUNNEL's result */
     char err[ERRMSG];
 };
@@ -144,6 +155,9 @@ static int run_op(bp_box *b, struct op_args *a)
         break;
     case OP_STATS:
         rc = boxlite_box_get_stats(&a->stats, b->box);
+        break;
+    case OP_TIMING:
+        rc = boxlite_box_get_timing(&a->timing, b->box);
         break;
     case OP_COPY_IN:
     case OP_COPY_OUT:
@@ -263,6 +277,35 @@ static PyObject *box_stats(bp_box *b, PyObject *unused)
                          (unsigned long long)a.stats.memory_bytes, "disk_bytes",
                          (unsigned long long)a.stats.disk_bytes, "disk_size_bytes",
                          (unsigned long long)a.stats.disk_size_bytes);
+}
+
+/* A stage's milliseconds, None when not measured (-1). */
+static PyObject *ms_or_none(int64_t ms)
+{
+    if (ms < 0)
+        Py_RETURN_NONE;
+    return PyLong_FromLongLong((long long)ms);
+}
+
+/* This handle's create and start stages (boxlite_box_get_timing): the field names, as the
+ * Box API's BootTiming names them. */
+static PyObject *box_timing(bp_box *b, PyObject *unused)
+{
+    struct op_args a = {.op = OP_TIMING, .timing = BOXLITE_BOX_TIMING_INIT};
+    const boxlite_box_timing *t = &a.timing;
+    PyObject *r = op_call(b, &a);
+
+    if (!r)
+        return NULL;
+    Py_DECREF(r);
+    return Py_BuildValue(
+        "{s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N,s:N}", "image_prepare_ms",
+        ms_or_none(t->image_prepare_ms), "filesystem_setup_ms", ms_or_none(t->filesystem_setup_ms),
+        "box_config_ms", ms_or_none(t->box_config_ms), "create_ms", ms_or_none(t->create_ms),
+        "guest_rootfs_ms", ms_or_none(t->guest_rootfs_ms), "box_spawn_ms",
+        ms_or_none(t->box_spawn_ms), "guest_boot_ms", ms_or_none(t->guest_boot_ms),
+        "container_init_ms", ms_or_none(t->container_init_ms), "start_ms", ms_or_none(t->start_ms),
+        "total_create_ms", ms_or_none(t->total_create_ms));
 }
 
 /* copy_in(host_path, box_path, recursive=True, overwrite=True, follow_symlinks=False,
@@ -444,6 +487,8 @@ static PyMethodDef box_methods[] = {
     {"remove", (PyCFunction)box_remove, METH_VARARGS, "remove(force=False)"},
     {"info", (PyCFunction)box_info, METH_NOARGS, "info() -> dict"},
     {"stats", (PyCFunction)box_stats, METH_NOARGS, "stats() -> dict (running boxes)"},
+    {"timing", (PyCFunction)box_timing, METH_NOARGS,
+     "timing() -> dict: this handle's create and start stages in ms, None when not measured"},
     {"tunnel", (PyCFunction)box_tunnel, METH_VARARGS,
      "tunnel(port) -> fd: a socket connected to 127.0.0.1:port inside the running box; the "
      "caller owns and closes it"},

@@ -105,6 +105,21 @@ BOXLITE_API int boxlite_box_stats_init(boxlite_box_stats *stats, unsigned versio
     return init_struct(stats, version, sizes, BOXLITE_BOX_STATS_VERSION, &tmpl, "box stats");
 }
 
+static const size_t box_timing_sizes[] = {sizeof(boxlite_box_timing)};
+
+size_t bl_box_timing_size(unsigned version)
+{
+    return version >= 1 && version <= BOXLITE_BOX_TIMING_VERSION ? box_timing_sizes[version - 1]
+                                                                 : sizeof(boxlite_box_timing);
+}
+
+BOXLITE_API int boxlite_box_timing_init(boxlite_box_timing *timing, unsigned version)
+{
+    static const boxlite_box_timing tmpl = BOXLITE_BOX_TIMING_INIT;
+    return init_struct(timing, version, box_timing_sizes, BOXLITE_BOX_TIMING_VERSION, &tmpl,
+                       "box timing");
+}
+
 BOXLITE_API int boxlite_exec_result_init(boxlite_exec_result *result, unsigned version)
 {
     static const boxlite_exec_result tmpl = BOXLITE_EXEC_RESULT_INIT;

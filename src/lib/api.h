@@ -11,6 +11,9 @@ int bl_check_version(unsigned version, unsigned current, const char *what);
 /* The size of a boxlite_box_info of the given version (1..current). */
 size_t bl_box_info_size(unsigned version);
 
+/* The size of a boxlite_box_timing of the given version (1..current). */
+size_t bl_box_timing_size(unsigned version);
+
 /* BOXLITE_BOX_STATE_* of a state name; BOXLITE_BOX_STATE_FAILED for an unknown one. */
 int bl_box_state_code(const char *state);
 

@@ -133,7 +133,7 @@ int sbox_open(struct sbox **out, const char *id_or_name)
         box = NULL;
         pthread_mutex_init(&b->mu, NULL);
         pthread_mutex_init(&b->use, NULL);
-        b->create_ms = b->boot_ms = -1;
+        b->first_start_ms = -1;
         b->refs = 1; /* the registry's */
         b->next = reg_head;
         reg_head = b;
@@ -214,13 +214,13 @@ int sbox_ensure_running(struct sbox *b)
     sbox_lock(b);
     rc = boxlite_box_get_info(&info, b->box);
     if (rc == 0 && strcmp(info.state, "running") != 0) {
-        double t0 = now_monotonic();
+        boxlite_box_timing t = BOXLITE_BOX_TIMING_INIT;
         rc = info.detach ? boxlite_box_start_detached(b->box) : boxlite_box_start(b->box);
         if (rc != 0)
             __atomic_add_fetch(&g_serve->counters.boxes_failed, 1, __ATOMIC_RELAXED);
-        else
-            __atomic_store_n(&b->boot_ms, (int64_t)((now_monotonic() - t0) * 1000),
-                             __ATOMIC_RELAXED);
+        else if (info.state_code == BOXLITE_BOX_STATE_CONFIGURED &&
+                 boxlite_box_get_timing(&t, b->box) == 0)
+            b->first_start_ms = t.start_ms; /* for BootTiming's total_create_ms */
     }
     sbox_unlock(b);
     pthread_mutex_unlock(&b->mu);
@@ -277,14 +277,12 @@ enum MHD_Result h_box_create(struct req *r)
     boxlite_box *box = NULL;
     struct sbox *b = NULL;
     enum MHD_Result ret = MHD_YES;
-    double t0;
     int rc;
 
     if (dec_box_create(&d, r->json, g_serve->cfg->volume_root, &e) != 0)
         return reply_dec(r, &e);
     if (owner_check(r) != 0)
         goto out;
-    t0 = now_monotonic();
     rc = boxlite_box_create(&box, g_serve->rt, &d.o);
     if (rc != 0) {
         ret = rc == BOXLITE_ENOTFOUND ? reply_error(r, 422, "ImageError", "image_pull_failed",
@@ -295,8 +293,13 @@ enum MHD_Result h_box_create(struct req *r)
     __atomic_add_fetch(&g_serve->counters.boxes_created, 1, __ATOMIC_RELAXED);
     owner_add(r, boxlite_box_id(box));
     rc = sbox_open(&b, boxlite_box_id(box));
-    if (rc == 0)
-        __atomic_store_n(&b->create_ms, (int64_t)((now_monotonic() - t0) * 1000), __ATOMIC_RELAXED);
+    if (rc == 0) {
+        sbox_lock(b);
+        b->created.version = BOXLITE_BOX_TIMING_VERSION;
+        if (boxlite_box_get_timing(&b->created, box) != 0)
+            b->created.version = 0;
+        sbox_unlock(b);
+    }
     ret = rc != 0 ? reply_boxlite(r, rc, "box") : reply_box(r, b, 201, 1);
 out:
     boxlite_box_free(box);

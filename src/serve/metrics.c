@@ -1,6 +1,6 @@
 /* metrics.c — GET /boxes/{id}/metrics: the server's per-box counters, CPU and memory from
  * boxlite_box_get_stats, network counters read inside the box (/proc/net/dev, /proc/net/snmp
- * through a short exec of `cat`) and the boot timing this server measured. */
+ * through a short exec of `cat`) and the boot timing the library measured (its stages). */
 #include "serve.h"
 
 #include <stdlib.h>
@@ -149,23 +149,48 @@ static json_t *ms_or_null(int64_t ms)
     return ms >= 0 ? json_integer((json_int_t)ms) : json_null();
 }
 
-/* The spec's BootTiming: what this server timed. The library does not split a create or a
- * boot into the spec's stages, so those stay null (docs/serve.md). */
+/* Every stage of t not measured (-1). */
+static void unmeasured(boxlite_box_timing *t)
+{
+    int64_t *f[] = {&t->image_prepare_ms, &t->filesystem_setup_ms, &t->box_config_ms,
+                    &t->create_ms,        &t->guest_rootfs_ms,     &t->box_spawn_ms,
+                    &t->guest_boot_ms,    &t->container_init_ms,   &t->start_ms,
+                    &t->total_create_ms};
+    for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+        *f[i] = -1;
+}
+
+/* The spec's BootTiming from the library's stage timing (boxlite_box_get_timing): the create's
+ * stages from the handle that created the box (null for a box this server did not create),
+ * the boot's from the last start on the server's handle (null before one, or when that start
+ * only attached to a running box), total_create_ms the create plus the box's first boot when
+ * this server did both. Each is null when the library did not measure it. */
 static json_t *boot_timing(struct sbox *b)
 {
-    int64_t create = __atomic_load_n(&b->create_ms, __ATOMIC_RELAXED);
-    int64_t boot = __atomic_load_n(&b->boot_ms, __ATOMIC_RELAXED);
+    boxlite_box_timing boot = BOXLITE_BOX_TIMING_INIT, made;
+    int64_t first, total = -1;
     json_t *o = json_object();
 
-    json_object_set_new(o, "total_create_ms",
-                        ms_or_null(create >= 0 && boot >= 0 ? create + boot : -1));
-    json_object_set_new(o, "guest_boot_ms", ms_or_null(boot));
-    json_object_set_new(o, "box_config_ms", ms_or_null(create));
-    json_object_set_new(o, "filesystem_setup_ms", json_null());
-    json_object_set_new(o, "image_prepare_ms", json_null());
-    json_object_set_new(o, "guest_rootfs_ms", json_null());
-    json_object_set_new(o, "box_spawn_ms", json_null());
-    json_object_set_new(o, "container_init_ms", json_null());
+    sbox_lock(b);
+    made = b->created;
+    first = b->first_start_ms;
+    if (boxlite_box_get_timing(&boot, b->box) != 0)
+        boot.version = 0;
+    sbox_unlock(b);
+    if (made.version == 0)
+        unmeasured(&made);
+    if (boot.version == 0)
+        unmeasured(&boot);
+    if (made.create_ms >= 0 && first >= 0)
+        total = made.create_ms + first;
+    json_object_set_new(o, "total_create_ms", ms_or_null(total));
+    json_object_set_new(o, "guest_boot_ms", ms_or_null(boot.guest_boot_ms));
+    json_object_set_new(o, "filesystem_setup_ms", ms_or_null(made.filesystem_setup_ms));
+    json_object_set_new(o, "image_prepare_ms", ms_or_null(made.image_prepare_ms));
+    json_object_set_new(o, "guest_rootfs_ms", ms_or_null(boot.guest_rootfs_ms));
+    json_object_set_new(o, "box_config_ms", ms_or_null(made.box_config_ms));
+    json_object_set_new(o, "box_spawn_ms", ms_or_null(boot.box_spawn_ms));
+    json_object_set_new(o, "container_init_ms", ms_or_null(boot.container_init_ms));
     return o;
 }
 

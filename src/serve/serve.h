@@ -68,7 +68,9 @@ struct sbox {
     int refs;            /* guarded by the registry's lock */
     int removed;
     uint64_t execs, exec_errors, bytes_in, bytes_out; /* __atomic */
-    int64_t create_ms, boot_ms; /* as this server timed them, -1 unknown (__atomic) */
+    boxlite_box_timing created; /* the create's stages (version 0: not created by this server);
+                                 * under use, like the handle */
+    int64_t first_start_ms;     /* its first boot's start_ms, -1 unknown; under use */
 };
 
 /* ---- one request ---------------------------------------------------------------------- */

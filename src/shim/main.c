@@ -76,6 +76,7 @@ struct shim {
     struct shim_net *net;         /* net.c: NULL when the box has no network */
     int net_fd;                   /* QEMU's end of the network stream until QEMU has it */
     int reported;                 /* readiness (or failure) written to status_fd */
+    int64_t qemu_answered_ms;     /* when QEMU's greeting came (bl_now_ms), 0 before */
     int stopping;                 /* a stop was asked for */
     int killed_by_us;             /* we sent QEMU SIGKILL */
     int user_stop;                /* the stop came from a client, the owner dying or SIGTERM */
@@ -336,6 +337,8 @@ static void adopt_main(struct shim *s)
 
 static void on_ready(struct shim *s)
 {
+    char msg[48];
+
     /* a snapshot's guest trusts it already; a template's after its attach (the library) */
     if (!s->incoming && !awaits_attach(s))
         trust_secrets_ca(s);
@@ -346,7 +349,9 @@ static void on_ready(struct shim *s)
         s->stop_deadline = 0;
         return;
     }
-    report(s, BL_SHIM_OK, "ok");
+    /* when QEMU answered, for the starter's stage timing (monitor.c reads "ok qemu=") */
+    snprintf(msg, sizeof(msg), "ok qemu=%lld", (long long)s->qemu_answered_ms);
+    report(s, BL_SHIM_OK, s->qemu_answered_ms > 0 ? msg : "ok");
     /* A restored guest's main process (if any) was restored with it (adopt_main). A
      * template's box asks for its own after its attach (BL_MON_MAIN_START). */
     if (!s->incoming)
@@ -510,6 +515,15 @@ static int fill_ram(struct shim *s)
         snprintf(s->reason, sizeof(s->reason), "copy the saved RAM %.200s: %s", s->ram_fill,
                  err == EINVAL ? "not the size of the box's RAM" : strerror(err));
     return err == 0 ? 0 : -1;
+}
+
+/* Wait for QEMU's QMP greeting (the guest runs meanwhile; what it sends waits in its socket)
+ * and note when it came: the end of the box's spawn in its start's timing (boxlite.h). A QEMU
+ * that ends or stays silent until the boot's deadline is left to serve() to report. */
+static void greet_qemu(struct shim *s)
+{
+    if (shim_qmp_greeting(&s->qmp, s->boot_deadline) == 0)
+        s->qemu_answered_ms = bl_now_ms();
 }
 
 /* Serve until QEMU exits. */
@@ -690,6 +704,7 @@ int main(int argc, char **argv)
 {
     struct shim s = {0};
     char *dir = NULL;
+    int fill_failed;
 
     if (parse_args(&s, argc, argv) != 0) {
         fprintf(stderr, "usage: boxlite-shim --home H --id ID --status-fd N [--lifeline-fd N] "
@@ -747,7 +762,10 @@ int main(int argc, char **argv)
     }
     s.boot_deadline = bl_now_ms() + s.boot_ms;
     adopt_main(&s);
-    if (s.incoming && ((s.ram_fill && fill_ram(&s) != 0) || resume_incoming(&s) != 0)) {
+    fill_failed = s.incoming && s.ram_fill && fill_ram(&s) != 0;
+    if (!fill_failed)
+        greet_qemu(&s);
+    if (s.incoming && (fill_failed || resume_incoming(&s) != 0)) {
         s.stopping = 1;
         s.stop_deadline = 0;
     }

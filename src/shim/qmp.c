@@ -87,12 +87,22 @@ static int send_all(struct shim_qmp *q, const char *cmd, int pass_fd)
     return 0;
 }
 
+int shim_qmp_greeting(struct shim_qmp *q, int64_t deadline)
+{
+    if (q->greeted)
+        return 0;
+    if (shim_qmp_read_line(q, deadline) != 0 || !strstr(q->line, "\"QMP\""))
+        return -1;
+    q->greeted = 1;
+    return 0;
+}
+
 /* The greeting and capabilities negotiation, once. */
 static int handshake(struct shim_qmp *q, int64_t deadline)
 {
     if (q->ready)
         return 0;
-    if (shim_qmp_read_line(q, deadline) != 0 || !strstr(q->line, "\"QMP\""))
+    if (shim_qmp_greeting(q, deadline) != 0)
         return -1;
     q->ready = 1;
     if (shim_qmp_cmd(q, "{\"execute\":\"qmp_capabilities\"}", -1, 10000) != 0) {

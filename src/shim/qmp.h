@@ -10,7 +10,8 @@
 struct shim_qmp {
     int fd;
     int ready;
-    int skip; /* dropping a line longer than buf up to its newline */
+    int greeted; /* QEMU's greeting read (shim_qmp_greeting or the handshake) */
+    int skip;    /* dropping a line longer than buf up to its newline */
     char buf[65536];
     size_t len;
     char line[4096]; /* the last reply (or event, or what went wrong) */
@@ -19,6 +20,9 @@ void shim_qmp_init(struct shim_qmp *q, int fd);
 /* Send one command (a JSON object, optionally with an fd for getfd) and wait for its answer;
  * 0 for {"return":...}, -1 for an error or no answer (q->line says which). */
 int shim_qmp_cmd(struct shim_qmp *q, const char *cmd, int pass_fd, int timeout_ms);
+/* Read QEMU's greeting (once) by deadline (bl_now_ms): 0 when it came. The capabilities
+ * negotiation stays for the first command. */
+int shim_qmp_greeting(struct shim_qmp *q, int64_t deadline);
 /* Discard pending events (the shim is idle). */
 void shim_qmp_drain(struct shim_qmp *q);
 

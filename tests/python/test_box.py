@@ -146,6 +146,14 @@ async def test_info_metrics_and_lookups(runtime, shared_box):
         "enabled", [], [], [])
     m = await shared_box.metrics()
     assert m.commands_executed_total >= 1 and m.memory_bytes > 0
+    # the library's stages of this handle's create and start (boxlite_box_get_timing)
+    stages = ("stage_filesystem_setup_ms", "stage_image_prepare_ms", "stage_init_rootfs_ms",
+              "stage_box_config_ms", "stage_box_spawn_ms", "stage_container_init_ms")
+    for k in stages + ("total_create_duration_ms", "guest_boot_duration_ms"):
+        assert type(getattr(m, k)) is int and getattr(m, k) >= 0, (k, getattr(m, k))
+    assert m.guest_boot_duration_ms > 0 and m.stage_box_spawn_ms > 0
+    total = m.total_create_duration_ms
+    assert sum(getattr(m, k) for k in stages) + m.guest_boot_duration_ms <= total, m
     assert (await runtime.get("shared")).id == shared_box.id
     assert (await runtime.get(shared_box.id)) is shared_box
     assert (await runtime.get_info("shared")).id == shared_box.id

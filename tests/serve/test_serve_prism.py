@@ -198,7 +198,8 @@ def test_box_lifecycle_exec_files_snapshots_match_the_spec(prism):
                 headers={"Content-Type": "application/x-tar"}, expect=204)
         checked(prism, "GET", f"/boxes/{bid}/files?path=/tmp/p.txt", expect=200)
         checked(prism, "GET", f"/boxes/{bid}/files?path=/nope", expect=404)
-        checked(prism, "GET", f"/boxes/{bid}/metrics", expect=200)
+        _, _, m = checked(prism, "GET", f"/boxes/{bid}/metrics", expect=200)
+        assert all(type(v) is int for v in m["boot_timing"].values()), m  # every stage measured
         tunnel_round_trip(prism, bid)
         checked(prism, "POST", f"/boxes/{bid}/stop", {"timeout_seconds": 20}, expect=200)
         checked(prism, "POST", f"/boxes/{bid}/snapshots", {"name": "p1"}, expect=201)

@@ -123,6 +123,7 @@ def test_sync_rest_runtime(server, tmp_path):
             assert isinstance(m, boxlite.BoxMetrics) and m.commands_executed_total >= 1
             assert m.bytes_received_total >= len("first\nsecond go\nerr\n")
             assert m.memory_bytes > 0
+            assert m.guest_boot_duration_ms > 0 and m.stage_box_spawn_ms > 0  # BootTiming's
 
             # files: a tree into a directory, a file out as a path, a tree out into a dir
             src = tmp_path / "tree"

@@ -196,10 +196,8 @@ def _box_metrics(m: Dict[str, Any]) -> "C.BoxMetrics":
     bm = C.BoxMetrics({"commands": m.get("commands_executed_total", 0),
                        "errors": m.get("exec_errors_total", 0),
                        "sent": m.get("bytes_sent_total", 0),
-                       "received": m.get("bytes_received_total", 0)}, None)
-    timing = m.get("boot_timing") or {}
-    bm.total_create_duration_ms = timing.get("total_create_ms")
-    bm.guest_boot_duration_ms = timing.get("guest_boot_ms")
+                       "received": m.get("bytes_received_total", 0)},
+                      None, m.get("boot_timing"))
     for k in ("cpu_percent", "memory_bytes", "network_bytes_sent", "network_bytes_received",
               "network_tcp_connections", "network_tcp_errors"):
         setattr(bm, k, m.get(k))

@@ -93,6 +93,7 @@ static int box_new(boxlite_box **out, boxlite_runtime *rt, const char *id)
         return bl_err(BOXLITE_ENOMEM, "out of memory");
     box->rt = rt;
     box->lifeline_fd = -1;
+    bl_timing_clear(&box->timing, 1, 1);
     box->dir = bl_strdupf("%s/boxes/%s", rt->home, id);
     box->disk = bl_strdupf("%s/boxes/%s/disk.qcow2", rt->home, id);
     if (!box->dir || !box->disk) {
@@ -308,6 +309,8 @@ BOXLITE_API int boxlite_box_create(boxlite_box **out, boxlite_runtime *rt,
     boxlite_box *box = NULL;
     char id[13], *staged = NULL, *disk = NULL;
     int rc, lock_fd = -1, published = 0;
+    /* the stages' bounds (bl_now_ms): start, image opened, directory begun, disk made */
+    int64_t t0 = bl_now_ms(), t_img0 = -1, t_img1 = -1, t_fs0 = -1, t_fs1 = -1;
 
     bl_err_clear();
     if (!out || !rt)
@@ -324,8 +327,10 @@ BOXLITE_API int boxlite_box_create(boxlite_box **out, boxlite_runtime *rt,
     rc = bl_box_options_check(opts);
     if (rc == 0)
         rc = bl_random_id(id);
+    t_img0 = bl_now_ms();
     if (rc == 0)
         rc = bl_image_open(&img, rt, opts->image);
+    t_img1 = bl_now_ms();
     if (rc == 0)
         rc = box_new(&box, rt, id);
     if (rc != 0)
@@ -342,12 +347,14 @@ BOXLITE_API int boxlite_box_create(boxlite_box **out, boxlite_runtime *rt,
     }
     if (rc != 0)
         goto out;
+    t_fs0 = bl_now_ms();
     rc = bl_box_stage(rt, id, &staged, &lock_fd);
     if (rc == 0) {
         disk = bl_strdupf("%s/disk.qcow2", staged);
         rc = disk ? make_disk(disk, box->image->base_path, opts->disk_size_gb)
                   : bl_err(BOXLITE_ENOMEM, "out of memory");
     }
+    t_fs1 = bl_now_ms();
     if (rc == 0 && opts->n_secrets)
         rc = write_secrets(staged, opts);
     if (rc == 0) {
@@ -367,6 +374,14 @@ out:
             box_release(box);
         bl_err_wrap(rc, "create box");
     } else {
+        boxlite_box_timing *t = &box->timing;
+        int64_t end = bl_now_ms();
+        bl_timing_add(&t->image_prepare_ms, t_img0, t_img1);
+        bl_timing_add(&t->filesystem_setup_ms, t_fs0, t_fs1);
+        bl_timing_add(&t->box_config_ms, t0, t_img0);    /* options checked */
+        bl_timing_add(&t->box_config_ms, t_img1, t_fs0); /* the row filled */
+        bl_timing_add(&t->box_config_ms, t_fs1, end);    /* secrets written, published */
+        bl_timing_add(&t->create_ms, t0, end);
         *out = box;
     }
     return rc;

@@ -18,9 +18,16 @@ struct boxlite_box {
     struct bl_conn *conn;   /* to the monitor, while attached */
     int lifeline_fd;        /* write end held while this handle's boot is not detached */
     int removed;
-    const char *incoming;     /* set for the next boot only: restore this memory file */
-    const char *incoming_ram; /* with it, the snapshot's RAM file to map privately, or NULL */
+    const char *incoming;      /* set for the next boot only: restore this memory file */
+    const char *incoming_ram;  /* with it, the snapshot's RAM file to map privately, or NULL */
+    boxlite_box_timing timing; /* its last create's and start's stages (timing.c) */
 };
+
+/* Set the create's or the start's stages of t to -1 (not measured) (timing.c). */
+void bl_timing_clear(boxlite_box_timing *t, int create, int start);
+
+/* Add until - since (bl_now_ms) to *field, which -1 counts as 0; nothing when since < 0. */
+void bl_timing_add(int64_t *field, int64_t since, int64_t until);
 
 /* One starter (or snapshot operation) at a time per box, across processes: *fd_out holds
  * the lock until closed. */

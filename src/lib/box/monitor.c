@@ -166,7 +166,16 @@ static int read_report(int fd, int timeout_ms, char *line, size_t cap)
     return 0;
 }
 
-int bl_monitor_start(enum bl_shim_code *code_out, const struct bl_monitor_start *m)
+/* "ok qemu=<ms>": when QEMU answered (the shim's main.c), else -1. */
+static int64_t answered_at(const char *msg)
+{
+    char *end = NULL;
+    long long v = strncmp(msg, "ok qemu=", 8) == 0 ? strtoll(msg + 8, &end, 10) : -1;
+
+    return end != NULL && end != msg + 8 && (*end == '\0' || *end == ' ') && v > 0 ? v : -1;
+}
+
+int bl_monitor_start(enum bl_shim_code *code_out, struct bl_monitor_start *m)
 {
     char *shim = NULL, *logpath = NULL;
     char **argv = NULL;
@@ -178,6 +187,7 @@ int bl_monitor_start(enum bl_shim_code *code_out, const struct bl_monitor_start 
     pid_t pid;
 
     *code_out = BL_SHIM_E_SETUP;
+    m->answered_ms = -1;
     rc = bl_monitor_find_shim(&shim);
     if (rc != 0)
         return rc;
@@ -210,7 +220,7 @@ int bl_monitor_start(enum bl_shim_code *code_out, const struct bl_monitor_start 
     else if (bl_shim_report_parse(line, &code, &msg) != 0)
         rc = bl_err(BOXLITE_ERROR, "the box monitor exited without a report (see %s)", logpath);
     else if (code == BL_SHIM_OK)
-        rc = 0;
+        rc = 0, m->answered_ms = answered_at(msg);
     else
         rc = bl_err(code == BL_SHIM_E_RUNNING ? BOXLITE_ESTATE : BOXLITE_ERROR, "%s", msg);
     if (rc != BOXLITE_ETIMEOUT && msg)

@@ -6,6 +6,8 @@
 
 #include "boxstate.h"
 
+#include <stdint.h>
+
 struct bl_monitor_start {
     const char *home;
     const char *id;
@@ -18,13 +20,15 @@ struct bl_monitor_start {
     const char *main_req; /* the main process's request file (start.c), or NULL for none */
     const char *ram_fill; /* a saved RAM file the shim copies into the box's own (empty, the
                            * "ram-loaded:" jail spec) before the state comes in, or NULL */
+    int64_t answered_ms;  /* out: when QEMU first answered its control socket, as the shim's
+                           * report says (bl_now_ms's clock), or -1 */
 };
 
 /* Start the shim and wait for its report: 0 once the agent answered, else the shim's
  * message as the error and *code_out the shim's code (BL_SHIM_E_QEMU_EXITED when QEMU ended
  * by itself during the boot, e.g. it could not run under KVM); decisions read the code only.
  * BL_SHIM_E_SETUP when the shim gave no report. */
-int bl_monitor_start(enum bl_shim_code *code_out, const struct bl_monitor_start *m);
+int bl_monitor_start(enum bl_shim_code *code_out, struct bl_monitor_start *m);
 
 /* 1 when box id (under home) has a live monitor: one holds its run lock (boxstate.h). The
  * kernel drops the lock when the monitor dies: no pid or /proc text is trusted. */

@@ -102,7 +102,7 @@ static int guest_ram(boxlite_box *box, const struct bl_tmpl *t, int from_templat
 
 /* The jail bind-mounts the console file, so it must exist before QEMU opens it. */
 static int vm_argv(boxlite_box *box, char ***out, char ***jail_out, int *kvm_out, struct bl_tmpl *t,
-                   char **fill_out)
+                   char **fill_out, int64_t *layer_ms)
 {
     const char *tmpl_memory = NULL;
     struct bl_vm_config cfg = {0};
@@ -132,8 +132,11 @@ static int vm_argv(boxlite_box *box, char ***out, char ***jail_out, int *kvm_out
     cfg.qemu = qemu;
     cfg.kernel = kernel;
     cfg.initrd = initrd;
+    *layer_ms = bl_now_ms();
     if (rc == 0)
         rc = bl_box_layerize(box);
+    *layer_ms = bl_now_ms() - *layer_ms;
+    bl_timing_add(&box->timing.guest_rootfs_ms, 0, *layer_ms);
     disk = rc == 0 ? realpath(box->disk, NULL) : NULL;
     if (rc == 0 && !disk)
         rc = bl_err_errno(BOXLITE_EIO, errno, "resolve %s", box->disk);
@@ -236,6 +239,19 @@ static int trust_secrets_ca(boxlite_box *box)
     return rc;
 }
 
+/* One boot's stages (box.h's timing): t0 the boot began, layer_ms of it the disk's layering
+ * (guest_rootfs), spawn the monitor's fork, answered QEMU's first answer as the monitor saw it
+ * (-1: none; on the same monotonic clock), ready its report. */
+static void boot_timing(boxlite_box *box, int64_t t0, int64_t layer_ms, int64_t spawn,
+                        int64_t answered, int64_t ready)
+{
+    boxlite_box_timing *t = &box->timing;
+    int64_t mid = answered >= spawn && answered <= ready ? answered : spawn;
+
+    bl_timing_add(&t->box_spawn_ms, t0 + layer_ms, mid);
+    bl_timing_add(&t->guest_boot_ms, mid, ready);
+}
+
 /* Boot once; *kvm_out says which accelerator was tried, *code_out the monitor's report code
  * (BL_SHIM_E_QEMU_EXITED: QEMU ended by itself during the boot). The accelerator a box booted
  * with is kept in its row (box info's accel). */
@@ -246,11 +262,12 @@ static int boot_once(boxlite_box *box, int detached, int *kvm_out, enum bl_shim_
     char **argv = NULL, **jail = NULL, *main_req = NULL, *ram_fill = NULL;
     const char *incoming = box->incoming;
     int life[2] = {-1, -1};
+    int64_t t0 = bl_now_ms(), layer_ms = 0, spawn, ready;
     int rc;
 
     *code_out = BL_SHIM_E_SETUP;
     *started_out = 0;
-    rc = vm_argv(box, &argv, &jail, kvm_out, t, &ram_fill);
+    rc = vm_argv(box, &argv, &jail, kvm_out, t, &ram_fill, &layer_ms);
     if (rc == 0)
         rc = write_main_req(box, &main_req);
     if (rc == 0) /* this boot's main process has not exited yet */
@@ -269,7 +286,10 @@ static int boot_once(boxlite_box *box, int detached, int *kvm_out, enum bl_shim_
     m.incoming = box->incoming;
     m.jail = jail;
     m.ram_fill = ram_fill;
+    spawn = bl_now_ms();
     rc = bl_monitor_start(code_out, &m);
+    ready = bl_now_ms();
+    boot_timing(box, t0, layer_ms, spawn, m.answered_ms, ready);
     *started_out = 1;
     if (rc == 0)
         rc = bl_db_box_set_accel(box->rt->db, box->row.id, *kvm_out ? "kvm" : "tcg");
@@ -284,6 +304,8 @@ static int boot_once(boxlite_box *box, int detached, int *kvm_out, enum bl_shim_
         rc = trust_secrets_ca(box);
     if (rc == 0 && t->mode == BL_TMPL_RESTORE && main_req) /* attached: now it may run */
         rc = bl_conn_monitor(box->conn, BL_MON_MAIN_START, "", MAIN_START_MS);
+    if (*started_out)
+        bl_timing_add(&box->timing.container_init_ms, ready, bl_now_ms());
 out:
     box->incoming = incoming; /* a template's is for this boot only */
     if (life[0] >= 0)
@@ -347,8 +369,10 @@ static int boot(boxlite_box *box, int detached, int cold)
     struct bl_tmpl t = BL_TMPL_INIT;
     int kvm = 0;
     enum bl_shim_code code = BL_SHIM_E_SETUP;
+    int64_t t0 = bl_now_ms();
     int rc = bl_box_image(box, &img); /* the image must still be there */
 
+    bl_timing_add(&box->timing.guest_rootfs_ms, t0, bl_now_ms());
     t.wanted = !cold && !box->incoming && bl_templates_enabled();
     if (rc == 0)
         rc = boot_templated(box, detached, &kvm, &code, &t);
@@ -411,6 +435,7 @@ static int start_locked(boxlite_box *box, int detached, int cold)
 
 static int start(boxlite_box *box, unsigned flags)
 {
+    int64_t t0 = bl_now_ms();
     int lock_fd = -1;
     int rc;
 
@@ -420,7 +445,8 @@ static int start(boxlite_box *box, unsigned flags)
     if (box->removed)
         return bl_err(BOXLITE_ENOTFOUND, "box %s has been removed", box->row.id);
     if (box->conn && !box->conn->closed)
-        return 0;
+        return 0; /* already attached: no start, its timing stays */
+    bl_timing_clear(&box->timing, 0, 1);
     rc = bl_box_lock(box, &lock_fd);
     if (rc == 0) {
         rc = start_locked(box, (flags & BOXLITE_START_DETACHED) != 0,
@@ -430,6 +456,8 @@ static int start(boxlite_box *box, unsigned flags)
     bl_box_reload(box);
     if (rc != 0)
         bl_err_wrap(rc, "start box %s", box->row.id);
+    else
+        bl_timing_add(&box->timing.start_ms, t0, bl_now_ms());
     return rc;
 }
 
