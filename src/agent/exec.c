@@ -352,6 +352,17 @@ static void send_nostart(uint32_t id, int err, const char *msg)
     bl_wbuf_free(&w);
 }
 
+void bl_builtin_done(uint32_t stream, int code, const char *msg)
+{
+    struct bl_exit e = {.kind = BL_EXIT_CODE, .code = code, .message = (char *)msg};
+    struct bl_wbuf w = {0};
+
+    bl_send_u32(BL_F_STARTED, stream, 1);
+    (void)bl_exit_encode(&w, &e);
+    bl_send_wbuf(BL_F_EXIT, stream, &w);
+    bl_wbuf_free(&w);
+}
+
 void bl_exec_start(uint32_t stream, const uint8_t *payload, size_t len)
 {
     struct bl_exec_req req;
@@ -375,6 +386,10 @@ void bl_exec_start(uint32_t stream, const uint8_t *payload, size_t len)
     }
     if ((req.flags & BL_EXEC_BUILTIN) && strcmp(req.argv[0], "attach") == 0) {
         bl_template_attach(stream, &req); /* in PID 1: its mounts are the agent's */
+        goto out;
+    }
+    if ((req.flags & BL_EXEC_BUILTIN) && strcmp(req.argv[0], "identity") == 0) {
+        bl_identity_request(stream, &req); /* in PID 1: no child to fork, no user to look up */
         goto out;
     }
     if (bl_template_waiting()) {
