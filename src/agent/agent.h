@@ -139,9 +139,6 @@ int bl_builtin_identity(const struct bl_exec_req *req);
  * with the reason in msg. Runs in PID 1. */
 int bl_identity_apply(const char *host, const char *mac, const char *hex, const char *unix_ns,
                       char *msg, size_t cap);
-/* The `identity HOSTNAME MAC ENTROPY-HEX UNIX-NS` built-in, in PID 1: answers STARTED and
- * EXIT on stream (code 1 and the reason in the message when a part failed). */
-void bl_identity_request(uint32_t stream, const struct bl_exec_req *req);
 
 /* ---- tunnel.c (runs in the child): "tunnel PORT", a relay between stdin/stdout and a TCP
  * connection to 127.0.0.1:PORT; -1 when req names something else. */

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -363,6 +364,23 @@ void bl_builtin_done(uint32_t stream, int code, const char *msg)
     bl_wbuf_free(&w);
 }
 
+/* `identity HOSTNAME MAC ENTROPY-HEX UNIX-NS` in PID 1 (identity.c does the work): EXIT code 1
+ * with the failing part in the message. */
+static void identity_in_pid1(uint32_t stream, const struct bl_exec_req *req)
+{
+    char msg[200] = "";
+    int rc = -1;
+
+    if (req->argc != 5)
+        snprintf(msg, sizeof msg, "identity: %u arguments, not 4", req->argc - 1);
+    else
+        rc = bl_identity_apply(req->argv[1], req->argv[2], req->argv[3], req->argv[4], msg,
+                               sizeof msg);
+    if (rc != 0)
+        bl_log("identity: %s", msg);
+    bl_builtin_done(stream, rc == 0 ? 0 : 1, msg);
+}
+
 void bl_exec_start(uint32_t stream, const uint8_t *payload, size_t len)
 {
     struct bl_exec_req req;
@@ -389,7 +407,7 @@ void bl_exec_start(uint32_t stream, const uint8_t *payload, size_t len)
         goto out;
     }
     if ((req.flags & BL_EXEC_BUILTIN) && strcmp(req.argv[0], "identity") == 0) {
-        bl_identity_request(stream, &req); /* in PID 1: no child to fork, no user to look up */
+        identity_in_pid1(stream, &req); /* in PID 1: no child to fork, no user to look up */
         goto out;
     }
     if (bl_template_waiting()) {

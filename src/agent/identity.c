@@ -1,9 +1,9 @@
 /* identity.c — the snapshot built-ins: `freeze`/`thaw` (FIFREEZE/FITHAW on the box's root
  * filesystem for the instant of a disk cut; run in the exec child, chrooted into the box) and
  * `identity` (a restored or forked guest's fix-up: hostname, MAC, RNG reseed from host entropy,
- * clock step), answered by PID 1 itself: a freshly restored VM under TCG would otherwise first
- * translate the fork, cgroup placement and user lookup of an exec child. The fix-up is also the
- * first part of a template's `attach` (template.c). */
+ * clock step), answered by PID 1 itself (exec.c): a freshly restored VM under TCG would
+ * otherwise first translate the fork, cgroup placement and user lookup of an exec child. The
+ * fix-up is also the first part of a template's `attach` (template.c). */
 #include "agent.h"
 
 #include <errno.h>
@@ -134,21 +134,6 @@ int bl_identity_apply(const char *host, const char *mac, const char *hex, const 
     if (rc == 0 && strcmp(unix_ns, "-") != 0)
         rc = step_clock(unix_ns, msg, cap);
     return rc;
-}
-
-void bl_identity_request(uint32_t stream, const struct bl_exec_req *req)
-{
-    char msg[200] = "";
-    int rc = -1;
-
-    if (req->argc != 5)
-        snprintf(msg, sizeof msg, "identity: %u arguments, not 4", req->argc - 1);
-    else
-        rc = bl_identity_apply(req->argv[1], req->argv[2], req->argv[3], req->argv[4], msg,
-                               sizeof msg);
-    if (rc != 0)
-        bl_log("identity: %s", msg);
-    bl_builtin_done(stream, rc == 0 ? 0 : 1, msg);
 }
 
 int bl_builtin_identity(const struct bl_exec_req *req)
