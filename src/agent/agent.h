@@ -95,6 +95,9 @@ void bl_dispatch(const struct bl_frame *f);
 /* ---- exec.c ---- */
 struct pollfd;
 void bl_exec_start(uint32_t stream, const uint8_t *payload, size_t len);
+/* A built-in answered by PID 1 itself, no child (attach, identity): STARTED (pid 1), then
+ * EXIT with code and msg ("" for none) on stream. */
+void bl_builtin_done(uint32_t stream, int code, const char *msg);
 void bl_stream_stdin(uint32_t stream, const uint8_t *data, size_t len);
 void bl_stream_signal(uint32_t stream, const uint8_t *payload, size_t len);
 void bl_stream_window(uint32_t stream, const uint8_t *payload, size_t len);
@@ -129,12 +132,13 @@ int bl_pty_resize(int fd, uint32_t rows, uint32_t cols);
  * child's stdin/stdout/stderr; returns its exit status. */
 int bl_builtin_main(const struct bl_exec_req *req);
 
-/* ---- identity.c (runs in the child): "freeze", "thaw", "identity H MAC HEX NS"; -1 when
- * req names none of them. */
+/* ---- identity.c ---- */
+/* In the child: "freeze", "thaw"; -1 when req names neither. */
 int bl_builtin_identity(const struct bl_exec_req *req);
-/* The identity fix-up itself (hostname, MAC, RNG reseed, clock; "-" skips a part); 0 or 1
- * with a line on stderr. */
-int bl_identity_apply(const char *host, const char *mac, const char *hex, const char *unix_ns);
+/* The identity fix-up itself (hostname, MAC, RNG reseed, clock; "-" skips a part): 0, or -1
+ * with the reason in msg. Runs in PID 1. */
+int bl_identity_apply(const char *host, const char *mac, const char *hex, const char *unix_ns,
+                      char *msg, size_t cap);
 
 /* ---- tunnel.c (runs in the child): "tunnel PORT", a relay between stdin/stdout and a TCP
  * connection to 127.0.0.1:PORT; -1 when req names something else. */

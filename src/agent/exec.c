@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -352,6 +353,34 @@ static void send_nostart(uint32_t id, int err, const char *msg)
     bl_wbuf_free(&w);
 }
 
+void bl_builtin_done(uint32_t stream, int code, const char *msg)
+{
+    struct bl_exit e = {.kind = BL_EXIT_CODE, .code = code, .message = (char *)msg};
+    struct bl_wbuf w = {0};
+
+    bl_send_u32(BL_F_STARTED, stream, 1);
+    (void)bl_exit_encode(&w, &e);
+    bl_send_wbuf(BL_F_EXIT, stream, &w);
+    bl_wbuf_free(&w);
+}
+
+/* `identity HOSTNAME MAC ENTROPY-HEX UNIX-NS` in PID 1 (identity.c does the work): EXIT code 1
+ * with the failing part in the message. */
+static void identity_in_pid1(uint32_t stream, const struct bl_exec_req *req)
+{
+    char msg[200] = "";
+    int rc = -1;
+
+    if (req->argc != 5)
+        snprintf(msg, sizeof msg, "identity: %u arguments, not 4", req->argc - 1);
+    else
+        rc = bl_identity_apply(req->argv[1], req->argv[2], req->argv[3], req->argv[4], msg,
+                               sizeof msg);
+    if (rc != 0)
+        bl_log("identity: %s", msg);
+    bl_builtin_done(stream, rc == 0 ? 0 : 1, msg);
+}
+
 void bl_exec_start(uint32_t stream, const uint8_t *payload, size_t len)
 {
     struct bl_exec_req req;
@@ -375,6 +404,10 @@ void bl_exec_start(uint32_t stream, const uint8_t *payload, size_t len)
     }
     if ((req.flags & BL_EXEC_BUILTIN) && strcmp(req.argv[0], "attach") == 0) {
         bl_template_attach(stream, &req); /* in PID 1: its mounts are the agent's */
+        goto out;
+    }
+    if ((req.flags & BL_EXEC_BUILTIN) && strcmp(req.argv[0], "identity") == 0) {
+        identity_in_pid1(stream, &req); /* in PID 1: no child to fork, no user to look up */
         goto out;
     }
     if (bl_template_waiting()) {

@@ -77,7 +77,7 @@ static int fresh_disk(uint64_t want, char *msg, size_t cap)
  * the volumes (specs as boxlite.volN takes them). */
 static int attach(const struct bl_exec_req *req, char *msg, size_t cap)
 {
-    char *end = NULL;
+    char *end = NULL, id[160] = "";
     unsigned long long bytes;
 
     if (!bl_template_mode() || attached) {
@@ -95,8 +95,9 @@ static int attach(const struct bl_exec_req *req, char *msg, size_t cap)
         snprintf(msg, cap, "attach: bad disk size");
         return -1;
     }
-    if (bl_identity_apply(req->argv[1], req->argv[4], req->argv[5], req->argv[6]) != 0) {
-        snprintf(msg, cap, "attach: the identity fix-up failed (see the console)");
+    if (bl_identity_apply(req->argv[1], req->argv[4], req->argv[5], req->argv[6], id, sizeof id) !=
+        0) {
+        snprintf(msg, cap, "attach: identity: %s", id);
         return -1;
     }
     if (fresh_disk(bytes, msg, cap) < 0)
@@ -116,15 +117,11 @@ static int attach(const struct bl_exec_req *req, char *msg, size_t cap)
 void bl_template_attach(uint32_t stream, const struct bl_exec_req *req)
 {
     char msg[240] = "";
-    struct bl_exit e = {.kind = BL_EXIT_CODE, .code = 0, .message = msg};
-    struct bl_wbuf w = {0};
+    int code = 0;
 
     if (attach(req, msg, sizeof msg) < 0) {
         bl_log("%s", msg);
-        e.code = 1;
+        code = 1;
     }
-    bl_send_u32(BL_F_STARTED, stream, 1);
-    (void)bl_exit_encode(&w, &e);
-    bl_send_wbuf(BL_F_EXIT, stream, &w);
-    bl_wbuf_free(&w);
+    bl_builtin_done(stream, code, msg);
 }

@@ -362,6 +362,20 @@ static int run_builtin(boxlite_box *box, const char *const *argv)
     return rc;
 }
 
+/* With BOXLITE_TEST_HOOKS=1, BOXLITE_TEST_ENTROPY replaces the entropy sent: how a test sees
+ * that the guest really takes the reseed part (a malformed one must fail the fix-up; forks'
+ * /dev/urandom differs even without it while the guest kernel reseeds often, early in its
+ * life). */
+static void entropy_hex(char *out, size_t cap)
+{
+    const char *on = getenv("BOXLITE_TEST_HOOKS"), *v = getenv("BOXLITE_TEST_ENTROPY");
+
+    if (on && strcmp(on, "1") == 0 && v)
+        snprintf(out, cap, "%s", v);
+    else
+        random_hex(out, ENTROPY_LEN);
+}
+
 /* After a restore: the guest's clock is where it was at the snapshot and its RNG state is
  * the snapshot's. A fork also gets its own hostname and MAC. The identity built-in's
  * arguments (argv[1..4]) for box, held in id. */
@@ -371,7 +385,7 @@ void bl_snapshot_identity_args(struct bl_identity *id, boxlite_box *box, int for
 
     clock_gettime(CLOCK_REALTIME, &ts);
     snprintf(id->now, sizeof(id->now), "%lld", (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec);
-    random_hex(id->entropy, ENTROPY_LEN);
+    entropy_hex(id->entropy, sizeof(id->entropy));
     bl_box_mac(box->row.id, id->mac);
     id->argv[0] = "identity";
     id->argv[1] = fork ? (box->row.name ? box->row.name : box->row.id) : "-";
@@ -381,6 +395,9 @@ void bl_snapshot_identity_args(struct bl_identity *id, boxlite_box *box, int for
     id->argv[5] = NULL;
 }
 
+/* The `identity` built-in: an agent of this build answers it in PID 1 (no exec child, no user
+ * lookup: src/agent/identity.c); the agent of a full snapshot saved by an older build, still in
+ * the snapshot's RAM, runs the same request in an exec child. One request, both agents. */
 static int fix_identity(boxlite_box *box, int fork)
 {
     struct bl_identity id;
