@@ -2,11 +2,13 @@
 file, an HTTP client that speaks its JSON, and a WebSocket attach helper (python3-websocket)."""
 import hashlib
 import http.client
+import io
 import json
 import os
 import signal
 import socket
 import subprocess
+import tarfile
 import time
 
 from boxlite_paths import BOXLITE
@@ -131,3 +133,49 @@ def serve_env(env):
     e = dict(env)
     e.setdefault("BOXLITE_ACCEL", os.environ.get("BOXLITE_TEST_ACCEL", "tcg"))
     return e
+
+
+def threads(pid):
+    """How many threads process pid has."""
+    return len(os.listdir(f"/proc/{pid}/task"))
+
+
+def tar_of(name, data, mode=None):
+    """A tar holding one entry: a file of data, or a directory when data is None."""
+    return tar_of_files({name: data}, mode)
+
+
+def tar_of_files(files, mode=None):
+    """A tar of {name: bytes, or None for a directory}, in that order."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as t:
+        for name, data in files.items():
+            ti = tarfile.TarInfo(name)
+            if data is None:
+                ti.type, ti.mode = tarfile.DIRTYPE, 0o755
+            else:
+                ti.size = len(data)
+                if mode is not None:
+                    ti.mode = mode
+            t.addfile(ti, io.BytesIO(data or b""))
+    return buf.getvalue()
+
+
+def make_cert(tmp_path):
+    """A self-signed certificate and key for 127.0.0.1 (PEM files in tmp_path)."""
+    cert, key = tmp_path / "tls-cert.pem", tmp_path / "tls-key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True, timeout=60)
+    return cert, key
+
+
+def running_box(api, name):
+    """Create and start a 256 MiB box named name through api; yields its id, then deletes it
+    (for a module fixture: `yield from running_box(api, "x")`)."""
+    st, _, b = api.call("POST", "/boxes", {"name": name, "memory_mib": 256})
+    assert st == 201, b
+    st, _, b2 = api.call("POST", f"/boxes/{b['box_id']}/start")
+    assert st == 200 and b2["status"] == "running", b2
+    yield b["box_id"]
+    api.call("DELETE", f"/boxes/{b['box_id']}?force=true")

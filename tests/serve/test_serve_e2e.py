@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from serve_helpers import attach, read_until_exit
+from serve_helpers import attach, read_until_exit, tar_of_files, threads
 
 
 @pytest.fixture(scope="module")
@@ -126,20 +126,9 @@ def test_signal_resize_kill(api, box):
     assert api.call("GET", f"/boxes/{box}/executions/{eid}")[0] == 404
 
 
-def tar_of(files):
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as t:
-        for name, data in files.items():
-            ti = tarfile.TarInfo(name)
-            ti.size = len(data)
-            ti.mode = 0o640
-            t.addfile(ti, io.BytesIO(data))
-    return buf.getvalue()
-
-
 def test_files_round_trip(api, box):
     big = bytes(range(256)) * 4096  # 1 MiB
-    body = tar_of({"up/a.txt": b"alpha\n", "up/big.bin": big})
+    body = tar_of_files({"up/a.txt": b"alpha\n", "up/big.bin": big}, 0o640)
     st, _, b = api.call("PUT", f"/boxes/{box}/files?path=/tmp", body,
                         headers={"Content-Type": "application/x-tar"})
     assert st == 204, b
@@ -252,10 +241,6 @@ def test_a_late_reader_gets_everything_after_the_close_grace(api, box):
     assert (len(out), code) == (size, 0)
 
 
-def threads(pid):
-    return len(os.listdir(f"/proc/{pid}/task"))
-
-
 def test_one_pump_thread_serves_many_executions(api, box, server):
     """Output of every execution is pumped by one thread polling boxlite_exec_fd: 24 running
     executions add no thread per execution, and each one's output still arrives."""
@@ -343,13 +328,9 @@ def test_attach_over_tls_and_graceful_sigterm(box, box_env, tmp_path):
     """A second server (TLS) on the same home: exec + wss attach, then SIGTERM while
     attached: a 1001 close frame and a bounded exit."""
     import ssl
-    import subprocess
     import websocket
-    from serve_helpers import Api, Server, serve_env
-    cert, key = tmp_path / "c.pem", tmp_path / "k.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True, timeout=60)
+    from serve_helpers import Api, Server, make_cert, serve_env
+    cert, key = make_cert(tmp_path)
     s = Server(serve_env(box_env), tmp_path, extra=("--tls-cert", str(cert),
                                                      "--tls-key", str(key)))
     try:

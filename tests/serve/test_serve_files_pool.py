@@ -10,6 +10,8 @@ import time
 
 import pytest
 
+from serve_helpers import running_box, tar_of, threads
+
 N = 20          # XFER_WORKERS + XFER_QUEUE: once, this many held the whole pool
 POOL = 4        # XFER_WORKERS
 SIZE = 256 << 10
@@ -18,32 +20,7 @@ BOUND_S = 120
 
 @pytest.fixture(scope="module")
 def box(api):
-    st, _, b = api.call("POST", "/boxes", {"name": "serve-files-pool", "memory_mib": 256})
-    assert st == 201, b
-    st, _, b2 = api.call("POST", f"/boxes/{b['box_id']}/start")
-    assert st == 200 and b2["status"] == "running", b2
-    yield b["box_id"]
-    api.call("DELETE", f"/boxes/{b['box_id']}?force=true")
-
-
-def threads(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("Threads:"):
-                return int(line.split()[1])
-    raise AssertionError("no Threads line")
-
-
-def tar_of(name, data):
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as t:
-        ti = tarfile.TarInfo(name)
-        if data is None:
-            ti.type, ti.mode = tarfile.DIRTYPE, 0o755
-        else:
-            ti.size = len(data)
-        t.addfile(ti, io.BytesIO(data or b""))
-    return buf.getvalue()
+    yield from running_box(api, "serve-files-pool")
 
 
 def payload(i):

@@ -4,19 +4,17 @@ validating proxy (`prism proxy --errors`, npm @stoplight/prism-cli) in front of 
 shared/reference/box.openapi.yaml; a violation fails the test. Prism matches paths relative to
 the server's /v1 and only with the {prefix} segment (one segment). Skipped where prism is not
 installed. One module only: Prism is a heavy node process on a 2-core machine."""
-import io
 import json
 import pathlib
 import shutil
 import signal
 import socket
 import subprocess
-import tarfile
 import time
 
 import pytest
 
-from serve_helpers import Api, Server, attach, free_port, read_until_exit, serve_env
+from serve_helpers import Api, Server, attach, free_port, read_until_exit, serve_env, tar_of
 from boxlite_paths import ROOT
 import registry_fixture as rf
 
@@ -88,15 +86,6 @@ def checked(prism, method, path, body=None, expect=None, **kw):
     if expect is not None:
         assert st == expect, (method, path, st, b)
     return st, h, b
-
-
-def tar_of(name, data):
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as t:
-        ti = tarfile.TarInfo(name)
-        ti.size = len(data)
-        t.addfile(ti, io.BytesIO(data))
-    return buf.getvalue()
 
 
 def test_discovery_and_errors_match_the_spec(prism):

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from serve_helpers import KEY, Api, Server, free_port, serve_env
+from serve_helpers import KEY, Api, Server, free_port, make_cert, serve_env
 from boxlite_paths import BOXLITE
 
 
@@ -238,14 +238,6 @@ def test_idempotency_key_replays_the_first_response(api):
     assert api.call("DELETE", "/boxes/idem-box")[0] == 404
     assert api.call("GET", "/config", root=True)[2]["capabilities"][
         "idempotency_key_lifetime"] == "PT24H"
-
-
-def make_cert(tmp_path):
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True, timeout=60)
-    return cert, key
 
 
 def test_tls(make, tmp_path):

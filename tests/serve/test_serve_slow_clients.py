@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from serve_helpers import Api, Server, serve_env
+from serve_helpers import Api, Server, running_box, serve_env, tar_of
 
 MIB = 1 << 20
 SIZE = 4 * MIB
@@ -44,27 +44,11 @@ def api(server):
 
 @pytest.fixture(scope="module")
 def box(api):
-    st, _, b = api.call("POST", "/boxes", {"name": "serve-slow-clients", "memory_mib": 256})
-    assert st == 201, b
-    st, _, b2 = api.call("POST", f"/boxes/{b['box_id']}/start")
-    assert st == 200 and b2["status"] == "running", b2
-    st, _, err = api.call("PUT", f"/boxes/{b['box_id']}/files?path=/tmp", tar_of("up", None),
-                          headers={"Content-Type": "application/x-tar"}, timeout=BOUND_S)
-    assert st == 204, err
-    yield b["box_id"]
-    api.call("DELETE", f"/boxes/{b['box_id']}?force=true")
-
-
-def tar_of(name, data):
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as t:
-        ti = tarfile.TarInfo(name)
-        if data is None:
-            ti.type, ti.mode = tarfile.DIRTYPE, 0o755
-        else:
-            ti.size = len(data)
-        t.addfile(ti, io.BytesIO(data or b""))
-    return buf.getvalue()
+    for box_id in running_box(api, "serve-slow-clients"):
+        st, _, err = api.call("PUT", f"/boxes/{box_id}/files?path=/tmp", tar_of("up", None),
+                              headers={"Content-Type": "application/x-tar"}, timeout=BOUND_S)
+        assert st == 204, err
+        yield box_id
 
 
 def payload(seed, size=SIZE):

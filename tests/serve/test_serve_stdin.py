@@ -2,16 +2,14 @@
 that never read their stdin, each sent megabytes, hold nothing but their own 1 MiB inbox (no
 thread, no turn of anybody else's stdin), while another attachment's stdin still echoes at
 once; stdin and the control messages after it keep their order."""
-import hashlib
 import json
-import os
 import socket
 import time
 
 import pytest
 import websocket
 
-from serve_helpers import attach, read_until_exit
+from serve_helpers import attach, read_until_exit, running_box, threads
 
 STUCK = 3
 CHUNK = 64 << 10
@@ -19,22 +17,13 @@ CHUNK = 64 << 10
 
 @pytest.fixture(scope="module")
 def box(api):
-    st, _, b = api.call("POST", "/boxes", {"name": "serve-stdin", "memory_mib": 256})
-    assert st == 201, b
-    st, _, b2 = api.call("POST", f"/boxes/{b['box_id']}/start")
-    assert st == 200 and b2["status"] == "running", b2
-    yield b["box_id"]
-    api.call("DELETE", f"/boxes/{b['box_id']}?force=true")
+    yield from running_box(api, "serve-stdin")
 
 
 def start_exec(api, box, *argv):
     st, _, b = api.call("POST", f"/boxes/{box}/exec", {"command": argv[0], "args": list(argv[1:])})
     assert st == 201, b
     return b["execution_id"]
-
-
-def threads(pid):
-    return len(os.listdir(f"/proc/{pid}/task"))
 
 
 def stuff(ws, limit):

@@ -3,23 +3,13 @@ of the daemon (src/serve/tls.c). wss attachments cost no thread each; clients th
 handshake, speak plain HTTP to the TLS port, stall inside their headers or come in a flood are
 closed within their bounds while the server keeps serving."""
 import json
-import os
 import socket
 import ssl
-import subprocess
 import time
 
 import pytest
 
-from serve_helpers import KEY, Server, read_until_exit, serve_env
-
-
-def make_cert(tmp_path):
-    cert, key = tmp_path / "tls-cert.pem", tmp_path / "tls-key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True, timeout=60)
-    return cert, key
+from serve_helpers import KEY, Server, make_cert, read_until_exit, serve_env, threads
 
 
 def tls_server(box_env, tmp_path, *extra):
@@ -46,10 +36,6 @@ def tls_call(port, ctx, method, path, body=None, timeout=60):
                           else data)
     finally:
         c.close()
-
-
-def threads(pid):
-    return len(os.listdir(f"/proc/{pid}/task"))
 
 
 def closed_within(sock, limit_s):

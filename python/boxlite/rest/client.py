@@ -21,6 +21,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from .. import _common as C
 from .. import _core
+from .._async import SnapshotHandle
 from ..network import BoxNetwork
 from ..errors import (AlreadyExistsError, EngineError, InvalidArgumentError,
                       InvalidStateError, NativeError, NotAvailableError, NotFoundError,
@@ -546,7 +547,7 @@ class RestBox:
         self.name: Optional[str] = b.get("name") or None
         self._core = _BoxCore(self)
         self._counters = C.new_box_counters()
-        self.snapshot = _Snapshots(self)
+        self.snapshot = SnapshotHandle(self)  # on _BoxCore's snapshot_* calls
         self.network = BoxNetwork(self)  # network.tunnel(port), through the server
 
     # ---- blocking (boxlite.sync_api's SyncBox calls these) ----
@@ -645,40 +646,6 @@ class RestBox:
 
     def __repr__(self) -> str:
         return f"RestBox(id={self.id!r}, name={self.name!r})"
-
-
-class _Snapshots:
-    """box.snapshot of a REST box (like SnapshotHandle): disk snapshots only."""
-
-    def __init__(self, box: RestBox):
-        self._box = box
-
-    def _create_sync(self, name: str, memory: bool) -> "C.SnapshotInfo":
-        return C.SnapshotInfo(self._box._core.snapshot_create(name, memory))
-
-    def _get_sync(self, name: str) -> "Optional[C.SnapshotInfo]":
-        for d in self._box._core.snapshot_list():
-            if d["name"] == name or d["id"] == name:
-                return C.SnapshotInfo(d)
-        return None
-
-    async def create(self, name: str, *, options: Any = None,
-                     memory: Optional[bool] = None) -> "C.SnapshotInfo":
-        return await asyncio.to_thread(self._create_sync, name,
-                                       C.snapshot_memory(options, memory))
-
-    async def list(self) -> "List[C.SnapshotInfo]":
-        return [C.SnapshotInfo(d) for d in
-                await asyncio.to_thread(self._box._core.snapshot_list)]
-
-    async def get(self, name: str) -> "Optional[C.SnapshotInfo]":
-        return await asyncio.to_thread(self._get_sync, name)
-
-    async def restore(self, name: str, *, detach: bool = False) -> None:
-        await asyncio.to_thread(self._box._core.snapshot_restore, name, detach)
-
-    async def remove(self, name: str) -> None:
-        await asyncio.to_thread(self._box._core.snapshot_remove, name)
 
 
 class _ExecCore:
