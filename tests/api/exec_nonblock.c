@@ -18,14 +18,6 @@
 
 static int failures;
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static boxlite_exec *start(boxlite_box *box, const char *script, unsigned timeout_ms)
 {
     const char *argv[] = {"sh", "-c", script, NULL};

@@ -15,14 +15,6 @@
 
 static int failures;
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void show(const char *what, const boxlite_box_timing *t)
 {
     printf("%s: image_prepare=%lld filesystem_setup=%lld box_config=%lld create=%lld "

@@ -7,6 +7,7 @@
 #include "boxlite.h"
 #include "conn.h"
 #include "frameio.h"
+#include "../api/testproc.h"
 #include "tap.h"
 #include "util.h"
 
@@ -21,20 +22,6 @@
 
 #define MANY   40
 #define ROUNDS 200
-
-static int threads_now(void)
-{
-    char line[256];
-    int n = -1;
-    FILE *f = fopen("/proc/self/status", "r");
-
-    while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "Threads: %d", &n) == 1)
-            break;
-    if (f)
-        fclose(f);
-    return n;
-}
 
 static void send_frame(int fd, uint8_t type, const void *p, uint32_t n)
 {
