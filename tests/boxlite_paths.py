@@ -53,3 +53,15 @@ class CLI:
 
     def popen(self, *args, **kw):
         return subprocess.Popen([str(BOXLITE), *args], env=self.env, **kw)
+
+
+def run_api_program(name, env, *args, timeout=600, wrap=()):
+    """Run tests/api/<name> (a C program over the public API; `wrap`: a command in front, such
+    as valgrind) and check it exited 0. Returns (stdout bytes, a log for assertion
+    messages)."""
+    r = subprocess.run([*wrap, str(BUILD / "tests" / "api" / name), *map(str, args)],
+                       capture_output=True, env=env, timeout=timeout)
+    log = r.stdout.decode(errors="replace") + r.stderr.decode(errors="replace")[-4000:]
+    print(log)
+    assert r.returncode == 0, log
+    return r.stdout, log

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from boxlite_paths import BUILD, ROOT
+from boxlite_paths import BUILD, ROOT, run_api_program
 
 
 def test_readme_build_command_builds_and_runs_its_example(box_env, tmp_path):
@@ -34,13 +34,12 @@ def test_readme_example_prints_from_a_box(box_env):
 
 
 def test_handle_lifetimes_are_memory_safe(box_env):
-    cmd = [str(BUILD / "tests" / "api" / "lifetimes")]
+    wrap = ()
     if shutil.which("valgrind"):
-        cmd = ["valgrind", "--error-exitcode=99", "--leak-check=full", "--errors-for-leak-kinds=definite",
-               "--trace-children=no", "-q"] + cmd
-    r = subprocess.run(cmd, capture_output=True, env=box_env, timeout=300)
-    assert r.returncode == 0, r.stdout.decode() + r.stderr.decode()[-4000:]
-    assert r.stdout.endswith(b"ok\n")
+        wrap = ("valgrind", "--error-exitcode=99", "--leak-check=full",
+                "--errors-for-leak-kinds=definite", "--trace-children=no", "-q")
+    out, _ = run_api_program("lifetimes", box_env, timeout=300, wrap=wrap)
+    assert out.endswith(b"ok\n")
 
 
 def test_exec_nonblocking_core_timeouts_and_hung_guest(box_env):
@@ -48,7 +47,5 @@ def test_exec_nonblocking_core_timeouts_and_hung_guest(box_env):
     ETIMEOUT), the blocking read and wait rebuilt on them honouring their timeouts, a poller
     ending a hung guest's timed process with poll(fd, boxlite_exec_timeout) alone, and a
     tunnel's socket driven by poll."""
-    r = subprocess.run([str(BUILD / "tests" / "api" / "exec_nonblock")], capture_output=True,
-                       env=box_env, timeout=400)
-    assert r.returncode == 0, r.stdout.decode() + r.stderr.decode()[-4000:]
-    assert r.stdout.endswith(b"ok\n")
+    out, _ = run_api_program("exec_nonblock", box_env, timeout=400)
+    assert out.endswith(b"ok\n")

@@ -3,15 +3,9 @@ more threads than with 2 (every box channel is read by one reader thread, src/li
 exec output and status through each; a box whose QEMU is SIGKILLed fails its running process
 promptly while the others keep working; a channel freed while output streams into it is
 freed cleanly."""
-import subprocess
-
-from boxlite_paths import BUILD
+from boxlite_paths import run_api_program
 
 
 def test_box_channels_share_one_reader_thread(box_env):
-    r = subprocess.run([str(BUILD / "tests" / "api" / "conn_threads")], capture_output=True,
-                       env=box_env, timeout=900)
-    out = r.stdout.decode() + r.stderr.decode()[-4000:]
-    print(out)
-    assert r.returncode == 0, out
-    assert r.stdout.endswith(b"ok\n"), out
+    out, log = run_api_program("conn_threads", box_env, timeout=900)
+    assert out.endswith(b"ok\n"), log

@@ -3,17 +3,13 @@ wakeup on boxlite_exec_fd, through tests/api/exec_write_nonblock.c: partial take
 EAGAIN at once while the process does not read, a timed write waiting its time, the fd
 readable when the process reads, the rest by poll alone, every byte in order (md5)."""
 import hashlib
-import subprocess
 
-from boxlite_paths import BUILD
+from boxlite_paths import run_api_program
 
 
 def test_write_v2_nonblocking_with_credit_wakeup(box_env, tmp_path):
     data = bytes((i * 7919 + (i >> 9)) & 0xFF for i in range(3 << 20))
     src = tmp_path / "stdin.bin"
     src.write_bytes(data)
-    r = subprocess.run([str(BUILD / "tests" / "api" / "exec_write_nonblock"), str(src)],
-                       capture_output=True, env=box_env, timeout=400)
-    log = r.stdout.decode() + r.stderr.decode()[-4000:]
-    assert r.returncode == 0, log
-    assert r.stdout == hashlib.md5(data).hexdigest().encode() + b"  -\nok\n", log
+    out, log = run_api_program("exec_write_nonblock", box_env, src, timeout=400)
+    assert out == hashlib.md5(data).hexdigest().encode() + b"  -\nok\n", log
