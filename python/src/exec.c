@@ -327,28 +327,27 @@ static PyObject *simple_call(bp_exec *e, int what, const char *data, size_t len,
 
 /* write_some(data) -> int: the bytes of data the guest's window takes now (0: none; then
  * fd() turns readable once it has room again). Never waits (boxlite_exec_write_v2, 0). */
-static PyObject *exec_write_some(bp_exec *e, PyObject *args)
+static PyObject *write_op(bp_exec *e, PyObject *args, int op, const char *format)
 {
     Py_buffer view;
     PyObject *r;
 
-    if (!PyArg_ParseTuple(args, "y*:write_some", &view))
+    if (!PyArg_ParseTuple(args, format, &view))
         return NULL;
-    r = simple_call(e, X_WRITE_SOME, view.buf, (size_t)view.len, 0, 0);
+    r = simple_call(e, op, view.buf, (size_t)view.len, 0, 0);
     PyBuffer_Release(&view);
     return r;
 }
 
+static PyObject *exec_write_some(bp_exec *e, PyObject *args)
+{
+    return write_op(e, args, X_WRITE_SOME, "y*:write_some");
+}
+
+/* write(data): all of data, waiting for the guest's window (boxlite_exec_write). */
 static PyObject *exec_write(bp_exec *e, PyObject *args)
 {
-    Py_buffer view;
-    PyObject *r;
-
-    if (!PyArg_ParseTuple(args, "y*:write", &view))
-        return NULL;
-    r = simple_call(e, X_WRITE, view.buf, (size_t)view.len, 0, 0);
-    PyBuffer_Release(&view);
-    return r;
+    return write_op(e, args, X_WRITE, "y*:write");
 }
 
 static PyObject *exec_close_stdin(bp_exec *e, PyObject *unused)
