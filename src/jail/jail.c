@@ -506,7 +506,7 @@ pid_t bl_jail_fork(struct bl_jail *j)
 {
     unsigned long flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS;
     char uid_map[64], gid_map[64];
-    int go[2] = {-1, -1}, saved;
+    int go[2] = {-1, -1}, saved, entered;
     pid_t pid = -1;
 
     if (!j->enabled)
@@ -515,12 +515,17 @@ pid_t bl_jail_fork(struct bl_jail *j)
         flags |= CLONE_NEWNET;
     if (ready_parent(j) != 0 || pipe2(go, O_CLOEXEC) != 0)
         goto out;
+    entered = j->cg && bl_jail_cgroup_enter(j->cg) == 0; /* the child is born inside */
     pid = (pid_t)syscall(SYS_clone, flags | SIGCHLD, NULL, NULL, NULL, 0);
     if (pid == 0) {
         close(go[1]);
         child_side(j, go[0]);
         return 0;
     }
+    saved = errno;
+    if (entered)
+        bl_jail_cgroup_leave(j->cg);
+    errno = saved;
     if (pid < 0)
         goto out;
     /* an ordinary user: its own ids alone. Root: every id but host root (so that files of
@@ -533,7 +538,8 @@ pid_t bl_jail_fork(struct bl_jail *j)
         snprintf(gid_map, sizeof(gid_map), "%u %u 1\n", (unsigned)j->gid, (unsigned)j->gid);
     }
     if (write_maps(pid, uid_map, gid_map, !j->caller_root) != 0 ||
-        (j->cg && bl_jail_cgroup_attach(j->cg, pid) != 0) || write(go[1], "g", 1) != 1) {
+        (j->cg && !entered && bl_jail_cgroup_attach(j->cg, pid) != 0) ||
+        write(go[1], "g", 1) != 1) {
         saved = errno;
         kill(pid, SIGKILL);
         waitpid(pid, NULL, 0);

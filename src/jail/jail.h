@@ -49,6 +49,11 @@ struct bl_jail_cgroup;
 struct bl_jail_cgroup *bl_jail_cgroup_new(const char *id, unsigned long long mem_bytes,
                                           unsigned cpus, unsigned pids, int caller_root);
 int bl_jail_cgroup_attach(struct bl_jail_cgroup *cg, pid_t pid);
+/* v1 only: move the calling thread into the cgroup (what it clones then starts inside) and
+ * back out; enter answers -1 (having moved nothing) where that cannot be done, and leave
+ * undoes what enter did. */
+int bl_jail_cgroup_enter(struct bl_jail_cgroup *cg);
+void bl_jail_cgroup_leave(struct bl_jail_cgroup *cg);
 void bl_jail_cgroup_free(struct bl_jail_cgroup *cg);
 
 #endif

@@ -112,6 +112,15 @@ def test_cgroup_limits_memory_cpu_and_pids(jailed):
         assert int(mem) == (MEM_MIB + 1024) << 20
         assert (cg / "cpu" / "boxlite" / box / "cpu.cfs_quota_us").read_text().strip() == "100000"
         assert (cg / "pids" / "boxlite" / box / "pids.max").read_text().strip() == "512"
+        # the monitor enters the box's cgroups only to clone QEMU inside them, then returns
+        # (src/jail/cgroup.c): the box's cgroups hold QEMU alone, the monitor is where it was
+        shim = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1]
+        for ctl in ("memory", "cpu", "pids"):
+            assert (cg / ctl / "boxlite" / box / "cgroup.procs").read_text().split() == [str(pid)]
+            for task in pathlib.Path(f"/proc/{shim}/task").iterdir():
+                line = [x for x in (task / "cgroup").read_text().splitlines()
+                        if ctl in x.split(":")[1].split(",")]
+                assert line and not line[0].endswith(f"/boxlite/{box}"), (ctl, task, line)
     else:
         assert groups[""].endswith(f"/boxlite-{box}"), groups
 
