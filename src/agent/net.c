@@ -65,10 +65,36 @@ static int default_route(int fd)
 }
 
 /* Replace a file of the box (a symlink there is replaced, not followed). */
+/* In place, when path is a plain file of its own (one link): a restored guest runs far less
+ * first-time kernel code for an overwrite than for unlink + create (under TCG each such path
+ * is translated anew: ~1,300 blocks less on a warm start). 0 when written. */
+static int overwrite(const char *path, const char *text)
+{
+    size_t len = strlen(text);
+    struct stat st;
+    int fd, rc = -1;
+
+    if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1)
+        return -1;
+    fd = open(path, O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 1 &&
+        pwrite(fd, text, len, 0) == (ssize_t)len && ftruncate(fd, (off_t)len) == 0)
+        rc = 0;
+    close(fd);
+    return rc;
+}
+
+/* A file the agent rewrites on every start (/etc/hosts, /etc/resolv.conf). Anything but a
+ * plain file of its own (a symlink, FIFO, device, a hard link to another file) is replaced by
+ * a new file, never written through. */
 static void write_box_file(const char *path, const char *text)
 {
     int fd;
 
+    if (overwrite(path, text) == 0)
+        return;
     (void)unlink(path);
     fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
     if (fd < 0 || bl_write_all(fd, text, strlen(text)) < 0)

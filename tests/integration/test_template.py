@@ -121,6 +121,36 @@ def test_two_boxes_from_one_template_have_their_own_identity_and_disk(tcli, thom
     assert "default via 10.0.2.2" in guest(tcli, b, "ip route")
 
 
+def test_the_files_each_start_rewrites_are_never_written_through(tcli, thome, boxes):
+    """/etc/hosts is rewritten at every start (the hostname): in place when it is a plain file
+    of its own, replaced when the box made it a symlink, a hard link or a FIFO, so a start
+    never writes through it to another file and never blocks on it (src/agent/net.c)."""
+    warm(tcli, thome)
+    box = boxes("tmpl-hosts")
+    ok(tcli.run("start", box))
+
+    def restart():
+        ok(tcli.run("stop", box))
+        ok(tcli.run("start", box, timeout=90))
+        assert guest(tcli, box, "test -f /etc/hosts && ! test -L /etc/hosts && echo plain") == "plain"
+        assert f"\t{box}" in guest(tcli, box, "cat /etc/hosts")
+
+    # a plain file: overwritten in place (its mode stays the box's) and cut to the new length
+    guest(tcli, box, "head -c 5000 /dev/zero | tr '\\0' x > /etc/hosts; chmod 604 /etc/hosts")
+    restart()
+    assert guest(tcli, box, "stat -c %a /etc/hosts") == "604"
+    assert "x" not in guest(tcli, box, "cat /etc/hosts")
+    # a symlink, a hard link, a FIFO: replaced, the other file untouched
+    guest(tcli, box, "echo target > /root/target; rm /etc/hosts; ln -s /root/target /etc/hosts")
+    restart()
+    assert guest(tcli, box, "cat /root/target") == "target"
+    guest(tcli, box, "echo twin > /root/twin; rm /etc/hosts; ln /root/twin /etc/hosts")
+    restart()
+    assert guest(tcli, box, "cat /root/twin") == "twin"
+    guest(tcli, box, "rm /etc/hosts; mkfifo /etc/hosts; sync")
+    restart()
+
+
 def test_other_disk_size_and_volumes_are_attached_after_the_restore(tcli, thome, tmp_path):
     warm(tcli, thome)
     r = ok(tcli.run("run", "--rm", "--disk-size", "2", "--", "sh", "-c",
