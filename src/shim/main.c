@@ -59,6 +59,7 @@ struct shim {
     int cow_ram;    /* RAM mapped privately from a saved file (jail spec "cow-ram:"/"ro-ram:") */
     int ram_loaded; /* ram (the box's own) holds the incoming RAM ("ram-loaded:"), once filled */
     const char *ram_fill; /* a saved RAM file to copy into ram while QEMU starts, or NULL */
+    pid_t fill_pid;       /* the child copying it, -1 when none */
     int log_fd;           /* qemu.log (O_APPEND, QEMU's stderr too), kept under QEMU_LOG_CAP */
     char *dir;            /* absolute box directory (the cwd) */
     struct shim_qmp qmp;
@@ -492,9 +493,8 @@ static int resume_incoming(struct shim *s)
 }
 
 /* --ram-fill: the saved RAM (a warm template's) copied into the box's own RAM file, made
- * empty by the library, while QEMU starts in parallel: QEMU touches no guest RAM before the
- * incoming state (-incoming defer), so the copy only has to end before migrate-incoming. */
-static int fill_ram(struct shim *s)
+ * empty by the library. 0, or an errno (EINVAL: the sizes differ). */
+static int fill_ram_err(const struct shim *s)
 {
     int in = open(s->ram_fill, O_RDONLY | O_CLOEXEC);
     int out = s->ram && s->ram_loaded ? open(s->ram, O_WRONLY | O_CLOEXEC) : -1;
@@ -511,6 +511,39 @@ static int fill_ram(struct shim *s)
         close(in);
     if (out >= 0)
         close(out);
+    return err;
+}
+
+/* The copy runs in a child of the monitor from as soon as the box is ours (run.lock), while
+ * the monitor sets up the network, the jail and QEMU: QEMU touches no guest RAM before the
+ * incoming state (-incoming defer), so the copy only has to end before migrate-incoming. A
+ * child, not a thread: the jail's child must be forked from a single-threaded monitor. */
+static void fill_ram_start(struct shim *s)
+{
+    s->fill_pid = s->incoming && s->ram_fill ? fork() : -1;
+    if (s->fill_pid == 0) {
+        if (s->status_fd >= 0)
+            close(s->status_fd);
+        if (s->lifeline_fd >= 0)
+            close(s->lifeline_fd);
+        _exit(fill_ram_err(s) & 0xff);
+    }
+}
+
+/* The copy's end (made here when its child could not be forked). 0 when the RAM is whole. */
+static int fill_ram_wait(struct shim *s)
+{
+    int status = 0, err;
+
+    if (!s->incoming || !s->ram_fill)
+        return 0;
+    if (s->fill_pid < 0)
+        err = fill_ram_err(s);
+    else if (waitpid(s->fill_pid, &status, 0) != s->fill_pid)
+        err = errno;
+    else
+        err = WIFEXITED(status) ? WEXITSTATUS(status) : EINTR;
+    s->fill_pid = -1;
     if (err != 0)
         snprintf(s->reason, sizeof(s->reason), "copy the saved RAM %.200s: %s", s->ram_fill,
                  err == EINVAL ? "not the size of the box's RAM" : strerror(err));
@@ -717,6 +750,7 @@ int main(int argc, char **argv)
     s.log_fd = -1;
     s.run_lock = -1;
     s.qmp.fd = -1;
+    s.fill_pid = -1;
     if (dir && bl_jail_new(&s.jail, s.id, dir, s.jail_specs, s.njail, JAIL_SHARE_HOST_NET, s.reason,
                            sizeof(s.reason)) != 0) {
         fprintf(stderr, "boxlite-shim: %s\n", s.reason);
@@ -737,6 +771,7 @@ int main(int argc, char **argv)
                errno == EWOULDBLOCK ? "another monitor runs this box" : "cannot take run.lock");
         return 1;
     }
+    fill_ram_start(&s);
     s.sig_fd = signals_fd(); /* before any thread starts: they inherit the mask */
     if (shim_net_start(&s.net, &s.net_fd, s.db, s.id, s.reason, sizeof(s.reason)) != 0) {
         report(&s, BL_SHIM_E_NETWORK, s.reason);
@@ -762,7 +797,7 @@ int main(int argc, char **argv)
     }
     s.boot_deadline = bl_now_ms() + s.boot_ms;
     adopt_main(&s);
-    fill_failed = s.incoming && s.ram_fill && fill_ram(&s) != 0;
+    fill_failed = fill_ram_wait(&s) != 0;
     if (!fill_failed)
         greet_qemu(&s);
     if (s.incoming && (fill_failed || resume_incoming(&s) != 0)) {
