@@ -18,16 +18,20 @@
 #include "boxlite.h"
 #include "boxstate.h"
 #include "db.h"
+#include "spare.h"
 #include "util.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -58,10 +62,13 @@ struct shim {
     const char *ram;         /* the box's own RAM file, mapped shared (jail spec "ram:"), or NULL */
     int cow_ram;    /* RAM mapped privately from a saved file (jail spec "cow-ram:"/"ro-ram:") */
     int ram_loaded; /* ram (the box's own) holds the incoming RAM ("ram-loaded:"), once filled */
-    const char *ram_fill; /* a saved RAM file to copy into ram while QEMU starts, or NULL */
-    pid_t fill_pid;       /* the child copying it, -1 when none */
-    int log_fd;           /* qemu.log (O_APPEND, QEMU's stderr too), kept under QEMU_LOG_CAP */
-    char *dir;            /* absolute box directory (the cwd) */
+    const char *ram_fill;  /* a saved RAM file to copy into ram while QEMU starts, or NULL */
+    pid_t fill_pid;        /* the child copying it, -1 when none */
+    const char *spare_dir; /* a template to make the next spare RAM file of, or NULL */
+    pthread_t spare_thread;
+    int spare_started;
+    int log_fd; /* qemu.log (O_APPEND, QEMU's stderr too), kept under QEMU_LOG_CAP */
+    char *dir;  /* absolute box directory (the cwd) */
     struct shim_qmp qmp;
     int incoming_fd;
     char **qemu_argv;
@@ -143,6 +150,8 @@ static int parse_args(struct shim *s, int argc, char **argv)
             s->main_req = v;
         else if (strcmp(a, "--ram-fill") == 0)
             s->ram_fill = v;
+        else if (strcmp(a, "--spare-dir") == 0)
+            s->spare_dir = v;
         else if (strcmp(a, "--boot-timeout-ms") == 0)
             s->boot_ms = atoi(v);
         else if (strcmp(a, "--jail") == 0 && s->njail < MAX_JAIL_SPECS)
@@ -550,6 +559,33 @@ static int fill_ram_wait(struct shim *s)
     return err == 0 ? 0 : -1;
 }
 
+/* The template's next spare RAM file (template/spare.h), made once this box's guest runs, at
+ * a lower priority than the guest's vCPU (it copies ~70 MiB while the box attaches). */
+static void *spare_main(void *arg)
+{
+    struct shim *s = arg;
+
+    struct sched_param sp = {0};
+
+    (void)pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp);
+    if (bl_spare_refill(s->spare_dir) != 0)
+        fprintf(stderr, "boxlite-shim: spare RAM file: %s\n", boxlite_error_last());
+    return NULL;
+}
+
+static void spare_start(struct shim *s)
+{
+    if (s->spare_dir && pthread_create(&s->spare_thread, NULL, spare_main, s) == 0)
+        s->spare_started = 1;
+}
+
+static void spare_join(struct shim *s)
+{
+    if (s->spare_started)
+        pthread_join(s->spare_thread, NULL);
+    s->spare_started = 0;
+}
+
 /* Wait for QEMU's QMP greeting (the guest runs meanwhile; what it sends waits in its socket)
  * and note when it came: the end of the box's spawn in its start's timing (boxlite.h). A QEMU
  * that ends or stays silent until the boot's deadline is left to serve() to report. */
@@ -803,9 +839,12 @@ int main(int argc, char **argv)
     if (s.incoming && (fill_failed || resume_incoming(&s) != 0)) {
         s.stopping = 1;
         s.stop_deadline = 0;
+    } else {
+        spare_start(&s);
     }
     serve(&s);
     finish(&s);
+    spare_join(&s);
     shim_net_free(s.net);
     shim_router_free(s.router);
     close(s.listen_fd);

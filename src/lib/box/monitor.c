@@ -64,8 +64,8 @@ static char **shim_argv(const char *shim, const struct bl_monitor_start *m, int 
 {
     size_t nq = bl_strv_len((const char *const *)m->qemu_argv);
     size_t nj = m->jail ? bl_strv_len((const char *const *)m->jail) : 0;
-    /* the fixed options below take at most 19 slots, and one more ends the vector */
-    char **v = calloc(nq + 2 * nj + 20, sizeof(*v));
+    /* the fixed options below take at most 21 slots, and one more ends the vector */
+    char **v = calloc(nq + 2 * nj + 22, sizeof(*v));
     size_t n = 0;
     int ok = v != NULL;
 
@@ -96,6 +96,10 @@ static char **shim_argv(const char *shim, const struct bl_monitor_start *m, int 
     if (m->ram_fill) {
         ADD(strdup("--ram-fill"));
         ADD(strdup(m->ram_fill));
+    }
+    if (m->spare_dir) {
+        ADD(strdup("--spare-dir"));
+        ADD(strdup(m->spare_dir));
     }
     for (size_t i = 0; i < nj; i++) {
         ADD(strdup("--jail"));

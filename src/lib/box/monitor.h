@@ -15,13 +15,15 @@ struct bl_monitor_start {
     int lifeline_fd; /* read end the shim watches (-1 for a detached box) */
     int auto_remove;
     int boot_timeout_ms;
-    const char *incoming; /* a full snapshot's memory file to restore from, or NULL */
-    char **jail;          /* the jail's specs (bl_vmm_jail_specs), or NULL */
-    const char *main_req; /* the main process's request file (start.c), or NULL for none */
-    const char *ram_fill; /* a saved RAM file the shim copies into the box's own (empty, the
-                           * "ram-loaded:" jail spec) before the state comes in, or NULL */
-    int64_t answered_ms;  /* out: when QEMU first answered its control socket, as the shim's
-                           * report says (bl_now_ms's clock), or -1 */
+    const char *incoming;  /* a full snapshot's memory file to restore from, or NULL */
+    char **jail;           /* the jail's specs (bl_vmm_jail_specs), or NULL */
+    const char *main_req;  /* the main process's request file (start.c), or NULL for none */
+    const char *ram_fill;  /* a saved RAM file the shim copies into the box's own (empty, the
+                            * "ram-loaded:" jail spec) before the state comes in, or NULL */
+    const char *spare_dir; /* a template whose next spare RAM file the shim makes once the
+                            * guest runs (template/spare.h), or NULL */
+    int64_t answered_ms;   /* out: when QEMU first answered its control socket, as the shim's
+                            * report says (bl_now_ms's clock), or -1 */
 };
 
 /* Start the shim and wait for its report: 0 once the agent answered, else the shim's

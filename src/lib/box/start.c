@@ -11,6 +11,7 @@
 #include "proto.h"
 #include "runtime.h"
 #include "secrets.h"
+#include "spare.h"
 #include "template.h"
 #include "util.h"
 #include "vmm.h"
@@ -57,6 +58,15 @@ int bl_box_attach(boxlite_box *box)
     return rc;
 }
 
+/* A spare of t's RAM file (template/spare.h) as the box's RAM file ram; 0 when taken. The old
+ * file is removed first: ext4 writes a file's delayed data out before a rename replaces
+ * another file (auto_da_alloc), and a 70 MiB flush then stalled the start's next fsync. */
+static int take_spare(const struct bl_tmpl *t, const char *ram)
+{
+    (void)unlink(ram);
+    return bl_spare_take(t->dir, ram);
+}
+
 /* Guest RAM (vmm.h): a cold box's own file, mapped shared. A box restored or forked from a
  * full snapshot maps that saved RAM file itself, copy-on-write, when its QEMU can open it
  * read-only (x-cow, our QEMU: clean pages shared by every box started from it, and no QEMU
@@ -66,9 +76,10 @@ int bl_box_attach(boxlite_box *box)
  * skipping it: stock QEMU 7.2 opens even a private mapping's file read-write, so mapping the
  * saved file itself would let a compromised QEMU write what every box started from it reads
  * — unless BOXLITE_SHARED_RAM=1 asks for exactly that (docs/security.md). A template's copy
- * is made empty here and filled by the shim while QEMU starts (the copy then costs a start
- * no time): *fill_out names the file to fill it from. *ram_out, *fill_out malloc'd. */
-static int guest_ram(boxlite_box *box, const struct bl_tmpl *t, int from_template,
+ * is a spare made ahead (template/spare.h: renamed in, t->refill asks the shim for the next),
+ * or when there is none made empty here and filled by the shim while QEMU starts: *fill_out
+ * names the file to fill it from. *ram_out, *fill_out malloc'd. */
+static int guest_ram(boxlite_box *box, struct bl_tmpl *t, int from_template,
                      struct bl_vm_config *cfg, char **ram_out, char **fill_out)
 {
     char *src = box->incoming_ram ? strdup(box->incoming_ram)
@@ -85,13 +96,17 @@ static int guest_ram(boxlite_box *box, const struct bl_tmpl *t, int from_templat
         ram = src, src = NULL, cfg->ram_private = 1;
     else if ((ram = bl_strdupf("%s/ram", box->dir)) != NULL && saved && !from_template)
         rc = bl_copy_file_sparse(src, ram, 0600, BL_COPY_NOSYNC), cfg->ram_loaded = 1;
+    else if (ram && from_template && take_spare(t, ram) == 0)
+        cfg->ram_loaded = 1;
     else if (ram)
         rc = bl_vmm_ram_create(ram, box->row.memory_mib);
-    if (rc == 0 && ram && from_template && !cfg->ram_private) {
+    if (rc == 0 && ram && from_template && !cfg->ram_loaded) {
         cfg->ram_loaded = 1; /* once the shim filled it */
         *fill_out = src;
         src = NULL;
     }
+    if (from_template)
+        t->refill = 1; /* the shim makes the next spare */
     if (rc == 0 && !ram)
         rc = bl_err(BOXLITE_ENOMEM, "out of memory");
     free(src);
@@ -286,6 +301,7 @@ static int boot_once(boxlite_box *box, int detached, int *kvm_out, enum bl_shim_
     m.incoming = box->incoming;
     m.jail = jail;
     m.ram_fill = ram_fill;
+    m.spare_dir = t->mode == BL_TMPL_RESTORE && t->refill ? t->dir : NULL;
     spawn = bl_now_ms();
     rc = bl_monitor_start(code_out, &m);
     ready = bl_now_ms();

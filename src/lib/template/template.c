@@ -21,6 +21,7 @@
 #include "error.h"
 #include "monitor.h"
 #include "runtime.h"
+#include "spare.h"
 #include "store.h"
 #include "util.h"
 #include "vmm.h"
@@ -447,7 +448,7 @@ static uint64_t dir_bytes(const char *dir)
             sum += (uint64_t)st.st_blocks * 512;
         free(p);
     }
-    return sum;
+    return sum + bl_spare_bytes(dir);
 }
 
 static void fill_info(boxlite_template_info *o, const char *home, const char *id)

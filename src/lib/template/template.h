@@ -33,6 +33,7 @@ struct bl_tmpl {
     char *disk;        /* the box's (attached after a restore) */
     char *placeholder; /* the blank disk a template is built on */
     int discarded;     /* one restore failed and the template was removed */
+    int refill;        /* the box's RAM is its own copy: its monitor makes the next spare */
     int progress;      /* a build's progress line is open on the terminal (bl_progress_begin) */
 };
 #define BL_TMPL_INIT                                                                               \
