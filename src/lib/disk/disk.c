@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define WALK_MAX 65536 /* a chain is as deep as a box has layers; deeper is a loop */
@@ -24,23 +25,17 @@ const char *bl_disk_backing_fmt(const char *backing)
 
 int bl_disk_overlay(const char *path, const char *backing, uint64_t size_bytes)
 {
-    char size[32];
-    const char *argv[] = {"qemu-img",
-                          "create",
-                          "-q",
-                          "-f",
-                          "qcow2",
-                          "-F",
-                          bl_disk_backing_fmt(backing),
-                          "-b",
-                          backing,
-                          path,
-                          size_bytes ? size : NULL,
-                          NULL};
+    const char *fmt = bl_disk_backing_fmt(backing);
+    struct stat st;
 
-    snprintf(size, sizeof(size), "%llu", (unsigned long long)size_bytes);
-    unlink(path);
-    return bl_run_tool(argv);
+    /* written here, not by qemu-img create: ~9 ms of every box creation, snapshot and fork */
+    if (stat(backing, &st) != 0)
+        return bl_err_errno(BOXLITE_EIO, errno, "overlay %s: backing file %s", path, backing);
+    if (size_bytes == 0)
+        size_bytes = strcmp(fmt, "raw") == 0 ? (uint64_t)st.st_size : bl_disk_virtual_size(backing);
+    if (size_bytes == 0)
+        return bl_err(BOXLITE_EIO, "overlay %s: no size for its backing file %s", path, backing);
+    return bl_qcow2_create_overlay(path, backing, fmt, size_bytes);
 }
 
 int bl_disk_rebase(const char *layer, const char *new_backing)

@@ -34,6 +34,11 @@ int bl_qcow2_read(struct bl_qcow2 *out, const char *path);
  * 0, or -1 when path is not a readable qcow2 file or the name does not fit (no message). */
 int bl_qcow2_backing(const char *path, char *out, size_t cap);
 
+/* Write path (an old file there is replaced) as an empty qcow2 v3 image of size bytes over
+ * backing (format fmt: "raw" or "qcow2"), laid out as qemu-img create lays one out (64 KiB
+ * clusters, 16-bit refcounts). 0, or an error code with the message set. Any thread. */
+int bl_qcow2_create_overlay(const char *path, const char *backing, const char *fmt, uint64_t size);
+
 /* The virtual size of the qcow2 disk at path in bytes; 0 when it cannot be read. */
 uint64_t bl_disk_virtual_size(const char *path);
 
