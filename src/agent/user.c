@@ -21,7 +21,8 @@ struct db {
 };
 
 /* Reads path whole into *db (read(2) into one buffer: no stdio, no nscd). A file that is
- * missing, unreadable, not regular or over DB_MAX leaves *db empty, as a missing one. */
+ * missing, unreadable, not regular (a FIFO is opened without blocking, then refused) or over
+ * DB_MAX leaves *db empty, as a missing one. */
 static void db_read(const char *path, struct db *db)
 {
     struct stat st;
@@ -31,7 +32,7 @@ static void db_read(const char *path, struct db *db)
 
     db->buf = NULL;
     db->len = 0;
-    fd = open(path, O_RDONLY | O_CLOEXEC);
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY); /* a FIFO must not block */
     if (fd < 0)
         return;
     if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > (off_t)DB_MAX)

@@ -200,6 +200,34 @@ def test_supplementary_groups_follow_etc_group(cli, box):
         ok(cli.run("exec", box, "--", "cp", "/tmp/group.orig", "/etc/group"))
 
 
+def creds(cli, box, user):
+    """(uid, gid, supplementary groups, HOME) of an exec as user, from /proc/self/status (not
+    `id`, which reads /etc/passwd itself)."""
+    r = ok(cli.run("exec", "-u", user, box, "--", "sh", "-c",
+                   "grep -E '^(Uid|Gid|Groups):' /proc/self/status; echo $HOME", timeout=60))
+    lines = r.stdout.decode().splitlines()
+    f = {line.split(":")[0]: line.split(":", 1)[1].split() for line in lines[:3]}
+    return int(f["Uid"][0]), int(f["Gid"][0]), sorted(int(g) for g in f["Groups"]), lines[3]
+
+
+def test_passwd_missing_or_a_fifo(cli, box):
+    """An /etc/passwd that is a FIFO reads as a missing one instead of hanging the exec: root
+    still works (home /root), a number gets gid 0, no groups and home /, a name is unknown."""
+    ok(cli.run("exec", box, "--", "sh", "-c",
+               "mv /etc/passwd /tmp/passwd.orig && mkfifo /etc/passwd"))
+    try:
+        assert creds(cli, box, "root") == (0, 0, [], "/root")
+        assert creds(cli, box, "") == (0, 0, [], "/root")
+        assert creds(cli, box, "4321") == (4321, 0, [], "/")
+        r = cli.run("exec", "-u", "user", box, "--", "true", timeout=60)
+        assert r.returncode != 0, r.stdout
+        assert b'user "user": no such user in /etc/passwd' in r.stderr, r.stderr
+    finally:
+        ok(cli.run("exec", box, "--", "sh", "-c",
+                   "rm -f /etc/passwd && mv /tmp/passwd.orig /etc/passwd"))
+    assert creds(cli, box, "user")[:2] == (1000, 1000)
+
+
 def test_env_and_workdir(cli, box):
     r = ok(cli.run("exec", "-e", "A=1", "-w", "/tmp", box, "--", "sh", "-c", 'echo "$A $(pwd)"'))
     assert r.stdout == b"1 /tmp\n"
