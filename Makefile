@@ -113,6 +113,9 @@ fuzz-build: deps $(BUILD)/fuzz/libboxlite-fuzz.a
 	  src/agent/mounts.c src/agent/tunnel.c src/agent/trustca.c tests/fuzz/fuzz_agent_untar.c \
 	  -Wl,--wrap=open,--wrap=mkdir,--wrap=symlink,--wrap=link,--wrap=unlink,--wrap=chmod,--wrap=utimensat \
 	  -o $(BUILD)/fuzz/fuzz_agent_untar
+	# the agent's /etc/passwd and /etc/group reader (the image's files are hostile)
+	$(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -D_GNU_SOURCE \
+	  -Isrc/agent src/agent/passwd.c tests/fuzz/fuzz_passwd.c -o $(BUILD)/fuzz/fuzz_passwd
 	# issue 11: QEMU's QMP replies as the shim reads them (QEMU is not a boundary under TCG)
 	$(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -D_GNU_SOURCE \
 	  -Isrc/shim -Isrc/common $(LIB_INC) -Iinclude src/shim/qmp.c src/lib/util.c src/lib/error.c \
@@ -135,7 +138,7 @@ fuzz-build: deps $(BUILD)/fuzz/libboxlite-fuzz.a
 # The documented fuzz run: every target for FUZZ_SECONDS (default 60) seconds each, on a copy
 # of its seed corpus (tests/fuzz/corpus_<name>; the protocol decoder's is tests/fuzz/corpus);
 # FUZZ_TARGETS picks some. docs/testing.md lists them.
-FUZZ_TARGETS ?= proto untar agent_untar text dns qcow2 manifest reference layer import \
+FUZZ_TARGETS ?= proto untar agent_untar passwd text dns qcow2 manifest reference layer import \
   boxarchive registries qmp oci_config secrets serve_decode
 fuzz: fuzz-build
 	for t in $(FUZZ_TARGETS); do \

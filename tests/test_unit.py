@@ -16,7 +16,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.parametrize("name", ["test_proto", "test_reference", "test_netpolicy", "test_import",
-                                  "test_qmp", "test_secrets_http"])
+                                  "test_qmp", "test_secrets_http", "test_passwd"])
 def test_c_unit(name):
     exe = BUILD / "tests" / "unit" / name
     r = subprocess.run([str(exe)], capture_output=True, text=True, timeout=300)
@@ -30,6 +30,7 @@ def test_c_unit(name):
                                                 ("fuzz_dns", "corpus_dns"),
                                                 ("fuzz_qcow2", "corpus_qcow2"),
                                                 ("fuzz_agent_untar", "corpus_agent_untar"),
+                                                ("fuzz_passwd", "corpus_passwd"),
                                                 ("fuzz_qmp", "corpus_qmp"),
                                                 ("fuzz_oci_config", "corpus_oci_config"),
                                                 ("fuzz_secrets", "corpus_secrets"),

@@ -179,6 +179,55 @@ def test_user_name_uid_gid_and_supplementary_groups(cli, box):
     assert r.returncode != 0 and b"nosuchuser" in r.stderr
 
 
+def test_supplementary_groups_follow_etc_group(cli, box):
+    """The agent reads /etc/group itself: a user named first, in the middle or last of a member
+    list gets that group, one named only as a prefix or in a longer name does not; the numeric
+    uid gets the same groups; an explicit group replaces them all."""
+    lines = ("g-first:x:3101:user,alice\n" "g-mid:x:3102:alice,user,bob\n"
+             "g-last:x:3103:alice,user\n" "g-absent:x:3104:alice,bob\n"
+             "g-prefix:x:3105:use,users,xuser\n" "g-again:x:3101:user\n")
+    ok(cli.run("exec", box, "--", "sh", "-c",
+               "cp /etc/group /tmp/group.orig && "
+               f"{{ cat /tmp/group.orig; echo; printf '{lines}'; }} > /etc/group"))
+    try:
+        by_name = ok(cli.run("exec", "-u", "user", box, "--", "id", "-G")).stdout.split()
+        got = {int(g) for g in by_name}
+        assert {1000, 3101, 3102, 3103} <= got and not got & {3104, 3105}, by_name
+        assert by_name == ok(cli.run("exec", "-u", "1000", box, "--", "id", "-G")).stdout.split()
+        r = ok(cli.run("exec", "-u", "user:g-absent", box, "--", "sh", "-c", "id -G; echo $HOME"))
+        assert r.stdout == b"3104\n/home/user\n", r.stdout
+    finally:
+        ok(cli.run("exec", box, "--", "cp", "/tmp/group.orig", "/etc/group"))
+
+
+def creds(cli, box, user):
+    """(uid, gid, supplementary groups, HOME) of an exec as user, from /proc/self/status (not
+    `id`, which reads /etc/passwd itself)."""
+    r = ok(cli.run("exec", "-u", user, box, "--", "sh", "-c",
+                   "grep -E '^(Uid|Gid|Groups):' /proc/self/status; echo $HOME", timeout=60))
+    lines = r.stdout.decode().splitlines()
+    f = {line.split(":")[0]: line.split(":", 1)[1].split() for line in lines[:3]}
+    return int(f["Uid"][0]), int(f["Gid"][0]), sorted(int(g) for g in f["Groups"]), lines[3]
+
+
+def test_passwd_missing_or_a_fifo(cli, box):
+    """An /etc/passwd that is a FIFO reads as a missing one instead of hanging the exec: root
+    still works (home /root), a number gets gid 0, no groups and home /, a name is unknown."""
+    ok(cli.run("exec", box, "--", "sh", "-c",
+               "mv /etc/passwd /tmp/passwd.orig && mkfifo /etc/passwd"))
+    try:
+        assert creds(cli, box, "root") == (0, 0, [], "/root")
+        assert creds(cli, box, "") == (0, 0, [], "/root")
+        assert creds(cli, box, "4321") == (4321, 0, [], "/")
+        r = cli.run("exec", "-u", "user", box, "--", "true", timeout=60)
+        assert r.returncode != 0, r.stdout
+        assert b'user "user": no such user in /etc/passwd' in r.stderr, r.stderr
+    finally:
+        ok(cli.run("exec", box, "--", "sh", "-c",
+                   "rm -f /etc/passwd && mv /tmp/passwd.orig /etc/passwd"))
+    assert creds(cli, box, "user")[:2] == (1000, 1000)
+
+
 def test_env_and_workdir(cli, box):
     r = ok(cli.run("exec", "-e", "A=1", "-w", "/tmp", box, "--", "sh", "-c", 'echo "$A $(pwd)"'))
     assert r.stdout == b"1 /tmp\n"
