@@ -101,7 +101,7 @@ fuzz-build: deps $(BUILD)/fuzz/libboxlite-fuzz.a
 	  -o $(BUILD)/fuzz/fuzz_dns
 	# the qcow2 header reader (issue 12): the disk of an imported archive is hostile
 	$(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -D_GNU_SOURCE \
-	  $(LIB_INC) -Iinclude src/lib/disk/qcow2.c src/lib/error.c tests/fuzz/fuzz_qcow2.c \
+	  $(LIB_INC) -Iinclude src/lib/disk/qcow2.c src/lib/error.c src/lib/util.c tests/fuzz/fuzz_qcow2.c \
 	  -o $(BUILD)/fuzz/fuzz_qcow2
 	# boxlite-runtime's config.json / process.json parser (issue 17)
 	$(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -D_GNU_SOURCE \
