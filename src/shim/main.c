@@ -60,7 +60,8 @@ struct shim {
     const char *home, *id, *incoming, *main_req;
     struct shim_main *mainp; /* mainproc.c: the box's main process, NULL when none */
     const char *ram;         /* the box's own RAM file, mapped shared (jail spec "ram:"), or NULL */
-    int cow_ram;    /* RAM mapped privately from a saved file (jail spec "cow-ram:"/"ro-ram:") */
+    int cow_ram; /* RAM mapped privately from a saved file (jail spec "cow-ram:"/"ro-ram:") */
+    const char *cow_file; /* that file when QEMU opened it read-only (x-cow, "ro-ram:") */
     int ram_loaded; /* ram (the box's own) holds the incoming RAM ("ram-loaded:"), once filled */
     const char *ram_fill;  /* a saved RAM file to copy into ram while QEMU starts, or NULL */
     pid_t fill_pid;        /* the child copying it, -1 when none */
@@ -165,9 +166,10 @@ static int parse_args(struct shim *s, int argc, char **argv)
             s->ram = s->jail_specs[i] + 4;
         else if (strncmp(s->jail_specs[i], "ram-loaded:", 11) == 0)
             s->ram = s->jail_specs[i] + 11, s->ram_loaded = 1;
-        else if (strncmp(s->jail_specs[i], "cow-ram:", 8) == 0 ||
-                 strncmp(s->jail_specs[i], "ro-ram:", 7) == 0)
+        else if (strncmp(s->jail_specs[i], "cow-ram:", 8) == 0)
             s->cow_ram = 1;
+        else if (strncmp(s->jail_specs[i], "ro-ram:", 7) == 0)
+            s->cow_ram = 1, s->cow_file = s->jail_specs[i] + 7;
     return s->home && s->id && s->qemu_argv && s->qemu_argv[0] && s->boot_ms > 0 ? 0 : -1;
 }
 
@@ -444,6 +446,7 @@ static void monitor_work(struct shim *s)
     char name[128], msg[512];
     uint32_t op = 0;
     int client = -1, rc = -1;
+    struct shim_ram ram = {.own = s->ram, .cow = s->ram ? NULL : s->cow_file, .qemu = s->qemu};
 
     if (!s->stopping && shim_router_ready(s->router))
         shim_qmp_drain(&s->qmp);
@@ -452,8 +455,8 @@ static void monitor_work(struct shim *s)
     if (s->stopping)
         snprintf(msg, sizeof(msg), "the box is stopping");
     else if (op == BL_MON_SNAPSHOT_DISK || op == BL_MON_SNAPSHOT_FULL)
-        rc = shim_snapshot(s->router, &s->qmp, s->dir, op == BL_MON_SNAPSHOT_FULL, s->ram, name,
-                           msg, sizeof(msg));
+        rc = shim_snapshot(s->router, &s->qmp, s->dir, op == BL_MON_SNAPSHOT_FULL, &ram, name, msg,
+                           sizeof(msg));
     else if (op == BL_MON_TEMPLATE_SAVE) /* warm templates: docs/templates.md */
         rc = shim_template_save(&s->qmp, s->home, name, s->ram, msg, sizeof(msg));
     else if (op == BL_MON_TEMPLATE_DISK)

@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 struct pollfd;
 
@@ -136,12 +137,25 @@ void shim_main_close(struct shim_main *m);
 
 /* ---- qmp.c: QEMU's control monitor (qmp.h) ---- */
 
+/* ---- cowram.c: the pages a QEMU wrote into RAM it maps copy-on-write ---- */
+/* Write into out (at the same offsets) every page of guest RAM that QEMU process qemu holds
+ * itself in its copy-on-write mapping of the saved RAM file saved (the pages the guest wrote
+ * since it was restored); the rest is saved's. The guest must be paused. 0 or -1 with msg. */
+int shim_cow_pages(int out, const char *saved, pid_t qemu, char *msg, size_t cap);
+
 /* ---- snapshot.c: snapshots taken by the shim of its running box ---- */
 /* Take snapshot name of the running VM in box directory dir (absolute; the cwd): a disk
  * snapshot (agent freeze, new qcow2 layer, thaw) or, with full, a paused one that also saves
  * the VM (shim_save_vm; ram as there). 0 or -1 with msg. */
+/* Where a box's guest RAM is, for a full snapshot. */
+struct shim_ram {
+    const char *own; /* the box's own RAM file, mapped shared, or NULL */
+    const char *cow; /* else a saved RAM file QEMU maps copy-on-write (x-cow), or NULL */
+    pid_t qemu;      /* that QEMU (cow: its written pages are read from /proc) */
+};
+
 int shim_snapshot(struct shim_router *r, struct shim_qmp *q, const char *dir, int full,
-                  const char *ram, const char *name, char *msg, size_t cap);
+                  const struct shim_ram *ram, const char *name, char *msg, size_t cap);
 
 /* QMP: turn on x-ignore-shared (RAM in a shared file is not streamed). It changes the
  * stream's format: on at both ends iff the snapshot has its RAM in a file. */
@@ -149,12 +163,15 @@ int shim_snapshot(struct shim_router *r, struct shim_qmp *q, const char *dir, in
     "{\"execute\":\"migrate-set-capabilities\",\"arguments\":{\"capabilities\":"                   \
     "[{\"capability\":\"x-ignore-shared\",\"state\":" #on "}]}}"
 
-/* Save the paused VM into directory sdir (exists; relative to the cwd or absolute): with ram
- * (the box's RAM file, mapped shared by QEMU) a sparse copy of it as sdir/ram and the device
- * state as sdir/memory; without (RAM mapped privately from an earlier snapshot), RAM and
- * device state both streamed into sdir/memory. Restore: docs/snapshots.md. The VM stays
- * paused. 0 or -1 with msg. */
-int shim_save_vm(struct shim_qmp *q, const char *sdir, const char *ram, char *msg, size_t cap);
+/* Save the paused VM into directory sdir (exists; relative to the cwd or absolute): with
+ * ram->own (the box's RAM file, mapped shared by QEMU) a sparse copy of it as sdir/ram and
+ * the device state as sdir/memory; with ram->cow (x-cow) the saved file copied and the pages
+ * QEMU wrote over it (shim_cow_pages) as sdir/ram, the device state as sdir/memory (our
+ * QEMU's migration skips an x-cow block under x-ignore-shared); with neither (RAM mapped
+ * privately by a QEMU without x-cow), RAM and device state both streamed into sdir/memory.
+ * Restore: docs/snapshots.md. The VM stays paused. 0 or -1 with msg. */
+int shim_save_vm(struct shim_qmp *q, const char *sdir, const struct shim_ram *ram, char *msg,
+                 size_t cap);
 /* Warm templates (docs/templates.md): pause, save the VM as shim_save_vm does into
  * home/templates/<id>/ (id: 64 hex digits; the directory exists) — its RAM file (ram: the
  * box's own, mapped shared) and device state — and resume. 0 or -1 with msg. */

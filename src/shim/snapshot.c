@@ -124,10 +124,12 @@ static int copy_range(int in, int out, off_t off, off_t end, unsigned char *buf)
     return 0;
 }
 
-/* The paused guest's RAM file (mapped shared by QEMU) into sdir/ram: the pages it holds, zero
- * pages left out, so the copy is sparse. Boxes restored from it map it privately. */
-static int copy_ram(struct snap *s, const char *ram)
+/* The paused guest's RAM into sdir/ram: the pages its file holds (zero pages left out, so the
+ * copy is sparse), and with ram->cow the pages QEMU wrote over that file's. Boxes restored
+ * from it map it privately. */
+static int copy_ram(struct snap *s, const struct shim_ram *r)
 {
+    const char *ram = r->own ? r->own : r->cow;
     char tmp[600], final[600];
     unsigned char *buf = malloc(CHUNK);
     int in = open(ram, O_RDONLY | O_CLOEXEC), out = -1, rc = 0;
@@ -148,6 +150,8 @@ static int copy_ram(struct snap *s, const char *ram)
             rc = fail(s, "copy the RAM file %s: %s", ram, strerror(errno));
         off = hole;
     }
+    if (rc == 0 && !r->own && shim_cow_pages(out, r->cow, r->qemu, s->msg, s->cap) != 0)
+        rc = -1;
     if (rc == 0 && fsync(out) != 0)
         rc = fail(s, "fsync the RAM file copy: %s", strerror(errno));
     if (rc == 0 && rename(tmp, final) != 0)
@@ -162,9 +166,9 @@ static int copy_ram(struct snap *s, const char *ram)
     return rc;
 }
 
-/* Device state, and RAM unless ram (the shared file it sits in, copied: x-ignore-shared),
- * through `migrate fd:` into sdir/memory. */
-static int save_memory(struct snap *s, const char *ram)
+/* Device state, and RAM unless in_file (RAM is in sdir/ram: x-ignore-shared), through
+ * `migrate fd:` into sdir/memory. */
+static int save_memory(struct snap *s, int in_file)
 {
     char tmp[600], final[600];
     int fd, rc = 0;
@@ -180,7 +184,8 @@ static int save_memory(struct snap *s, const char *ram)
              "{\"max-bandwidth\":68719476736}}",
              -1, QMP_MS);
     if (rc == 0) /* the stream's format depends on it: on iff RAM is in a file */
-        rc = qmp(s, ram ? SHIM_QMP_IGNORE_SHARED(true) : SHIM_QMP_IGNORE_SHARED(false), -1, QMP_MS);
+        rc = qmp(s, in_file ? SHIM_QMP_IGNORE_SHARED(true) : SHIM_QMP_IGNORE_SHARED(false), -1,
+                 QMP_MS);
     if (rc == 0)
         rc = qmp(s, "{\"execute\":\"getfd\",\"arguments\":{\"fdname\":\"snapmem\"}}", fd, QMP_MS);
     if (rc == 0)
@@ -207,17 +212,18 @@ static int save_memory(struct snap *s, const char *ram)
     return rc;
 }
 
-int shim_save_vm(struct shim_qmp *q, const char *sdir, const char *ram, char *msg, size_t cap)
+int shim_save_vm(struct shim_qmp *q, const char *sdir, const struct shim_ram *ram, char *msg,
+                 size_t cap)
 {
     struct snap s = {.q = q, .msg = msg, .cap = cap};
-    int rc = 0;
+    int in_file = ram->own || ram->cow, rc = 0;
 
     msg[0] = '\0';
     snprintf(s.sdir, sizeof(s.sdir), "%s", sdir);
-    if (ram)
+    if (in_file)
         rc = copy_ram(&s, ram);
     if (rc == 0)
-        rc = save_memory(&s, ram);
+        rc = save_memory(&s, in_file);
     if (rc != 0) {
         char path[600];
         snprintf(path, sizeof(path), "%s/ram", sdir);
@@ -227,7 +233,7 @@ int shim_save_vm(struct shim_qmp *q, const char *sdir, const char *ram, char *ms
 }
 
 int shim_snapshot(struct shim_router *r, struct shim_qmp *q, const char *dir, int full,
-                  const char *ram, const char *name, char *msg, size_t cap)
+                  const struct shim_ram *ram, const char *name, char *msg, size_t cap)
 {
     struct snap s = {.r = r, .q = q, .dir = dir, .name = name, .msg = msg, .cap = cap};
     const char *freeze[] = {"freeze", NULL};
@@ -279,8 +285,10 @@ int shim_template_save(struct shim_qmp *q, const char *home, const char *id, con
     if (n < 0 || (size_t)n >= sizeof(s.sdir))
         return fail(&s, "the template path is too long");
     rc = qmp(&s, "{\"execute\":\"stop\"}", -1, QMP_MS);
-    if (rc == 0) /* its RAM file (mapped privately by every box restored from it) + devices */
-        rc = shim_save_vm(q, s.sdir, ram, msg, cap);
+    if (rc == 0) { /* its RAM file (mapped privately by every box restored from it) + devices */
+        struct shim_ram own = {.own = ram};
+        rc = shim_save_vm(q, s.sdir, &own, msg, cap);
+    }
     if (shim_qmp_cmd(q, "{\"execute\":\"cont\"}", -1, QMP_MS) != 0 && rc == 0)
         rc = fail(&s, "resume the VM: %s", q->line);
     return rc;

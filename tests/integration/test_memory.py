@@ -200,6 +200,52 @@ def test_our_qemu_maps_saved_ram_itself_read_only(cli, home, box):
     assert b"Failed to fallocate" not in log and b"Failed to discard" not in log, log[-2000:]
 
 
+def test_our_qemu_maps_a_templates_ram_itself_and_snapshots_write_their_own(cli, home, box):
+    """With our QEMU a box restored from a warm template maps the template's RAM file itself,
+    copy-on-write and read-only (no copy of its own), so boxes of one template share its clean
+    pages. A full snapshot of such a box is a RAM file of its own — the template's pages plus
+    the ones the box wrote, read from QEMU's /proc by the shim — and a device-state stream
+    without RAM (our QEMU skips an x-cow block under x-ignore-shared); forks of it see the
+    box's memory, and the template's file is never written."""
+    qemu = our_qemu()
+    if not qemu:
+        pytest.skip("our QEMU is not built here (make wheel builds it; `make test` does)")
+    env = {"BOXLITE_QEMU": qemu}
+    name, box_id, made = box
+    other = out(cli.run("create", "--name", name[:30] + "-2"))
+    made.append(other)
+    ok(cli.run("start", name, env=env))
+    ok(cli.run("start", other, env=env))
+    pids = [qemu_pid(home, b) for b in (box_id, other)]
+    trams = {m.split()[-1] for pid in pids for m in open(f"/proc/{pid}/maps")
+             if "/templates/" in m and m.rstrip().endswith("/ram")}
+    assert len(trams) == 1, trams
+    tram = trams.pop()
+    before = sha256(tram)
+    for pid in pids:
+        assert "x-cow=on" in open(f"/proc/{pid}/cmdline").read().replace("\0", " ")
+        flags = fds_of(pid, tram)
+        assert flags and all(f & os.O_ACCMODE == os.O_RDONLY for f in flags), flags
+    assert not (pathlib.Path(home) / "boxes" / box_id / "ram").exists()
+    maps = [mapping(pid, tram) for pid in pids]
+    assert all(m["Rss"] >= 16 * MIB for m in maps), maps
+    assert sum(m["Pss"] for m in maps) < 0.7 * sum(m["Rss"] for m in maps), maps
+
+    ok(cli.run("exec", name, "--", "sh", "-c", BALLAST))
+    md5 = out(cli.run("exec", name, "--", "md5sum", "/dev/shm/ballast")).split()[0]
+    ok(cli.run("snapshot", "create", "--memory", name, "base", env=env))
+    sdir = pathlib.Path(home) / "boxes" / box_id / "snapshots" / "base"
+    assert (sdir / "memory").stat().st_size < 16 * MIB, (sdir / "memory").stat().st_size
+    assert (sdir / "ram").stat().st_blocks * 512 >= 64 * MIB
+    ok(cli.run("stop", name))
+    forks = out(cli.run("fork", "-n", "1", name, "base", timeout=300, env=env)).split()
+    made.extend(forks)
+    assert out(cli.run("exec", forks[0], "--", "md5sum", "/dev/shm/ballast")).split()[0] == md5
+    assert out(cli.run("exec", other, "--", "sh", "-c", "test -e /dev/shm/ballast || echo none")) \
+        == "none"
+    assert sha256(tram) == before
+
+
 def test_qemu_log_is_capped(cli, home, box):
     """A guest can make QEMU write to qemu.log (a fork's refused free page reports): the
     monitor keeps it under 1 MiB while the box runs."""

@@ -58,6 +58,17 @@ int bl_box_attach(boxlite_box *box)
     return rc;
 }
 
+/* A box that maps saved RAM has no RAM file of its own: one an earlier boot left (a
+ * template's build boot ends with its monitor killed) would only take disk space. */
+static void drop_own_ram(const boxlite_box *box)
+{
+    char *own = bl_strdupf("%s/ram", box->dir);
+
+    if (own)
+        (void)unlink(own);
+    free(own);
+}
+
 /* A spare of t's RAM file (template/spare.h) as the box's RAM file ram; 0 when taken. The old
  * file is removed first: ext4 writes a file's delayed data out before a rename replaces
  * another file (auto_da_alloc), and a 70 MiB flush then stalled the start's next fsync. */
@@ -67,18 +78,18 @@ static int take_spare(const struct bl_tmpl *t, const char *ram)
     return bl_spare_take(t->dir, ram);
 }
 
-/* Guest RAM (vmm.h): a cold box's own file, mapped shared. A box restored or forked from a
- * full snapshot maps that saved RAM file itself, copy-on-write, when its QEMU can open it
+/* Guest RAM (vmm.h): a cold box's own file, mapped shared. A box restored from a warm template
+ * or a full snapshot maps that saved RAM file itself, copy-on-write, when its QEMU can open it
  * read-only (x-cow, our QEMU: clean pages shared by every box started from it, and no QEMU
- * can write it). Otherwise — and always for a box started from a warm template, whose own
- * full snapshots then copy its RAM file instead of streaming RAM, so forks of them share —
- * it gets its own sparse copy (boxes/<id>/ram), mapped shared like a cold box's, the stream
- * skipping it: stock QEMU 7.2 opens even a private mapping's file read-write, so mapping the
- * saved file itself would let a compromised QEMU write what every box started from it reads
- * — unless BOXLITE_SHARED_RAM=1 asks for exactly that (docs/security.md). A template's copy
- * is a spare made ahead (template/spare.h: renamed in, t->refill asks the shim for the next),
- * or when there is none made empty here and filled by the shim while QEMU starts: *fill_out
- * names the file to fill it from. *ram_out, *fill_out malloc'd. */
+ * can write it; a full snapshot of such a box is the file plus the pages it wrote, which the
+ * shim reads from QEMU's /proc, so forks of it share again). Otherwise it gets its own sparse
+ * copy (boxes/<id>/ram), mapped shared like a cold box's, the stream skipping it: stock QEMU
+ * 7.2 opens even a private mapping's file read-write, so mapping the saved file itself would
+ * let a compromised QEMU write what every box started from it reads — unless
+ * BOXLITE_SHARED_RAM=1 asks for exactly that (docs/security.md). A template's copy is a spare
+ * made ahead (template/spare.h: renamed in, t->refill asks the shim for the next), or when
+ * there is none made empty here and filled by the shim while QEMU starts: *fill_out names
+ * the file to fill it from. *ram_out, *fill_out malloc'd. */
 static int guest_ram(boxlite_box *box, struct bl_tmpl *t, int from_template,
                      struct bl_vm_config *cfg, char **ram_out, char **fill_out)
 {
@@ -90,8 +101,8 @@ static int guest_ram(boxlite_box *box, struct bl_tmpl *t, int from_template,
 
     if (saved && !src)
         rc = bl_err(BOXLITE_ENOMEM, "out of memory");
-    else if (box->incoming_ram && (cfg->ram_cow = bl_vmm_qemu_has_cow(cfg->qemu)) != 0)
-        ram = src, src = NULL, cfg->ram_private = 1;
+    else if (saved && (cfg->ram_cow = bl_vmm_qemu_has_cow(cfg->qemu)) != 0)
+        ram = src, src = NULL, cfg->ram_private = 1, drop_own_ram(box);
     else if (saved && bl_limit(BL_LIMIT_SHARED_RAM) != 0)
         ram = src, src = NULL, cfg->ram_private = 1;
     else if ((ram = bl_strdupf("%s/ram", box->dir)) != NULL && saved && !from_template)
@@ -105,7 +116,7 @@ static int guest_ram(boxlite_box *box, struct bl_tmpl *t, int from_template,
         *fill_out = src;
         src = NULL;
     }
-    if (from_template)
+    if (from_template && !cfg->ram_private)
         t->refill = 1; /* the shim makes the next spare */
     if (rc == 0 && !ram)
         rc = bl_err(BOXLITE_ENOMEM, "out of memory");
