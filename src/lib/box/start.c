@@ -111,7 +111,7 @@ static int guest_ram(boxlite_box *box, struct bl_tmpl *t, int from_template,
         cfg->ram_loaded = 1;
     else if (ram)
         rc = bl_vmm_ram_create(ram, box->row.memory_mib);
-    if (rc == 0 && ram && from_template && !cfg->ram_loaded) {
+    if (rc == 0 && ram && from_template && !cfg->ram_private && !cfg->ram_loaded) {
         cfg->ram_loaded = 1; /* once the shim filled it */
         *fill_out = src;
         src = NULL;
