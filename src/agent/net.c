@@ -74,6 +74,7 @@ static int overwrite(const char *path, const char *text)
     struct stat st;
     int fd, rc = -1;
 
+    /* checked before the open too: opening a FIFO or a device node can block or act */
     if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1)
         return -1;
     fd = open(path, O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);

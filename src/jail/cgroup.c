@@ -42,12 +42,11 @@ static int put(const char *dir, const char *file, const char *fmt, unsigned long
 static int make_v1(struct bl_jail_cgroup *cg, const char *id, unsigned long long mem, unsigned cpus,
                    unsigned pids)
 {
-    const char *const *ctl = v1_ctl;
     char top[256];
     int rc = 0;
 
     for (int i = 0; i < MAX_DIRS && rc == 0; i++) {
-        snprintf(top, sizeof(top), CG_ROOT "/%s/boxlite", ctl[i]);
+        snprintf(top, sizeof(top), CG_ROOT "/%s/boxlite", v1_ctl[i]);
         if (mkdir(top, 0755) != 0 && errno != EEXIST)
             return -1;
         cg->dir[i] = malloc(strlen(top) + strlen(id) + 2);

@@ -31,7 +31,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -562,12 +561,11 @@ static int fill_ram_wait(struct shim *s)
     return err == 0 ? 0 : -1;
 }
 
-/* The template's next spare RAM file (template/spare.h), made once this box's guest runs, at
- * a lower priority than the guest's vCPU (it copies ~70 MiB while the box attaches). */
+/* The template's next spare RAM file (template/spare.h), made once this box's guest runs, on
+ * idle CPU time only (SCHED_IDLE: it copies ~70 MiB while the box attaches). */
 static void *spare_main(void *arg)
 {
     struct shim *s = arg;
-
     struct sched_param sp = {0};
 
     (void)pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp);
@@ -582,10 +580,16 @@ static void spare_start(struct shim *s)
         s->spare_started = 1;
 }
 
+/* At exit: a copy still running gets ordinary priority first, so a busy host (where an idle
+ * thread may not run at all) cannot hold the monitor's exit. */
 static void spare_join(struct shim *s)
 {
-    if (s->spare_started)
-        pthread_join(s->spare_thread, NULL);
+    struct sched_param sp = {0};
+
+    if (!s->spare_started)
+        return;
+    (void)pthread_setschedparam(s->spare_thread, SCHED_OTHER, &sp);
+    pthread_join(s->spare_thread, NULL);
     s->spare_started = 0;
 }
 
