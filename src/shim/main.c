@@ -4,12 +4,13 @@
  *
  * usage: boxlite-shim --home H --id ID --status-fd N [--lifeline-fd N] [--boot-timeout-ms N]
  *                     [--auto-remove] [--incoming FILE] [--main FILE] [--ram-fill FILE]
- *                     [--jail SPEC]... -- QEMU-ARGV...
+ *                     [--spare-dir DIR] [--tb-idle-ms N] [--jail SPEC]... -- QEMU-ARGV...
  * --main: the box's main process (mainproc.c), started once the guest answers (a guest
  * restored with --incoming runs on the one its snapshot saved); when it exits the box stops. A
  * stopped box with auto_delete N > 0 (its row) is deleted N s later: this process waits that long
  * after recording the end, then deletes it if still due. QEMU's agent chardev is fd 3, its QMP
  * monitor fd 4, and with --incoming the saved state of a full snapshot is fd 5 (`-incoming fd:5`).
+ * --tb-idle-ms (TCG): clients quiet that long, QEMU drops its translations (tb_discard_when_idle).
  * QEMU runs in the jail (src/jail) the SPECs describe. */
 #include "shim.h"
 
@@ -90,6 +91,8 @@ struct shim {
     int user_stop;                /* the stop came from a client, the owner dying or SIGTERM */
     int qemu_exited;              /* QEMU ended by itself (reported as BL_SHIM_E_QEMU_EXITED) */
     int run_lock;                 /* boxstate.h: held for the shim's whole life (liveness) */
+    int tb_idle_ms;               /* TCG: quiet time before QEMU drops its translations, 0 never */
+    int64_t tb_discarded_ms;      /* when it last did (bl_now_ms), 0 never */
     int64_t stop_deadline, boot_deadline;
     char reason[512]; /* why the VM ended, when not asked to */
 };
@@ -154,6 +157,8 @@ static int parse_args(struct shim *s, int argc, char **argv)
             s->spare_dir = v;
         else if (strcmp(a, "--boot-timeout-ms") == 0)
             s->boot_ms = atoi(v);
+        else if (strcmp(a, "--tb-idle-ms") == 0)
+            s->tb_idle_ms = atoi(v);
         else if (strcmp(a, "--jail") == 0 && s->njail < MAX_JAIL_SPECS)
             s->jail_specs[s->njail++] = (char *)v;
         else
@@ -384,6 +389,30 @@ static void on_main_exit(struct shim *s)
         begin_stop(s, why);
 }
 
+/* An idle TCG box gives back its translation cache (up to tb-size MiB, most of what an idle
+ * box costs the host): once its clients have been quiet for tb_idle_ms, QEMU flushes its
+ * translations and drops the code buffer's pages (x-tb-discard, scripts/qemu-patches). Once
+ * per quiet spell: the next use re-arms it. A QEMU without the command says so in its answer;
+ * it is not asked again. docs/snapshots.md, "What an idle box costs". */
+static void tb_discard_when_idle(struct shim *s, int64_t now)
+{
+    static const char cmd[] = "{\"execute\":\"human-monitor-command\","
+                              "\"arguments\":{\"command-line\":\"x-tb-discard\"}}";
+    int64_t quiet;
+
+    if (s->tb_idle_ms <= 0 || s->stopping || !shim_router_ready(s->router))
+        return;
+    quiet = shim_router_quiet_since(s->router);
+    if (quiet < 0 || quiet <= s->tb_discarded_ms || now - quiet < s->tb_idle_ms)
+        return;
+    s->tb_discarded_ms = now;
+    if (shim_qmp_cmd(&s->qmp, cmd, -1, 2000) == 0 && strstr(s->qmp.line, "x-tb-discard") == NULL)
+        return;
+    fprintf(stderr, "boxlite-shim: QEMU cannot drop its translations (%.200s); not asked again\n",
+            s->qmp.line);
+    s->tb_idle_ms = 0;
+}
+
 static void on_timers(struct shim *s)
 {
     int64_t now = bl_now_ms();
@@ -400,6 +429,7 @@ static void on_timers(struct shim *s)
         s->killed_by_us = 1;
         kill(s->qemu, SIGKILL);
     }
+    tb_discard_when_idle(s, now);
 }
 
 static int poll_timeout(const struct shim *s)

@@ -128,6 +128,7 @@ struct shim_router {
     void *main_ctx;
     int pings[PING_RING]; /* client of each PING the agent has not answered, oldest first */
     unsigned ping_head, ping_len;
+    int64_t last_use; /* bl_now_ms of the last client stream frame either way (PINGs aside) */
 };
 
 struct from_client {
@@ -193,6 +194,8 @@ static void to_client(struct shim_router *r, int idx, uint8_t type, uint32_t s, 
 {
     if (idx < 0 || !r->clients[idx].used)
         return;
+    if (s != 0)
+        r->last_use = bl_now_ms();
     if (shim_conn_queue(&r->clients[idx].conn, type, s, p, n) != 0)
         drop_client(r, idx);
 }
@@ -372,10 +375,12 @@ static void on_client_frame(void *ctx, const struct bl_frame *f)
         } else if (f->type == BL_F_SHUTDOWN) {
             r->shutdown_req = 1;
         } else if (f->type == BL_F_MONITOR) {
+            r->last_use = bl_now_ms();
             monitor_request(r, fc->idx, f);
         }
         return;
     }
+    r->last_use = bl_now_ms();
     rt = route_by_client(r, fc->idx, f->stream);
     if (f->type == BL_F_EXEC) {
         if (rt) {
@@ -409,6 +414,7 @@ struct shim_router *shim_router_new(int agent_fd)
         return NULL;
     shim_conn_init(&r->agent, agent_fd);
     r->next_g = 1;
+    r->last_use = bl_now_ms();
     for (int i = 0; i < SHIM_MAX_CLIENTS; i++)
         r->clients[i].conn.fd = -1;
     return r;
@@ -487,6 +493,14 @@ int shim_router_poll_done(struct shim_router *r, const struct pollfd *pfd, int n
 int shim_router_ready(const struct shim_router *r)
 {
     return r->hello;
+}
+
+int64_t shim_router_quiet_since(const struct shim_router *r)
+{
+    for (const struct route *rt = r->routes; rt; rt = rt->next)
+        if (rt->client >= 0)
+            return -1;
+    return r->last_use;
 }
 
 int shim_router_take_shutdown(struct shim_router *r)

@@ -76,6 +76,10 @@ int shim_router_poll_fill(struct shim_router *r, struct pollfd *pfd, int max);
 int shim_router_poll_done(struct shim_router *r, const struct pollfd *pfd, int n);
 /* 1 once the agent's HELLO arrived. */
 int shim_router_ready(const struct shim_router *r);
+/* When clients last used the box (bl_now_ms): a stream frame either way or a monitor request
+ * (PINGs do not count); -1 while a client's process runs (a stream of a connected client
+ * not ended). The main process and detached processes whose client left never count. */
+int64_t shim_router_quiet_since(const struct shim_router *r);
 /* 1 when some client asked for SHUTDOWN (cleared by the call). */
 int shim_router_take_shutdown(struct shim_router *r);
 /* Send SHUTDOWN to the agent. */

@@ -6,6 +6,7 @@ Bounds are generous; bench/density and bench/snapshot print the real figures."""
 import hashlib
 import os
 import pathlib
+import subprocess
 import time
 
 import pytest
@@ -150,7 +151,6 @@ def x_cow(qemu):
 def our_qemu():
     """The QEMU our wheel carries (scripts/build-qemu.sh's cache: `make test` builds it before
     the suite), or None when it has not been built on this machine."""
-    import subprocess
     root = pathlib.Path(__file__).resolve().parents[2]
     r = subprocess.run([str(root / "scripts" / "build-qemu.sh"), "--print-dir"],
                        capture_output=True, text=True, timeout=60)
@@ -334,3 +334,87 @@ def test_freed_guest_memory_returns_to_the_host(cli, home, box):
     # the guest reports freed 2 MiB blocks a few seconds later; QEMU punches them out
     after = wait_pss(pid, full - 200 * MIB, 30)
     assert full - after >= 200 * MIB, (full // MIB, after // MIB)
+
+
+def code_buffer(pid):
+    """Rss of QEMU's TCG code buffer (its one anonymous rwx mapping), bytes."""
+    rss, inside = 0, False
+    for line in open(f"/proc/{pid}/smaps"):
+        head = line.split()
+        if head and "-" in head[0] and ":" not in head[0] and len(head) >= 5:
+            inside = len(head) == 5 and head[1] == "rwxp"
+        elif inside and head and head[0] == "Rss:":
+            rss += int(head[1]) * 1024
+    return rss
+
+
+def wait_code_buffer(pid, below, seconds):
+    deadline = time.monotonic() + seconds
+    rss = code_buffer(pid)
+    while rss >= below and time.monotonic() < deadline:
+        time.sleep(0.5)
+        rss = code_buffer(pid)
+    return rss
+
+
+def accel_of(cli, name):
+    import json
+    return json.loads(out(cli.run("inspect", name)))[0].get("accel")
+
+
+def test_an_idle_box_gives_back_its_translation_cache(cli, home, box):
+    """Under TCG with our QEMU (x-tb-discard, scripts/qemu-patches), once no client has used a
+    box for BOXLITE_TB_IDLE_MS its QEMU drops its translations and hands the code buffer's
+    pages back — never while a client's process runs, however quiet; the box works on
+    (translating again), and the next quiet spell gives them back again."""
+    qemu = our_qemu()
+    if not qemu:
+        pytest.skip("our QEMU is not built here (make wheel builds it; `make test` does)")
+    name, box_id, _ = box
+    ok(cli.run("start", name, env={"BOXLITE_QEMU": qemu, "BOXLITE_TB_IDLE_MS": "2000"}))
+    if accel_of(cli, name) != "tcg":
+        pytest.skip("the box runs under KVM: there is no translation cache")
+    pid = qemu_pid(home, box_id)
+    # a process of a client runs quietly for 3x the idle time: nothing is dropped meanwhile
+    proc = cli.popen("exec", name, "--", "sh", "-c", "sleep 6; echo done", stdout=subprocess.PIPE)
+    samples = []
+    try:
+        while proc.poll() is None and len(samples) < 60:
+            samples.append(code_buffer(pid))
+            time.sleep(0.25)
+        assert proc.wait(timeout=60) == 0 and proc.stdout.read() == b"done\n"
+    finally:
+        proc.kill()
+        proc.wait()
+    assert len(samples) >= 16 and min(samples) >= 8 * MIB, [x // MIB for x in samples]
+    held = code_buffer(pid)
+    dropped = wait_code_buffer(pid, 2 * MIB, 30)
+    assert dropped < 2 * MIB, (held // MIB, dropped // MIB)
+    assert out(cli.run("exec", name, "--", "sh", "-c", "echo again")) == "again"
+    again = code_buffer(pid)
+    assert again >= 2 * MIB, again // MIB
+    assert wait_code_buffer(pid, 2 * MIB, 30) < 2 * MIB, again // MIB
+    assert out(cli.run("exec", name, "--", "cat", "/proc/loadavg"))
+    log = (pathlib.Path(home) / "boxes" / box_id / "shim.log").read_text(errors="replace")
+    assert "cannot drop its translations" not in log, log[-2000:]
+
+
+def test_a_qemu_without_tb_discard_is_asked_once(cli, home, box):
+    """A QEMU without x-tb-discard (Debian's) answers that it has no such command: its box's
+    monitor says so once in shim.log, never asks again, and the box works on."""
+    if x_cow(os.environ.get("BOXLITE_QEMU")):
+        pytest.skip("the suite's QEMU is ours: it has x-tb-discard")
+    name, box_id, _ = box
+    ok(cli.run("start", name, env={"BOXLITE_TB_IDLE_MS": "1000"}))
+    if accel_of(cli, name) != "tcg":
+        pytest.skip("the box runs under KVM: nothing is asked")
+    log = pathlib.Path(home) / "boxes" / box_id / "shim.log"
+    deadline = time.monotonic() + 20
+    while "cannot drop" not in log.read_text(errors="replace") and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert out(cli.run("exec", name, "--", "echo", "on")) == "on"
+    time.sleep(3)
+    assert out(cli.run("exec", name, "--", "echo", "still")) == "still"
+    text = log.read_text(errors="replace")
+    assert text.count("cannot drop its translations") == 1, text[-2000:]
+    assert "x-tb-discard" in text, text[-2000:]

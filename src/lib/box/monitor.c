@@ -64,8 +64,8 @@ static char **shim_argv(const char *shim, const struct bl_monitor_start *m, int 
 {
     size_t nq = bl_strv_len((const char *const *)m->qemu_argv);
     size_t nj = m->jail ? bl_strv_len((const char *const *)m->jail) : 0;
-    /* the fixed options below take at most 21 slots, and one more ends the vector */
-    char **v = calloc(nq + 2 * nj + 22, sizeof(*v));
+    /* the fixed options below take at most 23 slots, and one more ends the vector */
+    char **v = calloc(nq + 2 * nj + 24, sizeof(*v));
     size_t n = 0;
     int ok = v != NULL;
 
@@ -100,6 +100,10 @@ static char **shim_argv(const char *shim, const struct bl_monitor_start *m, int 
     if (m->spare_dir) {
         ADD(strdup("--spare-dir"));
         ADD(strdup(m->spare_dir));
+    }
+    if (m->tb_idle_ms > 0) {
+        ADD(strdup("--tb-idle-ms"));
+        ADD(bl_strdupf("%d", m->tb_idle_ms));
     }
     for (size_t i = 0; i < nj; i++) {
         ADD(strdup("--jail"));

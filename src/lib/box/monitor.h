@@ -22,6 +22,8 @@ struct bl_monitor_start {
                             * "ram-loaded:" jail spec) before the state comes in, or NULL */
     const char *spare_dir; /* a template whose next spare RAM file the shim makes once the
                             * guest runs (template/spare.h), or NULL */
+    int tb_idle_ms;        /* TCG: clients quiet this long, QEMU drops its translations
+                            * (bl_vmm_tb_idle_ms); 0 never */
     int64_t answered_ms;   /* out: when QEMU first answered its control socket, as the shim's
                             * report says (bl_now_ms's clock), or -1 */
 };

@@ -313,6 +313,7 @@ static int boot_once(boxlite_box *box, int detached, int *kvm_out, enum bl_shim_
     m.jail = jail;
     m.ram_fill = ram_fill;
     m.spare_dir = t->mode == BL_TMPL_RESTORE && t->refill ? t->dir : NULL;
+    m.tb_idle_ms = *kvm_out || t->mode == BL_TMPL_BUILD ? 0 : bl_vmm_tb_idle_ms();
     spawn = bl_now_ms();
     rc = bl_monitor_start(code_out, &m);
     ready = bl_now_ms();

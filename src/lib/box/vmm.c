@@ -310,6 +310,18 @@ static int cow_seen_is(const char *qemu, const struct stat *st)
            cow_seen.mtime.tv_nsec == st->st_mtim.tv_nsec;
 }
 
+int bl_vmm_tb_idle_ms(void)
+{
+    const char *env = getenv("BOXLITE_TB_IDLE_MS");
+    char *end;
+    long v;
+
+    if (!env || !*env)
+        return BL_VMM_TB_IDLE_MS;
+    v = strtol(env, &end, 10);
+    return *end == '\0' && v >= 0 && v <= 86400000 ? (int)v : BL_VMM_TB_IDLE_MS;
+}
+
 int bl_vmm_qemu_has_cow(const char *qemu)
 {
     static const char prop[] = "\0x-cow"; /* the property's name, NUL-terminated, in .rodata */

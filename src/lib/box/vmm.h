@@ -50,6 +50,13 @@ int bl_vmm_kvm_required(const char *opt);
  * its first exec translate ~22 MB; a smaller cache is flushed and refilled), docs/snapshots.md */
 #define BL_VMM_TB_MIB 32
 
+/* How long a TCG box's clients leave it quiet before its shim has QEMU drop every translation
+ * and give the code buffer's pages back (x-tb-discard, scripts/qemu-patches; a QEMU without it
+ * is asked once): most of an idle box's cost, for ~0.15 s more on the next exec. The default,
+ * or $BOXLITE_TB_IDLE_MS (0: never); docs/snapshots.md. Thread-safe. */
+#define BL_VMM_TB_IDLE_MS 30000
+int bl_vmm_tb_idle_ms(void);
+
 /* Make path the box's own RAM file: a sparse file of mib MiB (any old one truncated first).
  * QEMU maps it shared, so a full snapshot copies it instead of streaming RAM. */
 int bl_vmm_ram_create(const char *path, unsigned mib);
