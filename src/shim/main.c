@@ -392,13 +392,15 @@ static void on_main_exit(struct shim *s)
 /* An idle TCG box gives back its translation cache (up to tb-size MiB, most of what an idle
  * box costs the host): once its clients have been quiet for tb_idle_ms, QEMU flushes its
  * translations and drops the code buffer's pages (x-tb-discard, scripts/qemu-patches). Once
- * per quiet spell: the next use re-arms it. A QEMU without the command says so in its answer;
- * it is not asked again. docs/snapshots.md, "What an idle box costs". */
+ * per quiet spell: the next use re-arms it. A QEMU without the command says so in its answer
+ * (HMP's text names it): it is not asked again. No answer in time: the next spell asks again.
+ * docs/snapshots.md, "What an idle box costs". */
 static void tb_discard_when_idle(struct shim *s, int64_t now)
 {
     static const char cmd[] = "{\"execute\":\"human-monitor-command\","
                               "\"arguments\":{\"command-line\":\"x-tb-discard\"}}";
     int64_t quiet;
+    int rc;
 
     if (s->tb_idle_ms <= 0 || s->stopping || !shim_router_ready(s->router))
         return;
@@ -406,11 +408,14 @@ static void tb_discard_when_idle(struct shim *s, int64_t now)
     if (quiet < 0 || quiet <= s->tb_discarded_ms || now - quiet < s->tb_idle_ms)
         return;
     s->tb_discarded_ms = now;
-    if (shim_qmp_cmd(&s->qmp, cmd, -1, 2000) == 0 && strstr(s->qmp.line, "x-tb-discard") == NULL)
+    rc = shim_qmp_cmd(&s->qmp, cmd, -1, 2000);
+    if (rc == 0 && strstr(s->qmp.line, "x-tb-discard") == NULL)
         return;
-    fprintf(stderr, "boxlite-shim: QEMU cannot drop its translations (%.200s); not asked again\n",
-            s->qmp.line);
-    s->tb_idle_ms = 0;
+    fprintf(stderr, "boxlite-shim: QEMU %s its translations (%.200s)%s\n",
+            rc == 0 ? "cannot drop" : "did not drop", s->qmp.line,
+            rc == 0 ? "; not asked again" : "");
+    if (rc == 0)
+        s->tb_idle_ms = 0;
 }
 
 static void on_timers(struct shim *s)
