@@ -386,17 +386,20 @@ def test_an_idle_box_gives_back_its_translation_cache(cli, home, box):
     finally:
         proc.kill()
         proc.wait()
-    assert len(samples) >= 16 and min(samples) >= 8 * MIB, [x // MIB for x in samples]
+    assert len(samples) >= 16 and min(samples) >= 12 * MIB, [x // MIB for x in samples]
     held = code_buffer(pid)
-    dropped = wait_code_buffer(pid, 2 * MIB, 30)
-    assert dropped < 2 * MIB, (held // MIB, dropped // MIB)
+    # the code buffer is in 2 MiB pages (QEMU asks for huge pages): a discarded buffer holds
+    # one or two of them again within seconds (the idle guest's timer code, khugepaged)
+    dropped = wait_code_buffer(pid, 8 * MIB, 30)
+    assert dropped < 8 * MIB, (held // MIB, dropped // MIB)
     assert out(cli.run("exec", name, "--", "sh", "-c", "echo again")) == "again"
     again = code_buffer(pid)
-    assert again >= 2 * MIB, again // MIB
-    assert wait_code_buffer(pid, 2 * MIB, 30) < 2 * MIB, again // MIB
+    assert again >= dropped + 4 * MIB, (dropped // MIB, again // MIB)
+    below = min(8 * MIB, again - 4 * MIB)
+    assert wait_code_buffer(pid, below, 30) < below, (dropped // MIB, again // MIB)
     assert out(cli.run("exec", name, "--", "cat", "/proc/loadavg"))
     log = (pathlib.Path(home) / "boxes" / box_id / "shim.log").read_text(errors="replace")
-    assert "cannot drop its translations" not in log, log[-2000:]
+    assert "its translations" not in log, log[-2000:]
 
 
 def test_a_qemu_without_tb_discard_is_asked_once(cli, home, box):
