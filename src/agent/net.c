@@ -64,7 +64,6 @@ static int default_route(int fd)
     return ioctl(fd, SIOCADDRT, &rt) < 0 && errno != EEXIST ? -1 : 0;
 }
 
-/* Replace a file of the box (a symlink there is replaced, not followed). */
 /* In place, when path is a plain file of its own (one link): a restored guest runs far less
  * first-time kernel code for an overwrite than for unlink + create (under TCG each such path
  * is translated anew: ~1,300 blocks less on a warm start). 0 when written. */
